@@ -1,0 +1,55 @@
+/* OpenCL devices: discovery, selection, one context and one in-order queue per device. */
+#ifndef LU_DEVICE_H
+#define LU_DEVICE_H
+
+#include <CL/cl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef struct lu_pool lu_pool;
+typedef struct lu_progcache lu_progcache;
+
+typedef struct lu_device {
+  int index;                 /* position in lu_devices() order */
+  cl_platform_id platform;
+  cl_device_id id;
+  cl_context ctx;            /* created on first use */
+  cl_command_queue queue;    /* in-order */
+  char name[256];
+  char vendor[128];
+  char platform_name[128];
+  char driver[128];
+  char version[128];
+  int is_gpu, is_cpu;
+  uint64_t global_mem, local_mem, max_alloc;
+  unsigned compute_units;
+  size_t max_wg;
+  int has_fp16;
+  lu_pool *pool;
+  lu_progcache *progs;
+} lu_device;
+
+/* Number of OpenCL devices over all platforms (discovers once). */
+lu_status lu_devices_count(int *n);
+/* Device by index, initialised (context, queue) on first call. */
+lu_status lu_device_get(int index, lu_device **out);
+/* The default device: LUNET_DEVICE=cpu|gpu|<index>, else the first GPU, else the first device. */
+lu_status lu_device_default(lu_device **out);
+/* Device info without creating its context (for listing). */
+lu_status lu_device_info(int index, const lu_device **out);
+/* Waits for all queued work on the device. */
+lu_status lu_device_finish(lu_device *dev);
+
+/* The OpenCL error name, e.g. "CL_OUT_OF_RESOURCES". */
+const char *lu_cl_errname(cl_int err);
+/* Fails with LU_ECL naming the call and the OpenCL error. */
+#define LU_CL_CHECK(call, what, ...)                                                        \
+  do {                                                                                      \
+    cl_int lu_cl_err_ = (call);                                                             \
+    if (lu_cl_err_ != CL_SUCCESS)                                                           \
+      return lu_fail(LU_ECL, "%s (" what ")", lu_cl_errname(lu_cl_err_), ##__VA_ARGS__);    \
+  } while (0)
+
+#endif
