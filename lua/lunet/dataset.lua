@@ -1,0 +1,622 @@
+--[[ lunet.dataset: nnU-Net v2 raw dataset folders (nnUNet_raw/DatasetXXX_Name) and their integrity check.
+
+  local dataset = require "lunet.dataset"
+  local ds = dataset.open(4)            -- or "4", "Dataset004_Hippocampus", "Hippocampus", or a folder path
+  ds.name, ds.id, ds.path, ds.json      -- folder name, integer id (nil for a folder not named DatasetXXX_*), ...
+  ds.file_ending                        -- ".nii.gz"
+  ds.channels                           -- {"T2", "ADC"}: channel_names (or legacy modality) by channel index
+  ds.num_channels, ds.num_training
+  ds.labels                             -- label semantics as nnU-Net's LabelManager:
+                                        --   names (dict order), values (name -> int or {ints}), all_labels,
+                                        --   has_regions, regions, regions_class_order, ignore_label,
+                                        --   foreground_labels, foreground_regions, num_segmentation_heads
+  ds.cases                              -- sorted: { {id="case_001", images={path_0000, ...}, label=path}, ... }
+  ds.test_cases                         -- imagesTs: { {id=..., images={...}}, ... } (empty if no imagesTs)
+  ds:case(id)                           -- one case by identifier
+  local ok, problems, warnings = dataset.verify(ds_or_id_or_path, {threads=2})
+
+Case discovery follows nnU-Net exactly: identifiers = names in imagesTr ending with file_ending, minus the ending and
+5 more characters (the _XXXX channel suffix), unique and sorted; a case's images are the files matching
+<id>_DDDD<ending> in name order; its label is labelsTr/<id><ending>. A dataset.json "dataset" dict
+({id: {images=[...], label=...}}; relative paths resolved against the dataset folder, $VARS expanded) replaces
+imagesTr/labelsTr.
+
+verify makes every check of nnU-Net's verify_dataset_integrity (reference 11.1) plus a few it misses (files in
+imagesTr that do not follow the naming scheme, label files without a case, missing channel files, Inf values,
+channels of one case that disagree), and reports ALL problems, each naming the case, the file and what is wrong.
+It only reads files. Problems are strings "<case>: <file>: <what>" (or "<file>: <what>" for dataset-level ones).
+Warnings (nnU-Net warns too) are origin/direction mismatch between images and label and unrecognised files.
+]]
+local json = require "lunet.json"
+local paths = require "lunet.paths"
+
+local M = {}
+
+local Dataset = {}
+Dataset.__index = Dataset
+
+local REQUIRED_KEYS = { "labels", "channel_names", "numTraining", "file_ending" }
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Labels (nnU-Net's LabelManager)
+
+local function is_list(v) return type(v) == "table" and json.is_array(v) end
+
+local function int_of(v, what)
+  local i = math.tointeger(v)
+  if i == nil and type(v) == "number" and v == math.floor(v) then i = math.tointeger(math.floor(v)) end
+  if i == nil then error(what .. " must be an integer, got " .. tostring(v), 0) end
+  return i
+end
+
+--- Label semantics from dataset.json's labels dict (and regions_class_order). Errors are plain strings.
+function M.label_info(labels, regions_class_order)
+  if type(labels) ~= "table" or is_list(labels) then error("'labels' must be an object of name -> value", 0) end
+  local names = json.keys(labels)
+  local bg = labels.background
+  if bg == nil then error("background label not declared (it must be 0)", 0) end
+  if is_list(bg) then error("background label must be 0, not a list", 0) end
+  if int_of(bg, "background label") ~= 0 then error("background label must be 0, got " .. tostring(bg), 0) end
+  local info = { names = names, values = {}, has_regions = false }
+  local seen, all = {}, {}
+  for _, name in ipairs(names) do
+    local v = labels[name]
+    if is_list(v) then
+      local ints = {}
+      for i, x in ipairs(v) do ints[i] = int_of(x, "label '" .. name .. "'") end
+      info.values[name] = ints
+      if #ints > 1 then info.has_regions = true end
+      if name ~= "ignore" then
+        for _, x in ipairs(ints) do if not seen[x] then seen[x] = true; all[#all + 1] = x end end
+      end
+    else
+      local x = int_of(v, "label '" .. name .. "'")
+      info.values[name] = x
+      if name ~= "ignore" and not seen[x] then seen[x] = true; all[#all + 1] = x end
+    end
+  end
+  table.sort(all)
+  info.all_labels = all
+  if labels.ignore ~= nil then
+    if is_list(labels.ignore) or math.type(labels.ignore) ~= "integer" then
+      error("ignore label has to be an integer, not " .. json.encode(labels.ignore), 0)
+    end
+    info.ignore_label = labels.ignore
+    if info.ignore_label ~= all[#all] + 1 then
+      error(string.format("the ignore label (%d) must be the highest label value, max(labels) + 1 = %d",
+        info.ignore_label, all[#all] + 1), 0)
+    end
+  end
+  info.foreground_labels = {}
+  for _, x in ipairs(all) do if x ~= 0 then info.foreground_labels[#info.foreground_labels + 1] = x end end
+  if info.has_regions then
+    if regions_class_order == nil or regions_class_order == json.null then
+      error("region-based labels need 'regions_class_order' in dataset.json", 0)
+    end
+    local regions = {}
+    for _, name in ipairs(names) do
+      if name ~= "ignore" then
+        local v = info.values[name]
+        local all_zero = true
+        if type(v) == "table" then
+          for _, x in ipairs(v) do if x ~= 0 then all_zero = false end end
+        else
+          all_zero = v == 0
+        end
+        if not all_zero then regions[#regions + 1] = v end
+      end
+    end
+    if #regions_class_order ~= #regions then
+      error(string.format("regions_class_order has %d entries but there are %d regions",
+        #regions_class_order, #regions), 0)
+    end
+    info.regions = regions
+    info.foreground_regions = regions
+    info.regions_class_order = {}
+    for i, x in ipairs(regions_class_order) do info.regions_class_order[i] = int_of(x, "regions_class_order entry") end
+    info.num_segmentation_heads = #regions
+  else
+    info.num_segmentation_heads = #all
+  end
+  return info
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Case discovery
+
+local function ends_with(s, suffix) return suffix == "" or s:sub(-#suffix) == suffix end
+
+local function escape_pattern(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+
+local function expandvars(s)
+  return (s:gsub("%$(%b{})", function(v) return os.getenv(v:sub(2, -2)) end)
+           :gsub("%$([%a_][%w_]*)", function(v) return os.getenv(v) end))
+end
+
+local function resolve(base, p)
+  p = expandvars(p)
+  if p:sub(1, 1) == "/" then return p end
+  return paths.join(base, p)
+end
+
+--- Cases of a folder of channel files (imagesTr / imagesTs), as nnU-Net finds them.
+function M.cases_in_folder(folder, file_ending)
+  local files = {}
+  for _, f in ipairs(paths.listdir(folder)) do
+    if ends_with(f, file_ending) and paths.isfile(paths.join(folder, f)) then files[#files + 1] = f end
+  end
+  local crop = #file_ending + 5
+  local ids, seen = {}, {}
+  for _, f in ipairs(files) do
+    local id = f:sub(1, #f - crop)
+    if not seen[id] then seen[id] = true; ids[#ids + 1] = id end
+  end
+  table.sort(ids)
+  local cases = {}
+  local ending_pat = escape_pattern(file_ending)
+  for _, id in ipairs(ids) do
+    local pat = "^" .. escape_pattern(id) .. "_%d%d%d%d" .. ending_pat .. "$"
+    local imgs = {}
+    for _, f in ipairs(files) do
+      if f:match(pat) then imgs[#imgs + 1] = paths.join(folder, f) end
+    end
+    cases[#cases + 1] = { id = id, images = imgs }
+  end
+  return cases, files
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Opening
+
+local function locate(id_or_path)
+  if type(id_or_path) == "string" and (id_or_path:find("/", 1, true) or paths.isfile(paths.join(id_or_path,
+      "dataset.json"))) and paths.isdir(id_or_path) then
+    return (id_or_path:gsub("/+$", ""))
+  end
+  local name = paths.dataset_name(id_or_path)
+  return paths.join(paths.raw(), name)
+end
+
+--- Build the dataset object from a folder. lenient=true collects structural problems in ds.problems instead of
+--- raising (used by verify); otherwise the first one raises.
+local function load(folder, lenient)
+  local ds = setmetatable({ path = folder, name = paths.basename(folder), problems = {}, warnings = {} }, Dataset)
+  local function problem(msg)
+    if not lenient then error(msg, 0) end
+    ds.problems[#ds.problems + 1] = msg
+  end
+  local digits = ds.name:match("^Dataset(%d%d%d)")
+  ds.id = digits and tonumber(digits) or nil
+  local jpath = paths.join(folder, "dataset.json")
+  ds.json_path = jpath
+  if not paths.isdir(folder) then
+    problem(folder .. ": dataset folder does not exist"); return ds, true
+  end
+  if not paths.isfile(jpath) then
+    problem(jpath .. ": missing (every dataset folder needs a dataset.json)"); return ds, true
+  end
+  local ok, dj = pcall(json.read, jpath)
+  if not ok then problem(tostring(dj)); return ds, true end
+  if type(dj) ~= "table" or is_list(dj) then problem(jpath .. ": must hold a JSON object"); return ds, true end
+  ds.json = dj
+
+  local missing = {}
+  for _, k in ipairs(REQUIRED_KEYS) do
+    if dj[k] == nil and not (k == "channel_names" and dj.modality ~= nil) then missing[#missing + 1] = k end
+  end
+  if #missing > 0 then
+    problem(jpath .. ": required key(s) missing: " .. table.concat(missing, ", ") ..
+      " (required: labels, channel_names, numTraining, file_ending)")
+  end
+
+  -- channels
+  local cn = dj.channel_names or dj.modality
+  ds.channels = {}
+  if type(cn) == "table" and not is_list(cn) then
+    local idx = {}
+    for k in pairs(cn) do
+      local i = math.tointeger(tonumber(k))
+      if i == nil then problem(jpath .. ": channel_names key '" .. tostring(k) .. "' is not a channel index")
+      else idx[#idx + 1] = i end
+    end
+    table.sort(idx)
+    for n, i in ipairs(idx) do
+      if i ~= n - 1 then
+        problem(jpath .. ": channel_names keys must be 0, 1, 2, ... (found " .. i .. " at position " .. n .. ")")
+        break
+      end
+      ds.channels[n] = cn[tostring(i)] or cn[i]
+    end
+  elseif cn ~= nil then
+    problem(jpath .. ": channel_names must be an object {\"0\": \"CT\", ...}")
+  end
+  ds.num_channels = #ds.channels
+
+  -- file ending, numTraining
+  ds.file_ending = dj.file_ending
+  if ds.file_ending ~= nil and type(ds.file_ending) ~= "string" then
+    problem(jpath .. ": file_ending must be a string like \".nii.gz\""); ds.file_ending = nil
+  end
+  ds.num_training = dj.numTraining
+  if ds.num_training ~= nil and math.type(ds.num_training) ~= "integer" then
+    problem(jpath .. ": numTraining must be an integer, got " .. json.encode(ds.num_training))
+    ds.num_training = nil
+  end
+  ds.reader_name = dj.overwrite_image_reader_writer
+  if ds.reader_name == "None" or ds.reader_name == json.null then ds.reader_name = nil end
+
+  -- labels
+  if dj.labels ~= nil then
+    local lok, info = pcall(M.label_info, dj.labels, dj.regions_class_order)
+    if lok then ds.labels = info else problem(jpath .. ": labels: " .. tostring(info)) end
+  end
+
+  -- cases
+  ds.cases, ds.test_cases = {}, {}
+  if ds.file_ending then
+    if dj.dataset ~= nil then
+      if type(dj.dataset) ~= "table" or is_list(dj.dataset) then
+        problem(jpath .. ": 'dataset' must be an object of identifier -> {images, label}")
+      else
+        local ids = {}
+        for id in pairs(dj.dataset) do ids[#ids + 1] = id end
+        table.sort(ids)
+        for _, id in ipairs(ids) do
+          local e = dj.dataset[id]
+          if type(e) ~= "table" or not is_list(e.images) or type(e.label) ~= "string" then
+            problem(jpath .. ": dataset entry '" .. id .. "' needs \"images\": [paths] and \"label\": path")
+          else
+            local imgs = {}
+            for i, p in ipairs(e.images) do imgs[i] = resolve(folder, p) end
+            ds.cases[#ds.cases + 1] = { id = id, images = imgs, label = resolve(folder, e.label) }
+          end
+        end
+      end
+    else
+      local itr, ltr = paths.join(folder, "imagesTr"), paths.join(folder, "labelsTr")
+      local have = true
+      if not paths.isdir(itr) then problem(itr .. ": missing folder (needed without a 'dataset' entry)"); have = false end
+      if not paths.isdir(ltr) then problem(ltr .. ": missing folder (needed without a 'dataset' entry)") end
+      if have then
+        local files
+        ds.cases, files = M.cases_in_folder(itr, ds.file_ending)
+        ds.images_tr_files = files
+        for _, c in ipairs(ds.cases) do c.label = paths.join(ltr, c.id .. ds.file_ending) end
+      end
+    end
+    local its = paths.join(folder, "imagesTs")
+    if paths.isdir(its) then ds.test_cases = M.cases_in_folder(its, ds.file_ending) end
+  end
+  ds.case_index = {}
+  for i, c in ipairs(ds.cases) do ds.case_index[c.id] = i end
+  return ds, false
+end
+
+--- Open a raw dataset: id (4 or "4"), "DatasetXXX_Name", bare "Name", or a folder path. Raises on a dataset.json
+--- that cannot be used (the message names the file and the problem).
+function M.open(id_or_path)
+  local folder = locate(id_or_path)
+  local ok, ds = pcall(load, folder, false)
+  if not ok then error(ds, 2) end
+  return ds
+end
+
+function Dataset:case(id)
+  local i = self.case_index[id]
+  return i and self.cases[i] or nil
+end
+
+function Dataset:__tostring()
+  return string.format("lunet.dataset(%s: %d cases, %d channels, ending %s)", self.name, #self.cases,
+    self.num_channels or 0, tostring(self.file_ending))
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Voxel scans (values of a host tensor without building a Lua table of the whole volume)
+
+local UNPACK = {
+  f32 = "f", f64 = "d", u8 = "B", i8 = "b", i16 = "i2", u16 = "I2", i32 = "i4", u32 = "I4", i64 = "i8",
+}
+local SIZE = { f32 = 4, f64 = 8, u8 = 1, i8 = 1, i16 = 2, u16 = 2, i32 = 4, u32 = 4, i64 = 8 }
+
+--- Scan a tensor: returns {nan=, inf=, values=set of distinct values (when want_values; capped), nvalues=,
+--- capped=bool, nonint=bool}. Uses core helpers when present, else unpacks the raw bytes in blocks.
+function M.scan(t, want_values, cap)
+  cap = cap or 4096
+  local dtype = t.dtype
+  local res = { nan = 0, inf = 0, values = {}, nvalues = 0, capped = false, nonint = false }
+  local is_float = dtype == "f32" or dtype == "f64" or dtype == "f16"
+  local data, fmt, size = nil, UNPACK[dtype], SIZE[dtype]
+  if not fmt then data = t:flat() end   -- f16 and anything unpack cannot read
+  local values, nvalues = res.values, 0
+  local function add(v)
+    if v ~= v then res.nan = res.nan + 1; return end
+    if is_float then
+      if v == math.huge or v == -math.huge then res.inf = res.inf + 1; return end
+      if v ~= math.floor(v) then res.nonint = true end
+    end
+    if want_values and not values[v] then
+      if nvalues >= cap then res.capped = true
+      else values[v] = true; nvalues = nvalues + 1 end
+    end
+  end
+  if data then
+    for _, v in ipairs(data) do add(v) end
+  else
+    local bytes = t:bytes()
+    local n = #bytes // size
+    local block = 256
+    local bfmt = "<" .. fmt:rep(block)
+    local pos, i = 1, 0
+    if dtype == "u8" and want_values and not is_float then
+      -- fast path: byte histogram
+      local seen = {}
+      for k = 1, #bytes, 4096 do
+        for _, b in ipairs({ bytes:byte(k, math.min(k + 4095, #bytes)) }) do seen[b] = true end
+      end
+      for b in pairs(seen) do values[b] = true; nvalues = nvalues + 1 end
+      i = n
+    end
+    while i + block <= n do
+      local vals = { string.unpack(bfmt, bytes, pos) }
+      for k = 1, block do add(vals[k]) end
+      pos = vals[block + 1]
+      i = i + block
+    end
+    while i < n do
+      local v
+      v, pos = string.unpack("<" .. fmt, bytes, pos)
+      add(v)
+      i = i + 1
+    end
+  end
+  -- normalise values to integers where integral so they compare with label ints
+  if want_values then
+    local norm = {}
+    for v in pairs(values) do
+      local iv = math.tointeger(v)
+      norm[iv ~= nil and iv or v] = true
+    end
+    res.values = norm
+  end
+  res.nvalues = nvalues
+  return res
+end
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- Verify
+
+local function allclose(a, b, rtol, atol)
+  rtol, atol = rtol or 1e-5, atol or 1e-8
+  if #a ~= #b then return false end
+  for i = 1, #a do
+    if not (math.abs(a[i] - b[i]) <= atol + rtol * math.abs(b[i])) then return false end
+  end
+  return true
+end
+M.allclose = allclose
+
+local function fmt_list(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = (math.type(v) == "float") and json.float_repr(v) or tostring(v) end
+  return "[" .. table.concat(s, ", ") .. "]"
+end
+
+local function spatial_shape(img)
+  local sh = img.data.shape
+  return { sh[2], sh[3], sh[4] }
+end
+
+local function sorted_keys(set)
+  local out = {}
+  for k in pairs(set) do out[#out + 1] = k end
+  table.sort(out, function(a, b)
+    if type(a) == type(b) then return a < b end
+    return type(a) == "number"
+  end)
+  return out
+end
+
+--- Default image reader: lunet.image.read (the C readers).
+local function default_reader(ds)
+  local ok, image = pcall(require, "lunet.image")
+  if not ok then return nil, "lunet.image is not available: " .. tostring(image) end
+  if image.reader_for and ds.file_ending then
+    local rok, r = pcall(image.reader_for, ds.file_ending, ds.json)
+    if not rok then return nil, tostring(r) end
+    if type(r) == "table" and r.read then return function(p) return r.read(p) end end
+    if type(r) == "function" then return r end
+  end
+  return image.read
+end
+
+--- Verify a dataset (object, id/name or folder). opts: reader (function(path) -> image, for tests),
+--- strict (origin/direction mismatch become problems), log (function(line) for progress).
+--- Returns ok, problems, warnings (arrays of strings).
+function M.verify(target, opts)
+  opts = opts or {}
+  local folder
+  if type(target) == "table" and target.path then folder = target.path else folder = locate(target) end
+  local ds, fatal = load(folder, true)
+  local problems, warnings = ds.problems, ds.warnings
+  local function problem(msg) problems[#problems + 1] = msg end
+  local function warning(msg) warnings[#warnings + 1] = msg end
+  if fatal or not ds.file_ending then return #problems == 0, problems, warnings end
+  local ending = ds.file_ending
+  local jpath = ds.json_path
+  local dj = ds.json
+
+  -- numTraining
+  if ds.num_training and #ds.cases ~= ds.num_training then
+    local ex = {}
+    for i = 1, math.min(5, #ds.cases) do ex[i] = ds.cases[i].id end
+    problem(string.format("%s: numTraining is %d but %d training cases were found (e.g. %s)", jpath,
+      ds.num_training, #ds.cases, table.concat(ex, ", ")))
+  end
+
+  -- files that exist / follow the naming scheme
+  local label_of = {}
+  for _, c in ipairs(ds.cases) do label_of[c.label] = c end
+  if dj.dataset ~= nil then
+    for _, c in ipairs(ds.cases) do
+      for _, p in ipairs(c.images) do
+        if not paths.isfile(p) then problem(c.id .. ": " .. p .. ": image file listed in dataset.json is missing") end
+      end
+      if not paths.isfile(c.label) then problem(c.id .. ": " .. c.label .. ": label file listed in dataset.json is missing") end
+    end
+  else
+    local itr, ltr = paths.join(folder, "imagesTr"), paths.join(folder, "labelsTr")
+    local ending_pat = escape_pattern(ending)
+    for _, f in ipairs(ds.images_tr_files or {}) do
+      if not f:match("_%d%d%d%d" .. ending_pat .. "$") then
+        problem(string.format("%s: file name does not end in _XXXX%s (4-digit channel index)",
+          paths.join(itr, f), ending))
+      end
+    end
+    if paths.isdir(itr) then
+      for _, f in ipairs(paths.listdir(itr)) do
+        if not ends_with(f, ending) and f:sub(1, 1) ~= "." then
+          warning(string.format("%s: ignored, its ending is not the dataset's file_ending %s", paths.join(itr, f), ending))
+        end
+      end
+    end
+    for _, c in ipairs(ds.cases) do
+      if not paths.isfile(c.label) then problem(c.id .. ": " .. c.label .. ": label file missing") end
+      -- channel files must be exactly _0000 .. _{n-1}
+      local have = {}
+      for _, p in ipairs(c.images) do have[tonumber(p:sub(-(#ending + 4), -(#ending + 1)))] = p end
+      for ch = 0, ds.num_channels - 1 do
+        if not have[ch] then
+          problem(string.format("%s: %s: channel %d (%s) image file missing", c.id,
+            paths.join(itr, string.format("%s_%04d%s", c.id, ch, ending)), ch, tostring(ds.channels[ch + 1])))
+        end
+      end
+      for ch, p in pairs(have) do
+        if ch >= ds.num_channels then
+          problem(string.format("%s: %s: unexpected channel %d (dataset.json declares %d channel(s))",
+            c.id, p, ch, ds.num_channels))
+        end
+      end
+    end
+    if paths.isdir(ltr) then
+      for _, f in ipairs(paths.listdir(ltr)) do
+        local p = paths.join(ltr, f)
+        if ends_with(f, ending) and not label_of[p] then
+          problem(string.format("%s: label file has no images in imagesTr (no %s_0000%s)", p,
+            f:sub(1, #f - #ending), ending))
+        end
+      end
+    end
+  end
+
+  -- labels consecutive
+  local expected, expected_set = {}, {}
+  if ds.labels then
+    for _, v in ipairs(ds.labels.all_labels) do expected[#expected + 1] = v end
+    if ds.labels.ignore_label then expected[#expected + 1] = ds.labels.ignore_label end
+    for i, v in ipairs(expected) do
+      expected_set[v] = true
+      if i > 1 and v - expected[i - 1] ~= 1 then
+        problem(string.format("%s: labels must be consecutive integers (0, 1, 2, ...); %s breaks the sequence %s",
+          jpath, tostring(v), fmt_list(expected)))
+      end
+    end
+  end
+
+  -- voxel checks
+  local reader = opts.reader
+  if not reader then
+    local why
+    reader, why = default_reader(ds)
+    if not reader then
+      problem(folder .. ": cannot read images: " .. tostring(why))
+      return false, problems, warnings
+    end
+  end
+  local function read(c, p)
+    local ok, img = pcall(reader, p)
+    if not ok then
+      problem(string.format("%s: %s: cannot read: %s", c.id, p, tostring(img)))
+      return nil
+    end
+    return img
+  end
+  local log = opts.log
+  for n, c in ipairs(ds.cases) do
+    if log then log(string.format("[%d/%d] %s", n, #ds.cases, c.id)) end
+    local seg = paths.isfile(c.label) and read(c, c.label) or nil
+    if seg then
+      local sh = seg.data.shape
+      if sh[1] ~= 1 then
+        problem(string.format("%s: %s: label file has %d channels (a segmentation must be one 3-D/2-D map)",
+          c.id, c.label, sh[1]))
+      end
+      local s = M.scan(seg.data, true)
+      if s.nan > 0 then problem(string.format("%s: %s: segmentation contains %d NaN value(s)", c.id, c.label, s.nan)) end
+      if s.inf > 0 then problem(string.format("%s: %s: segmentation contains %d infinite value(s)", c.id, c.label, s.inf)) end
+      if ds.labels then
+        local unexpected = {}
+        for v in pairs(s.values) do if not expected_set[v] then unexpected[#unexpected + 1] = v end end
+        if #unexpected > 0 then
+          table.sort(unexpected)
+          problem(string.format("%s: %s: unexpected label value(s) %s (expected %s%s)", c.id, c.label,
+            fmt_list(unexpected), fmt_list(expected), s.capped and "; more than 4096 distinct values" or ""))
+        end
+      end
+    end
+    local imgs = {}
+    local nch = 0
+    for _, p in ipairs(c.images) do
+      if paths.isfile(p) then
+        local img = read(c, p)
+        if img then
+          imgs[#imgs + 1] = { path = p, img = img }
+          nch = nch + img.data.shape[1]
+          local s = M.scan(img.data, false)
+          if s.nan > 0 then problem(string.format("%s: %s: image contains %d NaN value(s)", c.id, p, s.nan)) end
+          if s.inf > 0 then problem(string.format("%s: %s: image contains %d infinite value(s)", c.id, p, s.inf)) end
+        end
+      end
+    end
+    if #imgs == #c.images and #imgs > 0 and nch ~= ds.num_channels then
+      problem(string.format("%s: %s: %d image channel(s) but dataset.json declares %d", c.id,
+        c.images[1], nch, ds.num_channels))
+    end
+    if #c.images == 0 and dj.dataset ~= nil then
+      problem(string.format("%s: %s: no image files listed", c.id, jpath))
+    end
+    -- geometry: all channels against the first, label against the first image
+    local ref = imgs[1]
+    if ref then
+      local rshape, rsp = spatial_shape(ref.img), ref.img.spacing
+      local function compare(p, img, what)
+        local sh = spatial_shape(img)
+        if sh[1] ~= rshape[1] or sh[2] ~= rshape[2] or sh[3] ~= rshape[3] then
+          problem(string.format("%s: %s: %s shape %s differs from image shape %s (%s)", c.id, p, what,
+            fmt_list(sh), fmt_list(rshape), ref.path))
+        end
+        if not allclose(img.spacing, rsp) then
+          problem(string.format("%s: %s: %s spacing %s differs from image spacing %s (%s)", c.id, p, what,
+            fmt_list(img.spacing), fmt_list(rsp), ref.path))
+        end
+        local rs, ss = ref.img.sitk, img.sitk
+        if rs and ss then
+          local report = opts.strict and problem or warning
+          if rs.origin and ss.origin and not allclose(ss.origin, rs.origin) then
+            report(string.format("%s: %s: %s origin %s differs from image origin %s (%s)", c.id, p, what,
+              fmt_list(ss.origin), fmt_list(rs.origin), ref.path))
+          end
+          if rs.direction and ss.direction and not allclose(ss.direction, rs.direction) then
+            report(string.format("%s: %s: %s direction %s differs from image direction %s (%s)", c.id, p, what,
+              fmt_list(ss.direction), fmt_list(rs.direction), ref.path))
+          end
+        end
+      end
+      for k = 2, #imgs do compare(imgs[k].path, imgs[k].img, "channel") end
+      if seg then compare(c.label, seg, "label") end
+    end
+  end
+  return #problems == 0, problems, warnings
+end
+
+return M
