@@ -619,4 +619,132 @@ function M.verify(target, opts)
   return #problems == 0, problems, warnings
 end
 
+-- ---------------------------------------------------------------------------------------------------------------
+-- Medical Segmentation Decathlon conversion (nnUNetv2_convert_MSD_dataset)
+
+local function copy_file(src, dst)
+  local f, err = io.open(src, "rb")
+  if not f then error(src .. ": cannot read: " .. tostring(err), 0) end
+  local data = f:read("a")
+  f:close()
+  json.write_file_atomic(dst, data)
+end
+
+--- Split a 4-D NIfTI into <base>_0000.. 3-D files in out_folder (a 3-D file is copied to <base>_0000 unchanged).
+function M.split_4d(image, file, out_folder)
+  local base = paths.basename(file):sub(1, -8)
+  local img = image.read(file)
+  local sh = img.data.shape
+  local nch = sh[1]
+  local is4d = nch > 1 or (img.ndim or img.file_ndim or 3) == 4
+  if not is4d then
+    copy_file(file, paths.join(out_folder, base .. "_0000.nii.gz"))
+    return 1
+  end
+  local core = require "lunet.core"
+  local bytes = img.data:bytes()
+  local per = #bytes // nch
+  for c = 0, nch - 1 do
+    local t = core.from_bytes(bytes:sub(c * per + 1, (c + 1) * per), { 1, sh[2], sh[3], sh[4] }, img.data.dtype)
+    image.write(paths.join(out_folder, string.format("%s_%04d.nii.gz", base, c)), t, img)
+  end
+  return nch
+end
+
+local function msd_sources(folder)
+  local out = {}
+  for _, f in ipairs(paths.listdir(folder)) do
+    local first = f:sub(1, 1)
+    if ends_with(f, ".nii.gz") and first ~= "." and first ~= "_" and paths.isfile(paths.join(folder, f)) then
+      out[#out + 1] = f
+    end
+  end
+  return out
+end
+
+--- Convert an MSD task folder (TaskXX_Name) into nnUNet_raw/DatasetXXX_Name as nnunetv2's convert_msd_dataset:
+--- 4-D images split into _0000.. channels, 3-D images copied as _0000, labels copied, dataset.json rewritten to v2
+--- form (labels name -> int, modality -> channel_names, file_ending added, training/test dropped; key order kept).
+--- opts: id (target id; default the task number), raw (target root; default nnUNet_raw), log (function(line)).
+--- Returns the target folder.
+function M.convert_msd(task_folder, opts)
+  opts = opts or {}
+  local image = opts.image or require("lunet.image")
+  task_folder = task_folder:gsub("[/\\]+$", "")
+  local src = {}
+  for _, sub in ipairs({ "labelsTr", "imagesTs", "imagesTr" }) do
+    src[sub] = paths.join(task_folder, sub)
+    if not paths.isdir(src[sub]) then error(src[sub] .. ": " .. sub .. " subfolder missing in the MSD task folder", 2) end
+  end
+  local jpath = paths.join(task_folder, "dataset.json")
+  if not paths.isfile(jpath) then error(jpath .. ": dataset.json missing in the MSD task folder", 2) end
+  local base = paths.basename(task_folder)
+  local task, name = base:match("^Task(%d+)_(.+)$")
+  if not task then error(task_folder .. ": folder name must be TaskXX_Name (e.g. Task05_Prostate)", 2) end
+  local target_id = opts.id and math.tointeger(tonumber(opts.id)) or tonumber(task)
+  if not target_id then error("target id must be an integer, got " .. tostring(opts.id), 2) end
+  -- the id must be free in all three roots
+  local prefix = string.format("Dataset%03d", target_id)
+  local taken = {}
+  for _, var in ipairs({ "nnUNet_preprocessed", "nnUNet_raw", "nnUNet_results" }) do
+    local root = var == "nnUNet_raw" and opts.raw or os.getenv(var)
+    if root and root ~= "" and paths.isdir(root) then
+      for _, f in ipairs(paths.listdir(root)) do
+        if f:sub(1, #prefix) == prefix then taken[#taken + 1] = paths.join(root, f) end
+      end
+    end
+  end
+  if #taken > 0 then
+    error(string.format("target dataset id %d is already taken (%s); choose another with --id", target_id,
+      table.concat(taken, ", ")), 2)
+  end
+  local dj = json.read(jpath)
+  if type(dj.labels) ~= "table" or (dj.modality == nil and dj.channel_names == nil) then
+    error(jpath .. ": not an MSD dataset.json (needs 'labels' and 'modality')", 2)
+  end
+  local raw = opts.raw or paths.raw()
+  local target = paths.join(raw, string.format("Dataset%03d_%s", target_id, name))
+  local dst = {}
+  for _, sub in ipairs({ "imagesTr", "imagesTs", "labelsTr" }) do
+    dst[sub] = paths.join(target, sub)
+    paths.mkdirs(dst[sub])
+  end
+  local log = opts.log or function() end
+  for _, sub in ipairs({ "imagesTr", "imagesTs" }) do
+    for _, f in ipairs(msd_sources(src[sub])) do
+      log(sub .. "/" .. f)
+      local ok, err = pcall(M.split_4d, image, paths.join(src[sub], f), dst[sub])
+      if not ok then error(paths.join(src[sub], f) .. ": " .. tostring(err), 2) end
+    end
+  end
+  for _, f in ipairs(msd_sources(src.labelsTr)) do
+    copy_file(paths.join(src.labelsTr, f), paths.join(dst.labelsTr, f))
+  end
+  -- dataset.json: same key order as nnU-Net's in-place edits of the loaded dict
+  local out, keys = {}, {}
+  for _, k in ipairs(json.keys(dj)) do
+    if k ~= "modality" and k ~= "training" and k ~= "test" then
+      keys[#keys + 1] = k
+      out[k] = dj[k]
+    end
+  end
+  local labels, lkeys = {}, {}
+  for _, k in ipairs(json.keys(dj.labels)) do
+    local lname = dj.labels[k]
+    local v = math.tointeger(tonumber(k))
+    if not v then error(jpath .. ": label key '" .. k .. "' is not an integer", 2) end
+    if labels[lname] == nil then lkeys[#lkeys + 1] = lname end
+    labels[lname] = v
+  end
+  out.labels = json.object(labels, lkeys)
+  local function append(k, v)
+    if out[k] == nil then keys[#keys + 1] = k end
+    out[k] = v
+  end
+  append("file_ending", ".nii.gz")
+  append("channel_names", dj.modality or dj.channel_names)
+  json.write(paths.join(target, "dataset.json"), json.object(out, keys), { sort_keys = false })
+  return target
+end
+
 return M
