@@ -169,9 +169,11 @@ end
 -- Opening
 
 local function locate(id_or_path)
+  -- a path (has a slash, or is a folder here holding dataset.json) is used as is; anything else is an id or name
   if type(id_or_path) == "string" and (id_or_path:find("/", 1, true) or paths.isfile(paths.join(id_or_path,
-      "dataset.json"))) and paths.isdir(id_or_path) then
-    return (id_or_path:gsub("/+$", ""))
+      "dataset.json"))) then
+    local p = id_or_path:gsub("/+$", "")
+    return p == "" and "/" or p
   end
   local name = paths.dataset_name(id_or_path)
   return paths.join(paths.raw(), name)
