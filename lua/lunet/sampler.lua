@@ -1,0 +1,90 @@
+--[[ lunet.sampler: nnU-Net's training batches (reference 7.1) with augmentation (7.3).
+
+  local sampler = require "lunet.sampler"
+  local loader = sampler.new{
+    cases = {...},              -- in-memory {data=Tensor (C,Z,Y,X) f32, seg=Tensor (1,Z,Y,X), class_locations={t1, t2, ...},
+                                --   annotated=k (index of the ignore label's "annotated" key, optional)}, or store cases
+                                --   with case.shape {Z,Y,X}, case.class_locations and case:read_patch(lo, hi) -> data, seg
+    patch_size = {py, px} | {pz, py, px},
+    batch_size = 2, oversample = 0.33, seed = 0,
+    augmentation = rules.augmentation (optional), ds_scales = {{1,1,1},{1,.5,.5},...} (optional),
+    validation = false,         -- true: final-size patches, no augmentation (nnU-Net's validation loader)
+    has_ignore = false, threads = 2, mask_channels = {..} (use_mask_for_norm channels, 1-based) }
+  local b = loader:next_batch()   -- b.data (B,C,Z,Y,X) f32, b.target {per DS scale (B,1,..) i16}, b.keys, b.force_fg,
+                                  -- b.boxes {lo, hi}, b.records (augmentation draws)
+  loader:state() / loader:set_state(s)   -- batch counter (for --continue: the stream depends on seed and counter)
+
+Batch k draws everything from rng(seed):child(k): sample j's case, box and class from child(k):child(2^20 + j),
+its augmentation from child(k):child(j) (in C, over threads), so batches do not depend on the thread count.
+]]
+local core = require "lunet.core"
+local augment = require "lunet.augment"
+
+local M = {}
+local Loader = {}
+Loader.__index = Loader
+
+local SAMPLE_STREAM = 1 << 20
+
+local function case_shape(c)
+  if c.shape then return c.shape end
+  local s = c.data.shape
+  return { s[2], s[3], s[4] }
+end
+
+function M.new(o)
+  if type(o) ~= "table" or type(o.cases) ~= "table" or #o.cases == 0 then
+    error("sampler.new: cases must be a non-empty list", 2)
+  end
+  if type(o.patch_size) ~= "table" then error("sampler.new: patch_size is required", 2) end
+  local cfg = augment.configure(o.patch_size, o.augmentation, { mask_channels = o.mask_channels, mirror_axes = o.mirror_axes })
+  local self = setmetatable({
+    cases = o.cases, cfg = cfg, batch_size = o.batch_size or 2, oversample = o.oversample or 0.33,
+    seed = o.seed or 0, validation = o.validation or false, has_ignore = o.has_ignore or false,
+    threads = o.threads or 2, ds_scales = o.ds_scales, counter = 0,
+  }, Loader)
+  self.root = core.rng.new(self.seed, o.stream or (self.validation and 1 or 0))
+  self.sampled_patch = self.validation and cfg.final_patch or cfg.initial_patch
+  return self
+end
+
+--- Which samples of a batch are forced foreground (1-based booleans).
+function M.forced(batch_size, oversample)
+  local f = {}
+  for j = 0, batch_size - 1 do f[j + 1] = core.sampler.force_fg(batch_size, oversample, j) end
+  return f
+end
+
+function Loader:state() return { counter = self.counter, seed = self.seed } end
+function Loader:set_state(s) self.counter = s.counter end
+
+local function read(c, lo, hi)
+  if c.read_patch then return c:read_patch(lo, hi) end
+  return core.sampler.crop(c.data, lo, hi, 0), c.seg and core.sampler.crop(c.seg, lo, hi, -1)
+end
+
+function Loader:next_batch()
+  local brng = self.root:child(self.counter)
+  self.counter = self.counter + 1
+  local B = self.batch_size
+  local datas, segs, keys, forced, boxes = {}, {}, {}, {}, {}
+  for j = 0, B - 1 do
+    local s = brng:child(SAMPLE_STREAM + j)
+    local ci = s:int(1, #self.cases)
+    local c = self.cases[ci]
+    local force = core.sampler.force_fg(B, self.oversample, j)
+    local lo, hi, sel = core.sampler.bbox(case_shape(c), self.sampled_patch, self.cfg.final_patch, force,
+      c.class_locations, s, c.annotated, self.has_ignore)
+    local d, g = read(c, lo, hi)
+    datas[j + 1], segs[j + 1] = d, g
+    keys[j + 1], forced[j + 1], boxes[j + 1] = c.key or ci, force, { lo = lo, hi = hi, class = sel }
+  end
+  local img = core.sampler.stack(datas, "f32")
+  local seg = segs[1] and core.sampler.stack(segs, "i16") or nil
+  local oimg, oseg, records = augment.apply(self.cfg, brng, img, seg, self.threads, self.validation)
+  local target = oseg
+  if oseg and self.ds_scales then target = augment.ds_targets(oseg, self.ds_scales) end
+  return { data = oimg, target = target, seg = oseg, keys = keys, force_fg = forced, boxes = boxes, records = records }
+end
+
+return M
