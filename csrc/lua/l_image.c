@@ -1,0 +1,86 @@
+/* lunet.core.image: image files as host tensors plus ITK-convention geometry.
+ *   image.read(path) -> {data = Tensor (C, Z, Y, X), spacing = {x, y, z}, origin = {x, y, z},
+ *                        direction = {9, row-major}, sdim = 2 | 3}
+ *   image.write(path, tensor, geom)   geom: {spacing=, origin=, direction=, sdim=} (all optional)
+ * The format is chosen by the file ending (.nii, .nii.gz, .tif, .tiff, .png). */
+#include <lauxlib.h>
+#include <lua.h>
+#include <string.h>
+
+#include "img/image.h"
+#include "lua/l_common.h"
+
+static void push_doubles(lua_State *L, const double *v, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushnumber(L, v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static void opt_doubles(lua_State *L, int tbl, const char *key, double *v, int n) {
+  if (lua_getfield(L, tbl, key) != LUA_TNIL) {
+    if (!lua_istable(L, -1)) luaL_error(L, "image.write: geometry field '%s' must be a table of %d numbers", key, n);
+    if ((int)luaL_len(L, -1) != n) luaL_error(L, "image.write: geometry field '%s' must have %d numbers", key, n);
+    for (int i = 0; i < n; i++) {
+      lua_geti(L, -1, i + 1);
+      int ok;
+      v[i] = lua_tonumberx(L, -1, &ok);
+      if (!ok) luaL_error(L, "image.write: geometry field '%s'[%d] is not a number", key, i + 1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+static int l_read(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lu_image img;
+  LU_LCHECK(L, lu_image_read(path, &img), "image.read");
+  lua_createtable(L, 0, 5);
+  lu_lua_push_tensor(L, img.data); /* takes ownership */
+  img.data = NULL;
+  lua_setfield(L, -2, "data");
+  push_doubles(L, img.spacing, 3);
+  lua_setfield(L, -2, "spacing");
+  push_doubles(L, img.origin, 3);
+  lua_setfield(L, -2, "origin");
+  push_doubles(L, img.direction, 9);
+  lua_setfield(L, -2, "direction");
+  lua_pushinteger(L, img.sdim);
+  lua_setfield(L, -2, "sdim");
+  return 1;
+}
+
+static int l_write(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lu_tensor *t = lu_lua_check_tensor(L, 2);
+  lu_image img;
+  lu_image_init(&img);
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    opt_doubles(L, 3, "spacing", img.spacing, 3);
+    opt_doubles(L, 3, "origin", img.origin, 3);
+    opt_doubles(L, 3, "direction", img.direction, 9);
+    if (lua_getfield(L, 3, "sdim") != LUA_TNIL) img.sdim = (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  lu_tensor *host = NULL;
+  if (!t->host) {
+    LU_LCHECK(L, lu_tensor_to_host(t, &host), "image.write");
+    img.data = host;
+  } else {
+    img.data = t;
+  }
+  lu_status st = lu_image_write(path, &img);
+  if (host) lu_tensor_free(host);
+  LU_LCHECK(L, st, "image.write");
+  return 0;
+}
+
+int lu_open_image(lua_State *L) {
+  static const luaL_Reg fns[] = {{"read", l_read}, {"write", l_write}, {NULL, NULL}};
+  lua_newtable(L);
+  lu_lua_setfuncs(L, fns);
+  return 1;
+}
