@@ -1,0 +1,310 @@
+/* Dataset fingerprint: crop to nonzero, shapes, spacings, foreground intensity samples (see fingerprint.h). */
+#include "data/fingerprint.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "img/image.h"
+#include "tensor.h"
+
+/* Foreground samples are drawn systematically rather than at random: sample j of k takes the foreground voxel at
+ * position floor((j + 0.5) * n_fg / k) in C order, so every voxel appears k / n_fg times (+-1). This is the expected
+ * value of nnU-Net's k draws with replacement (its statistics come from 1e8 draws and sit close to that limit), with
+ * no sampling noise; the seed is kept in the options for a future exact-stream mode. */
+static lu_status read_f32(const char *path, lu_image *img, float **data, int64_t *c, int64_t sz[3]) {
+  lu_image_init(img);
+  LU_TRY(lu_image_read(path, img));
+  lu_tensor *t = img->data;
+  if (!t || t->ndim != 4) {
+    lu_image_clear(img);
+    return lu_fail(LU_EFORMAT, "%s: expected a (C, Z, Y, X) image", path);
+  }
+  if (t->dtype != LU_F32) {
+    lu_tensor *f = NULL;
+    lu_status st = lu_tensor_convert_host(t, LU_F32, &f);
+    if (st != LU_OK) { lu_image_clear(img); return lu_fail_context(st, "%s", path); }
+    lu_tensor_free(t);
+    img->data = f;
+    t = f;
+  }
+  *data = (float *)t->host;
+  *c = t->shape[0];
+  for (int d = 0; d < 3; d++) sz[d] = t->shape[d + 1];
+  return LU_OK;
+}
+
+lu_status lu_fingerprint_case(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed, int nchannels_max,
+                              lu_fp_case *out, float *samples, double *fg_min, double *fg_max) {
+  if (!in || in->nimages < 1 || !in->label) return lu_fail(LU_EARG, "fingerprint: a case needs images and a label");
+  memset(out, 0, sizeof *out);
+  lu_status st = LU_OK;
+  int nimg = in->nimages;
+  lu_image *imgs = calloc((size_t)nimg, sizeof *imgs);
+  float **chan = calloc((size_t)nchannels_max > 0 ? (size_t)nchannels_max : 1, sizeof *chan);
+  int64_t *fg = NULL;
+  lu_image lab;
+  lu_image_init(&lab);
+  int nread = 0;
+  if (!imgs || !chan) { st = lu_fail(LU_ENOMEM, "fingerprint: out of memory"); goto done; }
+  int64_t sz[3] = {0, 0, 0};
+  int nc = 0;
+  for (int i = 0; i < nimg; i++) {
+    float *d = NULL;
+    int64_t c = 0, s[3] = {0, 0, 0};
+    st = read_f32(in->images[i], &imgs[i], &d, &c, s);
+    if (st != LU_OK) goto done;
+    nread++;
+    if (i == 0) {
+      memcpy(sz, s, sizeof sz);
+      double sp[3] = {imgs[0].spacing[2], imgs[0].spacing[1], imgs[0].spacing[0]};
+      if (imgs[0].sdim == 2) { sp[0] = 999.0; sp[1] = imgs[0].spacing[1]; sp[2] = imgs[0].spacing[0]; }
+      memcpy(out->spacing, sp, sizeof sp);
+    } else if (s[0] != sz[0] || s[1] != sz[1] || s[2] != sz[2]) {
+      st = lu_fail(LU_EFORMAT, "%s: shape %lldx%lldx%lld differs from %s (%lldx%lldx%lld)", in->images[i],
+                   (long long)s[0], (long long)s[1], (long long)s[2], in->images[0], (long long)sz[0],
+                   (long long)sz[1], (long long)sz[2]);
+      goto done;
+    }
+    int64_t nvox = s[0] * s[1] * s[2];
+    for (int64_t k = 0; k < c; k++) {
+      if (nc >= nchannels_max) {
+        st = lu_fail(LU_EFORMAT, "%s: case has more than the dataset's %d channels", in->images[i], nchannels_max);
+        goto done;
+      }
+      chan[nc++] = d + k * nvox;
+    }
+  }
+  out->nchannels = nc;
+  float *seg = NULL;
+  int64_t lc = 0, ls[3] = {0, 0, 0};
+  st = read_f32(in->label, &lab, &seg, &lc, ls);
+  if (st != LU_OK) goto done;
+  if (lc != 1 || ls[0] != sz[0] || ls[1] != sz[1] || ls[2] != sz[2]) {
+    st = lu_fail(LU_EFORMAT, "%s: label shape %lldx%lldx%lldx%lld does not match the image (1x%lldx%lldx%lld)",
+                 in->label, (long long)lc, (long long)ls[0], (long long)ls[1], (long long)ls[2], (long long)sz[0],
+                 (long long)sz[1], (long long)sz[2]);
+    goto done;
+  }
+  /* bbox of the nonzero mask (hole filling does not change a bounding box) */
+  int64_t lo[3] = {sz[0], sz[1], sz[2]}, hi[3] = {-1, -1, -1};
+  int64_t Y = sz[1], X = sz[2];
+  for (int64_t z = 0; z < sz[0]; z++)
+    for (int64_t y = 0; y < Y; y++)
+      for (int64_t x = 0; x < X; x++) {
+        int64_t i = (z * Y + y) * X + x;
+        int nz = 0;
+        for (int c = 0; c < nc && !nz; c++) nz = chan[c][i] != 0.0f;
+        if (!nz) continue;
+        if (z < lo[0]) lo[0] = z;
+        if (z > hi[0]) hi[0] = z;
+        if (y < lo[1]) lo[1] = y;
+        if (y > hi[1]) hi[1] = y;
+        if (x < lo[2]) lo[2] = x;
+        if (x > hi[2]) hi[2] = x;
+      }
+  for (int d = 0; d < 3; d++) {
+    out->shape_before[d] = sz[d];
+    if (hi[0] < 0) { out->bbox[d][0] = 0; out->bbox[d][1] = sz[d]; }  /* empty mask: whole image */
+    else { out->bbox[d][0] = lo[d]; out->bbox[d][1] = hi[d] + 1; }
+    out->shape_after[d] = out->bbox[d][1] - out->bbox[d][0];
+  }
+  out->relative_size = (double)(out->shape_after[0] * out->shape_after[1] * out->shape_after[2]) /
+                       (double)(sz[0] * sz[1] * sz[2]);
+  /* foreground voxels (label > 0) inside the bbox, C order of the cropped array */
+  int64_t cap = out->shape_after[0] * out->shape_after[1] * out->shape_after[2];
+  fg = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *fg);
+  if (!fg) { st = lu_fail(LU_ENOMEM, "%s: out of memory for the foreground index", in->label); goto done; }
+  int64_t nfg = 0;
+  for (int64_t z = out->bbox[0][0]; z < out->bbox[0][1]; z++)
+    for (int64_t y = out->bbox[1][0]; y < out->bbox[1][1]; y++)
+      for (int64_t x = out->bbox[2][0]; x < out->bbox[2][1]; x++) {
+        int64_t i = (z * Y + y) * X + x;
+        if (seg[i] > 0.0f) fg[nfg++] = i;
+      }
+  out->num_foreground = nfg;
+  (void)seed;
+  for (int c = 0; c < nc; c++) {
+    if (nfg > 0 && fg_min && fg_max) {
+      double mn = INFINITY, mx = -INFINITY;
+      for (int64_t k = 0; k < nfg; k++) {
+        double v = chan[c][fg[k]];
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+      }
+      fg_min[c] = mn;
+      fg_max[c] = mx;
+    }
+    if (nfg > 0 && samples)
+      for (int64_t k = 0; k < samples_per_case; k++)
+        samples[c * samples_per_case + k] =
+            chan[c][fg[(int64_t)(((double)k + 0.5) * (double)nfg / (double)samples_per_case)]];
+  }
+done:
+  free(fg);
+  lu_image_clear(&lab);
+  for (int i = 0; i < nread; i++) lu_image_clear(&imgs[i]);
+  free(imgs);
+  free(chan);
+  return st;
+}
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+static double pct(const float *s, int64_t n, double q) {
+  double vi = q / 100.0 * (double)(n - 1);
+  int64_t lo = (int64_t)floor(vi);
+  double g = vi - (double)lo;
+  double a = s[lo], b = s[lo + 1 < n ? lo + 1 : n - 1];
+  double diff = b - a;
+  return g >= 0.5 ? b - diff * (1 - g) : a + diff * g;
+}
+
+void lu_fp_compute_stats(float *v, int64_t n, lu_fp_stats *o) {
+  o->n = n;
+  if (n <= 0) {
+    o->mean = o->median = o->std = o->min = o->max = o->percentile_99_5 = o->percentile_00_5 = NAN;
+    return;
+  }
+  qsort(v, (size_t)n, sizeof *v, cmp_float);
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += v[i];
+  double m = s / (double)n, ss = 0;
+  for (int64_t i = 0; i < n; i++) ss += ((double)v[i] - m) * ((double)v[i] - m);
+  o->mean = m;
+  o->std = sqrt(ss / (double)n);
+  o->min = v[0];
+  o->max = v[n - 1];
+  o->median = pct(v, n, 50.0);
+  o->percentile_00_5 = pct(v, n, 0.5);
+  o->percentile_99_5 = pct(v, n, 99.5);
+}
+
+typedef struct fp_job {
+  const lu_fp_case_in *cases;
+  int ncases, nchannels;
+  const lu_fp_options *opt;
+  lu_fp_case *out;
+  float *samples;      /* [channel][case][k] */
+  double *mins, *maxs; /* [case][channel] */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int next, done;
+  lu_status st;
+  char msg[1024];
+} fp_job;
+
+static void *fp_worker(void *arg) {
+  fp_job *j = arg;
+  int64_t k = j->opt->samples_per_case;
+  float *buf = malloc((size_t)(j->nchannels * k > 0 ? j->nchannels * k : 1) * sizeof *buf);
+  for (;;) {
+    pthread_mutex_lock(&j->mu);
+    int i = (j->st == LU_OK && buf) ? j->next++ : j->ncases;
+    if (!buf && j->st == LU_OK) {
+      j->st = lu_fail(LU_ENOMEM, "fingerprint: out of memory for samples");
+      snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg());
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (i >= j->ncases) break;
+    lu_status st = lu_fingerprint_case(&j->cases[i], k, j->opt->seed, j->nchannels, &j->out[i], buf,
+                                       j->mins + (int64_t)i * j->nchannels, j->maxs + (int64_t)i * j->nchannels);
+    if (st == LU_OK && j->out[i].nchannels != j->nchannels)
+      st = lu_fail(LU_EFORMAT, "%s: case has %d channels, the dataset %d", j->cases[i].images[0], j->out[i].nchannels,
+                   j->nchannels);
+    if (st == LU_OK && j->out[i].num_foreground > 0)
+      for (int c = 0; c < j->nchannels; c++)
+        memcpy(j->samples + ((int64_t)c * j->ncases + i) * k, buf + c * k, (size_t)k * sizeof *buf);
+    pthread_mutex_lock(&j->mu);
+    if (st != LU_OK && j->st == LU_OK) {
+      j->st = st;
+      snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg());
+    }
+    j->done++;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+  }
+  free(buf);
+  return NULL;
+}
+
+static void progress(int done, int total) {
+  int w = 40, f = total > 0 ? done * w / total : w;
+  fprintf(stderr, "\rfingerprint [");
+  for (int i = 0; i < w; i++) fputc(i < f ? '#' : '.', stderr);
+  fprintf(stderr, "] %d/%d", done, total);
+  if (done == total) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+lu_status lu_fingerprint_dataset(const lu_fp_case_in *cases, int ncases, int nchannels, const lu_fp_options *opt,
+                                 lu_fp_case *out_cases, lu_fp_stats *stats) {
+  if (ncases < 1 || nchannels < 1 || !opt || opt->samples_per_case < 0)
+    return lu_fail(LU_EARG, "fingerprint: need >= 1 case, >= 1 channel, samples_per_case >= 0");
+  int64_t k = opt->samples_per_case;
+  fp_job j;
+  memset(&j, 0, sizeof j);
+  j.cases = cases;
+  j.ncases = ncases;
+  j.nchannels = nchannels;
+  j.opt = opt;
+  j.out = out_cases;
+  j.samples = malloc((size_t)((int64_t)nchannels * ncases * k > 0 ? (int64_t)nchannels * ncases * k : 1) *
+                     sizeof(float));
+  j.mins = malloc((size_t)ncases * (size_t)nchannels * sizeof(double));
+  j.maxs = malloc((size_t)ncases * (size_t)nchannels * sizeof(double));
+  if (!j.samples || !j.mins || !j.maxs) {
+    free(j.samples); free(j.mins); free(j.maxs);
+    return lu_fail(LU_ENOMEM, "fingerprint: out of memory for %lld samples", (long long)nchannels * ncases * k);
+  }
+  pthread_mutex_init(&j.mu, NULL);
+  pthread_cond_init(&j.cv, NULL);
+  int nt = opt->threads < 1 ? 1 : opt->threads;
+  if (nt > ncases) nt = ncases;
+  pthread_t *th = calloc((size_t)nt, sizeof *th);
+  int started = 0;
+  for (int t = 0; th && t < nt; t++) {
+    if (pthread_create(&th[t], NULL, fp_worker, &j) != 0) break;
+    started++;
+  }
+  if (started == 0) fp_worker(&j); /* no threads: run inline */
+  pthread_mutex_lock(&j.mu);
+  int shown = -1;
+  while (j.done < ncases && (j.st == LU_OK || j.done < j.next)) {
+    if (opt->progress && shown != j.done) { shown = j.done; progress(j.done, ncases); }
+    pthread_cond_wait(&j.cv, &j.mu);
+  }
+  pthread_mutex_unlock(&j.mu);
+  for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+  free(th);
+  if (opt->progress && j.st == LU_OK) progress(ncases, ncases);
+  lu_status st = j.st;
+  if (st == LU_OK) {
+    for (int c = 0; c < nchannels; c++) {
+      /* compact the samples of cases with foreground */
+      float *base = j.samples + (int64_t)c * ncases * k;
+      int64_t n = 0;
+      double mn = INFINITY, mx = -INFINITY;
+      for (int i = 0; i < ncases; i++) {
+        if (out_cases[i].num_foreground <= 0) continue;
+        if (n != (int64_t)i * k) memmove(base + n, base + (int64_t)i * k, (size_t)k * sizeof(float));
+        n += k;
+        if (j.mins[i * nchannels + c] < mn) mn = j.mins[i * nchannels + c];
+        if (j.maxs[i * nchannels + c] > mx) mx = j.maxs[i * nchannels + c];
+      }
+      lu_fp_compute_stats(base, n, &stats[c]);
+      if (n > 0) { stats[c].min = mn; stats[c].max = mx; }
+    }
+  } else {
+    lu_fail(st, "%s", j.msg);
+  }
+  pthread_mutex_destroy(&j.mu);
+  pthread_cond_destroy(&j.cv);
+  free(j.samples); free(j.mins); free(j.maxs);
+  return st;
+}
