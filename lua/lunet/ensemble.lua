@@ -51,7 +51,8 @@ end
 function M.merge(files, out_file, info, like, npz_out, write)
   local avg = M.average(files)
   local seg = M.probs_to_seg(avg, info)
-  (write or default_write)(out_file, seg, like)
+  local w = write or default_write
+  w(out_file, seg, like)
   if npz_out then core.npz.write(npz_out, { probabilities = avg }, { level = 1 }) end
   return seg
 end
