@@ -1,0 +1,134 @@
+#include "cl/blas.h"
+
+#include <clblast_c.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parameters found by clblast_tuner_xgemm on the machines we run on. CLBlast's own database has
+ * no entry for PoCL CPU devices, and its defaults run SGEMM ~4x below the tuned figure there.
+ * Entries match a substring of the device name; a `lunet tune` file for the device wins. */
+typedef struct { const char *device_substr, *kernel, *params; } lu_tuning_entry;
+static const lu_tuning_entry lu_builtin_tuning[] = {
+  {"skylake-avx512", "Xgemm",
+   "GEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=0 SB=0 STRM=0 STRN=0 VWM=4 VWN=4"},
+  {NULL, NULL, NULL},
+};
+
+#define LU_MAX_TUNED_DEVICES 32
+static struct { cl_device_id id; int applied; char source[1100]; } lu_tuned[LU_MAX_TUNED_DEVICES];
+
+static int tuned_slot(lu_device *dev) {
+  for (int i = 0; i < LU_MAX_TUNED_DEVICES; i++)
+    if (lu_tuned[i].id == dev->id || lu_tuned[i].id == NULL) { lu_tuned[i].id = dev->id; return i; }
+  return LU_MAX_TUNED_DEVICES - 1;
+}
+
+void lu_blas_tuning_path(const lu_device *dev, char *buf, size_t n) {
+  char name[256];
+  size_t j = 0;
+  for (size_t i = 0; dev->name[i] && j + 1 < sizeof name; i++)
+    name[j++] = isalnum((unsigned char)dev->name[i]) ? dev->name[i] : '_';
+  name[j] = 0;
+  const char *d = getenv("LUNET_CACHE_DIR");
+  const char *x = getenv("XDG_CACHE_HOME");
+  const char *h = getenv("HOME");
+  if (d && *d) snprintf(buf, n, "%s/clblast-%s.params", d, name);
+  else if (x && *x) snprintf(buf, n, "%s/lunet/clblast-%s.params", x, name);
+  else snprintf(buf, n, "%s/.cache/lunet/clblast-%s.params", h && *h ? h : "/tmp", name);
+}
+
+/* Applies one "KERNEL NAME=VALUE ..." line. */
+static lu_status apply_line(lu_device *dev, const char *kernel, const char *params, const char *origin) {
+  const char *names[64];
+  size_t values[64], n = 0;
+  char buf[2048];
+  snprintf(buf, sizeof buf, "%s", params);
+  for (char *tok = strtok(buf, " \t\r\n"); tok && n < 64; tok = strtok(NULL, " \t\r\n")) {
+    char *eq = strchr(tok, '=');
+    if (!eq) return lu_fail(LU_EFORMAT, "%s: expected NAME=VALUE, got '%s'", origin, tok);
+    *eq = 0;
+    names[n] = tok;
+    values[n] = (size_t)strtoul(eq + 1, NULL, 10);
+    n++;
+  }
+  CLBlastStatusCode s = CLBlastOverrideParameters(dev->id, kernel, CLBlastPrecisionSingle, n, names, values);
+  if (s != CLBlastSuccess)
+    return lu_fail(LU_EBLAS, "%s: CLBlast rejected the %s parameters (status %d)", origin, kernel, (int)s);
+  return LU_OK;
+}
+
+lu_status lu_blas_apply_tuning(lu_device *dev) {
+  int slot = tuned_slot(dev);
+  lu_tuned[slot].applied = 1;
+  snprintf(lu_tuned[slot].source, sizeof lu_tuned[slot].source, "default");
+  if (getenv("LUNET_CLBLAST_DEFAULTS")) return LU_OK;
+  char path[1024];
+  lu_blas_tuning_path(dev, path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    char line[2048];
+    lu_status st = LU_OK;
+    while (st == LU_OK && fgets(line, sizeof line, f)) {
+      char kernel[64];
+      int off = 0;
+      if (line[0] == '#' || sscanf(line, "%63s %n", kernel, &off) < 1) continue;
+      st = apply_line(dev, kernel, line + off, path);
+    }
+    fclose(f);
+    if (st != LU_OK) return st;
+    snprintf(lu_tuned[slot].source, sizeof lu_tuned[slot].source, "file:%s", path);
+    return LU_OK;
+  }
+  for (const lu_tuning_entry *e = lu_builtin_tuning; e->device_substr; e++)
+    if (strstr(dev->name, e->device_substr)) {
+      LU_TRY(apply_line(dev, e->kernel, e->params, "builtin tuning table"));
+      snprintf(lu_tuned[slot].source, sizeof lu_tuned[slot].source, "builtin:%s", e->device_substr);
+    }
+  return LU_OK;
+}
+
+const char *lu_blas_tuning_source(lu_device *dev) {
+  int slot = tuned_slot(dev);
+  if (!lu_tuned[slot].applied) lu_blas_apply_tuning(dev);
+  return lu_tuned[slot].source;
+}
+
+static lu_status ensure_tuned(lu_device *dev) {
+  int slot = tuned_slot(dev);
+  return lu_tuned[slot].applied ? LU_OK : lu_blas_apply_tuning(dev);
+}
+
+static lu_status blas_status(CLBlastStatusCode s, const char *what, size_t m, size_t n, size_t k) {
+  if (s == CLBlastSuccess) return LU_OK;
+  if (s < 0 && s > -100) /* negative small codes are OpenCL errors */
+    return lu_fail(LU_ECL, "%s (%s m=%zu n=%zu k=%zu)", lu_cl_errname((cl_int)s), what, m, n, k);
+  return lu_fail(LU_EBLAS, "CLBlast status %d (%s m=%zu n=%zu k=%zu)", (int)s, what, m, n, k);
+}
+
+lu_status lu_sgemm(lu_device *dev, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, cl_mem a,
+                   size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
+                   size_t ldc) {
+  if (m == 0 || n == 0) return LU_OK;
+  LU_TRY(ensure_tuned(dev));
+  cl_command_queue q = dev->queue;
+  CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                                     trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
+                                     lda, b, b_off, ldb, beta, c, c_off, ldc, &q, NULL);
+  return blas_status(s, "sgemm", m, n, k);
+}
+
+lu_status lu_sgemm_strided_batched(lu_device *dev, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                                   float alpha, cl_mem a, size_t a_off, size_t lda, size_t stride_a, cl_mem b,
+                                   size_t b_off, size_t ldb, size_t stride_b, float beta, cl_mem c, size_t c_off,
+                                   size_t ldc, size_t stride_c, size_t batch) {
+  if (m == 0 || n == 0 || batch == 0) return LU_OK;
+  LU_TRY(ensure_tuned(dev));
+  cl_command_queue q = dev->queue;
+  CLBlastStatusCode s = CLBlastSgemmStridedBatched(
+      CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+      trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, stride_a, b, b_off, ldb,
+      stride_b, beta, c, c_off, ldc, stride_c, batch, &q, NULL);
+  return blas_status(s, "sgemm_strided_batched", m, n, k);
+}
