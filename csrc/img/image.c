@@ -41,6 +41,16 @@ lu_status lu_image_check_size(const char *path, int n, const int64_t *dims, size
   return LU_OK;
 }
 
+lu_status lu_image_check_file_cap(const char *path, size_t bytes, unsigned max_ratio) {
+  struct stat st;
+  if (stat(path, &st) != 0) return lu_fail(LU_EIO, "%s: cannot stat: %s", path, strerror(errno));
+  uint64_t cap = (uint64_t)st.st_size * max_ratio + (1u << 20);
+  if ((uint64_t)bytes > cap)
+    return lu_fail(LU_EFORMAT, "%s: absurd dimensions: the header declares %zu bytes of pixels, more than a %lld-byte "
+                   "file can hold", path, bytes, (long long)st.st_size);
+  return LU_OK;
+}
+
 lu_status lu_image_read(const char *path, lu_image *out) {
   lu_image_init(out);
   if (lu_path_has_suffix(path, ".nii") || lu_path_has_suffix(path, ".nii.gz")) return lu_nifti_read(path, out);

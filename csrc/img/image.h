@@ -58,6 +58,9 @@ int lu_path_has_suffix(const char *path, const char *suffix); /* case-insensitiv
 /* Overflow-checked product of n non-negative sizes times elem; LU_EFORMAT naming path on overflow
  * or on a size above LU_IMAGE_MAX_BYTES. */
 lu_status lu_image_check_size(const char *path, int n, const int64_t *dims, size_t elem, size_t *bytes);
+/* Refuses `bytes` of decoded data from a file that could not hold them at `max_ratio` (the
+ * format's best compression ratio), so a tiny file with absurd dimensions never allocates. */
+lu_status lu_image_check_file_cap(const char *path, size_t bytes, unsigned max_ratio);
 #define LU_IMAGE_MAX_BYTES ((size_t)1 << 40)
 
 #endif

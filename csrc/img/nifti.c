@@ -12,7 +12,7 @@
  *     the sform code is SCANNER_ANAT, or the two transforms are very similar: same rotation,
  *     scales and offsets within 1e-4); otherwise the qform when its code is set; otherwise error.
  *   - RAS -> LPS: origin = (-m03, -m13, m23); direction column j = normalise(-m0j, -m1j, m2j).
- *   - spacing = pixdim (absolute) scaled by the xyz unit (metre 1e3, micron 1e-3, else 1).
+ *   - spacing = pixdim (absolute) and origin scaled by the xyz unit (metre 1e3, micron 1e-3, else 1).
  * ITK compares "very similar" through SVDs; for an orthonormal-after-scaling sform the check
  * here (normalised columns and column norms) is the same test without the SVD. */
 #include "img/image.h"
@@ -61,31 +61,60 @@ static int dtype_to_nifti(lu_dtype dt, int *code, int *bitpix) {
   }
 }
 
-/* Reads the first bytes through zlib (plain files pass through) so a broken file is reported
- * precisely before nifticlib sees it; returns the header size (348 or 540). */
+/* Reads the header through zlib (plain files pass through) and checks what nifticlib trusts
+ * (sizeof_hdr, dim[0..7]) before it sees the file, so a broken file is reported precisely and
+ * nifticlib never runs on absurd dims (it overflows its stack on some NIfTI-2 dim[0] values).
+ * Returns the header size (348 or 540). */
+static int64_t rd_int(const unsigned char *b, int size, int swap) {
+  unsigned char t[8];
+  for (int i = 0; i < size; i++) t[i] = swap ? b[size - 1 - i] : b[i];
+  if (size == 2) { int16_t v; memcpy(&v, t, 2); return v; }
+  if (size == 4) { int32_t v; memcpy(&v, t, 4); return v; }
+  int64_t v;
+  memcpy(&v, t, 8);
+  return v;
+}
+
+static const char *gz_msg(gzFile gz, int *err);
+
 static lu_status precheck_header(const char *path, int *hdr_size) {
   gzFile gz = gzopen(path, "rb");
   if (!gz) return lu_fail(LU_EIO, "%s: cannot open: %s", path, errno ? strerror(errno) : "zlib failure");
-  unsigned char b[4];
-  int n = gzread(gz, b, 4);
+  unsigned char b[540];
+  int n = gzread(gz, b, sizeof b);
   int err = 0;
-  const char *msg = gzerror(gz, &err);
+  const char *msg = gz_msg(gz, &err);
   char msgbuf[256];
   snprintf(msgbuf, sizeof msgbuf, "%s", msg ? msg : "");
   gzclose(gz);
   if (n < 0 || (err != Z_OK && err != Z_BUF_ERROR))
     return lu_fail(LU_EFORMAT, "%s: corrupt gzip stream in the header: %s", path, msgbuf);
   if (n < 4) return lu_fail(LU_EFORMAT, "%s: truncated: file ends inside the NIfTI header (%d bytes)", path, n);
-  int32_t le = (int32_t)(b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24);
-  int32_t be = (int32_t)(b[3] | b[2] << 8 | b[1] << 16 | (uint32_t)b[0] << 24);
-  if (le == 348 || be == 348) *hdr_size = 348;
-  else if (le == 540 || be == 540) *hdr_size = 540;
+  int swap;
+  int32_t le = (int32_t)rd_int(b, 4, 0), be = (int32_t)rd_int(b, 4, 1);
+  if (le == 348 || le == 540) { *hdr_size = le; swap = 0; }
+  else if (be == 348 || be == 540) { *hdr_size = be; swap = 1; }
   else return lu_fail(LU_EFORMAT, "%s: not a NIfTI file (sizeof_hdr is %d, expected 348 or 540)", path, le);
+  if (n < *hdr_size)
+    return lu_fail(LU_EFORMAT, "%s: truncated: file ends inside the %d-byte NIfTI header (%d bytes)", path, *hdr_size, n);
+  int dtc = (int)(*hdr_size == 348 ? rd_int(b + 70, 2, swap) : rd_int(b + 12, 2, swap));
+  lu_dtype dt;
+  if (!nifti_to_dtype(dtc, &dt))
+    return lu_fail(LU_EUNSUPPORTED, "%s: unsupported NIfTI datatype %d (%s)", path, dtc, nifti_datatype_string(dtc));
+  int64_t dim[8];
+  for (int i = 0; i < 8; i++)
+    dim[i] = *hdr_size == 348 ? rd_int(b + 40 + 2 * i, 2, swap) : rd_int(b + 16 + 8 * i, 8, swap);
+  if (dim[0] < 1 || dim[0] > 7)
+    return lu_fail(LU_EFORMAT, "%s: bad header: dim[0] = %lld (number of dimensions must be 1..7)", path, (long long)dim[0]);
+  for (int i = 1; i <= dim[0]; i++)
+    if (dim[i] < 1 || dim[i] > ((int64_t)1 << 40))
+      return lu_fail(LU_EFORMAT, "%s: bad header: dim[%d] = %lld", path, i, (long long)dim[i]);
   return LU_OK;
 }
 
-/* Reads `bytes` of voxel data at `offset` of `iname` (gzip or plain) into dst. */
-static lu_status read_voxels(const char *path, const char *iname, int64_t offset, void *dst, size_t bytes) {
+/* Reads `bytes` of voxel data at `offset` of `iname` (gzip or plain) into a new malloc'd *out,
+ * after checking that the file can hold that much (so absurd dims never allocate). */
+static lu_status read_voxels(const char *path, const char *iname, int64_t offset, size_t bytes, void **out) {
   int is_gz = nifti_is_gzfile(iname);
   struct stat st;
   if (stat(iname, &st) != 0) return lu_fail(LU_EIO, "%s: cannot stat image data file %s: %s", path, iname, strerror(errno));
@@ -103,26 +132,33 @@ static lu_status read_voxels(const char *path, const char *iname, int64_t offset
                      "%s: absurd dimensions or vox_offset: %zu bytes of voxel data at offset %lld cannot "
                      "come from a %lld-byte gzip file", path, bytes, (long long)offset, (long long)st.st_size);
   }
+  unsigned char *dst = malloc(bytes ? bytes : 1);
+  if (!dst) return lu_fail(LU_ENOMEM, "%s: cannot allocate %zu bytes for the voxels", path, bytes);
   gzFile gz = gzopen(iname, "rb");
-  if (!gz) return lu_fail(LU_EIO, "%s: cannot open: %s", path, strerror(errno));
+  if (!gz) {
+    free(dst);
+    return lu_fail(LU_EIO, "%s: cannot open: %s", path, strerror(errno));
+  }
   gzbuffer(gz, LU_GZ_BUF);
   lu_status rc = LU_OK;
   int err = 0;
   if (gzseek(gz, (z_off_t)offset, SEEK_SET) != (z_off_t)offset) {
-    const char *m = gzerror(gz, &err);
+    const char *m = gz_msg(gz, &err);
     rc = (err != Z_OK && err != Z_BUF_ERROR)
              ? lu_fail(LU_EFORMAT, "%s: corrupt gzip stream before vox_offset %lld: %s", path, (long long)offset, m)
              : lu_fail(LU_EFORMAT, "%s: truncated: file ends before vox_offset %lld", path, (long long)offset);
     gzclose(gz);
+    free(dst);
     return rc;
   }
   size_t done = 0;
   unsigned char *p = dst;
+  *out = NULL;
   while (done < bytes) {
     size_t want = bytes - done < LU_IO_CHUNK ? bytes - done : LU_IO_CHUNK;
     int got = gzread(gz, p + done, (unsigned)want);
     if (got < 0 || (size_t)got < want) {
-      const char *m = gzerror(gz, &err);
+      const char *m = gz_msg(gz, &err);
       if (got > 0) done += (size_t)got;
       if (err != Z_OK && err != Z_BUF_ERROR)
         rc = lu_fail(LU_EFORMAT, "%s: corrupt %s stream after %zu of %zu voxel bytes: %s", path,
@@ -131,6 +167,7 @@ static lu_status read_voxels(const char *path, const char *iname, int64_t offset
         rc = lu_fail(LU_EFORMAT, "%s: truncated: voxel data ends after %zu of %zu bytes (vox_offset %lld)", path,
                      done, bytes, (long long)offset);
       gzclose(gz);
+      free(dst);
       return rc;
     }
     done += (size_t)got;
@@ -138,14 +175,24 @@ static lu_status read_voxels(const char *path, const char *iname, int64_t offset
   if (is_gz) { /* reach the gzip trailer so a bad CRC or length is noticed */
     unsigned char extra[64];
     while (gzread(gz, extra, sizeof extra) > 0) {}
-    const char *m = gzerror(gz, &err);
+    const char *m = gz_msg(gz, &err);
     if (err != Z_OK && err != Z_BUF_ERROR)
       rc = lu_fail(LU_EFORMAT, "%s: corrupt gzip stream after the voxel data: %s", path, m);
     else if (err == Z_BUF_ERROR)
       rc = lu_fail(LU_EFORMAT, "%s: truncated gzip stream (the gzip trailer is missing)", path);
   }
   gzclose(gz);
+  if (rc != LU_OK) free(dst);
+  else *out = dst;
   return rc;
+}
+
+/* gzerror's message without the "<path>: " prefix zlib puts in front. */
+static const char *gz_msg(gzFile gz, int *err) {
+  const char *m = gzerror(gz, err);
+  if (!m) return "";
+  const char *c = strstr(m, ": ");
+  return c ? c + 2 : m;
 }
 
 static void normalise3(double v[3]) {
@@ -230,9 +277,10 @@ static lu_status geometry(const char *path, const nifti_image *nim, lu_image *ou
                       "direction can be derived (ITK refuses this file too)", path);
 
   int nd = out->sdim;
-  out->origin[0] = -m->m[0][3];
-  out->origin[1] = -m->m[1][3];
-  out->origin[2] = nd > 2 ? m->m[2][3] : 0.0;
+  /* ITK scales the origin by the unit factor as well as the spacing */
+  out->origin[0] = -m->m[0][3] * scale;
+  out->origin[1] = -m->m[1][3] * scale;
+  out->origin[2] = nd > 2 ? m->m[2][3] * scale : 0.0;
   for (int j = 0; j < nd; j++) {
     double c[3] = {-m->m[0][j], -m->m[1][j], nd > 2 ? m->m[2][j] : 0.0};
     normalise3(c);
@@ -341,15 +389,8 @@ lu_status lu_nifti_read(const char *path, lu_image *out) {
                  (long long)nim->iname_offset, hdr_size);
     goto done;
   }
-  void *buf = malloc(bytes ? bytes : 1);
-  if (!buf) {
-    rc = lu_fail(LU_ENOMEM, "%s: cannot allocate %zu bytes for the voxels", path, bytes);
-    goto done;
-  }
-  if ((rc = read_voxels(path, nim->iname ? nim->iname : path, nim->iname_offset, buf, bytes)) != LU_OK) {
-    free(buf);
-    goto done;
-  }
+  void *buf = NULL;
+  if ((rc = read_voxels(path, nim->iname ? nim->iname : path, nim->iname_offset, bytes, &buf)) != LU_OK) goto done;
   if (nim->byteorder != nifti_short_order() && lu_dtype_size(dt) > 1) byteswap(buf, bytes / lu_dtype_size(dt), lu_dtype_size(dt));
   if ((rc = lu_tensor_wrap_host(&t, dt, 4, shape, buf)) != LU_OK) {
     free(buf);

@@ -1,5 +1,5 @@
 /* PNG through libpng, as nnU-Net's NaturalImage2DIO sees it: grey -> (1, 1, Y, X), grey+alpha,
- * RGB, RGBA -> (2/3/4, 1, Y, X); 8-bit (and 1/2/4-bit grey, expanded) -> u8, 16-bit -> u16;
+ * RGB, RGBA -> (2/3/4, 1, Y, X); 8-bit (1-bit grey as 0/1, 2/4-bit scaled) -> u8, 16-bit -> u16;
  * palette images expand to RGB(A). libpng errors longjmp to a handler that keeps the message. */
 #include "img/image.h"
 
@@ -60,7 +60,9 @@ lu_status lu_png_read(const char *path, lu_image *out) {
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   int depth = png_get_bit_depth(png, info), ct = png_get_color_type(png, info);
   if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  /* As Pillow (skimage's loader): 1-bit grey stays 0/1, 2- and 4-bit grey scale to 0..255. */
+  if (ct == PNG_COLOR_TYPE_GRAY && depth == 1) png_set_packing(png);
+  else if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
   if (depth == 16) png_set_swap(png); /* PNG is big-endian; we want host order (little-endian here) */
   png_set_interlace_handling(png);
@@ -71,6 +73,7 @@ lu_status lu_png_read(const char *path, lu_image *out) {
   int64_t shape[4] = {ch, 1, h, w};
   size_t bytes;
   lu_status rc = lu_image_check_size(path, 4, shape, elem, &bytes);
+  if (rc == LU_OK) rc = lu_image_check_file_cap(path, bytes, 1100); /* deflate: at most ~1032:1 */
   if (rc == LU_OK) rc = lu_tensor_new_host((lu_tensor **)&t, bd == 16 ? LU_U16 : LU_U8, 4, shape);
   size_t rowbytes = png_get_rowbytes(png, info);
   if (rc == LU_OK && rowbytes != (size_t)w * (size_t)ch * elem)
@@ -106,14 +109,15 @@ lu_status lu_png_read(const char *path, lu_image *out) {
 
 lu_status lu_png_write(const char *path, const lu_image *img) {
   const lu_tensor *t = img->data;
-  int64_t c = 1, y, x;
-  if (t->ndim == 4 && t->shape[1] == 1) { c = t->shape[0]; y = t->shape[2]; x = t->shape[3]; }
+  int64_t c0 = 1, y, x;
+  if (t->ndim == 4 && t->shape[1] == 1) { c0 = t->shape[0]; y = t->shape[2]; x = t->shape[3]; }
   else if (t->ndim == 3 && t->shape[0] == 1) { y = t->shape[1]; x = t->shape[2]; }
   else if (t->ndim == 2) { y = t->shape[0]; x = t->shape[1]; }
   else return lu_fail(LU_EARG, "%s: PNG needs a 2-D image ((C, 1, Y, X), (1, Y, X) or (Y, X))", path);
+  const int c = (int)(c0 > 0 && c0 <= 4 ? c0 : 0);
   if (t->dtype != LU_U8 && t->dtype != LU_U16)
     return lu_fail(LU_EUNSUPPORTED, "%s: PNG stores u8 or u16, not %s", path, lu_dtype_name(t->dtype));
-  if (c < 1 || c > 4 || x < 1 || y < 1 || x > 0x7fffffff || y > 0x7fffffff)
+  if (c < 1 || x < 1 || y < 1 || x > 0x7fffffff || y > 0x7fffffff)
     return lu_fail(LU_EARG, "%s: PNG needs 1 to 4 channels and a non-empty image", path);
   static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGBA};
   size_t elem = lu_dtype_size(t->dtype), plane = (size_t)(x * y), rowbytes = (size_t)x * (size_t)c * elem;
@@ -152,7 +156,7 @@ lu_status lu_png_write(const char *path, const lu_image *img) {
   const unsigned char *src = t->host;
   for (int64_t r = 0; r < y; r++) {
     for (int64_t i = 0; i < x; i++)
-      for (int64_t ch = 0; ch < c; ch++)
+      for (int ch = 0; ch < c; ch++)
         memcpy(row + ((size_t)i * (size_t)c + (size_t)ch) * elem, src + ((size_t)ch * plane + (size_t)r * (size_t)x + (size_t)i) * elem, elem);
     png_write_row(png, row);
   }

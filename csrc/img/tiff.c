@@ -82,8 +82,6 @@ static lu_status get_page(const char *path, TIFF *tif, int page, page_info *p, t
                    c ? c->name : "unknown", page);
   }
   if (p->spp < 1) return lu_fail(LU_EFORMAT, "%s: page %d has %u samples per pixel", path, page, p->spp);
-  if (p->planar != PLANARCONFIG_CONTIG && p->spp > 1)
-    return lu_fail(LU_EUNSUPPORTED, "%s: planar-separate TIFF with %u samples per pixel is not supported", path, p->spp);
   uint16_t photometric = 0;
   if (TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric) && photometric == PHOTOMETRIC_PALETTE)
     return lu_fail(LU_EUNSUPPORTED, "%s: palette TIFF is not supported", path);
@@ -106,9 +104,13 @@ static void deinterleave(unsigned char *dst, size_t plane, const unsigned char *
     for (int c = 0; c < spp; c++) memcpy(dst + (size_t)c * plane * elem + i * elem, src + (i * (size_t)spp + (size_t)c) * elem, elem);
 }
 
-static lu_status read_page(const char *path, TIFF *tif, int page, const page_info *p, unsigned char *base,
-                           size_t plane_elems, size_t elem, tiff_msgs *m) {
-  /* base points at (c=0, z=page); channel c is at base + c * plane_elems * elem (plane = Z*Y*X). */
+/* Reads sample plane `sample` (planar-separate) or all `spp` interleaved samples (contiguous) of
+ * the current page. base points at (c=0, z=page); channel c is at base + c * plane_elems * elem. */
+static lu_status read_page(const char *path, TIFF *tif, int page, const page_info *pi, int sample, int spp,
+                           unsigned char *base, size_t plane_elems, size_t elem, tiff_msgs *m) {
+  page_info pp = *pi;
+  pp.spp = (uint16_t)spp;
+  const page_info *p = &pp;
   size_t w = p->w, h = p->h;
   if (TIFFIsTiled(tif)) {
     uint32_t tw = 0, th = 0;
@@ -121,7 +123,7 @@ static lu_status read_page(const char *path, TIFF *tif, int page, const page_inf
     if (!buf) return lu_fail(LU_ENOMEM, "%s: cannot allocate a %lld-byte tile", path, (long long)ts);
     for (uint32_t y0 = 0; y0 < h; y0 += th)
       for (uint32_t x0 = 0; x0 < w; x0 += tw) {
-        ttile_t tile = TIFFComputeTile(tif, x0, y0, 0, 0);
+        ttile_t tile = TIFFComputeTile(tif, x0, y0, 0, (tsample_t)sample);
         if (TIFFReadEncodedTile(tif, tile, buf, ts) < 0) {
           free(buf);
           return lu_fail(LU_EFORMAT, "%s: cannot read tile %u of page %d: %s", path, (unsigned)tile, page,
@@ -143,7 +145,7 @@ static lu_status read_page(const char *path, TIFF *tif, int page, const page_inf
     unsigned char *buf = malloc((size_t)ss);
     if (!buf) return lu_fail(LU_ENOMEM, "%s: cannot allocate a %lld-byte strip", path, (long long)ss);
     for (uint32_t y0 = 0; y0 < h; y0 += rps) {
-      tstrip_t s = TIFFComputeStrip(tif, y0, 0);
+      tstrip_t s = TIFFComputeStrip(tif, y0, (tsample_t)sample);
       size_t rows = (y0 + rps > h) ? h - y0 : rps;
       tmsize_t got = TIFFReadEncodedStrip(tif, s, buf, (tmsize_t)(rows * rowbytes));
       if (got < (tmsize_t)(rows * rowbytes)) {
@@ -183,9 +185,18 @@ lu_status lu_tiff_read(const char *path, lu_image *out) {
   }
   lu_dtype dt = LU_U8;
   tiff_dtype(p0.bps, p0.fmt, &dt);
-  int64_t shape[4] = {p0.spp, npages, p0.h, p0.w};
+  /* Planar-separate samples of a single page are slices, as tifffile.imread returns them (S, Y, X). */
+  int separate = p0.planar == PLANARCONFIG_SEPARATE && p0.spp > 1;
+  if (separate && npages > 1) {
+    rc = lu_fail(LU_EUNSUPPORTED, "%s: multi-page planar-separate TIFF (%lld pages of %u samples) is not supported", path,
+                 (long long)npages, p0.spp);
+    goto done;
+  }
+  int64_t shape[4] = {separate ? 1 : p0.spp, separate ? p0.spp : npages, p0.h, p0.w};
   size_t bytes;
   if ((rc = lu_image_check_size(path, 4, shape, lu_dtype_size(dt), &bytes)) != LU_OK) goto done;
+  /* LZW, the best-compressing TIFF codec here, stays under ~2730:1 */
+  if ((rc = lu_image_check_file_cap(path, bytes, 4096)) != LU_OK) goto done;
   if ((rc = lu_tensor_new_host(&t, dt, 4, shape)) != LU_OK) {
     lu_fail_context(rc, "%s", path);
     goto done;
@@ -203,12 +214,22 @@ lu_status lu_tiff_read(const char *path, lu_image *out) {
                    "%u bits)", path, (long long)z, p.w, p.h, p.spp, p.bps, p0.w, p0.h, p0.spp, p0.bps);
       goto done;
     }
+    if (p.planar != p0.planar) {
+      rc = lu_fail(LU_EFORMAT, "%s: page %lld has a different planar configuration from page 0", path, (long long)z);
+      goto done;
+    }
     unsigned char *base = (unsigned char *)t->host + (size_t)z * p0.h * p0.w * elem;
-    if ((rc = read_page(path, tif, (int)z, &p, base, plane, elem, &m)) != LU_OK) goto done;
+    if (separate) {
+      for (int smp = 0; smp < p0.spp && rc == LU_OK; smp++)
+        rc = read_page(path, tif, (int)z, &p, smp, 1, base + (size_t)smp * p0.h * p0.w * elem, plane, elem, &m);
+      if (rc != LU_OK) goto done;
+    } else if ((rc = read_page(path, tif, (int)z, &p, 0, p.spp, base, plane, elem, &m)) != LU_OK) {
+      goto done;
+    }
   }
   out->data = t;
   t = NULL;
-  out->sdim = npages > 1 ? 3 : 2;
+  out->sdim = (npages > 1 || separate) ? 3 : 2;
 done:
   if (t) lu_tensor_free(t);
   TIFFClose(tif);

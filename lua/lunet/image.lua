@@ -1,4 +1,4 @@
---[[ lunet.image: image files as nnU-Net's readers/writers see them.
+--[==[ lunet.image: image files as nnU-Net's readers/writers see them.
 
   image.read(path [, opts]) -> img
     img.data      Tensor (C, Z, Y, X), host, the file's own dtype (NIfTI scl_slope/inter -> f32)
@@ -14,7 +14,7 @@
                   sidecar with the spacing, as nnU-Net does.
   image.reader_for(file_ending [, dataset_json [, example_path]]) -> reader {name, read, write}
                   nnU-Net's reader_writer_registry choice (overwrite_image_reader_writer first).
-]]
+]==]
 local core = require "lunet.core"
 local json = require "lunet.json"
 
