@@ -1,0 +1,61 @@
+/* Convolutions on device tensors (float32), forward and backward, 2-D and 3-D.
+ *
+ * Layout: x (N, Cin, [Z,] Y, X), y (N, Cout, [Z',] Y', X'), row-major, last axis fastest.
+ * Weights as PyTorch: conv (Cout, Cin, [kz,] ky, kx); transposed conv (Cin, Cout, [kz,] ky, kx)
+ * (ConvTranspose layout). Bias (Cout) or NULL.
+ *
+ * The descriptor lists per-spatial-axis parameters in array-axis order: entries 0..nsp-1 are
+ * (z, y, x) for nsp = 3 and (y, x) for nsp = 2. Entries past nsp are ignored.
+ * Output size per axis: out = (in + 2 pad - k) / stride + 1 (conv), out = in * stride (convT,
+ * kernel == stride, pad 0).
+ *
+ * Outputs are fully overwritten (no need to clear them) except where `accumulate` asks to add.
+ * All tensors must live on the same device. Workspace is taken from the device's buffer pool and
+ * bounded (LU_CONV_WORKSPACE_MB, default 64): a 3-D patch never gets a full im2col buffer. */
+#ifndef LU_CONV_H
+#define LU_CONV_H
+
+#include "tensor.h"
+
+typedef struct lu_conv_desc {
+  int nsp;        /* number of spatial dims: 2 or 3 */
+  int k[3];       /* kernel size per spatial axis (1 or 3 tested; any odd or even size works) */
+  int stride[3];  /* stride per spatial axis (1 or 2 tested; any >= 1 works) */
+  int pad[3];     /* zero padding per side; "same" = (k - 1) / 2 */
+} lu_conv_desc;
+
+/* Fills d with kernel k, stride s (NULL = all 1) and "same" padding (k - 1) / 2. */
+lu_status lu_conv_desc_init(lu_conv_desc *d, int nsp, const int *k, const int *stride);
+/* Checks nsp, k >= 1, stride >= 1, 0 <= pad < k. */
+lu_status lu_conv_desc_check(const lu_conv_desc *d);
+
+/* Shapes. x_shape has 2 + nsp entries (N, C, spatial...). Outputs have 2 + nsp entries. */
+lu_status lu_conv_out_shape(const lu_conv_desc *d, const int64_t *x_shape, int64_t cout, int64_t *y_shape);
+void lu_conv_weight_shape(const lu_conv_desc *d, int64_t cin, int64_t cout, int64_t *w_shape);
+/* Transposed conv with kernel == stride: y spatial = x spatial * stride; d->k must equal d->stride, pad 0. */
+lu_status lu_convT_desc_init(lu_conv_desc *d, int nsp, const int *stride);
+lu_status lu_convT_out_shape(const lu_conv_desc *d, const int64_t *x_shape, int64_t cout, int64_t *y_shape);
+void lu_convT_weight_shape(const lu_conv_desc *d, int64_t cin, int64_t cout, int64_t *w_shape);
+/* Multiply-adds of one forward pass (batch included); bwd_data and bwd_weight cost the same. */
+double lu_conv_flops(const lu_conv_desc *d, const int64_t *x_shape, int64_t cout);
+double lu_convT_flops(const lu_conv_desc *d, const int64_t *x_shape, int64_t cout);
+
+/* y = conv(x, w) + b */
+lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                      lu_tensor *y);
+/* dx = conv^T(dy, w) (gradient w.r.t. x; dx is overwritten) */
+lu_status lu_conv_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx);
+/* dw (+)= grad w.r.t. w; db (+)= sum of dy over N and space (db may be NULL).
+ * accumulate = 0: overwrite dw/db; 1: add to their contents. */
+lu_status lu_conv_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
+                             lu_tensor *db, int accumulate);
+
+/* Transposed convolution, kernel == stride (nnU-Net's upsampling): same contracts as above.
+ * x (N, Cin, s...), w (Cin, Cout, k...), y (N, Cout, s*k...). */
+lu_status lu_convT_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                       lu_tensor *y);
+lu_status lu_convT_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx);
+lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
+                              lu_tensor *db, int accumulate);
+
+#endif
