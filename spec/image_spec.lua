@@ -290,6 +290,25 @@ describe("lunet.image round trips (read, write, read) are exact", function()
   end)
 end)
 
+describe("lunet.image.write_seg", function()
+  it("casts to u8 below 255 and u16 otherwise, keeping the reference geometry", function()
+    local ref = image.read(FIX .. "dt_int16.nii.gz")
+    local small = image.read(FIX .. "dt_uint8.nii.gz").data:astype("i32")
+    image.write_seg(tmp("seg8.nii.gz"), small, ref)
+    local a = image.read(tmp("seg8.nii.gz"))
+    local max8 = 0
+    for _, v in ipairs(values(a.data)) do max8 = math.max(max8, v) end
+    assert.are.equal(max8 < 255 and "u8" or "u16", a.data.dtype)
+    near_list(a.sitk.origin, ref.sitk.origin, 1e-7, "origin")
+    near_list(a.sitk.direction, ref.sitk.direction, 1e-7, "direction")
+    local big = image.read(FIX .. "dt_uint16.nii.gz").data
+    image.write_seg(tmp("seg16.nii.gz"), big, ref)
+    local b = image.read(tmp("seg16.nii.gz"))
+    assert.are.equal("u16", b.data.dtype)
+    assert.is_true(b.data:bytes() == big:bytes())
+  end)
+end)
+
 describe("lunet.image bad input", function()
   for _, name in ipairs(sorted_keys(expected.bad)) do
     it(name .. " gives an error naming the file", function()

@@ -2,6 +2,7 @@
  *   image.read(path) -> {data = Tensor (C, Z, Y, X), spacing = {x, y, z}, origin = {x, y, z},
  *                        direction = {9, row-major}, sdim = 2 | 3}
  *   image.write(path, tensor, geom)   geom: {spacing=, origin=, direction=, sdim=} (all optional)
+ *   image.seg_cast(tensor) -> new tensor as u8 when max < 255, else u16 (nnU-Net's write_seg rule)
  * The format is chosen by the file ending (.nii, .nii.gz, .tif, .tiff, .png). */
 #include <lauxlib.h>
 #include <lua.h>
@@ -78,8 +79,23 @@ static int l_write(lua_State *L) {
   return 0;
 }
 
+static int l_seg_cast(lua_State *L) {
+  lu_tensor *t = lu_lua_check_tensor(L, 1);
+  if (!t->host) return luaL_error(L, "image.seg_cast: only host tensors (call :to_host() first)");
+  int64_t n = lu_tensor_numel(t);
+  double mx = -1.0 / 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    double v = lu_host_get(t, i);
+    if (v > mx) mx = v;
+  }
+  lu_tensor *out = NULL;
+  LU_LCHECK(L, lu_tensor_convert_host(t, mx < 255 ? LU_U8 : LU_U16, &out), "image.seg_cast");
+  lu_lua_push_tensor(L, out);
+  return 1;
+}
+
 int lu_open_image(lua_State *L) {
-  static const luaL_Reg fns[] = {{"read", l_read}, {"write", l_write}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"read", l_read}, {"write", l_write}, {"seg_cast", l_seg_cast}, {NULL, NULL}};
   lua_newtable(L);
   lu_lua_setfuncs(L, fns);
   return 1;

@@ -12,6 +12,8 @@
   image.write(path, tensor, like [, opts])   like = an img from read (its geometry is written back
                   exactly); tensor (C,Z,Y,X) or (Z,Y,X). Tiff3DIO also writes the `<case>.json`
                   sidecar with the spacing, as nnU-Net does.
+  image.write_seg(path, seg, like)   nnU-Net's write_seg: seg cast to u8 (max < 255) or u16, then
+                  written with like's geometry (TIFF: zlib + sidecar, PNG: first channel)
   image.reader_for(file_ending [, dataset_json [, example_path]]) -> reader {name, read, write}
                   nnU-Net's reader_writer_registry choice (overwrite_image_reader_writer first).
 ]==]
@@ -251,6 +253,15 @@ function M.write(path, t, like, opts)
   elseif e == ".png" then r = M.readers.NaturalImage2DIO end
   local ok, err = pcall(r.write, path, t, like)
   if not ok then error(tostring(err), 2) end
+end
+
+function M.write_seg(path, seg, like, opts)
+  local ok, cast = pcall(core.image.seg_cast, seg)
+  if not ok then error(path .. ": " .. tostring(cast), 2) end
+  local sh = cast.shape
+  if #sh == 3 then cast = cast:reshape({ 1, sh[1], sh[2], sh[3] }) end
+  local wok, err = pcall(M.write, path, cast, like, opts)
+  if not wok then error(tostring(err), 2) end
 end
 
 return setmetatable(M, { __call = function(_, ...) return M.read(...) end })
