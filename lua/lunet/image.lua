@@ -199,6 +199,11 @@ function M.reader_for(file_ending, dj, example_path)
     return r
   end
   local e = lower(file_ending or "")
+  if not example_path and (e == ".tif" or e == ".tiff") then
+    -- without an example nnU-Net's choice is unknown: decide per file (1 page 2-D, else Tiff3DIO)
+    return { name = "Tiff3DIO", endings = { ".tif", ".tiff" }, read = function(p, o) return M.read(p, o) end,
+             write = function(p, t, like) return M.write(p, t, like) end }
+  end
   for _, name in ipairs({ "NaturalImage2DIO", "SimpleITKIO", "Tiff3DIO", "NibabelIO" }) do
     local r = M.readers[name]
     for _, re in ipairs(r.endings) do
