@@ -1,0 +1,373 @@
+/* require("lunet.core").preprocess: nnU-Net preprocessing in C (csrc/data/{crop,normalize,resample,classloc,
+ * preprocess}.h).
+ *   run_case({img_tensor, ...}, seg_or_nil, spacing{z,y,x}, cfg, threads)
+ *     cfg = { transpose={0,1,2}, target_spacing={...} (2 or 3 entries), schemes={"ZScoreNormalization", ...},
+ *             use_mask={bool, ...}, props={ {mean=, std=, percentile_00_5=, percentile_99_5=}, ... },
+ *             data_opts={order=3, order_z=0, force_separate_z=nil|bool}, seg_opts={...},
+ *             classes={ {1}, {2}, {-1,0,1,2} }, seed=1234 }
+ *     -> data (f32), seg (i8/i16), info = { shape_before_cropping, bbox_used_for_cropping,
+ *        shape_after_cropping_and_before_resampling, new_shape, spacing (transposed), target_spacing,
+ *        class_locations = { i32 tensor (N, 4) per class, in cfg.classes order } }
+ *   resample(t, new_shape, cur_spacing, new_spacing, {is_seg=, order=, order_z=, force_separate_z=}, threads)
+ *   crop(data, seg_or_nil) -> data, seg(i16), bbox
+ *   normalize(t (C,Z,Y,X) f32 in place, channel (1-based), scheme, use_mask, seg_or_nil, props)
+ *   class_locations(seg (1,Z,Y,X) tensor, classes, seed) -> { i32 tensor (N,4), ... }
+ *   compute_new_shape(shape, old_sp, new_sp) -> shape
+ *   sep_z(cur_sp, new_sp, force_or_nil) -> do_separate (bool), axis (0-based or nil) */
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/crop.h"
+#include "data/preprocess.h"
+#include "lua/l_common.h"
+
+static void push_i3(lua_State *L, const int64_t *v) {
+  lua_createtable(L, 3, 0);
+  for (int d = 0; d < 3; d++) {
+    lua_pushinteger(L, (lua_Integer)v[d]);
+    lua_rawseti(L, -2, d + 1);
+  }
+}
+
+static void push_d3(lua_State *L, const double *v) {
+  lua_createtable(L, 3, 0);
+  for (int d = 0; d < 3; d++) {
+    lua_pushnumber(L, v[d]);
+    lua_rawseti(L, -2, d + 1);
+  }
+}
+
+static void push_bbox(lua_State *L, int64_t b[3][2]) {
+  lua_createtable(L, 3, 0);
+  for (int d = 0; d < 3; d++) {
+    lua_createtable(L, 2, 0);
+    lua_pushinteger(L, (lua_Integer)b[d][0]);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, (lua_Integer)b[d][1]);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, d + 1);
+  }
+}
+
+static int check_nums(lua_State *L, int idx, double *v, int maxn, const char *what) {
+  if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "%s: expected a list of numbers", what);
+  int n = (int)lua_rawlen(L, idx);
+  if (n > maxn || n < 1) luaL_error(L, "%s: expected 1..%d numbers, got %d", what, maxn, n);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    if (!lua_isnumber(L, -1)) luaL_error(L, "%s: entry %d is not a number", what, i + 1);
+    v[i] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+static double field_num(lua_State *L, int idx, const char *k, double def) {
+  lua_getfield(L, idx, k);
+  double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static void read_opts(lua_State *L, int idx, lu_resample_opts *o, int is_seg) {
+  lu_resample_opts_default(o, is_seg);
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "is_seg");
+  if (!lua_isnil(L, -1)) o->is_seg = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  o->order = (int)field_num(L, idx, "order", o->is_seg ? 1 : 3);
+  o->order_z = (int)field_num(L, idx, "order_z", 0);
+  o->aniso_threshold = field_num(L, idx, "separate_z_anisotropy_threshold", 3.0);
+  lua_getfield(L, idx, "force_separate_z");
+  o->force_separate_z = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+}
+
+/* Classes table at idx -> arrays in a userdata scratch block left on the stack. Returns count. */
+static int read_classes(lua_State *L, int idx, int32_t **labels, int32_t **off, int32_t **len) {
+  if (lua_isnoneornil(L, idx)) {
+    lua_newuserdatauv(L, 1, 0);
+    *labels = *off = *len = NULL;
+    return 0;
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, idx), total = 0;
+  for (int k = 0; k < n; k++) {
+    lua_rawgeti(L, idx, k + 1);
+    total += lua_type(L, -1) == LUA_TTABLE ? (int)lua_rawlen(L, -1) : 1;
+    lua_pop(L, 1);
+  }
+  int32_t *blk = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(2 * n + total + 1), 0);
+  *off = blk;
+  *len = blk + n;
+  *labels = blk + 2 * n;
+  int p = 0;
+  for (int k = 0; k < n; k++) {
+    lua_rawgeti(L, idx, k + 1);
+    (*off)[k] = p;
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      int m = (int)lua_rawlen(L, -1);
+      for (int j = 0; j < m; j++) {
+        lua_rawgeti(L, -1, j + 1);
+        (*labels)[p++] = (int32_t)luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+      }
+      (*len)[k] = m;
+    } else {
+      (*labels)[p++] = (int32_t)luaL_checkinteger(L, -1);
+      (*len)[k] = 1;
+    }
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+static void push_locs(lua_State *L, const lu_class_locs *locs, int n) {
+  lua_createtable(L, n, 0);
+  for (int k = 0; k < n; k++) {
+    int64_t shp[2] = {locs[k].n, 4};
+    lu_tensor *t = NULL;
+    LU_LCHECK(L, lu_tensor_new_host(&t, LU_I32, 2, shp), "class_locations");
+    if (locs[k].n) memcpy(t->host, locs[k].coords, sizeof(int32_t) * 4 * (size_t)locs[k].n);
+    lu_lua_push_tensor(L, t);
+    lua_rawseti(L, -2, k + 1);
+  }
+}
+
+/* Holds a pp result so a Lua error while pushing does not leak it. */
+static int res_gc(lua_State *L) {
+  lu_pp_result *r = lua_touserdata(L, 1);
+  lu_pp_result_free(r);
+  return 0;
+}
+
+static int l_run_case(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int nimg = (int)lua_rawlen(L, 1);
+  if (nimg < 1 || nimg > LU_PP_MAX_CHANNELS) return luaL_argerror(L, 1, "expected 1..64 image tensors");
+  const lu_tensor *imgs[LU_PP_MAX_CHANNELS];
+  for (int i = 0; i < nimg; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    imgs[i] = lu_lua_check_tensor(L, -1);
+    lua_pop(L, 1); /* still referenced by the table at 1 */
+  }
+  const lu_tensor *seg = lua_isnoneornil(L, 2) ? NULL : lu_lua_check_tensor(L, 2);
+  double spacing[3];
+  lua_pushvalue(L, 3);
+  if (check_nums(L, lua_gettop(L), spacing, 3, "spacing") != 3) luaL_error(L, "spacing: expected 3 numbers");
+  lua_pop(L, 1);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int threads = (int)luaL_optinteger(L, 5, 1);
+  lu_pp_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  lua_getfield(L, 4, "transpose");
+  if (lua_isnil(L, -1)) {
+    cfg.transpose[0] = 0; cfg.transpose[1] = 1; cfg.transpose[2] = 2;
+  } else {
+    double tv[3];
+    if (check_nums(L, lua_gettop(L), tv, 3, "cfg.transpose") != 3) luaL_error(L, "cfg.transpose: expected 3 axes");
+    for (int a = 0; a < 3; a++) cfg.transpose[a] = (int)tv[a];
+    int seen = 0;
+    for (int a = 0; a < 3; a++) {
+      if (cfg.transpose[a] < 0 || cfg.transpose[a] > 2) luaL_error(L, "cfg.transpose: axes must be 0, 1, 2");
+      seen |= 1 << cfg.transpose[a];
+    }
+    if (seen != 7) luaL_error(L, "cfg.transpose: not a permutation of 0, 1, 2");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 4, "target_spacing");
+  cfg.ntarget = check_nums(L, lua_gettop(L), cfg.target_spacing, 3, "cfg.target_spacing");
+  if (cfg.ntarget < 2) luaL_error(L, "cfg.target_spacing: expected 2 or 3 numbers");
+  lua_pop(L, 1);
+  lua_getfield(L, 4, "schemes");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  cfg.nch = (int)lua_rawlen(L, -1);
+  if (cfg.nch < 1 || cfg.nch > LU_PP_MAX_CHANNELS) luaL_error(L, "cfg.schemes: expected 1..64 schemes");
+  for (int c = 0; c < cfg.nch; c++) {
+    lua_rawgeti(L, -1, c + 1);
+    LU_LCHECK(L, lu_norm_parse(luaL_checkstring(L, -1), &cfg.scheme[c]), "cfg.schemes");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 4, "use_mask");
+  for (int c = 0; c < cfg.nch; c++) {
+    if (lua_istable(L, -1)) {
+      lua_rawgeti(L, -1, c + 1);
+      cfg.use_mask[c] = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 4, "props");
+  for (int c = 0; c < cfg.nch; c++) {
+    if (!lua_istable(L, -1)) break;
+    lua_rawgeti(L, -1, c + 1);
+    if (lua_istable(L, -1)) {
+      int i = lua_gettop(L);
+      cfg.props[c].mean = field_num(L, i, "mean", 0);
+      cfg.props[c].std = field_num(L, i, "std", 1);
+      cfg.props[c].percentile_00_5 = field_num(L, i, "percentile_00_5", -1e30);
+      cfg.props[c].percentile_99_5 = field_num(L, i, "percentile_99_5", 1e30);
+    } else if (cfg.scheme[c] == LU_NORM_CT) {
+      luaL_error(L, "cfg.props[%d]: CTNormalization needs the channel's intensity properties", c + 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 4, "data_opts");
+  read_opts(L, lua_gettop(L), &cfg.data_opts, 0);
+  lua_pop(L, 1);
+  lua_getfield(L, 4, "seg_opts");
+  read_opts(L, lua_gettop(L), &cfg.seg_opts, 1);
+  lua_pop(L, 1);
+  cfg.data_opts.is_seg = 0;
+  cfg.seg_opts.is_seg = 1;
+  cfg.seed = (uint32_t)field_num(L, 4, "seed", 1234);
+  lua_getfield(L, 4, "classes");
+  int32_t *labels, *off, *len;
+  cfg.nclasses = read_classes(L, lua_gettop(L), &labels, &off, &len);
+  cfg.class_labels = labels;
+  cfg.class_off = off;
+  cfg.class_len = len;
+  /* scratch block stays on the stack until return */
+  lu_pp_result *res = lua_newuserdatauv(L, sizeof(lu_pp_result), 0);
+  memset(res, 0, sizeof *res);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, res_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  LU_LCHECK(L, lu_preprocess_case(imgs, nimg, seg, spacing, &cfg, threads, res), "preprocess.run_case");
+  lu_tensor *d = res->data, *s = res->seg;
+  res->data = res->seg = NULL;
+  lu_lua_push_tensor(L, d);
+  lu_lua_push_tensor(L, s);
+  lua_createtable(L, 0, 8);
+  push_i3(L, res->shape_before_cropping);
+  lua_setfield(L, -2, "shape_before_cropping");
+  push_bbox(L, res->bbox);
+  lua_setfield(L, -2, "bbox_used_for_cropping");
+  push_i3(L, res->shape_after_cropping);
+  lua_setfield(L, -2, "shape_after_cropping_and_before_resampling");
+  push_i3(L, res->new_shape);
+  lua_setfield(L, -2, "new_shape");
+  push_d3(L, res->spacing_transposed);
+  lua_setfield(L, -2, "spacing_transposed");
+  push_d3(L, res->target_spacing);
+  lua_setfield(L, -2, "target_spacing");
+  if (seg) {
+    push_locs(L, res->locs, res->nclasses);
+    lua_setfield(L, -2, "class_locations");
+  }
+  return 3;
+}
+
+static int l_resample(lua_State *L) {
+  lu_tensor *t = lu_lua_check_tensor(L, 1);
+  int64_t ns[LU_MAX_DIMS];
+  if (lu_lua_check_shape(L, 2, ns) != 3) return luaL_argerror(L, 2, "expected 3 sizes");
+  double cur[3], nsp[3];
+  if (check_nums(L, 3, cur, 3, "current spacing") != 3 || check_nums(L, 4, nsp, 3, "new spacing") != 3)
+    return luaL_error(L, "resample: spacings need 3 entries");
+  lu_resample_opts o;
+  read_opts(L, 5, &o, t->dtype != LU_F32);
+  int threads = (int)luaL_optinteger(L, 6, 1);
+  lu_tensor *out = NULL;
+  LU_LCHECK(L, lu_resample(t, ns, cur, nsp, &o, threads, &out), "preprocess.resample");
+  lu_lua_push_tensor(L, out);
+  return 1;
+}
+
+static int l_crop(lua_State *L) {
+  lu_tensor *d = lu_lua_check_tensor(L, 1);
+  lu_tensor *s = lua_isnoneornil(L, 2) ? NULL : lu_lua_check_tensor(L, 2);
+  lu_tensor *dout = NULL, *sout = NULL;
+  int64_t bbox[3][2];
+  LU_LCHECK(L, lu_crop_to_nonzero(d, s, &dout, &sout, bbox), "preprocess.crop");
+  lu_lua_push_tensor(L, dout);
+  lu_lua_push_tensor(L, sout);
+  push_bbox(L, bbox);
+  return 3;
+}
+
+static int l_normalize(lua_State *L) {
+  lu_tensor *t = lu_lua_check_tensor(L, 1);
+  lua_Integer c = luaL_checkinteger(L, 2);
+  lu_norm_scheme sch;
+  LU_LCHECK(L, lu_norm_parse(luaL_checkstring(L, 3), &sch), "preprocess.normalize");
+  int use_mask = lua_toboolean(L, 4);
+  lu_tensor *s = lua_isnoneornil(L, 5) ? NULL : lu_lua_check_tensor(L, 5);
+  lu_norm_props p = {0, 1, -1e30, 1e30};
+  if (lua_istable(L, 6)) {
+    p.mean = field_num(L, 6, "mean", 0);
+    p.std = field_num(L, 6, "std", 1);
+    p.percentile_00_5 = field_num(L, 6, "percentile_00_5", -1e30);
+    p.percentile_99_5 = field_num(L, 6, "percentile_99_5", 1e30);
+  }
+  if (t->dtype != LU_F32 || t->ndim != 4 || !t->host) return luaL_argerror(L, 1, "expected a host f32 (C,Z,Y,X) tensor");
+  int64_t n = t->shape[1] * t->shape[2] * t->shape[3];
+  if (c < 1 || c > t->shape[0]) return luaL_argerror(L, 2, "channel out of range");
+  if (s && (s->dtype != LU_I16 || lu_tensor_numel(s) != n)) return luaL_argerror(L, 5, "expected an i16 seg of the image's size");
+  LU_LCHECK(L, lu_normalize((float *)t->host + (c - 1) * n, n, sch, use_mask, s ? s->host : NULL, &p),
+            "preprocess.normalize");
+  return 0;
+}
+
+static int l_class_locations(lua_State *L) {
+  lu_tensor *s = lu_lua_check_tensor(L, 1);
+  if (s->dtype != LU_I16 && s->dtype != LU_I8) return luaL_argerror(L, 1, "expected an i8/i16 seg");
+  int32_t *labels, *off, *len;
+  int n = read_classes(L, 2, &labels, &off, &len);
+  uint32_t seed = (uint32_t)luaL_optinteger(L, 3, 1234);
+  int64_t d[3] = {s->shape[s->ndim - 3], s->shape[s->ndim - 2], s->shape[s->ndim - 1]};
+  int64_t m = lu_tensor_numel(s);
+  int16_t *sv = lua_newuserdatauv(L, sizeof(int16_t) * (size_t)(m ? m : 1), 0);
+  for (int64_t i = 0; i < m; i++) sv[i] = s->dtype == LU_I8 ? ((int8_t *)s->host)[i] : ((int16_t *)s->host)[i];
+  lu_pp_result *res = lua_newuserdatauv(L, sizeof(lu_pp_result), 0);
+  memset(res, 0, sizeof *res);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, res_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  res->nclasses = n;
+  res->locs = calloc((size_t)(n ? n : 1), sizeof(lu_class_locs));
+  if (!res->locs) return luaL_error(L, "class_locations: no memory");
+  LU_LCHECK(L, lu_class_locations(sv, d, labels, off, len, n, seed, res->locs), "preprocess.class_locations");
+  push_locs(L, res->locs, n);
+  return 1;
+}
+
+static int l_compute_new_shape(lua_State *L) {
+  int64_t s[LU_MAX_DIMS], ns[3];
+  if (lu_lua_check_shape(L, 1, s) != 3) return luaL_argerror(L, 1, "expected 3 sizes");
+  double a[3], b[3];
+  check_nums(L, 2, a, 3, "old spacing");
+  check_nums(L, 3, b, 3, "new spacing");
+  lu_compute_new_shape(s, a, b, ns);
+  push_i3(L, ns);
+  return 1;
+}
+
+static int l_sep_z(lua_State *L) {
+  double a[3], b[3];
+  check_nums(L, 1, a, 3, "current spacing");
+  check_nums(L, 2, b, 3, "new spacing");
+  int force = lua_isnoneornil(L, 3) ? -1 : lua_toboolean(L, 3);
+  int sep, axis;
+  lu_resample_sep_z_axis(force, a, b, luaL_optnumber(L, 4, 3.0), &sep, &axis);
+  lua_pushboolean(L, sep);
+  if (axis >= 0) lua_pushinteger(L, axis);
+  else lua_pushnil(L);
+  return 2;
+}
+
+int lu_open_preprocess(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"run_case", l_run_case},           {"resample", l_resample},
+      {"crop", l_crop},                   {"normalize", l_normalize},
+      {"class_locations", l_class_locations}, {"compute_new_shape", l_compute_new_shape},
+      {"sep_z", l_sep_z},                 {NULL, NULL}};
+  lua_newtable(L);
+  lu_lua_setfuncs(L, fns);
+  return 1;
+}

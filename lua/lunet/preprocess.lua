@@ -1,0 +1,288 @@
+--[[ lunet.preprocess: nnU-Net v2's DefaultPreprocessor (reference section 4) with the number crunching in C.
+
+  local preprocess = require "lunet.preprocess"
+  preprocess.run(ds, plans, "3d_fullres", {threads = 2, progress = true})   -- also lunet.preprocess(ds, plans, cfg)
+      ds:     lunet.dataset object, or a dataset id/name (opened with lunet.dataset.open)
+      plans:  plans table (planner.read / planner.plan) or a path of a plans .json
+      cfg:    configuration name or a list of names
+      opts:   threads (default 2), progress (default: stderr is a terminal), out_root (default
+              $nnUNet_preprocessed/<dataset name>), chunk ({z,y,x}, default 64^3; 2d configurations {1,256,256}),
+              level (zstd level, default 1), cases (list of case ids to do; default all)
+    writes <out_root>/<data_identifier>/<case>.lcs (chunked case store, docs/formats.md) and <case>.json
+    (properties: sitk_stuff, spacing, shape_before_cropping, bbox_used_for_cropping,
+    shape_after_cropping_and_before_resampling, class_locations {key: [[0,z,y,x], ...]}).
+    Cases whose .lcs and .json are both complete and valid are skipped (resume after a kill). Returns a summary.
+  preprocess.run_case(images, seg, props, plans, cfg, opts) -> data, seg, properties   (in memory: inference)
+      images: list of host tensors (C_i, Z, Y, X) or of file paths; seg: tensor, path or nil;
+      props: reader properties ({spacing = {z,y,x}, sitk = {...}}; taken from the first file when paths are given)
+      opts.labels: label info (dataset.label_info) for class locations; opts.threads.
+  preprocess.config(plans, cfg, labels) -> the table lunet.core.preprocess.run_case takes
+  preprocess.class_key(c) -> the properties key of a class ("1", or "(1, 2)" for a region / tuple)
+]]
+local core = require "lunet.core"
+local json = require "lunet.json"
+local paths = require "lunet.paths"
+
+local M = {}
+
+local function planner() return require "lunet.planner" end
+
+local function load_plans(plans)
+  if type(plans) == "string" then return planner().read(plans) end
+  if type(plans) ~= "table" then error("preprocess: plans must be a table or a path", 3) end
+  return plans
+end
+
+--- The properties key of a class: integers as "1", regions / tuples as "(1, 2)" (Python's tuple repr without the
+--- trailing comma of 1-tuples).
+function M.class_key(c)
+  if type(c) == "table" then
+    local t = {}
+    for i, v in ipairs(c) do t[i] = tostring(math.tointeger(v) or v) end
+    return "(" .. table.concat(t, ", ") .. ")"
+  end
+  return tostring(math.tointeger(c) or c)
+end
+
+--- Classes sampled for oversampling, as nnU-Net: foreground regions or labels, plus the "annotated" tuple
+--- (-1, all labels...) when there is an ignore label.
+function M.classes(labels)
+  if not labels then return {}, {} end
+  local list, keys = {}, {}
+  local src = labels.has_regions and labels.foreground_regions or labels.foreground_labels or {}
+  for _, c in ipairs(src) do
+    list[#list + 1] = c
+    keys[#keys + 1] = M.class_key(c)
+  end
+  if labels.ignore_label ~= nil then
+    local t = { -1 }
+    for _, l in ipairs(labels.all_labels) do t[#t + 1] = l end
+    list[#list + 1] = t
+    keys[#keys + 1] = M.class_key(t)
+  end
+  return list, keys
+end
+
+local function resampling_opts(kw)
+  kw = kw or {}
+  local f = kw.force_separate_z
+  if f == json.null then f = nil end
+  return { order = kw.order, order_z = kw.order_z, force_separate_z = f,
+    separate_z_anisotropy_threshold = kw.separate_z_anisotropy_threshold }
+end
+
+function M.config(plans, cfg_name, labels)
+  plans = load_plans(plans)
+  local c = planner().configuration(plans, cfg_name)
+  for _, k in ipairs({ "resampling_fn_data", "resampling_fn_seg" }) do
+    local fn = c[k]
+    if fn and fn ~= "resample_data_or_seg_to_shape" and fn ~= "resample_data_or_seg_to_spacing" then
+      error(string.format("preprocess: configuration '%s' uses %s = '%s'; Lunet implements "
+        .. "resample_data_or_seg_to_shape", cfg_name, k, fn), 3)
+    end
+  end
+  if c.preprocessor_name and c.preprocessor_name ~= "DefaultPreprocessor" then
+    error(string.format("preprocess: configuration '%s' asks for preprocessor '%s'; Lunet implements "
+      .. "DefaultPreprocessor", cfg_name, c.preprocessor_name), 3)
+  end
+  local fg = plans.foreground_intensity_properties_per_channel or {}
+  local props = {}
+  for i = 1, #c.normalization_schemes do
+    local p = fg[tostring(i - 1)] or fg[i - 1]
+    props[i] = p and { mean = p.mean, std = p.std, percentile_00_5 = p.percentile_00_5,
+      percentile_99_5 = p.percentile_99_5 } or false
+  end
+  local classes, keys = M.classes(labels)
+  local use_mask = {}
+  for i = 1, #c.normalization_schemes do use_mask[i] = c.use_mask_for_norm and c.use_mask_for_norm[i] == true end
+  return {
+    transpose = plans.transpose_forward or { 0, 1, 2 },
+    target_spacing = c.spacing,
+    schemes = c.normalization_schemes,
+    use_mask = use_mask,
+    props = props,
+    data_opts = resampling_opts(c.resampling_fn_data_kwargs),
+    seg_opts = resampling_opts(c.resampling_fn_seg_kwargs),
+    classes = classes,
+    class_keys = keys,
+    seed = 1234,
+    data_identifier = c.data_identifier,
+    patch_size = c.patch_size,
+    is_2d = #c.spacing == 2,
+  }
+end
+
+local function read_images(images)
+  local image = require "lunet.image"
+  local ts, props = {}, nil
+  for i, p in ipairs(images) do
+    if type(p) == "string" then
+      local r = image.read(p)
+      ts[i] = r.data
+      if not props then props = { spacing = r.spacing, sitk_stuff = r.sitk } end
+    else
+      ts[i] = p
+    end
+  end
+  return ts, props
+end
+
+-- Properties as nnU-Net's .pkl holds them (JSON-friendly: class locations as (N, 4) i32 tensors by key).
+local function properties(rprops, info, keys)
+  local p = {}
+  if rprops.sitk_stuff or rprops.sitk then p.sitk_stuff = rprops.sitk_stuff or rprops.sitk end
+  p.spacing = rprops.spacing
+  p.shape_before_cropping = info.shape_before_cropping
+  local bb = {}
+  for a = 1, 3 do bb[a] = { info.bbox_used_for_cropping[a][1], info.bbox_used_for_cropping[a][2] } end
+  p.bbox_used_for_cropping = bb
+  p.shape_after_cropping_and_before_resampling = info.shape_after_cropping_and_before_resampling
+  if info.class_locations then
+    p.class_locations = {}
+    for i, k in ipairs(keys) do p.class_locations[k] = info.class_locations[i] end
+  end
+  return p
+end
+
+function M.run_case(images, seg, props, plans, cfg_name, opts)
+  opts = opts or {}
+  local cfg = type(cfg_name) == "table" and cfg_name or M.config(plans, cfg_name, opts.labels)
+  local ts, rprops = read_images(images)
+  props = props or rprops
+  if not props or not props.spacing then error("preprocess.run_case: no spacing (pass props = {spacing = ...})", 2) end
+  if type(seg) == "string" then seg = require("lunet.image").read(seg).data end
+  local data, s, info = core.preprocess.run_case(ts, seg, props.spacing, cfg, opts.threads or 1)
+  return data, s, properties(props, info, cfg.class_keys)
+end
+
+-- ------------------------------------------------------------------------------------------------ files
+
+local function num(v)
+  if math.type(v) == "integer" then return tostring(v) end
+  return json.encode(v)
+end
+
+--- Properties JSON: indent 4 like nnU-Net's JSON files, one line per class-location voxel list row group.
+function M.encode_properties(p)
+  local out = { "{" }
+  local keys = {}
+  for k in pairs(p) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do
+    local v = p[k]
+    local s
+    if k == "class_locations" then
+      local ck = {}
+      for kk in pairs(v) do ck[#ck + 1] = kk end
+      table.sort(ck)
+      local parts = {}
+      for j, kk in ipairs(ck) do
+        local t = v[kk]
+        local flat = t:flat()
+        local rows = {}
+        for r = 0, t.shape[1] - 1 do
+          rows[r + 1] = "[" .. flat[r * 4 + 1] .. ", " .. flat[r * 4 + 2] .. ", " .. flat[r * 4 + 3] .. ", "
+            .. flat[r * 4 + 4] .. "]"
+        end
+        parts[j] = "        " .. json.encode(kk) .. ": [" .. table.concat(rows, ", ") .. "]"
+      end
+      s = #parts > 0 and ("{\n" .. table.concat(parts, ",\n") .. "\n    }") or "{}"
+    else
+      s = json.encode(v, { indent = 4, sort_keys = true }):gsub("\n", "\n    ")
+    end
+    out[#out + 1] = "    " .. json.encode(k) .. ": " .. s .. (i < #keys and "," or "")
+  end
+  out[#out + 1] = "}"
+  return table.concat(out, "\n")
+end
+M._num = num
+
+local function file_ok(case_base)
+  local st = core.store
+  if not st.valid(case_base .. ".lcs") then return false end
+  local f = io.open(case_base .. ".json", "rb")
+  if not f then return false end
+  local s = f:read("a")
+  f:close()
+  return (pcall(json.decode, s))
+end
+
+local function fmt_time(s)
+  s = math.max(0, math.floor(s + 0.5))
+  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
+  return string.format("%02d:%02d", s // 60, s % 60)
+end
+
+local function progress_bar(label, total, enabled)
+  local t0 = os.time()
+  local clock0 = os.clock()
+  local function draw(done)
+    if not enabled then return end
+    local el = os.time() - t0
+    local eta = done > 0 and el / done * (total - done) or 0
+    local w = 30
+    local fill = total > 0 and math.floor(w * done / total) or w
+    io.stderr:write(string.format("\r%s [%s%s] %d/%d  elapsed %s  ETA %s ", label, string.rep("#", fill),
+      string.rep(".", w - fill), done, total, fmt_time(el), done > 0 and fmt_time(eta) or "--:--"))
+    if done == total then io.stderr:write("\n") end
+    io.stderr:flush()
+  end
+  return draw, clock0
+end
+
+local function is_tty()
+  local ok, r = pcall(function()
+    local p = io.popen("test -t 2 && echo y || echo n")
+    local s = p:read("a")
+    p:close()
+    return s
+  end)
+  return ok and r:match("y") ~= nil
+end
+
+function M.run(ds, plans, cfgs, opts)
+  opts = opts or {}
+  if type(ds) ~= "table" then ds = require("lunet.dataset").open(ds) end
+  plans = load_plans(plans)
+  if type(cfgs) == "string" then cfgs = { cfgs } end
+  local threads = opts.threads or 2
+  local progress = opts.progress
+  if progress == nil then progress = is_tty() end
+  local out_root = opts.out_root or paths.preprocessed_dataset(ds.name)
+  local summary = {}
+  local only
+  if opts.cases then
+    only = {}
+    for _, id in ipairs(opts.cases) do only[id] = true end
+  end
+  for _, cfg_name in ipairs(cfgs) do
+    local cfg = M.config(plans, cfg_name, ds.labels)
+    local dir = paths.join(out_root, cfg.data_identifier)
+    paths.mkdirs(dir)
+    local chunk = opts.chunk or (cfg.is_2d and { 1, 256, 256 } or { 64, 64, 64 })
+    local todo = {}
+    local skipped = 0
+    for _, c in ipairs(ds.cases) do
+      if not only or only[c.id] then
+        if file_ok(paths.join(dir, c.id)) then skipped = skipped + 1 else todo[#todo + 1] = c end
+      end
+    end
+    local draw = progress_bar(cfg_name, #todo, progress)
+    draw(0)
+    for i, c in ipairs(todo) do
+      local base = paths.join(dir, c.id)
+      local ok, err = pcall(function()
+        local data, seg, props = M.run_case(c.images, c.label, nil, plans, cfg, { threads = threads })
+        core.store.write(base .. ".lcs", data, seg, chunk, opts.level or 1, threads)
+        json.write_file_atomic(base .. ".json", M.encode_properties(props))
+      end)
+      if not ok then error(string.format("preprocess %s: case %s: %s", cfg_name, c.id, tostring(err)), 2) end
+      draw(i)
+      collectgarbage()
+    end
+    summary[cfg_name] = { done = #todo, skipped = skipped, folder = dir }
+  end
+  return summary
+end
+
+return setmetatable(M, { __call = function(_, ...) return M.run(...) end })
