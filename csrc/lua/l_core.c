@@ -1,6 +1,7 @@
 /* luaopen_lunet_core: devices, the Tensor userdata, and the generated list of submodules. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cl/blas.h"
 #include "cl/device.h"
@@ -40,6 +41,14 @@ static int l_devices(lua_State *L) {
 static int l_default_device(lua_State *L) {
   lu_device *d = lu_lua_opt_device(L, 1);
   lua_pushinteger(L, d->index);
+  return 1;
+}
+
+/* now(): monotonic wall-clock seconds, for timing and progress bars. */
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
   return 1;
 }
 
@@ -380,7 +389,7 @@ static int m_index(lua_State *L) {
 }
 
 static const luaL_Reg core_fns[] = {
-  {"devices", l_devices}, {"default_device", l_default_device}, {"finish", l_finish},
+  {"devices", l_devices}, {"now", l_now}, {"default_device", l_default_device}, {"finish", l_finish},
   {"cache_stats", l_cache_stats}, {"pool_stats", l_pool_stats}, {"blas_tuning", l_blas_tuning},
   {"tensor", l_tensor}, {"zeros", l_zeros}, {"from_bytes", l_from_bytes}, {NULL, NULL}};
 
