@@ -116,7 +116,10 @@ static void compress_worker(void *vc, int64_t lo_i, int64_t hi_i) {
       c->failed = 1;
       break;
     }
-    size_t r = ZSTD_compressCCtx(z, o, cap, raw, n, c->level);
+    /* content checksum: a damaged chunk is reported on read instead of decoding to wrong voxels */
+    ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, c->level);
+    ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 1);
+    size_t r = ZSTD_compress2(z, o, cap, raw, n);
     if (ZSTD_isError(r)) {
       free(o);
       c->failed = 2;
