@@ -1,0 +1,127 @@
+/* Instance normalisation forward/backward (kernels/instnorm/instnorm.cl): one work-group per (n, c). */
+#include <stdio.h>
+
+#include "cl/pool.h"
+#include "cl/program.h"
+#include "ops/nn.h"
+
+#define IN_FILE "instnorm/instnorm.cl"
+
+/* Work-group size: 256 unless the device allows less (power of two). */
+static size_t in_wg(const lu_device *dev) {
+  size_t wg = 256;
+  while (wg > 1 && wg > dev->max_wg) wg >>= 1;
+  return wg;
+}
+
+static lu_status in_kernel(lu_device *dev, const char *name, size_t wg, cl_kernel *k) {
+  char opts[32];
+  snprintf(opts, sizeof opts, "-DWG=%zu", wg);
+  return lu_kernel_get(dev, IN_FILE, name, opts, k);
+}
+
+static lu_status check_x(const char *op, const lu_tensor *x, int64_t *n, int64_t *c, int64_t *s) {
+  if (x->ndim < 3) {
+    char b[96];
+    return lu_fail(LU_EARG, "%s: x has shape %s, expected (N, C, spatial...)", op, lu_shape_str(x->ndim, x->shape, b, sizeof b));
+  }
+  *n = x->shape[0];
+  *c = x->shape[1];
+  *s = 1;
+  for (int i = 2; i < x->ndim; i++) *s *= x->shape[i];
+  return LU_OK;
+}
+
+static lu_status check_len(const char *op, const char *arg, const lu_tensor *t, const lu_tensor *x, int64_t want) {
+  LU_TRY(lu_check_device_tensor(t, LU_F32, op, arg));
+  if (lu_tensor_numel(t) != want || t->dev != x->dev) {
+    char b[96], c[96];
+    return lu_fail(LU_EARG, "%s: %s has shape %s, expected %lld elements for x %s%s", op, arg,
+                   lu_shape_str(t->ndim, t->shape, b, sizeof b), (long long)want,
+                   lu_shape_str(x->ndim, x->shape, c, sizeof c), t->dev != x->dev ? " on the same device" : "");
+  }
+  return LU_OK;
+}
+
+static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b, float eps, int act,
+                     float slope, lu_tensor *y, lu_tensor *mean, lu_tensor *invstd) {
+  LU_TRY(lu_check_device_tensor(x, LU_F32, op, "x"));
+  int64_t N = 0, C = 0, S = 0;
+  LU_TRY(check_x(op, x, &N, &C, &S));
+  LU_TRY(check_len(op, "y", y, x, N * C * S));
+  LU_TRY(check_len(op, "weight", w, x, C));
+  LU_TRY(check_len(op, "bias", b, x, C));
+  LU_TRY(check_len(op, "mean", mean, x, N * C));
+  LU_TRY(check_len(op, "invstd", invstd, x, N * C));
+  if (N * C == 0) return LU_OK;
+  if (S == 0) return lu_fail(LU_EARG, "%s: x has no spatial elements", op);
+  lu_device *dev = x->dev;
+  size_t wg = in_wg(dev);
+  cl_kernel k;
+  LU_TRY(in_kernel(dev, "instnorm_fwd", wg, &k));
+  cl_mem mx = x->buf, mw = w->buf, mb = b->buf, my = y->buf, mm = mean->buf, mi = invstd->buf;
+  cl_int a = act;
+  cl_ulong s = (cl_ulong)S, c = (cl_ulong)C;
+  LU_CL_CHECK(LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mb) | LU_ARG(k, 3, eps) | LU_ARG(k, 4, a) |
+                  LU_ARG(k, 5, slope) | LU_ARG(k, 6, my) | LU_ARG(k, 7, mm) | LU_ARG(k, 8, mi) | LU_ARG(k, 9, s) |
+                  LU_ARG(k, 10, c),
+              "%s args", op);
+  size_t g[2] = {wg, (size_t)(N * C)}, l[2] = {wg, 1};
+  return lu_launch(dev, k, 2, g, l, op);
+}
+
+lu_status lu_instnorm_fwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *bias, float eps, lu_tensor *y,
+                          lu_tensor *mean, lu_tensor *invstd) {
+  return fwd("instnorm_fwd", x, weight, bias, eps, 0, 0.0f, y, mean, invstd);
+}
+
+lu_status lu_instnorm_lrelu_fwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *bias, float eps,
+                                float slope, lu_tensor *y, lu_tensor *mean, lu_tensor *invstd) {
+  return fwd("instnorm_lrelu_fwd", x, weight, bias, eps, 1, slope, y, mean, invstd);
+}
+
+lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean, const lu_tensor *invstd,
+                          const lu_tensor *dy, lu_tensor *dx, lu_tensor *dweight, lu_tensor *dbias, int accumulate) {
+  const char *op = "instnorm_bwd";
+  LU_TRY(lu_check_device_tensor(x, LU_F32, op, "x"));
+  int64_t N = 0, C = 0, S = 0;
+  LU_TRY(check_x(op, x, &N, &C, &S));
+  LU_TRY(check_len(op, "weight", weight, x, C));
+  LU_TRY(check_len(op, "mean", mean, x, N * C));
+  LU_TRY(check_len(op, "invstd", invstd, x, N * C));
+  LU_TRY(check_len(op, "dy", dy, x, N * C * S));
+  if (dx) LU_TRY(check_len(op, "dx", dx, x, N * C * S));
+  if (dweight) LU_TRY(check_len(op, "dweight", dweight, x, C));
+  if (dbias) LU_TRY(check_len(op, "dbias", dbias, x, C));
+  if (N * C == 0 || (!dx && !dweight && !dbias)) return LU_OK;
+  if (S == 0) return lu_fail(LU_EARG, "%s: x has no spatial elements", op);
+  lu_device *dev = x->dev;
+  size_t wg = in_wg(dev);
+  cl_kernel k, k2;
+  LU_TRY(in_kernel(dev, "instnorm_bwd", wg, &k));
+  LU_TRY(in_kernel(dev, "instnorm_wb", wg, &k2));
+  size_t wbytes = (size_t)(N * C) * 2 * sizeof(float);
+  cl_mem wb;
+  LU_TRY(lu_buffer_alloc(dev, wbytes, &wb));
+  cl_mem mx = x->buf, mw = weight->buf, mm = mean->buf, mi = invstd->buf, mdy = dy->buf;
+  cl_mem mdx = dx ? (cl_mem)dx->buf : NULL, mdw = dweight ? (cl_mem)dweight->buf : NULL,
+         mdb = dbias ? (cl_mem)dbias->buf : NULL;
+  cl_int want_dx = dx != NULL, want_w = dweight != NULL, want_b = dbias != NULL, acc = accumulate ? 1 : 0;
+  cl_ulong s = (cl_ulong)S, c = (cl_ulong)C, n = (cl_ulong)N;
+  lu_status st = LU_OK;
+  cl_int e = LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mm) | LU_ARG(k, 3, mi) | LU_ARG(k, 4, mdy) |
+             LU_ARG(k, 5, mdx) | LU_ARG(k, 6, want_dx) | LU_ARG(k, 7, wb) | LU_ARG(k, 8, s) | LU_ARG(k, 9, c);
+  if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
+  size_t g[2] = {wg, (size_t)(N * C)}, l[2] = {wg, 1};
+  if (st == LU_OK) st = lu_launch(dev, k, 2, g, l, op);
+  if (st == LU_OK && (dweight || dbias)) {
+    e = LU_ARG(k2, 0, wb) | LU_ARG(k2, 1, mdw) | LU_ARG(k2, 2, mdb) | LU_ARG(k2, 3, want_w) | LU_ARG(k2, 4, want_b) |
+        LU_ARG(k2, 5, acc) | LU_ARG(k2, 6, n) | LU_ARG(k2, 7, c);
+    if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s weight-gradient args)", lu_cl_errname(e), op);
+    size_t g1 = (size_t)C;
+    if (st == LU_OK) st = lu_launch(dev, k2, 1, &g1, NULL, op);
+  }
+  /* the pool hands the buffer out again only after queued work that uses it (in-order queue) */
+  lu_buffer_release(dev, wb, wbytes);
+  return st;
+}

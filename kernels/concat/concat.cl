@@ -1,0 +1,11 @@
+// Channel-slice copy: dst[n, dc0 + c, s] (=|+=) src[n, sc0 + c, s] for c < nc, s < S.
+// Global size: (round_up(S), nc, N); contiguous along s so wide loads/vectorisation apply.
+
+__kernel void copy_channels(__global float *dst, const ulong dC, const ulong dc0, __global const float *src,
+                            const ulong sC, const ulong sc0, const ulong S, const int accumulate) {
+  size_t s = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+  if (s >= S) return;
+  size_t di = (n * dC + dc0 + c) * S + s, si = (n * sC + sc0 + c) * S + s;
+  float v = src[si];
+  dst[di] = accumulate ? dst[di] + v : v;
+}

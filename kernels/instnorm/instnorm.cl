@@ -1,0 +1,97 @@
+// Instance normalisation (InstanceNorm with affine, biased variance), one work-group per (n, c) row
+// of S = prod(spatial) contiguous floats. Work-items stride through the row by WG so consecutive
+// items touch consecutive addresses (PoCL vectorises the work-group loop; GPUs coalesce), then a
+// local-memory tree reduces the per-item sums.
+// Statistics use sums shifted by the row's first element (robust when |mean| >> std).
+#ifndef WG
+#define WG 256
+#endif
+
+static inline void reduce2(__local float *a, __local float *b, size_t lid) {
+  for (size_t s = WG / 2; s > 0; s >>= 1) {
+    if (lid < s) { a[lid] += a[lid + s]; b[lid] += b[lid + s]; }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+}
+
+// y may alias x. C = channels (weight/bias index = row % C). act: 0 none, 1 leaky relu with slope.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void instnorm_fwd(__global const float *x, __global const float *w, __global const float *b, const float eps,
+                  const int act, const float slope, __global float *y, __global float *mean_out,
+                  __global float *invstd_out, const ulong S, const ulong C) {
+  __local float sa[WG], sb[WG];
+  size_t row = get_group_id(1), lid = get_local_id(0);
+  __global const float *xr = x + row * S;
+  float k = xr[0];
+  float s1 = 0.0f, s2 = 0.0f;
+  for (size_t i = lid; i < S; i += WG) {
+    float d = xr[i] - k;
+    s1 += d;
+    s2 = fma(d, d, s2);
+  }
+  sa[lid] = s1; sb[lid] = s2;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  reduce2(sa, sb, lid);
+  float inv_n = 1.0f / (float)S;
+  float m1 = sa[0] * inv_n;
+  float var = fmax(sb[0] * inv_n - m1 * m1, 0.0f);
+  float mean = k + m1;
+  float invstd = 1.0f / sqrt(var + eps);
+  if (lid == 0) { mean_out[row] = mean; invstd_out[row] = invstd; }
+  size_t c = row % C;
+  float sc = w[c] * invstd;
+  float sh = b[c] - mean * sc;
+  __global float *yr = y + row * S;
+  if (act) {
+    for (size_t i = lid; i < S; i += WG) {
+      float v = fma(xr[i], sc, sh);
+      yr[i] = v > 0.0f ? v : v * slope;
+    }
+  } else {
+    for (size_t i = lid; i < S; i += WG) yr[i] = fma(xr[i], sc, sh);
+  }
+}
+
+// Per row: sums of dy and dy * xhat into wb[row * 2 + {0, 1}]; then, when want_dx,
+// dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)). dx may alias dy.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void instnorm_bwd(__global const float *x, __global const float *w, __global const float *mean,
+                  __global const float *invstd, __global const float *dy, __global float *dx, const int want_dx,
+                  __global float *wb, const ulong S, const ulong C) {
+  __local float sa[WG], sb[WG];
+  size_t row = get_group_id(1), lid = get_local_id(0);
+  __global const float *xr = x + row * S;
+  __global const float *gr = dy + row * S;
+  float mu = mean[row], is = invstd[row];
+  float s1 = 0.0f, s2 = 0.0f;
+  for (size_t i = lid; i < S; i += WG) {
+    float g = gr[i];
+    s1 += g;
+    s2 = fma(g, (xr[i] - mu) * is, s2);
+  }
+  sa[lid] = s1; sb[lid] = s2;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  reduce2(sa, sb, lid);
+  float sum_dy = sa[0], sum_dyx = sb[0];
+  if (lid == 0) { wb[row * 2] = sum_dy; wb[row * 2 + 1] = sum_dyx; }
+  if (!want_dx) return;
+  float inv_n = 1.0f / (float)S;
+  float a = w[row % C] * is;
+  float mdy = sum_dy * inv_n, mdx = sum_dyx * inv_n;
+  __global float *dr = dx + row * S;
+  for (size_t i = lid; i < S; i += WG) {
+    float xh = (xr[i] - mu) * is;
+    dr[i] = a * (gr[i] - mdy - xh * mdx);
+  }
+}
+
+// dweight[c] (+)= sum_n wb[(n C + c) 2 + 1], dbias[c] (+)= sum_n wb[(n C + c) 2]; one item per c.
+__kernel void instnorm_wb(__global const float *wb, __global float *dw, __global float *db, const int want_w,
+                          const int want_b, const int accumulate, const ulong N, const ulong C) {
+  size_t c = get_global_id(0);
+  if (c >= C) return;
+  float gw = 0.0f, gb = 0.0f;
+  for (size_t n = 0; n < N; n++) { gb += wb[(n * C + c) * 2]; gw += wb[(n * C + c) * 2 + 1]; }
+  if (want_w) dw[c] = accumulate ? dw[c] + gw : gw;
+  if (want_b) db[c] = accumulate ? db[c] + gb : gb;
+}
