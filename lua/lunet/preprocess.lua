@@ -250,6 +250,20 @@ function M.run(ds, plans, cfgs, opts)
   if progress == nil then progress = is_tty() end
   local out_root = opts.out_root or paths.preprocessed_dataset(ds.name)
   local summary = {}
+  -- gt_segmentations: copies of the training labels (used by evaluation), as nnU-Net writes them
+  local gt = paths.join(out_root, "gt_segmentations")
+  paths.mkdirs(gt)
+  for _, c in ipairs(ds.cases) do
+    if c.label then
+      local dst = paths.join(gt, paths.basename(c.label))
+      if not paths.isfile(dst) then
+        local f = assert(io.open(c.label, "rb"))
+        local bytes = f:read("a")
+        f:close()
+        json.write_file_atomic(dst, bytes)
+      end
+    end
+  end
   local only
   if opts.cases then
     only = {}

@@ -1,0 +1,79 @@
+-- `lunet plan_and_preprocess DATASET ...`: nnUNetv2_plan_and_preprocess (fingerprint, plan, preprocess).
+local USAGE = [==[
+usage: lunet plan_and_preprocess DATASET [-c 2d 3d_fullres 3d_lowres] [-np N [N ...]] [-npfp N]
+                                 [-pl RULES] [--gpu-memory GB] [-overwrite_plans_name NAME] [--clean]
+                                 [--no_pp] [-q]
+
+Runs `lunet fingerprint`, `lunet plan` and `lunet preprocess` on DATASET in one go.
+
+  -c CFG ...      configurations to preprocess (default: 2d 3d_fullres 3d_lowres)
+  -np N ...       preprocessing threads (one, or one per configuration; default 2)
+  -npfp N         fingerprint threads (default 2)
+  -pl RULES       planner rules (default, resenc_m, resenc_l, resenc_xl, a rule file or nnU-Net planner name)
+  --gpu-memory GB VRAM target for the planner
+  -overwrite_plans_name NAME  plans identifier
+  --clean         recompute the fingerprint even if it exists
+  --no_pp         stop after planning
+  -q              no progress bars
+]==]
+
+local function fail(msg) io.stderr:write("lunet plan_and_preprocess: " .. msg .. "\n"); return 2 end
+
+return {
+  summary = "fingerprint + plan + preprocess a dataset (nnUNetv2_plan_and_preprocess)",
+  usage = USAGE,
+  run = function(args)
+    local ds
+    local fp_args, plan_args, pp_args = {}, {}, {}
+    local no_pp, quiet = false, false
+    local i = 1
+    local function take_list(dst, flag)
+      dst[#dst + 1] = flag
+      while args[i + 1] and args[i + 1]:sub(1, 1) ~= "-" do dst[#dst + 1] = args[i + 1]; i = i + 1 end
+    end
+    while i <= #args do
+      local a = args[i]
+      if a == "-h" or a == "--help" then io.write(USAGE); return 0
+      elseif a == "-c" or a == "-np" then take_list(pp_args, a)
+      elseif a == "-npfp" then fp_args[#fp_args + 1] = "-np"; fp_args[#fp_args + 1] = args[i + 1]; i = i + 1
+      elseif a == "-pl" or a == "--gpu-memory" or a == "-gpu_memory_target" then
+        plan_args[#plan_args + 1] = a; plan_args[#plan_args + 1] = args[i + 1]; i = i + 1
+      elseif a == "-overwrite_plans_name" then
+        plan_args[#plan_args + 1] = a; plan_args[#plan_args + 1] = args[i + 1]
+        pp_args[#pp_args + 1] = "-plans_name"; pp_args[#pp_args + 1] = args[i + 1]; i = i + 1
+      elseif a == "--clean" then fp_args[#fp_args + 1] = "--clean"
+      elseif a == "--no_pp" then no_pp = true
+      elseif a == "-q" then quiet = true
+      elseif a == "-d" then ds = args[i + 1]; i = i + 1
+      elseif a:sub(1, 1) == "-" then return fail("unknown option " .. a .. "\n" .. USAGE)
+      elseif ds then return fail("one DATASET expected")
+      else ds = a end
+      i = i + 1
+    end
+    if not ds then io.stderr:write(USAGE); return 2 end
+    if quiet then fp_args[#fp_args + 1] = "-q"; pp_args[#pp_args + 1] = "-q" end
+    table.insert(fp_args, 1, ds)
+    table.insert(plan_args, 1, ds)
+    table.insert(pp_args, 1, ds)
+    local rc = require("lunet.cli.fingerprint").run(fp_args)
+    if rc ~= 0 then return rc end
+    rc = require("lunet.cli.plan").run(plan_args)
+    if rc ~= 0 or no_pp then return rc end
+    -- preprocess with the plans name the planner used
+    local has_name = false
+    for _, a in ipairs(pp_args) do if a == "-plans_name" then has_name = true end end
+    if not has_name then
+      local p = plan_args[3] and plan_args[2] == "-pl" and plan_args[3] or nil
+      if p then
+        local ok, planner = pcall(require, "lunet.planner")
+        if ok and planner.load_rules then
+          local okr, rules = pcall(planner.load_rules, p)
+          if okr and type(rules) == "table" and rules.plans_name then
+            pp_args[#pp_args + 1] = "-plans_name"; pp_args[#pp_args + 1] = rules.plans_name
+          end
+        end
+      end
+    end
+    return require("lunet.cli.preprocess").run(pp_args)
+  end,
+}
