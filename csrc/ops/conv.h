@@ -11,7 +11,7 @@
  *
  * Outputs are fully overwritten (no need to clear them) except where `accumulate` asks to add.
  * All tensors must live on the same device. Workspace is taken from the device's buffer pool and
- * bounded (LU_CONV_WORKSPACE_MB, default 64): a 3-D patch never gets a full im2col buffer. */
+ * bounded (env LUNET_CONV_WORKSPACE_KB, else compile-time LU_CONV_WORKSPACE_MB, default 64): a 3-D patch never gets a full im2col buffer. */
 #ifndef LU_CONV_H
 #define LU_CONV_H
 

@@ -1,5 +1,31 @@
-/* Transposed convolution (kernel == stride): declared with the convolutions in ops/conv.h. */
+/* Transposed convolution (kernel == stride) is declared with the convolutions in ops/conv.h.
+ * This header holds the pieces conv.c and convT.c share (not part of the public API). */
 #ifndef LU_CONVT_H
 #define LU_CONVT_H
+
+#include <stddef.h>
+
 #include "ops/conv.h"
+
+/* A convolution normalised to 3 spatial axes (2-D: Z = OZ = 1, k = s = 1, p = 0 on axis 0). */
+typedef struct lu_conv_geom {
+  int N, Cin, Cout;
+  int Z, Y, X, OZ, OY, OX;
+  int k[3], s[3], p[3];
+  int64_t S, OS; /* input and output voxels per channel */
+  int kv;        /* k[0] * k[1] * k[2] */
+} lu_conv_geom;
+
+void lu_conv_geom_from(const lu_conv_desc *d, const int64_t *x_shape, const int64_t *y_shape, lu_conv_geom *g);
+/* Validates x, w, b (nullable), y of the forward pass (transposed: convT) and derives g. */
+lu_status lu_conv_check(const char *op, const lu_conv_desc *d, int transposed, const lu_tensor *x, const char *xn,
+                        const lu_tensor *w, const char *wn, const lu_tensor *b, const char *bn, const lu_tensor *y,
+                        const char *yn, lu_conv_geom *g);
+/* y (N, C, S) = b[c] (0 without b). */
+lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S);
+/* db (+)= sum of dy (N, C, S) over N and S. */
+lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, int64_t S, int accumulate);
+/* Workspace budget in bytes: $LUNET_CONV_WORKSPACE_KB or LU_CONV_WORKSPACE_MB (64 MiB). */
+size_t lu_conv_workspace_bytes(void);
+
 #endif

@@ -1,0 +1,452 @@
+/* Convolutions as tiled im2col + CLBlast GEMM.
+ *
+ * Every problem is normalised to 3 spatial axes (2-D: Z = 1, kz = 1). The output is cut into tiles
+ * of whole output rows (row = (oz, oy), all ox) whose column buffer fits the workspace budget; when
+ * whole samples fit, a tile spans several samples and the GEMM is strided-batched over them.
+ * 1x1(x1) kernels with stride 1 skip im2col: the input is the GEMM operand. */
+#include "ops/conv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cl/blas.h"
+#include "cl/device.h"
+#include "cl/pool.h"
+#include "cl/program.h"
+#include "ops/convT.h"
+#include "ops/ops.h"
+
+#ifndef LU_CONV_WORKSPACE_MB
+#define LU_CONV_WORKSPACE_MB 64
+#endif
+
+#define CONV_FILE "conv/conv.cl"
+#define BIAS_FILE "conv/bias.cl"
+
+size_t lu_conv_workspace_bytes(void) {
+  const char *e = getenv("LUNET_CONV_WORKSPACE_KB");
+  long kb = e && *e ? atol(e) : (long)LU_CONV_WORKSPACE_MB << 10;
+  if (kb < 1) kb = 1;
+  return (size_t)kb << 10;
+}
+
+lu_status lu_conv_desc_check(const lu_conv_desc *d) {
+  if (!d || (d->nsp != 2 && d->nsp != 3))
+    return lu_fail(LU_EARG, "conv: descriptor needs nsp = 2 or 3 (got %d)", d ? d->nsp : -1);
+  for (int i = 0; i < d->nsp; i++)
+    if (d->k[i] < 1 || d->stride[i] < 1 || d->pad[i] < 0 || d->pad[i] >= d->k[i])
+      return lu_fail(LU_EARG, "conv: axis %d has kernel %d, stride %d, pad %d (need k >= 1, stride >= 1, 0 <= pad < k)",
+                     i, d->k[i], d->stride[i], d->pad[i]);
+  return LU_OK;
+}
+
+lu_status lu_conv_desc_init(lu_conv_desc *d, int nsp, const int *k, const int *stride) {
+  d->nsp = nsp;
+  for (int i = 0; i < 3; i++) {
+    d->k[i] = i < nsp ? k[i] : 1;
+    d->stride[i] = i < nsp && stride ? stride[i] : 1;
+    d->pad[i] = (d->k[i] - 1) / 2;
+  }
+  return lu_conv_desc_check(d);
+}
+
+lu_status lu_convT_desc_init(lu_conv_desc *d, int nsp, const int *stride) {
+  d->nsp = nsp;
+  for (int i = 0; i < 3; i++) {
+    d->stride[i] = i < nsp ? stride[i] : 1;
+    d->k[i] = d->stride[i];
+    d->pad[i] = 0;
+  }
+  return lu_conv_desc_check(d);
+}
+
+lu_status lu_conv_out_shape(const lu_conv_desc *d, const int64_t *xs, int64_t cout, int64_t *ys) {
+  LU_TRY(lu_conv_desc_check(d));
+  ys[0] = xs[0];
+  ys[1] = cout;
+  for (int i = 0; i < d->nsp; i++) {
+    int64_t e = xs[2 + i] + 2 * d->pad[i] - d->k[i];
+    if (e < 0) return lu_fail(LU_EARG, "conv: spatial axis %d of size %lld is smaller than kernel %d (pad %d)", i,
+                              (long long)xs[2 + i], d->k[i], d->pad[i]);
+    ys[2 + i] = e / d->stride[i] + 1;
+  }
+  return LU_OK;
+}
+
+void lu_conv_weight_shape(const lu_conv_desc *d, int64_t cin, int64_t cout, int64_t *ws) {
+  ws[0] = cout;
+  ws[1] = cin;
+  for (int i = 0; i < d->nsp; i++) ws[2 + i] = d->k[i];
+}
+
+lu_status lu_convT_out_shape(const lu_conv_desc *d, const int64_t *xs, int64_t cout, int64_t *ys) {
+  LU_TRY(lu_conv_desc_check(d));
+  ys[0] = xs[0];
+  ys[1] = cout;
+  for (int i = 0; i < d->nsp; i++) {
+    if (d->k[i] != d->stride[i] || d->pad[i] != 0)
+      return lu_fail(LU_EUNSUPPORTED, "convT: axis %d has kernel %d, stride %d, pad %d; only kernel == stride, pad 0",
+                     i, d->k[i], d->stride[i], d->pad[i]);
+    ys[2 + i] = xs[2 + i] * d->stride[i];
+  }
+  return LU_OK;
+}
+
+void lu_convT_weight_shape(const lu_conv_desc *d, int64_t cin, int64_t cout, int64_t *ws) {
+  ws[0] = cin;
+  ws[1] = cout;
+  for (int i = 0; i < d->nsp; i++) ws[2 + i] = d->k[i];
+}
+
+double lu_conv_flops(const lu_conv_desc *d, const int64_t *xs, int64_t cout) {
+  int64_t ys[5];
+  if (lu_conv_out_shape(d, xs, cout, ys) != LU_OK) return 0;
+  double f = 2.0 * (double)ys[0] * (double)cout * (double)xs[1];
+  for (int i = 0; i < d->nsp; i++) f *= (double)ys[2 + i] * d->k[i];
+  return f;
+}
+
+double lu_convT_flops(const lu_conv_desc *d, const int64_t *xs, int64_t cout) {
+  double f = 2.0 * (double)xs[0] * (double)cout * (double)xs[1];
+  for (int i = 0; i < d->nsp; i++) f *= (double)xs[2 + i] * d->k[i];
+  return f;
+}
+
+/* ---- normalised geometry ---- */
+
+void lu_conv_geom_from(const lu_conv_desc *d, const int64_t *xs, const int64_t *ys, lu_conv_geom *g) {
+  int o = 3 - d->nsp;
+  g->N = (int)xs[0];
+  g->Cin = (int)xs[1];
+  g->Cout = (int)ys[1];
+  int *in[3] = {&g->Z, &g->Y, &g->X}, *out[3] = {&g->OZ, &g->OY, &g->OX};
+  for (int i = 0; i < 3; i++) {
+    int a = i - o;
+    *in[i] = a >= 0 ? (int)xs[2 + a] : 1;
+    *out[i] = a >= 0 ? (int)ys[2 + a] : 1;
+    g->k[i] = a >= 0 ? d->k[a] : 1;
+    g->s[i] = a >= 0 ? d->stride[a] : 1;
+    g->p[i] = a >= 0 ? d->pad[a] : 0;
+  }
+  g->S = (int64_t)g->Z * g->Y * g->X;
+  g->OS = (int64_t)g->OZ * g->OY * g->OX;
+  g->kv = g->k[0] * g->k[1] * g->k[2];
+}
+
+static lu_status check_tensor(const char *op, const char *arg, const lu_tensor *t, lu_device *dev, int ndim,
+                              const int64_t *shape) {
+  LU_TRY(lu_check_device_tensor(t, LU_F32, op, arg));
+  int ok = t->dev == dev && t->ndim == ndim;
+  for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+  if (ok) return LU_OK;
+  char a[96], b[96];
+  return lu_fail(LU_EARG, "%s: %s has shape %s, expected %s%s", op, arg, lu_shape_str(t->ndim, t->shape, a, sizeof a),
+                 lu_shape_str(ndim, shape, b, sizeof b), t->dev != dev ? " (or lives on another device)" : "");
+}
+
+/* Checks x, w, (b), y of a conv (transposed = 0) or convT (transposed = 1) and derives geometry.
+ * x is the input-side tensor, y the output-side tensor, as in the forward pass. */
+lu_status lu_conv_check(const char *op, const lu_conv_desc *d, int transposed, const lu_tensor *x, const char *xn,
+                        const lu_tensor *w, const char *wn, const lu_tensor *b, const char *bn, const lu_tensor *y,
+                        const char *yn, lu_conv_geom *g) {
+  LU_TRY(lu_conv_desc_check(d));
+  LU_TRY(lu_check_device_tensor(x, LU_F32, op, xn));
+  LU_TRY(lu_check_device_tensor(w, LU_F32, op, wn));
+  LU_TRY(lu_check_device_tensor(y, LU_F32, op, yn));
+  int nd = 2 + d->nsp;
+  if (x->ndim != nd) {
+    char a[96];
+    return lu_fail(LU_EARG, "%s: %s has shape %s; a %d-D convolution needs (N, C, %s)", op, xn,
+                   lu_shape_str(x->ndim, x->shape, a, sizeof a), d->nsp, d->nsp == 3 ? "Z, Y, X" : "Y, X");
+  }
+  if (w->ndim != nd) {
+    char a[96];
+    return lu_fail(LU_EARG, "%s: %s has shape %s; expected %d dims", op, wn, lu_shape_str(w->ndim, w->shape, a, sizeof a), nd);
+  }
+  int64_t cout = transposed ? w->shape[1] : w->shape[0];
+  int64_t cin = transposed ? w->shape[0] : w->shape[1];
+  int64_t ws[5], ys[5];
+  if (transposed) {
+    lu_convT_weight_shape(d, cin, cout, ws);
+    LU_TRY(lu_convT_out_shape(d, x->shape, cout, ys));
+  } else {
+    lu_conv_weight_shape(d, cin, cout, ws);
+    LU_TRY(lu_conv_out_shape(d, x->shape, cout, ys));
+  }
+  LU_TRY(check_tensor(op, wn, w, x->dev, nd, ws));
+  if (x->shape[1] != cin) {
+    char a[96];
+    return lu_fail(LU_EARG, "%s: %s has %lld channels but %s %s expects %lld", op, xn, (long long)x->shape[1], wn,
+                   lu_shape_str(w->ndim, w->shape, a, sizeof a), (long long)cin);
+  }
+  LU_TRY(check_tensor(op, yn, y, x->dev, nd, ys));
+  if (b) LU_TRY(check_tensor(op, bn, b, x->dev, 1, &cout));
+  lu_conv_geom_from(d, x->shape, ys, g);
+  return LU_OK;
+}
+
+/* ---- bias helpers (shared with convT) ---- */
+
+lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S) {
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(y->dev, BIAS_FILE, "bias_fill", NULL, &k));
+  cl_mem my = y->buf, mb = b ? b->buf : y->buf;
+  int c = C, s = (int)S, hb = b != NULL;
+  LU_CL_CHECK(LU_ARG(k, 0, my) | LU_ARG(k, 1, mb) | LU_ARG(k, 2, c) | LU_ARG(k, 3, s) | LU_ARG(k, 4, hb), "bias_fill args");
+  size_t gl[2] = {lu_global_1d((size_t)S, 16), (size_t)N * C}, lo[2] = {16, 1};
+  return lu_launch(y->dev, k, 2, gl, lo, "bias_fill");
+}
+
+lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, int64_t S, int accumulate) {
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dy->dev, BIAS_FILE, "bias_grad", NULL, &k));
+  cl_mem mdb = db->buf, mdy = dy->buf;
+  int n = N, c = C, s = (int)S, acc = accumulate;
+  LU_CL_CHECK(LU_ARG(k, 0, mdb) | LU_ARG(k, 1, mdy) | LU_ARG(k, 2, n) | LU_ARG(k, 3, c) | LU_ARG(k, 4, s) |
+                  LU_ARG(k, 5, acc), "bias_grad args");
+  size_t gl[2] = {64, (size_t)C}, lo[2] = {64, 1};
+  return lu_launch(dy->dev, k, 2, gl, lo, "bias_grad");
+}
+
+/* ---- tiling ---- */
+
+typedef struct tile {
+  int n0, nb;     /* samples [n0, n0 + nb) */
+  int r0, nrows;  /* output rows [r0, r0 + nrows) of each sample; whole = all rows */
+  int whole;      /* tile covers whole samples */
+} tile;
+
+typedef struct tiler {
+  int N, rows, rows_per_tile, samples_per_tile;
+  int n, r; /* cursor */
+} tiler;
+
+/* Plans tiles for a per-output-row cost of `row_floats` workspace floats. */
+static void tiler_init(tiler *t, int N, int rows, size_t row_floats) {
+  size_t budget = lu_conv_workspace_bytes() / sizeof(float);
+  size_t rpt = row_floats ? budget / row_floats : (size_t)rows;
+  if (rpt < 1) rpt = 1;
+  t->N = N;
+  t->rows = rows;
+  if (rpt >= (size_t)rows) {
+    t->rows_per_tile = rows;
+    size_t spt = rpt / (size_t)rows;
+    t->samples_per_tile = spt > (size_t)N ? N : (int)spt;
+  } else {
+    /* balance the tiles so the last one is not a sliver */
+    int ntiles = (int)((rows + rpt - 1) / rpt);
+    t->rows_per_tile = (rows + ntiles - 1) / ntiles;
+    t->samples_per_tile = 1;
+  }
+  t->n = 0;
+  t->r = 0;
+}
+
+static int tiler_next(tiler *t, tile *o) {
+  if (t->n >= t->N) return 0;
+  o->n0 = t->n;
+  if (t->rows_per_tile == t->rows) {
+    o->nb = t->N - t->n < t->samples_per_tile ? t->N - t->n : t->samples_per_tile;
+    o->r0 = 0;
+    o->nrows = t->rows;
+    o->whole = 1;
+    t->n += o->nb;
+    return 1;
+  }
+  o->nb = 1;
+  o->r0 = t->r;
+  o->nrows = t->rows - t->r < t->rows_per_tile ? t->rows - t->r : t->rows_per_tile;
+  o->whole = 0;
+  t->r += o->nrows;
+  if (t->r >= t->rows) { t->r = 0; t->n++; }
+  return 1;
+}
+
+static void geom_opts(const lu_conv_geom *g, char *buf, size_t n) {
+  snprintf(buf, n, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d", g->k[0], g->k[1],
+           g->k[2], g->s[0], g->s[1], g->s[2], g->p[0], g->p[1], g->p[2]);
+}
+
+static int is_pointwise(const lu_conv_geom *g) {
+  return g->kv == 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1;
+}
+
+static lu_status run_im2col(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, cl_mem col, const tile *t) {
+  char opts[160];
+  geom_opts(g, opts, sizeof opts);
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dev, CONV_FILE, "im2col", opts, &k));
+  cl_mem mx = x->buf;
+  cl_ulong xoff = (cl_ulong)t->n0 * g->Cin * g->S;
+  int cin = g->Cin, Z = g->Z, Y = g->Y, X = g->X, OY = g->OY, OX = g->OX, r0 = t->r0, nr = t->nrows;
+  LU_CL_CHECK(LU_ARG(k, 0, mx) | LU_ARG(k, 1, xoff) | LU_ARG(k, 2, col) | LU_ARG(k, 3, cin) | LU_ARG(k, 4, Z) |
+                  LU_ARG(k, 5, Y) | LU_ARG(k, 6, X) | LU_ARG(k, 7, OY) | LU_ARG(k, 8, OX) | LU_ARG(k, 9, r0) |
+                  LU_ARG(k, 10, nr), "im2col args");
+  size_t gl[3] = {(size_t)g->OX, (size_t)t->nrows, (size_t)t->nb * g->Cin * g->k[0] * g->k[1]};
+  return lu_launch(dev, k, 3, gl, NULL, "im2col");
+}
+
+/* Input rows (iz * Y + iy) that output rows [r0, r0 + nrows) read. */
+static void input_rows(const lu_conv_geom *g, const tile *t, int *ir0, int *nir) {
+  if (t->whole) { *ir0 = 0; *nir = g->Z * g->Y; return; }
+  int ra = t->r0, rb = t->r0 + t->nrows - 1;
+  int oza = ra / g->OY, ozb = rb / g->OY;
+  int iza = oza * g->s[0] - g->p[0], izb = ozb * g->s[0] - g->p[0] + g->k[0] - 1;
+  if (iza < 0) iza = 0;
+  if (izb > g->Z - 1) izb = g->Z - 1;
+  int iya = 0, iyb = g->Y - 1;
+  if (oza == ozb) {
+    iya = (ra % g->OY) * g->s[1] - g->p[1];
+    iyb = (rb % g->OY) * g->s[1] - g->p[1] + g->k[1] - 1;
+    if (iya < 0) iya = 0;
+    if (iyb > g->Y - 1) iyb = g->Y - 1;
+  }
+  *ir0 = iza * g->Y + iya;
+  *nir = izb * g->Y + iyb - *ir0 + 1;
+  if (*nir < 0) *nir = 0;
+}
+
+static lu_status run_col2im(lu_device *dev, const lu_conv_geom *g, lu_tensor *dx, cl_mem col, const tile *t,
+                            int accumulate) {
+  char opts[160];
+  geom_opts(g, opts, sizeof opts);
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dev, CONV_FILE, "col2im", opts, &k));
+  int ir0, nir;
+  input_rows(g, t, &ir0, &nir);
+  cl_mem mdx = dx->buf;
+  cl_ulong off = (cl_ulong)t->n0 * g->Cin * g->S;
+  int cin = g->Cin, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX, r0 = t->r0, nr = t->nrows,
+      acc = accumulate;
+  LU_CL_CHECK(LU_ARG(k, 0, mdx) | LU_ARG(k, 1, off) | LU_ARG(k, 2, col) | LU_ARG(k, 3, cin) | LU_ARG(k, 4, Z) |
+                  LU_ARG(k, 5, Y) | LU_ARG(k, 6, X) | LU_ARG(k, 7, OZ) | LU_ARG(k, 8, OY) | LU_ARG(k, 9, OX) |
+                  LU_ARG(k, 10, r0) | LU_ARG(k, 11, nr) | LU_ARG(k, 12, ir0) | LU_ARG(k, 13, acc), "col2im args");
+  size_t gl[3] = {(size_t)g->X, (size_t)nir, (size_t)t->nb * g->Cin};
+  return lu_launch(dev, k, 3, gl, NULL, "col2im");
+}
+
+static lu_status ctx(lu_status st, const char *op, const lu_conv_geom *g) {
+  if (st == LU_OK) return st;
+  return lu_fail_context(st, "%s N=%d Cin=%d Cout=%d in %dx%dx%d k %dx%dx%d stride %dx%dx%d", op, g->N, g->Cin,
+                         g->Cout, g->Z, g->Y, g->X, g->k[0], g->k[1], g->k[2], g->s[0], g->s[1], g->s[2]);
+}
+
+/* ---- forward ---- */
+
+static lu_status conv_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                          lu_tensor *y) {
+  lu_device *dev = x->dev;
+  LU_TRY(lu_conv_bias_fill(y, b, g->N, g->Cout, g->OS));
+  size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
+  if (is_pointwise(g))
+    return lu_sgemm_strided_batched(dev, 0, 0, Cout, OS, K, 1.0f, w->buf, 0, K, 0, x->buf, 0, S, K * S, 1.0f, y->buf,
+                                    0, OS, Cout * OS, (size_t)g->N);
+  tiler tl;
+  tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
+  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->OX * K * sizeof(float);
+  cl_mem col;
+  LU_TRY(lu_buffer_alloc(dev, cap, &col));
+  lu_status st = LU_OK;
+  tile t;
+  while (st == LU_OK && tiler_next(&tl, &t)) {
+    size_t Pt = (size_t)t.nrows * g->OX;
+    st = run_im2col(dev, g, x, col, &t);
+    if (st != LU_OK) break;
+    size_t yoff = (size_t)t.n0 * Cout * OS + (size_t)t.r0 * g->OX;
+    if (t.nb == 1)
+      st = lu_sgemm(dev, 0, 0, Cout, Pt, K, 1.0f, w->buf, 0, K, col, 0, Pt, 1.0f, y->buf, yoff, OS);
+    else
+      st = lu_sgemm_strided_batched(dev, 0, 0, Cout, Pt, K, 1.0f, w->buf, 0, K, 0, col, 0, Pt, K * Pt, 1.0f, y->buf,
+                                    yoff, OS, Cout * OS, (size_t)t.nb);
+  }
+  lu_buffer_release(dev, col, cap);
+  return st;
+}
+
+lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                      lu_tensor *y) {
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("conv_fwd", d, 0, x, "x", w, "w", b, "b", y, "y", &g));
+  return ctx(conv_fwd(&g, x, w, b, y), "conv_fwd", &g);
+}
+
+/* ---- backward data ---- */
+
+static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
+  lu_device *dev = dy->dev;
+  size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout,
+         Cin = (size_t)g->Cin;
+  if (is_pointwise(g))
+    return lu_sgemm_strided_batched(dev, 1, 0, Cin, S, Cout, 1.0f, w->buf, 0, K, 0, dy->buf, 0, OS, Cout * OS, 0.0f,
+                                    dx->buf, 0, S, Cin * S, (size_t)g->N);
+  tiler tl;
+  tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
+  int partial = tl.rows_per_tile < tl.rows;
+  if (partial) LU_TRY(lu_fill(dx, 0.0f));
+  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->OX * K * sizeof(float);
+  cl_mem col;
+  LU_TRY(lu_buffer_alloc(dev, cap, &col));
+  lu_status st = LU_OK;
+  tile t;
+  while (st == LU_OK && tiler_next(&tl, &t)) {
+    size_t Pt = (size_t)t.nrows * g->OX;
+    size_t dyoff = (size_t)t.n0 * Cout * OS + (size_t)t.r0 * g->OX;
+    if (t.nb == 1)
+      st = lu_sgemm(dev, 1, 0, K, Pt, Cout, 1.0f, w->buf, 0, K, dy->buf, dyoff, OS, 0.0f, col, 0, Pt);
+    else
+      st = lu_sgemm_strided_batched(dev, 1, 0, K, Pt, Cout, 1.0f, w->buf, 0, K, 0, dy->buf, dyoff, OS, Cout * OS,
+                                    0.0f, col, 0, Pt, K * Pt, (size_t)t.nb);
+    if (st == LU_OK) st = run_col2im(dev, g, dx, col, &t, partial);
+  }
+  lu_buffer_release(dev, col, cap);
+  return st;
+}
+
+lu_status lu_conv_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("conv_bwd_data", d, 0, dx, "dx", w, "w", NULL, NULL, dy, "dy", &g));
+  return ctx(conv_bwd_data(&g, dy, w, dx), "conv_bwd_data", &g);
+}
+
+/* ---- backward weight ---- */
+
+static lu_status conv_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
+                                 lu_tensor *db, int accumulate) {
+  lu_device *dev = x->dev;
+  size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
+  if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
+  float beta = accumulate ? 1.0f : 0.0f;
+  if (is_pointwise(g)) {
+    for (int n = 0; n < g->N; n++) {
+      LU_TRY(lu_sgemm(dev, 0, 1, Cout, K, S, 1.0f, dy->buf, (size_t)n * Cout * OS, OS, x->buf, (size_t)n * K * S, S,
+                      beta, dw->buf, 0, K));
+      beta = 1.0f;
+    }
+    return LU_OK;
+  }
+  tiler tl;
+  tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
+  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->OX * K * sizeof(float);
+  cl_mem col;
+  LU_TRY(lu_buffer_alloc(dev, cap, &col));
+  lu_status st = LU_OK;
+  tile t;
+  while (st == LU_OK && tiler_next(&tl, &t)) {
+    size_t Pt = (size_t)t.nrows * g->OX;
+    st = run_im2col(dev, g, x, col, &t);
+    for (int j = 0; st == LU_OK && j < t.nb; j++) {
+      size_t dyoff = (size_t)(t.n0 + j) * Cout * OS + (size_t)t.r0 * g->OX;
+      st = lu_sgemm(dev, 0, 1, Cout, K, Pt, 1.0f, dy->buf, dyoff, OS, col, (size_t)j * K * Pt, Pt, beta, dw->buf, 0, K);
+      beta = 1.0f;
+    }
+  }
+  lu_buffer_release(dev, col, cap);
+  return st;
+}
+
+lu_status lu_conv_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
+                             lu_tensor *db, int accumulate) {
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("conv_bwd_weight", d, 0, x, "x", dw, "dw", db, "db", dy, "dy", &g));
+  return ctx(conv_bwd_weight(&g, x, dy, dw, db, accumulate), "conv_bwd_weight", &g);
+}

@@ -1,0 +1,195 @@
+/* Transposed convolution with kernel == stride (nnU-Net's upsampling) as GEMM + scatter/gather.
+ * Each input voxel produces a disjoint stride-sized block of outputs: y block = W^T x (per voxel),
+ * so the forward pass is one GEMM (Cout*kv x Cin) * (Cin x P) over tiles of input rows followed by
+ * a scatter into y; backward data gathers dy into that layout and multiplies by W; backward weight
+ * multiplies x by the gathered dy. Stride 1 everywhere is a 1x1 convolution: no scatter. */
+#include <stdio.h>
+
+#include "cl/blas.h"
+#include "cl/pool.h"
+#include "cl/program.h"
+#include "ops/convT.h"
+#include "ops/ops.h"
+
+#define CONVT_FILE "convT/convT.cl"
+
+typedef struct ttile { int n0, nb, r0, nrows; } ttile;
+typedef struct ttiler { int N, rows, rpt, spt, n, r; } ttiler;
+
+static void ttiler_init(ttiler *t, int N, int rows, size_t row_floats) {
+  size_t budget = lu_conv_workspace_bytes() / sizeof(float);
+  size_t rpt = row_floats ? budget / row_floats : (size_t)rows;
+  if (rpt < 1) rpt = 1;
+  t->N = N;
+  t->rows = rows;
+  if (rpt >= (size_t)rows) {
+    t->rpt = rows;
+    size_t spt = rpt / (size_t)rows;
+    t->spt = spt > (size_t)N ? N : (int)spt;
+  } else {
+    int ntiles = (int)((rows + rpt - 1) / rpt);
+    t->rpt = (rows + ntiles - 1) / ntiles;
+    t->spt = 1;
+  }
+  t->n = t->r = 0;
+}
+
+static int ttiler_next(ttiler *t, ttile *o) {
+  if (t->n >= t->N) return 0;
+  o->n0 = t->n;
+  if (t->rpt == t->rows) {
+    o->nb = t->N - t->n < t->spt ? t->N - t->n : t->spt;
+    o->r0 = 0;
+    o->nrows = t->rows;
+    t->n += o->nb;
+    return 1;
+  }
+  o->nb = 1;
+  o->r0 = t->r;
+  o->nrows = t->rows - t->r < t->rpt ? t->rows - t->r : t->rpt;
+  t->r += o->nrows;
+  if (t->r >= t->rows) { t->r = 0; t->n++; }
+  return 1;
+}
+
+static lu_status shuffle(lu_device *dev, const lu_conv_geom *g, int scatter, cl_mem y, cl_mem t, const lu_tensor *b,
+                         const ttile *tl) {
+  char opts[96];
+  snprintf(opts, sizeof opts, "-DSZ=%d -DSY=%d -DSX=%d", g->s[0], g->s[1], g->s[2]);
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dev, CONVT_FILE, scatter ? "scatter" : "gather", opts, &k));
+  cl_ulong off = (cl_ulong)tl->n0 * g->Cout * g->OS;
+  int cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, r0 = tl->r0, nr = tl->nrows;
+  int i = 0;
+  cl_int e;
+  if (scatter) {
+    cl_mem mb = b ? b->buf : t;
+    int hb = b != NULL;
+    e = LU_ARG(k, 0, y) | LU_ARG(k, 1, off) | LU_ARG(k, 2, t) | LU_ARG(k, 3, mb) | LU_ARG(k, 4, hb);
+    i = 5;
+  } else {
+    e = LU_ARG(k, 0, t) | LU_ARG(k, 1, y) | LU_ARG(k, 2, off);
+    i = 3;
+  }
+  e |= LU_ARG(k, i, cout) | LU_ARG(k, i + 1, Z) | LU_ARG(k, i + 2, Y) | LU_ARG(k, i + 3, X) | LU_ARG(k, i + 4, r0) |
+       LU_ARG(k, i + 5, nr);
+  LU_CL_CHECK(e, "convT %s args", scatter ? "scatter" : "gather");
+  size_t gl[3] = {(size_t)g->X * g->s[2], (size_t)tl->nrows * g->s[0] * g->s[1], (size_t)tl->nb * g->Cout};
+  return lu_launch(dev, k, 3, gl, NULL, scatter ? "convT scatter" : "convT gather");
+}
+
+static lu_status ctx(lu_status st, const char *op, const lu_conv_geom *g) {
+  if (st == LU_OK) return st;
+  return lu_fail_context(st, "%s N=%d Cin=%d Cout=%d in %dx%dx%d stride %dx%dx%d", op, g->N, g->Cin, g->Cout, g->Z,
+                         g->Y, g->X, g->s[0], g->s[1], g->s[2]);
+}
+
+static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                           lu_tensor *y) {
+  lu_device *dev = x->dev;
+  size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
+  if (g->kv == 1) {
+    LU_TRY(lu_conv_bias_fill(y, b, g->N, g->Cout, g->OS));
+    return lu_sgemm_strided_batched(dev, 1, 0, M, S, Cin, 1.0f, w->buf, 0, M, 0, x->buf, 0, S, Cin * S, 1.0f, y->buf,
+                                    0, OS, M * OS, (size_t)g->N);
+  }
+  ttiler tl;
+  ttiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
+  size_t cap = (size_t)tl.spt * tl.rpt * g->X * M * sizeof(float);
+  cl_mem t;
+  LU_TRY(lu_buffer_alloc(dev, cap, &t));
+  lu_status st = LU_OK;
+  ttile tt;
+  while (st == LU_OK && ttiler_next(&tl, &tt)) {
+    size_t Pt = (size_t)tt.nrows * g->X, xoff = (size_t)tt.n0 * Cin * S + (size_t)tt.r0 * g->X;
+    if (tt.nb == 1)
+      st = lu_sgemm(dev, 1, 0, M, Pt, Cin, 1.0f, w->buf, 0, M, x->buf, xoff, S, 0.0f, t, 0, Pt);
+    else
+      st = lu_sgemm_strided_batched(dev, 1, 0, M, Pt, Cin, 1.0f, w->buf, 0, M, 0, x->buf, xoff, S, Cin * S, 0.0f, t, 0,
+                                    Pt, M * Pt, (size_t)tt.nb);
+    if (st == LU_OK) st = shuffle(dev, g, 1, y->buf, t, b, &tt);
+  }
+  lu_buffer_release(dev, t, cap);
+  return st;
+}
+
+lu_status lu_convT_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                       lu_tensor *y) {
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("convT_fwd", d, 1, x, "x", w, "w", b, "b", y, "y", &g));
+  return ctx(convT_fwd(&g, x, w, b, y), "convT_fwd", &g);
+}
+
+static lu_status convT_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
+  lu_device *dev = dy->dev;
+  size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
+  if (g->kv == 1)
+    return lu_sgemm_strided_batched(dev, 0, 0, Cin, S, M, 1.0f, w->buf, 0, M, 0, dy->buf, 0, OS, M * OS, 0.0f,
+                                    dx->buf, 0, S, Cin * S, (size_t)g->N);
+  ttiler tl;
+  ttiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
+  size_t cap = (size_t)tl.spt * tl.rpt * g->X * M * sizeof(float);
+  cl_mem t;
+  LU_TRY(lu_buffer_alloc(dev, cap, &t));
+  lu_status st = LU_OK;
+  ttile tt;
+  while (st == LU_OK && ttiler_next(&tl, &tt)) {
+    size_t Pt = (size_t)tt.nrows * g->X, xoff = (size_t)tt.n0 * Cin * S + (size_t)tt.r0 * g->X;
+    st = shuffle(dev, g, 0, dy->buf, t, NULL, &tt);
+    if (st != LU_OK) break;
+    if (tt.nb == 1)
+      st = lu_sgemm(dev, 0, 0, Cin, Pt, M, 1.0f, w->buf, 0, M, t, 0, Pt, 0.0f, dx->buf, xoff, S);
+    else
+      st = lu_sgemm_strided_batched(dev, 0, 0, Cin, Pt, M, 1.0f, w->buf, 0, M, 0, t, 0, Pt, M * Pt, 0.0f, dx->buf,
+                                    xoff, S, Cin * S, (size_t)tt.nb);
+  }
+  lu_buffer_release(dev, t, cap);
+  return st;
+}
+
+lu_status lu_convT_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("convT_bwd_data", d, 1, dx, "dx", w, "w", NULL, NULL, dy, "dy", &g));
+  return ctx(convT_bwd_data(&g, dy, w, dx), "convT_bwd_data", &g);
+}
+
+static lu_status convT_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
+                                  lu_tensor *db, int accumulate) {
+  lu_device *dev = x->dev;
+  size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
+  if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
+  float beta = accumulate ? 1.0f : 0.0f;
+  if (g->kv == 1) {
+    for (int n = 0; n < g->N; n++) {
+      LU_TRY(lu_sgemm(dev, 0, 1, Cin, M, S, 1.0f, x->buf, (size_t)n * Cin * S, S, dy->buf, (size_t)n * M * OS, OS,
+                      beta, dw->buf, 0, M));
+      beta = 1.0f;
+    }
+    return LU_OK;
+  }
+  ttiler tl;
+  ttiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
+  size_t cap = (size_t)tl.spt * tl.rpt * g->X * M * sizeof(float);
+  cl_mem t;
+  LU_TRY(lu_buffer_alloc(dev, cap, &t));
+  lu_status st = LU_OK;
+  ttile tt;
+  while (st == LU_OK && ttiler_next(&tl, &tt)) {
+    size_t Pt = (size_t)tt.nrows * g->X;
+    st = shuffle(dev, g, 0, dy->buf, t, NULL, &tt);
+    for (int j = 0; st == LU_OK && j < tt.nb; j++) {
+      size_t xoff = (size_t)(tt.n0 + j) * Cin * S + (size_t)tt.r0 * g->X;
+      st = lu_sgemm(dev, 0, 1, Cin, M, Pt, 1.0f, x->buf, xoff, S, t, (size_t)j * M * Pt, Pt, beta, dw->buf, 0, M);
+      beta = 1.0f;
+    }
+  }
+  lu_buffer_release(dev, t, cap);
+  return st;
+}
+
+lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
+                              lu_tensor *db, int accumulate) {
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("convT_bwd_weight", d, 1, x, "x", dw, "dw", db, "db", dy, "dy", &g));
+  return ctx(convT_bwd_weight(&g, x, dy, dw, db, accumulate), "convT_bwd_weight", &g);
+}

@@ -1,0 +1,31 @@
+// Bias helpers shared by convolution and transposed convolution.
+#ifndef BIAS_WG
+#define BIAS_WG 64
+#endif
+
+// y (N, C, S): y = b[c] (or 0 when has_bias == 0). global: (S rounded, N * C).
+__kernel void bias_fill(__global float *y, __global const float *b, const int C, const int S, const int has_bias) {
+  const int s = get_global_id(0), nc = get_global_id(1);
+  if (s >= S) return;
+  y[(size_t)nc * S + s] = has_bias ? b[nc % C] : 0.0f;
+}
+
+// db[c] (+)= sum over n, s of dy[n, c, s]. One work-group of BIAS_WG items per channel.
+__kernel __attribute__((reqd_work_group_size(BIAS_WG, 1, 1)))
+void bias_grad(__global float *db, __global const float *dy, const int N, const int C, const int S,
+               const int accumulate) {
+  __local float part[BIAS_WG];
+  const int l = get_local_id(0), c = get_group_id(1);
+  float acc = 0.0f;
+  for (int n = 0; n < N; n++) {
+    __global const float *p = dy + ((size_t)n * C + c) * S;
+    for (int s = l; s < S; s += BIAS_WG) acc += p[s];
+  }
+  part[l] = acc;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int w = BIAS_WG / 2; w > 0; w >>= 1) {
+    if (l < w) part[l] += part[l + w];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (l == 0) db[c] = accumulate ? db[c] + part[0] : part[0];
+}

@@ -1,0 +1,222 @@
+-- Convolutions and transposed convolutions on the device against a naive double-precision host
+-- reference (core.conv.ref_*, plain loops over every tap), and their gradients against central
+-- finite differences. Every output is poisoned with NaN before the op runs, so an element the op
+-- forgets to write fails the comparison.
+local lunet = require "lunet"
+local core = require "lunet.core"
+local conv = core.conv
+
+local NaN = 0 / 0
+
+local function numel(shape)
+  local n = 1
+  for _, s in ipairs(shape) do n = n * s end
+  return n
+end
+
+local seed = 12345
+local function rand_flat(n)
+  local t = {}
+  for i = 1, n do
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    t[i] = seed / 2147483648 * 2 - 1
+  end
+  return t
+end
+
+local function host(flat, shape) return lunet.tensor(flat, { shape = shape, dtype = "f32" }) end
+local function dev(flat, shape) return host(flat, shape):to_device() end
+local function poisoned(shape)
+  local t = {}
+  for i = 1, numel(shape) do t[i] = NaN end
+  return dev(t, shape)
+end
+local function const(shape, v)
+  local t = {}
+  for i = 1, numel(shape) do t[i] = v end
+  return dev(t, shape)
+end
+
+-- max |got - ref| / max |ref|; NaN anywhere in got gives math.huge
+local function rel_err(got, ref)
+  local g, r = got:flat(), ref:flat()
+  assert(#g == #r, ("size %d vs reference %d"):format(#g, #r))
+  local dmax, rmax = 0, 0
+  for i = 1, #r do
+    if g[i] ~= g[i] then return math.huge, i end
+    local d = math.abs(g[i] - r[i])
+    if d > dmax then dmax = d end
+    if math.abs(r[i]) > rmax then rmax = math.abs(r[i]) end
+  end
+  return dmax / math.max(rmax, 1e-30)
+end
+
+local function close(got, ref, what, tol)
+  local e, at = rel_err(got, ref)
+  assert(e <= (tol or 1e-4), ("%s: relative error %g%s"):format(what, e, at and (" (NaN at element " .. at .. ")") or ""))
+end
+
+local function weight_shape(c, transposed)
+  local ws = transposed and { c.cin, c.cout } or { c.cout, c.cin }
+  local k = transposed and c.stride or c.k
+  for i = 1, #c.x do ws[#ws + 1] = k[i] end
+  return ws
+end
+
+-- Runs forward, backward data and backward weight (+ bias) of case c and compares all of them.
+local function check_case(c, transposed)
+  local xs = { c.n, c.cin, table.unpack(c.x) }
+  local ws = weight_shape(c, transposed)
+  local opts = transposed and { stride = c.stride } or { k = c.k, stride = c.stride }
+  local ys = transposed and conv.T_out_shape(xs, c.cout, opts) or conv.out_shape(xs, c.cout, opts)
+  local xh, wh, bh = host(rand_flat(numel(xs)), xs), host(rand_flat(numel(ws)), ws), host(rand_flat(c.cout), { c.cout })
+  local dyh = host(rand_flat(numel(ys)), ys)
+  local x, w, b, dy = xh:to_device(), wh:to_device(), bh:to_device(), dyh:to_device()
+  local name = (transposed and "convT " or "conv ") .. table.concat(xs, "x") .. " -> " .. table.concat(ys, "x")
+
+  local fwd = transposed and conv.T_fwd or conv.fwd
+  local bwd_data = transposed and conv.T_bwd_data or conv.bwd_data
+  local bwd_weight = transposed and conv.T_bwd_weight or conv.bwd_weight
+
+  local y = poisoned(ys)
+  fwd(x, w, (not c.nobias) and b or nil, y, opts)
+  close(y, conv.ref_fwd(xh, wh, not c.nobias and bh or nil, opts, transposed), name .. " forward")
+
+  local dx = poisoned(xs)
+  bwd_data(dy, w, dx, opts)
+  close(dx, conv.ref_bwd_data(dyh, wh, xs, opts, transposed), name .. " backward data")
+
+  local dw, db = poisoned(ws), poisoned({ c.cout })
+  bwd_weight(x, dy, dw, db, opts)
+  local rdw, rdb = conv.ref_bwd_weight(xh, dyh, ws, opts, transposed)
+  close(dw, rdw, name .. " backward weight")
+  close(db, rdb, name .. " backward bias")
+
+  -- accumulate adds into what is there: starting from 1, the result is 1 + grad
+  local dw1, db1 = const(ws, 1), const({ c.cout }, 1)
+  bwd_weight(x, dy, dw1, db1, { k = opts.k, stride = opts.stride, accumulate = true })
+  local one_w, one_b = {}, {}
+  for i, v in ipairs(rdw:flat()) do one_w[i] = v + 1 end
+  for i, v in ipairs(rdb:flat()) do one_b[i] = v + 1 end
+  close(dw1, lunet.tensor(one_w, { shape = ws, dtype = "f64" }), name .. " accumulated weight")
+  close(db1, lunet.tensor(one_b, { shape = { c.cout }, dtype = "f64" }), name .. " accumulated bias")
+end
+
+local conv_cases = {
+  { n = 2, cin = 3, cout = 5, x = { 7, 9, 11 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+  { n = 1, cin = 4, cout = 6, x = { 9, 8, 7 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+  { n = 2, cin = 5, cout = 3, x = { 5, 9, 10 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+  { n = 2, cin = 2, cout = 4, x = { 7, 5, 6 }, k = { 3, 1, 3 }, stride = { 2, 1, 1 }, nobias = true },
+  { n = 2, cin = 6, cout = 4, x = { 3, 5, 7 }, k = { 1, 1, 1 }, stride = { 1, 1, 1 } },
+  { n = 3, cin = 4, cout = 8, x = { 13, 17 }, k = { 3, 3 }, stride = { 1, 1 } },
+  { n = 2, cin = 3, cout = 2, x = { 12, 11 }, k = { 3, 3 }, stride = { 2, 2 } },
+  { n = 2, cin = 5, cout = 7, x = { 9, 6 }, k = { 1, 1 }, stride = { 2, 2 } },
+  { n = 1, cin = 1, cout = 9, x = { 10, 15 }, k = { 3, 1 }, stride = { 1, 2 } },
+  { n = 2, cin = 17, cout = 33, x = { 6, 7, 5 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+}
+
+local convT_cases = {
+  { n = 2, cin = 6, cout = 4, x = { 3, 4, 5 }, stride = { 2, 2, 2 } },
+  { n = 1, cin = 5, cout = 3, x = { 3, 5, 4 }, stride = { 1, 2, 2 } },
+  { n = 2, cin = 4, cout = 7, x = { 5, 7 }, stride = { 2, 2 } },
+  { n = 3, cin = 3, cout = 5, x = { 2, 3, 3 }, stride = { 1, 1, 1 } },
+  { n = 2, cin = 9, cout = 2, x = { 6, 5 }, stride = { 2, 1 }, nobias = true },
+}
+
+describe("conv", function()
+  after_each(function() conv.set_workspace_kb(0) end)
+
+  it("computes output shapes and flops as nnU-Net's same-padded conv", function()
+    assert.same({ 2, 8, 32, 32, 32 }, conv.out_shape({ 2, 4, 64, 64, 64 }, 8, { k = 3, stride = 2 }))
+    assert.same({ 2, 8, 64, 32, 31 }, conv.out_shape({ 2, 4, 64, 64, 61 }, 8, { k = { 1, 3, 3 }, stride = { 1, 2, 2 } }))
+    assert.same({ 1, 3, 10, 12 }, conv.T_out_shape({ 1, 5, 5, 6 }, 3, { stride = 2 }))
+    assert.equal(2 * 2 * 8 * 4 * 27 * 32 ^ 3, conv.flops({ 2, 4, 64, 64, 64 }, 8, { k = 3, stride = 2 }))
+  end)
+
+  for _, c in ipairs(conv_cases) do
+    it(("matches the reference, %d-D k=%s s=%s N=%d Cin=%d Cout=%d"):format(#c.x, table.concat(c.k, ""),
+      table.concat(c.stride, ""), c.n, c.cin, c.cout), function() check_case(c, false) end)
+  end
+
+  it("gives the same results when the workspace forces tiles of one row, several rows, and across planes", function()
+    local c = { n = 2, cin = 3, cout = 4, x = { 6, 9, 11 }, k = { 3, 3, 3 }, stride = { 1, 2, 1 } }
+    for _, kb in ipairs({ 1, 4, 20 }) do
+      conv.set_workspace_kb(kb)
+      check_case(c, false)
+    end
+    local c2 = { n = 2, cin = 3, cout = 5, x = { 10, 13 }, k = { 3, 3 }, stride = { 2, 1 } }
+    conv.set_workspace_kb(2)
+    check_case(c2, false)
+    conv.set_workspace_kb(1)
+    check_case({ n = 2, cin = 4, cout = 3, x = { 4, 6, 5 }, stride = { 2, 2, 2 } }, true)
+    check_case({ n = 2, cin = 4, cout = 3, x = { 5, 7 }, stride = { 2, 2 } }, true)
+  end)
+
+  it("rejects mismatched shapes with a message naming the tensor", function()
+    local x, w, y = const({ 1, 3, 5, 5 }, 0), const({ 4, 2, 3, 3 }, 0), const({ 1, 4, 5, 5 }, 0)
+    local ok, err = pcall(conv.fwd, x, w, nil, y, { k = 3 })
+    assert.is_false(ok)
+    assert.matches("x has 3 channels", err)
+    local w2 = const({ 4, 3, 3, 3 }, 0)
+    ok, err = pcall(conv.fwd, x, w2, nil, const({ 1, 4, 4, 5 }, 0), { k = 3 })
+    assert.is_false(ok)
+    assert.matches("y has shape 1x4x4x5, expected 1x4x5x5", err)
+  end)
+end)
+
+describe("convT (kernel == stride)", function()
+  for _, c in ipairs(convT_cases) do
+    it(("matches the reference, %d-D s=%s N=%d Cin=%d Cout=%d"):format(#c.x, table.concat(c.stride, ""), c.n, c.cin,
+      c.cout), function() check_case(c, true) end)
+  end
+end)
+
+-- L = sum(r * f(x, w, b)); the ops are linear in x and in w, so central differences are exact up to
+-- float rounding and must agree with the analytic gradients from the backward ops.
+describe("conv gradients vs central finite differences", function()
+  local function fd_check(c, transposed)
+    local xs = { c.n, c.cin, table.unpack(c.x) }
+    local ws = weight_shape(c, transposed)
+    local opts = transposed and { stride = c.stride } or { k = c.k, stride = c.stride }
+    local ys = transposed and conv.T_out_shape(xs, c.cout, opts) or conv.out_shape(xs, c.cout, opts)
+    local fwd = transposed and conv.T_fwd or conv.fwd
+    local xf, wf, bf, rf = rand_flat(numel(xs)), rand_flat(numel(ws)), rand_flat(c.cout), rand_flat(numel(ys))
+    local function loss(xv, wv, bv)
+      local y = poisoned(ys)
+      fwd(dev(xv, xs), dev(wv, ws), dev(bv, { c.cout }), y, opts)
+      local s = 0
+      for i, v in ipairs(y:flat()) do s = s + v * rf[i] end
+      return s
+    end
+    local dx, dw, db = poisoned(xs), poisoned(ws), poisoned({ c.cout })
+    local r = dev(rf, ys);
+    (transposed and conv.T_bwd_data or conv.bwd_data)(r, dev(wf, ws), dx, opts);
+    (transposed and conv.T_bwd_weight or conv.bwd_weight)(dev(xf, xs), r, dw, db, opts)
+    local gx, gw, gb = dx:flat(), dw:flat(), db:flat()
+    local eps = 0.25
+    local function probe(vec, grad, idx, which)
+      local keep = vec[idx]
+      vec[idx] = keep + eps
+      local lp = which == "x" and loss(vec, wf, bf) or which == "w" and loss(xf, vec, bf) or loss(xf, wf, vec)
+      vec[idx] = keep - eps
+      local lm = which == "x" and loss(vec, wf, bf) or which == "w" and loss(xf, vec, bf) or loss(xf, wf, vec)
+      vec[idx] = keep
+      local fd = (lp - lm) / (2 * eps)
+      assert(math.abs(fd - grad[idx]) <= 1e-3 * math.max(1, math.abs(fd)),
+        ("d/d%s[%d]: finite difference %g, backward %g"):format(which, idx, fd, grad[idx]))
+    end
+    for _, i in ipairs({ 1, #xf, (#xf + 1) // 2, 2, #xf - 3 }) do probe(xf, gx, i, "x") end
+    for _, i in ipairs({ 1, #wf, (#wf + 1) // 2, 3 }) do probe(wf, gw, i, "w") end
+    for i = 1, c.cout do probe(bf, gb, i, "b") end
+  end
+
+  it("for a strided anisotropic 3-D conv", function()
+    fd_check({ n = 2, cin = 2, cout = 3, x = { 3, 5, 4 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } }, false)
+  end)
+  it("for a 2-D conv", function()
+    fd_check({ n = 1, cin = 3, cout = 2, x = { 5, 6 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
+  end)
+  it("for a transposed 3-D conv", function()
+    fd_check({ n = 2, cin = 3, cout = 2, x = { 2, 3, 2 }, stride = { 2, 2, 1 } }, true)
+  end)
+end)
