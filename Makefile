@@ -42,5 +42,9 @@ SPECS ?= spec
 valgrind: build
 	valgrind --error-exitcode=1 --leak-check=no --suppressions=scripts/valgrind.supp $(BUSTED) $(SPECS)
 
+# libFuzzer harnesses for the NIfTI and TIFF readers, FUZZ_SECONDS each (default 60).
+fuzz: deps
+	@sh scripts/fuzz.sh
+
 clean:
 	rm -rf $(BUILD) build-asan

@@ -74,6 +74,8 @@ static lu_status discover_locked(void) {
       lu_device *d = &lu_reg.devs[count];
       memset(d, 0, sizeof *d);
       d->index = count;
+      d->platform_index = (int)p;
+      d->platform_device = (int)i;
       d->platform = plats[p];
       d->id = ids[i];
       info_str(ids[i], CL_DEVICE_NAME, d->name, sizeof d->name);

@@ -13,6 +13,7 @@ typedef struct lu_progcache lu_progcache;
 
 typedef struct lu_device {
   int index;                 /* position in lu_devices() order */
+  int platform_index, platform_device; /* for tools that take -platform P -device D */
   cl_platform_id platform;
   cl_device_id id;
   cl_context ctx;            /* created on first use */

@@ -16,12 +16,12 @@ lu_status lu_fail(lu_status st, const char *fmt, ...) {
 }
 
 lu_status lu_fail_context(lu_status st, const char *fmt, ...) {
-  char prefix[LU_MSG_MAX], old[LU_MSG_MAX];
+  char prefix[LU_MSG_MAX / 2], old[LU_MSG_MAX / 2];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
-  memcpy(old, lu_msg, sizeof old);
+  snprintf(old, sizeof old, "%s", lu_msg);
   snprintf(lu_msg, sizeof lu_msg, "%s: %s", prefix, old);
   return st;
 }

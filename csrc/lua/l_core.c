@@ -22,6 +22,8 @@ static int l_devices(lua_State *L) {
     LU_LCHECK(L, lu_device_info(i, &d), "devices");
     lua_createtable(L, 0, 12);
     lua_pushinteger(L, i); lua_setfield(L, -2, "index");
+    lua_pushinteger(L, d->platform_index); lua_setfield(L, -2, "platform_index");
+    lua_pushinteger(L, d->platform_device); lua_setfield(L, -2, "platform_device");
     lua_pushstring(L, d->name); lua_setfield(L, -2, "name");
     lua_pushstring(L, d->vendor); lua_setfield(L, -2, "vendor");
     lua_pushstring(L, d->platform_name); lua_setfield(L, -2, "platform");
