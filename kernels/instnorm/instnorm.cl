@@ -39,16 +39,17 @@ void instnorm_fwd(__global const float *x, __global const float *w, __global con
   float invstd = 1.0f / sqrt(var + eps);
   if (lid == 0) { mean_out[row] = mean; invstd_out[row] = invstd; }
   size_t c = row % C;
-  float sc = w[c] * invstd;
-  float sh = b[c] - mean * sc;
+  float sc = w[c] * invstd, bc = b[c];
   __global float *yr = y + row * S;
+  // (x - k) is exact for x near k (Sterbenz); subtracting the small m1 afterwards avoids the
+  // cancellation of x * sc + (b - mean * sc) when |mean| >> std.
   if (act) {
     for (size_t i = lid; i < S; i += WG) {
-      float v = fma(xr[i], sc, sh);
+      float v = fma((xr[i] - k) - m1, sc, bc);
       yr[i] = v > 0.0f ? v : v * slope;
     }
   } else {
-    for (size_t i = lid; i < S; i += WG) yr[i] = fma(xr[i], sc, sh);
+    for (size_t i = lid; i < S; i += WG) yr[i] = fma((xr[i] - k) - m1, sc, bc);
   }
 }
 
