@@ -1,0 +1,336 @@
+/* lunet.core.net: U-Nets from plans (nn/unet.h) and checkpoints (nn/checkpoint.h).
+ *   net.new(cfg [, device]) -> Net     cfg: {kind="plain"|"resenc", nsp, in_channels, num_classes,
+ *       features={}, kernels={{}}, strides={{}}, n_enc={}, n_dec={}, conv_bias, norm_eps, leaky_slope,
+ *       init_neg_slope, device=false (description only)}
+ *   Net methods: params(), num_weights(), arch(), init(seed), forward(x, train, ds) -> {host tensors},
+ *   train_step(x, target, opts) -> loss, grad_norm; loss(x, target, opts); get(name) -> host tensor;
+ *   set(name, tensor); flat(which) -> bytes; set_flat(which, bytes); activation_bytes();
+ *   save(path, json); load(path)
+ *   net.read_header(path) -> json, arch */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl/device.h"
+#include "lua/l_common.h"
+#include "nn/checkpoint.h"
+#include "nn/unet.h"
+
+#define NET_MT "lunet.Net"
+
+static lu_unet *check_net(lua_State *L, int i) {
+  lu_unet **u = luaL_checkudata(L, i, NET_MT);
+  if (!*u) luaL_argerror(L, i, "network already freed");
+  return *u;
+}
+
+static double num_field(lua_State *L, int t, const char *k, double dflt, int required) {
+  lua_getfield(L, t, k);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (required) luaL_error(L, "net.new: cfg.%s is required", k);
+    return dflt;
+  }
+  if (lua_isboolean(L, -1)) {
+    double v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+  }
+  if (!lua_isnumber(L, -1)) luaL_error(L, "net.new: cfg.%s must be a number", k);
+  double v = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Reads cfg[k] as an int array of length n (or n x nsp when nsp > 0). */
+static void int_list(lua_State *L, int t, const char *k, int n, int nsp, int *out) {
+  lua_getfield(L, t, k);
+  if (!lua_istable(L, -1)) luaL_error(L, "net.new: cfg.%s must be a list", k);
+  if ((int)luaL_len(L, -1) < n) luaL_error(L, "net.new: cfg.%s has %d entries, need %d", k, (int)luaL_len(L, -1), n);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    if (nsp > 0) {
+      if (!lua_istable(L, -1) || (int)luaL_len(L, -1) != nsp)
+        luaL_error(L, "net.new: cfg.%s[%d] must list %d values", k, i + 1, nsp);
+      for (int a = 0; a < nsp; a++) {
+        lua_rawgeti(L, -1, a + 1);
+        out[i * 3 + a] = (int)luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+      }
+    } else {
+      out[i] = (int)luaL_checkinteger(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static int l_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lu_unet_cfg c;
+  memset(&c, 0, sizeof c);
+  lua_getfield(L, 1, "kind");
+  const char *kind = luaL_optstring(L, -1, "plain");
+  if (strcmp(kind, "plain") == 0) c.kind = LU_UNET_PLAIN;
+  else if (strcmp(kind, "resenc") == 0) c.kind = LU_UNET_RESENC;
+  else luaL_error(L, "net.new: kind '%s' (plain or resenc)", kind);
+  lua_pop(L, 1);
+  c.nsp = (int)num_field(L, 1, "nsp", 0, 1);
+  c.in_channels = (int)num_field(L, 1, "in_channels", 0, 1);
+  c.num_classes = (int)num_field(L, 1, "num_classes", 0, 1);
+  c.n_stages = (int)num_field(L, 1, "n_stages", 0, 1);
+  if (c.n_stages < 1 || c.n_stages > LU_UNET_MAX_STAGES) luaL_error(L, "net.new: n_stages %d", c.n_stages);
+  if (c.nsp != 2 && c.nsp != 3) luaL_error(L, "net.new: nsp %d (2 or 3)", c.nsp);
+  int_list(L, 1, "features", c.n_stages, 0, c.features);
+  int_list(L, 1, "kernels", c.n_stages, c.nsp, &c.kernel[0][0]);
+  int_list(L, 1, "strides", c.n_stages, c.nsp, &c.stride[0][0]);
+  int_list(L, 1, "n_enc", c.n_stages, 0, c.n_enc);
+  if (c.n_stages > 1) int_list(L, 1, "n_dec", c.n_stages - 1, 0, c.n_dec);
+  c.conv_bias = (int)num_field(L, 1, "conv_bias", 1, 0);
+  c.norm_eps = num_field(L, 1, "norm_eps", 0, 1);
+  c.leaky_slope = num_field(L, 1, "leaky_slope", 0, 1);
+  c.init_neg_slope = num_field(L, 1, "init_neg_slope", 0, 1);
+  c.deep_supervision = (int)num_field(L, 1, "deep_supervision", 1, 0);
+  lu_device *dev = NULL;
+  lua_getfield(L, 1, "device");
+  int want_dev = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  int devi = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+  lua_pop(L, 1);
+  if (want_dev) {
+    if (devi >= 0) LU_LCHECK(L, lu_device_get(devi, &dev), "net.new");
+    else LU_LCHECK(L, lu_device_default(&dev), "net.new");
+  }
+  lu_unet **u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = NULL;
+  luaL_setmetatable(L, NET_MT);
+  LU_LCHECK(L, lu_unet_new(&c, dev, u), "net.new");
+  return 1;
+}
+
+static int m_gc(lua_State *L) {
+  lu_unet **u = luaL_checkudata(L, 1, NET_MT);
+  lu_unet_free(*u);
+  *u = NULL;
+  return 0;
+}
+
+static int m_params(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  lua_createtable(L, lu_unet_num_params(n), 0);
+  for (int i = 0; i < lu_unet_num_params(n); i++) {
+    const lu_param *p = lu_unet_param(n, i);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, p->name);
+    lua_setfield(L, -2, "name");
+    lu_lua_push_shape(L, p->ndim, p->shape);
+    lua_setfield(L, -2, "shape");
+    lua_pushinteger(L, (lua_Integer)p->numel);
+    lua_setfield(L, -2, "numel");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int m_num_weights(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lu_unet_num_weights(check_net(L, 1)));
+  return 1;
+}
+static int m_arch(lua_State *L) {
+  lua_pushstring(L, lu_unet_arch_string(check_net(L, 1)));
+  return 1;
+}
+static int m_activation_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lu_unet_activation_bytes(check_net(L, 1)));
+  return 1;
+}
+static int m_init(lua_State *L) {
+  LU_LCHECK(L, lu_unet_init(check_net(L, 1), (uint64_t)luaL_checkinteger(L, 2)), "net:init");
+  return 0;
+}
+
+/* A device copy of a host tensor (or the tensor itself when already on the device); *tmp owns it. */
+static const lu_tensor *on_device(lua_State *L, lu_unet *n, int idx, lu_tensor **tmp) {
+  lu_tensor *t = lu_lua_check_tensor(L, idx);
+  *tmp = NULL;
+  if (t->buf) return t;
+  LU_LCHECK(L, lu_tensor_to_device(t, lu_unet_device(n), tmp), "net: input to device");
+  return *tmp;
+}
+
+static int m_forward(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  lu_tensor *tmp;
+  const lu_tensor *x = on_device(L, n, 2, &tmp);
+  int train = lua_toboolean(L, 3), ds = lua_toboolean(L, 4);
+  lu_tensor *outs[LU_UNET_MAX_STAGES];
+  int no = 0;
+  lu_status st = lu_unet_forward(n, x, train, ds, outs, &no);
+  lu_tensor_free(tmp);
+  LU_LCHECK(L, st, "net:forward");
+  lua_createtable(L, no, 0);
+  for (int i = 0; i < no; i++) {
+    lu_tensor *h;
+    LU_LCHECK(L, lu_tensor_to_host(outs[i], &h), "net:forward");
+    lu_lua_push_tensor(L, h);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static void train_opts(lua_State *L, int t, lu_train_opts *o) {
+  luaL_checktype(L, t, LUA_TTABLE);
+  memset(o, 0, sizeof *o);
+  lu_loss_opts_default(&o->loss);
+  o->lr = num_field(L, t, "lr", 0, 1);
+  o->momentum = num_field(L, t, "momentum", 0, 1);
+  o->weight_decay = num_field(L, t, "weight_decay", 0, 1);
+  o->grad_clip = num_field(L, t, "grad_clip", 0, 1);
+  lua_getfield(L, t, "ds_weights");
+  if (lua_istable(L, -1)) {
+    o->n_ds = (int)luaL_len(L, -1);
+    if (o->n_ds > LU_UNET_MAX_STAGES) luaL_error(L, "net: %d ds_weights", o->n_ds);
+    for (int i = 0; i < o->n_ds; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      o->ds_weights[i] = luaL_checknumber(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  o->loss.regions = (int)num_field(L, t, "regions", 0, 0);
+  o->loss.batch_dice = (int)num_field(L, t, "batch_dice", 0, 0);
+  o->loss.do_bg = (int)num_field(L, t, "do_bg", o->loss.do_bg, 0);
+  o->loss.has_ignore = (int)num_field(L, t, "has_ignore", 0, 0);
+  o->loss.ignore_label = (int)num_field(L, t, "ignore_label", 0, 0);
+  o->loss.smooth = (float)num_field(L, t, "smooth", o->loss.smooth, 0);
+  o->loss.weight_ce = (float)num_field(L, t, "weight_ce", o->loss.weight_ce, 0);
+  o->loss.weight_dice = (float)num_field(L, t, "weight_dice", o->loss.weight_dice, 0);
+}
+
+static int m_train_step(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  lu_train_opts o;
+  train_opts(L, 4, &o);
+  lu_tensor *tx, *tt;
+  const lu_tensor *x = on_device(L, n, 2, &tx);
+  const lu_tensor *t = on_device(L, n, 3, &tt);
+  lu_train_result r;
+  lu_status st = lu_unet_train_step(n, x, t, &o, &r);
+  lu_tensor_free(tx);
+  lu_tensor_free(tt);
+  LU_LCHECK(L, st, "net:train_step");
+  lua_pushnumber(L, r.loss);
+  lua_pushnumber(L, r.grad_norm);
+  return 2;
+}
+
+static int m_loss(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  lu_train_opts o;
+  train_opts(L, 4, &o);
+  lu_tensor *tx, *tt;
+  const lu_tensor *x = on_device(L, n, 2, &tx);
+  const lu_tensor *t = on_device(L, n, 3, &tt);
+  double l;
+  lu_status st = lu_unet_loss(n, x, t, &o, &l);
+  lu_tensor_free(tx);
+  lu_tensor_free(tt);
+  LU_LCHECK(L, st, "net:loss");
+  lua_pushnumber(L, l);
+  return 1;
+}
+
+static int param_index(lua_State *L, lu_unet *n, int idx) {
+  if (lua_isinteger(L, idx)) return (int)lua_tointeger(L, idx) - 1;
+  const char *name = luaL_checkstring(L, idx);
+  int i = lu_unet_find_param(n, name);
+  if (i < 0) luaL_error(L, "net: no parameter named '%s'", name);
+  return i;
+}
+
+static int m_get(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  int i = param_index(L, n, 2);
+  const lu_param *p = lu_unet_param(n, i);
+  if (!p) luaL_error(L, "net:get: parameter %d of %d", i + 1, lu_unet_num_params(n));
+  lu_tensor *h;
+  LU_LCHECK(L, lu_tensor_new_host(&h, LU_F32, p->ndim, p->shape), "net:get");
+  lu_lua_push_tensor(L, h);
+  LU_LCHECK(L, lu_unet_read_param(n, i, h->host), "net:get");
+  return 1;
+}
+
+static int m_set(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  int i = param_index(L, n, 2);
+  const lu_param *p = lu_unet_param(n, i);
+  lu_tensor *t = lu_lua_check_tensor(L, 3);
+  if (!p) luaL_error(L, "net:set: parameter %d of %d", i + 1, lu_unet_num_params(n));
+  if (!t->host || t->dtype != LU_F32 || (size_t)lu_tensor_numel(t) != p->numel)
+    luaL_error(L, "net:set: %s needs a host f32 tensor of %d elements", p->name, (int)p->numel);
+  LU_LCHECK(L, lu_unet_write_param(n, i, t->host), "net:set");
+  return 0;
+}
+
+static int m_flat(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  int w = (int)luaL_checkinteger(L, 2);
+  size_t nf = lu_unet_flat_floats(n);
+  luaL_Buffer b;
+  float *p = (float *)luaL_buffinitsize(L, &b, nf * sizeof(float));
+  LU_LCHECK(L, lu_unet_read_flat(n, w, p), "net:flat");
+  luaL_pushresultsize(&b, nf * sizeof(float));
+  return 1;
+}
+
+static int m_set_flat(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  int w = (int)luaL_checkinteger(L, 2);
+  size_t len;
+  const char *s = luaL_checklstring(L, 3, &len);
+  if (len != lu_unet_flat_floats(n) * sizeof(float)) luaL_error(L, "net:set_flat: %d bytes, need %d", (int)len,
+                                                                 (int)(lu_unet_flat_floats(n) * sizeof(float)));
+  LU_LCHECK(L, lu_unet_write_flat(n, w, (const float *)s), "net:set_flat");
+  return 0;
+}
+
+static int m_save(lua_State *L) {
+  lu_unet *n = check_net(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  size_t jl;
+  const char *json = luaL_checklstring(L, 3, &jl);
+  LU_LCHECK(L, lu_ckpt_save(n, path, json, jl), "net:save");
+  return 0;
+}
+
+static int m_load(lua_State *L) {
+  LU_LCHECK(L, lu_ckpt_load(check_net(L, 1), luaL_checkstring(L, 2)), "net:load");
+  return 0;
+}
+
+static int l_read_header(lua_State *L) {
+  char *json, *arch;
+  LU_LCHECK(L, lu_ckpt_read_header(luaL_checkstring(L, 1), &json, &arch), "net.read_header");
+  lua_pushstring(L, json);
+  lua_pushstring(L, arch);
+  free(json);
+  free(arch);
+  return 2;
+}
+
+static const luaL_Reg methods[] = {
+  {"params", m_params}, {"num_weights", m_num_weights}, {"arch", m_arch}, {"init", m_init},
+  {"forward", m_forward}, {"train_step", m_train_step}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
+  {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
+  {"load", m_load}, {"free", m_gc}, {NULL, NULL}};
+
+int lu_open_net(lua_State *L) {
+  if (luaL_newmetatable(L, NET_MT)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, m_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {{"new", l_new}, {"read_header", l_read_header}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  return 1;
+}

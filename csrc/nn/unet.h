@@ -1,0 +1,121 @@
+/* U-Nets built from an nnU-Net v2 plan configuration (reference section 5): PlainConvUNet and
+ * ResidualEncoderUNet of dynamic-network-architectures, with the same stage layout, parameter
+ * names (PyTorch state_dict names, without the `all_modules` and `decoder.encoder` duplicates) and
+ * parameter order (named_parameters() order), so weights move between the two by name.
+ *
+ * Parameters, their gradients and the optimiser's momentum live each in ONE flat device buffer;
+ * every parameter is an aligned sub-buffer of it, so the gradient norm, clipping and the SGD update
+ * are single passes over the whole model. Activations are allocated once per input shape
+ * (lu_unet_plan) and reused, Torch7 nn style: every module owns its outputs and gradients. */
+#ifndef LU_UNET_H
+#define LU_UNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cl/device.h"
+#include "core/rng.h"
+#include "ops/nn.h"
+#include "tensor.h"
+
+#define LU_UNET_MAX_STAGES 12
+
+typedef enum { LU_UNET_PLAIN = 0, LU_UNET_RESENC = 1 } lu_unet_kind;
+
+typedef struct lu_unet_cfg {
+  lu_unet_kind kind;
+  int nsp;                                  /* 2 or 3 spatial dims */
+  int in_channels, num_classes;
+  int n_stages;
+  int features[LU_UNET_MAX_STAGES];
+  int kernel[LU_UNET_MAX_STAGES][3];        /* array-axis order (z, y, x) or (y, x) */
+  int stride[LU_UNET_MAX_STAGES][3];
+  int n_enc[LU_UNET_MAX_STAGES];            /* convs (plain) or residual blocks (resenc) per stage */
+  int n_dec[LU_UNET_MAX_STAGES];            /* n_stages - 1 entries, decoder stage j = 0 deepest */
+  int conv_bias;
+  double norm_eps;                          /* InstanceNorm eps (1e-5) */
+  double leaky_slope;                       /* LeakyReLU negative slope (1e-2) */
+  double init_neg_slope;                    /* Kaiming a (1e-2) */
+  int deep_supervision;
+} lu_unet_cfg;
+
+typedef enum { LU_INIT_KAIMING = 0, LU_INIT_ZERO, LU_INIT_ONE } lu_init_kind;
+
+typedef struct lu_param {
+  char name[112];
+  int ndim;
+  int64_t shape[LU_MAX_DIMS];
+  size_t offset;   /* in floats, into the flat buffers (aligned) */
+  size_t numel;
+  lu_init_kind init;
+  double fan_in;
+  lu_tensor t, g, m; /* views: value, gradient, momentum (sub-buffers; not owned by the pool) */
+} lu_param;
+
+typedef struct lu_unet lu_unet;
+
+/* Checks the configuration (stage count, channels, kernel/stride ranges). */
+lu_status lu_unet_cfg_check(const lu_unet_cfg *c);
+/* Builds the network description and its parameter list. dev may be NULL: then only the
+ * description exists (parameter names, shapes, counts), for planning and specs. */
+lu_status lu_unet_new(const lu_unet_cfg *c, lu_device *dev, lu_unet **out);
+void lu_unet_free(lu_unet *n);
+
+const lu_unet_cfg *lu_unet_config(const lu_unet *n);
+int lu_unet_num_params(const lu_unet *n);            /* parameter tensors */
+const lu_param *lu_unet_param(const lu_unet *n, int i);
+int lu_unet_find_param(const lu_unet *n, const char *name); /* index or -1 */
+size_t lu_unet_num_weights(const lu_unet *n);         /* scalars, as sum(p.numel()) */
+size_t lu_unet_flat_floats(const lu_unet *n);         /* flat buffer length incl. alignment padding */
+/* A short text fingerprint of the architecture (kind, dims, channels, stages, kernels, strides,
+ * blocks), stored in checkpoints so a file is refused by a network of another plan. */
+const char *lu_unet_arch_string(const lu_unet *n);
+
+/* Kaiming normal (a = init_neg_slope, fan_in) for every conv/transposed conv weight, biases 0,
+ * norm weight 1 / bias 0, ResEnc conv2 norms zero; from a Philox stream with this seed. Also
+ * clears gradients and momentum. */
+lu_status lu_unet_init(lu_unet *n, uint64_t seed);
+/* Host copies of the flat buffers (floats, lu_unet_flat_floats long). which: 0 params, 1 grads,
+ * 2 momentum. */
+lu_status lu_unet_read_flat(lu_unet *n, int which, float *dst);
+lu_status lu_unet_write_flat(lu_unet *n, int which, const float *src);
+/* One parameter from/to host floats (numel long). */
+lu_status lu_unet_read_param(lu_unet *n, int i, float *dst);
+lu_status lu_unet_write_param(lu_unet *n, int i, const float *src);
+
+/* Forward of a batch x (N, Cin, spatial...) on the device. train = 1 keeps activations for
+ * backward; 0 (inference) reuses buffers as soon as they are consumed. With deep supervision on,
+ * outputs[0..n_outputs-1] are full resolution to coarsest; otherwise one output. Output tensors
+ * are owned by the network and valid until the next forward. */
+lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_supervision, lu_tensor **outputs,
+                          int *n_outputs);
+/* Backward after a training forward: dout[i] are gradients w.r.t. outputs (NULL = zero). Adds the
+ * parameter gradients into the gradient buffer (call lu_unet_zero_grad first). */
+lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout);
+lu_status lu_unet_zero_grad(lu_unet *n);
+/* Bytes of activation/workspace memory planned for the current shape. */
+size_t lu_unet_activation_bytes(const lu_unet *n);
+
+/* One training step (reference 6.1-6.2): zero grads, forward with deep supervision, loss per output
+ * against the target downsampled (nearest-exact) to that output's shape, weighted by ds_weights
+ * (outputs with weight 0 are skipped), backward, global L2 gradient norm clipped to grad_clip
+ * (torch clip_grad_norm_: g *= clip / (norm + 1e-6) when that is < 1), then SGD with Nesterov
+ * momentum. All constants come from the caller (the rules' trainer table). target: (N, 1, spatial)
+ * label map (f32 or i32) at the input's resolution, or (N, R[+1], spatial) region masks. */
+typedef struct lu_train_opts {
+  double lr, momentum, weight_decay, grad_clip;
+  int n_ds;                                /* number of deep-supervision weights (0: no deep supervision) */
+  double ds_weights[LU_UNET_MAX_STAGES];
+  lu_loss_opts loss;
+} lu_train_opts;
+typedef struct lu_train_result { double loss, grad_norm; } lu_train_result;
+lu_status lu_unet_train_step(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
+                             lu_train_result *res);
+/* Loss only (no gradients, no update), with the same weighting, for validation and specs. */
+lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o, double *loss);
+
+/* Device views of the flat buffers (1-D tensors). which: 0 params, 1 grads, 2 momentum. */
+lu_tensor *lu_unet_flat(lu_unet *n, int which);
+lu_device *lu_unet_device(lu_unet *n);
+
+#endif

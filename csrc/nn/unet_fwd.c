@@ -1,0 +1,480 @@
+/* U-Net forward and backward passes over the modules built in unet.c. Memory is planned once per
+ * (input shape, train flag): every activation is allocated on the first forward with that shape and
+ * reused afterwards, so a steady-state training step allocates nothing. Inference plans keep no
+ * conv outputs before normalisation (norm runs in place) and no gradients. */
+#include <math.h>
+#include <string.h>
+
+#include "cl/pool.h"
+#include "nn/unet_priv.h"
+
+/* ---------------------------------------------------------------------------------- allocation */
+
+static lu_status own(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape) {
+  if (n->nowned >= LU_UNET_MAX_OWNED) return lu_fail(LU_EARG, "unet: too many activation buffers");
+  LU_TRY(lu_tensor_new_device(t, n->dev, LU_F32, ndim, shape));
+  n->owned[n->nowned++] = *t;
+  n->act_bytes += (*t)->bytes;
+  return LU_OK;
+}
+
+static lu_status node_alloc(lu_unet *n, node *x, int ndim, const int64_t *shape, int grad) {
+  x->v = x->g = NULL;
+  x->written = 0;
+  LU_TRY(own(n, &x->v, ndim, shape));
+  if (grad) LU_TRY(own(n, &x->g, ndim, shape));
+  return LU_OK;
+}
+
+void lu_unet_release_plan(lu_unet *n) {
+  for (int i = 0; i < n->nowned; i++) lu_tensor_free(n->owned[i]);
+  n->nowned = 0;
+  n->act_bytes = 0;
+  n->planned = 0;
+  n->scratch = n->stats_m = n->stats_s = NULL;
+}
+
+size_t lu_unet_activation_bytes(const lu_unet *n) { return n->act_bytes; }
+
+static const lu_tensor *P(lu_unet *n, int i) { return i >= 0 ? &n->params[i].t : NULL; }
+static lu_tensor *G(lu_unet *n, int i) { return i >= 0 ? &n->params[i].g : NULL; }
+
+static lu_status conv_shape(const conv_l *c, const lu_tensor *x, int64_t *ys) {
+  if (c->transposed) return lu_convT_out_shape(&c->d, x->shape, c->cout, ys);
+  return lu_conv_out_shape(&c->d, x->shape, c->cout, ys);
+}
+
+/* Plans one conv-norm-relu on input node `in`. */
+static lu_status plan_cnr(lu_unet *n, cnr_l *b, node *in, int train) {
+  int64_t ys[LU_MAX_DIMS];
+  b->in = in;
+  LU_TRY(conv_shape(&b->conv, in->v, ys));
+  int nd = in->v->ndim;
+  if (train) LU_TRY(node_alloc(n, &b->y, nd, ys, 0));
+  LU_TRY(node_alloc(n, &b->out, nd, ys, train));
+  if (train) {
+    int64_t ns = ys[0] * ys[1];
+    LU_TRY(own(n, &b->mean, 1, &ns));
+    LU_TRY(own(n, &b->invstd, 1, &ns));
+  } else {
+    b->y.v = b->out.v; /* conv output normalised in place */
+    b->mean = b->invstd = NULL;
+  }
+  return LU_OK;
+}
+
+static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
+  lu_unet_release_plan(n);
+  const lu_unet_cfg *c = &n->cfg;
+  const int S = c->n_stages, nd = x->ndim;
+  n->input.v = (lu_tensor *)x;
+  n->input.g = NULL;
+  node *cur = &n->input;
+  if (c->kind == LU_UNET_RESENC) {
+    LU_TRY(plan_cnr(n, &n->stem, cur, train));
+    cur = &n->stem.out;
+  }
+  for (int s = 0; s < S; s++) {
+    enc_stage *e = &n->enc[s];
+    for (int i = 0; i < e->n; i++) {
+      if (c->kind == LU_UNET_PLAIN) {
+        LU_TRY(plan_cnr(n, &e->cnr[i], cur, train));
+        cur = &e->cnr[i].out;
+      } else {
+        res_l *r = &e->blk[i];
+        r->in = cur;
+        LU_TRY(plan_cnr(n, &r->c1, cur, train));
+        LU_TRY(plan_cnr(n, &r->c2, &r->c1.out, train));
+        node *sk = cur;
+        if (r->has_pool) {
+          int64_t ps[LU_MAX_DIMS], ws[LU_MAX_DIMS];
+          LU_TRY(lu_conv_out_shape(&r->pool, cur->v->shape, cur->v->shape[1], ps));
+          LU_TRY(node_alloc(n, &r->pooled, nd, ps, train));
+          lu_conv_weight_shape(&r->pool, 1, 1, ws);
+          LU_TRY(own(n, &r->pool_w, nd, ws));
+          double k = 1;
+          for (int a = 0; a < c->nsp; a++) k *= r->pool.k[a];
+          LU_TRY(lu_fill(r->pool_w, (float)(1.0 / k)));
+          sk = &r->pooled;
+        }
+        if (r->has_proj) LU_TRY(plan_cnr(n, &r->proj, sk, train));
+        LU_TRY(node_alloc(n, &r->out, nd, r->c2.out.v->shape, train));
+        cur = &r->out;
+      }
+    }
+    e->out = cur;
+  }
+  node *below = cur;
+  for (int j = 0; j < S - 1; j++) {
+    dec_stage *d = &n->dec[j];
+    d->below = below;
+    d->skip = n->enc[S - 2 - j].out;
+    int64_t us[LU_MAX_DIMS], cs[LU_MAX_DIMS];
+    LU_TRY(conv_shape(&d->up, below->v, us));
+    for (int a = 2; a < nd; a++)
+      if (us[a] != d->skip->v->shape[a]) {
+        char s1[96], s2[96];
+        return lu_fail(LU_EARG, "unet: input %s: decoder stage %d upsamples to %s but the skip is %s (the patch must "
+                       "be divisible by the product of the strides)",
+                       lu_shape_str(x->ndim, x->shape, s1, sizeof s1), j, lu_shape_str(nd, us, s2, sizeof s2),
+                       lu_shape_str(nd, d->skip->v->shape, s1, sizeof s1));
+      }
+    LU_TRY(node_alloc(n, &d->upo, nd, us, train));
+    memcpy(cs, us, sizeof cs);
+    cs[1] = 2 * us[1];
+    LU_TRY(node_alloc(n, &d->cat, nd, cs, train));
+    node *cc = &d->cat;
+    for (int i = 0; i < d->n; i++) {
+      LU_TRY(plan_cnr(n, &d->cnr[i], cc, train));
+      cc = &d->cnr[i].out;
+    }
+    d->out = cc;
+    int64_t ss[LU_MAX_DIMS];
+    LU_TRY(conv_shape(&d->seg, d->out->v, ss));
+    LU_TRY(node_alloc(n, &d->sego, nd, ss, 0));
+    below = d->out;
+  }
+  /* Gradient scratch: as large as the largest activation; norm stats for inference. */
+  size_t mx = 0;
+  int64_t ms = 1;
+  for (int i = 0; i < n->nowned; i++) {
+    if (n->owned[i]->bytes > mx) mx = n->owned[i]->bytes;
+    if (n->owned[i]->ndim >= 2 && n->owned[i]->shape[0] * n->owned[i]->shape[1] > ms)
+      ms = n->owned[i]->shape[0] * n->owned[i]->shape[1];
+  }
+  int64_t fs = (int64_t)(mx / sizeof(float));
+  if (train) LU_TRY(own(n, &n->scratch, 1, &fs));
+  LU_TRY(own(n, &n->stats_m, 1, &ms));
+  LU_TRY(own(n, &n->stats_s, 1, &ms));
+  for (int i = 0; i < LU_UNET_MAX_STAGES; i++) n->tgt[i] = n->dlog[i] = NULL;
+  n->planned = 1;
+  n->plan_train = train;
+  n->plan_ndim = x->ndim;
+  memcpy(n->plan_shape, x->shape, sizeof n->plan_shape);
+  return LU_OK;
+}
+
+/* ------------------------------------------------------------------------------------- forward */
+
+static lu_status conv_fwd(lu_unet *n, const conv_l *c, const lu_tensor *x, lu_tensor *y) {
+  if (c->transposed) return lu_convT_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y);
+  return lu_conv_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y);
+}
+
+static lu_status cnr_fwd(lu_unet *n, cnr_l *b, int train) {
+  const float eps = (float)n->cfg.norm_eps, slope = (float)n->cfg.leaky_slope;
+  LU_TRY(conv_fwd(n, &b->conv, b->in->v, b->y.v));
+  lu_tensor vm, vs, *m = b->mean, *s = b->invstd;
+  if (!train) { /* shared statistics buffers, viewed at this layer's N*C */
+    vm = *n->stats_m;
+    vs = *n->stats_s;
+    vm.shape[0] = vs.shape[0] = b->y.v->shape[0] * b->y.v->shape[1];
+    vm.bytes = vs.bytes = (size_t)vm.shape[0] * sizeof(float);
+    m = &vm;
+    s = &vs;
+  }
+  if (b->act) return lu_instnorm_lrelu_fwd(b->y.v, P(n, b->nw), P(n, b->nb), eps, slope, b->out.v, m, s);
+  return lu_instnorm_fwd(b->y.v, P(n, b->nw), P(n, b->nb), eps, b->out.v, m, s);
+}
+
+/* (N, C, s...) viewed as (N*C, 1, s...) for the pooling convolution. */
+static lu_tensor nc1_view(const lu_tensor *t) {
+  lu_tensor v = *t;
+  v.shape[0] = t->shape[0] * t->shape[1];
+  v.shape[1] = 1;
+  return v;
+}
+
+static lu_status res_fwd(lu_unet *n, res_l *r, int train) {
+  LU_TRY(cnr_fwd(n, &r->c1, train));
+  LU_TRY(cnr_fwd(n, &r->c2, train));
+  node *sk = r->in;
+  if (r->has_pool) {
+    lu_tensor xi = nc1_view(r->in->v), po = nc1_view(r->pooled.v);
+    LU_TRY(lu_conv_fwd(&r->pool, &xi, r->pool_w, NULL, &po));
+    sk = &r->pooled;
+  }
+  if (r->has_proj) {
+    LU_TRY(cnr_fwd(n, &r->proj, train));
+    sk = &r->proj.out;
+  }
+  LU_TRY(lu_add(r->out.v, r->c2.out.v, sk->v));
+  return lu_lrelu_fwd(r->out.v, r->out.v, (float)n->cfg.leaky_slope);
+}
+
+lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_supervision, lu_tensor **outputs,
+                          int *n_outputs) {
+  if (!n->dev) return lu_fail(LU_ESTATE, "unet forward: the network was built without a device");
+  LU_TRY(lu_check_device_tensor(x, LU_F32, "unet forward", "x"));
+  const lu_unet_cfg *c = &n->cfg;
+  const int S = c->n_stages;
+  if (S < 2) return lu_fail(LU_EUNSUPPORTED, "unet forward: %d stage(s); a U-Net needs at least 2", S);
+  if (x->ndim != 2 + c->nsp || x->shape[1] != c->in_channels || x->dev != n->dev) {
+    char s[96];
+    return lu_fail(LU_EARG, "unet forward: input %s, expected (N, %d, %s) on %s", lu_shape_str(x->ndim, x->shape, s, sizeof s),
+                   c->in_channels, c->nsp == 3 ? "Z, Y, X" : "Y, X", n->dev->name);
+  }
+  train = train ? 1 : 0;
+  if (!n->planned || n->plan_train != train || n->plan_ndim != x->ndim ||
+      memcmp(n->plan_shape, x->shape, (size_t)x->ndim * sizeof(int64_t)) != 0)
+    LU_TRY(plan(n, x, train));
+  n->input.v = (lu_tensor *)x;
+  if (c->kind == LU_UNET_RESENC) LU_TRY(cnr_fwd(n, &n->stem, train));
+  for (int s = 0; s < S; s++)
+    for (int i = 0; i < n->enc[s].n; i++) {
+      if (c->kind == LU_UNET_PLAIN)
+        LU_TRY(cnr_fwd(n, &n->enc[s].cnr[i], train));
+      else
+        LU_TRY(res_fwd(n, &n->enc[s].blk[i], train));
+    }
+  for (int j = 0; j < S - 1; j++) {
+    dec_stage *d = &n->dec[j];
+    LU_TRY(conv_fwd(n, &d->up, d->below->v, d->upo.v));
+    LU_TRY(lu_concat_channels(d->cat.v, d->upo.v, d->skip->v));
+    for (int i = 0; i < d->n; i++) LU_TRY(cnr_fwd(n, &d->cnr[i], train));
+    d->has_seg = deep_supervision || j == S - 2;
+    if (d->has_seg) LU_TRY(conv_fwd(n, &d->seg, d->out->v, d->sego.v));
+  }
+  n->out_ds = deep_supervision ? 1 : 0;
+  n->n_out = deep_supervision ? S - 1 : 1;
+  for (int i = 0; i < n->n_out; i++) n->outputs[i] = n->dec[S - 2 - i].sego.v;
+  if (outputs)
+    for (int i = 0; i < n->n_out; i++) outputs[i] = n->outputs[i];
+  if (n_outputs) *n_outputs = n->n_out;
+  return LU_OK;
+}
+
+/* ------------------------------------------------------------------------------------ backward */
+
+/* Where a gradient contribution for x goes: x->g itself when it is the first, else the scratch
+ * (then commit adds it). */
+static lu_tensor *gt(lu_unet *n, node *x, lu_tensor *tmp) {
+  if (!x->written) return x->g;
+  *tmp = *n->scratch;
+  tmp->ndim = x->g->ndim;
+  memcpy(tmp->shape, x->g->shape, sizeof tmp->shape);
+  tmp->bytes = x->g->bytes;
+  return tmp;
+}
+
+static lu_status gc(node *x, lu_tensor *dst) {
+  if (dst != x->g) LU_TRY(lu_axpy(x->g, 1.0f, dst));
+  x->written = 1;
+  return LU_OK;
+}
+
+/* Weight gradients of conv c for input x and output gradient dy, then (if `in` wants one) the
+ * input gradient. */
+static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor *dy) {
+  if (c->transposed)
+    LU_TRY(lu_convT_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 1));
+  else
+    LU_TRY(lu_conv_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 1));
+  if (!in->g) return LU_OK;
+  lu_tensor tmp, *dst = gt(n, in, &tmp);
+  if (c->transposed)
+    LU_TRY(lu_convT_bwd_data(&c->d, dy, P(n, c->pw), dst));
+  else
+    LU_TRY(lu_conv_bwd_data(&c->d, dy, P(n, c->pw), dst));
+  return gc(in, dst);
+}
+
+/* b->out.g holds the complete output gradient; it is overwritten in place. */
+static lu_status cnr_bwd(lu_unet *n, cnr_l *b) {
+  lu_tensor *d = b->out.g;
+  if (b->act) LU_TRY(lu_lrelu_bwd(d, b->out.v, d, (float)n->cfg.leaky_slope));
+  LU_TRY(lu_instnorm_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, d, d, G(n, b->nw), G(n, b->nb), 1));
+  return conv_bwd(n, &b->conv, b->in, d);
+}
+
+static lu_status res_bwd(lu_unet *n, res_l *r) {
+  lu_tensor *d = r->out.g;
+  LU_TRY(lu_lrelu_bwd(d, r->out.v, d, (float)n->cfg.leaky_slope));
+  LU_TRY(lu_copy(r->c2.out.g, d));
+  /* skip path, consuming d */
+  node *sk = r->has_pool ? &r->pooled : r->in;
+  if (r->has_proj) {
+    lu_tensor save = *r->proj.out.g;
+    *r->proj.out.g = *d; /* borrow d as the projection's output gradient (it is overwritten) */
+    lu_status st = cnr_bwd(n, &r->proj);
+    *r->proj.out.g = save;
+    LU_TRY(st);
+  } else if (sk->g) {
+    lu_tensor tmp, *dst = gt(n, sk, &tmp);
+    LU_TRY(lu_copy(dst, d));
+    LU_TRY(gc(sk, dst));
+  }
+  if (r->has_pool && r->in->g) {
+    lu_tensor tmp, *dst = gt(n, r->in, &tmp);
+    lu_tensor dv = nc1_view(dst), pg = nc1_view(r->pooled.g);
+    LU_TRY(lu_conv_bwd_data(&r->pool, &pg, r->pool_w, &dv));
+    LU_TRY(gc(r->in, dst));
+  }
+  LU_TRY(cnr_bwd(n, &r->c2));
+  return cnr_bwd(n, &r->c1);
+}
+
+static void reset_written(lu_unet *n) {
+  /* every node lives inside a module struct; clear them all */
+  const int S = n->cfg.n_stages;
+  n->stem.y.written = n->stem.out.written = 0;
+  for (int s = 0; s < S; s++) {
+    enc_stage *e = &n->enc[s];
+    for (int i = 0; i < e->n; i++) {
+      if (e->cnr) e->cnr[i].out.written = 0;
+      if (e->blk) {
+        res_l *r = &e->blk[i];
+        r->c1.out.written = r->c2.out.written = r->proj.out.written = r->pooled.written = r->out.written = 0;
+      }
+    }
+  }
+  for (int j = 0; j < S - 1; j++) {
+    dec_stage *d = &n->dec[j];
+    d->upo.written = d->cat.written = 0;
+    for (int i = 0; i < d->n; i++) d->cnr[i].out.written = 0;
+  }
+}
+
+lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
+  if (!n->planned || !n->plan_train)
+    return lu_fail(LU_ESTATE, "unet backward: no training forward to go back through (forward with train = true)");
+  if (n_dout != n->n_out)
+    return lu_fail(LU_EARG, "unet backward: %d output gradients for %d outputs", n_dout, n->n_out);
+  const lu_unet_cfg *c = &n->cfg;
+  const int S = c->n_stages;
+  reset_written(n);
+  for (int j = S - 2; j >= 0; j--) {
+    dec_stage *d = &n->dec[j];
+    int oi = S - 2 - j; /* output index of this stage's head */
+    if (d->has_seg && oi < n_dout && dout[oi]) {
+      if (lu_tensor_numel(dout[oi]) != lu_tensor_numel(d->sego.v))
+        return lu_fail(LU_EARG, "unet backward: gradient %d has %lld elements, output has %lld", oi,
+                       (long long)lu_tensor_numel(dout[oi]), (long long)lu_tensor_numel(d->sego.v));
+      LU_TRY(conv_bwd(n, &d->seg, d->out, dout[oi]));
+    }
+    if (!d->out->written) LU_TRY(lu_fill(d->out->g, 0.0f)); /* no gradient reached this stage */
+    for (int i = d->n - 1; i >= 0; i--) LU_TRY(cnr_bwd(n, &d->cnr[i]));
+    LU_TRY(lu_split_channels(d->cat.g, d->upo.g, d->skip->g, d->skip->written));
+    d->skip->written = 1;
+    LU_TRY(conv_bwd(n, &d->up, d->below, d->upo.g));
+  }
+  for (int s = S - 1; s >= 0; s--) {
+    enc_stage *e = &n->enc[s];
+    for (int i = e->n - 1; i >= 0; i--) {
+      if (c->kind == LU_UNET_PLAIN)
+        LU_TRY(cnr_bwd(n, &e->cnr[i]));
+      else
+        LU_TRY(res_bwd(n, &e->blk[i]));
+    }
+  }
+  if (c->kind == LU_UNET_RESENC) LU_TRY(cnr_bwd(n, &n->stem));
+  return LU_OK;
+}
+
+/* ------------------------------------------------------------------------------- training step */
+
+static lu_status loss_all(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o, int train,
+                          double *loss) {
+  if (o->n_ds < 0 || o->n_ds > LU_UNET_MAX_STAGES) return lu_fail(LU_EARG, "unet loss: %d deep-supervision weights", o->n_ds);
+  int ds = o->n_ds > 1;
+  lu_tensor *outs[LU_UNET_MAX_STAGES];
+  int no;
+  LU_TRY(lu_unet_forward(n, x, train, ds, outs, &no));
+  if (ds && no != o->n_ds)
+    return lu_fail(LU_EARG, "unet loss: %d deep-supervision weights for %d outputs", o->n_ds, no);
+  LU_TRY(lu_check_device_tensor(target, target->dtype, "unet loss", "target"));
+  if (target->ndim != x->ndim || target->shape[0] != x->shape[0]) {
+    char a[96], b[96];
+    return lu_fail(LU_EARG, "unet loss: target %s does not match input %s", lu_shape_str(target->ndim, target->shape, a, sizeof a),
+                   lu_shape_str(x->ndim, x->shape, b, sizeof b));
+  }
+  double total = 0;
+  for (int i = 0; i < no; i++) {
+    double w = ds ? o->ds_weights[i] : 1.0;
+    if (w == 0) continue;
+    const lu_tensor *t = target;
+    if (i > 0 || memcmp(target->shape + 2, outs[i]->shape + 2, (size_t)(x->ndim - 2) * sizeof(int64_t)) != 0) {
+      if (!n->tgt[i]) {
+        int64_t ts[LU_MAX_DIMS];
+        memcpy(ts, outs[i]->shape, sizeof ts);
+        ts[1] = target->shape[1];
+        if (n->nowned >= LU_UNET_MAX_OWNED) return lu_fail(LU_EARG, "unet: too many buffers");
+        LU_TRY(lu_tensor_new_device(&n->tgt[i], n->dev, target->dtype, x->ndim, ts));
+        n->owned[n->nowned++] = n->tgt[i];
+      }
+      LU_TRY(lu_ds_downsample(n->tgt[i], target));
+      t = n->tgt[i];
+    }
+    lu_loss_opts lo = o->loss;
+    lo.scale = (float)w;
+    double l = 0;
+    lu_tensor *dl = NULL;
+    if (train) {
+      if (!n->dlog[i]) LU_TRY(own(n, &n->dlog[i], outs[i]->ndim, outs[i]->shape));
+      dl = n->dlog[i];
+    }
+    LU_TRY(lu_dc_ce_loss(outs[i], t, &lo, &l, dl));
+    total += l;
+  }
+  *loss = total;
+  return LU_OK;
+}
+
+lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o, double *loss) {
+  return loss_all(n, x, target, o, 0, loss);
+}
+
+lu_status lu_unet_train_step(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
+                             lu_train_result *res) {
+  double loss;
+  LU_TRY(loss_all(n, x, target, o, 1, &loss));
+  lu_tensor *dout[LU_UNET_MAX_STAGES];
+  for (int i = 0; i < n->n_out; i++) {
+    double w = n->n_out > 1 ? o->ds_weights[i] : 1.0;
+    dout[i] = w != 0 ? n->dlog[i] : NULL;
+  }
+  LU_TRY(lu_unet_zero_grad(n));
+  LU_TRY(lu_unet_backward(n, dout, n->n_out));
+  double ss;
+  LU_TRY(lu_reduce(n->flat[1], LU_REDUCE_SUMSQ, &ss));
+  double norm = sqrt(ss);
+  if (o->grad_clip > 0) {
+    double coef = o->grad_clip / (norm + 1e-6);
+    if (coef < 1.0) LU_TRY(lu_scale(n->flat[1], (float)coef));
+  }
+  /* As torch: parameters that received no gradient (the heads of outputs with weight 0) are not
+   * touched by the optimiser (no weight decay, no momentum). The seg heads come last in parameter
+   * order, so everything before them is one pass over the flat buffers. */
+  const float lr = (float)o->lr, mu = (float)o->momentum, wd = (float)o->weight_decay;
+  const int S = n->cfg.n_stages;
+  size_t head0 = n->params[n->dec[0].seg.pw].offset;
+  lu_tensor pv = *n->flat[0], gv = *n->flat[1], mv = *n->flat[2];
+  cl_buffer_region r = {0, head0 * sizeof(float)};
+  cl_int err;
+  cl_mem sub[3];
+  for (int w = 0; w < 3; w++) {
+    sub[w] = clCreateSubBuffer((cl_mem)n->flat[w]->buf, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &r, &err);
+    if (err != CL_SUCCESS) {
+      for (int k = 0; k < w; k++) clReleaseMemObject(sub[k]);
+      return lu_fail(LU_ECL, "%s (optimiser sub-buffer)", lu_cl_errname(err));
+    }
+  }
+  pv.buf = sub[0], gv.buf = sub[1], mv.buf = sub[2];
+  pv.shape[0] = gv.shape[0] = mv.shape[0] = (int64_t)head0;
+  pv.bytes = gv.bytes = mv.bytes = head0 * sizeof(float);
+  lu_status st = lu_sgd_nesterov(&pv, &gv, &mv, lr, mu, wd);
+  for (int w = 0; w < 3; w++) clReleaseMemObject(sub[w]);
+  LU_TRY(st);
+  for (int i = 0; i < n->n_out; i++) {
+    if (!dout[i]) continue;
+    const conv_l *c = &n->dec[S - 2 - i].seg;
+    lu_param *pw = &n->params[c->pw], *pb = &n->params[c->pb];
+    LU_TRY(lu_sgd_nesterov(&pw->t, &pw->g, &pw->m, lr, mu, wd));
+    LU_TRY(lu_sgd_nesterov(&pb->t, &pb->g, &pb->m, lr, mu, wd));
+  }
+  if (res) {
+    res->loss = loss;
+    res->grad_norm = norm;
+  }
+  return LU_OK;
+}

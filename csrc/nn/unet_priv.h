@@ -1,0 +1,88 @@
+/* Private layout of lu_unet, shared by unet.c (structure, parameters) and unet_fwd.c (passes). */
+#ifndef LU_UNET_PRIV_H
+#define LU_UNET_PRIV_H
+
+#include "nn/unet.h"
+#include "ops/conv.h"
+#include "ops/nn.h"
+#include "ops/ops.h"
+
+/* An activation and its gradient; `written` tracks whether g holds a value in this backward
+ * (the first contribution overwrites, later ones are added). */
+typedef struct node {
+  lu_tensor *v, *g;
+  int written;
+} node;
+
+typedef struct conv_l {
+  lu_conv_desc d;
+  int cin, cout, transposed;
+  int pw, pb; /* parameter indices; pb -1 without bias */
+} conv_l;
+
+/* ConvDropoutNormReLU: conv -> y, instance norm (+ LeakyReLU when act) -> out. */
+typedef struct cnr_l {
+  conv_l conv;
+  int nw, nb, act;
+  node *in;
+  node y, out;
+  lu_tensor *mean, *invstd;
+} cnr_l;
+
+/* BasicBlockD: out = lrelu(c2(c1(x)) + skip(x)); skip = [avgpool][1x1 conv + norm]. */
+typedef struct res_l {
+  cnr_l c1, c2;
+  int has_pool, has_proj;
+  lu_conv_desc pool;
+  cnr_l proj;
+  lu_tensor *pool_w; /* (1, 1, s...) filled with 1/prod(s) */
+  node *in;
+  node pooled, out;
+} res_l;
+
+typedef struct enc_stage {
+  int n;
+  cnr_l *cnr; /* plain */
+  res_l *blk; /* resenc */
+  node *out;  /* the stage output (skip / bottleneck) */
+} enc_stage;
+
+typedef struct dec_stage {
+  int n;
+  conv_l up, seg;
+  cnr_l *cnr;
+  node upo, cat, sego;
+  int has_seg; /* seg head runs in this forward */
+  node *below, *skip, *out;
+} dec_stage;
+
+#define LU_UNET_MAX_OWNED 2048
+
+struct lu_unet {
+  lu_unet_cfg cfg;
+  lu_device *dev;
+  lu_param *params;
+  int np, cap;
+  size_t nweights, flat_floats;
+  lu_tensor *flat[3];
+  char arch[1024];
+  cnr_l stem;
+  enc_stage enc[LU_UNET_MAX_STAGES];
+  dec_stage dec[LU_UNET_MAX_STAGES];
+  /* plan for the current input shape */
+  int planned, plan_train;
+  int64_t plan_shape[LU_MAX_DIMS];
+  int plan_ndim;
+  node input;
+  lu_tensor *owned[LU_UNET_MAX_OWNED];
+  int nowned;
+  size_t act_bytes;
+  lu_tensor *scratch, *stats_m, *stats_s; /* gradient scratch; shared norm stats for inference */
+  lu_tensor *outputs[LU_UNET_MAX_STAGES];
+  int n_out, out_ds;
+  lu_tensor *tgt[LU_UNET_MAX_STAGES], *dlog[LU_UNET_MAX_STAGES]; /* training-step buffers (planned) */
+};
+
+void lu_unet_release_plan(lu_unet *n);
+
+#endif

@@ -1,0 +1,172 @@
+-- lunet.net: U-Nets built from an nnU-Net v2 plan (PlainConvUNet / ResidualEncoderUNet), their
+-- training step and checkpoints. The C core (lunet.core.net) does the work; this module reads the
+-- plan, takes every constant from the rules' trainer table and wraps the network object.
+--
+--   local net = lunet.net(plans, "3d_fullres", num_input_channels, num_outputs [, opts])
+--   net:parameters()            -> { count = n, names = {...}, shapes = {...} }
+--   net:forward(x [, {train=, deep_supervision=}]) -> list of host tensors (full res first)
+--   net:train_step(batch)       -> loss, grad_norm     batch = {data = x, target = seg, lr = ...}
+--   net:save(path, meta) / net:load(path) -> meta
+local core = require "lunet.core"
+local cjson = require "cjson"
+
+local M = {}
+
+-- torch defaults that plans do not spell out: LeakyReLU's negative slope and the Kaiming `a`
+-- nnU-Net passes to InitWeights_He (reference 5.1, 5.4).
+M.torch_leaky_slope = 1e-2
+M.kaiming_neg_slope = 1e-2
+
+local function read_plans(plans)
+  if type(plans) == "string" then
+    local f, err = io.open(plans, "rb")
+    if not f then error("lunet.net: cannot open plans " .. tostring(err), 3) end
+    local s = f:read("a")
+    f:close()
+    local ok, t = pcall(cjson.decode, s)
+    if not ok then error("lunet.net: " .. plans .. ": " .. tostring(t), 3) end
+    return t
+  end
+  return plans
+end
+
+-- The configuration with inherits_from resolved (as nnU-Net's PlansManager).
+function M.configuration(plans, cfg)
+  local confs = plans.configurations or {}
+  local c = confs[cfg]
+  if not c then error(("lunet.net: plans have no configuration '%s'"):format(tostring(cfg)), 3) end
+  if c.inherits_from then
+    local base = M.configuration(plans, c.inherits_from)
+    local merged = {}
+    for k, v in pairs(base) do merged[k] = v end
+    for k, v in pairs(c) do merged[k] = v end
+    merged.inherits_from = nil
+    return merged
+  end
+  return c
+end
+
+-- The C configuration table for a plan configuration.
+function M.arch_cfg(plans, cfg, nin, nout, opts)
+  opts = opts or {}
+  local c = M.configuration(plans, cfg)
+  local arch = c.architecture
+  if not arch then error(("lunet.net: configuration '%s' has no architecture"):format(cfg), 3) end
+  local kw = arch.arch_kwargs
+  local cls = arch.network_class_name or ""
+  local kind
+  if cls:match("PlainConvUNet$") then kind = "plain"
+  elseif cls:match("ResidualEncoderUNet$") then kind = "resenc"
+  else error(("lunet.net: network class %s is not supported (PlainConvUNet, ResidualEncoderUNet)"):format(cls), 3) end
+  local nsp = #kw.kernel_sizes[1]
+  local nl = kw.nonlin_kwargs or {}
+  local nk = kw.norm_op_kwargs or {}
+  return {
+    kind = kind, nsp = nsp, in_channels = nin, num_classes = nout, n_stages = kw.n_stages,
+    features = kw.features_per_stage, kernels = kw.kernel_sizes, strides = kw.strides,
+    n_enc = kind == "plain" and kw.n_conv_per_stage or kw.n_blocks_per_stage,
+    n_dec = kw.n_conv_per_stage_decoder, conv_bias = kw.conv_bias and true or false,
+    norm_eps = nk.eps or 1e-5, leaky_slope = nl.negative_slope or M.torch_leaky_slope,
+    init_neg_slope = M.kaiming_neg_slope, deep_supervision = true,
+    device = opts.device == nil and true or opts.device,
+  }, c
+end
+
+-- Deep-supervision weights (reference 5.5): 1/2^i, the last replaced by trainer's last weight,
+-- normalised to sum 1.
+function M.ds_weights(n, trainer)
+  if n <= 1 then return { 1 } end
+  local w, s = {}, 0
+  for i = 1, n do w[i] = 1 / 2 ^ (i - 1) end
+  w[n] = trainer.deep_supervision_last_weight or 0
+  for i = 1, n do s = s + w[i] end
+  for i = 1, n do w[i] = w[i] / s end
+  return w
+end
+
+-- Poly learning rate (reference 6.1) for epoch e.
+function M.poly_lr(trainer, epoch)
+  return trainer.initial_lr * (1 - epoch / trainer.num_epochs) ^ trainer.poly_exponent
+end
+
+local Net = {}
+Net.__index = Net
+
+function Net:parameters()
+  local ps = self.core:params()
+  local names, shapes = {}, {}
+  for i, p in ipairs(ps) do names[i], shapes[i] = p.name, p.shape end
+  return { count = self.core:num_weights(), tensors = #ps, names = names, shapes = shapes }
+end
+
+function Net:forward(x, opts)
+  opts = opts or {}
+  local ds = opts.deep_supervision
+  if ds == nil then ds = false end
+  return self.core:forward(x, opts.train and true or false, ds)
+end
+
+-- Training options from the rules' trainer table (no constants in C).
+function Net:train_opts(batch)
+  local tr = self.trainer
+  local lossr = tr.loss or {}
+  local nout = self.cfg.n_stages - 1
+  local ds = tr.enable_deep_supervision ~= false
+  return {
+    lr = batch.lr or self.lr or tr.initial_lr, momentum = tr.momentum, weight_decay = tr.weight_decay,
+    grad_clip = tr.grad_clip_norm, ds_weights = ds and M.ds_weights(nout, tr) or nil,
+    batch_dice = batch.batch_dice == nil and (self.conf.batch_dice and true or false) or batch.batch_dice,
+    regions = batch.regions or false, do_bg = lossr.do_bg and true or (batch.regions and true or false),
+    smooth = lossr.dice_smooth, weight_ce = lossr.weight_ce, weight_dice = lossr.weight_dice,
+    has_ignore = batch.ignore_label ~= nil, ignore_label = batch.ignore_label or 0,
+  }
+end
+
+function Net:train_step(batch)
+  return self.core:train_step(batch.data, batch.target, self:train_opts(batch))
+end
+
+function Net:loss(batch)
+  return self.core:loss(batch.data, batch.target, self:train_opts(batch))
+end
+
+function Net:get(name) return self.core:get(name) end
+function Net:set(name, t) return self.core:set(name, t) end
+function Net:init(seed) self.core:init(seed) end
+
+-- Checkpoint: meta (epoch, lr state, rng state, ...) plus the plans, dataset.json and configuration
+-- the network belongs to.
+function Net:save(path, meta)
+  local h = { format = "lunet-checkpoint", configuration = self.cfg_name, plans = self.plans,
+              dataset_json = self.dataset_json, meta = meta or {} }
+  self.core:save(path, cjson.encode(h))
+end
+
+function Net:load(path)
+  local ok, err = pcall(self.core.load, self.core, path)
+  if not ok then error(err, 2) end
+  local json = core.net.read_header(path)
+  local h = cjson.decode(json)
+  return h.meta, h
+end
+
+function M.read_header(path)
+  local json, arch = core.net.read_header(path)
+  return cjson.decode(json), arch
+end
+
+-- lunet.net(plans, cfg, nin, nout [, {rules=, seed=, device=, dataset_json=}])
+function M.new(plans, cfg, nin, nout, opts)
+  opts = opts or {}
+  plans = read_plans(plans)
+  local acfg, conf = M.arch_cfg(plans, cfg, nin, nout, opts)
+  local rules = opts.rules or require "lunet.rules.default"
+  if type(rules) == "string" then rules = require(rules) end
+  local c = core.net.new(acfg)
+  local self = setmetatable({ core = c, cfg = acfg, conf = conf, cfg_name = cfg, plans = plans,
+                              trainer = rules.trainer, dataset_json = opts.dataset_json }, Net)
+  if acfg.device then c:init(opts.seed or 12345) end
+  return self
+end
+
+return setmetatable(M, { __call = function(_, ...) return M.new(...) end })

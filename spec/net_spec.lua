@@ -1,0 +1,184 @@
+-- U-Nets from plans, training step and checkpoints (issue 7), against dynamic-network-architectures
+-- and nnunetv2 (fixtures from scripts/fixtures/make_net_fixtures.py).
+local lunet = require "lunet"
+local cjson = require "cjson"
+
+local F = "spec/fixtures/net/"
+
+local function read_json(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return cjson.decode(s)
+end
+
+local function floats(s)
+  local t, n = {}, #s // 4
+  for i = 1, n do t[i] = string.unpack("<f", s, 4 * i - 3) end
+  return t
+end
+
+local function max_rel(a, b)
+  assert.are.equal(#b, #a)
+  local md, mx = 0, 0
+  for i = 1, #a do
+    md = math.max(md, math.abs(a[i] - b[i]))
+    mx = math.max(mx, math.abs(b[i]))
+  end
+  return md / math.max(mx, 1e-30), md
+end
+
+local TINY = { tiny2d = 2, tiny3d = 1 }
+
+local function tiny(name, opts)
+  return lunet.net(F .. "tiny_plans.json", name, TINY[name], 3, opts)
+end
+
+local tmpdir = os.tmpname()
+os.remove(tmpdir)
+os.execute("mkdir -p " .. tmpdir)
+
+describe("net from plans", function()
+  it("has dynamic-network-architectures' parameter count, names and shapes for every plans fixture", function()
+    local fx = read_json(F .. "params.json")
+    local cache = {}
+    assert.is_true(#fx.nets > 20)
+    local seen = { plain = false, resenc = false }
+    for _, e in ipairs(fx.nets) do
+      cache[e.plans] = cache[e.plans] or read_json(e.plans)
+      local net = lunet.net(cache[e.plans], e.configuration, e["in"], e.out, { device = false })
+      seen[net.cfg.kind] = true
+      local ref = fx.archs[e.arch + 1]
+      local p = net:parameters()
+      assert.are.equal(ref.count, p.count, e.plans .. " " .. e.configuration)
+      assert.are.equal(#ref.params, p.tensors, e.plans .. " " .. e.configuration)
+      for i, rp in ipairs(ref.params) do
+        assert.are.equal(rp[1], p.names[i])
+        assert.are.same(rp[2], p.shapes[i], rp[1])
+      end
+    end
+    assert.is_true(seen.plain and seen.resenc)
+  end)
+
+  it("refuses an unsupported network class and a missing configuration", function()
+    local plans = read_json(F .. "tiny_plans.json")
+    assert.has_error(function() lunet.net(plans, "nope", 1, 2) end, "lunet.net: plans have no configuration 'nope'")
+    plans.configurations.tiny2d.architecture.network_class_name = "x.ResidualEncoderUNetBottleneck"
+    assert.has_error(function() lunet.net(plans, "tiny2d", 1, 2, { device = false }) end)
+  end)
+end)
+
+describe("net vs PyTorch with identical weights", function()
+  local res = read_json(F .. "tiny_results.json")
+  for name in pairs(TINY) do
+    describe(name, function()
+      local x = lunet.npy.read(F .. name .. "_x.npy")
+      local seg = lunet.npy.read(F .. name .. "_seg.npy")
+
+      it("forward outputs (all deep-supervision scales) within 1e-4 relative", function()
+        local net = tiny(name)
+        net:load(F .. name .. "_init.lunet")
+        for _, train in ipairs { true, false } do
+          local outs = net:forward(x, { train = train, deep_supervision = true })
+          assert.are.equal(2, #outs)
+          for i, o in ipairs(outs) do
+            local ref = lunet.npy.read(F .. name .. "_out" .. (i - 1) .. ".npy")
+            assert.are.same(ref.shape, o.shape)
+            local r = max_rel(o:flat(), ref:flat())
+            assert.is_true(r < 1e-4, ("output %d rel err %g"):format(i, r))
+          end
+        end
+        local single = net:forward(x)
+        assert.are.equal(1, #single)
+      end)
+
+      it("loss within 1e-5 and parameters and momentum after one and two SGD steps within 1e-5", function()
+        local net = tiny(name)
+        net:load(F .. name .. "_init.lunet")
+        local ref = tiny(name)
+        assert.is_true(math.abs(net:loss { data = x, target = seg } - res[name].loss[1]) < 1e-5)
+        for step = 1, 2 do
+          local l, gn = net:train_step { data = x, target = seg, lr = res[name].lr }
+          assert.is_true(math.abs(l - res[name].loss[step]) < 1e-5, ("loss %.8f vs %.8f"):format(l, res[name].loss[step]))
+          assert.is_true(math.abs(gn - res[name].grad_norm[step]) < 1e-4 * res[name].grad_norm[step])
+          ref:load(F .. name .. "_step" .. step .. ".lunet")
+          local _, md = max_rel(floats(net.core:flat(0)), floats(ref.core:flat(0)))
+          assert.is_true(md < 1e-5, ("step %d parameters: max abs diff %g"):format(step, md))
+          -- momentum = (accumulated) gradients: float32 reduction order differs, compare relative to its scale
+          local r = max_rel(floats(net.core:flat(2)), floats(ref.core:flat(2)))
+          assert.is_true(r < 1e-4, ("step %d momentum: rel diff %g"):format(step, r))
+        end
+      end)
+    end)
+  end
+end)
+
+describe("checkpoints", function()
+  local x = lunet.npy.read(F .. "tiny3d_x.npy")
+  local seg = lunet.npy.read(F .. "tiny3d_seg.npy")
+
+  it("save, load and continue is bit-identical to an uninterrupted run", function()
+    local a = tiny("tiny3d", { seed = 3 })
+    for _ = 1, 2 do a:train_step { data = x, target = seg } end
+    local path = tmpdir .. "/checkpoint_latest.lunet"
+    a:save(path, { epoch = 2, lr = 0.01, rng = { 1, 2, 3 } })
+    for _ = 1, 3 do a:train_step { data = x, target = seg } end
+    local b = tiny("tiny3d", { seed = 99 })
+    local meta, header = b:load(path)
+    assert.are.equal(2, meta.epoch)
+    assert.are.same({ 1, 2, 3 }, meta.rng)
+    assert.are.equal("tiny3d", header.configuration)
+    assert.are.equal("tiny", header.plans.plans_name)
+    for _ = 1, 3 do b:train_step { data = x, target = seg } end
+    assert.are.equal(a.core:flat(0), b.core:flat(0))
+    assert.are.equal(a.core:flat(2), b.core:flat(2))
+  end)
+
+  it("refuses a checkpoint of another plan with a clear message", function()
+    local n = tiny("tiny2d")
+    local ok, err = pcall(n.load, n, F .. "tiny3d_init.lunet")
+    assert.is_false(ok)
+    assert.matches("checkpoint is for a different network %(plan%)", err)
+    assert.matches("ResidualEncoderUNet 3d", err)
+    ok, err = pcall(n.load, n, "spec/fixtures/net/tiny_plans.json")
+    assert.is_false(ok)
+    assert.matches("not a Lunet checkpoint", err)
+  end)
+end)
+
+describe("training", function()
+  it("a tiny network overfits a tiny batch (loss < 10% of its start)", function()
+    local net = tiny("tiny2d", { seed = 7 })
+    local x = lunet.npy.read(F .. "tiny2d_x.npy")
+    local seg = lunet.npy.read(F .. "tiny2d_seg.npy")
+    local first, last
+    for i = 1, 200 do
+      last = net:train_step { data = x, target = seg }
+      first = first or last
+      if last < 0.1 * first then break end
+    end
+    assert.is_true(last < 0.1 * first, ("loss %g from %g"):format(last, first))
+  end)
+
+  it("plans activations once per shape; inference keeps far less than training", function()
+    local net = tiny("tiny3d")
+    local x = lunet.npy.read(F .. "tiny3d_x.npy")
+    local seg = lunet.npy.read(F .. "tiny3d_seg.npy")
+    net:train_step { data = x, target = seg }
+    local train_bytes = net.core:activation_bytes()
+    local s0 = lunet.core.pool_stats()
+    for _ = 1, 3 do net:train_step { data = x, target = seg } end
+    local s1 = lunet.core.pool_stats()
+    assert.are.equal(s0.allocs, s1.allocs)
+    assert.are.equal(train_bytes, net.core:activation_bytes())
+    net:forward(x)
+    assert.is_true(net.core:activation_bytes() < 0.5 * train_bytes)
+  end)
+
+  it("deep-supervision weights and poly LR follow the rules", function()
+    local tr = require("lunet.rules.default").trainer
+    local w = lunet.net.ds_weights(3, tr)
+    assert.is_true(math.abs(w[1] - 2 / 3) < 1e-12 and math.abs(w[2] - 1 / 3) < 1e-12 and w[3] == 0)
+    assert.is_true(math.abs(lunet.net.poly_lr(tr, 999) - 0.01 * (1 / 1000) ^ 0.9) < 1e-15)
+  end)
+end)
