@@ -1,0 +1,69 @@
+-- `make demo`: the nnU-Net workflow end to end on the bundled brain-mask dataset (lunet.demo),
+-- through the same `lunet` commands a user types. Each stage's time is measured; the run stops
+-- at the first stage whose command is not built yet and says so.
+--   LUNET_DEMO_DIR   where nnUNet_raw/_preprocessed/_results go (default ./demo)
+--   LUNET_DEMO_EPOCHS, LUNET_DEMO_ITERS   the short training schedule (defaults in examples/demo_trainer.lua)
+local root = os.getenv("LUNET_DEMO_DIR") or (os.getenv("PWD") .. "/demo")
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local lunet_cmd = here .. "/lunet"
+local clock = require "lunet.clock"
+local demo = require "lunet.demo"
+
+local env = {
+  nnUNet_raw = root .. "/nnUNet_raw",
+  nnUNet_preprocessed = root .. "/nnUNet_preprocessed",
+  nnUNet_results = root .. "/nnUNet_results",
+}
+local prefix = {}
+for k, v in pairs(env) do prefix[#prefix + 1] = string.format("%s='%s'", k, v) end
+table.sort(prefix)
+prefix = table.concat(prefix, " ")
+-- the stages below run in child processes; this process needs the variables too (lunet.paths)
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local dataset = demo.dataset_name
+local timings = {}
+
+local function have(cmd)
+  return package.searchpath("lunet.cli." .. cmd:gsub("-", "_"), package.path) ~= nil
+end
+
+local function stage(name, cmd, args)
+  if not have(cmd) then
+    print(string.format("\n== %s: `lunet %s` is not built yet; the demo stops here.", name, cmd))
+    return false
+  end
+  print(string.format("\n== %s: lunet %s %s", name, cmd, args))
+  local t0 = clock.now()
+  local ok = os.execute(string.format("%s %s %s %s", prefix, q(lunet_cmd), cmd, args))
+  timings[#timings + 1] = {name, clock.now() - t0}
+  if not ok then error(string.format("demo: stage '%s' failed (lunet %s %s)", name, cmd, args), 0) end
+  return true
+end
+
+print("Lunet demo: brain mask on the Colin27 T1 template (Debian mricron-data), outputs under " .. root)
+local t0 = clock.now()
+os.execute("mkdir -p " .. q(env.nnUNet_raw))
+local raw = demo.make_dataset(env.nnUNet_raw)
+timings[#timings + 1] = {"dataset", clock.now() - t0}
+print("dataset: " .. raw)
+
+local trainer_file = here .. "/../examples/demo_trainer.lua"
+local ran_all = stage("verify", "verify", dataset)
+  and stage("plan + preprocess", "plan_and_preprocess", dataset .. " -c 2d")
+  and stage("train", "train", string.format("%s 2d 0 -tr %s", dataset, q(trainer_file)))
+  and stage("predict", "predict", string.format("-i %s/imagesTs -o %s/predictions -d %s -c 2d -f 0 -tr demo_trainer",
+    q(raw), q(root), dataset))
+  and stage("evaluate", "evaluate", string.format("%s/labelsTs %s/predictions -djfile %s/dataset.json -o %s/predictions/summary.json",
+    q(raw), q(root), q(raw), q(root)))
+
+print("\nstage                 seconds")
+for _, t in ipairs(timings) do print(string.format("%-20s %8.1f", t[1], t[2])) end
+print(string.format("\noutputs:\n  raw dataset      %s\n  preprocessed     %s/%s\n  results          %s/%s",
+  raw, env.nnUNet_preprocessed, dataset, env.nnUNet_results, dataset))
+if ran_all then
+  local summary = require("lunet.json").read(root .. "/predictions/summary.json")
+  print("\nheld-out Dice per class:")
+  for k, v in pairs(summary.mean) do print(string.format("  class %s  Dice %.4f", k, v.Dice)) end
+  print("  predictions: " .. root .. "/predictions")
+end
