@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define SPLINE_PAD 12 /* scipy's _prepad_for_spline_filter for mode 'nearest' */
+#define PASS_BLOCK 64 /* lines processed together along a strided axis */
 
 /* ---------------------------------------------------------------- threads */
 
@@ -268,38 +269,81 @@ typedef struct pass_ctx {
   int failed;
 } pass_ctx;
 
+/* Prefilter of B interleaved lines (element j of line b at c[j * B + b]): the same arithmetic as
+ * spline_prefilter per line, with the lines innermost so strided axes are processed in cache-friendly blocks. */
+static void spline_prefilter_block(double *c, int64_t n, int B, int order) {
+  if (B == 1) {
+    spline_prefilter(c, n, order);
+    return;
+  }
+  double poles[2];
+  int np = spline_poles(order, poles);
+  if (n < 2 || np == 0) return;
+  double gain = 1.0;
+  for (int k = 0; k < np; k++) gain *= (1.0 - poles[k]) * (1.0 - 1.0 / poles[k]);
+  for (int64_t i = 0; i < n * B; i++) c[i] *= gain;
+  double c0[PASS_BLOCK];
+  for (int k = 0; k < np; k++) {
+    double z = poles[k];
+    double zn1 = pow(z, (double)(n - 1)), zi = z;
+    for (int b = 0; b < B; b++) c0[b] = c[b] + zn1 * c[(n - 1) * B + b];
+    for (int64_t i = 1; i < n - 1; i++) {
+      for (int b = 0; b < B; b++) c0[b] += zi * (c[i * B + b] + zn1 * c[(n - 1 - i) * B + b]);
+      zi *= z;
+    }
+    for (int b = 0; b < B; b++) c[b] = c0[b] / (1.0 - zn1 * zn1);
+    for (int64_t i = 1; i < n; i++)
+      for (int b = 0; b < B; b++) c[i * B + b] += z * c[(i - 1) * B + b];
+    for (int b = 0; b < B; b++) c[(n - 1) * B + b] = (z * c[(n - 2) * B + b] + c[(n - 1) * B + b]) * z / (z * z - 1.0);
+    for (int64_t i = n - 2; i >= 0; i--)
+      for (int b = 0; b < B; b++) c[i * B + b] = z * (c[(i + 1) * B + b] - c[i * B + b]);
+  }
+}
+
+/* Work unit u = (outer index o, block of up to PASS_BLOCK consecutive inner positions). */
 static void pass_worker(void *vctx, int64_t lo, int64_t hi) {
   pass_ctx *c = vctx;
   const axis_plan *p = c->p;
   int64_t n = p->n, m = p->m, inner = c->inner;
-  double *line = malloc(sizeof(double) * (size_t)p->padded);
-  if (!line) {
+  int64_t nblk = (inner + PASS_BLOCK - 1) / PASS_BLOCK;
+  double *buf = malloc(sizeof(double) * (size_t)p->padded * PASS_BLOCK);
+  double *acc = malloc(sizeof(double) * PASS_BLOCK);
+  if (!buf || !acc) {
+    free(buf);
+    free(acc);
     c->failed = 1;
     return;
   }
-  for (int64_t l = lo; l < hi; l++) {
-    int64_t o = l / inner, i = l % inner;
-    const float *src = c->in + o * n * inner + i;
-    float *dst = c->out + o * m * inner + i;
+  for (int64_t u = lo; u < hi; u++) {
+    int64_t o = u / nblk, i0 = (u % nblk) * PASS_BLOCK;
+    int B = (int)(inner - i0 < PASS_BLOCK ? inner - i0 : PASS_BLOCK);
+    const float *src = c->in + o * n * inner + i0;
+    float *dst = c->out + o * m * inner + i0;
     if (p->order > 1) {
       for (int64_t j = 0; j < p->padded; j++) {
-        int64_t s = j - SPLINE_PAD;
-        s = s < 0 ? 0 : (s > n - 1 ? n - 1 : s);
-        line[j] = src[s * inner];
+        int64_t sj = j - SPLINE_PAD;
+        sj = sj < 0 ? 0 : (sj > n - 1 ? n - 1 : sj);
+        for (int b = 0; b < B; b++) buf[j * B + b] = src[sj * inner + b];
       }
-      spline_prefilter(line, p->padded, p->order);
+      spline_prefilter_block(buf, p->padded, B, p->order);
     } else {
-      for (int64_t j = 0; j < n; j++) line[j] = src[j * inner];
+      for (int64_t j = 0; j < n; j++)
+        for (int b = 0; b < B; b++) buf[j * B + b] = src[j * inner + b];
     }
     for (int64_t k = 0; k < m; k++) {
       const int64_t *ix = p->idx + k * p->ntap;
       const double *w = p->w + k * p->ntap;
-      double t = 0.0;
-      for (int j = 0; j < p->ntap; j++) t += line[ix[j]] * w[j];
-      dst[k * inner] = (float)t;
+      for (int b = 0; b < B; b++) acc[b] = 0.0;
+      for (int j = 0; j < p->ntap; j++) {
+        const double *row = buf + ix[j] * B;
+        double wj = w[j];
+        for (int b = 0; b < B; b++) acc[b] += row[b] * wj;
+      }
+      for (int b = 0; b < B; b++) dst[k * inner + b] = (float)acc[b];
     }
   }
-  free(line);
+  free(buf);
+  free(acc);
 }
 
 lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *out, const int64_t *dout,
@@ -354,7 +398,7 @@ lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *
     st = plan_axis(&p, cur[a], dout[a], order);
     if (st == LU_OK) {
       pass_ctx c = {src, dst, outer, inner, &p, 0};
-      st = lu_parallel_for(threads, outer * inner, pass_worker, &c);
+      st = lu_parallel_for(threads, outer * ((inner + PASS_BLOCK - 1) / PASS_BLOCK), pass_worker, &c);
       if (st == LU_OK && c.failed) st = lu_fail(LU_ENOMEM, "resize: no memory for a line buffer");
       free_plan(&p);
     }
@@ -413,6 +457,12 @@ static void seg_linear_worker(void *vctx, int64_t lo, int64_t hi) {
           nt++;
         }
       }
+    }
+    int uniform = 1;
+    for (int t = 1; t < nt; t++) uniform &= lab[t] == lab[0];
+    if (uniform) { /* one label around the sample point: it wins (its score is the weight sum, ~1) */
+      c->out[v] = lab[0];
+      continue;
     }
     int16_t nnlab = c->in[(r == 3 ? nz->idx[k] * s0 : 0) + ny->idx[j] * s1 + nx->idx[i]];
     /* distinct labels in ascending order */
@@ -642,7 +692,7 @@ static lu_status resample_channel_f(const float *in, const int64_t din[3], float
       for (int b = 0; b < axis; b++) outer *= mid[b];
       for (int b = axis + 1; b < 3; b++) inner *= mid[b];
       pass_ctx c = {here, out, outer, inner, &p, 0};
-      st = lu_parallel_for(threads, outer * inner, pass_worker, &c);
+      st = lu_parallel_for(threads, outer * ((inner + PASS_BLOCK - 1) / PASS_BLOCK), pass_worker, &c);
       if (st == LU_OK && c.failed) st = lu_fail(LU_ENOMEM, "resample: no memory for a line buffer");
       free_plan(&p);
     }
