@@ -229,6 +229,10 @@ describe("preprocess.run: files, resume", function()
             "shape_after_cropping_and_before_resampling", "spacing", "sitk_stuff" }) do
             assert.are.same(eprops[k], props[k], k)
           end
+          -- class order kept (nnU-Net's dict order) and exposed as the sampler's list
+          local ekeys = json.keys(eprops.class_locations)
+          assert.are.same(ekeys, st.class_keys)
+          for i, k in ipairs(ekeys) do assert.are.equal(#eprops.class_locations[k], st.class_locations[i].shape[1]) end
           st:close()
         end
       end

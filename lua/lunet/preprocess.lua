@@ -138,7 +138,8 @@ local function properties(rprops, info, keys)
   p.bbox_used_for_cropping = bb
   p.shape_after_cropping_and_before_resampling = info.shape_after_cropping_and_before_resampling
   if info.class_locations then
-    p.class_locations = {}
+    -- in class order (nnU-Net's dict order: foreground labels/regions, then the annotated tuple)
+    p.class_locations = json.object({}, keys)
     for i, k in ipairs(keys) do p.class_locations[k] = info.class_locations[i] end
   end
   return p
@@ -172,9 +173,7 @@ function M.encode_properties(p)
     local v = p[k]
     local s
     if k == "class_locations" then
-      local ck = {}
-      for kk in pairs(v) do ck[#ck + 1] = kk end
-      table.sort(ck)
+      local ck = json.keys(v)
       local parts = {}
       for j, kk in ipairs(ck) do
         local t = v[kk]

@@ -4,7 +4,10 @@
   local c = store.open("nnUNet_preprocessed/Dataset004_X/nnUNetPlans_3d_fullres/case_001.lcs")
   c.shape, c.channels, c.seg_channels, c.chunk, c.seg_dtype    -- spatial shape {Z,Y,X} etc.
   c.properties                                                 -- the <case>.json next to it (nil if absent)
-  c.class_locations                                            -- {key = i32 tensor (N, 4)} from the properties
+  c.class_locations, c.class_keys, c.annotated                 -- from the properties, in class order: list of
+                                                               -- i32 (N, 4) tensors, their keys ("1", "(1, 2)"),
+                                                               -- index of the ignore label's "(-1, ...)" key or nil
+                                                               -- (the shape lunet.sampler takes for store cases)
   local data, seg = c:read_patch({z0, y0, x0}, {z1, y1, x1})   -- [lo, hi) per axis, may cross the border:
                                                                -- data padded with 0, seg with -1 (nnU-Net loader)
   local data, seg = store.read_patch(c_or_path, {{z0,z1},{y0,y1},{x0,x1}})
@@ -31,16 +34,21 @@ end
 
 function Case:close() if self._h then self._h:close() end end
 
-local function locations_table(cl)
-  local out = {}
-  for k, rows in pairs(cl or {}) do
+-- class_locations of the properties, in file (class) order: list of (N, 4) i32 tensors, keys, annotated index
+local function locations_list(cl)
+  local list, keys, annotated = {}, {}, nil
+  if type(cl) ~= "table" then return list, keys end
+  for i, k in ipairs(json.keys(cl)) do
+    local rows = cl[k]
     local flat = {}
     for r, v in ipairs(rows) do
       for q = 1, 4 do flat[(r - 1) * 4 + q] = v[q] end
     end
-    out[k] = core.tensor(#flat > 0 and flat or {}, { shape = { #rows, 4 }, dtype = "i32" })
+    list[i] = core.tensor(#flat > 0 and flat or {}, { shape = { #rows, 4 }, dtype = "i32" })
+    keys[i] = k
+    if k:match("^%(%-1,") then annotated = i end
   end
-  return out
+  return list, keys, annotated
 end
 
 function M.open(path, opts)
@@ -58,7 +66,9 @@ function M.open(path, opts)
     local okj, props = pcall(json.decode, s, jp)
     if okj then
       c.properties = props
-      if not (opts and opts.no_locations) then c.class_locations = locations_table(props.class_locations) end
+      if not (opts and opts.no_locations) then
+        c.class_locations, c.class_keys, c.annotated = locations_list(props.class_locations)
+      end
     end
   end
   return c
