@@ -1,5 +1,7 @@
 /* Instance normalisation forward/backward (kernels/instnorm/instnorm.cl): one work-group per (n, c). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cl/pool.h"
 #include "cl/program.h"
@@ -12,6 +14,15 @@ static size_t in_wg(const lu_device *dev) {
   size_t wg = 256;
   while (wg > 1 && wg > dev->max_wg) wg >>= 1;
   return wg;
+}
+
+/* CPU devices (PoCL) take the row-per-work-item kernels with explicit float8 vectors; GPUs the
+ * work-group-per-row kernels with local reductions. LUNET_INSTNORM=rows|groups overrides. */
+static int use_rows(const lu_device *dev) {
+  const char *e = getenv("LUNET_INSTNORM");
+  if (e && !strcmp(e, "rows")) return 1;
+  if (e && !strcmp(e, "groups")) return 0;
+  return dev->is_cpu;
 }
 
 static lu_status in_kernel(lu_device *dev, const char *name, size_t wg, cl_kernel *k) {
@@ -57,8 +68,9 @@ static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, con
   if (S == 0) return lu_fail(LU_EARG, "%s: x has no spatial elements", op);
   lu_device *dev = x->dev;
   size_t wg = in_wg(dev);
+  int rows_path = use_rows(dev);
   cl_kernel k;
-  LU_TRY(in_kernel(dev, "instnorm_fwd", wg, &k));
+  LU_TRY(in_kernel(dev, rows_path ? "instnorm_fwd_rows" : "instnorm_fwd", wg, &k));
   cl_mem mx = x->buf, mw = w->buf, mb = b->buf, my = y->buf, mm = mean->buf, mi = invstd->buf;
   cl_int a = act;
   cl_ulong s = (cl_ulong)S, c = (cl_ulong)C;
@@ -66,6 +78,12 @@ static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, con
                   LU_ARG(k, 5, slope) | LU_ARG(k, 6, my) | LU_ARG(k, 7, mm) | LU_ARG(k, 8, mi) | LU_ARG(k, 9, s) |
                   LU_ARG(k, 10, c),
               "%s args", op);
+  if (rows_path) {
+    cl_ulong rows = (cl_ulong)(N * C);
+    LU_CL_CHECK(LU_ARG(k, 11, rows), "%s args", op);
+    size_t g1 = (size_t)(N * C);
+    return lu_launch(dev, k, 1, &g1, NULL, op);
+  }
   size_t g[2] = {wg, (size_t)(N * C)}, l[2] = {wg, 1};
   return lu_launch(dev, k, 2, g, l, op);
 }
@@ -98,7 +116,8 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
   lu_device *dev = x->dev;
   size_t wg = in_wg(dev);
   cl_kernel k, k2;
-  LU_TRY(in_kernel(dev, "instnorm_bwd", wg, &k));
+  int rows_path = use_rows(dev);
+  LU_TRY(in_kernel(dev, rows_path ? "instnorm_bwd_rows" : "instnorm_bwd", wg, &k));
   LU_TRY(in_kernel(dev, "instnorm_wb", wg, &k2));
   size_t wbytes = (size_t)(N * C) * 2 * sizeof(float);
   cl_mem wb;
@@ -113,7 +132,12 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
              LU_ARG(k, 5, mdx) | LU_ARG(k, 6, want_dx) | LU_ARG(k, 7, wb) | LU_ARG(k, 8, s) | LU_ARG(k, 9, c);
   if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
   size_t g[2] = {wg, (size_t)(N * C)}, l[2] = {wg, 1};
-  if (st == LU_OK) st = lu_launch(dev, k, 2, g, l, op);
+  if (rows_path) {
+    cl_ulong rows = (cl_ulong)(N * C);
+    if (st == LU_OK && (e = LU_ARG(k, 10, rows)) != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
+    size_t g1 = (size_t)(N * C);
+    if (st == LU_OK) st = lu_launch(dev, k, 1, &g1, NULL, op);
+  } else if (st == LU_OK) st = lu_launch(dev, k, 2, g, l, op);
   if (st == LU_OK && (dweight || dbias)) {
     e = LU_ARG(k2, 0, wb) | LU_ARG(k2, 1, mdw) | LU_ARG(k2, 2, mdb) | LU_ARG(k2, 3, want_w) | LU_ARG(k2, 4, want_b) |
         LU_ARG(k2, 5, acc) | LU_ARG(k2, 6, n) | LU_ARG(k2, 7, c);

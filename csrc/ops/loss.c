@@ -24,7 +24,9 @@ static lu_status ncs(const lu_tensor *t, const char *op, const char *arg, int64_
 }
 
 static size_t loss_wg(const lu_device *dev) {
-  size_t wg = LOSS_WG;
+  size_t wg = dev->is_cpu ? 64 : LOSS_WG; /* measured on PoCL: 64 beats 256 */
+  const char *e = getenv("LUNET_LOSS_WG");
+  if (e && atoi(e) > 0) wg = (size_t)atoi(e);
   while (wg > 1 && wg > dev->max_wg) wg >>= 1;
   return wg;
 }
@@ -135,9 +137,12 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   lu_device *dev = logits->dev;
   cx->dev = dev;
   size_t wg = loss_wg(dev);
+  /* CPU devices: 8 voxels per work-item in float8 (vector exp/log on PoCL) when S allows it */
+  size_t vw = dev->is_cpu && S % 8 == 0 ? 8 : 1;
+  const char *ev = getenv("LUNET_LOSS_VW");
+  if (ev && atoi(ev) == 1) vw = 1;
   char opts[96];
-  snprintf(opts, sizeof opts, "-DWG=%zu -DTGT=%s%s%s", wg, target->dtype == LU_I32 ? "int" : "float",
-           o->has_ignore ? " -DHAS_IGNORE" : "", o->regions ? " -DREGIONS" : "");
+  snprintf(opts, sizeof opts, "-DWG=%zu -DVW=%zu -DTGT=%s", wg, vw, target->dtype == LU_I32 ? "int" : "float");
   cl_kernel k1, k2, k3;
   LU_TRY(lu_kernel_get(dev, "loss/loss.cl", o->regions ? "probs_sigmoid" : "probs_softmax", opts, &k1));
   LU_TRY(lu_kernel_get(dev, "loss/loss.cl", "dice_stats", opts, &k2));
@@ -149,32 +154,36 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
     LU_TRY(lu_buffer_alloc(dev, cx->P_bytes, &cx->P));
     cx->own_P = 1;
   }
-  size_t G0 = (size_t)((S + (int64_t)wg - 1) / (int64_t)wg);
+  int64_t SV = S / (int64_t)vw; /* work-items along S */
+  size_t G0 = (size_t)((SV + (int64_t)wg - 1) / (int64_t)wg);
   cx->p1_bytes = G0 * (size_t)N * 2 * sizeof(float);
   LU_TRY(lu_buffer_alloc(dev, cx->p1_bytes, &cx->part1));
-  size_t CH = (size_t)((S + (int64_t)wg * 16 - 1) / ((int64_t)wg * 16));
+  size_t CH = (size_t)((SV + (int64_t)wg * 16 - 1) / ((int64_t)wg * 16));
   if (CH > 64) CH = 64;
   if (CH < 1) CH = 1;
+  /* voxels per chunk, a multiple of vw */
+  cl_ulong per = (cl_ulong)(((S + (int64_t)CH - 1) / (int64_t)CH + (int64_t)vw - 1) / (int64_t)vw * (int64_t)vw);
   cx->p2_bytes = (size_t)(N * C) * CH * 3 * sizeof(float);
   LU_TRY(lu_buffer_alloc(dev, cx->p2_bytes, &cx->part2));
 
   cl_mem mz = logits->buf, mt = target->buf;
   cl_ulong c = (cl_ulong)C, s = (cl_ulong)S, tc = (cl_ulong)TC;
-  cl_int ign = o->ignore_label;
+  cl_int ign = o->ignore_label, has_ign = o->has_ignore ? 1 : 0, reg = o->regions ? 1 : 0;
   /* pass 1: probabilities and CE/BCE partial sums */
   if (o->regions)
     LU_CL_CHECK(LU_ARG(k1, 0, mz) | LU_ARG(k1, 1, mt) | LU_ARG(k1, 2, cx->P) | LU_ARG(k1, 3, cx->part1) |
-                    LU_ARG(k1, 4, c) | LU_ARG(k1, 5, s) | LU_ARG(k1, 6, tc),
+                    LU_ARG(k1, 4, c) | LU_ARG(k1, 5, s) | LU_ARG(k1, 6, tc) | LU_ARG(k1, 7, has_ign),
                 "%s probs args", op);
   else
     LU_CL_CHECK(LU_ARG(k1, 0, mz) | LU_ARG(k1, 1, mt) | LU_ARG(k1, 2, cx->P) | LU_ARG(k1, 3, cx->part1) |
-                    LU_ARG(k1, 4, c) | LU_ARG(k1, 5, s) | LU_ARG(k1, 6, ign),
+                    LU_ARG(k1, 4, c) | LU_ARG(k1, 5, s) | LU_ARG(k1, 6, ign) | LU_ARG(k1, 7, has_ign),
                 "%s probs args", op);
   size_t g1[2] = {G0 * wg, (size_t)N}, l1[2] = {wg, 1};
   LU_TRY(lu_launch(dev, k1, 2, g1, l1, op));
   /* pass 2: Dice sums */
   LU_CL_CHECK(LU_ARG(k2, 0, cx->P) | LU_ARG(k2, 1, mt) | LU_ARG(k2, 2, cx->part2) | LU_ARG(k2, 3, c) |
-                  LU_ARG(k2, 4, s) | LU_ARG(k2, 5, tc) | LU_ARG(k2, 6, ign),
+                  LU_ARG(k2, 4, s) | LU_ARG(k2, 5, tc) | LU_ARG(k2, 6, ign) | LU_ARG(k2, 7, per) |
+                  LU_ARG(k2, 8, has_ign) | LU_ARG(k2, 9, reg),
               "%s dice args", op);
   size_t g2[3] = {CH * wg, (size_t)C, (size_t)N}, l2[3] = {wg, 1, 1};
   LU_TRY(lu_launch(dev, k2, 3, g2, l2, op));
@@ -243,17 +252,17 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   LU_CL_CHECK(clEnqueueWriteBuffer(dev->queue, cx->coef, CL_TRUE, 0, cx->coef_bytes, cx->hcoef, 0, NULL, NULL),
               "%s: writing coefficients", op);
   cl_float fk = (cl_float)ce_k;
-  size_t wg3 = S >= 64 ? 64 : 0;
-  size_t gs = wg3 ? lu_global_1d((size_t)S, wg3) : (size_t)S;
+  size_t wg3 = SV >= 64 ? 64 : 0;
+  size_t gs = wg3 ? lu_global_1d((size_t)SV, wg3) : (size_t)SV;
   if (o->regions) {
     LU_CL_CHECK(LU_ARG(k3, 0, cx->P) | LU_ARG(k3, 1, mt) | LU_ARG(k3, 2, cx->coef) | LU_ARG(k3, 3, fk) |
-                    LU_ARG(k3, 4, c) | LU_ARG(k3, 5, s) | LU_ARG(k3, 6, tc),
+                    LU_ARG(k3, 4, c) | LU_ARG(k3, 5, s) | LU_ARG(k3, 6, tc) | LU_ARG(k3, 7, has_ign),
                 "%s grad args", op);
     size_t g3[3] = {gs, (size_t)C, (size_t)N}, l3[3] = {wg3, 1, 1};
     return lu_launch(dev, k3, 3, g3, wg3 ? l3 : NULL, op);
   }
   LU_CL_CHECK(LU_ARG(k3, 0, cx->P) | LU_ARG(k3, 1, mt) | LU_ARG(k3, 2, cx->coef) | LU_ARG(k3, 3, fk) |
-                  LU_ARG(k3, 4, c) | LU_ARG(k3, 5, s) | LU_ARG(k3, 6, ign),
+                  LU_ARG(k3, 4, c) | LU_ARG(k3, 5, s) | LU_ARG(k3, 6, ign) | LU_ARG(k3, 7, has_ign),
               "%s grad args", op);
   size_t g3[2] = {gs, (size_t)N}, l3[2] = {wg3, 1};
   return lu_launch(dev, k3, 2, g3, wg3 ? l3 : NULL, op);

@@ -4,13 +4,40 @@
 //   2. dice_stats: per (n, c, chunk) partial sums of I = sum p y m, P = sum p m, G = sum y m.
 //   (host: Dice per group in double, loss, per-(n, c) gradient coefficients)
 //   3. grad_*: P <- dloss/dz in place.
-// TGT is the target element type (-DTGT=int or float). Options: -DWG=.. -DHAS_IGNORE -DREGIONS.
+// Options: -DWG=<work-group size> -DVW=<1|8 voxels per work-item; S % VW == 0> -DTGT=<int|float>
+// (ignore handling and label/region mode are runtime arguments, so few programs get built). VW 8 (CPU devices) uses float8 so PoCL emits vector exp/log.
 #ifndef WG
 #define WG 256
 #endif
 #ifndef TGT
 #define TGT int
 #endif
+#ifndef VW
+#define VW 1
+#endif
+
+#if VW == 1
+typedef float vf;
+#define LOADF(p, i) ((p)[i])
+#define STOREF(v, p, i) ((p)[i] = (v))
+#define LOADT(p, i) ((float)(p)[i])
+#define HSUM(v) (v)
+#elif VW == 8
+typedef float8 vf;
+#define LOADF(p, i) vload8(0, (p) + (i))
+#define STOREF(v, p, i) vstore8((v), 0, (p) + (i))
+#define LOADT(p, i) convert_float8(vload8(0, (p) + (i)))
+#define HSUM(v) hsum8(v)
+static inline float hsum8(float8 v) {
+  float4 a = v.lo + v.hi;
+  float2 b = a.lo + a.hi;
+  return b.x + b.y;
+}
+#else
+#error "VW must be 1 or 8"
+#endif
+#define VB(x) ((vf)(x))
+#define ONE_IF(cond) select(VB(0.0f), VB(1.0f), cond)
 
 static inline void reduce2(__local float *a, __local float *b, size_t lid) {
   for (size_t s = WG / 2; s > 0; s >>= 1) {
@@ -19,33 +46,41 @@ static inline void reduce2(__local float *a, __local float *b, size_t lid) {
   }
 }
 
-// Label of a target voxel and its mask (1 unless it is the ignore label).
-static inline int label_at(__global const TGT *t, size_t i) { return (int)t[i]; }
+// Mask of the label-mode target: 0 where the voxel holds the ignore label.
+static inline vf label_mask(vf t, int ignore_label, int has_ignore) {
+  return has_ignore ? select(VB(1.0f), VB(0.0f), t == VB((float)ignore_label)) : VB(1.0f);
+}
 
-// global: (round_up(S, WG), N); partial[(n * G0 + g) * 2 + {0, 1}] = (sum of -log p_t, count).
+// Mask of the region-mode target: its last channel (index C) is the ignore mask.
+static inline vf region_mask(__global const TGT *tp, size_t C, size_t S, int has_ignore) {
+  return has_ignore ? select(VB(0.0f), VB(1.0f), LOADT(tp, C * S) < VB(0.5f)) : VB(1.0f);
+}
+
+// global: (round_up(S / VW, WG), N); partial[(n * G0 + g) * 2 + {0, 1}] = (sum of -log p_t, count).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void probs_softmax(__global const float *z, __global const TGT *tgt, __global float *P, __global float *partial,
-                   const ulong C, const ulong S, const int ignore_label) {
+                   const ulong C, const ulong S, const int ignore_label, const int has_ignore) {
   __local float sa[WG], sb[WG];
-  size_t s = get_global_id(0), n = get_global_id(1), lid = get_local_id(0);
+  size_t s = get_global_id(0) * VW, n = get_global_id(1), lid = get_local_id(0);
   float ce = 0.0f, cnt = 0.0f;
   if (s < S) {
     __global const float *zp = z + n * C * S + s;
     __global float *pp = P + n * C * S + s;
-    float m = -INFINITY;
-    for (size_t c = 0; c < C; c++) m = fmax(m, zp[c * S]);
-    float sum = 0.0f;
-    for (size_t c = 0; c < C; c++) sum += exp(zp[c * S] - m);
-    float inv = 1.0f / sum;
-    for (size_t c = 0; c < C; c++) pp[c * S] = exp(zp[c * S] - m) * inv;
-    int t = label_at(tgt, n * S + s);
-#ifdef HAS_IGNORE
-    if (t != ignore_label)
-#endif
-    {
-      if (t >= 0 && (size_t)t < C) ce = (m + log(sum)) - zp[(size_t)t * S];
-      cnt = 1.0f;
+    vf t = LOADT(tgt, n * S + s);
+    vf m = VB(-INFINITY), zt = VB(0.0f), valid = VB(0.0f);
+    for (size_t c = 0; c < C; c++) {
+      vf v = LOADF(zp, c * S), hit = ONE_IF(t == VB((float)c));
+      m = fmax(m, v);
+      zt = fma(hit, v, zt);
+      valid += hit;
     }
+    vf sum = VB(0.0f);
+    for (size_t c = 0; c < C; c++) sum += exp(LOADF(zp, c * S) - m);
+    vf inv = VB(1.0f) / sum;
+    for (size_t c = 0; c < C; c++) STOREF(exp(LOADF(zp, c * S) - m) * inv, pp, c * S);
+    vf mask = label_mask(t, ignore_label, has_ignore);
+    ce = HSUM((m + log(sum) - zt) * valid * mask);
+    cnt = HSUM(mask);
   }
   sa[lid] = ce; sb[lid] = cnt;
   barrier(CLK_LOCAL_MEM_FENCE);
@@ -61,25 +96,22 @@ void probs_softmax(__global const float *z, __global const TGT *tgt, __global fl
 // partial = (sum over voxels and regions of bce * m, sum over voxels of m).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void probs_sigmoid(__global const float *z, __global const TGT *tgt, __global float *P, __global float *partial,
-                   const ulong C, const ulong S, const ulong TC) {
+                   const ulong C, const ulong S, const ulong TC, const int has_ignore) {
   __local float sa[WG], sb[WG];
-  size_t s = get_global_id(0), n = get_global_id(1), lid = get_local_id(0);
+  size_t s = get_global_id(0) * VW, n = get_global_id(1), lid = get_local_id(0);
   float bce = 0.0f, cnt = 0.0f;
   if (s < S) {
     __global const float *zp = z + n * C * S + s;
     __global float *pp = P + n * C * S + s;
     __global const TGT *tp = tgt + n * TC * S + s;
-    float m = 1.0f;
-#ifdef HAS_IGNORE
-    m = (float)tp[C * S] < 0.5f ? 1.0f : 0.0f;
-#endif
+    vf m = region_mask(tp, C, S, has_ignore), acc = VB(0.0f);
     for (size_t c = 0; c < C; c++) {
-      float v = zp[c * S], y = (float)tp[c * S];
-      pp[c * S] = 1.0f / (1.0f + exp(-v));
-      bce += fmax(v, 0.0f) - v * y + log1p(exp(-fabs(v)));
+      vf v = LOADF(zp, c * S), y = LOADT(tp, c * S);
+      STOREF(VB(1.0f) / (VB(1.0f) + exp(-v)), pp, c * S);
+      acc += fmax(v, VB(0.0f)) - v * y + log1p(exp(-fabs(v)));
     }
-    bce *= m;
-    cnt = m;
+    bce = HSUM(acc * m);
+    cnt = HSUM(m);
   }
   sa[lid] = bce; sb[lid] = cnt;
   barrier(CLK_LOCAL_MEM_FENCE);
@@ -91,44 +123,35 @@ void probs_sigmoid(__global const float *z, __global const TGT *tgt, __global fl
   }
 }
 
-static inline void target_ym(__global const TGT *tgt, size_t n, size_t c, size_t s, size_t C, size_t S, size_t TC,
-                             int ignore_label, float *y, float *m) {
-#ifdef REGIONS
-  __global const TGT *tp = tgt + n * TC * S + s;
-  *y = (float)tp[c * S];
-  *m = 1.0f;
-#ifdef HAS_IGNORE
-  *m = (float)tp[C * S] < 0.5f ? 1.0f : 0.0f;
-#endif
-#else
-  int t = (int)tgt[n * S + s];
-  *m = 1.0f;
-#ifdef HAS_IGNORE
-  if (t == ignore_label) *m = 0.0f;
-#endif
-  *y = (t == (int)c) ? 1.0f : 0.0f;
-#endif
-}
-
-// global: (CH * WG, C, N) with CH chunks per row; partial[((n C + c) CH + chunk) 3 + {I, P, G}].
+// global: (CH * WG, C, N) with CH chunks per row, each `per` voxels (a multiple of VW);
+// partial[((n C + c) CH + chunk) 3 + {I, P, G}].
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void dice_stats(__global const float *P, __global const TGT *tgt, __global float *partial, const ulong C,
-                const ulong S, const ulong TC, const int ignore_label) {
+                const ulong S, const ulong TC, const int ignore_label, const ulong per, const int has_ignore,
+                const int regions) {
   __local float sa[WG], sb[WG], sc[WG];
   size_t lid = get_local_id(0), chunk = get_group_id(0), CH = get_num_groups(0);
   size_t c = get_global_id(1), n = get_global_id(2);
-  size_t per = (S + CH - 1) / CH, s0 = chunk * per, s1 = min(S, s0 + per);
+  size_t s0 = chunk * per, s1 = min((size_t)S, s0 + (size_t)per);
   __global const float *pp = P + (n * C + c) * S;
-  float I = 0.0f, Ps = 0.0f, G = 0.0f;
-  for (size_t s = s0 + lid; s < s1; s += WG) {
-    float y, m;
-    target_ym(tgt, n, c, s, C, S, TC, ignore_label, &y, &m);
-    float p = pp[s] * m;
+  vf I = VB(0.0f), Ps = VB(0.0f), G = VB(0.0f);
+  for (size_t s = s0 + lid * VW; s < s1; s += WG * VW) {
+    vf y, m;
+    if (regions) {
+      __global const TGT *tp = tgt + n * TC * S + s;
+      y = LOADT(tp, c * S);
+      m = region_mask(tp, C, S, has_ignore);
+    } else {
+      vf t = LOADT(tgt, n * S + s);
+      y = ONE_IF(t == VB((float)c));
+      m = label_mask(t, ignore_label, has_ignore);
+    }
+    vf p = LOADF(pp, s) * m;
     I = fma(p, y, I);
     Ps += p;
     G = fma(y, m, G);
   }
-  sa[lid] = I; sb[lid] = Ps; sc[lid] = G;
+  sa[lid] = HSUM(I); sb[lid] = HSUM(Ps); sc[lid] = HSUM(G);
   barrier(CLK_LOCAL_MEM_FENCE);
   for (size_t st = WG / 2; st > 0; st >>= 1) {
     if (lid < st) { sa[lid] += sa[lid + st]; sb[lid] += sb[lid + st]; sc[lid] += sc[lid + st]; }
@@ -141,44 +164,38 @@ void dice_stats(__global const float *P, __global const TGT *tgt, __global float
 }
 
 // Label mode gradient, in place on P (holding softmax probabilities). coef[(n C + c) 2 + {A, B}]:
-// dLdice/dp_c = m (A y_c + B); ce_k = scale w_ce / (non-ignored count). global: (round_up(S), N).
+// dLdice/dp_c = m (A y_c + B); ce_k = scale w_ce / (non-ignored count). global: (round_up(S / VW), N).
 __kernel void grad_softmax(__global float *P, __global const TGT *tgt, __global const float *coef, const float ce_k,
-                           const ulong C, const ulong S, const int ignore_label) {
-  size_t s = get_global_id(0), n = get_global_id(1);
+                           const ulong C, const ulong S, const int ignore_label, const int has_ignore) {
+  size_t s = get_global_id(0) * VW, n = get_global_id(1);
   if (s >= S) return;
-  int t = (int)tgt[n * S + s];
-  float m = 1.0f;
-#ifdef HAS_IGNORE
-  if (t == ignore_label) m = 0.0f;
-#endif
+  vf t = LOADT(tgt, n * S + s);
+  vf m = label_mask(t, ignore_label, has_ignore);
   __global float *pp = P + n * C * S + s;
   __global const float *cf = coef + n * C * 2;
-  float acc = 0.0f;
+  vf acc = VB(0.0f);
   for (size_t c = 0; c < C; c++) {
-    float y = (t == (int)c) ? 1.0f : 0.0f;
-    acc = fma(pp[c * S], m * fma(cf[2 * c], y, cf[2 * c + 1]), acc);
+    vf y = ONE_IF(t == VB((float)c));
+    acc = fma(LOADF(pp, c * S), m * fma(VB(cf[2 * c]), y, VB(cf[2 * c + 1])), acc);
   }
   for (size_t c = 0; c < C; c++) {
-    float y = (t == (int)c) ? 1.0f : 0.0f;
-    float p = pp[c * S];
-    float g = m * fma(cf[2 * c], y, cf[2 * c + 1]);
-    pp[c * S] = ce_k * m * (p - y) + p * (g - acc);
+    vf y = ONE_IF(t == VB((float)c));
+    vf p = LOADF(pp, c * S);
+    vf g = m * fma(VB(cf[2 * c]), y, VB(cf[2 * c + 1]));
+    STOREF(ce_k * m * (p - y) + p * (g - acc), pp, c * S);
   }
 }
 
-// Region mode gradient, one item per (n, c, s) element. global: (round_up(S), C, N).
+// Region mode gradient, VW elements of one (n, c) row per item. global: (round_up(S / VW), C, N).
 __kernel void grad_sigmoid(__global float *P, __global const TGT *tgt, __global const float *coef, const float ce_k,
-                           const ulong C, const ulong S, const ulong TC) {
-  size_t s = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+                           const ulong C, const ulong S, const ulong TC, const int has_ignore) {
+  size_t s = get_global_id(0) * VW, c = get_global_id(1), n = get_global_id(2);
   if (s >= S) return;
   __global const TGT *tp = tgt + n * TC * S + s;
-  float m = 1.0f;
-#ifdef HAS_IGNORE
-  m = (float)tp[C * S] < 0.5f ? 1.0f : 0.0f;
-#endif
-  float y = (float)tp[c * S];
-  size_t i = (n * C + c) * S + s;
-  float p = P[i];
-  float g = m * fma(coef[(n * C + c) * 2], y, coef[(n * C + c) * 2 + 1]);
-  P[i] = ce_k * m * (p - y) + p * (1.0f - p) * g;
+  vf m = region_mask(tp, C, S, has_ignore);
+  vf y = LOADT(tp, c * S);
+  __global float *pp = P + (n * C + c) * S + s;
+  vf p = LOADF(pp, 0);
+  vf g = m * fma(VB(coef[(n * C + c) * 2]), y, VB(coef[(n * C + c) * 2 + 1]));
+  STOREF(ce_k * m * (p - y) + p * (VB(1.0f) - p) * g, pp, 0);
 }
