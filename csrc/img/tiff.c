@@ -119,6 +119,8 @@ static lu_status read_page(const char *path, TIFF *tif, int page, const page_inf
     tmsize_t ts = TIFFTileSize(tif);
     if (tw == 0 || th == 0 || ts <= 0 || (size_t)ts < (size_t)tw * th * p->spp * elem)
       return lu_fail(LU_EFORMAT, "%s: bad tile layout on page %d%s%s", path, page, m->err[0] ? ": " : "", m->err);
+    /* a tile no codec could fill from this file is a broken header, not an allocation to try */
+    LU_TRY(lu_image_check_file_cap(path, (size_t)ts, 4096));
     unsigned char *buf = malloc((size_t)ts);
     if (!buf) return lu_fail(LU_ENOMEM, "%s: cannot allocate a %lld-byte tile", path, (long long)ts);
     for (uint32_t y0 = 0; y0 < h; y0 += th)
