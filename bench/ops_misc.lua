@@ -101,16 +101,24 @@ end
 -- PyTorch CPU reference (same thread count), if installed
 local threads = tonumber(os.getenv("LUNET_BENCH_THREADS") or "") or tonumber(io.popen("nproc"):read("l")) or 1
 local torch_times = {}
+local devinfo = lunet.devices()[core.default_device() + 1]
+-- PyTorch on the same kind of device: CUDA when Lunet runs on a GPU, else CPU
+local torch_dev = os.getenv("LUNET_BENCH_TORCH_DEVICE") or (devinfo.type == "gpu" and "cuda" or "cpu")
 do
   local py = {
     "import sys, time, torch",
     "torch.set_num_threads(" .. threads .. ")",
-    "from nnunetv2.training.loss.compound_losses import DC_and_CE_loss",
-    "from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss",
+    "torch.set_default_device('" .. torch_dev .. "')",
+    "sync = torch.cuda.synchronize if '" .. torch_dev .. "' == 'cuda' else (lambda: None)",
+    "try:",
+    "    from nnunetv2.training.loss.compound_losses import DC_and_CE_loss",
+    "    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss",
+    "except ImportError:",
+    "    DC_and_CE_loss = None",
     "def tm(f, min_s=" .. (quick and "0.3" or "1.0") .. "):",
-    "    f(); best=1e9; t0=time.perf_counter(); r=0",
+    "    f(); sync(); best=1e9; t0=time.perf_counter(); r=0",
     "    while time.perf_counter()-t0 < min_s or r < 3:",
-    "        a=time.perf_counter(); f(); best=min(best, time.perf_counter()-a); r+=1",
+    "        a=time.perf_counter(); f(); sync(); best=min(best, time.perf_counter()-a); r+=1",
     "    return best",
   }
   for _, j in ipairs(torch_jobs) do
@@ -126,9 +134,9 @@ do
       py[#py + 1] = "h=x.detach()[:, :C//2].contiguous(); print('concat', tm(lambda: torch.cat([h, h], 1)))"
     else
       py[#py + 1] = ("z=torch.randn(%s, requires_grad=True); t=torch.randint(0, z.shape[1], (z.shape[0], 1) + tuple(z.shape[2:])).float()"):format(sh)
-      py[#py + 1] = "L=DC_and_CE_loss({'batch_dice': False, 'smooth': 1e-5, 'do_bg': False, 'ddp': False}, {}, weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)"
-      py[#py + 1] = "print('dc_ce loss + dlogits', tm(lambda: torch.autograd.grad(L(z, t), z)))"
-      py[#py + 1] = "print('dc_ce loss only', tm(lambda: L(z.detach(), t)))"
+      py[#py + 1] = "L=DC_and_CE_loss and DC_and_CE_loss({'batch_dice': False, 'smooth': 1e-5, 'do_bg': False, 'ddp': False}, {}, weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)"
+      py[#py + 1] = "if DC_and_CE_loss is not None: print('dc_ce loss + dlogits', tm(lambda: torch.autograd.grad(L(z, t), z)))"
+      py[#py + 1] = "if DC_and_CE_loss is not None: print('dc_ce loss only', tm(lambda: L(z.detach(), t)))"
     end
     py[#py + 1] = "print('END')"
   end
@@ -156,10 +164,9 @@ do
   end
 end
 
-local devinfo = lunet.devices()[core.default_device() + 1]
-print(string.format("device: %s (%s); copy bandwidth %.1f GB/s; torch threads %d", devinfo.name, devinfo.platform,
-                    copy_gbs, threads))
-print(string.format("%-22s %-18s %9s %8s %8s %10s", "op", "shape", "ms", "GB/s", "of copy", "torch/us"))
+print(string.format("device: %s (%s); copy bandwidth %.1f GB/s; torch %s, threads %d", devinfo.name, devinfo.platform,
+                    copy_gbs, torch_dev, threads))
+print(string.format("%-22s %-18s %9s %8s %8s %10s", "op", "shape", "ms", "GB/s", "of copy", "torch/lunet"))
 for _, r in ipairs(results) do
   print(string.format("%-22s %-18s %9.2f %8.1f %8.2f %10s", r.name, r.shape, r.ms, r.gbs, r.gbs / copy_gbs,
                       r.torch and string.format("%.2f", r.torch * 1e3 / r.ms) or "-"))

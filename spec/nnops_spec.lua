@@ -113,6 +113,36 @@ describe("instance norm", function()
     end
   end)
 
+  it("the other kernel path (GPU work-group rows on a CPU, float8 rows on a GPU) gives the same results", function()
+    -- the path is chosen per device type; LUNET_INSTNORM forces one, so a child process runs the other
+    local other = lunet.devices()[core.default_device() + 1].type == "cpu" and "groups" or "rows"
+    local child = [[
+      local lunet = require "lunet"; local nn = lunet.core.nn
+      local function f(n) return lunet.npy.read("spec/fixtures/nnops/in3d_" .. n .. ".npy") end
+      local x, w, b, dy = f("x"):to_device(), f("w"):to_device(), f("b"):to_device(), f("dy"):to_device()
+      local N, C = x.shape[1], x.shape[2]
+      local z = lunet.core.zeros
+      local y, m, s = z(x.shape, "f32", true), z({N * C}, "f32", true), z({N * C}, "f32", true)
+      nn.instnorm_fwd(y, m, s, x, w, b)
+      local dx, dw, db = z(x.shape, "f32", true), z({C}, "f32", true), z({C}, "f32", true)
+      nn.instnorm_bwd(x, w, m, s, dy, dx, dw, db)
+      local worst = 0
+      for _, p in ipairs({{"y", y}, {"dx", dx}, {"dw", dw}, {"db", db}}) do
+        local want, got, mx = f(p[1]):flat(), p[2]:flat(), 0
+        for i = 1, #want do mx = math.max(mx, math.abs(want[i])) end
+        for i = 1, #want do worst = math.max(worst, math.abs(want[i] - got[i]) / math.max(math.abs(want[i]), 1e-2 * mx)) end
+      end
+      print("WORST " .. worst)
+    ]]
+    local lua = os.getenv("LUNET_LUA") or "lua5.4"
+    local p = io.popen(("LUNET_INSTNORM=%s %s -e %q 2>&1"):format(other, lua, child))
+    local out = p:read("a")
+    p:close()
+    local worst = tonumber(out:match("WORST (%S+)"))
+    assert(worst, "child failed: " .. out)
+    assert(worst <= 1e-4, ("%s path: worst relative error %g"):format(other, worst))
+  end)
+
   it("rejects mismatched weight sizes with a message naming the argument", function()
     local x = poisoned({1, 3, 4})
     local ok, err = pcall(nn.instnorm_fwd, poisoned({1, 3, 4}), poisoned({3}), poisoned({3}), x, poisoned({2}), poisoned({3}))
