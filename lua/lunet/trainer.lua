@@ -1,0 +1,606 @@
+--[[ lunet.trainer: nnU-Net v2's nnUNetTrainer loop (reference 6.3-6.7) driving the C training step.
+
+  local trainer = require "lunet.trainer"
+  local run = trainer.train{
+    dataset = 4 | "Dataset004_Hippocampus",   plans = "nnUNetPlans" (identifier, path of a .json, or a table),
+    configuration = "2d", fold = 0..4 | "all", trainer_file = "my_trainer.lua" (optional),
+    epochs =, iterations =, val_iterations =   -- override the trainer table (defaults 1000, 250, 50)
+    continue = false, val_only = false, npz = false, seed = 0, device = nil (index), threads = 2,
+    progress = nil (default: stderr is a terminal -> bar, else one line per epoch; false: silent),
+    net = nil (a factory function(plans, cfg, nin, nout, opts) -> network with the lunet.net interface; specs)
+  }
+  -- also lunet.train(plans, cfg, fold, opts)
+  run.folder, run.log (per-epoch lists), run.interrupted (signal number when stopped by SIGINT/SIGTERM),
+  run.validation (summary of the final validation, when it ran)
+
+Trainer file (`-tr my_trainer.lua`): a Lua chunk returning overrides of the rules' trainer table, e.g.
+  return { name = "nnUNetTrainer_50epochs", num_epochs = 50, initial_lr = 1e-3,
+           loss = { weight_ce = 2 }, augmentation = { gamma = { p = 0 } }, save_every = 10 }
+Tables merge key by key into rules/default.lua's `trainer` (and `augmentation`); the trainer's name (default: the
+file's base name) names the results folder <trainer>__<plans>__<configuration>.
+
+Resume: every checkpoint carries the epoch, the iteration within the epoch (for SIGINT/SIGTERM stops), the losses
+of the epoch so far, both loaders' batch counters (the batch stream depends only on seed and counter), the logging
+lists and the best EMA, next to the weights and the SGD momentum; --continue picks final, latest, then best as
+nnU-Net does, so a resumed run draws exactly the batches the uninterrupted run would have drawn.
+]]
+local core = require "lunet.core"
+local json = require "lunet.json"
+local paths = require "lunet.paths"
+local clock = require "lunet.clock"
+
+local M = {}
+
+local NAN = 0 / 0
+
+-- ------------------------------------------------------------------------------------------------ settings
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local o = {}
+  for k, x in pairs(v) do o[k] = deep_copy(x) end
+  return setmetatable(o, getmetatable(v))
+end
+
+local function merge(base, over, where, file)
+  for k, v in pairs(over) do
+    if type(v) == "table" and type(base[k]) == "table" and not json.is_array(v) and #v == 0 then
+      merge(base[k], v, where .. "." .. tostring(k), file)
+    else
+      base[k] = deep_copy(v)
+    end
+  end
+end
+
+--- Reads a trainer file: returns overrides (table) and the trainer name. Errors name the file (and line).
+function M.load_trainer_file(path)
+  local chunk, err = loadfile(path, "t")
+  if not chunk then error("trainer file " .. tostring(err), 0) end
+  local ok, res = xpcall(chunk, function(e)
+    local msg = tostring(e)
+    if not msg:find(path, 1, true) then
+      -- name the line of the trainer file where the error happened
+      for level = 2, 20 do
+        local info = debug.getinfo(level, "Sl")
+        if not info then break end
+        if info.source == "@" .. path then msg = path .. ":" .. info.currentline .. ": " .. msg; break end
+      end
+    end
+    return msg
+  end)
+  if not ok then error("trainer file " .. res, 0) end
+  if type(res) ~= "table" then
+    error(("trainer file %s: must return a table of trainer settings, got %s"):format(path, type(res)), 0)
+  end
+  local name = res.name or paths.basename(path):gsub("%.lua$", "")
+  return res, name
+end
+
+--- The effective trainer table (rules' trainer + augmentation, trainer-file overrides, then explicit options).
+function M.settings(rules, overrides, file)
+  local tr = deep_copy(rules.trainer)
+  tr.augmentation = deep_copy(rules.augmentation)
+  if overrides then
+    for k, v in pairs(overrides) do
+      if k ~= "name" and tr[k] == nil and k ~= "augmentation" then
+        local known = {}
+        for kk in pairs(tr) do known[#known + 1] = kk end
+        table.sort(known)
+        error(("trainer file %s: unknown trainer setting '%s' (known: %s)"):format(file or "?", tostring(k),
+          table.concat(known, ", ")), 0)
+      end
+    end
+    merge(tr, overrides, "trainer", file)
+  end
+  return tr
+end
+
+function M.poly_lr(tr, epoch)
+  return tr.initial_lr * (1 - epoch / tr.num_epochs) ^ tr.poly_exponent
+end
+
+-- ------------------------------------------------------------------------------------------------ helpers
+local function wall_clock()
+  local w0, m0 = os.time(), clock.now()
+  return function() return w0 + (clock.now() - m0) end
+end
+
+local function is_tty()
+  local p = io.popen("test -t 2 && echo y || echo n")
+  if not p then return false end
+  local s = p:read("a")
+  p:close()
+  return s:match("y") ~= nil
+end
+
+local function fmt_time(s)
+  s = math.max(0, math.floor(s + 0.5))
+  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
+  return string.format("%02d:%02d", s // 60, s % 60)
+end
+
+local function round(x, d)
+  if x ~= x then return x end
+  local m = 10 ^ d
+  return math.floor(x * m + 0.5) / m
+end
+
+local function pyfloat(x)
+  if x ~= x then return "nan" end
+  return json.float_repr(x + 0.0)
+end
+
+local function copy_file(src, dst)
+  local f = io.open(src, "rb")
+  if not f then error(src .. ": cannot read (needed in the results folder)", 0) end
+  local s = f:read("a")
+  f:close()
+  json.write_file_atomic(dst, s)
+end
+
+-- NaN/inf are not JSON (lua-cjson refuses them): checkpoints carry them as strings.
+local function sanitize(v)
+  if type(v) == "number" then
+    if v ~= v then return "NaN" elseif v == math.huge then return "Infinity" elseif v == -math.huge then return "-Infinity" end
+    return v
+  elseif type(v) == "table" then
+    local o = {}
+    for k, x in pairs(v) do o[k] = sanitize(x) end
+    return o
+  end
+  return v
+end
+local function unsanitize(v)
+  if v == "NaN" then return NAN elseif v == "Infinity" then return math.huge elseif v == "-Infinity" then return -math.huge end
+  if type(v) == "table" then
+    local o = {}
+    for k, x in pairs(v) do o[k] = unsanitize(x) end
+    return o
+  end
+  return v
+end
+M._sanitize, M._unsanitize = sanitize, unsanitize
+
+-- ------------------------------------------------------------------------------------------------ log file
+local Logger = {}
+Logger.__index = Logger
+
+local function new_logger(folder, quiet)
+  local d = os.date("*t")
+  local name = string.format("training_log_%d_%d_%d_%02d_%02d_%02d.txt", d.year, d.month, d.day, d.hour, d.min, d.sec)
+  local path = paths.join(folder, name)
+  local f = assert(io.open(path, "a"))
+  return setmetatable({ path = path, f = f, quiet = quiet, wall = wall_clock() }, Logger)
+end
+
+--- nnU-Net's print_to_log_file: "<datetime>: <args joined by spaces>".
+function Logger:print(...)
+  local parts = table.pack(...)
+  for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+  local t = self.wall()
+  local frac = t - math.floor(t)
+  local stamp = os.date("%Y-%m-%d %H:%M:%S", math.floor(t)) .. string.format(".%06d", math.floor(frac * 1e6))
+  local line = table.concat(parts, " ", 1, parts.n)
+  self.f:write(stamp, ": ", line, "\n")
+  self.f:flush()
+  if not self.quiet then io.stdout:write(stamp, ": ", line, "\n"); io.stdout:flush() end
+end
+
+function Logger:close() if self.f then self.f:close(); self.f = nil end end
+
+-- ------------------------------------------------------------------------------------------------ progress bar
+local function progress(enabled, label, total)
+  local t0 = clock.now()
+  local last = -1
+  return function(done, extra)
+    if not enabled then return end
+    local now = clock.now()
+    if done < total and now - last < 0.2 then return end
+    last = now
+    local el = now - t0
+    local rate = el > 0 and done / el or 0
+    local eta = rate > 0 and (total - done) / rate or 0
+    local w = 30
+    local fill = total > 0 and math.floor(w * done / total) or w
+    io.stderr:write(string.format("\r%s [%s%s] %d/%d %.2f it/s  %s<%s %s ", label, string.rep("#", fill),
+      string.rep(".", w - fill), done, total, rate, fmt_time(el), done > 0 and fmt_time(eta) or "--:--", extra or ""))
+    if done >= total then io.stderr:write("\n") end
+    io.stderr:flush()
+  end
+end
+
+-- ------------------------------------------------------------------------------------------------ batches
+local function to_net(batch, dim)
+  local d, s = batch.data, batch.seg
+  local B, C = d.shape[1], d.shape[2]
+  local x, y
+  if dim == 2 then
+    x = d:reshape({ B, C, d.shape[4], d.shape[5] })
+    y = s:astype("i32"):reshape({ B, s.shape[2], s.shape[4], s.shape[5] })
+  else
+    x, y = d, s:astype("i32")
+  end
+  return x, y
+end
+
+--- TP/FP/FN per foreground class of a batch (reference 6.3 validation step).
+local function confusion(logits, target, fg_labels, ignore_label)
+  local B, C = logits.shape[1], logits.shape[2]
+  local per = logits:numel() // B
+  local vox = per // C
+  local raw = logits:bytes()
+  local segs = {}
+  local sshape = { C }
+  for i = 3, #logits.shape do sshape[#sshape + 1] = logits.shape[i] end
+  for b = 0, B - 1 do
+    local t = core.from_bytes(raw:sub(b * per * 4 + 1, (b + 1) * per * 4), sshape, "f32")
+    local seg = core.eval.probs_to_seg(t)
+    segs[b + 1] = seg:astype("i32"):bytes()
+  end
+  local pred = core.from_bytes(table.concat(segs), { B * vox }, "i32")
+  local ref = target:reshape({ B * vox })
+  return core.eval.confusion(ref, pred, fg_labels, { ignore_label = ignore_label, threads = 2 })
+end
+
+-- ------------------------------------------------------------------------------------------------ the trainer
+local function resolve(o)
+  local ds_name = paths.dataset_name(o.dataset)
+  local pre = paths.preprocessed_dataset(ds_name)
+  local planner = require "lunet.planner"
+  local plans, plans_path
+  if type(o.plans) == "table" then plans = o.plans
+  else
+    local p = o.plans or "nnUNetPlans"
+    plans_path = (p:match("%.json$") and p) or paths.join(pre, p .. ".json")
+    if not paths.isfile(plans_path) then
+      error(("plans file %s not found: run lunet plan_and_preprocess -d %s first"):format(plans_path, ds_name), 0)
+    end
+    plans = planner.read(plans_path)
+  end
+  local cfg_name = o.configuration
+  local ok, cfg = pcall(planner.configuration, plans, cfg_name)
+  if not ok or not cfg then
+    local names = {}
+    for k in pairs(plans.configurations or {}) do names[#names + 1] = k end
+    table.sort(names)
+    error(("configuration '%s' is not in the plans %s (has: %s)"):format(tostring(cfg_name),
+      plans_path or plans.plans_name or "?", table.concat(names, ", ")), 0)
+  end
+  return ds_name, pre, plans, plans_path, cfg_name, cfg
+end
+
+local function list_cases(dir)
+  if not paths.isdir(dir) then
+    error(("preprocessed data %s not found: run lunet preprocess for this configuration first"):format(dir), 0)
+  end
+  local ids = {}
+  for _, n in ipairs(paths.listdir(dir)) do
+    local id = n:match("^(.*)%.lcs$")
+    if id then ids[#ids + 1] = id end
+  end
+  if #ids == 0 then error(dir .. ": no preprocessed cases (.lcs)", 0) end
+  return ids
+end
+
+local function checkpoint_meta(st, extra)
+  local m = {
+    current_epoch = st.epoch, iteration = st.iter, epoch_losses = st.partial, epoch_start = st.epoch_start,
+    logging = st.log, best_ema = st.best_ema, train_loader = st.loader:state(), val_loader = st.val_loader:state(),
+    trainer_name = st.trainer_name, fold = st.fold, configuration = st.cfg_name, seed = st.seed,
+    inference_allowed_mirroring_axes = st.mirror_axes, trainer = st.tr,
+  }
+  for k, v in pairs(extra or {}) do m[k] = v end
+  return sanitize(m)
+end
+
+local function save_checkpoint(st, name, extra)
+  local path = paths.join(st.folder, name)
+  st.net:save(path, checkpoint_meta(st, extra))
+  return path
+end
+
+local function new_log()
+  return { mean_fg_dice = {}, ema_fg_dice = {}, dice_per_class_or_region = {}, train_losses = {}, val_losses = {},
+           lrs = {}, epoch_start_timestamps = {}, epoch_end_timestamps = {} }
+end
+
+local function restore(st, path)
+  local meta = unsanitize(st.net:load(path))
+  st.epoch = meta.current_epoch or 0
+  st.iter = meta.iteration or 0
+  st.partial = meta.epoch_losses or {}
+  st.epoch_start = meta.epoch_start
+  st.log = meta.logging or new_log()
+  for k, v in pairs(new_log()) do if st.log[k] == nil then st.log[k] = v end end
+  st.best_ema = meta.best_ema
+  if meta.train_loader then st.loader:set_state(meta.train_loader) end
+  if meta.val_loader then st.val_loader:set_state(meta.val_loader) end
+  return meta
+end
+
+--- Final validation of the fold's cases (reference 6.6) with lunet.predict, then lunet.evaluate.
+local function final_validation(st)
+  local okp, predict = pcall(require, "lunet.predict")
+  if not okp then
+    st.logger:print("Final validation skipped: lunet.predict is not available (" .. tostring(predict):match("[^\n]*") .. ")")
+    return nil
+  end
+  local vdir = paths.join(st.folder, "validation")
+  paths.mkdirs(vdir)
+  local fn = predict.validation or predict.fold_validation
+  if type(fn) ~= "function" then
+    st.logger:print("Final validation skipped: lunet.predict has no validation(...) entry point yet")
+    return nil
+  end
+  fn{ net = st.net, plans = st.plans, configuration = st.cfg_name, dataset_json = st.dataset_json,
+      cases = st.val_ids, data_dir = st.data_dir, output_folder = vdir, npz = st.npz,
+      mirror_axes = st.mirror_axes, threads = st.threads }
+  local evaluate = require "lunet.evaluate"
+  local summary = evaluate.folder(paths.join(st.pre, "gt_segmentations"), vdir,
+    { dataset_json = paths.join(st.pre, "dataset.json"), output_file = paths.join(vdir, "summary.json"), chill = true })
+  local fg = summary.foreground_mean and summary.foreground_mean.Dice
+  st.logger:print("Validation complete")
+  st.logger:print("Mean Validation Dice: ", fg)
+  return summary
+end
+
+function M.train(o)
+  if type(o) ~= "table" then error("trainer.train: expected a table of options", 2) end
+  if o.dataset == nil and type(o.plans) == "table" then o.dataset = o.plans.dataset_name end
+  if o.dataset == nil then error("trainer.train: dataset is required", 2) end
+  if o.configuration == nil then error("trainer.train: configuration is required", 2) end
+  local fold = o.fold == nil and 0 or o.fold
+  if fold ~= "all" then
+    fold = math.tointeger(tonumber(fold))
+    if not fold or fold < 0 then error(("trainer.train: fold must be 0..4 or \"all\", got %s"):format(tostring(o.fold)), 2) end
+  end
+  local ds_name, pre, plans, plans_path, cfg_name, cfg = resolve(o)
+  local rules = require "lunet.rules.default"
+  local overrides, trainer_name = nil, rules.trainer.name or "nnUNetTrainer"
+  if o.trainer_file then overrides, trainer_name = M.load_trainer_file(o.trainer_file) end
+  local tr = M.settings(rules, overrides, o.trainer_file)
+  tr.name = trainer_name
+  if o.epochs then tr.num_epochs = o.epochs end
+  if o.iterations then tr.num_iterations_per_epoch = o.iterations end
+  if o.val_iterations then tr.num_val_iterations_per_epoch = o.val_iterations end
+  local seed = o.seed or 0
+  local threads = o.threads or 2
+
+  local dj = json.read(paths.join(pre, "dataset.json"))
+  local info = require("lunet.dataset").label_info(dj.labels, dj.regions_class_order)
+  if info.has_regions then
+    error("region-based training (regions in dataset.json) is not supported by this trainer yet", 0)
+  end
+  local nin = 0
+  for _ in pairs(dj.channel_names or dj.modality or {}) do nin = nin + 1 end
+  local nout = info.num_segmentation_heads
+
+  -- folders and copies (on_train_start)
+  local model_dir = paths.output_folder(ds_name, trainer_name, plans.plans_name, cfg_name)
+  local folder = paths.join(model_dir, "fold_" .. tostring(fold))
+  paths.mkdirs(folder)
+  if plans_path then copy_file(plans_path, paths.join(model_dir, "plans.json"))
+  else (require "lunet.planner").write(plans, paths.join(model_dir, "plans.json")) end
+  copy_file(paths.join(pre, "dataset.json"), paths.join(model_dir, "dataset.json"))
+  if paths.isfile(paths.join(pre, "dataset_fingerprint.json")) then
+    copy_file(paths.join(pre, "dataset_fingerprint.json"), paths.join(model_dir, "dataset_fingerprint.json"))
+  end
+
+  local show = o.progress
+  local tty = false
+  if show ~= false then tty = is_tty() end
+  if show == nil then show = true end
+  local logger = new_logger(folder, o.quiet)
+
+  -- splits and cases
+  local data_dir = paths.join(pre, cfg.data_identifier)
+  local ids = list_cases(data_dir)
+  local splits = require "lunet.splits"
+  local s, created = splits.load_or_create(pre, ids)
+  if created then logger:print("Creating new 5-fold cross-validation split...") end
+  local train_ids, val_ids, note = splits.fold(s, ids, fold)
+  if note then logger:print("WARNING: " .. note) end
+  logger:print(("This split has %d training and %d validation cases."):format(#train_ids, #val_ids))
+  local store = require "lunet.store"
+  local function open_cases(list)
+    local out = {}
+    for i, id in ipairs(list) do
+      local p = paths.join(data_dir, id .. ".lcs")
+      if not paths.isfile(p) then error(("%s: case '%s' of the split is not preprocessed"):format(p, id), 0) end
+      local c = store.open(p)
+      c.key = id
+      out[i] = c
+    end
+    return out
+  end
+
+  local sampler = require "lunet.sampler"
+  local augment = require "lunet.augment"
+  local patch = cfg.patch_size
+  local dim = #patch
+  local mask_channels
+  if type(cfg.use_mask_for_norm) == "table" then
+    mask_channels = {}
+    for i, v in ipairs(cfg.use_mask_for_norm) do if v == true then mask_channels[#mask_channels + 1] = i end end
+  end
+  local loader_opts = {
+    patch_size = patch, batch_size = cfg.batch_size, oversample = tr.oversample_foreground_percent, seed = seed,
+    augmentation = tr.augmentation, has_ignore = info.ignore_label ~= nil, threads = threads,
+    mask_channels = mask_channels,
+  }
+  local st = {
+    folder = folder, fold = fold, cfg_name = cfg_name, plans = plans, tr = tr, trainer_name = trainer_name,
+    seed = seed, logger = logger, pre = pre, data_dir = data_dir, val_ids = val_ids, npz = o.npz,
+    threads = threads, dataset_json = dj, epoch = 0, iter = 0, partial = {}, log = new_log(),
+  }
+  local lo = deep_copy(loader_opts); lo.cases = open_cases(train_ids)
+  st.loader = sampler.new(lo)
+  local vo = deep_copy(loader_opts); vo.cases = open_cases(#val_ids > 0 and val_ids or train_ids); vo.validation = true
+  st.val_loader = sampler.new(vo)
+  local acfg = augment.configure(patch, tr.augmentation)
+  st.mirror_axes = acfg.mirror_axes
+
+  -- network
+  local factory = o.net or require("lunet.net").new
+  local net = factory(plans, cfg_name, nin, nout,
+    { rules = { trainer = tr }, seed = seed + 12345, device = o.device, dataset_json = dj })
+  st.net = net
+
+  -- continue / val_only
+  local function ck(name) return paths.join(folder, name) end
+  if o.val_only then
+    if not paths.isfile(ck("checkpoint_final.pth")) then
+      error(ck("checkpoint_final.pth") .. ": not found; --val-only needs a finished training", 0)
+    end
+    restore(st, ck("checkpoint_final.pth"))
+  elseif o.continue then
+    local found
+    for _, n in ipairs({ "checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth" }) do
+      if paths.isfile(ck(n)) then found = n; break end
+    end
+    if found then
+      restore(st, ck(found))
+      logger:print(("Continuing from %s: epoch %d, iteration %d"):format(found, st.epoch, st.iter))
+    else
+      logger:print("WARNING: cannot continue training because there seems to be no checkpoint available to " ..
+        "continue from. Starting a new training...")
+    end
+  end
+
+  -- debug.json (effective settings)
+  json.write(paths.join(folder, "debug.json"), {
+    trainer_name = trainer_name, trainer_file = o.trainer_file or json.null, trainer = tr,
+    dataset_name = ds_name, plans_name = plans.plans_name, configuration = cfg_name, fold = fold, seed = seed,
+    device = o.device or json.null, threads = threads, batch_size = cfg.batch_size, patch_size = patch,
+    initial_patch_size = acfg.initial_patch, do_dummy_2d_data_aug = acfg.dummy2d,
+    rotation_range_rad = acfg.rotation, inference_allowed_mirroring_axes = acfg.mirror_axes,
+    num_input_channels = nin, num_output_channels = nout, ignore_label = info.ignore_label or json.null,
+    batch_dice = cfg.batch_dice and true or false, oversample_foreground_percent = tr.oversample_foreground_percent,
+    num_train_cases = #train_ids, num_val_cases = #val_ids, lunet_version = require("lunet").version,
+    continued = o.continue and true or false,
+  })
+
+  local fg = json.array {}
+  for i, v in ipairs(info.foreground_labels) do fg[i] = v end
+  local E, I, V = tr.num_epochs, tr.num_iterations_per_epoch, tr.num_val_iterations_per_epoch
+  local wall = logger.wall
+  if o.install_signals ~= false then core.signal.install() end
+  local run = { folder = folder, model_folder = model_dir, log = st.log }
+
+  local function interrupted(phase)
+    local sig = core.signal.pending()
+    if not sig then return nil end
+    save_checkpoint(st, "checkpoint_latest.pth")
+    logger:print(("Received signal %d during %s of epoch %d: saved checkpoint_latest.pth (iteration %d); " ..
+      "resume with --continue"):format(sig, phase, st.epoch, st.iter))
+    core.signal.clear()
+    return sig
+  end
+
+  while st.epoch < E and not o.val_only do
+    local epoch = st.epoch
+    local lr = M.poly_lr(tr, epoch)
+    if st.iter == 0 then
+      st.epoch_start = wall()
+      st.partial = {}
+      logger:print("")
+      logger:print(("Epoch %d"):format(epoch))
+      logger:print(("Current learning rate: %s"):format(pyfloat(round(lr, 5))))
+    end
+    local bar = progress(show and tty, ("epoch %d/%d"):format(epoch, E), I)
+    local t_train0, t_wait = clock.now(), 0
+    while st.iter < I do
+      local sig = interrupted("training")
+      if sig then run.interrupted = sig; logger:close(); return run end
+      local tw = clock.now()
+      local b = st.loader:next_batch()
+      local x, y = to_net(b, dim)
+      t_wait = t_wait + (clock.now() - tw)
+      local l = net:train_step{ data = x, target = y, lr = lr, ignore_label = info.ignore_label }
+      st.iter = st.iter + 1
+      st.partial[st.iter] = l
+      bar(st.iter, ("loss %.4f"):format(l))
+    end
+    local t_train = clock.now() - t_train0
+    local sig = interrupted("validation")
+    if sig then run.interrupted = sig; logger:close(); return run end
+    -- validation
+    local vloss, tp, fp, fn = 0, {}, {}, {}
+    for k = 1, #fg do tp[k], fp[k], fn[k] = 0, 0, 0 end
+    for _ = 1, V do
+      local b = st.val_loader:next_batch()
+      local x, y = to_net(b, dim)
+      vloss = vloss + net:loss{ data = x, target = y, ignore_label = info.ignore_label }
+      local outs = net:forward(x)
+      local cm = confusion(outs[1], y, fg, info.ignore_label)
+      for k = 1, #fg do tp[k], fp[k], fn[k] = tp[k] + cm[k].TP, fp[k] + cm[k].FP, fn[k] + cm[k].FN end
+    end
+    -- on_epoch_end
+    local tl = 0
+    for _, v in ipairs(st.partial) do tl = tl + v end
+    tl = tl / math.max(1, #st.partial)
+    vloss = V > 0 and vloss / V or NAN
+    local dice, sum, cnt = json.array {}, 0, 0
+    for k = 1, #fg do
+      local den = 2 * tp[k] + fp[k] + fn[k]
+      dice[k] = den > 0 and 2 * tp[k] / den or NAN
+      if dice[k] == dice[k] then sum, cnt = sum + dice[k], cnt + 1 end
+    end
+    local mean = cnt > 0 and sum / cnt or NAN
+    local L = st.log
+    local prev = L.ema_fg_dice[#L.ema_fg_dice]
+    local ema = (prev == nil) and mean or (prev * 0.9 + 0.1 * mean)
+    local e1 = epoch + 1
+    L.mean_fg_dice[e1], L.ema_fg_dice[e1], L.dice_per_class_or_region[e1] = mean, ema, dice
+    L.train_losses[e1], L.val_losses[e1], L.lrs[e1] = tl, vloss, lr
+    L.epoch_start_timestamps[e1] = st.epoch_start
+    L.epoch_end_timestamps[e1] = wall()
+    logger:print("train_loss", pyfloat(round(tl, 4)))
+    logger:print("val_loss", pyfloat(round(vloss, 4)))
+    local pd = {}
+    for k, v in ipairs(dice) do pd[k] = pyfloat(round(v, 4)) end
+    logger:print("Pseudo dice", "[" .. table.concat(pd, ", ") .. "]")
+    local dt = L.epoch_end_timestamps[e1] - L.epoch_start_timestamps[e1]
+    logger:print(("Epoch time: %s s"):format(pyfloat(round(dt, 2))))
+    st.epoch, st.iter, st.partial = e1, 0, {}
+    if st.best_ema == nil or (ema == ema and ema > st.best_ema) then
+      st.best_ema = ema
+      logger:print(("Yayy! New best EMA pseudo Dice: %s"):format(pyfloat(round(ema, 4))))
+      save_checkpoint(st, "checkpoint_best.pth")
+    end
+    if e1 % tr.save_every == 0 and epoch ~= E - 1 then save_checkpoint(st, "checkpoint_latest.pth") end
+    local okp, perr = pcall(require("lunet.plot").progress, L, paths.join(folder, "progress.png"))
+    if not okp then logger:print("WARNING: progress.png not written: " .. tostring(perr)) end
+    if show and not tty then
+      io.stderr:write(("epoch %d/%d: %d it in %.1f s (%.2f it/s, %.0f%% waiting for batches), train_loss %.4f, " ..
+        "val_loss %.4f, pseudo dice %.4f (ema %.4f)\n"):format(epoch, E, I, t_train, I / math.max(t_train, 1e-9),
+        100 * t_wait / math.max(t_train, 1e-9), tl, vloss, mean, ema))
+      io.stderr:flush()
+    end
+  end
+
+  if not o.val_only and st.epoch >= E then
+    save_checkpoint(st, "checkpoint_final.pth")
+    os.remove(ck("checkpoint_latest.pth"))
+    logger:print("Training done.")
+  end
+  local okv, summary = pcall(final_validation, st)
+  if not okv then
+    logger:print("ERROR: final validation failed: " .. tostring(summary))
+    logger:close()
+    error(summary, 0)
+  end
+  run.validation = summary
+  logger:close()
+  return run
+end
+
+--- lunet.train(plans, cfg, fold, opts) or lunet.train{...}
+function M.__call_train(plans, cfg, fold, opts)
+  if type(plans) == "table" and cfg == nil and plans.configuration then return M.train(plans) end
+  opts = deep_copy(opts or {})
+  opts.plans, opts.configuration, opts.fold = plans, cfg, fold
+  if type(plans) == "table" and not opts.dataset then opts.dataset = plans.dataset_name end
+  return M.train(opts)
+end
+
+return setmetatable(M, { __call = function(_, ...) return M.__call_train(...) end })
