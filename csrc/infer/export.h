@@ -1,0 +1,35 @@
+/* Export of predicted logits to the original geometry (reference 8.4), host arrays, one class volume
+ * at a time where possible: the caller resamples class k (lu_resample), folds it into a running
+ * segmentation (lu_ex_argmax_update / lu_ex_region_update), then un-crops and un-transposes. */
+#ifndef LU_INFER_EXPORT_H
+#define LU_INFER_EXPORT_H
+
+#include <stdint.h>
+
+#include "tensor.h"
+
+/* Running argmax over classes (ties: lowest index, as numpy/torch argmax). cls: F32 or F16 volume of n
+ * voxels (any shape); maxv: F32 scratch of n voxels; seg: U8 or U16 of n voxels. k == 0 initialises. */
+lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_tensor *seg);
+
+/* Region rule: seg[sigmoid(cls) > 0.5] = label (i.e. cls > 0). */
+lu_status lu_ex_region_update(const lu_tensor *cls, int label, lu_tensor *seg);
+
+/* In-place softmax (regions: sigmoid) over axis 0 of a (K, ...) F32 tensor. */
+lu_status lu_ex_softmax(lu_tensor *t, int sigmoid, int threads);
+
+/* A zero (or `fill0` in channel 0) tensor of shape (C, full) with `in` (C, bbox extents) inserted at the
+ * bbox; in has 3 (seg) or 4 (C, Z, Y, X) dims. Any dtype. */
+lu_status lu_ex_uncrop(const lu_tensor *in, const int64_t full[3], const int64_t bbox[3][2], double fill0,
+                       lu_tensor **out);
+
+/* Spatial transpose: out spatial axis i = in spatial axis perm[i]; a leading channel axis (4-D input) stays
+ * first. Any dtype. */
+lu_status lu_ex_transpose(const lu_tensor *in, const int perm[3], lu_tensor **out);
+
+/* Cascade input: (C + n, Z, Y, X) F32 = data with one channel per label l (seg == l ? 1 : 0) appended.
+ * seg: (1, Z, Y, X) or (Z, Y, X) integer tensor. */
+lu_status lu_ex_onehot_append(const lu_tensor *data, const lu_tensor *seg, const int32_t *labels, int n,
+                              lu_tensor **out);
+
+#endif

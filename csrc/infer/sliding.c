@@ -1,0 +1,360 @@
+/* Sliding-window inference helpers (see sliding.h). */
+#include "infer/sliding.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/resample.h"
+
+/* ------------------------------------------------------------------------------------------------ steps */
+
+static int64_t round_half_even(double v) {
+  double f = floor(v);
+  double d = v - f;
+  if (d > 0.5) return (int64_t)f + 1;
+  if (d < 0.5) return (int64_t)f;
+  int64_t i = (int64_t)f;
+  return (i % 2 == 0) ? i : i + 1;
+}
+
+lu_status lu_sw_steps(int64_t size, int64_t patch, double step, int64_t *starts, int cap, int *n) {
+  if (patch < 1 || size < patch)
+    return lu_fail(LU_EARG, "sliding window: image size %lld must be >= patch size %lld >= 1", (long long)size,
+                   (long long)patch);
+  if (!(step > 0.0 && step <= 1.0)) return lu_fail(LU_EARG, "sliding window: step size %g must be in (0, 1]", step);
+  double target = (double)patch * step;
+  int64_t ns = (int64_t)ceil((double)(size - patch) / target) + 1;
+  if (ns > (1 << 24)) return lu_fail(LU_EARG, "sliding window: %lld steps along one axis", (long long)ns);
+  *n = (int)ns;
+  double actual = ns > 1 ? (double)(size - patch) / (double)(ns - 1) : 0.0;
+  for (int64_t i = 0; i < ns && i < cap; i++) starts[i] = ns > 1 ? round_half_even(actual * (double)i) : 0;
+  return LU_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------ gaussian */
+
+float lu_round_to_half(float v) {
+  uint32_t x;
+  memcpy(&x, &v, 4);
+  uint32_t sign = x & 0x80000000u, ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) return v;
+  float a = fabsf(v);
+  float r;
+  if (a >= 65520.0f) {
+    r = INFINITY;
+  } else if (a < 6.103515625e-05f) { /* half subnormals: multiples of 2^-24 */
+    const float q = 5.9604644775390625e-08f;
+    r = nearbyintf(a / q) * q;
+  } else {
+    uint32_t lsb = (ax >> 13) & 1u;
+    uint32_t b = (ax + 0xfffu + lsb) & ~0x1fffu;
+    memcpy(&r, &b, 4);
+  }
+  return sign ? -r : r;
+}
+
+/* scipy.ndimage._gaussian_kernel1d(sigma, 0, radius) with radius = int(4 * sigma + 0.5) */
+static double *kernel1d(double sigma, int *radius) {
+  int rad = (int)(4.0 * sigma + 0.5);
+  double *w = malloc(sizeof(double) * (size_t)(2 * rad + 1));
+  if (!w) return NULL;
+  double s2 = sigma * sigma, sum = 0.0;
+  for (int i = -rad; i <= rad; i++) {
+    w[i + rad] = exp(-0.5 / s2 * (double)i * (double)i);
+    sum += w[i + rad];
+  }
+  for (int i = 0; i < 2 * rad + 1; i++) w[i] /= sum;
+  *radius = rad;
+  return w;
+}
+
+lu_status lu_sw_gaussian(int nd, const int64_t *patch, double sigma_scale, double value_scaling, lu_tensor **out) {
+  if (nd != 2 && nd != 3) return lu_fail(LU_EARG, "gaussian: %d axes (expected 2 or 3)", nd);
+  int64_t p3[3] = {1, 1, 1};
+  for (int a = 0; a < nd; a++) {
+    if (patch[a] < 1 || patch[a] > 4096) return lu_fail(LU_EARG, "gaussian: patch size %lld", (long long)patch[a]);
+    p3[3 - nd + a] = patch[a];
+  }
+  /* 1-D profiles per axis: value at index i is w[i - c + radius] within the radius, else 0 */
+  double *prof[3] = {NULL, NULL, NULL};
+  lu_status st = LU_OK;
+  for (int a = 0; a < 3 && st == LU_OK; a++) {
+    prof[a] = calloc((size_t)p3[a], sizeof(double));
+    if (!prof[a]) { st = lu_fail(LU_ENOMEM, "gaussian: no memory"); break; }
+    if (a < 3 - nd) { prof[a][0] = 1.0; continue; }
+    int rad;
+    double *w = kernel1d((double)p3[a] * sigma_scale, &rad);
+    if (!w) { st = lu_fail(LU_ENOMEM, "gaussian: no memory"); break; }
+    int64_t c = p3[a] / 2;
+    for (int64_t i = 0; i < p3[a]; i++) {
+      int64_t d = i - c;
+      if (d >= -rad && d <= rad) prof[a][i] = w[d + rad];
+    }
+    free(w);
+  }
+  lu_tensor *t = NULL;
+  if (st == LU_OK) st = lu_tensor_new_host(&t, LU_F32, 3, p3);
+  if (st == LU_OK) {
+    float *g = t->host;
+    int64_t cz = p3[0] / 2, cy = p3[1] / 2, cx = p3[2] / 2;
+    /* scipy filters axis by axis: value = ((1 * w0) * w1) * w2, exact products of one non-zero tap */
+    double mx = (prof[0][cz] * prof[1][cy]) * prof[2][cx];
+    double div = mx / value_scaling;
+    float minnz = INFINITY;
+    for (int64_t z = 0; z < p3[0]; z++)
+      for (int64_t y = 0; y < p3[1]; y++)
+        for (int64_t x = 0; x < p3[2]; x++) {
+          double v = (prof[0][z] * prof[1][y]) * prof[2][x] / div;
+          float h = lu_round_to_half((float)v);
+          g[(z * p3[1] + y) * p3[2] + x] = h;
+          if (h != 0.0f && h < minnz) minnz = h;
+        }
+    int64_t n = p3[0] * p3[1] * p3[2];
+    for (int64_t i = 0; i < n; i++)
+      if (g[i] == 0.0f) g[i] = minnz;
+    *out = t;
+  }
+  for (int a = 0; a < 3; a++) free(prof[a]);
+  return st;
+}
+
+/* ------------------------------------------------------------------------------------------------ windows */
+
+static lu_status check_vol(const lu_tensor *t, const char *what) {
+  if (!t || !t->host) return lu_fail(LU_EARG, "%s: expected a host tensor", what);
+  if (t->dtype != LU_F32) return lu_fail(LU_EARG, "%s: expected f32, got %s", what, lu_dtype_name(t->dtype));
+  if (t->ndim != 4) return lu_fail(LU_EARG, "%s: expected (C, Z, Y, X), got %d dims", what, t->ndim);
+  return LU_OK;
+}
+
+lu_status lu_sw_extract(const lu_tensor *data, const int64_t pad_before[3], const int64_t start[3],
+                        const int64_t patch[3], int flip, lu_tensor **out) {
+  LU_TRY(check_vol(data, "sliding extract: data"));
+  for (int a = 0; a < 3; a++)
+    if (patch[a] < 1) return lu_fail(LU_EARG, "sliding extract: patch size %lld", (long long)patch[a]);
+  int64_t C = data->shape[0], Z = data->shape[1], Y = data->shape[2], X = data->shape[3];
+  int64_t shp[5] = {1, C, patch[0], patch[1], patch[2]};
+  lu_tensor *t;
+  LU_TRY(lu_tensor_new_host(&t, LU_F32, 5, shp));
+  const float *src = data->host;
+  float *dst = t->host;
+  int64_t oz = start[0] - pad_before[0], oy = start[1] - pad_before[1], ox = start[2] - pad_before[2];
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t z = 0; z < patch[0]; z++) {
+      int64_t sz = oz + ((flip & 1) ? patch[0] - 1 - z : z);
+      if (sz < 0 || sz >= Z) continue;
+      for (int64_t y = 0; y < patch[1]; y++) {
+        int64_t sy = oy + ((flip & 2) ? patch[1] - 1 - y : y);
+        if (sy < 0 || sy >= Y) continue;
+        const float *row = src + ((c * Z + sz) * Y + sy) * X;
+        float *o = dst + ((c * patch[0] + z) * patch[1] + y) * patch[2];
+        if (flip & 4) {
+          for (int64_t x = 0; x < patch[2]; x++) {
+            int64_t sx = ox + patch[2] - 1 - x;
+            if (sx >= 0 && sx < X) o[x] = row[sx];
+          }
+        } else {
+          for (int64_t x = 0; x < patch[2]; x++) {
+            int64_t sx = ox + x;
+            if (sx >= 0 && sx < X) o[x] = row[sx];
+          }
+        }
+      }
+    }
+  *out = t;
+  return LU_OK;
+}
+
+static float half_to_float(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, b;
+  if (e == 0) {
+    float f = (float)m * 5.9604644775390625e-08f;
+    return sign ? -f : f;
+  }
+  if (e == 31) b = sign | 0x7f800000u | (m << 13);
+  else b = sign | ((e + 112u) << 23) | (m << 13);
+  float f;
+  memcpy(&f, &b, 4);
+  return f;
+}
+
+static lu_status check_logits(const lu_tensor *lg, int64_t K, const int64_t patch[3], const char *what) {
+  int64_t pn = patch[0] * patch[1] * patch[2];
+  if (!lg || !lg->host || (lg->dtype != LU_F32 && lg->dtype != LU_F16))
+    return lu_fail(LU_EARG, "%s: model output must be a host f32/f16 tensor", what);
+  if (lg->ndim < 2 || lg->shape[0] != 1 || (K > 0 && lg->shape[1] != K) || lu_tensor_numel(lg) != lg->shape[1] * pn) {
+    char b1[64], b2[64];
+    int64_t want[5] = {1, K > 0 ? K : lg->shape[1], patch[0], patch[1], patch[2]};
+    return lu_fail(LU_EARG, "%s: model output has shape %s, expected %s", what,
+                   lu_shape_str(lg->ndim, lg->shape, b1, sizeof b1), lu_shape_str(5, want, b2, sizeof b2));
+  }
+  return LU_OK;
+}
+
+lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_t patch[3], int flip, int first) {
+  if (!win || !win->host || win->dtype != LU_F32) return lu_fail(LU_EARG, "window add: window must be host f32");
+  LU_TRY(check_logits(logits, 0, patch, "window add"));
+  int64_t K = logits->shape[1];
+  if (lu_tensor_numel(win) != lu_tensor_numel(logits))
+    return lu_fail(LU_EARG, "window add: window has %lld elements, model output %lld", (long long)lu_tensor_numel(win),
+                   (long long)lu_tensor_numel(logits));
+  float *w = win->host;
+  const float *l32 = logits->dtype == LU_F32 ? logits->host : NULL;
+  const uint16_t *l16 = logits->dtype == LU_F16 ? logits->host : NULL;
+  const int64_t *p = patch;
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t z = 0; z < p[0]; z++) {
+      int64_t lz = (flip & 1) ? p[0] - 1 - z : z;
+      for (int64_t y = 0; y < p[1]; y++) {
+        int64_t ly = (flip & 2) ? p[1] - 1 - y : y;
+        float *wrow = w + ((k * p[0] + z) * p[1] + y) * p[2];
+        int64_t lbase = ((k * p[0] + lz) * p[1] + ly) * p[2];
+        for (int64_t x = 0; x < p[2]; x++) {
+          int64_t lx = (flip & 4) ? p[2] - 1 - x : x;
+          float v = l32 ? l32[lbase + lx] : half_to_float(l16[lbase + lx]);
+          wrow[x] = first ? v : wrow[x] + v;
+        }
+      }
+    }
+  return LU_OK;
+}
+
+typedef struct acc_ctx {
+  float *acc;
+  const float *lg32;
+  const uint16_t *lg16;
+  const float *g;
+  int64_t P[3], p[3], s[3];
+  float divisor;
+  int half;
+} acc_ctx;
+
+static void acc_worker(void *vctx, int64_t lo, int64_t hi) {
+  acc_ctx *c = vctx;
+  const int64_t *P = c->P, *p = c->p, *s = c->s;
+  int64_t pn = p[0] * p[1] * p[2], Pn = P[0] * P[1] * P[2];
+  for (int64_t k = lo; k < hi; k++) {
+    float *a = c->acc + k * Pn;
+    for (int64_t z = 0; z < p[0]; z++)
+      for (int64_t y = 0; y < p[1]; y++) {
+        float *arow = a + ((s[0] + z) * P[1] + s[1] + y) * P[2] + s[2];
+        const float *grow = c->g ? c->g + (z * p[1] + y) * p[2] : NULL;
+        int64_t lbase = k * pn + (z * p[1] + y) * p[2];
+        for (int64_t x = 0; x < p[2]; x++) {
+          float v = c->lg32 ? c->lg32[lbase + x] : half_to_float(c->lg16[lbase + x]);
+          if (c->divisor != 1.0f) v /= c->divisor;
+          if (grow) v *= grow[x];
+          float r = arow[x] + v;
+          arow[x] = c->half ? lu_round_to_half(r) : r;
+        }
+      }
+  }
+}
+
+lu_status lu_sw_accumulate(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win, const lu_tensor *gauss,
+                           const int64_t start[3], const int64_t patch[3], float divisor, int half, int threads) {
+  LU_TRY(check_vol(acc, "sliding accumulate: accumulator"));
+  int64_t K = acc->shape[0];
+  int64_t P[3] = {acc->shape[1], acc->shape[2], acc->shape[3]};
+  int64_t pn = patch[0] * patch[1] * patch[2];
+  for (int a = 0; a < 3; a++)
+    if (patch[a] < 1 || start[a] < 0 || start[a] + patch[a] > P[a])
+      return lu_fail(LU_EARG, "sliding accumulate: window [%lld, %lld) outside axis %d of size %lld",
+                     (long long)start[a], (long long)(start[a] + patch[a]), a, (long long)P[a]);
+  LU_TRY(check_logits(win, K, patch, "sliding accumulate"));
+  if (gauss && (gauss->dtype != LU_F32 || lu_tensor_numel(gauss) != pn || !gauss->host))
+    return lu_fail(LU_EARG, "sliding accumulate: importance map must be f32 with the patch's size");
+  if (wsum && (wsum->dtype != LU_F32 || !wsum->host || lu_tensor_numel(wsum) != P[0] * P[1] * P[2]))
+    return lu_fail(LU_EARG, "sliding accumulate: weight map must be f32 of the accumulator's spatial shape");
+  if (!(divisor > 0.0f)) return lu_fail(LU_EARG, "sliding accumulate: divisor %g", (double)divisor);
+  acc_ctx c = {.acc = acc->host,
+               .lg32 = win->dtype == LU_F32 ? win->host : NULL,
+               .lg16 = win->dtype == LU_F16 ? win->host : NULL,
+               .g = gauss ? gauss->host : NULL,
+               .divisor = divisor,
+               .half = half};
+  for (int a = 0; a < 3; a++) { c.P[a] = P[a]; c.p[a] = patch[a]; c.s[a] = start[a]; }
+  LU_TRY(lu_parallel_for(threads, K, acc_worker, &c));
+  if (wsum) {
+    float *w = wsum->host;
+    const float *g = gauss ? gauss->host : NULL;
+    for (int64_t z = 0; z < patch[0]; z++)
+      for (int64_t y = 0; y < patch[1]; y++) {
+        float *row = w + ((start[0] + z) * P[1] + start[1] + y) * P[2] + start[2];
+        for (int64_t x = 0; x < patch[2]; x++) {
+          float r = row[x] + (g ? g[(z * patch[1] + y) * patch[2] + x] : 1.0f);
+          row[x] = half ? lu_round_to_half(r) : r;
+        }
+      }
+  }
+  return LU_OK;
+}
+
+static lu_status check_f32(const lu_tensor *t, const char *what) {
+  if (!t || !t->host || t->dtype != LU_F32) return lu_fail(LU_EARG, "%s: expected a host f32 tensor", what);
+  return LU_OK;
+}
+
+lu_status lu_sw_add(lu_tensor *a, const lu_tensor *b, int half) {
+  LU_TRY(check_f32(a, "add"));
+  LU_TRY(check_f32(b, "add"));
+  int64_t n = lu_tensor_numel(a);
+  if (lu_tensor_numel(b) != n) return lu_fail(LU_EARG, "add: sizes %lld and %lld differ", (long long)n,
+                                              (long long)lu_tensor_numel(b));
+  float *x = a->host;
+  const float *y = b->host;
+  for (int64_t i = 0; i < n; i++) x[i] = half ? lu_round_to_half(x[i] + y[i]) : x[i] + y[i];
+  return LU_OK;
+}
+
+lu_status lu_sw_scale(lu_tensor *a, float s, int half) {
+  LU_TRY(check_f32(a, "scale"));
+  int64_t n = lu_tensor_numel(a);
+  float *x = a->host;
+  for (int64_t i = 0; i < n; i++) x[i] = half ? lu_round_to_half(x[i] * s) : x[i] * s;
+  return LU_OK;
+}
+
+lu_status lu_sw_round_half(lu_tensor *a) {
+  LU_TRY(check_f32(a, "round_half"));
+  int64_t n = lu_tensor_numel(a);
+  float *x = a->host;
+  for (int64_t i = 0; i < n; i++) x[i] = lu_round_to_half(x[i]);
+  return LU_OK;
+}
+
+lu_status lu_sw_finalize(const lu_tensor *acc, const lu_tensor *wsum, const int64_t pad_before[3],
+                         const int64_t shape[3], int half, lu_tensor **out) {
+  LU_TRY(check_vol(acc, "sliding finalize: accumulator"));
+  int64_t K = acc->shape[0], P[3] = {acc->shape[1], acc->shape[2], acc->shape[3]};
+  for (int a = 0; a < 3; a++)
+    if (pad_before[a] < 0 || pad_before[a] + shape[a] > P[a])
+      return lu_fail(LU_EARG, "sliding finalize: region outside the accumulator on axis %d", a);
+  if (!wsum || wsum->dtype != LU_F32 || lu_tensor_numel(wsum) != P[0] * P[1] * P[2])
+    return lu_fail(LU_EARG, "sliding finalize: weight map must be f32 of the accumulator's spatial shape");
+  int64_t shp[4] = {K, shape[0], shape[1], shape[2]};
+  lu_tensor *t;
+  LU_TRY(lu_tensor_new_host(&t, LU_F32, 4, shp));
+  const float *a = acc->host, *w = wsum->host;
+  float *o = t->host;
+  int ninf = 0;
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t z = 0; z < shape[0]; z++)
+      for (int64_t y = 0; y < shape[1]; y++) {
+        int64_t src = ((z + pad_before[0]) * P[1] + y + pad_before[1]) * P[2] + pad_before[2];
+        const float *ar = a + k * P[0] * P[1] * P[2] + src, *wr = w + src;
+        float *orow = o + ((k * shape[0] + z) * shape[1] + y) * shape[2];
+        for (int64_t x = 0; x < shape[2]; x++) {
+          orow[x] = half ? lu_round_to_half(ar[x] / wr[x]) : ar[x] / wr[x];
+          if (isinf(orow[x]) || isnan(orow[x])) ninf = 1;
+        }
+      }
+  if (ninf) {
+    lu_tensor_free(t);
+    return lu_fail(LU_EARG, "sliding finalize: encountered inf/nan in the predicted logits (the model returned "
+                            "non-finite values)");
+  }
+  *out = t;
+  return LU_OK;
+}

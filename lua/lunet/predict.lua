@@ -1,0 +1,503 @@
+--[==[ lunet.predict: nnU-Net v2's inference (reference section 8): preprocessing as in training, sliding windows
+with Gaussian importance weighting and test-time mirroring, averaging over folds, export to the original geometry.
+
+  local predict = require "lunet.predict"
+  seg, probs, props = predict.image(model, image [, props] [, opts])       -- also lunet.predict(model, image, ...)
+      model:  a model (see below), a list of models (fold ensemble: their logits are averaged), or a model folder
+              table from predict.load_models
+      image:  an img from lunet.image.read, a path, a list of paths/imgs (one per channel file), or a host tensor
+              (C, Z, Y, X) in the file's array order with props = {spacing = {z, y, x}}
+      opts:   plans (table/path), configuration, dataset_json (table/path) (default: the model's), step_size (0.5),
+              disable_tta, tta_axes ({0, 1, 2}: a subset of the model's mirror axes), use_gaussian (true),
+              prev_seg (cascade: previous stage's segmentation, tensor/path/img), probabilities (return them),
+              threads (2), progress (function(done, total) over windows), half (true: emulate nnU-Net's float16
+              accumulators and logits for parity; false: float32 throughout)
+      -> seg: (Z, Y, X) u8/u16 tensor in the input's array order and shape; probs (C, Z, Y, X) f32 or nil;
+         props: the case properties (as preprocess writes them, used by lunet.ensemble)
+  predict.folder{input=, output=, dataset=, configuration=, folds={0..4}|"all", plans="nnUNetPlans",
+                 trainer="nnUNetTrainer", checkpoint="checkpoint_final", step_size=0.5, disable_tta=false,
+                 tta_axes=nil, save_probabilities=false, prev_stage_predictions=nil, device=nil, threads=2,
+                 models=nil (preloaded models: skips loading), progress=true|false, continue_prediction=false}
+      writes <output>/<case><file_ending> with the input's exact geometry, and with save_probabilities
+      <case>.npz ("probabilities", float32, (C, *original array shape)) + <case>.json (properties; nnU-Net
+      writes a .pkl); plus dataset.json, plans.json, predict_from_raw_data_args.json. Returns the case ids.
+  predict.load_models{model_dir=, folds=, checkpoint=, device=} -> models, plans, dataset_json, configuration
+
+A model is a table with forward(x) -> logits, or a lunet.net object (its first, full-resolution output is used):
+x is a host tensor (1, C, pz, py, px) (2-D configurations: (1, C, py, px)); logits (1, K, ...) host or device,
+f32 or f16. Optional fields: mirror_axes (the axes mirroring may use; default all spatial axes), plans,
+configuration, dataset_json.
+
+Lower-level pieces: predict.sliding_window(models, data, settings) -> logits (K, Z, Y, X) in preprocessed space;
+predict.export(logits, props, plans, configuration, label_info, opts) -> seg, probs.
+]==]
+local core = require "lunet.core"
+local json = require "lunet.json"
+local paths = require "lunet.paths"
+
+local M = {}
+local infer = core.infer
+
+local function planner() return require "lunet.planner" end
+local function dataset_mod() return require "lunet.dataset" end
+
+local function read_json_arg(v, what)
+  if v == nil then return nil end
+  if type(v) == "string" then
+    local ok, t = pcall(json.read, v)
+    if not ok then error(string.format("predict: cannot read %s %s: %s", what, v, tostring(t)), 3) end
+    return t
+  end
+  return v
+end
+
+-- ------------------------------------------------------------------------------------------------ models
+
+local function is_net(m) return type(m) == "table" and type(m.train_step) == "function" and m.core ~= nil end
+
+--- forward function of a model: x -> logits (1, K, ...)
+local function forward_of(m)
+  if type(m) == "function" then return m end
+  if is_net(m) then
+    return function(x)
+      local outs = m:forward(x)
+      return outs[1]
+    end
+  end
+  if type(m) == "table" and type(m.forward) == "function" then return m.forward end
+  error("predict: a model must be a function, a table with forward(x), or a lunet.net", 3)
+end
+
+local function model_list(model)
+  if type(model) == "table" and model[1] ~= nil and model.forward == nil and not is_net(model) then return model end
+  return { model }
+end
+
+-- ------------------------------------------------------------------------------------------------ sliding window
+
+local function flip_masks(axes, is2d)
+  local bits = {}
+  for _, a in ipairs(axes or {}) do
+    local b = is2d and (a + 1) or a
+    if math.type(a) ~= "integer" or b < 0 or b > 2 or (is2d and a > 1) then
+      error("predict: mirror axis " .. tostring(a) .. " out of range", 3)
+    end
+    bits[#bits + 1] = 1 << b
+  end
+  -- the identity, then every non-empty subset in itertools.combinations order (by size, then lexicographic),
+  -- as nnU-Net sums them (the float32 sum depends on the order)
+  local masks = { 0 }
+  local n = #bits
+  local function combos(k, from, acc, m)
+    if k == 0 then masks[#masks + 1] = m; return end
+    for i = from, n do combos(k - 1, i + 1, acc, m | bits[i]) end
+  end
+  for k = 1, n do combos(k, 1, nil, 0) end
+  return masks
+end
+M._flip_masks = flip_masks
+
+--- Sliding-window logits (K, Z, Y, X) of a preprocessed volume data (C, Z, Y, X) f32, averaged over models.
+--- s: patch (2 or 3 entries), step_size (0.5), mirror_axes (list or nil), use_gaussian (true), threads,
+--- progress(done, total), half (default true: nnU-Net's float16 accumulators and results, emulated by rounding
+--- in float32; false keeps float32 throughout).
+function M.sliding_window(models, data, s)
+  models = model_list(models)
+  local fwd = {}
+  for i, m in ipairs(models) do fwd[i] = forward_of(m) end
+  local shp = data.shape
+  if #shp ~= 4 then error("predict.sliding_window: data must be (C, Z, Y, X)", 2) end
+  local sp = { shp[2], shp[3], shp[4] }
+  local is2d = #s.patch == 2
+  local patch = is2d and { 1, s.patch[1], s.patch[2] } or { s.patch[1], s.patch[2], s.patch[3] }
+  local step = s.step_size or 0.5
+  local half = s.half ~= false
+  local padded, pad_before = {}, {}
+  for a = 1, 3 do
+    local d = math.max(0, patch[a] - sp[a])
+    pad_before[a] = d // 2
+    padded[a] = sp[a] + d
+  end
+  local steps = {}
+  for a = 1, 3 do
+    if a == 1 and is2d then
+      steps[1] = {}
+      for d = 0, padded[1] - 1 do steps[1][d + 1] = d end
+    else
+      steps[a] = infer.steps(padded[a], patch[a], step)
+    end
+  end
+  local gauss = nil
+  if s.use_gaussian ~= false then gauss = infer.gaussian(s.patch) end
+  local masks = flip_masks(s.mirror_axes, is2d)
+  local threads = s.threads or 2
+  local nwin = #steps[1] * #steps[2] * #steps[3]
+  local total_steps = nwin * #fwd
+  local done = 0
+  if s.progress then s.progress(0, total_steps) end
+  local xshape = is2d and { 1, shp[1], patch[2], patch[3] } or nil
+  local result
+  -- nnU-Net: one full sliding window per fold (float16 accumulators), fold results summed, then divided
+  for fi = 1, #fwd do
+    local acc, wsum, win
+    for _, z in ipairs(steps[1]) do
+      for _, y in ipairs(steps[2]) do
+        for _, x in ipairs(steps[3]) do
+          local start = { z, y, x }
+          for mi, mask in ipairs(masks) do
+            local xin = infer.extract(data, pad_before, start, patch, mask)
+            if xshape then xin = xin:reshape(xshape) end
+            local out = fwd[fi](xin)
+            if not acc then
+              local K = out.shape[2]
+              acc = core.zeros({ K, padded[1], padded[2], padded[3] }, "f32")
+              wsum = core.zeros({ padded[1], padded[2], padded[3] }, "f32")
+              win = core.zeros({ 1, K, patch[1], patch[2], patch[3] }, "f32")
+            end
+            infer.window_add(win, out, patch, mask, mi == 1)
+          end
+          infer.accumulate(acc, wsum, win, gauss, start, patch, #masks, half, threads)
+          done = done + 1
+          if s.progress then s.progress(done, total_steps) end
+        end
+      end
+    end
+    local lg = infer.finalize(acc, wsum, pad_before, sp, half)
+    acc:free()
+    wsum:free()
+    if result then
+      infer.add_(result, lg, half)
+      lg:free()
+    else
+      result = lg
+    end
+  end
+  if #fwd > 1 then infer.scale_(result, 1.0 / #fwd, half) end
+  return result
+end
+
+-- ------------------------------------------------------------------------------------------------ export
+
+local function resampling_opts(kw)
+  kw = kw or {}
+  local f = kw.force_separate_z
+  if f == json.null then f = nil end
+  return { is_seg = false, order = kw.order or 1, order_z = kw.order_z or 0, force_separate_z = f }
+end
+
+--- Logits (K, z, y, x) in preprocessed space -> segmentation (and probabilities) in the original array order.
+--- opts: probabilities (bool), threads, half (round resampled logits to float16 as nnU-Net's float16 arrays;
+--- default true).
+function M.export(logits, props, plans, cfg_name, info, opts)
+  opts = opts or {}
+  local threads = opts.threads or 2
+  local half = opts.half ~= false
+  local c = planner().configuration(plans, cfg_name)
+  local tf = plans.transpose_forward or { 0, 1, 2 }
+  local tb = plans.transpose_backward or { 0, 1, 2 }
+  local sp_t = {}
+  for i = 1, 3 do sp_t[i] = props.spacing[tf[i] + 1] end
+  local target = props.shape_after_cropping_and_before_resampling
+  local cur_sp = #c.spacing == 3 and c.spacing or { sp_t[1], c.spacing[1], c.spacing[2] }
+  local ro = resampling_opts(c.resampling_fn_probabilities_kwargs)
+  local K = logits.shape[1]
+  local nfg = #(info.foreground_labels or {})
+  local seg_dtype = nfg < 255 and "u8" or "u16"
+  local seg, probs
+  if opts.probabilities then
+    local r = core.preprocess.resample(logits, target, cur_sp, sp_t, ro, threads)
+    if half then infer.round_half_(r) end
+    infer.softmax(r, info.has_regions, threads)
+    if info.has_regions then seg = core.eval.probs_to_seg(r, info.regions_class_order)
+    else seg = core.eval.probs_to_seg(r) end
+    if seg.dtype ~= seg_dtype then seg = seg:astype(seg_dtype) end
+    probs = r
+  else
+    -- one full-resolution class volume at a time (plus the running maximum for argmax)
+    seg = core.zeros({ target[1], target[2], target[3] }, seg_dtype)
+    local maxv = (not info.has_regions) and core.zeros({ target[1], target[2], target[3] }, "f32") or nil
+    for k = 0, K - 1 do
+      local cls = infer.channel(logits, k)
+      local r = core.preprocess.resample(cls, target, cur_sp, sp_t, ro, threads)
+      if half then infer.round_half_(r) end
+      cls:free()
+      if info.has_regions then infer.region_update(r, info.regions_class_order[k + 1], seg)
+      else infer.argmax_update(r, k, maxv, seg) end
+      r:free()
+    end
+    if maxv then maxv:free() end
+  end
+  local full = props.shape_before_cropping
+  local bbox = props.bbox_used_for_cropping
+  seg = infer.transpose(infer.uncrop(seg, full, bbox, 0), tb)
+  if probs then
+    probs = infer.transpose(infer.uncrop(probs, full, bbox, info.has_regions and 0 or 1), tb)
+  end
+  return seg, probs
+end
+
+-- ------------------------------------------------------------------------------------------------ one image
+
+local function tensor_of(x)
+  if type(x) == "userdata" then return x end
+  if type(x) == "table" and x.data then return x.data end
+  return nil
+end
+
+-- images -> list of channel tensors, reader props {spacing=, sitk_stuff=}, like (geometry for writing)
+local function gather_images(image, props)
+  local image_mod = require "lunet.image"
+  local list
+  if type(image) == "string" or (type(image) == "table" and image.data) or type(image) == "userdata" then
+    list = { image }
+  else
+    list = image
+  end
+  local ts, rprops, like = {}, nil, nil
+  for i, im in ipairs(list) do
+    if type(im) == "string" then im = image_mod.read(im) end
+    local t = tensor_of(im)
+    if not t then error("predict: image " .. i .. " is not a tensor, an image or a path", 3) end
+    ts[i] = t
+    if type(im) == "table" and not like then
+      like = im
+      rprops = { spacing = im.spacing, sitk_stuff = im.sitk }
+    end
+  end
+  if props then
+    rprops = rprops or {}
+    for k, v in pairs(props) do rprops[k] = v end
+  end
+  if not rprops or not rprops.spacing then error("predict: no spacing (pass props = {spacing = {z, y, x}})", 3) end
+  return ts, rprops, like
+end
+
+local function default_mirror_axes(is2d) return is2d and { 0, 1 } or { 0, 1, 2 } end
+
+--- The mirroring axes used: the model's allowed axes (default all), restricted to tta_axes; nil when disabled.
+function M.mirror_axes(models, is2d, opts)
+  if opts.disable_tta then return nil end
+  local allowed = models[1].mirror_axes or default_mirror_axes(is2d)
+  if not opts.tta_axes then return allowed end
+  local ok, out = {}, {}
+  for _, a in ipairs(allowed) do ok[a] = true end
+  for _, a in ipairs(opts.tta_axes) do
+    if not ok[a] then error("predict: --tta-axes " .. tostring(a) .. " is not among the model's mirror axes", 3) end
+    out[#out + 1] = a
+  end
+  table.sort(out)
+  return out
+end
+
+local function label_info(dj)
+  return dataset_mod().label_info(dj.labels, dj.regions_class_order)
+end
+
+--- Preprocess one case in memory (plus the cascade's one-hot channels). Returns data, props.
+local function preprocess_case(ts, rprops, plans, cfg_name, info, prev_seg, threads)
+  local pre = require "lunet.preprocess"
+  local cfg = pre.config(plans, cfg_name, nil)
+  if prev_seg then
+    if type(prev_seg) == "string" then prev_seg = require("lunet.image").read(prev_seg).data end
+    if type(prev_seg) == "table" and prev_seg.data then prev_seg = prev_seg.data end
+    local d, s, p = pre.run_case(ts, prev_seg, rprops, plans, cfg, { threads = threads })
+    local labels = info.foreground_labels
+    local d2 = infer.onehot_append(d, s, labels)
+    return d2, p
+  end
+  local d, _, p = pre.run_case(ts, nil, rprops, plans, cfg, { threads = threads })
+  return d, p
+end
+
+function M.image(model, image, props, opts)
+  opts = opts or {}
+  local models = model_list(model)
+  local m1 = models[1]
+  local plans = read_json_arg(opts.plans or m1.plans, "plans")
+  local cfg_name = opts.configuration or m1.configuration
+  local dj = read_json_arg(opts.dataset_json or m1.dataset_json, "dataset.json")
+  if not plans or not cfg_name or not dj then
+    error("predict.image: need plans, configuration and dataset_json (in opts or on the model)", 2)
+  end
+  local info = label_info(dj)
+  local threads = opts.threads or 2
+  local ts, rprops = gather_images(image, props)
+  local data, p = preprocess_case(ts, rprops, plans, cfg_name, info, opts.prev_seg, threads)
+  local c = planner().configuration(plans, cfg_name)
+  local is2d = #c.patch_size == 2
+  local logits = M.sliding_window(models, data, {
+    patch = c.patch_size, step_size = opts.step_size or 0.5, use_gaussian = opts.use_gaussian,
+    mirror_axes = M.mirror_axes(models, is2d, opts), threads = threads, progress = opts.progress, half = opts.half,
+  })
+  data:free()
+  if opts.return_logits then return logits, p end
+  local seg, probs = M.export(logits, p, plans, cfg_name, info, { probabilities = opts.probabilities, threads = threads,
+    half = opts.half })
+  logits:free()
+  return seg, probs, p
+end
+
+-- ------------------------------------------------------------------------------------------------ models on disk
+
+local function find_checkpoint(dir, name)
+  if not paths.isdir(dir) then error("predict: model fold folder not found: " .. dir, 4) end
+  local cands = {}
+  for _, f in ipairs(paths.listdir(dir)) do
+    if f == name or f:sub(1, #name + 1) == name .. "." then cands[#cands + 1] = f end
+  end
+  table.sort(cands)
+  if #cands == 0 then error("predict: no checkpoint " .. name .. ".* in " .. dir, 4) end
+  return paths.join(dir, cands[1])
+end
+
+--- Models of a results folder <trainer>__<plans>__<configuration> for the given folds.
+function M.load_models(o)
+  local dir = o.model_dir
+  local plans = read_json_arg(paths.join(dir, "plans.json"), "plans")
+  local dj = read_json_arg(paths.join(dir, "dataset.json"), "dataset.json")
+  local info = label_info(dj)
+  local cfg_name = o.configuration
+  local c = planner().configuration(plans, cfg_name)
+  local nin = 0
+  for _ in pairs(dj.channel_names or dj.modality or {}) do nin = nin + 1 end
+  if c.previous_stage and c.previous_stage ~= json.null then nin = nin + #info.foreground_labels end
+  local net = require "lunet.net"
+  local models = {}
+  for i, f in ipairs(o.folds) do
+    local fd = paths.join(dir, f == "all" and "fold_all" or ("fold_" .. tostring(f)))
+    local ck = find_checkpoint(fd, o.checkpoint or "checkpoint_final")
+    local n = net.new(plans, cfg_name, nin, info.num_segmentation_heads, { device = o.device, dataset_json = dj })
+    local meta = n:load(ck)
+    local m = { net = n, plans = plans, dataset_json = dj, configuration = cfg_name }
+    if type(meta) == "table" and type(meta.inference_allowed_mirroring_axes) == "table" then
+      m.mirror_axes = meta.inference_allowed_mirroring_axes
+    end
+    m.forward = function(x) return n:forward(x)[1] end
+    models[i] = m
+  end
+  return models, plans, dj, cfg_name
+end
+
+-- ------------------------------------------------------------------------------------------------ folders
+
+local function is_tty()
+  local ok, r = pcall(function()
+    local p = io.popen("test -t 2 && echo y || echo n")
+    local s = p:read("a")
+    p:close()
+    return s
+  end)
+  return ok and r:match("y") ~= nil
+end
+
+local function bar(n, total, w)
+  local fill = total > 0 and math.floor(w * n / total) or w
+  return string.rep("#", fill) .. string.rep(".", w - fill)
+end
+
+local function write_npz_atomic(path, arrays)
+  local tmp = string.format("%s.tmp%d.npz", path:sub(1, -5), math.random(0, 1 << 30))
+  core.npz.write(tmp, arrays, { level = 1 })
+  local ok, err = os.rename(tmp, path)
+  if not ok then
+    os.remove(tmp)
+    error(path .. ": rename failed: " .. tostring(err), 3)
+  end
+end
+
+function M.folder(o)
+  if type(o) ~= "table" then error("predict.folder: expected an options table", 2) end
+  if not o.input or not paths.isdir(o.input) then error("predict: input folder not found: " .. tostring(o.input), 2) end
+  if not o.output then error("predict: no output folder", 2) end
+  local threads = o.threads or 2
+  local models, plans, dj, cfg_name = o.models, read_json_arg(o.plans_json, "plans"), read_json_arg(o.dataset_json, "dataset.json"), o.configuration
+  local model_dir
+  if not models then
+    local trainer = o.trainer or "nnUNetTrainer"
+    local plans_name = o.plans or "nnUNetPlans"
+    if not o.dataset then error("predict: no dataset (-d)", 2) end
+    if not cfg_name then error("predict: no configuration (-c)", 2) end
+    model_dir = paths.join(paths.results_dataset(o.dataset), paths.model_identifier(trainer, plans_name, cfg_name))
+    if not paths.isdir(model_dir) then error("predict: model folder not found: " .. model_dir, 2) end
+    local folds = o.folds
+    if folds == "all" then folds = { "all" } end
+    if not folds then
+      folds = {}
+      for f = 0, 4 do
+        if paths.isdir(paths.join(model_dir, "fold_" .. f)) then folds[#folds + 1] = f end
+      end
+      if #folds == 0 then error("predict: no fold_N folders in " .. model_dir, 2) end
+    end
+    models, plans, dj, cfg_name = M.load_models{ model_dir = model_dir, folds = folds, checkpoint = o.checkpoint,
+      configuration = cfg_name, device = o.device }
+  else
+    models = model_list(models)
+    plans = plans or read_json_arg(models[1].plans, "plans")
+    dj = dj or read_json_arg(models[1].dataset_json, "dataset.json")
+    cfg_name = cfg_name or models[1].configuration
+  end
+  local c = planner().configuration(plans, cfg_name)
+  local prev_dir = o.prev_stage_predictions
+  if c.previous_stage and c.previous_stage ~= json.null and not prev_dir then
+    error("predict: configuration " .. cfg_name .. " is a cascade stage: --prev-stage-predictions is required", 2)
+  end
+  local info = label_info(dj)
+  local ending = dj.file_ending
+  local cases = dataset_mod().cases_in_folder(o.input, ending)
+  if #cases == 0 then error("predict: no images ending in " .. ending .. " in " .. o.input, 2) end
+  paths.mkdirs(o.output)
+  json.write(paths.join(o.output, "dataset.json"), dj, { sort_keys = false })
+  json.write(paths.join(o.output, "plans.json"), plans, { sort_keys = false })
+  json.write(paths.join(o.output, "predict_from_raw_data_args.json"), {
+    list_of_lists_or_source_folder = o.input, output_folder_or_list_of_truncated_output_files = o.output,
+    save_probabilities = o.save_probabilities and true or false, tile_step_size = o.step_size or 0.5,
+    use_mirroring = not o.disable_tta, configuration = cfg_name, model_dir = model_dir or json.null,
+    folds = o.folds == "all" and "all" or (o.folds or json.null), checkpoint_name = o.checkpoint or "checkpoint_final",
+    prev_stage_predictions = prev_dir or json.null,
+  })
+  local progress = o.progress
+  if progress == nil then progress = is_tty() end
+  local ids = {}
+  local ncase = #cases
+  for ci, case in ipairs(cases) do
+    local out_base = paths.join(o.output, case.id)
+    local seg_file = out_base .. ending
+    local skip = o.continue_prediction and paths.isfile(seg_file)
+      and (not o.save_probabilities or paths.isfile(out_base .. ".npz"))
+    if not skip then
+      local imgs = {}
+      for i, f in ipairs(case.images) do imgs[i] = require("lunet.image").read(f) end
+      local prev
+      if prev_dir then
+        prev = paths.join(prev_dir, case.id .. ending)
+        if not paths.isfile(prev) then error("predict: previous stage prediction missing: " .. prev, 2) end
+      end
+      local function prog(done, total)
+        if not progress then return end
+        io.stderr:write(string.format("\rcase %d/%d [%s] %s  windows [%s] %d/%d ", ci, ncase, bar(ci - 1, ncase, 20),
+          case.id, bar(done, total, 20), done, total))
+        io.stderr:flush()
+      end
+      local ok, err = pcall(function()
+        local seg, probs, props = M.image(models, imgs, nil, {
+          plans = plans, configuration = cfg_name, dataset_json = dj, step_size = o.step_size,
+          disable_tta = o.disable_tta, tta_axes = o.tta_axes, prev_seg = prev, probabilities = o.save_probabilities,
+          threads = threads, progress = prog, use_gaussian = o.use_gaussian,
+        })
+        require("lunet.image").write_seg(seg_file, seg, imgs[1])
+        if probs then
+          write_npz_atomic(out_base .. ".npz", { probabilities = probs })
+          json.write_file_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
+        end
+      end)
+      if not ok then error(string.format("predict: case %s: %s", case.id, tostring(err)), 2) end
+      collectgarbage()
+    end
+    ids[#ids + 1] = case.id
+  end
+  if progress then io.stderr:write(string.format("\rcase %d/%d [%s] done%s\n", ncase, ncase, bar(1, 1, 20),
+    string.rep(" ", 40))) end
+  return ids
+end
+
+return setmetatable(M, { __call = function(_, model, image, props, opts) return M.image(model, image, props, opts) end })
