@@ -244,6 +244,15 @@ describe("preprocess.run: files, resume", function()
     end)
   end
 
+  it("a case the plans do not fit fails with the case, the configuration and the reason", function()
+    local ds = dataset.open(root .. "/raw/" .. ds_name)
+    local plans = lunet.planner.read(F .. "Dataset902_LuCT/plans.json") -- 2 channels, the data has 1
+    local ok, err = pcall(pp.run, ds, plans, "3d_fullres", { threads = 2, progress = false, out_root = root .. "/bad" })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("preprocess 3d_fullres: case an_00%d"))
+    assert.truthy(tostring(err):find("the case has 1 channels, the plans normalise 2", 1, true))
+  end)
+
   it("an interrupted run (truncated store, missing json) resumes to the same files", function()
     local dir = root .. "/pre/" .. ds_name .. "/nnUNetPlans_2d/"
     run("2d")

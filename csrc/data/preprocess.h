@@ -45,6 +45,25 @@ typedef struct lu_pp_result {
  * tensor or NULL (inference); spacing: the reader's spacing (array order, before transposition). */
 lu_status lu_preprocess_case(const lu_tensor *const *images, int nimages, const lu_tensor *seg,
                              const double spacing[3], const lu_pp_config *cfg, int threads, lu_pp_result *res);
+/* Same, taking ownership of an F32 (C, Z, Y, X) data tensor (freed by the call). */
+lu_status lu_preprocess_owned(lu_tensor *data, const lu_tensor *seg, const double spacing[3],
+                              const lu_pp_config *cfg, int threads, lu_pp_result *res);
 void lu_pp_result_free(lu_pp_result *r);
+
+/* Parallel over cases: `workers` threads each preprocess one case (with threads_per_case threads inside) and write
+ * its case store. submit copies the images (concatenated as f32) and seg and queues the case; the caller keeps
+ * at most `workers` cases in flight (lu_pp_pool_pending, collect with wait) so memory stays at about
+ * workers x (3 copies of a case) plus the case being read by the caller.
+ * collect returns a finished case (1) with its status, message and properties (data/seg already written and freed;
+ * free res with lu_pp_result_free), or 0 when none is finished (wait = 1 blocks while cases are in flight). */
+typedef struct lu_pp_pool lu_pp_pool;
+lu_status lu_pp_pool_new(lu_pp_pool **out, const lu_pp_config *cfg, int workers, int threads_per_case,
+                         const int64_t chunk[3], int level);
+lu_status lu_pp_pool_submit(lu_pp_pool *p, int64_t tag, const lu_tensor *const *images, int nimages,
+                            const lu_tensor *seg, const double spacing[3], const char *store_path);
+int lu_pp_pool_collect(lu_pp_pool *p, int wait, int64_t *tag, lu_status *st, char *err, size_t nerr,
+                       lu_pp_result *res);
+int lu_pp_pool_pending(lu_pp_pool *p);
+void lu_pp_pool_free(lu_pp_pool *p);
 
 #endif

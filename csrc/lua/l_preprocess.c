@@ -13,7 +13,10 @@
  *   normalize(t (C,Z,Y,X) f32 in place, channel (1-based), scheme, use_mask, seg_or_nil, props)
  *   class_locations(seg (1,Z,Y,X) tensor, classes, seed) -> { i32 tensor (N,4), ... }
  *   compute_new_shape(shape, old_sp, new_sp) -> shape
- *   sep_z(cur_sp, new_sp, force_or_nil) -> do_separate (bool), axis (0-based or nil) */
+ *   sep_z(cur_sp, new_sp, force_or_nil) -> do_separate (bool), axis (0-based or nil)
+ *   pool(cfg, workers, threads_per_case, chunk, level) -> Pool (parallel over cases, each written to a case store)
+ *     Pool:submit(tag, {img, ...}, seg_or_nil, spacing, store_path)  (copies the inputs; never blocks)
+ *     Pool:collect(wait) -> nil | tag, true, info | tag, false, message;  Pool:pending();  Pool:close() */
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +145,102 @@ static int res_gc(lua_State *L) {
   return 0;
 }
 
+/* Reads the cfg table at idx into *cfg; pushes one scratch userdata (class arrays) that must stay alive while
+ * cfg is used. */
+static void parse_cfg(lua_State *L, int idx, lu_pp_config *cfg) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  memset(cfg, 0, sizeof *cfg);
+  lua_getfield(L, idx, "transpose");
+  if (lua_isnil(L, -1)) {
+    cfg->transpose[0] = 0; cfg->transpose[1] = 1; cfg->transpose[2] = 2;
+  } else {
+    double tv[3];
+    if (check_nums(L, lua_gettop(L), tv, 3, "cfg.transpose") != 3) luaL_error(L, "cfg.transpose: expected 3 axes");
+    for (int a = 0; a < 3; a++) cfg->transpose[a] = (int)tv[a];
+    int seen = 0;
+    for (int a = 0; a < 3; a++) {
+      if (cfg->transpose[a] < 0 || cfg->transpose[a] > 2) luaL_error(L, "cfg.transpose: axes must be 0, 1, 2");
+      seen |= 1 << cfg->transpose[a];
+    }
+    if (seen != 7) luaL_error(L, "cfg.transpose: not a permutation of 0, 1, 2");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "target_spacing");
+  cfg->ntarget = check_nums(L, lua_gettop(L), cfg->target_spacing, 3, "cfg.target_spacing");
+  if (cfg->ntarget < 2) luaL_error(L, "cfg.target_spacing: expected 2 or 3 numbers");
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "schemes");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  cfg->nch = (int)lua_rawlen(L, -1);
+  if (cfg->nch < 1 || cfg->nch > LU_PP_MAX_CHANNELS) luaL_error(L, "cfg.schemes: expected 1..64 schemes");
+  for (int c = 0; c < cfg->nch; c++) {
+    lua_rawgeti(L, -1, c + 1);
+    LU_LCHECK(L, lu_norm_parse(luaL_checkstring(L, -1), &cfg->scheme[c]), "cfg.schemes");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "use_mask");
+  for (int c = 0; c < cfg->nch; c++) {
+    if (lua_istable(L, -1)) {
+      lua_rawgeti(L, -1, c + 1);
+      cfg->use_mask[c] = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "props");
+  for (int c = 0; c < cfg->nch; c++) {
+    if (!lua_istable(L, -1)) break;
+    lua_rawgeti(L, -1, c + 1);
+    if (lua_istable(L, -1)) {
+      int i = lua_gettop(L);
+      cfg->props[c].mean = field_num(L, i, "mean", 0);
+      cfg->props[c].std = field_num(L, i, "std", 1);
+      cfg->props[c].percentile_00_5 = field_num(L, i, "percentile_00_5", -1e30);
+      cfg->props[c].percentile_99_5 = field_num(L, i, "percentile_99_5", 1e30);
+    } else if (cfg->scheme[c] == LU_NORM_CT) {
+      luaL_error(L, "cfg.props[%d]: CTNormalization needs the channel's intensity properties", c + 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "data_opts");
+  read_opts(L, lua_gettop(L), &cfg->data_opts, 0);
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "seg_opts");
+  read_opts(L, lua_gettop(L), &cfg->seg_opts, 1);
+  lua_pop(L, 1);
+  cfg->data_opts.is_seg = 0;
+  cfg->seg_opts.is_seg = 1;
+  cfg->seed = (uint32_t)field_num(L, idx, "seed", 1234);
+  lua_getfield(L, idx, "classes");
+  int32_t *labels, *off, *len;
+  cfg->nclasses = read_classes(L, lua_gettop(L), &labels, &off, &len);
+  cfg->class_labels = labels;
+  cfg->class_off = off;
+  cfg->class_len = len;
+}
+
+static void push_info(lua_State *L, lu_pp_result *res, int has_seg) {
+  lua_createtable(L, 0, 8);
+  push_i3(L, res->shape_before_cropping);
+  lua_setfield(L, -2, "shape_before_cropping");
+  push_bbox(L, res->bbox);
+  lua_setfield(L, -2, "bbox_used_for_cropping");
+  push_i3(L, res->shape_after_cropping);
+  lua_setfield(L, -2, "shape_after_cropping_and_before_resampling");
+  push_i3(L, res->new_shape);
+  lua_setfield(L, -2, "new_shape");
+  push_d3(L, res->spacing_transposed);
+  lua_setfield(L, -2, "spacing_transposed");
+  push_d3(L, res->target_spacing);
+  lua_setfield(L, -2, "target_spacing");
+  if (has_seg && res->locs) {
+    push_locs(L, res->locs, res->nclasses);
+    lua_setfield(L, -2, "class_locations");
+  }
+}
+
 static int l_run_case(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int nimg = (int)lua_rawlen(L, 1);
@@ -160,76 +259,7 @@ static int l_run_case(lua_State *L) {
   luaL_checktype(L, 4, LUA_TTABLE);
   int threads = (int)luaL_optinteger(L, 5, 1);
   lu_pp_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  lua_getfield(L, 4, "transpose");
-  if (lua_isnil(L, -1)) {
-    cfg.transpose[0] = 0; cfg.transpose[1] = 1; cfg.transpose[2] = 2;
-  } else {
-    double tv[3];
-    if (check_nums(L, lua_gettop(L), tv, 3, "cfg.transpose") != 3) luaL_error(L, "cfg.transpose: expected 3 axes");
-    for (int a = 0; a < 3; a++) cfg.transpose[a] = (int)tv[a];
-    int seen = 0;
-    for (int a = 0; a < 3; a++) {
-      if (cfg.transpose[a] < 0 || cfg.transpose[a] > 2) luaL_error(L, "cfg.transpose: axes must be 0, 1, 2");
-      seen |= 1 << cfg.transpose[a];
-    }
-    if (seen != 7) luaL_error(L, "cfg.transpose: not a permutation of 0, 1, 2");
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, 4, "target_spacing");
-  cfg.ntarget = check_nums(L, lua_gettop(L), cfg.target_spacing, 3, "cfg.target_spacing");
-  if (cfg.ntarget < 2) luaL_error(L, "cfg.target_spacing: expected 2 or 3 numbers");
-  lua_pop(L, 1);
-  lua_getfield(L, 4, "schemes");
-  luaL_checktype(L, -1, LUA_TTABLE);
-  cfg.nch = (int)lua_rawlen(L, -1);
-  if (cfg.nch < 1 || cfg.nch > LU_PP_MAX_CHANNELS) luaL_error(L, "cfg.schemes: expected 1..64 schemes");
-  for (int c = 0; c < cfg.nch; c++) {
-    lua_rawgeti(L, -1, c + 1);
-    LU_LCHECK(L, lu_norm_parse(luaL_checkstring(L, -1), &cfg.scheme[c]), "cfg.schemes");
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, 4, "use_mask");
-  for (int c = 0; c < cfg.nch; c++) {
-    if (lua_istable(L, -1)) {
-      lua_rawgeti(L, -1, c + 1);
-      cfg.use_mask[c] = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, 4, "props");
-  for (int c = 0; c < cfg.nch; c++) {
-    if (!lua_istable(L, -1)) break;
-    lua_rawgeti(L, -1, c + 1);
-    if (lua_istable(L, -1)) {
-      int i = lua_gettop(L);
-      cfg.props[c].mean = field_num(L, i, "mean", 0);
-      cfg.props[c].std = field_num(L, i, "std", 1);
-      cfg.props[c].percentile_00_5 = field_num(L, i, "percentile_00_5", -1e30);
-      cfg.props[c].percentile_99_5 = field_num(L, i, "percentile_99_5", 1e30);
-    } else if (cfg.scheme[c] == LU_NORM_CT) {
-      luaL_error(L, "cfg.props[%d]: CTNormalization needs the channel's intensity properties", c + 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, 4, "data_opts");
-  read_opts(L, lua_gettop(L), &cfg.data_opts, 0);
-  lua_pop(L, 1);
-  lua_getfield(L, 4, "seg_opts");
-  read_opts(L, lua_gettop(L), &cfg.seg_opts, 1);
-  lua_pop(L, 1);
-  cfg.data_opts.is_seg = 0;
-  cfg.seg_opts.is_seg = 1;
-  cfg.seed = (uint32_t)field_num(L, 4, "seed", 1234);
-  lua_getfield(L, 4, "classes");
-  int32_t *labels, *off, *len;
-  cfg.nclasses = read_classes(L, lua_gettop(L), &labels, &off, &len);
-  cfg.class_labels = labels;
-  cfg.class_off = off;
-  cfg.class_len = len;
+  parse_cfg(L, 4, &cfg);
   /* scratch block stays on the stack until return */
   lu_pp_result *res = lua_newuserdatauv(L, sizeof(lu_pp_result), 0);
   memset(res, 0, sizeof *res);
@@ -242,23 +272,7 @@ static int l_run_case(lua_State *L) {
   res->data = res->seg = NULL;
   lu_lua_push_tensor(L, d);
   lu_lua_push_tensor(L, s);
-  lua_createtable(L, 0, 8);
-  push_i3(L, res->shape_before_cropping);
-  lua_setfield(L, -2, "shape_before_cropping");
-  push_bbox(L, res->bbox);
-  lua_setfield(L, -2, "bbox_used_for_cropping");
-  push_i3(L, res->shape_after_cropping);
-  lua_setfield(L, -2, "shape_after_cropping_and_before_resampling");
-  push_i3(L, res->new_shape);
-  lua_setfield(L, -2, "new_shape");
-  push_d3(L, res->spacing_transposed);
-  lua_setfield(L, -2, "spacing_transposed");
-  push_d3(L, res->target_spacing);
-  lua_setfield(L, -2, "target_spacing");
-  if (seg) {
-    push_locs(L, res->locs, res->nclasses);
-    lua_setfield(L, -2, "class_locations");
-  }
+  push_info(L, res, seg != NULL);
   return 3;
 }
 
@@ -361,12 +375,115 @@ static int l_sep_z(lua_State *L) {
   return 2;
 }
 
+
+/* ---------------------------------------------------------------- case pool (parallel over cases) */
+
+#define POOL_MT "lunet.PreprocessPool"
+
+static lu_pp_pool **check_pool(lua_State *L, int idx) {
+  lu_pp_pool **p = luaL_checkudata(L, idx, POOL_MT);
+  if (!*p) luaL_argerror(L, idx, "pool is closed");
+  return p;
+}
+
+/* pool(cfg, workers, threads_per_case, chunk{z,y,x}, level) */
+static int l_pool(lua_State *L) {
+  lu_pp_config cfg;
+  parse_cfg(L, 1, &cfg);
+  int workers = (int)luaL_optinteger(L, 2, 1);
+  int tpc = (int)luaL_optinteger(L, 3, 1);
+  int64_t chunk[3] = {64, 64, 64};
+  if (lua_istable(L, 4)) {
+    double v[3];
+    if (check_nums(L, 4, v, 3, "chunk") != 3) return luaL_error(L, "chunk: expected 3 sizes");
+    for (int a = 0; a < 3; a++) chunk[a] = (int64_t)v[a];
+  }
+  int level = (int)luaL_optinteger(L, 5, 1);
+  lu_pp_pool **ud = lua_newuserdatauv(L, sizeof(lu_pp_pool *), 0);
+  *ud = NULL;
+  luaL_setmetatable(L, POOL_MT);
+  LU_LCHECK(L, lu_pp_pool_new(ud, &cfg, workers, tpc, chunk, level), "preprocess.pool");
+  return 1;
+}
+
+/* pool:submit(tag, {images...}, seg_or_nil, spacing, store_path) */
+static int l_pool_submit(lua_State *L) {
+  lu_pp_pool **p = check_pool(L, 1);
+  lua_Integer tag = luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int nimg = (int)lua_rawlen(L, 3);
+  if (nimg < 1 || nimg > LU_PP_MAX_CHANNELS) return luaL_argerror(L, 3, "expected 1..64 image tensors");
+  const lu_tensor *imgs[LU_PP_MAX_CHANNELS];
+  for (int i = 0; i < nimg; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    imgs[i] = lu_lua_check_tensor(L, -1);
+    lua_pop(L, 1);
+  }
+  const lu_tensor *seg = lua_isnoneornil(L, 4) ? NULL : lu_lua_check_tensor(L, 4);
+  double spacing[3];
+  if (check_nums(L, 5, spacing, 3, "spacing") != 3) return luaL_error(L, "spacing: expected 3 numbers");
+  const char *path = luaL_checkstring(L, 6);
+  LU_LCHECK(L, lu_pp_pool_submit(*p, tag, imgs, nimg, seg, spacing, path), "preprocess.pool:submit");
+  return 0;
+}
+
+/* pool:collect(wait) -> nil | tag, ok, err_or_info */
+static int l_pool_collect(lua_State *L) {
+  lu_pp_pool **p = check_pool(L, 1);
+  int wait = lua_toboolean(L, 2);
+  lu_pp_result *res = lua_newuserdatauv(L, sizeof(lu_pp_result), 0);
+  memset(res, 0, sizeof *res);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, res_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  int64_t tag;
+  lu_status st;
+  char err[512];
+  if (!lu_pp_pool_collect(*p, wait, &tag, &st, err, sizeof err, res)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)tag);
+  if (st != LU_OK) {
+    lua_pushboolean(L, 0);
+    lua_pushfstring(L, "%s: %s", lu_status_name(st), err);
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  push_info(L, res, res->locs != NULL);
+  return 3;
+}
+
+static int l_pool_pending(lua_State *L) {
+  lua_pushinteger(L, lu_pp_pool_pending(*check_pool(L, 1)));
+  return 1;
+}
+
+static int l_pool_close(lua_State *L) {
+  lu_pp_pool **p = luaL_checkudata(L, 1, POOL_MT);
+  lu_pp_pool_free(*p);
+  *p = NULL;
+  return 0;
+}
+
 int lu_open_preprocess(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"run_case", l_run_case},           {"resample", l_resample},
       {"crop", l_crop},                   {"normalize", l_normalize},
       {"class_locations", l_class_locations}, {"compute_new_shape", l_compute_new_shape},
-      {"sep_z", l_sep_z},                 {NULL, NULL}};
+      {"sep_z", l_sep_z},                 {"pool", l_pool},
+      {NULL, NULL}};
+  if (luaL_newmetatable(L, POOL_MT)) {
+    static const luaL_Reg m[] = {{"submit", l_pool_submit}, {"collect", l_pool_collect},
+                                 {"pending", l_pool_pending}, {"close", l_pool_close}, {NULL, NULL}};
+    lua_newtable(L);
+    lu_lua_setfuncs(L, m);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_pool_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   lua_newtable(L);
   lu_lua_setfuncs(L, fns);
   return 1;

@@ -282,17 +282,42 @@ function M.run(ds, plans, cfgs, opts)
     end
     local draw = progress_bar(cfg_name, #todo, progress)
     draw(0)
-    for i, c in ipairs(todo) do
-      local base = paths.join(dir, c.id)
-      local ok, err = pcall(function()
-        local data, seg, props = M.run_case(c.images, c.label, nil, plans, cfg, { threads = threads })
-        core.store.write(base .. ".lcs", data, seg, chunk, opts.level or 1, threads)
-        json.write_file_atomic(base .. ".json", M.encode_properties(props))
-      end)
-      if not ok then error(string.format("preprocess %s: case %s: %s", cfg_name, c.id, tostring(err)), 2) end
-      draw(i)
-      collectgarbage()
+    -- parallel over cases: `workers` cases in flight in C threads (each preprocessed and written to its store
+    -- there); this thread reads the next case meanwhile and writes the properties of finished ones
+    local workers = math.max(1, math.min(threads, #todo))
+    local pool = core.preprocess.pool(cfg, workers, math.max(1, threads // workers), chunk, opts.level or 1)
+    local rprops, ndone = {}, 0
+    local function fail(tag, msg)
+      pool:close()
+      error(string.format("preprocess %s: case %s: %s", cfg_name, todo[tag] and todo[tag].id or "?", tostring(msg)), 3)
     end
+    local function handle(tag, ok, info)
+      if not tag then return false end
+      if not ok then fail(tag, info) end
+      local base = paths.join(dir, todo[tag].id)
+      local okw, err = pcall(function()
+        json.write_file_atomic(base .. ".json", M.encode_properties(properties(rprops[tag], info, cfg.class_keys)))
+      end)
+      if not okw then fail(tag, err) end
+      rprops[tag] = nil
+      ndone = ndone + 1
+      draw(ndone)
+      return true
+    end
+    for i, c in ipairs(todo) do
+      while pool:pending() >= workers do handle(pool:collect(true)) end
+      local ok, err = pcall(function()
+        local ts, rp = read_images(c.images)
+        local seg = c.label and require("lunet.image").read(c.label).data or nil
+        rprops[i] = rp
+        pool:submit(i, ts, seg, rp.spacing, paths.join(dir, c.id) .. ".lcs")
+      end)
+      if not ok then fail(i, err) end
+      collectgarbage()
+      while handle(pool:collect(false)) do end
+    end
+    while pool:pending() > 0 do handle(pool:collect(true)) end
+    pool:close()
     summary[cfg_name] = { done = #todo, skipped = skipped, folder = dir }
   end
   return summary
