@@ -16,13 +16,21 @@ lu_status lu_fail(lu_status st, const char *fmt, ...) {
 }
 
 lu_status lu_fail_context(lu_status st, const char *fmt, ...) {
-  char prefix[LU_MSG_MAX / 2], old[LU_MSG_MAX / 2];
+  char prefix[LU_MSG_MAX / 2], old[LU_MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
-  snprintf(old, sizeof old, "%s", lu_msg);
-  snprintf(lu_msg, sizeof lu_msg, "%s: %s", prefix, old);
+  memcpy(old, lu_msg, sizeof old);
+  /* the combined message may be cut at LU_MSG_MAX: the start (the context) matters most */
+  size_t n = strlen(prefix);
+  memcpy(lu_msg, prefix, n);
+  lu_msg[n] = ':';
+  lu_msg[n + 1] = ' ';
+  size_t room = LU_MSG_MAX - n - 3;
+  size_t m = strnlen(old, room);
+  memcpy(lu_msg + n + 2, old, m);
+  lu_msg[n + 2 + m] = 0;
   return st;
 }
 
