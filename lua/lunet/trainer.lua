@@ -317,29 +317,50 @@ local function restore(st, path)
   return meta
 end
 
---- Final validation of the fold's cases (reference 6.6) with lunet.predict, then lunet.evaluate.
+--- Final validation of the fold's cases (reference 6.6): sliding-window prediction (lunet.predict) of each
+--- validation case's preprocessed data, exported to the original geometry into validation/ (with --npz the
+--- probabilities), then lunet.evaluate against gt_segmentations -> validation/summary.json.
 local function final_validation(st)
   local okp, predict = pcall(require, "lunet.predict")
-  if not okp then
-    st.logger:print("Final validation skipped: lunet.predict is not available (" .. tostring(predict):match("[^\n]*") .. ")")
+  if not okp or type(predict.sliding_window) ~= "function" or type(predict.export) ~= "function" then
+    st.logger:print("Final validation skipped: lunet.predict is not available")
     return nil
   end
+  local image = require "lunet.image"
+  local store = require "lunet.store"
   local vdir = paths.join(st.folder, "validation")
   paths.mkdirs(vdir)
-  local fn = predict.validation or predict.fold_validation
-  if type(fn) ~= "function" then
-    st.logger:print("Final validation skipped: lunet.predict has no validation(...) entry point yet")
-    return nil
+  local ending = st.dataset_json.file_ending
+  local gt = paths.join(st.pre, "gt_segmentations")
+  local net = st.net
+  local model = { forward = function(x) return net:forward(x)[1] end, mirror_axes = st.mirror_axes }
+  local cfg = require("lunet.planner").configuration(st.plans, st.cfg_name)
+  for i, id in ipairs(st.val_ids) do
+    local c = store.open(paths.join(st.data_dir, id .. ".lcs"))
+    local data = c:read_patch({ 0, 0, 0 }, c.shape)
+    local logits = predict.sliding_window({ model }, data, { patch = cfg.patch_size, step_size = 0.5,
+      mirror_axes = st.mirror_axes, threads = st.threads })
+    local seg, probs = predict.export(logits, c.properties, st.plans, st.cfg_name, st.info,
+      { probabilities = st.npz, threads = st.threads })
+    c:close()
+    local like = paths.isfile(paths.join(gt, id .. ending)) and image.read(paths.join(gt, id .. ending)) or nil
+    image.write_seg(paths.join(vdir, id .. ending), seg, like)
+    if st.npz and probs then
+      local tmp = paths.join(vdir, id .. ".tmp.npz")
+      core.npz.write(tmp, { probabilities = probs }, { level = 1 })
+      assert(os.rename(tmp, paths.join(vdir, id .. ".npz")))
+      json.write_file_atomic(paths.join(vdir, id .. ".json"), require("lunet.preprocess").encode_properties(c.properties))
+    end
+    if st.show then io.stderr:write(("\rvalidation %d/%d %s "):format(i, #st.val_ids, id)); io.stderr:flush() end
+    collectgarbage()
   end
-  fn{ net = st.net, plans = st.plans, configuration = st.cfg_name, dataset_json = st.dataset_json,
-      cases = st.val_ids, data_dir = st.data_dir, output_folder = vdir, npz = st.npz,
-      mirror_axes = st.mirror_axes, threads = st.threads }
+  if st.show then io.stderr:write("\n") end
   local evaluate = require "lunet.evaluate"
-  local summary = evaluate.folder(paths.join(st.pre, "gt_segmentations"), vdir,
-    { dataset_json = paths.join(st.pre, "dataset.json"), output_file = paths.join(vdir, "summary.json"), chill = true })
+  local summary = evaluate.folder(gt, vdir, { dataset_json = paths.join(st.pre, "dataset.json"),
+    output_file = paths.join(vdir, "summary.json"), chill = true })
   local fg = summary.foreground_mean and summary.foreground_mean.Dice
   st.logger:print("Validation complete")
-  st.logger:print("Mean Validation Dice: ", fg)
+  st.logger:print("Mean Validation Dice: ", pyfloat(fg or NAN))
   return summary
 end
 
@@ -430,7 +451,7 @@ function M.train(o)
   local st = {
     folder = folder, fold = fold, cfg_name = cfg_name, plans = plans, tr = tr, trainer_name = trainer_name,
     seed = seed, logger = logger, pre = pre, data_dir = data_dir, val_ids = val_ids, npz = o.npz,
-    threads = threads, dataset_json = dj, epoch = 0, iter = 0, partial = {}, log = new_log(),
+    threads = threads, dataset_json = dj, info = info, show = show, epoch = 0, iter = 0, partial = {}, log = new_log(),
   }
   local lo = deep_copy(loader_opts); lo.cases = open_cases(train_ids)
   st.loader = sampler.new(lo)
@@ -583,13 +604,13 @@ function M.train(o)
     os.remove(ck("checkpoint_latest.pth"))
     logger:print("Training done.")
   end
+  -- a failed validation leaves the finished training intact: report it, rerun with --val-only
   local okv, summary = pcall(final_validation, st)
-  if not okv then
-    logger:print("ERROR: final validation failed: " .. tostring(summary))
-    logger:close()
-    error(summary, 0)
+  if okv then run.validation = summary
+  else
+    run.validation_error = tostring(summary)
+    logger:print("ERROR: final validation failed (rerun it with --val-only): " .. run.validation_error)
   end
-  run.validation = summary
   logger:close()
   return run
 end

@@ -1,0 +1,95 @@
+-- `lunet train DATASET CONFIG FOLD ...`: nnUNetv2_train.
+local USAGE = [==[
+usage: lunet train DATASET CONFIG FOLD [-p PLANS] [-tr TRAINER.lua] [--epochs N] [--iters N] [--val-iters N]
+                   [--continue] [--val-only] [--npz] [--seed S] [--device D] [-np N] [-q]
+
+Trains CONFIG (2d, 3d_fullres, 3d_lowres, ...) of DATASET (id or name) on FOLD (0-4 or all) from the preprocessed
+data in nnUNet_preprocessed, as nnUNetv2_train: poly learning rate, pseudo Dice on validation patches and its moving
+average, checkpoint_best / checkpoint_latest / checkpoint_final, then the final validation of the fold's cases
+into validation/ with summary.json. Results: nnUNet_results/DatasetXXX/<trainer>__<plans>__<CONFIG>/fold_<FOLD>/
+(training_log_*.txt, progress.png, debug.json). Ctrl-C (SIGINT) or SIGTERM saves checkpoint_latest first.
+
+  -p PLANS         plans identifier (default nnUNetPlans)
+  -tr FILE.lua     trainer file: returns overrides of the trainer rules (epochs, LR, loss weights, augmentation);
+                   its `name` (default: the file name) is the trainer name in the results folder
+  --epochs N       number of epochs (default 1000)
+  --iters N        training iterations per epoch (default 250)
+  --val-iters N    validation iterations per epoch (default 50)
+  --continue, --c  continue from checkpoint_final, _latest or _best (in that order), as nnU-Net
+  --val-only, --val  only run the final validation (needs checkpoint_final)
+  --npz            also save the validation probabilities (.npz + .json)
+  --seed S         seed of every random draw (default 0): same seed, same device -> same run
+  --device D       OpenCL device index (lunet.devices(); default: the default device)
+  -np N            host threads for data augmentation and export (default 2)
+  -q               no per-line log echo on stdout (the log file is still written)
+]==]
+
+local function fail(msg) io.stderr:write("lunet train: " .. msg .. "\n"); return 2 end
+
+local M = { summary = "train a configuration on one fold (nnUNetv2_train)", usage = USAGE }
+
+local function int_arg(args, i, name)
+  local v = args[i + 1]
+  local n = v and math.tointeger(tonumber(v))
+  if not n then return nil, name .. " needs an integer" end
+  return n
+end
+
+function M.parse(args)
+  local o, pos = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local err
+    if a == "-h" or a == "--help" then io.write(USAGE); return nil, 0
+    elseif a == "-p" or a == "--plans" then
+      o.plans = args[i + 1]; i = i + 1
+      if not o.plans then return nil, fail(a .. " needs a plans identifier") end
+    elseif a == "-tr" or a == "--trainer" then
+      o.trainer_file = args[i + 1]; i = i + 1
+      if not o.trainer_file then return nil, fail(a .. " needs a trainer file (.lua)") end
+      local f = io.open(o.trainer_file, "r")
+      if not f then return nil, fail("trainer file " .. o.trainer_file .. " not found") end
+      f:close()
+    elseif a == "--epochs" then o.epochs, err = int_arg(args, i, a); i = i + 1
+    elseif a == "--iters" then o.iterations, err = int_arg(args, i, a); i = i + 1
+    elseif a == "--val-iters" then o.val_iterations, err = int_arg(args, i, a); i = i + 1
+    elseif a == "--seed" then o.seed, err = int_arg(args, i, a); i = i + 1
+    elseif a == "--device" or a == "-device" then o.device, err = int_arg(args, i, a); i = i + 1
+    elseif a == "-np" then o.threads, err = int_arg(args, i, a); i = i + 1
+    elseif a == "--continue" or a == "--c" or a == "-c" then o.continue = true
+    elseif a == "--val-only" or a == "--val" then o.val_only = true
+    elseif a == "--npz" then o.npz = true
+    elseif a == "-q" then o.quiet = true
+    elseif a:sub(1, 1) == "-" and not a:match("^%-%d") then return nil, fail("unknown option " .. a .. "\n" .. USAGE)
+    else pos[#pos + 1] = a end
+    if err then return nil, fail(err) end
+    i = i + 1
+  end
+  if #pos ~= 3 then io.stderr:write(USAGE); return nil, 2 end
+  o.dataset, o.configuration = pos[1], pos[2]
+  if pos[3] == "all" then o.fold = "all"
+  else
+    o.fold = math.tointeger(tonumber(pos[3]))
+    if not o.fold or o.fold < 0 then return nil, fail("FOLD must be an integer >= 0 or 'all', got " .. pos[3]) end
+  end
+  for _, k in ipairs({ "epochs", "iterations", "threads" }) do
+    if o[k] and o[k] < 1 then return nil, fail(k .. " must be >= 1") end
+  end
+  if o.val_iterations and o.val_iterations < 0 then return nil, fail("--val-iters must be >= 0") end
+  return o
+end
+
+function M.run(args)
+  local o, code = M.parse(args)
+  if not o then return code end
+  local r = require("lunet.trainer").train(o)
+  if r.interrupted then return 128 + r.interrupted end
+  if r.validation_error then
+    io.stderr:write("lunet train: final validation failed: " .. r.validation_error .. "\n")
+    return 1
+  end
+  return 0
+end
+
+return M
