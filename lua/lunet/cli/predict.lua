@@ -1,0 +1,99 @@
+-- lunet predict: nnUNetv2_predict.
+local USAGE = [[
+usage: lunet predict -i IN -o OUT -d DATASET -c CONFIG [-f 0 1 2 3 4 | all] [-p plans] [-tr trainer]
+                     [-chk checkpoint_final] [--step-size 0.5] [--disable-tta] [--tta-axes 0,1,2]
+                     [--save-probabilities] [--prev-stage-predictions DIR] [--device D] [-np N]
+                     [--continue-prediction]
+
+Predicts every case of IN (files <case>_XXXX<file_ending>) with the model in
+$nnUNet_results/<dataset>/<trainer>__<plans>__<config>/fold_N/<checkpoint>.*, averaging the folds' logits,
+and writes OUT/<case><file_ending> with the input's geometry.
+  -f F...                   folds (default: every fold_N folder present); "all" uses fold_all
+  -p / -tr / -chk           plans (nnUNetPlans), trainer (nnUNetTrainer), checkpoint (checkpoint_final)
+  --step-size S             sliding-window step as a fraction of the patch (default 0.5)
+  --disable-tta             no test-time mirroring (8x faster in 3-D)
+  --tta-axes A,B            mirror only along these of the model's axes
+  --save-probabilities      also write <case>.npz ("probabilities") and <case>.json (properties)
+  --prev-stage-predictions  cascade: folder with the 3d_lowres predictions (required for 3d_cascade_fullres)
+  --device D                OpenCL device index (see `lunet tune` / lunet.devices())
+  -np N                     host threads (default 2)
+  --continue-prediction     skip cases whose output already exists
+]]
+
+local M = { summary = "sliding-window prediction of a folder of images as nnUNetv2_predict", usage = USAGE }
+
+local function int(s, what)
+  local v = math.tointeger(tonumber(s))
+  if v == nil then error(what .. " needs an integer, got " .. tostring(s), 0) end
+  return v
+end
+
+function M.parse(args)
+  local o = {}
+  local i = 1
+  local function val(name)
+    local v = args[i + 1]
+    if v == nil then error(name .. " needs a value", 0) end
+    i = i + 1
+    return v
+  end
+  while i <= #args do
+    local a = args[i]
+    if a == "-h" or a == "--help" then o.help = true
+    elseif a == "-i" then o.input = val(a)
+    elseif a == "-o" then o.output = val(a)
+    elseif a == "-d" then o.dataset = val(a)
+    elseif a == "-c" then o.configuration = val(a)
+    elseif a == "-p" then o.plans = val(a)
+    elseif a == "-tr" then o.trainer = val(a)
+    elseif a == "-chk" then o.checkpoint = val(a):gsub("%.pth$", "")
+    elseif a == "-f" then
+      local folds = {}
+      while args[i + 1] and args[i + 1]:sub(1, 1) ~= "-" do
+        local v = args[i + 1]
+        if v == "all" then folds = "all" else
+          if folds == "all" then error("-f: 'all' cannot be combined with fold numbers", 0) end
+          folds[#folds + 1] = int(v, "-f")
+        end
+        i = i + 1
+      end
+      if folds ~= "all" and #folds == 0 then error("-f needs fold numbers or 'all'", 0) end
+      o.folds = folds
+    elseif a == "--step-size" or a == "-step_size" then
+      o.step_size = tonumber(val(a)) or error("--step-size needs a number", 0)
+    elseif a == "--disable-tta" or a == "--disable_tta" then o.disable_tta = true
+    elseif a == "--tta-axes" then
+      o.tta_axes = {}
+      for s in val(a):gmatch("[^,%s]+") do o.tta_axes[#o.tta_axes + 1] = int(s, "--tta-axes") end
+    elseif a == "--save-probabilities" or a == "--save_probabilities" then o.save_probabilities = true
+    elseif a == "--prev-stage-predictions" or a == "-prev_stage_predictions" then o.prev_stage_predictions = val(a)
+    elseif a == "--device" or a == "-device" then
+      local v = val(a)
+      o.device = math.tointeger(tonumber(v)) or v
+    elseif a == "-np" then o.threads = int(val(a), "-np")
+    elseif a == "--continue-prediction" or a == "--continue_prediction" then o.continue_prediction = true
+    else error("unknown option " .. a, 0) end
+    i = i + 1
+  end
+  if not o.help then
+    for _, k in ipairs({ { "input", "-i" }, { "output", "-o" }, { "dataset", "-d" }, { "configuration", "-c" } }) do
+      if not o[k[1]] then error("missing " .. k[2], 0) end
+    end
+  end
+  return o
+end
+
+function M.run(args)
+  local ok, o = pcall(M.parse, args)
+  if not ok then
+    io.stderr:write("lunet predict: " .. tostring(o) .. "\n" .. USAGE)
+    return 2
+  end
+  if o.help then io.write(USAGE) return 0 end
+  if o.device == "cpu" or o.device == "cuda" then o.device = nil end
+  local ids = require("lunet.predict").folder(o)
+  io.write(string.format("predicted %d cases into %s\n", #ids, o.output))
+  return 0
+end
+
+return M

@@ -1,0 +1,409 @@
+-- lunet.predict: sliding window, mirroring, fold ensembles, export and files, against nnunetv2's nnUNetPredictor
+-- (fixtures from scripts/fixtures/make_predict_fixtures.py) and against known answers.
+local lunet = require "lunet"
+local core = lunet.core
+local json = require "lunet.json"
+local predict = require "lunet.predict"
+local image = require "lunet.image"
+local paths = require "lunet.paths"
+
+local FX = "spec/fixtures/predict/"
+local fake = json.read(FX .. "fake.json")
+local cases = json.read(FX .. "cases.json")
+local plans = json.read(FX .. "plans.json")
+local dj = json.read(FX .. "dataset.json")
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  paths.mkdirs(d)
+  return d
+end
+
+local function deepcopy(t)
+  if type(t) ~= "table" then return t end
+  local o = {}
+  for k, v in pairs(t) do o[k] = deepcopy(v) end
+  return setmetatable(o, getmetatable(t))
+end
+
+-- The oracle's fake network (make_predict_fixtures.py, class Fake): logits_k = w_k . x + b_k + sum_a r_ka *
+-- (i_a / (n_a - 1) - 0.5) over the patch axes: depends on the position in the window, not mirror-invariant.
+local function fake_model(p)
+  local w, b, r = p.w, p.b, p.r
+  return { forward = function(x)
+    local sh = x.shape
+    local C, nsp = sh[2], #sh - 2
+    local sp = {}
+    for i = 3, #sh do sp[#sp + 1] = sh[i] end
+    while #sp < 3 do table.insert(sp, 1, 1) end
+    local n = sp[1] * sp[2] * sp[3]
+    local xf = x:flat()
+    local K = #w
+    local out = {}
+    local idx = { 0, 0, 0 }
+    for k = 1, K do
+      local wk, bk, rk = w[k], b[k], r[k]
+      local base = (k - 1) * n
+      for z = 0, sp[1] - 1 do
+        for y = 0, sp[2] - 1 do
+          for xx = 0, sp[3] - 1 do
+            local v = (z * sp[2] + y) * sp[3] + xx
+            local s = bk
+            for c = 1, C do s = s + wk[c] * xf[(c - 1) * n + v + 1] end
+            idx[1], idx[2], idx[3] = z, y, xx
+            for a = 1, nsp do
+              local ax = 3 - nsp + a
+              s = s + rk[a] * (idx[ax] / math.max(sp[ax] - 1, 1) - 0.5)
+            end
+            out[base + v + 1] = s
+          end
+        end
+      end
+    end
+    local oshape = { 1, K }
+    for i = 3, #sh do oshape[#oshape + 1] = sh[i] end
+    return lunet.tensor(out, { shape = oshape, dtype = "f32" })
+  end }
+end
+
+local function maxdiff(a, b)
+  local fa, fb = a:flat(), b:flat()
+  assert.are.equal(#fb, #fa)
+  local m = 0
+  for i = 1, #fa do m = math.max(m, math.abs(fa[i] - fb[i])) end
+  return m
+end
+
+local function agreement(a, b)
+  local fa, fb = a:flat(), b:flat()
+  assert.are.equal(#fb, #fa)
+  local eq = 0
+  for i = 1, #fa do if fa[i] == fb[i] then eq = eq + 1 end end
+  return eq / #fa
+end
+
+describe("sliding window geometry equals nnunetv2", function()
+  it("compute_steps_for_sliding_window", function()
+    for _, s in ipairs(json.read(FX .. "steps.json")) do
+      assert.are.same(s.steps, core.infer.steps(s.size, s.patch, s.step))
+    end
+    assert.has_error(function() core.infer.steps(10, 20, 0.5) end)
+    assert.has_error(function() core.infer.steps(30, 20, 0) end)
+  end)
+
+  it("compute_gaussian (sigma 1/8, value_scaling_factor 10, float16, zeros -> min non-zero) bit for bit", function()
+    for _, s in ipairs({ { 8, 24, 24 }, { 5, 6, 7 }, { 16, 16, 16 }, { 32, 40 }, { 40, 48, 56 } }) do
+      local ref = lunet.npy.read(FX .. "gauss_" .. table.concat(s, "x") .. ".npy")
+      local g = core.infer.gaussian(s)
+      assert.are.equal(0, maxdiff(g, ref))
+    end
+  end)
+
+  it("mirror masks follow itertools.combinations order", function()
+    assert.are.same({ 0, 1, 2, 4, 3, 5, 6, 7 }, predict._flip_masks({ 0, 1, 2 }, false))
+    assert.are.same({ 0, 2, 4, 6 }, predict._flip_masks({ 0, 1 }, true))
+    assert.are.same({ 0, 2 }, predict._flip_masks({ 1 }, false))
+  end)
+
+  it("extract pads with zeros and flips; accumulate un-flips", function()
+    local d = lunet.tensor({ 1, 2, 3, 4, 5, 6 }, { shape = { 1, 1, 2, 3 }, dtype = "f32" })
+    -- padded to (1, 4, 3): pad_before y = 1
+    local p = core.infer.extract(d, { 0, 1, 0 }, { 0, 0, 0 }, { 1, 4, 3 }, 0)
+    assert.are.same({ 0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0 }, p:flat())
+    local f = core.infer.extract(d, { 0, 1, 0 }, { 0, 0, 0 }, { 1, 4, 3 }, 4)
+    assert.are.same({ 0, 0, 0, 3, 2, 1, 6, 5, 4, 0, 0, 0 }, f:flat())
+    local win = core.zeros({ 1, 1, 1, 4, 3 }, "f32")
+    core.infer.window_add(win, f, { 1, 4, 3 }, 4, true)
+    assert.are.same(p:flat(), win:flat())
+  end)
+end)
+
+describe("predict.image equals nnunetv2's nnUNetPredictor.predict_single_npy_array", function()
+  local img = lunet.npy.read(FX .. "case_img.npy")
+  local prev = lunet.npy.read(FX .. "prev_seg.npy")
+  for _, c in ipairs(cases.cases) do
+    it(c.name .. ": " .. c.configuration .. ", folds " .. table.concat(c.folds, ",") .. ", mirror "
+      .. (c.mirror_axes == json.null and "off" or table.concat(c.mirror_axes, ",")) .. ", step " .. c.step
+      .. (c.cascade and ", cascade" or ""), function()
+      local cin = c.cascade and "3" or "1"
+      local models = {}
+      for i, f in ipairs(c.folds) do models[i] = fake_model(fake[cin][f + 1]) end
+      local mirror = c.mirror_axes ~= json.null and c.mirror_axes or nil
+      local opts = { plans = plans, configuration = c.configuration, dataset_json = dj, step_size = c.step,
+        disable_tta = mirror == nil, tta_axes = mirror, threads = 2, prev_seg = c.cascade and prev or nil }
+      opts.return_logits = true
+      local lg = predict.image(models, img, { spacing = cases.spacing }, opts)
+      local ref_lg = lunet.npy.read(FX .. c.name .. "_logits.npy")
+      assert.are.same(ref_lg.shape, lg.shape)
+      assert.is_true(maxdiff(lg, ref_lg) < 2e-3, "logits differ by " .. maxdiff(lg, ref_lg))
+      opts.return_logits = nil
+      opts.probabilities = true
+      local seg, probs = predict.image(models, img, { spacing = cases.spacing }, opts)
+      local ref_seg = lunet.npy.read(FX .. c.name .. "_seg.npy")
+      assert.are.same({ 30, 28, 10 }, seg.shape)
+      assert.is_true(agreement(seg, ref_seg) >= 0.999, "segmentation agreement " .. agreement(seg, ref_seg))
+      local ref_p = lunet.npy.read(FX .. c.name .. "_prob.npy")
+      assert.are.same(ref_p.shape, probs.shape)
+      assert.is_true(maxdiff(probs, ref_p) < 1e-3, "probabilities differ by " .. maxdiff(probs, ref_p))
+      -- the streaming (one class at a time) export gives the same segmentation
+      opts.probabilities = nil
+      local seg2 = predict.image(models, img, { spacing = cases.spacing }, opts)
+      assert.are.equal(1, agreement(seg2, seg))
+    end)
+  end
+
+  it("a fold ensemble is the average of the folds' logits (and, the model being linear, the mean-weight model)", function()
+    local one = {}
+    local mean = { w = {}, b = {}, r = {} }
+    for f = 1, 5 do
+      local p = fake["1"][f]
+      one[f] = fake_model(p)
+      for k = 1, 3 do
+        mean.w[k] = mean.w[k] or { 0 }
+        mean.w[k][1] = mean.w[k][1] + p.w[k][1] / 5
+        mean.b[k] = (mean.b[k] or 0) + p.b[k] / 5
+        mean.r[k] = mean.r[k] or { 0, 0, 0 }
+        for a = 1, 3 do mean.r[k][a] = mean.r[k][a] + p.r[k][a] / 5 end
+      end
+    end
+    local opts = { plans = plans, configuration = "3d_fullres", dataset_json = dj, disable_tta = true,
+      return_logits = true, half = false }
+    local ens = predict.image(one, img, { spacing = cases.spacing }, opts)
+    local sum
+    for f = 1, 5 do
+      local l = predict.image({ one[f] }, img, { spacing = cases.spacing }, opts)
+      if sum then core.infer.add_(sum, l, false) else sum = l end
+    end
+    core.infer.scale_(sum, 0.2, false)
+    assert.is_true(maxdiff(ens, sum) < 1e-5)
+    local m = predict.image({ fake_model(mean) }, img, { spacing = cases.spacing }, opts)
+    assert.is_true(maxdiff(ens, m) < 1e-4)
+  end)
+end)
+
+-- ------------------------------------------------------------------------------------------------ known answers
+
+-- A label map L and an image L + 1 (zero on a border: nonzero cropping); a model whose logits are
+-- -(x - (k + 1))^2 gives back L. Plans: no normalisation, configuration spacing = the image's (transposed).
+local function known_case()
+  local Z, Y, X = 14, 12, 9
+  local L, I = {}, {}
+  for z = 0, Z - 1 do
+    for y = 0, Y - 1 do
+      for x = 0, X - 1 do
+        local i = (z * Y + y) * X + x + 1
+        local l = (z // 4 + y // 3 + x // 2) % 3
+        if z < 2 or y == Y - 1 then l = -1 end
+        L[i] = math.max(l, 0)
+        I[i] = l + 1
+      end
+    end
+  end
+  local kp = deepcopy(plans)
+  local c = kp.configurations["3d_fullres"]
+  c.spacing = { 4.5, 0.9, 1.0 }
+  c.normalization_schemes = { "NoNormalization" }
+  c.patch_size = { 8, 8, 8 }
+  return {
+    shape = { Z, Y, X }, labels = L,
+    img = lunet.tensor(I, { shape = { 1, Z, Y, X }, dtype = "f32" }),
+    plans = kp,
+    model = { forward = function(x)
+      local xf = x:flat()
+      local n = #xf
+      local out = {}
+      for k = 0, 2 do
+        for i = 1, n do out[k * n + i] = -(xf[i] - (k + 1)) ^ 2 end
+      end
+      local sh = x.shape
+      return lunet.tensor(out, { shape = { 1, 3, sh[3], sh[4], sh[5] }, dtype = "f32" })
+    end },
+  }
+end
+
+describe("predict.folder writes what nnU-Net writes", function()
+  local kc = known_case()
+  local geom = { spacing = { 4.5, 1.0, 0.9 }, origin = { -12.5, 30.25, 7.0 },
+                 direction = { 0, 0, 1, 0.6, 0.8, 0, -0.8, 0.6, 0 } }
+
+  it("a known segmentation, with the input's exact geometry, as the dataset's file ending", function()
+    local root = tmpdir()
+    local inp, out = root .. "/in", root .. "/out"
+    paths.mkdirs(inp)
+    image.write(inp .. "/case7_0000.nii.gz", kc.img, { sitk = geom })
+    local ids = predict.folder{ input = inp, output = out, models = { kc.model }, plans_json = kc.plans,
+      dataset_json = dj, configuration = "3d_fullres", progress = false, save_probabilities = true }
+    assert.are.same({ "case7" }, ids)
+    local r = image.read(out .. "/case7.nii.gz")
+    local src = image.read(inp .. "/case7_0000.nii.gz")
+    assert.are.same(src.sitk, r.sitk)
+    assert.are.same({ 1, 14, 12, 9 }, r.data.shape)
+    assert.are.equal("u8", r.data.dtype)
+    assert.are.same(kc.labels, r.data:flat())
+    -- probabilities (C, *original shape) and properties beside them, as lunet.ensemble reads them
+    local z = core.npz.read(out .. "/case7.npz")
+    assert.are.same({ 3, 14, 12, 9 }, z.probabilities.shape)
+    assert.are.equal("f32", z.probabilities.dtype)
+    local props = json.read(out .. "/case7.json")
+    assert.are.same(src.sitk, props.sitk_stuff)
+    assert.are.same({ 9, 14, 12 }, props.shape_before_cropping)
+    for _, f in ipairs({ "dataset.json", "plans.json", "predict_from_raw_data_args.json" }) do
+      assert.is_true(paths.isfile(out .. "/" .. f), f)
+    end
+    -- no temporary files left
+    for _, f in ipairs(paths.listdir(out)) do assert.is_nil(f:match("tmp"), f) end
+  end)
+
+  it("continue_prediction skips finished cases; a cascade configuration without previous stage fails", function()
+    local root = tmpdir()
+    local inp, out = root .. "/in", root .. "/out"
+    paths.mkdirs(inp)
+    image.write(inp .. "/c_0000.nii.gz", kc.img, { sitk = geom })
+    local calls = 0
+    local m = { forward = function(x) calls = calls + 1; return kc.model.forward(x) end }
+    local o = { input = inp, output = out, models = { m }, plans_json = kc.plans, dataset_json = dj,
+      configuration = "3d_fullres", progress = false, disable_tta = true }
+    predict.folder(o)
+    local n1 = calls
+    assert.is_true(n1 > 0)
+    o.continue_prediction = true
+    predict.folder(o)
+    assert.are.equal(n1, calls)
+    local cp = deepcopy(kc.plans)
+    cp.configurations["3d_cascade_fullres"] = { inherits_from = "3d_fullres", previous_stage = "3d_lowres" }
+    assert.has_error(function()
+      predict.folder{ input = inp, output = out, models = { m }, plans_json = cp, dataset_json = dj,
+        configuration = "3d_cascade_fullres", progress = false }
+    end, "predict: configuration 3d_cascade_fullres is a cascade stage: --prev-stage-predictions is required")
+  end)
+
+  it("ensembling 5 folds' probability files (lunet.ensemble) gives the average of the 5 probability maps", function()
+    local root = tmpdir()
+    local inp = root .. "/in"
+    paths.mkdirs(inp)
+    local img = lunet.npy.read(FX .. "case_img.npy")
+    image.write(inp .. "/e_0000.nii.gz", img, { sitk = { spacing = { 4.5, 1.0, 0.9 }, origin = { 0, 0, 0 },
+      direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } } })
+    local dirs, probs = {}, {}
+    for f = 1, 5 do
+      dirs[f] = root .. "/fold" .. f
+      predict.folder{ input = inp, output = dirs[f], models = { fake_model(fake["1"][f]) }, plans_json = plans,
+        dataset_json = dj, configuration = "3d_fullres", progress = false, save_probabilities = true,
+        disable_tta = true }
+      probs[f] = core.npz.read(dirs[f] .. "/e.npz").probabilities:flat()
+    end
+    require("lunet.ensemble").folders(dirs, root .. "/ens", { save_npz = true })
+    local avg = core.npz.read(root .. "/ens/e.npz").probabilities
+    local af = avg:flat()
+    local n = #af // 3
+    local want_seg = {}
+    for i = 1, #af do
+      local s = 0
+      for f = 1, 5 do s = s + probs[f][i] end
+      assert.is_true(math.abs(af[i] - s / 5) < 1e-6)
+    end
+    for v = 1, n do
+      local best, bk = -1, 0
+      for k = 0, 2 do if af[k * n + v] > best then best, bk = af[k * n + v], k end end
+      want_seg[v] = bk
+    end
+    local seg = image.read(root .. "/ens/e.nii.gz")
+    assert.are.same(want_seg, seg.data:flat())
+    assert.are.same(image.read(inp .. "/e_0000.nii.gz").sitk, seg.sitk)
+  end)
+end)
+
+describe("export", function()
+  -- identity geometry: preprocessed space = original space
+  local Z, Y, X = 5, 6, 7
+  local function props(bbox, full)
+    return { spacing = { 2.0, 1.0, 1.0 }, shape_before_cropping = full, bbox_used_for_cropping = bbox,
+      shape_after_cropping_and_before_resampling = { bbox[1][2] - bbox[1][1], bbox[2][2] - bbox[2][1],
+        bbox[3][2] - bbox[3][1] } }
+  end
+  local ep = { transpose_forward = { 0, 1, 2 }, transpose_backward = { 0, 1, 2 },
+    configurations = { c = { spacing = { 2.0, 1.0, 1.0 }, patch_size = { 4, 4, 4 },
+      resampling_fn_probabilities_kwargs = { is_seg = false, order = 1, order_z = 0, force_separate_z = json.null } } } }
+  local L = {}
+  for i = 1, Z * Y * X do L[i] = (i * 7) % 3 end
+
+  it("labels: argmax, un-crop (background outside; probabilities: channel 0 = 1 outside) and transpose back", function()
+    local lg = {}
+    for k = 0, 2 do for i = 1, #L do lg[k * #L + i] = L[i] == k and 4.0 or -1.0 end end
+    local logits = lunet.tensor(lg, { shape = { 3, Z, Y, X }, dtype = "f32" })
+    local info = require("lunet.dataset").label_info(dj.labels)
+    local full = { 7, 8, 9 }
+    local bbox = { { 1, 6 }, { 2, 8 }, { 0, 7 } }
+    local tp = deepcopy(ep)
+    tp.transpose_backward = { 2, 0, 1 }
+    local seg, pr = predict.export(logits, props(bbox, full), tp, "c", info, { probabilities = true })
+    assert.are.same({ 9, 7, 8 }, seg.shape)
+    assert.are.same({ 3, 9, 7, 8 }, pr.shape)
+    local sf, pf = seg:flat(), pr:flat()
+    local n = 7 * 8 * 9
+    for x = 0, 8 do for z = 0, 6 do for y = 0, 7 do
+      local o = (x * 7 + z) * 8 + y + 1
+      local inside = z >= 1 and z < 6 and y >= 2 and y < 8 and x < 7
+      local want = inside and L[((z - 1) * Y + (y - 2)) * X + x + 1] or 0
+      assert.are.equal(want, sf[o])
+      if not inside then
+        assert.are.same({ 1, 0, 0 }, { pf[o], pf[n + o], pf[2 * n + o] })
+      else
+        assert.is_true(math.abs(pf[o] + pf[n + o] + pf[2 * n + o] - 1) < 1e-6)
+      end
+    end end end
+  end)
+
+  it("regions: sigmoid > 0.5 painted in regions_class_order", function()
+    local rdj = { labels = { background = 0, whole = { 1, 2 }, core = 2 }, regions_class_order = { 1, 2 } }
+    local info = require("lunet.dataset").label_info(rdj.labels, rdj.regions_class_order)
+    local lg = {}
+    for i = 1, #L do
+      lg[i] = L[i] >= 1 and 2.0 or -2.0
+      lg[#L + i] = L[i] == 2 and 3.0 or -3.0
+    end
+    local logits = lunet.tensor(lg, { shape = { 2, Z, Y, X }, dtype = "f32" })
+    local full = { Z, Y, X }
+    local bbox = { { 0, Z }, { 0, Y }, { 0, X } }
+    local seg = predict.export(logits, props(bbox, full), ep, "c", info, {})
+    assert.are.same(L, seg:flat())
+    local seg2, pr = predict.export(logits, props(bbox, full), ep, "c", info, { probabilities = true })
+    assert.are.same(L, seg2:flat())
+    assert.is_true(math.abs(pr:flat()[1] - 1 / (1 + math.exp(L[1] >= 1 and -2 or 2))) < 1e-3)
+  end)
+
+  it("resampling round trip: a label map upsampled as one-hot logits and exported comes back", function()
+    -- preprocessed space at 2x in-plane resolution (nearest upsampling of L): exporting resamples back down
+    local info = require("lunet.dataset").label_info(dj.labels)
+    local Y2, X2 = Y * 2, X * 2
+    local lg = {}
+    local n2 = Z * Y2 * X2
+    for k = 0, 2 do
+      for z = 0, Z - 1 do for y = 0, Y2 - 1 do for x = 0, X2 - 1 do
+        local l = L[(z * Y + y // 2) * X + x // 2 + 1]
+        lg[k * n2 + (z * Y2 + y) * X2 + x + 1] = l == k and 5.0 or -5.0
+      end end end
+    end
+    local logits = lunet.tensor(lg, { shape = { 3, Z, Y2, X2 }, dtype = "f32" })
+    local p = deepcopy(ep)
+    p.configurations.c.spacing = { 2.0, 0.5, 0.5 }
+    local seg = predict.export(logits, props({ { 0, Z }, { 0, Y }, { 0, X } }, { Z, Y, X }), p, "c", info, {})
+    assert.are.same(L, seg:flat())
+  end)
+end)
+
+describe("lunet predict CLI", function()
+  local cli = require "lunet.cli.predict"
+  it("parses nnU-Net's flags", function()
+    local o = cli.parse({ "-i", "IN", "-o", "OUT", "-d", "4", "-c", "3d_fullres", "-f", "0", "1", "-tr", "T", "-p",
+      "P", "-chk", "checkpoint_best", "--step-size", "0.6", "--disable-tta", "--save-probabilities",
+      "--prev-stage-predictions", "PREV", "-np", "3", "--tta-axes", "0,2", "--device", "1" })
+    assert.are.same({ input = "IN", output = "OUT", dataset = "4", configuration = "3d_fullres", folds = { 0, 1 },
+      trainer = "T", plans = "P", checkpoint = "checkpoint_best", step_size = 0.6, disable_tta = true,
+      save_probabilities = true, prev_stage_predictions = "PREV", threads = 3, tta_axes = { 0, 2 }, device = 1 }, o)
+    assert.are.equal("all", cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "-f", "all" }).folds)
+    assert.has_error(function() cli.parse({ "-i", "a" }) end)
+    assert.has_error(function() cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--bogus" }) end)
+  end)
+end)
