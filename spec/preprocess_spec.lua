@@ -286,7 +286,7 @@ describe("preprocess.run: files, resume", function()
       "pp.run(ds, require\"lunet.planner\".read(%q), \"2d\", {threads=1, progress=false, out_root=%q})' " ..
       ">/dev/null 2>&1; true)", os.getenv("PWD") or ".", root .. "/raw/" .. ds_name,
       F .. ds_name .. "/plans.json", root .. "/pre/" .. ds_name)
-    os.execute("bash -c " .. string.format("%q", cmd))
+    os.execute("bash -c " .. string.format("%q", cmd) .. " >/dev/null 2>&1")
     run("2d")
     for _, case in ipairs(DATASETS[ds_name].cases) do assert.are.equal(ref[case], slurp(dir .. case .. ".lcs")) end
   end)
