@@ -113,34 +113,81 @@ describe("instance norm", function()
     end
   end)
 
-  it("the other kernel path (GPU work-group rows on a CPU, float8 rows on a GPU) gives the same results", function()
-    -- the path is chosen per device type; LUNET_INSTNORM forces one, so a child process runs the other
-    local other = lunet.devices()[core.default_device() + 1].type == "cpu" and "groups" or "rows"
-    local child = [[
-      local lunet = require "lunet"; local nn = lunet.core.nn
-      local function f(n) return lunet.npy.read("spec/fixtures/nnops/in3d_" .. n .. ".npy") end
-      local x, w, b, dy = f("x"):to_device(), f("w"):to_device(), f("b"):to_device(), f("dy"):to_device()
-      local N, C = x.shape[1], x.shape[2]
-      local z = lunet.core.zeros
-      local y, m, s = z(x.shape, "f32", true), z({N * C}, "f32", true), z({N * C}, "f32", true)
-      nn.instnorm_fwd(y, m, s, x, w, b)
-      local dx, dw, db = z(x.shape, "f32", true), z({C}, "f32", true), z({C}, "f32", true)
-      nn.instnorm_bwd(x, w, m, s, dy, dx, dw, db)
-      local worst = 0
-      for _, p in ipairs({{"y", y}, {"dx", dx}, {"dw", dw}, {"db", db}}) do
-        local want, got, mx = f(p[1]):flat(), p[2]:flat(), 0
-        for i = 1, #want do mx = math.max(mx, math.abs(want[i])) end
-        for i = 1, #want do worst = math.max(worst, math.abs(want[i] - got[i]) / math.max(math.abs(want[i]), 1e-2 * mx)) end
+  -- float64 reference for a larger row (S = 4100: several chunks per row on the GPU path, uneven last one)
+  local function instnorm_ref(xv, dyv, wv, bv, N, C, S)
+    local y, dx, dw, db = {}, {}, {}, {}
+    for c = 1, C do dw[c], db[c] = 0, 0 end
+    for r = 0, N * C - 1 do
+      local c = r % C + 1
+      local m, v = 0, 0
+      for i = 1, S do m = m + xv[r * S + i] end
+      m = m / S
+      for i = 1, S do v = v + (xv[r * S + i] - m) ^ 2 end
+      local is = 1 / math.sqrt(v / S + 1e-5)
+      local sg, sgx = 0, 0
+      for i = 1, S do
+        local j = r * S + i
+        local xh = (xv[j] - m) * is
+        y[j] = xh * wv[c] + bv[c]
+        sg = sg + dyv[j]; sgx = sgx + dyv[j] * xh
       end
-      print("WORST " .. worst)
+      for i = 1, S do
+        local j = r * S + i
+        dx[j] = wv[c] * is * (dyv[j] - sg / S - (xv[j] - m) * is * sgx / S)
+      end
+      dw[c] = dw[c] + sgx; db[c] = db[c] + sg
+    end
+    return y, dx, dw, db
+  end
+
+  it("both kernel paths (float8 rows for CPUs, chunked work-groups for GPUs) match a float64 reference", function()
+    -- the path is chosen per device type; LUNET_INSTNORM forces one, so a child process runs the other
+    local N, C, S = 2, 3, 4100
+    local gen = [[
+      local function rand_table(n, seed, scale, offset)
+        local t, x = {}, seed
+        for i = 1, n do
+          x = (x * 1103515245 + 12345) % 2147483648
+          t[i] = ((x / 2147483648) * 2 - 1) * (scale or 1) + (offset or 0)
+        end
+        return t
+      end
+      local lunet = require "lunet"; local nn = lunet.core.nn; local z = lunet.core.zeros
+      local N, C, S = 2, 3, 4100
+      local function dev(t, shape) return lunet.tensor(t, {shape = shape}):to_device() end
+      local x, dy = dev(rand_table(N * C * S, 31, 2, 5), {N, C, S}), dev(rand_table(N * C * S, 32), {N, C, S})
+      local w, b = dev({0.5, 1.5, -1}, {C}), dev({0.1, -0.2, 0.3}, {C})
+      local y, m, s = z({N, C, S}, "f32", true), z({N * C}, "f32", true), z({N * C}, "f32", true)
+      nn.instnorm_fwd(y, m, s, x, w, b)
+      local dx, dw, db = z({N, C, S}, "f32", true), z({C}, "f32", true), z({C}, "f32", true)
+      nn.instnorm_bwd(x, w, m, s, dy, dx, dw, db)
+      RESULT = {x = x, dy = dy, y = y, dx = dx, dw = dw, db = db}
     ]]
+    local other = lunet.devices()[core.default_device() + 1].type == "cpu" and "groups" or "rows"
+    local tmp = os.tmpname()
+    local child = gen .. ("for k, v in pairs(RESULT) do lunet.npy.write(%q .. k .. '.npy', v:to_host()) end print('DONE')"):format(tmp)
     local lua = os.getenv("LUNET_LUA") or "lua5.4"
     local p = io.popen(("LUNET_INSTNORM=%s %s -e %q 2>&1"):format(other, lua, child))
     local out = p:read("a")
     p:close()
-    local worst = tonumber(out:match("WORST (%S+)"))
-    assert(worst, "child failed: " .. out)
-    assert(worst <= 1e-4, ("%s path: worst relative error %g"):format(other, worst))
+    assert(out:match("DONE"), "child failed: " .. out)
+    load(gen)()
+    local R = RESULT
+    local xv, dyv = R.x:flat(), R.dy:flat()
+    local y, dx, dw, db = instnorm_ref(xv, dyv, {0.5, 1.5, -1}, {0.1, -0.2, 0.3}, N, C, S)
+    for _, path in ipairs({"this", other}) do
+      local got = {}
+      for _, k in ipairs({"y", "dx", "dw", "db"}) do
+        if path == "this" then got[k] = R[k]:flat()
+        else got[k] = lunet.npy.read(tmp .. k .. ".npy"):flat(); os.remove(tmp .. k .. ".npy") end
+      end
+      assert_close(y, got.y, 1e-4, path .. " path y")
+      assert_close(dx, got.dx, 1e-4, path .. " path dx")
+      assert_close(dw, got.dw, 1e-4, path .. " path dweight")
+      assert_close(db, got.db, 1e-4, path .. " path dbias")
+    end
+    for _, k in ipairs({"x", "dy"}) do os.remove(tmp .. k .. ".npy") end
+    os.remove(tmp)
   end)
 
   it("rejects mismatched weight sizes with a message naming the argument", function()

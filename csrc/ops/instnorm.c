@@ -54,6 +54,17 @@ static lu_status check_len(const char *op, const char *arg, const lu_tensor *t, 
   return LU_OK;
 }
 
+/* Chunks per row for the GPU path: enough work-groups to fill the device (8 per compute unit),
+ * at least 4 elements per work-item, at most 256 chunks. */
+static size_t in_chunks(const lu_device *dev, int64_t rows, int64_t S, size_t wg) {
+  size_t target = (dev->compute_units ? dev->compute_units : 16) * 8;
+  size_t ch = (target + (size_t)rows - 1) / (size_t)rows;
+  size_t max_ch = (size_t)S / (wg * 4);
+  if (ch > max_ch) ch = max_ch;
+  if (ch > 256) ch = 256;
+  return ch < 1 ? 1 : ch;
+}
+
 static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b, float eps, int act,
                      float slope, lu_tensor *y, lu_tensor *mean, lu_tensor *invstd) {
   LU_TRY(lu_check_device_tensor(x, LU_F32, op, "x"));
@@ -68,24 +79,42 @@ static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, con
   if (S == 0) return lu_fail(LU_EARG, "%s: x has no spatial elements", op);
   lu_device *dev = x->dev;
   size_t wg = in_wg(dev);
-  int rows_path = use_rows(dev);
-  cl_kernel k;
-  LU_TRY(in_kernel(dev, rows_path ? "instnorm_fwd_rows" : "instnorm_fwd", wg, &k));
   cl_mem mx = x->buf, mw = w->buf, mb = b->buf, my = y->buf, mm = mean->buf, mi = invstd->buf;
   cl_int a = act;
-  cl_ulong s = (cl_ulong)S, c = (cl_ulong)C;
-  LU_CL_CHECK(LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mb) | LU_ARG(k, 3, eps) | LU_ARG(k, 4, a) |
-                  LU_ARG(k, 5, slope) | LU_ARG(k, 6, my) | LU_ARG(k, 7, mm) | LU_ARG(k, 8, mi) | LU_ARG(k, 9, s) |
-                  LU_ARG(k, 10, c),
-              "%s args", op);
-  if (rows_path) {
-    cl_ulong rows = (cl_ulong)(N * C);
-    LU_CL_CHECK(LU_ARG(k, 11, rows), "%s args", op);
+  cl_ulong s = (cl_ulong)S, c = (cl_ulong)C, rows = (cl_ulong)(N * C);
+  cl_kernel k;
+  if (use_rows(dev)) {
+    LU_TRY(in_kernel(dev, "instnorm_fwd_rows", wg, &k));
+    LU_CL_CHECK(LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mb) | LU_ARG(k, 3, eps) | LU_ARG(k, 4, a) |
+                    LU_ARG(k, 5, slope) | LU_ARG(k, 6, my) | LU_ARG(k, 7, mm) | LU_ARG(k, 8, mi) | LU_ARG(k, 9, s) |
+                    LU_ARG(k, 10, c) | LU_ARG(k, 11, rows),
+                "%s args", op);
     size_t g1 = (size_t)(N * C);
     return lu_launch(dev, k, 1, &g1, NULL, op);
   }
-  size_t g[2] = {wg, (size_t)(N * C)}, l[2] = {wg, 1};
-  return lu_launch(dev, k, 2, g, l, op);
+  cl_kernel k2;
+  LU_TRY(in_kernel(dev, "instnorm_stats", wg, &k));
+  LU_TRY(in_kernel(dev, "instnorm_apply", wg, &k2));
+  size_t CH = in_chunks(dev, N * C, S, wg);
+  cl_ulong per = (cl_ulong)((S + (int64_t)CH - 1) / (int64_t)CH);
+  size_t pbytes = (size_t)(N * C) * (2 * CH + 1) * sizeof(float);
+  cl_mem part;
+  LU_TRY(lu_buffer_alloc(dev, pbytes, &part));
+  lu_status st = LU_OK;
+  cl_int e = LU_ARG(k, 0, mx) | LU_ARG(k, 1, part) | LU_ARG(k, 2, s) | LU_ARG(k, 3, per);
+  if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s stats args)", lu_cl_errname(e), op);
+  size_t g[2] = {CH * wg, (size_t)(N * C)}, l[2] = {wg, 1};
+  if (st == LU_OK) st = lu_launch(dev, k, 2, g, l, op);
+  if (st == LU_OK) {
+    e = LU_ARG(k2, 0, mx) | LU_ARG(k2, 1, mw) | LU_ARG(k2, 2, mb) | LU_ARG(k2, 3, eps) | LU_ARG(k2, 4, a) |
+        LU_ARG(k2, 5, slope) | LU_ARG(k2, 6, my) | LU_ARG(k2, 7, mm) | LU_ARG(k2, 8, mi) | LU_ARG(k2, 9, part) |
+        LU_ARG(k2, 10, s) | LU_ARG(k2, 11, c) | LU_ARG(k2, 12, per);
+    if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
+  }
+  if (st == LU_OK) st = lu_launch(dev, k2, 2, g, l, op);
+  /* the in-order queue orders any later reuse of the pooled buffer after these kernels */
+  lu_buffer_release(dev, part, pbytes);
+  return st;
 }
 
 lu_status lu_instnorm_fwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *bias, float eps, lu_tensor *y,
@@ -115,29 +144,51 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
   if (S == 0) return lu_fail(LU_EARG, "%s: x has no spatial elements", op);
   lu_device *dev = x->dev;
   size_t wg = in_wg(dev);
-  cl_kernel k, k2;
   int rows_path = use_rows(dev);
-  LU_TRY(in_kernel(dev, rows_path ? "instnorm_bwd_rows" : "instnorm_bwd", wg, &k));
+  size_t CH = rows_path ? 1 : in_chunks(dev, N * C, S, wg);
+  cl_ulong per = (cl_ulong)((S + (int64_t)CH - 1) / (int64_t)CH);
+  cl_kernel k, k1 = NULL, k2;
+  if (rows_path) LU_TRY(in_kernel(dev, "instnorm_bwd_rows", wg, &k));
+  else {
+    LU_TRY(in_kernel(dev, "instnorm_bwd_stats", wg, &k1));
+    LU_TRY(in_kernel(dev, "instnorm_bwd_apply", wg, &k));
+  }
   LU_TRY(in_kernel(dev, "instnorm_wb", wg, &k2));
-  size_t wbytes = (size_t)(N * C) * 2 * sizeof(float);
-  cl_mem wb;
+  size_t wbytes = (size_t)(N * C) * 2 * sizeof(float), pbytes = rows_path ? 0 : wbytes * CH;
+  cl_mem wb, part = NULL;
   LU_TRY(lu_buffer_alloc(dev, wbytes, &wb));
+  if (pbytes) {
+    lu_status ps = lu_buffer_alloc(dev, pbytes, &part);
+    if (ps != LU_OK) { lu_buffer_release(dev, wb, wbytes); return ps; }
+  }
   cl_mem mx = x->buf, mw = weight->buf, mm = mean->buf, mi = invstd->buf, mdy = dy->buf;
   cl_mem mdx = dx ? (cl_mem)dx->buf : NULL, mdw = dweight ? (cl_mem)dweight->buf : NULL,
          mdb = dbias ? (cl_mem)dbias->buf : NULL;
   cl_int want_dx = dx != NULL, want_w = dweight != NULL, want_b = dbias != NULL, acc = accumulate ? 1 : 0;
-  cl_ulong s = (cl_ulong)S, c = (cl_ulong)C, n = (cl_ulong)N;
+  cl_ulong s = (cl_ulong)S, c = (cl_ulong)C, n = (cl_ulong)N, rows = (cl_ulong)(N * C);
   lu_status st = LU_OK;
-  cl_int e = LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mm) | LU_ARG(k, 3, mi) | LU_ARG(k, 4, mdy) |
-             LU_ARG(k, 5, mdx) | LU_ARG(k, 6, want_dx) | LU_ARG(k, 7, wb) | LU_ARG(k, 8, s) | LU_ARG(k, 9, c);
-  if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
-  size_t g[2] = {wg, (size_t)(N * C)}, l[2] = {wg, 1};
+  cl_int e;
   if (rows_path) {
-    cl_ulong rows = (cl_ulong)(N * C);
-    if (st == LU_OK && (e = LU_ARG(k, 10, rows)) != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
+    e = LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mm) | LU_ARG(k, 3, mi) | LU_ARG(k, 4, mdy) |
+        LU_ARG(k, 5, mdx) | LU_ARG(k, 6, want_dx) | LU_ARG(k, 7, wb) | LU_ARG(k, 8, s) | LU_ARG(k, 9, c) |
+        LU_ARG(k, 10, rows);
+    if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
     size_t g1 = (size_t)(N * C);
     if (st == LU_OK) st = lu_launch(dev, k, 1, &g1, NULL, op);
-  } else if (st == LU_OK) st = lu_launch(dev, k, 2, g, l, op);
+  } else {
+    size_t g[2] = {CH * wg, (size_t)(N * C)}, l[2] = {wg, 1};
+    e = LU_ARG(k1, 0, mx) | LU_ARG(k1, 1, mm) | LU_ARG(k1, 2, mi) | LU_ARG(k1, 3, mdy) | LU_ARG(k1, 4, part) |
+        LU_ARG(k1, 5, s) | LU_ARG(k1, 6, per);
+    if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s stats args)", lu_cl_errname(e), op);
+    if (st == LU_OK) st = lu_launch(dev, k1, 2, g, l, op);
+    if (st == LU_OK) {
+      e = LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mm) | LU_ARG(k, 3, mi) | LU_ARG(k, 4, mdy) |
+          LU_ARG(k, 5, mdx) | LU_ARG(k, 6, want_dx) | LU_ARG(k, 7, wb) | LU_ARG(k, 8, part) | LU_ARG(k, 9, s) |
+          LU_ARG(k, 10, c) | LU_ARG(k, 11, per);
+      if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
+    }
+    if (st == LU_OK) st = lu_launch(dev, k, 2, g, l, op);
+  }
   if (st == LU_OK && (dweight || dbias)) {
     e = LU_ARG(k2, 0, wb) | LU_ARG(k2, 1, mdw) | LU_ARG(k2, 2, mdb) | LU_ARG(k2, 3, want_w) | LU_ARG(k2, 4, want_b) |
         LU_ARG(k2, 5, acc) | LU_ARG(k2, 6, n) | LU_ARG(k2, 7, c);
@@ -145,6 +196,7 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
     size_t g1 = (size_t)C;
     if (st == LU_OK) st = lu_launch(dev, k2, 1, &g1, NULL, op);
   }
+  if (part) lu_buffer_release(dev, part, pbytes);
   /* the pool hands the buffer out again only after queued work that uses it (in-order queue) */
   lu_buffer_release(dev, wb, wbytes);
   return st;

@@ -1,7 +1,8 @@
-// Instance normalisation (InstanceNorm with affine, biased variance), one work-group per (n, c) row
-// of S = prod(spatial) contiguous floats. Work-items stride through the row by WG so consecutive
-// items touch consecutive addresses (PoCL vectorises the work-group loop; GPUs coalesce), then a
-// local-memory tree reduces the per-item sums.
+// Instance normalisation (InstanceNorm with affine, biased variance) over rows of S = prod(spatial)
+// contiguous floats, one row per (n, c). GPU path: work-groups over (chunk, row), work-items striding
+// by WG so consecutive items touch consecutive addresses (coalesced), local-memory tree reductions.
+// CPU path (*_rows): one work-item per row with explicit float8 vectors (PoCL does not vectorise
+// the barrier kernels well: measured 45x slower).
 // Statistics use sums shifted by the row's first element (robust when |mean| >> std).
 #ifndef WG
 #define WG 256
@@ -14,73 +15,116 @@ static inline void reduce2(__local float *a, __local float *b, size_t lid) {
   }
 }
 
-// y may alias x. C = channels (weight/bias index = row % C). act: 0 none, 1 leaky relu with slope.
+// GPU path: each (n, c) row is split into CH chunks of `per` elements, one work-group per
+// (chunk, row), so rows x chunks fill the device even when N * C is small (2 x 32 rows of 64^3).
+// Pass 1 writes per-chunk sums; pass 2 combines the CH partials of its row and transforms its chunk.
+// part layout per row: [k (the row's first element, the shift), (s1, s2) x CH].
+
+// global: (CH * WG, rows)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void instnorm_fwd(__global const float *x, __global const float *w, __global const float *b, const float eps,
-                  const int act, const float slope, __global float *y, __global float *mean_out,
-                  __global float *invstd_out, const ulong S, const ulong C) {
+void instnorm_stats(__global const float *x, __global float *part, const ulong S, const ulong per) {
   __local float sa[WG], sb[WG];
-  size_t row = get_group_id(1), lid = get_local_id(0);
+  size_t row = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0), lid = get_local_id(0);
   __global const float *xr = x + row * S;
   float k = xr[0];
-  float s1 = 0.0f, s2 = 0.0f;
-  for (size_t i = lid; i < S; i += WG) {
+  size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
+  float a1 = 0.0f, a2 = 0.0f;
+  for (size_t i = s0 + lid; i < s1; i += WG) {
     float d = xr[i] - k;
-    s1 += d;
-    s2 = fma(d, d, s2);
+    a1 += d;
+    a2 = fma(d, d, a2);
   }
-  sa[lid] = s1; sb[lid] = s2;
+  sa[lid] = a1; sb[lid] = a2;
   barrier(CLK_LOCAL_MEM_FENCE);
   reduce2(sa, sb, lid);
-  float inv_n = 1.0f / (float)S;
-  float m1 = sa[0] * inv_n;
-  float var = fmax(sb[0] * inv_n - m1 * m1, 0.0f);
-  float mean = k + m1;
-  float invstd = 1.0f / sqrt(var + eps);
-  if (lid == 0) { mean_out[row] = mean; invstd_out[row] = invstd; }
-  size_t c = row % C;
-  float sc = w[c] * invstd, bc = b[c];
-  __global float *yr = y + row * S;
-  // (x - k) is exact for x near k (Sterbenz); subtracting the small m1 afterwards avoids the
-  // cancellation of x * sc + (b - mean * sc) when |mean| >> std.
-  if (act) {
-    for (size_t i = lid; i < S; i += WG) {
-      float v = fma((xr[i] - k) - m1, sc, bc);
-      yr[i] = v > 0.0f ? v : v * slope;
-    }
-  } else {
-    for (size_t i = lid; i < S; i += WG) yr[i] = fma((xr[i] - k) - m1, sc, bc);
+  __global float *pr = part + row * (2 * CH + 1);
+  if (lid == 0) {
+    if (ch == 0) pr[0] = k;
+    pr[1 + 2 * ch] = sa[0];
+    pr[2 + 2 * ch] = sb[0];
   }
 }
 
-// Per row: sums of dy and dy * xhat into wb[row * 2 + {0, 1}]; then, when want_dx,
-// dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)). dx may alias dy.
+// y may alias x (the shift comes from part, not from x). act: 0 none, 1 leaky relu with slope.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void instnorm_bwd(__global const float *x, __global const float *w, __global const float *mean,
-                  __global const float *invstd, __global const float *dy, __global float *dx, const int want_dx,
-                  __global float *wb, const ulong S, const ulong C) {
+void instnorm_apply(__global const float *x, __global const float *w, __global const float *b, const float eps,
+                    const int act, const float slope, __global float *y, __global float *mean_out,
+                    __global float *invstd_out, __global const float *part, const ulong S, const ulong C,
+                    const ulong per) {
   __local float sa[WG], sb[WG];
-  size_t row = get_group_id(1), lid = get_local_id(0);
+  size_t row = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0), lid = get_local_id(0);
+  __global const float *pr = part + row * (2 * CH + 1);
+  float a1 = 0.0f, a2 = 0.0f;
+  for (size_t j = lid; j < CH; j += WG) { a1 += pr[1 + 2 * j]; a2 += pr[2 + 2 * j]; }
+  sa[lid] = a1; sb[lid] = a2;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  reduce2(sa, sb, lid);
+  float k = pr[0];
+  float inv_n = 1.0f / (float)S;
+  float m1 = sa[0] * inv_n;
+  float var = fmax(sb[0] * inv_n - m1 * m1, 0.0f);
+  float invstd = 1.0f / sqrt(var + eps);
+  if (ch == 0 && lid == 0) { mean_out[row] = k + m1; invstd_out[row] = invstd; }
+  size_t c = row % C;
+  float sc = w[c] * invstd, bc = b[c];
+  __global const float *xr = x + row * S;
+  __global float *yr = y + row * S;
+  size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
+  // (x - k) is exact for x near k (Sterbenz); subtracting the small m1 afterwards avoids the
+  // cancellation of x * sc + (b - mean * sc) when |mean| >> std.
+  for (size_t i = s0 + lid; i < s1; i += WG) {
+    float v = fma((xr[i] - k) - m1, sc, bc);
+    yr[i] = (act && !(v > 0.0f)) ? v * slope : v;
+  }
+}
+
+// Backward pass 1: per-chunk sums of dy and dy * xhat. part layout per row: (s1, s2) x CH.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void instnorm_bwd_stats(__global const float *x, __global const float *mean, __global const float *invstd,
+                        __global const float *dy, __global float *part, const ulong S, const ulong per) {
+  __local float sa[WG], sb[WG];
+  size_t row = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0), lid = get_local_id(0);
   __global const float *xr = x + row * S;
   __global const float *gr = dy + row * S;
   float mu = mean[row], is = invstd[row];
-  float s1 = 0.0f, s2 = 0.0f;
-  for (size_t i = lid; i < S; i += WG) {
+  size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
+  float a1 = 0.0f, a2 = 0.0f;
+  for (size_t i = s0 + lid; i < s1; i += WG) {
     float g = gr[i];
-    s1 += g;
-    s2 = fma(g, (xr[i] - mu) * is, s2);
+    a1 += g;
+    a2 = fma(g, (xr[i] - mu) * is, a2);
   }
-  sa[lid] = s1; sb[lid] = s2;
+  sa[lid] = a1; sb[lid] = a2;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  reduce2(sa, sb, lid);
+  if (lid == 0) { part[(row * CH + ch) * 2] = sa[0]; part[(row * CH + ch) * 2 + 1] = sb[0]; }
+}
+
+// Backward pass 2: row sums into wb[row * 2 + {0, 1}] (chunk 0), then, when want_dx,
+// dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) on this chunk. dx may alias dy.
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void instnorm_bwd_apply(__global const float *x, __global const float *w, __global const float *mean,
+                        __global const float *invstd, __global const float *dy, __global float *dx,
+                        const int want_dx, __global float *wb, __global const float *part, const ulong S,
+                        const ulong C, const ulong per) {
+  __local float sa[WG], sb[WG];
+  size_t row = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0), lid = get_local_id(0);
+  float a1 = 0.0f, a2 = 0.0f;
+  for (size_t j = lid; j < CH; j += WG) { a1 += part[(row * CH + j) * 2]; a2 += part[(row * CH + j) * 2 + 1]; }
+  sa[lid] = a1; sb[lid] = a2;
   barrier(CLK_LOCAL_MEM_FENCE);
   reduce2(sa, sb, lid);
   float sum_dy = sa[0], sum_dyx = sb[0];
-  if (lid == 0) { wb[row * 2] = sum_dy; wb[row * 2 + 1] = sum_dyx; }
+  if (ch == 0 && lid == 0) { wb[row * 2] = sum_dy; wb[row * 2 + 1] = sum_dyx; }
   if (!want_dx) return;
+  float mu = mean[row], is = invstd[row];
   float inv_n = 1.0f / (float)S;
-  float a = w[row % C] * is;
-  float mdy = sum_dy * inv_n, mdx = sum_dyx * inv_n;
+  float a = w[row % C] * is, mdy = sum_dy * inv_n, mdx = sum_dyx * inv_n;
+  __global const float *xr = x + row * S;
+  __global const float *gr = dy + row * S;
   __global float *dr = dx + row * S;
-  for (size_t i = lid; i < S; i += WG) {
+  size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
+  for (size_t i = s0 + lid; i < s1; i += WG) {
     float xh = (xr[i] - mu) * is;
     dr[i] = a * (gr[i] - mdy - xh * mdx);
   }
