@@ -97,11 +97,12 @@ out:write(d:bytes())
 out:close()
 local maxdiff = io.popen("python3 " .. check .. " 2>&1"):read("a"):gsub("%s+$", "")
 
+local load = (io.popen("cut -d' ' -f1 /proc/loadavg"):read("l") or "?")
 local cpu = (io.popen("lscpu | grep 'Model name' | sed 's/.*: *//'"):read("l") or "?"):gsub("%s+", " ")
 local line = string.format("- preprocess.lua: %s, %d cases ~(40,185,185) anisotropic MR, -np %d, same plans: "
   .. "nnunetv2 %.1f s / peak RSS %d MB, Lunet %.1f s / %d MB: %.1fx faster (goal >= 3), RSS ratio %.2f (goal < 1); "
-  .. "max |diff| case 0 %s [%s, %s]",
-  cfg, cases, np, t_nn, rss_nn // 1024, t_lu, rss_lu // 1024, t_nn / t_lu, rss_lu / rss_nn, maxdiff, cpu,
+  .. "max |diff| case 0 %s; load avg %s [%s, %s]",
+  cfg, cases, np, t_nn, rss_nn // 1024, t_lu, rss_lu // 1024, t_nn / t_lu, rss_lu / rss_nn, maxdiff, load, cpu,
   os.date("!%Y-%m-%d"))
 print(line)
 local r = io.open(here .. "/bench/RESULTS.md", "a")
