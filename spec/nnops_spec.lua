@@ -199,10 +199,10 @@ describe("instance norm", function()
 end)
 
 describe("activations", function()
-  local n = 1000 + 37
+  for _, n in ipairs({1000 + 37, 1000 + 36}) do -- scalar kernels, and float4 kernels when n % 4 == 0
   local xv, gv = rand_table(n, 3), rand_table(n, 4)
   for _, slope in ipairs({0.01, 0}) do
-    it(("leaky relu slope %g: forward, in place, backward from the output"):format(slope), function()
+    it(("leaky relu slope %g, %d elements: forward, in place, backward from the output"):format(slope, n), function()
       local x, y = dev(xv, {n}), poisoned({n})
       nn.lrelu_fwd(y, x, slope)
       local want, dwant = {}, {}
@@ -218,6 +218,9 @@ describe("activations", function()
       assert_close(dwant, dx:flat(), 1e-6, "dx")
     end)
   end
+  end
+  local n = 1000 + 37
+  local xv = rand_table(n, 3)
 
   it("sigmoid", function()
     local y = poisoned({n})
@@ -229,8 +232,9 @@ describe("activations", function()
 end)
 
 describe("channel concat and split", function()
-  it("concat puts a before b; split inverts it and can accumulate", function()
-    local N, Ca, Cb, S = 2, 3, 2, 37
+  for _, S in ipairs({37, 36}) do -- scalar and float4 kernels
+  it(("concat puts a before b; split inverts it and can accumulate (S = %d)"):format(S), function()
+    local N, Ca, Cb = 2, 3, 2
     local a, b = dev(rand_table(N * Ca * S, 5), {N, Ca, S}), dev(rand_table(N * Cb * S, 6), {N, Cb, S})
     local av, bv = a:flat(), b:flat() -- float32 values
     local out = poisoned({N, Ca + Cb, S})
@@ -253,6 +257,7 @@ describe("channel concat and split", function()
     assert.is_false(ok)
     assert.matches("cannot hold", err)
   end)
+  end
 
   it("copy_channels copies a slice at an offset and leaves the rest alone", function()
     local dst = dev(rand_table(2 * 5 * 7, 9), {2, 5, 7})

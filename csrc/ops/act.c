@@ -22,9 +22,11 @@ lu_status lu_lrelu_fwd(lu_tensor *y, const lu_tensor *x, float slope) {
   LU_TRY(lu_check_device_tensor(x, LU_F32, "lrelu_fwd", "x"));
   LU_TRY(same_numel("lrelu_fwd", "y", y, "x", x));
   cl_kernel k;
-  LU_TRY(lu_kernel_get(y->dev, ACT_FILE, "lrelu_fwd", NULL, &k));
-  cl_mem my = y->buf, mx = x->buf;
   cl_ulong n = (cl_ulong)lu_tensor_numel(y);
+  int v4 = n % 4 == 0;
+  LU_TRY(lu_kernel_get(y->dev, ACT_FILE, v4 ? "lrelu_fwd4" : "lrelu_fwd", NULL, &k));
+  cl_mem my = y->buf, mx = x->buf;
+  if (v4) n /= 4;
   LU_CL_CHECK(LU_ARG(k, 0, my) | LU_ARG(k, 1, mx) | LU_ARG(k, 2, slope) | LU_ARG(k, 3, n), "lrelu_fwd args");
   return run1d(y->dev, k, n, "lrelu_fwd");
 }
@@ -36,9 +38,11 @@ lu_status lu_lrelu_bwd(lu_tensor *dx, const lu_tensor *y, const lu_tensor *dy, f
   LU_TRY(same_numel("lrelu_bwd", "dx", dx, "y", y));
   LU_TRY(same_numel("lrelu_bwd", "dy", dy, "y", y));
   cl_kernel k;
-  LU_TRY(lu_kernel_get(y->dev, ACT_FILE, "lrelu_bwd", NULL, &k));
-  cl_mem mdx = dx->buf, my = y->buf, mdy = dy->buf;
   cl_ulong n = (cl_ulong)lu_tensor_numel(y);
+  int v4 = n % 4 == 0;
+  LU_TRY(lu_kernel_get(y->dev, ACT_FILE, v4 ? "lrelu_bwd4" : "lrelu_bwd", NULL, &k));
+  cl_mem mdx = dx->buf, my = y->buf, mdy = dy->buf;
+  if (v4) n /= 4;
   LU_CL_CHECK(LU_ARG(k, 0, mdx) | LU_ARG(k, 1, my) | LU_ARG(k, 2, mdy) | LU_ARG(k, 3, slope) | LU_ARG(k, 4, n),
               "lrelu_bwd args");
   return run1d(y->dev, k, n, "lrelu_bwd");

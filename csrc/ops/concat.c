@@ -33,8 +33,10 @@ lu_status lu_copy_channels(lu_tensor *dst, int64_t dst_c0, const lu_tensor *src,
                    (long long)nc, lu_shape_str(dst->ndim, dst->shape, a, sizeof a));
   if (nc == 0 || dn == 0 || ds == 0) return LU_OK;
   cl_kernel k;
-  LU_TRY(lu_kernel_get(dst->dev, "concat/concat.cl", "copy_channels", NULL, &k));
+  int v4 = ds % 4 == 0; /* float4 loads/stores when rows stay 16-byte aligned */
+  LU_TRY(lu_kernel_get(dst->dev, "concat/concat.cl", v4 ? "copy_channels4" : "copy_channels", NULL, &k));
   cl_mem md = dst->buf, ms = src->buf;
+  if (v4) ds /= 4;
   cl_ulong udc = (cl_ulong)dc, udc0 = (cl_ulong)dst_c0, usc = (cl_ulong)sc, usc0 = (cl_ulong)src_c0, us = (cl_ulong)ds;
   cl_int acc = accumulate ? 1 : 0;
   LU_CL_CHECK(LU_ARG(k, 0, md) | LU_ARG(k, 1, udc) | LU_ARG(k, 2, udc0) | LU_ARG(k, 3, ms) | LU_ARG(k, 4, usc) |

@@ -9,3 +9,13 @@ __kernel void copy_channels(__global float *dst, const ulong dC, const ulong dc0
   float v = src[si];
   dst[di] = accumulate ? dst[di] + v : v;
 }
+
+// float4 variant for S % 4 == 0 (S4 = S / 4, offsets in float4 units).
+__kernel void copy_channels4(__global float4 *dst, const ulong dC, const ulong dc0, __global const float4 *src,
+                             const ulong sC, const ulong sc0, const ulong S4, const int accumulate) {
+  size_t s = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+  if (s >= S4) return;
+  size_t di = (n * dC + dc0 + c) * S4 + s, si = (n * sC + sc0 + c) * S4 + s;
+  float4 v = src[si];
+  dst[di] = accumulate ? dst[di] + v : v;
+}
