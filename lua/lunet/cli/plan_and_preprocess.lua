@@ -63,7 +63,8 @@ return {
     local has_name = false
     for _, a in ipairs(pp_args) do if a == "-plans_name" then has_name = true end end
     if not has_name then
-      local p = plan_args[3] and plan_args[2] == "-pl" and plan_args[3] or nil
+      local p
+      for k = 2, #plan_args - 1 do if plan_args[k] == "-pl" then p = plan_args[k + 1] end end
       if p then
         local ok, planner = pcall(require, "lunet.planner")
         if ok and planner.load_rules then
