@@ -424,3 +424,40 @@ describe("with a real network (lunet.net, weights converted from an nnunetv2 Pla
     end
   end)
 end)
+
+describe("lunet predict from a results folder", function()
+  it("loads fold_N/checkpoint_final.pth models, averages folds and writes the segmentation (child process)", function()
+    local root = tmpdir()
+    for _, d in ipairs({ "raw", "pre", "res", "in" }) do paths.mkdirs(root .. "/" .. d) end
+    local mdir = root .. "/res/Dataset990_LuPredict/nnUNetTrainer__nnUNetPlans__3d_fullres"
+    local ck = io.open(FX .. "net.lunet", "rb"):read("a")
+    for _, f in ipairs({ 0, 1 }) do
+      paths.mkdirs(mdir .. "/fold_" .. f)
+      local h = io.open(mdir .. "/fold_" .. f .. "/checkpoint_final.pth", "wb")
+      h:write(ck)
+      h:close()
+    end
+    json.write(mdir .. "/plans.json", json.read(FX .. "net_plans.json"))
+    json.write(mdir .. "/dataset.json", dj)
+    local img = lunet.npy.read(FX .. "case_img.npy")
+    image.write(root .. "/in/k1_0000.nii.gz", img, { sitk = { spacing = { 4.5, 1.0, 0.9 }, origin = { 1, 2, 3 },
+      direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } } })
+    local cmd = string.format("nnUNet_raw=%s/raw nnUNet_preprocessed=%s/pre nnUNet_results=%s/res scripts/lunet predict "
+      .. "-i %s/in -o %s/out -d 990 -c 3d_fullres -f 0 1 --disable-tta -np 2 2>&1", root, root, root, root, root)
+    local p = io.popen(cmd)
+    local outp = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, outp)
+    local seg = image.read(root .. "/out/k1.nii.gz")
+    assert.are.same({ 1, 2, 3 }, seg.sitk.origin)
+    local ref = lunet.npy.read(FX .. "net_nomirror_seg.npy")
+    assert.is_true(agreement(seg.data, ref) >= 0.999)
+    local args = json.read(root .. "/out/predict_from_raw_data_args.json")
+    assert.are.equal(false, args.use_mirroring)
+    -- a missing fold is reported with its folder
+    p = io.popen((cmd:gsub("%-f 0 1", "-f 0 3")))
+    outp = p:read("a")
+    assert.is_falsy(p:close())
+    assert.is_truthy(outp:find("fold_3", 1, true), outp)
+  end)
+end)
