@@ -48,9 +48,11 @@ static lu_status softmax_like(const char *op, const char *kname, int log_out, lu
   }
   if (N * C * S == 0) return LU_OK;
   cl_kernel k;
-  LU_TRY(lu_kernel_get(a->dev, "loss/softmax.cl", kname, NULL, &k));
+  int64_t vw = a->dev->is_cpu && S % 8 == 0 ? 8 : 1;
+  LU_TRY(lu_kernel_get(a->dev, "loss/softmax.cl", kname, vw == 8 ? "-DVW=8" : NULL, &k));
+  S /= vw; /* work-items along S */
   cl_mem my = y->buf, ma = a->buf;
-  cl_ulong c = (cl_ulong)C, s = (cl_ulong)S;
+  cl_ulong c = (cl_ulong)C, s = (cl_ulong)(S * vw);
   cl_int lo = log_out;
   cl_int e;
   if (b) {
