@@ -100,7 +100,14 @@ end
 
 -- ------------------------------------------------------------------------------------------------ helpers
 local function wall_clock()
+  -- os.time() has whole seconds: take the sub-second wall time once from date(1) when it has %N
   local w0, m0 = os.time(), clock.now()
+  local p = io.popen("date +%s.%N 2>/dev/null")
+  if p then
+    local v = tonumber(p:read("a"):match("^%s*([%d%.]+)"))
+    p:close()
+    if v and math.abs(v - w0) < 2 then w0, m0 = v, clock.now() end
+  end
   return function() return w0 + (clock.now() - m0) end
 end
 
@@ -305,15 +312,16 @@ end
 
 local function restore(st, path)
   local meta = unsanitize(st.net:load(path))
-  st.epoch = meta.current_epoch or 0
-  st.iter = meta.iteration or 0
+  st.epoch = math.tointeger(meta.current_epoch or 0)
+  st.iter = math.tointeger(meta.iteration or 0)
   st.partial = meta.epoch_losses or {}
   st.epoch_start = meta.epoch_start
   st.log = meta.logging or new_log()
   for k, v in pairs(new_log()) do if st.log[k] == nil then st.log[k] = v end end
   st.best_ema = meta.best_ema
-  if meta.train_loader then st.loader:set_state(meta.train_loader) end
-  if meta.val_loader then st.val_loader:set_state(meta.val_loader) end
+  -- JSON numbers come back as floats: counters must be integers again
+  if meta.train_loader then st.loader:set_state({ counter = math.tointeger(meta.train_loader.counter) }) end
+  if meta.val_loader then st.val_loader:set_state({ counter = math.tointeger(meta.val_loader.counter) }) end
   return meta
 end
 

@@ -1,0 +1,329 @@
+-- Trainer (issue 8, the loop): end-to-end 2-D training on a synthetic "bright disc" dataset with a tiny U-Net,
+-- the pseudo Dice rises, kill -9 / SIGTERM and --continue resume exactly (same losses as an uninterrupted run),
+-- trainer-file overrides, results layout, log, debug.json, progress.png; plot helpers.
+local lunet = require "lunet"
+local core = lunet.core
+local json = require "lunet.json"
+local paths = require "lunet.paths"
+
+local ROOT = os.getenv("PWD") or "."
+local LUNET = ROOT .. "/scripts/lunet"
+
+local tmp = os.tmpname()
+os.remove(tmp)
+local DIR = tmp .. "_trainer"
+local RAW, PRE, RES = DIR .. "/raw", DIR .. "/pre", DIR .. "/res"
+local DS = "Dataset950_Disc"
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  return ok
+end
+
+local function env_prefix()
+  return ("nnUNet_raw=%s nnUNet_preprocessed=%s nnUNet_results=%s LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' " ..
+    "LUA_CPATH='%s/build/?.so;;' "):format(RAW, PRE, RES, ROOT, ROOT, ROOT)
+end
+
+local function readfile(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function wait_for(pred, timeout)
+  local t0 = lunet.clock.now()
+  while lunet.clock.now() - t0 < timeout do
+    if pred() then return true end
+    sh("sleep 0.1")
+  end
+  return false
+end
+
+-- 10 cases of 64x64 grey PNGs: a bright noisy disc (label 1) on a darker noisy background.
+local function make_dataset()
+  sh("mkdir -p " .. RAW .. "/" .. DS .. "/imagesTr " .. RAW .. "/" .. DS .. "/labelsTr " .. PRE .. " " .. RES)
+  local rng = core.rng.new(7, 0)
+  for i = 0, 9 do
+    local S = 64
+    local cy, cx, r = 20 + rng:int(0, 24), 20 + rng:int(0, 24), 8 + rng:int(0, 6)
+    local img, seg = {}, {}
+    for y = 0, S - 1 do
+      for x = 0, S - 1 do
+        local inside = (y - cy) ^ 2 + (x - cx) ^ 2 <= r * r
+        img[#img + 1] = (inside and 170 or 70) + rng:int(0, 50)
+        seg[#seg + 1] = inside and 1 or 0
+      end
+    end
+    local id = string.format("disc_%03d", i)
+    lunet.image.write(RAW .. "/" .. DS .. "/imagesTr/" .. id .. "_0000.png", lunet.tensor(img, { shape = { 1, 1, S, S }, dtype = "u8" }))
+    lunet.image.write(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png", lunet.tensor(seg, { shape = { 1, 1, S, S }, dtype = "u8" }))
+  end
+  json.write(RAW .. "/" .. DS .. "/dataset.json", { channel_names = { ["0"] = "grey" },
+    labels = { background = 0, disc = 1 }, numTraining = 10, file_ending = ".png" })
+  assert(sh(env_prefix() .. LUNET .. " plan_and_preprocess -d 950 -c 2d -q > " .. DIR .. "/pp.log 2>&1"),
+    "plan_and_preprocess failed: " .. DIR .. "/pp.log")
+  -- a tiny U-Net (same topology as the plan, 4..16 features) keeps the spec fast
+  local p = json.read(PRE .. "/" .. DS .. "/nnUNetPlans.json")
+  p.plans_name = "TinyPlans"
+  local kw = p.configurations["2d"].architecture.arch_kwargs
+  local f = json.array {}
+  for s = 1, kw.n_stages do f[s] = math.min(16, 4 << (s - 1)) end
+  kw.features_per_stage = f
+  json.write(PRE .. "/" .. DS .. "/TinyPlans.json", p)
+end
+
+local function run_cli(args, log)
+  return sh(env_prefix() .. LUNET .. " train " .. args .. " -q > " .. log .. " 2>&1")
+end
+
+local function fold_dir(trainer, fold)
+  return ("%s/%s/%s__TinyPlans__2d/fold_%s"):format(RES, DS, trainer, tostring(fold))
+end
+
+local function logging_of(ck)
+  local h = lunet.net.read_header(ck)
+  return h.meta
+end
+
+describe("trainer", function()
+  setup(function() make_dataset() end)
+  teardown(function() sh("rm -rf " .. DIR) end)
+
+  describe("end-to-end 2-D training", function()
+    local F
+    setup(function()
+      local ok = run_cli(DS .. " 2d 0 -p TinyPlans --epochs 5 --iters 8 --val-iters 3 --seed 3", DIR .. "/a.log")
+      assert(ok, readfile(DIR .. "/a.log"))
+      F = fold_dir("nnUNetTrainer", 0)
+    end)
+
+    it("writes nnU-Net's results layout", function()
+      local M = paths.dirname(F)
+      for _, n in ipairs({ "plans.json", "dataset.json", "dataset_fingerprint.json" }) do
+        assert.is_true(paths.isfile(M .. "/" .. n), n)
+      end
+      assert.are.equal(readfile(PRE .. "/" .. DS .. "/TinyPlans.json"), readfile(M .. "/plans.json"))
+      assert.is_true(paths.isfile(F .. "/checkpoint_final.pth"))
+      assert.is_true(paths.isfile(F .. "/checkpoint_best.pth"))
+      assert.is_false(paths.isfile(F .. "/checkpoint_latest.pth")) -- deleted at the end, as nnU-Net
+      assert.is_true(paths.isfile(PRE .. "/" .. DS .. "/splits_final.json"))
+    end)
+
+    it("the validation pseudo Dice rises and the EMA follows nnU-Net's 0.9/0.1 rule", function()
+      local L = logging_of(F .. "/checkpoint_final.pth").logging
+      assert.are.equal(5, #L.mean_fg_dice)
+      assert.is_true(L.mean_fg_dice[5] > L.mean_fg_dice[1] + 0.2, json.encode(L.mean_fg_dice))
+      assert.is_true(L.mean_fg_dice[5] > 0.6, json.encode(L.mean_fg_dice))
+      assert.is_true(L.train_losses[5] < L.train_losses[1])
+      assert.are.equal(L.mean_fg_dice[1], L.ema_fg_dice[1])
+      for e = 2, 5 do
+        assert.is_true(math.abs(L.ema_fg_dice[e] - (0.9 * L.ema_fg_dice[e - 1] + 0.1 * L.mean_fg_dice[e])) < 1e-12)
+      end
+      -- poly LR per epoch: 0.01 (1 - e/5)^0.9
+      for e = 1, 5 do assert.is_true(math.abs(L.lrs[e] - 0.01 * (1 - (e - 1) / 5) ^ 0.9) < 1e-15) end
+    end)
+
+    it("writes the training log, debug.json and a readable progress.png", function()
+      local logs = {}
+      for _, n in ipairs(paths.listdir(F)) do
+        if n:match("^training_log_%d+_%d+_%d+_%d%d_%d%d_%d%d%.txt$") then logs[#logs + 1] = n end
+      end
+      assert.are.equal(1, #logs)
+      local text = readfile(F .. "/" .. logs[1])
+      local epochs, dices = 0, 0
+      for line in text:gmatch("[^\n]+") do
+        assert.truthy(line:match("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d%d%d%d: "), line)
+        if line:match(": Epoch %d+$") then epochs = epochs + 1 end
+        if line:match(": Pseudo dice %[[%d%.]+%]$") then dices = dices + 1 end
+      end
+      assert.are.equal(5, epochs)
+      assert.are.equal(5, dices)
+      assert.truthy(text:find(": Current learning rate: 0.01\n", 1, true))
+      assert.truthy(text:find("Yayy! New best EMA pseudo Dice", 1, true))
+      assert.truthy(text:find("Mean Validation Dice:", 1, true))
+      local d = json.read(F .. "/debug.json")
+      assert.are.equal("nnUNetTrainer", d.trainer_name)
+      assert.are.equal(5, d.trainer.num_epochs)
+      assert.are.equal(8, d.trainer.num_iterations_per_epoch)
+      assert.are.equal(3, d.seed)
+      assert.are.same({ 64, 64 }, { d.patch_size[1], d.patch_size[2] })
+      local png = lunet.image.read(F .. "/progress.png")
+      assert.are.same({ 3, 1, 990, 960 }, png.data.shape)
+      -- not blank: the curves' colours are present
+      local flat = png.data:flat()
+      local n = 990 * 960
+      local blue, red = 0, 0
+      for i = 1, n do
+        local r, g, b = flat[i], flat[n + i], flat[2 * n + i]
+        if r == 31 and g == 119 and b == 180 then blue = blue + 1 end
+        if r == 214 and g == 39 and b == 40 then red = red + 1 end
+      end
+      assert.is_true(blue > 500 and red > 100, ("blue %d red %d"):format(blue, red))
+    end)
+
+    it("validates the fold's cases into validation/ with summary.json", function()
+      local s = json.read(F .. "/validation/summary.json")
+      local splits = json.read(PRE .. "/" .. DS .. "/splits_final.json")
+      assert.are.equal(#splits[1].val, #s.metric_per_case)
+      for _, id in ipairs(splits[1].val) do assert.is_true(paths.isfile(F .. "/validation/" .. id .. ".png"), id) end
+      assert.is_true(s.foreground_mean.Dice > 0.5, tostring(s.foreground_mean.Dice))
+    end)
+  end)
+
+  it("kill -9 then --continue loses only the epochs since the checkpoint and continues as if uninterrupted", function()
+    local tf = DIR .. "/every_epoch.lua"
+    local f = assert(io.open(tf, "w"))
+    f:write('return { name = "EveryEpoch", save_every = 1 }\n')
+    f:close()
+    local args = DS .. " 2d 1 -p TinyPlans -tr " .. tf .. " --epochs 6 --iters 6 --val-iters 2 --seed 5 -q"
+    -- uninterrupted reference run (fold 1, in another results root)
+    local ref_res = DIR .. "/res_ref"
+    assert(sh(env_prefix():gsub("nnUNet_results=%S+", "nnUNet_results=" .. ref_res) .. LUNET .. " train " .. args ..
+      " > " .. DIR .. "/ref.log 2>&1"), readfile(DIR .. "/ref.log"))
+    local F = fold_dir("EveryEpoch", 1)
+    local p = io.popen(env_prefix() .. "exec " .. LUNET .. " train " .. args .. " > " .. DIR .. "/k.log 2>&1 & echo $!")
+    local pid = p:read("l")
+    p:close()
+    assert.truthy(pid:match("^%d+$"))
+    -- wait until the epoch-2 checkpoint is written, then kill -9
+    local got = wait_for(function()
+      if not paths.isfile(F .. "/checkpoint_latest.pth") then return false end
+      local ok, h = pcall(lunet.net.read_header, F .. "/checkpoint_latest.pth")
+      return ok and h.meta.current_epoch >= 2
+    end, 150)
+    assert.is_true(got, "no checkpoint_latest: " .. readfile(DIR .. "/k.log"))
+    sh("kill -9 " .. pid)
+    sh("sleep 0.3")
+    local at = math.tointeger(lunet.net.read_header(F .. "/checkpoint_latest.pth").meta.current_epoch)
+    assert.is_false(paths.isfile(F .. "/checkpoint_final.pth"), "killed too late")
+    assert(sh(env_prefix() .. LUNET .. " train " .. args .. " --continue > " .. DIR .. "/c.log 2>&1"), readfile(DIR .. "/c.log"))
+    local L = logging_of(F .. "/checkpoint_final.pth").logging
+    local R = logging_of(ref_res .. "/" .. DS .. "/EveryEpoch__TinyPlans__2d/fold_1/checkpoint_final.pth").logging
+    assert.are.equal(6, #L.train_losses)
+    for e = 1, 6 do
+      assert.is_true(math.abs(L.train_losses[e] - R.train_losses[e]) <= 1e-5 * math.abs(R.train_losses[e]) + 1e-6,
+        ("epoch %d: %g vs %g (resumed at %d)"):format(e - 1, L.train_losses[e], R.train_losses[e], at))
+      assert.is_true(math.abs(L.mean_fg_dice[e] - R.mean_fg_dice[e]) <= 1e-3)
+    end
+    -- the resumed run logged where it continued from
+    local logs = {}
+    for _, n in ipairs(paths.listdir(F)) do if n:match("^training_log_") then logs[#logs + 1] = readfile(F .. "/" .. n) end end
+    local all = table.concat(logs)
+    assert.truthy(all:find("Continuing from checkpoint_latest.pth: epoch " .. at, 1, true), all)
+  end)
+
+  it("SIGTERM saves checkpoint_latest mid-epoch and --continue resumes at that iteration", function()
+    local args = DS .. " 2d 2 -p TinyPlans --epochs 2 --iters 60 --val-iters 1 --seed 9 -q"
+    local F = fold_dir("nnUNetTrainer", 2)
+    local p = io.popen(env_prefix() .. "exec " .. LUNET .. " train " .. args .. " > " .. DIR .. "/t.log 2>&1 & echo $!")
+    local pid = p:read("l")
+    p:close()
+    -- wait for the first epoch line in the log, then a little into the epoch
+    assert.is_true(wait_for(function()
+      for _, n in ipairs(paths.isdir(F) and paths.listdir(F) or {}) do
+        if n:match("^training_log_") and readfile(F .. "/" .. n):find("Current learning rate", 1, true) then return true end
+      end
+      return false
+    end, 150), readfile(DIR .. "/t.log"))
+    sh("sleep 1.5; kill -TERM " .. pid)
+    assert.is_true(wait_for(function() return paths.isfile(F .. "/checkpoint_latest.pth") end, 60), readfile(DIR .. "/t.log"))
+    sh("sleep 0.5")
+    local meta = lunet.net.read_header(F .. "/checkpoint_latest.pth").meta
+    assert.are.equal(0, meta.current_epoch)
+    assert.is_true(meta.iteration > 0 and meta.iteration < 60, tostring(meta.iteration))
+    assert.are.equal(meta.iteration, #meta.epoch_losses)
+    assert.are.equal(meta.iteration, meta.train_loader.counter)
+    assert(sh(env_prefix() .. LUNET .. " train " .. args .. " --continue > " .. DIR .. "/t2.log 2>&1"), readfile(DIR .. "/t2.log"))
+    local L = logging_of(F .. "/checkpoint_final.pth").logging
+    assert.are.equal(2, #L.train_losses)
+  end)
+
+  describe("trainer files", function()
+    it("override epochs, LR, augmentation and name the results folder", function()
+      local tf = DIR .. "/my_trainer.lua"
+      local f = assert(io.open(tf, "w"))
+      f:write('local t = { name = "MyTrainer", num_epochs = 2, initial_lr = 0.02 }\n',
+        't.augmentation = { gamma = { p = 0 }, mirror = { p_per_axis = 0 } }\nreturn t\n')
+      f:close()
+      assert(run_cli(DS .. " 2d 3 -p TinyPlans -tr " .. tf .. " --iters 2 --val-iters 1", DIR .. "/tf.log"), readfile(DIR .. "/tf.log"))
+      local F = fold_dir("MyTrainer", 3)
+      local d = json.read(F .. "/debug.json")
+      assert.are.equal(2, d.trainer.num_epochs)
+      assert.are.equal(0.02, d.trainer.initial_lr)
+      assert.are.equal(0, d.trainer.augmentation.gamma.p)
+      assert.are.equal(0.7, d.trainer.augmentation.gamma.gamma[1]) -- merged key by key
+      assert.are.equal(0.99, d.trainer.momentum)                    -- untouched defaults
+      local L = logging_of(F .. "/checkpoint_final.pth").logging
+      assert.are.equal(2, #L.lrs)
+      assert.are.equal(0.02, L.lrs[1])
+    end)
+
+    it("report errors with the file and line", function()
+      local trainer = require "lunet.trainer"
+      local bad = DIR .. "/bad.lua"
+      local f = assert(io.open(bad, "w"))
+      f:write("return {\n  num_epochs = 2,\n  initial_lr = 1e-2 +\n}\n")
+      f:close()
+      local ok, err = pcall(trainer.load_trainer_file, bad)
+      assert.is_false(ok)
+      assert.truthy(err:find(bad .. ":4:", 1, true), err)
+      f = assert(io.open(bad, "w"))
+      f:write("local x = nil\nlocal y = 1\nreturn { num_epochs = x.y }\n")
+      f:close()
+      ok, err = pcall(trainer.load_trainer_file, bad)
+      assert.is_false(ok)
+      assert.truthy(err:find(bad .. ":3:", 1, true), err)
+      local ov = trainer.load_trainer_file(DIR .. "/my_trainer.lua")
+      ov.num_epoch = 3
+      ok, err = pcall(trainer.settings, require("lunet.rules.default"), ov, "my_trainer.lua")
+      assert.is_false(ok)
+      assert.truthy(err:find("my_trainer.lua: unknown trainer setting 'num_epoch'", 1, true), err)
+    end)
+  end)
+
+  it("the CLI rejects bad arguments", function()
+    local cli = require "lunet.cli.train"
+    local o = cli.parse({ "4", "2d", "all", "--epochs", "3", "--continue", "--npz" })
+    assert.are.equal("all", o.fold)
+    assert.are.equal(3, o.epochs)
+    assert.is_true(o.continue and o.npz)
+    local saved = io.stderr
+    io.stderr = io.open("/dev/null", "w")
+    local _, code = cli.parse({ "4", "2d", "x" })
+    local _, code2 = cli.parse({ "4", "2d", "0", "--epochs", "many" })
+    local _, code3 = cli.parse({ "4", "2d", "0", "--bogus" })
+    io.stderr:close()
+    io.stderr = saved
+    assert.are.same({ 2, 2, 2 }, { code, code2, code3 })
+  end)
+end)
+
+describe("plot", function()
+  local plot = require "lunet.plot"
+  it("nice ticks cover the range with 1-2-5 steps", function()
+    local t, lo, hi, step = plot.nice_ticks(0.013, 0.87, 5)
+    assert.are.equal(0.2, step)
+    assert.are.equal(0, lo)
+    assert.is_true(math.abs(hi - 1.0) < 1e-12)
+    assert.are.equal(6, #t)
+    t, lo, hi, step = plot.nice_ticks(-0.62, 0.41, 5)
+    assert.are.equal(0.25, step)
+    assert.are.equal(-0.75, lo)
+    assert.are.equal(0.5, hi)
+  end)
+  it("draws text glyphs and lines where asked", function()
+    local c = plot.canvas(40, 20)
+    c:text(1, 1, "1", { 0, 0, 0 }, 1)
+    -- glyph "1" row 1 = 0x04: only column 2 set
+    local function px(x, y) local i = y * 40 + x + 1; return c.r[i] end
+    assert.are.same({ 255, 255, 0, 255, 255 }, { px(1, 1), px(2, 1), px(3, 1), px(4, 1), px(5, 1) })
+    assert.are.equal(0, px(2, 7)) -- bottom row 0x0E
+    c:line(0, 15, 39, 15, { 10, 20, 30 }, 1)
+    for x = 0, 39 do assert.are.equal(10, px(x, 15)) end
+    local t = c:tensor()
+    assert.are.same({ 3, 1, 20, 40 }, t.shape)
+    assert.are.equal(30, t:flat()[2 * 800 + 15 * 40 + 1])
+  end)
+end)
