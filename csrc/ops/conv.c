@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cl/blas.h"
 #include "cl/device.h"
@@ -20,7 +21,12 @@
 #define LU_CONV_WORKSPACE_MB 64
 #endif
 
+#ifndef LU_CONV_COB
+#define LU_CONV_COB 8 /* output channels per work-item in the direct kernel */
+#endif
+
 #define CONV_FILE "conv/conv.cl"
+#define DIRECT_FILE "conv/direct.cl"
 #define BIAS_FILE "conv/bias.cl"
 
 size_t lu_conv_workspace_bytes(void) {
@@ -331,11 +337,98 @@ static lu_status ctx(lu_status st, const char *op, const lu_conv_geom *g) {
                          g->Cout, g->Z, g->Y, g->X, g->k[0], g->k[1], g->k[2], g->s[0], g->s[1], g->s[2]);
 }
 
+/* ---- direct kernels ---- */
+
+/* Which algorithm: $LUNET_CONV_ALGO = gemm | direct forces one (for measurements); else per shape. */
+static int use_direct(const lu_conv_geom *g, int pass) {
+  const char *e = getenv("LUNET_CONV_ALGO");
+  if (e && !strcmp(e, "gemm")) return 0;
+  if (e && !strcmp(e, "direct")) return pass != 1 || (g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1);
+  if (pass == 1 && !(g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1)) return 0;
+  return 1;
+}
+
+static int pick_vx(int ox) { return ox >= 16 ? 16 : ox >= 8 ? 8 : 4; }
+
+/* y (N, Cout, OZ, OY, OX) = direct conv of x (N, Cin, Z, Y, X) with weights w (Cout, Cin, k...) using
+ * geometry k, s, p (already set for the pass). */
+static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX,
+                            const int *k, const int *s, const int *p, cl_mem x, cl_mem w, const lu_tensor *b,
+                            cl_mem y) {
+  int vx = pick_vx(OX), cob = LU_CONV_COB;
+  char opts[200];
+  snprintf(opts, sizeof opts, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d",
+           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, cob);
+  cl_kernel kk;
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_direct", opts, &kk));
+  cl_mem mb = b ? b->buf : w;
+  int hb = b != NULL;
+  LU_CL_CHECK(LU_ARG(kk, 0, x) | LU_ARG(kk, 1, w) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
+                  LU_ARG(kk, 5, Cin) | LU_ARG(kk, 6, Cout) | LU_ARG(kk, 7, Z) | LU_ARG(kk, 8, Y) | LU_ARG(kk, 9, X) |
+                  LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX), "conv_direct args");
+  size_t gl[3] = {(size_t)(OX + vx - 1) / vx, (size_t)OZ * OY, (size_t)N * ((Cout + cob - 1) / cob)};
+  return lu_launch(dev, kk, 3, gl, NULL, "conv_direct");
+}
+
+#ifndef LU_CONV_COBW
+#define LU_CONV_COBW 4 /* output channels per work-item in the direct weight-gradient kernel */
+#endif
+#ifndef LU_CONV_WGRAD_CHUNK
+#define LU_CONV_WGRAD_CHUNK 4096 /* output voxels per partial sum (keeps a chunk's dy and x in cache) */
+#endif
+
+static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
+                                  lu_tensor *dw, int accumulate) {
+  int vx = pick_vx(g->OX), cobw = LU_CONV_COBW;
+  char opts[220];
+  snprintf(opts, sizeof opts,
+           "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d", g->k[0],
+           g->k[1], g->k[2], g->s[0], g->s[1], g->s[2], g->p[0], g->p[1], g->p[2], vx, LU_CONV_COB, cobw);
+  cl_kernel k, kr;
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "wgrad_direct", opts, &k));
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", opts, &kr));
+  int total = g->N * g->OZ * g->OY;
+  int rows = LU_CONV_WGRAD_CHUNK / g->OX;
+  if (rows < 1) rows = 1;
+  int nchunks = (total + rows - 1) / rows;
+  size_t wn = (size_t)g->Cout * g->Cin * g->kv;
+  size_t maxch = lu_conv_workspace_bytes() / (wn * sizeof(float));
+  if (maxch < 1) maxch = 1;
+  if ((size_t)nchunks > maxch) {
+    nchunks = (int)maxch;
+    rows = (total + nchunks - 1) / nchunks;
+    nchunks = (total + rows - 1) / rows;
+  }
+  size_t cap = wn * (size_t)nchunks * sizeof(float);
+  cl_mem part;
+  LU_TRY(lu_buffer_alloc(dev, cap, &part));
+  cl_mem mx = x->buf, mdy = dy->buf, mdw = dw->buf;
+  int N = g->N, cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
+  int n = (int)wn, acc = accumulate;
+  lu_status st = LU_OK;
+  if (LU_ARG(k, 0, part) | LU_ARG(k, 1, mx) | LU_ARG(k, 2, mdy) | LU_ARG(k, 3, N) | LU_ARG(k, 4, cin) |
+      LU_ARG(k, 5, cout) | LU_ARG(k, 6, Z) | LU_ARG(k, 7, Y) | LU_ARG(k, 8, X) | LU_ARG(k, 9, OZ) | LU_ARG(k, 10, OY) |
+      LU_ARG(k, 11, OX) | LU_ARG(k, 12, rows))
+    st = lu_fail(LU_ECL, "wgrad_direct args");
+  size_t gl[2] = {(size_t)((g->Cout + cobw - 1) / cobw) * g->Cin * g->k[0] * g->k[1], (size_t)nchunks};
+  if (st == LU_OK) st = lu_launch(dev, k, 2, gl, NULL, "wgrad_direct");
+  if (st == LU_OK && (LU_ARG(kr, 0, mdw) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, n) | LU_ARG(kr, 3, nchunks) |
+                      LU_ARG(kr, 4, acc)))
+    st = lu_fail(LU_ECL, "reduce_chunks args");
+  size_t g1 = lu_global_1d(wn, 64);
+  if (st == LU_OK) st = lu_launch(dev, kr, 1, &g1, NULL, "reduce_chunks");
+  lu_buffer_release(dev, part, cap);
+  return st;
+}
+
 /* ---- forward ---- */
 
 static lu_status conv_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
                           lu_tensor *y) {
   lu_device *dev = x->dev;
+  if (use_direct(g, 0))
+    return run_direct(dev, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, g->k, g->s, g->p, x->buf,
+                      w->buf, b, y->buf);
   LU_TRY(lu_conv_bias_fill(y, b, g->N, g->Cout, g->OS));
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
   if (is_pointwise(g))
@@ -376,6 +469,29 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
   lu_device *dev = dy->dev;
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout,
          Cin = (size_t)g->Cin;
+  if (!is_pointwise(g) && use_direct(g, 1)) {
+    /* stride 1: dx = conv(dy, flipped transposed w) with padding k - 1 - p */
+    char opts[160];
+    geom_opts(g, opts, sizeof opts);
+    cl_kernel k;
+    LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "flip_weights", opts, &k));
+    size_t wbytes = K * Cout * sizeof(float);
+    cl_mem wt;
+    LU_TRY(lu_buffer_alloc(dev, wbytes, &wt));
+    cl_mem mw = w->buf;
+    int cin = g->Cin, cout = g->Cout;
+    lu_status st = LU_OK;
+    if (LU_ARG(k, 0, wt) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, cin) | LU_ARG(k, 3, cout))
+      st = lu_fail(LU_ECL, "flip_weights args");
+    size_t gl = K * Cout;
+    if (st == LU_OK) st = lu_launch(dev, k, 1, &gl, NULL, "flip_weights");
+    int pp[3] = {g->k[0] - 1 - g->p[0], g->k[1] - 1 - g->p[1], g->k[2] - 1 - g->p[2]};
+    if (st == LU_OK)
+      st = run_direct(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, pp, dy->buf, wt,
+                      NULL, dx->buf);
+    lu_buffer_release(dev, wt, wbytes);
+    return st;
+  }
   if (is_pointwise(g))
     return lu_sgemm_strided_batched(dev, 1, 0, Cin, S, Cout, 1.0f, w->buf, 0, K, 0, dy->buf, 0, OS, Cout * OS, 0.0f,
                                     dx->buf, 0, S, Cin * S, (size_t)g->N);
@@ -416,6 +532,7 @@ static lu_status conv_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, cons
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
   if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
   float beta = accumulate ? 1.0f : 0.0f;
+  if (!is_pointwise(g) && use_direct(g, 2)) return run_wgrad_direct(dev, g, x, dy, dw, accumulate);
   if (is_pointwise(g)) {
     for (int n = 0; n < g->N; n++) {
       LU_TRY(lu_sgemm(dev, 0, 1, Cout, K, S, 1.0f, dy->buf, (size_t)n * Cout * OS, OS, x->buf, (size_t)n * K * S, S,

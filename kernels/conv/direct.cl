@@ -1,0 +1,211 @@
+// Direct convolution written for CPUs (PoCL) with explicit vectors: a work-item computes VX
+// consecutive output voxels along x (one floatVX) for COB output channels, keeping COB vector
+// accumulators in registers; each input vector is loaded once per tap and reused for COB FMAs,
+// and each weight is a scalar broadcast. The same kernel runs the backward-data pass of a stride-1
+// convolution with flipped, transposed weights (see conv.c).
+// Build options: KZ KY KX SZ SY SX PZ PY PX (geometry), VX (4, 8 or 16), COB (tunable).
+#ifndef KZ
+#define KZ 3
+#endif
+#ifndef KY
+#define KY 3
+#endif
+#ifndef KX
+#define KX 3
+#endif
+#ifndef SZ
+#define SZ 1
+#endif
+#ifndef SY
+#define SY 1
+#endif
+#ifndef SX
+#define SX 1
+#endif
+#ifndef PZ
+#define PZ 1
+#endif
+#ifndef PY
+#define PY 1
+#endif
+#ifndef PX
+#define PX 1
+#endif
+#ifndef VX
+#define VX 16
+#endif
+#ifndef COB
+#define COB 8
+#endif
+#define KV (KZ * KY * KX)
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define floatV CAT(float, VX)
+#define vloadV CAT(vload, VX)
+#define vstoreV CAT(vstore, VX)
+
+// The VX inputs at x positions ix0 + l * SX, l = 0..VX-1, zero outside [0, X).
+inline floatV load_row(__global const float *row, int ix0, int X) {
+  if (ix0 >= 0 && ix0 + (VX - 1) * SX < X) {
+#if SX == 1
+    return vloadV(0, row + ix0);
+#else
+    floatV v;
+    float t[VX];
+#pragma unroll
+    for (int l = 0; l < VX; l++) t[l] = row[ix0 + l * SX];
+    v = vloadV(0, t);
+    return v;
+#endif
+  }
+  float t[VX];
+#pragma unroll
+  for (int l = 0; l < VX; l++) {
+    int ix = ix0 + l * SX;
+    t[l] = (ix >= 0 && ix < X) ? row[ix] : 0.0f;
+  }
+  return vloadV(0, t);
+}
+
+// x (N, Cin, Z, Y, X), w (Cout, Cin, KZ, KY, KX), b (Cout) or unused, y (N, Cout, OZ, OY, OX).
+// global: (ceil(OX / VX), OZ * OY, N * ceil(Cout / COB)).
+__kernel void conv_direct(__global const float *restrict x, __global const float *restrict w,
+                          __global const float *restrict b, const int has_bias, __global float *restrict y,
+                          const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
+                          const int OY, const int OX) {
+  const int ox0 = get_global_id(0) * VX, row = get_global_id(1), g = get_global_id(2);
+  const int ncb = (Cout + COB - 1) / COB;
+  const int n = g / ncb, co0 = (g % ncb) * COB;
+  const int oz = row / OY, oy = row % OY;
+  floatV acc[COB];
+#pragma unroll
+  for (int j = 0; j < COB; j++) acc[j] = (floatV)(has_bias ? b[min(co0 + j, Cout - 1)] : 0.0f);
+  const int ixb = ox0 * SX - PX;
+  __global const float *xn = x + (size_t)n * Cin * Z * Y * X;
+  for (int ci = 0; ci < Cin; ci++) {
+    __global const float *xc = xn + (size_t)ci * Z * Y * X;
+    __global const float *wc = w + ((size_t)co0 * Cin + ci) * KV;
+#pragma unroll
+    for (int a = 0; a < KZ; a++) {
+      const int iz = oz * SZ - PZ + a;
+      if (iz < 0 || iz >= Z) continue;
+#pragma unroll
+      for (int bb = 0; bb < KY; bb++) {
+        const int iy = oy * SY - PY + bb;
+        if (iy < 0 || iy >= Y) continue;
+        __global const float *xr = xc + ((size_t)iz * Y + iy) * X;
+#pragma unroll
+        for (int c = 0; c < KX; c++) {
+          const floatV v = load_row(xr, ixb + c, X);
+          const int tap = (a * KY + bb) * KX + c;
+#pragma unroll
+          for (int j = 0; j < COB; j++) {
+            const int co = min(co0 + j, Cout - 1) - co0;
+            acc[j] = fma(v, (floatV)(wc[(size_t)co * Cin * KV + tap]), acc[j]);
+          }
+        }
+      }
+    }
+  }
+  const size_t OS = (size_t)OZ * OY * OX;
+  __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
+#pragma unroll
+  for (int j = 0; j < COB; j++) {
+    if (co0 + j >= Cout) break;
+    if (ox0 + VX <= OX) {
+      vstoreV(acc[j], 0, yr + (size_t)j * OS);
+    } else {
+      float t[VX];
+      vstoreV(acc[j], 0, t);
+      for (int l = 0; l < OX - ox0; l++) yr[(size_t)j * OS + l] = t[l];
+    }
+  }
+}
+
+// Flipped, transposed weights for backward data: wt[ci][co][t'] = w[co][ci][KV - 1 - t'].
+// global: (Cout * Cin * KV)
+__kernel void flip_weights(__global float *restrict wt, __global const float *restrict w, const int Cin,
+                           const int Cout) {
+  const int i = get_global_id(0);
+  const int t = i % KV, cc = i / KV, co = cc % Cout, ci = cc / Cout;
+  wt[i] = w[((size_t)co * Cin + ci) * KV + (KV - 1 - t)];
+}
+
+// ---- backward weight ----
+// A work-item owns COBW output channels x one input channel x one (a, b) kernel row and the KX taps
+// of that row: COBW * KX vector accumulators. It sums dy * x over a chunk of `rows` output rows
+// ((n, oz, oy) flattened); chunks go to separate partial sums (part: nchunks x Cout x Cin x KV) that
+// reduce_chunks adds up. Work-items of one chunk run together, so the chunk's dy and x stay in cache.
+#ifndef COBW
+#define COBW 4
+#endif
+
+// global: (ceil(Cout / COBW) * Cin * KZ * KY, nchunks)
+__kernel void wgrad_direct(__global float *restrict part, __global const float *restrict x,
+                           __global const float *restrict dy, const int N, const int Cin, const int Cout, const int Z,
+                           const int Y, const int X, const int OZ, const int OY, const int OX, const int rows) {
+  const int combo = get_global_id(0), chunk = get_global_id(1);
+  const int ab = combo % (KZ * KY), rest = combo / (KZ * KY);
+  const int ci = rest % Cin, co0 = (rest / Cin) * COBW;
+  if (co0 >= Cout) return;
+  const int a = ab / KY, bb = ab % KY;
+  floatV acc[COBW][KX];
+#pragma unroll
+  for (int j = 0; j < COBW; j++)
+#pragma unroll
+    for (int c = 0; c < KX; c++) acc[j][c] = (floatV)(0.0f);
+  const int total = N * OZ * OY, r0 = chunk * rows, r1 = min(r0 + rows, total);
+  const size_t OS = (size_t)OZ * OY * OX, S = (size_t)Z * Y * X;
+  for (int r = r0; r < r1; r++) {
+    const int n = r / (OZ * OY), rr = r % (OZ * OY), oz = rr / OY, oy = rr % OY;
+    const int iz = oz * SZ - PZ + a, iy = oy * SY - PY + bb;
+    if (iz < 0 || iz >= Z || iy < 0 || iy >= Y) continue;
+    __global const float *xr = x + ((size_t)n * Cin + ci) * S + ((size_t)iz * Y + iy) * X;
+    __global const float *dr = dy + ((size_t)n * Cout + co0) * OS + (size_t)rr * OX;
+    for (int ox0 = 0; ox0 < OX; ox0 += VX) {
+      floatV d[COBW];
+      if (ox0 + VX <= OX) {
+#pragma unroll
+        for (int j = 0; j < COBW; j++) d[j] = co0 + j < Cout ? vloadV(0, dr + (size_t)j * OS + ox0) : (floatV)(0.0f);
+      } else {
+#pragma unroll
+        for (int j = 0; j < COBW; j++) {
+          float t[VX];
+          for (int l = 0; l < VX; l++) t[l] = (co0 + j < Cout && ox0 + l < OX) ? dr[(size_t)j * OS + ox0 + l] : 0.0f;
+          d[j] = vloadV(0, t);
+        }
+      }
+#pragma unroll
+      for (int c = 0; c < KX; c++) {
+        const floatV v = load_row(xr, ox0 * SX - PX + c, X);
+#pragma unroll
+        for (int j = 0; j < COBW; j++) acc[j][c] = fma(d[j], v, acc[j][c]);
+      }
+    }
+  }
+  const int KVv = KV;
+#pragma unroll
+  for (int j = 0; j < COBW; j++) {
+    if (co0 + j >= Cout) break;
+#pragma unroll
+    for (int c = 0; c < KX; c++) {
+      float t[VX];
+      vstoreV(acc[j][c], 0, t);
+      float s = 0.0f;
+#pragma unroll
+      for (int l = 0; l < VX; l++) s += t[l];
+      part[(((size_t)chunk * Cout + co0 + j) * Cin + ci) * KVv + ab * KX + c] = s;
+    }
+  }
+}
+
+// dw[i] (+)= sum over chunks of part[chunk][i]; global: (n)
+__kernel void reduce_chunks(__global float *restrict dw, __global const float *restrict part, const int n,
+                            const int nchunks, const int accumulate) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  float s = accumulate ? dw[i] : 0.0f;
+  for (int c = 0; c < nchunks; c++) s += part[(size_t)c * n + i];
+  dw[i] = s;
+}
