@@ -1,0 +1,84 @@
+-- Seconds per training iteration with data loading + augmentation (sampler -> augmentation -> cast/reshape ->
+-- train_step, as lunet.trainer runs it) versus the bare training step on a batch prepared in advance.
+-- Goal (issue 8): data loading adds <= 10 %.
+--   lua5.4 bench/train_epoch.lua [iterations] [plans.json] [configuration]
+-- Default: spec/fixtures/plans/ct_iso/nnUNetPlans.json 2d (the network and batch of bench/train_step.lua) on
+-- synthetic in-memory cases (bright discs on noise, 10 cases of 4x the patch area).
+local lunet = require "lunet"
+local core = lunet.core
+local clock = require "lunet.clock"
+local json = require "lunet.json"
+
+local N = tonumber(arg and arg[1]) or 6
+local PLANS = arg and arg[2] or "spec/fixtures/plans/ct_iso/nnUNetPlans.json"
+local CFG = arg and arg[3] or "2d"
+
+local plans = lunet.planner.read(PLANS)
+local cfg = lunet.planner.configuration(plans, CFG)
+local patch = cfg.patch_size
+assert(#patch == 2, "this bench builds 2-D cases; pass a 2d configuration")
+local H, W = 2 * patch[1], 2 * patch[2]
+
+-- synthetic cases
+local rng = core.rng.new(11, 0)
+local cases = {}
+for i = 1, 10 do
+  local img, seg, loc = {}, {}, {}
+  local cy, cx, r = rng:int(H // 4, 3 * H // 4), rng:int(W // 4, 3 * W // 4), math.min(H, W) // 6
+  for y = 0, H - 1 do
+    for x = 0, W - 1 do
+      local inside = (y - cy) ^ 2 + (x - cx) ^ 2 <= r * r
+      img[#img + 1] = (inside and 1.0 or -0.5) + rng:uniform(0, 0.5)
+      seg[#seg + 1] = inside and 1 or 0
+      if inside then for _, v in ipairs({ 0, 0, y, x }) do loc[#loc + 1] = v end end
+    end
+  end
+  cases[i] = {
+    data = lunet.tensor(img, { shape = { 1, 1, H, W }, dtype = "f32" }),
+    seg = lunet.tensor(seg, { shape = { 1, 1, H, W }, dtype = "i16" }),
+    class_locations = { lunet.tensor(loc, { shape = { #loc // 4, 4 }, dtype = "i32" }) },
+    key = ("case_%02d"):format(i),
+  }
+end
+
+local rules = require "lunet.rules.default"
+local tr = rules.trainer
+local loader = lunet.sampler.new { cases = cases, patch_size = patch, batch_size = cfg.batch_size,
+  oversample = tr.oversample_foreground_percent, seed = 1, augmentation = rules.augmentation, threads = 2 }
+local net = lunet.net(plans, CFG, 1, 2, { seed = 1 })
+
+local function to_net(b)
+  local d, s = b.data, b.seg
+  return d:reshape({ d.shape[1], d.shape[2], d.shape[4], d.shape[5] }),
+    s:astype("i32"):reshape({ s.shape[1], s.shape[2], s.shape[4], s.shape[5] })
+end
+
+local function step(x, y) return net:train_step { data = x, target = y, lr = 0.01 } end
+
+-- warm-up (kernel compilation, pools)
+local x0, y0 = to_net(loader:next_batch())
+step(x0, y0)
+step(x0, y0)
+
+local t = clock.now()
+for _ = 1, N do step(x0, y0) end
+local bare = (clock.now() - t) / N
+
+local load = 0
+t = clock.now()
+for _ = 1, N do
+  local tl = clock.now()
+  local x, y = to_net(loader:next_batch())
+  load = load + clock.now() - tl
+  step(x, y)
+end
+local full = (clock.now() - t) / N
+load = load / N
+
+local dev = lunet.devices()[1]
+local line = ("train_epoch.lua: %s %s (patch %s, batch %d), %d iterations: bare step %.3f s/it, with sampling + " ..
+  "augmentation %.3f s/it (loading %.3f s/it): data loading adds %.1f %% (goal <= 10 %%) [%s, %s]")
+  :format(PLANS:match("([^/]+/[^/]+)%.json$") or PLANS, CFG, table.concat(patch, "x"), cfg.batch_size, N, bare, full,
+    load, 100 * (full - bare) / bare, dev and dev.name or "?", os.date("%Y-%m-%d"))
+print(line)
+return { bare = bare, full = full, load = load }
