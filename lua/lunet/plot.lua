@@ -317,7 +317,8 @@ function M.chart(c, box, spec)
   if spec.ylabel then c:text_v(box.x + fh / 2 + 4, py + ph / 2, spec.ylabel, C.black, S) end
   if spec.y2label and axes.right then c:text_v(box.x + box.w - fh / 2 - 4, py + ph / 2, spec.y2label, C.black, S) end
   if spec.title then c:text(px + pw / 2, box.y + 4, spec.title, C.black, S, "center") end
-  -- series (NaN breaks a line)
+  -- series (NaN breaks a line); their points also place the legend where it hides the least
+  local drawn = {}
   for _, s in ipairs(spec.series) do
     local a = s.axis or "left"
     if axes[a] then
@@ -329,7 +330,10 @@ function M.chart(c, box, spec)
       for i = 1, #s.y do
         local v = s.y[i]
         if v ~= v or v == math.huge or v == -math.huge then flush()
-        else run[#run + 1] = { X(s.x and s.x[i] or (i - 1)), Y(v, a) } end
+        else
+          run[#run + 1] = { X(s.x and s.x[i] or (i - 1)), Y(v, a) }
+          drawn[#drawn + 1] = run[#run]
+        end
       end
       flush()
     end
@@ -342,8 +346,26 @@ function M.chart(c, box, spec)
       local lw = 0
       for _, s in ipairs(labels) do lw = math.max(lw, M.text_width(s.label, S)) end
       local bw, bh = lw + 50, #labels * (fh + 8) + 8
-      local bx, by = px + pw - bw - 8, py + 8
-      if spec.legend == "bottom" then by = py + ph - bh - 8 end
+      -- candidate corners (and mid-height right/left); the one covering the fewest data points wins
+      local cands = {
+        { px + pw - bw - 8, py + 8 }, { px + 8, py + 8 }, { px + pw - bw - 8, py + ph - bh - 8 },
+        { px + 8, py + ph - bh - 8 }, { px + pw - bw - 8, py + (ph - bh) / 2 }, { px + 8, py + (ph - bh) / 2 },
+      }
+      local best, bestn = cands[1], math.huge
+      for _, cd in ipairs(cands) do
+        local n = 0
+        for _, q in ipairs(drawn) do
+          if q[1] >= cd[1] - 6 and q[1] <= cd[1] + bw + 6 and q[2] >= cd[2] - 6 and q[2] <= cd[2] + bh + 6 then n = n + 1 end
+        end
+        -- segments between points cross the box too: sample them
+        for k = 2, #drawn do
+          local a, b = drawn[k - 1], drawn[k]
+          local mx, my = (a[1] + b[1]) / 2, (a[2] + b[2]) / 2
+          if mx >= cd[1] and mx <= cd[1] + bw and my >= cd[2] and my <= cd[2] + bh then n = n + 1 end
+        end
+        if n < bestn then best, bestn = cd, n end
+      end
+      local bx, by = best[1], best[2]
       c:fill_rect(bx, by, bw, bh, C.white)
       c:line(bx, by, bx + bw, by, C.grey); c:line(bx, by + bh, bx + bw, by + bh, C.grey)
       c:line(bx, by, bx, by + bh, C.grey); c:line(bx + bw, by, bx + bw, by + bh, C.grey)
