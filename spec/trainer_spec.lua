@@ -170,6 +170,20 @@ describe("trainer", function()
       for _, id in ipairs(splits[1].val) do assert.is_true(paths.isfile(F .. "/validation/" .. id .. ".png"), id) end
       assert.is_true(s.foreground_mean.Dice > 0.5, tostring(s.foreground_mean.Dice))
     end)
+
+    it("--val-only --npz redoes the validation from checkpoint_final, with probabilities", function()
+      local before = json.read(F .. "/validation/summary.json").foreground_mean.Dice
+      assert(run_cli(DS .. " 2d 0 -p TinyPlans --val-only --npz", DIR .. "/v.log"), readfile(DIR .. "/v.log"))
+      local s = json.read(F .. "/validation/summary.json")
+      assert.is_true(math.abs(s.foreground_mean.Dice - before) < 1e-12)
+      local id = json.read(PRE .. "/" .. DS .. "/splits_final.json")[1].val[1]
+      local z = core.npz.read(F .. "/validation/" .. id .. ".npz")
+      assert.are.same({ 2, 1, 64, 64 }, z.probabilities.shape)
+      local pr = z.probabilities:flat()
+      for i = 1, 64 * 64, 97 do assert.is_true(math.abs(pr[i] + pr[64 * 64 + i] - 1) < 1e-5) end
+      assert.are.equal(readfile(PRE .. "/" .. DS .. "/nnUNetPlans_2d/" .. id .. ".json"),
+        readfile(F .. "/validation/" .. id .. ".json"))
+    end)
   end)
 
   it("kill -9 then --continue loses only the epochs since the checkpoint and continues as if uninterrupted", function()

@@ -357,7 +357,8 @@ local function final_validation(st)
       local tmp = paths.join(vdir, id .. ".tmp.npz")
       core.npz.write(tmp, { probabilities = probs }, { level = 1 })
       assert(os.rename(tmp, paths.join(vdir, id .. ".npz")))
-      json.write_file_atomic(paths.join(vdir, id .. ".json"), require("lunet.preprocess").encode_properties(c.properties))
+      -- the case properties as preprocessing wrote them (nnU-Net writes a .pkl next to the .npz)
+      copy_file(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
     end
     if st.show then io.stderr:write(("\rvalidation %d/%d %s "):format(i, #st.val_ids, id)); io.stderr:flush() end
     collectgarbage()
