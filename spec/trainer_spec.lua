@@ -297,6 +297,48 @@ describe("trainer", function()
     end)
   end)
 
+  it("pseudo Dice counts: argmax of the logits per sample, ignore-label voxels left out", function()
+    local trainer = require "lunet.trainer"
+    -- B = 2, C = 3, 1x4 voxels; logits pick classes {1, 2, 0, 1} and {2, 2, 1, 0}
+    local logits = lunet.tensor({
+      0, 0, 9, 0,  9, 0, 0, 9,  0, 9, 0, 0,
+      0, 0, 0, 9,  0, 0, 9, 0,  9, 9, 0, 0,
+    }, { shape = { 2, 3, 1, 4 }, dtype = "f32" })
+    local target = lunet.tensor({ 1, 2, 3, 1, 2, 1, 1, 3 }, { shape = { 2, 1, 1, 4 }, dtype = "i32" })
+    local cm = trainer._confusion(logits, target, { 1, 2 }, 3)
+    -- non-ignored voxels (pred, ref): (1,1) (2,2) (1,1) | (2,2) (2,1) (1,1)
+    assert.are.same({ 3, 0, 1 }, { cm[1].TP, cm[1].FP, cm[1].FN })
+    assert.are.same({ 2, 1, 0 }, { cm[2].TP, cm[2].FP, cm[2].FN })
+  end)
+
+  it("trains with an ignore label end to end", function()
+    local ds = "Dataset951_DiscIgn"
+    sh("mkdir -p " .. RAW .. "/" .. ds)
+    sh("cp -r " .. RAW .. "/" .. DS .. "/imagesTr " .. RAW .. "/" .. ds .. "/")
+    sh("mkdir -p " .. RAW .. "/" .. ds .. "/labelsTr")
+    for i = 0, 9 do
+      local id = string.format("disc_%03d", i)
+      local seg = lunet.image.read(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png").data:flat()
+      for k = 1, #seg do if (k - 1) % 64 < 8 then seg[k] = 2 end end -- the left 8 columns are not annotated
+      lunet.image.write(RAW .. "/" .. ds .. "/labelsTr/" .. id .. ".png", lunet.tensor(seg, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
+    end
+    json.write(RAW .. "/" .. ds .. "/dataset.json", { channel_names = { ["0"] = "grey" },
+      labels = { background = 0, disc = 1, ignore = 2 }, numTraining = 10, file_ending = ".png" })
+    assert(sh(env_prefix() .. LUNET .. " plan_and_preprocess -d 951 -c 2d -q > " .. DIR .. "/pp2.log 2>&1"), readfile(DIR .. "/pp2.log"))
+    local p = json.read(PRE .. "/" .. ds .. "/nnUNetPlans.json")
+    p.plans_name = "TinyPlans"
+    p.configurations["2d"].architecture.arch_kwargs.features_per_stage =
+      json.read(PRE .. "/" .. DS .. "/TinyPlans.json").configurations["2d"].architecture.arch_kwargs.features_per_stage
+    json.write(PRE .. "/" .. ds .. "/TinyPlans.json", p)
+    assert(run_cli(ds .. " 2d 0 -p TinyPlans --epochs 4 --iters 8 --val-iters 3", DIR .. "/ig.log"), readfile(DIR .. "/ig.log"))
+    local F = ("%s/%s/nnUNetTrainer__TinyPlans__2d/fold_0"):format(RES, ds)
+    local L = logging_of(F .. "/checkpoint_final.pth").logging
+    assert.are.equal(1, #L.dice_per_class_or_region[1]) -- one foreground class: the ignore label is not a class
+    assert.is_true(L.mean_fg_dice[4] > L.mean_fg_dice[1], json.encode(L.mean_fg_dice))
+    assert.are.equal(2, json.read(F .. "/debug.json").ignore_label)
+    assert.is_true(paths.isfile(F .. "/validation/summary.json"))
+  end)
+
   it("the CLI rejects bad arguments", function()
     local cli = require "lunet.cli.train"
     local o = cli.parse({ "4", "2d", "all", "--epochs", "3", "--continue", "--npz" })

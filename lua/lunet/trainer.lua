@@ -248,6 +248,8 @@ local function confusion(logits, target, fg_labels, ignore_label)
   return core.eval.confusion(ref, pred, fg_labels, { ignore_label = ignore_label, threads = 2 })
 end
 
+M._confusion, M._to_net = confusion, to_net
+
 -- ------------------------------------------------------------------------------------------------ the trainer
 local function resolve(o)
   local ds_name = paths.dataset_name(o.dataset)
