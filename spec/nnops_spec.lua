@@ -437,6 +437,21 @@ describe("deep supervision", function()
     end
   end)
 
+  it("float32, u8 and i16 targets downsample like int32", function()
+    local seg = fix("ds_seg")
+    local s = seg.shape
+    local want = fix("ds_out2"):flat()
+    local shape = nn.ds_shape({1, s[1], s[2], s[3], s[4]}, meta.ds_scales[3])
+    for _, dt in ipairs({"f32", "u8", "i16"}) do
+      local src = seg:astype(dt):reshape({1, s[1], s[2], s[3], s[4]}):to_device()
+      local fill = {}
+      for i = 1, numel(shape) do fill[i] = 99 end
+      local out = lunet.tensor(fill, {shape = shape, dtype = dt}):to_device()
+      nn.ds_downsample(out, src)
+      assert.same(want, out:flat())
+    end
+  end)
+
   it("loss weights are nnU-Net's (1/2^i, last 0, normalised)", function()
     local w = nn.ds_weights(5)
     local want = {8 / 15, 4 / 15, 2 / 15, 1 / 15, 0}
@@ -459,5 +474,26 @@ describe("SGD with Nesterov momentum", function()
     end
     assert_close(fix("sgd_p3"):flat(), p:flat(), 1e-4, "param")
     assert_close(fix("sgd_buf3"):flat(), buf:flat(), 1e-4, "momentum")
+  end)
+
+  it("weight decay and momentum follow the torch update rule (float64 reference, strong decay)", function()
+    local n = 257
+    local p0, lr, mu, wd = rand_table(n, 41), 0.1, 0.9, 0.05
+    local p = dev(p0, {n})
+    local pv = p:flat() -- float32 start values
+    local buf = core.zeros({n}, "f32", true)
+    local bv = {}
+    for i = 1, n do bv[i] = 0 end
+    for step = 1, 4 do
+      local g = rand_table(n, 50 + step)
+      nn.sgd_nesterov(p, dev(g, {n}), buf, lr, mu, wd)
+      for i = 1, n do
+        local gi = g[i] + wd * pv[i]
+        bv[i] = mu * bv[i] + gi
+        pv[i] = pv[i] - lr * (gi + mu * bv[i])
+      end
+    end
+    assert_close(pv, p:flat(), 1e-4, "param")
+    assert_close(bv, buf:flat(), 1e-4, "momentum")
   end)
 end)
