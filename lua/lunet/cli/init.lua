@@ -31,6 +31,9 @@ local function list_commands()
   return out
 end
 
+M.command_module = command_module
+M.commands = list_commands
+
 function M.main(argv)
   local cmd = argv[1]
   if not cmd or cmd == "-h" or cmd == "--help" or cmd == "help" then

@@ -1,0 +1,20 @@
+-- Writes docs/cli.md from the commands' own usage texts, so the reference cannot drift from the
+-- code (spec/docs_spec.lua checks that it is current). Run: lua5.4 scripts/gen-cli-doc.lua
+local cli = require "lunet.cli"
+local names = cli.commands()
+local out = {"# `lunet` command reference\n",
+  "Generated from each command's `-h` text by `scripts/gen-cli-doc.lua`; do not edit by hand.\n",
+  "Every command reads `nnUNet_raw`, `nnUNet_preprocessed` and `nnUNet_results` from the environment,",
+  "as nnU-Net does, and `LUNET_DEVICE` (`cpu`, `gpu` or an index) for the OpenCL device.\n"}
+for _, n in ipairs(names) do
+  local mod = cli.command_module(n)
+  out[#out + 1] = string.format("## lunet %s\n\n%s\n\n```\n%s\n```\n", n, mod.summary or "", (mod.usage or ""):gsub("%s+$", ""))
+end
+local text = table.concat(out, "\n")
+if arg[1] == "--print" then io.write(text) return end
+local path = (arg[0]:match("^(.*)/scripts/") or ".") .. "/docs/cli.md"
+local f = assert(io.open(path .. ".tmp", "w"))
+f:write(text)
+f:close()
+assert(os.rename(path .. ".tmp", path))
+print("wrote " .. path)
