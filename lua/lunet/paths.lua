@@ -3,6 +3,7 @@
   local paths = require "lunet.paths"
   paths.raw(), paths.preprocessed(), paths.results()   -- env nnUNet_raw / nnUNet_preprocessed / nnUNet_results;
                                                         -- error naming the variable when unset
+  paths.set_roots{raw=, preprocessed=, results=}        -- set them from Lua (scripts, the REPL)
   paths.dataset_name(4)                 -- "Dataset004_Hippocampus" (searched in the three roots, as nnU-Net)
   paths.dataset_name("4"), paths.dataset_name("Dataset004_Hippocampus"), paths.dataset_name("Hippocampus")
   paths.dataset_id("Dataset004_Hippocampus")           -- 4  (int(name[7:10]))
@@ -21,9 +22,21 @@ local ENV = {
   raw = "nnUNet_raw", preprocessed = "nnUNet_preprocessed", results = "nnUNet_results",
 }
 
+-- Roots set from Lua (paths.set_roots) win over the environment: a script or REPL session cannot
+-- change its own environment variables.
+local overrides = {}
+
+--- paths.set_roots{raw=, preprocessed=, results=}: use these folders in this process (nil keeps a root).
+function M.set_roots(roots)
+  for k in pairs(roots) do
+    if not ENV[k] then error("paths.set_roots: unknown root '" .. tostring(k) .. "' (raw, preprocessed, results)", 2) end
+  end
+  for k in pairs(ENV) do if roots[k] ~= nil then overrides[k] = roots[k] end end
+end
+
 local function env_root(key)
   local var = ENV[key]
-  local v = os.getenv(var)
+  local v = overrides[key] or os.getenv(var)
   if v == nil or v == "" then
     error(var .. " is not defined: set the environment variable " .. var ..
       " to the nnU-Net " .. key .. " folder", 3)
