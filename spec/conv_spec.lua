@@ -113,6 +113,10 @@ local conv_cases = {
   { n = 2, cin = 5, cout = 7, x = { 9, 6 }, k = { 1, 1 }, stride = { 2, 2 } },
   { n = 1, cin = 1, cout = 9, x = { 10, 15 }, k = { 3, 1 }, stride = { 1, 2 } },
   { n = 2, cin = 17, cout = 33, x = { 6, 7, 5 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+  -- wide rows: the 16- and 8-lane shuffled tap loads, stride 1 and 2
+  { n = 1, cin = 2, cout = 3, x = { 5, 40 }, k = { 3, 3 }, stride = { 1, 2 } },
+  { n = 1, cin = 3, cout = 4, x = { 3, 6, 17 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+  { n = 2, cin = 3, cout = 2, x = { 3, 35 }, k = { 3, 3 }, stride = { 1, 1 } },
 }
 
 local convT_cases = {

@@ -22,7 +22,11 @@
 #endif
 
 #ifndef LU_CONV_COB
-#define LU_CONV_COB 8 /* output channels per work-item in the direct kernel */
+#define LU_CONV_COB 16 /* output channels per work-item in the direct kernel */
+#endif
+
+#ifndef LU_CONV_VX
+#define LU_CONV_VX 8 /* widest x vector per work-item (16 measured slower on AVX-512 PoCL: register spills) */
 #endif
 
 #define CONV_FILE "conv/conv.cl"
@@ -348,14 +352,24 @@ static int use_direct(const lu_conv_geom *g, int pass) {
   return 1;
 }
 
-static int pick_vx(int ox) { return ox >= 16 ? 16 : ox >= 8 ? 8 : 4; }
+static int env_int(const char *name, int dflt) {
+  const char *e = getenv(name);
+  return e && *e ? atoi(e) : dflt;
+}
+
+/* Lanes per work-item along x ($LUNET_CONV_VX caps it, for tuning). */
+static int pick_vx(int ox) {
+  int cap = env_int("LUNET_CONV_VX", LU_CONV_VX);
+  int v = ox >= 16 ? 16 : ox >= 8 ? 8 : 4;
+  return v > cap ? (cap >= 8 ? 8 : 4) : v;
+}
 
 /* y (N, Cout, OZ, OY, OX) = direct conv of x (N, Cin, Z, Y, X) with weights w (Cout, Cin, k...) using
  * geometry k, s, p (already set for the pass). */
 static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX,
                             const int *k, const int *s, const int *p, cl_mem x, cl_mem w, const lu_tensor *b,
                             cl_mem y) {
-  int vx = pick_vx(OX), cob = LU_CONV_COB;
+  int vx = pick_vx(OX), cob = env_int("LUNET_CONV_COB", LU_CONV_COB);
   char opts[200];
   snprintf(opts, sizeof opts, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d",
            k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, cob);
@@ -371,7 +385,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
 }
 
 #ifndef LU_CONV_COBW
-#define LU_CONV_COBW 4 /* output channels per work-item in the direct weight-gradient kernel */
+#define LU_CONV_COBW 8 /* output channels per work-item in the direct weight-gradient kernel */
 #endif
 #ifndef LU_CONV_WGRAD_CHUNK
 #define LU_CONV_WGRAD_CHUNK 4096 /* output voxels per partial sum (keeps a chunk's dy and x in cache) */
@@ -379,7 +393,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
 
 static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                                   lu_tensor *dw, int accumulate) {
-  int vx = pick_vx(g->OX), cobw = LU_CONV_COBW;
+  int vx = pick_vx(g->OX), cobw = env_int("LUNET_CONV_COBW", LU_CONV_COBW);
   char opts[220];
   snprintf(opts, sizeof opts,
            "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d", g->k[0],
@@ -388,7 +402,7 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "wgrad_direct", opts, &k));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", opts, &kr));
   int total = g->N * g->OZ * g->OY;
-  int rows = LU_CONV_WGRAD_CHUNK / g->OX;
+  int rows = env_int("LUNET_CONV_WGRAD_CHUNK", LU_CONV_WGRAD_CHUNK) / g->OX;
   if (rows < 1) rows = 1;
   int nchunks = (total + rows - 1) / rows;
   size_t wn = (size_t)g->Cout * g->Cin * g->kv;

@@ -93,23 +93,35 @@ static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_t
     return lu_sgemm_strided_batched(dev, 1, 0, M, S, Cin, 1.0f, w->buf, 0, M, 0, x->buf, 0, S, Cin * S, 1.0f, y->buf,
                                     0, OS, M * OS, (size_t)g->N);
   }
+  /* CLBlast is several times slower with a transposed A on PoCL: transpose W (small) first */
+  cl_kernel kt;
+  LU_TRY(lu_kernel_get(dev, CONVT_FILE, "transpose", "-DSZ=1 -DSY=1 -DSX=1", &kt));
+  size_t wbytes = M * Cin * sizeof(float);
+  cl_mem wt;
+  LU_TRY(lu_buffer_alloc(dev, wbytes, &wt));
+  cl_mem mw = w->buf;
+  int cin = g->Cin, m = (int)M;
+  lu_status st = LU_OK;
+  if (LU_ARG(kt, 0, wt) | LU_ARG(kt, 1, mw) | LU_ARG(kt, 2, cin) | LU_ARG(kt, 3, m)) st = lu_fail(LU_ECL, "transpose args");
+  size_t gt[2] = {M, Cin};
+  if (st == LU_OK) st = lu_launch(dev, kt, 2, gt, NULL, "convT transpose");
   ttiler tl;
   ttiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
   size_t cap = (size_t)tl.spt * tl.rpt * g->X * M * sizeof(float);
-  cl_mem t;
-  LU_TRY(lu_buffer_alloc(dev, cap, &t));
-  lu_status st = LU_OK;
+  cl_mem t = NULL;
+  if (st == LU_OK) st = lu_buffer_alloc(dev, cap, &t);
   ttile tt;
   while (st == LU_OK && ttiler_next(&tl, &tt)) {
     size_t Pt = (size_t)tt.nrows * g->X, xoff = (size_t)tt.n0 * Cin * S + (size_t)tt.r0 * g->X;
     if (tt.nb == 1)
-      st = lu_sgemm(dev, 1, 0, M, Pt, Cin, 1.0f, w->buf, 0, M, x->buf, xoff, S, 0.0f, t, 0, Pt);
+      st = lu_sgemm(dev, 0, 0, M, Pt, Cin, 1.0f, wt, 0, Cin, x->buf, xoff, S, 0.0f, t, 0, Pt);
     else
-      st = lu_sgemm_strided_batched(dev, 1, 0, M, Pt, Cin, 1.0f, w->buf, 0, M, 0, x->buf, xoff, S, Cin * S, 0.0f, t, 0,
+      st = lu_sgemm_strided_batched(dev, 0, 0, M, Pt, Cin, 1.0f, wt, 0, Cin, 0, x->buf, xoff, S, Cin * S, 0.0f, t, 0,
                                     Pt, M * Pt, (size_t)tt.nb);
     if (st == LU_OK) st = shuffle(dev, g, 1, y->buf, t, b, &tt);
   }
-  lu_buffer_release(dev, t, cap);
+  if (t) lu_buffer_release(dev, t, cap);
+  lu_buffer_release(dev, wt, wbytes);
   return st;
 }
 

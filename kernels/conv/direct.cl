@@ -68,6 +68,54 @@ inline floatV load_row(__global const float *row, int ix0, int X) {
   return vloadV(0, t);
 }
 
+#if VX == 4
+#define SH_L (uint4)(4, 0, 1, 2)
+#define SH_R (uint4)(1, 2, 3, 4)
+#elif VX == 8
+#define SH_L (uint8)(8, 0, 1, 2, 3, 4, 5, 6)
+#define SH_R (uint8)(1, 2, 3, 4, 5, 6, 7, 8)
+#else
+#define SH_L (uint16)(16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
+#define SH_R (uint16)(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+#endif
+
+// The KX tap vectors of one input row for outputs ox0 .. ox0 + VX - 1. For the common 3-tap,
+// pad-1 rows (stride 1 or 2) one aligned load serves all taps: the shifted taps are lane shuffles
+// with the neighbouring element, so row edges cost no per-lane branches.
+inline void load_taps(__global const float *row, int ox0, int X, floatV *v) {
+#if KX == 3 && PX == 1 && SX == 1
+  if (ox0 + VX <= X) {
+    const floatV m = vloadV(0, row + ox0);
+    const float l = ox0 > 0 ? row[ox0 - 1] : 0.0f;
+    const float r = ox0 + VX < X ? row[ox0 + VX] : 0.0f;
+    v[0] = shuffle2(m, (floatV)(l), SH_L);
+    v[1] = m;
+    v[2] = shuffle2(m, (floatV)(r), SH_R);
+    return;
+  }
+#elif KX == 3 && PX == 1 && SX == 2
+  if (2 * ox0 + 2 * VX <= X) {
+#if VX == 16
+    const float16 lo = vload16(0, row + 2 * ox0), hi = vload16(0, row + 2 * ox0 + 16);
+    const float16 e = (float16)(lo.even, hi.even), o = (float16)(lo.odd, hi.odd);
+#elif VX == 8
+    const float16 w2 = vload16(0, row + 2 * ox0);
+    const float8 e = w2.even, o = w2.odd;
+#else
+    const float8 w2 = vload8(0, row + 2 * ox0);
+    const float4 e = w2.even, o = w2.odd;
+#endif
+    const float l = ox0 > 0 ? row[2 * ox0 - 1] : 0.0f;
+    v[0] = shuffle2(o, (floatV)(l), SH_L);
+    v[1] = e;
+    v[2] = o;
+    return;
+  }
+#endif
+#pragma unroll
+  for (int c = 0; c < KX; c++) v[c] = load_row(row, ox0 * SX - PX + c, X);
+}
+
 // x (N, Cin, Z, Y, X), w (Cout, Cin, KZ, KY, KX), b (Cout) or unused, y (N, Cout, OZ, OY, OX).
 // global: (ceil(OX / VX), OZ * OY, N * ceil(Cout / COB)).
 __kernel void conv_direct(__global const float *restrict x, __global const float *restrict w,
@@ -81,7 +129,6 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
   floatV acc[COB];
 #pragma unroll
   for (int j = 0; j < COB; j++) acc[j] = (floatV)(has_bias ? b[min(co0 + j, Cout - 1)] : 0.0f);
-  const int ixb = ox0 * SX - PX;
   __global const float *xn = x + (size_t)n * Cin * Z * Y * X;
   for (int ci = 0; ci < Cin; ci++) {
     __global const float *xc = xn + (size_t)ci * Z * Y * X;
@@ -95,9 +142,11 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
         const int iy = oy * SY - PY + bb;
         if (iy < 0 || iy >= Y) continue;
         __global const float *xr = xc + ((size_t)iz * Y + iy) * X;
+        floatV vt[KX];
+        load_taps(xr, ox0, X, vt);
 #pragma unroll
         for (int c = 0; c < KX; c++) {
-          const floatV v = load_row(xr, ixb + c, X);
+          const floatV v = vt[c];
           const int tap = (a * KY + bb) * KX + c;
 #pragma unroll
           for (int j = 0; j < COB; j++) {
@@ -112,7 +161,7 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
   __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
 #pragma unroll
   for (int j = 0; j < COB; j++) {
-    if (co0 + j >= Cout) break;
+    if (co0 + j >= Cout) continue;
     if (ox0 + VX <= OX) {
       vstoreV(acc[j], 0, yr + (size_t)j * OS);
     } else {
@@ -176,9 +225,11 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
           d[j] = vloadV(0, t);
         }
       }
+      floatV vt[KX];
+      load_taps(xr, ox0, X, vt);
 #pragma unroll
       for (int c = 0; c < KX; c++) {
-        const floatV v = load_row(xr, ox0 * SX - PX + c, X);
+        const floatV v = vt[c];
 #pragma unroll
         for (int j = 0; j < COBW; j++) acc[j][c] = fma(d[j], v, acc[j][c]);
       }
@@ -187,7 +238,7 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
   const int KVv = KV;
 #pragma unroll
   for (int j = 0; j < COBW; j++) {
-    if (co0 + j >= Cout) break;
+    if (co0 + j >= Cout) continue;
 #pragma unroll
     for (int c = 0; c < KX; c++) {
       float t[VX];

@@ -39,3 +39,10 @@ __kernel void gather(__global float *restrict g, __global const float *restrict 
   CONVT_INDEX
   g[ti] = dy[dy_off + yi];
 }
+
+// wt[m][ci] = w[ci][m] for w (Cin, M): lets the forward GEMM run without a transposed operand.
+// global: (M, Cin)
+__kernel void transpose(__global float *restrict wt, __global const float *restrict w, const int Cin, const int M) {
+  const int m = get_global_id(0), ci = get_global_id(1);
+  wt[(size_t)m * Cin + ci] = w[(size_t)ci * M + m];
+}
