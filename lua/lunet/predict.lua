@@ -77,7 +77,8 @@ end
 
 local function flip_masks(axes, is2d)
   local bits = {}
-  for _, a in ipairs(axes or {}) do
+  for _, a0 in ipairs(axes or {}) do
+    local a = math.tointeger(a0) or a0
     local b = is2d and (a + 1) or a
     if math.type(a) ~= "integer" or b < 0 or b > 2 or (is2d and a > 1) then
       error("predict: mirror axis " .. tostring(a) .. " out of range", 3)
@@ -280,7 +281,7 @@ function M.mirror_axes(models, is2d, opts)
   local allowed = models[1].mirror_axes or default_mirror_axes(is2d)
   if not opts.tta_axes then return allowed end
   local ok, out = {}, {}
-  for _, a in ipairs(allowed) do ok[a] = true end
+  for _, a in ipairs(allowed) do ok[math.tointeger(a) or a] = true end
   for _, a in ipairs(opts.tta_axes) do
     if not ok[a] then error("predict: --tta-axes " .. tostring(a) .. " is not among the model's mirror axes", 3) end
     out[#out + 1] = a
@@ -322,7 +323,10 @@ function M.image(model, image, props, opts)
   local info = label_info(dj)
   local threads = opts.threads or 2
   local ts, rprops = gather_images(image, props)
+  local now, tm = core.now, opts.timings
+  local t0 = now()
   local data, p = preprocess_case(ts, rprops, plans, cfg_name, info, opts.prev_seg, threads)
+  local t1 = now()
   local c = planner().configuration(plans, cfg_name)
   local is2d = #c.patch_size == 2
   local logits = M.sliding_window(models, data, {
@@ -330,10 +334,16 @@ function M.image(model, image, props, opts)
     mirror_axes = M.mirror_axes(models, is2d, opts), threads = threads, progress = opts.progress, half = opts.half,
   })
   data:free()
+  local t2 = now()
   if opts.return_logits then return logits, p end
   local seg, probs = M.export(logits, p, plans, cfg_name, info, { probabilities = opts.probabilities, threads = threads,
     half = opts.half })
   logits:free()
+  if tm then
+    tm.preprocess = (tm.preprocess or 0) + (t1 - t0)
+    tm.predict = (tm.predict or 0) + (t2 - t1)
+    tm.export = (tm.export or 0) + (now() - t2)
+  end
   return seg, probs, p
 end
 
@@ -370,7 +380,8 @@ function M.load_models(o)
     local meta = n:load(ck)
     local m = { net = n, plans = plans, dataset_json = dj, configuration = cfg_name }
     if type(meta) == "table" and type(meta.inference_allowed_mirroring_axes) == "table" then
-      m.mirror_axes = meta.inference_allowed_mirroring_axes
+      m.mirror_axes = {}
+      for j, a in ipairs(meta.inference_allowed_mirroring_axes) do m.mirror_axes[j] = math.tointeger(a) or a end
     end
     m.forward = function(x) return n:forward(x)[1] end
     models[i] = m
@@ -410,6 +421,7 @@ function M.folder(o)
   if not o.input or not paths.isdir(o.input) then error("predict: input folder not found: " .. tostring(o.input), 2) end
   if not o.output then error("predict: no output folder", 2) end
   local threads = o.threads or 2
+  local t_load = core.now()
   local models, plans, dj, cfg_name = o.models, read_json_arg(o.plans_json, "plans"), read_json_arg(o.dataset_json, "dataset.json"), o.configuration
   local model_dir
   if not models then
@@ -459,6 +471,8 @@ function M.folder(o)
   if progress == nil then progress = is_tty() end
   local ids = {}
   local ncase = #cases
+  local tm = {}
+  local tstart = core.now()
   for ci, case in ipairs(cases) do
     local out_base = paths.join(o.output, case.id)
     local seg_file = out_base .. ending
@@ -482,7 +496,7 @@ function M.folder(o)
         local seg, probs, props = M.image(models, imgs, nil, {
           plans = plans, configuration = cfg_name, dataset_json = dj, step_size = o.step_size,
           disable_tta = o.disable_tta, tta_axes = o.tta_axes, prev_seg = prev, probabilities = o.save_probabilities,
-          threads = threads, progress = prog, use_gaussian = o.use_gaussian,
+          threads = threads, progress = prog, use_gaussian = o.use_gaussian, timings = tm,
         })
         require("lunet.image").write_seg(seg_file, seg, imgs[1])
         if probs then
@@ -497,6 +511,11 @@ function M.folder(o)
   end
   if progress then io.stderr:write(string.format("\rcase %d/%d [%s] done%s\n", ncase, ncase, bar(1, 1, 20),
     string.rep(" ", 40))) end
+  if o.verbose then
+    io.stderr:write(string.format("predict: %d cases in %.2f s (preprocess %.2f s, sliding window %.2f s, export %.2f s; "
+      .. "model loading before: %.2f s)\n", ncase, core.now() - tstart, tm.preprocess or 0, tm.predict or 0,
+      tm.export or 0, tstart - t_load))
+  end
   return ids
 end
 

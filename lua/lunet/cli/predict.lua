@@ -18,6 +18,7 @@ and writes OUT/<case><file_ending> with the input's geometry.
   --device D                OpenCL device index (see `lunet tune` / lunet.devices())
   -np N                     host threads (default 2)
   --continue-prediction     skip cases whose output already exists
+  -v                        print where the time went (preprocessing, sliding window, export)
 ]]
 
 local M = { summary = "sliding-window prediction of a folder of images as nnUNetv2_predict", usage = USAGE }
@@ -72,6 +73,7 @@ function M.parse(args)
       o.device = math.tointeger(tonumber(v)) or v
     elseif a == "-np" then o.threads = int(val(a), "-np")
     elseif a == "--continue-prediction" or a == "--continue_prediction" then o.continue_prediction = true
+    elseif a == "-v" or a == "--verbose" then o.verbose = true
     else error("unknown option " .. a, 0) end
     i = i + 1
   end
