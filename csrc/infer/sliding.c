@@ -179,6 +179,42 @@ static float half_to_float(uint16_t h) {
   return f;
 }
 
+static uint16_t float_to_half_bits(float f) { /* round to nearest even */
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, man = x & 0x7fffff;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
+  int e = (int)exp - 127 + 15;
+  if (e >= 31) return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    man |= 0x800000;
+    int shift = 14 - e;
+    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+
+/* element i of an F32 or F16 host array */
+static inline float ldv(const void *p, int f16, int64_t i) {
+  return f16 ? half_to_float(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+/* stores v (rounded to float16 when round_half or the array is F16) */
+static inline void stv(void *p, int f16, int64_t i, float v, int round_half) {
+  if (f16) ((uint16_t *)p)[i] = float_to_half_bits(v);
+  else ((float *)p)[i] = round_half ? lu_round_to_half(v) : v;
+}
+
+static lu_status check_f32_or_f16(const lu_tensor *t, const char *what) {
+  if (!t || !t->host || (t->dtype != LU_F32 && t->dtype != LU_F16))
+    return lu_fail(LU_EARG, "%s: expected a host f32 or f16 tensor", what);
+  return LU_OK;
+}
+
 static lu_status check_logits(const lu_tensor *lg, int64_t K, const int64_t patch[3], const char *what) {
   int64_t pn = patch[0] * patch[1] * patch[2];
   if (!lg || !lg->host || (lg->dtype != LU_F32 && lg->dtype != LU_F16))
@@ -221,7 +257,8 @@ lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_
 }
 
 typedef struct acc_ctx {
-  float *acc;
+  void *acc;
+  int acc16;
   const float *lg32;
   const uint16_t *lg16;
   const float *g;
@@ -235,18 +272,16 @@ static void acc_worker(void *vctx, int64_t lo, int64_t hi) {
   const int64_t *P = c->P, *p = c->p, *s = c->s;
   int64_t pn = p[0] * p[1] * p[2], Pn = P[0] * P[1] * P[2];
   for (int64_t k = lo; k < hi; k++) {
-    float *a = c->acc + k * Pn;
     for (int64_t z = 0; z < p[0]; z++)
       for (int64_t y = 0; y < p[1]; y++) {
-        float *arow = a + ((s[0] + z) * P[1] + s[1] + y) * P[2] + s[2];
+        int64_t arow = k * Pn + ((s[0] + z) * P[1] + s[1] + y) * P[2] + s[2];
         const float *grow = c->g ? c->g + (z * p[1] + y) * p[2] : NULL;
         int64_t lbase = k * pn + (z * p[1] + y) * p[2];
         for (int64_t x = 0; x < p[2]; x++) {
           float v = c->lg32 ? c->lg32[lbase + x] : half_to_float(c->lg16[lbase + x]);
           if (c->divisor != 1.0f) v /= c->divisor;
           if (grow) v *= grow[x];
-          float r = arow[x] + v;
-          arow[x] = c->half ? lu_round_to_half(r) : r;
+          stv(c->acc, c->acc16, arow + x, ldv(c->acc, c->acc16, arow + x) + v, c->half);
         }
       }
   }
@@ -254,7 +289,8 @@ static void acc_worker(void *vctx, int64_t lo, int64_t hi) {
 
 lu_status lu_sw_accumulate(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win, const lu_tensor *gauss,
                            const int64_t start[3], const int64_t patch[3], float divisor, int half, int threads) {
-  LU_TRY(check_vol(acc, "sliding accumulate: accumulator"));
+  LU_TRY(check_f32_or_f16(acc, "sliding accumulate: accumulator"));
+  if (acc->ndim != 4) return lu_fail(LU_EARG, "sliding accumulate: accumulator must be (K, Z, Y, X)");
   int64_t K = acc->shape[0];
   int64_t P[3] = {acc->shape[1], acc->shape[2], acc->shape[3]};
   int64_t pn = patch[0] * patch[1] * patch[2];
@@ -265,10 +301,12 @@ lu_status lu_sw_accumulate(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win
   LU_TRY(check_logits(win, K, patch, "sliding accumulate"));
   if (gauss && (gauss->dtype != LU_F32 || lu_tensor_numel(gauss) != pn || !gauss->host))
     return lu_fail(LU_EARG, "sliding accumulate: importance map must be f32 with the patch's size");
-  if (wsum && (wsum->dtype != LU_F32 || !wsum->host || lu_tensor_numel(wsum) != P[0] * P[1] * P[2]))
-    return lu_fail(LU_EARG, "sliding accumulate: weight map must be f32 of the accumulator's spatial shape");
+  if (wsum && ((wsum->dtype != LU_F32 && wsum->dtype != LU_F16) || !wsum->host ||
+               lu_tensor_numel(wsum) != P[0] * P[1] * P[2]))
+    return lu_fail(LU_EARG, "sliding accumulate: weight map must be f32/f16 of the accumulator's spatial shape");
   if (!(divisor > 0.0f)) return lu_fail(LU_EARG, "sliding accumulate: divisor %g", (double)divisor);
   acc_ctx c = {.acc = acc->host,
+               .acc16 = acc->dtype == LU_F16,
                .lg32 = win->dtype == LU_F32 ? win->host : NULL,
                .lg16 = win->dtype == LU_F16 ? win->host : NULL,
                .g = gauss ? gauss->host : NULL,
@@ -277,14 +315,14 @@ lu_status lu_sw_accumulate(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win
   for (int a = 0; a < 3; a++) { c.P[a] = P[a]; c.p[a] = patch[a]; c.s[a] = start[a]; }
   LU_TRY(lu_parallel_for(threads, K, acc_worker, &c));
   if (wsum) {
-    float *w = wsum->host;
+    int w16 = wsum->dtype == LU_F16;
     const float *g = gauss ? gauss->host : NULL;
     for (int64_t z = 0; z < patch[0]; z++)
       for (int64_t y = 0; y < patch[1]; y++) {
-        float *row = w + ((start[0] + z) * P[1] + start[1] + y) * P[2] + start[2];
+        int64_t row = ((start[0] + z) * P[1] + start[1] + y) * P[2] + start[2];
         for (int64_t x = 0; x < patch[2]; x++) {
-          float r = row[x] + (g ? g[(z * patch[1] + y) * patch[2] + x] : 1.0f);
-          row[x] = half ? lu_round_to_half(r) : r;
+          float r = ldv(wsum->host, w16, row + x) + (g ? g[(z * patch[1] + y) * patch[2] + x] : 1.0f);
+          stv(wsum->host, w16, row + x, r, half);
         }
       }
   }
@@ -297,22 +335,21 @@ static lu_status check_f32(const lu_tensor *t, const char *what) {
 }
 
 lu_status lu_sw_add(lu_tensor *a, const lu_tensor *b, int half) {
-  LU_TRY(check_f32(a, "add"));
-  LU_TRY(check_f32(b, "add"));
+  LU_TRY(check_f32_or_f16(a, "add"));
+  LU_TRY(check_f32_or_f16(b, "add"));
   int64_t n = lu_tensor_numel(a);
   if (lu_tensor_numel(b) != n) return lu_fail(LU_EARG, "add: sizes %lld and %lld differ", (long long)n,
                                               (long long)lu_tensor_numel(b));
-  float *x = a->host;
-  const float *y = b->host;
-  for (int64_t i = 0; i < n; i++) x[i] = half ? lu_round_to_half(x[i] + y[i]) : x[i] + y[i];
+  int a16 = a->dtype == LU_F16, b16 = b->dtype == LU_F16;
+  for (int64_t i = 0; i < n; i++) stv(a->host, a16, i, ldv(a->host, a16, i) + ldv(b->host, b16, i), half);
   return LU_OK;
 }
 
 lu_status lu_sw_scale(lu_tensor *a, float s, int half) {
-  LU_TRY(check_f32(a, "scale"));
+  LU_TRY(check_f32_or_f16(a, "scale"));
   int64_t n = lu_tensor_numel(a);
-  float *x = a->host;
-  for (int64_t i = 0; i < n; i++) x[i] = half ? lu_round_to_half(x[i] * s) : x[i] * s;
+  int a16 = a->dtype == LU_F16;
+  for (int64_t i = 0; i < n; i++) stv(a->host, a16, i, ldv(a->host, a16, i) * s, half);
   return LU_OK;
 }
 
@@ -326,34 +363,37 @@ lu_status lu_sw_round_half(lu_tensor *a) {
 
 lu_status lu_sw_finalize(const lu_tensor *acc, const lu_tensor *wsum, const int64_t pad_before[3],
                          const int64_t shape[3], int half, lu_tensor **out) {
-  LU_TRY(check_vol(acc, "sliding finalize: accumulator"));
+  LU_TRY(check_f32_or_f16(acc, "sliding finalize: accumulator"));
+  LU_TRY(check_f32_or_f16(wsum, "sliding finalize: weight map"));
+  if (acc->ndim != 4) return lu_fail(LU_EARG, "sliding finalize: accumulator must be (K, Z, Y, X)");
   int64_t K = acc->shape[0], P[3] = {acc->shape[1], acc->shape[2], acc->shape[3]};
   for (int a = 0; a < 3; a++)
     if (pad_before[a] < 0 || pad_before[a] + shape[a] > P[a])
       return lu_fail(LU_EARG, "sliding finalize: region outside the accumulator on axis %d", a);
-  if (!wsum || wsum->dtype != LU_F32 || lu_tensor_numel(wsum) != P[0] * P[1] * P[2])
-    return lu_fail(LU_EARG, "sliding finalize: weight map must be f32 of the accumulator's spatial shape");
+  if (lu_tensor_numel(wsum) != P[0] * P[1] * P[2])
+    return lu_fail(LU_EARG, "sliding finalize: weight map must have the accumulator's spatial shape");
   int64_t shp[4] = {K, shape[0], shape[1], shape[2]};
   lu_tensor *t;
-  LU_TRY(lu_tensor_new_host(&t, LU_F32, 4, shp));
-  const float *a = acc->host, *w = wsum->host;
-  float *o = t->host;
-  int ninf = 0;
+  int a16 = acc->dtype == LU_F16, w16 = wsum->dtype == LU_F16;
+  LU_TRY(lu_tensor_new_host(&t, acc->dtype, 4, shp));
+  int bad = 0;
+  int64_t Pn = P[0] * P[1] * P[2];
   for (int64_t k = 0; k < K; k++)
     for (int64_t z = 0; z < shape[0]; z++)
       for (int64_t y = 0; y < shape[1]; y++) {
         int64_t src = ((z + pad_before[0]) * P[1] + y + pad_before[1]) * P[2] + pad_before[2];
-        const float *ar = a + k * P[0] * P[1] * P[2] + src, *wr = w + src;
-        float *orow = o + ((k * shape[0] + z) * shape[1] + y) * shape[2];
+        int64_t dst = ((k * shape[0] + z) * shape[1] + y) * shape[2];
         for (int64_t x = 0; x < shape[2]; x++) {
-          orow[x] = half ? lu_round_to_half(ar[x] / wr[x]) : ar[x] / wr[x];
-          if (isinf(orow[x]) || isnan(orow[x])) ninf = 1;
+          float v = ldv(acc->host, a16, k * Pn + src + x) / ldv(wsum->host, w16, src + x);
+          stv(t->host, a16, dst + x, v, half);
+          v = ldv(t->host, a16, dst + x);
+          if (isinf(v) || isnan(v)) bad = 1;
         }
       }
-  if (ninf) {
+  if (bad) {
     lu_tensor_free(t);
     return lu_fail(LU_EARG, "sliding finalize: encountered inf/nan in the predicted logits (the model returned "
-                            "non-finite values)");
+                            "non-finite values, or float16 accumulators overflowed: use float32)");
   }
   *out = t;
   return LU_OK;

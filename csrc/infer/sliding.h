@@ -37,16 +37,17 @@ lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_
 /* acc (K, PZ, PY, PX) F32 += (win / divisor) * gauss over the window at `start` (padded coordinates), as
  * nnU-Net: the mirrored sum divided by the number of evaluations, times the importance map. win: as logits
  * above. gauss: (pz, py, px) F32 or NULL (weight 1). wsum (PZ, PY, PX) F32 or NULL: when given, the window's
- * weights (gauss or 1) are added to it. half: round acc and wsum to float16 after each addition (nnU-Net's
- * float16 accumulators). threads: over classes. */
+ * weights (gauss or 1) are added to it. acc and wsum are F32 or F16 (nnU-Net's float16 accumulators); half:
+ * also round F32 ones to float16 after each addition. threads: over classes. */
 lu_status lu_sw_accumulate(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win, const lu_tensor *gauss,
                            const int64_t start[3], const int64_t patch[3], float divisor, int half, int threads);
 
-/* (K, Z, Y, X) = acc / wsum over the unpadded region [pad_before, pad_before + shape) (half: rounded). */
+/* (K, Z, Y, X) = acc / wsum over the unpadded region [pad_before, pad_before + shape), of acc's dtype
+ * (half: F32 results rounded to float16). Fails on inf/nan. */
 lu_status lu_sw_finalize(const lu_tensor *acc, const lu_tensor *wsum, const int64_t pad_before[3],
                          const int64_t shape[3], int half, lu_tensor **out);
 
-/* Element-wise a += b, a *= s (F32 host tensors of equal size), each result rounded to float16 if half. */
+/* Element-wise a += b, a *= s (F32/F16 host tensors of equal size), F32 results rounded to float16 if half. */
 lu_status lu_sw_add(lu_tensor *a, const lu_tensor *b, int half);
 lu_status lu_sw_scale(lu_tensor *a, float s, int half);
 /* Rounds every element of an F32 host tensor to the nearest float16 value, in place. */

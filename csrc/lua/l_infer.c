@@ -6,7 +6,7 @@
  *   accumulate(acc, wsum|nil, win, gauss|nil, start, patch, divisor, half, threads)
  *   finalize(acc, wsum, pad_before, shape, half) -> (K, Z, Y, X)
  *   add_(a, b, half); scale_(a, s, half); round_half_(t)   in place, f32, optionally rounded to float16
- *   channel(t (K, ...), k (0-based)) -> (1, ...) copy of channel k
+ *   channel(t (K, ...), k (0-based)) -> (1, ...) f32 copy of channel k
  *   argmax_update(cls, k, maxv, seg);  region_update(cls, label, seg);  softmax(t, sigmoid, threads)
  *   uncrop(t, full{3}, bbox{{a,b}x3}, fill0) -> t;  transpose(t, perm{3} (0-based)) -> t
  *   onehot_append(data, seg, {labels}) -> data with one channel per label appended
@@ -144,8 +144,11 @@ static int l_channel(lua_State *L) {
   memcpy(shp, t->shape, sizeof(int64_t) * (size_t)t->ndim);
   shp[0] = 1;
   lu_tensor *o;
-  LU_LCHECK(L, lu_tensor_new_host(&o, t->dtype, t->ndim, shp), "infer.channel");
-  memcpy(o->host, (const char *)t->host + (size_t)k * o->bytes, o->bytes);
+  LU_LCHECK(L, lu_tensor_new_host(&o, LU_F32, t->ndim, shp), "infer.channel");
+  int64_t n = lu_tensor_numel(o);
+  if (t->dtype == LU_F32) memcpy(o->host, (const char *)t->host + (size_t)k * o->bytes, o->bytes);
+  else
+    for (int64_t i = 0; i < n; i++) ((float *)o->host)[i] = (float)lu_host_get(t, k * n + i);
   lu_lua_push_tensor(L, o);
   return 1;
 }

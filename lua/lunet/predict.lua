@@ -98,7 +98,8 @@ local function flip_masks(axes, is2d)
 end
 M._flip_masks = flip_masks
 
---- Sliding-window logits (K, Z, Y, X) of a preprocessed volume data (C, Z, Y, X) f32, averaged over models.
+--- Sliding-window logits (K, Z, Y, X) of a preprocessed volume data (C, Z, Y, X) f32, averaged over models;
+--- float16 (as nnU-Net) unless s.half == false (float32).
 --- s: patch (2 or 3 entries), step_size (0.5), mirror_axes (list or nil), use_gaussian (true), threads,
 --- progress(done, total), half (default true: nnU-Net's float16 accumulators and results, emulated by rounding
 --- in float32; false keeps float32 throughout).
@@ -151,8 +152,9 @@ function M.sliding_window(models, data, s)
             local out = fwd[fi](xin)
             if not acc then
               local K = out.shape[2]
-              acc = core.zeros({ K, padded[1], padded[2], padded[3] }, "f32")
-              wsum = core.zeros({ padded[1], padded[2], padded[3] }, "f32")
+              -- float16 storage as nnU-Net (half the memory of float32) unless s.half == false
+              acc = core.zeros({ K, padded[1], padded[2], padded[3] }, half and "f16" or "f32")
+              wsum = core.zeros({ padded[1], padded[2], padded[3] }, half and "f16" or "f32")
               win = core.zeros({ 1, K, patch[1], patch[2], patch[3] }, "f32")
             end
             infer.window_add(win, out, patch, mask, mi == 1)
@@ -206,7 +208,8 @@ function M.export(logits, props, plans, cfg_name, info, opts)
   local seg_dtype = nfg < 255 and "u8" or "u16"
   local seg, probs
   if opts.probabilities then
-    local r = core.preprocess.resample(logits, target, cur_sp, sp_t, ro, threads)
+    local src = logits.dtype == "f32" and logits or logits:astype("f32")
+    local r = core.preprocess.resample(src, target, cur_sp, sp_t, ro, threads)
     if half then infer.round_half_(r) end
     infer.softmax(r, info.has_regions, threads)
     if info.has_regions then seg = core.eval.probs_to_seg(r, info.regions_class_order)
