@@ -9,9 +9,13 @@
     batch_size = 2, oversample = 0.33, seed = 0,
     augmentation = rules.augmentation (optional), ds_scales = {{1,1,1},{1,.5,.5},...} (optional),
     validation = false,         -- true: final-size patches, no augmentation (nnU-Net's validation loader)
-    has_ignore = false, threads = 2, mask_channels = {..} (use_mask_for_norm channels, 1-based) }
+    has_ignore = false, threads = 2, mask_channels = {..} (use_mask_for_norm channels, 1-based),
+    regions = nil,              -- region-based training: foreground regions {{1,2}, 2, ...} (dataset label_info)
+    ignore_label = nil }        -- with regions: appended as the last (ignore mask) channel, as nnU-Net
   local b = loader:next_batch()   -- b.data (B,C,Z,Y,X) f32, b.target {per DS scale (B,1,..) i16}, b.keys, b.force_fg,
                                   -- b.boxes {lo, hi}, b.records (augmentation draws)
+  -- with regions: b.regions (B,R[+1],Z,Y,X) i16 0/1 masks of the augmented seg (ConvertSegmentationToRegions,
+  -- after augmentation and before deep-supervision downsampling, as nnU-Net), b.target built from them
   loader:state() / loader:set_state(s)   -- batch counter (for --continue: the stream depends on seed and counter)
 
 Batch k draws everything from rng(seed):child(k): sample j's case, box and class from child(k):child(2^20 + j),
@@ -42,6 +46,7 @@ function M.new(o)
     cases = o.cases, cfg = cfg, batch_size = o.batch_size or 2, oversample = o.oversample or 0.33,
     seed = o.seed or 0, validation = o.validation or false, has_ignore = o.has_ignore or false,
     threads = o.threads or 2, ds_scales = o.ds_scales, counter = 0,
+    regions = o.regions, ignore_label = o.ignore_label,
   }, Loader)
   self.root = core.rng.new(self.seed, o.stream or (self.validation and 1 or 0))
   self.sampled_patch = self.validation and cfg.final_patch or cfg.initial_patch
@@ -82,9 +87,14 @@ function Loader:next_batch()
   local img = core.sampler.stack(datas, "f32")
   local seg = segs[1] and core.sampler.stack(segs, "i16") or nil
   local oimg, oseg, records = augment.apply(self.cfg, brng, img, seg, self.threads, self.validation)
-  local target = oseg
-  if oseg and self.ds_scales then target = augment.ds_targets(oseg, self.ds_scales) end
-  return { data = oimg, target = target, seg = oseg, keys = keys, force_fg = forced, boxes = boxes, records = records }
+  local regions
+  if oseg and self.regions then
+    regions = core.regions.convert(oseg, self.regions, { ignore_label = self.ignore_label, dtype = "i16" })
+  end
+  local target = regions or oseg
+  if target and self.ds_scales then target = augment.ds_targets(target, self.ds_scales) end
+  return { data = oimg, target = target, seg = oseg, regions = regions, keys = keys, force_fg = forced, boxes = boxes,
+           records = records }
 end
 
 return M

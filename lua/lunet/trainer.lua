@@ -217,7 +217,7 @@ end
 
 -- ------------------------------------------------------------------------------------------------ batches
 local function to_net(batch, dim)
-  local d, s = batch.data, batch.seg
+  local d, s = batch.data, batch.regions or batch.seg -- regions: (B, R[+1], ...) masks (lunet.sampler)
   local B, C = d.shape[1], d.shape[2]
   local x, y
   if dim == 2 then
@@ -248,7 +248,32 @@ local function confusion(logits, target, fg_labels, ignore_label)
   return core.eval.confusion(ref, pred, fg_labels, { ignore_label = ignore_label, threads = 2 })
 end
 
-M._confusion, M._to_net = confusion, to_net
+--- TP/FP/FN per region (sigmoid > 0.5; the ignore mask is the target's last channel).
+local function region_confusion(logits, target, ignore_label)
+  return core.regions.confusion(logits, target, ignore_label ~= nil)
+end
+
+M._confusion, M._to_net, M._region_confusion = confusion, to_net, region_confusion
+
+--- A training step started on a worker thread (lunet.core.async) when the network is a lunet.net with a device
+--- and prefetching is on: returns a function that waits for the step and returns its loss and the step's own
+--- seconds. Otherwise the step runs now. While the step runs, only host work (the next batch) may happen.
+local function start_step(net, batch, prefetch)
+  local c = net.core
+  if prefetch and core.async and type(net.train_opts) == "function" and type(c) == "userdata" and
+      getmetatable(c) == debug.getregistry()["lunet.Net"] and net.cfg and net.cfg.device then
+    local job = core.async.train_step(c, batch.data, batch.target, net:train_opts(batch))
+    return function()
+      local l, _, secs = job:wait()
+      return l, secs
+    end
+  end
+  local t0 = clock.now()
+  local l = net:train_step(batch)
+  local secs = clock.now() - t0
+  return function() return l, secs end
+end
+M._start_step = start_step
 
 -- ------------------------------------------------------------------------------------------------ the trainer
 local function resolve(o)
@@ -399,9 +424,7 @@ function M.train(o)
 
   local dj = json.read(paths.join(pre, "dataset.json"))
   local info = require("lunet.dataset").label_info(dj.labels, dj.regions_class_order)
-  if info.has_regions then
-    error("region-based training (regions in dataset.json) is not supported by this trainer yet", 0)
-  end
+  local regions = info.has_regions or nil -- region-based training: sigmoid outputs, DC_and_BCE (reference 6.2)
   local nin = 0
   for _ in pairs(dj.channel_names or dj.modality or {}) do nin = nin + 1 end
   local nout = info.num_segmentation_heads
@@ -457,7 +480,8 @@ function M.train(o)
   local loader_opts = {
     patch_size = patch, batch_size = cfg.batch_size, oversample = tr.oversample_foreground_percent, seed = seed,
     augmentation = tr.augmentation, has_ignore = info.ignore_label ~= nil, threads = threads,
-    mask_channels = mask_channels,
+    mask_channels = mask_channels, regions = info.has_regions and info.regions or nil,
+    ignore_label = info.has_regions and info.ignore_label or nil,
   }
   local st = {
     folder = folder, fold = fold, cfg_name = cfg_name, plans = plans, tr = tr, trainer_name = trainer_name,
@@ -512,7 +536,7 @@ function M.train(o)
   })
 
   local fg = json.array {}
-  for i, v in ipairs(info.foreground_labels) do fg[i] = v end
+  for i, v in ipairs(info.has_regions and info.regions or info.foreground_labels) do fg[i] = v end
   local E, I, V = tr.num_epochs, tr.num_iterations_per_epoch, tr.num_val_iterations_per_epoch
   local wall = logger.wall
   if o.install_signals ~= false then core.signal.install() end
@@ -539,20 +563,35 @@ function M.train(o)
       logger:print(("Current learning rate: %s"):format(pyfloat(round(lr, 5))))
     end
     local bar = progress(show and tty, ("epoch %d/%d"):format(epoch, E), I)
-    local t_train0, t_wait = clock.now(), 0
+    -- waiting share: training wall time in which no step runs (batch preparation not hidden behind a step)
+    local t_train0, t_step = clock.now(), 0
+    -- batch k+1 is prepared while the device runs step k (o.prefetch ~= false); a prepared batch that a signal
+    -- leaves unused is given back to the loader, so checkpoints keep the counter of the next unused batch
+    local prefetch, pending = o.prefetch ~= false, nil
+    local function prepare()
+      local x, y = to_net(st.loader:next_batch(), dim)
+      return x, y
+    end
     while st.iter < I do
-      local sig = interrupted("training")
-      if sig then run.interrupted = sig; logger:close(); return run end
-      local tw = clock.now()
-      local b = st.loader:next_batch()
-      local x, y = to_net(b, dim)
-      t_wait = t_wait + (clock.now() - tw)
-      local l = net:train_step{ data = x, target = y, lr = lr, ignore_label = info.ignore_label }
+      if core.signal.pending() then -- the flag stays set until interrupted() clears it
+        if pending then st.loader:set_state({ counter = st.loader:state().counter - 1 }); pending = nil end
+        local sig = interrupted("training")
+        if sig then run.interrupted = sig; logger:close(); return run end
+      end
+      local x, y
+      if pending then x, y = pending[1], pending[2]; pending = nil else x, y = prepare() end
+      local wait = start_step(net, { data = x, target = y, lr = lr, ignore_label = info.ignore_label,
+        regions = regions }, prefetch)
+      if prefetch and st.iter + 1 < I then pending = { prepare() } end
+      local l, secs = wait()
+      t_step = t_step + secs
       st.iter = st.iter + 1
       st.partial[st.iter] = l
       bar(st.iter, ("loss %.4f"):format(l))
     end
     local t_train = clock.now() - t_train0
+    local t_wait = math.max(0, t_train - t_step)
+    run.wait_share = t_wait / math.max(t_train, 1e-9)
     local sig = interrupted("validation")
     if sig then run.interrupted = sig; logger:close(); return run end
     -- validation
@@ -561,9 +600,9 @@ function M.train(o)
     for _ = 1, V do
       local b = st.val_loader:next_batch()
       local x, y = to_net(b, dim)
-      vloss = vloss + net:loss{ data = x, target = y, ignore_label = info.ignore_label }
+      vloss = vloss + net:loss{ data = x, target = y, ignore_label = info.ignore_label, regions = regions }
       local outs = net:forward(x)
-      local cm = confusion(outs[1], y, fg, info.ignore_label)
+      local cm = regions and region_confusion(outs[1], y, info.ignore_label) or confusion(outs[1], y, fg, info.ignore_label)
       for k = 1, #fg do tp[k], fp[k], fn[k] = tp[k] + cm[k].TP, fp[k] + cm[k].FP, fn[k] + cm[k].FN end
     end
     -- on_epoch_end

@@ -1,0 +1,181 @@
+/* lunet.core.async: one network training step on a worker thread, so the host prepares the next batch
+ * (sampling, augmentation, region conversion) while the device runs this step (issue 8: training must not
+ * stall waiting for batches).
+ *   train_step(net (a lunet.core.net Net), x, target, opts) -> job   (opts as Net:train_step's)
+ *   job:wait() -> loss, grad_norm, seconds  (joins the thread; raises the step's error; idempotent; seconds:
+ *                                           the step's wall time on the worker)
+ *   job:done() -> bool                   (true once wait() has returned)
+ * x and target are copied to the device before the thread starts (the host tensors may be reused at once).
+ * While a job runs, the caller must not use the same network or issue device work on its device: only host
+ * work (the batch of the next step) belongs in between. The step itself is lu_unet_train_step, so results
+ * are bit-identical to Net:train_step. The job keeps the network alive until it is collected; a job that is
+ * collected before wait() is joined first. */
+#include <lauxlib.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lua/l_common.h"
+#include "nn/unet.h"
+
+#define NET_MT "lunet.Net" /* the metatable of csrc/lua/l_net.c: a full userdata holding one lu_unet * */
+#define JOB_MT "lunet.AsyncStep"
+
+typedef struct job {
+  pthread_t th;
+  int started, joined;
+  lu_unet *n;
+  lu_tensor *x, *t; /* device copies, owned (freed by the worker) */
+  lu_train_opts o;
+  lu_train_result r;
+  lu_status st;
+  double seconds; /* wall time of the step on the worker */
+  char msg[1024];
+} job;
+
+static double num_field(lua_State *L, int t, const char *k, double dflt, int required) {
+  lua_getfield(L, t, k);
+  double v = dflt;
+  if (lua_isnil(L, -1)) {
+    if (required) luaL_error(L, "async.train_step: opts.%s is required", k);
+  } else if (lua_isboolean(L, -1)) {
+    v = lua_toboolean(L, -1);
+  } else if (lua_isnumber(L, -1)) {
+    v = lua_tonumber(L, -1);
+  } else {
+    luaL_error(L, "async.train_step: opts.%s must be a number", k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The same fields as Net:train_step's options (csrc/lua/l_net.c). */
+static void read_opts(lua_State *L, int t, lu_train_opts *o) {
+  luaL_checktype(L, t, LUA_TTABLE);
+  memset(o, 0, sizeof *o);
+  lu_loss_opts_default(&o->loss);
+  o->lr = num_field(L, t, "lr", 0, 1);
+  o->momentum = num_field(L, t, "momentum", 0, 1);
+  o->weight_decay = num_field(L, t, "weight_decay", 0, 1);
+  o->grad_clip = num_field(L, t, "grad_clip", 0, 1);
+  lua_getfield(L, t, "ds_weights");
+  if (lua_istable(L, -1)) {
+    o->n_ds = (int)luaL_len(L, -1);
+    if (o->n_ds > LU_UNET_MAX_STAGES) luaL_error(L, "async.train_step: %d ds_weights", o->n_ds);
+    for (int i = 0; i < o->n_ds; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      o->ds_weights[i] = luaL_checknumber(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  o->loss.regions = (int)num_field(L, t, "regions", 0, 0);
+  o->loss.batch_dice = (int)num_field(L, t, "batch_dice", 0, 0);
+  o->loss.do_bg = (int)num_field(L, t, "do_bg", o->loss.do_bg, 0);
+  o->loss.has_ignore = (int)num_field(L, t, "has_ignore", 0, 0);
+  o->loss.ignore_label = (int)num_field(L, t, "ignore_label", 0, 0);
+  o->loss.smooth = (float)num_field(L, t, "smooth", o->loss.smooth, 0);
+  o->loss.weight_ce = (float)num_field(L, t, "weight_ce", o->loss.weight_ce, 0);
+  o->loss.weight_dice = (float)num_field(L, t, "weight_dice", o->loss.weight_dice, 0);
+}
+
+static void *worker(void *arg) {
+  job *j = arg;
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  j->seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+  if (j->st != LU_OK) snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg()); /* the message is per thread */
+  lu_tensor_free(j->x);
+  lu_tensor_free(j->t);
+  j->x = j->t = NULL;
+  return NULL;
+}
+
+static void join(job *j) {
+  if (j->started && !j->joined) {
+    pthread_join(j->th, NULL);
+    j->joined = 1;
+  }
+}
+
+static job *check_job(lua_State *L, int i) { return luaL_checkudata(L, i, JOB_MT); }
+
+static int j_gc(lua_State *L) {
+  job *j = check_job(L, 1);
+  join(j);
+  lu_tensor_free(j->x);
+  lu_tensor_free(j->t);
+  j->x = j->t = NULL;
+  return 0;
+}
+
+static int j_wait(lua_State *L) {
+  job *j = check_job(L, 1);
+  join(j);
+  if (j->st != LU_OK) {
+    lu_fail(j->st, "%s", j->msg);
+    lu_lua_raise(L, j->st, "async.train_step");
+  }
+  lua_pushnumber(L, j->r.loss);
+  lua_pushnumber(L, j->r.grad_norm);
+  lua_pushnumber(L, j->seconds);
+  return 3;
+}
+
+static int j_done(lua_State *L) {
+  lua_pushboolean(L, check_job(L, 1)->joined);
+  return 1;
+}
+
+static lu_tensor *device_copy(lua_State *L, lu_unet *n, int idx, const char *what) {
+  lu_tensor *t = lu_lua_check_tensor(L, idx), *d;
+  lu_status st = lu_tensor_to_device(t, lu_unet_device(n), &d);
+  if (st != LU_OK) {
+    lu_fail_context(st, "%s to device", what);
+    return NULL;
+  }
+  return d;
+}
+
+static int l_train_step(lua_State *L) {
+  lu_unet **u = luaL_checkudata(L, 1, NET_MT);
+  if (!*u) return luaL_argerror(L, 1, "network already freed");
+  lu_unet *n = *u;
+  if (!lu_unet_device(n)) return luaL_argerror(L, 1, "network has no device");
+  lu_lua_check_tensor(L, 2);
+  lu_lua_check_tensor(L, 3);
+  job *j = lua_newuserdatauv(L, sizeof *j, 1); /* uservalue 1: the network, kept alive while the job lives */
+  memset(j, 0, sizeof *j);
+  luaL_setmetatable(L, JOB_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  read_opts(L, 4, &j->o);
+  j->n = n;
+  j->x = device_copy(L, n, 2, "input");
+  if (!j->x) lu_lua_raise(L, LU_ECL, "async.train_step");
+  j->t = device_copy(L, n, 3, "target");
+  if (!j->t) lu_lua_raise(L, LU_ECL, "async.train_step");
+  if (pthread_create(&j->th, NULL, worker, j) != 0) return luaL_error(L, "async.train_step: cannot start a thread");
+  j->started = 1;
+  return 1;
+}
+
+int lu_open_async(lua_State *L) {
+  static const luaL_Reg methods[] = {{"wait", j_wait}, {"done", j_done}, {NULL, NULL}};
+  if (luaL_newmetatable(L, JOB_MT)) {
+    lua_newtable(L);
+    lu_lua_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, j_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {{"train_step", l_train_step}, {NULL, NULL}};
+  lua_newtable(L);
+  lu_lua_setfuncs(L, fns);
+  return 1;
+}
