@@ -153,6 +153,18 @@ describe("predict.image equals nnunetv2's nnUNetPredictor.predict_single_npy_arr
     end)
   end
 
+  it("regions: sigmoid outputs painted in regions_class_order, probabilities = sigmoid", function()
+    local rdj = json.read(FX .. "dataset_regions.json")
+    local m = fake_model(fake.regions)
+    local seg, probs = predict.image({ m }, img, { spacing = cases.spacing }, { plans = plans,
+      configuration = "3d_fullres", dataset_json = rdj, probabilities = true })
+    assert.is_true(agreement(seg, lunet.npy.read(FX .. "regions_seg.npy")) >= 0.999)
+    assert.is_true(maxdiff(probs, lunet.npy.read(FX .. "regions_prob.npy")) < 1e-3)
+    local seg2 = predict.image({ m }, img, { spacing = cases.spacing }, { plans = plans,
+      configuration = "3d_fullres", dataset_json = rdj })
+    assert.are.equal(1, agreement(seg2, seg))
+  end)
+
   it("a fold ensemble is the average of the folds' logits (and, the model being linear, the mean-weight model)", function()
     local one = {}
     local mean = { w = {}, b = {}, r = {} }
