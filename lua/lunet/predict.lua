@@ -233,10 +233,26 @@ function M.export(logits, props, plans, cfg_name, info, opts)
   end
   local full = props.shape_before_cropping
   local bbox = props.bbox_used_for_cropping
-  seg = infer.transpose(infer.uncrop(seg, full, bbox, 0), tb)
-  if probs then
-    probs = infer.transpose(infer.uncrop(probs, full, bbox, info.has_regions and 0 or 1), tb)
+  local whole = true
+  for a = 1, 3 do
+    if bbox[a][1] ~= 0 or bbox[a][2] ~= full[a] then whole = false end
   end
+  local ident = tb[1] == 0 and tb[2] == 1 and tb[3] == 2
+  local function revert(t, fill0)
+    if not whole then
+      local u = infer.uncrop(t, full, bbox, fill0)
+      t:free()
+      t = u
+    end
+    if not ident then
+      local u = infer.transpose(t, tb)
+      t:free()
+      t = u
+    end
+    return t
+  end
+  seg = revert(seg, 0)
+  if probs then probs = revert(probs, info.has_regions and 0 or 1) end
   return seg, probs
 end
 
