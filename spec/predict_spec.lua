@@ -290,6 +290,26 @@ describe("predict.folder writes what nnU-Net writes", function()
     end, "predict: configuration 3d_cascade_fullres is a cascade stage: --prev-stage-predictions is required")
   end)
 
+  it("cascade from files: --prev-stage-predictions segmentations (u8 NIfTI) become one-hot input channels", function()
+    local root = tmpdir()
+    paths.mkdirs(root .. "/in")
+    paths.mkdirs(root .. "/prev")
+    local g = { spacing = { 4.5, 1.0, 0.9 }, origin = { 0, 0, 0 }, direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } }
+    image.write(root .. "/in/c_0000.nii.gz", lunet.npy.read(FX .. "case_img.npy"), { sitk = g })
+    image.write_seg(root .. "/prev/c.nii.gz", lunet.npy.read(FX .. "prev_seg.npy"):astype("u8"), { sitk = g })
+    predict.folder{ input = root .. "/in", output = root .. "/out", models = { fake_model(fake["3"][1]) },
+      plans_json = plans, dataset_json = dj, configuration = "3d_fullres", progress = false, disable_tta = true,
+      prev_stage_predictions = root .. "/prev" }
+    local seg = image.read(root .. "/out/c.nii.gz").data
+    assert.is_true(agreement(seg, lunet.npy.read(FX .. "cascade_seg.npy")) >= 0.999)
+    os.remove(root .. "/prev/c.nii.gz")
+    assert.has_error(function()
+      predict.folder{ input = root .. "/in", output = root .. "/out2", models = { fake_model(fake["3"][1]) },
+        plans_json = plans, dataset_json = dj, configuration = "3d_fullres", progress = false,
+        prev_stage_predictions = root .. "/prev" }
+    end, "predict: previous stage prediction missing: " .. root .. "/prev/c.nii.gz")
+  end)
+
   it("ensembling 5 folds' probability files (lunet.ensemble) gives the average of the 5 probability maps", function()
     local root = tmpdir()
     local inp = root .. "/in"
