@@ -230,6 +230,18 @@ describe("regions", function()
       assert.truthy(h)
     end)
 
+    it("the overlapped trainer (default) gives the same run as the sequential one (prefetch = false)", function()
+      local code = ("require('lunet.trainer').train{dataset='%s', plans='TinyPlans', configuration='2d', fold=0, " ..
+        "epochs=8, iterations=20, val_iterations=3, seed=2, progress=false, quiet=true, prefetch=false}"):format(DS)
+      local env2 = env:gsub("nnUNet_results=%S+", "nnUNet_results=" .. DIR .. "/res_seq")
+      assert(os.execute(env2 .. "lua5.4 -e \"" .. code .. "\" > " .. DIR .. "/seq.log 2>&1"), readfile(DIR .. "/seq.log"))
+      local A = lunet.net.read_header(FD .. "/checkpoint_final.pth").meta.logging
+      local B = lunet.net.read_header(DIR .. "/res_seq/" .. DS .. "/nnUNetTrainer__TinyPlans__2d/fold_0/checkpoint_final.pth").meta.logging
+      assert.are.same(A.train_losses, B.train_losses)
+      assert.are.same(A.val_losses, B.val_losses)
+      assert.are.same(A.dice_per_class_or_region, B.dice_per_class_or_region)
+    end)
+
     it("exports the validation with regions_class_order and evaluates per region", function()
       local s = json.read(FD .. "/validation/summary.json")
       assert.truthy(s.mean["(1, 2)"], json.encode(s.mean))
