@@ -49,12 +49,20 @@ timings[#timings + 1] = {"dataset", clock.now() - t0}
 print("dataset: " .. raw)
 
 local trainer_file = here .. "/../examples/demo_trainer.lua"
+local results = env.nnUNet_results .. "/" .. dataset
+local function postprocessing_file()
+  local info = require("lunet.json").read(results .. "/inference_information.json")
+  return info.best_model_or_ensemble.postprocessing_file
+end
 local ran_all = stage("verify", "verify", dataset)
-  and stage("plan + preprocess", "plan_and_preprocess", dataset .. " -c 2d")
-  and stage("train", "train", string.format("%s 2d 0 -tr %s", dataset, q(trainer_file)))
-  and stage("predict", "predict", string.format("-i %s/imagesTs -o %s/predictions -d %s -c 2d -f 0 -tr demo_trainer",
+  and stage("plan + preprocess", "plan-and-preprocess", dataset .. " -c 2d")
+  and stage("train (fold 0)", "train", string.format("%s 2d 0 -tr %s --npz", dataset, q(trainer_file)))
+  and stage("find-best", "find-best", string.format("%s -c 2d -f 0 -tr demo_trainer", dataset))
+  and stage("predict held-out", "predict", string.format("-i %s/imagesTs -o %s/predictions -d %s -c 2d -f 0 -tr demo_trainer",
     q(raw), q(root), dataset))
-  and stage("evaluate", "evaluate", string.format("%s/labelsTs %s/predictions -djfile %s/dataset.json -o %s/predictions/summary.json",
+  and stage("postprocess", "postprocess", string.format("-i %s/predictions -o %s/predictions_pp -pp_pkl_file %s -dataset_json %s/dataset.json",
+    q(root), q(root), q(postprocessing_file()), q(raw)))
+  and stage("evaluate", "evaluate", string.format("%s/labelsTs %s/predictions_pp -djfile %s/dataset.json -o %s/predictions_pp/summary.json",
     q(raw), q(root), q(raw), q(root)))
 
 print("\nstage                 seconds")
@@ -62,8 +70,10 @@ for _, t in ipairs(timings) do print(string.format("%-20s %8.1f", t[1], t[2])) e
 print(string.format("\noutputs:\n  raw dataset      %s\n  preprocessed     %s/%s\n  results          %s/%s",
   raw, env.nnUNet_preprocessed, dataset, env.nnUNet_results, dataset))
 if ran_all then
-  local summary = require("lunet.json").read(root .. "/predictions/summary.json")
-  print("\nheld-out Dice per class:")
-  for k, v in pairs(summary.mean) do print(string.format("  class %s  Dice %.4f", k, v.Dice)) end
-  print("  predictions: " .. root .. "/predictions")
+  local summary = require("lunet.json").read(root .. "/predictions_pp/summary.json")
+  print(string.format("\nheld-out slices: %d", #summary.metric_per_case))
+  for k, v in pairs(summary.mean) do print(string.format("  class %s (brain)  Dice %.4f  IoU %.4f", k, v.Dice, v.IoU)) end
+  print(string.format("  predictions      %s/predictions (postprocessed: %s/predictions_pp)", root, root))
+  print(string.format("  model            %s/demo_trainer__nnUNetPlans__2d/fold_0 (progress.png, training log)", results))
+  print(string.format("  selection        %s/inference_instructions.txt", results))
 end

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Runs on the lent GPU machine (device tool) over the packed .dev/ folder: registers NVIDIA's OpenCL
+# driver with the carried ICD loader, then runs the device specs and the benches in one go.
+# Results go to $OUT (log files). Nothing is built there.
+set -u
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dev="$root/.dev"
+mkdir -p /tmp/icd
+echo /usr/local/nvidia/lib64/libnvidia-opencl.so.1 > /tmp/icd/nvidia.icd
+export OCL_ICD_VENDORS=/tmp/icd
+export LD_LIBRARY_PATH="$dev/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$dev/share/lua/?.lua;$dev/share/lua/?/init.lua;;"
+export LUA_CPATH="$dev/clib/?.so;$dev/clib/sys/?.so;;"
+export PATH="$dev/bin:$root/scripts:$PATH"
+export LUNET_DEVICE=gpu LUNET_CACHE_DIR=/tmp/lunet-cache
+OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
+cd "$root"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+lua5.4 -e 'for _, d in ipairs(require("lunet").devices()) do print(d.index, d.type, d.name, d.driver) end' >> "$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
+for s in ${DEVICE_SPECS:-tensor ops conv nnops net}; do
+  timeout 240 lua5.4 "$dev/bin/busted" -o TAP "spec/${s}_spec.lua" > "$OUT/spec_$s.log" 2>&1 || true
+  echo "spec $s: $(grep -c '^ok' "$OUT/spec_$s.log") ok, $(grep -c '^not ok' "$OUT/spec_$s.log") not ok"
+done 2>&1 | tee "$OUT/specs.txt"
+for b in ${DEVICE_BENCHES:-gemm ops train_step}; do
+  echo "== bench $b"
+  timeout 200 lua5.4 "bench/$b.lua" ${DEVICE_BENCH_ARGS:-} 2>&1 | tail -40
+done > "$OUT/bench.log" 2>&1
+cat "$OUT/bench.log"
