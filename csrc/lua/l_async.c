@@ -5,9 +5,9 @@
  *   job:wait() -> loss, grad_norm, seconds  (joins the thread; raises the step's error; idempotent; seconds:
  *                                           the step's wall time on the worker)
  *   job:done() -> bool                   (true once wait() has returned)
- * x and target are copied to the device before the thread starts (the host tensors may be reused at once).
- * While a job runs, the caller must not use the same network or issue device work on its device: only host
- * work (the batch of the next step) belongs in between. The step itself is lu_unet_train_step, so results
+ * The worker copies x and target to the device itself (the job keeps both tensors alive until it is collected;
+ * do not write into them while it runs). While a job runs, the caller must not use the same network or issue
+ * device work on its device: only host work (the batch of the next step) belongs in between. The step itself is lu_unet_train_step, so results
  * are bit-identical to Net:train_step. The job keeps the network alive until it is collected; a job that is
  * collected before wait() is joined first. */
 #include <lauxlib.h>
@@ -27,7 +27,8 @@ typedef struct job {
   pthread_t th;
   int started, joined;
   lu_unet *n;
-  lu_tensor *x, *t; /* device copies, owned (freed by the worker) */
+  const lu_tensor *hx, *ht; /* the caller's tensors (kept alive by the job's uservalues 2 and 3) */
+  lu_tensor *x, *t;         /* device copies, owned (freed by the worker) */
   lu_train_opts o;
   lu_train_result r;
   lu_status st;
@@ -85,7 +86,10 @@ static void *worker(void *arg) {
   job *j = arg;
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
-  j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
+  lu_device *dev = lu_unet_device(j->n);
+  j->st = lu_tensor_to_device(j->hx, dev, &j->x);
+  if (j->st == LU_OK) j->st = lu_tensor_to_device(j->ht, dev, &j->t);
+  if (j->st == LU_OK) j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
   clock_gettime(CLOCK_MONOTONIC, &b);
   j->seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
   if (j->st != LU_OK) snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg()); /* the message is per thread */
@@ -131,34 +135,23 @@ static int j_done(lua_State *L) {
   return 1;
 }
 
-static lu_tensor *device_copy(lua_State *L, lu_unet *n, int idx, const char *what) {
-  lu_tensor *t = lu_lua_check_tensor(L, idx), *d;
-  lu_status st = lu_tensor_to_device(t, lu_unet_device(n), &d);
-  if (st != LU_OK) {
-    lu_fail_context(st, "%s to device", what);
-    return NULL;
-  }
-  return d;
-}
-
 static int l_train_step(lua_State *L) {
   lu_unet **u = luaL_checkudata(L, 1, NET_MT);
   if (!*u) return luaL_argerror(L, 1, "network already freed");
   lu_unet *n = *u;
   if (!lu_unet_device(n)) return luaL_argerror(L, 1, "network has no device");
-  lu_lua_check_tensor(L, 2);
-  lu_lua_check_tensor(L, 3);
-  job *j = lua_newuserdatauv(L, sizeof *j, 1); /* uservalue 1: the network, kept alive while the job lives */
+  const lu_tensor *hx = lu_lua_check_tensor(L, 2), *ht = lu_lua_check_tensor(L, 3);
+  job *j = lua_newuserdatauv(L, sizeof *j, 3); /* uservalues: the network, x, target (alive while the job is) */
   memset(j, 0, sizeof *j);
   luaL_setmetatable(L, JOB_MT);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
+  for (int i = 1; i <= 3; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i);
+  }
   read_opts(L, 4, &j->o);
   j->n = n;
-  j->x = device_copy(L, n, 2, "input");
-  if (!j->x) lu_lua_raise(L, LU_ECL, "async.train_step");
-  j->t = device_copy(L, n, 3, "target");
-  if (!j->t) lu_lua_raise(L, LU_ECL, "async.train_step");
+  j->hx = hx;
+  j->ht = ht;
   if (pthread_create(&j->th, NULL, worker, j) != 0) return luaL_error(L, "async.train_step: cannot start a thread");
   j->started = 1;
   return 1;
