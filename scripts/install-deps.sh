@@ -12,9 +12,23 @@ for p in $PKGS; do
     missing="$missing $p"
   fi
 done
-[ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
-echo "lunet: installing$missing"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+if [ -n "$missing" ]; then
+  echo "lunet: installing$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# Real NIfTI test volumes (KmeansTest_*) ship in insighttoolkit5-examples' doc folder, which Debian
+# images often exclude from installs: unpack the package under /tmp/itkex, where the specs look.
+itk_data=usr/share/doc/insighttoolkit5-examples/examples/Data/KmeansTest_T1UCharRaw.nii.gz
+if [ ! -f "/$itk_data" ] && [ ! -f "/tmp/itkex/$itk_data" ]; then
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && apt-get download -qq insighttoolkit5-examples >/dev/null 2>&1); then
+    dpkg -x "$tmp"/insighttoolkit5-examples_*.deb /tmp/itkex
+  else
+    echo "lunet: could not download insighttoolkit5-examples (its image specs will be pending)" >&2
+  fi
+  rm -rf "$tmp"
+fi
