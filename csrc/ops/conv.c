@@ -347,8 +347,8 @@ static lu_status ctx(lu_status st, const char *op, const lu_conv_geom *g) {
 static int use_direct(const lu_conv_geom *g, int pass) {
   const char *e = getenv("LUNET_CONV_ALGO");
   if (e && !strcmp(e, "gemm")) return 0;
-  if (e && !strcmp(e, "direct")) return pass != 1 || (g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1);
-  if (pass == 1 && !(g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1)) return 0;
+  (void)g;
+  (void)pass;
   return 1;
 }
 
@@ -483,6 +483,24 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
   lu_device *dev = dy->dev;
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout,
          Cin = (size_t)g->Cin;
+  int strided = g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1;
+  if (strided && use_direct(g, 1)) {
+    char opts[220];
+    snprintf(opts, sizeof opts,
+             "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=8 -DCOB=%d", g->k[0],
+             g->k[1], g->k[2], g->s[0], g->s[1], g->s[2], g->p[0], g->p[1], g->p[2],
+             env_int("LUNET_CONV_COB", LU_CONV_COB));
+    cl_kernel k;
+    LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "dgrad_strided", opts, &k));
+    cl_mem mdy = dy->buf, mw = w->buf, mdx = dx->buf;
+    int cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
+    int cob = env_int("LUNET_CONV_COB", LU_CONV_COB);
+    LU_CL_CHECK(LU_ARG(k, 0, mdy) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mdx) | LU_ARG(k, 3, cin) | LU_ARG(k, 4, cout) |
+                    LU_ARG(k, 5, Z) | LU_ARG(k, 6, Y) | LU_ARG(k, 7, X) | LU_ARG(k, 8, OZ) | LU_ARG(k, 9, OY) |
+                    LU_ARG(k, 10, OX), "dgrad_strided args");
+    size_t gl[3] = {(size_t)(X + 7) / 8, (size_t)Z * Y, (size_t)g->N * ((cin + cob - 1) / cob)};
+    return lu_launch(dev, k, 3, gl, NULL, "dgrad_strided");
+  }
   if (!is_pointwise(g) && use_direct(g, 1)) {
     /* stride 1: dx = conv(dy, flipped transposed w) with padding k - 1 - p */
     char opts[160];

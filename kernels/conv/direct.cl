@@ -260,3 +260,87 @@ __kernel void reduce_chunks(__global float *restrict dw, __global const float *r
   for (int c = 0; c < nchunks; c++) s += part[(size_t)c * n + i];
   dw[i] = s;
 }
+
+// ---- backward data of a strided convolution ----
+// dx[ci][i] = sum over co and taps t with (i + p - t) % s == 0 of w[co][ci][t] * dy[co][(i + p - t) / s].
+// A work-item computes VX x-lanes of dx for COB input channels. Along z and y the tap test is uniform
+// per work-item; along x, for the nnU-Net case (3 taps, pad 1, stride 2, VX 8) the three tap vectors
+// are lane shuffles of 4 + 1 dy values (half the lanes are zero: the stride-2 parity); stride 1
+// along x uses shifted loads; other x geometries take a per-lane path.
+inline float dy_at(__global const float *row, int t, int OX) {
+  return (t >= 0 && t % SX == 0 && t / SX < OX) ? row[t / SX] : 0.0f;
+}
+
+inline void load_dtaps(__global const float *row, int ix0, int OX, floatV *v) {
+#if KX == 3 && PX == 1 && SX == 2 && VX == 8
+  const int o0 = ix0 / 2; // ix0 is a multiple of VX, so even
+  if (o0 + 4 <= OX) {
+    const float4 h = vload4(0, row + o0);
+    const float4 e = (float4)(0.0f, 0.0f, 0.0f, o0 + 4 < OX ? row[o0 + 4] : 0.0f);
+    v[0] = shuffle2(h, e, (uint8)(4, 1, 4, 2, 4, 3, 4, 7)); // tap 0: odd lanes read dy[o0 + (l + 1) / 2]
+    v[1] = shuffle2(h, e, (uint8)(0, 4, 1, 4, 2, 4, 3, 4)); // tap 1: even lanes read dy[o0 + l / 2]
+    v[2] = shuffle2(h, e, (uint8)(4, 0, 4, 1, 4, 2, 4, 3)); // tap 2: odd lanes read dy[o0 + (l - 1) / 2]
+    return;
+  }
+#endif
+#pragma unroll
+  for (int c = 0; c < KX; c++) {
+    float t[VX];
+#pragma unroll
+    for (int l = 0; l < VX; l++) t[l] = dy_at(row, ix0 + l + PX - c, OX);
+    v[c] = vloadV(0, t);
+  }
+}
+
+// dy (N, Cout, OZ, OY, OX), w (Cout, Cin, KZ, KY, KX), dx (N, Cin, Z, Y, X).
+// global: (ceil(X / VX), Z * Y, N * ceil(Cin / COB)).
+__kernel void dgrad_strided(__global const float *restrict dy, __global const float *restrict w,
+                            __global float *restrict dx, const int Cin, const int Cout, const int Z, const int Y,
+                            const int X, const int OZ, const int OY, const int OX) {
+  const int ix0 = get_global_id(0) * VX, row = get_global_id(1), g = get_global_id(2);
+  const int ncb = (Cin + COB - 1) / COB;
+  const int n = g / ncb, ci0 = (g % ncb) * COB;
+  const int iz = row / Y, iy = row % Y;
+  floatV acc[COB];
+#pragma unroll
+  for (int j = 0; j < COB; j++) acc[j] = (floatV)(0.0f);
+  const size_t OS = (size_t)OZ * OY * OX;
+  for (int co = 0; co < Cout; co++) {
+    __global const float *dc = dy + ((size_t)n * Cout + co) * OS;
+    __global const float *wc = w + ((size_t)co * Cin + ci0) * KV;
+#pragma unroll
+    for (int a = 0; a < KZ; a++) {
+      const int tz = iz + PZ - a;
+      if (tz < 0 || tz % SZ || tz / SZ >= OZ) continue;
+#pragma unroll
+      for (int bb = 0; bb < KY; bb++) {
+        const int ty = iy + PY - bb;
+        if (ty < 0 || ty % SY || ty / SY >= OY) continue;
+        floatV vt[KX];
+        load_dtaps(dc + ((size_t)(tz / SZ) * OY + ty / SY) * OX, ix0, OX, vt);
+#pragma unroll
+        for (int c = 0; c < KX; c++) {
+          const int tap = (a * KY + bb) * KX + c;
+#pragma unroll
+          for (int j = 0; j < COB; j++) {
+            const int cj = min(ci0 + j, Cin - 1) - ci0;
+            acc[j] = fma(vt[c], (floatV)(wc[(size_t)cj * KV + tap]), acc[j]);
+          }
+        }
+      }
+    }
+  }
+  const size_t S = (size_t)Z * Y * X;
+  __global float *xr = dx + ((size_t)n * Cin + ci0) * S + (size_t)row * X + ix0;
+#pragma unroll
+  for (int j = 0; j < COB; j++) {
+    if (ci0 + j >= Cin) continue;
+    if (ix0 + VX <= X) {
+      vstoreV(acc[j], 0, xr + (size_t)j * S);
+    } else {
+      float t[VX];
+      vstoreV(acc[j], 0, t);
+      for (int l = 0; l < X - ix0; l++) xr[(size_t)j * S + l] = t[l];
+    }
+  }
+}
