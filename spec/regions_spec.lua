@@ -242,6 +242,37 @@ describe("regions", function()
       assert.are.same(A.dice_per_class_or_region, B.dice_per_class_or_region)
     end)
 
+    it("trains regions with an ignore label (ignore mask as the last target channel)", function()
+      local ds = "Dataset953_NestedIgn"
+      os.execute("mkdir -p " .. RAW .. "/" .. ds .. "/labelsTr && cp -r " .. RAW .. "/" .. DS .. "/imagesTr " .. RAW .. "/" .. ds .. "/")
+      for i = 0, 9 do
+        local id = string.format("nd_%03d", i)
+        local s = lunet.image.read(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png").data:flat()
+        for k = 1, #s do if (k - 1) % 64 < 10 then s[k] = 3 end end -- the left 10 columns are not annotated
+        lunet.image.write(RAW .. "/" .. ds .. "/labelsTr/" .. id .. ".png", lunet.tensor(s, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
+      end
+      local f = assert(io.open(RAW .. "/" .. ds .. "/dataset.json", "w"))
+      f:write('{"channel_names": {"0": "grey"}, "labels": {"background": 0, "disc": [1, 2], "core": 2, "ignore": 3},\n' ..
+        ' "regions_class_order": [1, 2], "numTraining": 10, "file_ending": ".png"}\n')
+      f:close()
+      assert(os.execute(env .. LUNET .. " plan_and_preprocess -d 953 -c 2d -q > " .. DIR .. "/pp3.log 2>&1"), readfile(DIR .. "/pp3.log"))
+      local p = json.read(PRE .. "/" .. ds .. "/nnUNetPlans.json")
+      p.plans_name = "TinyPlans"
+      p.configurations["2d"].architecture.arch_kwargs.features_per_stage =
+        json.read(PRE .. "/" .. DS .. "/TinyPlans.json").configurations["2d"].architecture.arch_kwargs.features_per_stage
+      json.write(PRE .. "/" .. ds .. "/TinyPlans.json", p)
+      assert(os.execute(env .. LUNET .. " train " .. ds .. " 2d 0 -p TinyPlans --epochs 4 --iters 20 --val-iters 3 --seed 2 -q > " ..
+        DIR .. "/ign.log 2>&1"), readfile(DIR .. "/ign.log"))
+      local G = RES .. "/" .. ds .. "/nnUNetTrainer__TinyPlans__2d/fold_0"
+      local L = lunet.net.read_header(G .. "/checkpoint_final.pth").meta.logging
+      assert.are.equal(2, #L.dice_per_class_or_region[1]) -- the ignore label is neither a region nor an output
+      assert.are.equal(2, json.read(G .. "/debug.json").num_output_channels)
+      assert.is_true(L.dice_per_class_or_region[4][1] > L.dice_per_class_or_region[1][1] + 0.2, json.encode(L.dice_per_class_or_region))
+      assert.is_true(L.train_losses[4] < L.train_losses[1])
+      local sm = json.read(G .. "/validation/summary.json")
+      assert.truthy(sm.mean["(1, 2)"] and sm.mean["2"], json.encode(sm.mean))
+    end)
+
     it("exports the validation with regions_class_order and evaluates per region", function()
       local s = json.read(FD .. "/validation/summary.json")
       assert.truthy(s.mean["(1, 2)"], json.encode(s.mean))
