@@ -229,7 +229,8 @@ describe("trainer", function()
   end)
 
   it("SIGTERM saves checkpoint_latest mid-epoch and --continue resumes at that iteration", function()
-    local args = DS .. " 2d 2 -p TinyPlans --epochs 2 --iters 60 --val-iters 1 --seed 9 -q"
+    -- long enough epochs that the signal lands inside one whatever the machine's load
+    local args = DS .. " 2d 2 -p TinyPlans --epochs 3 --iters 200 --val-iters 1 --seed 9 -q"
     local F = fold_dir("nnUNetTrainer", 2)
     local p = io.popen(env_prefix() .. "exec " .. LUNET .. " train " .. args .. " > " .. DIR .. "/t.log 2>&1 & echo $!")
     local pid = p:read("l")
@@ -245,13 +246,13 @@ describe("trainer", function()
     assert.is_true(wait_for(function() return paths.isfile(F .. "/checkpoint_latest.pth") end, 60), readfile(DIR .. "/t.log"))
     sh("sleep 0.5")
     local meta = lunet.net.read_header(F .. "/checkpoint_latest.pth").meta
-    assert.are.equal(0, meta.current_epoch)
-    assert.is_true(meta.iteration > 0 and meta.iteration < 60, tostring(meta.iteration))
+    assert.is_true(meta.current_epoch < 3, tostring(meta.current_epoch))
+    assert.is_true(meta.iteration > 0 and meta.iteration < 200, tostring(meta.iteration))
     assert.are.equal(meta.iteration, #meta.epoch_losses)
     assert.are.equal(meta.iteration, meta.train_loader.counter)
     assert(sh(env_prefix() .. LUNET .. " train " .. args .. " --continue > " .. DIR .. "/t2.log 2>&1"), readfile(DIR .. "/t2.log"))
     local L = logging_of(F .. "/checkpoint_final.pth").logging
-    assert.are.equal(2, #L.train_losses)
+    assert.are.equal(3, #L.train_losses)
   end)
 
   describe("trainer files", function()
