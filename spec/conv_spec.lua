@@ -128,7 +128,10 @@ local convT_cases = {
 }
 
 describe("conv", function()
-  after_each(function() conv.set_workspace_kb(0) end)
+  after_each(function()
+    conv.set_workspace_kb(0)
+    conv.set_algo(nil)
+  end)
 
   it("computes output shapes and flops as nnU-Net's same-padded conv", function()
     assert.same({ 2, 8, 32, 32, 32 }, conv.out_shape({ 2, 4, 64, 64, 64 }, 8, { k = 3, stride = 2 }))
@@ -142,7 +145,14 @@ describe("conv", function()
       table.concat(c.stride, ""), c.n, c.cin, c.cout), function() check_case(c, false) end)
   end
 
+  it("matches the reference on the im2col + GEMM path (whole-sample batched tiles)", function()
+    conv.set_algo("gemm")
+    check_case({ n = 3, cin = 3, cout = 5, x = { 5, 6, 7 }, k = { 3, 3, 3 }, stride = { 2, 1, 2 } }, false)
+    check_case({ n = 2, cin = 4, cout = 3, x = { 9, 8 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
+  end)
+
   it("gives the same results when the workspace forces tiles of one row, several rows, and across planes", function()
+    conv.set_algo("gemm")
     local c = { n = 2, cin = 3, cout = 4, x = { 6, 9, 11 }, k = { 3, 3, 3 }, stride = { 1, 2, 1 } }
     for _, kb in ipairs({ 1, 4, 20 }) do
       conv.set_workspace_kb(kb)

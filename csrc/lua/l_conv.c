@@ -301,13 +301,22 @@ static int l_set_workspace_kb(lua_State *L) {
   return 0;
 }
 
+/* set_algo("gemm" | "direct" | nil): sets $LUNET_CONV_ALGO for this process (specs test both paths). */
+static int l_set_algo(lua_State *L) {
+  const char *a = luaL_optstring(L, 1, NULL);
+  if (a && strcmp(a, "gemm") && strcmp(a, "direct")) return luaL_error(L, "conv.set_algo: 'gemm', 'direct' or nil");
+  if (a) setenv("LUNET_CONV_ALGO", a, 1);
+  else unsetenv("LUNET_CONV_ALGO");
+  return 0;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
     {"T_fwd", l_T_fwd}, {"T_bwd_data", l_T_bwd_data}, {"T_bwd_weight", l_T_bwd_weight},
     {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops},
     {"ref_fwd", l_ref_fwd}, {"ref_bwd_data", l_ref_bwd_data}, {"ref_bwd_weight", l_ref_bwd_weight},
-    {"set_workspace_kb", l_set_workspace_kb}, {NULL, NULL}};
+    {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

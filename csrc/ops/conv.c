@@ -25,6 +25,9 @@
 #define LU_CONV_COB 16 /* output channels per work-item in the direct kernel */
 #endif
 
+#ifndef LU_CONV_COBW
+#define LU_CONV_COBW 8 /* output channels per work-item in the direct weight-gradient kernel */
+#endif
 #ifndef LU_CONV_VX
 #define LU_CONV_VX 8 /* widest x vector per work-item (16 measured slower on AVX-512 PoCL: register spills) */
 #endif
@@ -349,7 +352,7 @@ static int use_direct(const lu_conv_geom *g, int pass) {
   if (e && !strcmp(e, "gemm")) return 0;
   (void)g;
   (void)pass;
-  return 1;
+  return 1; /* direct measured faster on PoCL for every nnU-Net layer (bench/ops.lua) */
 }
 
 static int env_int(const char *name, int dflt) {
@@ -364,15 +367,21 @@ static int pick_vx(int ox) {
   return v > cap ? (cap >= 8 ? 8 : 4) : v;
 }
 
+/* Build options for direct.cl: every kernel of one geometry and lane count shares one program build. */
+static void direct_opts(const int *k, const int *s, const int *p, int vx, char *buf, size_t n) {
+  snprintf(buf, n, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d",
+           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, env_int("LUNET_CONV_COB", LU_CONV_COB),
+           env_int("LUNET_CONV_COBW", LU_CONV_COBW));
+}
+
 /* y (N, Cout, OZ, OY, OX) = direct conv of x (N, Cin, Z, Y, X) with weights w (Cout, Cin, k...) using
  * geometry k, s, p (already set for the pass). */
 static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX,
                             const int *k, const int *s, const int *p, cl_mem x, cl_mem w, const lu_tensor *b,
                             cl_mem y) {
   int vx = pick_vx(OX), cob = env_int("LUNET_CONV_COB", LU_CONV_COB);
-  char opts[200];
-  snprintf(opts, sizeof opts, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d",
-           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, cob);
+  char opts[240];
+  direct_opts(k, s, p, vx, opts, sizeof opts);
   cl_kernel kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_direct", opts, &kk));
   cl_mem mb = b ? b->buf : w;
@@ -384,9 +393,6 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   return lu_launch(dev, kk, 3, gl, NULL, "conv_direct");
 }
 
-#ifndef LU_CONV_COBW
-#define LU_CONV_COBW 8 /* output channels per work-item in the direct weight-gradient kernel */
-#endif
 #ifndef LU_CONV_WGRAD_CHUNK
 #define LU_CONV_WGRAD_CHUNK 4096 /* output voxels per partial sum (keeps a chunk's dy and x in cache) */
 #endif
@@ -394,10 +400,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
 static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                                   lu_tensor *dw, int accumulate) {
   int vx = pick_vx(g->OX), cobw = env_int("LUNET_CONV_COBW", LU_CONV_COBW);
-  char opts[220];
-  snprintf(opts, sizeof opts,
-           "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d", g->k[0],
-           g->k[1], g->k[2], g->s[0], g->s[1], g->s[2], g->p[0], g->p[1], g->p[2], vx, LU_CONV_COB, cobw);
+  char opts[240];
+  direct_opts(g->k, g->s, g->p, vx, opts, sizeof opts);
   cl_kernel k, kr;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "wgrad_direct", opts, &k));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", opts, &kr));
@@ -485,11 +489,8 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
          Cin = (size_t)g->Cin;
   int strided = g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1;
   if (strided && use_direct(g, 1)) {
-    char opts[220];
-    snprintf(opts, sizeof opts,
-             "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=8 -DCOB=%d", g->k[0],
-             g->k[1], g->k[2], g->s[0], g->s[1], g->s[2], g->p[0], g->p[1], g->p[2],
-             env_int("LUNET_CONV_COB", LU_CONV_COB));
+    char opts[240];
+    direct_opts(g->k, g->s, g->p, 8, opts, sizeof opts);
     cl_kernel k;
     LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "dgrad_strided", opts, &k));
     cl_mem mdy = dy->buf, mw = w->buf, mdx = dx->buf;
@@ -503,8 +504,9 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
   }
   if (!is_pointwise(g) && use_direct(g, 1)) {
     /* stride 1: dx = conv(dy, flipped transposed w) with padding k - 1 - p */
-    char opts[160];
-    geom_opts(g, opts, sizeof opts);
+    char opts[240];
+    int pp[3] = {g->k[0] - 1 - g->p[0], g->k[1] - 1 - g->p[1], g->k[2] - 1 - g->p[2]};
+    direct_opts(g->k, g->s, pp, pick_vx(g->X), opts, sizeof opts);
     cl_kernel k;
     LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "flip_weights", opts, &k));
     size_t wbytes = K * Cout * sizeof(float);
@@ -517,7 +519,6 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
       st = lu_fail(LU_ECL, "flip_weights args");
     size_t gl = K * Cout;
     if (st == LU_OK) st = lu_launch(dev, k, 1, &gl, NULL, "flip_weights");
-    int pp[3] = {g->k[0] - 1 - g->p[0], g->k[1] - 1 - g->p[1], g->k[2] - 1 - g->p[2]};
     if (st == LU_OK)
       st = run_direct(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, pp, dy->buf, wt,
                       NULL, dx->buf);
