@@ -12,7 +12,7 @@
 typedef struct { const char *device_substr, *kernel, *params; } lu_tuning_entry;
 static const lu_tuning_entry lu_builtin_tuning[] = {
   {"skylake-avx512", "Xgemm",
-   "GEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=16 NDIMC=16 NWG=64 SA=1 SB=1 STRM=0 STRN=0 VWM=4 VWN=4"},
+   "GEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 STRM=0 STRN=0 VWM=4 VWN=4"},
   {NULL, NULL, NULL},
 };
 
