@@ -1,12 +1,16 @@
 #include "cl/pool.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 /* Sizes are rounded up to one of four steps per power of two (<= 25% waste), and freed buffers
  * wait in a free list per rounded size. */
 typedef struct lu_free_buf { cl_mem m; size_t size; struct lu_free_buf *next; } lu_free_buf;
 
+/* The lock makes allocation and release safe from the training worker thread (core.async) while
+ * the main thread frees tensors. */
 struct lu_pool {
+  pthread_mutex_t lock;
   lu_free_buf *free_list;
   lu_pool_stats st;
 };
@@ -21,14 +25,41 @@ static size_t round_size(size_t n) {
   return r;
 }
 
+static pthread_mutex_t lu_pool_create_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static lu_pool *pool_of(lu_device *dev) {
-  if (!dev->pool) dev->pool = calloc(1, sizeof(lu_pool));
+  pthread_mutex_lock(&lu_pool_create_lock);
+  if (!dev->pool) {
+    lu_pool *p = calloc(1, sizeof(lu_pool));
+    if (p) pthread_mutex_init(&p->lock, NULL);
+    dev->pool = p;
+  }
+  pthread_mutex_unlock(&lu_pool_create_lock);
   return dev->pool;
 }
+
+static void release_free_list(lu_pool *p) {
+  while (p->free_list) {
+    lu_free_buf *f = p->free_list;
+    p->free_list = f->next;
+    clReleaseMemObject(f->m);
+    free(f);
+  }
+  p->st.cached = 0;
+}
+
+static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, cl_mem *out);
 
 lu_status lu_buffer_alloc(lu_device *dev, size_t bytes, cl_mem *out) {
   lu_pool *p = pool_of(dev);
   if (!p) return lu_fail(LU_ENOMEM, "buffer pool");
+  pthread_mutex_lock(&p->lock);
+  lu_status st = alloc_locked(dev, p, bytes, out);
+  pthread_mutex_unlock(&p->lock);
+  return st;
+}
+
+static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, cl_mem *out) {
   size_t size = round_size(bytes);
   for (lu_free_buf **pp = &p->free_list; *pp; pp = &(*pp)->next)
     if ((*pp)->size == size) {
@@ -48,7 +79,7 @@ lu_status lu_buffer_alloc(lu_device *dev, size_t bytes, cl_mem *out) {
   cl_int e;
   cl_mem m = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, size, NULL, &e);
   if (e != CL_SUCCESS && p->free_list) { /* memory may be held by cached buffers: release and retry */
-    lu_pool_trim(dev);
+    release_free_list(p);
     m = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, size, NULL, &e);
   }
   if (e != CL_SUCCESS)
@@ -68,36 +99,35 @@ void lu_buffer_release(lu_device *dev, cl_mem m, size_t bytes) {
   if (!f) { clReleaseMemObject(m); return; }
   f->m = m;
   f->size = size;
+  pthread_mutex_lock(&p->lock);
   f->next = p->free_list;
   p->free_list = f;
   p->st.in_use -= size;
   p->st.cached += size;
+  pthread_mutex_unlock(&p->lock);
 }
 
 void lu_pool_trim(lu_device *dev) {
   lu_pool *p = dev->pool;
   if (!p) return;
-  while (p->free_list) {
-    lu_free_buf *f = p->free_list;
-    p->free_list = f->next;
-    clReleaseMemObject(f->m);
-    free(f);
-  }
-  p->st.cached = 0;
+  pthread_mutex_lock(&p->lock);
+  release_free_list(p);
+  pthread_mutex_unlock(&p->lock);
 }
 
 lu_pool_stats lu_pool_get_stats(lu_device *dev) {
   lu_pool_stats z = {0};
-  return dev->pool ? dev->pool->st : z;
+  lu_pool *p = dev->pool;
+  if (!p) return z;
+  pthread_mutex_lock(&p->lock);
+  z = p->st;
+  pthread_mutex_unlock(&p->lock);
+  return z;
 }
 
 void lu_pool_free(lu_pool *p) {
   if (!p) return;
-  while (p->free_list) {
-    lu_free_buf *f = p->free_list;
-    p->free_list = f->next;
-    clReleaseMemObject(f->m);
-    free(f);
-  }
+  release_free_list(p);
+  pthread_mutex_destroy(&p->lock);
   free(p);
 }
