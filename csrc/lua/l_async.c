@@ -6,9 +6,10 @@
  *                                           the step's wall time on the worker)
  *   job:done() -> bool                   (true once wait() has returned)
  * The worker copies x and target to the device itself (the job keeps both tensors alive until it is collected;
- * do not write into them while it runs). While a job runs, the caller must not use the same network, issue
- * device work on its device or free device tensors of that device (the buffer pool, csrc/cl/pool.c, has no
- * lock): only host work (the batch of the next step) belongs in between; the trainer holds no device tensors. The step itself is lu_unet_train_step, so results
+ * do not write into them while it runs). While a job runs, the caller must not use the same network or issue
+ * device work on its device (kernel objects are shared and their arguments are not thread-safe); freeing device
+ * tensors is safe (the buffer pool is locked). Only host work (the batch of the next step) belongs in between.
+ * The step itself is lu_unet_train_step, so results
  * are bit-identical to Net:train_step. The job keeps the network alive until it is collected; a job that is
  * collected before wait() is joined first. */
 #include <lauxlib.h>
