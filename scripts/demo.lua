@@ -5,6 +5,9 @@
 --   LUNET_DEMO_EPOCHS, LUNET_DEMO_ITERS   the short training schedule (defaults in examples/demo_trainer.lua)
 local root = os.getenv("LUNET_DEMO_DIR") or (os.getenv("PWD") .. "/demo")
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
+-- find the checkout's modules without scripts/env.sh (make demo sets the paths too)
+package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
+package.cpath = here .. "/../build/?.so;" .. package.cpath
 local lunet_cmd = here .. "/lunet"
 local clock = require "lunet.clock"
 local demo = require "lunet.demo"
