@@ -491,16 +491,20 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
   if (strided && use_direct(g, 1)) {
     char opts[240];
     direct_opts(g->k, g->s, g->p, 8, opts, sizeof opts);
+    /* 3 taps, pad 1, stride 2 along x: the phase-split kernel (no zero lanes) */
+    int s2x = g->k[2] == 3 && g->p[2] == 1 && g->s[2] == 2 && env_int("LUNET_CONV_COB", LU_CONV_COB) >= 2 &&
+              !getenv("LUNET_CONV_NO_S2X");
     cl_kernel k;
-    LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "dgrad_strided", opts, &k));
+    LU_TRY(lu_kernel_get(dev, DIRECT_FILE, s2x ? "dgrad_s2x" : "dgrad_strided", opts, &k));
     cl_mem mdy = dy->buf, mw = w->buf, mdx = dx->buf;
     int cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
     int cob = env_int("LUNET_CONV_COB", LU_CONV_COB);
     LU_CL_CHECK(LU_ARG(k, 0, mdy) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mdx) | LU_ARG(k, 3, cin) | LU_ARG(k, 4, cout) |
                     LU_ARG(k, 5, Z) | LU_ARG(k, 6, Y) | LU_ARG(k, 7, X) | LU_ARG(k, 8, OZ) | LU_ARG(k, 9, OY) |
                     LU_ARG(k, 10, OX), "dgrad_strided args");
-    size_t gl[3] = {(size_t)(X + 7) / 8, (size_t)Z * Y, (size_t)g->N * ((cin + cob - 1) / cob)};
-    return lu_launch(dev, k, 3, gl, NULL, "dgrad_strided");
+    if (s2x) cob /= 2;
+    size_t gl[3] = {(size_t)(X + (s2x ? 15 : 7)) / (s2x ? 16 : 8), (size_t)Z * Y, (size_t)g->N * ((cin + cob - 1) / cob)};
+    return lu_launch(dev, k, 3, gl, NULL, s2x ? "dgrad_s2x" : "dgrad_strided");
   }
   if (!is_pointwise(g) && use_direct(g, 1)) {
     /* stride 1: dx = conv(dy, flipped transposed w) with padding k - 1 - p */

@@ -344,3 +344,69 @@ __kernel void dgrad_strided(__global const float *restrict dy, __global const fl
     }
   }
 }
+
+// Phase-split variant for the nnU-Net case along x (3 taps, pad 1, stride 2): dx[2m] = w1 dy[m],
+// dx[2m+1] = w0 dy[m+1] + w2 dy[m]. A work-item keeps even and odd outputs in separate 8-lane
+// accumulators (16 dx values along x) for COB / 2 input channels, so no lane multiplies a zero,
+// and interleaves them on the store. global: (ceil(X / 16), Z * Y, N * ceil(Cin / (COB / 2))).
+#define COB2 (COB / 2)
+__kernel void dgrad_s2x(__global const float *restrict dy, __global const float *restrict w,
+                        __global float *restrict dx, const int Cin, const int Cout, const int Z, const int Y,
+                        const int X, const int OZ, const int OY, const int OX) {
+  const int ix0 = get_global_id(0) * 16, row = get_global_id(1), g = get_global_id(2);
+  const int m0 = ix0 / 2;
+  const int ncb = (Cin + COB2 - 1) / COB2;
+  const int n = g / ncb, ci0 = (g % ncb) * COB2;
+  const int iz = row / Y, iy = row % Y;
+  float8 E[COB2], O[COB2];
+#pragma unroll
+  for (int j = 0; j < COB2; j++) E[j] = O[j] = (float8)(0.0f);
+  const size_t OS = (size_t)OZ * OY * OX;
+  for (int co = 0; co < Cout; co++) {
+    __global const float *dc = dy + ((size_t)n * Cout + co) * OS;
+    __global const float *wc = w + ((size_t)co * Cin + ci0) * KV;
+#pragma unroll
+    for (int a = 0; a < KZ; a++) {
+      const int tz = iz + PZ - a;
+      if (tz < 0 || tz % SZ || tz / SZ >= OZ) continue;
+#pragma unroll
+      for (int bb = 0; bb < KY; bb++) {
+        const int ty = iy + PY - bb;
+        if (ty < 0 || ty % SY || ty / SY >= OY) continue;
+        __global const float *dr = dc + ((size_t)(tz / SZ) * OY + ty / SY) * OX;
+        float8 h;
+        if (m0 + 8 <= OX) {
+          h = vload8(0, dr + m0);
+        } else {
+          float t[8];
+#pragma unroll
+          for (int l = 0; l < 8; l++) t[l] = m0 + l < OX ? dr[m0 + l] : 0.0f;
+          h = vload8(0, t);
+        }
+        const float nx = m0 + 8 < OX ? dr[m0 + 8] : 0.0f;
+        const float8 h1 = shuffle2(h, (float8)(nx), (uint8)(1, 2, 3, 4, 5, 6, 7, 8));
+        const int t0 = (a * KY + bb) * KX;
+#pragma unroll
+        for (int j = 0; j < COB2; j++) {
+          __global const float *wj = wc + (size_t)(min(ci0 + j, Cin - 1) - ci0) * KV + t0;
+          E[j] = fma(h, (float8)(wj[1]), E[j]);
+          O[j] = fma(h1, (float8)(wj[0]), fma(h, (float8)(wj[2]), O[j]));
+        }
+      }
+    }
+  }
+  const size_t S = (size_t)Z * Y * X;
+  __global float *xr = dx + ((size_t)n * Cin + ci0) * S + (size_t)row * X + ix0;
+#pragma unroll
+  for (int j = 0; j < COB2; j++) {
+    if (ci0 + j >= Cin) continue;
+    const float16 r = shuffle2(E[j], O[j], (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+    if (ix0 + 16 <= X) {
+      vstore16(r, 0, xr + (size_t)j * S);
+    } else {
+      float t[16];
+      vstore16(r, 0, t);
+      for (int l = 0; l < X - ix0; l++) xr[(size_t)j * S + l] = t[l];
+    }
+  }
+}
