@@ -21,8 +21,8 @@
 
 #include "lua/l_common.h"
 #include "nn/unet.h"
+#include "lua/l_net.h"
 
-#define NET_MT "lunet.Net" /* the metatable of csrc/lua/l_net.c: a full userdata holding one lu_unet * */
 #define JOB_MT "lunet.AsyncStep"
 
 typedef struct job {
@@ -37,52 +37,6 @@ typedef struct job {
   double seconds; /* wall time of the step on the worker */
   char msg[1024];
 } job;
-
-static double num_field(lua_State *L, int t, const char *k, double dflt, int required) {
-  lua_getfield(L, t, k);
-  double v = dflt;
-  if (lua_isnil(L, -1)) {
-    if (required) luaL_error(L, "async.train_step: opts.%s is required", k);
-  } else if (lua_isboolean(L, -1)) {
-    v = lua_toboolean(L, -1);
-  } else if (lua_isnumber(L, -1)) {
-    v = lua_tonumber(L, -1);
-  } else {
-    luaL_error(L, "async.train_step: opts.%s must be a number", k);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* The same fields as Net:train_step's options (csrc/lua/l_net.c). */
-static void read_opts(lua_State *L, int t, lu_train_opts *o) {
-  luaL_checktype(L, t, LUA_TTABLE);
-  memset(o, 0, sizeof *o);
-  lu_loss_opts_default(&o->loss);
-  o->lr = num_field(L, t, "lr", 0, 1);
-  o->momentum = num_field(L, t, "momentum", 0, 1);
-  o->weight_decay = num_field(L, t, "weight_decay", 0, 1);
-  o->grad_clip = num_field(L, t, "grad_clip", 0, 1);
-  lua_getfield(L, t, "ds_weights");
-  if (lua_istable(L, -1)) {
-    o->n_ds = (int)luaL_len(L, -1);
-    if (o->n_ds > LU_UNET_MAX_STAGES) luaL_error(L, "async.train_step: %d ds_weights", o->n_ds);
-    for (int i = 0; i < o->n_ds; i++) {
-      lua_rawgeti(L, -1, i + 1);
-      o->ds_weights[i] = luaL_checknumber(L, -1);
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  o->loss.regions = (int)num_field(L, t, "regions", 0, 0);
-  o->loss.batch_dice = (int)num_field(L, t, "batch_dice", 0, 0);
-  o->loss.do_bg = (int)num_field(L, t, "do_bg", o->loss.do_bg, 0);
-  o->loss.has_ignore = (int)num_field(L, t, "has_ignore", 0, 0);
-  o->loss.ignore_label = (int)num_field(L, t, "ignore_label", 0, 0);
-  o->loss.smooth = (float)num_field(L, t, "smooth", o->loss.smooth, 0);
-  o->loss.weight_ce = (float)num_field(L, t, "weight_ce", o->loss.weight_ce, 0);
-  o->loss.weight_dice = (float)num_field(L, t, "weight_dice", o->loss.weight_dice, 0);
-}
 
 static void *worker(void *arg) {
   job *j = arg;
@@ -138,9 +92,7 @@ static int j_done(lua_State *L) {
 }
 
 static int l_train_step(lua_State *L) {
-  lu_unet **u = luaL_checkudata(L, 1, NET_MT);
-  if (!*u) return luaL_argerror(L, 1, "network already freed");
-  lu_unet *n = *u;
+  lu_unet *n = lu_lua_check_net(L, 1);
   if (!lu_unet_device(n)) return luaL_argerror(L, 1, "network has no device");
   const lu_tensor *hx = lu_lua_check_tensor(L, 2), *ht = lu_lua_check_tensor(L, 3);
   job *j = lua_newuserdatauv(L, sizeof *j, 3); /* uservalues: the network, x, target (alive while the job is) */
@@ -150,7 +102,7 @@ static int l_train_step(lua_State *L) {
     lua_pushvalue(L, i);
     lua_setiuservalue(L, -2, i);
   }
-  read_opts(L, 4, &j->o);
+  lu_lua_train_opts(L, 4, &j->o);
   j->n = n;
   j->hx = hx;
   j->ht = ht;

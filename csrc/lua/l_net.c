@@ -14,10 +14,11 @@
 #include "lua/l_common.h"
 #include "nn/checkpoint.h"
 #include "nn/unet.h"
+#include "lua/l_net.h"
 
-#define NET_MT "lunet.Net"
+#define NET_MT LU_NET_MT
 
-static lu_unet *check_net(lua_State *L, int i) {
+lu_unet *lu_lua_check_net(lua_State *L, int i) {
   lu_unet **u = luaL_checkudata(L, i, NET_MT);
   if (!*u) luaL_argerror(L, i, "network already freed");
   return *u;
@@ -114,7 +115,7 @@ static int m_gc(lua_State *L) {
 }
 
 static int m_params(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   lua_createtable(L, lu_unet_num_params(n), 0);
   for (int i = 0; i < lu_unet_num_params(n); i++) {
     const lu_param *p = lu_unet_param(n, i);
@@ -131,19 +132,19 @@ static int m_params(lua_State *L) {
 }
 
 static int m_num_weights(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lu_unet_num_weights(check_net(L, 1)));
+  lua_pushinteger(L, (lua_Integer)lu_unet_num_weights(lu_lua_check_net(L, 1)));
   return 1;
 }
 static int m_arch(lua_State *L) {
-  lua_pushstring(L, lu_unet_arch_string(check_net(L, 1)));
+  lua_pushstring(L, lu_unet_arch_string(lu_lua_check_net(L, 1)));
   return 1;
 }
 static int m_activation_bytes(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lu_unet_activation_bytes(check_net(L, 1)));
+  lua_pushinteger(L, (lua_Integer)lu_unet_activation_bytes(lu_lua_check_net(L, 1)));
   return 1;
 }
 static int m_init(lua_State *L) {
-  LU_LCHECK(L, lu_unet_init(check_net(L, 1), (uint64_t)luaL_checkinteger(L, 2)), "net:init");
+  LU_LCHECK(L, lu_unet_init(lu_lua_check_net(L, 1), (uint64_t)luaL_checkinteger(L, 2)), "net:init");
   return 0;
 }
 
@@ -157,7 +158,7 @@ static const lu_tensor *on_device(lua_State *L, lu_unet *n, int idx, lu_tensor *
 }
 
 static int m_forward(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   lu_tensor *tmp;
   const lu_tensor *x = on_device(L, n, 2, &tmp);
   int train = lua_toboolean(L, 3), ds = lua_toboolean(L, 4);
@@ -176,7 +177,7 @@ static int m_forward(lua_State *L) {
   return 1;
 }
 
-static void train_opts(lua_State *L, int t, lu_train_opts *o) {
+void lu_lua_train_opts(lua_State *L, int t, lu_train_opts *o) {
   luaL_checktype(L, t, LUA_TTABLE);
   memset(o, 0, sizeof *o);
   lu_loss_opts_default(&o->loss);
@@ -206,9 +207,9 @@ static void train_opts(lua_State *L, int t, lu_train_opts *o) {
 }
 
 static int m_train_step(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   lu_train_opts o;
-  train_opts(L, 4, &o);
+  lu_lua_train_opts(L, 4, &o);
   lu_tensor *tx, *tt;
   const lu_tensor *x = on_device(L, n, 2, &tx);
   const lu_tensor *t = on_device(L, n, 3, &tt);
@@ -223,9 +224,9 @@ static int m_train_step(lua_State *L) {
 }
 
 static int m_loss(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   lu_train_opts o;
-  train_opts(L, 4, &o);
+  lu_lua_train_opts(L, 4, &o);
   lu_tensor *tx, *tt;
   const lu_tensor *x = on_device(L, n, 2, &tx);
   const lu_tensor *t = on_device(L, n, 3, &tt);
@@ -247,7 +248,7 @@ static int param_index(lua_State *L, lu_unet *n, int idx) {
 }
 
 static int m_get(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   int i = param_index(L, n, 2);
   const lu_param *p = lu_unet_param(n, i);
   if (!p) luaL_error(L, "net:get: parameter %d of %d", i + 1, lu_unet_num_params(n));
@@ -259,7 +260,7 @@ static int m_get(lua_State *L) {
 }
 
 static int m_set(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   int i = param_index(L, n, 2);
   const lu_param *p = lu_unet_param(n, i);
   lu_tensor *t = lu_lua_check_tensor(L, 3);
@@ -271,7 +272,7 @@ static int m_set(lua_State *L) {
 }
 
 static int m_flat(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   int w = (int)luaL_checkinteger(L, 2);
   size_t nf = lu_unet_flat_floats(n);
   luaL_Buffer b;
@@ -282,7 +283,7 @@ static int m_flat(lua_State *L) {
 }
 
 static int m_set_flat(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   int w = (int)luaL_checkinteger(L, 2);
   size_t len;
   const char *s = luaL_checklstring(L, 3, &len);
@@ -293,7 +294,7 @@ static int m_set_flat(lua_State *L) {
 }
 
 static int m_save(lua_State *L) {
-  lu_unet *n = check_net(L, 1);
+  lu_unet *n = lu_lua_check_net(L, 1);
   const char *path = luaL_checkstring(L, 2);
   size_t jl;
   const char *json = luaL_checklstring(L, 3, &jl);
@@ -302,7 +303,7 @@ static int m_save(lua_State *L) {
 }
 
 static int m_load(lua_State *L) {
-  LU_LCHECK(L, lu_ckpt_load(check_net(L, 1), luaL_checkstring(L, 2)), "net:load");
+  LU_LCHECK(L, lu_ckpt_load(lu_lua_check_net(L, 1), luaL_checkstring(L, 2)), "net:load");
   return 0;
 }
 
