@@ -179,7 +179,7 @@ lu_status lu_tensor_reshape(lu_tensor *t, int ndim, const int64_t *shape) {
   return LU_OK;
 }
 
-static float half_to_float(uint16_t h) {
+float lu_half_to_float(uint16_t h) {
   uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
   if (exp == 0) {
     if (man == 0) bits = sign;
@@ -195,7 +195,7 @@ static float half_to_float(uint16_t h) {
   return f;
 }
 
-static uint16_t float_to_half(float f) { /* round to nearest even */
+uint16_t lu_float_to_half(float f) {
   uint32_t x;
   memcpy(&x, &f, 4);
   uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, man = x & 0x7fffff;
@@ -219,7 +219,7 @@ double lu_host_get(const lu_tensor *t, int64_t i) {
   const void *p = t->host;
   switch (t->dtype) {
   case LU_F32: return ((const float *)p)[i];
-  case LU_F16: return half_to_float(((const uint16_t *)p)[i]);
+  case LU_F16: return lu_half_to_float(((const uint16_t *)p)[i]);
   case LU_U8: return ((const uint8_t *)p)[i];
   case LU_I16: return ((const int16_t *)p)[i];
   case LU_I32: return ((const int32_t *)p)[i];
@@ -236,7 +236,7 @@ void lu_host_set(lu_tensor *t, int64_t i, double v) {
   void *p = t->host;
   switch (t->dtype) {
   case LU_F32: ((float *)p)[i] = (float)v; break;
-  case LU_F16: ((uint16_t *)p)[i] = float_to_half((float)v); break;
+  case LU_F16: ((uint16_t *)p)[i] = lu_float_to_half((float)v); break;
   case LU_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
   case LU_I16: ((int16_t *)p)[i] = (int16_t)v; break;
   case LU_I32: ((int32_t *)p)[i] = (int32_t)v; break;
@@ -256,7 +256,7 @@ lu_status lu_tensor_convert_host(const lu_tensor *t, lu_dtype dt, lu_tensor **ou
   int64_t n = lu_tensor_numel(t);
   if (dt == t->dtype) memcpy(o->host, t->host, t->bytes);
   else if (t->dtype == LU_F32 && dt == LU_F16)
-    for (int64_t i = 0; i < n; i++) ((uint16_t *)o->host)[i] = float_to_half(((const float *)t->host)[i]);
+    for (int64_t i = 0; i < n; i++) ((uint16_t *)o->host)[i] = lu_float_to_half(((const float *)t->host)[i]);
   else
     for (int64_t i = 0; i < n; i++) lu_host_set(o, i, lu_host_get(t, i));
   *out = o;

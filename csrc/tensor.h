@@ -57,6 +57,10 @@ lu_status lu_tensor_read(const lu_tensor *t, void *dst);
  * reshape is done in place on t. */
 lu_status lu_tensor_reshape(lu_tensor *t, int ndim, const int64_t *shape);
 
+/* IEEE half <-> float, round to nearest even (the one conversion every host f16 path uses). */
+float lu_half_to_float(uint16_t h);
+uint16_t lu_float_to_half(float f);
+
 /* Host-side element access as double, for specs and small utilities (not hot paths). */
 double lu_host_get(const lu_tensor *t, int64_t i);
 void lu_host_set(lu_tensor *t, int64_t i, double v);

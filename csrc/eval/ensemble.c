@@ -4,20 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static float half_to_float(uint16_t h) {
-  uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, f;
-  if (e == 0) {
-    if (m == 0) f = s;
-    else { /* subnormal */
-      float v = ldexpf((float)m, -24);
-      return s ? -v : v;
-    }
-  } else if (e == 31) f = s | 0x7f800000u | (m << 13);
-  else f = s | ((e + 112) << 23) | (m << 13);
-  float out;
-  memcpy(&out, &f, 4);
-  return out;
-}
 
 /* dst[i] (+)= (float)src[i] */
 static lu_status accumulate(float *dst, const lu_tensor *t, int64_t n, int first) {
@@ -30,8 +16,8 @@ static lu_status accumulate(float *dst, const lu_tensor *t, int64_t n, int first
   }
   case LU_F16: {
     const uint16_t *s = t->host;
-    if (first) for (int64_t i = 0; i < n; i++) dst[i] = half_to_float(s[i]);
-    else for (int64_t i = 0; i < n; i++) dst[i] += half_to_float(s[i]);
+    if (first) for (int64_t i = 0; i < n; i++) dst[i] = lu_half_to_float(s[i]);
+    else for (int64_t i = 0; i < n; i++) dst[i] += lu_half_to_float(s[i]);
     break;
   }
   case LU_F64: {

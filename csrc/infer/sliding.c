@@ -166,46 +166,15 @@ lu_status lu_sw_extract(const lu_tensor *data, const int64_t pad_before[3], cons
   return LU_OK;
 }
 
-static float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, b;
-  if (e == 0) {
-    float f = (float)m * 5.9604644775390625e-08f;
-    return sign ? -f : f;
-  }
-  if (e == 31) b = sign | 0x7f800000u | (m << 13);
-  else b = sign | ((e + 112u) << 23) | (m << 13);
-  float f;
-  memcpy(&f, &b, 4);
-  return f;
-}
 
-static uint16_t float_to_half_bits(float f) { /* round to nearest even */
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, man = x & 0x7fffff;
-  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
-  int e = (int)exp - 127 + 15;
-  if (e >= 31) return (uint16_t)(sign | 0x7c00);
-  if (e <= 0) {
-    if (e < -10) return (uint16_t)sign;
-    man |= 0x800000;
-    int shift = 14 - e;
-    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-  }
-  uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-  return (uint16_t)(sign | h);
-}
 
 /* element i of an F32 or F16 host array */
 static inline float ldv(const void *p, int f16, int64_t i) {
-  return f16 ? half_to_float(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+  return f16 ? lu_half_to_float(((const uint16_t *)p)[i]) : ((const float *)p)[i];
 }
 /* stores v (rounded to float16 when round_half or the array is F16) */
 static inline void stv(void *p, int f16, int64_t i, float v, int round_half) {
-  if (f16) ((uint16_t *)p)[i] = float_to_half_bits(v);
+  if (f16) ((uint16_t *)p)[i] = lu_float_to_half(v);
   else ((float *)p)[i] = round_half ? lu_round_to_half(v) : v;
 }
 
@@ -248,7 +217,7 @@ lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_
         int64_t lbase = ((k * p[0] + lz) * p[1] + ly) * p[2];
         for (int64_t x = 0; x < p[2]; x++) {
           int64_t lx = (flip & 4) ? p[2] - 1 - x : x;
-          float v = l32 ? l32[lbase + lx] : half_to_float(l16[lbase + lx]);
+          float v = l32 ? l32[lbase + lx] : lu_half_to_float(l16[lbase + lx]);
           wrow[x] = first ? v : wrow[x] + v;
         }
       }
@@ -278,7 +247,7 @@ static void acc_worker(void *vctx, int64_t lo, int64_t hi) {
         const float *grow = c->g ? c->g + (z * p[1] + y) * p[2] : NULL;
         int64_t lbase = k * pn + (z * p[1] + y) * p[2];
         for (int64_t x = 0; x < p[2]; x++) {
-          float v = c->lg32 ? c->lg32[lbase + x] : half_to_float(c->lg16[lbase + x]);
+          float v = c->lg32 ? c->lg32[lbase + x] : lu_half_to_float(c->lg16[lbase + x]);
           if (c->divisor != 1.0f) v /= c->divisor;
           if (grow) v *= grow[x];
           stv(c->acc, c->acc16, arow + x, ldv(c->acc, c->acc16, arow + x) + v, c->half);

@@ -100,7 +100,7 @@ static lu_status open_ckpt(const char *path, FILE **out, char **arch, char **jso
 }
 
 lu_status lu_ckpt_read_header(const char *path, char **json, char **arch) {
-  FILE *f;
+  FILE *f = NULL;
   uint32_t np;
   uint64_t tot;
   LU_TRY(open_ckpt(path, &f, arch, json, &np, &tot));
@@ -109,8 +109,8 @@ lu_status lu_ckpt_read_header(const char *path, char **json, char **arch) {
 }
 
 lu_status lu_ckpt_load(lu_unet *n, const char *path) {
-  FILE *f;
-  char *arch, *json;
+  FILE *f = NULL;
+  char *arch = NULL, *json = NULL;
   uint32_t np;
   uint64_t tot;
   LU_TRY(open_ckpt(path, &f, &arch, &json, &np, &tot));
