@@ -18,12 +18,16 @@ cd "$root"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 lua5.4 -e 'for _, d in ipairs(require("lunet").devices()) do print(d.index, d.type, d.name, d.driver) end' >> "$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
-for s in ${DEVICE_SPECS:-tensor ops conv nnops net}; do
-  timeout 240 lua5.4 "$dev/bin/busted" -o TAP "spec/${s}_spec.lua" > "$OUT/spec_$s.log" 2>&1 || true
-  echo "spec $s: $(grep -c '^ok' "$OUT/spec_$s.log") ok, $(grep -c '^not ok' "$OUT/spec_$s.log") not ok"
-done 2>&1 | tee "$OUT/specs.txt"
-for b in ${DEVICE_BENCHES:-gemm ops train_step}; do
-  echo "== bench $b"
-  timeout 200 lua5.4 "bench/$b.lua" ${DEVICE_BENCH_ARGS:-} 2>&1 | tail -40
-done > "$OUT/bench.log" 2>&1
-cat "$OUT/bench.log"
+# most valuable first, each bounded, so one slow piece cannot eat the lease
+bench() { echo "== bench $*"; timeout "${BENCH_TIMEOUT:-90}" lua5.4 "bench/$1.lua" $2 2>&1 | tail -45; }
+spec() {
+  timeout "${SPEC_TIMEOUT:-60}" lua5.4 "$dev/bin/busted" -o TAP "spec/$1_spec.lua" > "$OUT/spec_$1.log" 2>&1
+  echo "== spec $1: $(grep -c '^ok' "$OUT/spec_$1.log") ok, $(grep -c '^not ok' "$OUT/spec_$1.log") not ok"
+  grep -A3 '^not ok' "$OUT/spec_$1.log" | head -20
+}
+{
+  BENCH_TIMEOUT=60 bench gemm "1024 2048 4096"
+  BENCH_TIMEOUT=60 bench ops quick
+  BENCH_TIMEOUT=60 bench train_step 2
+  for s in ${DEVICE_SPECS:-tensor ops conv nnops net}; do SPEC_TIMEOUT=40 spec "$s"; done
+} 2>&1 | tee "$OUT/device.log"

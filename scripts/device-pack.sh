@@ -4,9 +4,11 @@
 # (OpenCL loader and CLBlast included). Output: .dev/ (ignored by git), carried by the device run.
 set -eu
 cd "$(dirname "$0")/.."
-rm -rf .dev && mkdir -p .dev/lib .dev/bin .dev/share .dev/clib
-cp build/lunet/core.so .dev/clib/ 2>/dev/null || { echo "build first (make build)"; exit 1; }
-mkdir -p .dev/clib/lunet && mv .dev/clib/core.so .dev/clib/lunet/
+# a portable build: the default one uses -march=native, which the GPU machine's CPU may not run
+cmake -S . -B build-portable -DCMAKE_BUILD_TYPE=Release -DLUNET_PORTABLE=ON >/dev/null
+cmake --build build-portable -j "$(nproc)" >/dev/null
+rm -rf .dev && mkdir -p .dev/lib .dev/bin .dev/share .dev/clib/lunet
+cp build-portable/lunet/core.so .dev/clib/lunet/
 cp "$(command -v lua5.4)" /usr/bin/busted .dev/bin/
 cp -rL /usr/share/lua/5.4 .dev/share/lua
 cp -rL /usr/lib/x86_64-linux-gnu/lua/5.4 .dev/clib/sys
