@@ -20,7 +20,7 @@ build: deps
 
 # The whole suite; specs find the module through LUA_PATH/LUA_CPATH exported above.
 test: build
-	@$(BUSTED) --output=utfTerminal spec
+	@sh scripts/run-specs.sh spec
 
 spec: test
 
