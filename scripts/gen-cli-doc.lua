@@ -1,5 +1,8 @@
 -- Writes docs/cli.md from the commands' own usage texts, so the reference cannot drift from the
 -- code (spec/docs_spec.lua checks that it is current). Run: lua5.4 scripts/gen-cli-doc.lua
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
+package.cpath = here .. "/../build/?.so;" .. package.cpath
 local cli = require "lunet.cli"
 local names = cli.commands()
 local out = {"# `lunet` command reference\n",
