@@ -4,6 +4,8 @@
  * a scatter into y; backward data gathers dy into that layout and multiplies by W; backward weight
  * multiplies x by the gathered dy. Stride 1 everywhere is a 1x1 convolution: no scatter. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cl/blas.h"
 #include "cl/pool.h"
@@ -132,6 +134,16 @@ lu_status lu_convT_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tenso
   return ctx(convT_fwd(&g, x, w, b, y), "convT_fwd", &g);
 }
 
+/* With kernel == stride and no padding, dW[ci, co, a] = sum_i x[ci, i] dy[co, s i + a] is an ordinary
+ * strided conv_bwd_weight with the roles of x and dy swapped (dW read as (Cin, Cout, k...) conv
+ * weights), so it runs on the direct wgrad kernel (direct.cl), measured 1.2-1.8x faster than gather +
+ * SGEMM on PoCL. (Backward data is likewise conv_fwd of dy with W, but the direct forward kernel
+ * measured slower than gather + SGEMM for these 8-tap shapes, so it stays on SGEMM.) */
+static int convT_via_conv(const lu_conv_geom *g) {
+  const char *e = getenv("LUNET_CONV_ALGO");
+  return g->kv > 1 && !(e && !strcmp(e, "gemm"));
+}
+
 static lu_status convT_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;
   size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
@@ -165,11 +177,12 @@ lu_status lu_convT_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu
   return ctx(convT_bwd_data(&g, dy, w, dx), "convT_bwd_data", &g);
 }
 
-static lu_status convT_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
-                                  lu_tensor *db, int accumulate) {
+static lu_status convT_bwd_weight(const lu_conv_desc *d, const lu_conv_geom *g, const lu_tensor *x,
+                                  const lu_tensor *dy, lu_tensor *dw, lu_tensor *db, int accumulate) {
   lu_device *dev = x->dev;
   size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
   if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
+  if (convT_via_conv(g)) return lu_conv_bwd_weight(d, dy, x, dw, NULL, accumulate);
   float beta = accumulate ? 1.0f : 0.0f;
   if (g->kv == 1) {
     for (int n = 0; n < g->N; n++) {
@@ -203,5 +216,5 @@ lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const l
                               lu_tensor *db, int accumulate) {
   lu_conv_geom g;
   LU_TRY(lu_conv_check("convT_bwd_weight", d, 1, x, "x", dw, "dw", db, "db", dy, "dy", &g));
-  return ctx(convT_bwd_weight(&g, x, dy, dw, db, accumulate), "convT_bwd_weight", &g);
+  return ctx(convT_bwd_weight(d, &g, x, dy, dw, db, accumulate), "convT_bwd_weight", &g);
 }

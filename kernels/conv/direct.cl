@@ -111,6 +111,24 @@ inline void load_taps(__global const float *row, int ox0, int X, floatV *v) {
     v[2] = o;
     return;
   }
+#elif KX == 2 && PX == 0 && SX == 2
+  // kernel == stride 2, no padding (the transposed conv's backward passes): even / odd lanes
+  if (2 * ox0 + 2 * VX <= X) {
+#if VX == 16
+    const float16 lo = vload16(0, row + 2 * ox0), hi = vload16(0, row + 2 * ox0 + 16);
+    v[0] = (float16)(lo.even, hi.even);
+    v[1] = (float16)(lo.odd, hi.odd);
+#elif VX == 8
+    const float16 w2 = vload16(0, row + 2 * ox0);
+    v[0] = w2.even;
+    v[1] = w2.odd;
+#else
+    const float8 w2 = vload8(0, row + 2 * ox0);
+    v[0] = w2.even;
+    v[1] = w2.odd;
+#endif
+    return;
+  }
 #endif
 #pragma unroll
   for (int c = 0; c < KX; c++) v[c] = load_row(row, ox0 * SX - PX + c, X);
