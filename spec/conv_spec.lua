@@ -125,6 +125,9 @@ local convT_cases = {
   { n = 2, cin = 4, cout = 7, x = { 5, 7 }, stride = { 2, 2 } },
   { n = 3, cin = 3, cout = 5, x = { 2, 3, 3 }, stride = { 1, 1, 1 } },
   { n = 2, cin = 9, cout = 2, x = { 6, 5 }, stride = { 2, 1 }, nobias = true },
+  -- wide rows: backward weight runs the direct wgrad kernel's 16- and 8-lane even/odd tap loads
+  { n = 1, cin = 3, cout = 2, x = { 2, 3, 21 }, stride = { 2, 2, 2 } },
+  { n = 2, cin = 2, cout = 3, x = { 3, 10 }, stride = { 2, 2 } },
 }
 
 describe("conv", function()

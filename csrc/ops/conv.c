@@ -28,6 +28,9 @@
 #ifndef LU_CONV_COBW
 #define LU_CONV_COBW 8 /* output channels per work-item in the direct weight-gradient kernel */
 #endif
+#ifndef LU_CONV_WGRAD_VX
+#define LU_CONV_WGRAD_VX 16 /* widest x vector in the weight-gradient kernel (16 measured faster there) */
+#endif
 #ifndef LU_CONV_VX
 #define LU_CONV_VX 8 /* widest x vector per work-item (16 measured slower on AVX-512 PoCL: register spills) */
 #endif
@@ -361,11 +364,12 @@ static int env_int(const char *name, int dflt) {
 }
 
 /* Lanes per work-item along x ($LUNET_CONV_VX caps it, for tuning). */
-static int pick_vx(int ox) {
-  int cap = env_int("LUNET_CONV_VX", LU_CONV_VX);
+static int pick_vx_cap(int ox, int cap) {
   int v = ox >= 16 ? 16 : ox >= 8 ? 8 : 4;
   return v > cap ? (cap >= 8 ? 8 : 4) : v;
 }
+
+static int pick_vx(int ox) { return pick_vx_cap(ox, env_int("LUNET_CONV_VX", LU_CONV_VX)); }
 
 /* Build options for direct.cl: every kernel of one geometry and lane count shares one program build. */
 static void direct_opts(const int *k, const int *s, const int *p, int vx, char *buf, size_t n) {
@@ -399,7 +403,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
 
 static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                                   lu_tensor *dw, int accumulate) {
-  int vx = pick_vx(g->OX), cobw = env_int("LUNET_CONV_COBW", LU_CONV_COBW);
+  int vx = pick_vx_cap(g->OX, env_int("LUNET_CONV_WGRAD_VX", LU_CONV_WGRAD_VX));
+  int cobw = env_int("LUNET_CONV_COBW", LU_CONV_COBW);
   char opts[240];
   direct_opts(g->k, g->s, g->p, vx, opts, sizeof opts);
   cl_kernel k, kr;
