@@ -226,19 +226,8 @@ lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, in
 
 /* ---- tiling ---- */
 
-typedef struct tile {
-  int n0, nb;     /* samples [n0, n0 + nb) */
-  int r0, nrows;  /* output rows [r0, r0 + nrows) of each sample; whole = all rows */
-  int whole;      /* tile covers whole samples */
-} tile;
-
-typedef struct tiler {
-  int N, rows, rows_per_tile, samples_per_tile;
-  int n, r; /* cursor */
-} tiler;
-
 /* Plans tiles for a per-output-row cost of `row_floats` workspace floats. */
-static void tiler_init(tiler *t, int N, int rows, size_t row_floats) {
+void lu_conv_tiler_init(lu_conv_tiler *t, int N, int rows, size_t row_floats) {
   size_t budget = lu_conv_workspace_bytes() / sizeof(float);
   size_t rpt = row_floats ? budget / row_floats : (size_t)rows;
   if (rpt < 1) rpt = 1;
@@ -258,7 +247,7 @@ static void tiler_init(tiler *t, int N, int rows, size_t row_floats) {
   t->r = 0;
 }
 
-static int tiler_next(tiler *t, tile *o) {
+int lu_conv_tiler_next(lu_conv_tiler *t, lu_conv_tile *o) {
   if (t->n >= t->N) return 0;
   o->n0 = t->n;
   if (t->rows_per_tile == t->rows) {
@@ -287,7 +276,7 @@ static int is_pointwise(const lu_conv_geom *g) {
   return g->kv == 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1;
 }
 
-static lu_status run_im2col(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, cl_mem col, const tile *t) {
+static lu_status run_im2col(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, cl_mem col, const lu_conv_tile *t) {
   char opts[160];
   geom_opts(g, opts, sizeof opts);
   cl_kernel k;
@@ -303,7 +292,7 @@ static lu_status run_im2col(lu_device *dev, const lu_conv_geom *g, const lu_tens
 }
 
 /* Input rows (iz * Y + iy) that output rows [r0, r0 + nrows) read. */
-static void input_rows(const lu_conv_geom *g, const tile *t, int *ir0, int *nir) {
+static void input_rows(const lu_conv_geom *g, const lu_conv_tile *t, int *ir0, int *nir) {
   if (t->whole) { *ir0 = 0; *nir = g->Z * g->Y; return; }
   int ra = t->r0, rb = t->r0 + t->nrows - 1;
   int oza = ra / g->OY, ozb = rb / g->OY;
@@ -322,7 +311,7 @@ static void input_rows(const lu_conv_geom *g, const tile *t, int *ir0, int *nir)
   if (*nir < 0) *nir = 0;
 }
 
-static lu_status run_col2im(lu_device *dev, const lu_conv_geom *g, lu_tensor *dx, cl_mem col, const tile *t,
+static lu_status run_col2im(lu_device *dev, const lu_conv_geom *g, lu_tensor *dx, cl_mem col, const lu_conv_tile *t,
                             int accumulate) {
   char opts[160];
   geom_opts(g, opts, sizeof opts);
@@ -457,14 +446,14 @@ static lu_status conv_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_te
   if (is_pointwise(g))
     return lu_sgemm_strided_batched(dev, 0, 0, Cout, OS, K, 1.0f, w->buf, 0, K, 0, x->buf, 0, S, K * S, 1.0f, y->buf,
                                     0, OS, Cout * OS, (size_t)g->N);
-  tiler tl;
-  tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
+  lu_conv_tiler tl;
+  lu_conv_tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
   size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->OX * K * sizeof(float);
   cl_mem col;
   LU_TRY(lu_buffer_alloc(dev, cap, &col));
   lu_status st = LU_OK;
-  tile t;
-  while (st == LU_OK && tiler_next(&tl, &t)) {
+  lu_conv_tile t;
+  while (st == LU_OK && lu_conv_tiler_next(&tl, &t)) {
     size_t Pt = (size_t)t.nrows * g->OX;
     st = run_im2col(dev, g, x, col, &t);
     if (st != LU_OK) break;
@@ -537,16 +526,16 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
   if (is_pointwise(g))
     return lu_sgemm_strided_batched(dev, 1, 0, Cin, S, Cout, 1.0f, w->buf, 0, K, 0, dy->buf, 0, OS, Cout * OS, 0.0f,
                                     dx->buf, 0, S, Cin * S, (size_t)g->N);
-  tiler tl;
-  tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
+  lu_conv_tiler tl;
+  lu_conv_tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
   int partial = tl.rows_per_tile < tl.rows;
   if (partial) LU_TRY(lu_fill(dx, 0.0f));
   size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->OX * K * sizeof(float);
   cl_mem col;
   LU_TRY(lu_buffer_alloc(dev, cap, &col));
   lu_status st = LU_OK;
-  tile t;
-  while (st == LU_OK && tiler_next(&tl, &t)) {
+  lu_conv_tile t;
+  while (st == LU_OK && lu_conv_tiler_next(&tl, &t)) {
     size_t Pt = (size_t)t.nrows * g->OX;
     size_t dyoff = (size_t)t.n0 * Cout * OS + (size_t)t.r0 * g->OX;
     if (t.nb == 1)
@@ -583,14 +572,14 @@ static lu_status conv_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, cons
     }
     return LU_OK;
   }
-  tiler tl;
-  tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
+  lu_conv_tiler tl;
+  lu_conv_tiler_init(&tl, g->N, g->OZ * g->OY, K * g->OX);
   size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->OX * K * sizeof(float);
   cl_mem col;
   LU_TRY(lu_buffer_alloc(dev, cap, &col));
   lu_status st = LU_OK;
-  tile t;
-  while (st == LU_OK && tiler_next(&tl, &t)) {
+  lu_conv_tile t;
+  while (st == LU_OK && lu_conv_tiler_next(&tl, &t)) {
     size_t Pt = (size_t)t.nrows * g->OX;
     st = run_im2col(dev, g, x, col, &t);
     for (int j = 0; st == LU_OK && j < t.nb; j++) {

@@ -15,47 +15,8 @@
 
 #define CONVT_FILE "convT/convT.cl"
 
-typedef struct ttile { int n0, nb, r0, nrows; } ttile;
-typedef struct ttiler { int N, rows, rpt, spt, n, r; } ttiler;
-
-static void ttiler_init(ttiler *t, int N, int rows, size_t row_floats) {
-  size_t budget = lu_conv_workspace_bytes() / sizeof(float);
-  size_t rpt = row_floats ? budget / row_floats : (size_t)rows;
-  if (rpt < 1) rpt = 1;
-  t->N = N;
-  t->rows = rows;
-  if (rpt >= (size_t)rows) {
-    t->rpt = rows;
-    size_t spt = rpt / (size_t)rows;
-    t->spt = spt > (size_t)N ? N : (int)spt;
-  } else {
-    int ntiles = (int)((rows + rpt - 1) / rpt);
-    t->rpt = (rows + ntiles - 1) / ntiles;
-    t->spt = 1;
-  }
-  t->n = t->r = 0;
-}
-
-static int ttiler_next(ttiler *t, ttile *o) {
-  if (t->n >= t->N) return 0;
-  o->n0 = t->n;
-  if (t->rpt == t->rows) {
-    o->nb = t->N - t->n < t->spt ? t->N - t->n : t->spt;
-    o->r0 = 0;
-    o->nrows = t->rows;
-    t->n += o->nb;
-    return 1;
-  }
-  o->nb = 1;
-  o->r0 = t->r;
-  o->nrows = t->rows - t->r < t->rpt ? t->rows - t->r : t->rpt;
-  t->r += o->nrows;
-  if (t->r >= t->rows) { t->r = 0; t->n++; }
-  return 1;
-}
-
 static lu_status shuffle(lu_device *dev, const lu_conv_geom *g, int scatter, cl_mem y, cl_mem t, const lu_tensor *b,
-                         const ttile *tl) {
+                         const lu_conv_tile *tl) {
   char opts[96];
   snprintf(opts, sizeof opts, "-DSZ=%d -DSY=%d -DSX=%d", g->s[0], g->s[1], g->s[2]);
   cl_kernel k;
@@ -107,13 +68,13 @@ static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_t
   if (LU_ARG(kt, 0, wt) | LU_ARG(kt, 1, mw) | LU_ARG(kt, 2, cin) | LU_ARG(kt, 3, m)) st = lu_fail(LU_ECL, "transpose args");
   size_t gt[2] = {M, Cin};
   if (st == LU_OK) st = lu_launch(dev, kt, 2, gt, NULL, "convT transpose");
-  ttiler tl;
-  ttiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
-  size_t cap = (size_t)tl.spt * tl.rpt * g->X * M * sizeof(float);
+  lu_conv_tiler tl;
+  lu_conv_tiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
+  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->X * M * sizeof(float);
   cl_mem t = NULL;
   if (st == LU_OK) st = lu_buffer_alloc(dev, cap, &t);
-  ttile tt;
-  while (st == LU_OK && ttiler_next(&tl, &tt)) {
+  lu_conv_tile tt;
+  while (st == LU_OK && lu_conv_tiler_next(&tl, &tt)) {
     size_t Pt = (size_t)tt.nrows * g->X, xoff = (size_t)tt.n0 * Cin * S + (size_t)tt.r0 * g->X;
     if (tt.nb == 1)
       st = lu_sgemm(dev, 0, 0, M, Pt, Cin, 1.0f, wt, 0, Cin, x->buf, xoff, S, 0.0f, t, 0, Pt);
@@ -150,14 +111,14 @@ static lu_status convT_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, cons
   if (g->kv == 1)
     return lu_sgemm_strided_batched(dev, 0, 0, Cin, S, M, 1.0f, w->buf, 0, M, 0, dy->buf, 0, OS, M * OS, 0.0f,
                                     dx->buf, 0, S, Cin * S, (size_t)g->N);
-  ttiler tl;
-  ttiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
-  size_t cap = (size_t)tl.spt * tl.rpt * g->X * M * sizeof(float);
+  lu_conv_tiler tl;
+  lu_conv_tiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
+  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->X * M * sizeof(float);
   cl_mem t;
   LU_TRY(lu_buffer_alloc(dev, cap, &t));
   lu_status st = LU_OK;
-  ttile tt;
-  while (st == LU_OK && ttiler_next(&tl, &tt)) {
+  lu_conv_tile tt;
+  while (st == LU_OK && lu_conv_tiler_next(&tl, &tt)) {
     size_t Pt = (size_t)tt.nrows * g->X, xoff = (size_t)tt.n0 * Cin * S + (size_t)tt.r0 * g->X;
     st = shuffle(dev, g, 0, dy->buf, t, NULL, &tt);
     if (st != LU_OK) break;
@@ -192,14 +153,14 @@ static lu_status convT_bwd_weight(const lu_conv_desc *d, const lu_conv_geom *g, 
     }
     return LU_OK;
   }
-  ttiler tl;
-  ttiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
-  size_t cap = (size_t)tl.spt * tl.rpt * g->X * M * sizeof(float);
+  lu_conv_tiler tl;
+  lu_conv_tiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
+  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->X * M * sizeof(float);
   cl_mem t;
   LU_TRY(lu_buffer_alloc(dev, cap, &t));
   lu_status st = LU_OK;
-  ttile tt;
-  while (st == LU_OK && ttiler_next(&tl, &tt)) {
+  lu_conv_tile tt;
+  while (st == LU_OK && lu_conv_tiler_next(&tl, &tt)) {
     size_t Pt = (size_t)tt.nrows * g->X;
     st = shuffle(dev, g, 0, dy->buf, t, NULL, &tt);
     for (int j = 0; st == LU_OK && j < tt.nb; j++) {

@@ -28,4 +28,21 @@ lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, in
 /* Workspace budget in bytes: $LUNET_CONV_WORKSPACE_KB or LU_CONV_WORKSPACE_MB (64 MiB). */
 size_t lu_conv_workspace_bytes(void);
 
+/* Tiles of whole samples or of consecutive rows of one sample, sized so a tile's workspace
+ * (row_floats per row) fits lu_conv_workspace_bytes(): the GEMM paths of conv and convT use it. */
+typedef struct lu_conv_tile {
+  int n0, nb;     /* samples [n0, n0 + nb) */
+  int r0, nrows;  /* rows [r0, r0 + nrows) of each sample */
+  int whole;      /* tile covers whole samples */
+} lu_conv_tile;
+
+typedef struct lu_conv_tiler {
+  int N, rows, rows_per_tile, samples_per_tile;
+  int n, r; /* cursor */
+} lu_conv_tiler;
+
+void lu_conv_tiler_init(lu_conv_tiler *t, int N, int rows, size_t row_floats);
+/* Next tile into *o; 0 when done. */
+int lu_conv_tiler_next(lu_conv_tiler *t, lu_conv_tile *o);
+
 #endif
