@@ -33,6 +33,7 @@ predict.export(logits, props, plans, configuration, label_info, opts) -> seg, pr
 ]==]
 local core = require "lunet.core"
 local json = require "lunet.json"
+local term = require "lunet.term"
 local paths = require "lunet.paths"
 
 local M = {}
@@ -410,15 +411,6 @@ end
 
 -- ------------------------------------------------------------------------------------------------ folders
 
-local function is_tty()
-  local ok, r = pcall(function()
-    local p = io.popen("test -t 2 && echo y || echo n")
-    local s = p:read("a")
-    p:close()
-    return s
-  end)
-  return ok and r:match("y") ~= nil
-end
 
 local function bar(n, total, w)
   local fill = total > 0 and math.floor(w * n / total) or w
@@ -487,7 +479,7 @@ function M.folder(o)
     prev_stage_predictions = prev_dir or json.null,
   })
   local progress = o.progress
-  if progress == nil then progress = is_tty() end
+  if progress == nil then progress = term.stderr_is_tty() end
   local ids = {}
   local ncase = #cases
   local tm = {}

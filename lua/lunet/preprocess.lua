@@ -21,6 +21,7 @@
 ]]
 local core = require "lunet.core"
 local json = require "lunet.json"
+local term = require "lunet.term"
 local paths = require "lunet.paths"
 
 local M = {}
@@ -206,11 +207,6 @@ local function file_ok(case_base)
   return (pcall(json.decode, s))
 end
 
-local function fmt_time(s)
-  s = math.max(0, math.floor(s + 0.5))
-  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
-  return string.format("%02d:%02d", s // 60, s % 60)
-end
 
 local function progress_bar(label, total, enabled)
   local t0 = os.time()
@@ -222,22 +218,13 @@ local function progress_bar(label, total, enabled)
     local w = 30
     local fill = total > 0 and math.floor(w * done / total) or w
     io.stderr:write(string.format("\r%s [%s%s] %d/%d  elapsed %s  ETA %s ", label, string.rep("#", fill),
-      string.rep(".", w - fill), done, total, fmt_time(el), done > 0 and fmt_time(eta) or "--:--"))
+      string.rep(".", w - fill), done, total, term.fmt_duration(el), done > 0 and term.fmt_duration(eta) or "--:--"))
     if done == total then io.stderr:write("\n") end
     io.stderr:flush()
   end
   return draw, clock0
 end
 
-local function is_tty()
-  local ok, r = pcall(function()
-    local p = io.popen("test -t 2 && echo y || echo n")
-    local s = p:read("a")
-    p:close()
-    return s
-  end)
-  return ok and r:match("y") ~= nil
-end
 
 function M.run(ds, plans, cfgs, opts)
   opts = opts or {}
@@ -246,7 +233,7 @@ function M.run(ds, plans, cfgs, opts)
   if type(cfgs) == "string" then cfgs = { cfgs } end
   local threads = opts.threads or 2
   local progress = opts.progress
-  if progress == nil then progress = is_tty() end
+  if progress == nil then progress = term.stderr_is_tty() end
   local out_root = opts.out_root or paths.preprocessed_dataset(ds.name)
   local summary = {}
   -- gt_segmentations: copies of the training labels (used by evaluation), as nnU-Net writes them

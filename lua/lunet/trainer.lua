@@ -26,6 +26,7 @@ nnU-Net does, so a resumed run draws exactly the batches the uninterrupted run w
 ]]
 local core = require "lunet.core"
 local json = require "lunet.json"
+local term = require "lunet.term"
 local paths = require "lunet.paths"
 local clock = require "lunet.clock"
 
@@ -111,19 +112,7 @@ local function wall_clock()
   return function() return w0 + (clock.now() - m0) end
 end
 
-local function is_tty()
-  local p = io.popen("test -t 2 && echo y || echo n")
-  if not p then return false end
-  local s = p:read("a")
-  p:close()
-  return s:match("y") ~= nil
-end
 
-local function fmt_time(s)
-  s = math.max(0, math.floor(s + 0.5))
-  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
-  return string.format("%02d:%02d", s // 60, s % 60)
-end
 
 local function round(x, d)
   if x ~= x then return x end
@@ -209,7 +198,7 @@ local function progress(enabled, label, total)
     local w = 30
     local fill = total > 0 and math.floor(w * done / total) or w
     io.stderr:write(string.format("\r%s [%s%s] %d/%d %.2f it/s  %s<%s %s ", label, string.rep("#", fill),
-      string.rep(".", w - fill), done, total, rate, fmt_time(el), done > 0 and fmt_time(eta) or "--:--", extra or ""))
+      string.rep(".", w - fill), done, total, rate, term.fmt_duration(el), done > 0 and term.fmt_duration(eta) or "--:--", extra or ""))
     if done >= total then io.stderr:write("\n") end
     io.stderr:flush()
   end
@@ -442,7 +431,7 @@ function M.train(o)
 
   local show = o.progress
   local tty = false
-  if show ~= false then tty = is_tty() end
+  if show ~= false then tty = term.stderr_is_tty() end
   if show == nil then show = true end
   local logger = new_logger(folder, o.quiet)
 
