@@ -2,26 +2,13 @@
 #include "cl/program.h"
 #include "ops/nn.h"
 
-/* N, C and S (product of the axes after the channel axis) of an (N, C, ...) tensor. */
-static lu_status ncs(const lu_tensor *t, const char *op, const char *arg, int64_t *n, int64_t *c, int64_t *s) {
-  if (t->ndim < 2) {
-    char b[96];
-    return lu_fail(LU_EARG, "%s: %s has shape %s, expected (N, C, ...)", op, arg, lu_shape_str(t->ndim, t->shape, b, sizeof b));
-  }
-  *n = t->shape[0];
-  *c = t->shape[1];
-  *s = 1;
-  for (int i = 2; i < t->ndim; i++) *s *= t->shape[i];
-  return LU_OK;
-}
-
 lu_status lu_copy_channels(lu_tensor *dst, int64_t dst_c0, const lu_tensor *src, int64_t src_c0, int64_t nc,
                            int accumulate) {
   LU_TRY(lu_check_device_tensor(dst, LU_F32, "copy_channels", "dst"));
   LU_TRY(lu_check_device_tensor(src, LU_F32, "copy_channels", "src"));
   int64_t dn = 0, dc = 0, ds = 0, sn = 0, sc = 0, ss = 0;
-  LU_TRY(ncs(dst, "copy_channels", "dst", &dn, &dc, &ds));
-  LU_TRY(ncs(src, "copy_channels", "src", &sn, &sc, &ss));
+  LU_TRY(lu_shape_ncs(dst, "copy_channels", "dst", &dn, &dc, &ds));
+  LU_TRY(lu_shape_ncs(src, "copy_channels", "src", &sn, &sc, &ss));
   char a[96], b[96];
   if (dn != sn || ds != ss || dst->dev != src->dev)
     return lu_fail(LU_EARG, "copy_channels: dst %s and src %s differ in batch or spatial size%s",
@@ -52,9 +39,9 @@ lu_status lu_concat_channels(lu_tensor *out, const lu_tensor *a, const lu_tensor
   LU_TRY(lu_check_device_tensor(a, LU_F32, "concat", "a"));
   LU_TRY(lu_check_device_tensor(b, LU_F32, "concat", "b"));
   int64_t on = 0, oc = 0, os = 0, an = 0, ac = 0, as = 0, bn = 0, bc = 0, bs = 0;
-  LU_TRY(ncs(out, "concat", "out", &on, &oc, &os));
-  LU_TRY(ncs(a, "concat", "a", &an, &ac, &as));
-  LU_TRY(ncs(b, "concat", "b", &bn, &bc, &bs));
+  LU_TRY(lu_shape_ncs(out, "concat", "out", &on, &oc, &os));
+  LU_TRY(lu_shape_ncs(a, "concat", "a", &an, &ac, &as));
+  LU_TRY(lu_shape_ncs(b, "concat", "b", &bn, &bc, &bs));
   if (oc != ac + bc) {
     char s1[96], s2[96], s3[96];
     return lu_fail(LU_EARG, "concat: out %s cannot hold a %s and b %s along channels",
@@ -68,9 +55,9 @@ lu_status lu_concat_channels(lu_tensor *out, const lu_tensor *a, const lu_tensor
 lu_status lu_split_channels(const lu_tensor *in, lu_tensor *da, lu_tensor *db, int accumulate) {
   LU_TRY(lu_check_device_tensor(in, LU_F32, "split", "in"));
   int64_t n = 0, c = 0, s = 0, ac = 0, bc = 0, t1 = 0, t2 = 0;
-  LU_TRY(ncs(in, "split", "in", &n, &c, &s));
-  if (da) { LU_TRY(lu_check_device_tensor(da, LU_F32, "split", "da")); LU_TRY(ncs(da, "split", "da", &t1, &ac, &t2)); }
-  if (db) { LU_TRY(lu_check_device_tensor(db, LU_F32, "split", "db")); LU_TRY(ncs(db, "split", "db", &t1, &bc, &t2)); }
+  LU_TRY(lu_shape_ncs(in, "split", "in", &n, &c, &s));
+  if (da) { LU_TRY(lu_check_device_tensor(da, LU_F32, "split", "da")); LU_TRY(lu_shape_ncs(da, "split", "da", &t1, &ac, &t2)); }
+  if (db) { LU_TRY(lu_check_device_tensor(db, LU_F32, "split", "db")); LU_TRY(lu_shape_ncs(db, "split", "db", &t1, &bc, &t2)); }
   if (!da && db) ac = c - bc;
   if (ac + (db ? bc : c - ac) != c) {
     char s1[96];

@@ -15,6 +15,18 @@ lu_status lu_check_device_tensor(const lu_tensor *t, lu_dtype dt, const char *op
   return LU_OK;
 }
 
+lu_status lu_shape_ncs(const lu_tensor *t, const char *op, const char *arg, int64_t *n, int64_t *c, int64_t *s) {
+  if (t->ndim < 2) {
+    char b[96];
+    return lu_fail(LU_EARG, "%s: %s has shape %s, expected (N, C, ...)", op, arg, lu_shape_str(t->ndim, t->shape, b, sizeof b));
+  }
+  *n = t->shape[0];
+  *c = t->shape[1];
+  *s = 1;
+  for (int i = 2; i < t->ndim; i++) *s *= t->shape[i];
+  return LU_OK;
+}
+
 size_t lu_global_1d(size_t n, size_t wg) { return (n + wg - 1) / wg * wg; }
 
 static lu_status same_shape(const char *op, const lu_tensor *a, const lu_tensor *b) {

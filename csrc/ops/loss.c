@@ -11,18 +11,6 @@
 
 #define LOSS_WG 256
 
-static lu_status ncs(const lu_tensor *t, const char *op, const char *arg, int64_t *n, int64_t *c, int64_t *s) {
-  if (t->ndim < 2) {
-    char b[96];
-    return lu_fail(LU_EARG, "%s: %s has shape %s, expected (N, C, ...)", op, arg, lu_shape_str(t->ndim, t->shape, b, sizeof b));
-  }
-  *n = t->shape[0];
-  *c = t->shape[1];
-  *s = 1;
-  for (int i = 2; i < t->ndim; i++) *s *= t->shape[i];
-  return LU_OK;
-}
-
 static size_t loss_wg(const lu_device *dev) {
   size_t wg = dev->is_cpu ? 64 : LOSS_WG; /* measured on PoCL: 64 beats 256 */
   const char *e = getenv("LUNET_LOSS_WG");
@@ -39,7 +27,7 @@ static lu_status softmax_like(const char *op, const char *kname, int log_out, lu
   LU_TRY(lu_check_device_tensor(a, LU_F32, op, "in"));
   if (b) LU_TRY(lu_check_device_tensor(b, LU_F32, op, "dy"));
   int64_t N = 0, C = 0, S = 0;
-  LU_TRY(ncs(a, op, "in", &N, &C, &S));
+  LU_TRY(lu_shape_ncs(a, op, "in", &N, &C, &S));
   if (lu_tensor_numel(y) != N * C * S || (b && lu_tensor_numel(b) != N * C * S) || y->dev != a->dev ||
       (b && b->dev != a->dev)) {
     char s1[96], s2[96];
@@ -118,8 +106,8 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   if (target->dtype != LU_I32 && target->dtype != LU_F32)
     return lu_fail(LU_EARG, "%s: target has dtype %s, expected int32 or float32", op, lu_dtype_name(target->dtype));
   int64_t N = 0, C = 0, S = 0, TN = 0, TC = 0, TS = 0;
-  LU_TRY(ncs(logits, op, "logits", &N, &C, &S));
-  LU_TRY(ncs(target, op, "target", &TN, &TC, &TS));
+  LU_TRY(lu_shape_ncs(logits, op, "logits", &N, &C, &S));
+  LU_TRY(lu_shape_ncs(target, op, "target", &TN, &TC, &TS));
   int64_t want_tc = o->regions ? C + (o->has_ignore ? 1 : 0) : 1;
   char s1[96], s2[96];
   lu_shape_str(logits->ndim, logits->shape, s1, sizeof s1);
