@@ -241,16 +241,23 @@ static void push_info(lua_State *L, lu_pp_result *res, int has_seg) {
   }
 }
 
-static int l_run_case(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int nimg = (int)lua_rawlen(L, 1);
-  if (nimg < 1 || nimg > LU_PP_MAX_CHANNELS) return luaL_argerror(L, 1, "expected 1..64 image tensors");
-  const lu_tensor *imgs[LU_PP_MAX_CHANNELS];
+/* The list of image tensors at idx (1..LU_PP_MAX_CHANNELS of them) into imgs; returns the count. The
+ * tensors stay referenced by the table, so the pointers live as long as it does. */
+static int check_images(lua_State *L, int idx, const lu_tensor **imgs) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int nimg = (int)lua_rawlen(L, idx);
+  if (nimg < 1 || nimg > LU_PP_MAX_CHANNELS) luaL_argerror(L, idx, "expected 1..64 image tensors");
   for (int i = 0; i < nimg; i++) {
-    lua_rawgeti(L, 1, i + 1);
+    lua_rawgeti(L, idx, i + 1);
     imgs[i] = lu_lua_check_tensor(L, -1);
-    lua_pop(L, 1); /* still referenced by the table at 1 */
+    lua_pop(L, 1);
   }
+  return nimg;
+}
+
+static int l_run_case(lua_State *L) {
+  const lu_tensor *imgs[LU_PP_MAX_CHANNELS];
+  int nimg = check_images(L, 1, imgs);
   const lu_tensor *seg = lua_isnoneornil(L, 2) ? NULL : lu_lua_check_tensor(L, 2);
   double spacing[3];
   lua_pushvalue(L, 3);
@@ -410,15 +417,8 @@ static int l_pool(lua_State *L) {
 static int l_pool_submit(lua_State *L) {
   lu_pp_pool **p = check_pool(L, 1);
   lua_Integer tag = luaL_checkinteger(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  int nimg = (int)lua_rawlen(L, 3);
-  if (nimg < 1 || nimg > LU_PP_MAX_CHANNELS) return luaL_argerror(L, 3, "expected 1..64 image tensors");
   const lu_tensor *imgs[LU_PP_MAX_CHANNELS];
-  for (int i = 0; i < nimg; i++) {
-    lua_rawgeti(L, 3, i + 1);
-    imgs[i] = lu_lua_check_tensor(L, -1);
-    lua_pop(L, 1);
-  }
+  int nimg = check_images(L, 3, imgs);
   const lu_tensor *seg = lua_isnoneornil(L, 4) ? NULL : lu_lua_check_tensor(L, 4);
   double spacing[3];
   if (check_nums(L, 5, spacing, 3, "spacing") != 3) return luaL_error(L, "spacing: expected 3 numbers");
