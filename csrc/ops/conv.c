@@ -32,7 +32,7 @@
 #define LU_CONV_WGRAD_VX 16 /* widest x vector in the weight-gradient kernel (16 measured faster there) */
 #endif
 #ifndef LU_CONV_VX
-#define LU_CONV_VX 8 /* widest x vector per work-item (16 measured slower on AVX-512 PoCL: register spills) */
+#define LU_CONV_VX 16 /* widest x vector per work-item (16 lanes = one AVX-512 register on PoCL) */
 #endif
 
 #define CONV_FILE "conv/conv.cl"
@@ -368,22 +368,36 @@ static void direct_opts(const int *k, const int *s, const int *p, int vx, char *
 }
 
 /* y (N, Cout, OZ, OY, OX) = direct conv of x (N, Cin, Z, Y, X) with weights w (Cout, Cin, k...) using
- * geometry k, s, p (already set for the pass). */
+ * geometry k, s, p (already set for the pass). flip: w is (Cin, Cout, k...) and is used flipped and
+ * transposed (the stride-1 backward-data pass). The weights are packed per COB block first. */
 static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX,
-                            const int *k, const int *s, const int *p, cl_mem x, cl_mem w, const lu_tensor *b,
+                            const int *k, const int *s, const int *p, cl_mem x, cl_mem w, int flip, const lu_tensor *b,
                             cl_mem y) {
   int vx = pick_vx(OX), cob = env_int("LUNET_CONV_COB", LU_CONV_COB);
   char opts[240];
   direct_opts(k, s, p, vx, opts, sizeof opts);
-  cl_kernel kk;
+  cl_kernel kp, kk;
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_direct", opts, &kk));
+  int ncb = (Cout + cob - 1) / cob;
+  size_t kv = (size_t)k[0] * k[1] * k[2], wn = (size_t)ncb * cob * Cin * kv, wbytes = wn * sizeof(float);
+  cl_mem wp;
+  LU_TRY(lu_buffer_alloc(dev, wbytes, &wp));
+  lu_status st = LU_OK;
+  if (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout) | LU_ARG(kp, 4, flip))
+    st = lu_fail(LU_ECL, "pack_weights args");
+  if (st == LU_OK) st = lu_launch(dev, kp, 1, &wn, NULL, "pack_weights");
   cl_mem mb = b ? b->buf : w;
   int hb = b != NULL;
-  LU_CL_CHECK(LU_ARG(kk, 0, x) | LU_ARG(kk, 1, w) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
-                  LU_ARG(kk, 5, Cin) | LU_ARG(kk, 6, Cout) | LU_ARG(kk, 7, Z) | LU_ARG(kk, 8, Y) | LU_ARG(kk, 9, X) |
-                  LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX), "conv_direct args");
-  size_t gl[3] = {(size_t)(OX + vx - 1) / vx, (size_t)OZ * OY, (size_t)N * ((Cout + cob - 1) / cob)};
-  return lu_launch(dev, kk, 3, gl, NULL, "conv_direct");
+  if (st == LU_OK &&
+      (LU_ARG(kk, 0, x) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
+       LU_ARG(kk, 5, Cin) | LU_ARG(kk, 6, Cout) | LU_ARG(kk, 7, Z) | LU_ARG(kk, 8, Y) | LU_ARG(kk, 9, X) |
+       LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX)))
+    st = lu_fail(LU_ECL, "conv_direct args");
+  size_t gl[3] = {(size_t)((OX + vx - 1) / vx) * ncb, (size_t)OZ * OY, (size_t)N};
+  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, NULL, "conv_direct");
+  lu_buffer_release(dev, wp, wbytes);
+  return st;
 }
 
 #ifndef LU_CONV_WGRAD_CHUNK
@@ -440,7 +454,7 @@ static lu_status conv_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_te
   lu_device *dev = x->dev;
   if (use_direct(g, 0))
     return run_direct(dev, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, g->k, g->s, g->p, x->buf,
-                      w->buf, b, y->buf);
+                      w->buf, 0, b, y->buf);
   LU_TRY(lu_conv_bias_fill(y, b, g->N, g->Cout, g->OS));
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
   if (is_pointwise(g))
@@ -502,26 +516,9 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
   }
   if (!is_pointwise(g) && use_direct(g, 1)) {
     /* stride 1: dx = conv(dy, flipped transposed w) with padding k - 1 - p */
-    char opts[240];
     int pp[3] = {g->k[0] - 1 - g->p[0], g->k[1] - 1 - g->p[1], g->k[2] - 1 - g->p[2]};
-    direct_opts(g->k, g->s, pp, pick_vx(g->X), opts, sizeof opts);
-    cl_kernel k;
-    LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "flip_weights", opts, &k));
-    size_t wbytes = K * Cout * sizeof(float);
-    cl_mem wt;
-    LU_TRY(lu_buffer_alloc(dev, wbytes, &wt));
-    cl_mem mw = w->buf;
-    int cin = g->Cin, cout = g->Cout;
-    lu_status st = LU_OK;
-    if (LU_ARG(k, 0, wt) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, cin) | LU_ARG(k, 3, cout))
-      st = lu_fail(LU_ECL, "flip_weights args");
-    size_t gl = K * Cout;
-    if (st == LU_OK) st = lu_launch(dev, k, 1, &gl, NULL, "flip_weights");
-    if (st == LU_OK)
-      st = run_direct(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, pp, dy->buf, wt,
-                      NULL, dx->buf);
-    lu_buffer_release(dev, wt, wbytes);
-    return st;
+    return run_direct(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, pp, dy->buf,
+                      w->buf, 1, NULL, dx->buf);
   }
   if (is_pointwise(g))
     return lu_sgemm_strided_batched(dev, 1, 0, Cin, S, Cout, 1.0f, w->buf, 0, K, 0, dy->buf, 0, OS, Cout * OS, 0.0f,

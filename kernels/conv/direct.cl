@@ -68,64 +68,70 @@ inline floatV load_row(__global const float *row, int ix0, int X) {
   return vloadV(0, t);
 }
 
+#define intV CAT(int, VX)
 #if VX == 4
-#define SH_L (uint4)(4, 0, 1, 2)
-#define SH_R (uint4)(1, 2, 3, 4)
+#define LANES (int4)(0, 1, 2, 3)
 #elif VX == 8
-#define SH_L (uint8)(8, 0, 1, 2, 3, 4, 5, 6)
-#define SH_R (uint8)(1, 2, 3, 4, 5, 6, 7, 8)
+#define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
 #else
-#define SH_L (uint16)(16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
-#define SH_R (uint16)(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+#define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 #endif
 
-// The KX tap vectors of one input row for outputs ox0 .. ox0 + VX - 1. For the common 3-tap,
-// pad-1 rows (stride 1 or 2) one aligned load serves all taps: the shifted taps are lane shuffles
-// with the neighbouring element, so row edges cost no per-lane branches.
-inline void load_taps(__global const float *row, int ox0, int X, floatV *v) {
+// Lanes whose x position ix0 + l * step lies outside [0, X) become zero.
+inline floatV mask_x(floatV v, int ix0, int step, int X) {
+  const intV ix = (intV)(ix0) + LANES * step;
+  return select(v, (floatV)(0.0f), (ix < 0) | (ix >= X));
+}
+
+// The KX tap vectors of one input row for outputs ox0 .. ox0 + VX - 1. `room`: the buffer holds
+// the elements just before and after the span this row needs (true except at the very first and
+// last row of the buffer), so the shifted taps are plain unaligned loads whose lanes outside the
+// row are zeroed with a compare + select. (Building them with shuffles of one aligned load came out
+// of PoCL's LLVM as chains of 8-16 permutes per vector.)
+inline void load_taps(__global const float *row, int ox0, int X, int room, floatV *v) {
 #if KX == 3 && PX == 1 && SX == 1
-  if (ox0 + VX <= X) {
-    const floatV m = vloadV(0, row + ox0);
-    const float l = ox0 > 0 ? row[ox0 - 1] : 0.0f;
-    const float r = ox0 + VX < X ? row[ox0 + VX] : 0.0f;
-    v[0] = shuffle2(m, (floatV)(l), SH_L);
-    v[1] = m;
-    v[2] = shuffle2(m, (floatV)(r), SH_R);
+  if (room) {
+    v[0] = mask_x(vloadV(0, row + ox0 - 1), ox0 - 1, 1, X);
+    v[1] = mask_x(vloadV(0, row + ox0), ox0, 1, X);
+    v[2] = mask_x(vloadV(0, row + ox0 + 1), ox0 + 1, 1, X);
     return;
   }
 #elif KX == 3 && PX == 1 && SX == 2
-  if (2 * ox0 + 2 * VX <= X) {
+  if (room) {
 #if VX == 16
     const float16 lo = vload16(0, row + 2 * ox0), hi = vload16(0, row + 2 * ox0 + 16);
-    const float16 e = (float16)(lo.even, hi.even), o = (float16)(lo.odd, hi.odd);
+    const float16 lm = vload16(0, row + 2 * ox0 - 2), hm = vload16(0, row + 2 * ox0 + 14);
+    v[0] = mask_x((float16)(lm.odd, hm.odd), 2 * ox0 - 1, 2, X);
+    v[1] = mask_x((float16)(lo.even, hi.even), 2 * ox0, 2, X);
+    v[2] = mask_x((float16)(lo.odd, hi.odd), 2 * ox0 + 1, 2, X);
 #elif VX == 8
-    const float16 w2 = vload16(0, row + 2 * ox0);
-    const float8 e = w2.even, o = w2.odd;
+    const float16 w2 = vload16(0, row + 2 * ox0), wm = vload16(0, row + 2 * ox0 - 2);
+    v[0] = mask_x(wm.odd, 2 * ox0 - 1, 2, X);
+    v[1] = mask_x(w2.even, 2 * ox0, 2, X);
+    v[2] = mask_x(w2.odd, 2 * ox0 + 1, 2, X);
 #else
-    const float8 w2 = vload8(0, row + 2 * ox0);
-    const float4 e = w2.even, o = w2.odd;
+    const float8 w2 = vload8(0, row + 2 * ox0), wm = vload8(0, row + 2 * ox0 - 2);
+    v[0] = mask_x(wm.odd, 2 * ox0 - 1, 2, X);
+    v[1] = mask_x(w2.even, 2 * ox0, 2, X);
+    v[2] = mask_x(w2.odd, 2 * ox0 + 1, 2, X);
 #endif
-    const float l = ox0 > 0 ? row[2 * ox0 - 1] : 0.0f;
-    v[0] = shuffle2(o, (floatV)(l), SH_L);
-    v[1] = e;
-    v[2] = o;
     return;
   }
 #elif KX == 2 && PX == 0 && SX == 2
   // kernel == stride 2, no padding (the transposed conv's backward passes): even / odd lanes
-  if (2 * ox0 + 2 * VX <= X) {
+  if (room) {
 #if VX == 16
     const float16 lo = vload16(0, row + 2 * ox0), hi = vload16(0, row + 2 * ox0 + 16);
-    v[0] = (float16)(lo.even, hi.even);
-    v[1] = (float16)(lo.odd, hi.odd);
+    v[0] = mask_x((float16)(lo.even, hi.even), 2 * ox0, 2, X);
+    v[1] = mask_x((float16)(lo.odd, hi.odd), 2 * ox0 + 1, 2, X);
 #elif VX == 8
     const float16 w2 = vload16(0, row + 2 * ox0);
-    v[0] = w2.even;
-    v[1] = w2.odd;
+    v[0] = mask_x(w2.even, 2 * ox0, 2, X);
+    v[1] = mask_x(w2.odd, 2 * ox0 + 1, 2, X);
 #else
     const float8 w2 = vload8(0, row + 2 * ox0);
-    v[0] = w2.even;
-    v[1] = w2.odd;
+    v[0] = mask_x(w2.even, 2 * ox0, 2, X);
+    v[1] = mask_x(w2.odd, 2 * ox0 + 1, 2, X);
 #endif
     return;
   }
@@ -134,23 +140,50 @@ inline void load_taps(__global const float *row, int ox0, int X, floatV *v) {
   for (int c = 0; c < KX; c++) v[c] = load_row(row, ox0 * SX - PX + c, X);
 }
 
-// x (N, Cin, Z, Y, X), w (Cout, Cin, KZ, KY, KX), b (Cout) or unused, y (N, Cout, OZ, OY, OX).
-// global: (ceil(OX / VX), OZ * OY, N * ceil(Cout / COB)).
-__kernel void conv_direct(__global const float *restrict x, __global const float *restrict w,
+// Whether the buffer of `total` floats holds the elements a tap load of this row may touch:
+// from (row start + ox0 * SX - 2) to (row start + (ox0 + VX) * SX + 1).
+inline int has_room(size_t row_ofs, int ox0, size_t total) {
+  const size_t lo = row_ofs + (size_t)ox0 * SX;
+  return lo >= 2 && lo + (size_t)VX * SX + 2 <= total;
+}
+
+// Weights packed per block of COB output channels: wp[((cb * Cin + ci) * KV + t) * COB + j] is weight
+// (co = cb * COB + j, ci, tap t), zero for co >= Cout. The COB weights of one tap are then adjacent, so
+// the kernel addresses them from one pointer with constant offsets (one strided pointer per output
+// channel ran out of general registers and spilled). flip = 1 packs the flipped, transposed weights
+// of the stride-1 backward-data pass: w is then (Cin', Cout', KV) with Cin' = this conv's output count.
+// global: (ceil(Cout / COB) * Cin * KV * COB)
+__kernel void pack_weights(__global float *restrict wp, __global const float *restrict w, const int Cin,
+                           const int Cout, const int flip) {
+  const int i = get_global_id(0);
+  const int j = i % COB, t = (i / COB) % KV, rest = i / (COB * KV), ci = rest % Cin, co = (rest / Cin) * COB + j;
+  float v = 0.0f;
+  if (co < Cout) v = flip ? w[((size_t)ci * Cout + co) * KV + (KV - 1 - t)] : w[((size_t)co * Cin + ci) * KV + t];
+  wp[i] = v;
+}
+
+// x (N, Cin, Z, Y, X), wp packed as above, b (Cout) or unused, y (N, Cout, OZ, OY, OX). A work-item
+// computes VX consecutive outputs along x for COB output channels (COB vector accumulators; each
+// input vector is loaded once per tap and feeds COB FMAs with broadcast weights). The output-channel
+// block is the fastest-varying index, so the work-items that run one after another on a CPU core
+// read the same input rows from cache. (Two x vectors per work-item sharing each weight broadcast
+// measured slower on PoCL at every COB tried.) global: (ceil(OX / VX) * ceil(Cout / COB), OZ * OY, N).
+__kernel void conv_direct(__global const float *restrict x, __global const float *restrict wp,
                           __global const float *restrict b, const int has_bias, __global float *restrict y,
                           const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
                           const int OY, const int OX) {
-  const int ox0 = get_global_id(0) * VX, row = get_global_id(1), g = get_global_id(2);
-  const int ncb = (Cout + COB - 1) / COB;
-  const int n = g / ncb, co0 = (g % ncb) * COB;
+  const int ncb = (Cout + COB - 1) / COB, g0 = get_global_id(0), row = get_global_id(1), n = get_global_id(2);
+  const int ox0 = (g0 / ncb) * VX, cb = g0 % ncb, co0 = cb * COB;
   const int oz = row / OY, oy = row % OY;
   floatV acc[COB];
 #pragma unroll
   for (int j = 0; j < COB; j++) acc[j] = (floatV)(has_bias ? b[min(co0 + j, Cout - 1)] : 0.0f);
+  const size_t total = (size_t)get_global_size(2) * Cin * Z * Y * X;
   __global const float *xn = x + (size_t)n * Cin * Z * Y * X;
+  __global const float *wb = wp + (size_t)cb * Cin * KV * COB;
   for (int ci = 0; ci < Cin; ci++) {
     __global const float *xc = xn + (size_t)ci * Z * Y * X;
-    __global const float *wc = w + ((size_t)co0 * Cin + ci) * KV;
+    __global const float *wc = wb + (size_t)ci * KV * COB;
 #pragma unroll
     for (int a = 0; a < KZ; a++) {
       const int iz = oz * SZ - PZ + a;
@@ -161,16 +194,12 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
         if (iy < 0 || iy >= Y) continue;
         __global const float *xr = xc + ((size_t)iz * Y + iy) * X;
         floatV vt[KX];
-        load_taps(xr, ox0, X, vt);
+        load_taps(xr, ox0, X, has_room((size_t)(xr - x), ox0, total), vt);
 #pragma unroll
         for (int c = 0; c < KX; c++) {
-          const floatV v = vt[c];
-          const int tap = (a * KY + bb) * KX + c;
+          __global const float *wt = wc + ((a * KY + bb) * KX + c) * COB;
 #pragma unroll
-          for (int j = 0; j < COB; j++) {
-            const int co = min(co0 + j, Cout - 1) - co0;
-            acc[j] = fma(v, (floatV)(wc[(size_t)co * Cin * KV + tap]), acc[j]);
-          }
+          for (int j = 0; j < COB; j++) acc[j] = fma(vt[c], (floatV)(wt[j]), acc[j]);
         }
       }
     }
@@ -188,15 +217,6 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
       for (int l = 0; l < OX - ox0; l++) yr[(size_t)j * OS + l] = t[l];
     }
   }
-}
-
-// Flipped, transposed weights for backward data: wt[ci][co][t'] = w[co][ci][KV - 1 - t'].
-// global: (Cout * Cin * KV)
-__kernel void flip_weights(__global float *restrict wt, __global const float *restrict w, const int Cin,
-                           const int Cout) {
-  const int i = get_global_id(0);
-  const int t = i % KV, cc = i / KV, co = cc % Cout, ci = cc / Cout;
-  wt[i] = w[((size_t)co * Cin + ci) * KV + (KV - 1 - t)];
 }
 
 // ---- backward weight ----
@@ -223,7 +243,7 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
 #pragma unroll
     for (int c = 0; c < KX; c++) acc[j][c] = (floatV)(0.0f);
   const int total = N * OZ * OY, r0 = chunk * rows, r1 = min(r0 + rows, total);
-  const size_t OS = (size_t)OZ * OY * OX, S = (size_t)Z * Y * X;
+  const size_t OS = (size_t)OZ * OY * OX, S = (size_t)Z * Y * X, xtotal = (size_t)N * Cin * S;
   for (int r = r0; r < r1; r++) {
     const int n = r / (OZ * OY), rr = r % (OZ * OY), oz = rr / OY, oy = rr % OY;
     const int iz = oz * SZ - PZ + a, iy = oy * SY - PY + bb;
@@ -244,7 +264,7 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
         }
       }
       floatV vt[KX];
-      load_taps(xr, ox0, X, vt);
+      load_taps(xr, ox0, X, has_room((size_t)(xr - x), ox0, xtotal), vt);
 #pragma unroll
       for (int c = 0; c < KX; c++) {
         const floatV v = vt[c];
