@@ -1,8 +1,9 @@
 /* Transposed convolution with kernel == stride (nnU-Net's upsampling) as GEMM + scatter/gather.
  * Each input voxel produces a disjoint stride-sized block of outputs: y block = W^T x (per voxel),
  * so the forward pass is one GEMM (Cout*kv x Cin) * (Cin x P) over tiles of input rows followed by
- * a scatter into y; backward data gathers dy into that layout and multiplies by W; backward weight
- * multiplies x by the gathered dy. Stride 1 everywhere is a 1x1 convolution: no scatter. */
+ * a scatter into y. The backward passes are ordinary strided convolutions run on the direct kernels
+ * (below); with LUNET_CONV_ALGO=gemm they gather dy into the GEMM layout instead. Stride 1 everywhere
+ * is a 1x1 convolution: no scatter. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,19 +99,21 @@ lu_status lu_convT_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tenso
 /* With kernel == stride and no padding, dW[ci, co, a] = sum_i x[ci, i] dy[co, s i + a] is an ordinary
  * strided conv_bwd_weight with the roles of x and dy swapped (dW read as (Cin, Cout, k...) conv
  * weights), so it runs on the direct wgrad kernel (direct.cl), measured 1.2-1.8x faster than gather +
- * SGEMM on PoCL. (Backward data is likewise conv_fwd of dy with W, but the direct forward kernel
- * measured slower than gather + SGEMM for these 8-tap shapes, so it stays on SGEMM.) */
+ * SGEMM on PoCL. Backward data is likewise conv_fwd of dy with W (W read as (Cin, Cout, k...) conv
+ * weights, no flip) on the direct forward kernel: 2.8-3.6x faster than gather + SGEMM on PoCL once that
+ * kernel's tap loads became plain loads (bench/ops.lua 3d, dec2..dec0.up). */
 static int convT_via_conv(const lu_conv_geom *g) {
   const char *e = getenv("LUNET_CONV_ALGO");
   return g->kv > 1 && !(e && !strcmp(e, "gemm"));
 }
 
-static lu_status convT_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
+static lu_status convT_bwd_data(const lu_conv_desc *d, const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;
   size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
   if (g->kv == 1)
     return lu_sgemm_strided_batched(dev, 0, 0, Cin, S, M, 1.0f, w->buf, 0, M, 0, dy->buf, 0, OS, M * OS, 0.0f,
                                     dx->buf, 0, S, Cin * S, (size_t)g->N);
+  if (convT_via_conv(g)) return lu_conv_fwd(d, dy, w, NULL, dx);
   lu_conv_tiler tl;
   lu_conv_tiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
   size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->X * M * sizeof(float);
@@ -135,7 +138,7 @@ static lu_status convT_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, cons
 lu_status lu_convT_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_conv_geom g;
   LU_TRY(lu_conv_check("convT_bwd_data", d, 1, dx, "dx", w, "w", NULL, NULL, dy, "dy", &g));
-  return ctx(convT_bwd_data(&g, dy, w, dx), "convT_bwd_data", &g);
+  return ctx(convT_bwd_data(d, &g, dy, w, dx), "convT_bwd_data", &g);
 }
 
 static lu_status convT_bwd_weight(const lu_conv_desc *d, const lu_conv_geom *g, const lu_tensor *x,

@@ -254,7 +254,7 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
       floatV d[COBW];
       if (ox0 + VX <= OX) {
 #pragma unroll
-        for (int j = 0; j < COBW; j++) d[j] = co0 + j < Cout ? vloadV(0, dr + (size_t)j * OS + ox0) : (floatV)(0.0f);
+        for (int j = 0; j < COBW; j++) d[j] = vloadV(0, dr + (size_t)min(j, Cout - 1 - co0) * OS + ox0); // unused rows repeat
       } else {
 #pragma unroll
         for (int j = 0; j < COBW; j++) {
