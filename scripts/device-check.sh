@@ -28,6 +28,6 @@ spec() {
 {
   BENCH_TIMEOUT=60 bench gemm "1024 2048 4096"
   BENCH_TIMEOUT=60 bench ops quick
-  BENCH_TIMEOUT=60 bench train_step 2
-  for s in ${DEVICE_SPECS:-tensor ops conv nnops net}; do SPEC_TIMEOUT=40 spec "$s"; done
+  BENCH_TIMEOUT=150 bench train_step 2
+  for s in ${DEVICE_SPECS:-tensor ops conv nnops net}; do SPEC_TIMEOUT=90 spec "$s"; done
 } 2>&1 | tee "$OUT/device.log"

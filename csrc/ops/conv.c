@@ -21,18 +21,34 @@
 #define LU_CONV_WORKSPACE_MB 64
 #endif
 
-#ifndef LU_CONV_COB
-#define LU_CONV_COB 16 /* output channels per work-item in the direct kernel */
+/* Direct-kernel tunables, per device class (#ifndef defaults; $LUNET_CONV_VX, _COB, _WGRAD_VX, _COBW
+ * override them at run time for tuning). CPU (PoCL, AVX-512): 16 lanes = one register, 16 output
+ * channels = 16 accumulators. GPU (measured on an H200, bench/ops.lua quick 3d): fewer registers
+ * per work-item win: forward 8 x 8 ran 4x faster than 16 x 16 there (10.7 vs 2.6 TFLOP/s), the
+ * weight gradient 4 lanes x 8 channels 3.4x faster than 16 x 8. */
+#ifndef LU_CONV_VX
+#define LU_CONV_VX 16 /* widest x vector per work-item in the forward / backward-data kernel */
 #endif
-
-#ifndef LU_CONV_COBW
-#define LU_CONV_COBW 8 /* output channels per work-item in the direct weight-gradient kernel */
+#ifndef LU_CONV_COB
+#define LU_CONV_COB 16 /* output channels per work-item in the forward / backward-data kernel */
 #endif
 #ifndef LU_CONV_WGRAD_VX
-#define LU_CONV_WGRAD_VX 16 /* widest x vector in the weight-gradient kernel (16 measured faster there) */
+#define LU_CONV_WGRAD_VX 16 /* widest x vector in the weight-gradient kernel */
 #endif
-#ifndef LU_CONV_VX
-#define LU_CONV_VX 16 /* widest x vector per work-item (16 lanes = one AVX-512 register on PoCL) */
+#ifndef LU_CONV_COBW
+#define LU_CONV_COBW 8 /* output channels per work-item in the weight-gradient kernel */
+#endif
+#ifndef LU_CONV_VX_GPU
+#define LU_CONV_VX_GPU 8
+#endif
+#ifndef LU_CONV_COB_GPU
+#define LU_CONV_COB_GPU 8
+#endif
+#ifndef LU_CONV_WGRAD_VX_GPU
+#define LU_CONV_WGRAD_VX_GPU 4
+#endif
+#ifndef LU_CONV_COBW_GPU
+#define LU_CONV_COBW_GPU 8
 #endif
 
 #define CONV_FILE "conv/conv.cl"
@@ -352,19 +368,31 @@ static int env_int(const char *name, int dflt) {
   return e && *e ? atoi(e) : dflt;
 }
 
+typedef struct { int vx, cob, wgrad_vx, cobw; } conv_tunables;
+
+static conv_tunables tunables(const lu_device *dev) {
+  conv_tunables t = dev->is_gpu ? (conv_tunables){LU_CONV_VX_GPU, LU_CONV_COB_GPU, LU_CONV_WGRAD_VX_GPU, LU_CONV_COBW_GPU}
+                                : (conv_tunables){LU_CONV_VX, LU_CONV_COB, LU_CONV_WGRAD_VX, LU_CONV_COBW};
+  t.vx = env_int("LUNET_CONV_VX", t.vx);
+  t.cob = env_int("LUNET_CONV_COB", t.cob);
+  t.wgrad_vx = env_int("LUNET_CONV_WGRAD_VX", t.wgrad_vx);
+  t.cobw = env_int("LUNET_CONV_COBW", t.cobw);
+  if (t.cob < 1) t.cob = 1;
+  if (t.cobw < 1) t.cobw = 1;
+  return t;
+}
+
 /* Lanes per work-item along x ($LUNET_CONV_VX caps it, for tuning). */
 static int pick_vx_cap(int ox, int cap) {
   int v = ox >= 16 ? 16 : ox >= 8 ? 8 : 4;
   return v > cap ? (cap >= 8 ? 8 : 4) : v;
 }
 
-static int pick_vx(int ox) { return pick_vx_cap(ox, env_int("LUNET_CONV_VX", LU_CONV_VX)); }
 
 /* Build options for direct.cl: every kernel of one geometry and lane count shares one program build. */
-static void direct_opts(const int *k, const int *s, const int *p, int vx, char *buf, size_t n) {
+static void direct_opts(const conv_tunables *t, const int *k, const int *s, const int *p, int vx, char *buf, size_t n) {
   snprintf(buf, n, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d",
-           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, env_int("LUNET_CONV_COB", LU_CONV_COB),
-           env_int("LUNET_CONV_COBW", LU_CONV_COBW));
+           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, t->cob, t->cobw);
 }
 
 /* y (N, Cout, OZ, OY, OX) = direct conv of x (N, Cin, Z, Y, X) with weights w (Cout, Cin, k...) using
@@ -373,9 +401,10 @@ static void direct_opts(const int *k, const int *s, const int *p, int vx, char *
 static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX,
                             const int *k, const int *s, const int *p, cl_mem x, cl_mem w, int flip, const lu_tensor *b,
                             cl_mem y) {
-  int vx = pick_vx(OX), cob = env_int("LUNET_CONV_COB", LU_CONV_COB);
+  conv_tunables t = tunables(dev);
+  int vx = pick_vx_cap(OX, t.vx), cob = t.cob;
   char opts[240];
-  direct_opts(k, s, p, vx, opts, sizeof opts);
+  direct_opts(&t, k, s, p, vx, opts, sizeof opts);
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_direct", opts, &kk));
@@ -406,10 +435,10 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
 
 static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                                   lu_tensor *dw, int accumulate) {
-  int vx = pick_vx_cap(g->OX, env_int("LUNET_CONV_WGRAD_VX", LU_CONV_WGRAD_VX));
-  int cobw = env_int("LUNET_CONV_COBW", LU_CONV_COBW);
+  conv_tunables t = tunables(dev);
+  int vx = pick_vx_cap(g->OX, t.wgrad_vx), cobw = t.cobw;
   char opts[240];
-  direct_opts(g->k, g->s, g->p, vx, opts, sizeof opts);
+  direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
   cl_kernel k, kr;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "wgrad_direct", opts, &k));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", opts, &kr));
@@ -497,16 +526,16 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
          Cin = (size_t)g->Cin;
   int strided = g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1;
   if (strided && use_direct(g, 1)) {
+    conv_tunables tn = tunables(dev);
     char opts[240];
-    direct_opts(g->k, g->s, g->p, 8, opts, sizeof opts);
+    direct_opts(&tn, g->k, g->s, g->p, 8, opts, sizeof opts);
     /* 3 taps, pad 1, stride 2 along x: the phase-split kernel (no zero lanes) */
-    int s2x = g->k[2] == 3 && g->p[2] == 1 && g->s[2] == 2 && env_int("LUNET_CONV_COB", LU_CONV_COB) >= 2 &&
-              !getenv("LUNET_CONV_NO_S2X");
+    int s2x = g->k[2] == 3 && g->p[2] == 1 && g->s[2] == 2 && tn.cob >= 2 && !getenv("LUNET_CONV_NO_S2X");
     cl_kernel k;
     LU_TRY(lu_kernel_get(dev, DIRECT_FILE, s2x ? "dgrad_s2x" : "dgrad_strided", opts, &k));
     cl_mem mdy = dy->buf, mw = w->buf, mdx = dx->buf;
     int cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
-    int cob = env_int("LUNET_CONV_COB", LU_CONV_COB);
+    int cob = tn.cob;
     LU_CL_CHECK(LU_ARG(k, 0, mdy) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mdx) | LU_ARG(k, 3, cin) | LU_ARG(k, 4, cout) |
                     LU_ARG(k, 5, Z) | LU_ARG(k, 6, Y) | LU_ARG(k, 7, X) | LU_ARG(k, 8, OZ) | LU_ARG(k, 9, OY) |
                     LU_ARG(k, 10, OX), "dgrad_strided args");
