@@ -457,6 +457,47 @@ describe("with a real network (lunet.net, weights converted from an nnunetv2 Pla
   end)
 end)
 
+describe("sliding-window sums on the device", function()
+  it("equal the host's float16-emulated sums (mirroring, Gaussian, half and float32 accumulators)", function()
+    local nplans = json.read(FX .. "net_plans.json")
+    local img = lunet.npy.read(FX .. "case_img.npy")
+    local net = lunet.net(nplans, "3d_fullres", 1, 3)
+    net:load(FX .. "net.lunet")
+    local patch = nplans.configurations["3d_fullres"].patch_size
+    for _, half in ipairs({ true, false }) do
+      local function run(where)
+        return predict.sliding_window(net, img, { patch = patch, mirror_axes = { 0, 1, 2 }, half = half,
+          accumulate = where }):flat()
+      end
+      local a, b = run("host"), run("device")
+      assert.are.equal(#a, #b)
+      assert.are.equal(3 * 30 * 28 * 10, #a)
+      local same, worst = 0, 0
+      for i = 1, #a do
+        if a[i] == b[i] then same = same + 1 end
+        worst = math.max(worst, math.abs(a[i] - b[i]) / math.max(1, math.abs(a[i])))
+      end
+      -- operation for operation the same; a fused multiply-add in either compiler may move an
+      -- element by one float16 step (2^-10 relative)
+      assert.is_true(same / #a >= 0.999, ("half=%s: %d of %d equal"):format(tostring(half), same, #a))
+      assert.is_true(worst <= 2 ^ -10, ("half=%s: worst relative difference %g"):format(tostring(half), worst))
+    end
+  end)
+
+  it("checks its inputs: device accumulation needs lunet.net models and a power-of-two divisor", function()
+    local img = lunet.npy.read(FX .. "case_img.npy")
+    local ok, err = pcall(predict.sliding_window, function(x) return x end, img,
+      { patch = { 16, 16, 16 }, accumulate = "device" })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("needs lunet.net models", 1, true), tostring(err))
+    local acc = core.zeros({ 1, 4, 4, 4 }, "f32", true)
+    local win = core.zeros({ 1, 1, 2, 2, 2 }, "f32", true)
+    ok, err = pcall(core.infer.accumulate, acc, nil, win, nil, { 0, 0, 0 }, { 2, 2, 2 }, 3, false, 1)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("power of two", 1, true), tostring(err))
+  end)
+end)
+
 describe("lunet predict from a results folder", function()
   it("loads fold_N/checkpoint_final.pth models, averages folds and writes the segmentation (child process)", function()
     local root = tmpdir()

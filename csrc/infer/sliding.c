@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cl/program.h"
 #include "data/resample.h"
 
 /* ------------------------------------------------------------------------------------------------ steps */
@@ -197,7 +198,68 @@ static lu_status check_logits(const lu_tensor *lg, int64_t K, const int64_t patc
   return LU_OK;
 }
 
+/* ------------------------------------------------------------------------------------------------ on the device */
+
+#define SLIDING_FILE "infer/sliding.cl"
+
+static int64_t patch_numel(const int64_t patch[3]) { return patch[0] * patch[1] * patch[2]; }
+
+static lu_status window_add_device(lu_tensor *win, const lu_tensor *lg, const int64_t patch[3], int flip, int first) {
+  if (win->dtype != LU_F32 || lg->dtype != LU_F32 || !lg->buf || lg->dev != win->dev)
+    return lu_fail(LU_EARG, "window add: on the device, window and model output must be f32 on one device");
+  int64_t n = lu_tensor_numel(win);
+  if (lu_tensor_numel(lg) != n || n % patch_numel(patch))
+    return lu_fail(LU_EARG, "window add: window has %lld elements, model output %lld", (long long)n,
+                   (long long)lu_tensor_numel(lg));
+  if (n == 0) return LU_OK;
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(win->dev, SLIDING_FILE, "window_add", "", &k));
+  cl_mem mw = win->buf, ml = lg->buf;
+  int p0 = (int)patch[0], p1 = (int)patch[1], p2 = (int)patch[2];
+  LU_CL_CHECK(LU_ARG(k, 0, mw) | LU_ARG(k, 1, ml) | LU_ARG(k, 2, p0) | LU_ARG(k, 3, p1) | LU_ARG(k, 4, p2) |
+                  LU_ARG(k, 5, flip) | LU_ARG(k, 6, first), "window_add args");
+  size_t gl = (size_t)n;
+  return lu_launch(win->dev, k, 1, &gl, NULL, "window_add");
+}
+
+static lu_status accumulate_device(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win, const lu_tensor *gauss,
+                                   const int64_t start[3], const int64_t patch[3], float divisor, int half) {
+  lu_device *dev = acc->dev;
+  if (acc->ndim != 4 || (acc->dtype != LU_F32 && acc->dtype != LU_F16))
+    return lu_fail(LU_EARG, "sliding accumulate: accumulator must be (K, Z, Y, X) f32 or f16");
+  int64_t K = acc->shape[0], P[3] = {acc->shape[1], acc->shape[2], acc->shape[3]}, pn = patch_numel(patch);
+  for (int a = 0; a < 3; a++)
+    if (patch[a] < 1 || start[a] < 0 || start[a] + patch[a] > P[a])
+      return lu_fail(LU_EARG, "sliding accumulate: window [%lld, %lld) outside axis %d of size %lld",
+                     (long long)start[a], (long long)(start[a] + patch[a]), a, (long long)P[a]);
+  if (!win->buf || win->dev != dev || win->dtype != LU_F32 || lu_tensor_numel(win) != K * pn)
+    return lu_fail(LU_EARG, "sliding accumulate: window must be f32 (K, patch) on the accumulator's device");
+  if (gauss && (!gauss->buf || gauss->dev != dev || gauss->dtype != LU_F32 || lu_tensor_numel(gauss) != pn))
+    return lu_fail(LU_EARG, "sliding accumulate: importance map must be f32 with the patch's size on the device");
+  if (wsum && (!wsum->buf || wsum->dev != dev || wsum->dtype != acc->dtype || lu_tensor_numel(wsum) != P[0] * P[1] * P[2]))
+    return lu_fail(LU_EARG, "sliding accumulate: weight map must match the accumulator's dtype, device and spatial shape");
+  /* the kernel multiplies by 1 / divisor: equal to the host's division only for powers of two
+   * (the mirror counts 1, 2, 4, 8) */
+  if (!(divisor > 0.0f) || frexpf(divisor, &(int){0}) != 0.5f)
+    return lu_fail(LU_EARG, "sliding accumulate: divisor %g must be a power of two on the device", (double)divisor);
+  if (K * pn == 0) return LU_OK;
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dev, SLIDING_FILE, "accumulate", acc->dtype == LU_F16 ? "-DACC16=1" : "-DACC16=0", &k));
+  cl_mem ma = acc->buf, mws = wsum ? wsum->buf : acc->buf, mwin = win->buf, mg = gauss ? gauss->buf : win->buf;
+  int has_w = wsum != NULL, has_g = gauss != NULL, hr = half != 0;
+  int P0 = (int)P[0], P1 = (int)P[1], P2 = (int)P[2], p0 = (int)patch[0], p1 = (int)patch[1], p2 = (int)patch[2];
+  int s0 = (int)start[0], s1 = (int)start[1], s2 = (int)start[2];
+  float inv = 1.0f / divisor;
+  LU_CL_CHECK(LU_ARG(k, 0, ma) | LU_ARG(k, 1, mws) | LU_ARG(k, 2, has_w) | LU_ARG(k, 3, mwin) | LU_ARG(k, 4, mg) |
+                  LU_ARG(k, 5, has_g) | LU_ARG(k, 6, P0) | LU_ARG(k, 7, P1) | LU_ARG(k, 8, P2) | LU_ARG(k, 9, p0) |
+                  LU_ARG(k, 10, p1) | LU_ARG(k, 11, p2) | LU_ARG(k, 12, s0) | LU_ARG(k, 13, s1) | LU_ARG(k, 14, s2) |
+                  LU_ARG(k, 15, inv) | LU_ARG(k, 16, hr), "accumulate args");
+  size_t gl = (size_t)(K * pn);
+  return lu_launch(dev, k, 1, &gl, NULL, "sliding accumulate");
+}
+
 lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_t patch[3], int flip, int first) {
+  if (win && win->buf) return window_add_device(win, logits, patch, flip, first);
   if (!win || !win->host || win->dtype != LU_F32) return lu_fail(LU_EARG, "window add: window must be host f32");
   LU_TRY(check_logits(logits, 0, patch, "window add"));
   int64_t K = logits->shape[1];
@@ -258,6 +320,7 @@ static void acc_worker(void *vctx, int64_t lo, int64_t hi) {
 
 lu_status lu_sw_accumulate(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win, const lu_tensor *gauss,
                            const int64_t start[3], const int64_t patch[3], float divisor, int half, int threads) {
+  if (acc && acc->buf) return accumulate_device(acc, wsum, win, gauss, start, patch, divisor, half);
   LU_TRY(check_f32_or_f16(acc, "sliding accumulate: accumulator"));
   if (acc->ndim != 4) return lu_fail(LU_EARG, "sliding accumulate: accumulator must be (K, Z, Y, X)");
   int64_t K = acc->shape[0];

@@ -4,6 +4,7 @@
  *   extract(data, pad_before, start, patch, flip) -> (1, C, pz, py, px)     flip: bit 0 Z, 1 Y, 2 X
  *   window_add(win, logits, patch, flip, first)       win += unflip(logits) (first: win = ...)
  *   accumulate(acc, wsum|nil, win, gauss|nil, start, patch, divisor, half, threads)
+ *     (window_add and accumulate run on the device when win / acc are device tensors)
  *   finalize(acc, wsum, pad_before, shape, half) -> (K, Z, Y, X)
  *   add_(a, b, half); scale_(a, s, half); round_half_(t)   in place, f32, optionally rounded to float16
  *   channel(t (K, ...), k (0-based)) -> (1, ...) f32 copy of channel k
@@ -71,17 +72,19 @@ static int l_extract(lua_State *L) {
   return 1;
 }
 
-static lu_tensor *host_of(lua_State *L, int idx, lu_tensor **tmp) {
+/* The tensor at idx where the destination lives: as is for a device destination (the device
+ * kernels), else a host copy of a device tensor (*tmp owns it). */
+static lu_tensor *host_of(lua_State *L, int idx, const lu_tensor *dest, lu_tensor **tmp) {
   lu_tensor *t = lu_lua_check_tensor(L, idx);
   *tmp = NULL;
-  if (t->host) return t;
+  if (t->host || dest->buf) return t;
   LU_LCHECK(L, lu_tensor_to_host(t, tmp), "infer: model output to host");
   return *tmp;
 }
 
 static int l_window_add(lua_State *L) {
   lu_tensor *win = lu_lua_check_tensor(L, 1), *tmp;
-  lu_tensor *lg = host_of(L, 2, &tmp);
+  lu_tensor *lg = host_of(L, 2, win, &tmp);
   int64_t pa[3];
   check3(L, 3, pa, "window_add: patch");
   lu_status s = lu_sw_window_add(win, lg, pa, (int)luaL_optinteger(L, 4, 0), lua_toboolean(L, 5));
@@ -94,7 +97,7 @@ static int l_accumulate(lua_State *L) {
   lu_tensor *acc = lu_lua_check_tensor(L, 1);
   lu_tensor *w = lua_isnoneornil(L, 2) ? NULL : lu_lua_check_tensor(L, 2);
   lu_tensor *tmp;
-  lu_tensor *lg = host_of(L, 3, &tmp);
+  lu_tensor *lg = host_of(L, 3, acc, &tmp);
   lu_tensor *g = lua_isnoneornil(L, 4) ? NULL : lu_lua_check_tensor(L, 4);
   int64_t st[3], pa[3];
   check3(L, 5, st, "accumulate: start");

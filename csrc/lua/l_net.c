@@ -2,7 +2,8 @@
  *   net.new(cfg [, device]) -> Net     cfg: {kind="plain"|"resenc", nsp, in_channels, num_classes,
  *       features={}, kernels={{}}, strides={{}}, n_enc={}, n_dec={}, conv_bias, norm_eps, leaky_slope,
  *       init_neg_slope, device=false (description only)}
- *   Net methods: params(), num_weights(), arch(), init(seed), forward(x, train, ds) -> {host tensors},
+ *   Net methods: params(), num_weights(), arch(), init(seed), device() -> index,
+ *   forward(x, train, ds, keep_on_device) -> {host tensors, or device copies when keep_on_device},
  *   train_step(x, target, opts) -> loss, grad_norm; loss(x, target, opts); get(name) -> host tensor;
  *   set(name, tensor); flat(which) -> bytes; set_flat(which, bytes); activation_bytes();
  *   save(path, json); load(path)
@@ -143,6 +144,10 @@ static int m_activation_bytes(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lu_unet_activation_bytes(lu_lua_check_net(L, 1)));
   return 1;
 }
+static int m_device(lua_State *L) {
+  lua_pushinteger(L, lu_unet_device(lu_lua_check_net(L, 1))->index);
+  return 1;
+}
 static int m_init(lua_State *L) {
   LU_LCHECK(L, lu_unet_init(lu_lua_check_net(L, 1), (uint64_t)luaL_checkinteger(L, 2)), "net:init");
   return 0;
@@ -161,7 +166,7 @@ static int m_forward(lua_State *L) {
   lu_unet *n = lu_lua_check_net(L, 1);
   lu_tensor *tmp;
   const lu_tensor *x = on_device(L, n, 2, &tmp);
-  int train = lua_toboolean(L, 3), ds = lua_toboolean(L, 4);
+  int train = lua_toboolean(L, 3), ds = lua_toboolean(L, 4), keep = lua_toboolean(L, 5);
   lu_tensor *outs[LU_UNET_MAX_STAGES];
   int no = 0;
   lu_status st = lu_unet_forward(n, x, train, ds, outs, &no);
@@ -169,8 +174,9 @@ static int m_forward(lua_State *L) {
   LU_LCHECK(L, st, "net:forward");
   lua_createtable(L, no, 0);
   for (int i = 0; i < no; i++) {
-    lu_tensor *h;
-    LU_LCHECK(L, lu_tensor_to_host(outs[i], &h), "net:forward");
+    lu_tensor *h; /* a copy: the net reuses its output buffers on the next forward */
+    LU_LCHECK(L, keep ? lu_tensor_to_device(outs[i], outs[i]->dev, &h) : lu_tensor_to_host(outs[i], &h),
+              "net:forward");
     lu_lua_push_tensor(L, h);
     lua_rawseti(L, -2, i + 1);
   }
@@ -319,7 +325,7 @@ static int l_read_header(lua_State *L) {
 
 static const luaL_Reg methods[] = {
   {"params", m_params}, {"num_weights", m_num_weights}, {"arch", m_arch}, {"init", m_init},
-  {"forward", m_forward}, {"train_step", m_train_step}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
+  {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
   {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
   {"load", m_load}, {"free", m_gc}, {NULL, NULL}};
 

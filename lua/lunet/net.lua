@@ -4,7 +4,9 @@
 --
 --   local net = lunet.net(plans, "3d_fullres", num_input_channels, num_outputs [, opts])
 --   net:parameters()            -> { count = n, names = {...}, shapes = {...} }
---   net:forward(x [, {train=, deep_supervision=}]) -> list of host tensors (full res first)
+--   net:forward(x [, {train=, deep_supervision=, on_device=}]) -> list of host tensors (full res first;
+--                                 on_device: device tensors instead, for device-side accumulation)
+--   net:device()                -> index of the device the network lives on (lunet.devices() order)
 --   net:train_step(batch)       -> loss, grad_norm     batch = {data = x, target = seg, lr = ...}
 --   net:save(path, meta) / net:load(path) -> meta
 local core = require "lunet.core"
@@ -103,8 +105,10 @@ function Net:forward(x, opts)
   opts = opts or {}
   local ds = opts.deep_supervision
   if ds == nil then ds = false end
-  return self.core:forward(x, opts.train and true or false, ds)
+  return self.core:forward(x, opts.train and true or false, ds, opts.on_device and true or false)
 end
+
+function Net:device() return self.core:device() end
 
 -- Training options from the rules' trainer table (no constants in C).
 function Net:train_opts(batch)

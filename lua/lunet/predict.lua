@@ -56,12 +56,12 @@ end
 
 local function is_net(m) return type(m) == "table" and type(m.train_step) == "function" and m.core ~= nil end
 
---- forward function of a model: x -> logits (1, K, ...)
-local function forward_of(m)
+--- forward function of a model: x -> logits (1, K, ...); on_device: a lunet.net leaves them on its device
+local function forward_of(m, on_device)
   if type(m) == "function" then return m end
   if is_net(m) then
     return function(x)
-      local outs = m:forward(x)
+      local outs = m:forward(x, { on_device = on_device })
       return outs[1]
     end
   end
@@ -102,12 +102,35 @@ M._flip_masks = flip_masks
 --- Sliding-window logits (K, Z, Y, X) of a preprocessed volume data (C, Z, Y, X) f32, averaged over models;
 --- float16 (as nnU-Net) unless s.half == false (float32).
 --- s: patch (2 or 3 entries), step_size (0.5), mirror_axes (list or nil), use_gaussian (true), threads,
+--- accumulate ("device" | "host"; default: on the networks' device when it is a GPU),
 --- progress(done, total), half (default true: nnU-Net's float16 accumulators and results, emulated by rounding
 --- in float32; false keeps float32 throughout).
+--- Where the window sums live: on the networks' device when it is a GPU (s.accumulate == "device"
+--- forces it, "host" forbids it); the host otherwise (PoCL's device memory is host memory, and the
+--- threaded host loop is as fast there). Returns a device index or nil.
+local function accumulation_device(models, mode)
+  if mode == "host" then return nil end
+  if mode ~= nil and mode ~= "device" then error("predict: accumulate must be \"device\" or \"host\"", 3) end
+  local idx
+  for _, m in ipairs(models) do
+    if not is_net(m) then
+      if mode == "device" then error("predict: accumulate = \"device\" needs lunet.net models", 3) end
+      return nil
+    end
+    local d = m:device()
+    if idx and d ~= idx then return nil end
+    idx = d
+  end
+  if mode == "device" then return idx end
+  local info = core.devices()[idx + 1]
+  return info and info.type == "gpu" and idx or nil
+end
+
 function M.sliding_window(models, data, s)
   models = model_list(models)
+  local dev = accumulation_device(models, s.accumulate)
   local fwd = {}
-  for i, m in ipairs(models) do fwd[i] = forward_of(m) end
+  for i, m in ipairs(models) do fwd[i] = forward_of(m, dev ~= nil) end
   local shp = data.shape
   if #shp ~= 4 then error("predict.sliding_window: data must be (C, Z, Y, X)", 2) end
   local sp = { shp[2], shp[3], shp[4] }
@@ -132,6 +155,7 @@ function M.sliding_window(models, data, s)
   end
   local gauss = nil
   if s.use_gaussian ~= false then gauss = infer.gaussian(s.patch) end
+  if gauss and dev then gauss = gauss:to_device(dev) end
   local masks = flip_masks(s.mirror_axes, is2d)
   local threads = s.threads or 2
   local nwin = #steps[1] * #steps[2] * #steps[3]
@@ -154,11 +178,12 @@ function M.sliding_window(models, data, s)
             if not acc then
               local K = out.shape[2]
               -- float16 storage as nnU-Net (half the memory of float32) unless s.half == false
-              acc = core.zeros({ K, padded[1], padded[2], padded[3] }, half and "f16" or "f32")
-              wsum = core.zeros({ padded[1], padded[2], padded[3] }, half and "f16" or "f32")
-              win = core.zeros({ 1, K, patch[1], patch[2], patch[3] }, "f32")
+              acc = core.zeros({ K, padded[1], padded[2], padded[3] }, half and "f16" or "f32", dev)
+              wsum = core.zeros({ padded[1], padded[2], padded[3] }, half and "f16" or "f32", dev)
+              win = core.zeros({ 1, K, patch[1], patch[2], patch[3] }, "f32", dev)
             end
             infer.window_add(win, out, patch, mask, mi == 1)
+            if dev then out:free() end
           end
           infer.accumulate(acc, wsum, win, gauss, start, patch, #masks, half, threads)
           done = done + 1
@@ -166,9 +191,16 @@ function M.sliding_window(models, data, s)
         end
       end
     end
+    if dev then
+      local ha, hw = acc:to_host(), wsum:to_host()
+      acc:free()
+      wsum:free()
+      acc, wsum = ha, hw
+    end
     local lg = infer.finalize(acc, wsum, pad_before, sp, half)
     acc:free()
     wsum:free()
+    if win then win:free() end
     if result then
       infer.add_(result, lg, half)
       lg:free()
