@@ -243,7 +243,8 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
 #pragma unroll
     for (int c = 0; c < KX; c++) acc[j][c] = (floatV)(0.0f);
   const int total = N * OZ * OY, r0 = chunk * rows, r1 = min(r0 + rows, total);
-  const size_t OS = (size_t)OZ * OY * OX, S = (size_t)Z * Y * X, xtotal = (size_t)N * Cin * S;
+  const size_t OS = (size_t)OZ * OY * OX, S = (size_t)Z * Y * X, xtotal = (size_t)N * Cin * S,
+               dtotal = (size_t)N * Cout * OS;
   for (int r = r0; r < r1; r++) {
     const int n = r / (OZ * OY), rr = r % (OZ * OY), oz = rr / OY, oy = rr % OY;
     const int iz = oz * SZ - PZ + a, iy = oy * SY - PY + bb;
@@ -252,9 +253,14 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
     __global const float *dr = dy + ((size_t)n * Cout + co0) * OS + (size_t)rr * OX;
     for (int ox0 = 0; ox0 < OX; ox0 += VX) {
       floatV d[COBW];
+      const size_t dlast = (size_t)(dr - dy) + (size_t)(min(COBW, Cout - co0) - 1) * OS + ox0 + VX;
       if (ox0 + VX <= OX) {
 #pragma unroll
         for (int j = 0; j < COBW; j++) d[j] = vloadV(0, dr + (size_t)min(j, Cout - 1 - co0) * OS + ox0); // unused rows repeat
+      } else if (dlast <= dtotal) { // a partial vector: whole-vector loads, lanes past the row zeroed
+#pragma unroll
+        for (int j = 0; j < COBW; j++)
+          d[j] = mask_x(vloadV(0, dr + (size_t)min(j, Cout - 1 - co0) * OS + ox0), ox0, 1, OX);
       } else {
 #pragma unroll
         for (int j = 0; j < COBW; j++) {
