@@ -267,6 +267,34 @@ describe("predict.folder writes what nnU-Net writes", function()
     for _, f in ipairs(paths.listdir(out)) do assert.is_nil(f:match("tmp"), f) end
   end)
 
+  it("exports in child processes (-nps) write the same files as exports in line, and a failing one names its case", function()
+    local root = tmpdir()
+    local inp = root .. "/in"
+    paths.mkdirs(inp)
+    for i = 1, 3 do image.write(("%s/c%d_0000.nii.gz"):format(inp, i), kc.img, { sitk = geom }) end
+    local function run(out, workers, extra)
+      local o = { input = inp, output = out, models = { kc.model }, plans_json = kc.plans, dataset_json = dj,
+        configuration = "3d_fullres", progress = false, disable_tta = true, export_workers = workers,
+        save_probabilities = true }
+      for k, v in pairs(extra or {}) do o[k] = v end
+      return predict.folder(o)
+    end
+    run(root .. "/seq", 0)
+    run(root .. "/par", 2)
+    for i = 1, 3 do
+      for _, ext in ipairs({ ".nii.gz", ".npz", ".json" }) do
+        local a = io.open(("%s/seq/c%d%s"):format(root, i, ext), "rb"):read("a")
+        local b = io.open(("%s/par/c%d%s"):format(root, i, ext), "rb"):read("a")
+        assert.is_true(#a > 0 and a == b, "c" .. i .. ext)
+      end
+    end
+    -- a child whose export fails (a non-empty folder where c1's segmentation goes): the parent names the case
+    paths.mkdirs(root .. "/bad/c1.nii.gz/x")
+    local ok, err = pcall(run, root .. "/bad", 1)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("case c1: export failed", 1, true), tostring(err))
+  end)
+
   it("continue_prediction skips finished cases; a cascade configuration without previous stage fails", function()
     local root = tmpdir()
     local inp, out = root .. "/in", root .. "/out"
@@ -430,10 +458,11 @@ describe("lunet predict CLI", function()
   it("parses nnU-Net's flags", function()
     local o = cli.parse({ "-i", "IN", "-o", "OUT", "-d", "4", "-c", "3d_fullres", "-f", "0", "1", "-tr", "T", "-p",
       "P", "-chk", "checkpoint_best", "--step-size", "0.6", "--disable-tta", "--save-probabilities",
-      "--prev-stage-predictions", "PREV", "-np", "3", "--tta-axes", "0,2", "--device", "1" })
+      "--prev-stage-predictions", "PREV", "-np", "3", "--tta-axes", "0,2", "--device", "1", "-nps", "2" })
     assert.are.same({ input = "IN", output = "OUT", dataset = "4", configuration = "3d_fullres", folds = { 0, 1 },
       trainer = "T", plans = "P", checkpoint = "checkpoint_best", step_size = 0.6, disable_tta = true,
-      save_probabilities = true, prev_stage_predictions = "PREV", threads = 3, tta_axes = { 0, 2 }, device = 1 }, o)
+      save_probabilities = true, prev_stage_predictions = "PREV", threads = 3, tta_axes = { 0, 2 }, device = 1,
+      export_workers = 2 }, o)
     assert.are.equal("all", cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "-f", "all" }).folds)
     assert.has_error(function() cli.parse({ "-i", "a" }) end)
     assert.has_error(function() cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--bogus" }) end)

@@ -515,6 +515,21 @@ function M.folder(o)
   local ids = {}
   local ncase = #cases
   local tm = {}
+  -- exports in child processes (nnU-Net's -nps): case k is resampled and written while k+1 is predicted
+  local workers = o.export_workers or 1
+  local proc = core.proc
+  local pending = {}
+  local function reap(n)
+    for _ = 1, n do
+      local job = table.remove(pending, 1)
+      if not job then return end
+      local okw, code = proc.wait(job.pid)
+      if not okw then
+        while #pending > 0 do proc.wait(table.remove(pending, 1).pid) end
+        error(string.format("predict: case %s: export failed (child exit %d; its message is above)", job.id, code), 3)
+      end
+    end
+  end
   local tstart = core.now()
   for ci, case in ipairs(cases) do
     local out_base = paths.join(o.output, case.id)
@@ -535,23 +550,49 @@ function M.folder(o)
           case.id, bar(done, total, 20), done, total))
         io.stderr:flush()
       end
+      local logits, props
       local ok, err = pcall(function()
-        local seg, probs, props = M.image(models, imgs, nil, {
+        logits, props = M.image(models, imgs, nil, {
           plans = plans, configuration = cfg_name, dataset_json = dj, step_size = o.step_size,
-          disable_tta = o.disable_tta, tta_axes = o.tta_axes, prev_seg = prev, probabilities = o.save_probabilities,
-          threads = threads, progress = prog, use_gaussian = o.use_gaussian, timings = tm,
+          disable_tta = o.disable_tta, tta_axes = o.tta_axes, prev_seg = prev, threads = threads, progress = prog,
+          use_gaussian = o.use_gaussian, timings = tm, return_logits = true,
         })
+      end)
+      if not ok then error(string.format("predict: case %s: %s", case.id, tostring(err)), 2) end
+      local function export_case()
+        local t0 = core.now()
+        local seg, probs = M.export(logits, props, plans, cfg_name, info, { probabilities = o.save_probabilities,
+          threads = threads })
         require("lunet.image").write_seg(seg_file, seg, imgs[1])
         if probs then
           write_npz_atomic(out_base .. ".npz", { probabilities = probs })
           json.write_file_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
         end
-      end)
-      if not ok then error(string.format("predict: case %s: %s", case.id, tostring(err)), 2) end
+        tm.export = (tm.export or 0) + (core.now() - t0)
+      end
+      if workers > 0 then
+        while #pending >= workers do reap(1) end
+        core.finish() -- no device work in flight across the fork
+        local pid = proc.fork()
+        if pid == 0 then
+          -- the child: host code only, no garbage collection (finalizers would release device
+          -- buffers through an OpenCL runtime whose threads stayed in the parent)
+          collectgarbage("stop")
+          local okc, errc = pcall(export_case)
+          if not okc then io.stderr:write(string.format("predict: case %s: export: %s\n", case.id, tostring(errc))) end
+          proc.exit(okc and 0 or 1)
+        end
+        pending[#pending + 1] = { pid = pid, id = case.id }
+      else
+        local okx, errx = pcall(export_case)
+        if not okx then error(string.format("predict: case %s: %s", case.id, tostring(errx)), 2) end
+      end
+      logits:free()
       collectgarbage()
     end
     ids[#ids + 1] = case.id
   end
+  reap(#pending)
   if progress then io.stderr:write(string.format("\rcase %d/%d [%s] done%s\n", ncase, ncase, bar(1, 1, 20),
     string.rep(" ", 40))) end
   if o.verbose then

@@ -3,7 +3,7 @@ local USAGE = [[
 usage: lunet predict -i IN -o OUT -d DATASET -c CONFIG [-f 0 1 2 3 4 | all] [-p plans] [-tr trainer]
                      [-chk checkpoint_final] [--step-size 0.5] [--disable-tta] [--tta-axes 0,1,2]
                      [--save-probabilities] [--prev-stage-predictions DIR] [--device D] [-np N]
-                     [--continue-prediction]
+                     [-nps N] [--continue-prediction]
 
 Predicts every case of IN (files <case>_XXXX<file_ending>) with the model in
 $nnUNet_results/<dataset>/<trainer>__<plans>__<config>/fold_N/<checkpoint>.*, averaging the folds' logits,
@@ -17,6 +17,8 @@ and writes OUT/<case><file_ending> with the input's geometry.
   --prev-stage-predictions  cascade: folder with the 3d_lowres predictions (required for 3d_cascade_fullres)
   --device D                OpenCL device index (see `lunet tune` / lunet.devices())
   -np N                     host threads (default 2)
+  -nps N                    export worker processes: a case's export (resampling, argmax, writing) runs in
+                            a child process while the next case is predicted (default 1; 0: in line)
   --continue-prediction     skip cases whose output already exists
   -v                        print where the time went (preprocessing, sliding window, export)
 ]]
@@ -72,6 +74,9 @@ function M.parse(args)
       local v = val(a)
       o.device = math.tointeger(tonumber(v)) or v
     elseif a == "-np" then o.threads = int(val(a), "-np")
+    elseif a == "-nps" then
+      o.export_workers = int(val(a), "-nps")
+      if o.export_workers < 0 then error("-nps needs a count >= 0", 0) end
     elseif a == "--continue-prediction" or a == "--continue_prediction" then o.continue_prediction = true
     elseif a == "-v" or a == "--verbose" then o.verbose = true
     else error("unknown option " .. a, 0) end
