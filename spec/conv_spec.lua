@@ -117,6 +117,9 @@ local conv_cases = {
   { n = 1, cin = 2, cout = 3, x = { 5, 40 }, k = { 3, 3 }, stride = { 1, 2 } },
   { n = 1, cin = 3, cout = 4, x = { 3, 6, 17 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
   { n = 2, cin = 3, cout = 2, x = { 3, 35 }, k = { 3, 3 }, stride = { 1, 1 } },
+  -- narrow rows with >= 12 output channels: the channel-vector kernel (conv_cvec), strided and split rows
+  { n = 2, cin = 5, cout = 20, x = { 5, 9, 11 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+  { n = 1, cin = 14, cout = 16, x = { 7, 13 }, k = { 3, 3 }, stride = { 1, 1 } },
 }
 
 local convT_cases = {

@@ -395,6 +395,16 @@ static void direct_opts(const conv_tunables *t, const int *k, const int *s, cons
            k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, t->cob, t->cobw);
 }
 
+/* Output positions per work-item of the channel-vector kernel for rows narrower than 16, or 0 for
+ * the x-vector kernel: on CPUs (where a row of 4-8 x-lanes leaves most of a 16-lane register idle)
+ * with enough output channels to fill the lanes. Rows up to 8 wide are one work-item; wider ones are
+ * split evenly. $LUNET_CONV_NO_CVEC=1 keeps the x-vector kernel (measurements). */
+static int cvec_positions(const lu_device *dev, int ox, int cout) {
+  if (!dev->is_cpu || ox >= 16 || cout < 12 || getenv("LUNET_CONV_NO_CVEC")) return 0;
+  int parts = (ox + 7) / 8;
+  return (ox + parts - 1) / parts;
+}
+
 /* y (N, Cout, OZ, OY, OX) = direct conv of x (N, Cin, Z, Y, X) with weights w (Cout, Cin, k...) using
  * geometry k, s, p (already set for the pass). flip: w is (Cin, Cout, k...) and is used flipped and
  * transposed (the stride-1 backward-data pass). The weights are packed per COB block first. */
@@ -402,12 +412,19 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
                             const int *k, const int *s, const int *p, cl_mem x, cl_mem w, int flip, const lu_tensor *b,
                             cl_mem y) {
   conv_tunables t = tunables(dev);
-  int vx = pick_vx_cap(OX, t.vx), cob = t.cob;
-  char opts[240];
+  int vx = pick_vx_cap(OX, t.vx), pb = cvec_positions(dev, OX, Cout);
+  if (pb) t.cob = 16; /* conv_cvec: 16 output channels in the lanes */
+  int cob = t.cob;
+  char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
+  if (pb) {
+    size_t len = strlen(opts);
+    snprintf(opts + len, sizeof opts - len, " -DPB=%d", pb);
+  }
+  const char *kname = pb ? "conv_cvec" : "conv_direct";
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
-  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_direct", opts, &kk));
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &kk));
   int ncb = (Cout + cob - 1) / cob;
   size_t kv = (size_t)k[0] * k[1] * k[2], wn = (size_t)ncb * cob * Cin * kv, wbytes = wn * sizeof(float);
   cl_mem wp;
@@ -422,9 +439,10 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
       (LU_ARG(kk, 0, x) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
        LU_ARG(kk, 5, Cin) | LU_ARG(kk, 6, Cout) | LU_ARG(kk, 7, Z) | LU_ARG(kk, 8, Y) | LU_ARG(kk, 9, X) |
        LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX)))
-    st = lu_fail(LU_ECL, "conv_direct args");
-  size_t gl[3] = {(size_t)((OX + vx - 1) / vx) * ncb, (size_t)OZ * OY, (size_t)N};
-  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, NULL, "conv_direct");
+    st = lu_fail(LU_ECL, "%s args", kname);
+  int per = pb ? pb : vx;
+  size_t gl[3] = {(size_t)((OX + per - 1) / per) * ncb, (size_t)OZ * OY, (size_t)N};
+  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, NULL, kname);
   lu_buffer_release(dev, wp, wbytes);
   return st;
 }

@@ -219,6 +219,71 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
   }
 }
 
+// ---- narrow rows: vectors over output channels ----
+// For rows narrower than 16 (the deep, small-spatial layers) x-vectors leave lanes idle; this
+// variant puts 16 output channels in the lanes instead (packed weights with COB = 16: one vector
+// load per tap) and keeps PB output positions of one row in PB accumulators, each input value a
+// scalar broadcast. Build option PB (positions per work-item, <= 16).
+// global: (ceil(OX / PB) * ceil(Cout / 16), OZ * OY, N).
+#ifndef PB
+#define PB 8
+#endif
+#define XSPAN ((PB - 1) * SX + KX) // input values one row of PB outputs reads
+__kernel void conv_cvec(__global const float *restrict x, __global const float *restrict wp,
+                        __global const float *restrict b, const int has_bias, __global float *restrict y,
+                        const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
+                        const int OY, const int OX) {
+  const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), row = get_global_id(1), n = get_global_id(2);
+  const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
+  const int oz = row / OY, oy = row % OY;
+  float16 bias = (float16)(0.0f);
+  if (has_bias) {
+    float t[16];
+    for (int j = 0; j < 16; j++) t[j] = b[min(co0 + j, Cout - 1)];
+    bias = vload16(0, t);
+  }
+  float16 acc[PB];
+#pragma unroll
+  for (int p = 0; p < PB; p++) acc[p] = bias;
+  const int ix0 = ox0 * SX - PX;
+  __global const float *xn = x + (size_t)n * Cin * Z * Y * X;
+  __global const float *wb = wp + (size_t)cb * Cin * KV * 16;
+  for (int ci = 0; ci < Cin; ci++) {
+    __global const float *xc = xn + (size_t)ci * Z * Y * X;
+    __global const float *wc = wb + (size_t)ci * KV * 16;
+#pragma unroll
+    for (int a = 0; a < KZ; a++) {
+      const int iz = oz * SZ - PZ + a;
+      if (iz < 0 || iz >= Z) continue;
+#pragma unroll
+      for (int bb = 0; bb < KY; bb++) {
+        const int iy = oy * SY - PY + bb;
+        if (iy < 0 || iy >= Y) continue;
+        __global const float *xr = xc + ((size_t)iz * Y + iy) * X;
+        float xv[XSPAN];
+#pragma unroll
+        for (int i = 0; i < XSPAN; i++) xv[i] = (ix0 + i >= 0 && ix0 + i < X) ? xr[ix0 + i] : 0.0f;
+#pragma unroll
+        for (int c = 0; c < KX; c++) {
+          const float16 wv = vload16(0, wc + ((a * KY + bb) * KX + c) * 16);
+#pragma unroll
+          for (int p = 0; p < PB; p++) acc[p] = fma((float16)(xv[p * SX + c]), wv, acc[p]);
+        }
+      }
+    }
+  }
+  const size_t OS = (size_t)OZ * OY * OX;
+  __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
+  const int nj = min(16, Cout - co0);
+#pragma unroll
+  for (int p = 0; p < PB; p++) {
+    float t[16];
+    vstore16(acc[p], 0, t);
+    if (ox0 + p < OX)
+      for (int j = 0; j < nj; j++) yr[(size_t)j * OS + p] = t[j];
+  }
+}
+
 // ---- backward weight ----
 // A work-item owns COBW output channels x one input channel x one (a, b) kernel row and the KX taps
 // of that row: COBW * KX vector accumulators. It sums dy * x over a chunk of `rows` output rows
