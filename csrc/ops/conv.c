@@ -38,6 +38,9 @@
 #ifndef LU_CONV_COBW
 #define LU_CONV_COBW 8 /* output channels per work-item in the weight-gradient kernel */
 #endif
+#ifndef LU_CONV_CIB
+#define LU_CONV_CIB 4 /* input channels per work-item in the narrow-row weight gradient (wgrad_cvec) */
+#endif
 #ifndef LU_CONV_VX_GPU
 #define LU_CONV_VX_GPU 8
 #endif
@@ -391,8 +394,9 @@ static int pick_vx_cap(int ox, int cap) {
 
 /* Build options for direct.cl: every kernel of one geometry and lane count shares one program build. */
 static void direct_opts(const conv_tunables *t, const int *k, const int *s, const int *p, int vx, char *buf, size_t n) {
-  snprintf(buf, n, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d",
-           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, t->cob, t->cobw);
+  snprintf(buf, n,
+           "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d -DCIB=%d",
+           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, t->cob, t->cobw, LU_CONV_CIB);
 }
 
 /* Output positions per work-item of the channel-vector kernel for rows narrower than 16, or 0 for
@@ -457,8 +461,11 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   int vx = pick_vx_cap(g->OX, t.wgrad_vx), cobw = t.cobw;
   char opts[240];
   direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
+  /* narrow rows on a CPU: output channels in the lanes (wgrad_cvec over a transposed dy) */
+  int cvec = cvec_positions(dev, g->OX, g->Cout) > 0;
+  const char *kname = cvec ? "wgrad_cvec" : "wgrad_direct";
   cl_kernel k, kr;
-  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "wgrad_direct", opts, &k));
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &k));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", opts, &kr));
   int total = g->N * g->OZ * g->OY;
   int rows = env_int("LUNET_CONV_WGRAD_CHUNK", LU_CONV_WGRAD_CHUNK) / g->OX;
@@ -475,22 +482,37 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   size_t cap = wn * (size_t)nchunks * sizeof(float);
   cl_mem part;
   LU_TRY(lu_buffer_alloc(dev, cap, &part));
-  cl_mem mx = x->buf, mdy = dy->buf, mdw = dw->buf;
+  cl_mem mx = x->buf, mdy = dy->buf, mdw = dw->buf, dyt = NULL;
   int N = g->N, cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
   int n = (int)wn, acc = accumulate;
   lu_status st = LU_OK;
-  if (LU_ARG(k, 0, part) | LU_ARG(k, 1, mx) | LU_ARG(k, 2, mdy) | LU_ARG(k, 3, N) | LU_ARG(k, 4, cin) |
+  int cp = (g->Cout + 15) / 16 * 16, os = g->OS;
+  size_t tbytes = (size_t)g->N * g->OS * cp * sizeof(float);
+  if (cvec) {
+    cl_kernel kt;
+    st = lu_kernel_get(dev, DIRECT_FILE, "transpose_dy", opts, &kt);
+    if (st == LU_OK) st = lu_buffer_alloc(dev, tbytes, &dyt);
+    if (st == LU_OK && (LU_ARG(kt, 0, dyt) | LU_ARG(kt, 1, mdy) | LU_ARG(kt, 2, cout) | LU_ARG(kt, 3, cp) |
+                        LU_ARG(kt, 4, os)))
+      st = lu_fail(LU_ECL, "transpose_dy args");
+    size_t gt[2] = {(size_t)cp, (size_t)g->N * g->OS};
+    if (st == LU_OK) st = lu_launch(dev, kt, 2, gt, NULL, "transpose_dy");
+    mdy = dyt;
+  }
+  if (st == LU_OK && LU_ARG(k, 0, part) | LU_ARG(k, 1, mx) | LU_ARG(k, 2, mdy) | LU_ARG(k, 3, N) | LU_ARG(k, 4, cin) |
       LU_ARG(k, 5, cout) | LU_ARG(k, 6, Z) | LU_ARG(k, 7, Y) | LU_ARG(k, 8, X) | LU_ARG(k, 9, OZ) | LU_ARG(k, 10, OY) |
       LU_ARG(k, 11, OX) | LU_ARG(k, 12, rows))
-    st = lu_fail(LU_ECL, "wgrad_direct args");
+    st = lu_fail(LU_ECL, "%s args", kname);
   size_t gl[2] = {(size_t)((g->Cout + cobw - 1) / cobw) * g->Cin * g->k[0] * g->k[1], (size_t)nchunks};
-  if (st == LU_OK) st = lu_launch(dev, k, 2, gl, NULL, "wgrad_direct");
+  if (cvec) gl[0] = (size_t)(cp / 16) * ((g->Cin + LU_CONV_CIB - 1) / LU_CONV_CIB) * g->k[0] * g->k[1];
+  if (st == LU_OK) st = lu_launch(dev, k, 2, gl, NULL, kname);
   if (st == LU_OK && (LU_ARG(kr, 0, mdw) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, n) | LU_ARG(kr, 3, nchunks) |
                       LU_ARG(kr, 4, acc)))
     st = lu_fail(LU_ECL, "reduce_chunks args");
   size_t g1 = lu_global_1d(wn, 64);
   if (st == LU_OK) st = lu_launch(dev, kr, 1, &g1, NULL, "reduce_chunks");
   lu_buffer_release(dev, part, cap);
+  if (dyt) lu_buffer_release(dev, dyt, tbytes);
   return st;
 }
 
@@ -561,8 +583,9 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
     size_t gl[3] = {(size_t)(X + (s2x ? 15 : 7)) / (s2x ? 16 : 8), (size_t)Z * Y, (size_t)g->N * ((cin + cob - 1) / cob)};
     return lu_launch(dev, k, 3, gl, NULL, s2x ? "dgrad_s2x" : "dgrad_strided");
   }
-  if (!is_pointwise(g) && use_direct(g, 1)) {
-    /* stride 1: dx = conv(dy, flipped transposed w) with padding k - 1 - p */
+  if (use_direct(g, 1)) {
+    /* stride 1: dx = conv(dy, flipped transposed w) with padding k - 1 - p (1x1: the GEMM with K = Cout
+     * and M = Cin of a 3-class head ran at 1-4 GFLOP/s on PoCL) */
     int pp[3] = {g->k[0] - 1 - g->p[0], g->k[1] - 1 - g->p[1], g->k[2] - 1 - g->p[2]};
     return run_direct(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, pp, dy->buf,
                       w->buf, 1, NULL, dx->buf);
@@ -607,7 +630,7 @@ static lu_status conv_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, cons
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
   if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
   float beta = accumulate ? 1.0f : 0.0f;
-  if (!is_pointwise(g) && use_direct(g, 2)) return run_wgrad_direct(dev, g, x, dy, dw, accumulate);
+  if (use_direct(g, 2)) return run_wgrad_direct(dev, g, x, dy, dw, accumulate);
   if (is_pointwise(g)) {
     for (int n = 0; n < g->N; n++) {
       LU_TRY(lu_sgemm(dev, 0, 1, Cout, K, S, 1.0f, dy->buf, (size_t)n * Cout * OS, OS, x->buf, (size_t)n * K * S, S,

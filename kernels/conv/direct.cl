@@ -360,6 +360,72 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
   }
 }
 
+// ---- weight gradient for narrow rows: vectors over output channels ----
+// dy is first transposed to (N, OS, CP) with CP = Cout rounded up to 16 (zeros past Cout), so the
+// 16 output channels of one position are one vector load. A work-item owns 16 output channels x
+// CIB input channels x one (a, b) kernel row: CIB * KX accumulators over a chunk of output rows
+// (partial sums as in wgrad_direct, summed by reduce_chunks).
+#ifndef CIB
+#define CIB 4
+#endif
+// dyt (N, OS, CP) from dy (N, Cout, OS); global: (CP, N * OS)
+__kernel void transpose_dy(__global float *restrict dyt, __global const float *restrict dy, const int Cout,
+                           const int CP, const int OS) {
+  const int co = get_global_id(0);
+  const size_t np = get_global_id(1), n = np / OS, p = np % OS;
+  dyt[np * CP + co] = co < Cout ? dy[(n * Cout + co) * OS + p] : 0.0f;
+}
+
+// global: (ceil(Cout / 16) * ceil(Cin / CIB) * KZ * KY, nchunks)
+__kernel void wgrad_cvec(__global float *restrict part, __global const float *restrict x,
+                         __global const float *restrict dyt, const int N, const int Cin, const int Cout, const int Z,
+                         const int Y, const int X, const int OZ, const int OY, const int OX, const int rows) {
+  const int combo = get_global_id(0), chunk = get_global_id(1);
+  const int ab = combo % (KZ * KY), rest = combo / (KZ * KY);
+  const int nib = (Cin + CIB - 1) / CIB, ci0 = (rest % nib) * CIB, cb = rest / nib, co0 = cb * 16;
+  const int a = ab / KY, bb = ab % KY;
+  const int CP = ((Cout + 15) / 16) * 16;
+  float16 acc[CIB][KX];
+#pragma unroll
+  for (int i = 0; i < CIB; i++)
+#pragma unroll
+    for (int c = 0; c < KX; c++) acc[i][c] = (float16)(0.0f);
+  const int total = N * OZ * OY, r0 = chunk * rows, r1 = min(r0 + rows, total);
+  const size_t OS = (size_t)OZ * OY * OX, S = (size_t)Z * Y * X;
+  for (int r = r0; r < r1; r++) {
+    const int n = r / (OZ * OY), rr = r % (OZ * OY), oz = rr / OY, oy = rr % OY;
+    const int iz = oz * SZ - PZ + a, iy = oy * SY - PY + bb;
+    if (iz < 0 || iz >= Z || iy < 0 || iy >= Y) continue;
+    __global const float *xr[CIB];
+#pragma unroll
+    for (int i = 0; i < CIB; i++)
+      xr[i] = x + ((size_t)n * Cin + min(ci0 + i, Cin - 1)) * S + ((size_t)iz * Y + iy) * X; // unused rows repeat
+    __global const float *dr = dyt + ((size_t)n * OS + (size_t)rr * OX) * CP + co0;
+    for (int ox = 0; ox < OX; ox++) {
+      const float16 dv = vload16(0, dr + (size_t)ox * CP);
+      const int ix0 = ox * SX - PX;
+#pragma unroll
+      for (int c = 0; c < KX; c++) {
+        const int ix = ix0 + c;
+        if (ix < 0 || ix >= X) continue;
+#pragma unroll
+        for (int i = 0; i < CIB; i++) acc[i][c] = fma(dv, (float16)(xr[i][ix]), acc[i][c]);
+      }
+    }
+  }
+  const int nj = min(16, Cout - co0);
+#pragma unroll
+  for (int i = 0; i < CIB; i++) {
+    if (ci0 + i >= Cin) continue;
+#pragma unroll
+    for (int c = 0; c < KX; c++) {
+      float t[16];
+      vstore16(acc[i][c], 0, t);
+      for (int j = 0; j < nj; j++) part[(((size_t)chunk * Cout + co0 + j) * Cin + ci0 + i) * KV + ab * KX + c] = t[j];
+    }
+  }
+}
+
 // dw[i] (+)= sum over chunks of part[chunk][i]; global: (n)
 __kernel void reduce_chunks(__global float *restrict dw, __global const float *restrict part, const int n,
                             const int nchunks, const int accumulate) {
