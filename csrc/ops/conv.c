@@ -436,7 +436,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   lu_status st = LU_OK;
   if (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout) | LU_ARG(kp, 4, flip))
     st = lu_fail(LU_ECL, "pack_weights args");
-  if (st == LU_OK) st = lu_launch(dev, kp, 1, &wn, NULL, "pack_weights");
+  size_t gp[3] = {kv * (size_t)cob, (size_t)Cin, (size_t)ncb};
+  if (st == LU_OK) st = lu_launch(dev, kp, 3, gp, NULL, "pack_weights");
   cl_mem mb = b ? b->buf : w;
   int hb = b != NULL;
   if (st == LU_OK &&
@@ -461,8 +462,10 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   int vx = pick_vx_cap(g->OX, t.wgrad_vx), cobw = t.cobw;
   char opts[240];
   direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
-  /* narrow rows on a CPU: output channels in the lanes (wgrad_cvec over a transposed dy) */
-  int cvec = cvec_positions(dev, g->OX, g->Cout) > 0;
+  /* on a CPU, output channels in the lanes (wgrad_cvec over a transposed dy) for every row width:
+   * 2x the x-vector kernel over the 3-D 64^3 net's layers (1725 vs 3404 ms), 1.5-3x on 2-D rows of
+   * 5-40; not for fewer than 4 input channels (a stem: 3 of 4 CIB rows would be idle) */
+  int cvec = dev->is_cpu && g->Cout >= 12 && g->Cin >= LU_CONV_CIB && !getenv("LUNET_CONV_NO_CVEC");
   const char *kname = cvec ? "wgrad_cvec" : "wgrad_direct";
   cl_kernel k, kr;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &k));

@@ -152,14 +152,14 @@ inline int has_room(size_t row_ofs, int ox0, size_t total) {
 // the kernel addresses them from one pointer with constant offsets (one strided pointer per output
 // channel ran out of general registers and spilled). flip = 1 packs the flipped, transposed weights
 // of the stride-1 backward-data pass: w is then (Cin', Cout', KV) with Cin' = this conv's output count.
-// global: (ceil(Cout / COB) * Cin * KV * COB)
+// global: (KV * COB, Cin, ceil(Cout / COB)) (no run-time divisions: this runs before every conv call)
 __kernel void pack_weights(__global float *restrict wp, __global const float *restrict w, const int Cin,
                            const int Cout, const int flip) {
-  const int i = get_global_id(0);
-  const int j = i % COB, t = (i / COB) % KV, rest = i / (COB * KV), ci = rest % Cin, co = (rest / Cin) * COB + j;
+  const int jt = get_global_id(0), ci = get_global_id(1), cb = get_global_id(2);
+  const int j = jt % COB, t = jt / COB, co = cb * COB + j;
   float v = 0.0f;
   if (co < Cout) v = flip ? w[((size_t)ci * Cout + co) * KV + (KV - 1 - t)] : w[((size_t)co * Cin + ci) * KV + t];
-  wp[i] = v;
+  wp[((size_t)cb * Cin + ci) * KV * COB + jt] = v;
 }
 
 // x (N, Cin, Z, Y, X), wp packed as above, b (Cout) or unused, y (N, Cout, OZ, OY, OX). A work-item
