@@ -133,6 +133,9 @@ local convT_cases = {
   -- wide rows: backward weight runs the direct wgrad kernel's 16- and 8-lane even/odd tap loads
   { n = 1, cin = 3, cout = 2, x = { 2, 3, 21 }, stride = { 2, 2, 2 } },
   { n = 2, cin = 2, cout = 3, x = { 3, 10 }, stride = { 2, 2 } },
+  -- >= 12 output channels: the channel-vector forward (convT_cvec), rows split into 8-wide pieces
+  { n = 2, cin = 5, cout = 18, x = { 3, 4, 5 }, stride = { 2, 2, 2 } },
+  { n = 1, cin = 3, cout = 16, x = { 5, 9 }, stride = { 1, 2 } },
 }
 
 describe("conv", function()

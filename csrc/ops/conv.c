@@ -410,14 +410,16 @@ static int cvec_positions(const lu_device *dev, int ox, int cout) {
 }
 
 /* y (N, Cout, OZ, OY, OX) = direct conv of x (N, Cin, Z, Y, X) with weights w (Cout, Cin, k...) using
- * geometry k, s, p (already set for the pass). flip: w is (Cin, Cout, k...) and is used flipped and
- * transposed (the stride-1 backward-data pass). The weights are packed per COB block first. */
+ * geometry k, s, p (already set for the pass). flip 1: w is (Cin, Cout, k...) and is used flipped and
+ * transposed (the stride-1 backward-data pass); flip 2: a transposed convolution's forward (k = s,
+ * x and y are its input and output, convT_cvec). The weights are packed per COB block first. */
 static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX,
                             const int *k, const int *s, const int *p, cl_mem x, cl_mem w, int flip, const lu_tensor *b,
                             cl_mem y) {
   conv_tunables t = tunables(dev);
   int vx = pick_vx_cap(OX, t.vx), pb = cvec_positions(dev, OX, Cout);
-  if (pb) t.cob = 16; /* conv_cvec: 16 output channels in the lanes */
+  if (flip == 2) pb = OX < 8 ? OX : 8; /* convT_cvec, any row width */
+  if (pb) t.cob = 16; /* conv_cvec / convT_cvec: 16 output channels in the lanes */
   int cob = t.cob;
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
@@ -425,7 +427,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DPB=%d", pb);
   }
-  const char *kname = pb ? "conv_cvec" : "conv_direct";
+  const char *kname = flip == 2 ? "convT_cvec" : pb ? "conv_cvec" : "conv_direct";
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &kk));
@@ -450,6 +452,17 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, NULL, kname);
   lu_buffer_release(dev, wp, wbytes);
   return st;
+}
+
+int lu_convT_fwd_direct_applies(const lu_conv_geom *g, const lu_device *dev) {
+  return dev->is_cpu && g->kv > 1 && g->Cout >= 12 && !getenv("LUNET_CONV_NO_CVEC");
+}
+
+lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                              lu_tensor *y) {
+  const int p0[3] = {0, 0, 0};
+  return run_direct(x->dev, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, g->s, g->s, p0, x->buf,
+                    w->buf, 2, b, y->buf);
 }
 
 #ifndef LU_CONV_WGRAD_CHUNK

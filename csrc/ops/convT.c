@@ -57,6 +57,7 @@ static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_t
     return lu_sgemm_strided_batched(dev, 1, 0, M, S, Cin, 1.0f, w->buf, 0, M, 0, x->buf, 0, S, Cin * S, 1.0f, y->buf,
                                     0, OS, M * OS, (size_t)g->N);
   }
+  if (lu_convT_fwd_direct_applies(g, dev)) return lu_convT_fwd_direct(g, x, w, b, y);
   /* CLBlast is several times slower with a transposed A on PoCL: transpose W (small) first */
   cl_kernel kt;
   LU_TRY(lu_kernel_get(dev, CONVT_FILE, "transpose", "-DSZ=1 -DSY=1 -DSX=1", &kt));

@@ -25,6 +25,10 @@ lu_status lu_conv_check(const char *op, const lu_conv_desc *d, int transposed, c
 lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S);
 /* db (+)= sum of dy (N, C, S) over N and S. */
 lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, int64_t S, int accumulate);
+/* A transposed convolution's forward on the channel-vector direct kernel (CPUs, >= 12 output channels). */
+int lu_convT_fwd_direct_applies(const lu_conv_geom *g, const lu_device *dev);
+lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                              lu_tensor *y);
 /* Workspace budget in bytes: $LUNET_CONV_WORKSPACE_KB or LU_CONV_WORKSPACE_MB (64 MiB). */
 size_t lu_conv_workspace_bytes(void);
 

@@ -152,13 +152,17 @@ inline int has_room(size_t row_ofs, int ox0, size_t total) {
 // the kernel addresses them from one pointer with constant offsets (one strided pointer per output
 // channel ran out of general registers and spilled). flip = 1 packs the flipped, transposed weights
 // of the stride-1 backward-data pass: w is then (Cin', Cout', KV) with Cin' = this conv's output count.
+// flip = 2: a transposed convolution's weights (Cin, Cout, KV), not flipped.
 // global: (KV * COB, Cin, ceil(Cout / COB)) (no run-time divisions: this runs before every conv call)
 __kernel void pack_weights(__global float *restrict wp, __global const float *restrict w, const int Cin,
                            const int Cout, const int flip) {
   const int jt = get_global_id(0), ci = get_global_id(1), cb = get_global_id(2);
   const int j = jt % COB, t = jt / COB, co = cb * COB + j;
   float v = 0.0f;
-  if (co < Cout) v = flip ? w[((size_t)ci * Cout + co) * KV + (KV - 1 - t)] : w[((size_t)co * Cin + ci) * KV + t];
+  if (co < Cout)
+    v = flip == 1   ? w[((size_t)ci * Cout + co) * KV + (KV - 1 - t)]
+        : flip == 2 ? w[((size_t)ci * Cout + co) * KV + t]
+                    : w[((size_t)co * Cin + ci) * KV + t];
   wp[((size_t)cb * Cin + ci) * KV * COB + jt] = v;
 }
 
@@ -357,6 +361,53 @@ __kernel void wgrad_direct(__global float *restrict part, __global const float *
       for (int l = 0; l < VX; l++) s += t[l];
       part[(((size_t)chunk * Cout + co0 + j) * Cin + ci) * KVv + ab * KX + c] = s;
     }
+  }
+}
+
+// ---- transposed convolution (kernel == stride K*), forward, vectors over output channels ----
+// y[co][oz][oy][ox] = b[co] + sum_ci w[ci][co][oz % KZ][oy % KY][ox % KX] x[ci][oz / KZ][oy / KY][ox / KX]:
+// 16 output channels in the lanes (weights packed with flip = 2), PB output positions of one row in
+// PB accumulators. x (N, Cin, Z, Y, X) is the convT input; OZ = Z * KZ etc.
+// global: (ceil(OX / PB) * ceil(Cout / 16), OZ * OY, N)
+__kernel void convT_cvec(__global const float *restrict x, __global const float *restrict wp,
+                         __global const float *restrict b, const int has_bias, __global float *restrict y,
+                         const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
+                         const int OY, const int OX) {
+  const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), row = get_global_id(1), n = get_global_id(2);
+  const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
+  const int oz = row / OY, oy = row % OY, iz = oz / KZ, iy = oy / KY;
+  const int trow = ((oz % KZ) * KY + oy % KY) * KX; // first tap of this output row
+  float16 bias = (float16)(0.0f);
+  if (has_bias) {
+    float t[16];
+    for (int j = 0; j < 16; j++) t[j] = b[min(co0 + j, Cout - 1)];
+    bias = vload16(0, t);
+  }
+  float16 acc[PB];
+#pragma unroll
+  for (int p = 0; p < PB; p++) acc[p] = bias;
+  __global const float *xr = x + ((size_t)n * Cin * Z + iz) * Y * X + (size_t)iy * X;
+  __global const float *wb = wp + (size_t)cb * Cin * KV * 16 + (size_t)trow * 16;
+  const size_t S = (size_t)Z * Y * X;
+  for (int ci = 0; ci < Cin; ci++) {
+    float16 wv[KX];
+#pragma unroll
+    for (int c = 0; c < KX; c++) wv[c] = vload16(0, wb + ((size_t)ci * KV + c) * 16);
+#pragma unroll
+    for (int p = 0; p < PB; p++) {
+      const int ox = min(ox0 + p, OX - 1);
+      acc[p] = fma((float16)(xr[(size_t)ci * S + ox / KX]), wv[ox % KX], acc[p]);
+    }
+  }
+  const size_t OS = (size_t)OZ * OY * OX;
+  __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
+  const int nj = min(16, Cout - co0);
+#pragma unroll
+  for (int p = 0; p < PB; p++) {
+    float t[16];
+    vstore16(acc[p], 0, t);
+    if (ox0 + p < OX)
+      for (int j = 0; j < nj; j++) yr[(size_t)j * OS + p] = t[j];
   }
 }
 
