@@ -120,6 +120,9 @@ local conv_cases = {
   -- narrow rows with >= 12 output channels: the channel-vector kernel (conv_cvec), strided and split rows
   { n = 2, cin = 5, cout = 20, x = { 5, 9, 11 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
   { n = 1, cin = 14, cout = 16, x = { 7, 13 }, k = { 3, 3 }, stride = { 1, 1 } },
+  -- strided with >= 12 input channels: the channel-vector backward data (dgrad_cvec), rows split at 8
+  { n = 1, cin = 13, cout = 3, x = { 5, 6, 19 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+  { n = 2, cin = 16, cout = 4, x = { 9, 10 }, k = { 3, 3 }, stride = { 1, 2 } },
   -- a wide row with >= 12 output channels: x-vector forward, channel-vector weight gradient
   { n = 2, cin = 5, cout = 17, x = { 3, 4, 37 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
 }

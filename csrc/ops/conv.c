@@ -576,11 +576,49 @@ lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor
 
 /* ---- backward data ---- */
 
+/* Strided backward data on CPUs: 16 input channels in the lanes (dgrad_cvec), PB dx positions per
+ * work-item (even, so the stride-2 parity of each tap is known at compile time). */
+static lu_status run_dgrad_cvec(lu_device *dev, const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w,
+                                lu_tensor *dx) {
+  conv_tunables t = tunables(dev);
+  t.cob = 16;
+  int pb = g->X <= 8 ? g->X : 8;
+  char opts[260];
+  direct_opts(&t, g->k, g->s, g->p, pick_vx_cap(g->X, t.vx), opts, sizeof opts);
+  size_t len = strlen(opts);
+  snprintf(opts + len, sizeof opts - len, " -DPB=%d", pb);
+  cl_kernel kp, kk;
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "dgrad_cvec", opts, &kk));
+  int ncb = (g->Cin + 15) / 16, cin = g->Cin, cout = g->Cout, flip = 2;
+  size_t wbytes = (size_t)ncb * 16 * g->Cout * g->kv * sizeof(float);
+  cl_mem wp;
+  LU_TRY(lu_buffer_alloc(dev, wbytes, &wp));
+  cl_mem mw = w->buf, mdy = dy->buf, mdx = dx->buf;
+  lu_status st = LU_OK;
+  /* packed as a conv whose inputs are this conv's outputs (co) and whose lanes are its inputs (ci) */
+  if (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, mw) | LU_ARG(kp, 2, cout) | LU_ARG(kp, 3, cin) | LU_ARG(kp, 4, flip))
+    st = lu_fail(LU_ECL, "pack_weights args");
+  size_t gp[3] = {(size_t)g->kv * 16, (size_t)g->Cout, (size_t)ncb};
+  if (st == LU_OK) st = lu_launch(dev, kp, 3, gp, NULL, "pack_weights");
+  int Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
+  if (st == LU_OK && (LU_ARG(kk, 0, mdy) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, mdx) | LU_ARG(kk, 3, cin) |
+                      LU_ARG(kk, 4, cout) | LU_ARG(kk, 5, Z) | LU_ARG(kk, 6, Y) | LU_ARG(kk, 7, X) | LU_ARG(kk, 8, OZ) |
+                      LU_ARG(kk, 9, OY) | LU_ARG(kk, 10, OX)))
+    st = lu_fail(LU_ECL, "dgrad_cvec args");
+  size_t gl[3] = {(size_t)((g->X + pb - 1) / pb) * ncb, (size_t)g->Z * g->Y, (size_t)g->N};
+  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, NULL, "dgrad_cvec");
+  lu_buffer_release(dev, wp, wbytes);
+  return st;
+}
+
 static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout,
          Cin = (size_t)g->Cin;
   int strided = g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1;
+  if (strided && use_direct(g, 1) && dev->is_cpu && g->Cin >= 12 && !getenv("LUNET_CONV_NO_CVEC"))
+    return run_dgrad_cvec(dev, g, dy, w, dx);
   if (strided && use_direct(g, 1)) {
     conv_tunables tn = tunables(dev);
     char opts[240];

@@ -411,6 +411,60 @@ __kernel void convT_cvec(__global const float *restrict x, __global const float 
   }
 }
 
+// ---- backward data of a strided convolution, vectors over input channels ----
+// dx[ci][iz][iy][ix] = sum over co and taps t with (i + p - t) % s == 0 along every axis of
+// w[co][ci][t] dy[co][(i + p - t) / s]: 16 input channels in the lanes (weights packed with
+// flip = 2 from the (Cout, Cin, k) layout: this pass's "input" channels are co), PB positions of a
+// dx row in PB accumulators. PB is even and rows start at multiples of PB, so the x parity test
+// of each (position, tap) pair is a compile-time constant. global: (ceil(X / PB) * ceil(Cin / 16), Z * Y, N)
+__kernel void dgrad_cvec(__global const float *restrict dy, __global const float *restrict wp,
+                         __global float *restrict dx, const int Cin, const int Cout, const int Z, const int Y,
+                         const int X, const int OZ, const int OY, const int OX) {
+  const int ncb = (Cin + 15) / 16, g0 = get_global_id(0), row = get_global_id(1), n = get_global_id(2);
+  const int ix0 = (g0 / ncb) * PB, cb = g0 % ncb, ci0 = cb * 16;
+  const int iz = row / Y, iy = row % Y;
+  float16 acc[PB];
+#pragma unroll
+  for (int p = 0; p < PB; p++) acc[p] = (float16)(0.0f);
+  const size_t OS = (size_t)OZ * OY * OX;
+  __global const float *wb = wp + (size_t)cb * Cout * KV * 16;
+  for (int co = 0; co < Cout; co++) {
+    __global const float *dc = dy + ((size_t)n * Cout + co) * OS;
+    __global const float *wc = wb + (size_t)co * KV * 16;
+#pragma unroll
+    for (int a = 0; a < KZ; a++) {
+      const int tz = iz + PZ - a;
+      if (tz < 0 || tz % SZ || tz / SZ >= OZ) continue;
+#pragma unroll
+      for (int bb = 0; bb < KY; bb++) {
+        const int ty = iy + PY - bb;
+        if (ty < 0 || ty % SY || ty / SY >= OY) continue;
+        __global const float *dr = dc + ((size_t)(tz / SZ) * OY + ty / SY) * OX;
+#pragma unroll
+        for (int c = 0; c < KX; c++) {
+          const float16 wv = vload16(0, wc + ((a * KY + bb) * KX + c) * 16);
+#pragma unroll
+          for (int p = 0; p < PB; p++) {
+            if ((p + PX - c + 2 * SX) % SX) continue; // parity: constant after unrolling
+            const int tx = ix0 + p + PX - c;
+            if (tx >= 0 && tx / SX < OX) acc[p] = fma((float16)(dr[tx / SX]), wv, acc[p]);
+          }
+        }
+      }
+    }
+  }
+  const size_t S = (size_t)Z * Y * X;
+  __global float *xr = dx + ((size_t)n * Cin + ci0) * S + (size_t)row * X + ix0;
+  const int nj = min(16, Cin - ci0);
+#pragma unroll
+  for (int p = 0; p < PB; p++) {
+    float t[16];
+    vstore16(acc[p], 0, t);
+    if (ix0 + p < X)
+      for (int j = 0; j < nj; j++) xr[(size_t)j * S + p] = t[j];
+  }
+}
+
 // ---- weight gradient for narrow rows: vectors over output channels ----
 // dy is first transposed to (N, OS, CP) with CP = Cout rounded up to 16 (zeros past Cout), so the
 // 16 output channels of one position are one vector load. A work-item owns 16 output channels x
