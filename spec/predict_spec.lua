@@ -469,12 +469,17 @@ describe("lunet predict CLI", function()
   end)
 end)
 
+-- the PlainConvUNet converted from nnunetv2 (fixtures), its plans and the case it was run on
+local function real_network()
+  local nplans = json.read(FX .. "net_plans.json")
+  local net = lunet.net(nplans, "3d_fullres", 1, 3)
+  net:load(FX .. "net.lunet")
+  return net, nplans, lunet.npy.read(FX .. "case_img.npy")
+end
+
 describe("with a real network (lunet.net, weights converted from an nnunetv2 PlainConvUNet)", function()
   it("the segmentation equals nnunetv2's predictor on >= 99.9% of voxels, with and without mirroring", function()
-    local nplans = json.read(FX .. "net_plans.json")
-    local img = lunet.npy.read(FX .. "case_img.npy")
-    local net = lunet.net(nplans, "3d_fullres", 1, 3)
-    net:load(FX .. "net.lunet")
+    local net, nplans, img = real_network()
     local m = { forward = function(x) return net:forward(x)[1] end }
     for _, v in ipairs({ { "net_mirror", false }, { "net_nomirror", true } }) do
       local seg = predict.image({ m }, img, { spacing = cases.spacing }, { plans = nplans,
@@ -488,10 +493,7 @@ end)
 
 describe("sliding-window sums on the device", function()
   it("equal the host's float16-emulated sums (mirroring, Gaussian, half and float32 accumulators)", function()
-    local nplans = json.read(FX .. "net_plans.json")
-    local img = lunet.npy.read(FX .. "case_img.npy")
-    local net = lunet.net(nplans, "3d_fullres", 1, 3)
-    net:load(FX .. "net.lunet")
+    local net, nplans, img = real_network()
     local patch = nplans.configurations["3d_fullres"].patch_size
     for _, half in ipairs({ true, false }) do
       local function run(where)

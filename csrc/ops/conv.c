@@ -409,17 +409,26 @@ static int cvec_positions(const lu_device *dev, int ox, int cout) {
   return (ox + parts - 1) / parts;
 }
 
-/* y (N, Cout, OZ, OY, OX) = direct conv of x (N, Cin, Z, Y, X) with weights w (Cout, Cin, k...) using
- * geometry k, s, p (already set for the pass). flip 1: w is (Cin, Cout, k...) and is used flipped and
- * transposed (the stride-1 backward-data pass); flip 2: a transposed convolution's forward (k = s,
- * x and y are its input and output, convT_cvec). The weights are packed per COB block first. */
+/* What run_direct computes; the value is also pack_weights' `flip` argument, except for
+ * DIRECT_BWD_DATA_STRIDED, which packs like DIRECT_CONVT (unflipped, channels swapped). */
+enum {
+  DIRECT_CONV = 0,            /* conv_direct / conv_cvec; w (Cout, Cin, k...) */
+  DIRECT_BWD_DATA = 1,        /* stride-1 backward data as a conv of dy: w (Cin', Cout', k...) flipped */
+  DIRECT_CONVT = 2,           /* transposed conv forward, k = s: convT_cvec; w (Cin, Cout, k...) */
+  DIRECT_BWD_DATA_STRIDED = 3 /* strided backward data: dgrad_cvec; w (Cin', Cout', k...) */
+};
+
+/* y (N, Cout, OZ, OY, OX) from x (N, Cin, Z, Y, X) and weights w with geometry k, s, p, as `mode`
+ * says; for the backward-data modes x is dy and y is dx, Cin / Cout the pass's own channel counts
+ * and k, s, p the forward convolution's (stride 1: already flipped to k - 1 - p). The weights are
+ * packed per channel block first. */
 static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX,
-                            const int *k, const int *s, const int *p, cl_mem x, cl_mem w, int flip, const lu_tensor *b,
+                            const int *k, const int *s, const int *p, cl_mem x, cl_mem w, int mode, const lu_tensor *b,
                             cl_mem y) {
   conv_tunables t = tunables(dev);
   int vx = pick_vx_cap(OX, t.vx), pb = cvec_positions(dev, OX, Cout);
-  if (flip == 2) pb = OX < 8 ? OX : 8; /* convT_cvec, any row width */
-  if (pb) t.cob = 16; /* conv_cvec / convT_cvec: 16 output channels in the lanes */
+  if (mode >= DIRECT_CONVT) pb = OX < 8 ? OX : 8; /* convT_cvec / dgrad_cvec, any row width */
+  if (pb) t.cob = 16; /* the channel-vector kernels: 16 output channels in the lanes */
   int cob = t.cob;
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
@@ -427,7 +436,11 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DPB=%d", pb);
   }
-  const char *kname = flip == 2 ? "convT_cvec" : pb ? "conv_cvec" : "conv_direct";
+  const char *kname = mode == DIRECT_CONVT              ? "convT_cvec"
+                      : mode == DIRECT_BWD_DATA_STRIDED ? "dgrad_cvec"
+                      : pb                              ? "conv_cvec"
+                                                        : "conv_direct";
+  int flip = mode == DIRECT_BWD_DATA_STRIDED ? DIRECT_CONVT : mode;
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &kk));
@@ -462,7 +475,7 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
                               lu_tensor *y) {
   const int p0[3] = {0, 0, 0};
   return run_direct(x->dev, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, g->s, g->s, p0, x->buf,
-                    w->buf, 2, b, y->buf);
+                    w->buf, DIRECT_CONVT, b, y->buf);
 }
 
 #ifndef LU_CONV_WGRAD_CHUNK
@@ -539,7 +552,7 @@ static lu_status conv_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_te
   lu_device *dev = x->dev;
   if (use_direct(g, 0))
     return run_direct(dev, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, g->k, g->s, g->p, x->buf,
-                      w->buf, 0, b, y->buf);
+                      w->buf, DIRECT_CONV, b, y->buf);
   LU_TRY(lu_conv_bias_fill(y, b, g->N, g->Cout, g->OS));
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
   if (is_pointwise(g))
@@ -576,49 +589,14 @@ lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor
 
 /* ---- backward data ---- */
 
-/* Strided backward data on CPUs: 16 input channels in the lanes (dgrad_cvec), PB dx positions per
- * work-item (even, so the stride-2 parity of each tap is known at compile time). */
-static lu_status run_dgrad_cvec(lu_device *dev, const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w,
-                                lu_tensor *dx) {
-  conv_tunables t = tunables(dev);
-  t.cob = 16;
-  int pb = g->X <= 8 ? g->X : 8;
-  char opts[260];
-  direct_opts(&t, g->k, g->s, g->p, pick_vx_cap(g->X, t.vx), opts, sizeof opts);
-  size_t len = strlen(opts);
-  snprintf(opts + len, sizeof opts - len, " -DPB=%d", pb);
-  cl_kernel kp, kk;
-  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
-  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "dgrad_cvec", opts, &kk));
-  int ncb = (g->Cin + 15) / 16, cin = g->Cin, cout = g->Cout, flip = 2;
-  size_t wbytes = (size_t)ncb * 16 * g->Cout * g->kv * sizeof(float);
-  cl_mem wp;
-  LU_TRY(lu_buffer_alloc(dev, wbytes, &wp));
-  cl_mem mw = w->buf, mdy = dy->buf, mdx = dx->buf;
-  lu_status st = LU_OK;
-  /* packed as a conv whose inputs are this conv's outputs (co) and whose lanes are its inputs (ci) */
-  if (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, mw) | LU_ARG(kp, 2, cout) | LU_ARG(kp, 3, cin) | LU_ARG(kp, 4, flip))
-    st = lu_fail(LU_ECL, "pack_weights args");
-  size_t gp[3] = {(size_t)g->kv * 16, (size_t)g->Cout, (size_t)ncb};
-  if (st == LU_OK) st = lu_launch(dev, kp, 3, gp, NULL, "pack_weights");
-  int Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
-  if (st == LU_OK && (LU_ARG(kk, 0, mdy) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, mdx) | LU_ARG(kk, 3, cin) |
-                      LU_ARG(kk, 4, cout) | LU_ARG(kk, 5, Z) | LU_ARG(kk, 6, Y) | LU_ARG(kk, 7, X) | LU_ARG(kk, 8, OZ) |
-                      LU_ARG(kk, 9, OY) | LU_ARG(kk, 10, OX)))
-    st = lu_fail(LU_ECL, "dgrad_cvec args");
-  size_t gl[3] = {(size_t)((g->X + pb - 1) / pb) * ncb, (size_t)g->Z * g->Y, (size_t)g->N};
-  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, NULL, "dgrad_cvec");
-  lu_buffer_release(dev, wp, wbytes);
-  return st;
-}
-
 static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout,
          Cin = (size_t)g->Cin;
   int strided = g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1;
   if (strided && use_direct(g, 1) && dev->is_cpu && g->Cin >= 12 && !getenv("LUNET_CONV_NO_CVEC"))
-    return run_dgrad_cvec(dev, g, dy, w, dx);
+    return run_direct(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, g->p, dy->buf,
+                      w->buf, DIRECT_BWD_DATA_STRIDED, NULL, dx->buf);
   if (strided && use_direct(g, 1)) {
     conv_tunables tn = tunables(dev);
     char opts[240];
@@ -642,7 +620,7 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
      * and M = Cin of a 3-class head ran at 1-4 GFLOP/s on PoCL) */
     int pp[3] = {g->k[0] - 1 - g->p[0], g->k[1] - 1 - g->p[1], g->k[2] - 1 - g->p[2]};
     return run_direct(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, pp, dy->buf,
-                      w->buf, 1, NULL, dx->buf);
+                      w->buf, DIRECT_BWD_DATA, NULL, dx->buf);
   }
   if (is_pointwise(g))
     return lu_sgemm_strided_batched(dev, 1, 0, Cin, S, Cout, 1.0f, w->buf, 0, K, 0, dy->buf, 0, OS, Cout * OS, 0.0f,

@@ -233,6 +233,22 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
 #define PB 8
 #endif
 #define XSPAN ((PB - 1) * SX + KX) // input values one row of PB outputs reads
+
+// The channel-vector kernels' 16 biases of channels c0 .. c0 + 15 (the last channel repeated past C),
+// or zeros.
+inline float16 cvec_bias(__global const float *b, const int has_bias, const int c0, const int C) {
+  float t[16];
+  for (int j = 0; j < 16; j++) t[j] = has_bias ? b[min(c0 + j, C - 1)] : 0.0f;
+  return vload16(0, t);
+}
+
+// One output position of a channel-vector kernel: the first nj of its 16 channels into channel
+// planes CS floats apart. (Per position, by value: the accumulator array never leaves registers.)
+inline void cvec_store(__global float *out, const float16 v, const int nj, const size_t CS) {
+  float t[16];
+  vstore16(v, 0, t);
+  for (int j = 0; j < nj; j++) out[(size_t)j * CS] = t[j];
+}
 __kernel void conv_cvec(__global const float *restrict x, __global const float *restrict wp,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
                         const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
@@ -240,12 +256,7 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
   const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), row = get_global_id(1), n = get_global_id(2);
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
   const int oz = row / OY, oy = row % OY;
-  float16 bias = (float16)(0.0f);
-  if (has_bias) {
-    float t[16];
-    for (int j = 0; j < 16; j++) t[j] = b[min(co0 + j, Cout - 1)];
-    bias = vload16(0, t);
-  }
+  const float16 bias = cvec_bias(b, has_bias, co0, Cout);
   float16 acc[PB];
 #pragma unroll
   for (int p = 0; p < PB; p++) acc[p] = bias;
@@ -278,14 +289,9 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
   }
   const size_t OS = (size_t)OZ * OY * OX;
   __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
-  const int nj = min(16, Cout - co0);
 #pragma unroll
-  for (int p = 0; p < PB; p++) {
-    float t[16];
-    vstore16(acc[p], 0, t);
-    if (ox0 + p < OX)
-      for (int j = 0; j < nj; j++) yr[(size_t)j * OS + p] = t[j];
-  }
+  for (int p = 0; p < PB; p++)
+    if (ox0 + p < OX) cvec_store(yr + p, acc[p], min(16, Cout - co0), OS);
 }
 
 // ---- backward weight ----
@@ -377,12 +383,7 @@ __kernel void convT_cvec(__global const float *restrict x, __global const float 
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
   const int oz = row / OY, oy = row % OY, iz = oz / KZ, iy = oy / KY;
   const int trow = ((oz % KZ) * KY + oy % KY) * KX; // first tap of this output row
-  float16 bias = (float16)(0.0f);
-  if (has_bias) {
-    float t[16];
-    for (int j = 0; j < 16; j++) t[j] = b[min(co0 + j, Cout - 1)];
-    bias = vload16(0, t);
-  }
+  const float16 bias = cvec_bias(b, has_bias, co0, Cout);
   float16 acc[PB];
 #pragma unroll
   for (int p = 0; p < PB; p++) acc[p] = bias;
@@ -401,14 +402,9 @@ __kernel void convT_cvec(__global const float *restrict x, __global const float 
   }
   const size_t OS = (size_t)OZ * OY * OX;
   __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
-  const int nj = min(16, Cout - co0);
 #pragma unroll
-  for (int p = 0; p < PB; p++) {
-    float t[16];
-    vstore16(acc[p], 0, t);
-    if (ox0 + p < OX)
-      for (int j = 0; j < nj; j++) yr[(size_t)j * OS + p] = t[j];
-  }
+  for (int p = 0; p < PB; p++)
+    if (ox0 + p < OX) cvec_store(yr + p, acc[p], min(16, Cout - co0), OS);
 }
 
 // ---- backward data of a strided convolution, vectors over input channels ----
@@ -416,10 +412,15 @@ __kernel void convT_cvec(__global const float *restrict x, __global const float 
 // w[co][ci][t] dy[co][(i + p - t) / s]: 16 input channels in the lanes (weights packed with
 // flip = 2 from the (Cout, Cin, k) layout: this pass's "input" channels are co), PB positions of a
 // dx row in PB accumulators. PB is even and rows start at multiples of PB, so the x parity test
-// of each (position, tap) pair is a compile-time constant. global: (ceil(X / PB) * ceil(Cin / 16), Z * Y, N)
+// of each (position, tap) pair is a compile-time constant. The arguments are conv_direct's, seen
+// from this pass (dy is the input, dx the output; no bias), so one launcher serves both.
+// global: (ceil(X / PB) * ceil(Cin / 16), Z * Y, N)
 __kernel void dgrad_cvec(__global const float *restrict dy, __global const float *restrict wp,
-                         __global float *restrict dx, const int Cin, const int Cout, const int Z, const int Y,
-                         const int X, const int OZ, const int OY, const int OX) {
+                         __global const float *restrict no_bias, const int no_has_bias, __global float *restrict dx,
+                         const int Cout, const int Cin, const int OZ, const int OY, const int OX, const int Z,
+                         const int Y, const int X) {
+  (void)no_bias;
+  (void)no_has_bias;
   const int ncb = (Cin + 15) / 16, g0 = get_global_id(0), row = get_global_id(1), n = get_global_id(2);
   const int ix0 = (g0 / ncb) * PB, cb = g0 % ncb, ci0 = cb * 16;
   const int iz = row / Y, iy = row % Y;
@@ -455,14 +456,9 @@ __kernel void dgrad_cvec(__global const float *restrict dy, __global const float
   }
   const size_t S = (size_t)Z * Y * X;
   __global float *xr = dx + ((size_t)n * Cin + ci0) * S + (size_t)row * X + ix0;
-  const int nj = min(16, Cin - ci0);
 #pragma unroll
-  for (int p = 0; p < PB; p++) {
-    float t[16];
-    vstore16(acc[p], 0, t);
-    if (ix0 + p < X)
-      for (int j = 0; j < nj; j++) xr[(size_t)j * S + p] = t[j];
-  }
+  for (int p = 0; p < PB; p++)
+    if (ix0 + p < X) cvec_store(xr + p, acc[p], min(16, Cin - ci0), S);
 }
 
 // ---- weight gradient for narrow rows: vectors over output channels ----
