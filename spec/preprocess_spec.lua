@@ -96,6 +96,86 @@ describe("preprocess: resampling primitives (skimage 0.26 / batchgenerators 0.25
   end)
 end)
 
+describe("preprocess: resampling rows of axis 0 (streaming export)", function()
+  local pre = core.preprocess
+  -- (input shape, output shape, current spacing, new spacing, options): non-separate linear up and down,
+  -- separate z across axis 0 (nearest and linear), separate across axis 2, axis 0 unchanged, nearest 3-D
+  local CASES = {
+    { "linear, axis 0 upsampled", { 11, 9, 7 }, { 23, 13, 6 }, { 1, 1, 1 }, { 0.5, 0.7, 1.2 }, { order = 1 } },
+    { "linear, axis 0 downsampled", { 29, 8, 9 }, { 12, 8, 11 }, { 1, 1, 1 }, { 2.4, 1, 0.8 }, { order = 1 } },
+    { "separate z along axis 0, nearest", { 9, 10, 8 }, { 31, 14, 11 }, { 4, 1, 1 }, { 1.2, 0.7, 0.7 },
+      { order = 1, order_z = 0 } },
+    { "separate z along axis 0, linear", { 9, 10, 8 }, { 20, 7, 11 }, { 4, 1, 1 }, { 1.8, 1.4, 0.7 },
+      { order = 3, order_z = 1 } },
+    { "separate z along axis 2", { 13, 10, 5 }, { 17, 8, 16 }, { 1, 1, 4 }, { 0.8, 1.25, 1.25 },
+      { order = 1, order_z = 0 } },
+    { "axis 0 unchanged, linear in-plane", { 10, 9, 8 }, { 10, 15, 5 }, { 1, 1, 1 }, { 1, 0.6, 1.6 }, { order = 1 } },
+    { "separate z along axis 0 of unchanged size, cubic in-plane", { 10, 9, 8 }, { 10, 15, 5 }, { 4, 1, 1 },
+      { 4, 0.6, 1.6 }, { order = 3, order_z = 0 } },
+    { "nearest", { 12, 9, 8 }, { 25, 6, 8 }, { 1, 1, 1 }, { 0.48, 1.5, 1 }, { order = 0 } },
+  }
+  local function random_volume(shape, seed)
+    local r, v = seed, {}
+    for i = 1, shape[1] * shape[2] * shape[3] do
+      r = (r * 1103515245 + 12345) % 2147483648
+      v[i] = r / 2147483648 * 8 - 4
+    end
+    return core.tensor(v, { shape = { 1, shape[1], shape[2], shape[3] } })
+  end
+  local function rows_of(t, r0, n)
+    local f, per, out = t:flat(), t.shape[3] * t.shape[4], {}
+    for i = r0 * per + 1, (r0 + n) * per do out[#out + 1] = f[i] end
+    return core.tensor(out, { shape = { 1, n, t.shape[3], t.shape[4] } })
+  end
+  for ci, c in ipairs(CASES) do
+    local name, din, dout, cur, new, opts = table.unpack(c)
+    it(name .. ": every slab of output rows equals those rows of the whole resample, bit for bit", function()
+      local vol = random_volume(din, 977 * ci)
+      local whole = pre.resample(vol, dout, cur, new, opts, 2)
+      local wf = whole:flat()
+      local per = dout[2] * dout[3]
+      for _, chunk in ipairs({ 1, 3, dout[1] }) do
+        for o0 = 0, dout[1] - 1, chunk do
+          local n = math.min(chunk, dout[1] - o0)
+          local lo, hi = pre.resample_rows_needed(din, dout, cur, new, opts, o0, n)
+          assert.is_truthy(lo, hi)
+          assert.is_true(lo >= 0 and hi < din[1] and lo <= hi)
+          local part = pre.resample_rows(rows_of(vol, lo, hi - lo + 1), lo, din[1], dout, o0, n, cur, new, opts, 2)
+          assert.are.same({ 1, n, dout[2], dout[3] }, part.shape)
+          local pf = part:flat()
+          for i = 1, #pf do
+            if pf[i] ~= wf[o0 * per + i] then
+              error(string.format("output row %d, element %d: %.9g vs whole %.9g", o0 + (i - 1) // per, i, pf[i],
+                wf[o0 * per + i]))
+            end
+          end
+          if lo > 0 or hi < din[1] - 1 then
+            -- one row fewer than needed is refused, not silently wrong
+            local short = hi > lo and rows_of(vol, lo + 1, hi - lo) or nil
+            if short then
+              local ok, err = pcall(pre.resample_rows, short, lo + 1, din[1], dout, o0, n, cur, new, opts, 1)
+              assert.is_false(ok)
+              assert.matches("miss row", tostring(err))
+            end
+          end
+        end
+      end
+    end)
+  end
+  it("cubic interpolation across axis 0, or clipped to the whole volume, does not stream, and says why", function()
+    local lo, msg = pre.resample_rows_needed({ 10, 8, 8 }, { 20, 8, 8 }, { 1, 1, 1 }, { 0.5, 1, 1 }, { order = 3 }, 0, 4)
+    assert.is_nil(lo)
+    assert.matches("order 3 along axis 0", msg)
+    lo, msg = pre.resample_rows_needed({ 10, 8, 8 }, { 10, 16, 8 }, { 1, 1, 1 }, { 1, 0.5, 1 }, { order = 3 }, 0, 4)
+    assert.is_nil(lo)
+    assert.matches("whole volume", msg)
+    local ok, err = pcall(pre.resample_rows, core.zeros({ 1, 4, 8, 8 }, "f32"), 0, 10, { 10, 16, 8 }, 0, 4,
+      { 1, 1, 1 }, { 1, 0.5, 1 }, { order = 3 }, 1)
+    assert.is_false(ok)
+    assert.matches("whole volume", tostring(err))
+  end)
+end)
+
 describe("preprocess: cases equal nnunetv2's preprocessed output", function()
   for _, ds in ipairs(ORDER) do
     local spec = DATASETS[ds]

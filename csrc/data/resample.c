@@ -346,8 +346,53 @@ static void pass_worker(void *vctx, int64_t lo, int64_t hi) {
   free(acc);
 }
 
-lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *out, const int64_t *dout,
-                          int order, int clip, int threads) {
+/* A window along axis 0 for streaming: the input holds rows [in0, in0 + din[0]) of a full axis of in_full rows,
+ * and the output is rows [out0, out0 + dout[0]) of the full result of out_full rows. */
+typedef struct row_win {
+  int64_t in0, in_full, out0, out_full;
+} row_win;
+
+/* Order used along axis 0 of a windowed pass: none (identity) when the full axis keeps its size. */
+static int win_order(const row_win *w, int order) { return w->in_full == w->out_full ? 0 : order; }
+
+/* The rows of the full plan that the window's outputs use, re-indexed into the input slab. Fails when the
+ * axis needs a spline prefilter (order > 1 couples every row) or when the slab misses a tap. */
+static lu_status plan_window(axis_plan *p, const row_win *w, int64_t nin, int64_t nout, int order) {
+  int ord = win_order(w, order);
+  if (ord > 1)
+    return lu_fail(LU_EARG, "resample rows: order %d along axis 0 couples all rows (only orders 0 and 1 stream)", ord);
+  axis_plan full;
+  LU_TRY(plan_axis(&full, w->in_full, w->out_full, ord));
+  if (w->out0 < 0 || w->out0 + nout > w->out_full) {
+    free_plan(&full);
+    return lu_fail(LU_EARG, "resample rows: output rows [%lld, %lld) outside 0..%lld", (long long)w->out0,
+                   (long long)(w->out0 + nout), (long long)w->out_full);
+  }
+  lu_status st = plan_axis(p, nin, nout, ord); /* allocation and sizes; the taps are replaced below */
+  if (st != LU_OK) {
+    free_plan(&full);
+    return st;
+  }
+  for (int64_t k = 0; k < nout && st == LU_OK; k++)
+    for (int j = 0; j < p->ntap; j++) {
+      int64_t ix = full.idx[(w->out0 + k) * full.ntap + j] - w->in0;
+      if (ix < 0 || ix >= nin)
+        st = lu_fail(LU_EARG, "resample rows: input rows [%lld, %lld) miss row %lld needed by output row %lld",
+                     (long long)w->in0, (long long)(w->in0 + nin), (long long)(ix + w->in0), (long long)(w->out0 + k));
+      p->idx[k * p->ntap + j] = ix;
+      p->w[k * p->ntap + j] = full.w[(w->out0 + k) * full.ntap + j];
+    }
+  free_plan(&full);
+  if (st != LU_OK) free_plan(p);
+  return st;
+}
+
+/* lu_resize_image, optionally on a window along axis 0 (w). The axes are visited in the order of the full
+ * problem and every output value is computed from the same taps in the same order, so a windowed result
+ * equals the matching rows of the full one bit for bit. Clipping uses the slab's range, which for orders
+ * <= 1 (the only ones a window allows along axis 0) never binds: interpolation stays within its taps. */
+static lu_status resize_image_win(const float *in, const int64_t *din, int rank, float *out, const int64_t *dout,
+                                  int order, int clip, int threads, const row_win *w) {
   if (rank < 1 || rank > 3) return lu_fail(LU_EARG, "resize: rank %d not in 1..3", rank);
   if (order < 0 || order > 5) return lu_fail(LU_EARG, "resize: spline order %d not in 0..5", order);
   int64_t nin = 1, nout = 1;
@@ -363,13 +408,23 @@ lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *
       mn = in[i] < mn ? in[i] : mn;
       mx = in[i] > mx ? in[i] : mx;
     }
+  /* sizes of the full problem: they decide the pass order and the taps */
+  int64_t fin[3], fout[3];
+  for (int a = 0; a < rank; a++) {
+    fin[a] = din[a];
+    fout[a] = dout[a];
+  }
+  if (w) {
+    fin[0] = w->in_full;
+    fout[0] = w->out_full;
+  }
   /* axes in order of increasing zoom so the intermediates stay small */
   int axes[3], na = 0;
   for (int a = 0; a < rank; a++)
-    if (din[a] != dout[a]) axes[na++] = a;
+    if (fin[a] != fout[a] || (a == 0 && w && (din[0] != dout[0] || w->in0 != w->out0))) axes[na++] = a;
   for (int i = 0; i < na; i++)
     for (int j = i + 1; j < na; j++)
-      if ((double)dout[axes[j]] / din[axes[j]] < (double)dout[axes[i]] / din[axes[i]]) {
+      if ((double)fout[axes[j]] / fin[axes[j]] < (double)fout[axes[i]] / fin[axes[i]]) {
         int t = axes[i];
         axes[i] = axes[j];
         axes[j] = t;
@@ -395,7 +450,7 @@ lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *
       break;
     }
     axis_plan p;
-    st = plan_axis(&p, cur[a], dout[a], order);
+    st = (a == 0 && w) ? plan_window(&p, w, cur[0], dout[0], order) : plan_axis(&p, cur[a], dout[a], order);
     if (st == LU_OK) {
       pass_ctx c = {src, dst, outer, inner, &p, 0};
       st = lu_parallel_for(threads, outer * ((inner + PASS_BLOCK - 1) / PASS_BLOCK), pass_worker, &c);
@@ -416,6 +471,11 @@ lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *
   if (clip && order > 0)
     for (int64_t i = 0; i < nout; i++) out[i] = out[i] < mn ? mn : (out[i] > mx ? mx : out[i]);
   return LU_OK;
+}
+
+lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *out, const int64_t *dout,
+                          int order, int clip, int threads) {
+  return resize_image_win(in, din, rank, out, dout, order, clip, threads, NULL);
 }
 
 /* ---------------------------------------------------------------- segmentations */
@@ -660,10 +720,10 @@ static void i16_store(lu_tensor *t, int64_t off, const int16_t *s, int64_t n) {
 SLICE_COPY(float)
 SLICE_COPY(int16_t)
 
-/* Resamples one (Z,Y,X) channel. */
+/* Resamples one (Z,Y,X) channel; w: optionally only a window of rows along axis 0 (see row_win). */
 static lu_status resample_channel_f(const float *in, const int64_t din[3], float *out, const int64_t dout[3],
-                                   int sep, int axis, int order, int order_z, int threads) {
-  if (!sep) return lu_resize_image(in, din, 3, out, dout, order, 1, threads);
+                                   int sep, int axis, int order, int order_z, int threads, const row_win *w) {
+  if (!sep) return resize_image_win(in, din, 3, out, dout, order, 1, threads, w);
   int64_t mid[3] = {dout[0], dout[1], dout[2]};
   mid[axis] = din[axis];
   int64_t pin[2], pout[2];
@@ -672,7 +732,10 @@ static lu_status resample_channel_f(const float *in, const int64_t din[3], float
       pin[k] = din[a];
       pout[k++] = dout[a];
     }
-  int need_z = din[axis] != dout[axis];
+  /* the window applies to the slices when axis 0 lies in them, else to the pass across the slices */
+  const row_win *w_slices = axis != 0 ? w : NULL;
+  int need_z = w && axis == 0 ? (din[0] != dout[0] || w->in_full != w->out_full || w->in0 != w->out0)
+                              : din[axis] != dout[axis];
   float *here = need_z ? malloc(sizeof(float) * (size_t)(mid[0] * mid[1] * mid[2])) : out;
   float *sl_in = malloc(sizeof(float) * (size_t)(pin[0] * pin[1]));
   float *sl_out = malloc(sizeof(float) * (size_t)(pout[0] * pout[1]));
@@ -680,13 +743,13 @@ static lu_status resample_channel_f(const float *in, const int64_t din[3], float
   if (!here || !sl_in || !sl_out) st = lu_fail(LU_ENOMEM, "resample: no memory for separate-z buffers");
   for (int64_t s = 0; s < din[axis] && st == LU_OK; s++) {
     slice_get_float(in, din, axis, s, sl_in);
-    st = lu_resize_image(sl_in, pin, 2, sl_out, pout, order, 1, threads);
+    st = resize_image_win(sl_in, pin, 2, sl_out, pout, order, 1, threads, w_slices);
     if (st == LU_OK) slice_put_float(here, mid, axis, s, sl_out);
   }
   if (st == LU_OK && need_z) {
     /* map_coordinates along `axis` only, order_z, mode nearest: identity coordinates elsewhere */
     axis_plan p;
-    st = plan_axis(&p, din[axis], dout[axis], order_z);
+    st = (w && axis == 0) ? plan_window(&p, w, din[0], dout[0], order_z) : plan_axis(&p, din[axis], dout[axis], order_z);
     if (st == LU_OK) {
       int64_t outer = 1, inner = 1;
       for (int b = 0; b < axis; b++) outer *= mid[b];
@@ -793,7 +856,7 @@ lu_status lu_resample(const lu_tensor *in, const int64_t new_shape[3], const dou
   if (!o->is_seg) {
     for (int64_t c = 0; c < C && st == LU_OK; c++)
       st = resample_channel_f((const float *)in->host + c * nin, din, (float *)t->host + c * nout, new_shape, sep,
-                              axis, o->order, o->order_z, threads);
+                              axis, o->order, o->order_z, threads, NULL);
   } else {
     int16_t *s = NULL, *so = malloc(sizeof(int16_t) * (size_t)nout);
     st = so ? seg_to_i16(in, &s) : lu_fail(LU_ENOMEM, "resample: no memory for a segmentation");
@@ -804,6 +867,83 @@ lu_status lu_resample(const lu_tensor *in, const int64_t new_shape[3], const dou
     free(s);
     free(so);
   }
+  if (st != LU_OK) {
+    lu_tensor_free(t);
+    return st;
+  }
+  *out = t;
+  return LU_OK;
+}
+
+/* Whether rows of axis 0 can be resampled slab by slab, exactly: the separate-z decision, and in *ord the order
+ * along axis 0 (-1: the axis keeps its size). A spline prefilter along axis 0 couples all rows, and so does
+ * the clip to the input's range that cubic resizing applies to the whole volume (or to a slice holding axis 0);
+ * per-slice clipping across axis 0 (separate z along axis 0) stays within a row. */
+static lu_status stream_check(int64_t in_full, int64_t out_full, const int64_t din_yx[2], const int64_t dout_yx[2],
+                              const double cur_sp[3], const double new_sp[3], const lu_resample_opts *o, int *sep,
+                              int *axis, int *ord) {
+  lu_resample_sep_z_axis(o->force_separate_z, cur_sp, new_sp, o->aniso_threshold, sep, axis);
+  *ord = in_full == out_full ? -1 : ((*sep && *axis == 0) ? o->order_z : o->order);
+  if (in_full == out_full && din_yx[0] == dout_yx[0] && din_yx[1] == dout_yx[1]) return LU_OK; /* a copy */
+  if (*ord > 1)
+    return lu_fail(LU_EARG, "resample rows: order %d along axis 0 couples all rows (only orders 0 and 1 stream)", *ord);
+  if (!(*sep && *axis == 0) && o->order > 1)
+    return lu_fail(LU_EARG, "resample rows: order %d clips to the range of the whole volume (only orders 0 and 1 "
+                            "stream, or separate z across axis 0)", o->order);
+  return LU_OK;
+}
+
+lu_status lu_resample_rows_needed(const int64_t in_shape[3], const int64_t out_shape[3], const double cur_sp[3],
+                                  const double new_sp[3], const lu_resample_opts *o, int64_t out0, int64_t nout,
+                                  int64_t *lo, int64_t *hi) {
+  int64_t in_full = in_shape[0], out_full = out_shape[0];
+  if (o->is_seg) return lu_fail(LU_EARG, "resample rows: images only");
+  if (in_full < 1 || out_full < 1 || nout < 1 || out0 < 0 || out0 + nout > out_full)
+    return lu_fail(LU_EARG, "resample rows: output rows [%lld, %lld) of %lld from %lld input rows", (long long)out0,
+                   (long long)(out0 + nout), (long long)out_full, (long long)in_full);
+  int sep, axis, ord;
+  LU_TRY(stream_check(in_full, out_full, in_shape + 1, out_shape + 1, cur_sp, new_sp, o, &sep, &axis, &ord));
+  row_win w = {0, in_full, out0, out_full};
+  axis_plan p;
+  /* the plan against the whole input: its taps are the rows needed */
+  LU_TRY(plan_window(&p, &w, in_full, nout, ord < 0 ? 0 : ord));
+  int64_t l = p.idx[0], h = p.idx[0];
+  for (int64_t i = 1; i < nout * p.ntap; i++) {
+    l = p.idx[i] < l ? p.idx[i] : l;
+    h = p.idx[i] > h ? p.idx[i] : h;
+  }
+  free_plan(&p);
+  *lo = l;
+  *hi = h;
+  return LU_OK;
+}
+
+lu_status lu_resample_rows(const lu_tensor *in, int64_t in0, int64_t in_full, const int64_t new_shape[3], int64_t out0,
+                           int64_t nout, const double cur_sp[3], const double new_sp[3], const lu_resample_opts *o,
+                           int threads, lu_tensor **out) {
+  if (!in || !in->host || in->ndim != 4 || in->dtype != LU_F32)
+    return lu_fail(LU_EARG, "resample rows: expected a host f32 tensor (C, rows, Y, X)");
+  if (o->is_seg) return lu_fail(LU_EARG, "resample rows: images only");
+  int64_t C = in->shape[0], din[3] = {in->shape[1], in->shape[2], in->shape[3]};
+  if (in0 < 0 || in0 + din[0] > in_full)
+    return lu_fail(LU_EARG, "resample rows: input rows [%lld, %lld) outside 0..%lld", (long long)in0,
+                   (long long)(in0 + din[0]), (long long)in_full);
+  for (int a = 1; a < 3; a++)
+    if (new_shape[a] < 1) return lu_fail(LU_EARG, "resample rows: new shape axis %d is %lld", a, (long long)new_shape[a]);
+  int sep, axis, ord;
+  LU_TRY(stream_check(in_full, new_shape[0], din + 1, new_shape + 1, cur_sp, new_sp, o, &sep, &axis, &ord));
+  int64_t dout[3] = {nout, new_shape[1], new_shape[2]};
+  int64_t oshape[4] = {C, nout, new_shape[1], new_shape[2]};
+  lu_tensor *t = NULL;
+  LU_TRY(lu_tensor_new_host(&t, LU_F32, 4, oshape));
+  /* the full problem keeps its shape: lu_resample copies, so do the windowed passes (identity taps) */
+  int same = in_full == new_shape[0] && din[1] == new_shape[1] && din[2] == new_shape[2];
+  row_win w = {in0, in_full, out0, new_shape[0]};
+  int64_t nin = din[0] * din[1] * din[2], no = nout * new_shape[1] * new_shape[2];
+  lu_status st = LU_OK;
+  for (int64_t c = 0; c < C && st == LU_OK; c++)
+    st = resample_channel_f((const float *)in->host + c * nin, din, (float *)t->host + c * no, dout, same ? 0 : sep,
+                            axis, same ? 0 : o->order, o->order_z, threads, &w);
   if (st != LU_OK) {
     lu_tensor_free(t);
     return st;

@@ -42,6 +42,21 @@ void lu_resample_sep_z_axis(int force_separate_z, const double cur_sp[3], const 
 lu_status lu_resample(const lu_tensor *in, const int64_t new_shape[3], const double cur_sp[3],
                       const double new_sp[3], const lu_resample_opts *opts, int threads, lu_tensor **out);
 
+/* Streaming along axis 0 (export of large predictions, slab by slab): rows [out0, out0 + nout) of what
+ * lu_resample (image options) returns for a full input of in_full rows along axis 0, computed from the input
+ * rows [in0, in0 + in->shape[1]) only (in: (C, rows, Y, X) F32 with the full Y and X). Equal bit for bit to
+ * those rows of the full result. Only orders 0 and 1 along axis 0 stream (a spline prefilter couples every
+ * row, and so does cubic resizing's clip to the whole volume's range unless z is separate across axis 0):
+ * LU_EARG otherwise, and when the input rows miss one that the outputs read. */
+lu_status lu_resample_rows(const lu_tensor *in, int64_t in0, int64_t in_full, const int64_t new_shape[3], int64_t out0,
+                           int64_t nout, const double cur_sp[3], const double new_sp[3], const lu_resample_opts *opts,
+                           int threads, lu_tensor **out);
+/* The input rows [*lo, *hi] (inclusive) that output rows [out0, out0 + nout) read, for full (Z, Y, X) shapes
+ * in_shape -> out_shape; LU_EARG (with the reason) when the resampling does not stream. */
+lu_status lu_resample_rows_needed(const int64_t in_shape[3], const int64_t out_shape[3], const double cur_sp[3],
+                                  const double new_sp[3], const lu_resample_opts *opts, int64_t out0, int64_t nout,
+                                  int64_t *lo, int64_t *hi);
+
 /* Building blocks, exposed for specs. rank 1..3, row-major dims. */
 lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *out, const int64_t *dout,
                           int order, int clip, int threads);

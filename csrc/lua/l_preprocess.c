@@ -9,6 +9,10 @@
  *        shape_after_cropping_and_before_resampling, new_shape, spacing (transposed), target_spacing,
  *        class_locations = { i32 tensor (N, 4) per class, in cfg.classes order } }
  *   resample(t, new_shape, cur_spacing, new_spacing, {is_seg=, order=, order_z=, force_separate_z=}, threads)
+ *   resample_rows(t (C, rows, Y, X), in0, in_full, new_shape, out0, nout, cur_sp, new_sp, opts, threads)
+ *     -> rows [out0, out0 + nout) of resample's result from input rows [in0, in0 + rows) (0-based; streaming)
+ *   resample_rows_needed(in_shape, out_shape, cur_sp, new_sp, opts, out0, nout) -> lo, hi (inclusive input rows)
+ *     | nil, message (cubic resampling across axis 0, or clipped to the whole volume, does not stream)
  *   crop(data, seg_or_nil) -> data, seg(i16), bbox
  *   normalize(t (C,Z,Y,X) f32 in place, channel (1-based), scheme, use_mask, seg_or_nil, props)
  *   class_locations(seg (1,Z,Y,X) tensor, classes, seed) -> { i32 tensor (N,4), ... }
@@ -283,6 +287,47 @@ static int l_run_case(lua_State *L) {
   return 3;
 }
 
+/* resample_rows(t (C, rows, Y, X), in0, in_full, new_shape, out0, nout, cur_sp, new_sp, opts, threads) */
+static int l_resample_rows(lua_State *L) {
+  lu_tensor *t = lu_lua_check_tensor(L, 1);
+  int64_t in0 = luaL_checkinteger(L, 2), in_full = luaL_checkinteger(L, 3);
+  int64_t ns[LU_MAX_DIMS];
+  if (lu_lua_check_shape(L, 4, ns) != 3) return luaL_argerror(L, 4, "expected 3 sizes");
+  int64_t out0 = luaL_checkinteger(L, 5), nout = luaL_checkinteger(L, 6);
+  double cur[3], nsp[3];
+  if (check_nums(L, 7, cur, 3, "current spacing") != 3 || check_nums(L, 8, nsp, 3, "new spacing") != 3)
+    return luaL_error(L, "resample_rows: spacings need 3 entries");
+  lu_resample_opts o;
+  read_opts(L, 9, &o, 0);
+  lu_tensor *out = NULL;
+  LU_LCHECK(L, lu_resample_rows(t, in0, in_full, ns, out0, nout, cur, nsp, &o, (int)luaL_optinteger(L, 10, 1), &out),
+            "preprocess.resample_rows");
+  lu_lua_push_tensor(L, out);
+  return 1;
+}
+
+/* resample_rows_needed(in_shape, out_shape, cur_sp, new_sp, opts, out0, nout) -> lo, hi | nil, message */
+static int l_resample_rows_needed(lua_State *L) {
+  int64_t ins[LU_MAX_DIMS], outs[LU_MAX_DIMS];
+  if (lu_lua_check_shape(L, 1, ins) != 3) return luaL_argerror(L, 1, "expected 3 sizes");
+  if (lu_lua_check_shape(L, 2, outs) != 3) return luaL_argerror(L, 2, "expected 3 sizes");
+  double cur[3], nsp[3];
+  if (check_nums(L, 3, cur, 3, "current spacing") != 3 || check_nums(L, 4, nsp, 3, "new spacing") != 3)
+    return luaL_error(L, "resample_rows_needed: spacings need 3 entries");
+  lu_resample_opts o;
+  read_opts(L, 5, &o, 0);
+  int64_t lo, hi;
+  if (lu_resample_rows_needed(ins, outs, cur, nsp, &o, luaL_checkinteger(L, 6), luaL_checkinteger(L, 7), &lo,
+                              &hi) != LU_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, lu_errmsg());
+    return 2;
+  }
+  lua_pushinteger(L, (lua_Integer)lo);
+  lua_pushinteger(L, (lua_Integer)hi);
+  return 2;
+}
+
 static int l_resample(lua_State *L) {
   lu_tensor *t = lu_lua_check_tensor(L, 1);
   int64_t ns[LU_MAX_DIMS];
@@ -470,6 +515,7 @@ static int l_pool_close(lua_State *L) {
 int lu_open_preprocess(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"run_case", l_run_case},           {"resample", l_resample},
+      {"resample_rows", l_resample_rows}, {"resample_rows_needed", l_resample_rows_needed},
       {"crop", l_crop},                   {"normalize", l_normalize},
       {"class_locations", l_class_locations}, {"compute_new_shape", l_compute_new_shape},
       {"sep_z", l_sep_z},                 {"pool", l_pool},
