@@ -1,6 +1,7 @@
 #include "tensor.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,22 @@ static lu_tensor *tensor_shell(lu_dtype dt, int ndim, const int64_t *shape, size
   return t;
 }
 
+/* Bytes held by host tensors now and at most since the last reset: memory bounds are specs, not guesses. */
+static _Atomic int64_t host_live, host_peak;
+
+static void host_add(int64_t n) {
+  int64_t now = atomic_fetch_add(&host_live, n) + n, p = atomic_load(&host_peak);
+  while (now > p && !atomic_compare_exchange_weak(&host_peak, &p, now)) {
+  }
+}
+
+void lu_host_mem(int64_t *live, int64_t *peak) {
+  *live = atomic_load(&host_live);
+  *peak = atomic_load(&host_peak);
+}
+
+void lu_host_mem_reset_peak(void) { atomic_store(&host_peak, atomic_load(&host_live)); }
+
 lu_status lu_tensor_new_host(lu_tensor **out, lu_dtype dt, int ndim, const int64_t *shape) {
   size_t bytes;
   LU_TRY(check_shape(dt, ndim, shape, &bytes));
@@ -79,6 +96,7 @@ lu_status lu_tensor_new_host(lu_tensor **out, lu_dtype dt, int ndim, const int64
     return lu_fail(LU_ENOMEM, "tensor: cannot allocate %zu bytes on the host for %s %s", bytes,
                    lu_dtype_name(dt), lu_shape_str(ndim, shape, s, sizeof s));
   }
+  host_add((int64_t)bytes);
   *out = t;
   return LU_OK;
 }
@@ -89,6 +107,7 @@ lu_status lu_tensor_wrap_host(lu_tensor **out, lu_dtype dt, int ndim, const int6
   lu_tensor *t = tensor_shell(dt, ndim, shape, bytes);
   if (!t) return lu_fail(LU_ENOMEM, "tensor: out of host memory");
   t->host = data;
+  host_add((int64_t)bytes);
   *out = t;
   return LU_OK;
 }
@@ -115,6 +134,7 @@ lu_status lu_tensor_new_device(lu_tensor **out, lu_device *dev, lu_dtype dt, int
 void lu_tensor_free(lu_tensor *t) {
   if (!t) return;
   if (t->buf) lu_buffer_release(t->dev, (cl_mem)t->buf, t->bytes ? t->bytes : 4);
+  if (t->host) host_add(-(int64_t)t->bytes);
   free(t->host);
   free(t);
 }

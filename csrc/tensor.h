@@ -47,6 +47,10 @@ lu_status lu_tensor_wrap_host(lu_tensor **out, lu_dtype dt, int ndim, const int6
 lu_status lu_tensor_new_device(lu_tensor **out, lu_device *dev, lu_dtype dt, int ndim, const int64_t *shape);
 void lu_tensor_free(lu_tensor *t);
 
+/* Bytes of host tensor data alive now and the most alive at once since the last reset (process-wide). */
+void lu_host_mem(int64_t *live, int64_t *peak);
+void lu_host_mem_reset_peak(void);
+
 /* Copies between storages; *out is a new tensor, t is unchanged. */
 lu_status lu_tensor_to_device(const lu_tensor *t, lu_device *dev, lu_tensor **out);
 lu_status lu_tensor_to_host(const lu_tensor *t, lu_tensor **out);

@@ -1,6 +1,8 @@
 #include "cl/blas.h"
 
 #include <clblast_c.h>
+
+#include "cl/profile.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,9 +115,11 @@ lu_status lu_sgemm(lu_device *dev, int trans_a, int trans_b, size_t m, size_t n,
   if (m == 0 || n == 0) return LU_OK;
   LU_TRY(ensure_tuned(dev));
   cl_command_queue q = dev->queue;
+  double t0 = lu_profile_begin();
   CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                                      trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
                                      lda, b, b_off, ldb, beta, c, c_off, ldc, &q, NULL);
+  if (t0 > 0) lu_profile_end(dev, t0, "clblast_sgemm");
   return blas_status(s, "sgemm", m, n, k);
 }
 
@@ -126,9 +130,11 @@ lu_status lu_sgemm_strided_batched(lu_device *dev, int trans_a, int trans_b, siz
   if (m == 0 || n == 0 || batch == 0) return LU_OK;
   LU_TRY(ensure_tuned(dev));
   cl_command_queue q = dev->queue;
+  double t0 = lu_profile_begin();
   CLBlastStatusCode s = CLBlastSgemmStridedBatched(
       CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
       trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, stride_a, b, b_off, ldb,
       stride_b, beta, c, c_off, ldc, stride_c, batch, &q, NULL);
+  if (t0 > 0) lu_profile_end(dev, t0, "clblast_sgemm_batched");
   return blas_status(s, "sgemm_strided_batched", m, n, k);
 }

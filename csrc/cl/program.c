@@ -1,4 +1,5 @@
 #include "cl/program.h"
+#include "cl/profile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -224,7 +225,13 @@ void lu_progcache_free(lu_progcache *pc) {
 lu_status lu_launch(lu_device *dev, cl_kernel k, int dims, const size_t *global, const size_t *local, const char *what) {
   for (int i = 0; i < dims; i++)
     if (global[i] == 0) return LU_OK; /* empty range: nothing to do */
+  double t0 = lu_profile_begin();
   cl_int e = clEnqueueNDRangeKernel(dev->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
   if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (launching %s)", lu_cl_errname(e), what);
+  if (t0 > 0) {
+    char name[96] = "?";
+    clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
+    lu_profile_end(dev, t0, name);
+  }
   return LU_OK;
 }

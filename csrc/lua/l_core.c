@@ -6,6 +6,7 @@
 #include "cl/blas.h"
 #include "cl/device.h"
 #include "cl/pool.h"
+#include "cl/profile.h"
 #include "cl/program.h"
 #include "lua/l_common.h"
 
@@ -65,6 +66,33 @@ static int l_cache_stats(lua_State *L) {
   lua_pushinteger(L, s.compiles); lua_setfield(L, -2, "compiles");
   lua_pushinteger(L, s.disk_hits); lua_setfield(L, -2, "disk_hits");
   lua_pushinteger(L, s.memory_hits); lua_setfield(L, -2, "memory_hits");
+  return 1;
+}
+
+/* profile([reset]) -> { {name=, count=, seconds=}, ... } per kernel (LUNET_PROFILE=1), then optionally cleared */
+static int l_profile(lua_State *L) {
+  int n;
+  const lu_profile_entry *e = lu_profile_entries(&n);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, e[i].name); lua_setfield(L, -2, "name");
+    lua_pushinteger(L, e[i].count); lua_setfield(L, -2, "count");
+    lua_pushnumber(L, e[i].seconds); lua_setfield(L, -2, "seconds");
+    lua_rawseti(L, -2, i + 1);
+  }
+  if (lua_toboolean(L, 1)) lu_profile_reset();
+  return 1;
+}
+
+/* host_memory([reset]) -> {live=, peak=} bytes of host tensors; reset: the peak restarts from live */
+static int l_host_memory(lua_State *L) {
+  if (lua_toboolean(L, 1)) lu_host_mem_reset_peak();
+  int64_t live, peak;
+  lu_host_mem(&live, &peak);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)live); lua_setfield(L, -2, "live");
+  lua_pushinteger(L, (lua_Integer)peak); lua_setfield(L, -2, "peak");
   return 1;
 }
 
@@ -392,7 +420,7 @@ static int m_index(lua_State *L) {
 
 static const luaL_Reg core_fns[] = {
   {"devices", l_devices}, {"now", l_now}, {"default_device", l_default_device}, {"finish", l_finish},
-  {"cache_stats", l_cache_stats}, {"pool_stats", l_pool_stats}, {"blas_tuning", l_blas_tuning},
+  {"cache_stats", l_cache_stats}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"blas_tuning", l_blas_tuning},
   {"tensor", l_tensor}, {"zeros", l_zeros}, {"from_bytes", l_from_bytes}, {NULL, NULL}};
 
 int luaopen_lunet_core(lua_State *L) {
