@@ -146,10 +146,17 @@ describe("predict.image equals nnunetv2's nnUNetPredictor.predict_single_npy_arr
       local ref_p = lunet.npy.read(FX .. c.name .. "_prob.npy")
       assert.are.same(ref_p.shape, probs.shape)
       assert.is_true(maxdiff(probs, ref_p) < 1e-3, "probabilities differ by " .. maxdiff(probs, ref_p))
-      -- the streaming (one class at a time) export gives the same segmentation
+      -- the one-class-at-a-time export gives the same segmentation
       opts.probabilities = nil
+      opts.stream = false
       local seg2 = predict.image(models, img, { spacing = cases.spacing }, opts)
       assert.are.equal(1, agreement(seg2, seg))
+      -- so does streaming (sliding window and export slab by slab along axis 0): bit for bit with one model;
+      -- several models share one accumulator, which may round differently in float16
+      opts.stream = true
+      local seg3 = predict.image(models, img, { spacing = cases.spacing }, opts)
+      if #models == 1 then assert.are.equal(1, agreement(seg3, seg2))
+      else assert.is_true(agreement(seg3, ref_seg) >= 0.999, "streamed agreement " .. agreement(seg3, ref_seg)) end
     end)
   end
 
@@ -279,20 +286,44 @@ describe("predict.folder writes what nnU-Net writes", function()
       for k, v in pairs(extra or {}) do o[k] = v end
       return predict.folder(o)
     end
-    run(root .. "/seq", 0)
-    run(root .. "/par", 2)
+    run(root .. "/seq", 0, { preprocess_workers = 0 })
+    run(root .. "/par", 2, { preprocess_workers = 2 })
+    -- streamed cases (no probabilities) come back as segmentations whose writing still runs in a child
+    run(root .. "/str", 1, { save_probabilities = false, stream = true })
     for i = 1, 3 do
       for _, ext in ipairs({ ".nii.gz", ".npz", ".json" }) do
         local a = io.open(("%s/seq/c%d%s"):format(root, i, ext), "rb"):read("a")
         local b = io.open(("%s/par/c%d%s"):format(root, i, ext), "rb"):read("a")
         assert.is_true(#a > 0 and a == b, "c" .. i .. ext)
       end
+      local a = io.open(("%s/seq/c%d.nii.gz"):format(root, i), "rb"):read("a")
+      assert.are.equal(a, io.open(("%s/str/c%d.nii.gz"):format(root, i), "rb"):read("a"), "streamed c" .. i)
+      assert.is_nil(io.open(("%s/str/c%d.npz"):format(root, i), "rb"))
     end
     -- a child whose export fails (a non-empty folder where c1's segmentation goes): the parent names the case
     paths.mkdirs(root .. "/bad/c1.nii.gz/x")
     local ok, err = pcall(run, root .. "/bad", 1)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("case c1: export failed", 1, true), tostring(err))
+    -- a case whose preprocessing fails in its child (a truncated image): named, and no scratch files left
+    local inp2 = root .. "/in2"
+    paths.mkdirs(inp2)
+    for i = 1, 3 do
+      local src = io.open(("%s/c%d_0000.nii.gz"):format(inp, i), "rb"):read("a")
+      if i == 2 then src = src:sub(1, 100) end
+      local fh = io.open(("%s/c%d_0000.nii.gz"):format(inp2, i), "wb")
+      fh:write(src)
+      fh:close()
+    end
+    local o = { input = inp2, output = root .. "/bad2", models = { kc.model }, plans_json = kc.plans, dataset_json = dj,
+      configuration = "3d_fullres", progress = false, disable_tta = true, preprocess_workers = 2 }
+    ok, err = pcall(predict.folder, o)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("case c2: preprocessing failed", 1, true), tostring(err))
+    for _, f in ipairs(paths.listdir(root .. "/bad2")) do
+      assert.is_nil(f:find("lunet%-preprocess"), "scratch left behind: " .. f)
+    end
+    assert.is_true(paths.isfile(root .. "/bad2/c1.nii.gz"))
   end)
 
   it("continue_prediction skips finished cases; a cascade configuration without previous stage fails", function()
@@ -371,6 +402,155 @@ describe("predict.folder writes what nnU-Net writes", function()
     local seg = image.read(root .. "/ens/e.nii.gz")
     assert.are.same(want_seg, seg.data:flat())
     assert.are.same(image.read(inp .. "/e_0000.nii.gz").sitk, seg.sitk)
+  end)
+end)
+
+-- ------------------------------------------------------------------------------------------------ streaming
+
+describe("streaming prediction (sliding window and export slab by slab along axis 0)", function()
+  -- A smooth image and a 5-class model whose logits depend on intensity and on the position in the window
+  -- (so overlapping windows disagree and the Gaussian weighting matters). Plans: the fixture's transposition
+  -- (2, 0, 1), no normalisation, spacings chosen per case so that export resamples axis 0 linearly (up or
+  -- down), not at all (2-D), or separately.
+  local Z, Y, X = 23, 19, 34
+  local K = 5
+  local vals = {}
+  for z = 0, Z - 1 do
+    for y = 0, Y - 1 do
+      for x = 0, X - 1 do
+        vals[#vals + 1] = 2.5 + 2.2 * math.sin(z * 0.37 + y * 0.21) * math.cos(x * 0.29 - y * 0.13)
+      end
+    end
+  end
+  local img = lunet.tensor(vals, { shape = { 1, Z, Y, X }, dtype = "f32" })
+  local spacing = { 1.1, 0.9, 1.0 } -- transposed (2, 0, 1): axis 0 of the preprocessed grid is X
+  local model = { forward = function(x)
+    local sh = x.shape
+    local sp = {}
+    for i = 3, #sh do sp[#sp + 1] = sh[i] end
+    while #sp < 3 do table.insert(sp, 1, 1) end
+    local n = sp[1] * sp[2] * sp[3]
+    local xf, out = x:flat(), {}
+    for k = 0, K - 1 do
+      for z = 0, sp[1] - 1 do
+        for yy = 0, sp[2] - 1 do
+          for xx = 0, sp[3] - 1 do
+            local v = (z * sp[2] + yy) * sp[3] + xx + 1
+            out[k * n + v] = -(xf[v] - k) ^ 2 + 0.3 * (k - 2) * (z / sp[1] - yy / sp[2] + 0.5 * xx / sp[3])
+          end
+        end
+      end
+    end
+    local oshape = { 1, K }
+    for i = 3, #sh do oshape[#oshape + 1] = sh[i] end
+    return lunet.tensor(out, { shape = oshape, dtype = "f32" })
+  end }
+  local kdj = deepcopy(dj)
+  kdj.labels = { background = 0, a = 1, b = 2, c = 3, d = 4 }
+  local function plans_with(cfg, sp, patch)
+    local p = deepcopy(plans)
+    local c = p.configurations[cfg]
+    c.spacing = sp
+    c.patch_size = patch
+    c.normalization_schemes = { "NoNormalization" }
+    return p
+  end
+  local CASES = {
+    { "3-D, axis 0 upsampled linearly on export", "3d_fullres", { 1.45, 1.0, 0.8 }, { 8, 8, 16 } },
+    { "3-D, axis 0 downsampled linearly on export", "3d_fullres", { 0.7, 1.3, 1.2 }, { 16, 8, 8 } },
+    { "3-D, separate z across axis 0 (nearest)", "3d_fullres", { 4.0, 1.0, 1.0 }, { 4, 16, 16 } },
+    { "2-D: one slice per row of windows", "2d", { 0.8, 1.2 }, { 16, 16 } },
+  }
+  for _, c in ipairs(CASES) do
+    it(c[1] .. ": the same segmentation bit for bit, mirroring on", function()
+      local opts = { plans = plans_with(c[2], c[3], c[4]), configuration = c[2], dataset_json = kdj, threads = 2 }
+      opts.stream = false
+      local whole = predict.image({ model }, img, { spacing = spacing }, opts)
+      opts.stream = true
+      local streamed = predict.image({ model }, img, { spacing = spacing }, opts)
+      assert.are.same(whole.shape, streamed.shape)
+      assert.are.same({ Z, Y, X }, streamed.shape)
+      local counts = {}
+      for _, v in ipairs(streamed:flat()) do counts[v] = (counts[v] or 0) + 1 end
+      assert.is_true(#counts >= 3, "the case should use several classes") -- keys 1..4 present (0 not counted)
+      assert.are.equal(1, agreement(whole, streamed))
+    end)
+  end
+
+  it("regions stream too, and a cubic export across axis 0 is refused by name", function()
+    local rdj = deepcopy(dj)
+    rdj.labels = { background = 0, whole = { 1, 2, 3, 4 }, inner = { 2, 3, 4 }, core = { 3, 4 }, tip = 4 }
+    rdj.regions_class_order = { 1, 2, 3, 4 }
+    local m4 = { forward = function(x)
+      local o = model.forward(x)
+      local sh = o.shape
+      local f, n = o:flat(), sh[3] * sh[4] * sh[5]
+      local out = {}
+      for i = n + 1, 5 * n do out[#out + 1] = f[i] - f[i - n] end
+      return lunet.tensor(out, { shape = { 1, 4, sh[3], sh[4], sh[5] }, dtype = "f32" })
+    end }
+    local opts = { plans = plans_with("3d_fullres", { 1.45, 1.0, 0.8 }, { 8, 8, 16 }), configuration = "3d_fullres",
+      dataset_json = rdj, stream = false }
+    local whole = predict.image({ m4 }, img, { spacing = spacing }, opts)
+    opts.stream = true
+    assert.are.equal(1, agreement(whole, predict.image({ m4 }, img, { spacing = spacing }, opts)))
+    local cubic = plans_with("3d_fullres", { 1.45, 1.0, 0.8 }, { 8, 8, 16 })
+    cubic.configurations["3d_fullres"].resampling_fn_probabilities_kwargs = { is_seg = false, order = 3, order_z = 0,
+      force_separate_z = json.null }
+    local ok, err = pcall(predict.image, { model }, img, { spacing = spacing }, { plans = cubic,
+      configuration = "3d_fullres", dataset_json = kdj, stream = true })
+    assert.is_false(ok)
+    assert.matches("stream = true, but .*order 3", tostring(err))
+  end)
+
+  it("holds no full-resolution class volume, and class data that does not grow with the volume's length", function()
+    -- 5 classes: the whole-volume path holds the float16 logits of the volume (10 bytes per voxel) and f32
+    -- class volumes; streaming, a ring of one patch of rows plus one, one slab of one class and the label maps
+    local kp = plans_with("3d_fullres", { 1.0, 1.0, 1.0 }, { 4, 16, 16 })
+    local info = require("lunet.dataset").label_info(kdj.labels)
+    local settings = { patch = { 4, 16, 16 }, threads = 2 }
+    local function peak_of(fn)
+      collectgarbage()
+      local before = core.host_memory(true).live
+      local seg = fn()
+      return core.host_memory().peak - before, seg
+    end
+    local function peaks(vol, sp)
+      local data, p = predict.preprocessed(vol, { spacing = sp }, { plans = kp, configuration = "3d_fullres",
+        dataset_json = kdj })
+      local pw, sw = peak_of(function()
+        local lg = predict.sliding_window({ model }, data, settings)
+        local seg = predict.export(lg, p, kp, "3d_fullres", info, {})
+        lg:free()
+        return seg
+      end)
+      local ps, ss = peak_of(function() return predict.stream({ model }, data, p, kp, "3d_fullres", info, settings) end)
+      assert.are.equal(1, agreement(sw, ss))
+      return pw, ps
+    end
+    local nvox = Z * Y * X
+    local pw, ps = peaks(img, spacing)
+    -- the windows' own buffers (input patch, the model's output, the mirrored sum, the Gaussian) are per patch
+    local windows = (1 + 2 * K + 1) * 4 * 16 * 16 * 4
+    local labels = 2 * nvox -- the label map and its un-transposed copy (u8)
+    assert.is_true(ps - windows - labels <= 4 * nvox, string.format("streamed: %d bytes beyond windows and labels "
+      .. "> one f32 class volume (%d)", ps - windows - labels, 4 * nvox))
+    assert.is_true(pw - windows - labels > 2 * 4 * nvox, "whole-volume peak " .. pw .. ": the bound would not tell")
+    -- twice as long along preprocessed axis 0 (the image's X): only the label maps grow when streaming
+    local long = {}
+    local f = img:flat()
+    for z = 0, Z - 1 do
+      for y = 0, Y - 1 do
+        for x = 0, 2 * X - 1 do
+          local xm = x < X and x or 2 * X - 1 - x
+          long[#long + 1] = f[(z * Y + y) * X + xm + 1]
+        end
+      end
+    end
+    local pw2, ps2 = peaks(lunet.tensor(long, { shape = { 1, Z, Y, 2 * X }, dtype = "f32" }), spacing)
+    assert.is_true(ps2 - ps <= labels + 64, string.format("streamed peak grew by %d bytes for %d more label bytes",
+      ps2 - ps, labels))
+    assert.is_true(pw2 - pw > 10 * nvox, "whole-volume peak grew by only " .. (pw2 - pw))
   end)
 end)
 
@@ -458,11 +638,15 @@ describe("lunet predict CLI", function()
   it("parses nnU-Net's flags", function()
     local o = cli.parse({ "-i", "IN", "-o", "OUT", "-d", "4", "-c", "3d_fullres", "-f", "0", "1", "-tr", "T", "-p",
       "P", "-chk", "checkpoint_best", "--step-size", "0.6", "--disable-tta", "--save-probabilities",
-      "--prev-stage-predictions", "PREV", "-np", "3", "--tta-axes", "0,2", "--device", "1", "-nps", "2" })
+      "--prev-stage-predictions", "PREV", "-np", "3", "--tta-axes", "0,2", "--device", "1", "-nps", "2",
+      "--stream", "off", "-npp", "3" })
     assert.are.same({ input = "IN", output = "OUT", dataset = "4", configuration = "3d_fullres", folds = { 0, 1 },
       trainer = "T", plans = "P", checkpoint = "checkpoint_best", step_size = 0.6, disable_tta = true,
       save_probabilities = true, prev_stage_predictions = "PREV", threads = 3, tta_axes = { 0, 2 }, device = 1,
-      export_workers = 2 }, o)
+      export_workers = 2, stream = false, preprocess_workers = 3 }, o)
+    assert.is_true(cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--stream", "on" }).stream)
+    assert.is_nil(cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--stream", "auto" }).stream)
+    assert.has_error(function() cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--stream", "yes" }) end)
     assert.are.equal("all", cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "-f", "all" }).folds)
     assert.has_error(function() cli.parse({ "-i", "a" }) end)
     assert.has_error(function() cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--bogus" }) end)

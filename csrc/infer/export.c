@@ -29,32 +29,32 @@ static lu_status check_float(const lu_tensor *t, const char *what) {
   return LU_OK;
 }
 
-static lu_status check_seg(const lu_tensor *seg, int64_t n, const char *what) {
+static lu_status check_seg(const lu_tensor *seg, int64_t off, int64_t n, const char *what) {
   if (!seg || !seg->host || (seg->dtype != LU_U8 && seg->dtype != LU_U16))
     return lu_fail(LU_EARG, "%s: segmentation must be a host u8/u16 tensor", what);
-  if (lu_tensor_numel(seg) != n)
-    return lu_fail(LU_EARG, "%s: segmentation has %lld voxels, class volume %lld", what,
-                   (long long)lu_tensor_numel(seg), (long long)n);
+  if (off < 0 || off + n > lu_tensor_numel(seg))
+    return lu_fail(LU_EARG, "%s: segmentation has %lld voxels, class volume %lld at offset %lld", what,
+                   (long long)lu_tensor_numel(seg), (long long)n, (long long)off);
   return LU_OK;
 }
 
-lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_tensor *seg) {
+lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_tensor *seg, int64_t off) {
   LU_TRY(check_float(cls, "argmax"));
   int64_t n = lu_tensor_numel(cls);
-  LU_TRY(check_seg(seg, n, "argmax"));
+  LU_TRY(check_seg(seg, off, n, "argmax"));
   if (!maxv || !maxv->host || maxv->dtype != LU_F32 || lu_tensor_numel(maxv) != n)
     return lu_fail(LU_EARG, "argmax: running maximum must be f32 with %lld voxels", (long long)n);
   if (k < 0 || (seg->dtype == LU_U8 && k > 255) || k > 65535)
     return lu_fail(LU_EARG, "argmax: class index %d does not fit the segmentation dtype", k);
   float *m = maxv->host;
   if (seg->dtype == LU_U8) {
-    uint8_t *s = seg->host;
+    uint8_t *s = (uint8_t *)seg->host + off;
     for (int64_t i = 0; i < n; i++) {
       float v = getf(cls, i);
       if (k == 0 || v > m[i]) { m[i] = v; s[i] = (uint8_t)k; }
     }
   } else {
-    uint16_t *s = seg->host;
+    uint16_t *s = (uint16_t *)seg->host + off;
     for (int64_t i = 0; i < n; i++) {
       float v = getf(cls, i);
       if (k == 0 || v > m[i]) { m[i] = v; s[i] = (uint16_t)k; }
@@ -63,10 +63,10 @@ lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_t
   return LU_OK;
 }
 
-lu_status lu_ex_region_update(const lu_tensor *cls, int label, lu_tensor *seg) {
+lu_status lu_ex_region_update(const lu_tensor *cls, int label, lu_tensor *seg, int64_t off) {
   LU_TRY(check_float(cls, "regions"));
   int64_t n = lu_tensor_numel(cls);
-  LU_TRY(check_seg(seg, n, "regions"));
+  LU_TRY(check_seg(seg, off, n, "regions"));
   if (label < 0 || (seg->dtype == LU_U8 && label > 255) || label > 65535)
     return lu_fail(LU_EARG, "regions: label %d does not fit the segmentation dtype", label);
   for (int64_t i = 0; i < n; i++) {
@@ -74,8 +74,8 @@ lu_status lu_ex_region_update(const lu_tensor *cls, int label, lu_tensor *seg) {
     float v = getf(cls, i);
     float p = 1.0f / (1.0f + expf(-v));
     if (p > 0.5f) {
-      if (seg->dtype == LU_U8) ((uint8_t *)seg->host)[i] = (uint8_t)label;
-      else ((uint16_t *)seg->host)[i] = (uint16_t)label;
+      if (seg->dtype == LU_U8) ((uint8_t *)seg->host)[off + i] = (uint8_t)label;
+      else ((uint16_t *)seg->host)[off + i] = (uint16_t)label;
     }
   }
   return LU_OK;

@@ -9,11 +9,12 @@
 #include "tensor.h"
 
 /* Running argmax over classes (ties: lowest index, as numpy/torch argmax). cls: F32 or F16 volume of n
- * voxels (any shape); maxv: F32 scratch of n voxels; seg: U8 or U16 of n voxels. k == 0 initialises. */
-lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_tensor *seg);
+ * voxels (any shape); maxv: F32 scratch of n voxels; seg: U8 or U16 whose voxels [off, off + n) are
+ * updated (off > 0: a slab of rows of a larger volume). k == 0 initialises. */
+lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_tensor *seg, int64_t off);
 
-/* Region rule: seg[sigmoid(cls) > 0.5] = label (i.e. cls > 0). */
-lu_status lu_ex_region_update(const lu_tensor *cls, int label, lu_tensor *seg);
+/* Region rule: seg[off + i] = label where sigmoid(cls[i]) > 0.5 (i.e. cls > 0). */
+lu_status lu_ex_region_update(const lu_tensor *cls, int label, lu_tensor *seg, int64_t off);
 
 /* In-place softmax (regions: sigmoid) over axis 0 of a (K, ...) F32 tensor. */
 lu_status lu_ex_softmax(lu_tensor *t, int sigmoid, int threads);

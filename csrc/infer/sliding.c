@@ -394,7 +394,7 @@ lu_status lu_sw_round_half(lu_tensor *a) {
 }
 
 lu_status lu_sw_finalize(const lu_tensor *acc, const lu_tensor *wsum, const int64_t pad_before[3],
-                         const int64_t shape[3], int half, lu_tensor **out) {
+                         const int64_t shape[3], int half, int only, lu_tensor **out) {
   LU_TRY(check_f32_or_f16(acc, "sliding finalize: accumulator"));
   LU_TRY(check_f32_or_f16(wsum, "sliding finalize: weight map"));
   if (acc->ndim != 4) return lu_fail(LU_EARG, "sliding finalize: accumulator must be (K, Z, Y, X)");
@@ -404,17 +404,19 @@ lu_status lu_sw_finalize(const lu_tensor *acc, const lu_tensor *wsum, const int6
       return lu_fail(LU_EARG, "sliding finalize: region outside the accumulator on axis %d", a);
   if (lu_tensor_numel(wsum) != P[0] * P[1] * P[2])
     return lu_fail(LU_EARG, "sliding finalize: weight map must have the accumulator's spatial shape");
-  int64_t shp[4] = {K, shape[0], shape[1], shape[2]};
+  if (only >= K) return lu_fail(LU_EARG, "sliding finalize: class %d of %lld", only, (long long)K);
+  int64_t k0 = only < 0 ? 0 : only, k1 = only < 0 ? K : only + 1;
+  int64_t shp[4] = {k1 - k0, shape[0], shape[1], shape[2]};
   lu_tensor *t;
   int a16 = acc->dtype == LU_F16, w16 = wsum->dtype == LU_F16;
   LU_TRY(lu_tensor_new_host(&t, acc->dtype, 4, shp));
   int bad = 0;
   int64_t Pn = P[0] * P[1] * P[2];
-  for (int64_t k = 0; k < K; k++)
+  for (int64_t k = k0; k < k1; k++)
     for (int64_t z = 0; z < shape[0]; z++)
       for (int64_t y = 0; y < shape[1]; y++) {
         int64_t src = ((z + pad_before[0]) * P[1] + y + pad_before[1]) * P[2] + pad_before[2];
-        int64_t dst = ((k * shape[0] + z) * shape[1] + y) * shape[2];
+        int64_t dst = (((k - k0) * shape[0] + z) * shape[1] + y) * shape[2];
         for (int64_t x = 0; x < shape[2]; x++) {
           float v = ldv(acc->host, a16, k * Pn + src + x) / ldv(wsum->host, w16, src + x);
           stv(t->host, a16, dst + x, v, half);
@@ -428,5 +430,21 @@ lu_status lu_sw_finalize(const lu_tensor *acc, const lu_tensor *wsum, const int6
                             "non-finite values, or float16 accumulators overflowed: use float32)");
   }
   *out = t;
+  return LU_OK;
+}
+
+lu_status lu_sw_shift_rows(lu_tensor *t, int64_t n) {
+  LU_TRY(check_f32_or_f16(t, "sliding shift"));
+  if (t->ndim != 3 && t->ndim != 4) return lu_fail(LU_EARG, "sliding shift: expected (Z, Y, X) or (K, Z, Y, X)");
+  int a = t->ndim - 3;
+  int64_t K = a ? t->shape[0] : 1, Z = t->shape[a], row = t->shape[a + 1] * t->shape[a + 2];
+  if (n < 0 || n > Z) return lu_fail(LU_EARG, "sliding shift: %lld rows of %lld", (long long)n, (long long)Z);
+  size_t es = t->dtype == LU_F16 ? 2 : 4;
+  char *h = t->host;
+  for (int64_t k = 0; k < K; k++) {
+    char *base = h + (size_t)(k * Z * row) * es;
+    memmove(base, base + (size_t)(n * row) * es, (size_t)((Z - n) * row) * es);
+    memset(base + (size_t)((Z - n) * row) * es, 0, (size_t)(n * row) * es);
+  }
   return LU_OK;
 }

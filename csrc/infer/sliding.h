@@ -42,10 +42,14 @@ lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_
 lu_status lu_sw_accumulate(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win, const lu_tensor *gauss,
                            const int64_t start[3], const int64_t patch[3], float divisor, int half, int threads);
 
-/* (K, Z, Y, X) = acc / wsum over the unpadded region [pad_before, pad_before + shape), of acc's dtype
- * (half: F32 results rounded to float16). Fails on inf/nan. */
+/* (K, Z, Y, X) = acc / wsum over the region [pad_before, pad_before + shape) of the accumulator, of acc's
+ * dtype (half: F32 results rounded to float16); only >= 0: just that class, (1, Z, Y, X). Fails on inf/nan. */
 lu_status lu_sw_finalize(const lu_tensor *acc, const lu_tensor *wsum, const int64_t pad_before[3],
-                         const int64_t shape[3], int half, lu_tensor **out);
+                         const int64_t shape[3], int half, int only, lu_tensor **out);
+
+/* Streaming accumulators: moves rows [n, Z) of a host (Z, Y, X) or (K, Z, Y, X) F32/F16 tensor to [0, Z - n)
+ * (per class) and zeroes the last n rows. */
+lu_status lu_sw_shift_rows(lu_tensor *t, int64_t n);
 
 /* Element-wise a += b, a *= s (F32/F16 host tensors of equal size), F32 results rounded to float16 if half. */
 lu_status lu_sw_add(lu_tensor *a, const lu_tensor *b, int half);

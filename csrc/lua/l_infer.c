@@ -5,10 +5,12 @@
  *   window_add(win, logits, patch, flip, first)       win += unflip(logits) (first: win = ...)
  *   accumulate(acc, wsum|nil, win, gauss|nil, start, patch, divisor, half, threads)
  *     (window_add and accumulate run on the device when win / acc are device tensors)
- *   finalize(acc, wsum, pad_before, shape, half) -> (K, Z, Y, X)
+ *   finalize(acc, wsum, pad_before, shape, half[, k]) -> (K, Z, Y, X), or (1, Z, Y, X) of class k (0-based)
+ *   shift_rows_(acc | wsum, n)        streaming ring: rows n.. move to 0.., the last n rows are zeroed
  *   add_(a, b, half); scale_(a, s, half); round_half_(t)   in place, f32, optionally rounded to float16
  *   channel(t (K, ...), k (0-based)) -> (1, ...) f32 copy of channel k
- *   argmax_update(cls, k, maxv, seg);  region_update(cls, label, seg);  softmax(t, sigmoid, threads)
+ *   argmax_update(cls, k, maxv, seg[, off]);  region_update(cls, label, seg[, off])  (off: voxel offset in seg)
+ *   softmax(t, sigmoid, threads)
  *   uncrop(t, full{3}, bbox{{a,b}x3}, fill0) -> t;  transpose(t, perm{3} (0-based)) -> t
  *   onehot_append(data, seg, {labels}) -> data with one channel per label appended
  *   round_half(x) -> x rounded to the nearest float16 */
@@ -117,9 +119,15 @@ static int l_finalize(lua_State *L) {
   check3(L, 3, pb, "finalize: pad_before");
   check3(L, 4, sh, "finalize: shape");
   lu_tensor *t;
-  LU_LCHECK(L, lu_sw_finalize(acc, w, pb, sh, lua_toboolean(L, 5), &t), "infer.finalize");
+  LU_LCHECK(L, lu_sw_finalize(acc, w, pb, sh, lua_toboolean(L, 5), (int)luaL_optinteger(L, 6, -1), &t),
+            "infer.finalize");
   lu_lua_push_tensor(L, t);
   return 1;
+}
+
+static int l_shift_rows(lua_State *L) {
+  LU_LCHECK(L, lu_sw_shift_rows(lu_lua_check_tensor(L, 1), (int64_t)luaL_checkinteger(L, 2)), "infer.shift_rows_");
+  return 0;
 }
 
 static int l_add(lua_State *L) {
@@ -158,13 +166,14 @@ static int l_channel(lua_State *L) {
 
 static int l_argmax_update(lua_State *L) {
   LU_LCHECK(L, lu_ex_argmax_update(lu_lua_check_tensor(L, 1), (int)luaL_checkinteger(L, 2), lu_lua_check_tensor(L, 3),
-                                   lu_lua_check_tensor(L, 4)),
+                                   lu_lua_check_tensor(L, 4), (int64_t)luaL_optinteger(L, 5, 0)),
             "infer.argmax_update");
   return 0;
 }
 
 static int l_region_update(lua_State *L) {
-  LU_LCHECK(L, lu_ex_region_update(lu_lua_check_tensor(L, 1), (int)luaL_checkinteger(L, 2), lu_lua_check_tensor(L, 3)),
+  LU_LCHECK(L, lu_ex_region_update(lu_lua_check_tensor(L, 1), (int)luaL_checkinteger(L, 2), lu_lua_check_tensor(L, 3),
+                                   (int64_t)luaL_optinteger(L, 4, 0)),
             "infer.region_update");
   return 0;
 }
@@ -236,7 +245,7 @@ int lu_open_infer(lua_State *L) {
       {"argmax_update", l_argmax_update}, {"region_update", l_region_update}, {"softmax", l_softmax},
       {"uncrop", l_uncrop},       {"transpose", l_transpose}, {"onehot_append", l_onehot_append},
       {"round_half", l_round_half}, {"round_half_", l_round_half_t}, {"window_add", l_window_add},
-      {"add_", l_add},            {"scale_", l_scale},        {NULL, NULL}};
+      {"add_", l_add},            {"scale_", l_scale},        {"shift_rows_", l_shift_rows}, {NULL, NULL}};
   lua_newtable(L);
   lu_lua_setfuncs(L, fns);
   return 1;

@@ -17,7 +17,9 @@ with Gaussian importance weighting and test-time mirroring, averaging over folds
   predict.folder{input=, output=, dataset=, configuration=, folds={0..4}|"all", plans="nnUNetPlans",
                  trainer="nnUNetTrainer", checkpoint="checkpoint_final", step_size=0.5, disable_tta=false,
                  tta_axes=nil, save_probabilities=false, prev_stage_predictions=nil, device=nil, threads=2,
-                 models=nil (preloaded models: skips loading), progress=true|false, continue_prediction=false}
+                 models=nil (preloaded models: skips loading), progress=true|false, continue_prediction=false,
+                 preprocess_workers=1 (-npp: cases preprocessed ahead in child processes; 0: in line),
+                 export_workers=1 (-nps: exports in child processes; 0: in line), stream=nil|true|false}
       writes <output>/<case><file_ending> with the input's exact geometry, and with save_probabilities
       <case>.npz ("probabilities", float32, (C, *original array shape)) + <case>.json (properties; nnU-Net
       writes a .pkl); plus dataset.json, plans.json, predict_from_raw_data_args.json. Returns the case ids.
@@ -25,11 +27,19 @@ with Gaussian importance weighting and test-time mirroring, averaging over folds
 
 A model is a table with forward(x) -> logits, or a lunet.net object (its first, full-resolution output is used):
 x is a host tensor (1, C, pz, py, px) (2-D configurations: (1, C, py, px)); logits (1, K, ...) host or device,
-f32 or f16. Optional fields: mirror_axes (the axes mirroring may use; default all spatial axes), plans,
-configuration, dataset_json.
+f32 or f16, a new tensor each call (predict frees x and the logits once it has used them). Optional fields:
+mirror_axes (the axes mirroring may use; default all spatial axes), plans, configuration, dataset_json.
 
-Lower-level pieces: predict.sliding_window(models, data, settings) -> logits (K, Z, Y, X) in preprocessed space;
-predict.export(logits, props, plans, configuration, label_info, opts) -> seg, probs.
+Large cases stream: the sliding window runs along axis 0 and finished rows are exported at once, class by class
+(predict.stream), so the host never holds the K-class logits of the whole volume. By default a case streams when
+those logits (float16) would exceed predict.stream_above_bytes (1 GiB); opts.stream = true / false decides
+(predict.image and predict.folder; not with probabilities).
+
+Lower-level pieces: predict.preprocessed(image, props, opts) -> data, props;
+predict.sliding_window(models, data, settings) -> logits (K, Z, Y, X) in preprocessed space;
+predict.export(logits, props, plans, configuration, label_info, opts) -> seg, probs;
+predict.stream(models, data, props, plans, configuration, label_info, settings) -> seg (sliding window + export);
+predict.can_stream(data_shape, props, plans, configuration) -> true | false, reason.
 ]==]
 local core = require "lunet.core"
 local json = require "lunet.json"
@@ -126,66 +136,83 @@ local function accumulation_device(models, mode)
   return info and info.type == "gpu" and idx or nil
 end
 
+--- The windows of a sliding window over data (C, Z, Y, X): padding, per-axis starts (padded coordinates),
+--- importance map and mirror masks, as nnU-Net computes them.
+local function window_plan(data, s, dev)
+  local shp = data.shape
+  if #shp ~= 4 then error("predict.sliding_window: data must be (C, Z, Y, X)", 3) end
+  local w = { sp = { shp[2], shp[3], shp[4] }, is2d = #s.patch == 2, half = s.half ~= false }
+  w.patch = w.is2d and { 1, s.patch[1], s.patch[2] } or { s.patch[1], s.patch[2], s.patch[3] }
+  local step = s.step_size or 0.5
+  w.padded, w.pad_before = {}, {}
+  for a = 1, 3 do
+    local d = math.max(0, w.patch[a] - w.sp[a])
+    w.pad_before[a] = d // 2
+    w.padded[a] = w.sp[a] + d
+  end
+  w.steps = {}
+  for a = 1, 3 do
+    if a == 1 and w.is2d then
+      w.steps[1] = {}
+      for d = 0, w.padded[1] - 1 do w.steps[1][d + 1] = d end
+    else
+      w.steps[a] = infer.steps(w.padded[a], w.patch[a], step)
+    end
+  end
+  if s.use_gaussian ~= false then w.gauss = infer.gaussian(s.patch) end
+  if w.gauss and dev then w.gauss = w.gauss:to_device(dev) end
+  w.masks = flip_masks(s.mirror_axes, w.is2d)
+  w.xshape = w.is2d and { 1, shp[1], w.patch[2], w.patch[3] } or nil
+  w.nwin = #w.steps[1] * #w.steps[2] * #w.steps[3]
+  return w
+end
+
+--- One window of one model, summed over the mirror masks into win (allocated on first use, K from the
+--- model's output): returns win.
+local function run_window(w, fwd, data, start, win, dev)
+  for mi, mask in ipairs(w.masks) do
+    local xin = infer.extract(data, w.pad_before, start, w.patch, mask)
+    if w.xshape then
+      local x2 = xin:reshape(w.xshape)
+      xin:free()
+      xin = x2
+    end
+    local out = fwd(xin)
+    if not win then win = core.zeros({ 1, out.shape[2], w.patch[1], w.patch[2], w.patch[3] }, "f32", dev) end
+    infer.window_add(win, out, w.patch, mask, mi == 1)
+    -- freed now, not at the next garbage collection: host memory stays at what the windows need
+    if out ~= xin then out:free() end
+    xin:free()
+  end
+  return win
+end
+
 function M.sliding_window(models, data, s)
   models = model_list(models)
   local dev = accumulation_device(models, s.accumulate)
   local fwd = {}
   for i, m in ipairs(models) do fwd[i] = forward_of(m, dev ~= nil) end
-  local shp = data.shape
-  if #shp ~= 4 then error("predict.sliding_window: data must be (C, Z, Y, X)", 2) end
-  local sp = { shp[2], shp[3], shp[4] }
-  local is2d = #s.patch == 2
-  local patch = is2d and { 1, s.patch[1], s.patch[2] } or { s.patch[1], s.patch[2], s.patch[3] }
-  local step = s.step_size or 0.5
-  local half = s.half ~= false
-  local padded, pad_before = {}, {}
-  for a = 1, 3 do
-    local d = math.max(0, patch[a] - sp[a])
-    pad_before[a] = d // 2
-    padded[a] = sp[a] + d
-  end
-  local steps = {}
-  for a = 1, 3 do
-    if a == 1 and is2d then
-      steps[1] = {}
-      for d = 0, padded[1] - 1 do steps[1][d + 1] = d end
-    else
-      steps[a] = infer.steps(padded[a], patch[a], step)
-    end
-  end
-  local gauss = nil
-  if s.use_gaussian ~= false then gauss = infer.gaussian(s.patch) end
-  if gauss and dev then gauss = gauss:to_device(dev) end
-  local masks = flip_masks(s.mirror_axes, is2d)
+  local w = window_plan(data, s, dev)
+  local half, padded, patch = w.half, w.padded, w.patch
   local threads = s.threads or 2
-  local nwin = #steps[1] * #steps[2] * #steps[3]
-  local total_steps = nwin * #fwd
+  local total_steps = w.nwin * #fwd
   local done = 0
   if s.progress then s.progress(0, total_steps) end
-  local xshape = is2d and { 1, shp[1], patch[2], patch[3] } or nil
   local result
   -- nnU-Net: one full sliding window per fold (float16 accumulators), fold results summed, then divided
   for fi = 1, #fwd do
     local acc, wsum, win
-    for _, z in ipairs(steps[1]) do
-      for _, y in ipairs(steps[2]) do
-        for _, x in ipairs(steps[3]) do
+    for _, z in ipairs(w.steps[1]) do
+      for _, y in ipairs(w.steps[2]) do
+        for _, x in ipairs(w.steps[3]) do
           local start = { z, y, x }
-          for mi, mask in ipairs(masks) do
-            local xin = infer.extract(data, pad_before, start, patch, mask)
-            if xshape then xin = xin:reshape(xshape) end
-            local out = fwd[fi](xin)
-            if not acc then
-              local K = out.shape[2]
-              -- float16 storage as nnU-Net (half the memory of float32) unless s.half == false
-              acc = core.zeros({ K, padded[1], padded[2], padded[3] }, half and "f16" or "f32", dev)
-              wsum = core.zeros({ padded[1], padded[2], padded[3] }, half and "f16" or "f32", dev)
-              win = core.zeros({ 1, K, patch[1], patch[2], patch[3] }, "f32", dev)
-            end
-            infer.window_add(win, out, patch, mask, mi == 1)
-            if dev then out:free() end
+          win = run_window(w, fwd[fi], data, start, win, dev)
+          if not acc then
+            -- float16 storage as nnU-Net (half the memory of float32) unless s.half == false
+            acc = core.zeros({ win.shape[2], padded[1], padded[2], padded[3] }, half and "f16" or "f32", dev)
+            wsum = core.zeros({ padded[1], padded[2], padded[3] }, half and "f16" or "f32", dev)
           end
-          infer.accumulate(acc, wsum, win, gauss, start, patch, #masks, half, threads)
+          infer.accumulate(acc, wsum, win, w.gauss, start, patch, #w.masks, half, threads)
           done = done + 1
           if s.progress then s.progress(done, total_steps) end
         end
@@ -197,7 +224,7 @@ function M.sliding_window(models, data, s)
       wsum:free()
       acc, wsum = ha, hw
     end
-    local lg = infer.finalize(acc, wsum, pad_before, sp, half)
+    local lg = infer.finalize(acc, wsum, w.pad_before, w.sp, half)
     acc:free()
     wsum:free()
     if win then win:free() end
@@ -221,6 +248,45 @@ local function resampling_opts(kw)
   return { is_seg = false, order = kw.order or 1, order_z = kw.order_z or 0, force_separate_z = f }
 end
 
+--- Where the preprocessed grid goes back to: the cropped region's shape (target), the spacings (transposed
+--- order) before and after preprocessing, the resampling options for probabilities, the transpositions.
+local function export_geometry(props, plans, cfg_name)
+  local c = planner().configuration(plans, cfg_name)
+  local g = { tf = plans.transpose_forward or { 0, 1, 2 }, tb = plans.transpose_backward or { 0, 1, 2 } }
+  g.sp_t = {}
+  for i = 1, 3 do g.sp_t[i] = props.spacing[g.tf[i] + 1] end
+  g.target = props.shape_after_cropping_and_before_resampling
+  g.cur_sp = #c.spacing == 3 and c.spacing or { g.sp_t[1], c.spacing[1], c.spacing[2] }
+  g.ro = resampling_opts(c.resampling_fn_probabilities_kwargs)
+  return g
+end
+
+local function seg_dtype_of(info)
+  return #(info.foreground_labels or {}) < 255 and "u8" or "u16"
+end
+
+--- A cropped, transposed volume (seg, or (C, ...) probabilities) back to the original array: un-crop (fill
+--- fill0 in channel 0, 0 elsewhere), un-transpose. Frees t when it makes a new one.
+local function revert_to_original(t, props, tb, fill0)
+  local full = props.shape_before_cropping
+  local bbox = props.bbox_used_for_cropping
+  local whole = true
+  for a = 1, 3 do
+    if bbox[a][1] ~= 0 or bbox[a][2] ~= full[a] then whole = false end
+  end
+  if not whole then
+    local u = infer.uncrop(t, full, bbox, fill0)
+    t:free()
+    t = u
+  end
+  if not (tb[1] == 0 and tb[2] == 1 and tb[3] == 2) then
+    local u = infer.transpose(t, tb)
+    t:free()
+    t = u
+  end
+  return t
+end
+
 --- Logits (K, z, y, x) in preprocessed space -> segmentation (and probabilities) in the original array order.
 --- opts: probabilities (bool), threads, half (round resampled logits to float16 as nnU-Net's float16 arrays;
 --- default true).
@@ -228,21 +294,14 @@ function M.export(logits, props, plans, cfg_name, info, opts)
   opts = opts or {}
   local threads = opts.threads or 2
   local half = opts.half ~= false
-  local c = planner().configuration(plans, cfg_name)
-  local tf = plans.transpose_forward or { 0, 1, 2 }
-  local tb = plans.transpose_backward or { 0, 1, 2 }
-  local sp_t = {}
-  for i = 1, 3 do sp_t[i] = props.spacing[tf[i] + 1] end
-  local target = props.shape_after_cropping_and_before_resampling
-  local cur_sp = #c.spacing == 3 and c.spacing or { sp_t[1], c.spacing[1], c.spacing[2] }
-  local ro = resampling_opts(c.resampling_fn_probabilities_kwargs)
+  local g = export_geometry(props, plans, cfg_name)
+  local target = g.target
   local K = logits.shape[1]
-  local nfg = #(info.foreground_labels or {})
-  local seg_dtype = nfg < 255 and "u8" or "u16"
+  local seg_dtype = seg_dtype_of(info)
   local seg, probs
   if opts.probabilities then
     local src = logits.dtype == "f32" and logits or logits:astype("f32")
-    local r = core.preprocess.resample(src, target, cur_sp, sp_t, ro, threads)
+    local r = core.preprocess.resample(src, target, g.cur_sp, g.sp_t, g.ro, threads)
     if half then infer.round_half_(r) end
     infer.softmax(r, info.has_regions, threads)
     if info.has_regions then seg = core.eval.probs_to_seg(r, info.regions_class_order)
@@ -255,7 +314,7 @@ function M.export(logits, props, plans, cfg_name, info, opts)
     local maxv = (not info.has_regions) and core.zeros({ target[1], target[2], target[3] }, "f32") or nil
     for k = 0, K - 1 do
       local cls = infer.channel(logits, k)
-      local r = core.preprocess.resample(cls, target, cur_sp, sp_t, ro, threads)
+      local r = core.preprocess.resample(cls, target, g.cur_sp, g.sp_t, g.ro, threads)
       if half then infer.round_half_(r) end
       cls:free()
       if info.has_regions then infer.region_update(r, info.regions_class_order[k + 1], seg)
@@ -264,29 +323,133 @@ function M.export(logits, props, plans, cfg_name, info, opts)
     end
     if maxv then maxv:free() end
   end
-  local full = props.shape_before_cropping
-  local bbox = props.bbox_used_for_cropping
-  local whole = true
-  for a = 1, 3 do
-    if bbox[a][1] ~= 0 or bbox[a][2] ~= full[a] then whole = false end
-  end
-  local ident = tb[1] == 0 and tb[2] == 1 and tb[3] == 2
-  local function revert(t, fill0)
-    if not whole then
-      local u = infer.uncrop(t, full, bbox, fill0)
-      t:free()
-      t = u
-    end
-    if not ident then
-      local u = infer.transpose(t, tb)
-      t:free()
-      t = u
-    end
-    return t
-  end
-  seg = revert(seg, 0)
-  if probs then probs = revert(probs, info.has_regions and 0 or 1) end
+  seg = revert_to_original(seg, props, g.tb, 0)
+  if probs then probs = revert_to_original(probs, props, g.tb, info.has_regions and 0 or 1) end
   return seg, probs
+end
+
+-- ------------------------------------------------------------------------------------------------ streaming
+
+--- Whether a case can be predicted and exported slab by slab (resampling back to the original grid must be
+--- local along axis 0: orders 0/1, or separate z across axis 0). Returns true, or false and the reason.
+function M.can_stream(data_shape, props, plans, cfg_name)
+  local g = export_geometry(props, plans, cfg_name)
+  local sp = { data_shape[#data_shape - 2], data_shape[#data_shape - 1], data_shape[#data_shape] }
+  local lo, why = core.preprocess.resample_rows_needed(sp, g.target, g.cur_sp, g.sp_t, g.ro, 0, 1)
+  if lo then return true end
+  return false, why
+end
+
+--- Sliding window and export in one pass along axis 0 of the preprocessed volume data (C, Z, Y, X), for a
+--- segmentation (no probabilities): after each row of windows, the rows no later window touches are divided
+--- by the weights, resampled to the original spacing class by class (core.preprocess.resample_rows: the same
+--- values as the whole-volume resampling) and folded into the argmax / region labels. The host then holds
+--- the K-class accumulators for one patch of rows plus one, not for the volume, and one slab of one class
+--- at full resolution. The windows and the float16 rounding are nnU-Net's as in sliding_window + export, and
+--- one model gives the same segmentation bit for bit; with several models their windows share one
+--- accumulator (mean over models of the Gaussian-weighted sums), which can round differently in float16.
+--- s: as sliding_window (host accumulation only) plus threads. Returns seg in the original array order.
+function M.stream(models, data, props, plans, cfg_name, info, s)
+  models = model_list(models)
+  local fwd = {}
+  for i, m in ipairs(models) do fwd[i] = forward_of(m, false) end
+  local w = window_plan(data, s, nil)
+  local g = export_geometry(props, plans, cfg_name)
+  local target, half, patch, pb = g.target, w.half, w.patch, w.pad_before
+  local threads = s.threads or 2
+  local nin = w.sp[1]
+  local pre = core.preprocess
+  local function needed(o0, n)
+    local lo, hi = pre.resample_rows_needed(w.sp, target, g.cur_sp, g.sp_t, g.ro, o0, n)
+    if not lo then error("predict: this case does not stream: " .. tostring(hi), 3) end
+    return lo, hi
+  end
+  needed(0, 1)
+  local seg = core.zeros({ target[1], target[2], target[3] }, seg_dtype_of(info))
+  local plane = target[2] * target[3]
+  -- the ring holds padded rows [base, base + R): one patch of rows plus the one row below it that the
+  -- export's linear taps may still read (see the shift below)
+  local R = patch[1] + 1
+  local acc, wsum, win
+  local base = 0
+  local o_next = 0
+  local K
+  local function export_ready(fin_hi)
+    -- output rows whose every tap lies in the finished rows [0, fin_hi)
+    local o1 = o_next
+    while o1 < target[1] do
+      local _, hi = needed(o1, 1)
+      if hi >= fin_hi then break end
+      o1 = o1 + 1
+    end
+    if o1 == o_next then return end
+    local n = o1 - o_next
+    local lo, hi = needed(o_next, n)
+    local maxv = (not info.has_regions) and core.zeros({ n * plane }, "f32") or nil
+    for k = 0, K - 1 do
+      local cls = infer.finalize(acc, wsum, { lo + pb[1] - base, pb[2], pb[3] }, { hi - lo + 1, w.sp[2], w.sp[3] },
+        half, k)
+      if #fwd > 1 then infer.scale_(cls, 1.0 / #fwd, half) end
+      local c32 = cls.dtype == "f32" and cls or cls:astype("f32")
+      if c32 ~= cls then cls:free() end
+      local r = pre.resample_rows(c32, lo, nin, target, o_next, n, g.cur_sp, g.sp_t, g.ro, threads)
+      c32:free()
+      if half then infer.round_half_(r) end
+      if info.has_regions then infer.region_update(r, info.regions_class_order[k + 1], seg, o_next * plane)
+      else infer.argmax_update(r, k, maxv, seg, o_next * plane) end
+      r:free()
+    end
+    if maxv then maxv:free() end
+    o_next = o1
+  end
+  local total_steps = w.nwin * #fwd
+  local done = 0
+  if s.progress then s.progress(0, total_steps) end
+  local zs = w.steps[1]
+  for zi, z in ipairs(zs) do
+    if z - base < 0 or z - base + patch[1] > R then
+      error(string.format("predict.stream: window rows [%d, %d) outside the ring [%d, %d)", z, z + patch[1], base,
+        base + R), 2)
+    end
+    for fi = 1, #fwd do
+      for _, y in ipairs(w.steps[2]) do
+        for _, x in ipairs(w.steps[3]) do
+          win = run_window(w, fwd[fi], data, { z, y, x }, win, nil)
+          if not acc then
+            K = win.shape[2]
+            acc = core.zeros({ K, R, w.padded[2], w.padded[3] }, half and "f16" or "f32")
+            wsum = core.zeros({ R, w.padded[2], w.padded[3] }, half and "f16" or "f32")
+          end
+          -- the weights once (first model): the finished sum is then the sum over models, divided after
+          infer.accumulate(acc, fi == 1 and wsum or nil, win, w.gauss, { z - base, y, x }, patch, #w.masks, half,
+            threads)
+          done = done + 1
+          if s.progress then s.progress(done, total_steps) end
+        end
+      end
+    end
+    local next_z = zs[zi + 1]
+    -- rows below the next row of windows are final (unpadded coordinates)
+    local fin_hi = next_z and math.min(nin, next_z - pb[1]) or nin
+    if fin_hi > 0 then export_ready(fin_hi) end
+    if next_z then
+      -- keep from the lowest row the next output reads (>= next_z - 1: its taps straddle fin_hi) or next_z
+      local keep = next_z
+      if o_next < target[1] then keep = math.min(keep, needed(o_next, 1) + pb[1]) end
+      if keep > base then
+        infer.shift_rows_(acc, math.min(keep - base, R))
+        infer.shift_rows_(wsum, math.min(keep - base, R))
+        base = keep
+      end
+    end
+  end
+  if o_next ~= target[1] then
+    error(string.format("predict.stream: exported %d of %d rows", o_next, target[1]), 2)
+  end
+  acc:free()
+  wsum:free()
+  win:free()
+  return revert_to_original(seg, props, g.tb, 0)
 end
 
 -- ------------------------------------------------------------------------------------------------ one image
@@ -362,7 +525,42 @@ local function preprocess_case(ts, rprops, plans, cfg_name, info, prev_seg, thre
   return d, p
 end
 
-function M.image(model, image, props, opts)
+--- The preprocessed case as predict.image sees it: data (C, Z, Y, X) f32 and the case properties.
+--- opts: plans, configuration, dataset_json (tables or paths), prev_seg (cascade), threads.
+function M.preprocessed(image, props, opts)
+  opts = opts or {}
+  local plans = read_json_arg(opts.plans, "plans")
+  local dj = read_json_arg(opts.dataset_json, "dataset.json")
+  if not plans or not opts.configuration or not dj then
+    error("predict.preprocessed: need plans, configuration and dataset_json", 2)
+  end
+  local ts, rprops = gather_images(image, props)
+  return preprocess_case(ts, rprops, plans, opts.configuration, label_info(dj), opts.prev_seg, opts.threads or 2)
+end
+
+--- Streaming pays off when the K-class logits of the preprocessed volume would be large; below this many
+--- bytes (float16 logits) the whole-volume path is kept, whose export can run in a separate process while
+--- the next case is predicted. opts.stream = true / false overrides.
+M.stream_above_bytes = 1 << 30
+
+--- Whether to stream this case: opts.stream (true / false / nil = by size), never with probabilities.
+local function choose_stream(opts, data, p, plans, cfg_name, info)
+  if opts.probabilities or opts.stream == false then return false end
+  local ok, why = M.can_stream(data.shape, p, plans, cfg_name)
+  if opts.stream == true then
+    if not ok then error("predict: stream = true, but " .. tostring(why), 4) end
+    return true
+  end
+  if not ok then return false end
+  local n = info.num_segmentation_heads * (opts.half == false and 4 or 2)
+  for i = 2, #data.shape do n = n * data.shape[i] end
+  return n > (opts.stream_above_bytes or M.stream_above_bytes)
+end
+
+--- One case: preprocess, then either sliding window -> logits (mode "logits"), the same plus export (mode
+--- "seg"), or, where the case streams (mode "auto" or "seg"), M.stream. Returns kind ("logits" | "seg"),
+--- logits or seg, probs, props.
+local function run_case(model, image, props, opts, mode)
   opts = opts or {}
   local models = model_list(model)
   local m1 = models[1]
@@ -370,33 +568,56 @@ function M.image(model, image, props, opts)
   local cfg_name = opts.configuration or m1.configuration
   local dj = read_json_arg(opts.dataset_json or m1.dataset_json, "dataset.json")
   if not plans or not cfg_name or not dj then
-    error("predict.image: need plans, configuration and dataset_json (in opts or on the model)", 2)
+    error("predict.image: need plans, configuration and dataset_json (in opts or on the model)", 3)
   end
   local info = label_info(dj)
   local threads = opts.threads or 2
-  local ts, rprops = gather_images(image, props)
   local now, tm = core.now, opts.timings
   local t0 = now()
-  local data, p = preprocess_case(ts, rprops, plans, cfg_name, info, opts.prev_seg, threads)
+  local data, p
+  if opts.preprocessed then
+    data, p = opts.preprocessed.data, opts.preprocessed.props
+  else
+    local ts, rprops = gather_images(image, props)
+    data, p = preprocess_case(ts, rprops, plans, cfg_name, info, opts.prev_seg, threads)
+  end
   local t1 = now()
   local c = planner().configuration(plans, cfg_name)
   local is2d = #c.patch_size == 2
-  local logits = M.sliding_window(models, data, {
+  local settings = {
     patch = c.patch_size, step_size = opts.step_size or 0.5, use_gaussian = opts.use_gaussian,
     mirror_axes = M.mirror_axes(models, is2d, opts), threads = threads, progress = opts.progress, half = opts.half,
-  })
+  }
+  if mode ~= "logits" and choose_stream(opts, data, p, plans, cfg_name, info) then
+    local seg = M.stream(models, data, p, plans, cfg_name, info, settings)
+    data:free()
+    if tm then
+      tm.preprocess = (tm.preprocess or 0) + (t1 - t0)
+      tm.predict = (tm.predict or 0) + (now() - t1)
+      tm.streamed = (tm.streamed or 0) + 1
+    end
+    return "seg", seg, nil, p
+  end
+  local logits = M.sliding_window(models, data, settings)
   data:free()
   local t2 = now()
-  if opts.return_logits then return logits, p end
-  local seg, probs = M.export(logits, p, plans, cfg_name, info, { probabilities = opts.probabilities, threads = threads,
-    half = opts.half })
-  logits:free()
   if tm then
     tm.preprocess = (tm.preprocess or 0) + (t1 - t0)
     tm.predict = (tm.predict or 0) + (t2 - t1)
-    tm.export = (tm.export or 0) + (now() - t2)
   end
-  return seg, probs, p
+  if mode ~= "seg" then return "logits", logits, nil, p end
+  local seg, probs = M.export(logits, p, plans, cfg_name, info, { probabilities = opts.probabilities, threads = threads,
+    half = opts.half })
+  logits:free()
+  if tm then tm.export = (tm.export or 0) + (now() - t2) end
+  return "seg", seg, probs, p
+end
+
+function M.image(model, image, props, opts)
+  opts = opts or {}
+  local _, out, probs, p = run_case(model, image, props, opts, opts.return_logits and "logits" or "seg")
+  if opts.return_logits then return out, p end
+  return out, probs, p
 end
 
 -- ------------------------------------------------------------------------------------------------ models on disk
@@ -443,6 +664,17 @@ end
 
 -- ------------------------------------------------------------------------------------------------ folders
 
+
+--- Lua source for a value of plain tables, strings, numbers and booleans; floats as hex (%q), so the
+--- geometry read back is bit-identical.
+local function serialize(v)
+  local t = type(v)
+  if t == "number" or t == "string" or t == "boolean" or t == "nil" then return string.format("%q", v) end
+  if t ~= "table" then error("predict: cannot pass a " .. t .. " between processes", 2) end
+  local parts = {}
+  for k, x in pairs(v) do parts[#parts + 1] = "[" .. serialize(k) .. "]=" .. serialize(x) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
 
 local function bar(n, total, w)
   local fill = total > 0 and math.floor(w * n / total) or w
@@ -525,74 +757,161 @@ function M.folder(o)
       if not job then return end
       local okw, code = proc.wait(job.pid)
       if not okw then
-        while #pending > 0 do proc.wait(table.remove(pending, 1).pid) end
-        error(string.format("predict: case %s: export failed (child exit %d; its message is above)", job.id, code), 3)
+        error(string.format("predict: case %s: export failed (child exit %d; its message is above)", job.id, code), 0)
       end
     end
+  end
+  local function is_done(case)
+    local out_base = paths.join(o.output, case.id)
+    return o.continue_prediction and paths.isfile(out_base .. ending)
+      and (not o.save_probabilities or paths.isfile(out_base .. ".npz"))
+  end
+  local function prev_of(case)
+    if not prev_dir then return nil end
+    local prev = paths.join(prev_dir, case.id .. ending)
+    if not paths.isfile(prev) then error("predict: previous stage prediction missing: " .. prev, 3) end
+    return prev
+  end
+  local function read_case(case)
+    local imgs = {}
+    for i, f in ipairs(case.images) do imgs[i] = require("lunet.image").read(f) end
+    return imgs
+  end
+  -- preprocessing in child processes (nnU-Net's -npp): the next cases are read, cropped, normalised and
+  -- resampled while this one is predicted; a child leaves <scratch>/<i>.npy and the properties beside it
+  local npp = o.preprocess_workers or 1
+  local scratch
+  local ahead = {}
+  local function start_preprocess(ci)
+    local case = cases[ci]
+    if not case or ahead[ci] or is_done(case) then return end
+    local prev = prev_of(case)
+    if not scratch then
+      scratch = paths.join(o.output, string.format(".lunet-preprocess-%d", math.random(0, 1 << 30)))
+      paths.mkdirs(scratch)
+    end
+    local base = paths.join(scratch, tostring(ci))
+    core.finish()
+    local pid = proc.fork()
+    if pid == 0 then
+      collectgarbage("stop") -- as the export children: host code only
+      local okc, errc = pcall(function()
+        local imgs = read_case(case)
+        local data, p = M.preprocessed(imgs, nil, { plans = plans, configuration = cfg_name, dataset_json = dj,
+          prev_seg = prev, threads = threads })
+        require("lunet.npy").write(base .. ".npy", data)
+        local im = imgs[1]
+        local fh = assert(io.open(base .. ".lua", "wb"))
+        local like = { reader = im.reader, spacing = im.spacing, sitk = im.sitk }
+        fh:write("return ", serialize({ props = p, like = like }))
+        fh:close()
+      end)
+      if not okc then
+        io.stderr:write(string.format("predict: case %s: preprocessing: %s\n", case.id, tostring(errc)))
+      end
+      proc.exit(okc and 0 or 1)
+    end
+    ahead[ci] = { pid = pid, base = base }
+  end
+  local function collect_preprocessed(ci)
+    local job = ahead[ci]
+    ahead[ci] = nil
+    local okw, code = proc.wait(job.pid)
+    if not okw then
+      error(string.format("predict: case %s: preprocessing failed (child exit %d; its message is above)", cases[ci].id,
+        code), 3)
+    end
+    local data = require("lunet.npy").read(job.base .. ".npy")
+    local meta = dofile(job.base .. ".lua")
+    os.remove(job.base .. ".npy")
+    os.remove(job.base .. ".lua")
+    return data, meta.props, meta.like
   end
   local tstart = core.now()
-  for ci, case in ipairs(cases) do
-    local out_base = paths.join(o.output, case.id)
-    local seg_file = out_base .. ending
-    local skip = o.continue_prediction and paths.isfile(seg_file)
-      and (not o.save_probabilities or paths.isfile(out_base .. ".npz"))
-    if not skip then
-      local imgs = {}
-      for i, f in ipairs(case.images) do imgs[i] = require("lunet.image").read(f) end
-      local prev
-      if prev_dir then
-        prev = paths.join(prev_dir, case.id .. ending)
-        if not paths.isfile(prev) then error("predict: previous stage prediction missing: " .. prev, 2) end
-      end
-      local function prog(done, total)
-        if not progress then return end
-        io.stderr:write(string.format("\rcase %d/%d [%s] %s  windows [%s] %d/%d ", ci, ncase, bar(ci - 1, ncase, 20),
-          case.id, bar(done, total, 20), done, total))
-        io.stderr:flush()
-      end
-      local logits, props
-      local ok, err = pcall(function()
-        logits, props = M.image(models, imgs, nil, {
-          plans = plans, configuration = cfg_name, dataset_json = dj, step_size = o.step_size,
-          disable_tta = o.disable_tta, tta_axes = o.tta_axes, prev_seg = prev, threads = threads, progress = prog,
-          use_gaussian = o.use_gaussian, timings = tm, return_logits = true,
-        })
-      end)
-      if not ok then error(string.format("predict: case %s: %s", case.id, tostring(err)), 2) end
-      local function export_case()
-        local t0 = core.now()
-        local seg, probs = M.export(logits, props, plans, cfg_name, info, { probabilities = o.save_probabilities,
-          threads = threads })
-        require("lunet.image").write_seg(seg_file, seg, imgs[1])
-        if probs then
-          write_npz_atomic(out_base .. ".npz", { probabilities = probs })
-          json.write_file_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
+  local ok_all, err_all = pcall(function()
+    for ci, case in ipairs(cases) do
+      local out_base = paths.join(o.output, case.id)
+      local seg_file = out_base .. ending
+      if not is_done(case) then
+        local imgs, prev, pre
+        if npp > 0 then
+          for k = ci, ci + npp do start_preprocess(k) end -- this case and the next npp
+          local t0 = core.now()
+          local data, p, like = collect_preprocessed(ci)
+          tm.preprocess = (tm.preprocess or 0) + (core.now() - t0)
+          pre = { data = data, props = p }
+          imgs = { like }
+        else
+          imgs = read_case(case)
+          prev = prev_of(case)
         end
-        tm.export = (tm.export or 0) + (core.now() - t0)
-      end
-      if workers > 0 then
-        while #pending >= workers do reap(1) end
-        core.finish() -- no device work in flight across the fork
-        local pid = proc.fork()
-        if pid == 0 then
-          -- the child: host code only, no garbage collection (finalizers would release device
-          -- buffers through an OpenCL runtime whose threads stayed in the parent)
-          collectgarbage("stop")
-          local okc, errc = pcall(export_case)
-          if not okc then io.stderr:write(string.format("predict: case %s: export: %s\n", case.id, tostring(errc))) end
-          proc.exit(okc and 0 or 1)
+        local function prog(done, total)
+          if not progress then return end
+          io.stderr:write(string.format("\rcase %d/%d [%s] %s  windows [%s] %d/%d ", ci, ncase, bar(ci - 1, ncase, 20),
+            case.id, bar(done, total, 20), done, total))
+          io.stderr:flush()
         end
-        pending[#pending + 1] = { pid = pid, id = case.id }
-      else
-        local okx, errx = pcall(export_case)
-        if not okx then error(string.format("predict: case %s: %s", case.id, tostring(errx)), 2) end
+        local kind, logits, props
+        local ok, err = pcall(function()
+          -- large cases stream (their segmentation comes back), the others return logits exported below
+          kind, logits, _, props = run_case(models, imgs, nil, {
+            plans = plans, configuration = cfg_name, dataset_json = dj, step_size = o.step_size,
+            disable_tta = o.disable_tta, tta_axes = o.tta_axes, prev_seg = prev, threads = threads, progress = prog,
+            use_gaussian = o.use_gaussian, timings = tm, probabilities = o.save_probabilities, stream = o.stream,
+            preprocessed = pre,
+          }, "auto")
+        end)
+        if not ok then error(string.format("predict: case %s: %s", case.id, tostring(err)), 0) end
+        local function export_case()
+          local t0 = core.now()
+          local seg, probs = logits, nil
+          if kind == "logits" then
+            seg, probs = M.export(logits, props, plans, cfg_name, info, { probabilities = o.save_probabilities,
+              threads = threads })
+          end
+          require("lunet.image").write_seg(seg_file, seg, imgs[1])
+          if probs then
+            write_npz_atomic(out_base .. ".npz", { probabilities = probs })
+            json.write_file_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
+          end
+          tm.export = (tm.export or 0) + (core.now() - t0)
+        end
+        if workers > 0 then
+          while #pending >= workers do reap(1) end
+          core.finish() -- no device work in flight across the fork
+          local pid = proc.fork()
+          if pid == 0 then
+            -- the child: host code only, no garbage collection (finalizers would release device
+            -- buffers through an OpenCL runtime whose threads stayed in the parent)
+            collectgarbage("stop")
+            local okc, errc = pcall(export_case)
+            if not okc then
+              io.stderr:write(string.format("predict: case %s: export: %s\n", case.id, tostring(errc)))
+            end
+            proc.exit(okc and 0 or 1)
+          end
+          pending[#pending + 1] = { pid = pid, id = case.id }
+        else
+          local okx, errx = pcall(export_case)
+          if not okx then error(string.format("predict: case %s: %s", case.id, tostring(errx)), 0) end
+        end
+        logits:free()
+        collectgarbage()
       end
-      logits:free()
-      collectgarbage()
+      ids[#ids + 1] = case.id
     end
-    ids[#ids + 1] = case.id
+    reap(#pending)
+  end)
+  if not ok_all then
+    -- no child left behind, no scratch left over
+    for _, j in pairs(ahead) do proc.wait(j.pid) end
+    while #pending > 0 do proc.wait(table.remove(pending, 1).pid) end
   end
-  reap(#pending)
+  if scratch then
+    for _, f in ipairs(paths.listdir(scratch)) do os.remove(paths.join(scratch, f)) end
+    os.remove(scratch)
+  end
+  if not ok_all then error(err_all, 0) end
   if progress then io.stderr:write(string.format("\rcase %d/%d [%s] done%s\n", ncase, ncase, bar(1, 1, 20),
     string.rep(" ", 40))) end
   if o.verbose then

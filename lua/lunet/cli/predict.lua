@@ -3,7 +3,7 @@ local USAGE = [[
 usage: lunet predict -i IN -o OUT -d DATASET -c CONFIG [-f 0 1 2 3 4 | all] [-p plans] [-tr trainer]
                      [-chk checkpoint_final] [--step-size 0.5] [--disable-tta] [--tta-axes 0,1,2]
                      [--save-probabilities] [--prev-stage-predictions DIR] [--device D] [-np N]
-                     [-nps N] [--continue-prediction]
+                     [-npp N] [-nps N] [--stream auto|on|off] [--continue-prediction]
 
 Predicts every case of IN (files <case>_XXXX<file_ending>) with the model in
 $nnUNet_results/<dataset>/<trainer>__<plans>__<config>/fold_N/<checkpoint>.*, averaging the folds' logits,
@@ -17,8 +17,13 @@ and writes OUT/<case><file_ending> with the input's geometry.
   --prev-stage-predictions  cascade: folder with the 3d_lowres predictions (required for 3d_cascade_fullres)
   --device D                OpenCL device index (see `lunet tune` / lunet.devices())
   -np N                     host threads (default 2)
+  -npp N                    preprocessing worker processes: the next N cases are read, cropped, normalised
+                            and resampled while this one is predicted (default 1; 0: in line)
   -nps N                    export worker processes: a case's export (resampling, argmax, writing) runs in
                             a child process while the next case is predicted (default 1; 0: in line)
+  --stream auto|on|off      sliding window and export slab by slab along the first axis, so that the host
+                            never holds the K-class logits of a whole volume (auto: when they would exceed
+                            1 GiB as float16; never with --save-probabilities)
   --continue-prediction     skip cases whose output already exists
   -v                        print where the time went (preprocessing, sliding window, export)
 ]]
@@ -74,9 +79,16 @@ function M.parse(args)
       local v = val(a)
       o.device = math.tointeger(tonumber(v)) or v
     elseif a == "-np" then o.threads = int(val(a), "-np")
+    elseif a == "-npp" then
+      o.preprocess_workers = int(val(a), "-npp")
+      if o.preprocess_workers < 0 then error("-npp needs a count >= 0", 0) end
     elseif a == "-nps" then
       o.export_workers = int(val(a), "-nps")
       if o.export_workers < 0 then error("-nps needs a count >= 0", 0) end
+    elseif a == "--stream" then
+      local v = val(a)
+      if v == "on" then o.stream = true elseif v == "off" then o.stream = false
+      elseif v ~= "auto" then error("--stream needs auto, on or off, got " .. v, 0) end
     elseif a == "--continue-prediction" or a == "--continue_prediction" then o.continue_prediction = true
     elseif a == "-v" or a == "--verbose" then o.verbose = true
     else error("unknown option " .. a, 0) end
