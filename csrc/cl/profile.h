@@ -1,6 +1,6 @@
 /* Opt-in time per kernel (LUNET_PROFILE=1): every launch and GEMM is followed by clFinish and its wall time
- * is charged to its name, so a training step can be broken down without an external profiler. Off by
- * default: the finish after each launch serialises host and device. */
+ * is charged to its name (LUNET_PROFILE_SHAPES=1: name and global size), so a training step can be broken
+ * down without an external profiler. Off by default: the finish after each launch serialises the queue. */
 #ifndef LU_CL_PROFILE_H
 #define LU_CL_PROFILE_H
 

@@ -231,6 +231,13 @@ lu_status lu_launch(lu_device *dev, cl_kernel k, int dims, const size_t *global,
   if (t0 > 0) {
     char name[96] = "?";
     clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
+    static int shapes = -1; /* LUNET_PROFILE_SHAPES=1: one entry per kernel and global size */
+    if (shapes < 0) shapes = getenv("LUNET_PROFILE_SHAPES") != NULL;
+    if (shapes) {
+      size_t l = strlen(name);
+      for (int i = 0; i < dims && l + 2 < sizeof name; i++, l = strlen(name))
+        snprintf(name + l, sizeof name - l, "%c%zu", i ? 'x' : ' ', global[i]);
+    }
     lu_profile_end(dev, t0, name);
   }
   return LU_OK;

@@ -266,10 +266,12 @@ static lu_status gc(node *x, lu_tensor *dst) {
 /* Weight gradients of conv c for input x and output gradient dy, then (if `in` wants one) the
  * input gradient. */
 static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor *dy) {
+  /* every conv's weights get exactly one gradient per backward pass: written, not added to the zeroed
+   * buffer (a single-chunk weight gradient then needs no separate summing pass) */
   if (c->transposed)
-    LU_TRY(lu_convT_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 1));
+    LU_TRY(lu_convT_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0));
   else
-    LU_TRY(lu_conv_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 1));
+    LU_TRY(lu_conv_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0));
   if (!in->g) return LU_OK;
   lu_tensor tmp, *dst = gt(n, in, &tmp);
   if (c->transposed)

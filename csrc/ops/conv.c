@@ -39,7 +39,7 @@
 #define LU_CONV_COBW 8 /* output channels per work-item in the weight-gradient kernel */
 #endif
 #ifndef LU_CONV_CIB
-#define LU_CONV_CIB 4 /* input channels per work-item in the narrow-row weight gradient (wgrad_cvec) */
+#define LU_CONV_CIB 8 /* input channels per work-item in the narrow-row weight gradient (wgrad_cvec) */
 #endif
 #ifndef LU_CONV_VX_GPU
 #define LU_CONV_VX_GPU 8
@@ -234,12 +234,14 @@ lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int6
 
 lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, int64_t S, int accumulate) {
   cl_kernel k;
-  LU_TRY(lu_kernel_get(dy->dev, BIAS_FILE, "bias_grad", NULL, &k));
+  int cpu = dy->dev->is_cpu;
+  LU_TRY(lu_kernel_get(dy->dev, BIAS_FILE, cpu ? "bias_grad_serial" : "bias_grad", NULL, &k));
   cl_mem mdb = db->buf, mdy = dy->buf;
   int n = N, c = C, s = (int)S, acc = accumulate;
   LU_CL_CHECK(LU_ARG(k, 0, mdb) | LU_ARG(k, 1, mdy) | LU_ARG(k, 2, n) | LU_ARG(k, 3, c) | LU_ARG(k, 4, s) |
                   LU_ARG(k, 5, acc), "bias_grad args");
-  size_t gl[2] = {64, (size_t)C}, lo[2] = {64, 1};
+  size_t gl[2] = {64, (size_t)C}, lo[2] = {64, 1}, gc = (size_t)C;
+  if (cpu) return lu_launch(dy->dev, k, 1, &gc, NULL, "bias_grad");
   return lu_launch(dy->dev, k, 2, gl, lo, "bias_grad");
 }
 
@@ -399,12 +401,16 @@ static void direct_opts(const conv_tunables *t, const int *k, const int *s, cons
            k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, t->cob, t->cobw, LU_CONV_CIB);
 }
 
-/* Output positions per work-item of the channel-vector kernel for rows narrower than 16, or 0 for
- * the x-vector kernel: on CPUs (where a row of 4-8 x-lanes leaves most of a 16-lane register idle)
- * with enough output channels to fill the lanes. Rows up to 8 wide are one work-item; wider ones are
- * split evenly. $LUNET_CONV_NO_CVEC=1 keeps the x-vector kernel (measurements). */
+/* Output positions per work-item of the channel-vector kernel, or 0 for the x-vector kernel: on CPUs
+ * (where a row of 4-8 x-lanes leaves most of a 16-lane register idle) with enough output channels to
+ * fill the lanes. Rows up to 8 wide are one work-item; wider ones are split evenly.
+ * $LUNET_CONV_NO_CVEC=1 keeps the x-vector kernel (measurements). */
 static int cvec_positions(const lu_device *dev, int ox, int cout) {
-  if (!dev->is_cpu || ox >= 16 || cout < 12 || getenv("LUNET_CONV_NO_CVEC")) return 0;
+  if (!dev->is_cpu || cout < 12 || getenv("LUNET_CONV_NO_CVEC")) return 0;
+  /* wider rows too when 16-lane x-vectors would leave a quarter of their lanes idle (a 20-wide row
+   * fills 20 of 32): 24x20 layers 1.38 -> 0.91 ms, 2.68 -> 1.60 ms; 48x40 ones stay faster on x-vectors */
+  int vecs = (ox + 15) / 16;
+  if (ox >= 16 && 5 * ox >= 4 * 16 * vecs) return 0;
   int parts = (ox + 7) / 8;
   return (ox + parts - 1) / parts;
 }
@@ -428,19 +434,26 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   conv_tunables t = tunables(dev);
   int vx = pick_vx_cap(OX, t.vx), pb = cvec_positions(dev, OX, Cout);
   if (mode >= DIRECT_CONVT) pb = OX < 8 ? OX : 8; /* convT_cvec / dgrad_cvec, any row width */
+  if (mode == DIRECT_CONVT && pb % k[2]) pb -= pb % k[2]; /* convT_cvec: blocks start on a tap-0 position */
   if (pb) t.cob = 16; /* the channel-vector kernels: 16 output channels in the lanes */
   int cob = t.cob;
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
+  int rb = 1;
+  if (pb && mode <= DIRECT_BWD_DATA) { /* conv_cvec: rows of pb positions up to 16 accumulators */
+    pb = env_int("LUNET_CONV_PB", pb);
+    rb = env_int("LUNET_CONV_RB", 16 / pb < 1 ? 1 : (16 / pb > OY ? OY : 16 / pb));
+  }
   if (pb) {
     size_t len = strlen(opts);
-    snprintf(opts + len, sizeof opts - len, " -DPB=%d", pb);
+    snprintf(opts + len, sizeof opts - len, " -DPB=%d -DRB=%d", pb, rb);
   }
   const char *kname = mode == DIRECT_CONVT              ? "convT_cvec"
                       : mode == DIRECT_BWD_DATA_STRIDED ? "dgrad_cvec"
                       : pb                              ? "conv_cvec"
                                                         : "conv_direct";
   int flip = mode == DIRECT_BWD_DATA_STRIDED ? DIRECT_CONVT : mode;
+  int kk_is_padded = pb && mode <= DIRECT_BWD_DATA; /* conv_cvec */
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &kk));
@@ -451,8 +464,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   lu_status st = LU_OK;
   if (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout) | LU_ARG(kp, 4, flip))
     st = lu_fail(LU_ECL, "pack_weights args");
-  size_t gp[3] = {kv * (size_t)cob, (size_t)Cin, (size_t)ncb};
-  if (st == LU_OK) st = lu_launch(dev, kp, 3, gp, NULL, "pack_weights");
+  size_t gp[2] = {(size_t)Cin, (size_t)ncb};
+  if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "pack_weights");
   cl_mem mb = b ? b->buf : w;
   int hb = b != NULL;
   if (st == LU_OK &&
@@ -461,8 +474,33 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
        LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX)))
     st = lu_fail(LU_ECL, "%s args", kname);
   int per = pb ? pb : vx;
-  size_t gl[3] = {(size_t)((OX + per - 1) / per) * ncb, (size_t)OZ * OY, (size_t)N};
-  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, NULL, kname);
+  size_t gl[3] = {(size_t)((OX + per - 1) / per) * ncb, (size_t)OZ * ((OY + rb - 1) / rb), (size_t)N};
+  cl_mem xpad = NULL;
+  size_t xpad_bytes = 0;
+  if (st == LU_OK && kk_is_padded) {
+    /* conv_cvec reads a zero-padded copy: extents cover every tap of every position block */
+    int Zp = Z + 2 * p[0], Yp = Y + 2 * p[1], Xp = X + 2 * p[2];
+    int need_x = ((OX + pb - 1) / pb * pb - 1) * s[2] + k[2], need_y = ((OY + rb - 1) / rb * rb - 1) * s[1] + k[1];
+    if (Xp < need_x) Xp = need_x;
+    if (Yp < need_y) Yp = need_y;
+    xpad_bytes = (size_t)N * Cin * Zp * Yp * Xp * sizeof(float);
+    cl_kernel kpad;
+    st = lu_kernel_get(dev, DIRECT_FILE, "pad_input", opts, &kpad);
+    if (st == LU_OK) st = lu_buffer_alloc(dev, xpad_bytes, &xpad);
+    if (st == LU_OK && (LU_ARG(kpad, 0, xpad) | LU_ARG(kpad, 1, x) | LU_ARG(kpad, 2, Z) | LU_ARG(kpad, 3, Y) |
+                        LU_ARG(kpad, 4, X) | LU_ARG(kpad, 5, Zp) | LU_ARG(kpad, 6, Yp) | LU_ARG(kpad, 7, Xp)))
+      st = lu_fail(LU_ECL, "pad_input args");
+    size_t gpad[2] = {(size_t)Zp, (size_t)N * Cin};
+    if (st == LU_OK) st = lu_launch(dev, kpad, 2, gpad, NULL, "pad_input");
+    if (st == LU_OK && (LU_ARG(kk, 0, xpad) | LU_ARG(kk, 7, Zp) | LU_ARG(kk, 8, Yp) | LU_ARG(kk, 9, Xp)))
+      st = lu_fail(LU_ECL, "conv_cvec args");
+  }
+  /* conv_cvec: one work-group per row block and sample, so that even few row blocks spread over the cores
+   * (PoCL's own choice for small ranges can be one work-group for everything) */
+  size_t lo[3] = {gl[0], 1, 1};
+  int use_lo = kk_is_padded && gl[0] <= dev->max_wg && !getenv("LUNET_CONV_AUTO_LOCAL");
+  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, use_lo ? lo : NULL, kname);
+  if (xpad) lu_buffer_release(dev, xpad, xpad_bytes);
   lu_buffer_release(dev, wp, wbytes);
   return st;
 }
@@ -477,6 +515,8 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
   return run_direct(x->dev, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, g->s, g->s, p0, x->buf,
                     w->buf, DIRECT_CONVT, b, y->buf);
 }
+
+#define WGRAD_PAD_MAX_BYTES ((size_t)8 << 20)
 
 #ifndef LU_CONV_WGRAD_CHUNK
 #define LU_CONV_WGRAD_CHUNK 4096 /* output voxels per partial sum (keeps a chunk's dy and x in cache) */
@@ -493,6 +533,14 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
    * 5-40; not for fewer than 4 input channels (a stem: 3 of 4 CIB rows would be idle) */
   int cvec = dev->is_cpu && g->Cout >= 12 && g->Cin >= LU_CONV_CIB && !getenv("LUNET_CONV_NO_CVEC");
   const char *kname = cvec ? "wgrad_cvec" : "wgrad_direct";
+  /* wgrad_cvec on a zero-padded x: no bounds tests in the inner loop (2-D ct_iso weight gradients
+   * 1.2-1.5x); only for small inputs, whose copy does not raise a training step's peak memory */
+  int wpad = cvec && (size_t)g->N * g->Cin * (g->Z + 2 * g->p[0]) * (g->Y + 2 * g->p[1]) * (g->X + 2 * g->p[2]) *
+                             sizeof(float) <= WGRAD_PAD_MAX_BYTES;
+  if (wpad) {
+    size_t len = strlen(opts);
+    snprintf(opts + len, sizeof opts - len, " -DWPAD=1");
+  }
   cl_kernel k, kr;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &k));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", opts, &kr));
@@ -508,23 +556,43 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
     rows = (total + nchunks - 1) / nchunks;
     nchunks = (total + rows - 1) / rows;
   }
-  size_t cap = wn * (size_t)nchunks * sizeof(float);
-  cl_mem part;
-  LU_TRY(lu_buffer_alloc(dev, cap, &part));
+  /* one chunk and no accumulation: the kernel's partial sums are the gradient, written in place */
+  int direct_out = nchunks == 1 && !accumulate;
+  size_t cap = direct_out ? 0 : wn * (size_t)nchunks * sizeof(float);
+  cl_mem part = dw->buf;
+  if (!direct_out) LU_TRY(lu_buffer_alloc(dev, cap, &part));
   cl_mem mx = x->buf, mdy = dy->buf, mdw = dw->buf, dyt = NULL;
   int N = g->N, cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
   int n = (int)wn, acc = accumulate;
   lu_status st = LU_OK;
   int cp = (g->Cout + 15) / 16 * 16, os = g->OS;
   size_t tbytes = (size_t)g->N * g->OS * cp * sizeof(float);
-  if (cvec) {
+  cl_mem xpad = NULL;
+  size_t xpad_bytes = 0;
+  int Zp = Z + 2 * g->p[0], Yp = Y + 2 * g->p[1], Xp = X + 2 * g->p[2];
+  if (wpad) {
+    xpad_bytes = (size_t)N * cin * Zp * Yp * Xp * sizeof(float);
+    cl_kernel kpad;
+    st = lu_kernel_get(dev, DIRECT_FILE, "pad_input", opts, &kpad);
+    if (st == LU_OK) st = lu_buffer_alloc(dev, xpad_bytes, &xpad);
+    if (st == LU_OK && (LU_ARG(kpad, 0, xpad) | LU_ARG(kpad, 1, mx) | LU_ARG(kpad, 2, Z) | LU_ARG(kpad, 3, Y) |
+                        LU_ARG(kpad, 4, X) | LU_ARG(kpad, 5, Zp) | LU_ARG(kpad, 6, Yp) | LU_ARG(kpad, 7, Xp)))
+      st = lu_fail(LU_ECL, "pad_input args");
+    size_t gpad[2] = {(size_t)Zp, (size_t)N * cin};
+    if (st == LU_OK) st = lu_launch(dev, kpad, 2, gpad, NULL, "pad_input");
+    mx = xpad;
+    Z = Zp;
+    Y = Yp;
+    X = Xp;
+  }
+  if (st == LU_OK && cvec) {
     cl_kernel kt;
     st = lu_kernel_get(dev, DIRECT_FILE, "transpose_dy", opts, &kt);
     if (st == LU_OK) st = lu_buffer_alloc(dev, tbytes, &dyt);
     if (st == LU_OK && (LU_ARG(kt, 0, dyt) | LU_ARG(kt, 1, mdy) | LU_ARG(kt, 2, cout) | LU_ARG(kt, 3, cp) |
                         LU_ARG(kt, 4, os)))
       st = lu_fail(LU_ECL, "transpose_dy args");
-    size_t gt[2] = {(size_t)cp, (size_t)g->N * g->OS};
+    size_t gt[2] = {(size_t)g->OS, (size_t)g->N};
     if (st == LU_OK) st = lu_launch(dev, kt, 2, gt, NULL, "transpose_dy");
     mdy = dyt;
   }
@@ -535,13 +603,16 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   size_t gl[2] = {(size_t)((g->Cout + cobw - 1) / cobw) * g->Cin * g->k[0] * g->k[1], (size_t)nchunks};
   if (cvec) gl[0] = (size_t)(cp / 16) * ((g->Cin + LU_CONV_CIB - 1) / LU_CONV_CIB) * g->k[0] * g->k[1];
   if (st == LU_OK) st = lu_launch(dev, k, 2, gl, NULL, kname);
-  if (st == LU_OK && (LU_ARG(kr, 0, mdw) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, n) | LU_ARG(kr, 3, nchunks) |
-                      LU_ARG(kr, 4, acc)))
-    st = lu_fail(LU_ECL, "reduce_chunks args");
-  size_t g1 = lu_global_1d(wn, 64);
-  if (st == LU_OK) st = lu_launch(dev, kr, 1, &g1, NULL, "reduce_chunks");
-  lu_buffer_release(dev, part, cap);
+  if (!direct_out) {
+    if (st == LU_OK && (LU_ARG(kr, 0, mdw) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, n) | LU_ARG(kr, 3, nchunks) |
+                        LU_ARG(kr, 4, acc)))
+      st = lu_fail(LU_ECL, "reduce_chunks args");
+    size_t g1 = lu_global_1d(wn, 64);
+    if (st == LU_OK) st = lu_launch(dev, kr, 1, &g1, NULL, "reduce_chunks");
+    lu_buffer_release(dev, part, cap);
+  }
   if (dyt) lu_buffer_release(dev, dyt, tbytes);
+  if (xpad) lu_buffer_release(dev, xpad, xpad_bytes);
   return st;
 }
 

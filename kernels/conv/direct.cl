@@ -153,17 +153,25 @@ inline int has_room(size_t row_ofs, int ox0, size_t total) {
 // channel ran out of general registers and spilled). flip = 1 packs the flipped, transposed weights
 // of the stride-1 backward-data pass: w is then (Cin', Cout', KV) with Cin' = this conv's output count.
 // flip = 2: a transposed convolution's weights (Cin, Cout, KV), not flipped.
-// global: (KV * COB, Cin, ceil(Cout / COB)) (no run-time divisions: this runs before every conv call)
+// A work-item packs one (input channel, channel block): COB source runs of KV weights each (contiguous
+// in w) into KV * COB contiguous floats (one float per work-item, as before, cost 7 GB/s on PoCL).
+// global: (Cin, ceil(Cout / COB))
 __kernel void pack_weights(__global float *restrict wp, __global const float *restrict w, const int Cin,
                            const int Cout, const int flip) {
-  const int jt = get_global_id(0), ci = get_global_id(1), cb = get_global_id(2);
-  const int j = jt % COB, t = jt / COB, co = cb * COB + j;
-  float v = 0.0f;
-  if (co < Cout)
-    v = flip == 1   ? w[((size_t)ci * Cout + co) * KV + (KV - 1 - t)]
-        : flip == 2 ? w[((size_t)ci * Cout + co) * KV + t]
-                    : w[((size_t)co * Cin + ci) * KV + t];
-  wp[((size_t)cb * Cin + ci) * KV * COB + jt] = v;
+  const int ci = get_global_id(0), cb = get_global_id(1);
+  __global float *dst = wp + ((size_t)cb * Cin + ci) * KV * COB;
+  for (int j = 0; j < COB; j++) {
+    const int co = cb * COB + j;
+    if (co >= Cout) {
+      for (int t = 0; t < KV; t++) dst[t * COB + j] = 0.0f;
+      continue;
+    }
+    __global const float *src = flip ? w + ((size_t)ci * Cout + co) * KV : w + ((size_t)co * Cin + ci) * KV;
+    if (flip == 1)
+      for (int t = 0; t < KV; t++) dst[t * COB + j] = src[KV - 1 - t];
+    else
+      for (int t = 0; t < KV; t++) dst[t * COB + j] = src[t];
+  }
 }
 
 // x (N, Cin, Z, Y, X), wp packed as above, b (Cout) or unused, y (N, Cout, OZ, OY, OX). A work-item
@@ -232,6 +240,9 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
 #ifndef PB
 #define PB 8
 #endif
+#ifndef RB
+#define RB 1
+#endif
 #define XSPAN ((PB - 1) * SX + KX) // input values one row of PB outputs reads
 
 // The channel-vector kernels' 16 biases of channels c0 .. c0 + 15 (the last channel repeated past C),
@@ -249,49 +260,78 @@ inline void cvec_store(__global float *out, const float16 v, const int nj, const
   vstore16(v, 0, t);
   for (int j = 0; j < nj; j++) out[(size_t)j * CS] = t[j];
 }
+// The input zero-padded once per call (pad_input), so conv_cvec reads every tap without a bounds test:
+// with tests, PoCL's code spent more instructions on compare-and-branch per loaded value than on the
+// FMAs. Padded extents: Zp = Z + 2 PZ, Yp, Xp >= every position a row block reads.
+// global: (Zp, N * C): a work-item writes one padded (Yp, Xp) slice, row by row
+__kernel void pad_input(__global float *restrict xp, __global const float *restrict x, const int Z, const int Y,
+                        const int X, const int Zp, const int Yp, const int Xp) {
+  const int zp = get_global_id(0), nc = get_global_id(1), z = zp - PZ;
+  __global float *dst = xp + ((size_t)nc * Zp + zp) * Yp * Xp;
+  if (z < 0 || z >= Z) {
+    for (int i = 0; i < Yp * Xp; i++) dst[i] = 0.0f;
+    return;
+  }
+  __global const float *src = x + ((size_t)nc * Z + z) * Y * X;
+  for (int yp = 0; yp < Yp; yp++, dst += Xp) {
+    const int y = yp - PY;
+    if (y < 0 || y >= Y) {
+      for (int i = 0; i < Xp; i++) dst[i] = 0.0f;
+      continue;
+    }
+    for (int i = 0; i < PX; i++) dst[i] = 0.0f;
+    for (int i = 0; i < X; i++) dst[PX + i] = src[(size_t)y * X + i];
+    for (int i = PX + X; i < Xp; i++) dst[i] = 0.0f;
+  }
+}
+
+// x: the padded input (Zp, Yp, Xp) from pad_input. A work-item computes RB rows x PB positions of one
+// plane: RB * PB independent accumulators keep the FMA pipes busy (4-cycle latency, two pipes).
+// global: (ceil(OX / PB) * ceil(Cout / 16), OZ * ceil(OY / RB), N)
 __kernel void conv_cvec(__global const float *restrict x, __global const float *restrict wp,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
-                        const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
+                        const int Cin, const int Cout, const int Zp, const int Yp, const int Xp, const int OZ,
                         const int OY, const int OX) {
-  const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), row = get_global_id(1), n = get_global_id(2);
+  const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
-  const int oz = row / OY, oy = row % OY;
+  const int nrb = (OY + RB - 1) / RB, oz = rowblk / nrb, oy0 = (rowblk % nrb) * RB;
   const float16 bias = cvec_bias(b, has_bias, co0, Cout);
-  float16 acc[PB];
+  float16 acc[RB][PB];
 #pragma unroll
-  for (int p = 0; p < PB; p++) acc[p] = bias;
-  const int ix0 = ox0 * SX - PX;
-  __global const float *xn = x + (size_t)n * Cin * Z * Y * X;
+  for (int q = 0; q < RB; q++)
+#pragma unroll
+    for (int p = 0; p < PB; p++) acc[q][p] = bias;
+  const size_t plane = (size_t)Zp * Yp * Xp;
+  __global const float *xn = x + (size_t)n * Cin * plane + ((size_t)oz * SZ * Yp + (size_t)oy0 * SY) * Xp + ox0 * SX;
   __global const float *wb = wp + (size_t)cb * Cin * KV * 16;
   for (int ci = 0; ci < Cin; ci++) {
-    __global const float *xc = xn + (size_t)ci * Z * Y * X;
+    __global const float *xc = xn + (size_t)ci * plane;
     __global const float *wc = wb + (size_t)ci * KV * 16;
 #pragma unroll
-    for (int a = 0; a < KZ; a++) {
-      const int iz = oz * SZ - PZ + a;
-      if (iz < 0 || iz >= Z) continue;
+    for (int a = 0; a < KZ; a++)
 #pragma unroll
-      for (int bb = 0; bb < KY; bb++) {
-        const int iy = oy * SY - PY + bb;
-        if (iy < 0 || iy >= Y) continue;
-        __global const float *xr = xc + ((size_t)iz * Y + iy) * X;
-        float xv[XSPAN];
-#pragma unroll
-        for (int i = 0; i < XSPAN; i++) xv[i] = (ix0 + i >= 0 && ix0 + i < X) ? xr[ix0 + i] : 0.0f;
+      for (int bb = 0; bb < KY; bb++)
 #pragma unroll
         for (int c = 0; c < KX; c++) {
           const float16 wv = vload16(0, wc + ((a * KY + bb) * KX + c) * 16);
 #pragma unroll
-          for (int p = 0; p < PB; p++) acc[p] = fma((float16)(xv[p * SX + c]), wv, acc[p]);
+          for (int q = 0; q < RB; q++) {
+            __global const float *xr = xc + ((size_t)a * Yp + q * SY + bb) * Xp + c;
+#pragma unroll
+            for (int p = 0; p < PB; p++) acc[q][p] = fma((float16)(xr[p * SX]), wv, acc[q][p]);
+          }
         }
-      }
-    }
   }
   const size_t OS = (size_t)OZ * OY * OX;
-  __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
+  const int nj = min(16, Cout - co0);
 #pragma unroll
-  for (int p = 0; p < PB; p++)
-    if (ox0 + p < OX) cvec_store(yr + p, acc[p], min(16, Cout - co0), OS);
+  for (int q = 0; q < RB; q++) {
+    if (oy0 + q >= OY) break;
+    __global float *yr = y + ((size_t)n * Cout + co0) * OS + ((size_t)oz * OY + oy0 + q) * OX + ox0;
+#pragma unroll
+    for (int p = 0; p < PB; p++)
+      if (ox0 + p < OX) cvec_store(yr + p, acc[q][p], nj, OS);
+  }
 }
 
 // ---- backward weight ----
@@ -390,15 +430,17 @@ __kernel void convT_cvec(__global const float *restrict x, __global const float 
   __global const float *xr = x + ((size_t)n * Cin * Z + iz) * Y * X + (size_t)iy * X;
   __global const float *wb = wp + (size_t)cb * Cin * KV * 16 + (size_t)trow * 16;
   const size_t S = (size_t)Z * Y * X;
+  // ox0 is a multiple of PB, which run_direct makes a multiple of KX: position p uses tap p % KX and
+  // input ox0 / KX + p / KX, both known when compiled (a run-time tap index kept wv[] out of registers);
+  // positions past OX (the last block) read a clamped input and are not stored
   for (int ci = 0; ci < Cin; ci++) {
     float16 wv[KX];
 #pragma unroll
     for (int c = 0; c < KX; c++) wv[c] = vload16(0, wb + ((size_t)ci * KV + c) * 16);
+    __global const float *xc = xr + (size_t)ci * S;
 #pragma unroll
-    for (int p = 0; p < PB; p++) {
-      const int ox = min(ox0 + p, OX - 1);
-      acc[p] = fma((float16)(xr[(size_t)ci * S + ox / KX]), wv[ox % KX], acc[p]);
-    }
+    for (int p = 0; p < PB; p++)
+      acc[p] = fma((float16)(xc[min(ox0 / KX + p / KX, X - 1)]), wv[p % KX], acc[p]);
   }
   const size_t OS = (size_t)OZ * OY * OX;
   __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
@@ -469,12 +511,19 @@ __kernel void dgrad_cvec(__global const float *restrict dy, __global const float
 #ifndef CIB
 #define CIB 4
 #endif
-// dyt (N, OS, CP) from dy (N, Cout, OS); global: (CP, N * OS)
+#ifndef WPAD
+#define WPAD 0
+#endif
+// dyt (N, OS, CP) from dy (N, Cout, OS). A work-item writes the CP channels of one position (a float per
+// work-item cost 5 ms of a 2-D training step); consecutive positions run one after another on a CPU core,
+// so each cache line of a channel's row serves 16 of them. global: (OS, N)
 __kernel void transpose_dy(__global float *restrict dyt, __global const float *restrict dy, const int Cout,
                            const int CP, const int OS) {
-  const int co = get_global_id(0);
-  const size_t np = get_global_id(1), n = np / OS, p = np % OS;
-  dyt[np * CP + co] = co < Cout ? dy[(n * Cout + co) * OS + p] : 0.0f;
+  const int p = get_global_id(0), n = get_global_id(1);
+  __global const float *src = dy + (size_t)n * Cout * OS + p;
+  __global float *dst = dyt + ((size_t)n * OS + p) * CP;
+  for (int co = 0; co < Cout; co++) dst[co] = src[(size_t)co * OS];
+  for (int co = Cout; co < CP; co++) dst[co] = 0.0f;
 }
 
 // global: (ceil(Cout / 16) * ceil(Cin / CIB) * KZ * KY, nchunks)
@@ -493,26 +542,40 @@ __kernel void wgrad_cvec(__global float *restrict part, __global const float *re
     for (int c = 0; c < KX; c++) acc[i][c] = (float16)(0.0f);
   const int total = N * OZ * OY, r0 = chunk * rows, r1 = min(r0 + rows, total);
   const size_t OS = (size_t)OZ * OY * OX, S = (size_t)Z * Y * X;
+#if WPAD
+  // x zero-padded (pad_input: Z, Y, X are the padded extents): the taps need no bounds tests, which
+  // cost more than the FMAs on short rows (run_wgrad_direct pads when the copy is small)
+  const int PZ0 = 0, PY0 = 0, PX0 = 0;
+#else
+  const int PZ0 = PZ, PY0 = PY, PX0 = PX;
+#endif
   for (int r = r0; r < r1; r++) {
     const int n = r / (OZ * OY), rr = r % (OZ * OY), oz = rr / OY, oy = rr % OY;
-    const int iz = oz * SZ - PZ + a, iy = oy * SY - PY + bb;
+    const int iz = oz * SZ - PZ0 + a, iy = oy * SY - PY0 + bb;
+#if WPAD
+    if (iz < PZ || iz >= Z - PZ || iy < PY || iy >= Y - PY) continue; // a padding row: all zeros
+#else
     if (iz < 0 || iz >= Z || iy < 0 || iy >= Y) continue;
+#endif
     __global const float *xr[CIB];
 #pragma unroll
     for (int i = 0; i < CIB; i++)
       xr[i] = x + ((size_t)n * Cin + min(ci0 + i, Cin - 1)) * S + ((size_t)iz * Y + iy) * X; // unused rows repeat
     __global const float *dr = dyt + ((size_t)n * OS + (size_t)rr * OX) * CP + co0;
-    for (int ox = 0; ox < OX; ox++) {
-      const float16 dv = vload16(0, dr + (size_t)ox * CP);
-      const int ix0 = ox * SX - PX;
+    // tap outermost: with the position loop outside, LLVM kept the overlapping x values of neighbouring
+    // taps in registers and re-broadcast them on the shuffle port, which the FMAs also need; this way
+    // every x value is a broadcast from memory (load ports) and dy is reloaded from L1 per tap
 #pragma unroll
-      for (int c = 0; c < KX; c++) {
-        const int ix = ix0 + c;
+    for (int c = 0; c < KX; c++)
+      for (int ox = 0; ox < OX; ox++) {
+        const int ix = ox * SX - PX0 + c;
+#if !WPAD
         if (ix < 0 || ix >= X) continue;
+#endif
+        const float16 dv = vload16(0, dr + (size_t)ox * CP);
 #pragma unroll
         for (int i = 0; i < CIB; i++) acc[i][c] = fma(dv, (float16)(xr[i][ix]), acc[i][c]);
       }
-    }
   }
   const int nj = min(16, Cout - co0);
 #pragma unroll
