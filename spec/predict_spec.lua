@@ -27,36 +27,24 @@ local function deepcopy(t)
   return setmetatable(o, getmetatable(t))
 end
 
--- The oracle's fake network (make_predict_fixtures.py, class Fake): logits_k = w_k . x + b_k + sum_a r_ka *
--- (i_a / (n_a - 1) - 0.5) over the patch axes: depends on the position in the window, not mirror-invariant.
-local function fake_model(p)
-  local w, b, r = p.w, p.b, p.r
+-- A model of per-voxel logits: fn(k (0-based), x (flat input), v (1-based voxel), n (voxels per channel),
+-- pos {z, y, x} (0-based, in the window), size {pz, py, px}, C, spatial dims) -> logit k; a 2-D window
+-- is (1, py, px).
+local function voxel_model(K, fn)
   return { forward = function(x)
     local sh = x.shape
-    local C, nsp = sh[2], #sh - 2
     local sp = {}
     for i = 3, #sh do sp[#sp + 1] = sh[i] end
     while #sp < 3 do table.insert(sp, 1, 1) end
     local n = sp[1] * sp[2] * sp[3]
-    local xf = x:flat()
-    local K = #w
-    local out = {}
-    local idx = { 0, 0, 0 }
-    for k = 1, K do
-      local wk, bk, rk = w[k], b[k], r[k]
-      local base = (k - 1) * n
+    local xf, out, pos = x:flat(), {}, { 0, 0, 0 }
+    for k = 0, K - 1 do
       for z = 0, sp[1] - 1 do
         for y = 0, sp[2] - 1 do
           for xx = 0, sp[3] - 1 do
-            local v = (z * sp[2] + y) * sp[3] + xx
-            local s = bk
-            for c = 1, C do s = s + wk[c] * xf[(c - 1) * n + v + 1] end
-            idx[1], idx[2], idx[3] = z, y, xx
-            for a = 1, nsp do
-              local ax = 3 - nsp + a
-              s = s + rk[a] * (idx[ax] / math.max(sp[ax] - 1, 1) - 0.5)
-            end
-            out[base + v + 1] = s
+            local v = (z * sp[2] + y) * sp[3] + xx + 1
+            pos[1], pos[2], pos[3] = z, y, xx
+            out[k * n + v] = fn(k, xf, v, n, pos, sp, sh[2], #sh - 2)
           end
         end
       end
@@ -65,6 +53,22 @@ local function fake_model(p)
     for i = 3, #sh do oshape[#oshape + 1] = sh[i] end
     return lunet.tensor(out, { shape = oshape, dtype = "f32" })
   end }
+end
+
+-- The oracle's fake network (make_predict_fixtures.py, class Fake): logits_k = w_k . x + b_k + sum_a r_ka *
+-- (i_a / (n_a - 1) - 0.5) over the patch axes: depends on the position in the window, not mirror-invariant.
+local function fake_model(p)
+  local w, b, r = p.w, p.b, p.r
+  return voxel_model(#w, function(k, xf, v, n, pos, sp, C, nsp)
+    local wk, rk = w[k + 1], r[k + 1]
+    local s = b[k + 1]
+    for c = 1, C do s = s + wk[c] * xf[(c - 1) * n + v] end
+    for a = 1, nsp do
+      local ax = 3 - nsp + a
+      s = s + rk[a] * (pos[ax] / math.max(sp[ax] - 1, 1) - 0.5)
+    end
+    return s
+  end)
 end
 
 local function maxdiff(a, b)
@@ -424,27 +428,9 @@ describe("streaming prediction (sliding window and export slab by slab along axi
   end
   local img = lunet.tensor(vals, { shape = { 1, Z, Y, X }, dtype = "f32" })
   local spacing = { 1.1, 0.9, 1.0 } -- transposed (2, 0, 1): axis 0 of the preprocessed grid is X
-  local model = { forward = function(x)
-    local sh = x.shape
-    local sp = {}
-    for i = 3, #sh do sp[#sp + 1] = sh[i] end
-    while #sp < 3 do table.insert(sp, 1, 1) end
-    local n = sp[1] * sp[2] * sp[3]
-    local xf, out = x:flat(), {}
-    for k = 0, K - 1 do
-      for z = 0, sp[1] - 1 do
-        for yy = 0, sp[2] - 1 do
-          for xx = 0, sp[3] - 1 do
-            local v = (z * sp[2] + yy) * sp[3] + xx + 1
-            out[k * n + v] = -(xf[v] - k) ^ 2 + 0.3 * (k - 2) * (z / sp[1] - yy / sp[2] + 0.5 * xx / sp[3])
-          end
-        end
-      end
-    end
-    local oshape = { 1, K }
-    for i = 3, #sh do oshape[#oshape + 1] = sh[i] end
-    return lunet.tensor(out, { shape = oshape, dtype = "f32" })
-  end }
+  local model = voxel_model(K, function(k, xf, v, _, pos, sp)
+    return -(xf[v] - k) ^ 2 + 0.3 * (k - 2) * (pos[1] / sp[1] - pos[2] / sp[2] + 0.5 * pos[3] / sp[3])
+  end)
   local kdj = deepcopy(dj)
   kdj.labels = { background = 0, a = 1, b = 2, c = 3, d = 4 }
   local function plans_with(cfg, sp, patch)

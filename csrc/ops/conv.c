@@ -424,6 +424,27 @@ enum {
   DIRECT_BWD_DATA_STRIDED = 3 /* strided backward data: dgrad_cvec; w (Cin', Cout', k...) */
 };
 
+/* A zero-padded copy (pad_input) of x (N, C, Z, Y, X) with extents (Zp, Yp, Xp): the input is at
+ * offset (PZ, PY, PX) of the build options opts. *out is a pool buffer of *bytes bytes. */
+static lu_status pad_copy(lu_device *dev, const char *opts, cl_mem x, int N, int C, int Z, int Y, int X, int Zp,
+                          int Yp, int Xp, cl_mem *out, size_t *bytes) {
+  cl_kernel kpad;
+  *bytes = (size_t)N * C * Zp * Yp * Xp * sizeof(float);
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pad_input", opts, &kpad));
+  LU_TRY(lu_buffer_alloc(dev, *bytes, out));
+  lu_status st = LU_OK;
+  if (LU_ARG(kpad, 0, *out) | LU_ARG(kpad, 1, x) | LU_ARG(kpad, 2, Z) | LU_ARG(kpad, 3, Y) | LU_ARG(kpad, 4, X) |
+      LU_ARG(kpad, 5, Zp) | LU_ARG(kpad, 6, Yp) | LU_ARG(kpad, 7, Xp))
+    st = lu_fail(LU_ECL, "pad_input args");
+  size_t gpad[2] = {(size_t)Zp, (size_t)N * C};
+  if (st == LU_OK) st = lu_launch(dev, kpad, 2, gpad, NULL, "pad_input");
+  if (st != LU_OK) {
+    lu_buffer_release(dev, *out, *bytes);
+    *out = NULL;
+  }
+  return st;
+}
+
 /* y (N, Cout, OZ, OY, OX) from x (N, Cin, Z, Y, X) and weights w with geometry k, s, p, as `mode`
  * says; for the backward-data modes x is dy and y is dx, Cin / Cout the pass's own channel counts
  * and k, s, p the forward convolution's (stride 1: already flipped to k - 1 - p). The weights are
@@ -483,15 +504,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
     int need_x = ((OX + pb - 1) / pb * pb - 1) * s[2] + k[2], need_y = ((OY + rb - 1) / rb * rb - 1) * s[1] + k[1];
     if (Xp < need_x) Xp = need_x;
     if (Yp < need_y) Yp = need_y;
-    xpad_bytes = (size_t)N * Cin * Zp * Yp * Xp * sizeof(float);
-    cl_kernel kpad;
-    st = lu_kernel_get(dev, DIRECT_FILE, "pad_input", opts, &kpad);
-    if (st == LU_OK) st = lu_buffer_alloc(dev, xpad_bytes, &xpad);
-    if (st == LU_OK && (LU_ARG(kpad, 0, xpad) | LU_ARG(kpad, 1, x) | LU_ARG(kpad, 2, Z) | LU_ARG(kpad, 3, Y) |
-                        LU_ARG(kpad, 4, X) | LU_ARG(kpad, 5, Zp) | LU_ARG(kpad, 6, Yp) | LU_ARG(kpad, 7, Xp)))
-      st = lu_fail(LU_ECL, "pad_input args");
-    size_t gpad[2] = {(size_t)Zp, (size_t)N * Cin};
-    if (st == LU_OK) st = lu_launch(dev, kpad, 2, gpad, NULL, "pad_input");
+    st = pad_copy(dev, opts, x, N, Cin, Z, Y, X, Zp, Yp, Xp, &xpad, &xpad_bytes);
     if (st == LU_OK && (LU_ARG(kk, 0, xpad) | LU_ARG(kk, 7, Zp) | LU_ARG(kk, 8, Yp) | LU_ARG(kk, 9, Xp)))
       st = lu_fail(LU_ECL, "conv_cvec args");
   }
@@ -571,15 +584,7 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   size_t xpad_bytes = 0;
   int Zp = Z + 2 * g->p[0], Yp = Y + 2 * g->p[1], Xp = X + 2 * g->p[2];
   if (wpad) {
-    xpad_bytes = (size_t)N * cin * Zp * Yp * Xp * sizeof(float);
-    cl_kernel kpad;
-    st = lu_kernel_get(dev, DIRECT_FILE, "pad_input", opts, &kpad);
-    if (st == LU_OK) st = lu_buffer_alloc(dev, xpad_bytes, &xpad);
-    if (st == LU_OK && (LU_ARG(kpad, 0, xpad) | LU_ARG(kpad, 1, mx) | LU_ARG(kpad, 2, Z) | LU_ARG(kpad, 3, Y) |
-                        LU_ARG(kpad, 4, X) | LU_ARG(kpad, 5, Zp) | LU_ARG(kpad, 6, Yp) | LU_ARG(kpad, 7, Xp)))
-      st = lu_fail(LU_ECL, "pad_input args");
-    size_t gpad[2] = {(size_t)Zp, (size_t)N * cin};
-    if (st == LU_OK) st = lu_launch(dev, kpad, 2, gpad, NULL, "pad_input");
+    st = pad_copy(dev, opts, mx, N, cin, Z, Y, X, Zp, Yp, Xp, &xpad, &xpad_bytes);
     mx = xpad;
     Z = Zp;
     Y = Yp;
