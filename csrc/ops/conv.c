@@ -511,7 +511,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   /* conv_cvec: one work-group per row block and sample, so that even few row blocks spread over the cores
    * (PoCL's own choice for small ranges can be one work-group for everything) */
   size_t lo[3] = {gl[0], 1, 1};
-  int use_lo = kk_is_padded && gl[0] <= dev->max_wg && !getenv("LUNET_CONV_AUTO_LOCAL");
+  int use_lo = kk_is_padded && gl[0] <= dev->max_wg;
   if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, use_lo ? lo : NULL, kname);
   if (xpad) lu_buffer_release(dev, xpad, xpad_bytes);
   lu_buffer_release(dev, wp, wbytes);
@@ -543,13 +543,13 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
   /* on a CPU, output channels in the lanes (wgrad_cvec over a transposed dy) for every row width:
    * 2x the x-vector kernel over the 3-D 64^3 net's layers (1725 vs 3404 ms), 1.5-3x on 2-D rows of
-   * 5-40; not for fewer than 4 input channels (a stem: 3 of 4 CIB rows would be idle) */
+   * 5-40; not for fewer than LU_CONV_CIB input channels (a stem would leave most CIB rows idle) */
   int cvec = dev->is_cpu && g->Cout >= 12 && g->Cin >= LU_CONV_CIB && !getenv("LUNET_CONV_NO_CVEC");
   const char *kname = cvec ? "wgrad_cvec" : "wgrad_direct";
   /* wgrad_cvec on a zero-padded x: no bounds tests in the inner loop (2-D ct_iso weight gradients
    * 1.2-1.5x); only for small inputs, whose copy does not raise a training step's peak memory */
-  int wpad = cvec && (size_t)g->N * g->Cin * (g->Z + 2 * g->p[0]) * (g->Y + 2 * g->p[1]) * (g->X + 2 * g->p[2]) *
-                             sizeof(float) <= WGRAD_PAD_MAX_BYTES;
+  int Zp = g->Z + 2 * g->p[0], Yp = g->Y + 2 * g->p[1], Xp = g->X + 2 * g->p[2];
+  int wpad = cvec && (size_t)g->N * g->Cin * Zp * Yp * Xp * sizeof(float) <= WGRAD_PAD_MAX_BYTES;
   if (wpad) {
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DWPAD=1");
@@ -582,7 +582,6 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   size_t tbytes = (size_t)g->N * g->OS * cp * sizeof(float);
   cl_mem xpad = NULL;
   size_t xpad_bytes = 0;
-  int Zp = Z + 2 * g->p[0], Yp = Y + 2 * g->p[1], Xp = X + 2 * g->p[2];
   if (wpad) {
     st = pad_copy(dev, opts, mx, N, cin, Z, Y, X, Zp, Yp, Xp, &xpad, &xpad_bytes);
     mx = xpad;

@@ -582,6 +582,7 @@ local function run_case(model, image, props, opts, mode)
     data, p = preprocess_case(ts, rprops, plans, cfg_name, info, opts.prev_seg, threads)
   end
   local t1 = now()
+  if tm then tm.preprocess = (tm.preprocess or 0) + (t1 - t0) end
   local c = planner().configuration(plans, cfg_name)
   local is2d = #c.patch_size == 2
   local settings = {
@@ -591,20 +592,13 @@ local function run_case(model, image, props, opts, mode)
   if mode ~= "logits" and choose_stream(opts, data, p, plans, cfg_name, info) then
     local seg = M.stream(models, data, p, plans, cfg_name, info, settings)
     data:free()
-    if tm then
-      tm.preprocess = (tm.preprocess or 0) + (t1 - t0)
-      tm.predict = (tm.predict or 0) + (now() - t1)
-      tm.streamed = (tm.streamed or 0) + 1
-    end
+    if tm then tm.predict = (tm.predict or 0) + (now() - t1) end
     return "seg", seg, nil, p
   end
   local logits = M.sliding_window(models, data, settings)
   data:free()
   local t2 = now()
-  if tm then
-    tm.preprocess = (tm.preprocess or 0) + (t1 - t0)
-    tm.predict = (tm.predict or 0) + (t2 - t1)
-  end
+  if tm then tm.predict = (tm.predict or 0) + (t2 - t1) end
   if mode ~= "seg" then return "logits", logits, nil, p end
   local seg, probs = M.export(logits, p, plans, cfg_name, info, { probabilities = opts.probabilities, threads = threads,
     half = opts.half })
