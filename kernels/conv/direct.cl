@@ -449,6 +449,15 @@ __kernel void convT_cvec(__global const float *restrict x, __global const float 
     if (ox0 + p < OX) cvec_store(yr + p, acc[p], min(16, Cout - co0), OS);
 }
 
+// Strided backward data: the dy row that tap row (a, bb) of the kernel brings to dx row (iz, iy) of
+// dy's channel plane dc, or 0 when the stride skips it or it lies outside dy.
+inline __global const float *dgrad_dy_row(__global const float *dc, const int iz, const int iy, const int a,
+                                          const int bb, const int OZ, const int OY, const int OX) {
+  const int tz = iz + PZ - a, ty = iy + PY - bb;
+  if (tz < 0 || tz % SZ || tz / SZ >= OZ || ty < 0 || ty % SY || ty / SY >= OY) return 0;
+  return dc + ((size_t)(tz / SZ) * OY + ty / SY) * OX;
+}
+
 // ---- backward data of a strided convolution, vectors over input channels ----
 // dx[ci][iz][iy][ix] = sum over co and taps t with (i + p - t) % s == 0 along every axis of
 // w[co][ci][t] dy[co][(i + p - t) / s]: 16 input channels in the lanes (weights packed with
@@ -476,13 +485,10 @@ __kernel void dgrad_cvec(__global const float *restrict dy, __global const float
     __global const float *wc = wb + (size_t)co * KV * 16;
 #pragma unroll
     for (int a = 0; a < KZ; a++) {
-      const int tz = iz + PZ - a;
-      if (tz < 0 || tz % SZ || tz / SZ >= OZ) continue;
 #pragma unroll
       for (int bb = 0; bb < KY; bb++) {
-        const int ty = iy + PY - bb;
-        if (ty < 0 || ty % SY || ty / SY >= OY) continue;
-        __global const float *dr = dc + ((size_t)(tz / SZ) * OY + ty / SY) * OX;
+        __global const float *dr = dgrad_dy_row(dc, iz, iy, a, bb, OZ, OY, OX);
+        if (!dr) continue;
 #pragma unroll
         for (int c = 0; c < KX; c++) {
           const float16 wv = vload16(0, wc + ((a * KY + bb) * KX + c) * 16);
@@ -649,14 +655,12 @@ __kernel void dgrad_strided(__global const float *restrict dy, __global const fl
     __global const float *wc = w + ((size_t)co * Cin + ci0) * KV;
 #pragma unroll
     for (int a = 0; a < KZ; a++) {
-      const int tz = iz + PZ - a;
-      if (tz < 0 || tz % SZ || tz / SZ >= OZ) continue;
 #pragma unroll
       for (int bb = 0; bb < KY; bb++) {
-        const int ty = iy + PY - bb;
-        if (ty < 0 || ty % SY || ty / SY >= OY) continue;
+        __global const float *dr = dgrad_dy_row(dc, iz, iy, a, bb, OZ, OY, OX);
+        if (!dr) continue;
         floatV vt[KX];
-        load_dtaps(dc + ((size_t)(tz / SZ) * OY + ty / SY) * OX, ix0, OX, vt);
+        load_dtaps(dr, ix0, OX, vt);
 #pragma unroll
         for (int c = 0; c < KX; c++) {
           const int tap = (a * KY + bb) * KX + c;
@@ -706,13 +710,10 @@ __kernel void dgrad_s2x(__global const float *restrict dy, __global const float 
     __global const float *wc = w + ((size_t)co * Cin + ci0) * KV;
 #pragma unroll
     for (int a = 0; a < KZ; a++) {
-      const int tz = iz + PZ - a;
-      if (tz < 0 || tz % SZ || tz / SZ >= OZ) continue;
 #pragma unroll
       for (int bb = 0; bb < KY; bb++) {
-        const int ty = iy + PY - bb;
-        if (ty < 0 || ty % SY || ty / SY >= OY) continue;
-        __global const float *dr = dc + ((size_t)(tz / SZ) * OY + ty / SY) * OX;
+        __global const float *dr = dgrad_dy_row(dc, iz, iy, a, bb, OZ, OY, OX);
+        if (!dr) continue;
         float8 h;
         if (m0 + 8 <= OX) {
           h = vload8(0, dr + m0);
