@@ -4,7 +4,7 @@
 -- and, when PyTorch is importable, PyTorch CPU on the same convolutions at the same thread count
 -- (best of a run before and a run after lunet's).
 --
---   lua5.4 bench/ops.lua [quick] [3d|2d] [notorch] [threads=N]
+--   lua5.4 bench/ops.lua [quick] [3d|2d] [notorch] [threads=N] [rounds=N]
 -- quick: three representative layers per network only. threads: PyTorch's thread count (default:
 -- the number of cores). Norm / loss timings live in bench/ops_misc.lua.
 local core = require "lunet.core"
@@ -21,6 +21,12 @@ local function wall_clock()
 end
 local ncores = tonumber((io.popen("nproc"):read("a"))) or 1
 local threads = tonumber(args.threads) or ncores
+-- Both sides are timed alike: each pass alone, the fastest of at least MIN_REPS runs (and
+-- MIN_SECONDS), and the faster of `rounds` alternating rounds (PyTorch, lunet, PyTorch, lunet ...):
+-- on a shared or virtual machine, interference only ever slows a run down, and a mean of a few
+-- runs measured minutes apart compared the machine's moods more than the two implementations.
+local MIN_REPS, MIN_SECONDS, MAX_REPS = 3, 0.3, 12
+local rounds = tonumber(args.rounds) or 2
 
 -- ---- the layers ----
 -- each entry: {name, transposed, N, Cin, Cout, spatial{...}, k{...}, stride{...}, count}
@@ -100,13 +106,15 @@ local function time_lunet(l)
   for i, run in ipairs(runs) do
     run() -- warm: kernel builds, buffer pool
     core.finish()
-    local reps, t0 = 0, wall_clock()
+    local reps, t0, best = 0, wall_clock(), math.huge
     repeat
+      local t1 = wall_clock()
       run()
       core.finish()
+      best = math.min(best, wall_clock() - t1)
       reps = reps + 1
-    until wall_clock() - t0 > 0.3 or reps >= 5
-    out[i] = (wall_clock() - t0) / reps
+    until (reps >= MIN_REPS and wall_clock() - t0 > MIN_SECONDS) or reps >= MAX_REPS
+    out[i] = best
   end
   for _, t in ipairs({ x, w, b, y, dy, dx, dw, db }) do t:free() end
   return out
@@ -133,13 +141,14 @@ torch.set_num_threads(int(sys.argv[1]))
 layers = json.load(sys.stdin)
 aten = torch.ops.aten
 out = []
+MIN_REPS, MIN_SECONDS, MAX_REPS = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 def bench(f):
     f()
-    t0 = time.perf_counter(); reps = 0
+    t0 = time.perf_counter(); reps = 0; best = float("inf")
     while True:
-        f(); reps += 1
-        if time.perf_counter() - t0 > 0.3 or reps >= 5: break
-    return (time.perf_counter() - t0) / reps
+        t1 = time.perf_counter(); f(); best = min(best, time.perf_counter() - t1); reps += 1
+        if (reps >= MIN_REPS and time.perf_counter() - t0 > MIN_SECONDS) or reps >= MAX_REPS: break
+    return best
 with torch.no_grad():
     for l in layers:
         nsp = len(l["sp"])
@@ -172,7 +181,7 @@ local function time_torch(layers)
   f = assert(io.open(input, "w"))
   f:write(cjson.encode(plain))
   f:close()
-  local p = io.popen(("python3 %s %d < %s"):format(script, threads, input))
+  local p = io.popen(("python3 %s %d %d %g %d < %s"):format(script, threads, MIN_REPS, MIN_SECONDS, MAX_REPS, input))
   local txt = p:read("a")
   p:close()
   os.remove(script)
@@ -188,15 +197,24 @@ io.write(("device: %s (%s); CLBlast SGEMM 1024^3: %.1f GFLOP/s\n"):format(dev.na
 
 local totals = {}
 for _, net in ipairs(nets) do
-  -- PyTorch runs before and after lunet and keeps the faster time per layer, so load from other jobs
-  -- on a shared machine does not flatter lunet
-  local tt = time_torch(net.layers)
-  local lt = {}
-  for i, l in ipairs(net.layers) do lt[i] = time_lunet(l) end
-  local tt2 = tt and time_torch(net.layers)
-  if tt2 then
-    for i, row in ipairs(tt.times) do
-      for j = 1, 3 do row[j] = math.min(row[j], tt2.times[i][j]) end
+  -- alternating rounds, the faster time per layer and pass on each side
+  local tt, lt = nil, {}
+  for _ = 1, rounds do
+    local t = time_torch(net.layers)
+    if t and not tt then
+      tt = t
+    elseif t then
+      for i, row in ipairs(tt.times) do
+        for j = 1, 3 do row[j] = math.min(row[j], t.times[i][j]) end
+      end
+    end
+    for i, l in ipairs(net.layers) do
+      local r = time_lunet(l)
+      if lt[i] then
+        for j = 1, 3 do lt[i][j] = math.min(lt[i][j], r[j]) end
+      else
+        lt[i] = r
+      end
     end
   end
   io.write(("\n== %s (batch 2)%s\n"):format(net.name,
