@@ -123,6 +123,11 @@ local conv_cases = {
   -- strided with >= 12 input channels: the channel-vector backward data (dgrad_cvec), rows split at 8
   { n = 1, cin = 13, cout = 3, x = { 5, 6, 19 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
   { n = 2, cin = 16, cout = 4, x = { 9, 10 }, k = { 3, 3 }, stride = { 1, 2 } },
+  -- strided backward data by output phases (run_dgrad_phases): a 1-tap axis, two partial channel
+  -- blocks of dx, an axis of one voxel (no odd phase), odd and even extents
+  { n = 2, cin = 20, cout = 18, x = { 3, 8, 9 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+  { n = 1, cin = 12, cout = 5, x = { 1, 7 }, k = { 3, 3 }, stride = { 2, 2 } },
+  { n = 1, cin = 33, cout = 7, x = { 4, 5, 6 }, k = { 3, 3, 3 }, stride = { 2, 1, 2 } },
   -- a wide row with >= 12 output channels: x-vector forward, channel-vector weight gradient
   { n = 2, cin = 5, cout = 17, x = { 3, 4, 37 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
 }

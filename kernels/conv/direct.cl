@@ -243,6 +243,15 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
 #ifndef RB
 #define RB 1
 #endif
+#ifndef OSZ // conv_cvec's output strides (2: a phase of a strided backward data)
+#define OSZ 1
+#endif
+#ifndef OSY
+#define OSY 1
+#endif
+#ifndef OSX
+#define OSX 1
+#endif
 #define XSPAN ((PB - 1) * SX + KX) // input values one row of PB outputs reads
 
 // The channel-vector kernels' 16 biases of channels c0 .. c0 + 15 (the last channel repeated past C),
@@ -291,7 +300,8 @@ __kernel void pad_input(__global float *restrict xp, __global const float *restr
 __kernel void conv_cvec(__global const float *restrict x, __global const float *restrict wp,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
                         const int Cin, const int Cout, const int Zp, const int Yp, const int Xp, const int OZ,
-                        const int OY, const int OX) {
+                        const int OY, const int OX, const int FZ, const int FY, const int FX, const int phase,
+                        const int wofs) {
   const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
   const int nrb = (OY + RB - 1) / RB, oz = rowblk / nrb, oy0 = (rowblk % nrb) * RB;
@@ -303,7 +313,7 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
     for (int p = 0; p < PB; p++) acc[q][p] = bias;
   const size_t plane = (size_t)Zp * Yp * Xp;
   __global const float *xn = x + (size_t)n * Cin * plane + ((size_t)oz * SZ * Yp + (size_t)oy0 * SY) * Xp + ox0 * SX;
-  __global const float *wb = wp + (size_t)cb * Cin * KV * 16;
+  __global const float *wb = wp + wofs + (size_t)cb * Cin * KV * 16;
   for (int ci = 0; ci < Cin; ci++) {
     __global const float *xc = xn + (size_t)ci * plane;
     __global const float *wc = wb + (size_t)ci * KV * 16;
@@ -322,16 +332,56 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
           }
         }
   }
-  const size_t OS = (size_t)OZ * OY * OX;
+  // output (n, co, oz * OSZ + phz, oy * OSY + phy, ox * OSX + phx) of y (N, Cout, FZ, FY, FX): one phase
+  // of a strided backward data (run_dgrad_phases; its packed weights from wp + wofs); OS* = 1, F* = O*,
+  // phase 0 and wofs 0 for a plain convolution
+  const size_t FS = (size_t)FZ * FY * FX;
+  const int phz = phase >> 2, phy = (phase >> 1) & 1, phx = phase & 1;
   const int nj = min(16, Cout - co0);
 #pragma unroll
   for (int q = 0; q < RB; q++) {
     if (oy0 + q >= OY) break;
-    __global float *yr = y + ((size_t)n * Cout + co0) * OS + ((size_t)oz * OY + oy0 + q) * OX + ox0;
+    __global float *yr = y + ((size_t)n * Cout + co0) * FS +
+                         ((size_t)(oz * OSZ + phz) * FY + (oy0 + q) * OSY + phy) * FX + ox0 * OSX + phx;
 #pragma unroll
     for (int p = 0; p < PB; p++)
-      if (ox0 + p < OX) cvec_store(yr + p, acc[q][p], nj, OS);
+      if (ox0 + p < OX) cvec_store(yr + p * OSX, acc[q][p], nj, FS);
   }
+}
+
+// The weights of every phase of a strided backward data (run_dgrad_phases), packed in one pass over w as
+// pack_weights packs them for conv_cvec (16 channels), phase after phase (z, then y, then x phase; each
+// block 16 * ceil(Cout / 16) * Cin * its taps floats). Along an axis of stride 2 (3 taps) the even phase
+// has 1 tap (forward tap 1), the odd one 2 (forward taps 2, 0); along an axis of stride 1, all k taps
+// flipped. w (Cin, Cout, kz, ky, kx): Cin = the forward's output channels (this pass's input), Cout its
+// input channels. global: (Cin, ceil(Cout / 16))
+inline int phase_taps(const int s, const int k, const int ph) { return s == 2 ? 1 + ph : k; }
+inline int phase_tap(const int s, const int k, const int ph, const int u) { // forward tap of sub-tap u
+  return s == 2 ? (ph ? 2 - 2 * u : 1) : k - 1 - u;
+}
+__kernel void pack_phases(__global float *restrict wp, __global const float *restrict w, const int Cin,
+                          const int Cout, const int kz, const int ky, const int kx, const int sz, const int sy,
+                          const int sx) {
+  const int ci = get_global_id(0), cb = get_global_id(1), ncb = get_global_size(1), kv = kz * ky * kx;
+  __global const float *src = w + ((size_t)ci * Cout + cb * 16) * kv;
+  const int nj = min(16, Cout - cb * 16);
+  size_t ofs = 0;
+  for (int pz = 0; pz < sz; pz++)
+    for (int py = 0; py < sy; py++)
+      for (int px = 0; px < sx; px++) {
+        const int tz = phase_taps(sz, kz, pz), ty = phase_taps(sy, ky, py), tx = phase_taps(sx, kx, px);
+        __global float *dst = wp + ofs + ((size_t)cb * Cin + ci) * tz * ty * tx * 16;
+        for (int a = 0; a < tz; a++)
+          for (int bb = 0; bb < ty; bb++)
+            for (int c = 0; c < tx; c++) {
+              const int t = (phase_tap(sz, kz, pz, a) * ky + phase_tap(sy, ky, py, bb)) * kx +
+                            phase_tap(sx, kx, px, c);
+              float v[16]; // the 16 channels of one tap: one contiguous store
+              for (int j = 0; j < 16; j++) v[j] = j < nj ? src[(size_t)j * kv + t] : 0.0f;
+              vstore16(vload16(0, v), (a * ty + bb) * tx + c, dst);
+            }
+        ofs += (size_t)ncb * 16 * Cin * tz * ty * tx;
+      }
 }
 
 // ---- backward weight ----
