@@ -557,13 +557,16 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
   conv_tunables t = tunables(dev);
   t.cob = 16;
   const int cin = g->Cout, cout = g->Cin; /* this pass: dy's channels in, dx's out */
-  const int O[3] = {g->OZ, g->OY, g->OX};
+  const int O[3] = {g->OZ, g->OY, g->OX}, one[3] = {1, 1, 1}, ncb = (cout + 15) / 16;
   int off[3]; /* dy's zero padding before: 1 along the stride-1 axes of 3 taps */
   for (int i = 0; i < 3; i++) off[i] = g->k[i] == 3 && g->s[i] == 1;
-  const int one[3] = {1, 1, 1}, ncb = (cout + 15) / 16;
-  /* per phase: its axes, the positions per work-item as conv_cvec takes them (pb along x, rb rows) and
-   * the offset of its packed weights; the padded input covers what every phase reads */
-  struct { phase_axis ax[3]; int pb, rb, code; size_t wofs; } ph[8];
+  /* one program build for every phase (conv_cvec takes the taps from its phase argument, PHASE_TAPS):
+   * positions per work-item (pb along x, rb rows) from the widest phase, the even one */
+  phase_axis y0 = phase_of(g, 1, 0), x0 = phase_of(g, 2, 0);
+  int parts = (x0.extent + 7) / 8, pb = (x0.extent + parts - 1) / parts;
+  int rb = 16 / pb > y0.extent ? y0.extent : 16 / pb;
+  /* per phase: its axes and the offset of its packed weights; the padded dy covers what every phase reads */
+  struct { phase_axis ax[3]; int code; size_t wofs; } ph[8];
   int nph = 0, Dp[3] = {O[0] + 2 * off[0], O[1] + 2 * off[1], O[2] + 2 * off[2]};
   size_t wfloats = 0;
   for (int pz = 0; pz < g->s[0]; pz++)
@@ -573,20 +576,23 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
         size_t wofs = wfloats;
         wfloats += (size_t)ncb * 16 * cin * az.taps * ay.taps * ax.taps; /* as pack_phases lays them out */
         if (!az.extent || !ay.extent || !ax.extent) continue;
-        int parts = (ax.extent + 7) / 8, pb = (ax.extent + parts - 1) / parts;
-        int rb = 16 / pb > ay.extent ? ay.extent : 16 / pb;
         int need[3] = {az.extent - 1 + az.taps, (ay.extent + rb - 1) / rb * rb - 1 + ay.taps,
                        (ax.extent + pb - 1) / pb * pb - 1 + ax.taps};
         for (int i = 0; i < 3; i++)
           if (Dp[i] < need[i]) Dp[i] = need[i];
         ph[nph].ax[0] = az, ph[nph].ax[1] = ay, ph[nph].ax[2] = ax;
-        ph[nph].pb = pb, ph[nph].rb = rb, ph[nph].code = pz * 4 + py * 2 + px, ph[nph].wofs = wofs;
+        ph[nph].code = pz * 4 + py * 2 + px + (az.taps << 3) + (ay.taps << 5) + (ax.taps << 7);
+        ph[nph].wofs = wofs;
         nph++;
       }
   char opts[320];
-  cl_kernel kp;
-  direct_opts(&t, g->k, one, off, 8, opts, sizeof opts); /* pad_input and pack_phases: dy's offsets only */
+  direct_opts(&t, g->k, one, off, pick_vx_cap(x0.extent, t.vx), opts, sizeof opts);
+  size_t len = strlen(opts);
+  snprintf(opts + len, sizeof opts - len, " -DPB=%d -DRB=%d -DOSZ=%d -DOSY=%d -DOSX=%d -DPHASE_TAPS=1", pb, rb,
+           g->s[0], g->s[1], g->s[2]);
+  cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_phases", opts, &kp));
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_cvec", opts, &kk));
   cl_mem dyp = NULL, wp = NULL;
   size_t dyp_bytes = 0, wbytes = wfloats * sizeof(float);
   int zero = 0;
@@ -598,24 +604,19 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
     st = lu_fail(LU_ECL, "pack_phases args");
   size_t gp[2] = {(size_t)cin, (size_t)ncb};
   if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "pack_phases");
+  if (st == LU_OK &&
+      (LU_ARG(kk, 0, dyp) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, w->buf) | LU_ARG(kk, 3, zero) | LU_ARG(kk, 4, dx->buf) |
+       LU_ARG(kk, 5, cin) | LU_ARG(kk, 6, cout) | LU_ARG(kk, 7, Dp[0]) | LU_ARG(kk, 8, Dp[1]) | LU_ARG(kk, 9, Dp[2]) |
+       LU_ARG(kk, 13, g->Z) | LU_ARG(kk, 14, g->Y) | LU_ARG(kk, 15, g->X)))
+    st = lu_fail(LU_ECL, "conv_cvec args");
   for (int i = 0; i < nph && st == LU_OK; i++) {
     phase_axis az = ph[i].ax[0], ay = ph[i].ax[1], ax = ph[i].ax[2];
-    const int ks[3] = {az.taps, ay.taps, ax.taps}, wofs = (int)ph[i].wofs;
-    direct_opts(&t, ks, one, off, pick_vx_cap(ax.extent, t.vx), opts, sizeof opts);
-    size_t len = strlen(opts);
-    snprintf(opts + len, sizeof opts - len, " -DPB=%d -DRB=%d -DOSZ=%d -DOSY=%d -DOSX=%d", ph[i].pb, ph[i].rb,
-             g->s[0], g->s[1], g->s[2]);
-    cl_kernel kk;
-    st = lu_kernel_get(dev, DIRECT_FILE, "conv_cvec", opts, &kk);
-    if (st == LU_OK &&
-        (LU_ARG(kk, 0, dyp) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, w->buf) | LU_ARG(kk, 3, zero) |
-         LU_ARG(kk, 4, dx->buf) | LU_ARG(kk, 5, cin) | LU_ARG(kk, 6, cout) | LU_ARG(kk, 7, Dp[0]) |
-         LU_ARG(kk, 8, Dp[1]) | LU_ARG(kk, 9, Dp[2]) | LU_ARG(kk, 10, az.extent) | LU_ARG(kk, 11, ay.extent) |
-         LU_ARG(kk, 12, ax.extent) | LU_ARG(kk, 13, g->Z) | LU_ARG(kk, 14, g->Y) | LU_ARG(kk, 15, g->X) |
-         LU_ARG(kk, 16, ph[i].code) | LU_ARG(kk, 17, wofs)))
-      st = lu_fail(LU_ECL, "conv_cvec args (phase %d)", ph[i].code);
-    size_t gl[3] = {(size_t)((ax.extent + ph[i].pb - 1) / ph[i].pb) * ncb,
-                    (size_t)az.extent * ((ay.extent + ph[i].rb - 1) / ph[i].rb), (size_t)g->N};
+    const int wofs = (int)ph[i].wofs;
+    if (LU_ARG(kk, 10, az.extent) | LU_ARG(kk, 11, ay.extent) | LU_ARG(kk, 12, ax.extent) |
+        LU_ARG(kk, 16, ph[i].code) | LU_ARG(kk, 17, wofs))
+      st = lu_fail(LU_ECL, "conv_cvec args (phase %d)", ph[i].code & 7);
+    size_t gl[3] = {(size_t)((ax.extent + pb - 1) / pb) * ncb, (size_t)az.extent * ((ay.extent + rb - 1) / rb),
+                    (size_t)g->N};
     size_t lo[3] = {gl[0], 1, 1};
     if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "conv_cvec");
   }

@@ -243,6 +243,9 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
 #ifndef RB
 #define RB 1
 #endif
+#ifndef PHASE_TAPS // conv_cvec: taps per axis from the phase argument, not KZ / KY / KX
+#define PHASE_TAPS 0
+#endif
 #ifndef OSZ // conv_cvec's output strides (2: a phase of a strided backward data)
 #define OSZ 1
 #endif
@@ -305,6 +308,13 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
   const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
   const int nrb = (OY + RB - 1) / RB, oz = rowblk / nrb, oy0 = (rowblk % nrb) * RB;
+#if PHASE_TAPS
+  // a phase of a strided backward data: its taps per axis in bits 3-8 of `phase`, so that one program
+  // build serves every phase of a geometry (a build per phase cost ~7 s each on PoCL)
+  const int kz = (phase >> 3) & 3, ky = (phase >> 5) & 3, kx = (phase >> 7) & 3, kv = kz * ky * kx;
+#else
+  const int kz = KZ, ky = KY, kx = KX, kv = KV;
+#endif
   const float16 bias = cvec_bias(b, has_bias, co0, Cout);
   float16 acc[RB][PB];
 #pragma unroll
@@ -313,17 +323,17 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
     for (int p = 0; p < PB; p++) acc[q][p] = bias;
   const size_t plane = (size_t)Zp * Yp * Xp;
   __global const float *xn = x + (size_t)n * Cin * plane + ((size_t)oz * SZ * Yp + (size_t)oy0 * SY) * Xp + ox0 * SX;
-  __global const float *wb = wp + wofs + (size_t)cb * Cin * KV * 16;
+  __global const float *wb = wp + wofs + (size_t)cb * Cin * kv * 16;
   for (int ci = 0; ci < Cin; ci++) {
     __global const float *xc = xn + (size_t)ci * plane;
-    __global const float *wc = wb + (size_t)ci * KV * 16;
+    __global const float *wc = wb + (size_t)ci * kv * 16;
 #pragma unroll
-    for (int a = 0; a < KZ; a++)
+    for (int a = 0; a < kz; a++)
 #pragma unroll
-      for (int bb = 0; bb < KY; bb++)
+      for (int bb = 0; bb < ky; bb++)
 #pragma unroll
-        for (int c = 0; c < KX; c++) {
-          const float16 wv = vload16(0, wc + ((a * KY + bb) * KX + c) * 16);
+        for (int c = 0; c < kx; c++) {
+          const float16 wv = vload16(0, wc + ((a * ky + bb) * kx + c) * 16);
 #pragma unroll
           for (int q = 0; q < RB; q++) {
             __global const float *xr = xc + ((size_t)a * Yp + q * SY + bb) * Xp + c;
@@ -336,7 +346,7 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
   // of a strided backward data (run_dgrad_phases; its packed weights from wp + wofs); OS* = 1, F* = O*,
   // phase 0 and wofs 0 for a plain convolution
   const size_t FS = (size_t)FZ * FY * FX;
-  const int phz = phase >> 2, phy = (phase >> 1) & 1, phx = phase & 1;
+  const int phz = (phase >> 2) & 1, phy = (phase >> 1) & 1, phx = phase & 1;
   const int nj = min(16, Cout - co0);
 #pragma unroll
   for (int q = 0; q < RB; q++) {
