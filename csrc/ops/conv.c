@@ -529,7 +529,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
  * their flipped kernel) and no multiply lands on a zero. The direct strided kernel (dgrad_cvec) tests
  * parity and bounds per value and ran at a third to a half of this rate. (Transposed convolutions split
  * the same way, a pointwise conv per output phase, measured no faster than convT_cvec.) */
-typedef struct { int extent, taps, base, step; } phase_axis;
+typedef struct { int extent, taps; } phase_axis;
 
 /* Strided backward data on CPUs, when every axis is stride 2 / 3 taps / pad 1, stride 1 / 3 taps / pad 1
  * or stride 1 / 1 tap, with at least 64 positions per phase: below, the launches cost more than the
@@ -544,12 +544,12 @@ static int dgrad_phases_apply(const lu_conv_geom *g, const lu_device *dev) {
   return 1;
 }
 
-/* Phase ph of axis i: its extent in dx, its taps and the forward tap of sub-tap u (base - step u), as
- * pack_phases maps them. */
+/* Phase ph (0: even, 1: odd) of axis i: its extent in dx and its taps (pack_phases maps them to the
+ * forward taps). */
 static phase_axis phase_of(const lu_conv_geom *g, int i, int ph) {
   int D = i == 0 ? g->Z : i == 1 ? g->Y : g->X;
-  if (g->s[i] == 2) return ph ? (phase_axis){D / 2, 2, 2, 2} : (phase_axis){(D + 1) / 2, 1, 1, 0};
-  return g->k[i] == 3 ? (phase_axis){D, 3, 2, 1} : (phase_axis){D, 1, 0, 0};
+  if (g->s[i] == 2) return ph ? (phase_axis){D / 2, 2} : (phase_axis){(D + 1) / 2, 1};
+  return (phase_axis){D, g->k[i]};
 }
 
 static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
