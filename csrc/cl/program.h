@@ -1,6 +1,8 @@
-/* Program cache: each kernel source is compiled once per device and build options; binaries are
- * kept on disk under $LUNET_CACHE_DIR (default $XDG_CACHE_HOME/lunet or ~/.cache/lunet), keyed by
- * device name, driver version, options and source hash, so later processes skip PoCL's compile. */
+/* Program cache: each kernel source is compiled once per process, device and build options. Across
+ * processes, binaries are kept on disk under $LUNET_CACHE_DIR (default $XDG_CACHE_HOME/lunet or
+ * ~/.cache/lunet), keyed by device name, driver version, options and source hash, so later processes
+ * skip the driver's compile; on PoCL, whose own cache does this better, Lunet keeps no binaries
+ * (LUNET_BINARY_CACHE=1 or 0 overrides; see program.c). */
 #ifndef LU_PROGRAM_H
 #define LU_PROGRAM_H
 
@@ -14,7 +16,7 @@ lu_status lu_kernel_get(lu_device *dev, const char *file, const char *kname, con
 
 /* Statistics since process start (for specs and logs). */
 typedef struct lu_progcache_stats {
-  long compiles;     /* programs built from source */
+  long compiles;     /* programs built from source (on PoCL its own cache may answer) */
   long disk_hits;    /* programs loaded from a cached binary */
   long memory_hits;  /* kernels found already built in this process */
 } lu_progcache_stats;
