@@ -85,7 +85,8 @@ describe("program cache", function()
       assert(l.core.ops.sum(t) == 200)
       io.write("done\n")
     ]]
-    assert.equal("done\n", run(env, code))
+    local out = run(env, code)
+    assert.is_truthy(out:find("done\n"), out)
     local first = pocl_objects(pdir)
     -- elementwise.cl holds a dozen kernels; a program binary request would have compiled each of
     -- them (as "<kernel>/0-0-0"); only fill, scale and the reduction's kernels may be there
@@ -98,7 +99,8 @@ describe("program cache", function()
     local lunet_files = io.popen("ls " .. ldir .. " 2>/dev/null"):read("a")
     assert.equal("", lunet_files)
     -- a second process finds everything in PoCL's cache: no new kernel objects
-    assert.equal("done\n", run(env, code))
+    out = run(env, code)
+    assert.is_truthy(out:find("done\n"), out)
     assert.same(first, pocl_objects(pdir))
     os.execute("rm -rf " .. ldir .. " " .. pdir)
   end)

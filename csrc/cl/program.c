@@ -171,7 +171,8 @@ static lu_status build_program(lu_device *dev, const char *file, const char *opt
     return lu_fail(LU_ECL, "%s building kernels/%s [%s] on %s:\n%s", lu_cl_errname(e), file, opts, dev->name, log);
   }
   lu_stats.compiles++;
-  if (getenv("LUNET_LOG_BUILDS")) {
+  const char *log_builds = getenv("LUNET_LOG_BUILDS");
+  if (log_builds && *log_builds && strcmp(log_builds, "0") != 0) {
     /* One line per compile: where a cold kernel cache spends its time. */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "lunet: built kernels/%s [%s] in %.2f s\n", file, opts,
