@@ -150,6 +150,7 @@ describe("conv", function()
   after_each(function()
     conv.set_workspace_kb(0)
     conv.set_algo(nil)
+    conv.set_wgrad(nil)
   end)
 
   it("computes output shapes and flops as nnU-Net's same-padded conv", function()
@@ -163,6 +164,21 @@ describe("conv", function()
     it(("matches the reference, %d-D k=%s s=%s N=%d Cin=%d Cout=%d"):format(#c.x, table.concat(c.k, ""),
       table.concat(c.stride, ""), c.n, c.cin, c.cout), function() check_case(c, false) end)
   end
+
+  it("computes weight gradients by correlation (run_wgrad_corr) on every geometry it takes", function()
+    -- every case above with axes of stride 1 (1 or 3 taps) or stride 2 (3 taps): channel counts
+    -- off the 4 x 2 blocks, odd extents with an empty odd phase, 2-D and 3-D, batch > 1
+    conv.set_wgrad("corr")
+    for _, c in ipairs(conv_cases) do check_case(c, false) end
+    -- a transposed conv's weight gradient is a conv's with 2 taps per stride-2 axis and no padding
+    for _, c in ipairs(convT_cases) do check_case(c, true) end
+    -- several chunks per call (partial sums reduced, then accumulated), and chunks merged when the
+    -- workspace holds fewer partial sums than there are chunks
+    conv.set_wgrad("corr", 32)
+    check_case({ n = 2, cin = 5, cout = 9, x = { 6, 7, 5 }, k = { 3, 3, 3 }, stride = { 1, 2, 2 } }, false)
+    conv.set_workspace_kb(8)
+    check_case({ n = 2, cin = 3, cout = 6, x = { 9, 13 }, k = { 3, 3 }, stride = { 2, 1 } }, false)
+  end)
 
   it("matches the reference on the im2col + GEMM path (whole-sample batched tiles)", function()
     conv.set_algo("gemm")

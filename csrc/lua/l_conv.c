@@ -310,13 +310,32 @@ static int l_set_algo(lua_State *L) {
   return 0;
 }
 
+/* set_wgrad("corr" | "cvec" | nil [, chunk]): how weight gradients run on this process's CPU devices
+ * ($LUNET_CONV_CORR: 1 wherever the geometry allows, 0 never, unset by rule) and, with chunk, the
+ * positions per partial sum ($LUNET_CONV_WGRAD_CHUNK); specs use it to reach every path. */
+static int l_set_wgrad(lua_State *L) {
+  const char *m = luaL_optstring(L, 1, NULL);
+  if (m && strcmp(m, "corr") && strcmp(m, "cvec")) return luaL_error(L, "conv.set_wgrad: 'corr', 'cvec' or nil");
+  if (m) setenv("LUNET_CONV_CORR", strcmp(m, "corr") == 0 ? "1" : "0", 1);
+  else unsetenv("LUNET_CONV_CORR");
+  if (lua_isnoneornil(L, 2)) {
+    unsetenv("LUNET_CONV_WGRAD_CHUNK");
+  } else {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)luaL_checkinteger(L, 2));
+    setenv("LUNET_CONV_WGRAD_CHUNK", buf, 1);
+  }
+  return 0;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
     {"T_fwd", l_T_fwd}, {"T_bwd_data", l_T_bwd_data}, {"T_bwd_weight", l_T_bwd_weight},
     {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops},
     {"ref_fwd", l_ref_fwd}, {"ref_bwd_data", l_ref_bwd_data}, {"ref_bwd_weight", l_ref_bwd_weight},
-    {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo}, {NULL, NULL}};
+    {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo},
+    {"set_wgrad", l_set_wgrad}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

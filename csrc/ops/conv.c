@@ -57,6 +57,7 @@
 #define CONV_FILE "conv/conv.cl"
 #define DIRECT_FILE "conv/direct.cl"
 #define BIAS_FILE "conv/bias.cl"
+#define WGRAD_FILE "conv/wgrad.cl"
 
 size_t lu_conv_workspace_bytes(void) {
   const char *e = getenv("LUNET_CONV_WORKSPACE_KB");
@@ -642,6 +643,136 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
 #define LU_CONV_WGRAD_CHUNK 4096 /* output voxels per partial sum (keeps a chunk's dy and x in cache) */
 #endif
 
+#define WGRAD_WR 4
+#define WGRAD_WC 2
+
+/* Channel-row copy (kernels/conv/wgrad.cl: pad_rows) of t (N, C, Z, Y, X) onto the (Zp, Yp, Xp) grid
+ * at offset o[], split into the phases of strides s[]: into `out`, C * s0 s1 s2 rows of `row` floats
+ * from grid row r0 on (zeros from grid row rend on). */
+static lu_status pad_rows(lu_device *dev, const char *opts, cl_mem t, int N, int C, int Z, int Y, int X,
+                         const int *ext, const int *grid, const int *o, const int *s, int r0, int rend, int row,
+                         cl_mem out) {
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dev, WGRAD_FILE, "pad_rows", opts, &k));
+  if (LU_ARG(k, 0, out) | LU_ARG(k, 1, t) | LU_ARG(k, 2, N) | LU_ARG(k, 3, Z) | LU_ARG(k, 4, Y) | LU_ARG(k, 5, X) |
+      LU_ARG(k, 6, ext[0]) | LU_ARG(k, 7, ext[1]) | LU_ARG(k, 8, ext[2]) | LU_ARG(k, 9, grid[0]) |
+      LU_ARG(k, 10, grid[1]) | LU_ARG(k, 11, grid[2]) | LU_ARG(k, 12, o[0]) | LU_ARG(k, 13, o[1]) |
+      LU_ARG(k, 14, o[2]) | LU_ARG(k, 15, s[0]) | LU_ARG(k, 16, s[1]) | LU_ARG(k, 17, s[2]) | LU_ARG(k, 18, r0) |
+      LU_ARG(k, 19, rend) | LU_ARG(k, 20, row))
+    return lu_fail(LU_ECL, "pad_rows args");
+  size_t gl[2] = {(size_t)((row + grid[2] - 1) / grid[2]), (size_t)C * s[0] * s[1] * s[2]};
+  return lu_launch(dev, k, 2, gl, NULL, "pad_rows");
+}
+
+/* The correlation form of the weight gradient (run_wgrad_corr) on CPUs, by rule for stride-1 convs
+ * whose grid's zero cells cost at most 30% more FMAs and whose samples have enough positions: with
+ * more zeros (3-D 8^3: 42%) or short rows (2-D 8x8) wgrad_cvec is faster (0.9x, 0.8x; 4^3 0.7x).
+ * Single layers, best of runs against wgrad_cvec: 3-D 16^3 128 ch 1.3x, 2-D 64x64 128 ch 1.4x,
+ * 32x32 256 ch 1.3x, 256x256 32 ch 1.1x, 3-D 64^3 32 ch 1.0-1.1x. Stride-2 axes (3 taps, or 2 taps
+ * without padding as in a transposed conv's weight gradient) work too, but there the phase-split copy
+ * of the larger x costs more than the kernel saves (3-D 64^3 -> 32^3: 60-70 vs 45-64 ms; transposed
+ * 0.6-1.0x), so they run only when forced: LUNET_CONV_CORR=1 (conv.set_wgrad("corr")), which the
+ * specs use to reach every geometry; LUNET_CONV_CORR=0 never. */
+static int wgrad_corr_applies(const lu_conv_geom *g, const lu_device *dev) {
+  const char *env = getenv("LUNET_CONV_CORR");
+  int force = env && strcmp(env, "1") == 0;
+  if ((env && strcmp(env, "0") == 0) || !(dev->is_cpu || force)) return 0;
+  if (!force && (g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1)) return 0;
+  double vol = 1;
+  const int ext[3] = {g->OZ, g->OY, g->OX};
+  for (int i = 0; i < 3; i++) {
+    int taps3 = g->k[i] == 3 && g->p[i] == 1, tap1 = g->k[i] == 1 && g->p[i] == 0;
+    int taps2 = g->k[i] == 2 && g->p[i] == 0; /* a transposed conv's (kernel == stride 2) */
+    if (!(g->s[i] == 1 && (taps3 || tap1)) && !(g->s[i] == 2 && (taps3 || taps2))) return 0;
+    vol *= ext[i] + (g->k[i] == 3);
+  }
+  return force || (vol <= 1.3 * (double)g->OS && g->N * vol >= 512);
+}
+
+/* Weight gradient as a correlation of channel-row copies of x and dy (kernels/conv/wgrad.cl), a slab of
+ * grid rows at a time so that the copies stay within half the conv workspace, then the chunks' partial
+ * sums reduced. */
+static lu_status run_wgrad_corr(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
+                                lu_tensor *dw, int accumulate) {
+  char opts[96];
+  snprintf(opts, sizeof opts, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d", g->k[0], g->k[1], g->k[2], g->s[0],
+           g->s[1], g->s[2]);
+  const int ext[3] = {g->OZ, g->OY, g->OX}, none[3] = {0, 0, 0}, unit[3] = {1, 1, 1};
+  int grid[3], xo[3], shift[3];
+  for (int i = 0; i < 3; i++) {
+    xo[i] = g->k[i] == 3;
+    grid[i] = ext[i] + xo[i];
+    shift[i] = g->s[i] == 2 ? g->k[i] == 3 : g->k[i] - 1; /* the largest shift of the axis's taps */
+  }
+  int Xp = grid[2], YXp = grid[1] * grid[2], nph = g->s[0] * g->s[1] * g->s[2];
+  int total_rows = g->N * grid[0] * grid[1], maxshift = shift[0] * YXp + shift[1] * Xp + shift[2];
+  int xrows = g->Cin * nph;
+  /* grid rows per slab: x rows reach maxshift (+ a vector) past the slab's dy */
+  long budget = (long)(lu_conv_workspace_bytes() / 2 / sizeof(float));
+  long fixed = (long)xrows * (maxshift + 48) + (long)g->Cout * 16;
+  long srows = (budget - fixed) / ((long)(xrows + g->Cout) * Xp);
+  if (srows < 1) srows = 1;
+  if (srows > total_rows) srows = total_rows;
+  int nslabs = (int)((total_rows + srows - 1) / srows);
+  int Lmax = (int)((srows * Xp + 15) / 16 * 16), LXmax = (Lmax + maxshift + 16 + 15) / 16 * 16;
+  /* positions per partial sum (2048: a chunk's rows stay in L1 across a work-group's taps), more when
+   * the workspace holds fewer sums: at most `spare` chunks beyond one per slab */
+  int len = env_int("LUNET_CONV_WGRAD_CHUNK", 2048) / 16 * 16;
+  if (len < 16) len = 16;
+  size_t wn = (size_t)g->Cout * g->Cin * g->kv;
+  long maxch = (long)(lu_conv_workspace_bytes() / (wn * sizeof(float)));
+  long spare = maxch > nslabs ? maxch - nslabs : 1, all = (long)total_rows * Xp;
+  if ((all + len - 1) / len > spare) len = (int)(((all + spare - 1) / spare + 15) / 16 * 16);
+  int nchunks = 0;
+  for (int sl = 0; sl < nslabs; sl++) {
+    long rows = total_rows - sl * srows < srows ? total_rows - sl * srows : srows;
+    nchunks += (int)((rows * Xp + 15) / 16 * 16 + len - 1) / len;
+  }
+  /* one chunk and no accumulation: the partial sums are the gradient, written in place */
+  int direct_out = nchunks == 1 && !accumulate;
+  size_t cap = direct_out ? 0 : wn * (size_t)nchunks * sizeof(float);
+  size_t xr_bytes = (size_t)xrows * LXmax * sizeof(float), dyr_bytes = (size_t)g->Cout * Lmax * sizeof(float);
+  cl_kernel k, kr;
+  LU_TRY(lu_kernel_get(dev, WGRAD_FILE, "wgrad_corr", opts, &k));
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", "", &kr));
+  cl_mem xr = NULL, dyr = NULL, part = direct_out ? dw->buf : NULL;
+  lu_status st = lu_buffer_alloc(dev, xr_bytes, &xr);
+  if (st == LU_OK) st = lu_buffer_alloc(dev, dyr_bytes, &dyr);
+  if (st == LU_OK && !direct_out) st = lu_buffer_alloc(dev, cap, &part);
+  int cin = g->Cin, cout = g->Cout, chunk0 = 0;
+  /* one (a, b) sweep per work-group: left to itself PoCL picks groups of thousands of work-items,
+   * two or three in all for the deep layers, and a core idles */
+  size_t lo[2] = {(size_t)g->k[0] * g->k[1], 1};
+  for (int sl = 0; st == LU_OK && sl < nslabs; sl++) {
+    int r0 = (int)(sl * srows), rows = total_rows - r0 < srows ? total_rows - r0 : (int)srows;
+    int L = (rows * Xp + 15) / 16 * 16, LX = (L + maxshift + 16 + 15) / 16 * 16, nch = (L + len - 1) / len;
+    st = pad_rows(dev, opts, x->buf, g->N, g->Cin, g->Z, g->Y, g->X, ext, grid, xo, g->s, r0, total_rows, LX, xr);
+    if (st == LU_OK)
+      st = pad_rows(dev, opts, dy->buf, g->N, g->Cout, g->OZ, g->OY, g->OX, ext, grid, none, unit, r0, r0 + rows, L,
+                    dyr);
+    if (st == LU_OK && (LU_ARG(k, 0, part) | LU_ARG(k, 1, xr) | LU_ARG(k, 2, dyr) | LU_ARG(k, 3, cin) |
+                        LU_ARG(k, 4, cout) | LU_ARG(k, 5, L) | LU_ARG(k, 6, LX) | LU_ARG(k, 7, Xp) |
+                        LU_ARG(k, 8, YXp) | LU_ARG(k, 9, len) | LU_ARG(k, 10, chunk0)))
+      st = lu_fail(LU_ECL, "wgrad_corr args");
+    size_t gl[2] = {(size_t)g->k[0] * g->k[1] * ((g->Cin + WGRAD_WC - 1) / WGRAD_WC) *
+                        ((g->Cout + WGRAD_WR - 1) / WGRAD_WR),
+                    (size_t)nch};
+    if (st == LU_OK) st = lu_launch(dev, k, 2, gl, lo, "wgrad_corr");
+    chunk0 += nch;
+  }
+  int n = (int)wn, acc = accumulate;
+  if (st == LU_OK && !direct_out) {
+    if (LU_ARG(kr, 0, dw->buf) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, n) | LU_ARG(kr, 3, nchunks) | LU_ARG(kr, 4, acc))
+      st = lu_fail(LU_ECL, "reduce_chunks args");
+    size_t g1 = lu_global_1d(wn, 64);
+    if (st == LU_OK) st = lu_launch(dev, kr, 1, &g1, NULL, "reduce_chunks");
+  }
+  if (part && !direct_out) lu_buffer_release(dev, part, cap);
+  if (xr) lu_buffer_release(dev, xr, xr_bytes);
+  if (dyr) lu_buffer_release(dev, dyr, dyr_bytes);
+  return st;
+}
+
 static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                                   lu_tensor *dw, int accumulate) {
   conv_tunables t = tunables(dev);
@@ -846,6 +977,7 @@ static lu_status conv_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, cons
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
   if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
   float beta = accumulate ? 1.0f : 0.0f;
+  if (use_direct(g, 2) && wgrad_corr_applies(g, dev)) return run_wgrad_corr(dev, g, x, dy, dw, accumulate);
   if (use_direct(g, 2)) return run_wgrad_direct(dev, g, x, dy, dw, accumulate);
   if (is_pointwise(g)) {
     for (int n = 0; n < g->N; n++) {
