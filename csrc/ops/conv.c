@@ -394,7 +394,6 @@ static int pick_vx_cap(int ox, int cap) {
   return v > cap ? (cap >= 8 ? 8 : 4) : v;
 }
 
-
 /* Build options for direct.cl: every kernel of one geometry and lane count shares one program build. */
 static void direct_opts(const conv_tunables *t, const int *k, const int *s, const int *p, int vx, char *buf, size_t n) {
   snprintf(buf, n,
@@ -406,14 +405,25 @@ static void direct_opts(const conv_tunables *t, const int *k, const int *s, cons
  * (where a row of 4-8 x-lanes leaves most of a 16-lane register idle) with enough output channels to
  * fill the lanes. Rows up to 8 wide are one work-item; wider ones are split evenly.
  * $LUNET_CONV_NO_CVEC=1 keeps the x-vector kernel (measurements). */
+/* conv_cvec's positions per work-item along a row of `extent`: the row in equal pieces of <= 8. */
+static int cvec_block(int extent) {
+  int parts = (extent + 7) / 8;
+  return (extent + parts - 1) / parts;
+}
+
+/* The input extent that blocks of `block` outputs read along an axis: every block is computed whole,
+ * so the last one reaches past `extent` outputs (the padded copies must cover it). */
+static int blocked_reach(int extent, int block, int stride, int taps) {
+  return ((extent + block - 1) / block * block - 1) * stride + taps;
+}
+
 static int cvec_positions(const lu_device *dev, int ox, int cout) {
   if (!dev->is_cpu || cout < 12 || getenv("LUNET_CONV_NO_CVEC")) return 0;
   /* wider rows too when 16-lane x-vectors would leave a quarter of their lanes idle (a 20-wide row
    * fills 20 of 32): 24x20 layers 1.38 -> 0.91 ms, 2.68 -> 1.60 ms; 48x40 ones stay faster on x-vectors */
   int vecs = (ox + 15) / 16;
   if (ox >= 16 && 5 * ox >= 4 * 16 * vecs) return 0;
-  int parts = (ox + 7) / 8;
-  return (ox + parts - 1) / parts;
+  return cvec_block(ox);
 }
 
 /* What run_direct computes; the value is also pack_weights' `flip` argument, except for
@@ -502,7 +512,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   if (st == LU_OK && kk_is_padded) {
     /* conv_cvec reads a zero-padded copy: extents cover every tap of every position block */
     int Zp = Z + 2 * p[0], Yp = Y + 2 * p[1], Xp = X + 2 * p[2];
-    int need_x = ((OX + pb - 1) / pb * pb - 1) * s[2] + k[2], need_y = ((OY + rb - 1) / rb * rb - 1) * s[1] + k[1];
+    int need_x = blocked_reach(OX, pb, s[2], k[2]), need_y = blocked_reach(OY, rb, s[1], k[1]);
     if (Xp < need_x) Xp = need_x;
     if (Yp < need_y) Yp = need_y;
     st = pad_copy(dev, opts, x, N, Cin, Z, Y, X, Zp, Yp, Xp, &xpad, &xpad_bytes);
@@ -564,7 +574,7 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
   /* one program build for every phase (conv_cvec takes the taps from its phase argument, PHASE_TAPS):
    * positions per work-item (pb along x, rb rows) from the widest phase, the even one */
   phase_axis y0 = phase_of(g, 1, 0), x0 = phase_of(g, 2, 0);
-  int parts = (x0.extent + 7) / 8, pb = (x0.extent + parts - 1) / parts;
+  int pb = cvec_block(x0.extent);
   int rb = 16 / pb > y0.extent ? y0.extent : 16 / pb;
   /* per phase: its axes and the offset of its packed weights; the padded dy covers what every phase reads */
   struct { phase_axis ax[3]; int code; size_t wofs; } ph[8];
@@ -577,8 +587,8 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
         size_t wofs = wfloats;
         wfloats += (size_t)ncb * 16 * cin * az.taps * ay.taps * ax.taps; /* as pack_phases lays them out */
         if (!az.extent || !ay.extent || !ax.extent) continue;
-        int need[3] = {az.extent - 1 + az.taps, (ay.extent + rb - 1) / rb * rb - 1 + ay.taps,
-                       (ax.extent + pb - 1) / pb * pb - 1 + ax.taps};
+        int need[3] = {blocked_reach(az.extent, 1, 1, az.taps), blocked_reach(ay.extent, rb, 1, ay.taps),
+                       blocked_reach(ax.extent, pb, 1, ax.taps)};
         for (int i = 0; i < 3; i++)
           if (Dp[i] < need[i]) Dp[i] = need[i];
         ph[nph].ax[0] = az, ph[nph].ax[1] = ay, ph[nph].ax[2] = ax;
@@ -645,6 +655,16 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
 
 #define WGRAD_WR 4
 #define WGRAD_WC 2
+
+/* dw (+)= the sum over nchunks partial weight gradients of n values each (part[chunk][i]). */
+static lu_status reduce_partials(lu_device *dev, cl_mem dw, cl_mem part, int n, int nchunks, int accumulate) {
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dev, WGRAD_FILE, "reduce_chunks", "", &k));
+  if (LU_ARG(k, 0, dw) | LU_ARG(k, 1, part) | LU_ARG(k, 2, n) | LU_ARG(k, 3, nchunks) | LU_ARG(k, 4, accumulate))
+    return lu_fail(LU_ECL, "reduce_chunks args");
+  size_t g1 = lu_global_1d((size_t)n, 64);
+  return lu_launch(dev, k, 1, &g1, NULL, "reduce_chunks");
+}
 
 /* Channel-row copy (kernels/conv/wgrad.cl: pad_rows) of t (N, C, Z, Y, X) onto the (Zp, Yp, Xp) grid
  * at offset o[], split into the phases of strides s[]: into `out`, C * s0 s1 s2 rows of `row` floats
@@ -732,9 +752,8 @@ static lu_status run_wgrad_corr(lu_device *dev, const lu_conv_geom *g, const lu_
   int direct_out = nchunks == 1 && !accumulate;
   size_t cap = direct_out ? 0 : wn * (size_t)nchunks * sizeof(float);
   size_t xr_bytes = (size_t)xrows * LXmax * sizeof(float), dyr_bytes = (size_t)g->Cout * Lmax * sizeof(float);
-  cl_kernel k, kr;
+  cl_kernel k;
   LU_TRY(lu_kernel_get(dev, WGRAD_FILE, "wgrad_corr", opts, &k));
-  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", "", &kr));
   cl_mem xr = NULL, dyr = NULL, part = direct_out ? dw->buf : NULL;
   lu_status st = lu_buffer_alloc(dev, xr_bytes, &xr);
   if (st == LU_OK) st = lu_buffer_alloc(dev, dyr_bytes, &dyr);
@@ -760,13 +779,7 @@ static lu_status run_wgrad_corr(lu_device *dev, const lu_conv_geom *g, const lu_
     if (st == LU_OK) st = lu_launch(dev, k, 2, gl, lo, "wgrad_corr");
     chunk0 += nch;
   }
-  int n = (int)wn, acc = accumulate;
-  if (st == LU_OK && !direct_out) {
-    if (LU_ARG(kr, 0, dw->buf) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, n) | LU_ARG(kr, 3, nchunks) | LU_ARG(kr, 4, acc))
-      st = lu_fail(LU_ECL, "reduce_chunks args");
-    size_t g1 = lu_global_1d(wn, 64);
-    if (st == LU_OK) st = lu_launch(dev, kr, 1, &g1, NULL, "reduce_chunks");
-  }
+  if (st == LU_OK && !direct_out) st = reduce_partials(dev, dw->buf, part, (int)wn, nchunks, accumulate);
   if (part && !direct_out) lu_buffer_release(dev, part, cap);
   if (xr) lu_buffer_release(dev, xr, xr_bytes);
   if (dyr) lu_buffer_release(dev, dyr, dyr_bytes);
@@ -792,9 +805,8 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DWPAD=1");
   }
-  cl_kernel k, kr;
+  cl_kernel k;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &k));
-  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "reduce_chunks", opts, &kr));
   int total = g->N * g->OZ * g->OY;
   int rows = env_int("LUNET_CONV_WGRAD_CHUNK", LU_CONV_WGRAD_CHUNK) / g->OX;
   if (rows < 1) rows = 1;
@@ -812,9 +824,8 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   size_t cap = direct_out ? 0 : wn * (size_t)nchunks * sizeof(float);
   cl_mem part = dw->buf;
   if (!direct_out) LU_TRY(lu_buffer_alloc(dev, cap, &part));
-  cl_mem mx = x->buf, mdy = dy->buf, mdw = dw->buf, dyt = NULL;
+  cl_mem mx = x->buf, mdy = dy->buf, dyt = NULL;
   int N = g->N, cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
-  int n = (int)wn, acc = accumulate;
   lu_status st = LU_OK;
   int cp = (g->Cout + 15) / 16 * 16, os = g->OS;
   size_t tbytes = (size_t)g->N * g->OS * cp * sizeof(float);
@@ -846,11 +857,7 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   if (cvec) gl[0] = (size_t)(cp / 16) * ((g->Cin + LU_CONV_CIB - 1) / LU_CONV_CIB) * g->k[0] * g->k[1];
   if (st == LU_OK) st = lu_launch(dev, k, 2, gl, NULL, kname);
   if (!direct_out) {
-    if (st == LU_OK && (LU_ARG(kr, 0, mdw) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, n) | LU_ARG(kr, 3, nchunks) |
-                        LU_ARG(kr, 4, acc)))
-      st = lu_fail(LU_ECL, "reduce_chunks args");
-    size_t g1 = lu_global_1d(wn, 64);
-    if (st == LU_OK) st = lu_launch(dev, kr, 1, &g1, NULL, "reduce_chunks");
+    if (st == LU_OK) st = reduce_partials(dev, dw->buf, part, (int)wn, nchunks, accumulate);
     lu_buffer_release(dev, part, cap);
   }
   if (dyt) lu_buffer_release(dev, dyt, tbytes);
@@ -901,7 +908,6 @@ lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor
 }
 
 /* ---- backward data ---- */
-
 
 static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;

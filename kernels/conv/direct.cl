@@ -246,6 +246,11 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
 #ifndef PHASE_TAPS // conv_cvec: taps per axis from the phase argument, not KZ / KY / KX
 #define PHASE_TAPS 0
 #endif
+#if PHASE_TAPS // tap counts known only at run time: asking to unroll those loops only draws warnings
+#define UNROLL_TAPS
+#else
+#define UNROLL_TAPS _Pragma("unroll")
+#endif
 #ifndef OSZ // conv_cvec's output strides (2: a phase of a strided backward data)
 #define OSZ 1
 #endif
@@ -327,11 +332,11 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
   for (int ci = 0; ci < Cin; ci++) {
     __global const float *xc = xn + (size_t)ci * plane;
     __global const float *wc = wb + (size_t)ci * kv * 16;
-#pragma unroll
+    UNROLL_TAPS
     for (int a = 0; a < kz; a++)
-#pragma unroll
+      UNROLL_TAPS
       for (int bb = 0; bb < ky; bb++)
-#pragma unroll
+        UNROLL_TAPS
         for (int c = 0; c < kx; c++) {
           const float16 wv = vload16(0, wc + ((a * ky + bb) * kx + c) * 16);
 #pragma unroll
@@ -654,16 +659,6 @@ __kernel void wgrad_cvec(__global float *restrict part, __global const float *re
       for (int j = 0; j < nj; j++) part[(((size_t)chunk * Cout + co0 + j) * Cin + ci0 + i) * KV + ab * KX + c] = t[j];
     }
   }
-}
-
-// dw[i] (+)= sum over chunks of part[chunk][i]; global: (n)
-__kernel void reduce_chunks(__global float *restrict dw, __global const float *restrict part, const int n,
-                            const int nchunks, const int accumulate) {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  float s = accumulate ? dw[i] : 0.0f;
-  for (int c = 0; c < nchunks; c++) s += part[(size_t)c * n + i];
-  dw[i] = s;
 }
 
 // ---- backward data of a strided convolution ----

@@ -138,3 +138,14 @@ __kernel void wgrad_corr(__global float *restrict part, __global const float *re
     }
   }
 }
+
+// Weight gradients summed over chunks (wgrad_corr here, wgrad_direct / wgrad_cvec in direct.cl):
+// dw[i] (+)= sum over chunks of part[chunk][i]; global: (n)
+__kernel void reduce_chunks(__global float *restrict dw, __global const float *restrict part, const int n,
+                            const int nchunks, const int accumulate) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  float s = accumulate ? dw[i] : 0.0f;
+  for (int c = 0; c < nchunks; c++) s += part[(size_t)c * n + i];
+  dw[i] = s;
+}
