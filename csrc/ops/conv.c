@@ -58,6 +58,7 @@
 #define DIRECT_FILE "conv/direct.cl"
 #define BIAS_FILE "conv/bias.cl"
 #define WGRAD_FILE "conv/wgrad.cl"
+#define REDUCE_FILE "conv/reduce_chunks.cl"
 
 size_t lu_conv_workspace_bytes(void) {
   const char *e = getenv("LUNET_CONV_WORKSPACE_KB");
@@ -659,7 +660,7 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
 /* dw (+)= the sum over nchunks partial weight gradients of n values each (part[chunk][i]). */
 static lu_status reduce_partials(lu_device *dev, cl_mem dw, cl_mem part, int n, int nchunks, int accumulate) {
   cl_kernel k;
-  LU_TRY(lu_kernel_get(dev, WGRAD_FILE, "reduce_chunks", "", &k));
+  LU_TRY(lu_kernel_get(dev, REDUCE_FILE, "reduce_chunks", "", &k));
   if (LU_ARG(k, 0, dw) | LU_ARG(k, 1, part) | LU_ARG(k, 2, n) | LU_ARG(k, 3, nchunks) | LU_ARG(k, 4, accumulate))
     return lu_fail(LU_ECL, "reduce_chunks args");
   size_t g1 = lu_global_1d((size_t)n, 64);

@@ -18,23 +18,8 @@
 // positions a work-item loads WR dy vectors and WC KX input vectors for WR WC KX FMAs, and reduces
 // its lanes once per chunk.
 // Build options: KZ KY KX (taps: 1 or 3; 2 with stride 2), SZ SY SX (strides: 1 or 2).
-#ifndef KZ
-#define KZ 3
-#endif
-#ifndef KY
-#define KY 3
-#endif
-#ifndef KX
-#define KX 3
-#endif
-#ifndef SZ
-#define SZ 1
-#endif
-#ifndef SY
-#define SY 1
-#endif
-#ifndef SX
-#define SX 1
+#if !defined(KZ) || !defined(KY) || !defined(KX) || !defined(SZ) || !defined(SY) || !defined(SX)
+#error "wgrad.cl is built with -DKZ -DKY -DKX -DSZ -DSY -DSX (conv.c: run_wgrad_corr)"
 #endif
 #ifndef WR
 #define WR 4 // output channels per work-item
@@ -137,15 +122,4 @@ __kernel void wgrad_corr(__global float *restrict part, __global const float *re
       for (int c = 0; c < KX; c++) o[c] = lane_sum(acc[r][i][c]);
     }
   }
-}
-
-// Weight gradients summed over chunks (wgrad_corr here, wgrad_direct / wgrad_cvec in direct.cl):
-// dw[i] (+)= sum over chunks of part[chunk][i]; global: (n)
-__kernel void reduce_chunks(__global float *restrict dw, __global const float *restrict part, const int n,
-                            const int nchunks, const int accumulate) {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  float s = accumulate ? dw[i] : 0.0f;
-  for (int c = 0; c < nchunks; c++) s += part[(size_t)c * n + i];
-  dw[i] = s;
 }

@@ -1,0 +1,11 @@
+// Weight gradients summed over the chunks of positions that wgrad_corr (wgrad.cl), wgrad_direct and
+// wgrad_cvec (direct.cl) write partial sums for (conv.c: reduce_partials).
+// dw[i] (+)= sum over chunks of part[chunk][i]; global: (n)
+__kernel void reduce_chunks(__global float *restrict dw, __global const float *restrict part, const int n,
+                            const int nchunks, const int accumulate) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  float s = accumulate ? dw[i] : 0.0f;
+  for (int c = 0; c < nchunks; c++) s += part[(size_t)c * n + i];
+  dw[i] = s;
+}
