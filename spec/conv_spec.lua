@@ -174,10 +174,16 @@ describe("conv", function()
     for _, c in ipairs(convT_cases) do check_case(c, true) end
     -- several chunks per call (partial sums reduced, then accumulated), and chunks merged when the
     -- workspace holds fewer partial sums than there are chunks
+    -- rows of a multiple of 16 (vectors end where rows do): 3-D, 2-D, 1 tap along z and y
+    check_case({ n = 2, cin = 6, cout = 5, x = { 3, 5, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } }, false)
+    check_case({ n = 2, cin = 3, cout = 7, x = { 7, 32 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
+    check_case({ n = 1, cin = 4, cout = 4, x = { 2, 3, 48 }, k = { 1, 1, 3 }, stride = { 1, 1, 1 } }, false)
     conv.set_wgrad("corr", 32)
     check_case({ n = 2, cin = 5, cout = 9, x = { 6, 7, 5 }, k = { 3, 3, 3 }, stride = { 1, 2, 2 } }, false)
+    check_case({ n = 2, cin = 3, cout = 6, x = { 4, 3, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } }, false)
     conv.set_workspace_kb(8)
     check_case({ n = 2, cin = 3, cout = 6, x = { 9, 13 }, k = { 3, 3 }, stride = { 2, 1 } }, false)
+    check_case({ n = 2, cin = 3, cout = 5, x = { 5, 16 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
   end)
 
   it("matches the reference on the im2col + GEMM path (whole-sample batched tiles)", function()
