@@ -690,6 +690,20 @@ static lu_status pad_rows(lu_device *dev, const char *opts, cl_mem t, int N, int
   return lu_launch(dev, k, 2, gl, lo, "pad_rows");
 }
 
+/* Slab sl of run_wgrad_corr (srows grid rows a slab, of total_rows): its first row and row count, dy's
+ * positions L (whole vectors), x's row length LX (reaching maxshift and a vector past dy) and chunks of
+ * len positions. Sizing the buffers and launching use this one description, so they cannot disagree. */
+typedef struct { int r0, rows, L, LX, nch; } corr_slab;
+static corr_slab corr_slab_of(int sl, long srows, int total_rows, int Xp, int maxshift, int len) {
+  corr_slab c;
+  c.r0 = (int)(sl * srows);
+  c.rows = total_rows - c.r0 < srows ? total_rows - c.r0 : (int)srows;
+  c.L = (c.rows * Xp + 15) / 16 * 16;
+  c.LX = (c.L + maxshift + 16 + 15) / 16 * 16;
+  c.nch = (c.L + len - 1) / len;
+  return c;
+}
+
 /* The correlation form of the weight gradient (run_wgrad_corr) on CPUs, by rule for stride-1 convs
  * whose grid's zero cells cost at most 30% more FMAs and whose samples have enough positions: with
  * more zeros (3-D 8^3: 42%) or short rows (2-D 8x8) wgrad_cvec is faster (0.9x, 0.8x; 4^3 0.7x).
@@ -740,7 +754,6 @@ static lu_status run_wgrad_corr(lu_device *dev, const lu_conv_geom *g, const lu_
   if (srows < 1) srows = 1;
   if (srows > total_rows) srows = total_rows;
   int nslabs = (int)((total_rows + srows - 1) / srows);
-  int Lmax = (int)((srows * Xp + 15) / 16 * 16), LXmax = (Lmax + maxshift + 16 + 15) / 16 * 16;
   /* positions per partial sum (2048: a chunk's rows stay in L1 across a work-group's taps), more when
    * the workspace holds fewer sums: at most `spare` chunks beyond one per slab */
   int len = env_int("LUNET_CONV_WGRAD_CHUNK", 2048) / 16 * 16;
@@ -750,14 +763,12 @@ static lu_status run_wgrad_corr(lu_device *dev, const lu_conv_geom *g, const lu_
   long spare = maxch > nslabs ? maxch - nslabs : 1, all = (long)total_rows * Xp;
   if ((all + len - 1) / len > spare) len = (int)(((all + spare - 1) / spare + 15) / 16 * 16);
   int nchunks = 0;
-  for (int sl = 0; sl < nslabs; sl++) {
-    long rows = total_rows - sl * srows < srows ? total_rows - sl * srows : srows;
-    nchunks += (int)((rows * Xp + 15) / 16 * 16 + len - 1) / len;
-  }
+  for (int sl = 0; sl < nslabs; sl++) nchunks += corr_slab_of(sl, srows, total_rows, Xp, maxshift, len).nch;
+  corr_slab first = corr_slab_of(0, srows, total_rows, Xp, maxshift, len); /* the largest */
   /* one chunk and no accumulation: the partial sums are the gradient, written in place */
   int direct_out = nchunks == 1 && !accumulate;
   size_t cap = direct_out ? 0 : wn * (size_t)nchunks * sizeof(float);
-  size_t xr_bytes = (size_t)xrows * LXmax * sizeof(float), dyr_bytes = (size_t)g->Cout * Lmax * sizeof(float);
+  size_t xr_bytes = (size_t)xrows * first.LX * sizeof(float), dyr_bytes = (size_t)g->Cout * first.L * sizeof(float);
   cl_kernel k;
   LU_TRY(lu_kernel_get(dev, WGRAD_FILE, "wgrad_corr", opts, &k));
   cl_mem xr = NULL, dyr = NULL, part = direct_out ? dw->buf : NULL;
@@ -769,21 +780,20 @@ static lu_status run_wgrad_corr(lu_device *dev, const lu_conv_geom *g, const lu_
    * two or three in all for the deep layers (3-D 16^3 128 ch: 39 ms, 32 with this) */
   size_t lo[2] = {(size_t)g->k[0] * g->k[1], 1};
   for (int sl = 0; st == LU_OK && sl < nslabs; sl++) {
-    int r0 = (int)(sl * srows), rows = total_rows - r0 < srows ? total_rows - r0 : (int)srows;
-    int L = (rows * Xp + 15) / 16 * 16, LX = (L + maxshift + 16 + 15) / 16 * 16, nch = (L + len - 1) / len;
-    st = pad_rows(dev, opts, x->buf, g->N, g->Cin, g->Z, g->Y, g->X, ext, grid, xo, g->s, r0, total_rows, LX, xr);
+    corr_slab c = corr_slab_of(sl, srows, total_rows, Xp, maxshift, len);
+    st = pad_rows(dev, opts, x->buf, g->N, g->Cin, g->Z, g->Y, g->X, ext, grid, xo, g->s, c.r0, total_rows, c.LX, xr);
     if (st == LU_OK)
-      st = pad_rows(dev, opts, dy->buf, g->N, g->Cout, g->OZ, g->OY, g->OX, ext, grid, none, unit, r0, r0 + rows, L,
-                    dyr);
+      st = pad_rows(dev, opts, dy->buf, g->N, g->Cout, g->OZ, g->OY, g->OX, ext, grid, none, unit, c.r0,
+                    c.r0 + c.rows, c.L, dyr);
     if (st == LU_OK && (LU_ARG(k, 0, part) | LU_ARG(k, 1, xr) | LU_ARG(k, 2, dyr) | LU_ARG(k, 3, cin) |
-                        LU_ARG(k, 4, cout) | LU_ARG(k, 5, L) | LU_ARG(k, 6, LX) | LU_ARG(k, 7, Xp) |
+                        LU_ARG(k, 4, cout) | LU_ARG(k, 5, c.L) | LU_ARG(k, 6, c.LX) | LU_ARG(k, 7, Xp) |
                         LU_ARG(k, 8, YXp) | LU_ARG(k, 9, len) | LU_ARG(k, 10, chunk0)))
       st = lu_fail(LU_ECL, "wgrad_corr args");
     size_t gl[2] = {(size_t)g->k[0] * g->k[1] * ((g->Cin + WGRAD_WC - 1) / WGRAD_WC) *
                         ((g->Cout + WGRAD_WR - 1) / WGRAD_WR),
-                    (size_t)nch};
+                    (size_t)c.nch};
     if (st == LU_OK) st = lu_launch(dev, k, 2, gl, lo, "wgrad_corr");
-    chunk0 += nch;
+    chunk0 += c.nch;
   }
   if (st == LU_OK && !direct_out) st = reduce_partials(dev, dw->buf, part, (int)wn, nchunks, accumulate);
   if (part && !direct_out) lu_buffer_release(dev, part, cap);
