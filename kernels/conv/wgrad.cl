@@ -55,13 +55,6 @@ __kernel void pad_rows(__global float *restrict out, __global const float *restr
     return;
   }
   __global const float *src = in + (((size_t)n * C + c) * Z + z) * Y * X + (size_t)y * X;
-  if (sx == 1) { // zeros, a plain copy, zeros: loops LLVM vectorizes without a select per cell
-    const int a = min(ox, cells), e = min(ox + min(DX, X), cells);
-    for (int i = 0; i < a; i++) dst[i] = 0.0f;
-    for (int i = a; i < e; i++) dst[i] = src[i - ox];
-    for (int i = max(a, e); i < cells; i++) dst[i] = 0.0f;
-    return;
-  }
   for (int i = 0; i < cells; i++) {
     const int mx = i - ox, x = sx * mx + px;
     dst[i] = mx >= 0 && mx < DX && x < X ? src[x] : 0.0f;
