@@ -151,6 +151,7 @@ describe("conv", function()
     conv.set_workspace_kb(0)
     conv.set_algo(nil)
     conv.set_wgrad(nil)
+    conv.set_fwd(nil)
   end)
 
   it("computes output shapes and flops as nnU-Net's same-padded conv", function()
@@ -184,6 +185,24 @@ describe("conv", function()
     conv.set_workspace_kb(8)
     check_case({ n = 2, cin = 3, cout = 6, x = { 9, 13 }, k = { 3, 3 }, stride = { 2, 1 } }, false)
     check_case({ n = 2, cin = 3, cout = 5, x = { 5, 16 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
+  end)
+
+  it("runs stride-1 3-tap rows on conv_rows and conv_direct alike (forward and backward data)", function()
+    -- rows of exactly 16 and 32, a partial last vector, an odd row count (half-empty last row block),
+    -- 3-D with 3 and 1 taps along z and y, channel counts off the 8-channel blocks, batch > 1 (the first
+    -- and last work-items of a buffer take the bounds-checked path)
+    local cases = {
+      { n = 2, cin = 3, cout = 5, x = { 5, 16 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 4, cout = 9, x = { 4, 32 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 3, cin = 2, cout = 16, x = { 7, 21 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 2, cin = 5, cout = 7, x = { 3, 6, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 2, cin = 3, cout = 4, x = { 4, 5, 18 }, k = { 1, 3, 3 }, stride = { 2, 1, 1 } },
+      { n = 1, cin = 3, cout = 6, x = { 3, 4, 17 }, k = { 3, 1, 3 }, stride = { 1, 1, 1 } },
+    }
+    for _, mode in ipairs({ "rows", "direct" }) do
+      conv.set_fwd(mode)
+      for _, c in ipairs(cases) do check_case(c, false) end
+    end
   end)
 
   it("matches the reference on the im2col + GEMM path (whole-sample batched tiles)", function()

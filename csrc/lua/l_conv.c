@@ -328,6 +328,17 @@ static int l_set_wgrad(lua_State *L) {
   return 0;
 }
 
+/* set_fwd("rows" | "direct" | nil): whether stride-1, 3-tap convolutions and their backward data run
+ * on conv_rows wherever the geometry allows, never, or by rule ($LUNET_CONV_ROWS = 1 / 0 / unset);
+ * specs use it to reach both kernels. */
+static int l_set_fwd(lua_State *L) {
+  const char *m = luaL_optstring(L, 1, NULL);
+  if (m && strcmp(m, "rows") && strcmp(m, "direct")) return luaL_error(L, "conv.set_fwd: 'rows', 'direct' or nil");
+  if (m) setenv("LUNET_CONV_ROWS", strcmp(m, "rows") == 0 ? "1" : "0", 1);
+  else unsetenv("LUNET_CONV_ROWS");
+  return 0;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
@@ -335,7 +346,7 @@ int lu_open_conv(lua_State *L) {
     {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops},
     {"ref_fwd", l_ref_fwd}, {"ref_bwd_data", l_ref_bwd_data}, {"ref_bwd_weight", l_ref_bwd_weight},
     {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo},
-    {"set_wgrad", l_set_wgrad}, {NULL, NULL}};
+    {"set_wgrad", l_set_wgrad}, {"set_fwd", l_set_fwd}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

@@ -178,8 +178,8 @@ __kernel void pack_weights(__global float *restrict wp, __global const float *re
 // computes VX consecutive outputs along x for COB output channels (COB vector accumulators; each
 // input vector is loaded once per tap and feeds COB FMAs with broadcast weights). The output-channel
 // block is the fastest-varying index, so the work-items that run one after another on a CPU core
-// read the same input rows from cache. (Two x vectors per work-item sharing each weight broadcast
-// measured slower on PoCL at every COB tried.) global: (ceil(OX / VX) * ceil(Cout / COB), OZ * OY, N).
+// read the same input rows from cache. (Sharing broadcasts between two x vectors came out of LLVM
+// with the broadcasts hoisted and spilled; conv_rows below does it for stride-1 rows.) global: (ceil(OX / VX) * ceil(Cout / COB), OZ * OY, N).
 __kernel void conv_direct(__global const float *restrict x, __global const float *restrict wp,
                           __global const float *restrict b, const int has_bias, __global float *restrict y,
                           const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
@@ -230,6 +230,132 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
     }
   }
 }
+
+// ---- stride-1, 3-tap rows on CPUs: DRB rows per work-item share each weight broadcast ----
+// conv_direct spends one load per FMA on its weight broadcasts (a memory operand of the FMA); a core
+// issues two loads and two FMAs per cycle, so with its tap loads it was load-bound (~77% of the FMA
+// peak). Here a work-item computes DRB output rows of VX lanes for COB channels: each broadcast feeds
+// DRB FMAs, and the DRB + 2 input rows of a block are loaded once for its 3 kernel rows. Input rows
+// outside the plane read a row of zeros (`zrow`) through a pointer choice instead of a branch, and lanes
+// outside a row are cleared by per-tap lane masks, so the channel loop is straight code.
+#ifndef DRB
+#define DRB 2
+#endif
+#if defined(__x86_64__)
+// a compiler-only barrier: LLVM would otherwise hoist every load of a block to the top, where 12 live
+// input vectors next to the 16 accumulators spilled the accumulators once per input channel
+#define SCHED_BARRIER() __asm__ volatile("" ::: "memory")
+#else
+#define SCHED_BARRIER()
+#endif
+#if KX == 3 && PX == 1 && SX == 1 && SY == 1
+
+// Tap c of the input row at xr (its position ox0 - 1 + c onward), lanes off the row zero. safe: lane by
+// lane, touching only the row's own elements (the first and last rows of the buffer, where a whole
+// vector would reach past it); otherwise one masked vector load.
+__attribute__((always_inline)) inline floatV rows_tap(__global const float *xr, const int c, const intV m, const int safe, const int ox0,
+                       const int X) {
+  if (!safe) return select((floatV)(0.0f), vloadV(0, xr + c - 1), m);
+  float t[VX];
+  for (int l = 0; l < VX; l++) {
+    const int ix = ox0 + c - 1 + l;
+    t[l] = ix >= 0 && ix < X ? xr[c - 1 + l] : 0.0f;
+  }
+  return vloadV(0, t);
+}
+
+// The accumulation of one work-item (inlined twice: safe = 0 and 1).
+__attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB], __global const float *xn,
+                                                          __global const float *wb,
+                            __global const float *zr, const int Cin, const int Z, const int Y, const int X,
+                            const int oz, const int oy0, const int ox0, const int safe) {
+  const size_t plane = (size_t)Z * Y * X;
+  // tap 0 of output 0 and tap 2 of output X - 1 lie off the row; a lane past the last output reads
+  // whatever follows the row, but its sum is never stored, so tap 1 needs no mask
+  const intV lane = LANES + (intV)(ox0);
+  const intV m0 = lane >= 1, m2 = lane + 1 < X;
+  // planes outside the input are skipped whole, so the channel loop has no branch
+  const int a_lo = max(PZ - oz * SZ, 0), a_hi = min(Z - 1 + PZ - oz * SZ, KZ - 1);
+  for (int a = a_lo; a <= a_hi; a++) {
+    const size_t zofs = (size_t)(oz * SZ - PZ + a) * Y * X;
+    for (int ci = 0; ci < Cin; ci++) {
+      __global const float *xc = xn + (size_t)ci * plane + zofs + ox0;
+      __global const float *wc = wb + ((size_t)ci * KV + a * KY * KX) * COB;
+      floatV v[DRB + KY - 1][3]; // input rows oy0 - PY .. oy0 - PY + DRB + KY - 2, 3 taps each
+#pragma unroll
+      for (int bb = 0; bb < KY; bb++) {
+        SCHED_BARRIER(); // each input row is loaded just before the first kernel row that uses it
+#pragma unroll
+        for (int r = bb == 0 ? 0 : bb + DRB - 1; r < bb + DRB; r++) {
+          const int iy = oy0 - PY + r;
+          __global const float *xr = iy >= 0 && iy < Y ? xc + (size_t)iy * X : zr;
+          v[r][0] = rows_tap(xr, 0, m0, safe, ox0, X);
+          v[r][1] = rows_tap(xr, 1, (intV)(-1), safe, ox0, X);
+          v[r][2] = rows_tap(xr, 2, m2, safe, ox0, X);
+        }
+#pragma unroll
+        for (int c = 0; c < 3; c++) {
+          __global const float *wt = wc + (bb * KX + c) * COB;
+#pragma unroll
+          for (int j = 0; j < COB; j++) {
+            const floatV wj = (floatV)(wt[j]);
+#pragma unroll
+            for (int q = 0; q < DRB; q++) acc[q][j] = fma(v[q + bb][c], wj, acc[q][j]);
+          }
+        }
+      }
+    }
+  }
+}
+
+// y (N, Cout, OZ, OY, OX) as conv_direct; zrow: X + 2 VX + 2 zero floats.
+// global: (ceil(OX / VX) * ceil(Cout / COB), OZ * ceil(OY / DRB), N)
+__kernel void conv_rows(__global const float *restrict x, __global const float *restrict wp,
+                        __global const float *restrict b, const int has_bias, __global float *restrict y,
+                        const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
+                        const int OY, const int OX, __global const float *restrict zrow) {
+  const int ncb = (Cout + COB - 1) / COB, g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
+  const int ox0 = (g0 / ncb) * VX, cb = g0 % ncb, co0 = cb * COB;
+  const int nrb = (OY + DRB - 1) / DRB, oz = rowblk / nrb, oy0 = (rowblk % nrb) * DRB;
+  floatV acc[DRB][COB];
+#pragma unroll
+  for (int j = 0; j < COB; j++) {
+    const floatV bj = (floatV)(has_bias ? b[min(co0 + j, Cout - 1)] : 0.0f);
+#pragma unroll
+    for (int q = 0; q < DRB; q++) acc[q][j] = bj;
+  }
+  const size_t plane = (size_t)Z * Y * X, total = (size_t)get_global_size(2) * Cin * plane;
+  // whether a whole-vector load of this work-item can reach before or past the buffer: the first
+  // element before its first row, the last after its last row (rows and planes clamped into the input)
+  const int iy_lo = max(oy0 - PY, 0), iy_hi = min(oy0 + DRB - 1 - PY + KY - 1, Y - 1);
+  const int iz_lo = max(oz * SZ - PZ, 0), iz_hi = min(oz * SZ - PZ + KZ - 1, Z - 1);
+  const size_t lo = (size_t)n * Cin * plane + ((size_t)iz_lo * Y + iy_lo) * X + ox0;
+  const size_t hi = ((size_t)n * Cin + Cin - 1) * plane + ((size_t)iz_hi * Y + iy_hi) * X + ox0 + VX + 1;
+  __global const float *xn = x + (size_t)n * Cin * plane;
+  __global const float *wb = wp + (size_t)cb * Cin * KV * COB;
+  if (lo >= 1 && hi <= total)
+    rows_accumulate(acc, xn, wb, zrow + VX + ox0, Cin, Z, Y, X, oz, oy0, ox0, 0);
+  else
+    rows_accumulate(acc, xn, wb, zrow + VX + ox0, Cin, Z, Y, X, oz, oy0, ox0, 1);
+  const size_t OS = (size_t)OZ * OY * OX;
+#pragma unroll
+  for (int q = 0; q < DRB; q++) {
+    if (oy0 + q >= OY) continue;
+    __global float *yr = y + ((size_t)n * Cout + co0) * OS + ((size_t)oz * OY + oy0 + q) * OX + ox0;
+#pragma unroll
+    for (int j = 0; j < COB; j++) {
+      if (co0 + j >= Cout) continue;
+      if (ox0 + VX <= OX) {
+        vstoreV(acc[q][j], 0, yr + (size_t)j * OS);
+      } else {
+        float t[VX];
+        vstoreV(acc[q][j], 0, t);
+        for (int l = 0; l < OX - ox0; l++) yr[(size_t)j * OS + l] = t[l];
+      }
+    }
+  }
+}
+#endif
 
 // ---- narrow rows: vectors over output channels ----
 // For rows narrower than 16 (the deep, small-spatial layers) x-vectors leave lanes idle; this
