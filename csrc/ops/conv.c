@@ -435,7 +435,7 @@ static int cvec_positions(const lu_device *dev, int ox, int cout) {
  * 32-64 input channels 0.92-0.96x (per work-item, the channel loop is short against the fixed costs).
  * $LUNET_CONV_ROWS: 1 wherever the geometry allows, 0 never (conv.set_fwd). */
 static int rows_apply(const lu_device *dev, int Cin, const int *k, const int *s, const int *p, int vx) {
-  if (!dev->is_cpu || vx != 16 || k[2] != 3 || p[2] != 1 || s[2] != 1 || s[1] != 1) return 0;
+  if (!dev->is_cpu || vx != 16 || k[2] != 3 || p[2] != 1 || p[1] != k[1] / 2 || s[2] != 1 || s[1] != 1) return 0;
   const char *e = getenv("LUNET_CONV_ROWS");
   if (e && *e) return atoi(e) != 0;
   return k[0] == 3 || Cin >= 128;
@@ -551,7 +551,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   size_t lo[3] = {gl[0], 1, 1};
   int use_lo = kk_is_padded && gl[0] <= dev->max_wg;
   cl_mem zrow = NULL;
-  size_t zrow_bytes = (size_t)(X + 2 * vx + 2) * sizeof(float);
+  size_t zrow_bytes = (size_t)(X + 2 * vx + 4) * sizeof(float);
   if (st == LU_OK && rows) { /* conv_rows reads rows off the input as this row of zeros */
     st = lu_buffer_alloc(dev, zrow_bytes, &zrow);
     const float zero = 0.0f;

@@ -248,50 +248,63 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
 #else
 #define SCHED_BARRIER()
 #endif
-#if KX == 3 && PX == 1 && SX == 1 && SY == 1
+#if KX == 3 && PX == 1 && PY == KY / 2 && VX == 16 && SX == 1 && SY == 1
 
-// Tap c of the input row at xr (its position ox0 - 1 + c onward), lanes off the row zero. safe: lane by
-// lane, touching only the row's own elements (the first and last rows of the buffer, where a whole
-// vector would reach past it); otherwise one masked vector load.
-__attribute__((always_inline)) inline floatV rows_tap(__global const float *xr, const int c, const intV m, const int safe, const int ox0,
-                       const int X) {
-  if (!safe) return select((floatV)(0.0f), vloadV(0, xr + c - 1), m);
-  float t[VX];
-  for (int l = 0; l < VX; l++) {
-    const int ix = ox0 + c - 1 + l;
-    t[l] = ix >= 0 && ix < X ? xr[c - 1 + l] : 0.0f;
+// The 3 taps of the input row at xr (xr: the row's position ox0) for outputs ox0 .. ox0 + 15: three
+// unaligned loads. Tap 0 of output 0 and tap 2 of output X - 1 lie off the row (masks m0, m2); a lane
+// past the last output reads whatever follows the row, but its sum is never stored, so tap 1 needs no
+// mask. safe: lane by lane, touching only the row's own elements (the first and last input channels of
+// the buffer, where a whole vector could reach past it).
+__attribute__((always_inline)) inline void rows_taps(floatV v[3], __global const float *xr, const intV m0,
+                                                     const intV m2, const int safe, const int ox0, const int X) {
+  if (safe) {
+#pragma unroll
+    for (int c = 0; c < 3; c++) {
+      float t[VX];
+      for (int l = 0; l < VX; l++) {
+        const int ix = ox0 + l - 1 + c;
+        t[l] = ix >= 0 && ix < X ? xr[l - 1 + c] : 0.0f;
+      }
+      v[c] = vloadV(0, t);
+    }
+    return;
   }
-  return vloadV(0, t);
+  v[0] = select((floatV)(0.0f), vloadV(0, xr - 1), m0);
+  v[1] = vloadV(0, xr);
+  v[2] = select((floatV)(0.0f), vloadV(0, xr + 1), m2);
 }
 
-// The accumulation of one work-item (inlined twice: safe = 0 and 1).
+// Whether kernel row bb loads input row r of a block (rows oy0 - PY + r; input row r feeds output row q
+// through kernel row r - q): the first kernel row that reads it, so the DRB + KY - 1 rows are loaded
+// once per input channel and plane.
+inline int rows_loads(const int bb, const int r) { return bb == max(r - DRB + 1, 0); }
+#define ROWS_IN (DRB + KY - 1) // input rows of a block
+
+// The accumulation of one work-item over input channels ci0 .. ci1 - 1 (inlined twice: safe = 0, 1).
 __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB], __global const float *xn,
-                                                          __global const float *wb,
-                            __global const float *zr, const int Cin, const int Z, const int Y, const int X,
-                            const int oz, const int oy0, const int ox0, const int safe) {
+                                                           __global const float *wb, __global const float *zr,
+                                                           const int ci0, const int ci1, const int Z, const int Y,
+                                                           const int X, const int oz, const int oy0, const int ox0,
+                                                           const int safe) {
   const size_t plane = (size_t)Z * Y * X;
-  // tap 0 of output 0 and tap 2 of output X - 1 lie off the row; a lane past the last output reads
-  // whatever follows the row, but its sum is never stored, so tap 1 needs no mask
   const intV lane = LANES + (intV)(ox0);
   const intV m0 = lane >= 1, m2 = lane + 1 < X;
   // planes outside the input are skipped whole, so the channel loop has no branch
   const int a_lo = max(PZ - oz * SZ, 0), a_hi = min(Z - 1 + PZ - oz * SZ, KZ - 1);
   for (int a = a_lo; a <= a_hi; a++) {
     const size_t zofs = (size_t)(oz * SZ - PZ + a) * Y * X;
-    for (int ci = 0; ci < Cin; ci++) {
+    for (int ci = ci0; ci < ci1; ci++) {
       __global const float *xc = xn + (size_t)ci * plane + zofs + ox0;
       __global const float *wc = wb + ((size_t)ci * KV + a * KY * KX) * COB;
-      floatV v[DRB + KY - 1][3]; // input rows oy0 - PY .. oy0 - PY + DRB + KY - 2, 3 taps each
+      floatV v[ROWS_IN][3]; // the block's input rows, 3 taps each
 #pragma unroll
       for (int bb = 0; bb < KY; bb++) {
         SCHED_BARRIER(); // each input row is loaded just before the first kernel row that uses it
 #pragma unroll
-        for (int r = bb == 0 ? 0 : bb + DRB - 1; r < bb + DRB; r++) {
+        for (int r = 0; r < ROWS_IN; r++) {
+          if (!rows_loads(bb, r)) continue;
           const int iy = oy0 - PY + r;
-          __global const float *xr = iy >= 0 && iy < Y ? xc + (size_t)iy * X : zr;
-          v[r][0] = rows_tap(xr, 0, m0, safe, ox0, X);
-          v[r][1] = rows_tap(xr, 1, (intV)(-1), safe, ox0, X);
-          v[r][2] = rows_tap(xr, 2, m2, safe, ox0, X);
+          rows_taps(v[r], iy >= 0 && iy < Y ? xc + (size_t)iy * X : zr, m0, m2, safe, ox0, X);
         }
 #pragma unroll
         for (int c = 0; c < 3; c++) {
@@ -308,7 +321,7 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
   }
 }
 
-// y (N, Cout, OZ, OY, OX) as conv_direct; zrow: X + 2 VX + 2 zero floats.
+// y (N, Cout, OZ, OY, OX) as conv_direct; zrow: X + 2 VX + 4 zero floats.
 // global: (ceil(OX / VX) * ceil(Cout / COB), OZ * ceil(OY / DRB), N)
 __kernel void conv_rows(__global const float *restrict x, __global const float *restrict wp,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
@@ -327,16 +340,20 @@ __kernel void conv_rows(__global const float *restrict x, __global const float *
   const size_t plane = (size_t)Z * Y * X, total = (size_t)get_global_size(2) * Cin * plane;
   // whether a whole-vector load of this work-item can reach before or past the buffer: the first
   // element before its first row, the last after its last row (rows and planes clamped into the input)
-  const int iy_lo = max(oy0 - PY, 0), iy_hi = min(oy0 + DRB - 1 - PY + KY - 1, Y - 1);
+  const int iy_lo = max(oy0 - PY, 0), iy_hi = min(oy0 - PY + ROWS_IN - 1, Y - 1);
   const int iz_lo = max(oz * SZ - PZ, 0), iz_hi = min(oz * SZ - PZ + KZ - 1, Z - 1);
   const size_t lo = (size_t)n * Cin * plane + ((size_t)iz_lo * Y + iy_lo) * X + ox0;
   const size_t hi = ((size_t)n * Cin + Cin - 1) * plane + ((size_t)iz_hi * Y + iy_hi) * X + ox0 + VX + 1;
   __global const float *xn = x + (size_t)n * Cin * plane;
   __global const float *wb = wp + (size_t)cb * Cin * KV * COB;
-  if (lo >= 1 && hi <= total)
-    rows_accumulate(acc, xn, wb, zrow + VX + ox0, Cin, Z, Y, X, oz, oy0, ox0, 0);
-  else
-    rows_accumulate(acc, xn, wb, zrow + VX + ox0, Cin, Z, Y, X, oz, oy0, ox0, 1);
+  __global const float *zr = zrow + 2 + ox0;
+  // only input channel 0 can reach before the buffer, and only the last channels past it (the last
+  // one unless planes are tiny): those take the lane-by-lane loads, the others whole vectors
+  const int tail = hi > total ? (int)min((hi - total + plane - 1) / plane, (size_t)Cin) : 0;
+  const int c0 = lo < 1, c1 = max(Cin - tail, c0);
+  rows_accumulate(acc, xn, wb, zr, c0, c1, Z, Y, X, oz, oy0, ox0, 0);
+  if (c0) rows_accumulate(acc, xn, wb, zr, 0, 1, Z, Y, X, oz, oy0, ox0, 1);
+  if (c1 < Cin) rows_accumulate(acc, xn, wb, zr, c1, Cin, Z, Y, X, oz, oy0, ox0, 1);
   const size_t OS = (size_t)OZ * OY * OX;
 #pragma unroll
   for (int q = 0; q < DRB; q++) {
