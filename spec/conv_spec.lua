@@ -144,6 +144,8 @@ local convT_cases = {
   -- >= 12 output channels: the channel-vector forward (convT_cvec), rows split into 8-wide pieces
   { n = 2, cin = 5, cout = 18, x = { 3, 4, 5 }, stride = { 2, 2, 2 } },
   { n = 1, cin = 3, cout = 16, x = { 5, 9 }, stride = { 1, 2 } },
+  -- both output rows of an input row per work-item (2 taps along y), a partial channel block
+  { n = 2, cin = 4, cout = 13, x = { 3, 10 }, stride = { 2, 2 } },
 }
 
 describe("conv", function()

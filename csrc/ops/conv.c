@@ -495,6 +495,11 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DPB=%d -DRB=%d", pb, rb);
   }
+  if (mode == DIRECT_CONVT) { /* convT_cvec: the k[1] output rows of one input row per work-item */
+    rb = env_int("LUNET_CONVT_TROWS", k[1]);
+    size_t len = strlen(opts);
+    snprintf(opts + len, sizeof opts - len, " -DTROWS=%d", rb);
+  }
   int rows = !pb && mode <= DIRECT_BWD_DATA && rows_apply(dev, Cin, k, s, p, vx);
   if (rows) {
     rb = env_int("LUNET_CONV_DRB", 2);
