@@ -375,11 +375,12 @@ static int env_int(const char *name, int dflt) {
   return e && *e ? atoi(e) : dflt;
 }
 
-typedef struct { int vx, cob, wgrad_vx, cobw; } conv_tunables;
+typedef struct { int vx, cob, wgrad_vx, cobw, cib, cov; } conv_tunables;
 
 static conv_tunables tunables(const lu_device *dev) {
-  conv_tunables t = dev->is_gpu ? (conv_tunables){LU_CONV_VX_GPU, LU_CONV_COB_GPU, LU_CONV_WGRAD_VX_GPU, LU_CONV_COBW_GPU}
-                                : (conv_tunables){LU_CONV_VX, LU_CONV_COB, LU_CONV_WGRAD_VX, LU_CONV_COBW};
+  conv_tunables t = dev->is_gpu ? (conv_tunables){LU_CONV_VX_GPU, LU_CONV_COB_GPU, LU_CONV_WGRAD_VX_GPU,
+                                                  LU_CONV_COBW_GPU, LU_CONV_CIB, 1}
+                                : (conv_tunables){LU_CONV_VX, LU_CONV_COB, LU_CONV_WGRAD_VX, LU_CONV_COBW, LU_CONV_CIB, 1};
   t.vx = env_int("LUNET_CONV_VX", t.vx);
   t.cob = env_int("LUNET_CONV_COB", t.cob);
   t.wgrad_vx = env_int("LUNET_CONV_WGRAD_VX", t.wgrad_vx);
@@ -398,8 +399,9 @@ static int pick_vx_cap(int ox, int cap) {
 /* Build options for direct.cl: every kernel of one geometry and lane count shares one program build. */
 static void direct_opts(const conv_tunables *t, const int *k, const int *s, const int *p, int vx, char *buf, size_t n) {
   snprintf(buf, n,
-           "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d -DCIB=%d",
-           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, t->cob, t->cobw, LU_CONV_CIB);
+           "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d -DCIB=%d "
+           "-DCOV=%d",
+           k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, t->cob, t->cobw, t->cib, t->cov);
 }
 
 /* Output positions per work-item of the channel-vector kernel, or 0 for the x-vector kernel: on CPUs
@@ -852,6 +854,11 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
    * 5-40; not for fewer than LU_CONV_CIB input channels (a stem would leave most CIB rows idle) */
   int cvec = dev->is_cpu && g->Cout >= 12 && g->Cin >= LU_CONV_CIB && !getenv("LUNET_CONV_NO_CVEC");
   const char *kname = cvec ? "wgrad_cvec" : "wgrad_direct";
+  if (cvec) { /* two vectors of output channels share each x broadcast, over half as many input channels */
+    t.cov = env_int("LUNET_CONV_WGRAD_COV", 2);
+    t.cib = env_int("LUNET_CONV_CIB", LU_CONV_CIB / t.cov);
+    direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
+  }
   /* wgrad_cvec on a zero-padded x: no bounds tests in the inner loop (2-D ct_iso weight gradients
    * 1.2-1.5x); only for small inputs, whose copy does not raise a training step's peak memory */
   int Zp = g->Z + 2 * g->p[0], Yp = g->Y + 2 * g->p[1], Xp = g->X + 2 * g->p[2];
@@ -882,7 +889,7 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   cl_mem mx = x->buf, mdy = dy->buf, dyt = NULL;
   int N = g->N, cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
   lu_status st = LU_OK;
-  int cp = (g->Cout + 15) / 16 * 16, os = g->OS;
+  int cob16 = 16 * t.cov, cp = (g->Cout + cob16 - 1) / cob16 * cob16, os = g->OS;
   size_t tbytes = (size_t)g->N * g->OS * cp * sizeof(float);
   cl_mem xpad = NULL;
   size_t xpad_bytes = 0;
@@ -909,7 +916,7 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
       LU_ARG(k, 11, OX) | LU_ARG(k, 12, rows))
     st = lu_fail(LU_ECL, "%s args", kname);
   size_t gl[2] = {(size_t)((g->Cout + cobw - 1) / cobw) * g->Cin * g->k[0] * g->k[1], (size_t)nchunks};
-  if (cvec) gl[0] = (size_t)(cp / 16) * ((g->Cin + LU_CONV_CIB - 1) / LU_CONV_CIB) * g->k[0] * g->k[1];
+  if (cvec) gl[0] = (size_t)(cp / cob16) * ((g->Cin + t.cib - 1) / t.cib) * g->k[0] * g->k[1];
   if (st == LU_OK) st = lu_launch(dev, k, 2, gl, NULL, kname);
   if (!direct_out) {
     if (st == LU_OK) st = reduce_partials(dev, dw->buf, part, (int)wn, nchunks, accumulate);

@@ -754,20 +754,26 @@ __kernel void transpose_dy(__global float *restrict dyt, __global const float *r
   for (int co = Cout; co < CP; co++) dst[co] = 0.0f;
 }
 
-// global: (ceil(Cout / 16) * ceil(Cin / CIB) * KZ * KY, nchunks)
+// COV vectors of 16 output channels (dyt's CP a multiple of 16 COV): each x broadcast feeds COV FMAs.
+// global: (ceil(Cout / (16 COV)) * ceil(Cin / CIB) * KZ * KY, nchunks)
+#ifndef COV
+#define COV 1
+#endif
 __kernel void wgrad_cvec(__global float *restrict part, __global const float *restrict x,
                          __global const float *restrict dyt, const int N, const int Cin, const int Cout, const int Z,
                          const int Y, const int X, const int OZ, const int OY, const int OX, const int rows) {
   const int combo = get_global_id(0), chunk = get_global_id(1);
   const int ab = combo % (KZ * KY), rest = combo / (KZ * KY);
-  const int nib = (Cin + CIB - 1) / CIB, ci0 = (rest % nib) * CIB, cb = rest / nib, co0 = cb * 16;
+  const int nib = (Cin + CIB - 1) / CIB, ci0 = (rest % nib) * CIB, cb = rest / nib, co0 = cb * 16 * COV;
   const int a = ab / KY, bb = ab % KY;
-  const int CP = ((Cout + 15) / 16) * 16;
-  float16 acc[CIB][KX];
+  const int CP = ((Cout + 16 * COV - 1) / (16 * COV)) * 16 * COV;
+  float16 acc[COV][CIB][KX];
 #pragma unroll
-  for (int i = 0; i < CIB; i++)
+  for (int v = 0; v < COV; v++)
 #pragma unroll
-    for (int c = 0; c < KX; c++) acc[i][c] = (float16)(0.0f);
+    for (int i = 0; i < CIB; i++)
+#pragma unroll
+      for (int c = 0; c < KX; c++) acc[v][i][c] = (float16)(0.0f);
   const int total = N * OZ * OY, r0 = chunk * rows, r1 = min(r0 + rows, total);
   const size_t OS = (size_t)OZ * OY * OX, S = (size_t)Z * Y * X;
 #if WPAD
@@ -800,20 +806,29 @@ __kernel void wgrad_cvec(__global float *restrict part, __global const float *re
 #if !WPAD
         if (ix < 0 || ix >= X) continue;
 #endif
-        const float16 dv = vload16(0, dr + (size_t)ox * CP);
+        float16 dv[COV];
 #pragma unroll
-        for (int i = 0; i < CIB; i++) acc[i][c] = fma(dv, (float16)(xr[i][ix]), acc[i][c]);
+        for (int v = 0; v < COV; v++) dv[v] = vload16(0, dr + (size_t)ox * CP + 16 * v);
+#pragma unroll
+        for (int i = 0; i < CIB; i++) {
+          const float16 xv = (float16)(xr[i][ix]);
+#pragma unroll
+          for (int v = 0; v < COV; v++) acc[v][i][c] = fma(dv[v], xv, acc[v][i][c]);
+        }
       }
   }
-  const int nj = min(16, Cout - co0);
 #pragma unroll
-  for (int i = 0; i < CIB; i++) {
-    if (ci0 + i >= Cin) continue;
+  for (int v = 0; v < COV; v++) {
+    const int c0 = co0 + 16 * v, nj = min(16, Cout - c0);
 #pragma unroll
-    for (int c = 0; c < KX; c++) {
-      float t[16];
-      vstore16(acc[i][c], 0, t);
-      for (int j = 0; j < nj; j++) part[(((size_t)chunk * Cout + co0 + j) * Cin + ci0 + i) * KV + ab * KX + c] = t[j];
+    for (int i = 0; i < CIB; i++) {
+      if (ci0 + i >= Cin) continue;
+#pragma unroll
+      for (int c = 0; c < KX; c++) {
+        float t[16];
+        vstore16(acc[v][i][c], 0, t);
+        for (int j = 0; j < nj; j++) part[(((size_t)chunk * Cout + c0 + j) * Cin + ci0 + i) * KV + ab * KX + c] = t[j];
+      }
     }
   }
 }
