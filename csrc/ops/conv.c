@@ -488,14 +488,15 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   int cob = t.cob;
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
-  int rb = 1;
+  int rb = 1, order = 0;
   if (pb && mode <= DIRECT_BWD_DATA) { /* conv_cvec: rows of pb positions up to 16 accumulators */
     pb = env_int("LUNET_CONV_PB", pb);
     rb = env_int("LUNET_CONV_RB", 16 / pb < 1 ? 1 : (16 / pb > OY ? OY : 16 / pb));
+    order = env_int("LUNET_CONV_CVEC_ORDER", 1);
   }
   if (pb) {
     size_t len = strlen(opts);
-    snprintf(opts + len, sizeof opts - len, " -DPB=%d -DRB=%d", pb, rb);
+    snprintf(opts + len, sizeof opts - len, " -DPB=%d -DRB=%d -DCVEC_ORDER=%d", pb, rb, order);
   }
   if (mode == DIRECT_CONVT) { /* convT_cvec: the k[1] output rows of one input row per work-item */
     rb = env_int("LUNET_CONVT_TROWS", k[1]);

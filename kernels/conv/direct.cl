@@ -394,6 +394,9 @@ __kernel void conv_rows(__global const float *restrict x, __global const float *
 #else
 #define UNROLL_TAPS _Pragma("unroll")
 #endif
+#ifndef CVEC_ORDER
+#define CVEC_ORDER 0
+#endif
 #ifndef OSZ // conv_cvec's output strides (2: a phase of a strided backward data)
 #define OSZ 1
 #endif
@@ -453,9 +456,23 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
                         const int Cin, const int Cout, const int Zp, const int Yp, const int Xp, const int OZ,
                         const int OY, const int OX, const int FZ, const int FY, const int FX, const int phase,
                         const int wofs) {
-  const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
+  const int ncb = (Cout + 15) / 16, nrb = (OY + RB - 1) / RB;
+#if CVEC_ORDER
+  // channel blocks slowest: the work-items of one channel block run one after another and read its
+  // weights from cache (deep layers, whose weights outgrow the L2 cache while their inputs fit)
+  const int nxb = (OX + PB - 1) / PB;
+  size_t lin = get_global_id(0) + get_global_size(0) * (get_global_id(1) + get_global_size(1) * get_global_id(2));
+  const int xb = lin % nxb;
+  lin /= nxb;
+  const int rowblk = lin % get_global_size(1);
+  lin /= get_global_size(1);
+  const int n = lin % get_global_size(2), cb = lin / get_global_size(2);
+  const int ox0 = xb * PB, co0 = cb * 16;
+#else
+  const int g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
-  const int nrb = (OY + RB - 1) / RB, oz = rowblk / nrb, oy0 = (rowblk % nrb) * RB;
+#endif
+  const int oz = rowblk / nrb, oy0 = (rowblk % nrb) * RB;
 #if PHASE_TAPS
   // a phase of a strided backward data: its taps per axis in bits 3-8 of `phase`, so that one program
   // build serves every phase of a geometry (a build per phase cost ~7 s each on PoCL)
