@@ -154,6 +154,7 @@ describe("conv", function()
     conv.set_algo(nil)
     conv.set_wgrad(nil)
     conv.set_fwd(nil)
+    conv.set_dgrad(nil)
   end)
 
   it("computes output shapes and flops as nnU-Net's same-padded conv", function()
@@ -204,6 +205,27 @@ describe("conv", function()
     for _, mode in ipairs({ "rows", "direct" }) do
       conv.set_fwd(mode)
       for _, c in ipairs(cases) do check_case(c, false) end
+    end
+  end)
+
+  it("runs strided backward data on dgrad_rows and by phases alike", function()
+    -- every stride-2 case above plus rows of one and two dy vectors: odd and even dx extents (the last
+    -- odd column and row have no dy to their right / below), z of stride 2, stride 1 and 1 tap, channel
+    -- counts off the 4-channel blocks, batch > 1 (the last channels take the lane-by-lane loads)
+    local cases = {
+      { n = 2, cin = 5, cout = 3, x = { 7, 33 }, k = { 3, 3 }, stride = { 2, 2 } },
+      { n = 1, cin = 6, cout = 4, x = { 6, 64 }, k = { 3, 3 }, stride = { 2, 2 } },
+      { n = 1, cin = 3, cout = 2, x = { 9, 53 }, k = { 3, 3 }, stride = { 2, 2 } },
+      { n = 2, cin = 7, cout = 3, x = { 3, 5, 40 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+      { n = 2, cin = 3, cout = 5, x = { 4, 5, 34 }, k = { 3, 3, 3 }, stride = { 1, 2, 2 } },
+      { n = 1, cin = 5, cout = 2, x = { 5, 6, 34 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+    }
+    for _, mode in ipairs({ "rows", "phases" }) do
+      conv.set_dgrad(mode)
+      for _, c in ipairs(cases) do check_case(c, false) end
+      for _, c in ipairs(conv_cases) do
+        if c.stride[#c.stride] == 2 and c.stride[#c.stride - 1] == 2 then check_case(c, false) end
+      end
     end
   end)
 

@@ -339,6 +339,17 @@ static int l_set_fwd(lua_State *L) {
   return 0;
 }
 
+/* set_dgrad("rows" | "phases" | nil): whether strided backward data runs on dgrad_rows wherever the
+ * geometry allows, never, or by rule ($LUNET_CONV_DGRAD_ROWS = 1 / 0 / unset); for specs. */
+static int l_set_dgrad(lua_State *L) {
+  const char *m = luaL_optstring(L, 1, NULL);
+  if (m && strcmp(m, "rows") && strcmp(m, "phases"))
+    return luaL_error(L, "conv.set_dgrad: 'rows', 'phases' or nil");
+  if (m) setenv("LUNET_CONV_DGRAD_ROWS", strcmp(m, "rows") == 0 ? "1" : "0", 1);
+  else unsetenv("LUNET_CONV_DGRAD_ROWS");
+  return 0;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
@@ -346,7 +357,8 @@ int lu_open_conv(lua_State *L) {
     {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops},
     {"ref_fwd", l_ref_fwd}, {"ref_bwd_data", l_ref_bwd_data}, {"ref_bwd_weight", l_ref_bwd_weight},
     {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo},
-    {"set_wgrad", l_set_wgrad}, {"set_fwd", l_set_fwd}, {NULL, NULL}};
+    {"set_wgrad", l_set_wgrad}, {"set_fwd", l_set_fwd},
+    {"set_dgrad", l_set_dgrad}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

@@ -554,10 +554,12 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
                         LU_ARG(kk, 17, wofs)))
       st = lu_fail(LU_ECL, "conv_cvec args");
   }
-  /* conv_cvec: one work-group per row block and sample, so that even few row blocks spread over the cores
-   * (PoCL's own choice for small ranges can be one work-group for everything) */
+  /* conv_cvec, conv_rows: one work-group per row block and sample, so that even few row blocks spread over
+   * the cores (PoCL's own choice for small ranges can be one work-group for everything), and so that no
+   * group's private state outgrows a worker thread's stack (dgrad_rows, with PoCL's choice of 4096
+   * work-items per group, crashed) */
   size_t lo[3] = {gl[0], 1, 1};
-  int use_lo = kk_is_padded && gl[0] <= dev->max_wg;
+  int use_lo = (kk_is_padded || rows) && gl[0] <= dev->max_wg;
   cl_mem zrow = NULL;
   size_t zrow_bytes = (size_t)(X + 2 * vx + 4) * sizeof(float);
   if (st == LU_OK && rows) { /* conv_rows reads rows off the input as this row of zeros */
@@ -972,11 +974,64 @@ lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor
 
 /* ---- backward data ---- */
 
+/* ---- strided backward data by dy rows (dgrad_rows) ----
+ * On CPUs, for stride 2 / 3 taps / pad 1 along y and x with a z axis of stride 2 / 3 taps / pad 1,
+ * stride 1 / 3 taps / pad 1 or 1 tap, when dy rows fill a 16-lane vector. $LUNET_CONV_DGRAD_ROWS: 1
+ * wherever the geometry allows, 0 never. */
+static int dgrad_rows_apply(const lu_conv_geom *g, const lu_device *dev) {
+  if (!dev->is_cpu || g->k[1] != 3 || g->k[2] != 3 || g->p[1] != 1 || g->p[2] != 1 || g->s[1] != 2 || g->s[2] != 2)
+    return 0;
+  int z_ok = (g->k[0] == 3 && g->p[0] == 1 && (g->s[0] == 1 || g->s[0] == 2)) ||
+             (g->k[0] == 1 && g->p[0] == 0 && g->s[0] == 1);
+  if (!z_ok) return 0;
+  const char *e = getenv("LUNET_CONV_DGRAD_ROWS");
+  if (e && *e) return atoi(e) != 0;
+  return g->OX >= 16;
+}
+
+static lu_status run_dgrad_rows(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
+  lu_device *dev = dy->dev;
+  conv_tunables t = tunables(dev);
+  t.cob = 4;
+  char opts[260];
+  direct_opts(&t, g->k, g->s, g->p, 16, opts, sizeof opts);
+  cl_kernel kp, kk;
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "dgrad_rows", opts, &kk));
+  int cdy = g->Cout, cdx = g->Cin, ncb = (cdx + 3) / 4, flip = DIRECT_CONVT;
+  size_t wbytes = (size_t)ncb * 4 * cdy * g->kv * sizeof(float), zbytes = (size_t)(g->OX + 36) * sizeof(float);
+  cl_mem wp = NULL, zrow = NULL;
+  LU_TRY(lu_buffer_alloc(dev, wbytes, &wp));
+  lu_status st = lu_buffer_alloc(dev, zbytes, &zrow);
+  const float zero = 0.0f;
+  if (st == LU_OK && clEnqueueFillBuffer(dev->queue, zrow, &zero, sizeof zero, 0, zbytes, 0, NULL, NULL) != CL_SUCCESS)
+    st = lu_fail(LU_ECL, "dgrad_rows: clearing the zero row");
+  if (st == LU_OK &&
+      (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, w->buf) | LU_ARG(kp, 2, cdy) | LU_ARG(kp, 3, cdx) | LU_ARG(kp, 4, flip)))
+    st = lu_fail(LU_ECL, "pack_weights args");
+  size_t gp[2] = {(size_t)cdy, (size_t)ncb};
+  if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "pack_weights");
+  int Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
+  if (st == LU_OK && (LU_ARG(kk, 0, dy->buf) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, dx->buf) | LU_ARG(kk, 3, cdy) |
+                      LU_ARG(kk, 4, cdx) | LU_ARG(kk, 5, Z) | LU_ARG(kk, 6, Y) | LU_ARG(kk, 7, X) | LU_ARG(kk, 8, OZ) |
+                      LU_ARG(kk, 9, OY) | LU_ARG(kk, 10, OX) | LU_ARG(kk, 11, zrow)))
+    st = lu_fail(LU_ECL, "dgrad_rows args");
+  size_t gl[3] = {(size_t)((OX + 15) / 16) * ncb, (size_t)Z * 2 * ((OY + 1) / 2), (size_t)g->N};
+  /* one work-group per (dx plane, row phase, dy row block) and sample: PoCL's own choice reached 4096
+   * work-items per group, whose private state overflowed a worker thread's stack (a segfault) */
+  size_t lo[3] = {gl[0], 1, 1};
+  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "dgrad_rows");
+  if (zrow) lu_buffer_release(dev, zrow, zbytes);
+  lu_buffer_release(dev, wp, wbytes);
+  return st;
+}
+
 static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout,
          Cin = (size_t)g->Cin;
   int strided = g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1;
+  if (strided && use_direct(g, 1) && dgrad_rows_apply(g, dev)) return run_dgrad_rows(g, dy, w, dx);
   if (strided && use_direct(g, 1) && dgrad_phases_apply(g, dev)) return run_dgrad_phases(g, dy, w, dx);
   if (strided && use_direct(g, 1) && dev->is_cpu && g->Cin >= 12 && !getenv("LUNET_CONV_NO_CVEC"))
     return run_direct(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, g->p, dy->buf,

@@ -850,6 +850,133 @@ __kernel void wgrad_cvec(__global float *restrict part, __global const float *re
   }
 }
 
+// ---- backward data of a stride-2 convolution along y and x (3 taps, pad 1), by dy rows (CPU) ----
+// dx[2m] = w1 dy[m] and dx[2m + 1] = w2 dy[m] + w0 dy[m + 1] along each stride-2 axis. A work-item takes
+// 16 dy positions n0 .. n0 + 15 of DGB = 2 dy rows m0, m0 + 1 and computes, for 4 input channels, the
+// dx row phase py of both (dx rows 2 (m0 + q) + py) at even and odd columns as separate vectors: the
+// odd ones read dy at n and n + 1 by two unaligned loads, so no lane moves until the even and odd
+// vectors are interleaved once at the store. Each weight broadcast feeds the 2 dy rows: 2 + 4 loads
+// per 24 or 48 FMAs per dy channel (the phase convolutions on conv_cvec issue a load per FMA).
+// Along z: stride 2 (3 taps, pad 1) by the plane's parity, or stride 1 (the flipped taps).
+// dy (N, Cdy, OZ, OY, OX); wp: pack_weights (flip = 2, COB = 4) of w (Cdy, Cdx, KZ, KY, KX);
+// dx (N, Cdx, Z, Y, X); zrow: OX + 2 VX + 4 zero floats.
+// global: (ceil(OX / 16) * ceil(Cdx / COB), Z * 2 * ceil(OY / 2), N)
+#if KX == 3 && PX == 1 && SX == 2 && KY == 3 && PY == 1 && SY == 2 && VX == 16 && COB == 4
+#define DGB 2 // dy rows per work-item
+
+// dy at positions n0 + s + l of the row at dr, lanes past the row zero; safe: lane by lane.
+__attribute__((always_inline)) inline float16 dgrad_load(__global const float *dr, const int s, const intV m,
+                                                        const int safe, const int n0, const int OX) {
+  if (!safe) return select((float16)(0.0f), vload16(0, dr + s), m);
+  float t[16];
+  for (int l = 0; l < 16; l++) t[l] = n0 + s + l < OX ? dr[s + l] : 0.0f;
+  return vload16(0, t);
+}
+
+__attribute__((always_inline)) inline void dgrad_rows_acc(float16 acc[DGB][2][COB], __global const float *dyn,
+                                                          __global const float *wb, __global const float *zr,
+                                                          const int c0, const int c1, const int OZ, const int OY,
+                                                          const int OX, const int iz, const int m0, const int py,
+                                                          const int n0, const int safe) {
+  const size_t plane = (size_t)OZ * OY * OX;
+  const intV m_0 = LANES + (intV)(n0) < OX, m_1 = LANES + (intV)(n0 + 1) < OX;
+  // z taps: stride 2: the plane's parity gives tap 1 (dy plane iz / 2) or taps 2 and 0 (dy planes
+  // (iz - 1) / 2 and (iz + 1) / 2); stride 1: tap a reads dy plane iz + PZ - a
+  const int na = SZ == 2 ? 1 + (iz & 1) : KZ;
+  for (int u = 0; u < na; u++) {
+    const int a = SZ == 2 ? ((iz & 1) ? 2 - 2 * u : 1) : u;
+    const int mz = SZ == 2 ? ((iz & 1) ? (iz - 1) / 2 + u : iz / 2) : iz + PZ - a;
+    if (mz < 0 || mz >= OZ) continue;
+    for (int ci = c0; ci < c1; ci++) {
+      __global const float *dc = dyn + (size_t)ci * plane + (size_t)mz * OY * OX + n0;
+      __global const float *wc = wb + ((size_t)ci * KV + a * 9) * COB;
+      // dy rows m0, m0 + 1 (and m0 + 2 for the odd phase), each at n and n + 1
+      float16 v[DGB + 1][2];
+#pragma unroll
+      for (int r = 0; r < DGB + 1; r++) {
+        if (r == DGB && py == 0) break;
+        const int my = m0 + r;
+        __global const float *dr = my < OY ? dc + (size_t)my * OX : zr;
+        v[r][0] = dgrad_load(dr, 0, m_0, safe, n0, OX);
+        v[r][1] = dgrad_load(dr, 1, m_1, safe, n0, OX);
+      }
+      // (tap along y, dy row offset): py 0: (1, 0); py 1: (2, 0), (0, 1)
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        if (py == 0 && e == 1) break;
+        const int ty = py == 0 ? 1 : (e == 0 ? 2 : 0), ro = e;
+        __global const float *wt = wc + ty * 3 * COB;
+#pragma unroll
+        for (int j = 0; j < COB; j++) {
+          const float16 w0 = (float16)(wt[j]), w1 = (float16)(wt[COB + j]), w2 = (float16)(wt[2 * COB + j]);
+#pragma unroll
+          for (int q = 0; q < DGB; q++) {
+            acc[q][0][j] = fma(v[q + ro][0], w1, acc[q][0][j]);
+            acc[q][1][j] = fma(v[q + ro][0], w2, acc[q][1][j]);
+            acc[q][1][j] = fma(v[q + ro][1], w0, acc[q][1][j]);
+          }
+        }
+      }
+    }
+  }
+}
+
+__kernel void dgrad_rows(__global const float *restrict dy, __global const float *restrict wp,
+                         __global float *restrict dx, const int Cdy, const int Cdx, const int Z, const int Y,
+                         const int X, const int OZ, const int OY, const int OX, __global const float *restrict zrow) {
+  const int ncb = (Cdx + COB - 1) / COB, g0 = get_global_id(0), g1 = get_global_id(1), n = get_global_id(2);
+  const int n0 = (g0 / ncb) * 16, cb = g0 % ncb, cx0 = cb * COB;
+  const int nmb = (OY + DGB - 1) / DGB, iz = g1 / (2 * nmb), py = (g1 / nmb) & 1, m0 = (g1 % nmb) * DGB;
+  float16 acc[DGB][2][COB];
+#pragma unroll
+  for (int q = 0; q < DGB; q++)
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+      for (int j = 0; j < COB; j++) acc[q][h][j] = (float16)(0.0f);
+  const size_t plane = (size_t)OZ * OY * OX, total = (size_t)get_global_size(2) * Cdy * plane;
+  __global const float *dyn = dy + (size_t)n * Cdy * plane;
+  __global const float *wb = wp + (size_t)cb * Cdy * KV * COB;
+  // whole-vector loads reach n0 + 16 of the rows m0 .. m0 + 2: only the last channel(s) of the last
+  // sample can reach past the buffer (tiny planes: several)
+  const size_t hi = ((size_t)n * Cdy + Cdy - 1) * plane + ((size_t)(OZ - 1) * OY + min(m0 + DGB, OY - 1)) * OX + n0 + 17;
+  const int tail = hi > total ? (int)min((hi - total + plane - 1) / plane, (size_t)Cdy) : 0;
+  __global const float *zr = zrow + 2 + n0;
+  if (py == 0) {
+    dgrad_rows_acc(acc, dyn, wb, zr, 0, Cdy - tail, OZ, OY, OX, iz, m0, 0, n0, 0);
+    if (tail) dgrad_rows_acc(acc, dyn, wb, zr, Cdy - tail, Cdy, OZ, OY, OX, iz, m0, 0, n0, 1);
+  } else {
+    dgrad_rows_acc(acc, dyn, wb, zr, 0, Cdy - tail, OZ, OY, OX, iz, m0, 1, n0, 0);
+    if (tail) dgrad_rows_acc(acc, dyn, wb, zr, Cdy - tail, Cdy, OZ, OY, OX, iz, m0, 1, n0, 1);
+  }
+  const size_t S = (size_t)Z * Y * X;
+  const int ix0 = 2 * n0;
+#pragma unroll
+  for (int q = 0; q < DGB; q++) {
+    const int iy = 2 * (m0 + q) + py;
+    if (iy >= Y) continue;
+#pragma unroll
+    for (int j = 0; j < COB; j++) {
+      if (cx0 + j >= Cdx) continue;
+      __global float *xr = dx + ((size_t)n * Cdx + cx0 + j) * S + ((size_t)iz * Y + iy) * X + ix0;
+      const float16 lo = shuffle2(acc[q][0][j], acc[q][1][j],
+                                  (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+      const float16 hi2 = shuffle2(acc[q][0][j], acc[q][1][j],
+                                   (uint16)(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
+      if (ix0 + 32 <= X) {
+        vstore16(lo, 0, xr);
+        vstore16(hi2, 0, xr + 16);
+      } else {
+        float t[32];
+        vstore16(lo, 0, t);
+        vstore16(hi2, 0, t + 16);
+        for (int l = 0; l < X - ix0; l++) xr[l] = t[l];
+      }
+    }
+  }
+}
+#endif
+
 // ---- backward data of a strided convolution ----
 // dx[ci][i] = sum over co and taps t with (i + p - t) % s == 0 of w[co][ci][t] * dy[co][(i + p - t) / s].
 // A work-item computes VX x-lanes of dx for COB input channels. Along z and y the tap test is uniform
