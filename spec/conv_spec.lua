@@ -208,6 +208,16 @@ describe("conv", function()
     end
   end)
 
+  it("sums wgrad_cvec's partial sums over several chunks and a workspace that holds few", function()
+    -- two 16-channel vectors per work-item: channel counts off the 32-channel blocks, strided and
+    -- stride 1, 2-D and 3-D
+    conv.set_wgrad("cvec", 32)
+    check_case({ n = 2, cin = 9, cout = 18, x = { 5, 9, 11 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } }, false)
+    check_case({ n = 1, cin = 8, cout = 40, x = { 12, 13 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
+    conv.set_workspace_kb(16)
+    check_case({ n = 2, cin = 10, cout = 13, x = { 9, 14 }, k = { 3, 3 }, stride = { 2, 2 } }, false)
+  end)
+
   it("runs strided backward data on dgrad_rows and by phases alike", function()
     -- every stride-2 case above plus rows of one and two dy vectors: odd and even dx extents (the last
     -- odd column and row have no dy to their right / below), z of stride 2, stride 1 and 1 tap, channel
