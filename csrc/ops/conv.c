@@ -756,7 +756,10 @@ static corr_slab corr_slab_of(int sl, long srows, int total_rows, int Xp, int ma
  * without padding as in a transposed conv's weight gradient) work too, but there the phase-split copy
  * of the larger x costs more than the kernel saves (3-D 64^3 -> 32^3: 60-70 vs 45-64 ms; transposed
  * 0.6-1.0x), so they run only when forced: LUNET_CONV_CORR=1 (conv.set_wgrad("corr")), which the
- * specs use to reach every geometry; LUNET_CONV_CORR=0 never. */
+ * specs use to reach every geometry; LUNET_CONV_CORR=0 never. With >= 1024 input channels (the 2-D
+ * decoder's first conv) wgrad_cvec ran at half the correlation's rate on every row tried (8x8, 6x5,
+ * 4x4: 1.8-2.1x; 768 channels 0.9x, so not a size trend); the cause is not understood (its partial
+ * sums' rows lie a multiple of 4 KB apart there, but padding them measured only 1.04-1.06x). */
 static int wgrad_corr_applies(const lu_conv_geom *g, const lu_device *dev) {
   const char *env = getenv("LUNET_CONV_CORR");
   int force = env && strcmp(env, "1") == 0;
@@ -770,7 +773,7 @@ static int wgrad_corr_applies(const lu_conv_geom *g, const lu_device *dev) {
     if (!(g->s[i] == 1 && (taps3 || tap1)) && !(g->s[i] == 2 && (taps3 || taps2))) return 0;
     vol *= ext[i] + (g->k[i] == 3);
   }
-  return force || (vol <= 1.3 * (double)g->OS && g->N * vol >= 512);
+  return force || (vol <= 1.3 * (double)g->OS && g->N * vol >= 512) || g->Cin >= 1024;
 }
 
 /* Weight gradient as a correlation of channel-row copies of x and dy (kernels/conv/wgrad.cl), a slab of
