@@ -154,6 +154,8 @@ local convT_cases = {
   { n = 1, cin = 3, cout = 16, x = { 5, 9 }, stride = { 1, 2 } },
   -- both output rows of an input row per work-item (2 taps along y), a partial channel block
   { n = 2, cin = 4, cout = 13, x = { 3, 10 }, stride = { 2, 2 } },
+  -- weights over 1 MB: the work-items of one channel block run one after another (decoded order)
+  { n = 2, cin = 160, cout = 260, x = { 2, 2, 3 }, stride = { 2, 2, 2 } },
 }
 
 describe("conv", function()

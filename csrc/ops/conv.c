@@ -493,6 +493,11 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
     pb = env_int("LUNET_CONV_PB", pb);
     rb = env_int("LUNET_CONV_RB", 16 / pb < 1 ? 1 : (16 / pb > OY ? OY : 16 / pb));
     order = env_int("LUNET_CONV_CVEC_ORDER", 1);
+  } else if (mode == DIRECT_CONVT) {
+    /* convT_cvec, channel blocks slowest when the weights outgrow half the 2 MB L2: 2-D 512 > 512 (4 MB)
+     * 1.29-1.81x, 512 > 256 1.46x, 3-D 320 > 256 1.75x; 256 > 128 (0.5 MB) 0.93-1.0x */
+    size_t wbytes_all = (size_t)Cin * Cout * k[0] * k[1] * k[2] * sizeof(float);
+    order = env_int("LUNET_CONVT_ORDER", wbytes_all > (1u << 20));
   }
   if (pb) {
     size_t len = strlen(opts);

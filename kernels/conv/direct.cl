@@ -647,8 +647,21 @@ __kernel void convT_cvec(__global const float *restrict x, __global const float 
                          __global const float *restrict b, const int has_bias, __global float *restrict y,
                          const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
                          const int OY, const int OX) {
-  const int ncb = (Cout + 15) / 16, g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
+  const int ncb = (Cout + 15) / 16;
+#if CVEC_ORDER
+  // channel blocks slowest, as in conv_cvec: consecutive work-items share their block's weights
+  const int nxb = (OX + PB - 1) / PB;
+  size_t lin = get_global_id(0) + get_global_size(0) * (get_global_id(1) + get_global_size(1) * get_global_id(2));
+  const int xb = lin % nxb;
+  lin /= nxb;
+  const int rowblk = lin % get_global_size(1);
+  lin /= get_global_size(1);
+  const int n = lin % get_global_size(2), cb = lin / get_global_size(2);
+  const int ox0 = xb * PB, co0 = cb * 16;
+#else
+  const int g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
+#endif
   const int nrb = OY / TROWS, oz = rowblk / nrb, oy0 = (rowblk % nrb) * TROWS, iz = oz / KZ, iy = oy0 / KY;
   const int trow = ((oz % KZ) * KY + oy0 % KY) * KX; // first tap of the first output row
   const float16 bias = cvec_bias(b, has_bias, co0, Cout);
