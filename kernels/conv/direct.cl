@@ -397,6 +397,17 @@ __kernel void conv_rows(__global const float *restrict x, __global const float *
 #ifndef CVEC_ORDER
 #define CVEC_ORDER 0
 #endif
+// The (x block, row block, sample, channel block) of a work-item of a (x blocks x channel blocks, row
+// blocks, samples) range, read with the channel block as the slowest index of the whole range
+// (CVEC_ORDER): the work-items of one channel block then run one after another. nxb: x blocks.
+inline int4 cvec_slow_order(const int nxb) {
+  size_t lin = get_global_id(0) + get_global_size(0) * (get_global_id(1) + get_global_size(1) * get_global_id(2));
+  const int xb = lin % nxb;
+  lin /= nxb;
+  const int rowblk = lin % get_global_size(1);
+  lin /= get_global_size(1);
+  return (int4)(xb, rowblk, lin % get_global_size(2), lin / get_global_size(2));
+}
 #ifndef OSZ // conv_cvec's output strides (2: a phase of a strided backward data)
 #define OSZ 1
 #endif
@@ -460,14 +471,8 @@ __kernel void conv_cvec(__global const float *restrict x, __global const float *
 #if CVEC_ORDER
   // channel blocks slowest: the work-items of one channel block run one after another and read its
   // weights from cache (deep layers, whose weights outgrow the L2 cache while their inputs fit)
-  const int nxb = (OX + PB - 1) / PB;
-  size_t lin = get_global_id(0) + get_global_size(0) * (get_global_id(1) + get_global_size(1) * get_global_id(2));
-  const int xb = lin % nxb;
-  lin /= nxb;
-  const int rowblk = lin % get_global_size(1);
-  lin /= get_global_size(1);
-  const int n = lin % get_global_size(2), cb = lin / get_global_size(2);
-  const int ox0 = xb * PB, co0 = cb * 16;
+  const int4 id = cvec_slow_order((OX + PB - 1) / PB);
+  const int rowblk = id.y, n = id.z, cb = id.w, ox0 = id.x * PB, co0 = cb * 16;
 #else
   const int g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
@@ -650,14 +655,8 @@ __kernel void convT_cvec(__global const float *restrict x, __global const float 
   const int ncb = (Cout + 15) / 16;
 #if CVEC_ORDER
   // channel blocks slowest, as in conv_cvec: consecutive work-items share their block's weights
-  const int nxb = (OX + PB - 1) / PB;
-  size_t lin = get_global_id(0) + get_global_size(0) * (get_global_id(1) + get_global_size(1) * get_global_id(2));
-  const int xb = lin % nxb;
-  lin /= nxb;
-  const int rowblk = lin % get_global_size(1);
-  lin /= get_global_size(1);
-  const int n = lin % get_global_size(2), cb = lin / get_global_size(2);
-  const int ox0 = xb * PB, co0 = cb * 16;
+  const int4 id = cvec_slow_order((OX + PB - 1) / PB);
+  const int rowblk = id.y, n = id.z, cb = id.w, ox0 = id.x * PB, co0 = cb * 16;
 #else
   const int g0 = get_global_id(0), rowblk = get_global_id(1), n = get_global_id(2);
   const int ox0 = (g0 / ncb) * PB, cb = g0 % ncb, co0 = cb * 16;
