@@ -473,6 +473,40 @@ static lu_status pad_copy(lu_device *dev, const char *opts, cl_mem x, int N, int
   return st;
 }
 
+/* Weights packed per block of cob output channels (pack_weights with `flip`, build options opts, whose
+ * COB must be cob): w is (cout, cin, taps...) or, flipped or transposed, (cin, cout, taps...) with cin
+ * the pass's input channels. *wp is a pool buffer of *bytes bytes. */
+static lu_status pack_blocks(lu_device *dev, const char *opts, cl_mem w, int cin, int cout, int cob, size_t kv,
+                             int flip, cl_mem *wp, size_t *bytes) {
+  cl_kernel kp;
+  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
+  int ncb = (cout + cob - 1) / cob;
+  *bytes = (size_t)ncb * cob * cin * kv * sizeof(float);
+  LU_TRY(lu_buffer_alloc(dev, *bytes, wp));
+  lu_status st = LU_OK;
+  if (LU_ARG(kp, 0, *wp) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, cin) | LU_ARG(kp, 3, cout) | LU_ARG(kp, 4, flip))
+    st = lu_fail(LU_ECL, "pack_weights args");
+  size_t gp[2] = {(size_t)cin, (size_t)ncb};
+  if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "pack_weights");
+  if (st != LU_OK) {
+    lu_buffer_release(dev, *wp, *bytes);
+    *wp = NULL;
+  }
+  return st;
+}
+
+/* A row of zeros for the row kernels (conv_rows, dgrad_rows) to read where an input row lies off the
+ * input: `len` floats (a row and 2 vectors of slack either side) in a pool buffer of *bytes bytes. */
+static lu_status zero_row(lu_device *dev, int len, cl_mem *out, size_t *bytes) {
+  *bytes = (size_t)(len + 2 * 16 + 4) * sizeof(float);
+  LU_TRY(lu_buffer_alloc(dev, *bytes, out));
+  const float zero = 0.0f;
+  if (clEnqueueFillBuffer(dev->queue, *out, &zero, sizeof zero, 0, *bytes, 0, NULL, NULL) == CL_SUCCESS) return LU_OK;
+  lu_buffer_release(dev, *out, *bytes);
+  *out = NULL;
+  return lu_fail(LU_ECL, "clearing a row of zeros");
+}
+
 /* y (N, Cout, OZ, OY, OX) from x (N, Cin, Z, Y, X) and weights w with geometry k, s, p, as `mode`
  * says; for the backward-data modes x is dy and y is dx, Cin / Cout the pass's own channel counts
  * and k, s, p the forward convolution's (stride 1: already flipped to k - 1 - p). The weights are
@@ -484,7 +518,9 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   int vx = pick_vx_cap(OX, t.vx), pb = cvec_positions(dev, OX, Cout);
   if (mode >= DIRECT_CONVT) pb = OX < 8 ? OX : 8; /* convT_cvec / dgrad_cvec, any row width */
   if (mode == DIRECT_CONVT && pb % k[2]) pb -= pb % k[2]; /* convT_cvec: blocks start on a tap-0 position */
+  int rows = !pb && mode <= DIRECT_BWD_DATA && rows_apply(dev, Cin, k, s, p, vx);
   if (pb) t.cob = 16; /* the channel-vector kernels: 16 output channels in the lanes */
+  if (rows) t.cob = env_int("LUNET_CONV_ROWS_COB", 8); /* conv_rows: 2 rows x 8 channels */
   int cob = t.cob;
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
@@ -508,11 +544,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DTROWS=%d", rb);
   }
-  int rows = !pb && mode <= DIRECT_BWD_DATA && rows_apply(dev, Cin, k, s, p, vx);
   if (rows) {
     rb = env_int("LUNET_CONV_DRB", 2);
-    t.cob = cob = env_int("LUNET_CONV_ROWS_COB", 8);
-    direct_opts(&t, k, s, p, vx, opts, sizeof opts);
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DDRB=%d", rb);
   }
@@ -523,18 +556,13 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
                                                         : "conv_direct";
   int flip = mode == DIRECT_BWD_DATA_STRIDED ? DIRECT_CONVT : mode;
   int kk_is_padded = pb && mode <= DIRECT_BWD_DATA; /* conv_cvec */
-  cl_kernel kp, kk;
-  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
+  cl_kernel kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &kk));
   int ncb = (Cout + cob - 1) / cob;
-  size_t kv = (size_t)k[0] * k[1] * k[2], wn = (size_t)ncb * cob * Cin * kv, wbytes = wn * sizeof(float);
   cl_mem wp;
-  LU_TRY(lu_buffer_alloc(dev, wbytes, &wp));
+  size_t wbytes;
+  LU_TRY(pack_blocks(dev, opts, w, Cin, Cout, cob, (size_t)k[0] * k[1] * k[2], flip, &wp, &wbytes));
   lu_status st = LU_OK;
-  if (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout) | LU_ARG(kp, 4, flip))
-    st = lu_fail(LU_ECL, "pack_weights args");
-  size_t gp[2] = {(size_t)Cin, (size_t)ncb};
-  if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "pack_weights");
   cl_mem mb = b ? b->buf : w;
   int hb = b != NULL;
   if (st == LU_OK &&
@@ -566,13 +594,9 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   size_t lo[3] = {gl[0], 1, 1};
   int use_lo = (kk_is_padded || rows) && gl[0] <= dev->max_wg;
   cl_mem zrow = NULL;
-  size_t zrow_bytes = (size_t)(X + 2 * vx + 4) * sizeof(float);
-  if (st == LU_OK && rows) { /* conv_rows reads rows off the input as this row of zeros */
-    st = lu_buffer_alloc(dev, zrow_bytes, &zrow);
-    const float zero = 0.0f;
-    if (st == LU_OK &&
-        clEnqueueFillBuffer(dev->queue, zrow, &zero, sizeof zero, 0, zrow_bytes, 0, NULL, NULL) != CL_SUCCESS)
-      st = lu_fail(LU_ECL, "conv_rows: clearing the zero row");
+  size_t zrow_bytes = 0;
+  if (st == LU_OK && rows) {
+    st = zero_row(dev, X, &zrow, &zrow_bytes);
     if (st == LU_OK && LU_ARG(kk, 13, zrow)) st = lu_fail(LU_ECL, "conv_rows args");
   }
   if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, use_lo ? lo : NULL, kname);
@@ -858,8 +882,6 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
                                   lu_tensor *dw, int accumulate) {
   conv_tunables t = tunables(dev);
   int vx = pick_vx_cap(g->OX, t.wgrad_vx), cobw = t.cobw;
-  char opts[240];
-  direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
   /* on a CPU, output channels in the lanes (wgrad_cvec over a transposed dy) for every row width:
    * 2x the x-vector kernel over the 3-D 64^3 net's layers (1725 vs 3404 ms), 1.5-3x on 2-D rows of
    * 5-40; not for fewer than LU_CONV_CIB input channels (a stem would leave most CIB rows idle) */
@@ -868,8 +890,9 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   if (cvec) { /* two vectors of output channels share each x broadcast, over half as many input channels */
     t.cov = env_int("LUNET_CONV_WGRAD_COV", 2);
     t.cib = env_int("LUNET_CONV_CIB", LU_CONV_CIB / t.cov);
-    direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
   }
+  char opts[240];
+  direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
   /* wgrad_cvec on a zero-padded x: no bounds tests in the inner loop (2-D ct_iso weight gradients
    * 1.2-1.5x); only for small inputs, whose copy does not raise a training step's peak memory */
   int Zp = g->Z + 2 * g->p[0], Yp = g->Y + 2 * g->p[1], Xp = g->X + 2 * g->p[2];
@@ -1003,22 +1026,13 @@ static lu_status run_dgrad_rows(const lu_conv_geom *g, const lu_tensor *dy, cons
   t.cob = 4;
   char opts[260];
   direct_opts(&t, g->k, g->s, g->p, 16, opts, sizeof opts);
-  cl_kernel kp, kk;
-  LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_weights", opts, &kp));
+  cl_kernel kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "dgrad_rows", opts, &kk));
-  int cdy = g->Cout, cdx = g->Cin, ncb = (cdx + 3) / 4, flip = DIRECT_CONVT;
-  size_t wbytes = (size_t)ncb * 4 * cdy * g->kv * sizeof(float), zbytes = (size_t)(g->OX + 36) * sizeof(float);
+  int cdy = g->Cout, cdx = g->Cin, ncb = (cdx + 3) / 4;
   cl_mem wp = NULL, zrow = NULL;
-  LU_TRY(lu_buffer_alloc(dev, wbytes, &wp));
-  lu_status st = lu_buffer_alloc(dev, zbytes, &zrow);
-  const float zero = 0.0f;
-  if (st == LU_OK && clEnqueueFillBuffer(dev->queue, zrow, &zero, sizeof zero, 0, zbytes, 0, NULL, NULL) != CL_SUCCESS)
-    st = lu_fail(LU_ECL, "dgrad_rows: clearing the zero row");
-  if (st == LU_OK &&
-      (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, w->buf) | LU_ARG(kp, 2, cdy) | LU_ARG(kp, 3, cdx) | LU_ARG(kp, 4, flip)))
-    st = lu_fail(LU_ECL, "pack_weights args");
-  size_t gp[2] = {(size_t)cdy, (size_t)ncb};
-  if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "pack_weights");
+  size_t wbytes, zbytes = 0;
+  LU_TRY(pack_blocks(dev, opts, w->buf, cdy, cdx, 4, (size_t)g->kv, DIRECT_CONVT, &wp, &wbytes));
+  lu_status st = zero_row(dev, g->OX, &zrow, &zbytes);
   int Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
   if (st == LU_OK && (LU_ARG(kk, 0, dy->buf) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, dx->buf) | LU_ARG(kk, 3, cdy) |
                       LU_ARG(kk, 4, cdx) | LU_ARG(kk, 5, Z) | LU_ARG(kk, 6, Y) | LU_ARG(kk, 7, X) | LU_ARG(kk, 8, OZ) |
