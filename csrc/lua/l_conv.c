@@ -310,14 +310,20 @@ static int l_set_algo(lua_State *L) {
   return 0;
 }
 
-/* set_wgrad("corr" | "cvec" | nil [, chunk]): how weight gradients run on this process's CPU devices
- * ($LUNET_CONV_CORR: 1 wherever the geometry allows, 0 never, unset by rule) and, with chunk, the
- * positions per partial sum ($LUNET_CONV_WGRAD_CHUNK); specs use it to reach every path. */
-static int l_set_wgrad(lua_State *L) {
+/* A kernel switch for specs (argument 1): `on` sets $var to 1 (wherever the geometry allows), `off` to 0
+ * (never), nil unsets it (the rule decides). */
+static void set_switch(lua_State *L, const char *fname, const char *var, const char *on, const char *off) {
   const char *m = luaL_optstring(L, 1, NULL);
-  if (m && strcmp(m, "corr") && strcmp(m, "cvec")) return luaL_error(L, "conv.set_wgrad: 'corr', 'cvec' or nil");
-  if (m) setenv("LUNET_CONV_CORR", strcmp(m, "corr") == 0 ? "1" : "0", 1);
-  else unsetenv("LUNET_CONV_CORR");
+  if (m && strcmp(m, on) && strcmp(m, off)) luaL_error(L, "conv.%s: '%s', '%s' or nil", fname, on, off);
+  if (m) setenv(var, strcmp(m, on) == 0 ? "1" : "0", 1);
+  else unsetenv(var);
+}
+
+/* set_wgrad("corr" | "cvec" | nil [, chunk]): how weight gradients run on this process's CPU devices
+ * ($LUNET_CONV_CORR) and, with chunk, the positions per partial sum ($LUNET_CONV_WGRAD_CHUNK); specs
+ * use it to reach every path. */
+static int l_set_wgrad(lua_State *L) {
+  set_switch(L, "set_wgrad", "LUNET_CONV_CORR", "corr", "cvec");
   if (lua_isnoneornil(L, 2)) {
     unsetenv("LUNET_CONV_WGRAD_CHUNK");
   } else {
@@ -328,25 +334,17 @@ static int l_set_wgrad(lua_State *L) {
   return 0;
 }
 
-/* set_fwd("rows" | "direct" | nil): whether stride-1, 3-tap convolutions and their backward data run
- * on conv_rows wherever the geometry allows, never, or by rule ($LUNET_CONV_ROWS = 1 / 0 / unset);
- * specs use it to reach both kernels. */
+/* set_fwd("rows" | "direct" | nil): stride-1, 3-tap convolutions and their backward data on conv_rows
+ * or conv_direct ($LUNET_CONV_ROWS). */
 static int l_set_fwd(lua_State *L) {
-  const char *m = luaL_optstring(L, 1, NULL);
-  if (m && strcmp(m, "rows") && strcmp(m, "direct")) return luaL_error(L, "conv.set_fwd: 'rows', 'direct' or nil");
-  if (m) setenv("LUNET_CONV_ROWS", strcmp(m, "rows") == 0 ? "1" : "0", 1);
-  else unsetenv("LUNET_CONV_ROWS");
+  set_switch(L, "set_fwd", "LUNET_CONV_ROWS", "rows", "direct");
   return 0;
 }
 
-/* set_dgrad("rows" | "phases" | nil): whether strided backward data runs on dgrad_rows wherever the
- * geometry allows, never, or by rule ($LUNET_CONV_DGRAD_ROWS = 1 / 0 / unset); for specs. */
+/* set_dgrad("rows" | "phases" | nil): strided backward data on dgrad_rows or by phases
+ * ($LUNET_CONV_DGRAD_ROWS). */
 static int l_set_dgrad(lua_State *L) {
-  const char *m = luaL_optstring(L, 1, NULL);
-  if (m && strcmp(m, "rows") && strcmp(m, "phases"))
-    return luaL_error(L, "conv.set_dgrad: 'rows', 'phases' or nil");
-  if (m) setenv("LUNET_CONV_DGRAD_ROWS", strcmp(m, "rows") == 0 ? "1" : "0", 1);
-  else unsetenv("LUNET_CONV_DGRAD_ROWS");
+  set_switch(L, "set_dgrad", "LUNET_CONV_DGRAD_ROWS", "rows", "phases");
   return 0;
 }
 
