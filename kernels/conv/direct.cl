@@ -68,6 +68,24 @@ inline floatV load_row(__global const float *row, int ix0, int X) {
   return vloadV(0, t);
 }
 
+// The first n lanes of v to dst: one vector store when all VX fit.
+inline void store_lanes(__global float *dst, const floatV v, const int n) {
+  if (n >= VX) {
+    vstoreV(v, 0, dst);
+    return;
+  }
+  float t[VX];
+  vstoreV(v, 0, t);
+  for (int l = 0; l < n; l++) dst[l] = t[l];
+}
+
+// How many trailing channels (planes of `plane` floats) of a `total`-float buffer hold elements at or past
+// its end that a load reaching up to element hi (exclusive) of its last channel touches, at most C: the
+// channels the row kernels read lane by lane.
+inline int channels_past_end(const size_t hi, const size_t total, const size_t plane, const int C) {
+  return hi > total ? (int)min((hi - total + plane - 1) / plane, (size_t)C) : 0;
+}
+
 #define intV CAT(int, VX)
 #if VX == 4
 #define LANES (int4)(0, 1, 2, 3)
@@ -179,7 +197,8 @@ __kernel void pack_weights(__global float *restrict wp, __global const float *re
 // input vector is loaded once per tap and feeds COB FMAs with broadcast weights). The output-channel
 // block is the fastest-varying index, so the work-items that run one after another on a CPU core
 // read the same input rows from cache. (Sharing broadcasts between two x vectors came out of LLVM
-// with the broadcasts hoisted and spilled; conv_rows below does it for stride-1 rows.) global: (ceil(OX / VX) * ceil(Cout / COB), OZ * OY, N).
+// with the broadcasts hoisted and spilled; conv_rows below does it for stride-1 rows.)
+// global: (ceil(OX / VX) * ceil(Cout / COB), OZ * OY, N).
 __kernel void conv_direct(__global const float *restrict x, __global const float *restrict wp,
                           __global const float *restrict b, const int has_bias, __global float *restrict y,
                           const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
@@ -219,16 +238,8 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
   const size_t OS = (size_t)OZ * OY * OX;
   __global float *yr = y + ((size_t)n * Cout + co0) * OS + (size_t)row * OX + ox0;
 #pragma unroll
-  for (int j = 0; j < COB; j++) {
-    if (co0 + j >= Cout) continue;
-    if (ox0 + VX <= OX) {
-      vstoreV(acc[j], 0, yr + (size_t)j * OS);
-    } else {
-      float t[VX];
-      vstoreV(acc[j], 0, t);
-      for (int l = 0; l < OX - ox0; l++) yr[(size_t)j * OS + l] = t[l];
-    }
-  }
+  for (int j = 0; j < COB; j++)
+    if (co0 + j < Cout) store_lanes(yr + (size_t)j * OS, acc[j], OX - ox0);
 }
 
 // ---- stride-1, 3-tap rows on CPUs: DRB rows per work-item share each weight broadcast ----
@@ -349,7 +360,7 @@ __kernel void conv_rows(__global const float *restrict x, __global const float *
   __global const float *zr = zrow + 2 + ox0;
   // only input channel 0 can reach before the buffer, and only the last channels past it (the last
   // one unless planes are tiny): those take the lane-by-lane loads, the others whole vectors
-  const int tail = hi > total ? (int)min((hi - total + plane - 1) / plane, (size_t)Cin) : 0;
+  const int tail = channels_past_end(hi, total, plane, Cin);
   const int c0 = lo < 1, c1 = max(Cin - tail, c0);
   rows_accumulate(acc, xn, wb, zr, c0, c1, Z, Y, X, oz, oy0, ox0, 0);
   if (c0) rows_accumulate(acc, xn, wb, zr, 0, 1, Z, Y, X, oz, oy0, ox0, 1);
@@ -360,16 +371,8 @@ __kernel void conv_rows(__global const float *restrict x, __global const float *
     if (oy0 + q >= OY) continue;
     __global float *yr = y + ((size_t)n * Cout + co0) * OS + ((size_t)oz * OY + oy0 + q) * OX + ox0;
 #pragma unroll
-    for (int j = 0; j < COB; j++) {
-      if (co0 + j >= Cout) continue;
-      if (ox0 + VX <= OX) {
-        vstoreV(acc[q][j], 0, yr + (size_t)j * OS);
-      } else {
-        float t[VX];
-        vstoreV(acc[q][j], 0, t);
-        for (int l = 0; l < OX - ox0; l++) yr[(size_t)j * OS + l] = t[l];
-      }
-    }
+    for (int j = 0; j < COB; j++)
+      if (co0 + j < Cout) store_lanes(yr + (size_t)j * OS, acc[q][j], OX - ox0);
   }
 }
 #endif
@@ -952,7 +955,7 @@ __kernel void dgrad_rows(__global const float *restrict dy, __global const float
   // whole-vector loads reach n0 + 16 of the rows m0 .. m0 + 2: only the last channel(s) of the last
   // sample can reach past the buffer (tiny planes: several)
   const size_t hi = ((size_t)n * Cdy + Cdy - 1) * plane + ((size_t)(OZ - 1) * OY + min(m0 + DGB, OY - 1)) * OX + n0 + 17;
-  const int tail = hi > total ? (int)min((hi - total + plane - 1) / plane, (size_t)Cdy) : 0;
+  const int tail = channels_past_end(hi, total, plane, Cdy);
   __global const float *zr = zrow + 2 + n0;
   if (py == 0) {
     dgrad_rows_acc(acc, dyn, wb, zr, 0, Cdy - tail, OZ, OY, OX, iz, m0, 0, n0, 0);
@@ -1059,16 +1062,8 @@ __kernel void dgrad_strided(__global const float *restrict dy, __global const fl
   const size_t S = (size_t)Z * Y * X;
   __global float *xr = dx + ((size_t)n * Cin + ci0) * S + (size_t)row * X + ix0;
 #pragma unroll
-  for (int j = 0; j < COB; j++) {
-    if (ci0 + j >= Cin) continue;
-    if (ix0 + VX <= X) {
-      vstoreV(acc[j], 0, xr + (size_t)j * S);
-    } else {
-      float t[VX];
-      vstoreV(acc[j], 0, t);
-      for (int l = 0; l < X - ix0; l++) xr[(size_t)j * S + l] = t[l];
-    }
-  }
+  for (int j = 0; j < COB; j++)
+    if (ci0 + j < Cin) store_lanes(xr + (size_t)j * S, acc[j], X - ix0);
 }
 
 // Phase-split variant for the nnU-Net case along x (3 taps, pad 1, stride 2): dx[2m] = w1 dy[m],
