@@ -901,29 +901,39 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DWPAD=1");
   }
+  /* wgrad_cvec with every tap of a position at once (WTAPS): each dy vector is loaded once for the 3
+   * taps, 14 instead of 18 loads per 24 FMAs; on rows of >= 64 outputs (2-D 128^2 and 256^2 stride 2:
+   * 0.88-0.91x the time) but not on narrow ones (16^3 stride 2 with 8-wide rows 1.5-1.8x; 32 wide 0.9-1.1x).
+   * $LUNET_CONV_WGRAD_TAPS=1 / 0 forces it on / off. */
+  if (cvec && env_int("LUNET_CONV_WGRAD_TAPS", g->OX >= 64)) {
+    size_t len = strlen(opts);
+    snprintf(opts + len, sizeof opts - len, " -DWTAPS=1");
+  }
   cl_kernel k;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &k));
   int total = g->N * g->OZ * g->OY;
   int rows = env_int("LUNET_CONV_WGRAD_CHUNK", LU_CONV_WGRAD_CHUNK) / g->OX;
   if (rows < 1) rows = 1;
   int nchunks = (total + rows - 1) / rows;
-  size_t wn = (size_t)g->Cout * g->Cin * g->kv;
-  size_t maxch = lu_conv_workspace_bytes() / (wn * sizeof(float));
+  /* wgrad_cvec writes its partial sums in blocks of 16 COV output channels (CP of them), which
+   * reduce_cvec reorders, also for one chunk */
+  int cob16 = 16 * t.cov, cp = (g->Cout + cob16 - 1) / cob16 * cob16, os = g->OS;
+  size_t wn = (size_t)g->Cout * g->Cin * g->kv, pn = cvec ? (size_t)cp * g->Cin * g->kv : wn;
+  size_t maxch = lu_conv_workspace_bytes() / (pn * sizeof(float));
   if (maxch < 1) maxch = 1;
   if ((size_t)nchunks > maxch) {
     nchunks = (int)maxch;
     rows = (total + nchunks - 1) / nchunks;
     nchunks = (total + rows - 1) / rows;
   }
-  /* one chunk and no accumulation: the kernel's partial sums are the gradient, written in place */
-  int direct_out = nchunks == 1 && !accumulate;
-  size_t cap = direct_out ? 0 : wn * (size_t)nchunks * sizeof(float);
+  /* one chunk and no accumulation: wgrad_direct's partial sums are the gradient, written in place */
+  int direct_out = !cvec && nchunks == 1 && !accumulate;
+  size_t cap = direct_out ? 0 : pn * (size_t)nchunks * sizeof(float);
   cl_mem part = dw->buf;
   if (!direct_out) LU_TRY(lu_buffer_alloc(dev, cap, &part));
   cl_mem mx = x->buf, mdy = dy->buf, dyt = NULL;
   int N = g->N, cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X, OZ = g->OZ, OY = g->OY, OX = g->OX;
   lu_status st = LU_OK;
-  int cob16 = 16 * t.cov, cp = (g->Cout + cob16 - 1) / cob16 * cob16, os = g->OS;
   size_t tbytes = (size_t)g->N * g->OS * cp * sizeof(float);
   cl_mem xpad = NULL;
   size_t xpad_bytes = 0;
@@ -941,8 +951,8 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
     if (st == LU_OK && (LU_ARG(kt, 0, dyt) | LU_ARG(kt, 1, mdy) | LU_ARG(kt, 2, cout) | LU_ARG(kt, 3, cp) |
                         LU_ARG(kt, 4, os)))
       st = lu_fail(LU_ECL, "transpose_dy args");
-    size_t gt[2] = {(size_t)g->OS, (size_t)g->N};
-    if (st == LU_OK) st = lu_launch(dev, kt, 2, gt, NULL, "transpose_dy");
+    size_t gt[3] = {(size_t)(g->OS + 15) / 16, (size_t)cp / 16, (size_t)g->N};
+    if (st == LU_OK) st = lu_launch(dev, kt, 3, gt, NULL, "transpose_dy");
     mdy = dyt;
   }
   if (st == LU_OK && LU_ARG(k, 0, part) | LU_ARG(k, 1, mx) | LU_ARG(k, 2, mdy) | LU_ARG(k, 3, N) | LU_ARG(k, 4, cin) |
@@ -951,11 +961,23 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
     st = lu_fail(LU_ECL, "%s args", kname);
   size_t gl[2] = {(size_t)((g->Cout + cobw - 1) / cobw) * g->Cin * g->k[0] * g->k[1], (size_t)nchunks};
   if (cvec) gl[0] = (size_t)(cp / cob16) * ((g->Cin + t.cib - 1) / t.cib) * g->k[0] * g->k[1];
-  if (st == LU_OK) st = lu_launch(dev, k, 2, gl, NULL, kname);
-  if (!direct_out) {
-    if (st == LU_OK) st = reduce_partials(dev, dw->buf, part, (int)wn, nchunks, accumulate);
-    lu_buffer_release(dev, part, cap);
+  /* wgrad_cvec in work-groups of one (a, b) sweep: left to itself PoCL made groups of thousands of
+   * work-items, three in all on the 2-D decoder's 1024-channel conv (two cores: 38 -> 29 ms) */
+  size_t lo[2] = {(size_t)g->k[0] * g->k[1], 1};
+  if (st == LU_OK) st = lu_launch(dev, k, 2, gl, cvec ? lo : NULL, kname);
+  if (st == LU_OK && cvec) {
+    cl_kernel kr;
+    int m = g->Cin * g->kv;
+    st = lu_kernel_get(dev, DIRECT_FILE, "reduce_cvec", opts, &kr);
+    if (st == LU_OK && (LU_ARG(kr, 0, dw->buf) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, cout) | LU_ARG(kr, 3, cp) |
+                        LU_ARG(kr, 4, m) | LU_ARG(kr, 5, nchunks) | LU_ARG(kr, 6, accumulate)))
+      st = lu_fail(LU_ECL, "reduce_cvec args");
+    size_t gr[2] = {(size_t)(m + 15) / 16, (size_t)cp / 16};
+    if (st == LU_OK) st = lu_launch(dev, kr, 2, gr, NULL, "reduce_cvec");
+  } else if (st == LU_OK && !direct_out) {
+    st = reduce_partials(dev, dw->buf, part, (int)wn, nchunks, accumulate);
   }
+  if (!direct_out) lu_buffer_release(dev, part, cap);
   if (dyt) lu_buffer_release(dev, dyt, tbytes);
   if (xpad) lu_buffer_release(dev, xpad, xpad_bytes);
   return st;
