@@ -179,25 +179,34 @@ describe("conv", function()
       table.concat(c.stride, ""), c.n, c.cin, c.cout), function() check_case(c, false) end)
   end
 
-  it("computes weight gradients by correlation (run_wgrad_corr) on every geometry it takes", function()
-    -- every case above with axes of stride 1 (1 or 3 taps) or stride 2 (3 taps): channel counts
-    -- off the 4 x 2 blocks, odd extents with an empty odd phase, 2-D and 3-D, batch > 1
-    conv.set_wgrad("corr")
-    for _, c in ipairs(conv_cases) do check_case(c, false) end
-    -- a transposed conv's weight gradient is a conv's with 2 taps per stride-2 axis and no padding
-    for _, c in ipairs(convT_cases) do check_case(c, true) end
-    -- several chunks per call (partial sums reduced, then accumulated), and chunks merged when the
-    -- workspace holds fewer partial sums than there are chunks
-    -- rows of a multiple of 16 (vectors end where rows do): 3-D, 2-D, 1 tap along z and y
-    check_case({ n = 2, cin = 6, cout = 5, x = { 3, 5, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } }, false)
-    check_case({ n = 2, cin = 3, cout = 7, x = { 7, 32 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
-    check_case({ n = 1, cin = 4, cout = 4, x = { 2, 3, 48 }, k = { 1, 1, 3 }, stride = { 1, 1, 1 } }, false)
-    conv.set_wgrad("corr", 32)
-    check_case({ n = 2, cin = 5, cout = 9, x = { 6, 7, 5 }, k = { 3, 3, 3 }, stride = { 1, 2, 2 } }, false)
-    check_case({ n = 2, cin = 3, cout = 6, x = { 4, 3, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } }, false)
-    conv.set_workspace_kb(8)
-    check_case({ n = 2, cin = 3, cout = 6, x = { 9, 13 }, k = { 3, 3 }, stride = { 2, 1 } }, false)
-    check_case({ n = 2, cin = 3, cout = 5, x = { 5, 16 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
+  it("runs wgrad_cvec with all taps of a position at once and one tap at a time alike", function()
+    -- >= 12 output and >= 8 input channels (wgrad_cvec): channel counts off the 32-channel blocks and
+    -- the 4-channel input blocks, stride 1 and 2, 1 and 3 taps, 2-D and 3-D, batch > 1, rows of one to
+    -- three dy tiles (transpose_dy's partial tiles); then x read in place (a 16 KiB workspace leaves no
+    -- room for the padded copy: the first and last positions of a row test their taps) with chunks of
+    -- 32 positions (partial sums reduced); and transposed convs (2 taps, stride 2, no padding)
+    local cases = {
+      { n = 2, cin = 9, cout = 18, x = { 5, 9, 11 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+      { n = 1, cin = 8, cout = 40, x = { 12, 13 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 2, cin = 10, cout = 13, x = { 9, 14 }, k = { 3, 3 }, stride = { 2, 2 } },
+      { n = 2, cin = 12, cout = 33, x = { 3, 4, 37 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+      { n = 1, cin = 11, cout = 16, x = { 4, 3, 20 }, k = { 3, 1, 3 }, stride = { 2, 1, 1 } },
+      { n = 2, cin = 8, cout = 12, x = { 3, 66 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 9, cout = 14, x = { 4, 3, 5 }, k = { 1, 1, 1 }, stride = { 1, 1, 1 } },
+    }
+    local transposed = {
+      { n = 2, cin = 14, cout = 9, x = { 3, 4, 5 }, stride = { 2, 2, 2 } },
+      { n = 1, cin = 20, cout = 8, x = { 5, 33 }, stride = { 1, 2 } },
+    }
+    for _, mode in ipairs({ "taps", "per_tap" }) do
+      conv.set_wgrad(mode)
+      for _, c in ipairs(cases) do check_case(c, false) end
+      for _, c in ipairs(transposed) do check_case(c, true) end
+      conv.set_wgrad(mode, 32)
+      conv.set_workspace_kb(16)
+      for _, c in ipairs(cases) do check_case(c, false) end
+      conv.set_workspace_kb(0)
+    end
   end)
 
   it("runs stride-1 3-tap rows on conv_rows and conv_direct alike (forward and backward data)", function()
@@ -213,16 +222,6 @@ describe("conv", function()
       { n = 1, cin = 3, cout = 6, x = { 3, 4, 17 }, k = { 3, 1, 3 }, stride = { 1, 1, 1 } },
     }
     check_each_mode(conv.set_fwd, { "rows", "direct" }, cases)
-  end)
-
-  it("sums wgrad_cvec's partial sums over several chunks and a workspace that holds few", function()
-    -- two 16-channel vectors per work-item: channel counts off the 32-channel blocks, strided and
-    -- stride 1, 2-D and 3-D
-    conv.set_wgrad("cvec", 32)
-    check_case({ n = 2, cin = 9, cout = 18, x = { 5, 9, 11 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } }, false)
-    check_case({ n = 1, cin = 8, cout = 40, x = { 12, 13 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
-    conv.set_workspace_kb(16)
-    check_case({ n = 2, cin = 10, cout = 13, x = { 9, 14 }, k = { 3, 3 }, stride = { 2, 2 } }, false)
   end)
 
   it("runs strided backward data on dgrad_rows and by phases alike", function()

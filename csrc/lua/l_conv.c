@@ -319,11 +319,11 @@ static void set_switch(lua_State *L, const char *fname, const char *var, const c
   else unsetenv(var);
 }
 
-/* set_wgrad("corr" | "cvec" | nil [, chunk]): how weight gradients run on this process's CPU devices
- * ($LUNET_CONV_CORR) and, with chunk, the positions per partial sum ($LUNET_CONV_WGRAD_CHUNK); specs
- * use it to reach every path. */
+/* set_wgrad("taps" | "per_tap" | nil [, chunk]): wgrad_cvec with every tap of a position at once or one
+ * tap at a time ($LUNET_CONV_WGRAD_TAPS) on this process's CPU devices and, with chunk, the positions
+ * per partial sum ($LUNET_CONV_WGRAD_CHUNK); specs use it to reach every path. */
 static int l_set_wgrad(lua_State *L) {
-  set_switch(L, "set_wgrad", "LUNET_CONV_CORR", "corr", "cvec");
+  set_switch(L, "set_wgrad", "LUNET_CONV_WGRAD_TAPS", "taps", "per_tap");
   if (lua_isnoneornil(L, 2)) {
     unsetenv("LUNET_CONV_WGRAD_CHUNK");
   } else {

@@ -57,7 +57,6 @@
 #define CONV_FILE "conv/conv.cl"
 #define DIRECT_FILE "conv/direct.cl"
 #define BIAS_FILE "conv/bias.cl"
-#define WGRAD_FILE "conv/wgrad.cl"
 #define REDUCE_FILE "conv/reduce_chunks.cl"
 
 size_t lu_conv_workspace_bytes(void) {
@@ -727,10 +726,6 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
 #define LU_CONV_WGRAD_CHUNK 4096 /* output voxels per partial sum (keeps a chunk's dy and x in cache) */
 #endif
 
-#define PAD_ROWS_WG 16
-#define WGRAD_WR 4
-#define WGRAD_WC 2
-
 /* dw (+)= the sum over nchunks partial weight gradients of n values each (part[chunk][i]). */
 static lu_status reduce_partials(lu_device *dev, cl_mem dw, cl_mem part, int n, int nchunks, int accumulate) {
   cl_kernel k;
@@ -741,150 +736,16 @@ static lu_status reduce_partials(lu_device *dev, cl_mem dw, cl_mem part, int n, 
   return lu_launch(dev, k, 1, &g1, &l1, "reduce_chunks");
 }
 
-/* Channel-row copy (kernels/conv/wgrad.cl: pad_rows) of t (N, C, Z, Y, X) onto the (Zp, Yp, Xp) grid
- * at offset o[], split into the phases of strides s[]: into `out`, C * s0 s1 s2 rows of `row` floats
- * from grid row r0 on (zeros from grid row rend on). */
-static lu_status pad_rows(lu_device *dev, const char *opts, cl_mem t, int N, int C, int Z, int Y, int X,
-                         const int *ext, const int *grid, const int *o, const int *s, int r0, int rend, int row,
-                         cl_mem out) {
-  cl_kernel k;
-  LU_TRY(lu_kernel_get(dev, WGRAD_FILE, "pad_rows", opts, &k));
-  if (LU_ARG(k, 0, out) | LU_ARG(k, 1, t) | LU_ARG(k, 2, N) | LU_ARG(k, 3, Z) | LU_ARG(k, 4, Y) | LU_ARG(k, 5, X) |
-      LU_ARG(k, 6, ext[0]) | LU_ARG(k, 7, ext[1]) | LU_ARG(k, 8, ext[2]) | LU_ARG(k, 9, grid[0]) |
-      LU_ARG(k, 10, grid[1]) | LU_ARG(k, 11, grid[2]) | LU_ARG(k, 12, o[0]) | LU_ARG(k, 13, o[1]) |
-      LU_ARG(k, 14, o[2]) | LU_ARG(k, 15, s[0]) | LU_ARG(k, 16, s[1]) | LU_ARG(k, 17, s[2]) | LU_ARG(k, 18, r0) |
-      LU_ARG(k, 19, rend) | LU_ARG(k, 20, row))
-    return lu_fail(LU_ECL, "pad_rows args");
-  /* a fixed work-group size: left to PoCL it depends on the shape, and each new one is a kernel
-   * compile (over 300 variants of this kernel in one spec run) */
-  size_t lo[2] = {PAD_ROWS_WG, 1};
-  size_t gl[2] = {((size_t)(row + grid[2] - 1) / grid[2] + PAD_ROWS_WG - 1) / PAD_ROWS_WG * PAD_ROWS_WG,
-                  (size_t)C * s[0] * s[1] * s[2]};
-  return lu_launch(dev, k, 2, gl, lo, "pad_rows");
-}
-
-/* Slab sl of run_wgrad_corr (srows grid rows a slab, of total_rows): its first row and row count, dy's
- * positions L (whole vectors), x's row length LX (reaching maxshift and a vector past dy) and chunks of
- * len positions. Sizing the buffers and launching use this one description, so they cannot disagree. */
-typedef struct { int r0, rows, L, LX, nch; } corr_slab;
-static corr_slab corr_slab_of(int sl, long srows, int total_rows, int Xp, int maxshift, int len) {
-  corr_slab c;
-  c.r0 = (int)(sl * srows);
-  c.rows = total_rows - c.r0 < srows ? total_rows - c.r0 : (int)srows;
-  c.L = (c.rows * Xp + 15) / 16 * 16;
-  c.LX = (c.L + maxshift + 16 + 15) / 16 * 16;
-  c.nch = (c.L + len - 1) / len;
-  return c;
-}
-
-/* The correlation form of the weight gradient (run_wgrad_corr) on CPUs, by rule for stride-1 convs
- * whose grid's zero cells cost at most 30% more FMAs and whose samples have enough positions: with
- * more zeros (3-D 8^3: 42%) or short rows (2-D 8x8) wgrad_cvec is faster (0.9x, 0.8x; 4^3 0.7x).
- * Single layers, best of runs against wgrad_cvec: 3-D 16^3 128 ch 1.3x, 2-D 64x64 128 ch 1.4x,
- * 32x32 256 ch 1.3x, 256x256 32 ch 1.1x, 3-D 64^3 32 ch 1.0-1.1x. Stride-2 axes (3 taps, or 2 taps
- * without padding as in a transposed conv's weight gradient) work too, but there the phase-split copy
- * of the larger x costs more than the kernel saves (3-D 64^3 -> 32^3: 60-70 vs 45-64 ms; transposed
- * 0.6-1.0x), so they run only when forced: LUNET_CONV_CORR=1 (conv.set_wgrad("corr")), which the
- * specs use to reach every geometry; LUNET_CONV_CORR=0 never. With >= 1024 input channels (the 2-D
- * decoder's first conv) wgrad_cvec ran at half the correlation's rate on every row tried (8x8, 6x5,
- * 4x4: 1.8-2.1x; 768 channels 0.9x, so not a size trend); the cause is not understood (its partial
- * sums' rows lie a multiple of 4 KB apart there, but padding them measured only 1.04-1.06x). */
-static int wgrad_corr_applies(const lu_conv_geom *g, const lu_device *dev) {
-  const char *env = getenv("LUNET_CONV_CORR");
-  int force = env && strcmp(env, "1") == 0;
-  if ((env && strcmp(env, "0") == 0) || !(dev->is_cpu || force)) return 0;
-  if (!force && (g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1)) return 0;
-  double vol = 1;
-  const int ext[3] = {g->OZ, g->OY, g->OX};
-  for (int i = 0; i < 3; i++) {
-    int taps3 = g->k[i] == 3 && g->p[i] == 1, tap1 = g->k[i] == 1 && g->p[i] == 0;
-    int taps2 = g->k[i] == 2 && g->p[i] == 0; /* a transposed conv's (kernel == stride 2) */
-    if (!(g->s[i] == 1 && (taps3 || tap1)) && !(g->s[i] == 2 && (taps3 || taps2))) return 0;
-    vol *= ext[i] + (g->k[i] == 3);
-  }
-  return force || (vol <= 1.3 * (double)g->OS && g->N * vol >= 512) || g->Cin >= 1024;
-}
-
-/* Weight gradient as a correlation of channel-row copies of x and dy (kernels/conv/wgrad.cl), a slab of
- * grid rows at a time so that the copies stay within half the conv workspace, then the chunks' partial
- * sums reduced. */
-static lu_status run_wgrad_corr(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
-                                lu_tensor *dw, int accumulate) {
-  char opts[96];
-  snprintf(opts, sizeof opts, "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d", g->k[0], g->k[1], g->k[2], g->s[0],
-           g->s[1], g->s[2]);
-  const int ext[3] = {g->OZ, g->OY, g->OX}, none[3] = {0, 0, 0}, unit[3] = {1, 1, 1};
-  int grid[3], xo[3], shift[3];
-  for (int i = 0; i < 3; i++) {
-    xo[i] = g->k[i] == 3;
-    grid[i] = ext[i] + xo[i];
-    shift[i] = g->s[i] == 2 ? g->k[i] == 3 : g->k[i] - 1; /* the largest shift of the axis's taps */
-  }
-  int Xp = grid[2], YXp = grid[1] * grid[2], nph = g->s[0] * g->s[1] * g->s[2];
-  int total_rows = g->N * grid[0] * grid[1], maxshift = shift[0] * YXp + shift[1] * Xp + shift[2];
-  int xrows = g->Cin * nph;
-  /* grid rows per slab: x rows reach maxshift (+ a vector) past the slab's dy */
-  long budget = (long)(lu_conv_workspace_bytes() / 2 / sizeof(float));
-  long fixed = (long)xrows * (maxshift + 48) + (long)g->Cout * 16;
-  long srows = (budget - fixed) / ((long)(xrows + g->Cout) * Xp);
-  if (srows < 1) srows = 1;
-  if (srows > total_rows) srows = total_rows;
-  int nslabs = (int)((total_rows + srows - 1) / srows);
-  /* positions per partial sum (2048: a chunk's rows stay in L1 across a work-group's taps), more when
-   * the workspace holds fewer sums: at most `spare` chunks beyond one per slab */
-  int len = env_int("LUNET_CONV_WGRAD_CHUNK", 2048) / 16 * 16;
-  if (len < 16) len = 16;
-  size_t wn = (size_t)g->Cout * g->Cin * g->kv;
-  long maxch = (long)(lu_conv_workspace_bytes() / (wn * sizeof(float)));
-  long spare = maxch > nslabs ? maxch - nslabs : 1, all = (long)total_rows * Xp;
-  if ((all + len - 1) / len > spare) len = (int)(((all + spare - 1) / spare + 15) / 16 * 16);
-  int nchunks = 0;
-  for (int sl = 0; sl < nslabs; sl++) nchunks += corr_slab_of(sl, srows, total_rows, Xp, maxshift, len).nch;
-  corr_slab first = corr_slab_of(0, srows, total_rows, Xp, maxshift, len); /* the largest */
-  /* one chunk and no accumulation: the partial sums are the gradient, written in place */
-  int direct_out = nchunks == 1 && !accumulate;
-  size_t cap = direct_out ? 0 : wn * (size_t)nchunks * sizeof(float);
-  size_t xr_bytes = (size_t)xrows * first.LX * sizeof(float), dyr_bytes = (size_t)g->Cout * first.L * sizeof(float);
-  cl_kernel k;
-  LU_TRY(lu_kernel_get(dev, WGRAD_FILE, "wgrad_corr", opts, &k));
-  cl_mem xr = NULL, dyr = NULL, part = direct_out ? dw->buf : NULL;
-  lu_status st = lu_buffer_alloc(dev, xr_bytes, &xr);
-  if (st == LU_OK) st = lu_buffer_alloc(dev, dyr_bytes, &dyr);
-  if (st == LU_OK && !direct_out) st = lu_buffer_alloc(dev, cap, &part);
-  int cin = g->Cin, cout = g->Cout, chunk0 = 0;
-  /* one (a, b) sweep per work-group: left to itself PoCL picks groups of thousands of work-items,
-   * two or three in all for the deep layers (3-D 16^3 128 ch: 39 ms, 32 with this) */
-  size_t lo[2] = {(size_t)g->k[0] * g->k[1], 1};
-  for (int sl = 0; st == LU_OK && sl < nslabs; sl++) {
-    corr_slab c = corr_slab_of(sl, srows, total_rows, Xp, maxshift, len);
-    st = pad_rows(dev, opts, x->buf, g->N, g->Cin, g->Z, g->Y, g->X, ext, grid, xo, g->s, c.r0, total_rows, c.LX, xr);
-    if (st == LU_OK)
-      st = pad_rows(dev, opts, dy->buf, g->N, g->Cout, g->OZ, g->OY, g->OX, ext, grid, none, unit, c.r0,
-                    c.r0 + c.rows, c.L, dyr);
-    if (st == LU_OK && (LU_ARG(k, 0, part) | LU_ARG(k, 1, xr) | LU_ARG(k, 2, dyr) | LU_ARG(k, 3, cin) |
-                        LU_ARG(k, 4, cout) | LU_ARG(k, 5, c.L) | LU_ARG(k, 6, c.LX) | LU_ARG(k, 7, Xp) |
-                        LU_ARG(k, 8, YXp) | LU_ARG(k, 9, len) | LU_ARG(k, 10, chunk0)))
-      st = lu_fail(LU_ECL, "wgrad_corr args");
-    size_t gl[2] = {(size_t)g->k[0] * g->k[1] * ((g->Cin + WGRAD_WC - 1) / WGRAD_WC) *
-                        ((g->Cout + WGRAD_WR - 1) / WGRAD_WR),
-                    (size_t)c.nch};
-    if (st == LU_OK) st = lu_launch(dev, k, 2, gl, lo, "wgrad_corr");
-    chunk0 += c.nch;
-  }
-  if (st == LU_OK && !direct_out) st = reduce_partials(dev, dw->buf, part, (int)wn, nchunks, accumulate);
-  if (part && !direct_out) lu_buffer_release(dev, part, cap);
-  if (xr) lu_buffer_release(dev, xr, xr_bytes);
-  if (dyr) lu_buffer_release(dev, dyr, dyr_bytes);
-  return st;
-}
-
 static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                                   lu_tensor *dw, int accumulate) {
   conv_tunables t = tunables(dev);
   int vx = pick_vx_cap(g->OX, t.wgrad_vx), cobw = t.cobw;
   /* on a CPU, output channels in the lanes (wgrad_cvec over a transposed dy) for every row width:
    * 2x the x-vector kernel over the 3-D 64^3 net's layers (1725 vs 3404 ms), 1.5-3x on 2-D rows of
-   * 5-40; not for fewer than LU_CONV_CIB input channels (a stem would leave most CIB rows idle) */
+   * 5-40; not for fewer than LU_CONV_CIB input channels (a stem would leave most CIB rows idle).
+   * A correlation form (x-vectors along whole channel rows, no broadcasts) ran the stride-1 layers
+   * until wgrad_cvec's dy and partial sums went into channel blocks; then wgrad_cvec took 0.53-0.95x
+   * its time on every 2-D and 3-D layer of the bench nets, and the correlation was removed. */
   int cvec = dev->is_cpu && g->Cout >= 12 && g->Cin >= LU_CONV_CIB && !getenv("LUNET_CONV_NO_CVEC");
   const char *kname = cvec ? "wgrad_cvec" : "wgrad_direct";
   if (cvec) { /* two vectors of output channels share each x broadcast, over half as many input channels */
@@ -894,9 +755,12 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   char opts[240];
   direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
   /* wgrad_cvec on a zero-padded x: no bounds tests in the inner loop (2-D ct_iso weight gradients
-   * 1.2-1.5x); only for small inputs, whose copy does not raise a training step's peak memory */
+   * 1.2-1.5x); only for small inputs, whose copy does not raise a training step's peak memory (and
+   * within half the conv workspace, which specs shrink to reach the unpadded path) */
   int Zp = g->Z + 2 * g->p[0], Yp = g->Y + 2 * g->p[1], Xp = g->X + 2 * g->p[2];
-  int wpad = cvec && (size_t)g->N * g->Cin * Zp * Yp * Xp * sizeof(float) <= WGRAD_PAD_MAX_BYTES;
+  size_t xpad_max = lu_conv_workspace_bytes() / 2 < WGRAD_PAD_MAX_BYTES ? lu_conv_workspace_bytes() / 2
+                                                                         : WGRAD_PAD_MAX_BYTES;
+  int wpad = cvec && (size_t)g->N * g->Cin * Zp * Yp * Xp * sizeof(float) <= xpad_max;
   if (wpad) {
     size_t len = strlen(opts);
     snprintf(opts + len, sizeof opts - len, " -DWPAD=1");
@@ -1145,7 +1009,6 @@ static lu_status conv_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, cons
   size_t K = (size_t)g->Cin * g->kv, S = (size_t)g->S, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
   if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
   float beta = accumulate ? 1.0f : 0.0f;
-  if (use_direct(g, 2) && wgrad_corr_applies(g, dev)) return run_wgrad_corr(dev, g, x, dy, dw, accumulate);
   if (use_direct(g, 2)) return run_wgrad_direct(dev, g, x, dy, dw, accumulate);
   if (is_pointwise(g)) {
     for (int n = 0; n < g->N; n++) {

@@ -1,5 +1,5 @@
-// Weight gradients summed over the chunks of positions that wgrad_corr (wgrad.cl), wgrad_direct and
-// wgrad_cvec (direct.cl) write partial sums for (conv.c: reduce_partials).
+// Weight gradients summed over the chunks of positions that wgrad_direct (direct.cl) writes partial
+// sums for (conv.c: reduce_partials; wgrad_cvec's blocked ones go through reduce_cvec).
 // dw[i] (+)= sum over chunks of part[chunk][i]; global: (n)
 __kernel void reduce_chunks(__global float *restrict dw, __global const float *restrict part, const int n,
                             const int nchunks, const int accumulate) {
