@@ -421,6 +421,7 @@ static int blocked_reach(int extent, int block, int stride, int taps) {
 
 static int cvec_positions(const lu_device *dev, int ox, int cout) {
   if (!dev->is_cpu || cout < 12 || getenv("LUNET_CONV_NO_CVEC")) return 0;
+  if (env_int("LUNET_CONV_CVEC", 0)) return cvec_block(ox);
   /* wider rows too when 16-lane x-vectors would leave a quarter of their lanes idle (a 20-wide row
    * fills 20 of 32): 24x20 layers 1.38 -> 0.91 ms, 2.68 -> 1.60 ms; 48x40 ones stay faster on x-vectors */
   int vecs = (ox + 15) / 16;
@@ -486,6 +487,7 @@ static lu_status pack_blocks(lu_device *dev, const char *opts, cl_mem w, int cin
   if (LU_ARG(kp, 0, *wp) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, cin) | LU_ARG(kp, 3, cout) | LU_ARG(kp, 4, flip))
     st = lu_fail(LU_ECL, "pack_weights args");
   size_t gp[2] = {(size_t)cin, (size_t)ncb};
+  if (flip) gp[0] = (size_t)ncb, gp[1] = (size_t)cin; /* the kernel's order for reading w sequentially */
   if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "pack_weights");
   if (st != LU_OK) {
     lu_buffer_release(dev, *wp, *bytes);

@@ -173,23 +173,38 @@ inline int has_room(size_t row_ofs, int ox0, size_t total) {
 // flip = 2: a transposed convolution's weights (Cin, Cout, KV), not flipped.
 // A work-item packs one (input channel, channel block): COB source runs of KV weights each (contiguous
 // in w) into KV * COB contiguous floats (one float per work-item, as before, cost 7 GB/s on PoCL).
-// global: (Cin, ceil(Cout / COB))
+// global: (Cin, ceil(Cout / COB)) for flip 0, else (ceil(Cout / COB), Cin)
+#if COB == 4 || COB == 8 || COB == 16
+#define floatCOB CAT(float, COB)
+#define vstoreCOB CAT(vstore, COB)
+#endif
 __kernel void pack_weights(__global float *restrict wp, __global const float *restrict w, const int Cin,
                            const int Cout, const int flip) {
-  const int ci = get_global_id(0), cb = get_global_id(1);
+  // flip 0 reads COB runs a channel further per work-item, so input channels go fastest; flip 1 and 2
+  // read one run of COB KV floats, so channel blocks go fastest (the other way the reads strode Cout KV)
+  const int ci = get_global_id(flip ? 1 : 0), cb = get_global_id(flip ? 0 : 1);
   __global float *dst = wp + ((size_t)cb * Cin + ci) * KV * COB;
-  for (int j = 0; j < COB; j++) {
-    const int co = cb * COB + j;
-    if (co >= Cout) {
-      for (int t = 0; t < KV; t++) dst[t * COB + j] = 0.0f;
-      continue;
+  // the source of (co = cb COB + j, tap t) is w[src0 + j sj + t st]
+  const size_t sj = flip ? KV : (size_t)Cin * KV;
+  const size_t src0 = flip ? ((size_t)ci * Cout + (size_t)cb * COB) * KV + (flip == 1 ? KV - 1 : 0)
+                           : ((size_t)cb * COB * Cin + ci) * KV;
+  const int st = flip == 1 ? -1 : 1, nj = min(COB, Cout - cb * COB);
+#ifdef floatCOB
+  // whole channel blocks: the COB weights of a tap gathered into a vector and stored at once (written
+  // as scalar loops, PoCL vectorised the kernel across work-items into gathers: half of a 1024-channel
+  // layer's backward-data time went to packing)
+  if (nj == COB) {
+    for (int t = 0; t < KV; t++) {
+      float v[COB];
+#pragma unroll
+      for (int j = 0; j < COB; j++) v[j] = w[src0 + j * sj + t * st];
+      vstoreCOB(CAT(vload, COB)(0, v), 0, dst + t * COB);
     }
-    __global const float *src = flip ? w + ((size_t)ci * Cout + co) * KV : w + ((size_t)co * Cin + ci) * KV;
-    if (flip == 1)
-      for (int t = 0; t < KV; t++) dst[t * COB + j] = src[KV - 1 - t];
-    else
-      for (int t = 0; t < KV; t++) dst[t * COB + j] = src[t];
+    return;
   }
+#endif
+  for (int t = 0; t < KV; t++)
+    for (int j = 0; j < COB; j++) dst[t * COB + j] = j < nj ? w[src0 + j * sj + t * st] : 0.0f;
 }
 
 // x (N, Cin, Z, Y, X), wp packed as above, b (Cout) or unused, y (N, Cout, OZ, OY, OX). A work-item
