@@ -421,7 +421,6 @@ static int blocked_reach(int extent, int block, int stride, int taps) {
 
 static int cvec_positions(const lu_device *dev, int ox, int cout) {
   if (!dev->is_cpu || cout < 12 || getenv("LUNET_CONV_NO_CVEC")) return 0;
-  if (env_int("LUNET_CONV_CVEC", 0)) return cvec_block(ox);
   /* wider rows too when 16-lane x-vectors would leave a quarter of their lanes idle (a 20-wide row
    * fills 20 of 32): 24x20 layers 1.38 -> 0.91 ms, 2.68 -> 1.60 ms; 48x40 ones stay faster on x-vectors */
   int vecs = (ox + 15) / 16;
