@@ -795,6 +795,9 @@ __kernel void dgrad_cvec(__global const float *restrict dy, __global const float
 // 16 positions x 16 channels: 16 row loads, a transpose in registers, 16 vector stores (a float per
 // work-item, strided loads and scalar stores, took 20-25% of a 2-D weight gradient).
 // global: (ceil(OS / 16), CP / 16, N)
+#ifndef COV
+#define COV 1
+#endif
 #define CB (16 * COV)
 // the 16 x 16 transpose's butterfly: rows r and r + b exchange their off-diagonal b x b blocks
 #define TR_LO(b) (uint16)(TR_L(b, 0), TR_L(b, 1), TR_L(b, 2), TR_L(b, 3), TR_L(b, 4), TR_L(b, 5), TR_L(b, 6), \
@@ -842,9 +845,6 @@ __kernel void transpose_dy(__global float *restrict dyt, __global const float *r
 
 // COV vectors of 16 output channels (dyt's CP a multiple of 16 COV): each x broadcast feeds COV FMAs.
 // global: (ceil(Cout / (16 COV)) * ceil(Cin / CIB) * KZ * KY, nchunks)
-#ifndef COV
-#define COV 1
-#endif
 #ifndef WTAPS
 #define WTAPS 0
 #endif
