@@ -6,6 +6,7 @@
  * 1x1(x1) kernels with stride 1 skip im2col: the input is the GEMM operand. */
 #include "ops/conv.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,6 +404,15 @@ static void direct_opts(const conv_tunables *t, const int *k, const int *s, cons
            k[0], k[1], k[2], s[0], s[1], s[2], p[0], p[1], p[2], vx, t->cob, t->cobw, t->cib, t->cov);
 }
 
+/* Appends printf-formatted build options to buf (n bytes, holding a string). */
+static void opts_add(char *buf, size_t n, const char *fmt, ...) {
+  size_t len = strlen(buf);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf + len, n - len, fmt, ap);
+  va_end(ap);
+}
+
 /* Output positions per work-item of the channel-vector kernel, or 0 for the x-vector kernel: on CPUs
  * (where a row of 4-8 x-lanes leaves most of a 16-lane register idle) with enough output channels to
  * fill the lanes. Rows up to 8 wide are one work-item; wider ones are split evenly.
@@ -437,9 +447,7 @@ static int cvec_positions(const lu_device *dev, int ox, int cout) {
  * $LUNET_CONV_ROWS: 1 wherever the geometry allows, 0 never (conv.set_fwd). */
 static int rows_apply(const lu_device *dev, int Cin, const int *k, const int *s, const int *p, int vx) {
   if (!dev->is_cpu || vx != 16 || k[2] != 3 || p[2] != 1 || p[1] != k[1] / 2 || s[2] != 1 || s[1] != 1) return 0;
-  const char *e = getenv("LUNET_CONV_ROWS");
-  if (e && *e) return atoi(e) != 0;
-  return k[0] == 3 || Cin >= 128;
+  return env_int("LUNET_CONV_ROWS", k[0] == 3 || Cin >= 128) != 0;
 }
 
 /* What run_direct computes; the value is also pack_weights' `flip` argument, except for
@@ -535,19 +543,14 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
     size_t wbytes_all = (size_t)Cin * Cout * k[0] * k[1] * k[2] * sizeof(float);
     order = env_int("LUNET_CONVT_ORDER", wbytes_all > (1u << 20));
   }
-  if (pb) {
-    size_t len = strlen(opts);
-    snprintf(opts + len, sizeof opts - len, " -DPB=%d -DRB=%d -DCVEC_ORDER=%d", pb, rb, order);
-  }
+  if (pb) opts_add(opts, sizeof opts, " -DPB=%d -DRB=%d -DCVEC_ORDER=%d", pb, rb, order);
   if (mode == DIRECT_CONVT) { /* convT_cvec: the k[1] output rows of one input row per work-item */
     rb = env_int("LUNET_CONVT_TROWS", k[1]);
-    size_t len = strlen(opts);
-    snprintf(opts + len, sizeof opts - len, " -DTROWS=%d", rb);
+    opts_add(opts, sizeof opts, " -DTROWS=%d", rb);
   }
   if (rows) {
     rb = env_int("LUNET_CONV_DRB", 2);
-    size_t len = strlen(opts);
-    snprintf(opts + len, sizeof opts - len, " -DDRB=%d", rb);
+    opts_add(opts, sizeof opts, " -DDRB=%d", rb);
   }
   const char *kname = mode == DIRECT_CONVT              ? "convT_cvec"
                       : mode == DIRECT_BWD_DATA_STRIDED ? "dgrad_cvec"
@@ -672,9 +675,8 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
       }
   char opts[320];
   direct_opts(&t, g->k, one, off, pick_vx_cap(x0.extent, t.vx), opts, sizeof opts);
-  size_t len = strlen(opts);
-  snprintf(opts + len, sizeof opts - len, " -DPB=%d -DRB=%d -DOSZ=%d -DOSY=%d -DOSX=%d -DPHASE_TAPS=1", pb, rb,
-           g->s[0], g->s[1], g->s[2]);
+  opts_add(opts, sizeof opts, " -DPB=%d -DRB=%d -DOSZ=%d -DOSY=%d -DOSX=%d -DPHASE_TAPS=1", pb, rb, g->s[0], g->s[1],
+           g->s[2]);
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_phases", opts, &kp));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_cvec", opts, &kk));
@@ -759,21 +761,15 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
    * 1.2-1.5x); only for small inputs, whose copy does not raise a training step's peak memory (and
    * within half the conv workspace, which specs shrink to reach the unpadded path) */
   int Zp = g->Z + 2 * g->p[0], Yp = g->Y + 2 * g->p[1], Xp = g->X + 2 * g->p[2];
-  size_t xpad_max = lu_conv_workspace_bytes() / 2 < WGRAD_PAD_MAX_BYTES ? lu_conv_workspace_bytes() / 2
-                                                                         : WGRAD_PAD_MAX_BYTES;
+  size_t xpad_max = lu_conv_workspace_bytes() / 2;
+  if (xpad_max > WGRAD_PAD_MAX_BYTES) xpad_max = WGRAD_PAD_MAX_BYTES;
   int wpad = cvec && (size_t)g->N * g->Cin * Zp * Yp * Xp * sizeof(float) <= xpad_max;
-  if (wpad) {
-    size_t len = strlen(opts);
-    snprintf(opts + len, sizeof opts - len, " -DWPAD=1");
-  }
+  if (wpad) opts_add(opts, sizeof opts, " -DWPAD=1");
   /* wgrad_cvec with every tap of a position at once (WTAPS): each dy vector is loaded once for the 3
    * taps, 14 instead of 18 loads per 24 FMAs; on rows of >= 64 outputs (2-D 128^2 and 256^2 stride 2:
    * 0.88-0.91x the time) but not on narrow ones (16^3 stride 2 with 8-wide rows 1.5-1.8x; 32 wide 0.9-1.1x).
    * $LUNET_CONV_WGRAD_TAPS=1 / 0 forces it on / off. */
-  if (cvec && env_int("LUNET_CONV_WGRAD_TAPS", g->OX >= 64)) {
-    size_t len = strlen(opts);
-    snprintf(opts + len, sizeof opts - len, " -DWTAPS=1");
-  }
+  if (cvec && env_int("LUNET_CONV_WGRAD_TAPS", g->OX >= 64)) opts_add(opts, sizeof opts, " -DWTAPS=1");
   cl_kernel k;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &k));
   int total = g->N * g->OZ * g->OY;
@@ -902,9 +898,7 @@ static int dgrad_rows_apply(const lu_conv_geom *g, const lu_device *dev) {
   int z_ok = (g->k[0] == 3 && g->p[0] == 1 && (g->s[0] == 1 || g->s[0] == 2)) ||
              (g->k[0] == 1 && g->p[0] == 0 && g->s[0] == 1);
   if (!z_ok) return 0;
-  const char *e = getenv("LUNET_CONV_DGRAD_ROWS");
-  if (e && *e) return atoi(e) != 0;
-  return g->OX >= 16;
+  return env_int("LUNET_CONV_DGRAD_ROWS", g->OX >= 16) != 0;
 }
 
 static lu_status run_dgrad_rows(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {

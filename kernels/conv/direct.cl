@@ -780,9 +780,9 @@ __kernel void dgrad_cvec(__global const float *restrict dy, __global const float
 
 // ---- weight gradient for narrow rows: vectors over output channels ----
 // dy is first transposed to blocks of 16 COV channels (transpose_dy; CP = Cout rounded up to the
-// block, zeros past Cout), so the 16 output channels of one position are one vector load. A work-item owns 16 output channels x
-// CIB input channels x one (a, b) kernel row: CIB * KX accumulators over a chunk of output rows
-// (partial sums as in wgrad_direct, summed by reduce_chunks).
+// block, zeros past Cout), so the 16 output channels of one position are one vector load. A work-item
+// owns 16 COV output channels x CIB input channels x one (a, b) kernel row: COV * CIB * KX
+// accumulators over a chunk of output rows, whose partial sums reduce_cvec adds up.
 #ifndef CIB
 #define CIB 4
 #endif
@@ -809,12 +809,19 @@ __kernel void dgrad_cvec(__global const float *restrict dy, __global const float
 #define TR_L(b, l) ((l) % (2 * (b)) < (b) ? (l) : 16 + (l) - (b))
 #define TR_H(b, l) ((l) % (2 * (b)) < (b) ? (l) + (b) : 16 + (l))
 #define TR_STAGE(v, b)                                                                                         \
-  _Pragma("unroll") for (int r = 0; r < 16; r++)                                                                              \
+  _Pragma("unroll") for (int r = 0; r < 16; r++)                                                               \
     if (r % (2 * (b)) < (b)) {                                                                                 \
       const float16 lo = shuffle2(v[r], v[r + (b)], TR_LO(b)), hi = shuffle2(v[r], v[r + (b)], TR_HI(b));     \
       v[r] = lo;                                                                                               \
       v[r + (b)] = hi;                                                                                         \
     }
+// v[r][l] <-> v[l][r]: transpose_dy and reduce_cvec move 16 x 16 tiles through it
+__attribute__((always_inline)) inline void transpose16(float16 v[16]) {
+  TR_STAGE(v, 8)
+  TR_STAGE(v, 4)
+  TR_STAGE(v, 2)
+  TR_STAGE(v, 1)
+}
 __kernel void transpose_dy(__global float *restrict dyt, __global const float *restrict dy, const int Cout,
                            const int CP, const int OS) {
   const int p0 = get_global_id(0) * 16, c0 = get_global_id(1) * 16, n = get_global_id(2);
@@ -833,22 +840,16 @@ __kernel void transpose_dy(__global float *restrict dyt, __global const float *r
       v[i] = vload16(0, t);
     }
   }
-  TR_STAGE(v, 8)
-  TR_STAGE(v, 4)
-  TR_STAGE(v, 2)
-  TR_STAGE(v, 1)
+  transpose16(v);
   __global float *dst = dyt + ((size_t)n * CP + c0 / CB * CB) * OS + (size_t)p0 * CB + c0 % CB;
 #pragma unroll
   for (int l = 0; l < 16; l++)
     if (l < np) vstore16(v[l], 0, dst + (size_t)l * CB);
 }
 
-// COV vectors of 16 output channels (dyt's CP a multiple of 16 COV): each x broadcast feeds COV FMAs.
-// global: (ceil(Cout / (16 COV)) * ceil(Cin / CIB) * KZ * KY, nchunks)
 #ifndef WTAPS
 #define WTAPS 0
 #endif
-
 // One output position of wgrad_cvec with every tap along x: the COV dy vectors at dp are loaded once
 // for the KX taps; x positions ix0 .. ix0 + KX - 1 (tested against [0, X) when guard).
 __attribute__((always_inline)) inline void wgrad_taps_at(float16 acc[COV][CIB][KX], __global const float *dp,
@@ -871,6 +872,8 @@ __attribute__((always_inline)) inline void wgrad_taps_at(float16 acc[COV][CIB][K
   }
 }
 
+// COV vectors of 16 output channels (dyt's CP a multiple of 16 COV): each x broadcast feeds COV FMAs.
+// global: (ceil(Cout / (16 COV)) * ceil(Cin / CIB) * KZ * KY, nchunks)
 __kernel void wgrad_cvec(__global float *restrict part, __global const float *restrict x,
                          __global const float *restrict dyt, const int N, const int Cin, const int Cout, const int Z,
                          const int Y, const int X, const int OZ, const int OY, const int OX, const int rows) {
@@ -967,10 +970,7 @@ __kernel void reduce_cvec(__global float *restrict dw, __global const float *res
     for (int r = 0; r < 16; r++)
       if (r < nm) v[r] += vload16(0, src + (size_t)r * CB);
   }
-  TR_STAGE(v, 8)
-  TR_STAGE(v, 4)
-  TR_STAGE(v, 2)
-  TR_STAGE(v, 1)
+  transpose16(v);
 #pragma unroll
   for (int l = 0; l < 16; l++) {
     if (c0 + l >= Cout) break;
