@@ -222,6 +222,12 @@ describe("conv", function()
       { n = 1, cin = 3, cout = 6, x = { 3, 4, 17 }, k = { 3, 1, 3 }, stride = { 1, 1, 1 } },
     }
     check_each_mode(conv.set_fwd, { "rows", "direct" }, cases)
+    -- conv_rows in chunks of 2 input channels, each sweep taking the channel blocks' partial sums from
+    -- the output: a partial last chunk, the bounds-checked first and last channels inside chunks,
+    -- partial x-vectors and row blocks, a partial last channel block
+    conv.set_fwd("rows", 2)
+    for _, c in ipairs(cases) do check_case(c, false) end
+    check_case({ n = 2, cin = 7, cout = 19, x = { 9, 35 }, k = { 3, 3 }, stride = { 1, 1 }, nobias = true }, false)
   end)
 
   it("runs strided backward data on dgrad_rows and by phases alike", function()

@@ -319,25 +319,32 @@ static void set_switch(lua_State *L, const char *fname, const char *var, const c
   else unsetenv(var);
 }
 
+/* Argument 2, an optional count, into $var (nil unsets it). */
+static void set_count(lua_State *L, const char *var) {
+  if (lua_isnoneornil(L, 2)) {
+    unsetenv(var);
+  } else {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)luaL_checkinteger(L, 2));
+    setenv(var, buf, 1);
+  }
+}
+
 /* set_wgrad("taps" | "per_tap" | nil [, chunk]): wgrad_cvec with every tap of a position at once or one
  * tap at a time ($LUNET_CONV_WGRAD_TAPS) on this process's CPU devices and, with chunk, the positions
  * per partial sum ($LUNET_CONV_WGRAD_CHUNK); specs use it to reach every path. */
 static int l_set_wgrad(lua_State *L) {
   set_switch(L, "set_wgrad", "LUNET_CONV_WGRAD_TAPS", "taps", "per_tap");
-  if (lua_isnoneornil(L, 2)) {
-    unsetenv("LUNET_CONV_WGRAD_CHUNK");
-  } else {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", (long long)luaL_checkinteger(L, 2));
-    setenv("LUNET_CONV_WGRAD_CHUNK", buf, 1);
-  }
+  set_count(L, "LUNET_CONV_WGRAD_CHUNK");
   return 0;
 }
 
-/* set_fwd("rows" | "direct" | nil): stride-1, 3-tap convolutions and their backward data on conv_rows
- * or conv_direct ($LUNET_CONV_ROWS). */
+/* set_fwd("rows" | "direct" | nil [, chunk]): stride-1, 3-tap convolutions and their backward data on
+ * conv_rows or conv_direct ($LUNET_CONV_ROWS) and, with chunk, conv_rows' input channels per sweep over
+ * the channel blocks ($LUNET_CONV_CICH). */
 static int l_set_fwd(lua_State *L) {
   set_switch(L, "set_fwd", "LUNET_CONV_ROWS", "rows", "direct");
+  set_count(L, "LUNET_CONV_CICH");
   return 0;
 }
 

@@ -550,7 +550,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   }
   if (rows) {
     rb = env_int("LUNET_CONV_DRB", 2);
-    opts_add(opts, sizeof opts, " -DDRB=%d", rb);
+    opts_add(opts, sizeof opts, " -DDRB=%d -DCICH=%d", rb, env_int("LUNET_CONV_CICH", 64));
   }
   const char *kname = mode == DIRECT_CONVT              ? "convT_cvec"
                       : mode == DIRECT_BWD_DATA_STRIDED ? "dgrad_cvec"
@@ -574,7 +574,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
        LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX)))
     st = lu_fail(LU_ECL, "%s args", kname);
   int per = pb ? pb : vx;
-  size_t gl[3] = {(size_t)((OX + per - 1) / per) * ncb, (size_t)OZ * ((OY + rb - 1) / rb), (size_t)N};
+  /* conv_rows sweeps the channel blocks itself */
+  size_t gl[3] = {(size_t)((OX + per - 1) / per) * (rows ? 1 : ncb), (size_t)OZ * ((OY + rb - 1) / rb), (size_t)N};
   cl_mem xpad = NULL;
   size_t xpad_bytes = 0;
   if (st == LU_OK && kk_is_padded) {
