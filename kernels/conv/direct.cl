@@ -79,6 +79,14 @@ inline void store_lanes(__global float *dst, const floatV v, const int n) {
   for (int l = 0; l < n; l++) dst[l] = t[l];
 }
 
+// The first n lanes at src (the rest zero): one vector load when all VX lie in the row.
+inline floatV load_lanes(__global const float *src, const int n) {
+  if (n >= VX) return vloadV(0, src);
+  float t[VX];
+  for (int l = 0; l < VX; l++) t[l] = l < n ? src[l] : 0.0f;
+  return vloadV(0, t);
+}
+
 // How many trailing channels (planes of `plane` floats) of a `total`-float buffer hold elements at or past
 // its end that a load reaching up to element hi (exclusive) of its last channel touches, at most C: the
 // channels the row kernels read lane by lane.
@@ -345,14 +353,6 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
       }
     }
   }
-}
-
-// The first n lanes at src (the rest zero): one vector load when all VX lie in the row.
-inline floatV load_lanes(__global const float *src, const int n) {
-  if (n >= VX) return vloadV(0, src);
-  float t[VX];
-  for (int l = 0; l < VX; l++) t[l] = l < n ? src[l] : 0.0f;
-  return vloadV(0, t);
 }
 
 #ifndef CICH
