@@ -228,6 +228,9 @@ describe("conv", function()
     conv.set_fwd("rows", 2)
     for _, c in ipairs(cases) do check_case(c, false) end
     check_case({ n = 2, cin = 7, cout = 19, x = { 9, 35 }, k = { 3, 3 }, stride = { 1, 1 }, nobias = true }, false)
+    -- and in groups of 3 row blocks per work-item: groups across planes, a partial last group
+    conv.set_fwd("rows", 2, 3)
+    for _, c in ipairs(cases) do check_case(c, false) end
   end)
 
   it("runs strided backward data on dgrad_rows and by phases alike", function()
@@ -246,6 +249,9 @@ describe("conv", function()
       if c.stride[#c.stride] == 2 and c.stride[#c.stride - 1] == 2 then cases[#cases + 1] = c end
     end
     check_each_mode(conv.set_dgrad, { "rows", "phases" }, cases)
+    -- the phases with their channel blocks as the slowest work-item index (weights over 2 MB)
+    conv.set_dgrad("phases", 1)
+    for _, c in ipairs(cases) do check_case(c, false) end
   end)
 
   it("matches the reference on the im2col + GEMM path (whole-sample batched tiles)", function()

@@ -320,12 +320,12 @@ static void set_switch(lua_State *L, const char *fname, const char *var, const c
 }
 
 /* Argument 2, an optional count, into $var (nil unsets it). */
-static void set_count(lua_State *L, const char *var) {
-  if (lua_isnoneornil(L, 2)) {
+static void set_count(lua_State *L, int arg, const char *var) {
+  if (lua_isnoneornil(L, arg)) {
     unsetenv(var);
   } else {
     char buf[32];
-    snprintf(buf, sizeof buf, "%lld", (long long)luaL_checkinteger(L, 2));
+    snprintf(buf, sizeof buf, "%lld", (long long)luaL_checkinteger(L, arg));
     setenv(var, buf, 1);
   }
 }
@@ -335,23 +335,27 @@ static void set_count(lua_State *L, const char *var) {
  * per partial sum ($LUNET_CONV_WGRAD_CHUNK); specs use it to reach every path. */
 static int l_set_wgrad(lua_State *L) {
   set_switch(L, "set_wgrad", "LUNET_CONV_WGRAD_TAPS", "taps", "per_tap");
-  set_count(L, "LUNET_CONV_WGRAD_CHUNK");
+  set_count(L, 2, "LUNET_CONV_WGRAD_CHUNK");
   return 0;
 }
 
-/* set_fwd("rows" | "direct" | nil [, chunk]): stride-1, 3-tap convolutions and their backward data on
- * conv_rows or conv_direct ($LUNET_CONV_ROWS) and, with chunk, conv_rows' input channels per sweep over
- * the channel blocks ($LUNET_CONV_CICH). */
+/* set_fwd("rows" | "direct" | nil [, chunk [, group]]): stride-1, 3-tap convolutions and their backward
+ * data on conv_rows or conv_direct ($LUNET_CONV_ROWS) and, with chunk, conv_rows' input channels per
+ * sweep over the channel blocks ($LUNET_CONV_CICH), with group its row blocks per work-item
+ * ($LUNET_CONV_RGRP). */
 static int l_set_fwd(lua_State *L) {
   set_switch(L, "set_fwd", "LUNET_CONV_ROWS", "rows", "direct");
-  set_count(L, "LUNET_CONV_CICH");
+  set_count(L, 2, "LUNET_CONV_CICH");
+  set_count(L, 3, "LUNET_CONV_RGRP");
   return 0;
 }
 
-/* set_dgrad("rows" | "phases" | nil): strided backward data on dgrad_rows or by phases
- * ($LUNET_CONV_DGRAD_ROWS). */
+/* set_dgrad("rows" | "phases" | nil [, slow]): strided backward data on dgrad_rows or by phases
+ * ($LUNET_CONV_DGRAD_ROWS) and, with slow, the phases' channel blocks as their slowest work-item index
+ * (1) or not (0) whatever the weights' size ($LUNET_CONV_PHASE_ORDER). */
 static int l_set_dgrad(lua_State *L) {
   set_switch(L, "set_dgrad", "LUNET_CONV_DGRAD_ROWS", "rows", "phases");
+  set_count(L, 2, "LUNET_CONV_PHASE_ORDER");
   return 0;
 }
 

@@ -450,6 +450,19 @@ static int rows_apply(const lu_device *dev, int Cin, const int *k, const int *s,
   return env_int("LUNET_CONV_ROWS", k[0] == 3 || Cin >= 128) != 0;
 }
 
+/* conv_rows' row blocks per work-item: with weights over 2 MB (an L2 of this machine) 8, so that each
+ * chunk-and-channel-block slice of weights is read once from L2 for 8 row blocks (with one, each work-item
+ * streamed all weights from L3: 2-D 16^2 1024 > 512 and 512 > 512, 32^2 512 > 256, forward and
+ * backward data, 1.04-1.17x), but never fewer work-items than compute units. */
+static int rows_group(const lu_device *dev, int N, int Cin, int Cout, int blocks, int xblocks, const int *k) {
+  size_t wbytes = (size_t)Cin * Cout * k[0] * k[1] * k[2] * sizeof(float);
+  if (wbytes <= (2u << 20)) return 1;
+  size_t cu = dev->compute_units ? dev->compute_units : 1;
+  int g = 8;
+  while (g > 1 && ((size_t)blocks + g - 1) / g * xblocks * N < cu) g /= 2;
+  return g;
+}
+
 /* What run_direct computes; the value is also pack_weights' `flip` argument, except for
  * DIRECT_BWD_DATA_STRIDED, which packs like DIRECT_CONVT (unflipped, channels swapped). */
 enum {
@@ -532,7 +545,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   int cob = t.cob;
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
-  int rb = 1, order = 0;
+  int rb = 1, order = 0, rgrp = 1;
   if (pb && mode <= DIRECT_BWD_DATA) { /* conv_cvec: rows of pb positions up to 16 accumulators */
     pb = env_int("LUNET_CONV_PB", pb);
     rb = env_int("LUNET_CONV_RB", 16 / pb < 1 ? 1 : (16 / pb > OY ? OY : 16 / pb));
@@ -550,7 +563,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   }
   if (rows) {
     rb = env_int("LUNET_CONV_DRB", 2);
-    opts_add(opts, sizeof opts, " -DDRB=%d -DCICH=%d", rb, env_int("LUNET_CONV_CICH", 64));
+    rgrp = env_int("LUNET_CONV_RGRP", rows_group(dev, N, Cin, Cout, OZ * ((OY + rb - 1) / rb), (OX + vx - 1) / vx, k));
+    opts_add(opts, sizeof opts, " -DDRB=%d -DCICH=%d -DRGRP=%d", rb, env_int("LUNET_CONV_CICH", 64), rgrp);
   }
   const char *kname = mode == DIRECT_CONVT              ? "convT_cvec"
                       : mode == DIRECT_BWD_DATA_STRIDED ? "dgrad_cvec"
@@ -575,7 +589,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
     st = lu_fail(LU_ECL, "%s args", kname);
   int per = pb ? pb : vx;
   /* conv_rows sweeps the channel blocks itself */
-  size_t gl[3] = {(size_t)((OX + per - 1) / per) * (rows ? 1 : ncb), (size_t)OZ * ((OY + rb - 1) / rb), (size_t)N};
+  size_t gl[3] = {(size_t)((OX + per - 1) / per) * (rows ? 1 : ncb),
+                  ((size_t)OZ * ((OY + rb - 1) / rb) + rgrp - 1) / rgrp, (size_t)N};
   cl_mem xpad = NULL;
   size_t xpad_bytes = 0;
   if (st == LU_OK && kk_is_padded) {
@@ -676,8 +691,11 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
       }
   char opts[320];
   direct_opts(&t, g->k, one, off, pick_vx_cap(x0.extent, t.vx), opts, sizeof opts);
-  opts_add(opts, sizeof opts, " -DPB=%d -DRB=%d -DOSZ=%d -DOSY=%d -DOSX=%d -DPHASE_TAPS=1", pb, rb, g->s[0], g->s[1],
-           g->s[2]);
+  /* channel blocks slowest (as in convT_cvec) when the weights outgrow an L2 of this machine: 2-D 16^2 512 >
+   * 512 and 32^2 256 > 512 1.05-1.11x; 1.2 MB (128 > 256) 0.96-1.0x */
+  size_t wbytes_all = (size_t)g->Cin * g->Cout * g->kv * sizeof(float);
+  opts_add(opts, sizeof opts, " -DPB=%d -DRB=%d -DOSZ=%d -DOSY=%d -DOSX=%d -DPHASE_TAPS=1 -DCVEC_ORDER=%d", pb, rb,
+           g->s[0], g->s[1], g->s[2], env_int("LUNET_CONV_PHASE_ORDER", wbytes_all > (2u << 20)));
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_phases", opts, &kp));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_cvec", opts, &kk));

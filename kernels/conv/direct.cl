@@ -358,61 +358,66 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
 #ifndef CICH
 #define CICH 64 // conv_rows: input channels per sweep over the channel blocks
 #endif
+#ifndef RGRP
+#define RGRP 1 // conv_rows: row blocks per work-item
+#endif
 
 // y (N, Cout, OZ, OY, OX) as conv_direct; zrow: X + 2 VX + 4 zero floats. A work-item computes all
-// output channels of its DRB rows x VX lanes: for each chunk of CICH input channels it sweeps the
-// channel blocks, taking each block's partial sums from y and putting them back. (With one channel
-// block per work-item, a block read the rows of every input channel, and with 512 channels those
-// rows and the block's weights outgrew L1 before the next block came to reuse them.)
-// global: (ceil(OX / VX), OZ * ceil(OY / DRB), N)
+// output channels of RGRP consecutive blocks of DRB rows x VX lanes (blocks counted over planes): for
+// each chunk of CICH input channels it sweeps the channel blocks, and for each channel block its row
+// blocks, taking each block's partial sums from y and putting them back. (With one channel block per work-item, a block read the rows of every input
+// channel, and with 512 channels those rows and the block's weights outgrew L1 before the next block
+// came to reuse them.)
+// global: (ceil(OX / VX), ceil(OZ * ceil(OY / DRB) / RGRP), N)
 __kernel void conv_rows(__global const float *restrict x, __global const float *restrict wp,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
                         const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
                         const int OY, const int OX, __global const float *restrict zrow) {
-  const int ncb = (Cout + COB - 1) / COB, rowblk = get_global_id(1), n = get_global_id(2);
+  const int ncb = (Cout + COB - 1) / COB, n = get_global_id(2);
   const int ox0 = get_global_id(0) * VX, nx = OX - ox0;
-  const int nrb = (OY + DRB - 1) / DRB, oz = rowblk / nrb, oy0 = (rowblk % nrb) * DRB;
+  const int nrb = (OY + DRB - 1) / DRB, g0 = get_global_id(1) * RGRP, g1 = min(g0 + RGRP, OZ * nrb);
   const size_t plane = (size_t)Z * Y * X, total = (size_t)get_global_size(2) * Cin * plane;
-  // whether a whole-vector load of this work-item can reach before or past the buffer: the first
-  // element before its first row, the last after its last row (rows and planes clamped into the input)
-  const int iy_lo = max(oy0 - PY, 0), iy_hi = min(oy0 - PY + ROWS_IN - 1, Y - 1);
-  const int iz_lo = max(oz * SZ - PZ, 0), iz_hi = min(oz * SZ - PZ + KZ - 1, Z - 1);
-  const size_t lo = (size_t)n * Cin * plane + ((size_t)iz_lo * Y + iy_lo) * X + ox0;
-  const size_t hi = ((size_t)n * Cin + Cin - 1) * plane + ((size_t)iz_hi * Y + iy_hi) * X + ox0 + VX + 1;
+  const size_t OS = (size_t)OZ * OY * OX;
   __global const float *xn = x + (size_t)n * Cin * plane;
   __global const float *zr = zrow + 2 + ox0;
-  // only input channel 0 can reach before the buffer, and only the last channels past it (the last
-  // one unless planes are tiny): those take the lane-by-lane loads, the others whole vectors
-  const int tail = channels_past_end(hi, total, plane, Cin);
-  const int c0 = lo < 1, c1 = max(Cin - tail, c0);
-  const size_t OS = (size_t)OZ * OY * OX;
-  __global float *yn = y + (size_t)n * Cout * OS + ((size_t)oz * OY + oy0) * OX + ox0;
   for (int ci0 = 0; ci0 < Cin; ci0 += CICH) {
-    const int ci1 = min(ci0 + CICH, Cin), u0 = max(ci0, c0), u1 = min(ci1, c1);
-    for (int cb = 0; cb < ncb; cb++) {
-      const int co0 = cb * COB;
-      floatV acc[DRB][COB];
+    const int ci1 = min(ci0 + CICH, Cin);
+    for (int cb = 0; cb < ncb; cb++)
+      for (int rowblk = g0; rowblk < g1; rowblk++) { // a weight slice is read once for all the row blocks
+        const int oz = rowblk / nrb, oy0 = (rowblk % nrb) * DRB, co0 = cb * COB;
+        // whether a whole-vector load of this block can reach before or past the buffer: the first
+        // element before its first row, the last after its last row (rows and planes clamped into the input)
+        const int iy_lo = max(oy0 - PY, 0), iy_hi = min(oy0 - PY + ROWS_IN - 1, Y - 1);
+        const int iz_lo = max(oz * SZ - PZ, 0), iz_hi = min(oz * SZ - PZ + KZ - 1, Z - 1);
+        const size_t lo = (size_t)n * Cin * plane + ((size_t)iz_lo * Y + iy_lo) * X + ox0;
+        const size_t hi = ((size_t)n * Cin + Cin - 1) * plane + ((size_t)iz_hi * Y + iy_hi) * X + ox0 + VX + 1;
+        // only input channel 0 can reach before the buffer, and only the last channels past it (the last
+        // one unless planes are tiny): those take the lane-by-lane loads, the others whole vectors
+        const int tail = channels_past_end(hi, total, plane, Cin);
+        const int c0 = lo < 1, c1 = max(Cin - tail, c0), u0 = max(ci0, c0), u1 = min(ci1, c1);
+        __global float *yn = y + (size_t)n * Cout * OS + ((size_t)oz * OY + oy0) * OX + ox0;
+        floatV acc[DRB][COB];
 #pragma unroll
-      for (int j = 0; j < COB; j++) {
-        const floatV bj = (floatV)(has_bias ? b[min(co0 + j, Cout - 1)] : 0.0f);
+        for (int j = 0; j < COB; j++) {
+          const floatV bj = (floatV)(has_bias ? b[min(co0 + j, Cout - 1)] : 0.0f);
+#pragma unroll
+          for (int q = 0; q < DRB; q++) {
+            const int live = co0 + j < Cout && oy0 + q < OY;
+            acc[q][j] = ci0 == 0 || !live ? bj : load_lanes(yn + (size_t)(co0 + j) * OS + q * OX, nx);
+          }
+        }
+        __global const float *wb = wp + (size_t)cb * Cin * KV * COB;
+        if (u0 < u1) rows_accumulate(acc, xn, wb, zr, u0, u1, Z, Y, X, oz, oy0, ox0, 0);
+        if (ci0 < c0) rows_accumulate(acc, xn, wb, zr, 0, 1, Z, Y, X, oz, oy0, ox0, 1);
+        if (ci1 > c1) rows_accumulate(acc, xn, wb, zr, max(ci0, c1), ci1, Z, Y, X, oz, oy0, ox0, 1);
 #pragma unroll
         for (int q = 0; q < DRB; q++) {
-          const int live = co0 + j < Cout && oy0 + q < OY;
-          acc[q][j] = ci0 == 0 || !live ? bj : load_lanes(yn + (size_t)(co0 + j) * OS + q * OX, nx);
+          if (oy0 + q >= OY) continue;
+#pragma unroll
+          for (int j = 0; j < COB; j++)
+            if (co0 + j < Cout) store_lanes(yn + (size_t)(co0 + j) * OS + q * OX, acc[q][j], nx);
         }
       }
-      __global const float *wb = wp + (size_t)cb * Cin * KV * COB;
-      if (u0 < u1) rows_accumulate(acc, xn, wb, zr, u0, u1, Z, Y, X, oz, oy0, ox0, 0);
-      if (ci0 < c0) rows_accumulate(acc, xn, wb, zr, 0, 1, Z, Y, X, oz, oy0, ox0, 1);
-      if (ci1 > c1) rows_accumulate(acc, xn, wb, zr, max(ci0, c1), ci1, Z, Y, X, oz, oy0, ox0, 1);
-#pragma unroll
-      for (int q = 0; q < DRB; q++) {
-        if (oy0 + q >= OY) continue;
-#pragma unroll
-        for (int j = 0; j < COB; j++)
-          if (co0 + j < Cout) store_lanes(yn + (size_t)(co0 + j) * OS + q * OX, acc[q][j], nx);
-      }
-    }
   }
 }
 #endif
