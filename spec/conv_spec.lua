@@ -102,11 +102,11 @@ local function check_case(c, transposed)
   close(db1, lunet.tensor(one_b, { shape = { c.cout }, dtype = "f64" }), name .. " accumulated bias")
 end
 
--- Runs every (non-transposed) case with each setting of a kernel switch such as conv.set_fwd.
-local function check_each_mode(set, modes, cases)
+-- Runs every case (transposed convs if `transposed`) with each setting of a kernel switch such as conv.set_fwd.
+local function check_each_mode(set, modes, cases, transposed)
   for _, mode in ipairs(modes) do
     set(mode)
-    for _, c in ipairs(cases) do check_case(c, false) end
+    for _, c in ipairs(cases) do check_case(c, transposed or false) end
   end
 end
 
@@ -165,6 +165,7 @@ describe("conv", function()
     conv.set_wgrad(nil)
     conv.set_fwd(nil)
     conv.set_dgrad(nil)
+    conv.set_convT_dgrad(nil)
   end)
 
   it("computes output shapes and flops as nnU-Net's same-padded conv", function()
@@ -252,6 +253,20 @@ describe("conv", function()
     -- the phases with their channel blocks as the slowest work-item index (weights over 2 MB)
     conv.set_dgrad("phases", 1)
     for _, c in ipairs(cases) do check_case(c, false) end
+  end)
+
+  it("runs transposed conv backward data on convT_dgrad and as a strided conv alike", function()
+    -- rows of >= 8 dx positions: 16-position blocks (2 dy vectors) with a partial last one, 8-position
+    -- blocks (one dy vector, rows 8-15 wide), stride 1 along x (16 lanes, no pair sums), 2 kernel planes,
+    -- dx channel counts off the 4- and 2-channel blocks and below them, odd dx heights (1-row blocks)
+    local cases = {
+      { n = 2, cin = 9, cout = 5, x = { 4, 20 }, stride = { 2, 2 } },
+      { n = 1, cin = 6, cout = 3, x = { 3, 2, 9 }, stride = { 2, 2, 2 } },
+      { n = 2, cin = 5, cout = 4, x = { 2, 5, 17 }, stride = { 1, 2, 1 } },
+      { n = 1, cin = 3, cout = 7, x = { 3, 12 }, stride = { 2, 2 } },
+      { n = 2, cin = 7, cout = 2, x = { 2, 4, 33 }, stride = { 1, 2, 2 } },
+    }
+    check_each_mode(conv.set_convT_dgrad, { "lanes", "conv" }, cases, true)
   end)
 
   it("matches the reference on the im2col + GEMM path (whole-sample batched tiles)", function()

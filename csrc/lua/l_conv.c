@@ -359,6 +359,13 @@ static int l_set_dgrad(lua_State *L) {
   return 0;
 }
 
+/* set_convT_dgrad("lanes" | "conv" | nil): transposed conv backward data on convT_dgrad or as a strided
+ * conv on the direct kernel ($LUNET_CONVT_DGRAD). */
+static int l_set_convT_dgrad(lua_State *L) {
+  set_switch(L, "set_convT_dgrad", "LUNET_CONVT_DGRAD", "lanes", "conv");
+  return 0;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
@@ -367,7 +374,7 @@ int lu_open_conv(lua_State *L) {
     {"ref_fwd", l_ref_fwd}, {"ref_bwd_data", l_ref_bwd_data}, {"ref_bwd_weight", l_ref_bwd_weight},
     {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo},
     {"set_wgrad", l_set_wgrad}, {"set_fwd", l_set_fwd},
-    {"set_dgrad", l_set_dgrad}, {NULL, NULL}};
+    {"set_dgrad", l_set_dgrad}, {"set_convT_dgrad", l_set_convT_dgrad}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

@@ -46,3 +46,146 @@ __kernel void transpose(__global float *restrict wt, __global const float *restr
   const int m = get_global_id(0), ci = get_global_id(1);
   wt[(size_t)m * Cin + ci] = w[(size_t)ci * M + m];
 }
+
+// ---- backward data on CPUs, without shuffles ----
+// dx[ci, z, y, x] = sum over co and taps (a, b, c) of w[ci, co, a, b, c] dy[co, SZ z + a, SY y + b, SX x + c]
+// (kernel == stride: each dy value feeds one dx value). A work-item computes DRB dx rows x DXW positions
+// for COB channels. It loads dy rows whole, NV vectors of 16 consecutive values, and multiplies each by
+// the SX taps of a kernel row repeated across the lanes (for SX = 2 one 64-bit broadcast of the tap
+// pair, which sits contiguously in w), so lane l of an accumulator collects dy column SX x0 + l; the SX
+// adjacent lanes of a dx position are summed once, at the store. (As a strided conv on the x-vector
+// kernel, each tap took a double-width load split into even and odd lanes and 16 weight broadcasts
+// per 16 FMAs.)
+#if defined(__x86_64__)
+#define SCHED_BARRIER() __asm__ volatile("" ::: "memory") // a compiler-only barrier
+#else
+#define SCHED_BARRIER()
+#endif
+#ifndef COB
+#define COB 4
+#endif
+#ifndef NV
+#define NV 2
+#endif
+#ifndef DRB
+#define DRB 2
+#endif
+#define DXW (16 * NV / SX) // dx positions per work-item row
+
+// The first n (< 16) values at p, the rest zero.
+inline float16 dgrad_part16(__global const float *p, const int n) {
+  float t[16];
+  for (int l = 0; l < 16; l++) t[l] = l < n ? p[l] : 0.0f;
+  return vload16(0, t);
+}
+
+// The first n lanes of v to p (none for n <= 0).
+inline void store16_part(__global float *p, const float16 v, const int n) {
+  if (n >= 16) {
+    vstore16(v, 0, p);
+    return;
+  }
+  float t[16];
+  vstore16(v, 0, t);
+  for (int l = 0; l < n; l++) p[l] = t[l];
+}
+
+// The SX taps w[0 .. SX - 1] repeated across 16 lanes.
+inline float16 tap_lanes(__global const float *w) {
+#if SX == 2
+  return as_float16((ulong8)(*(__global const ulong *)w));
+#else
+  return (float16)(*w);
+#endif
+}
+
+// One work-item's accumulation over all dy channels; full: every dy vector lies whole in its row.
+__attribute__((always_inline)) inline void dgradT_accumulate(float16 acc[DRB][COB][NV], __global const float *dyn,
+                                                             __global const float *wb, const int Cout,
+                                                             const size_t OS, const int OY, const int OX,
+                                                             const int ndy, const int full) {
+  for (int co = 0; co < Cout; co++) {
+    __global const float *dyc = dyn + (size_t)co * OS;
+    __global const float *wc = wb + (size_t)co * KV;
+#pragma unroll
+    for (int a = 0; a < SZ; a++)
+#pragma unroll
+      for (int b = 0; b < SY; b++) {
+        // each kernel row's loads next to its FMAs (dy and w are not restrict, so that LLVM keeps the
+        // loads below this barrier: hoisted to the top of the channel, they spilled 4 accumulators)
+        SCHED_BARRIER();
+        float16 v[DRB][NV];
+#pragma unroll
+        for (int q = 0; q < DRB; q++)
+#pragma unroll
+          for (int u = 0; u < NV; u++) {
+            __global const float *p = dyc + ((size_t)a * OY + q * SY + b) * OX + 16 * u;
+            v[q][u] = full ? vload16(0, p) : dgrad_part16(p, ndy - 16 * u);
+          }
+#pragma unroll
+        for (int j = 0; j < COB; j++) {
+          const float16 wv = tap_lanes(wc + (size_t)j * Cout * KV + (a * SY + b) * SX);
+#pragma unroll
+          for (int q = 0; q < DRB; q++)
+#pragma unroll
+            for (int u = 0; u < NV; u++) acc[q][j][u] = fma(v[q][u], wv, acc[q][j][u]);
+        }
+      }
+  }
+}
+
+// dy (N, Cout, Z SZ, Y SY, X SX), w (Cin, Cout, SZ, SY, SX), dx (N, Cin, Z, Y, X); Cin >= COB, Y a multiple of DRB.
+// global: (ceil(X / DXW) * ceil(Cin / COB), Z * Y / DRB, N). (With the channel block as the slowest
+// index, the big-weight layers read their weights from cache but dy from farther: 0.5-1.1x.)
+__kernel void convT_dgrad(__global const float *dy, __global const float *w, __global float *dx, const int Cin,
+                          const int Cout, const int Z, const int Y, const int X) {
+  const int ncb = (Cin + COB - 1) / COB, nxb = (X + DXW - 1) / DXW, nrb = (Y + DRB - 1) / DRB;
+  // channel blocks fastest: consecutive work-items read the same dy rows
+  const int xb = get_global_id(0) / ncb, cb = get_global_id(0) % ncb, rowblk = get_global_id(1),
+            n = get_global_id(2);
+  const int x0 = xb * DXW, nx = min(DXW, X - x0), z = rowblk / nrb, y0 = (rowblk % nrb) * DRB;
+  const int OY = Y * SY, OX = X * SX;
+  const size_t OS = (size_t)Z * SZ * OY * OX, S = (size_t)Z * Y * X;
+  float16 acc[DRB][COB][NV];
+#pragma unroll
+  for (int q = 0; q < DRB; q++)
+#pragma unroll
+    for (int j = 0; j < COB; j++)
+#pragma unroll
+      for (int u = 0; u < NV; u++) acc[q][j][u] = (float16)(0.0f);
+  __global const float *dyn = dy + (size_t)n * Cout * OS + ((size_t)z * SZ * OY + (size_t)y0 * SY) * OX + x0 * SX;
+  // a partial last block starts COB channels before Cin (Cin >= COB): its first channels, the previous
+  // block's, are computed again but not stored
+  const int c0 = min(cb * COB, Cin - COB);
+  __global const float *wb = w + (size_t)c0 * Cout * KV;
+  const int ndy = nx * SX;
+  if (nx == DXW)
+    dgradT_accumulate(acc, dyn, wb, Cout, OS, OY, OX, ndy, 1);
+  else
+    dgradT_accumulate(acc, dyn, wb, Cout, OS, OY, OX, ndy, 0);
+  __global float *dxn = dx + (size_t)n * Cin * S + ((size_t)z * Y + y0) * X + x0;
+#pragma unroll
+  for (int q = 0; q < DRB; q++) {
+#pragma unroll
+    for (int j = 0; j < COB; j++) {
+      const int ci = c0 + j;
+      if (ci < cb * COB) continue;
+      __global float *dst = dxn + (size_t)ci * S + (size_t)q * X;
+#if SX == 2 && NV == 2
+      store16_part(dst, (float16)(acc[q][j][0].even + acc[q][j][0].odd, acc[q][j][1].even + acc[q][j][1].odd), nx);
+#elif SX == 2
+      const float8 o = acc[q][j][0].even + acc[q][j][0].odd;
+      if (nx >= 8) {
+        vstore8(o, 0, dst);
+      } else {
+        float t[8];
+        vstore8(o, 0, t);
+        for (int l = 0; l < nx; l++) dst[l] = t[l];
+      }
+#else
+#pragma unroll
+      for (int u = 0; u < NV; u++) store16_part(dst + 16 * u, acc[q][j][u], nx - 16 * u);
+#endif
+    }
+  }
+}
