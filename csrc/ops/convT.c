@@ -116,7 +116,7 @@ static int env_int(const char *name, int dflt) {
 /* Backward data on CPUs by convT_dgrad (convT.cl): dy rows read whole, each multiplied by the kernel
  * row's taps repeated across the lanes, no shuffles in the loop. Against the strided conv on the direct
  * kernel (in-process A/B): 2-D 128^2 64 > 32 ... 8^2 512 > 512 1.13-1.5x, 3-D 32^3 64 > 32 1.48x, 16^3
- * and 8^3 1.07-1.14x. For rows of >= 8 dx positions along a stride-2 x axis (>= 16 along a stride-1
+X along a stride-2 x axis (>= 16 along a stride-1
  * one); $LUNET_CONVT_DGRAD=0 (conv.set_convT_dgrad("conv")) keeps the direct kernel. */
 static int convT_dgrad_applies(const lu_conv_geom *g, const lu_device *dev) {
   if (!dev->is_cpu || g->kv == 1 || !env_int("LUNET_CONVT_DGRAD", 1)) return 0;
@@ -126,11 +126,13 @@ static int convT_dgrad_applies(const lu_conv_geom *g, const lu_device *dev) {
 static lu_status run_convT_dgrad(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;
   /* 4 channels x 2 rows x 2 vectors (16 accumulators) in 2-D; with 2 kernel planes, whose loads LLVM
-   * issues all at once, 2 channels (3-D 32^3 64 > 32: 1.48x the direct kernel, 4 channels 1.0x) */
-  int cob = env_int("LUNET_CONVT_DGRAD_COB", g->s[0] == 2 ? 2 : 4), drb = env_int("LUNET_CONVT_DGRAD_DRB", 2);
+   * issues all at once, 8 accumulators: 4 channels x 1 row x 2 vectors, or x 2 rows of one vector (3-D
+   * 32^3 64 > 32 with 16: 1.0x the direct kernel, with 8: 1.48x; 8^3 256 > 128 2 x 2 rows x 1 vector
+   * against 4 x 2 x 1: 0.7x) */
+  int nv = g->s[2] == 2 ? (g->X >= 16 ? 2 : 1) : 1, dxw = 16 * nv / g->s[2];
+  int cob = env_int("LUNET_CONVT_DGRAD_COB", 4), drb = env_int("LUNET_CONVT_DGRAD_DRB", g->s[0] == 2 && nv == 2 ? 1 : 2);
   if (cob > g->Cin) cob = g->Cin;
   if (g->Y % drb) drb = 1; /* the kernel computes whole row blocks */
-  int nv = g->s[2] == 2 ? (g->X >= 16 ? 2 : 1) : 1, dxw = 16 * nv / g->s[2];
   char opts[160];
   snprintf(opts, sizeof opts, "-DSZ=%d -DSY=%d -DSX=%d -DCOB=%d -DNV=%d -DDRB=%d", g->s[0], g->s[1], g->s[2], cob, nv,
            drb);
