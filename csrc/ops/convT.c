@@ -117,7 +117,8 @@ static int env_int(const char *name, int dflt) {
  * row's taps repeated across the lanes, no shuffles in the loop. Against the strided conv on the direct
  * kernel (in-process A/B): 2-D 128^2 64 > 32 ... 8^2 512 > 512 1.13-1.5x, 3-D 32^3 64 > 32 1.65-1.81x,
  * 16^3 128 > 64 1.13-1.17x, 8^3 256 > 128 1.46-1.53x. For rows of >= 8 dx positions along a stride-2 x
- * axis (>= 16 along a stride-1 one); $LUNET_CONVT_DGRAD=0 (conv.set_convT_dgrad("conv")) keeps the direct kernel. */
+ * axis (>= 16 along a stride-1 one); $LUNET_CONVT_DGRAD=0 (conv.set_convT_dgrad("conv")) keeps the
+ * direct kernel. */
 static int convT_dgrad_applies(const lu_conv_geom *g, const lu_device *dev) {
   if (!dev->is_cpu || g->kv == 1 || !env_int("LUNET_CONVT_DGRAD", 1)) return 0;
   return g->X >= (g->s[2] == 2 ? 8 : 16);
