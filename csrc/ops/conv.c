@@ -438,16 +438,30 @@ static int cvec_positions(const lu_device *dev, int ox, int cout) {
   return cvec_block(ox);
 }
 
+/* What run_direct computes; the value is also pack_weights' `flip` argument, except for
+ * DIRECT_BWD_DATA_STRIDED, which packs like DIRECT_CONVT (unflipped, channels swapped). */
+enum {
+  DIRECT_CONV = 0,            /* conv_direct / conv_cvec; w (Cout, Cin, k...) */
+  DIRECT_BWD_DATA = 1,        /* stride-1 backward data as a conv of dy: w (Cin', Cout', k...) flipped */
+  DIRECT_CONVT = 2,           /* transposed conv forward, k = s: convT_cvec; w (Cin, Cout, k...) */
+  DIRECT_BWD_DATA_STRIDED = 3 /* strided backward data: dgrad_cvec; w (Cin', Cout', k...) */
+};
+
 /* conv_rows instead of conv_direct: on CPUs, for x-vectors of 16 lanes along rows of 3 taps, pad 1,
  * stride 1 in x and y (two output rows share each weight broadcast), when the kernel has 3 taps along z
- * or the pass has >= 128 input channels. Single layers, forward, one process alternating (best-of /
- * median ratios over 4-9 rounds): 3-D 64^3 32 ch 1.21-1.25x, 32^3 64 ch 1.0-1.27x, 16^3 128 ch 1.10x
- * (backward data 1.07-1.20x); 2-D 64x64 128 ch 1.07-1.13x, 128x128 128 > 64 ch 1.09-1.15x, but 2-D with
- * 32-64 input channels 0.92-0.96x (per work-item, the channel loop is short against the fixed costs).
- * $LUNET_CONV_ROWS: 1 wherever the geometry allows, 0 never (conv.set_fwd). */
-static int rows_apply(const lu_device *dev, int Cin, const int *k, const int *s, const int *p, int vx) {
+ * or the pass has >= 32 input channels (forward; backward data >= 64) and >= 16 output channels. Single
+ * layers, forward, one process alternating (best-of / median ratios over 4-9 rounds): 3-D 64^3 32 ch
+ * 1.21-1.25x, 32^3 64 ch 1.0-1.27x, 16^3 128 ch 1.10x (backward data 1.07-1.20x); 2-D 64x64 128 ch
+ * 1.07-1.13x, 128x128 128 > 64 ch 1.09-1.15x. 2-D layers with 32-64 input channels lost (0.92-0.96x)
+ * until conv_rows swept its channel blocks per chunk; in the ninth session they gained: forward 256^2
+ * 32 > 32 1.19-1.29x, 128^2 64 > 64 1.09-1.30x, 256^2 64 > 32 1.01-1.27x, backward data from 64 dy
+ * channels 1.14-1.44x, from 32 still 0.8-0.98x. $LUNET_CONV_ROWS: 1 wherever the geometry allows, 0
+ * never (conv.set_fwd). */
+static int rows_apply(const lu_device *dev, int Cin, int Cout, const int *k, const int *s, const int *p, int vx,
+                      int mode) {
   if (!dev->is_cpu || vx != 16 || k[2] != 3 || p[2] != 1 || p[1] != k[1] / 2 || s[2] != 1 || s[1] != 1) return 0;
-  return env_int("LUNET_CONV_ROWS", k[0] == 3 || Cin >= 128) != 0;
+  int min_cin = mode == DIRECT_CONV ? 32 : 64;
+  return env_int("LUNET_CONV_ROWS", k[0] == 3 || (Cin >= min_cin && Cout >= 16)) != 0;
 }
 
 /* conv_rows' row blocks per work-item: with weights over 2 MB (an L2 of this machine) 8, so that each
@@ -462,15 +476,6 @@ static int rows_group(const lu_device *dev, int N, int Cin, int Cout, int blocks
   while (g > 1 && ((size_t)blocks + g - 1) / g * xblocks * N < cu) g /= 2;
   return g;
 }
-
-/* What run_direct computes; the value is also pack_weights' `flip` argument, except for
- * DIRECT_BWD_DATA_STRIDED, which packs like DIRECT_CONVT (unflipped, channels swapped). */
-enum {
-  DIRECT_CONV = 0,            /* conv_direct / conv_cvec; w (Cout, Cin, k...) */
-  DIRECT_BWD_DATA = 1,        /* stride-1 backward data as a conv of dy: w (Cin', Cout', k...) flipped */
-  DIRECT_CONVT = 2,           /* transposed conv forward, k = s: convT_cvec; w (Cin, Cout, k...) */
-  DIRECT_BWD_DATA_STRIDED = 3 /* strided backward data: dgrad_cvec; w (Cin', Cout', k...) */
-};
 
 /* A zero-padded copy (pad_input) of x (N, C, Z, Y, X) with extents (Zp, Yp, Xp): the input is at
  * offset (PZ, PY, PX) of the build options opts. *out is a pool buffer of *bytes bytes. */
@@ -539,7 +544,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   int vx = pick_vx_cap(OX, t.vx), pb = cvec_positions(dev, OX, Cout);
   if (mode >= DIRECT_CONVT) pb = OX < 8 ? OX : 8; /* convT_cvec / dgrad_cvec, any row width */
   if (mode == DIRECT_CONVT && pb % k[2]) pb -= pb % k[2]; /* convT_cvec: blocks start on a tap-0 position */
-  int rows = !pb && mode <= DIRECT_BWD_DATA && rows_apply(dev, Cin, k, s, p, vx);
+  int rows = !pb && mode <= DIRECT_BWD_DATA && rows_apply(dev, Cin, Cout, k, s, p, vx, mode);
   if (pb) t.cob = 16; /* the channel-vector kernels: 16 output channels in the lanes */
   if (rows) t.cob = env_int("LUNET_CONV_ROWS_COB", 8); /* conv_rows: 2 rows x 8 channels */
   int cob = t.cob;
