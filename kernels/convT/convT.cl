@@ -56,11 +56,6 @@ __kernel void transpose(__global float *restrict wt, __global const float *restr
 // adjacent lanes of a dx position are summed once, at the store. (As a strided conv on the x-vector
 // kernel, each tap took a double-width load split into even and odd lanes and 16 weight broadcasts
 // per 16 FMAs.)
-#if defined(__x86_64__)
-#define SCHED_BARRIER() __asm__ volatile("" ::: "memory") // a compiler-only barrier
-#else
-#define SCHED_BARRIER()
-#endif
 #ifndef COB
 #define COB 4
 #endif
@@ -90,7 +85,7 @@ inline void store16_part(__global float *p, const float16 v, const int n) {
   for (int l = 0; l < n; l++) p[l] = t[l];
 }
 
-// The SX taps w[0 .. SX - 1] repeated across 16 lanes.
+// The SX taps w[0 .. SX - 1] repeated across 16 lanes (SX = 2: w is 8-byte aligned, as KV is even).
 inline float16 tap_lanes(__global const float *w) {
 #if SX == 2
   return as_float16((ulong8)(*(__global const ulong *)w));
@@ -111,9 +106,9 @@ __attribute__((always_inline)) inline void dgradT_accumulate(float16 acc[DRB][CO
     for (int a = 0; a < SZ; a++)
 #pragma unroll
       for (int b = 0; b < SY; b++) {
-        // each kernel row's loads next to its FMAs (dy and w are not restrict, so that LLVM keeps the
-        // loads below this barrier: hoisted to the top of the channel, they spilled 4 accumulators)
-        SCHED_BARRIER();
+        // LLVM issues every kernel row's loads at the top of the channel (2-D: 8 dy vectors and 8 tap
+        // pairs beside 16 accumulators, 4 of which spill); a compiler barrier per row, the row loop
+        // outermost or not unrolled, or addresses offset by an opaque zero did not help (docs/ops.md)
         float16 v[DRB][NV];
 #pragma unroll
         for (int q = 0; q < DRB; q++)
@@ -134,11 +129,13 @@ __attribute__((always_inline)) inline void dgradT_accumulate(float16 acc[DRB][CO
   }
 }
 
-// dy (N, Cout, Z SZ, Y SY, X SX), w (Cin, Cout, SZ, SY, SX), dx (N, Cin, Z, Y, X); Cin >= COB, Y a multiple of DRB.
+// dy (N, Cout, Z SZ, Y SY, X SX), w (Cin, Cout, SZ, SY, SX), dx (N, Cin, Z, Y, X); Cin >= COB, Y a
+// multiple of DRB, NV = 1 when SX = 1.
 // global: (ceil(X / DXW) * ceil(Cin / COB), Z * Y / DRB, N). (With the channel block as the slowest
 // index, the big-weight layers read their weights from cache but dy from farther: 0.5-1.1x.)
-__kernel void convT_dgrad(__global const float *dy, __global const float *w, __global float *dx, const int Cin,
-                          const int Cout, const int Z, const int Y, const int X) {
+__kernel void convT_dgrad(__global const float *restrict dy, __global const float *restrict w,
+                          __global float *restrict dx, const int Cin, const int Cout, const int Z, const int Y,
+                          const int X) {
   const int ncb = (Cin + COB - 1) / COB, nxb = (X + DXW - 1) / DXW, nrb = (Y + DRB - 1) / DRB;
   // channel blocks fastest: consecutive work-items read the same dy rows
   const int xb = get_global_id(0) / ncb, cb = get_global_id(0) % ncb, rowblk = get_global_id(1),
