@@ -339,14 +339,16 @@ static int l_set_wgrad(lua_State *L) {
   return 0;
 }
 
-/* set_fwd("rows" | "direct" | nil [, chunk [, group]]): stride-1, 3-tap convolutions and their backward
- * data on conv_rows or conv_direct ($LUNET_CONV_ROWS) and, with chunk, conv_rows' input channels per
- * sweep over the channel blocks ($LUNET_CONV_CICH), with group its row blocks per work-item
- * ($LUNET_CONV_RGRP). */
+/* set_fwd("rows" | "direct" | nil [, chunk [, group [, in_place]]]): stride-1, 3-tap convolutions and
+ * their backward data on conv_rows or conv_direct ($LUNET_CONV_ROWS) and, with chunk, conv_rows' input
+ * channels per sweep over the channel blocks ($LUNET_CONV_CICH), with group its row blocks per
+ * work-item ($LUNET_CONV_RGRP), with in_place 1 / 0 its forward weights read in place or packed
+ * ($LUNET_CONV_WDIRECT). */
 static int l_set_fwd(lua_State *L) {
   set_switch(L, "set_fwd", "LUNET_CONV_ROWS", "rows", "direct");
   set_count(L, 2, "LUNET_CONV_CICH");
   set_count(L, 3, "LUNET_CONV_RGRP");
+  set_count(L, 4, "LUNET_CONV_WDIRECT");
   return 0;
 }
 

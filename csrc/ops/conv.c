@@ -551,6 +551,12 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
   int rb = 1, order = 0, rgrp = 1;
+  /* conv_rows forwards over <= 1024 positions (N OZ OY OX) read w in place: its weights are scalar
+   * broadcasts either way, and there packing cost ~8% of the time (2-D 16^2 512 > 512 and 1024 > 512:
+   * 1.08-1.30x in place). Over more positions the packing weighs less than the scattered reads (32^2
+   * 1.0x, 128^2 64 ch and 3-D 0.85-0.95x). */
+  int wdirect = rows && mode == DIRECT_CONV && Cout >= cob &&
+                env_int("LUNET_CONV_WDIRECT", (size_t)N * OZ * OY * OX <= 1024) != 0;
   if (pb && mode <= DIRECT_BWD_DATA) { /* conv_cvec: rows of pb positions up to 16 accumulators */
     pb = env_int("LUNET_CONV_PB", pb);
     rb = env_int("LUNET_CONV_RB", 16 / pb < 1 ? 1 : (16 / pb > OY ? OY : 16 / pb));
@@ -569,7 +575,8 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   if (rows) {
     rb = env_int("LUNET_CONV_DRB", 2);
     rgrp = env_int("LUNET_CONV_RGRP", rows_group(dev, N, Cin, Cout, OZ * ((OY + rb - 1) / rb), (OX + vx - 1) / vx, k));
-    opts_add(opts, sizeof opts, " -DDRB=%d -DCICH=%d -DRGRP=%d", rb, env_int("LUNET_CONV_CICH", 64), rgrp);
+    opts_add(opts, sizeof opts, " -DDRB=%d -DCICH=%d -DRGRP=%d -DWDIRECT=%d", rb, env_int("LUNET_CONV_CICH", 64),
+             rgrp, wdirect);
   }
   const char *kname = mode == DIRECT_CONVT              ? "convT_cvec"
                       : mode == DIRECT_BWD_DATA_STRIDED ? "dgrad_cvec"
@@ -581,9 +588,9 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   cl_kernel kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &kk));
   int ncb = (Cout + cob - 1) / cob;
-  cl_mem wp;
-  size_t wbytes;
-  LU_TRY(pack_blocks(dev, opts, w, Cin, Cout, cob, (size_t)k[0] * k[1] * k[2], flip, &wp, &wbytes));
+  cl_mem wp = w;
+  size_t wbytes = 0;
+  if (!wdirect) LU_TRY(pack_blocks(dev, opts, w, Cin, Cout, cob, (size_t)k[0] * k[1] * k[2], flip, &wp, &wbytes));
   lu_status st = LU_OK;
   cl_mem mb = b ? b->buf : w;
   int hb = b != NULL;
@@ -626,7 +633,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, use_lo ? lo : NULL, kname);
   if (zrow) lu_buffer_release(dev, zrow, zrow_bytes);
   if (xpad) lu_buffer_release(dev, xpad, xpad_bytes);
-  lu_buffer_release(dev, wp, wbytes);
+  if (!wdirect) lu_buffer_release(dev, wp, wbytes);
   return st;
 }
 

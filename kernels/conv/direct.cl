@@ -315,11 +315,22 @@ inline int rows_loads(const int bb, const int r) { return bb == max(r - DRB + 1,
 #define ROWS_IN (DRB + KY - 1) // input rows of a block
 
 // The accumulation of one work-item over input channels ci0 .. ci1 - 1 (inlined twice: safe = 0, 1).
+#ifndef WDIRECT
+#define WDIRECT 0 // conv_rows: weights read in place from w (Cout, Cin, k...), not packed
+#endif
+#if WDIRECT
+// weight of tap t, block channel j, for the channel at wc: channel j's weights lie wstride floats apart
+#define ROWS_W(wc, t, j) (wc)[(size_t)(j) * wstride + (t)]
+#define ROWS_WCH KV
+#else
+#define ROWS_W(wc, t, j) (wc)[(t) * COB + (j)]
+#define ROWS_WCH (KV * COB)
+#endif
 __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB], __global const float *xn,
                                                            __global const float *wb, __global const float *zr,
                                                            const int ci0, const int ci1, const int Z, const int Y,
                                                            const int X, const int oz, const int oy0, const int ox0,
-                                                           const int safe) {
+                                                           const size_t wstride, const int safe) {
   const size_t plane = (size_t)Z * Y * X;
   const intV lane = LANES + (intV)(ox0);
   const intV m0 = lane >= 1, m2 = lane + 1 < X;
@@ -338,8 +349,8 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
       rp[r] = inside ? xn + (size_t)ci0 * plane + zofs + (size_t)iy * X + ox0 : zr;
       rstep[r] = inside ? plane : 0;
     }
-    __global const float *wc = wb + ((size_t)ci0 * KV + a * KY * KX) * COB;
-    for (int ci = ci0; ci < ci1; ci++, wc += KV * COB) {
+    __global const float *wc = wb + (size_t)ci0 * ROWS_WCH + a * KY * KX * (ROWS_WCH / KV);
+    for (int ci = ci0; ci < ci1; ci++, wc += ROWS_WCH) {
       floatV v[ROWS_IN][3]; // the block's input rows, 3 taps each
 #pragma unroll
       for (int bb = 0; bb < KY; bb++) {
@@ -351,10 +362,9 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
         }
 #pragma unroll
         for (int c = 0; c < 3; c++) {
-          __global const float *wt = wc + (bb * KX + c) * COB;
 #pragma unroll
           for (int j = 0; j < COB; j++) {
-            const floatV wj = (floatV)(wt[j]);
+            const floatV wj = (floatV)(ROWS_W(wc, bb * KX + c, j));
 #pragma unroll
             for (int q = 0; q < DRB; q++) acc[q][j] = fma(v[q + bb][c], wj, acc[q][j]);
           }
@@ -395,7 +405,14 @@ __kernel void conv_rows(__global const float *restrict x, __global const float *
     const int ci1 = min(ci0 + CICH, Cin);
     for (int cb = 0; cb < ncb; cb++)
       for (int rowblk = g0; rowblk < g1; rowblk++) { // a weight slice is read once for all the row blocks
-        const int oz = rowblk / nrb, oy0 = (rowblk % nrb) * DRB, co0 = cb * COB;
+        const int oz = rowblk / nrb, oy0 = (rowblk % nrb) * DRB;
+#if WDIRECT
+        // a partial last block starts COB channels before Cout (Cout >= COB): its first channels, the
+        // previous block's, are computed again but not stored
+        const int co0 = min(cb * COB, Cout - COB);
+#else
+        const int co0 = cb * COB;
+#endif
         // whether a whole-vector load of this block can reach before or past the buffer: the first
         // element before its first row, the last after its last row (rows and planes clamped into the input)
         const int iy_lo = max(oy0 - PY, 0), iy_hi = min(oy0 - PY + ROWS_IN - 1, Y - 1);
@@ -417,16 +434,22 @@ __kernel void conv_rows(__global const float *restrict x, __global const float *
             acc[q][j] = ci0 == 0 || !live ? bj : load_lanes(yn + (size_t)(co0 + j) * OS + q * OX, nx);
           }
         }
+        const size_t wstride = (size_t)Cin * KV;
+#if WDIRECT
+        __global const float *wb = wp + (size_t)co0 * wstride;
+#else
         __global const float *wb = wp + (size_t)cb * Cin * KV * COB;
-        if (u0 < u1) rows_accumulate(acc, xn, wb, zr, u0, u1, Z, Y, X, oz, oy0, ox0, 0);
-        if (ci0 < c0) rows_accumulate(acc, xn, wb, zr, 0, 1, Z, Y, X, oz, oy0, ox0, 1);
-        if (ci1 > c1) rows_accumulate(acc, xn, wb, zr, max(ci0, c1), ci1, Z, Y, X, oz, oy0, ox0, 1);
+#endif
+        if (u0 < u1) rows_accumulate(acc, xn, wb, zr, u0, u1, Z, Y, X, oz, oy0, ox0, wstride, 0);
+        if (ci0 < c0) rows_accumulate(acc, xn, wb, zr, 0, 1, Z, Y, X, oz, oy0, ox0, wstride, 1);
+        if (ci1 > c1) rows_accumulate(acc, xn, wb, zr, max(ci0, c1), ci1, Z, Y, X, oz, oy0, ox0, wstride, 1);
 #pragma unroll
         for (int q = 0; q < DRB; q++) {
           if (oy0 + q >= OY) continue;
 #pragma unroll
           for (int j = 0; j < COB; j++)
-            if (co0 + j < Cout) store_lanes(yn + (size_t)(co0 + j) * OS + q * OX, acc[q][j], nx);
+            if (co0 + j < Cout && co0 + j >= cb * COB)
+              store_lanes(yn + (size_t)(co0 + j) * OS + q * OX, acc[q][j], nx);
         }
       }
   }
