@@ -232,11 +232,13 @@ describe("conv", function()
     -- and in groups of 3 row blocks per work-item: groups across planes, a partial last group
     conv.set_fwd("rows", 2, 3)
     for _, c in ipairs(cases) do check_case(c, false) end
-    -- forward weights packed and read in place (a partial last channel block shifted back), whatever
-    -- the layer's size
+    -- weights packed and read in place (forward, and backward data flipped; a partial last channel
+    -- block shifted back), whatever the layer's size
     local blocks = {
       { n = 2, cin = 5, cout = 19, x = { 6, 17 }, k = { 3, 3 }, stride = { 1, 1 } },
       { n = 1, cin = 3, cout = 8, x = { 3, 4, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 2, cin = 11, cout = 9, x = { 5, 18 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 8, cout = 10, x = { 3, 3, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
     }
     for _, in_place in ipairs({ 0, 1 }) do
       conv.set_fwd("rows", 2, nil, in_place)

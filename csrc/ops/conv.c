@@ -551,12 +551,13 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
   int rb = 1, order = 0, rgrp = 1;
-  /* conv_rows forwards over <= 1024 positions (N OZ OY OX) read w in place: its weights are scalar
-   * broadcasts either way, and there packing cost ~8% of the time (2-D 16^2 512 > 512 and 1024 > 512:
-   * 1.08-1.30x in place). Over more positions the packing weighs less than the scattered reads (32^2
-   * 1.0x, 128^2 64 ch and 3-D 0.85-0.95x). */
-  int wdirect = rows && mode == DIRECT_CONV && Cout >= cob &&
-                env_int("LUNET_CONV_WDIRECT", (size_t)N * OZ * OY * OX <= 1024) != 0;
+  /* conv_rows over <= 1024 positions (N OZ OY OX) reads w in place (1: forward, 2: backward data,
+   * flipped): its weights are scalar broadcasts either way, and there packing cost ~8% of the time (2-D
+   * 16^2 512 > 512 and 1024 > 512 forward: 1.05-1.39x in place). Over more positions the packing weighs
+   * less than the scattered reads (32^2 1.0x, 128^2 64 ch and 3-D 0.85-0.95x). */
+  int wdirect = rows && Cout >= cob && env_int("LUNET_CONV_WDIRECT", (size_t)N * OZ * OY * OX <= 1024) != 0
+                    ? 1 + (mode == DIRECT_BWD_DATA)
+                    : 0;
   if (pb && mode <= DIRECT_BWD_DATA) { /* conv_cvec: rows of pb positions up to 16 accumulators */
     pb = env_int("LUNET_CONV_PB", pb);
     rb = env_int("LUNET_CONV_RB", 16 / pb < 1 ? 1 : (16 / pb > OY ? OY : 16 / pb));

@@ -316,12 +316,16 @@ inline int rows_loads(const int bb, const int r) { return bb == max(r - DRB + 1,
 
 // The accumulation of one work-item over input channels ci0 .. ci1 - 1 (inlined twice: safe = 0, 1).
 #ifndef WDIRECT
-#define WDIRECT 0 // conv_rows: weights read in place from w (Cout, Cin, k...), not packed
+#define WDIRECT 0 // conv_rows' weights: 0 packed, 1 in place (forward), 2 in place, flipped (backward data)
 #endif
-#if WDIRECT
-// weight of tap t, block channel j, for the channel at wc: channel j's weights lie wstride floats apart
+// The weight of tap t for block channel j and the input channel at wc, and wc's step per input channel
+// (wstride: the forward's Cin KV, the backward data's Cout KV)
+#if WDIRECT == 1 // w (Cout, Cin, k...): a block channel's weights lie wstride floats apart
 #define ROWS_W(wc, t, j) (wc)[(size_t)(j) * wstride + (t)]
 #define ROWS_WCH KV
+#elif WDIRECT == 2 // w (Cin, Cout, k...) of this pass, taps flipped
+#define ROWS_W(wc, t, j) (wc)[(j) * KV + KV - 1 - (t)]
+#define ROWS_WCH wstride
 #else
 #define ROWS_W(wc, t, j) (wc)[(t) * COB + (j)]
 #define ROWS_WCH (KV * COB)
@@ -349,7 +353,7 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
       rp[r] = inside ? xn + (size_t)ci0 * plane + zofs + (size_t)iy * X + ox0 : zr;
       rstep[r] = inside ? plane : 0;
     }
-    __global const float *wc = wb + (size_t)ci0 * ROWS_WCH + a * KY * KX * (ROWS_WCH / KV);
+    __global const float *wc = wb + (size_t)ci0 * ROWS_WCH;
     for (int ci = ci0; ci < ci1; ci++, wc += ROWS_WCH) {
       floatV v[ROWS_IN][3]; // the block's input rows, 3 taps each
 #pragma unroll
@@ -364,7 +368,7 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
         for (int c = 0; c < 3; c++) {
 #pragma unroll
           for (int j = 0; j < COB; j++) {
-            const floatV wj = (floatV)(ROWS_W(wc, bb * KX + c, j));
+            const floatV wj = (floatV)(ROWS_W(wc, (a * KY + bb) * KX + c, j));
 #pragma unroll
             for (int q = 0; q < DRB; q++) acc[q][j] = fma(v[q + bb][c], wj, acc[q][j]);
           }
@@ -434,10 +438,14 @@ __kernel void conv_rows(__global const float *restrict x, __global const float *
             acc[q][j] = ci0 == 0 || !live ? bj : load_lanes(yn + (size_t)(co0 + j) * OS + q * OX, nx);
           }
         }
+#if WDIRECT == 2
+        const size_t wstride = (size_t)Cout * KV;
+        __global const float *wb = wp + (size_t)co0 * KV;
+#elif WDIRECT
         const size_t wstride = (size_t)Cin * KV;
-#if WDIRECT
         __global const float *wb = wp + (size_t)co0 * wstride;
 #else
+        const size_t wstride = 0;
         __global const float *wb = wp + (size_t)cb * Cin * KV * COB;
 #endif
         if (u0 < u1) rows_accumulate(acc, xn, wb, zr, u0, u1, Z, Y, X, oz, oy0, ox0, wstride, 0);
