@@ -465,9 +465,9 @@ static int rows_apply(const lu_device *dev, int Cin, int Cout, const int *k, con
 }
 
 /* conv_rows' row blocks per work-item: with weights over 2 MB (an L2 of this machine) 8, so that each
- * chunk-and-channel-block slice of weights is read once from L2 for 8 row blocks (with one, each work-item
- * streamed all weights from L3: 2-D 16^2 1024 > 512 and 512 > 512, 32^2 512 > 256, forward and
- * backward data, 1.04-1.17x), but never fewer work-items than compute units. */
+ * chunk-and-channel-block slice of weights (18 KB) comes from L2 once and from L1 for the other 7 row
+ * blocks (with one, each work-item streamed all weights from L3: 2-D 16^2 1024 > 512 and 512 > 512, 32^2
+ * 512 > 256, forward and backward data, 1.04-1.17x), but never fewer work-items than compute units. */
 static int rows_group(const lu_device *dev, int N, int Cin, int Cout, int blocks, int xblocks, const int *k) {
   size_t wbytes = (size_t)Cin * Cout * k[0] * k[1] * k[2] * sizeof(float);
   if (wbytes <= (2u << 20)) return 1;
