@@ -370,7 +370,7 @@ static int use_direct(const lu_conv_geom *g, int pass) {
   return 1; /* direct measured faster on PoCL for every nnU-Net layer (bench/ops.lua) */
 }
 
-static int env_int(const char *name, int dflt) {
+int lu_conv_env_int(const char *name, int dflt) {
   const char *e = getenv(name);
   return e && *e ? atoi(e) : dflt;
 }
@@ -381,10 +381,10 @@ static conv_tunables tunables(const lu_device *dev) {
   conv_tunables t = dev->is_gpu ? (conv_tunables){LU_CONV_VX_GPU, LU_CONV_COB_GPU, LU_CONV_WGRAD_VX_GPU,
                                                   LU_CONV_COBW_GPU, LU_CONV_CIB, 1}
                                 : (conv_tunables){LU_CONV_VX, LU_CONV_COB, LU_CONV_WGRAD_VX, LU_CONV_COBW, LU_CONV_CIB, 1};
-  t.vx = env_int("LUNET_CONV_VX", t.vx);
-  t.cob = env_int("LUNET_CONV_COB", t.cob);
-  t.wgrad_vx = env_int("LUNET_CONV_WGRAD_VX", t.wgrad_vx);
-  t.cobw = env_int("LUNET_CONV_COBW", t.cobw);
+  t.vx = lu_conv_env_int("LUNET_CONV_VX", t.vx);
+  t.cob = lu_conv_env_int("LUNET_CONV_COB", t.cob);
+  t.wgrad_vx = lu_conv_env_int("LUNET_CONV_WGRAD_VX", t.wgrad_vx);
+  t.cobw = lu_conv_env_int("LUNET_CONV_COBW", t.cobw);
   if (t.cob < 1) t.cob = 1;
   if (t.cobw < 1) t.cobw = 1;
   return t;
@@ -461,7 +461,7 @@ static int rows_apply(const lu_device *dev, int Cin, int Cout, const int *k, con
                       int mode) {
   if (!dev->is_cpu || vx != 16 || k[2] != 3 || p[2] != 1 || p[1] != k[1] / 2 || s[2] != 1 || s[1] != 1) return 0;
   int min_cin = mode == DIRECT_CONV ? 32 : 64;
-  return env_int("LUNET_CONV_ROWS", k[0] == 3 || (Cin >= min_cin && Cout >= 16)) != 0;
+  return lu_conv_env_int("LUNET_CONV_ROWS", k[0] == 3 || (Cin >= min_cin && Cout >= 16)) != 0;
 }
 
 /* conv_rows' row blocks per work-item: with weights over 2 MB (an L2 of this machine) 8, so that each
@@ -546,7 +546,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   if (mode == DIRECT_CONVT && pb % k[2]) pb -= pb % k[2]; /* convT_cvec: blocks start on a tap-0 position */
   int rows = !pb && mode <= DIRECT_BWD_DATA && rows_apply(dev, Cin, Cout, k, s, p, vx, mode);
   if (pb) t.cob = 16; /* the channel-vector kernels: 16 output channels in the lanes */
-  if (rows) t.cob = env_int("LUNET_CONV_ROWS_COB", 8); /* conv_rows: 2 rows x 8 channels */
+  if (rows) t.cob = lu_conv_env_int("LUNET_CONV_ROWS_COB", 8); /* conv_rows: 2 rows x 8 channels */
   int cob = t.cob;
   char opts[260];
   direct_opts(&t, k, s, p, vx, opts, sizeof opts);
@@ -555,29 +555,30 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
    * flipped): its weights are scalar broadcasts either way, and there packing cost ~8% of the time (2-D
    * 16^2 512 > 512 and 1024 > 512 forward: 1.05-1.39x in place). Over more positions the packing weighs
    * less than the scattered reads (32^2 1.0x, 128^2 64 ch and 3-D 0.85-0.95x). */
-  int wdirect = rows && Cout >= cob && env_int("LUNET_CONV_WDIRECT", (size_t)N * OZ * OY * OX <= 1024) != 0
+  int wdirect = rows && Cout >= cob && lu_conv_env_int("LUNET_CONV_WDIRECT", (size_t)N * OZ * OY * OX <= 1024) != 0
                     ? 1 + (mode == DIRECT_BWD_DATA)
                     : 0;
   if (pb && mode <= DIRECT_BWD_DATA) { /* conv_cvec: rows of pb positions up to 16 accumulators */
-    pb = env_int("LUNET_CONV_PB", pb);
-    rb = env_int("LUNET_CONV_RB", 16 / pb < 1 ? 1 : (16 / pb > OY ? OY : 16 / pb));
-    order = env_int("LUNET_CONV_CVEC_ORDER", 1);
+    pb = lu_conv_env_int("LUNET_CONV_PB", pb);
+    rb = lu_conv_env_int("LUNET_CONV_RB", 16 / pb < 1 ? 1 : (16 / pb > OY ? OY : 16 / pb));
+    order = lu_conv_env_int("LUNET_CONV_CVEC_ORDER", 1);
   } else if (mode == DIRECT_CONVT) {
     /* convT_cvec, channel blocks slowest when the weights outgrow half the 2 MB L2: 2-D 512 > 512 (4 MB)
      * 1.29-1.81x, 512 > 256 1.46x, 3-D 320 > 256 1.75x; 256 > 128 (0.5 MB) 0.93-1.0x */
     size_t wbytes_all = (size_t)Cin * Cout * k[0] * k[1] * k[2] * sizeof(float);
-    order = env_int("LUNET_CONVT_ORDER", wbytes_all > (1u << 20));
+    order = lu_conv_env_int("LUNET_CONVT_ORDER", wbytes_all > (1u << 20));
   }
   if (pb) opts_add(opts, sizeof opts, " -DPB=%d -DRB=%d -DCVEC_ORDER=%d", pb, rb, order);
   if (mode == DIRECT_CONVT) { /* convT_cvec: the k[1] output rows of one input row per work-item */
-    rb = env_int("LUNET_CONVT_TROWS", k[1]);
+    rb = lu_conv_env_int("LUNET_CONVT_TROWS", k[1]);
     opts_add(opts, sizeof opts, " -DTROWS=%d", rb);
   }
   if (rows) {
-    rb = env_int("LUNET_CONV_DRB", 2);
-    rgrp = env_int("LUNET_CONV_RGRP", rows_group(dev, N, Cin, Cout, OZ * ((OY + rb - 1) / rb), (OX + vx - 1) / vx, k));
-    opts_add(opts, sizeof opts, " -DDRB=%d -DCICH=%d -DRGRP=%d -DWDIRECT=%d", rb, env_int("LUNET_CONV_CICH", 64),
-             rgrp, wdirect);
+    rb = lu_conv_env_int("LUNET_CONV_DRB", 2);
+    rgrp = lu_conv_env_int("LUNET_CONV_RGRP",
+                           rows_group(dev, N, Cin, Cout, OZ * ((OY + rb - 1) / rb), (OX + vx - 1) / vx, k));
+    opts_add(opts, sizeof opts, " -DDRB=%d -DCICH=%d -DRGRP=%d -DWDIRECT=%d", rb,
+             lu_conv_env_int("LUNET_CONV_CICH", 64), rgrp, wdirect);
   }
   const char *kname = mode == DIRECT_CONVT              ? "convT_cvec"
                       : mode == DIRECT_BWD_DATA_STRIDED ? "dgrad_cvec"
@@ -708,7 +709,7 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
    * 512 and 32^2 256 > 512 1.05-1.11x; 1.2 MB (128 > 256) 0.96-1.0x */
   size_t wbytes_all = (size_t)g->Cin * g->Cout * g->kv * sizeof(float);
   opts_add(opts, sizeof opts, " -DPB=%d -DRB=%d -DOSZ=%d -DOSY=%d -DOSX=%d -DPHASE_TAPS=1 -DCVEC_ORDER=%d", pb, rb,
-           g->s[0], g->s[1], g->s[2], env_int("LUNET_CONV_PHASE_ORDER", wbytes_all > (2u << 20)));
+           g->s[0], g->s[1], g->s[2], lu_conv_env_int("LUNET_CONV_PHASE_ORDER", wbytes_all > (2u << 20)));
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "pack_phases", opts, &kp));
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, "conv_cvec", opts, &kk));
@@ -784,8 +785,8 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
   int cvec = dev->is_cpu && g->Cout >= 12 && g->Cin >= LU_CONV_CIB && !getenv("LUNET_CONV_NO_CVEC");
   const char *kname = cvec ? "wgrad_cvec" : "wgrad_direct";
   if (cvec) { /* two vectors of output channels share each x broadcast, over half as many input channels */
-    t.cov = env_int("LUNET_CONV_WGRAD_COV", 2);
-    t.cib = env_int("LUNET_CONV_CIB", LU_CONV_CIB / t.cov);
+    t.cov = lu_conv_env_int("LUNET_CONV_WGRAD_COV", 2);
+    t.cib = lu_conv_env_int("LUNET_CONV_CIB", LU_CONV_CIB / t.cov);
   }
   char opts[240];
   direct_opts(&t, g->k, g->s, g->p, vx, opts, sizeof opts);
@@ -801,11 +802,11 @@ static lu_status run_wgrad_direct(lu_device *dev, const lu_conv_geom *g, const l
    * taps, 14 instead of 18 loads per 24 FMAs; on rows of >= 64 outputs (2-D 128^2 and 256^2 stride 2:
    * 0.88-0.91x the time) but not on narrow ones (16^3 stride 2 with 8-wide rows 1.5-1.8x; 32 wide 0.9-1.1x).
    * $LUNET_CONV_WGRAD_TAPS=1 / 0 forces it on / off. */
-  if (cvec && env_int("LUNET_CONV_WGRAD_TAPS", g->OX >= 64)) opts_add(opts, sizeof opts, " -DWTAPS=1");
+  if (cvec && lu_conv_env_int("LUNET_CONV_WGRAD_TAPS", g->OX >= 64)) opts_add(opts, sizeof opts, " -DWTAPS=1");
   cl_kernel k;
   LU_TRY(lu_kernel_get(dev, DIRECT_FILE, kname, opts, &k));
   int total = g->N * g->OZ * g->OY;
-  int rows = env_int("LUNET_CONV_WGRAD_CHUNK", LU_CONV_WGRAD_CHUNK) / g->OX;
+  int rows = lu_conv_env_int("LUNET_CONV_WGRAD_CHUNK", LU_CONV_WGRAD_CHUNK) / g->OX;
   if (rows < 1) rows = 1;
   int nchunks = (total + rows - 1) / rows;
   /* wgrad_cvec writes its partial sums in blocks of 16 COV output channels (CP of them), which
@@ -930,7 +931,7 @@ static int dgrad_rows_apply(const lu_conv_geom *g, const lu_device *dev) {
   int z_ok = (g->k[0] == 3 && g->p[0] == 1 && (g->s[0] == 1 || g->s[0] == 2)) ||
              (g->k[0] == 1 && g->p[0] == 0 && g->s[0] == 1);
   if (!z_ok) return 0;
-  return env_int("LUNET_CONV_DGRAD_ROWS", g->OX >= 16) != 0;
+  return lu_conv_env_int("LUNET_CONV_DGRAD_ROWS", g->OX >= 16) != 0;
 }
 
 static lu_status run_dgrad_rows(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {

@@ -108,11 +108,6 @@ static int convT_via_conv(const lu_conv_geom *g) {
   return g->kv > 1 && !(e && !strcmp(e, "gemm"));
 }
 
-static int env_int(const char *name, int dflt) {
-  const char *e = getenv(name);
-  return e && *e ? atoi(e) : dflt;
-}
-
 /* Backward data on CPUs by convT_dgrad (convT.cl): dy rows read whole, each multiplied by the kernel
  * row's taps repeated across the lanes, no shuffles in the loop. Against the strided conv on the direct
  * kernel (in-process A/B): 2-D 128^2 64 > 32 ... 8^2 512 > 512 1.13-1.5x, 3-D 32^3 64 > 32 1.65-1.81x,
@@ -120,7 +115,7 @@ static int env_int(const char *name, int dflt) {
  * axis (>= 16 along a stride-1 one); $LUNET_CONVT_DGRAD=0 (conv.set_convT_dgrad("conv")) keeps the
  * direct kernel. */
 static int convT_dgrad_applies(const lu_conv_geom *g, const lu_device *dev) {
-  if (!dev->is_cpu || g->kv == 1 || !env_int("LUNET_CONVT_DGRAD", 1)) return 0;
+  if (!dev->is_cpu || g->kv == 1 || !lu_conv_env_int("LUNET_CONVT_DGRAD", 1)) return 0;
   return g->X >= (g->s[2] == 2 ? 8 : 16);
 }
 
@@ -131,7 +126,8 @@ static lu_status run_convT_dgrad(const lu_conv_geom *g, const lu_tensor *dy, con
    * 32^3 64 > 32 with 16: 1.0x the direct kernel, with 8: 1.48x; 8^3 256 > 128 2 x 2 rows x 1 vector
    * against 4 x 2 x 1: 0.7x) */
   int nv = g->s[2] == 2 ? (g->X >= 16 ? 2 : 1) : 1, dxw = 16 * nv / g->s[2];
-  int cob = env_int("LUNET_CONVT_DGRAD_COB", 4), drb = env_int("LUNET_CONVT_DGRAD_DRB", g->s[0] == 2 && nv == 2 ? 1 : 2);
+  int cob = lu_conv_env_int("LUNET_CONVT_DGRAD_COB", 4);
+  int drb = lu_conv_env_int("LUNET_CONVT_DGRAD_DRB", g->s[0] == 2 && nv == 2 ? 1 : 2);
   if (cob > g->Cin) cob = g->Cin;
   if (g->Y % drb) drb = 1; /* the kernel computes whole row blocks */
   char opts[160];

@@ -29,6 +29,8 @@ lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, in
 int lu_convT_fwd_direct_applies(const lu_conv_geom *g, const lu_device *dev);
 lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
                               lu_tensor *y);
+/* $name as an integer, or dflt when unset or empty: the tuning and path switches of conv and convT. */
+int lu_conv_env_int(const char *name, int dflt);
 /* Workspace budget in bytes: $LUNET_CONV_WORKSPACE_KB or LU_CONV_WORKSPACE_MB (64 MiB). */
 size_t lu_conv_workspace_bytes(void);
 
