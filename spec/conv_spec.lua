@@ -271,7 +271,7 @@ describe("conv", function()
   it("runs transposed conv backward data on convT_dgrad and as a strided conv alike", function()
     -- rows of >= 8 dx positions: 16-position blocks (2 dy vectors) with a partial last one, 8-position
     -- blocks (one dy vector, rows 8-15 wide), stride 1 along x (16 lanes, no pair sums), 2 kernel planes,
-    -- dx channel counts off the 4- and 2-channel blocks and below them, odd dx heights (1-row blocks)
+    -- dx channel counts off the 4-channel blocks and below them, odd dx heights (1-row blocks)
     local cases = {
       { n = 2, cin = 9, cout = 5, x = { 4, 20 }, stride = { 2, 2 } },
       { n = 1, cin = 6, cout = 3, x = { 3, 2, 9 }, stride = { 2, 2, 2 } },

@@ -319,7 +319,7 @@ static void set_switch(lua_State *L, const char *fname, const char *var, const c
   else unsetenv(var);
 }
 
-/* Argument 2, an optional count, into $var (nil unsets it). */
+/* Argument arg, an optional count, into $var (nil unsets it). */
 static void set_count(lua_State *L, int arg, const char *var) {
   if (lua_isnoneornil(L, arg)) {
     unsetenv(var);

@@ -314,7 +314,6 @@ __attribute__((always_inline)) inline void rows_taps(floatV v[3], __global const
 inline int rows_loads(const int bb, const int r) { return bb == max(r - DRB + 1, 0); }
 #define ROWS_IN (DRB + KY - 1) // input rows of a block
 
-// The accumulation of one work-item over input channels ci0 .. ci1 - 1 (inlined twice: safe = 0, 1).
 #ifndef WDIRECT
 #define WDIRECT 0 // conv_rows' weights: 0 packed, 1 in place (forward), 2 in place, flipped (backward data)
 #endif
@@ -330,6 +329,8 @@ inline int rows_loads(const int bb, const int r) { return bb == max(r - DRB + 1,
 #define ROWS_W(wc, t, j) (wc)[(t) * COB + (j)]
 #define ROWS_WCH (KV * COB)
 #endif
+
+// The accumulation of one work-item over input channels ci0 .. ci1 - 1 (inlined twice: safe = 0, 1).
 __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB], __global const float *xn,
                                                            __global const float *wb, __global const float *zr,
                                                            const int ci0, const int ci1, const int Z, const int Y,
@@ -390,9 +391,9 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
 // y (N, Cout, OZ, OY, OX) as conv_direct; zrow: X + 2 VX + 4 zero floats. A work-item computes all
 // output channels of RGRP consecutive blocks of DRB rows x VX lanes (blocks counted over planes): for
 // each chunk of CICH input channels it sweeps the channel blocks, and for each channel block its row
-// blocks, taking each block's partial sums from y and putting them back. (With one channel block per work-item, a block read the rows of every input
-// channel, and with 512 channels those rows and the block's weights outgrew L1 before the next block
-// came to reuse them.)
+// blocks, taking each block's partial sums from y and putting them back. (With one channel block per
+// work-item, a block read the rows of every input channel, and with 512 channels those rows and the
+// block's weights outgrew L1 before the next block came to reuse them.)
 // global: (ceil(OX / VX), ceil(OZ * ceil(OY / DRB) / RGRP), N)
 __kernel void conv_rows(__global const float *restrict x, __global const float *restrict wp,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
