@@ -222,6 +222,7 @@ describe("conv", function()
       { n = 2, cin = 3, cout = 4, x = { 4, 5, 18 }, k = { 1, 3, 3 }, stride = { 2, 1, 1 } },
       { n = 1, cin = 3, cout = 6, x = { 3, 4, 17 }, k = { 3, 1, 3 }, stride = { 1, 1, 1 } },
     }
+    conv.set_wino("direct") -- rows a multiple of 32 wide would run on conv_wino
     check_each_mode(conv.set_fwd, { "rows", "direct" }, cases)
     -- conv_rows in chunks of 2 input channels, each sweep taking the channel blocks' partial sums from
     -- the output: a partial last chunk, the bounds-checked first and last channels inside chunks,
@@ -245,6 +246,29 @@ describe("conv", function()
       for _, c in ipairs(cases) do check_case(c, false) end
       for _, c in ipairs(blocks) do check_case(c, false) end
     end
+    conv.set_wino()
+  end)
+
+  it("runs 2-D 3x3 stride-1 convolutions by Winograd F(2,3) (forward and backward data)", function()
+    -- rows of 32 (one work-item: both neighbours zero padding), 64 and 96 (work-items with a left, a
+    -- right and both neighbours), odd and even row counts (a half-empty last pair of rows), 1 to 3 rows,
+    -- channel counts off the 4-channel blocks and below one, 1x3x3 kernels of a 3-D conv (planes),
+    -- batch > 1, no bias; then chunks of 3 input channels (partial sums taken from the output, a
+    -- partial last chunk) and 1 and 3 rows per work-item
+    local cases = {
+      { n = 2, cin = 3, cout = 5, x = { 5, 32 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 1, cout = 4, x = { 1, 64 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 3, cin = 7, cout = 9, x = { 4, 96 }, k = { 3, 3 }, stride = { 1, 1 }, nobias = true },
+      { n = 1, cin = 5, cout = 11, x = { 2, 64 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 2, cin = 4, cout = 6, x = { 3, 3, 32 }, k = { 1, 3, 3 }, stride = { 1, 1, 1 } },
+    }
+    conv.set_wino("wino")
+    for _, c in ipairs(cases) do check_case(c, false) end
+    for _, g in ipairs({ 1, 3 }) do
+      conv.set_wino("wino", 3, g)
+      for _, c in ipairs(cases) do check_case(c, false) end
+    end
+    conv.set_wino()
   end)
 
   it("runs strided backward data on dgrad_rows and by phases alike", function()

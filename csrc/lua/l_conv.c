@@ -368,6 +368,17 @@ static int l_set_convT_dgrad(lua_State *L) {
   return 0;
 }
 
+/* set_wino("wino" | "direct" | nil [, chunk [, rows]]): 2-D 3x3 stride-1 convolutions over rows that are a
+ * multiple of 32 wide, and their backward data, by Winograd F(2,3) (conv_wino) or on the direct kernels
+ * ($LUNET_CONV_WINO) and, with chunk, conv_wino's input channels per transform ($LUNET_CONV_WINO_CICH),
+ * with rows its rows per work-item ($LUNET_CONV_WINO_RG). */
+static int l_set_wino(lua_State *L) {
+  set_switch(L, "set_wino", "LUNET_CONV_WINO", "wino", "direct");
+  set_count(L, 2, "LUNET_CONV_WINO_CICH");
+  set_count(L, 3, "LUNET_CONV_WINO_RG");
+  return 0;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
@@ -376,7 +387,8 @@ int lu_open_conv(lua_State *L) {
     {"ref_fwd", l_ref_fwd}, {"ref_bwd_data", l_ref_bwd_data}, {"ref_bwd_weight", l_ref_bwd_weight},
     {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo},
     {"set_wgrad", l_set_wgrad}, {"set_fwd", l_set_fwd},
-    {"set_dgrad", l_set_dgrad}, {"set_convT_dgrad", l_set_convT_dgrad}, {NULL, NULL}};
+    {"set_dgrad", l_set_dgrad}, {"set_convT_dgrad", l_set_convT_dgrad}, {"set_wino", l_set_wino},
+    {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }
