@@ -251,7 +251,7 @@ describe("conv", function()
 
   it("runs 2-D 3x3 stride-1 convolutions by Winograd F(2,3) (forward and backward data)", function()
     -- rows of 32 (one work-item: both neighbours zero padding), 64 and 96 (work-items with a left, a
-    -- right and both neighbours), odd and even row counts (a half-empty last pair of rows), 1 to 3 rows,
+    -- right and both neighbours), 48 and 80 (a last work-item of 16 outputs), odd and even row counts (a half-empty last pair of rows), 1 to 3 rows,
     -- channel counts off the 4-channel blocks and below one, 1x3x3 kernels of a 3-D conv (planes),
     -- batch > 1, no bias; then chunks of 3 input channels (partial sums taken from the output, a
     -- partial last chunk) and 1 and 3 rows per work-item
@@ -261,6 +261,8 @@ describe("conv", function()
       { n = 3, cin = 7, cout = 9, x = { 4, 96 }, k = { 3, 3 }, stride = { 1, 1 }, nobias = true },
       { n = 1, cin = 5, cout = 11, x = { 2, 64 }, k = { 3, 3 }, stride = { 1, 1 } },
       { n = 2, cin = 4, cout = 6, x = { 3, 3, 32 }, k = { 1, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 2, cin = 5, cout = 8, x = { 3, 48 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 3, cout = 4, x = { 5, 80 }, k = { 3, 3 }, stride = { 1, 1 }, nobias = true },
     }
     conv.set_wino("wino")
     for _, c in ipairs(cases) do check_case(c, false) end

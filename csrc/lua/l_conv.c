@@ -368,8 +368,8 @@ static int l_set_convT_dgrad(lua_State *L) {
   return 0;
 }
 
-/* set_wino("wino" | "direct" | nil [, chunk [, rows]]): 2-D 3x3 stride-1 convolutions over rows that are a
- * multiple of 32 wide, and their backward data, by Winograd F(2,3) (conv_wino) or on the direct kernels
+/* set_wino("wino" | "direct" | nil [, chunk [, rows]]): 2-D 3x3 stride-1 convolutions over rows >= 32 wide
+ * and a multiple of 16, and their backward data, by Winograd F(2,3) (conv_wino) or on the direct kernels
  * ($LUNET_CONV_WINO) and, with chunk, conv_wino's input channels per transform ($LUNET_CONV_WINO_CICH),
  * with rows its rows per work-item ($LUNET_CONV_WINO_RG). */
 static int l_set_wino(lua_State *L) {

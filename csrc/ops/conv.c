@@ -535,13 +535,13 @@ static lu_status zero_row(lu_device *dev, int len, cl_mem *out, size_t *bytes) {
 }
 
 /* conv_wino (kernels/conv/wino.cl, Winograd F(2,3) along x) instead of the direct kernels: on CPUs, for
- * 2-D 3x3 (or 1x3x3) stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows that are
- * a multiple of 32 wide. In-process A/B against conv_rows / conv_direct (tenth session): forward 1.3-1.5x
- * on 256^2-64^2 layers, 1.06-1.13x at 32^2; backward data 1.6-1.9x, 1.07-1.24x at 32^2. Narrower rows
- * would leave lanes idle. $LUNET_CONV_WINO: 0 never (conv.set_wino). */
+ * 2-D 3x3 (or 1x3x3) stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows at least
+ * 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct (tenth session): forward
+ * 1.3-1.5x on 256^2-64^2 layers, 1.06-1.13x at 32^2, 1.15x at 48^2; backward data 1.6-1.9x, 1.07-1.24x at
+ * 32^2. Rows of 16 would leave half the lanes idle. $LUNET_CONV_WINO: 0 never (conv.set_wino). */
 static int wino_apply(const lu_device *dev, int Cout, int X, const int *k, const int *s, const int *p) {
   if (!dev->is_cpu || k[0] != 1 || k[1] != 3 || k[2] != 3 || s[0] != 1 || s[1] != 1 || s[2] != 1) return 0;
-  if (p[0] != 0 || p[1] != 1 || p[2] != 1 || X % 32 != 0 || Cout < 4) return 0;
+  if (p[0] != 0 || p[1] != 1 || p[2] != 1 || X % 16 != 0 || X < 32 || Cout < 4) return 0;
   return lu_conv_env_int("LUNET_CONV_WINO", 1) != 0;
 }
 
@@ -573,7 +573,7 @@ static lu_status run_wino(lu_device *dev, int N, int Cin, int Cout, int Z, int Y
                       LU_ARG(kk, 9, X)))
     st = lu_fail(LU_ECL, "conv_wino args");
   /* one work-group per row and sample, as conv_rows */
-  size_t gl[3] = {(size_t)X / 32, (size_t)Z * ((Y + rg - 1) / rg), (size_t)N}, lo[3] = {gl[0], 1, 1};
+  size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)Z * ((Y + rg - 1) / rg), (size_t)N}, lo[3] = {gl[0], 1, 1};
   if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "conv_wino");
   lu_buffer_release(dev, u, ubytes);
   return st;

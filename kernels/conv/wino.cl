@@ -54,16 +54,17 @@ __kernel void wino_pack(__global float *restrict u, __global const float *restri
   }
 }
 
-// y (N, Cout, Z, Y, X) = conv(x (N, Cin, Z, Y, X)) + bias, kernel (1, 3, 3), pad (0, 1, 1), X a multiple of 32.
+// y (N, Cout, Z, Y, X) = conv(x (N, Cin, Z, Y, X)) + bias, kernel (1, 3, 3), pad (0, 1, 1), X a multiple of 16
+// (the last work-item of a row may own 16 outputs: tiles 8-15 then read zeros and are not stored).
 // A work-item computes RG consecutive rows of a plane: their RG + 2 input rows are transformed once per
 // chunk, and each channel block's slice of U is read for all RG rows while it sits in L1.
-// global: (X / 32, Z * ceil(Y / RG), N)
+// global: (ceil(X / 32), Z * ceil(Y / RG), N)
 __kernel void conv_wino(__global const float *restrict x, __global const float *restrict u,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
                         const int Cin, const int Cout, const int Z, const int Y, const int X) {
   const int nrg = (Y + RG - 1) / RG, n = get_global_id(2), oz = get_global_id(1) / nrg;
   const int oy0 = get_global_id(1) % nrg * RG, nr = min(RG, Y - oy0);
-  const int ox0 = get_global_id(0) * 32, ncb = (Cout + COB - 1) / COB;
+  const int ox0 = get_global_id(0) * 32, nx = X - ox0, ncb = (Cout + COB - 1) / COB; // nx: 16 or >= 32
   const size_t plane = (size_t)Z * Y * X;
   __global const float *xn = x + (size_t)n * Cin * plane + (size_t)oz * Y * X + ox0;
   __global float *yn = y + (size_t)n * Cout * plane + ((size_t)oz * Y + oy0) * X + ox0;
@@ -76,9 +77,9 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
         float16 d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
         if (iy >= 0 && iy < Y) {
           __global const float *xr = xn + (size_t)(ci0 + c) * plane + (size_t)iy * X;
-          const float16 p = vload16(0, xr), q = vload16(1, xr);
+          const float16 p = vload16(0, xr), q = nx > 16 ? vload16(1, xr) : (float16)(0.0f);
           const float16 l = ox0 > 0 ? vload16(0, xr - 16) : (float16)(0.0f);
-          const float16 rt = ox0 + 32 < X ? vload16(2, xr) : (float16)(0.0f);
+          const float16 rt = nx > 32 ? vload16(2, xr) : (float16)(0.0f);
           d1 = EVEN(p, q);    // x[ox0 + 2t]
           d2 = ODD(p, q);     // x[ox0 + 2t + 1]
           d0 = BACK(l, d2);   // x[ox0 + 2t - 1]: lane t - 1 of d2, lane 0 from l
@@ -123,10 +124,10 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
             hi += bj;
           } else {
             lo += vload16(0, yc);
-            hi += vload16(1, yc);
+            hi += nx > 16 ? vload16(1, yc) : (float16)(0.0f);
           }
           vstore16(lo, 0, yc);
-          vstore16(hi, 1, yc);
+          if (nx > 16) vstore16(hi, 1, yc);
         }
       }
   }
