@@ -222,7 +222,7 @@ describe("conv", function()
       { n = 2, cin = 3, cout = 4, x = { 4, 5, 18 }, k = { 1, 3, 3 }, stride = { 2, 1, 1 } },
       { n = 1, cin = 3, cout = 6, x = { 3, 4, 17 }, k = { 3, 1, 3 }, stride = { 1, 1, 1 } },
     }
-    conv.set_wino("direct") -- rows a multiple of 32 wide would run on conv_wino
+    conv.set_wino("direct") -- rows >= 32 wide and a multiple of 16 would run on conv_wino
     check_each_mode(conv.set_fwd, { "rows", "direct" }, cases)
     -- conv_rows in chunks of 2 input channels, each sweep taking the channel blocks' partial sums from
     -- the output: a partial last chunk, the bounds-checked first and last channels inside chunks,
@@ -249,11 +249,11 @@ describe("conv", function()
     conv.set_wino()
   end)
 
-  it("runs 2-D 3x3 stride-1 convolutions by Winograd F(2,3) (forward and backward data)", function()
+  it("runs 3x3 and 3x3x3 stride-1 convolutions by Winograd F(2,3) along x (forward and backward data)", function()
     -- rows of 32 (one work-item: both neighbours zero padding), 64 and 96 (work-items with a left, a
     -- right and both neighbours), 48 and 80 (a last work-item of 16 outputs), odd and even row counts (a half-empty last pair of rows), 1 to 3 rows,
     -- channel counts off the 4-channel blocks and below one, 1x3x3 kernels of a 3-D conv (planes),
-    -- batch > 1, no bias; then chunks of 3 input channels (partial sums taken from the output, a
+    -- 3x3x3 kernels (first and last planes, a single plane), batch > 1, no bias; then chunks of 3 input channels (partial sums taken from the output, a
     -- partial last chunk) and 1 and 3 rows per work-item
     local cases = {
       { n = 2, cin = 3, cout = 5, x = { 5, 32 }, k = { 3, 3 }, stride = { 1, 1 } },
@@ -263,6 +263,9 @@ describe("conv", function()
       { n = 2, cin = 4, cout = 6, x = { 3, 3, 32 }, k = { 1, 3, 3 }, stride = { 1, 1, 1 } },
       { n = 2, cin = 5, cout = 8, x = { 3, 48 }, k = { 3, 3 }, stride = { 1, 1 } },
       { n = 1, cin = 3, cout = 4, x = { 5, 80 }, k = { 3, 3 }, stride = { 1, 1 }, nobias = true },
+      { n = 1, cin = 3, cout = 5, x = { 3, 4, 32 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 2, cin = 6, cout = 4, x = { 4, 3, 48 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 1, cin = 4, cout = 7, x = { 1, 2, 64 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
     }
     conv.set_wino("wino")
     for _, c in ipairs(cases) do check_case(c, false) end

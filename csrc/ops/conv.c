@@ -535,30 +535,34 @@ static lu_status zero_row(lu_device *dev, int len, cl_mem *out, size_t *bytes) {
 }
 
 /* conv_wino (kernels/conv/wino.cl, Winograd F(2,3) along x) instead of the direct kernels: on CPUs, for
- * 2-D 3x3 (or 1x3x3) stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows at least
- * 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct (tenth session): forward
- * 1.3-1.5x on 256^2-64^2 layers, 1.06-1.13x at 32^2, 1.15x at 48^2; backward data 1.6-1.9x, 1.07-1.24x at
- * 32^2. Rows of 16 would leave half the lanes idle. $LUNET_CONV_WINO: 0 never (conv.set_wino). */
+ * 3x3, 1x3x3 and 3x3x3 stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows at
+ * least 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct (tenth session):
+ * 2-D forward 1.3-1.5x on 256^2-64^2 layers, 1.06-1.13x at 32^2, 1.15x at 48^2, backward data 1.6-1.9x,
+ * 1.07-1.24x at 32^2; 3-D 64^3 and 32^3 forward 1.33-1.68x, backward data 1.35-1.47x. Rows of 16 would
+ * leave half the lanes idle. $LUNET_CONV_WINO: 0 never (conv.set_wino). */
 static int wino_apply(const lu_device *dev, int Cout, int X, const int *k, const int *s, const int *p) {
-  if (!dev->is_cpu || k[0] != 1 || k[1] != 3 || k[2] != 3 || s[0] != 1 || s[1] != 1 || s[2] != 1) return 0;
-  if (p[0] != 0 || p[1] != 1 || p[2] != 1 || X % 16 != 0 || X < 32 || Cout < 4) return 0;
+  if (!dev->is_cpu || (k[0] != 1 && k[0] != 3) || k[1] != 3 || k[2] != 3 || s[0] != 1 || s[1] != 1 || s[2] != 1)
+    return 0;
+  if (p[0] != k[0] / 2 || p[1] != 1 || p[2] != 1 || X % 16 != 0 || X < 32 || Cout < 4) return 0;
   return lu_conv_env_int("LUNET_CONV_WINO", 1) != 0;
 }
 
-/* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino, 2 rows per work-item (1.13-1.22x over 1: the
- * transformed rows and each slice of U shared); w as run_direct's (flip: backward data). */
-static lu_status run_wino(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, cl_mem x, cl_mem w,
-                          int flip, const lu_tensor *b, cl_mem y) {
+/* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino with kz kernel planes, 2 rows per work-item
+ * (1.13-1.22x over 1: the transformed rows and each slice of U shared), transforms per chunk of 32 input
+ * channels, 8 with 3 planes (1.16-1.21x over 16: 12 rows per channel); w as run_direct's (flip: backward
+ * data). */
+static lu_status run_wino(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
+                          cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int cob = lu_conv_env_int("LUNET_CONV_WINO_COB", 4);
   char opts[80];
   int rg = lu_conv_env_int("LUNET_CONV_WINO_RG", 2);
-  int chunk = lu_conv_env_int("LUNET_CONV_WINO_CICH", 32);
-  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DRG=%d", cob, chunk, rg);
+  int chunk = lu_conv_env_int("LUNET_CONV_WINO_CICH", kz == 3 ? 8 : 32);
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DRG=%d -DKZ=%d", cob, chunk, rg, kz);
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, WINO_FILE, "wino_pack", opts, &kp));
   LU_TRY(lu_kernel_get(dev, WINO_FILE, "conv_wino", opts, &kk));
   int ncb = (Cout + cob - 1) / cob;
-  size_t ubytes = (size_t)ncb * cob * Cin * 12 * sizeof(float);
+  size_t ubytes = (size_t)ncb * cob * Cin * kz * 12 * sizeof(float);
   cl_mem u;
   LU_TRY(lu_buffer_alloc(dev, ubytes, &u));
   lu_status st = LU_OK;
@@ -587,7 +591,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
                             const int *k, const int *s, const int *p, cl_mem x, cl_mem w, int mode, const lu_tensor *b,
                             cl_mem y) {
   if (mode <= DIRECT_BWD_DATA && wino_apply(dev, Cout, X, k, s, p))
-    return run_wino(dev, N, Cin, Cout, Z, Y, X, x, w, mode == DIRECT_BWD_DATA, b, y);
+    return run_wino(dev, N, Cin, Cout, Z, Y, X, k[0], x, w, mode == DIRECT_BWD_DATA, b, y);
   conv_tunables t = tunables(dev);
   int vx = pick_vx_cap(OX, t.vx), pb = cvec_positions(dev, OX, Cout);
   if (mode >= DIRECT_CONVT) pb = OX < 8 ? OX : 8; /* convT_cvec / dgrad_cvec, any row width */

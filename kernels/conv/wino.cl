@@ -18,8 +18,12 @@
 #ifndef RG
 #define RG 1
 #endif
-#define WT 4              // transformed taps of a kernel row
-#define UCH (3 * WT * COB) // floats of U per input channel and channel block
+#ifndef KZ
+#define KZ 1 // kernel planes: 1 (2-D, or 1x3x3) or 3 (3x3x3, pad 1 along z)
+#endif
+#define WT 4               // transformed taps of a kernel row
+#define KR (KZ * 3)        // kernel rows
+#define UCH (KR * WT * COB) // floats of U per input channel and channel block
 
 // Constant shuffles of two float16 as single permutes (OpenCL's shuffle2 with a mask vector came out of
 // PoCL as 8-byte loads and inserts: 40% of the kernel's time)
@@ -30,21 +34,21 @@
 #define MIX_LO(a, b) __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
 #define MIX_HI(a, b) __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
 
-// U (ceil(Cout / COB), Cin, 3 kernel rows, WT, COB) from the weights of the pass: forward w (Cout, Cin,
-// 1, 3, 3); flip (backward data as a conv of dy): w (Cin, Cout, 1, 3, 3) of the forward conv, taps
+// U (ceil(Cout / COB), Cin, KZ x 3 kernel rows, WT, COB) from the weights of the pass: forward w (Cout,
+// Cin, KZ, 3, 3); flip (backward data as a conv of dy): w (Cin, Cout, KZ, 3, 3) of the forward conv, taps
 // reversed. Channels past Cout get zeros.
 // global: (Cin, ceil(Cout / COB) * COB)
 __kernel void wino_pack(__global float *restrict u, __global const float *restrict w, const int Cin, const int Cout,
                         const int flip) {
   const int ci = get_global_id(0), co = get_global_id(1);
   __global float *o = u + ((size_t)(co / COB) * Cin + ci) * UCH + co % COB;
-  for (int ky = 0; ky < 3; ky++) {
+  for (int ky = 0; ky < KR; ky++) { // kernel row: plane ky / 3, row ky % 3
     float g0 = 0.0f, g1 = 0.0f, g2 = 0.0f;
     if (co < Cout && !flip) {
-      __global const float *r = w + ((size_t)co * Cin + ci) * 9 + ky * 3;
+      __global const float *r = w + ((size_t)co * Cin + ci) * KR * 3 + ky * 3;
       g0 = r[0], g1 = r[1], g2 = r[2];
     } else if (co < Cout) {
-      __global const float *r = w + ((size_t)ci * Cout + co) * 9 + (2 - ky) * 3;
+      __global const float *r = w + ((size_t)ci * Cout + co) * KR * 3 + (KR - 1 - ky) * 3;
       g0 = r[2], g1 = r[1], g2 = r[0];
     }
     o[(ky * WT + 0) * COB] = g0;
@@ -54,10 +58,11 @@ __kernel void wino_pack(__global float *restrict u, __global const float *restri
   }
 }
 
-// y (N, Cout, Z, Y, X) = conv(x (N, Cin, Z, Y, X)) + bias, kernel (1, 3, 3), pad (0, 1, 1), X a multiple of 16
-// (the last work-item of a row may own 16 outputs: tiles 8-15 then read zeros and are not stored).
-// A work-item computes RG consecutive rows of a plane: their RG + 2 input rows are transformed once per
-// chunk, and each channel block's slice of U is read for all RG rows while it sits in L1.
+// y (N, Cout, Z, Y, X) = conv(x (N, Cin, Z, Y, X)) + bias, kernel (KZ, 3, 3), pad (KZ / 2, 1, 1), X a
+// multiple of 16 (the last work-item of a row may own 16 outputs: tiles 8-15 then read zeros and are not
+// stored). A work-item computes RG consecutive rows of a plane: the RG + 2 input rows of each of its KZ
+// input planes are transformed once per chunk, and each channel block's slice of U is read for all RG
+// rows while it sits in L1.
 // global: (ceil(X / 32), Z * ceil(Y / RG), N)
 __kernel void conv_wino(__global const float *restrict x, __global const float *restrict u,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
@@ -66,17 +71,18 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
   const int oy0 = get_global_id(1) % nrg * RG, nr = min(RG, Y - oy0);
   const int ox0 = get_global_id(0) * 32, nx = X - ox0, ncb = (Cout + COB - 1) / COB; // nx: 16 or >= 32
   const size_t plane = (size_t)Z * Y * X;
-  __global const float *xn = x + (size_t)n * Cin * plane + (size_t)oz * Y * X + ox0;
+  __global const float *xn = x + (size_t)n * Cin * plane + ox0;
   __global float *yn = y + (size_t)n * Cout * plane + ((size_t)oz * Y + oy0) * X + ox0;
-  float16 vs[CICH * (RG + 2) * WT]; // the chunk's transformed input rows, channel by channel
+#define SROWS (KZ * (RG + 2)) // transformed rows per channel: plane by plane
+  float16 vs[CICH * SROWS * WT]; // the chunk's transformed input rows, channel by channel
   for (int ci0 = 0; ci0 < Cin; ci0 += CICH) {
     const int nc = min(CICH, Cin - ci0);
     for (int c = 0; c < nc; c++) {
-      for (int r = 0; r < nr + 2; r++) {
-        const int iy = oy0 - 1 + r;
+      for (int r = 0; r < SROWS; r++) {
+        const int iz = oz - KZ / 2 + r / (RG + 2), iy = oy0 - 1 + r % (RG + 2);
         float16 d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-        if (iy >= 0 && iy < Y) {
-          __global const float *xr = xn + (size_t)(ci0 + c) * plane + (size_t)iy * X;
+        if (iz >= 0 && iz < Z && iy >= 0 && iy < Y && iy <= oy0 + nr) {
+          __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
           const float16 p = vload16(0, xr), q = nx > 16 ? vload16(1, xr) : (float16)(0.0f);
           const float16 l = ox0 > 0 ? vload16(0, xr - 16) : (float16)(0.0f);
           const float16 rt = nx > 32 ? vload16(2, xr) : (float16)(0.0f);
@@ -85,7 +91,7 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
           d0 = BACK(l, d2);   // x[ox0 + 2t - 1]: lane t - 1 of d2, lane 0 from l
           d3 = AHEAD(d1, rt); // x[ox0 + 2t + 2]: lane t + 1 of d1, lane 15 from rt
         }
-        float16 *v = vs + (c * (RG + 2) + r) * WT;
+        float16 *v = vs + (c * SROWS + r) * WT;
         v[0] = d0 - d2;
         v[1] = d1 + d2;
         v[2] = d2 - d1;
@@ -101,12 +107,12 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
           for (int t = 0; t < WT; t++) acc[j][t] = 0.0f;
         __global const float *uc = u + ((size_t)cb * Cin + ci0) * UCH;
         const float16 *vc = vs + g * WT;
-        for (int c = 0; c < nc; c++, uc += UCH, vc += (RG + 2) * WT) {
+        for (int c = 0; c < nc; c++, uc += UCH, vc += SROWS * WT) {
 #pragma unroll
-          for (int r = 0; r < 3; r++)
+          for (int r = 0; r < KR; r++) // kernel row r: input row r % 3 of plane r / 3
 #pragma unroll
             for (int t = 0; t < WT; t++) {
-              const float16 v = vc[r * WT + t];
+              const float16 v = vc[((r / 3) * (RG + 2) + r % 3) * WT + t];
 #pragma unroll
               for (int j = 0; j < COB; j++) acc[j][t] = fma((float16)(uc[(r * WT + t) * COB + j]), v, acc[j][t]);
             }
