@@ -253,7 +253,8 @@ describe("conv", function()
     -- rows of 32 (one work-item: both neighbours zero padding), 64 and 96 (work-items with a left, a
     -- right and both neighbours), 48 and 80 (a last work-item of 16 outputs), odd and even row counts (a half-empty last pair of rows), 1 to 3 rows,
     -- channel counts off the 4-channel blocks and below one, 1x3x3 kernels of a 3-D conv (planes),
-    -- 3x3x3 kernels (first and last planes, a single plane), batch > 1, no bias; then chunks of 3 input channels (partial sums taken from the output, a
+    -- 3x3x3 kernels (first and last planes, a single plane), 3x3x3 over rows of 16 (two rows per
+    -- vector: odd and even row counts, a single row), batch > 1, no bias; then chunks of 3 input channels (partial sums taken from the output, a
     -- partial last chunk) and 1 and 3 rows per work-item
     local cases = {
       { n = 2, cin = 3, cout = 5, x = { 5, 32 }, k = { 3, 3 }, stride = { 1, 1 } },
@@ -266,6 +267,10 @@ describe("conv", function()
       { n = 1, cin = 3, cout = 5, x = { 3, 4, 32 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
       { n = 2, cin = 6, cout = 4, x = { 4, 3, 48 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
       { n = 1, cin = 4, cout = 7, x = { 1, 2, 64 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 2, cin = 6, cout = 8, x = { 2, 5, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 1, cin = 5, cout = 4, x = { 3, 1, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 1, cin = 3, cout = 6, x = { 2, 8, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 }, nobias = true },
+      { n = 2, cin = 4, cout = 5, x = { 3, 5, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
     }
     conv.set_wino("wino")
     for _, c in ipairs(cases) do check_case(c, false) end

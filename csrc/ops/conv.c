@@ -538,16 +538,20 @@ static lu_status zero_row(lu_device *dev, int len, cl_mem *out, size_t *bytes) {
  * 3x3, 1x3x3 and 3x3x3 stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows at
  * least 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct (tenth session):
  * 2-D forward 1.3-1.5x on 256^2-64^2 layers, 1.06-1.13x at 32^2, 1.15x at 48^2, backward data 1.6-1.9x,
- * 1.07-1.24x at 32^2; 3-D 64^3 and 32^3 forward 1.33-1.68x, backward data 1.35-1.47x. Rows of 16 would
- * leave half the lanes idle. $LUNET_CONV_WINO: 0 never (conv.set_wino). */
+ * 1.07-1.24x at 32^2; 3-D 64^3 and 32^3 forward 1.33-1.68x, backward data 1.35-1.47x, 16^3 1.12-1.26x.
+ * $LUNET_CONV_WINO: 0 never (conv.set_wino). */
 static int wino_apply(const lu_device *dev, int Cout, int X, const int *k, const int *s, const int *p) {
   if (!dev->is_cpu || (k[0] != 1 && k[0] != 3) || k[1] != 3 || k[2] != 3 || s[0] != 1 || s[1] != 1 || s[2] != 1)
     return 0;
-  if (p[0] != k[0] / 2 || p[1] != 1 || p[2] != 1 || X % 16 != 0 || X < 32 || Cout < 4) return 0;
+  if (p[0] != k[0] / 2 || p[1] != 1 || p[2] != 1 || X % 16 != 0 || Cout < 4) return 0;
+  /* rows of 16 (two to a vector) gained on 3-D 16^3 layers (1.12-1.26x) but not on 2-D 16^2 ones (0.86-1.04x
+   * against conv_rows with its row groups and unpacked weights) */
+  if (X == 16 && k[0] != 3) return 0;
   return lu_conv_env_int("LUNET_CONV_WINO", 1) != 0;
 }
 
 /* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino with kz kernel planes, 2 rows per work-item
+ * (rows of 16: 2 pairs of rows, each pair in one vector)
  * (1.13-1.22x over 1: the transformed rows and each slice of U shared), transforms per chunk of 32 input
  * channels, 8 with 3 planes (1.16-1.21x over 16: 12 rows per channel); w as run_direct's (flip: backward
  * data). */
@@ -557,7 +561,8 @@ static lu_status run_wino(lu_device *dev, int N, int Cin, int Cout, int Z, int Y
   char opts[80];
   int rg = lu_conv_env_int("LUNET_CONV_WINO_RG", 2);
   int chunk = lu_conv_env_int("LUNET_CONV_WINO_CICH", kz == 3 ? 8 : 32);
-  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DRG=%d -DKZ=%d", cob, chunk, rg, kz);
+  int pair = X == 16;
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DRG=%d -DKZ=%d -DPAIR=%d", cob, chunk, rg, kz, pair);
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, WINO_FILE, "wino_pack", opts, &kp));
   LU_TRY(lu_kernel_get(dev, WINO_FILE, "conv_wino", opts, &kk));
@@ -577,7 +582,9 @@ static lu_status run_wino(lu_device *dev, int N, int Cin, int Cout, int Z, int Y
                       LU_ARG(kk, 9, X)))
     st = lu_fail(LU_ECL, "conv_wino args");
   /* one work-group per row and sample, as conv_rows */
-  size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)Z * ((Y + rg - 1) / rg), (size_t)N}, lo[3] = {gl[0], 1, 1};
+  int wrows = rg * (pair + 1);
+  size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)Z * ((Y + wrows - 1) / wrows), (size_t)N};
+  size_t lo[3] = {gl[0], 1, 1};
   if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "conv_wino");
   lu_buffer_release(dev, u, ubytes);
   return st;

@@ -63,34 +63,57 @@ __kernel void wino_pack(__global float *restrict u, __global const float *restri
 // stored). A work-item computes RG consecutive rows of a plane: the RG + 2 input rows of each of its KZ
 // input planes are transformed once per chunk, and each channel block's slice of U is read for all RG
 // rows while it sits in L1.
-// global: (ceil(X / 32), Z * ceil(Y / RG), N)
+// PAIR (rows of exactly 16): a vector holds the 8 tiles of two consecutive rows, the upper row in lanes
+// 8-15, and a work-item computes RG such pairs; transformed "rows" are then pairs of input rows, 2 RG + 1
+// of them per plane (pair g, kernel row r: input rows oy0 + 2g + r - 1 and the one below).
+// global: (ceil(X / 32), Z * ceil(Y / (RG or 2 RG)), N)
+#ifndef PAIR
+#define PAIR 0
+#endif
+#define WROWS (RG * (PAIR + 1))           // output rows per work-item
+#define SPAN (PAIR ? 2 * RG + 1 : RG + 2) // transformed rows per plane
+#define SROWS (KZ * SPAN)                 // transformed rows per channel: plane by plane
 __kernel void conv_wino(__global const float *restrict x, __global const float *restrict u,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
                         const int Cin, const int Cout, const int Z, const int Y, const int X) {
-  const int nrg = (Y + RG - 1) / RG, n = get_global_id(2), oz = get_global_id(1) / nrg;
-  const int oy0 = get_global_id(1) % nrg * RG, nr = min(RG, Y - oy0);
+  const int nrg = (Y + WROWS - 1) / WROWS, n = get_global_id(2), oz = get_global_id(1) / nrg;
+  const int oy0 = get_global_id(1) % nrg * WROWS, nr = min(WROWS, Y - oy0);
   const int ox0 = get_global_id(0) * 32, nx = X - ox0, ncb = (Cout + COB - 1) / COB; // nx: 16 or >= 32
   const size_t plane = (size_t)Z * Y * X;
   __global const float *xn = x + (size_t)n * Cin * plane + ox0;
   __global float *yn = y + (size_t)n * Cout * plane + ((size_t)oz * Y + oy0) * X + ox0;
-#define SROWS (KZ * (RG + 2)) // transformed rows per channel: plane by plane
+  const float16 zero = 0.0f;
   float16 vs[CICH * SROWS * WT]; // the chunk's transformed input rows, channel by channel
   for (int ci0 = 0; ci0 < Cin; ci0 += CICH) {
     const int nc = min(CICH, Cin - ci0);
     for (int c = 0; c < nc; c++) {
       for (int r = 0; r < SROWS; r++) {
-        const int iz = oz - KZ / 2 + r / (RG + 2), iy = oy0 - 1 + r % (RG + 2);
-        float16 d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-        if (iz >= 0 && iz < Z && iy >= 0 && iy < Y && iy <= oy0 + nr) {
-          __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
-          const float16 p = vload16(0, xr), q = nx > 16 ? vload16(1, xr) : (float16)(0.0f);
-          const float16 l = ox0 > 0 ? vload16(0, xr - 16) : (float16)(0.0f);
-          const float16 rt = nx > 32 ? vload16(2, xr) : (float16)(0.0f);
+        const int iz = oz - KZ / 2 + r / SPAN, iy = oy0 - 1 + r % SPAN;
+        const int zin = iz >= 0 && iz < Z;
+        __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
+        float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero;
+#if PAIR
+        // rows iy and iy + 1, each inside the plane and needed by a row of this work-item
+        const int ina = zin && iy >= 0 && iy < Y && iy <= oy0 + nr;
+        const int inb = zin && iy + 1 < Y && iy + 1 <= oy0 + nr;
+        if (ina || inb) {
+          const float16 pa = ina ? vload16(0, xr) : zero, pb = inb ? vload16(0, xr + X) : zero;
+          d1 = EVEN(pa, pb); // lanes 0-7: x[2t] of row iy, 8-15: of row iy + 1
+          d2 = ODD(pa, pb);
+          d0 = __builtin_shufflevector(d2, zero, 16, 0, 1, 2, 3, 4, 5, 6, 16, 8, 9, 10, 11, 12, 13, 14);
+          d3 = __builtin_shufflevector(d1, zero, 1, 2, 3, 4, 5, 6, 7, 16, 9, 10, 11, 12, 13, 14, 15, 16);
+        }
+#else
+        if (zin && iy >= 0 && iy < Y && iy <= oy0 + nr) {
+          const float16 p = vload16(0, xr), q = nx > 16 ? vload16(1, xr) : zero;
+          const float16 l = ox0 > 0 ? vload16(0, xr - 16) : zero;
+          const float16 rt = nx > 32 ? vload16(2, xr) : zero;
           d1 = EVEN(p, q);    // x[ox0 + 2t]
           d2 = ODD(p, q);     // x[ox0 + 2t + 1]
           d0 = BACK(l, d2);   // x[ox0 + 2t - 1]: lane t - 1 of d2, lane 0 from l
           d3 = AHEAD(d1, rt); // x[ox0 + 2t + 2]: lane t + 1 of d1, lane 15 from rt
         }
+#endif
         float16 *v = vs + (c * SROWS + r) * WT;
         v[0] = d0 - d2;
         v[1] = d1 + d2;
@@ -99,20 +122,20 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
       }
     }
     for (int cb = 0; cb < ncb; cb++)
-      for (int g = 0; g < nr; g++) {
+      for (int g = 0; g < (nr + PAIR) / (PAIR + 1); g++) {
         float16 acc[COB][WT];
 #pragma unroll
         for (int j = 0; j < COB; j++)
 #pragma unroll
           for (int t = 0; t < WT; t++) acc[j][t] = 0.0f;
         __global const float *uc = u + ((size_t)cb * Cin + ci0) * UCH;
-        const float16 *vc = vs + g * WT;
+        const float16 *vc = vs + g * (PAIR + 1) * WT;
         for (int c = 0; c < nc; c++, uc += UCH, vc += SROWS * WT) {
 #pragma unroll
           for (int r = 0; r < KR; r++) // kernel row r: input row r % 3 of plane r / 3
 #pragma unroll
             for (int t = 0; t < WT; t++) {
-              const float16 v = vc[((r / 3) * (RG + 2) + r % 3) * WT + t];
+              const float16 v = vc[((r / 3) * SPAN + r % 3) * WT + t];
 #pragma unroll
               for (int j = 0; j < COB; j++) acc[j][t] = fma((float16)(uc[(r * WT + t) * COB + j]), v, acc[j][t]);
             }
@@ -123,17 +146,20 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
           if (co >= Cout) break;
           const float16 ye = acc[j][0] + acc[j][1] + acc[j][2], yo = acc[j][1] - acc[j][2] - acc[j][3];
           float16 lo = MIX_LO(ye, yo), hi = MIX_HI(ye, yo);
-          __global float *yc = yn + (size_t)co * plane + (size_t)g * X;
+          __global float *yc = yn + (size_t)co * plane + (size_t)g * (PAIR + 1) * X;
+          // hi: the next 16 outputs of the row, or (PAIR) the row below
+          const int hi_live = PAIR ? 2 * g + 1 < nr : nx > 16;
+          __global float *yh = yc + (PAIR ? X : 16);
           if (ci0 == 0) {
             const float bj = has_bias ? b[co] : 0.0f;
             lo += bj;
             hi += bj;
           } else {
             lo += vload16(0, yc);
-            hi += nx > 16 ? vload16(1, yc) : (float16)(0.0f);
+            hi += hi_live ? vload16(0, yh) : zero;
           }
           vstore16(lo, 0, yc);
-          if (nx > 16) vstore16(hi, 1, yc);
+          if (hi_live) vstore16(hi, 0, yh);
         }
       }
   }
