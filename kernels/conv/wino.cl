@@ -1,4 +1,4 @@
-// 3x3 stride-1 convolution (pad 1) of 2-D rows by 1-D Winograd F(2,3) along x, for CPUs (PoCL).
+// 3x3, 1x3x3 and 3x3x3 stride-1 convolutions (pad 1) by 1-D Winograd F(2,3) along x, for CPUs (PoCL).
 // Two outputs of a kernel row take 4 multiplies instead of 6: for the inputs d0..d3 = x[o-1 .. o+2]
 // and taps g0..g2, with V = (d0 - d2, d1 + d2, d2 - d1, d1 - d3) and
 // U = (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2), M = U * V (summed over channels and kernel rows),
@@ -6,8 +6,8 @@
 // A work-item owns 32 outputs of RG rows: 16 tiles of 2, tile t in lane t. For each chunk of CICH input
 // channels it transforms its RG + 2 input rows once into V (private, 4 vectors per row and channel), then
 // sweeps the output channel blocks; each (V, U) product is one FMA with a broadcast weight, and the
-// inverse transform runs once per block. Against conv_rows (9 FMAs per 16 outputs, kernel row and channel) this
-// is 6 per 16, and the transform's shuffles and adds are shared by every channel block.
+// inverse transform runs once per block. Against conv_rows (9 FMAs per 16 outputs, kernel row and
+// channel) this is 6 per 16, and the transform's shuffles and adds are shared by every channel block.
 // Build options: COB (output channels per block), CICH (input channels per chunk), RG (rows per work-item).
 #ifndef COB
 #define COB 4
@@ -42,19 +42,19 @@ __kernel void wino_pack(__global float *restrict u, __global const float *restri
                         const int flip) {
   const int ci = get_global_id(0), co = get_global_id(1);
   __global float *o = u + ((size_t)(co / COB) * Cin + ci) * UCH + co % COB;
-  for (int ky = 0; ky < KR; ky++) { // kernel row: plane ky / 3, row ky % 3
+  for (int kr = 0; kr < KR; kr++) { // kernel row: plane kr / 3, row kr % 3
     float g0 = 0.0f, g1 = 0.0f, g2 = 0.0f;
     if (co < Cout && !flip) {
-      __global const float *r = w + ((size_t)co * Cin + ci) * KR * 3 + ky * 3;
+      __global const float *r = w + ((size_t)co * Cin + ci) * KR * 3 + kr * 3;
       g0 = r[0], g1 = r[1], g2 = r[2];
     } else if (co < Cout) {
-      __global const float *r = w + ((size_t)ci * Cout + co) * KR * 3 + (KR - 1 - ky) * 3;
+      __global const float *r = w + ((size_t)ci * Cout + co) * KR * 3 + (KR - 1 - kr) * 3;
       g0 = r[2], g1 = r[1], g2 = r[0];
     }
-    o[(ky * WT + 0) * COB] = g0;
-    o[(ky * WT + 1) * COB] = 0.5f * (g0 + g1 + g2);
-    o[(ky * WT + 2) * COB] = 0.5f * (g0 - g1 + g2);
-    o[(ky * WT + 3) * COB] = g2;
+    o[(kr * WT + 0) * COB] = g0;
+    o[(kr * WT + 1) * COB] = 0.5f * (g0 + g1 + g2);
+    o[(kr * WT + 2) * COB] = 0.5f * (g0 - g1 + g2);
+    o[(kr * WT + 3) * COB] = g2;
   }
 }
 
