@@ -281,6 +281,28 @@ describe("conv", function()
     conv.set_wino()
   end)
 
+  it("runs stride-2 forwards on conv_s2rows and conv_direct alike", function()
+    -- rows of 32, 64 and 96 (work-items with and without a left neighbour), odd and even output row
+    -- counts (a half-empty last pair of rows), odd input rows (the last output row's third input row off
+    -- the plane), 3x3x3 kernels of stride 2 and (1, 2, 2), 1x3x3 of stride (1, 2, 2), channel counts off
+    -- the 16-channel blocks, batch > 1, no bias; then chunks of 3 input channels (partial sums taken from
+    -- the output) and 1 and 3 rows per work-item
+    local cases = {
+      { n = 1, cin = 3, cout = 5, x = { 6, 32 }, k = { 3, 3 }, stride = { 2, 2 } },
+      { n = 2, cin = 4, cout = 17, x = { 7, 64 }, k = { 3, 3 }, stride = { 2, 2 } },
+      { n = 1, cin = 7, cout = 20, x = { 9, 96 }, k = { 3, 3 }, stride = { 2, 2 }, nobias = true },
+      { n = 2, cin = 3, cout = 5, x = { 4, 6, 32 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+      { n = 1, cin = 5, cout = 18, x = { 3, 5, 64 }, k = { 3, 3, 3 }, stride = { 1, 2, 2 } },
+      { n = 1, cin = 3, cout = 4, x = { 3, 6, 32 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+    }
+    check_each_mode(conv.set_s2rows, { "s2rows", "direct" }, cases)
+    for _, g in ipairs({ 1, 3 }) do
+      conv.set_s2rows("s2rows", 3, g)
+      for _, c in ipairs(cases) do check_case(c, false) end
+    end
+    conv.set_s2rows()
+  end)
+
   it("runs strided backward data on dgrad_rows and by phases alike", function()
     -- every stride-2 case above plus rows of one and two dy vectors: odd and even dx extents (the last
     -- odd column and row have no dy to their right / below), z of stride 2, stride 1 and 1 tap, channel

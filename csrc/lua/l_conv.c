@@ -379,6 +379,17 @@ static int l_set_wino(lua_State *L) {
   return 0;
 }
 
+/* set_s2rows("s2rows" | "direct" | nil [, chunk [, rows]]): forwards of stride 2 along y and x over rows a
+ * multiple of 32 wide on conv_s2rows or the direct kernels ($LUNET_CONV_S2ROWS) and, with chunk,
+ * conv_s2rows' input channels per de-interleave ($LUNET_CONV_S2_CICH), with rows its output rows per
+ * work-item ($LUNET_CONV_S2_RG). */
+static int l_set_s2rows(lua_State *L) {
+  set_switch(L, "set_s2rows", "LUNET_CONV_S2ROWS", "s2rows", "direct");
+  set_count(L, 2, "LUNET_CONV_S2_CICH");
+  set_count(L, 3, "LUNET_CONV_S2_RG");
+  return 0;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
@@ -388,7 +399,7 @@ int lu_open_conv(lua_State *L) {
     {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo},
     {"set_wgrad", l_set_wgrad}, {"set_fwd", l_set_fwd},
     {"set_dgrad", l_set_dgrad}, {"set_convT_dgrad", l_set_convT_dgrad}, {"set_wino", l_set_wino},
-    {NULL, NULL}};
+    {"set_s2rows", l_set_s2rows}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }
