@@ -551,11 +551,10 @@ static int wino_apply(const lu_device *dev, int Cout, int X, const int *k, const
   return lu_conv_env_int("LUNET_CONV_WINO", 1) != 0;
 }
 
-/* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino with kz kernel planes, 2 rows per work-item
- * (rows of 16: 2 pairs of rows, each pair in one vector)
- * (1.13-1.22x over 1: the transformed rows and each slice of U shared), transforms per chunk of 32 input
- * channels, 8 with 3 planes (1.16-1.21x over 16: 12 rows per channel); w as run_direct's (flip: backward
- * data). */
+/* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino with kz kernel planes: 2 rows per work-item
+ * (1.13-1.22x over 1: the transformed rows and each slice of U shared; rows of 16: 2 pairs of rows, each
+ * pair in one vector), transforms per chunk of 32 input channels, 8 with 3 planes (1.16-1.21x over 16:
+ * 12 rows per channel); w as run_direct's (flip: backward data). */
 static lu_status run_wino(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                           cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int cob = lu_conv_env_int("LUNET_CONV_WINO_COB", 4);
