@@ -535,6 +535,26 @@ static lu_status zero_row(lu_device *dev, int len, cl_mem *out, size_t *bytes) {
   return lu_fail(LU_ECL, "clearing a row of zeros");
 }
 
+/* The weights w of a pass packed by kp (wino_pack, s2_pack: arguments out, w, Cin, Cout, and any further
+ * ones already set), `floats` per input channel and output channel, in blocks of cob output channels:
+ * *out is a pool buffer of *bytes bytes. */
+static lu_status pack_launch(lu_device *dev, cl_kernel kp, const char *kname, cl_mem w, int Cin, int Cout, int cob,
+                             size_t floats, cl_mem *out, size_t *bytes) {
+  size_t padded = (size_t)(Cout + cob - 1) / cob * cob;
+  *bytes = padded * Cin * floats * sizeof(float);
+  LU_TRY(lu_buffer_alloc(dev, *bytes, out));
+  lu_status st = LU_OK;
+  if (LU_ARG(kp, 0, *out) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout))
+    st = lu_fail(LU_ECL, "%s args", kname);
+  size_t gp[2] = {(size_t)Cin, padded};
+  if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, kname);
+  if (st != LU_OK) {
+    lu_buffer_release(dev, *out, *bytes);
+    *out = NULL;
+  }
+  return st;
+}
+
 /* conv_wino (kernels/conv/wino.cl, Winograd F(2,3) along x) instead of the direct kernels: on CPUs, for
  * 3x3, 1x3x3 and 3x3x3 stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows at
  * least 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct (tenth session):
@@ -566,15 +586,11 @@ static lu_status run_wino(lu_device *dev, int N, int Cin, int Cout, int Z, int Y
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, WINO_FILE, "wino_pack", opts, &kp));
   LU_TRY(lu_kernel_get(dev, WINO_FILE, "conv_wino", opts, &kk));
-  int ncb = (Cout + cob - 1) / cob;
-  size_t ubytes = (size_t)ncb * cob * Cin * kz * 12 * sizeof(float);
   cl_mem u;
-  LU_TRY(lu_buffer_alloc(dev, ubytes, &u));
+  size_t ubytes;
+  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_pack args");
+  LU_TRY(pack_launch(dev, kp, "wino_pack", w, Cin, Cout, cob, (size_t)kz * 12, &u, &ubytes));
   lu_status st = LU_OK;
-  if (LU_ARG(kp, 0, u) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout) | LU_ARG(kp, 4, flip))
-    st = lu_fail(LU_ECL, "wino_pack args");
-  size_t gp[2] = {(size_t)Cin, (size_t)ncb * cob};
-  if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "wino_pack");
   cl_mem mb = b ? b->buf : w;
   int hb = b != NULL;
   if (st == LU_OK && (LU_ARG(kk, 0, x) | LU_ARG(kk, 1, u) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
@@ -611,15 +627,10 @@ static lu_status run_s2rows(lu_device *dev, int N, int Cin, int Cout, int Z, int
   cl_kernel kp, kk;
   LU_TRY(lu_kernel_get(dev, S2ROWS_FILE, "s2_pack", opts, &kp));
   LU_TRY(lu_kernel_get(dev, S2ROWS_FILE, "conv_s2rows", opts, &kk));
-  int ncb = (Cout + cob - 1) / cob;
-  size_t wbytes = (size_t)ncb * cob * Cin * k[0] * 9 * sizeof(float);
   cl_mem wp;
-  LU_TRY(lu_buffer_alloc(dev, wbytes, &wp));
+  size_t wbytes;
+  LU_TRY(pack_launch(dev, kp, "s2_pack", w, Cin, Cout, cob, (size_t)k[0] * 9, &wp, &wbytes));
   lu_status st = LU_OK;
-  if (LU_ARG(kp, 0, wp) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout))
-    st = lu_fail(LU_ECL, "s2_pack args");
-  size_t gp[2] = {(size_t)Cin, (size_t)ncb * cob};
-  if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, "s2_pack");
   cl_mem mb = b ? b->buf : w;
   int hb = b != NULL;
   if (st == LU_OK && (LU_ARG(kk, 0, x) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
