@@ -110,6 +110,15 @@ local function check_each_mode(set, modes, cases, transposed)
   end
 end
 
+-- Runs every case on a row kernel (set(mode, chunk, rows), e.g. conv.set_wino) in chunks of 3 input
+-- channels, whose partial sums are taken from the output, with 1 and with 3 rows per work-item.
+local function check_chunks_and_rows(set, mode, cases)
+  for _, rows in ipairs({ 1, 3 }) do
+    set(mode, 3, rows)
+    for _, c in ipairs(cases) do check_case(c, false) end
+  end
+end
+
 local conv_cases = {
   { n = 2, cin = 3, cout = 5, x = { 7, 9, 11 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
   { n = 1, cin = 4, cout = 6, x = { 9, 8, 7 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
@@ -251,11 +260,11 @@ describe("conv", function()
 
   it("runs 3x3 and 3x3x3 stride-1 convolutions by Winograd F(2,3) along x (forward and backward data)", function()
     -- rows of 32 (one work-item: both neighbours zero padding), 64 and 96 (work-items with a left, a
-    -- right and both neighbours), 48 and 80 (a last work-item of 16 outputs), odd and even row counts (a half-empty last pair of rows), 1 to 3 rows,
-    -- channel counts off the 4-channel blocks and below one, 1x3x3 kernels of a 3-D conv (planes),
-    -- 3x3x3 kernels (first and last planes, a single plane), 3x3x3 over rows of 16 (two rows per
-    -- vector: odd and even row counts, a single row), batch > 1, no bias; then chunks of 3 input channels (partial sums taken from the output, a
-    -- partial last chunk) and 1 and 3 rows per work-item
+    -- right and both neighbours), 48 and 80 (a last work-item of 16 outputs), odd and even row counts (a
+    -- half-empty last pair of rows), 1 to 3 rows, channel counts off the 4-channel blocks and below one,
+    -- 1x3x3 kernels of a 3-D conv (planes), 3x3x3 kernels (first and last planes, a single plane), 3x3x3
+    -- over rows of 16 (two rows per vector: odd and even row counts, a single row), batch > 1, no bias;
+    -- then chunks of 3 input channels (a partial last chunk) and 1 and 3 rows per work-item
     local cases = {
       { n = 2, cin = 3, cout = 5, x = { 5, 32 }, k = { 3, 3 }, stride = { 1, 1 } },
       { n = 1, cin = 1, cout = 4, x = { 1, 64 }, k = { 3, 3 }, stride = { 1, 1 } },
@@ -272,12 +281,8 @@ describe("conv", function()
       { n = 1, cin = 3, cout = 6, x = { 2, 8, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 }, nobias = true },
       { n = 2, cin = 4, cout = 5, x = { 3, 5, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
     }
-    conv.set_wino("wino")
-    for _, c in ipairs(cases) do check_case(c, false) end
-    for _, g in ipairs({ 1, 3 }) do
-      conv.set_wino("wino", 3, g)
-      for _, c in ipairs(cases) do check_case(c, false) end
-    end
+    check_each_mode(conv.set_wino, { "wino" }, cases)
+    check_chunks_and_rows(conv.set_wino, "wino", cases)
     conv.set_wino()
   end)
 
@@ -285,8 +290,8 @@ describe("conv", function()
     -- rows of 32, 64 and 96 (work-items with and without a left neighbour), odd and even output row
     -- counts (a half-empty last pair of rows), odd input rows (the last output row's third input row off
     -- the plane), 3x3x3 kernels of stride 2 and (1, 2, 2), 1x3x3 of stride (1, 2, 2), channel counts off
-    -- the 16-channel blocks, batch > 1, no bias; then chunks of 3 input channels (partial sums taken from
-    -- the output) and 1 and 3 rows per work-item
+    -- the 16-channel blocks, batch > 1, no bias; then chunks of 3 input channels and 1 and 3 rows per
+    -- work-item
     local cases = {
       { n = 1, cin = 3, cout = 5, x = { 6, 32 }, k = { 3, 3 }, stride = { 2, 2 } },
       { n = 2, cin = 4, cout = 17, x = { 7, 64 }, k = { 3, 3 }, stride = { 2, 2 } },
@@ -296,10 +301,7 @@ describe("conv", function()
       { n = 1, cin = 3, cout = 4, x = { 3, 6, 32 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
     }
     check_each_mode(conv.set_s2rows, { "s2rows", "direct" }, cases)
-    for _, g in ipairs({ 1, 3 }) do
-      conv.set_s2rows("s2rows", 3, g)
-      for _, c in ipairs(cases) do check_case(c, false) end
-    end
+    check_chunks_and_rows(conv.set_s2rows, "s2rows", cases)
     conv.set_s2rows()
   end)
 

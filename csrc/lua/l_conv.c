@@ -310,83 +310,52 @@ static int l_set_algo(lua_State *L) {
   return 0;
 }
 
-/* A kernel switch for specs (argument 1): `on` sets $var to 1 (wherever the geometry allows), `off` to 0
- * (never), nil unsets it (the rule decides). */
-static void set_switch(lua_State *L, const char *fname, const char *var, const char *on, const char *off) {
+/* Kernel switches for specs, so that they reach every path: conv.<name>(mode [, count ...]). Argument 1,
+ * `on`, sets $var to 1 (wherever the geometry allows), `off` to 0 (never), nil unsets it (the rule
+ * decides); each further argument, an optional count, goes into its $counts[i] (nil unsets it). */
+typedef struct {
+  const char *name, *var, *on, *off, *counts[3];
+} kernel_switch;
+
+static const kernel_switch switches[] = {
+  /* wgrad_cvec with every tap of a position at once or one tap at a time on this process's CPU devices;
+   * chunk: the positions per partial sum */
+  {"set_wgrad", "LUNET_CONV_WGRAD_TAPS", "taps", "per_tap", {"LUNET_CONV_WGRAD_CHUNK"}},
+  /* stride-1, 3-tap convolutions and their backward data on conv_rows or conv_direct; chunk: conv_rows'
+   * input channels per sweep over the channel blocks, group: its row blocks per work-item, in_place 1 / 0:
+   * its forward weights read in place or packed */
+  {"set_fwd", "LUNET_CONV_ROWS", "rows", "direct", {"LUNET_CONV_CICH", "LUNET_CONV_RGRP", "LUNET_CONV_WDIRECT"}},
+  /* strided backward data on dgrad_rows or by phases; slow: the phases' channel blocks as their slowest
+   * work-item index (1) or not (0) whatever the weights' size */
+  {"set_dgrad", "LUNET_CONV_DGRAD_ROWS", "rows", "phases", {"LUNET_CONV_PHASE_ORDER"}},
+  /* transposed conv backward data on convT_dgrad or as a strided conv on the direct kernel */
+  {"set_convT_dgrad", "LUNET_CONVT_DGRAD", "lanes", "conv", {NULL}},
+  /* 3x3 / 1x3x3 / 3x3x3 stride-1 convolutions over rows a multiple of 16 wide, and their backward data,
+   * by Winograd F(2,3) (conv_wino) or on the direct kernels; chunk: conv_wino's input channels per
+   * transform, rows: its rows per work-item */
+  {"set_wino", "LUNET_CONV_WINO", "wino", "direct", {"LUNET_CONV_WINO_CICH", "LUNET_CONV_WINO_RG"}},
+  /* forwards of stride 2 along y and x over rows a multiple of 32 wide on conv_s2rows or the direct
+   * kernels; chunk: conv_s2rows' input channels per de-interleave, rows: its output rows per work-item */
+  {"set_s2rows", "LUNET_CONV_S2ROWS", "s2rows", "direct", {"LUNET_CONV_S2_CICH", "LUNET_CONV_S2_RG"}},
+};
+
+/* conv.<name>(mode [, count ...]) for the kernel_switch in upvalue 1 */
+static int l_set_switch(lua_State *L) {
+  const kernel_switch *k = lua_touserdata(L, lua_upvalueindex(1));
   const char *m = luaL_optstring(L, 1, NULL);
-  if (m && strcmp(m, on) && strcmp(m, off)) luaL_error(L, "conv.%s: '%s', '%s' or nil", fname, on, off);
-  if (m) setenv(var, strcmp(m, on) == 0 ? "1" : "0", 1);
-  else unsetenv(var);
-}
-
-/* Argument arg, an optional count, into $var (nil unsets it). */
-static void set_count(lua_State *L, int arg, const char *var) {
-  if (lua_isnoneornil(L, arg)) {
-    unsetenv(var);
-  } else {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", (long long)luaL_checkinteger(L, arg));
-    setenv(var, buf, 1);
+  if (m && strcmp(m, k->on) && strcmp(m, k->off))
+    return luaL_error(L, "conv.%s: '%s', '%s' or nil", k->name, k->on, k->off);
+  if (m) setenv(k->var, strcmp(m, k->on) == 0 ? "1" : "0", 1);
+  else unsetenv(k->var);
+  for (int i = 0; i < 3 && k->counts[i]; i++) {
+    if (lua_isnoneornil(L, i + 2)) {
+      unsetenv(k->counts[i]);
+    } else {
+      char buf[32];
+      snprintf(buf, sizeof buf, "%lld", (long long)luaL_checkinteger(L, i + 2));
+      setenv(k->counts[i], buf, 1);
+    }
   }
-}
-
-/* set_wgrad("taps" | "per_tap" | nil [, chunk]): wgrad_cvec with every tap of a position at once or one
- * tap at a time ($LUNET_CONV_WGRAD_TAPS) on this process's CPU devices and, with chunk, the positions
- * per partial sum ($LUNET_CONV_WGRAD_CHUNK); specs use it to reach every path. */
-static int l_set_wgrad(lua_State *L) {
-  set_switch(L, "set_wgrad", "LUNET_CONV_WGRAD_TAPS", "taps", "per_tap");
-  set_count(L, 2, "LUNET_CONV_WGRAD_CHUNK");
-  return 0;
-}
-
-/* set_fwd("rows" | "direct" | nil [, chunk [, group [, in_place]]]): stride-1, 3-tap convolutions and
- * their backward data on conv_rows or conv_direct ($LUNET_CONV_ROWS) and, with chunk, conv_rows' input
- * channels per sweep over the channel blocks ($LUNET_CONV_CICH), with group its row blocks per
- * work-item ($LUNET_CONV_RGRP), with in_place 1 / 0 its forward weights read in place or packed
- * ($LUNET_CONV_WDIRECT). */
-static int l_set_fwd(lua_State *L) {
-  set_switch(L, "set_fwd", "LUNET_CONV_ROWS", "rows", "direct");
-  set_count(L, 2, "LUNET_CONV_CICH");
-  set_count(L, 3, "LUNET_CONV_RGRP");
-  set_count(L, 4, "LUNET_CONV_WDIRECT");
-  return 0;
-}
-
-/* set_dgrad("rows" | "phases" | nil [, slow]): strided backward data on dgrad_rows or by phases
- * ($LUNET_CONV_DGRAD_ROWS) and, with slow, the phases' channel blocks as their slowest work-item index
- * (1) or not (0) whatever the weights' size ($LUNET_CONV_PHASE_ORDER). */
-static int l_set_dgrad(lua_State *L) {
-  set_switch(L, "set_dgrad", "LUNET_CONV_DGRAD_ROWS", "rows", "phases");
-  set_count(L, 2, "LUNET_CONV_PHASE_ORDER");
-  return 0;
-}
-
-/* set_convT_dgrad("lanes" | "conv" | nil): transposed conv backward data on convT_dgrad or as a strided
- * conv on the direct kernel ($LUNET_CONVT_DGRAD). */
-static int l_set_convT_dgrad(lua_State *L) {
-  set_switch(L, "set_convT_dgrad", "LUNET_CONVT_DGRAD", "lanes", "conv");
-  return 0;
-}
-
-/* set_wino("wino" | "direct" | nil [, chunk [, rows]]): 2-D 3x3 stride-1 convolutions over rows >= 32 wide
- * and a multiple of 16, and their backward data, by Winograd F(2,3) (conv_wino) or on the direct kernels
- * ($LUNET_CONV_WINO) and, with chunk, conv_wino's input channels per transform ($LUNET_CONV_WINO_CICH),
- * with rows its rows per work-item ($LUNET_CONV_WINO_RG). */
-static int l_set_wino(lua_State *L) {
-  set_switch(L, "set_wino", "LUNET_CONV_WINO", "wino", "direct");
-  set_count(L, 2, "LUNET_CONV_WINO_CICH");
-  set_count(L, 3, "LUNET_CONV_WINO_RG");
-  return 0;
-}
-
-/* set_s2rows("s2rows" | "direct" | nil [, chunk [, rows]]): forwards of stride 2 along y and x over rows a
- * multiple of 32 wide on conv_s2rows or the direct kernels ($LUNET_CONV_S2ROWS) and, with chunk,
- * conv_s2rows' input channels per de-interleave ($LUNET_CONV_S2_CICH), with rows its output rows per
- * work-item ($LUNET_CONV_S2_RG). */
-static int l_set_s2rows(lua_State *L) {
-  set_switch(L, "set_s2rows", "LUNET_CONV_S2ROWS", "s2rows", "direct");
-  set_count(L, 2, "LUNET_CONV_S2_CICH");
-  set_count(L, 3, "LUNET_CONV_S2_RG");
   return 0;
 }
 
@@ -396,10 +365,12 @@ int lu_open_conv(lua_State *L) {
     {"T_fwd", l_T_fwd}, {"T_bwd_data", l_T_bwd_data}, {"T_bwd_weight", l_T_bwd_weight},
     {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops},
     {"ref_fwd", l_ref_fwd}, {"ref_bwd_data", l_ref_bwd_data}, {"ref_bwd_weight", l_ref_bwd_weight},
-    {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo},
-    {"set_wgrad", l_set_wgrad}, {"set_fwd", l_set_fwd},
-    {"set_dgrad", l_set_dgrad}, {"set_convT_dgrad", l_set_convT_dgrad}, {"set_wino", l_set_wino},
-    {"set_s2rows", l_set_s2rows}, {NULL, NULL}};
+    {"set_workspace_kb", l_set_workspace_kb}, {"set_algo", l_set_algo}, {NULL, NULL}};
   luaL_newlib(L, fns);
+  for (size_t i = 0; i < sizeof switches / sizeof switches[0]; i++) {
+    lua_pushlightuserdata(L, (void *)&switches[i]);
+    lua_pushcclosure(L, l_set_switch, 1);
+    lua_setfield(L, -2, switches[i].name);
+  }
   return 1;
 }

@@ -377,6 +377,15 @@ int lu_conv_env_int(const char *name, int dflt) {
   return e && *e ? atoi(e) : dflt;
 }
 
+/* A 3-D range launched as one work-group per (row block, sample), gl[0] work-items each, when the device
+ * allows groups that large: so that even few row blocks spread over the cores (PoCL's own choice for
+ * small ranges can be one work-group for everything), and so that no group's private state outgrows a
+ * worker thread's stack (dgrad_rows, with PoCL's choice of 4096 work-items per group, crashed). */
+lu_status lu_launch_by_rows(lu_device *dev, cl_kernel k, const size_t gl[3], const char *name) {
+  size_t lo[3] = {gl[0], 1, 1};
+  return lu_launch(dev, k, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, name);
+}
+
 typedef struct { int vx, cob, wgrad_vx, cobw, cib, cov; } conv_tunables;
 
 static conv_tunables tunables(const lu_device *dev) {
@@ -535,6 +544,19 @@ static lu_status zero_row(lu_device *dev, int len, cl_mem *out, size_t *bytes) {
   return lu_fail(LU_ECL, "clearing a row of zeros");
 }
 
+/* The arguments the row and direct conv kernels share: x, packed weights wp, the bias (or, unused, w) and
+ * whether there is one, y, Cin, Cout and the input and output extents. */
+static lu_status conv_kernel_args(cl_kernel kk, const char *kname, cl_mem x, cl_mem wp, cl_mem w, const lu_tensor *b,
+                                  cl_mem y, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX) {
+  cl_mem mb = b ? b->buf : w;
+  int hb = b != NULL;
+  if (LU_ARG(kk, 0, x) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
+      LU_ARG(kk, 5, Cin) | LU_ARG(kk, 6, Cout) | LU_ARG(kk, 7, Z) | LU_ARG(kk, 8, Y) | LU_ARG(kk, 9, X) |
+      LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX))
+    return lu_fail(LU_ECL, "%s args", kname);
+  return LU_OK;
+}
+
 /* The weights w of a pass packed by kp (wino_pack, s2_pack: arguments out, w, Cin, Cout, and any further
  * ones already set), `floats` per input channel and output channel, in blocks of cob output channels:
  * *out is a pool buffer of *bytes bytes. */
@@ -590,18 +612,10 @@ static lu_status run_wino(lu_device *dev, int N, int Cin, int Cout, int Z, int Y
   size_t ubytes;
   if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_pack args");
   LU_TRY(pack_launch(dev, kp, "wino_pack", w, Cin, Cout, cob, (size_t)kz * 12, &u, &ubytes));
-  lu_status st = LU_OK;
-  cl_mem mb = b ? b->buf : w;
-  int hb = b != NULL;
-  if (st == LU_OK && (LU_ARG(kk, 0, x) | LU_ARG(kk, 1, u) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
-                      LU_ARG(kk, 5, Cin) | LU_ARG(kk, 6, Cout) | LU_ARG(kk, 7, Z) | LU_ARG(kk, 8, Y) |
-                      LU_ARG(kk, 9, X)))
-    st = lu_fail(LU_ECL, "conv_wino args");
-  /* one work-group per row and sample, as conv_rows */
+  lu_status st = conv_kernel_args(kk, "conv_wino", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
   int wrows = rg * (pair + 1);
   size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)Z * ((Y + wrows - 1) / wrows), (size_t)N};
-  size_t lo[3] = {gl[0], 1, 1};
-  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "conv_wino");
+  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino");
   lu_buffer_release(dev, u, ubytes);
   return st;
 }
@@ -630,16 +644,9 @@ static lu_status run_s2rows(lu_device *dev, int N, int Cin, int Cout, int Z, int
   cl_mem wp;
   size_t wbytes;
   LU_TRY(pack_launch(dev, kp, "s2_pack", w, Cin, Cout, cob, (size_t)k[0] * 9, &wp, &wbytes));
-  lu_status st = LU_OK;
-  cl_mem mb = b ? b->buf : w;
-  int hb = b != NULL;
-  if (st == LU_OK && (LU_ARG(kk, 0, x) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
-                      LU_ARG(kk, 5, Cin) | LU_ARG(kk, 6, Cout) | LU_ARG(kk, 7, Z) | LU_ARG(kk, 8, Y) |
-                      LU_ARG(kk, 9, X) | LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX)))
-    st = lu_fail(LU_ECL, "conv_s2rows args");
+  lu_status st = conv_kernel_args(kk, "conv_s2rows", x, wp, w, b, y, Cin, Cout, Z, Y, X, OZ, OY, OX);
   size_t gl[3] = {(size_t)OX / 16, (size_t)OZ * ((OY + rg - 1) / rg), (size_t)N};
-  size_t lo[3] = {gl[0], 1, 1};
-  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "conv_s2rows");
+  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_s2rows");
   lu_buffer_release(dev, wp, wbytes);
   return st;
 }
@@ -708,14 +715,7 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
   cl_mem wp = w;
   size_t wbytes = 0;
   if (!wdirect) LU_TRY(pack_blocks(dev, opts, w, Cin, Cout, cob, (size_t)k[0] * k[1] * k[2], flip, &wp, &wbytes));
-  lu_status st = LU_OK;
-  cl_mem mb = b ? b->buf : w;
-  int hb = b != NULL;
-  if (st == LU_OK &&
-      (LU_ARG(kk, 0, x) | LU_ARG(kk, 1, wp) | LU_ARG(kk, 2, mb) | LU_ARG(kk, 3, hb) | LU_ARG(kk, 4, y) |
-       LU_ARG(kk, 5, Cin) | LU_ARG(kk, 6, Cout) | LU_ARG(kk, 7, Z) | LU_ARG(kk, 8, Y) | LU_ARG(kk, 9, X) |
-       LU_ARG(kk, 10, OZ) | LU_ARG(kk, 11, OY) | LU_ARG(kk, 12, OX)))
-    st = lu_fail(LU_ECL, "%s args", kname);
+  lu_status st = conv_kernel_args(kk, kname, x, wp, w, b, y, Cin, Cout, Z, Y, X, OZ, OY, OX);
   int per = pb ? pb : vx;
   /* conv_rows sweeps the channel blocks itself */
   size_t gl[3] = {(size_t)((OX + per - 1) / per) * (rows ? 1 : ncb),
@@ -735,19 +735,15 @@ static lu_status run_direct(lu_device *dev, int N, int Cin, int Cout, int Z, int
                         LU_ARG(kk, 17, wofs)))
       st = lu_fail(LU_ECL, "conv_cvec args");
   }
-  /* conv_cvec, conv_rows: one work-group per row block and sample, so that even few row blocks spread over
-   * the cores (PoCL's own choice for small ranges can be one work-group for everything), and so that no
-   * group's private state outgrows a worker thread's stack (dgrad_rows, with PoCL's choice of 4096
-   * work-items per group, crashed) */
-  size_t lo[3] = {gl[0], 1, 1};
-  int use_lo = (kk_is_padded || rows) && gl[0] <= dev->max_wg;
   cl_mem zrow = NULL;
   size_t zrow_bytes = 0;
   if (st == LU_OK && rows) {
     st = zero_row(dev, X, &zrow, &zrow_bytes);
     if (st == LU_OK && LU_ARG(kk, 13, zrow)) st = lu_fail(LU_ECL, "conv_rows args");
   }
-  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, use_lo ? lo : NULL, kname);
+  /* conv_cvec, conv_rows: one work-group per row block and sample */
+  if (st == LU_OK)
+    st = kk_is_padded || rows ? lu_launch_by_rows(dev, kk, gl, kname) : lu_launch(dev, kk, 3, gl, NULL, kname);
   if (zrow) lu_buffer_release(dev, zrow, zrow_bytes);
   if (xpad) lu_buffer_release(dev, xpad, xpad_bytes);
   if (!wdirect) lu_buffer_release(dev, wp, wbytes);
@@ -852,8 +848,7 @@ static lu_status run_dgrad_phases(const lu_conv_geom *g, const lu_tensor *dy, co
       st = lu_fail(LU_ECL, "conv_cvec args (phase %d)", ph[i].code & 7);
     size_t gl[3] = {(size_t)((ax.extent + pb - 1) / pb) * ncb, (size_t)az.extent * ((ay.extent + rb - 1) / rb),
                     (size_t)g->N};
-    size_t lo[3] = {gl[0], 1, 1};
-    if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "conv_cvec");
+    if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_cvec");
   }
   if (dyp) lu_buffer_release(dev, dyp, dyp_bytes);
   lu_buffer_release(dev, wp, wbytes);
@@ -1068,10 +1063,8 @@ static lu_status run_dgrad_rows(const lu_conv_geom *g, const lu_tensor *dy, cons
                       LU_ARG(kk, 9, OY) | LU_ARG(kk, 10, OX) | LU_ARG(kk, 11, zrow)))
     st = lu_fail(LU_ECL, "dgrad_rows args");
   size_t gl[3] = {(size_t)((OX + 15) / 16) * ncb, (size_t)Z * 2 * ((OY + 1) / 2), (size_t)g->N};
-  /* one work-group per (dx plane, row phase, dy row block) and sample: PoCL's own choice reached 4096
-   * work-items per group, whose private state overflowed a worker thread's stack (a segfault) */
-  size_t lo[3] = {gl[0], 1, 1};
-  if (st == LU_OK) st = lu_launch(dev, kk, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "dgrad_rows");
+  /* one work-group per (dx plane, row phase, dy row block) and sample */
+  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "dgrad_rows");
   if (zrow) lu_buffer_release(dev, zrow, zbytes);
   lu_buffer_release(dev, wp, wbytes);
   return st;

@@ -141,8 +141,7 @@ static lu_status run_convT_dgrad(const lu_conv_geom *g, const lu_tensor *dy, con
     return lu_fail(LU_ECL, "convT_dgrad args");
   size_t gl[3] = {(size_t)((X + dxw - 1) / dxw) * ((cin + cob - 1) / cob), (size_t)Z * ((Y + drb - 1) / drb),
                   (size_t)g->N};
-  size_t lo[3] = {gl[0], 1, 1};
-  return lu_launch(dev, k, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, "convT_dgrad");
+  return lu_launch_by_rows(dev, k, gl, "convT_dgrad");
 }
 
 static lu_status convT_bwd_data(const lu_conv_desc *d, const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {

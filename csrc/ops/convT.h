@@ -31,6 +31,9 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
                               lu_tensor *y);
 /* $name as an integer, or dflt when unset or empty: the tuning and path switches of conv and convT. */
 int lu_conv_env_int(const char *name, int dflt);
+/* k over the 3-D range gl as one work-group of gl[0] work-items per (row block, sample) where the device
+ * allows (conv.c). */
+lu_status lu_launch_by_rows(lu_device *dev, cl_kernel k, const size_t gl[3], const char *name);
 /* Workspace budget in bytes: $LUNET_CONV_WORKSPACE_KB or LU_CONV_WORKSPACE_MB (64 MiB). */
 size_t lu_conv_workspace_bytes(void);
 

@@ -58,11 +58,11 @@ __kernel void wino_pack(__global float *restrict u, __global const float *restri
   }
 }
 
-// y (N, Cout, Z, Y, X) = conv(x (N, Cin, Z, Y, X)) + bias, kernel (KZ, 3, 3), pad (KZ / 2, 1, 1), X a
-// multiple of 16 (the last work-item of a row may own 16 outputs: tiles 8-15 then read zeros and are not
-// stored). A work-item computes RG consecutive rows of a plane: the RG + 2 input rows of each of its KZ
-// input planes are transformed once per chunk, and each channel block's slice of U is read for all RG
-// rows while it sits in L1.
+// y (N, Cout, OZ, OY, OX) = conv(x (N, Cin, Z, Y, X)) + bias, the same extents (the arguments of the
+// other row kernels), kernel (KZ, 3, 3), pad (KZ / 2, 1, 1), X a multiple of 16 (the last work-item of a
+// row may own 16 outputs: tiles 8-15 then read zeros and are not stored). A work-item computes RG
+// consecutive rows of a plane: the RG + 2 input rows of each of its KZ input planes are transformed once
+// per chunk, and each channel block's slice of U is read for all RG rows while it sits in L1.
 // PAIR (rows of exactly 16): a vector holds the 8 tiles of two consecutive rows, the upper row in lanes
 // 8-15, and a work-item computes RG such pairs; transformed "rows" are then pairs of input rows, 2 RG + 1
 // of them per plane (pair g, kernel row r: input rows oy0 + 2g + r - 1 and the one below).
@@ -75,13 +75,14 @@ __kernel void wino_pack(__global float *restrict u, __global const float *restri
 #define SROWS (KZ * SPAN)                 // transformed rows per channel: plane by plane
 __kernel void conv_wino(__global const float *restrict x, __global const float *restrict u,
                         __global const float *restrict b, const int has_bias, __global float *restrict y,
-                        const int Cin, const int Cout, const int Z, const int Y, const int X) {
-  const int nrg = (Y + WROWS - 1) / WROWS, n = get_global_id(2), oz = get_global_id(1) / nrg;
-  const int oy0 = get_global_id(1) % nrg * WROWS, nr = min(WROWS, Y - oy0);
+                        const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
+                        const int OY, const int OX) {
+  const int nrg = (OY + WROWS - 1) / WROWS, n = get_global_id(2), oz = get_global_id(1) / nrg;
+  const int oy0 = get_global_id(1) % nrg * WROWS, nr = min(WROWS, OY - oy0);
   const int ox0 = get_global_id(0) * 32, nx = X - ox0, ncb = (Cout + COB - 1) / COB; // nx: 16 or >= 32
-  const size_t plane = (size_t)Z * Y * X;
+  const size_t plane = (size_t)Z * Y * X, OS = (size_t)OZ * OY * OX;
   __global const float *xn = x + (size_t)n * Cin * plane + ox0;
-  __global float *yn = y + (size_t)n * Cout * plane + ((size_t)oz * Y + oy0) * X + ox0;
+  __global float *yn = y + (size_t)n * Cout * OS + ((size_t)oz * OY + oy0) * OX + ox0;
   const float16 zero = 0.0f;
   float16 vs[CICH * SROWS * WT]; // the chunk's transformed input rows, channel by channel
   for (int ci0 = 0; ci0 < Cin; ci0 += CICH) {
@@ -146,10 +147,10 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
           if (co >= Cout) break;
           const float16 ye = acc[j][0] + acc[j][1] + acc[j][2], yo = acc[j][1] - acc[j][2] - acc[j][3];
           float16 lo = MIX_LO(ye, yo), hi = MIX_HI(ye, yo);
-          __global float *yc = yn + (size_t)co * plane + (size_t)g * (PAIR + 1) * X;
+          __global float *yc = yn + (size_t)co * OS + (size_t)g * (PAIR + 1) * OX;
           // hi: the next 16 outputs of the row, or (PAIR) the row below
           const int hi_live = PAIR ? 2 * g + 1 < nr : nx > 16;
-          __global float *yh = yc + (PAIR ? X : 16);
+          __global float *yh = yc + (PAIR ? OX : 16);
           if (ci0 == 0) {
             const float bj = has_bias ? b[co] : 0.0f;
             lo += bj;
