@@ -1,10 +1,11 @@
 -- Convolutions and transposed convolutions on the device against a naive double-precision host
--- reference (core.conv.ref_*, plain loops over every tap), and their gradients against central
+-- reference (lunet.testing's conv_ref through spec/support/conv.lua, plain loops over every tap), and their gradients against central
 -- finite differences. Every output is poisoned with NaN before the op runs, so an element the op
 -- forgets to write fails the comparison.
 local lunet = require "lunet"
 local core = require "lunet.core"
 local conv = core.conv
+local support = require "spec.support.conv"
 
 local NaN = 0 / 0
 
@@ -80,15 +81,15 @@ local function check_case(c, transposed)
 
   local y = poisoned(ys)
   fwd(x, w, (not c.nobias) and b or nil, y, opts)
-  close(y, conv.ref_fwd(xh, wh, not c.nobias and bh or nil, opts, transposed), name .. " forward")
+  close(y, support.ref_fwd(xh, wh, not c.nobias and bh or nil, opts, transposed), name .. " forward")
 
   local dx = poisoned(xs)
   bwd_data(dy, w, dx, opts)
-  close(dx, conv.ref_bwd_data(dyh, wh, xs, opts, transposed), name .. " backward data")
+  close(dx, support.ref_bwd_data(dyh, wh, xs, opts, transposed), name .. " backward data")
 
   local dw, db = poisoned(ws), poisoned({ c.cout })
   bwd_weight(x, dy, dw, db, opts)
-  local rdw, rdb = conv.ref_bwd_weight(xh, dyh, ws, opts, transposed)
+  local rdw, rdb = support.ref_bwd_weight(xh, dyh, ws, opts, transposed)
   close(dw, rdw, name .. " backward weight")
   close(db, rdb, name .. " backward bias")
 
@@ -102,7 +103,7 @@ local function check_case(c, transposed)
   close(db1, lunet.tensor(one_b, { shape = { c.cout }, dtype = "f64" }), name .. " accumulated bias")
 end
 
--- Runs every case (transposed convs if `transposed`) with each setting of a kernel switch such as conv.set_fwd.
+-- Runs every case (transposed convs if `transposed`) with each setting of a kernel switch such as support.set_fwd.
 local function check_each_mode(set, modes, cases, transposed)
   for _, mode in ipairs(modes) do
     set(mode)
@@ -110,7 +111,7 @@ local function check_each_mode(set, modes, cases, transposed)
   end
 end
 
--- Runs every case on a row kernel (set(mode, chunk, rows), e.g. conv.set_wino) in chunks of 3 input
+-- Runs every case on a row kernel (set(mode, chunk, rows), e.g. support.set_wino) in chunks of 3 input
 -- channels, whose partial sums are taken from the output, with 1 and with 3 rows per work-item.
 local function check_chunks_and_rows(set, mode, cases)
   for _, rows in ipairs({ 1, 3 }) do
@@ -169,12 +170,7 @@ local convT_cases = {
 
 describe("conv", function()
   after_each(function()
-    conv.set_workspace_kb(0)
-    conv.set_algo(nil)
-    conv.set_wgrad(nil)
-    conv.set_fwd(nil)
-    conv.set_dgrad(nil)
-    conv.set_convT_dgrad(nil)
+    core.tune.reset() -- every tunable a test forced goes back to the device's own
   end)
 
   it("computes output shapes and flops as nnU-Net's same-padded conv", function()
@@ -209,13 +205,13 @@ describe("conv", function()
       { n = 1, cin = 20, cout = 8, x = { 5, 33 }, stride = { 1, 2 } },
     }
     for _, mode in ipairs({ "taps", "per_tap" }) do
-      conv.set_wgrad(mode)
+      support.set_wgrad(mode)
       for _, c in ipairs(cases) do check_case(c, false) end
       for _, c in ipairs(transposed) do check_case(c, true) end
-      conv.set_wgrad(mode, 32)
-      conv.set_workspace_kb(16)
+      support.set_wgrad(mode, 32)
+      support.set_workspace_kb(16)
       for _, c in ipairs(cases) do check_case(c, false) end
-      conv.set_workspace_kb(0)
+      support.set_workspace_kb(0)
     end
   end)
 
@@ -231,16 +227,16 @@ describe("conv", function()
       { n = 2, cin = 3, cout = 4, x = { 4, 5, 18 }, k = { 1, 3, 3 }, stride = { 2, 1, 1 } },
       { n = 1, cin = 3, cout = 6, x = { 3, 4, 17 }, k = { 3, 1, 3 }, stride = { 1, 1, 1 } },
     }
-    conv.set_wino("direct") -- rows >= 32 wide and a multiple of 16 would run on conv_wino
-    check_each_mode(conv.set_fwd, { "rows", "direct" }, cases)
+    support.set_wino("direct") -- rows >= 32 wide and a multiple of 16 would run on conv_wino
+    check_each_mode(support.set_fwd, { "rows", "direct" }, cases)
     -- conv_rows in chunks of 2 input channels, each sweep taking the channel blocks' partial sums from
     -- the output: a partial last chunk, the bounds-checked first and last channels inside chunks,
     -- partial x-vectors and row blocks, a partial last channel block
-    conv.set_fwd("rows", 2)
+    support.set_fwd("rows", 2)
     for _, c in ipairs(cases) do check_case(c, false) end
     check_case({ n = 2, cin = 7, cout = 19, x = { 9, 35 }, k = { 3, 3 }, stride = { 1, 1 }, nobias = true }, false)
     -- and in groups of 3 row blocks per work-item: groups across planes, a partial last group
-    conv.set_fwd("rows", 2, 3)
+    support.set_fwd("rows", 2, 3)
     for _, c in ipairs(cases) do check_case(c, false) end
     -- weights packed and read in place (forward, and backward data flipped; a partial last channel
     -- block shifted back), whatever the layer's size
@@ -251,11 +247,11 @@ describe("conv", function()
       { n = 1, cin = 8, cout = 10, x = { 3, 3, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
     }
     for _, in_place in ipairs({ 0, 1 }) do
-      conv.set_fwd("rows", 2, nil, in_place)
+      support.set_fwd("rows", 2, nil, in_place)
       for _, c in ipairs(cases) do check_case(c, false) end
       for _, c in ipairs(blocks) do check_case(c, false) end
     end
-    conv.set_wino()
+    support.set_wino()
   end)
 
   it("runs 3x3 and 3x3x3 stride-1 convolutions by Winograd F(2,3) along x (forward and backward data)", function()
@@ -281,9 +277,9 @@ describe("conv", function()
       { n = 1, cin = 3, cout = 6, x = { 2, 8, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 }, nobias = true },
       { n = 2, cin = 4, cout = 5, x = { 3, 5, 16 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
     }
-    check_each_mode(conv.set_wino, { "wino" }, cases)
-    check_chunks_and_rows(conv.set_wino, "wino", cases)
-    conv.set_wino()
+    check_each_mode(support.set_wino, { "wino" }, cases)
+    check_chunks_and_rows(support.set_wino, "wino", cases)
+    support.set_wino()
   end)
 
   it("runs stride-2 forwards on conv_s2rows and conv_direct alike", function()
@@ -300,9 +296,9 @@ describe("conv", function()
       { n = 1, cin = 5, cout = 18, x = { 3, 5, 64 }, k = { 3, 3, 3 }, stride = { 1, 2, 2 } },
       { n = 1, cin = 3, cout = 4, x = { 3, 6, 32 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
     }
-    check_each_mode(conv.set_s2rows, { "s2rows", "direct" }, cases)
-    check_chunks_and_rows(conv.set_s2rows, "s2rows", cases)
-    conv.set_s2rows()
+    check_each_mode(support.set_s2rows, { "s2rows", "direct" }, cases)
+    check_chunks_and_rows(support.set_s2rows, "s2rows", cases)
+    support.set_s2rows()
   end)
 
   it("runs strided backward data on dgrad_rows and by phases alike", function()
@@ -320,9 +316,9 @@ describe("conv", function()
     for _, c in ipairs(conv_cases) do
       if c.stride[#c.stride] == 2 and c.stride[#c.stride - 1] == 2 then cases[#cases + 1] = c end
     end
-    check_each_mode(conv.set_dgrad, { "rows", "phases" }, cases)
+    check_each_mode(support.set_dgrad, { "rows", "phases" }, cases)
     -- the phases with their channel blocks as the slowest work-item index (weights over 2 MB)
-    conv.set_dgrad("phases", 1)
+    support.set_dgrad("phases", 1)
     for _, c in ipairs(cases) do check_case(c, false) end
   end)
 
@@ -337,26 +333,26 @@ describe("conv", function()
       { n = 1, cin = 3, cout = 7, x = { 3, 12 }, stride = { 2, 2 } },
       { n = 2, cin = 7, cout = 2, x = { 2, 4, 33 }, stride = { 1, 2, 2 } },
     }
-    check_each_mode(conv.set_convT_dgrad, { "lanes", "conv" }, cases, true)
+    check_each_mode(support.set_convT_dgrad, { "lanes", "conv" }, cases, true)
   end)
 
   it("matches the reference on the im2col + GEMM path (whole-sample batched tiles)", function()
-    conv.set_algo("gemm")
+    support.set_algo("gemm")
     check_case({ n = 3, cin = 3, cout = 5, x = { 5, 6, 7 }, k = { 3, 3, 3 }, stride = { 2, 1, 2 } }, false)
     check_case({ n = 2, cin = 4, cout = 3, x = { 9, 8 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
   end)
 
   it("gives the same results when the workspace forces tiles of one row, several rows, and across planes", function()
-    conv.set_algo("gemm")
+    support.set_algo("gemm")
     local c = { n = 2, cin = 3, cout = 4, x = { 6, 9, 11 }, k = { 3, 3, 3 }, stride = { 1, 2, 1 } }
     for _, kb in ipairs({ 1, 4, 20 }) do
-      conv.set_workspace_kb(kb)
+      support.set_workspace_kb(kb)
       check_case(c, false)
     end
     local c2 = { n = 2, cin = 3, cout = 5, x = { 10, 13 }, k = { 3, 3 }, stride = { 2, 1 } }
-    conv.set_workspace_kb(2)
+    support.set_workspace_kb(2)
     check_case(c2, false)
-    conv.set_workspace_kb(1)
+    support.set_workspace_kb(1)
     check_case({ n = 2, cin = 4, cout = 3, x = { 4, 6, 5 }, stride = { 2, 2, 2 } }, true)
     check_case({ n = 2, cin = 4, cout = 3, x = { 5, 7 }, stride = { 2, 2 } }, true)
   end)

@@ -3,6 +3,7 @@
 #include <clblast_c.h>
 
 #include "cl/profile.h"
+#include "core/env.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,9 @@ void lu_blas_tuning_path(const lu_device *dev, char *buf, size_t n) {
   for (size_t i = 0; dev->name[i] && j + 1 < sizeof name; i++)
     name[j++] = isalnum((unsigned char)dev->name[i]) ? dev->name[i] : '_';
   name[j] = 0;
-  const char *d = getenv("LUNET_CACHE_DIR");
-  const char *x = getenv("XDG_CACHE_HOME");
-  const char *h = getenv("HOME");
-  if (d && *d) snprintf(buf, n, "%s/clblast-%s.params", d, name);
-  else if (x && *x) snprintf(buf, n, "%s/lunet/clblast-%s.params", x, name);
-  else snprintf(buf, n, "%s/.cache/lunet/clblast-%s.params", h && *h ? h : "/tmp", name);
+  char dir[3072];
+  lu_cache_dir(dir, sizeof dir, "");
+  snprintf(buf, n, "%s/clblast-%s.params", dir, name);
 }
 
 /* Applies one "KERNEL NAME=VALUE ..." line. */
@@ -65,7 +63,7 @@ lu_status lu_blas_apply_tuning(lu_device *dev) {
   int slot = tuned_slot(dev);
   lu_tuned[slot].applied = 1;
   snprintf(lu_tuned[slot].source, sizeof lu_tuned[slot].source, "default");
-  if (getenv("LUNET_CLBLAST_DEFAULTS")) return LU_OK;
+  if (lu_env("LUNET_CLBLAST_DEFAULTS")) return LU_OK;
   char path[1024];
   lu_blas_tuning_path(dev, path, sizeof path);
   FILE *f = fopen(path, "r");

@@ -7,6 +7,8 @@
 
 #include "cl/pool.h"
 #include "cl/program.h"
+#include "cl/tunables.h"
+#include "core/env.h"
 
 #define LU_MAX_DEVICES 32
 
@@ -124,6 +126,7 @@ lu_status lu_device_info(int index, const lu_device **out) {
 }
 
 static lu_status init_device_locked(lu_device *d) {
+  LU_TRY(lu_tune_init(d));
   if (d->ctx) return LU_OK;
   cl_int e;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
@@ -155,7 +158,7 @@ lu_status lu_device_default(lu_device **out) {
   int n;
   LU_TRY(lu_devices_count(&n));
   if (n == 0) return lu_fail(LU_ECL, "no OpenCL device found: install pocl-opencl-icd (CPU) or a GPU driver's ICD");
-  const char *want = getenv("LUNET_DEVICE");
+  const char *want = lu_env("LUNET_DEVICE");
   int pick = -1;
   if (want && *want) {
     if (strcmp(want, "cpu") == 0 || strcmp(want, "gpu") == 0) {

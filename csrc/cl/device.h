@@ -10,6 +10,7 @@
 
 typedef struct lu_pool lu_pool;
 typedef struct lu_progcache lu_progcache;
+struct lu_tunables;
 
 typedef struct lu_device {
   int index;                 /* position in lu_devices() order */
@@ -30,6 +31,7 @@ typedef struct lu_device {
   int has_fp16;
   lu_pool *pool;
   lu_progcache *progs;
+  struct lu_tunables *tune; /* kernel parameters (cl/tunables.h) */
 } lu_device;
 
 /* Number of OpenCL devices over all platforms (discovers once). */

@@ -1,5 +1,7 @@
 #include "cl/profile.h"
 
+#include "core/env.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,8 +14,8 @@ static int enabled = -1;
 
 int lu_profile_enabled(void) {
   if (enabled < 0) {
-    const char *e = getenv("LUNET_PROFILE");
-    enabled = e && *e && strcmp(e, "0") != 0;
+    const char *e = lu_env("LUNET_PROFILE");
+    enabled = e && strcmp(e, "0") != 0;
   }
   return enabled;
 }

@@ -55,16 +55,6 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
-/* setenv(name, value | nil): sets or clears one of this process's LUNET_* settings (read per call by the
- * ops), so that a benchmark can compare two settings in one process, alternating. */
-static int l_setenv(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1), *value = luaL_optstring(L, 2, NULL);
-  if (strncmp(name, "LUNET_", 6)) return luaL_error(L, "setenv: '%s' is not a LUNET_ setting", name);
-  if (value) setenv(name, value, 1);
-  else unsetenv(name);
-  return 0;
-}
-
 static int l_finish(lua_State *L) {
   LU_LCHECK(L, lu_device_finish(lu_lua_opt_device(L, 1)), "finish");
   return 0;
@@ -430,7 +420,7 @@ static int m_index(lua_State *L) {
 
 static const luaL_Reg core_fns[] = {
   {"devices", l_devices}, {"now", l_now}, {"default_device", l_default_device}, {"finish", l_finish},
-  {"setenv", l_setenv}, {"cache_stats", l_cache_stats}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"blas_tuning", l_blas_tuning},
+  {"cache_stats", l_cache_stats}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"blas_tuning", l_blas_tuning},
   {"tensor", l_tensor}, {"zeros", l_zeros}, {"from_bytes", l_from_bytes}, {NULL, NULL}};
 
 int luaopen_lunet_core(lua_State *L) {

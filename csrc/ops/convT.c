@@ -1,9 +1,9 @@
-/* Transposed convolution with kernel == stride (nnU-Net's upsampling) as GEMM + scatter/gather.
- * Each input voxel produces a disjoint stride-sized block of outputs: y block = W^T x (per voxel),
- * so the forward pass is one GEMM (Cout*kv x Cin) * (Cin x P) over tiles of input rows followed by
- * a scatter into y. The backward passes are ordinary strided convolutions run on the direct kernels
- * (below); with LUNET_CONV_ALGO=gemm they gather dy into the GEMM layout instead. Stride 1 everywhere
- * is a 1x1 convolution: no scatter. */
+/* Transposed convolution with kernel == stride (nnU-Net's upsampling): the dispatcher and its GEMM
+ * strategy. Each input voxel produces a disjoint stride-sized block of outputs: y block = W^T x (per
+ * voxel), so the forward pass is one GEMM (Cout*kv x Cin) * (Cin x P) over tiles of input rows
+ * followed by a scatter into y (or convT_cvec on CPUs, ops/conv/direct.c). The backward passes are
+ * ordinary strided convolutions run on the direct kernels (below); with conv.algo = gemm they gather
+ * dy into the GEMM layout instead. Stride 1 everywhere is a 1x1 convolution: no scatter. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "cl/blas.h"
 #include "cl/pool.h"
 #include "cl/program.h"
-#include "ops/convT.h"
+#include "ops/conv/base.h"
 #include "ops/ops.h"
 
 #define CONVT_FILE "convT/convT.cl"
@@ -42,10 +42,59 @@ static lu_status shuffle(lu_device *dev, const lu_conv_geom *g, int scatter, cl_
   return lu_launch(dev, k, 3, gl, NULL, scatter ? "convT scatter" : "convT gather");
 }
 
-static lu_status ctx(lu_status st, const char *op, const lu_conv_geom *g) {
-  if (st == LU_OK) return st;
-  return lu_fail_context(st, "%s N=%d Cin=%d Cout=%d in %dx%dx%d stride %dx%dx%d", op, g->N, g->Cin, g->Cout, g->Z,
-                         g->Y, g->X, g->s[0], g->s[1], g->s[2]);
+static lu_status ctx(lu_status st, const char *op, const lu_conv_geom *g) { return lu_conv_context(st, op, g); }
+
+/* The tiles of the GEMM strategy: M = Cout * kv floats per input position, tiles of input rows. */
+typedef struct {
+  const lu_conv_geom *g;
+  cl_mem w;            /* the GEMM's weights: W^T (forward) or W */
+  const lu_tensor *x, *dy, *b;
+  cl_mem y;
+  float beta;
+} convT_ctx;
+
+static lu_status tile_scatter(const lu_conv_tiled *job, cl_mem t, const lu_conv_tile *tl) {
+  const convT_ctx *c = job->ctx;
+  return shuffle(job->dev, c->g, 1, c->y, t, c->b, tl);
+}
+
+static lu_status tile_gather(const lu_conv_tiled *job, cl_mem t, const lu_conv_tile *tl) {
+  const convT_ctx *c = job->ctx;
+  return shuffle(job->dev, c->g, 0, c->dy->buf, t, NULL, tl);
+}
+
+/* t (M x positions) = W^T x[tile] */
+static lu_status gemm_fwd(const lu_conv_tiled *job, cl_mem t, const lu_conv_tile *tt, size_t pt) {
+  const convT_ctx *c = job->ctx;
+  const lu_conv_geom *g = c->g;
+  size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S;
+  size_t xoff = (size_t)tt->n0 * Cin * S + (size_t)tt->r0 * g->X;
+  return lu_conv_tile_sgemm(job->dev, 0, 0, M, pt, Cin, c->w, 0, Cin, 0, c->x->buf, xoff, S, Cin * S, 0.0f, t, 0, pt,
+                            M * pt, tt->nb);
+}
+
+/* dx[tile] = W (Cin x M) t (M x positions) */
+static lu_status gemm_bwd_data(const lu_conv_tiled *job, cl_mem t, const lu_conv_tile *tt, size_t pt) {
+  const convT_ctx *c = job->ctx;
+  const lu_conv_geom *g = c->g;
+  size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S;
+  size_t xoff = (size_t)tt->n0 * Cin * S + (size_t)tt->r0 * g->X;
+  return lu_conv_tile_sgemm(job->dev, 0, 0, Cin, pt, M, c->w, 0, M, 0, t, 0, pt, M * pt, 0.0f, c->y, xoff, S, Cin * S,
+                            tt->nb);
+}
+
+/* dW (Cin x M) (+)= x[tile] t^T, one SGEMM per sample */
+static lu_status gemm_bwd_weight(const lu_conv_tiled *job, cl_mem t, const lu_conv_tile *tt, size_t pt) {
+  convT_ctx *c = (convT_ctx *)job->ctx;
+  const lu_conv_geom *g = c->g;
+  size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S;
+  for (int j = 0; j < tt->nb; j++) {
+    size_t xoff = (size_t)(tt->n0 + j) * Cin * S + (size_t)tt->r0 * g->X;
+    LU_TRY(lu_sgemm(job->dev, 0, 1, Cin, M, pt, 1.0f, c->x->buf, xoff, S, t, (size_t)j * M * pt, pt, c->beta, c->y, 0,
+                    M));
+    c->beta = 1.0f;
+  }
+  return LU_OK;
 }
 
 static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
@@ -70,22 +119,9 @@ static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_t
   if (LU_ARG(kt, 0, wt) | LU_ARG(kt, 1, mw) | LU_ARG(kt, 2, cin) | LU_ARG(kt, 3, m)) st = lu_fail(LU_ECL, "transpose args");
   size_t gt[2] = {M, Cin};
   if (st == LU_OK) st = lu_launch(dev, kt, 2, gt, NULL, "convT transpose");
-  lu_conv_tiler tl;
-  lu_conv_tiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
-  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->X * M * sizeof(float);
-  cl_mem t = NULL;
-  if (st == LU_OK) st = lu_buffer_alloc(dev, cap, &t);
-  lu_conv_tile tt;
-  while (st == LU_OK && lu_conv_tiler_next(&tl, &tt)) {
-    size_t Pt = (size_t)tt.nrows * g->X, xoff = (size_t)tt.n0 * Cin * S + (size_t)tt.r0 * g->X;
-    if (tt.nb == 1)
-      st = lu_sgemm(dev, 0, 0, M, Pt, Cin, 1.0f, wt, 0, Cin, x->buf, xoff, S, 0.0f, t, 0, Pt);
-    else
-      st = lu_sgemm_strided_batched(dev, 0, 0, M, Pt, Cin, 1.0f, wt, 0, Cin, 0, x->buf, xoff, S, Cin * S, 0.0f, t, 0,
-                                    Pt, M * Pt, (size_t)tt.nb);
-    if (st == LU_OK) st = shuffle(dev, g, 1, y->buf, t, b, &tt);
-  }
-  if (t) lu_buffer_release(dev, t, cap);
+  convT_ctx c = {g, wt, x, NULL, b, y->buf, 0.0f};
+  lu_conv_tiled job = {dev, g->N, g->Z * g->Y, g->X, M, NULL, &c, NULL, gemm_fwd, tile_scatter};
+  if (st == LU_OK) st = lu_conv_tiled_gemm(&job);
   lu_buffer_release(dev, wt, wbytes);
   return st;
 }
@@ -103,19 +139,15 @@ lu_status lu_convT_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tenso
  * SGEMM on PoCL. Backward data is likewise conv_fwd of dy with W (W read as (Cin, Cout, k...) conv
  * weights, no flip) on the direct forward kernel: 2.8-3.6x faster than gather + SGEMM on PoCL once that
  * kernel's tap loads became plain loads (bench/ops.lua 3d, dec2..dec0.up). */
-static int convT_via_conv(const lu_conv_geom *g) {
-  const char *e = getenv("LUNET_CONV_ALGO");
-  return g->kv > 1 && !(e && !strcmp(e, "gemm"));
-}
+static int convT_via_conv(const lu_conv_geom *g, const lu_device *dev) { return g->kv > 1 && lu_conv_use_direct(dev); }
 
 /* Backward data on CPUs by convT_dgrad (convT.cl): dy rows read whole, each multiplied by the kernel
  * row's taps repeated across the lanes, no shuffles in the loop. Against the strided conv on the direct
  * kernel (in-process A/B): 2-D 128^2 64 > 32 ... 8^2 512 > 512 1.13-1.5x, 3-D 32^3 64 > 32 1.65-1.81x,
  * 16^3 128 > 64 1.13-1.17x, 8^3 256 > 128 1.46-1.53x. For rows of >= 8 dx positions along a stride-2 x
- * axis (>= 16 along a stride-1 one); $LUNET_CONVT_DGRAD=0 (conv.set_convT_dgrad("conv")) keeps the
- * direct kernel. */
+ * axis (>= 16 along a stride-1 one); tunable convT.dgrad = 0 keeps the direct kernel. */
 static int convT_dgrad_applies(const lu_conv_geom *g, const lu_device *dev) {
-  if (!dev->is_cpu || g->kv == 1 || !lu_conv_env_int("LUNET_CONVT_DGRAD", 1)) return 0;
+  if (!lu_tune_cpu(dev) || g->kv == 1 || !lu_tune_or(dev, LU_TUNE_CONVT_DGRAD, 1)) return 0;
   return g->X >= (g->s[2] == 2 ? 8 : 16);
 }
 
@@ -126,8 +158,8 @@ static lu_status run_convT_dgrad(const lu_conv_geom *g, const lu_tensor *dy, con
    * 32^3 64 > 32 with 16: 1.0x the direct kernel, with 8: 1.48x; 8^3 256 > 128 2 x 2 rows x 1 vector
    * against 4 x 2 x 1: 0.7x) */
   int nv = g->s[2] == 2 ? (g->X >= 16 ? 2 : 1) : 1, dxw = 16 * nv / g->s[2];
-  int cob = lu_conv_env_int("LUNET_CONVT_DGRAD_COB", 4);
-  int drb = lu_conv_env_int("LUNET_CONVT_DGRAD_DRB", g->s[0] == 2 && nv == 2 ? 1 : 2);
+  int cob = lu_tune(dev, LU_TUNE_CONVT_DGRAD_COB);
+  int drb = lu_tune_or(dev, LU_TUNE_CONVT_DGRAD_DRB, g->s[0] == 2 && nv == 2 ? 1 : 2);
   if (cob > g->Cin) cob = g->Cin;
   if (g->Y % drb) drb = 1; /* the kernel computes whole row blocks */
   char opts[160];
@@ -150,27 +182,11 @@ static lu_status convT_bwd_data(const lu_conv_desc *d, const lu_conv_geom *g, co
   if (g->kv == 1)
     return lu_sgemm_strided_batched(dev, 0, 0, Cin, S, M, 1.0f, w->buf, 0, M, 0, dy->buf, 0, OS, M * OS, 0.0f,
                                     dx->buf, 0, S, Cin * S, (size_t)g->N);
-  if (convT_via_conv(g) && convT_dgrad_applies(g, dev)) return run_convT_dgrad(g, dy, w, dx);
-  if (convT_via_conv(g)) return lu_conv_fwd(d, dy, w, NULL, dx);
-  lu_conv_tiler tl;
-  lu_conv_tiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
-  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->X * M * sizeof(float);
-  cl_mem t;
-  LU_TRY(lu_buffer_alloc(dev, cap, &t));
-  lu_status st = LU_OK;
-  lu_conv_tile tt;
-  while (st == LU_OK && lu_conv_tiler_next(&tl, &tt)) {
-    size_t Pt = (size_t)tt.nrows * g->X, xoff = (size_t)tt.n0 * Cin * S + (size_t)tt.r0 * g->X;
-    st = shuffle(dev, g, 0, dy->buf, t, NULL, &tt);
-    if (st != LU_OK) break;
-    if (tt.nb == 1)
-      st = lu_sgemm(dev, 0, 0, Cin, Pt, M, 1.0f, w->buf, 0, M, t, 0, Pt, 0.0f, dx->buf, xoff, S);
-    else
-      st = lu_sgemm_strided_batched(dev, 0, 0, Cin, Pt, M, 1.0f, w->buf, 0, M, 0, t, 0, Pt, M * Pt, 0.0f, dx->buf,
-                                    xoff, S, Cin * S, (size_t)tt.nb);
-  }
-  lu_buffer_release(dev, t, cap);
-  return st;
+  if (convT_via_conv(g, dev) && convT_dgrad_applies(g, dev)) return run_convT_dgrad(g, dy, w, dx);
+  if (convT_via_conv(g, dev)) return lu_conv_fwd(d, dy, w, NULL, dx);
+  convT_ctx c = {g, w->buf, NULL, dy, NULL, dx->buf, 0.0f};
+  lu_conv_tiled job = {dev, g->N, g->Z * g->Y, g->X, M, NULL, &c, tile_gather, gemm_bwd_data, NULL};
+  return lu_conv_tiled_gemm(&job);
 }
 
 lu_status lu_convT_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
@@ -184,7 +200,7 @@ static lu_status convT_bwd_weight(const lu_conv_desc *d, const lu_conv_geom *g, 
   lu_device *dev = x->dev;
   size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
   if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
-  if (convT_via_conv(g)) return lu_conv_bwd_weight(d, dy, x, dw, NULL, accumulate);
+  if (convT_via_conv(g, dev)) return lu_conv_bwd_weight(d, dy, x, dw, NULL, accumulate);
   float beta = accumulate ? 1.0f : 0.0f;
   if (g->kv == 1) {
     for (int n = 0; n < g->N; n++) {
@@ -194,24 +210,9 @@ static lu_status convT_bwd_weight(const lu_conv_desc *d, const lu_conv_geom *g, 
     }
     return LU_OK;
   }
-  lu_conv_tiler tl;
-  lu_conv_tiler_init(&tl, g->N, g->Z * g->Y, M * g->X);
-  size_t cap = (size_t)tl.samples_per_tile * tl.rows_per_tile * g->X * M * sizeof(float);
-  cl_mem t;
-  LU_TRY(lu_buffer_alloc(dev, cap, &t));
-  lu_status st = LU_OK;
-  lu_conv_tile tt;
-  while (st == LU_OK && lu_conv_tiler_next(&tl, &tt)) {
-    size_t Pt = (size_t)tt.nrows * g->X;
-    st = shuffle(dev, g, 0, dy->buf, t, NULL, &tt);
-    for (int j = 0; st == LU_OK && j < tt.nb; j++) {
-      size_t xoff = (size_t)(tt.n0 + j) * Cin * S + (size_t)tt.r0 * g->X;
-      st = lu_sgemm(dev, 0, 1, Cin, M, Pt, 1.0f, x->buf, xoff, S, t, (size_t)j * M * Pt, Pt, beta, dw->buf, 0, M);
-      beta = 1.0f;
-    }
-  }
-  lu_buffer_release(dev, t, cap);
-  return st;
+  convT_ctx c = {g, NULL, x, dy, NULL, dw->buf, beta};
+  lu_conv_tiled job = {dev, g->N, g->Z * g->Y, g->X, M, NULL, &c, tile_gather, gemm_bwd_weight, NULL};
+  return lu_conv_tiled_gemm(&job);
 }
 
 lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,

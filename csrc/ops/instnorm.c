@@ -5,6 +5,7 @@
 
 #include "cl/pool.h"
 #include "cl/program.h"
+#include "cl/tunables.h"
 #include "ops/nn.h"
 
 #define IN_FILE "instnorm/instnorm.cl"
@@ -17,12 +18,10 @@ static size_t in_wg(const lu_device *dev) {
 }
 
 /* CPU devices (PoCL) take the row-per-work-item kernels with explicit float8 vectors; GPUs the
- * work-group-per-row kernels with local reductions. LUNET_INSTNORM=rows|groups overrides. */
+ * work-group-per-row kernels with local reductions. Tunable instnorm.kernel = rows | groups overrides. */
 static int use_rows(const lu_device *dev) {
-  const char *e = getenv("LUNET_INSTNORM");
-  if (e && !strcmp(e, "rows")) return 1;
-  if (e && !strcmp(e, "groups")) return 0;
-  return dev->is_cpu;
+  int k = lu_tune(dev, LU_TUNE_INSTNORM);
+  return k == LU_TUNE_AUTO ? lu_tune_cpu(dev) : k == 0;
 }
 
 static lu_status in_kernel(lu_device *dev, const char *name, size_t wg, cl_kernel *k) {

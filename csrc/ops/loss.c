@@ -7,16 +7,22 @@
 
 #include "cl/pool.h"
 #include "cl/program.h"
+#include "cl/tunables.h"
 #include "ops/nn.h"
 
-#define LOSS_WG 256
-
+/* Work-group size: tunable loss.wg (PoCL measured 64 faster than 256), capped by the device. */
 static size_t loss_wg(const lu_device *dev) {
-  size_t wg = dev->is_cpu ? 64 : LOSS_WG; /* measured on PoCL: 64 beats 256 */
-  const char *e = getenv("LUNET_LOSS_WG");
-  if (e && atoi(e) > 0) wg = (size_t)atoi(e);
+  int t = lu_tune(dev, LU_TUNE_LOSS_WG);
+  size_t wg = t > 0 ? (size_t)t : 64;
   while (wg > 1 && wg > dev->max_wg) wg >>= 1;
   return wg;
+}
+
+/* Voxels per work-item: 8 in float8 on CPU devices (PoCL then emits vector exp/log) when S allows it;
+ * tunable loss.vw = 1 forces scalars. */
+static int loss_vw(const lu_device *dev, int64_t S) {
+  int vw = lu_tune_or(dev, LU_TUNE_LOSS_VW, lu_tune_cpu(dev) ? 8 : 1);
+  return vw == 8 && S % 8 == 0 ? 8 : 1;
 }
 
 /* ---- softmax family ---- */
@@ -36,7 +42,7 @@ static lu_status softmax_like(const char *op, const char *kname, int log_out, lu
   }
   if (N * C * S == 0) return LU_OK;
   cl_kernel k;
-  int64_t vw = a->dev->is_cpu && S % 8 == 0 ? 8 : 1;
+  int64_t vw = loss_vw(a->dev, S);
   LU_TRY(lu_kernel_get(a->dev, "loss/softmax.cl", kname, vw == 8 ? "-DVW=8" : NULL, &k));
   S /= vw; /* work-items along S */
   cl_mem my = y->buf, ma = a->buf;
@@ -127,10 +133,7 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   lu_device *dev = logits->dev;
   cx->dev = dev;
   size_t wg = loss_wg(dev);
-  /* CPU devices: 8 voxels per work-item in float8 (vector exp/log on PoCL) when S allows it */
-  size_t vw = dev->is_cpu && S % 8 == 0 ? 8 : 1;
-  const char *ev = getenv("LUNET_LOSS_VW");
-  if (ev && atoi(ev) == 1) vw = 1;
+  size_t vw = (size_t)loss_vw(dev, S);
   char opts[96];
   snprintf(opts, sizeof opts, "-DWG=%zu -DVW=%zu -DTGT=%s", wg, vw, target->dtype == LU_I32 ? "int" : "float");
   cl_kernel k1, k2, k3;

@@ -4,6 +4,7 @@
 #include "cl/device.h"
 #include "cl/pool.h"
 #include "cl/program.h"
+#include "cl/tunables.h"
 #include "ops/ops.h"
 
 #define RED_WG 64
@@ -19,7 +20,7 @@ lu_status lu_reduce(const lu_tensor *x, lu_reduce_op op, double *out) {
   if (groups > max_groups) groups = max_groups;
   if (groups > 1024) groups = 1024;
   cl_kernel k;
-  LU_TRY(lu_kernel_get(dev, "reduce/reduce.cl", "reduce_f32", dev->is_cpu ? "-DWG=64 -DCONTIG=1" : "-DWG=64", &k));
+  LU_TRY(lu_kernel_get(dev, "reduce/reduce.cl", "reduce_f32", lu_tune_cpu(dev) ? "-DWG=64 -DCONTIG=1" : "-DWG=64", &k));
   cl_mem partials;
   LU_TRY(lu_buffer_alloc(dev, groups * sizeof(float), &partials));
   cl_mem mx = x->buf;

@@ -1,0 +1,258 @@
+#include "cl/tunables.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/env.h"
+
+#define UNSET INT_MIN
+#define NLAYERS (LU_TUNE_FROM_SET + 1)
+
+typedef struct {
+  const char *name, *values, *doc;
+  int dflt[2]; /* per class */
+} tune_desc;
+
+static const tune_desc descs[LU_TUNE_COUNT] = {
+#define LU_TUNE_DESC_(id, name, cpu, gpu, values, doc) {name, values, doc, {cpu, gpu}},
+  LU_TUNABLES(LU_TUNE_DESC_)
+#undef LU_TUNE_DESC_
+};
+
+/* Built-in per-device entries, matched against the device's vendor or name. The GPU class defaults
+ * were measured on an H200 (bench/ops.lua quick 3d: forward 8 x 8 ran 4x faster than 16 x 16 there,
+ * the weight gradient 4 lanes x 8 channels 3.4x faster than 16 x 8); a measured device gets its own
+ * entries here, or a tunables file from `lunet tune --kernels`. */
+static const struct { const char *match, *name; int value; } builtin[] = {
+  {"NVIDIA", "conv.vx", 8},
+  {"NVIDIA", "conv.cob", 8},
+  {"NVIDIA", "conv.wgrad_vx", 4},
+  {"NVIDIA", "conv.cobw", 8},
+};
+
+struct lu_tunables {
+  int layer[NLAYERS][LU_TUNE_COUNT]; /* UNSET where a layer says nothing */
+  int value[LU_TUNE_COUNT];          /* resolved */
+  lu_tune_layer from[LU_TUNE_COUNT];
+  int klass;
+};
+
+static void resolve(lu_device *dev) {
+  struct lu_tunables *t = dev->tune;
+  int klass = dev->is_cpu ? LU_CLASS_CPU : LU_CLASS_GPU;
+  for (int l = NLAYERS - 1; l > 0; l--)
+    if (t->layer[l][LU_TUNE_DEVICE_CLASS] != UNSET && t->layer[l][LU_TUNE_DEVICE_CLASS] != LU_TUNE_AUTO) {
+      klass = t->layer[l][LU_TUNE_DEVICE_CLASS];
+      break;
+    }
+  t->klass = klass;
+  for (int i = 0; i < LU_TUNE_COUNT; i++) {
+    t->value[i] = descs[i].dflt[klass];
+    t->from[i] = LU_TUNE_FROM_CLASS;
+    for (int l = NLAYERS - 1; l > 0; l--)
+      if (t->layer[l][i] != UNSET) {
+        t->value[i] = t->layer[l][i];
+        t->from[i] = (lu_tune_layer)l;
+        break;
+      }
+  }
+  t->value[LU_TUNE_DEVICE_CLASS] = klass;
+}
+
+int lu_tune(const lu_device *dev, lu_tune_id id) {
+  if (!dev->tune) return descs[id].dflt[dev->is_cpu ? LU_CLASS_CPU : LU_CLASS_GPU];
+  return dev->tune->value[id];
+}
+
+int lu_tune_or(const lu_device *dev, lu_tune_id id, int rule) {
+  int v = lu_tune(dev, id);
+  return v == LU_TUNE_AUTO ? rule : v;
+}
+
+int lu_tune_class(const lu_device *dev) {
+  return dev->tune ? dev->tune->klass : dev->is_cpu ? LU_CLASS_CPU : LU_CLASS_GPU;
+}
+
+lu_status lu_tune_find(const char *name, lu_tune_id *id) {
+  for (int i = 0; i < LU_TUNE_COUNT; i++)
+    if (strcmp(descs[i].name, name) == 0) {
+      *id = (lu_tune_id)i;
+      return LU_OK;
+    }
+  return lu_fail(LU_EARG, "no kernel tunable '%s' (lunet tune --list names them)", name);
+}
+
+const char *lu_tune_name(lu_tune_id id) { return descs[id].name; }
+const char *lu_tune_doc(lu_tune_id id) { return descs[id].doc; }
+const char *lu_tune_values(lu_tune_id id) { return descs[id].values; }
+
+static const char *layer_names[NLAYERS] = {"class default", "built-in", "file", "environment", "set"};
+const char *lu_tune_layer_name(lu_tune_layer l) { return layer_names[l]; }
+lu_tune_layer lu_tune_source(const lu_device *dev, lu_tune_id id) {
+  return dev->tune ? dev->tune->from[id] : LU_TUNE_FROM_CLASS;
+}
+
+lu_status lu_tune_parse(lu_tune_id id, const char *text, int *value) {
+  if (strcmp(text, "auto") == 0) { *value = LU_TUNE_AUTO; return LU_OK; }
+  const char *names = descs[id].values;
+  if (names) {
+    size_t len = strlen(text);
+    int k = 0;
+    for (const char *p = names; *p; k++) {
+      const char *bar = strchr(p, '|');
+      size_t n = bar ? (size_t)(bar - p) : strlen(p);
+      if (n == len && strncmp(p, text, n) == 0) { *value = k; return LU_OK; }
+      p += n + (bar != NULL);
+    }
+  }
+  char *end;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (end != text && *end == 0 && errno == 0 && v >= 0 && v <= INT_MAX) { *value = (int)v; return LU_OK; }
+  return lu_fail(LU_EARG, "tunable %s: '%s' is not auto%s%s or a number >= 0", descs[id].name, text,
+                 names ? ", " : "", names ? names : "");
+}
+
+void lu_tune_format(lu_tune_id id, int value, char *buf, size_t n) {
+  if (value == LU_TUNE_AUTO) { snprintf(buf, n, "auto"); return; }
+  const char *p = descs[id].values;
+  for (int k = 0; p && *p; k++) {
+    const char *bar = strchr(p, '|');
+    size_t len = bar ? (size_t)(bar - p) : strlen(p);
+    if (k == value) { snprintf(buf, n, "%.*s", (int)len, p); return; }
+    p += len + (bar != NULL);
+  }
+  snprintf(buf, n, "%d", value);
+}
+
+void lu_tune_path(const lu_device *dev, char *buf, size_t n) {
+  char dir[3072], name[256];
+  size_t j = 0;
+  for (size_t i = 0; dev->name[i] && j + 1 < sizeof name; i++)
+    name[j++] = isalnum((unsigned char)dev->name[i]) ? dev->name[i] : '_';
+  name[j] = 0;
+  lu_cache_dir(dir, sizeof dir, "");
+  snprintf(buf, n, "%s/tunables-%s.txt", dir, name);
+}
+
+/* Reads "name value" lines ('#' starts a comment) into the file layer; a missing file is no error. */
+static lu_status read_file(lu_device *dev) {
+  int *layer = dev->tune->layer[LU_TUNE_FROM_FILE];
+  for (int i = 0; i < LU_TUNE_COUNT; i++) layer[i] = UNSET;
+  char path[4096], line[512];
+  lu_tune_path(dev, path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (!f) return LU_OK;
+  lu_status st = LU_OK;
+  for (int ln = 1; st == LU_OK && fgets(line, sizeof line, f); ln++) {
+    char key[128], val[128];
+    char *hash = strchr(line, '#');
+    if (hash) *hash = 0;
+    int got = sscanf(line, "%127s %127s", key, val);
+    if (got <= 0) continue;
+    lu_tune_id id;
+    if (got != 2) st = lu_fail(LU_EFORMAT, "%s:%d: expected 'name value'", path, ln);
+    else if ((st = lu_tune_find(key, &id)) == LU_OK) st = lu_tune_parse(id, val, &layer[id]);
+    if (st != LU_OK) st = lu_fail_context(st, "tunables file %s line %d", path, ln);
+  }
+  fclose(f);
+  return st;
+}
+
+/* LUNET_<NAME>: explicit overrides for tuning runs, read once. */
+static lu_status read_env(lu_device *dev) {
+  int *layer = dev->tune->layer[LU_TUNE_FROM_ENV];
+  for (int i = 0; i < LU_TUNE_COUNT; i++) {
+    layer[i] = UNSET;
+    char var[128] = "LUNET_";
+    size_t j = 6;
+    for (const char *p = descs[i].name; *p && j + 1 < sizeof var; p++)
+      var[j++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    var[j] = 0;
+    const char *v = lu_env(var);
+    if (!v) continue;
+    lu_status st = lu_tune_parse((lu_tune_id)i, v, &layer[i]);
+    if (st != LU_OK) return lu_fail_context(st, "$%s", var);
+  }
+  return LU_OK;
+}
+
+lu_status lu_tune_init(lu_device *dev) {
+  if (dev->tune) return LU_OK;
+  struct lu_tunables *t = calloc(1, sizeof *t);
+  if (!t) return lu_fail(LU_ENOMEM, "kernel tunables of %s", dev->name);
+  for (int l = 0; l < NLAYERS; l++)
+    for (int i = 0; i < LU_TUNE_COUNT; i++) t->layer[l][i] = UNSET;
+  for (size_t e = 0; e < sizeof builtin / sizeof builtin[0]; e++) {
+    lu_tune_id id;
+    if ((strstr(dev->vendor, builtin[e].match) || strstr(dev->name, builtin[e].match)) &&
+        lu_tune_find(builtin[e].name, &id) == LU_OK)
+      t->layer[LU_TUNE_FROM_BUILTIN][id] = builtin[e].value;
+  }
+  dev->tune = t;
+  lu_status st = lu_tune_reload(dev);
+  if (st != LU_OK) { /* the device stays unusable, naming the bad file or variable, until it is fixed */
+    dev->tune = NULL;
+    free(t);
+  }
+  return st;
+}
+
+lu_status lu_tune_reload(lu_device *dev) {
+  if (!dev->tune) return lu_tune_init(dev);
+  lu_status st = read_file(dev);
+  if (st == LU_OK) st = read_env(dev);
+  resolve(dev);
+  return st;
+}
+
+lu_status lu_tune_set(lu_device *dev, lu_tune_id id, int value, int unset) {
+  LU_TRY(lu_tune_init(dev));
+  if (!unset && value < LU_TUNE_AUTO)
+    return lu_fail(LU_EARG, "tunable %s: %d is not auto (-1) or a number >= 0", descs[id].name, value);
+  dev->tune->layer[LU_TUNE_FROM_SET][id] = unset ? UNSET : value;
+  resolve(dev);
+  return LU_OK;
+}
+
+void lu_tune_reset(lu_device *dev) {
+  if (!dev->tune) return;
+  for (int i = 0; i < LU_TUNE_COUNT; i++) dev->tune->layer[LU_TUNE_FROM_SET][i] = UNSET;
+  resolve(dev);
+}
+
+lu_status lu_tune_save(lu_device *dev) {
+  LU_TRY(lu_tune_init(dev));
+  struct lu_tunables *t = dev->tune;
+  char path[4096], tmp[4200];
+  lu_tune_path(dev, path, sizeof path);
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) /* the cache folder may not exist yet */
+    if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "w");
+  if (!f) return lu_fail(LU_EIO, "cannot write the tunables file %s: %s", tmp, strerror(errno));
+  fprintf(f, "# Lunet kernel tunables for %s (%s), written by lunet tune --kernels.\n# name value\n", dev->name,
+          dev->vendor);
+  for (int i = 0; i < LU_TUNE_COUNT; i++) {
+    int v = t->layer[LU_TUNE_FROM_SET][i] != UNSET ? t->layer[LU_TUNE_FROM_SET][i] : t->layer[LU_TUNE_FROM_FILE][i];
+    if (v == UNSET || i == LU_TUNE_DEVICE_CLASS) continue;
+    char buf[64];
+    lu_tune_format((lu_tune_id)i, v, buf, sizeof buf);
+    fprintf(f, "%s %s\n", descs[i].name, buf);
+  }
+  int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path) != 0) {
+    int e = errno;
+    remove(tmp);
+    return lu_fail(LU_EIO, "cannot write the tunables file %s: %s", path, strerror(e));
+  }
+  return read_file(dev) == LU_OK ? (resolve(dev), LU_OK) : LU_EFORMAT;
+}

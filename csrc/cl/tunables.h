@@ -1,0 +1,114 @@
+/* Kernel tunables: per-device parameters kept as data, as CLBlast keeps its kernels' parameters.
+ *
+ * Every device has one table of named integer parameters (work per work-item, chunk sizes, and the
+ * switches that pick a kernel strategy). A value is resolved from the highest layer that sets it:
+ *   1. set at run time (tune.set from Lua, a spec or `lunet tune` trying candidates);
+ *   2. the environment, read once when the table is built: LUNET_<NAME> with dots as underscores
+ *      (conv.wino_cich -> LUNET_CONV_WINO_CICH), for tuning runs only;
+ *   3. the device's tunables file, written by `lunet tune --kernels` (lu_tune_path);
+ *   4. the built-in per-device table (entries matched by vendor or name substring);
+ *   5. the default of the device's class (cpu or gpu).
+ * LU_TUNE_AUTO means "the kernel's own rule decides" (for a switch: by geometry); 0 turns a switch
+ * off, 1 forces it wherever the geometry allows.
+ *
+ * The class (device.class) is itself a tunable: forcing "gpu" on a PoCL CPU device makes every op
+ * choose the kernels a GPU would run, so that CI checks them against the float64 references. */
+#ifndef LU_TUNABLES_H
+#define LU_TUNABLES_H
+
+#include <stddef.h>
+
+#include "cl/device.h"
+
+#define LU_TUNE_AUTO (-1)
+
+enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
+
+/* X(ID, name, cpu default, gpu default, value names or NULL, what it sets) */
+#define LU_TUNABLES(X)                                                                                          \
+  X(DEVICE_CLASS, "device.class", LU_TUNE_AUTO, LU_TUNE_AUTO, "cpu|gpu", "kernel selection class (auto: the device's type)") \
+  X(CONV_ALGO, "conv.algo", LU_TUNE_AUTO, LU_TUNE_AUTO, "direct|gemm", "convolutions on the direct kernels or as im2col + GEMM") \
+  X(CONV_WORKSPACE_KB, "conv.workspace_kb", 65536, 65536, NULL, "scratch budget of one convolution (column buffers, partial sums)") \
+  X(CONV_VX, "conv.vx", 16, 8, NULL, "widest x vector per work-item, direct forward / backward data") \
+  X(CONV_COB, "conv.cob", 16, 8, NULL, "output channels per work-item, direct forward / backward data") \
+  X(CONV_WGRAD_VX, "conv.wgrad_vx", 16, 4, NULL, "widest x vector per work-item, direct weight gradient") \
+  X(CONV_COBW, "conv.cobw", 8, 8, NULL, "output channels per work-item, direct weight gradient") \
+  X(CONV_CVEC, "conv.cvec", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "channel-vector kernels (conv_cvec, dgrad_cvec, convT_cvec, wgrad_cvec); 0: never") \
+  X(CONV_PB, "conv.pb", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_cvec: positions per work-item along x") \
+  X(CONV_RB, "conv.rb", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_cvec: rows per work-item") \
+  X(CONV_CVEC_ORDER, "conv.cvec_order", 1, 1, NULL, "conv_cvec: channel blocks as the slowest work-item index") \
+  X(CONV_ROWS, "conv.rows", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "stride-1 3-tap rows on conv_rows") \
+  X(CONV_ROWS_COB, "conv.rows_cob", 8, 8, NULL, "conv_rows: output channels per work-item") \
+  X(CONV_WDIRECT, "conv.wdirect", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_rows: weights read in place (1) or packed (0)") \
+  X(CONV_DRB, "conv.drb", 2, 2, NULL, "conv_rows: output rows per work-item") \
+  X(CONV_RGRP, "conv.rgrp", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_rows: row blocks per work-item") \
+  X(CONV_CICH, "conv.cich", 64, 64, NULL, "conv_rows: input channels per sweep over the channel blocks") \
+  X(CONVT_ORDER, "convT.order", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "convT_cvec: channel blocks as the slowest index") \
+  X(CONVT_TROWS, "convT.trows", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "convT_cvec: output rows per work-item") \
+  X(CONV_DGRAD_ROWS, "conv.dgrad_rows", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "strided backward data on dgrad_rows") \
+  X(CONV_PHASES, "conv.phases", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "strided backward data by output phases; 0: never") \
+  X(CONV_PHASE_ORDER, "conv.phase_order", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "phases: channel blocks as the slowest index") \
+  X(CONV_S2X, "conv.s2x", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "strided backward data split by x phase (dgrad_s2x); 0: never") \
+  X(CONV_WINO, "conv.wino", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "3x3(x3) stride-1 rows by Winograd F(2,3) (conv_wino)") \
+  X(CONV_WINO_COB, "conv.wino_cob", 4, 4, NULL, "conv_wino: output channels per work-item") \
+  X(CONV_WINO_RG, "conv.wino_rg", 2, 2, NULL, "conv_wino: rows per work-item") \
+  X(CONV_WINO_CICH, "conv.wino_cich", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_wino: input channels per transform") \
+  X(CONV_S2ROWS, "conv.s2rows", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "stride-2 forwards on conv_s2rows") \
+  X(CONV_S2_RG, "conv.s2_rg", 2, 2, NULL, "conv_s2rows: output rows per work-item") \
+  X(CONV_S2_CICH, "conv.s2_cich", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_s2rows: input channels per de-interleave") \
+  X(CONV_WGRAD_TAPS, "conv.wgrad_taps", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "wgrad_cvec: every tap of a position at once") \
+  X(CONV_WGRAD_CHUNK, "conv.wgrad_chunk", 4096, 4096, NULL, "weight gradient: output positions per partial sum") \
+  X(CONV_WGRAD_COV, "conv.wgrad_cov", 2, 2, NULL, "wgrad_cvec: vectors of output channels per work-item") \
+  X(CONV_CIB, "conv.cib", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "wgrad_cvec: input channels per work-item") \
+  X(CONVT_DGRAD, "convT.dgrad", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "transposed conv backward data on convT_dgrad") \
+  X(CONVT_DGRAD_COB, "convT.dgrad_cob", 4, 4, NULL, "convT_dgrad: channels per work-item") \
+  X(CONVT_DGRAD_DRB, "convT.dgrad_drb", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "convT_dgrad: rows per work-item") \
+  X(LOSS_WG, "loss.wg", 64, 256, NULL, "loss kernels' work-group size") \
+  X(LOSS_VW, "loss.vw", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "loss and softmax: voxels per work-item (1 or 8)") \
+  X(INSTNORM, "instnorm.kernel", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row")
+
+typedef enum {
+#define LU_TUNE_ENUM_(id, name, cpu, gpu, values, doc) LU_TUNE_##id,
+  LU_TUNABLES(LU_TUNE_ENUM_)
+#undef LU_TUNE_ENUM_
+  LU_TUNE_COUNT
+} lu_tune_id;
+
+/* Where a value came from (lu_tune_source). */
+typedef enum { LU_TUNE_FROM_CLASS, LU_TUNE_FROM_BUILTIN, LU_TUNE_FROM_FILE, LU_TUNE_FROM_ENV, LU_TUNE_FROM_SET } lu_tune_layer;
+
+/* The value of id on dev (LU_TUNE_AUTO where the kernel's rule decides). Cheap: an array read. */
+int lu_tune(const lu_device *dev, lu_tune_id id);
+/* The value of id, or `rule` where it is LU_TUNE_AUTO. */
+int lu_tune_or(const lu_device *dev, lu_tune_id id, int rule);
+/* The class kernels are chosen for: LU_CLASS_CPU or LU_CLASS_GPU. */
+int lu_tune_class(const lu_device *dev);
+static inline int lu_tune_cpu(const lu_device *dev) { return lu_tune_class(dev) == LU_CLASS_CPU; }
+
+/* Builds dev's table (class defaults, built-in entries, file, environment); called at device set-up. */
+lu_status lu_tune_init(lu_device *dev);
+/* Id of a tunable by name; LU_EARG naming the unknown name otherwise. */
+lu_status lu_tune_find(const char *name, lu_tune_id *id);
+const char *lu_tune_name(lu_tune_id id);
+const char *lu_tune_doc(lu_tune_id id);
+/* Value names ("cpu|gpu") of an enumerated tunable, or NULL for a number. */
+const char *lu_tune_values(lu_tune_id id);
+/* Parses "auto", a number or one of the value names into *value. */
+lu_status lu_tune_parse(lu_tune_id id, const char *text, int *value);
+/* Writes the value as text ("auto", a value name or a number) into buf. */
+void lu_tune_format(lu_tune_id id, int value, char *buf, size_t n);
+lu_tune_layer lu_tune_source(const lu_device *dev, lu_tune_id id);
+const char *lu_tune_layer_name(lu_tune_layer l);
+
+/* Sets id at run time (the top layer); unset = 1 removes that setting again. */
+lu_status lu_tune_set(lu_device *dev, lu_tune_id id, int value, int unset);
+/* Clears every run-time setting of dev. */
+void lu_tune_reset(lu_device *dev);
+/* The tunables file of dev: <cache>/tunables-<device name>.txt. */
+void lu_tune_path(const lu_device *dev, char *buf, size_t n);
+/* Re-reads the file and environment layers (after `lunet tune` wrote the file). */
+lu_status lu_tune_reload(lu_device *dev);
+/* Writes the values now set at run time, over those of the file, into the device's file (atomically). */
+lu_status lu_tune_save(lu_device *dev);
+
+#endif

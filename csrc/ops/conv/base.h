@@ -1,0 +1,184 @@
+/* What the convolution strategies share (not part of the public API, which is ops/conv.h).
+ *
+ * ops/conv.c and ops/convT.c are dispatchers: they check the arguments, normalise the problem to
+ * three spatial axes (lu_conv_geom) and pick a strategy, each in a file of its own under ops/conv/:
+ *   gemm.c    im2col / col2im + CLBlast SGEMM over tiles (lu_conv_tiled_gemm): any geometry
+ *   direct.c  the direct kernels: conv_direct (x-vectors), conv_cvec (channel vectors), conv_rows
+ *             (3-tap rows), convT_cvec, dgrad_cvec
+ *   wino.c    Winograd F(2,3) along rows (conv_wino), stride-1 3x3(x3)
+ *   s2rows.c  stride-2 forwards over de-interleaved rows (conv_s2rows)
+ *   dgrad.c   strided backward data: dgrad_rows, by output phases, dgrad_strided / dgrad_s2x
+ *   wgrad.c   the weight gradient: wgrad_direct, wgrad_cvec, partial sums per chunk
+ * Which one runs is decided by rules on the geometry and by the device's tunables (cl/tunables.h);
+ * every tunable that chooses a strategy can be forced by name, so specs reach each file. */
+#ifndef LU_CONV_BASE_H
+#define LU_CONV_BASE_H
+
+#include <stddef.h>
+
+#include "cl/device.h"
+#include "cl/program.h"
+#include "cl/tunables.h"
+#include "ops/conv.h"
+
+/* A convolution normalised to 3 spatial axes (2-D: Z = OZ = 1, k = s = 1, p = 0 on axis 0). */
+typedef struct lu_conv_geom {
+  int N, Cin, Cout;
+  int Z, Y, X, OZ, OY, OX;
+  int k[3], s[3], p[3];
+  int64_t S, OS; /* input and output voxels per channel */
+  int kv;        /* k[0] * k[1] * k[2] */
+} lu_conv_geom;
+
+void lu_conv_geom_from(const lu_conv_desc *d, const int64_t *x_shape, const int64_t *y_shape, lu_conv_geom *g);
+/* Validates x, w, b (nullable), y of the forward pass (transposed: convT) and derives g. */
+lu_status lu_conv_check(const char *op, const lu_conv_desc *d, int transposed, const lu_tensor *x, const char *xn,
+                        const lu_tensor *w, const char *wn, const lu_tensor *b, const char *bn, const lu_tensor *y,
+                        const char *yn, lu_conv_geom *g);
+/* Adds the op and geometry to a failure's message; passes LU_OK through. */
+lu_status lu_conv_context(lu_status st, const char *op, const lu_conv_geom *g);
+/* Stride 1 on every axis and a single tap: the input is the GEMM operand as it is. */
+int lu_conv_is_pointwise(const lu_conv_geom *g);
+/* The direct kernels (any strategy but GEMM) unless the device's conv.algo says gemm. */
+int lu_conv_use_direct(const lu_device *dev);
+
+/* y (N, C, S) = b[c] (0 without b). */
+lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S);
+/* db (+)= sum of dy (N, C, S) over N and S. */
+lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, int64_t S, int accumulate);
+
+/* Scratch budget of one convolution in bytes (tunable conv.workspace_kb): a 3-D patch never gets a
+ * full im2col buffer. */
+size_t lu_conv_workspace_bytes(const lu_device *dev);
+
+/* Tiles of whole samples or of consecutive rows of one sample, sized so that a tile's workspace
+ * (row_floats per row) fits the budget. */
+typedef struct lu_conv_tile {
+  int n0, nb;     /* samples [n0, n0 + nb) */
+  int r0, nrows;  /* rows [r0, r0 + nrows) of each sample */
+  int whole;      /* tile covers whole samples */
+} lu_conv_tile;
+
+typedef struct lu_conv_tiler {
+  int N, rows, rows_per_tile, samples_per_tile;
+  int n, r; /* cursor */
+} lu_conv_tiler;
+
+void lu_conv_tiler_init(lu_conv_tiler *t, const lu_device *dev, int N, int rows, size_t row_floats);
+/* Next tile into *o; 0 when done. */
+int lu_conv_tiler_next(lu_conv_tiler *t, lu_conv_tile *o);
+
+/* "Tile, fill the column buffer, one SGEMM per tile (batched over its samples), empty the buffer": the
+ * loop every GEMM path runs. The buffer holds `floats_per_pos` floats for each of a tile's positions
+ * (nrows * row_len per sample). fill and drain may be NULL. With `clear` given, it is zeroed first when
+ * the tiles split samples (drain then accumulates: tile->whole is 0). */
+typedef struct lu_conv_tiled {
+  lu_device *dev;
+  int N, rows, row_len;
+  size_t floats_per_pos;
+  lu_tensor *clear;
+  const void *ctx;
+  lu_status (*fill)(const struct lu_conv_tiled *job, cl_mem buf, const lu_conv_tile *t);
+  lu_status (*gemm)(const struct lu_conv_tiled *job, cl_mem buf, const lu_conv_tile *t, size_t positions);
+  lu_status (*drain)(const struct lu_conv_tiled *job, cl_mem buf, const lu_conv_tile *t);
+} lu_conv_tiled;
+lu_status lu_conv_tiled_gemm(const lu_conv_tiled *job);
+/* C (+)= op(A) op(B) for one tile: one SGEMM when it holds one sample, else strided-batched over nb. */
+lu_status lu_conv_tile_sgemm(lu_device *dev, int ta, int tb, size_t M, size_t N, size_t K, cl_mem a, size_t aoff,
+                             size_t lda, size_t a_stride, cl_mem b, size_t boff, size_t ldb, size_t b_stride,
+                             float beta, cl_mem c, size_t coff, size_t ldc, size_t c_stride, int nb);
+
+/* ---- pieces of the direct-kernel strategies ---- */
+
+/* The kernel `name` of the conv kernels (the file that holds it is looked up here), built with opts. */
+lu_status lu_conv_kernel(lu_device *dev, const char *name, const char *opts, cl_kernel *k);
+/* k over the 3-D range gl as one work-group of gl[0] work-items per (row block, sample), where the
+ * device allows groups that large. */
+lu_status lu_launch_by_rows(lu_device *dev, cl_kernel k, const size_t gl[3], const char *name);
+
+/* The direct kernels' work per work-item on a device (conv.vx, conv.cob, conv.wgrad_vx, conv.cobw). */
+typedef struct { int vx, cob, wgrad_vx, cobw, cib, cov; } lu_conv_tunables;
+lu_conv_tunables lu_conv_direct_tunables(const lu_device *dev);
+/* LU_CONV_CIB: input channels per work-item of the narrow-row weight gradient (wgrad_cvec). */
+#define LU_CONV_CIB 8
+/* Build options for the direct kernels: every kernel of one geometry and lane count shares them. */
+void lu_conv_direct_opts(const lu_conv_tunables *t, const int *k, const int *s, const int *p, int vx, char *buf,
+                         size_t n);
+/* Appends printf-formatted build options to buf (n bytes, holding a string). */
+void lu_conv_opts_add(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Lanes per work-item along x, capped by `cap`. */
+int lu_conv_pick_vx(int ox, int cap);
+/* conv_cvec's positions per work-item along a row of `extent`: the row in equal pieces of <= 8. */
+int lu_conv_cvec_block(int extent);
+/* The input extent that blocks of `block` outputs read along an axis (the last block reaches past). */
+int lu_conv_blocked_reach(int extent, int block, int stride, int taps);
+
+/* A zero-padded copy (pad_input) of x (N, C, Z, Y, X) with extents (Zp, Yp, Xp), the input at offset
+ * (PZ, PY, PX) of opts. *out is a pool buffer of *bytes bytes. */
+lu_status lu_conv_pad_copy(lu_device *dev, const char *opts, cl_mem x, int N, int C, int Z, int Y, int X, int Zp,
+                           int Yp, int Xp, cl_mem *out, size_t *bytes);
+/* Weights packed per block of cob output channels (pack_weights with `flip`). */
+lu_status lu_conv_pack_blocks(lu_device *dev, const char *opts, cl_mem w, int cin, int cout, int cob, size_t kv,
+                              int flip, cl_mem *wp, size_t *bytes);
+/* Weights packed by kp (wino_pack, s2_pack: arguments out, w, Cin, Cout, further ones already set),
+ * `floats` per channel pair, in blocks of cob output channels. */
+lu_status lu_conv_pack_launch(lu_device *dev, cl_kernel kp, const char *kname, cl_mem w, int Cin, int Cout, int cob,
+                              size_t floats, cl_mem *out, size_t *bytes);
+/* A row of zeros (`len` floats and slack) for the row kernels to read off the input. */
+lu_status lu_conv_zero_row(lu_device *dev, int len, cl_mem *out, size_t *bytes);
+/* The arguments the row and direct conv kernels share. */
+lu_status lu_conv_kernel_args(cl_kernel kk, const char *kname, cl_mem x, cl_mem wp, cl_mem w, const lu_tensor *b,
+                              cl_mem y, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX);
+
+/* ---- the strategies (one file each) ---- */
+
+/* What lu_conv_direct_run computes; also pack_weights' `flip` argument, except for
+ * LU_DIRECT_BWD_DATA_STRIDED, which packs like LU_DIRECT_CONVT (unflipped, channels swapped). */
+enum {
+  LU_DIRECT_CONV = 0,            /* conv_direct / conv_cvec / conv_rows; w (Cout, Cin, k...) */
+  LU_DIRECT_BWD_DATA = 1,        /* stride-1 backward data as a conv of dy: w (Cin', Cout', k...) flipped */
+  LU_DIRECT_CONVT = 2,           /* transposed conv forward, k = s: convT_cvec; w (Cin, Cout, k...) */
+  LU_DIRECT_BWD_DATA_STRIDED = 3 /* strided backward data: dgrad_cvec; w (Cin', Cout', k...) */
+};
+
+/* direct.c: y (N, Cout, OZ, OY, OX) from x (N, Cin, Z, Y, X), as `mode` says; for the backward-data
+ * modes x is dy and y is dx, Cin / Cout the pass's own channel counts and k, s, p the forward
+ * convolution's (stride 1: already flipped to k - 1 - p). */
+lu_status lu_conv_direct_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int OZ, int OY, int OX,
+                             const int *k, const int *s, const int *p, cl_mem x, cl_mem w, int mode,
+                             const lu_tensor *b, cl_mem y);
+/* direct.c: a transposed convolution's forward on convT_cvec (CPUs, >= 12 output channels). */
+int lu_convT_fwd_direct_applies(const lu_conv_geom *g, const lu_device *dev);
+lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                              lu_tensor *y);
+
+/* wino.c: stride-1 3x3 / 1x3x3 / 3x3x3 passes (forward, or backward data with flip = 1). */
+int lu_conv_wino_applies(const lu_device *dev, int Cout, int X, const int *k, const int *s, const int *p);
+lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x, cl_mem w,
+                           int flip, const lu_tensor *b, cl_mem y);
+
+/* s2rows.c: stride-2 forwards. */
+int lu_conv_s2rows_applies(const lu_device *dev, int X, const int *k, const int *s, const int *p);
+lu_status lu_conv_s2rows_run(lu_device *dev, const lu_conv_geom *g, cl_mem x, cl_mem w, const lu_tensor *b,
+                             cl_mem y);
+
+/* dgrad.c: strided backward data. */
+int lu_conv_dgrad_rows_applies(const lu_conv_geom *g, const lu_device *dev);
+lu_status lu_conv_dgrad_rows_run(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx);
+int lu_conv_dgrad_phases_applies(const lu_conv_geom *g, const lu_device *dev);
+lu_status lu_conv_dgrad_phases_run(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx);
+int lu_conv_dgrad_cvec_applies(const lu_conv_geom *g, const lu_device *dev);
+lu_status lu_conv_dgrad_strided_run(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx);
+
+/* wgrad.c: dw (+)= the weight gradient on the direct kernels. */
+lu_status lu_conv_wgrad_run(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
+                            int accumulate);
+
+/* gemm.c: the three passes as im2col / col2im + SGEMM. */
+lu_status lu_conv_gemm_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                           lu_tensor *y);
+lu_status lu_conv_gemm_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx);
+lu_status lu_conv_gemm_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
+                                  int accumulate);
+
+#endif

@@ -1,0 +1,54 @@
+/* Winograd F(2,3) along rows (kernels/conv/wino.cl): 3x3, 1x3x3 and 3x3x3 stride-1 convolutions and
+ * their backward data on CPUs. With d0..d3 = x[o-1 .. o+2] and taps g0..g2, two outputs of a kernel
+ * row take 4 multiplies instead of 6 (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+ * Networks", 2016). */
+#include "ops/conv/base.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cl/pool.h"
+#include "ops/ops.h"
+
+/* conv_wino (kernels/conv/wino.cl, Winograd F(2,3) along x) instead of the direct kernels: on CPUs, for
+ * 3x3, 1x3x3 and 3x3x3 stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows at
+ * least 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct (tenth session):
+ * 2-D forward 1.3-1.5x on 256^2-64^2 layers, 1.06-1.13x at 32^2, 1.15x at 48^2, backward data 1.6-1.9x,
+ * 1.07-1.24x at 32^2; 3-D 64^3 and 32^3 forward 1.33-1.68x, backward data 1.35-1.47x, 16^3 1.12-1.26x.
+ * $LUNET_CONV_WINO: 0 never (conv.set_wino). */
+int lu_conv_wino_applies(const lu_device *dev, int Cout, int X, const int *k, const int *s, const int *p) {
+  if (!lu_tune_cpu(dev) || (k[0] != 1 && k[0] != 3) || k[1] != 3 || k[2] != 3 || s[0] != 1 || s[1] != 1 || s[2] != 1)
+    return 0;
+  if (p[0] != k[0] / 2 || p[1] != 1 || p[2] != 1 || X % 16 != 0 || Cout < 4) return 0;
+  /* rows of 16 (two to a vector) gained on 3-D 16^3 layers (1.12-1.26x) but not on 2-D 16^2 ones (0.86-1.04x
+   * against conv_rows with its row groups and unpacked weights) */
+  if (X == 16 && k[0] != 3) return 0;
+  return lu_tune_or(dev, LU_TUNE_CONV_WINO, 1) != 0;
+}
+
+/* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino with kz kernel planes: 2 rows per work-item
+ * (1.13-1.22x over 1: the transformed rows and each slice of U shared; rows of 16: 2 pairs of rows, each
+ * pair in one vector), transforms per chunk of 32 input channels, 8 with 3 planes (1.16-1.21x over 16:
+ * 12 rows per channel); w as run_direct's (flip: backward data). */
+lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
+                          cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
+  int cob = lu_tune(dev, LU_TUNE_CONV_WINO_COB);
+  char opts[80];
+  int rg = lu_tune(dev, LU_TUNE_CONV_WINO_RG);
+  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_CICH, kz == 3 ? 8 : 32);
+  int pair = X == 16;
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DRG=%d -DKZ=%d -DPAIR=%d", cob, chunk, rg, kz, pair);
+  cl_kernel kp, kk;
+  LU_TRY(lu_conv_kernel(dev, "wino_pack", opts, &kp));
+  LU_TRY(lu_conv_kernel(dev, "conv_wino", opts, &kk));
+  cl_mem u;
+  size_t ubytes;
+  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_pack args");
+  LU_TRY(lu_conv_pack_launch(dev, kp, "wino_pack", w, Cin, Cout, cob, (size_t)kz * 12, &u, &ubytes));
+  lu_status st = lu_conv_kernel_args(kk, "conv_wino", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
+  int wrows = rg * (pair + 1);
+  size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)Z * ((Y + wrows - 1) / wrows), (size_t)N};
+  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino");
+  lu_buffer_release(dev, u, ubytes);
+  return st;
+}

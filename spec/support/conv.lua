@@ -1,0 +1,106 @@
+-- What the conv specs share: the float64 reference convolutions (lunet.testing, test-only C) wrapped
+-- to take and return tensors, and the kernel switches of the old conv.set_* API expressed as the
+-- device's tunables (lunet.core.tune), so that a spec forces each strategy by name.
+local core = require "lunet.core"
+local testing = require "lunet.testing"
+
+local M = {}
+
+local function axes(v, nsp, dflt)
+  local out = {}
+  for i = 1, nsp do
+    if type(v) == "table" then out[i] = v[i] elseif v ~= nil then out[i] = v else out[i] = dflt[i] end
+  end
+  return out
+end
+
+-- The reference's geometry (three spatial axes) from an input shape, weight shape and conv opts, as
+-- lunet.core.conv reads them: k from opts or the weight, stride 1 (transposed: k), pad (k - 1) / 2.
+local function geometry(x_shape, w_shape, opts, transposed)
+  opts = opts or {}
+  local nsp = #x_shape - 2
+  local wk = {}
+  for i = 1, nsp do wk[i] = w_shape[2 + i] end
+  local k = axes(opts.k, nsp, wk)
+  local stride = axes(opts.stride, nsp, transposed and k or { 1, 1, 1 })
+  if transposed then k = stride end
+  local pad_default = {}
+  for i = 1, nsp do pad_default[i] = transposed and 0 or (k[i] - 1) // 2 end
+  local pad = transposed and pad_default or axes(opts.pad, nsp, pad_default)
+  local g = { n = x_shape[1], transposed = transposed or false, input = {}, k = {}, stride = {}, pad = {} }
+  g.cin = transposed and w_shape[1] or w_shape[2]
+  g.cout = transposed and w_shape[2] or w_shape[1]
+  for i = 1, 3 do
+    local a = i - (3 - nsp)
+    g.input[i] = a >= 1 and x_shape[2 + a] or 1
+    g.k[i] = a >= 1 and k[a] or 1
+    g.stride[i] = a >= 1 and stride[a] or 1
+    g.pad[i] = a >= 1 and pad[a] or 0
+  end
+  local out = testing.conv_out(g)
+  local y_shape = { g.n, g.cout }
+  for i = 4 - nsp, 3 do y_shape[#y_shape + 1] = out[i] end
+  return g, y_shape
+end
+
+local function f64(t) return t and t:astype("f64"):bytes() end
+local function tensor(bytes, shape) return core.from_bytes(bytes, shape, "f64") end
+
+function M.ref_fwd(x, w, b, opts, transposed)
+  local g, ys = geometry(x.shape, w.shape, opts, transposed)
+  local y = tensor(testing.conv_ref("fwd", g, f64(x), f64(w), nil), ys)
+  if b then -- the bias, broadcast over N and space
+    local flat, bias = y:flat(), b:flat()
+    local per = #flat // (ys[1] * ys[2])
+    for i = 1, #flat do flat[i] = flat[i] + bias[((i - 1) // per) % ys[2] + 1] end
+    y = core.tensor(flat, { shape = ys, dtype = "f64" })
+  end
+  return y
+end
+
+function M.ref_bwd_data(dy, w, x_shape, opts, transposed)
+  local g = geometry(x_shape, w.shape, opts, transposed)
+  return tensor(testing.conv_ref("bwd_data", g, nil, f64(w), f64(dy)), x_shape)
+end
+
+-- -> dw, db
+function M.ref_bwd_weight(x, dy, w_shape, opts, transposed)
+  local g, ys = geometry(x.shape, w_shape, opts, transposed)
+  local dw = tensor(testing.conv_ref("bwd_weight", g, f64(x), nil, f64(dy)), w_shape)
+  local flat, db = dy:astype("f64"):flat(), {}
+  local per = #flat // (ys[1] * ys[2])
+  for c = 1, ys[2] do db[c] = 0 end
+  for i = 1, #flat do local c = ((i - 1) // per) % ys[2] + 1; db[c] = db[c] + flat[i] end
+  return dw, core.tensor(db, { shape = { ys[2] }, dtype = "f64" })
+end
+
+-- Kernel switches: switch(mode [, count ...]). Mode `on` sets the tunable to 1 (wherever the geometry
+-- allows), `off` to 0 (never), nil back to the rule; each count goes into the next tunable (nil: unset).
+local function switch(name, on, off, counts)
+  return function(mode, ...)
+    if mode ~= nil and mode ~= on and mode ~= off then
+      error(("%s: '%s', '%s' or nil"):format(name, on, off), 2)
+    end
+    core.tune.set(name, mode == nil and nil or (mode == on and 1 or 0))
+    local n = select("#", ...)
+    for i, t in ipairs(counts or {}) do core.tune.set(t, i <= n and select(i, ...) or nil) end
+  end
+end
+
+M.set_wgrad = switch("conv.wgrad_taps", "taps", "per_tap", { "conv.wgrad_chunk" })
+M.set_fwd = switch("conv.rows", "rows", "direct", { "conv.cich", "conv.rgrp", "conv.wdirect" })
+M.set_dgrad = switch("conv.dgrad_rows", "rows", "phases", { "conv.phase_order" })
+M.set_convT_dgrad = switch("convT.dgrad", "lanes", "conv")
+M.set_wino = switch("conv.wino", "wino", "direct", { "conv.wino_cich", "conv.wino_rg" })
+M.set_s2rows = switch("conv.s2rows", "s2rows", "direct", { "conv.s2_cich", "conv.s2_rg" })
+
+function M.set_algo(a)
+  if a ~= nil and a ~= "gemm" and a ~= "direct" then error("set_algo: 'gemm', 'direct' or nil", 2) end
+  core.tune.set("conv.algo", a)
+end
+
+function M.set_workspace_kb(kb)
+  core.tune.set("conv.workspace_kb", (kb and kb > 0) and kb or nil)
+end
+
+return M
