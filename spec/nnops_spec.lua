@@ -141,7 +141,7 @@ describe("instance norm", function()
   end
 
   it("both kernel paths (float8 rows for CPUs, chunked work-groups for GPUs) match a float64 reference", function()
-    -- the path is chosen per device type; LUNET_INSTNORM forces one, so a child process runs the other
+    -- the path is chosen per device class; LUNET_INSTNORM (tunable instnorm) forces one, so a child process runs the other
     local N, C, S = 2, 3, 4100
     local gen = [[
       local function rand_table(n, seed, scale, offset)
@@ -163,7 +163,7 @@ describe("instance norm", function()
       nn.instnorm_bwd(x, w, m, s, dy, dx, dw, db)
       RESULT = {x = x, dy = dy, y = y, dx = dx, dw = dw, db = db}
     ]]
-    local other = lunet.devices()[core.default_device() + 1].type == "cpu" and "groups" or "rows"
+    local other = core.tune.class() == "cpu" and "groups" or "rows" -- the class this process runs
     local tmp = os.tmpname()
     local child = gen .. ("for k, v in pairs(RESULT) do lunet.npy.write(%q .. k .. '.npy', v:to_host()) end print('DONE')"):format(tmp)
     local lua = os.getenv("LUNET_LUA") or "lua5.4"

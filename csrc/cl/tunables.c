@@ -132,6 +132,8 @@ void lu_tune_format(lu_tune_id id, int value, char *buf, size_t n) {
 }
 
 void lu_tune_path(const lu_device *dev, char *buf, size_t n) {
+  const char *file = lu_env("LUNET_TUNABLES"); /* one file for a run (specs, a tuning experiment) */
+  if (file) { snprintf(buf, n, "%s", file); return; }
   char dir[3072], name[256];
   size_t j = 0;
   for (size_t i = 0; dev->name[i] && j + 1 < sizeof name; i++)

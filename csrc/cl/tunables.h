@@ -65,7 +65,7 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(CONVT_DGRAD_DRB, "convT.dgrad_drb", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "convT_dgrad: rows per work-item") \
   X(LOSS_WG, "loss.wg", 64, 256, NULL, "loss kernels' work-group size") \
   X(LOSS_VW, "loss.vw", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "loss and softmax: voxels per work-item (1 or 8)") \
-  X(INSTNORM, "instnorm.kernel", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row")
+  X(INSTNORM, "instnorm", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row")
 
 typedef enum {
 #define LU_TUNE_ENUM_(id, name, cpu, gpu, values, doc) LU_TUNE_##id,
@@ -104,7 +104,7 @@ const char *lu_tune_layer_name(lu_tune_layer l);
 lu_status lu_tune_set(lu_device *dev, lu_tune_id id, int value, int unset);
 /* Clears every run-time setting of dev. */
 void lu_tune_reset(lu_device *dev);
-/* The tunables file of dev: <cache>/tunables-<device name>.txt. */
+/* The tunables file of dev: $LUNET_TUNABLES, else <cache>/tunables-<device name>.txt. */
 void lu_tune_path(const lu_device *dev, char *buf, size_t n);
 /* Re-reads the file and environment layers (after `lunet tune` wrote the file). */
 lu_status lu_tune_reload(lu_device *dev);

@@ -72,57 +72,43 @@ static int opt_accumulate(lua_State *L, int idx) {
 
 static lu_tensor *opt_tensor(lua_State *L, int idx) { return lua_isnoneornil(L, idx) ? NULL : lu_lua_check_tensor(L, idx); }
 
-static int l_fwd(lua_State *L) {
+/* The three passes, for convolutions (transposed = 0) and transposed ones (1). */
+static int fwd(lua_State *L, int transposed) {
   lu_tensor *x = lu_lua_check_tensor(L, 1), *w = lu_lua_check_tensor(L, 2), *b = opt_tensor(L, 3),
             *y = lu_lua_check_tensor(L, 4);
-  lu_conv_desc d = make_desc(L, 5, x->ndim, w->shape, 0);
-  LU_LCHECK(L, lu_conv_fwd(&d, x, w, b, y), "conv.fwd");
+  lu_conv_desc d = make_desc(L, 5, x->ndim, w->shape, transposed);
+  if (transposed) LU_LCHECK(L, lu_convT_fwd(&d, x, w, b, y), "conv.T_fwd");
+  else LU_LCHECK(L, lu_conv_fwd(&d, x, w, b, y), "conv.fwd");
   lua_settop(L, 4);
   return 1;
 }
 
-static int l_bwd_data(lua_State *L) {
+static int bwd_data(lua_State *L, int transposed) {
   lu_tensor *dy = lu_lua_check_tensor(L, 1), *w = lu_lua_check_tensor(L, 2), *dx = lu_lua_check_tensor(L, 3);
-  lu_conv_desc d = make_desc(L, 4, dx->ndim, w->shape, 0);
-  LU_LCHECK(L, lu_conv_bwd_data(&d, dy, w, dx), "conv.bwd_data");
+  lu_conv_desc d = make_desc(L, 4, dx->ndim, w->shape, transposed);
+  if (transposed) LU_LCHECK(L, lu_convT_bwd_data(&d, dy, w, dx), "conv.T_bwd_data");
+  else LU_LCHECK(L, lu_conv_bwd_data(&d, dy, w, dx), "conv.bwd_data");
   lua_settop(L, 3);
   return 1;
 }
 
-static int l_bwd_weight(lua_State *L) {
+static int bwd_weight(lua_State *L, int transposed) {
   lu_tensor *x = lu_lua_check_tensor(L, 1), *dy = lu_lua_check_tensor(L, 2), *dw = lu_lua_check_tensor(L, 3),
             *db = opt_tensor(L, 4);
-  lu_conv_desc d = make_desc(L, 5, x->ndim, dw->shape, 0);
-  LU_LCHECK(L, lu_conv_bwd_weight(&d, x, dy, dw, db, opt_accumulate(L, 5)), "conv.bwd_weight");
+  lu_conv_desc d = make_desc(L, 5, x->ndim, dw->shape, transposed);
+  int acc = opt_accumulate(L, 5);
+  if (transposed) LU_LCHECK(L, lu_convT_bwd_weight(&d, x, dy, dw, db, acc), "conv.T_bwd_weight");
+  else LU_LCHECK(L, lu_conv_bwd_weight(&d, x, dy, dw, db, acc), "conv.bwd_weight");
   lua_settop(L, 3);
   return 1;
 }
 
-static int l_T_fwd(lua_State *L) {
-  lu_tensor *x = lu_lua_check_tensor(L, 1), *w = lu_lua_check_tensor(L, 2), *b = opt_tensor(L, 3),
-            *y = lu_lua_check_tensor(L, 4);
-  lu_conv_desc d = make_desc(L, 5, x->ndim, w->shape, 1);
-  LU_LCHECK(L, lu_convT_fwd(&d, x, w, b, y), "conv.T_fwd");
-  lua_settop(L, 4);
-  return 1;
-}
-
-static int l_T_bwd_data(lua_State *L) {
-  lu_tensor *dy = lu_lua_check_tensor(L, 1), *w = lu_lua_check_tensor(L, 2), *dx = lu_lua_check_tensor(L, 3);
-  lu_conv_desc d = make_desc(L, 4, dx->ndim, w->shape, 1);
-  LU_LCHECK(L, lu_convT_bwd_data(&d, dy, w, dx), "conv.T_bwd_data");
-  lua_settop(L, 3);
-  return 1;
-}
-
-static int l_T_bwd_weight(lua_State *L) {
-  lu_tensor *x = lu_lua_check_tensor(L, 1), *dy = lu_lua_check_tensor(L, 2), *dw = lu_lua_check_tensor(L, 3),
-            *db = opt_tensor(L, 4);
-  lu_conv_desc d = make_desc(L, 5, x->ndim, dw->shape, 1);
-  LU_LCHECK(L, lu_convT_bwd_weight(&d, x, dy, dw, db, opt_accumulate(L, 5)), "conv.T_bwd_weight");
-  lua_settop(L, 3);
-  return 1;
-}
+static int l_fwd(lua_State *L) { return fwd(L, 0); }
+static int l_bwd_data(lua_State *L) { return bwd_data(L, 0); }
+static int l_bwd_weight(lua_State *L) { return bwd_weight(L, 0); }
+static int l_T_fwd(lua_State *L) { return fwd(L, 1); }
+static int l_T_bwd_data(lua_State *L) { return bwd_data(L, 1); }
+static int l_T_bwd_weight(lua_State *L) { return bwd_weight(L, 1); }
 
 static int out_shape(lua_State *L, int transposed) {
   int64_t xs[LU_MAX_DIMS], ys[LU_MAX_DIMS];

@@ -11,7 +11,8 @@
  *
  * Outputs are fully overwritten (no need to clear them) except where `accumulate` asks to add.
  * All tensors must live on the same device. Workspace is taken from the device's buffer pool and
- * bounded (env LUNET_CONV_WORKSPACE_KB, else compile-time LU_CONV_WORKSPACE_MB, default 64): a 3-D patch never gets a full im2col buffer. */
+ * bounded by the device's tunable conv.workspace_kb (64 MiB): a 3-D patch never gets a full im2col
+ * buffer. Which kernels run is the device's choice too (cl/tunables.h, ops/conv/base.h). */
 #ifndef LU_CONV_H
 #define LU_CONV_H
 

@@ -135,7 +135,7 @@ lu_status lu_convT_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tenso
 
 /* With kernel == stride and no padding, dW[ci, co, a] = sum_i x[ci, i] dy[co, s i + a] is an ordinary
  * strided conv_bwd_weight with the roles of x and dy swapped (dW read as (Cin, Cout, k...) conv
- * weights), so it runs on the direct wgrad kernel (direct.cl), measured 1.2-1.8x faster than gather +
+ * weights), so it runs on the direct weight-gradient kernels (ops/conv/wgrad.c), measured 1.2-1.8x faster than gather +
  * SGEMM on PoCL. Backward data is likewise conv_fwd of dy with W (W read as (Cin, Cout, k...) conv
  * weights, no flip) on the direct forward kernel: 2.8-3.6x faster than gather + SGEMM on PoCL once that
  * kernel's tap loads became plain loads (bench/ops.lua 3d, dec2..dec0.up). */

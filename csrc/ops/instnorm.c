@@ -18,7 +18,7 @@ static size_t in_wg(const lu_device *dev) {
 }
 
 /* CPU devices (PoCL) take the row-per-work-item kernels with explicit float8 vectors; GPUs the
- * work-group-per-row kernels with local reductions. Tunable instnorm.kernel = rows | groups overrides. */
+ * work-group-per-row kernels with local reductions. Tunable instnorm = rows | groups overrides. */
 static int use_rows(const lu_device *dev) {
   int k = lu_tune(dev, LU_TUNE_INSTNORM);
   return k == LU_TUNE_AUTO ? lu_tune_cpu(dev) : k == 0;

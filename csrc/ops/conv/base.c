@@ -319,13 +319,13 @@ lu_status lu_launch_by_rows(lu_device *dev, cl_kernel k, const size_t gl[3], con
   return lu_launch(dev, k, 3, gl, gl[0] <= dev->max_wg ? lo : NULL, name);
 }
 
-/* Lanes per work-item along x ($LUNET_CONV_VX caps it, for tuning). */
+/* Lanes per work-item along x (conv.vx / conv.wgrad_vx cap it). */
 int lu_conv_pick_vx(int ox, int cap) {
   int v = ox >= 16 ? 16 : ox >= 8 ? 8 : 4;
   return v > cap ? (cap >= 8 ? 8 : 4) : v;
 }
 
-/* Build options for direct.cl: every kernel of one geometry and lane count shares one program build. */
+/* Build options for the direct kernels: every kernel of one geometry and lane count shares them. */
 void lu_conv_direct_opts(const lu_conv_tunables *t, const int *k, const int *s, const int *p, int vx, char *buf, size_t n) {
   snprintf(buf, n,
            "-DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d -DPZ=%d -DPY=%d -DPX=%d -DVX=%d -DCOB=%d -DCOBW=%d -DCIB=%d "
@@ -342,10 +342,6 @@ void lu_conv_opts_add(char *buf, size_t n, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Output positions per work-item of the channel-vector kernel, or 0 for the x-vector kernel: on CPUs
- * (where a row of 4-8 x-lanes leaves most of a 16-lane register idle) with enough output channels to
- * fill the lanes. Rows up to 8 wide are one work-item; wider ones are split evenly.
- * $LUNET_CONV_NO_CVEC=1 keeps the x-vector kernel (measurements). */
 /* conv_cvec's positions per work-item along a row of `extent`: the row in equal pieces of <= 8. */
 int lu_conv_cvec_block(int extent) {
   int parts = (extent + 7) / 8;

@@ -11,7 +11,7 @@
 
 /* ---- strided backward data by dy rows (dgrad_rows) ----
  * On CPUs, for stride 2 / 3 taps / pad 1 along y and x with a z axis of stride 2 / 3 taps / pad 1,
- * stride 1 / 3 taps / pad 1 or 1 tap, when dy rows fill a 16-lane vector. $LUNET_CONV_DGRAD_ROWS: 1
+ * stride 1 / 3 taps / pad 1 or 1 tap, when dy rows fill a 16-lane vector. Tunable conv.dgrad_rows: 1
  * wherever the geometry allows, 0 never. */
 int lu_conv_dgrad_rows_applies(const lu_conv_geom *g, const lu_device *dev) {
   if (!lu_tune_cpu(dev) || g->k[1] != 3 || g->k[2] != 3 || g->p[1] != 1 || g->p[2] != 1 || g->s[1] != 2 || g->s[2] != 2)

@@ -11,6 +11,10 @@
 #include "cl/pool.h"
 #include "ops/ops.h"
 
+/* Output positions per work-item of the channel-vector kernel, or 0 for the x-vector kernel: on CPUs
+ * (where a row of 4-8 x-lanes leaves most of a 16-lane register idle) with enough output channels to
+ * fill the lanes. Rows up to 8 wide are one work-item; wider ones are split evenly. Tunable
+ * conv.cvec = 0 keeps the x-vector kernel. */
 static int cvec_positions(const lu_device *dev, int ox, int cout) {
   if (!lu_tune_cpu(dev) || cout < 12 || lu_tune(dev, LU_TUNE_CONV_CVEC) == 0) return 0;
   /* wider rows too when 16-lane x-vectors would leave a quarter of their lanes idle (a 20-wide row
@@ -26,10 +30,10 @@ static int cvec_positions(const lu_device *dev, int ox, int cout) {
  * layers, forward, one process alternating (best-of / median ratios over 4-9 rounds): 3-D 64^3 32 ch
  * 1.21-1.25x, 32^3 64 ch 1.0-1.27x, 16^3 128 ch 1.10x (backward data 1.07-1.20x); 2-D 64x64 128 ch
  * 1.07-1.13x, 128x128 128 > 64 ch 1.09-1.15x. 2-D layers with 32-64 input channels lost (0.92-0.96x)
- * until conv_rows swept its channel blocks per chunk; in the ninth session they gained: forward 256^2
+ * until conv_rows swept its channel blocks per chunk; since then they gain: forward 256^2
  * 32 > 32 1.19-1.29x, 128^2 64 > 64 1.09-1.30x, 256^2 64 > 32 1.01-1.27x, backward data from 64 dy
- * channels 1.14-1.44x, from 32 still 0.8-0.98x. $LUNET_CONV_ROWS: 1 wherever the geometry allows, 0
- * never (conv.set_fwd). */
+ * channels 1.14-1.44x, from 32 still 0.8-0.98x. Tunable conv.rows: 1 wherever the geometry allows, 0
+ * never. */
 static int rows_apply(const lu_device *dev, int Cin, int Cout, const int *k, const int *s, const int *p, int vx,
                       int mode) {
   if (!lu_tune_cpu(dev) || vx != 16 || k[2] != 3 || p[2] != 1 || p[1] != k[1] / 2 || s[2] != 1 || s[1] != 1) return 0;

@@ -51,7 +51,7 @@ lu_status lu_conv_wgrad_run(const lu_conv_geom *g, const lu_tensor *x, const lu_
   /* wgrad_cvec with every tap of a position at once (WTAPS): each dy vector is loaded once for the 3
    * taps, 14 instead of 18 loads per 24 FMAs; on rows of >= 64 outputs (2-D 128^2 and 256^2 stride 2:
    * 0.88-0.91x the time) but not on narrow ones (16^3 stride 2 with 8-wide rows 1.5-1.8x; 32 wide 0.9-1.1x).
-   * $LUNET_CONV_WGRAD_TAPS=1 / 0 forces it on / off. */
+   * Tunable conv.wgrad_taps = 1 / 0 forces it on / off. */
   if (cvec && lu_tune_or(dev, LU_TUNE_CONV_WGRAD_TAPS, g->OX >= 64)) lu_conv_opts_add(opts, sizeof opts, " -DWTAPS=1");
   cl_kernel k;
   LU_TRY(lu_conv_kernel(dev, kname, opts, &k));

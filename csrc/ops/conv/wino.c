@@ -12,10 +12,10 @@
 
 /* conv_wino (kernels/conv/wino.cl, Winograd F(2,3) along x) instead of the direct kernels: on CPUs, for
  * 3x3, 1x3x3 and 3x3x3 stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows at
- * least 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct (tenth session):
+ * least 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct:
  * 2-D forward 1.3-1.5x on 256^2-64^2 layers, 1.06-1.13x at 32^2, 1.15x at 48^2, backward data 1.6-1.9x,
  * 1.07-1.24x at 32^2; 3-D 64^3 and 32^3 forward 1.33-1.68x, backward data 1.35-1.47x, 16^3 1.12-1.26x.
- * $LUNET_CONV_WINO: 0 never (conv.set_wino). */
+ * Tunable conv.wino: 0 never. */
 int lu_conv_wino_applies(const lu_device *dev, int Cout, int X, const int *k, const int *s, const int *p) {
   if (!lu_tune_cpu(dev) || (k[0] != 1 && k[0] != 3) || k[1] != 3 || k[2] != 3 || s[0] != 1 || s[1] != 1 || s[2] != 1)
     return 0;
@@ -29,7 +29,7 @@ int lu_conv_wino_applies(const lu_device *dev, int Cout, int X, const int *k, co
 /* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino with kz kernel planes: 2 rows per work-item
  * (1.13-1.22x over 1: the transformed rows and each slice of U shared; rows of 16: 2 pairs of rows, each
  * pair in one vector), transforms per chunk of 32 input channels, 8 with 3 planes (1.16-1.21x over 16:
- * 12 rows per channel); w as run_direct's (flip: backward data). */
+ * 12 rows per channel); w as lu_conv_direct_run's (flip: backward data). */
 lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                           cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int cob = lu_tune(dev, LU_TUNE_CONV_WINO_COB);
