@@ -1,0 +1,75 @@
+-- Kernel sources and their shared includes: `#include "NAME"` (NAME a path under kernels/) is expanded
+-- by Lunet (csrc/cl/program.c) before the driver builds a program, for embedded files and LUNET_KERNELS
+-- overrides alike, each file once per program.
+local core = require "lunet.core"
+
+local function tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  return dir
+end
+
+local function write(dir, name, text)
+  assert(os.execute("mkdir -p " .. (dir .. "/" .. name):match("^(.*)/")))
+  local f = assert(io.open(dir .. "/" .. name, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function count(s, plain)
+  local n, i = 0, 1
+  while true do
+    local a, b = s:find(plain, i, true)
+    if not a then return n end
+    n, i = n + 1, b + 1
+  end
+end
+
+-- The source of `file` as built with LUNET_KERNELS=dir, or nil and the error.
+local function source_under(dir, file)
+  core.setenv("LUNET_KERNELS", dir)
+  local ok, res = pcall(core.kernel_source, file)
+  core.setenv("LUNET_KERNELS", nil)
+  if ok then return res end
+  return nil, res
+end
+
+local function run(env, code)
+  local p = io.popen(string.format("%s lua5.4 -e %q 2>&1", env, code))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+describe("kernel includes", function()
+  it("expand each file once, includes of includes first, with #line marks", function()
+    local dir = tmpdir()
+    write(dir, "t/c.cl", "#define C_DONE 1\n")
+    write(dir, "t/b.cl", '#include "t/c.cl"\nint b_body;\n')
+    write(dir, "t/a.cl", '// a\n#include "t/b.cl"\n  #  include "t/c.cl"\n#include "t/a.cl"\nint a_body;\n')
+    local src = assert(source_under(dir, "t/a.cl"))
+    assert.equal(1, count(src, "#define C_DONE 1"))
+    assert.equal(1, count(src, "int b_body;"))
+    assert.equal(0, count(src, "#include"))
+    assert.is_true(src:find("C_DONE", 1, true) < src:find("b_body", 1, true))
+    assert.is_truthy(src:find('#line 1 "t/c.cl"\n#define C_DONE 1\n', 1, true))
+    assert.is_truthy(src:find('#line 5 "t/a.cl"\nint a_body;\n', 1, true))
+    assert.equal("// a\n", src:sub(1, 5)) -- the file itself starts unmarked
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("name the including file when an include is missing, and stop runaway nesting", function()
+    local dir = tmpdir()
+    write(dir, "t/m.cl", '#include "common/no_such_file.cl"\n')
+    local src, err = source_under(dir, "t/m.cl")
+    assert.is_nil(src)
+    assert.is_truthy(err:find("kernels/t/m.cl", 1, true), err)
+    assert.is_truthy(err:find('#include "common/no_such_file.cl": no such kernel file', 1, true), err)
+    for i = 0, 20 do write(dir, ("t/d%d.cl"):format(i), ('#include "t/d%d.cl"\n'):format(i + 1)) end
+    src, err = source_under(dir, "t/d0.cl")
+    assert.is_nil(src)
+    assert.is_truthy(err:find("nests deeper than", 1, true), err)
+    os.execute("rm -rf " .. dir)
+  end)
+end)
