@@ -72,4 +72,44 @@ describe("kernel includes", function()
     assert.is_truthy(err:find("nests deeper than", 1, true), err)
     os.execute("rm -rf " .. dir)
   end)
+
+  it("take an override of an included file alone, and rebuild for it", function()
+    -- common/vw.cl overridden under LUNET_KERNELS, loss/softmax.cl (which includes it) embedded: the
+    -- override's STOREF doubles what softmax writes, so each voxel's probabilities sum to 2
+    local dir, cache = tmpdir(), tmpdir()
+    local vw = core.kernel_source("common/vw.cl")
+    local n
+    vw, n = vw:gsub("#define STOREF%(v, p, i%) %(%(p%)%[i%] = %(v%)%)", "#define STOREF(v, p, i) ((p)[i] = 2.0f * (v))")
+    assert.equal(1, n)
+    vw, n = vw:gsub("vstore8%(%(v%), 0, %(p%) %+ %(i%)%)", "vstore8(2.0f * (v), 0, (p) + (i))")
+    assert.equal(1, n)
+    write(dir, "common/vw.cl", vw)
+    local code = [[
+      local l = require "lunet"
+      local N, C, S = 2, 3, 67
+      local t = {}
+      for i = 1, N * C * S do t[i] = math.sin(i) end
+      local x = l.tensor(t, {shape = {N, C, S}, dtype = "f32"}):to_device()
+      local y = l.core.zeros({N, C, S}, "f32", true)
+      l.core.nn.softmax(y, x)
+      local s = l.core.cache_stats()
+      io.write(("%.4f %d %d\n"):format(l.core.ops.sum(y) / (N * S), s.compiles, s.disk_hits))
+    ]]
+    local env = "LUNET_BINARY_CACHE=1 LUNET_CACHE_DIR=" .. cache
+    local function parse(out)
+      local sum, c, h = out:match("([%d.]+) (%d+) (%d+)")
+      assert.is_not_nil(sum, out)
+      return tonumber(sum), tonumber(c), tonumber(h)
+    end
+    local s1 = parse(run(env, code))
+    assert.is_true(math.abs(s1 - 1) < 1e-4, tostring(s1))
+    local s2, c2, h2 = parse(run(env, code)) -- the same source: the disk cache answers
+    assert.is_true(math.abs(s2 - 1) < 1e-4, tostring(s2))
+    assert.equal(0, c2)
+    assert.is_true(h2 > 0)
+    local s3, c3 = parse(run(env .. " LUNET_KERNELS=" .. dir, code)) -- an included file changed: rebuilt
+    assert.is_true(math.abs(s3 - 2) < 1e-4, tostring(s3))
+    assert.is_true(c3 > 0)
+    os.execute("rm -rf " .. dir .. " " .. cache)
+  end)
 end)
