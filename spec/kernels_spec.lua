@@ -73,6 +73,37 @@ describe("kernel includes", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("give conv/direct.cl every direct kernel once over the split files, and the preludes once", function()
+    local files = {
+      ["conv/pack.cl"] = {"pack_weights", "pad_input", "pack_phases"},
+      ["conv/fwd.cl"] = {"conv_direct", "conv_rows", "conv_cvec"},
+      ["conv/convT.cl"] = {"convT_cvec"},
+      ["conv/dgrad.cl"] = {"dgrad_cvec", "dgrad_rows", "dgrad_strided", "dgrad_s2x"},
+      ["conv/wgrad.cl"] = {"wgrad_direct", "transpose_dy", "wgrad_cvec", "reduce_cvec"},
+    }
+    local direct = core.kernel_source("conv/direct.cl")
+    local n = 0
+    for file, kernels in pairs(files) do
+      local src = core.kernel_source(file)
+      for _, k in ipairs(kernels) do
+        assert.equal(1, count(src, "__kernel void " .. k .. "("), file .. ": " .. k)
+        assert.equal(1, count(direct, "__kernel void " .. k .. "("), "direct.cl: " .. k)
+        n = n + 1
+      end
+      assert.equal(#kernels, count(src, "__kernel"), file)
+    end
+    assert.equal(n, count(direct, "__kernel"))
+    assert.equal(15, n)
+    for _, file in ipairs({"conv/direct.cl", "conv/fwd.cl", "conv/conv.cl"}) do
+      local src = core.kernel_source(file)
+      assert.equal(1, count(src, "#define KV "), file)
+      assert.equal(0, count(src, "#include"), file)
+    end
+    for _, file in ipairs({"loss/loss.cl", "loss/softmax.cl"}) do
+      assert.equal(1, count(core.kernel_source(file), "typedef float vf;"), file)
+    end
+  end)
+
   it("take an override of an included file alone, and rebuild for it", function()
     -- common/vw.cl overridden under LUNET_KERNELS, loss/softmax.cl (which includes it) embedded: the
     -- override's STOREF doubles what softmax writes, so each voxel's probabilities sum to 2
