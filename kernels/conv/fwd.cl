@@ -3,9 +3,9 @@
 // runs the phases of a strided backward data).
 #include "common/conv_vec.cl"
 
-// x (N, Cin, Z, Y, X), wp packed as above, b (Cout) or unused, y (N, Cout, OZ, OY, OX). A work-item
-// computes VX consecutive outputs along x for COB output channels (COB vector accumulators; each
-// input vector is loaded once per tap and feeds COB FMAs with broadcast weights). The output-channel
+// x (N, Cin, Z, Y, X), wp packed by pack_weights (pack.cl), b (Cout) or unused, y (N, Cout, OZ, OY, OX).
+// A work-item computes VX consecutive outputs along x for COB output channels (COB vector accumulators;
+// each input vector is loaded once per tap and feeds COB FMAs with broadcast weights). The output-channel
 // block is the fastest-varying index, so the work-items that run one after another on a CPU core
 // read the same input rows from cache. (Sharing broadcasts between two x vectors came out of LLVM
 // with the broadcasts hoisted and spilled; conv_rows below does it for stride-1 rows.)
@@ -55,7 +55,7 @@ __kernel void conv_direct(__global const float *restrict x, __global const float
 
 // ---- stride-1, 3-tap rows on CPUs: DRB rows per work-item share each weight broadcast ----
 // conv_direct spends one load per FMA on its weight broadcasts (a memory operand of the FMA); a core
-// issues two loads and two FMAs per cycle, so with its tap loads it was load-bound (~77% of the FMA
+// issues two loads and two FMAs per cycle, so with its tap loads it is load-bound (~77% of the FMA
 // peak). Here a work-item computes DRB output rows of VX lanes for COB channels: each broadcast feeds
 // DRB FMAs, and the DRB + 2 input rows of a block are loaded once for its 3 kernel rows. Input rows
 // outside the plane read a row of zeros (`zrow`) through a pointer choice instead of a branch, and lanes
@@ -125,7 +125,7 @@ __attribute__((always_inline)) inline void rows_accumulate(floatV acc[DRB][COB],
   for (int a = a_lo; a <= a_hi; a++) {
     const size_t zofs = (size_t)(oz * SZ - PZ + a) * Y * X;
     // the block's input rows as pointers stepped one plane per channel (rows off the plane: the row of
-    // zeros, not stepped); recomputed per channel, their index products and pointer choices had been
+    // zeros, not stepped); recomputed per channel, their index products and pointer choices are
     // ~40 scalar instructions beside 144 FMAs
     __global const float *rp[ROWS_IN];
     size_t rstep[ROWS_IN];

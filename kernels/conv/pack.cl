@@ -9,7 +9,7 @@
 // of the stride-1 backward-data pass: w is then (Cin', Cout', KV) with Cin' = this conv's output count.
 // flip = 2: a transposed convolution's weights (Cin, Cout, KV), not flipped.
 // A work-item packs one (input channel, channel block): COB source runs of KV weights each (contiguous
-// in w) into KV * COB contiguous floats (one float per work-item, as before, cost 7 GB/s on PoCL).
+// in w) into KV * COB contiguous floats (one float per work-item runs at 7 GB/s on PoCL).
 // global: (Cin, ceil(Cout / COB)) for flip 0, else (ceil(Cout / COB), Cin)
 #if COB == 4 || COB == 8 || COB == 16
 #define floatCOB CAT(float, COB)
