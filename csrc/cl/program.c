@@ -1,5 +1,6 @@
 #include "cl/program.h"
 #include "cl/profile.h"
+#include "core/env.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,9 +37,12 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
   return h;
 }
 
-lu_status lu_kernel_source(const char *file, char **out) {
-  const char *dir = getenv("LUNET_KERNELS");
-  if (dir && *dir) {
+/* The text of one kernel file as stored: $LUNET_KERNELS/<file> when that exists, else the embedded
+ * copy. *out = NULL (and LU_OK) when there is neither, so that the caller can say who asked for it. */
+static lu_status raw_source(const char *file, char **out) {
+  *out = NULL;
+  const char *dir = lu_env("LUNET_KERNELS");
+  if (dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     FILE *f = fopen(path, "rb");
@@ -46,7 +50,7 @@ lu_status lu_kernel_source(const char *file, char **out) {
       fseek(f, 0, SEEK_END);
       long n = ftell(f);
       fseek(f, 0, SEEK_SET);
-      char *s = malloc((size_t)n + 1);
+      char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
       if (!s) { fclose(f); return lu_fail(LU_ENOMEM, "kernel source %s", path); }
       size_t got = fread(s, 1, (size_t)n, f);
       fclose(f);
@@ -56,19 +60,126 @@ lu_status lu_kernel_source(const char *file, char **out) {
     }
   }
   const char *src = lu_kernel_embedded(file);
-  if (!src) return lu_fail(LU_EARG, "no kernel source '%s' (neither embedded nor under LUNET_KERNELS)", file);
+  if (!src) return LU_OK;
   *out = strdup(src);
   return *out ? LU_OK : lu_fail(LU_ENOMEM, "kernel source %s", file);
 }
 
-static void cache_dir(char *buf, size_t n) {
-  const char *d = getenv("LUNET_CACHE_DIR");
-  if (d && *d) { snprintf(buf, n, "%s", d); return; }
-  const char *x = getenv("XDG_CACHE_HOME");
-  if (x && *x) { snprintf(buf, n, "%s/lunet/kernels", x); return; }
-  const char *h = getenv("HOME");
-  snprintf(buf, n, "%s/.cache/lunet/kernels", h && *h ? h : "/tmp");
+/* Kernel sources may share code through `#include "NAME"` lines, NAME a path under kernels/ (e.g.
+ * "common/conv_geometry.cl"). Lunet expands them itself before the driver sees the source, so they
+ * resolve the same way for embedded files and $LUNET_KERNELS overrides (file by file: an override of
+ * an included file alone takes effect), and the program cache's hash covers what was included. The
+ * expansion is textual and ignores #if: each file is inserted at most once per program (later
+ * includes of it expand to nothing, like #pragma once), at most LU_INCLUDE_DEPTH deep; `#line` lines
+ * keep the driver's build log naming the right file and line. */
+#define LU_INCLUDE_DEPTH 8
+
+typedef struct {
+  char *buf;
+  size_t len, cap;
+  char **seen; /* files already expanded into this program */
+  int nseen;
+} lu_expansion;
+
+static int append(lu_expansion *x, const char *s, size_t n) {
+  if (x->len + n + 1 > x->cap) {
+    size_t cap = x->cap ? x->cap : 1 << 14;
+    while (x->len + n + 1 > cap) cap *= 2;
+    char *b = realloc(x->buf, cap);
+    if (!b) return 0;
+    x->buf = b;
+    x->cap = cap;
+  }
+  memcpy(x->buf + x->len, s, n);
+  x->len += n;
+  x->buf[x->len] = 0;
+  return 1;
 }
+
+static int append_line_mark(lu_expansion *x, int line, const char *file) {
+  char mark[600];
+  int n = snprintf(mark, sizeof mark, "#line %d \"%s\"\n", line, file);
+  return n > 0 && (size_t)n < sizeof mark && append(x, mark, (size_t)n);
+}
+
+/* The quoted name of a line `#include "NAME"` (white space allowed around # and before the name)
+ * into name; 0 when the line is something else. */
+static int include_name(const char *line, size_t n, char *name, size_t cap) {
+  const char *p = line, *end = line + n;
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  if (p == end || *p++ != '#') return 0;
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  if ((size_t)(end - p) < 7 || strncmp(p, "include", 7) != 0) return 0;
+  p += 7;
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  if (p == end || *p++ != '"') return 0;
+  const char *q = memchr(p, '"', (size_t)(end - p));
+  if (!q || q == p || (size_t)(q - p) >= cap) return 0;
+  memcpy(name, p, (size_t)(q - p));
+  name[q - p] = 0;
+  return 1;
+}
+
+static lu_status expand(lu_expansion *x, const char *file, const char *includer, int depth) {
+  for (int i = 0; i < x->nseen; i++)
+    if (strcmp(x->seen[i], file) == 0) return LU_OK; /* already in this program */
+  if (depth > LU_INCLUDE_DEPTH)
+    return lu_fail(LU_EARG, "kernels/%s: #include \"%s\" nests deeper than %d files", includer, file,
+                   LU_INCLUDE_DEPTH);
+  char *src;
+  LU_TRY(raw_source(file, &src));
+  if (!src) {
+    if (includer)
+      return lu_fail(LU_EARG, "kernels/%s: #include \"%s\": no such kernel file (neither embedded nor under LUNET_KERNELS)",
+                     includer, file);
+    return lu_fail(LU_EARG, "no kernel source '%s' (neither embedded nor under LUNET_KERNELS)", file);
+  }
+  char **seen = realloc(x->seen, (size_t)(x->nseen + 1) * sizeof *seen);
+  if (!seen || !(seen[x->nseen] = strdup(file))) {
+    if (seen) x->seen = seen;
+    free(src);
+    return lu_fail(LU_ENOMEM, "kernel source %s", file);
+  }
+  x->seen = seen;
+  x->nseen++;
+  lu_status st = LU_OK;
+  /* a #line mark before the first line of an included file and after every include */
+  int line = 1, ok = 1, mark = depth > 0;
+  for (const char *p = src; *p && st == LU_OK && ok; line++) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    char name[512];
+    if (include_name(p, n, name, sizeof name)) {
+      st = expand(x, name, file, depth + 1);
+      mark = 1;
+    } else {
+      if (mark) ok = append_line_mark(x, line, file);
+      mark = 0;
+      ok = ok && append(x, p, n) && append(x, "\n", 1);
+    }
+    p += n + (nl ? 1 : 0);
+  }
+  free(src);
+  if (st == LU_OK && !ok) st = lu_fail(LU_ENOMEM, "kernel source %s", file);
+  return st;
+}
+
+lu_status lu_kernel_source(const char *file, char **out) {
+  lu_expansion x = {0};
+  lu_status st = expand(&x, file, NULL, 0);
+  for (int i = 0; i < x.nseen; i++) free(x.seen[i]);
+  free(x.seen);
+  if (st == LU_OK && !x.buf) x.buf = strdup(""); /* an empty file */
+  if (st == LU_OK && !x.buf) st = lu_fail(LU_ENOMEM, "kernel source %s", file);
+  if (st != LU_OK) {
+    free(x.buf);
+    return st;
+  }
+  *out = x.buf;
+  return LU_OK;
+}
+
+static void cache_dir(char *buf, size_t n) { lu_cache_dir(buf, n, "kernels"); }
 
 static void mkdirs(const char *path) {
   char tmp[4096];
@@ -115,12 +226,12 @@ static void write_binary(lu_device *dev, cl_program prog, const char *path) {
 /* Whether to keep program binaries in Lunet's own cache. PoCL caches every build itself (its kcache:
  * the compiled program by source and options, then each kernel's code per work-group size, made on
  * first launch), and asking it for a binary makes it compile every kernel of the program for a
- * generic work-group size first: ~2 s per kernel, 20-30 s for conv/direct.cl, of which a geometry
+ * generic work-group size first: ~2 s per kernel, 20-30 s for the 15 direct conv kernels, of which a geometry
  * uses three or four. So on PoCL the driver's cache is the cache. LUNET_BINARY_CACHE=1 or 0 forces
  * the choice (specs use 1 to exercise this cache on PoCL). */
 static int use_binary_cache(const lu_device *dev) {
-  const char *env = getenv("LUNET_BINARY_CACHE");
-  if (env && *env) return strcmp(env, "0") != 0;
+  const char *env = lu_env("LUNET_BINARY_CACHE");
+  if (env) return strcmp(env, "0") != 0;
   return strstr(dev->platform_name, "Portable Computing Language") == NULL;
 }
 
@@ -171,7 +282,7 @@ static lu_status build_program(lu_device *dev, const char *file, const char *opt
     return lu_fail(LU_ECL, "%s building kernels/%s [%s] on %s:\n%s", lu_cl_errname(e), file, opts, dev->name, log);
   }
   lu_stats.compiles++;
-  const char *log_builds = getenv("LUNET_LOG_BUILDS");
+  const char *log_builds = lu_env("LUNET_LOG_BUILDS");
   if (log_builds && *log_builds && strcmp(log_builds, "0") != 0) {
     /* One line per compile: where a cold kernel cache spends its time. */
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -257,7 +368,7 @@ lu_status lu_launch(lu_device *dev, cl_kernel k, int dims, const size_t *global,
     char name[96] = "?";
     clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
     static int shapes = -1; /* LUNET_PROFILE_SHAPES=1: one entry per kernel and global size */
-    if (shapes < 0) shapes = getenv("LUNET_PROFILE_SHAPES") != NULL;
+    if (shapes < 0) shapes = lu_env("LUNET_PROFILE_SHAPES") != NULL;
     if (shapes) {
       size_t l = strlen(name);
       for (int i = 0; i < dims && l + 2 < sizeof name; i++, l = strlen(name))

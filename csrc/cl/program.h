@@ -22,7 +22,9 @@ typedef struct lu_progcache_stats {
 } lu_progcache_stats;
 lu_progcache_stats lu_progcache_get_stats(void);
 
-/* Source text of a kernel file: $LUNET_KERNELS/<file> when set, else the embedded copy. */
+/* Source text of a kernel file as the driver gets it: $LUNET_KERNELS/<file> when that exists, else
+ * the embedded copy, with its `#include "NAME"` lines (NAME a path under kernels/, each resolved the
+ * same way) expanded, each file once (see program.c). */
 lu_status lu_kernel_source(const char *file, char **out_malloced);
 
 void lu_progcache_free(lu_progcache *pc);

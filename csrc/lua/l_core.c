@@ -60,6 +60,15 @@ static int l_finish(lua_State *L) {
   return 0;
 }
 
+/* kernel_source(file) -> the source of kernels/<file> with its includes expanded, as it is built */
+static int l_kernel_source(lua_State *L) {
+  char *src = NULL;
+  LU_LCHECK(L, lu_kernel_source(luaL_checkstring(L, 1), &src), "kernel_source");
+  lua_pushstring(L, src);
+  free(src);
+  return 1;
+}
+
 static int l_cache_stats(lua_State *L) {
   lu_progcache_stats s = lu_progcache_get_stats();
   lua_createtable(L, 0, 3);
@@ -420,7 +429,7 @@ static int m_index(lua_State *L) {
 
 static const luaL_Reg core_fns[] = {
   {"devices", l_devices}, {"now", l_now}, {"default_device", l_default_device}, {"finish", l_finish},
-  {"cache_stats", l_cache_stats}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"blas_tuning", l_blas_tuning},
+  {"cache_stats", l_cache_stats}, {"kernel_source", l_kernel_source}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"blas_tuning", l_blas_tuning},
   {"tensor", l_tensor}, {"zeros", l_zeros}, {"from_bytes", l_from_bytes}, {NULL, NULL}};
 
 int luaopen_lunet_core(lua_State *L) {

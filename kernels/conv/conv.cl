@@ -5,34 +5,7 @@
 // A tile is `nrows` consecutive output rows (row = oz * OY + oy, all OX columns) starting at row r0,
 // for `nb` consecutive samples. Its column buffer is laid out (nb, K, Pt) with K = Cin * KZ*KY*KX
 // and Pt = nrows * OX: column p = (row - r0) * OX + ox, as the GEMM with the weights expects.
-#ifndef KZ
-#define KZ 3
-#endif
-#ifndef KY
-#define KY 3
-#endif
-#ifndef KX
-#define KX 3
-#endif
-#ifndef SZ
-#define SZ 1
-#endif
-#ifndef SY
-#define SY 1
-#endif
-#ifndef SX
-#define SX 1
-#endif
-#ifndef PZ
-#define PZ 1
-#endif
-#ifndef PY
-#define PY 1
-#endif
-#ifndef PX
-#define PX 1
-#endif
-#define KV (KZ * KY * KX)
+#include "common/conv_geometry.cl"
 
 // x: (N, Cin, Z, Y, X) at sample n0; col: (nb, K, Pt).
 // global: (OX, nrows, nb * Cin * KZ * KY)  -- the KX taps are unrolled inside.

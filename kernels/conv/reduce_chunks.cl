@@ -1,4 +1,4 @@
-// Weight gradients summed over the chunks of positions that wgrad_direct (direct.cl) writes partial
+// Weight gradients summed over the chunks of positions that wgrad_direct (wgrad.cl) writes partial
 // sums for (conv.c: reduce_partials; wgrad_cvec's blocked ones go through reduce_cvec).
 // dw[i] (+)= sum over chunks of part[chunk][i]; global: (n)
 __kernel void reduce_chunks(__global float *restrict dw, __global const float *restrict part, const int n,

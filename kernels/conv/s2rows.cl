@@ -4,8 +4,8 @@
 // work-item owns 16 outputs of RG rows; per chunk of CICH input channels it de-interleaves its 2 RG + 1
 // input rows of each plane once into a private array (3 vectors per row: 2 loads, 3 permutes), then sweeps
 // the output channel blocks of COB with one vector load per tap and COB FMAs whose weights are embedded
-// broadcasts. (Permutes inside the FMA loop, as conv_direct's strided taps or an earlier conv_rows for
-// stride 2 had them, left too few registers or made the loop load-bound.)
+// broadcasts. (Permutes inside the FMA loop, as conv_direct's strided taps have them, leave too few
+// registers or make the loop load-bound.)
 #ifndef COB
 #define COB 16
 #endif

@@ -2,7 +2,7 @@
 // contiguous floats, one row per (n, c). GPU path: work-groups over (chunk, row), work-items striding
 // by WG so consecutive items touch consecutive addresses (coalesced), local-memory tree reductions.
 // CPU path (*_rows): one work-item per row with explicit float8 vectors (PoCL does not vectorise
-// the barrier kernels well: measured 45x slower).
+// the barrier kernels well: they run ~45x slower).
 // Statistics use sums shifted by the row's first element (robust when |mean| >> std).
 #ifndef WG
 #define WG 256

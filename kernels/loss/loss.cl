@@ -1,5 +1,6 @@
-// nnU-Net's DC_and_CE_loss (labels, softmax) and DC_and_BCE_loss (regions, sigmoid), fused with the
-// gradient of the logits. Three passes over (N, C, S):
+// nnunetv2's DC_and_CE_loss (labels, softmax) and DC_and_BCE_loss (regions, sigmoid) of
+// nnunetv2/training/loss/compound_losses.py, fused with the gradient of the logits. Three passes
+// over (N, C, S):
 //   1. probs_*: p = softmax/sigmoid(z) into P (the dlogits buffer), CE/BCE partial sums per group.
 //   2. dice_stats: per (n, c, chunk) partial sums of I = sum p y m, P = sum p m, G = sum y m.
 //   (host: Dice per group in double, loss, per-(n, c) gradient coefficients)
@@ -12,32 +13,7 @@
 #ifndef TGT
 #define TGT int
 #endif
-#ifndef VW
-#define VW 1
-#endif
-
-#if VW == 1
-typedef float vf;
-#define LOADF(p, i) ((p)[i])
-#define STOREF(v, p, i) ((p)[i] = (v))
-#define LOADT(p, i) ((float)(p)[i])
-#define HSUM(v) (v)
-#elif VW == 8
-typedef float8 vf;
-#define LOADF(p, i) vload8(0, (p) + (i))
-#define STOREF(v, p, i) vstore8((v), 0, (p) + (i))
-#define LOADT(p, i) convert_float8(vload8(0, (p) + (i)))
-#define HSUM(v) hsum8(v)
-static inline float hsum8(float8 v) {
-  float4 a = v.lo + v.hi;
-  float2 b = a.lo + a.hi;
-  return b.x + b.y;
-}
-#else
-#error "VW must be 1 or 8"
-#endif
-#define VB(x) ((vf)(x))
-#define ONE_IF(cond) select(VB(0.0f), VB(1.0f), cond)
+#include "common/vw.cl"
 
 static inline void reduce2(__local float *a, __local float *b, size_t lid) {
   for (size_t s = WG / 2; s > 0; s >>= 1) {

@@ -1,19 +1,7 @@
 // Softmax / log-softmax over channels for (N, C, S) tensors: one work-item per VW voxels of one
 // sample, looping over C with stride S (consecutive items read consecutive addresses). y may alias x.
 // -DVW=8 (CPU devices, S % 8 == 0) uses float8 so PoCL emits vector exp/log. global: (S / VW, N)
-#ifndef VW
-#define VW 1
-#endif
-#if VW == 1
-typedef float vf;
-#define LOADF(p, i) ((p)[i])
-#define STOREF(v, p, i) ((p)[i] = (v))
-#else
-typedef float8 vf;
-#define LOADF(p, i) vload8(0, (p) + (i))
-#define STOREF(v, p, i) vstore8((v), 0, (p) + (i))
-#endif
-#define VB(x) ((vf)(x))
+#include "common/vw.cl"
 
 __kernel void softmax_fwd(__global float *y, __global const float *x, const ulong C, const ulong S, const int log_out) {
   size_t s = get_global_id(0) * VW, n = get_global_id(1);

@@ -285,15 +285,16 @@ lu_status lu_conv_tile_sgemm(lu_device *dev, int ta, int tb, size_t M, size_t N,
 
 /* Which file of kernels/conv/ holds each kernel the strategies launch. */
 static const struct { const char *kernel, *file; } conv_kernels[] = {
-  {"im2col", "conv/conv.cl"},         {"col2im", "conv/conv.cl"},
-  {"pack_weights", "conv/direct.cl"}, {"pack_phases", "conv/direct.cl"}, {"pad_input", "conv/direct.cl"},
-  {"transpose_dy", "conv/direct.cl"}, {"conv_direct", "conv/direct.cl"}, {"conv_rows", "conv/direct.cl"},
-  {"conv_cvec", "conv/direct.cl"},    {"convT_cvec", "conv/direct.cl"},  {"dgrad_cvec", "conv/direct.cl"},
-  {"dgrad_rows", "conv/direct.cl"},   {"dgrad_strided", "conv/direct.cl"}, {"dgrad_s2x", "conv/direct.cl"},
-  {"wgrad_direct", "conv/direct.cl"}, {"wgrad_cvec", "conv/direct.cl"},  {"reduce_cvec", "conv/direct.cl"},
-  {"reduce_chunks", "conv/reduce_chunks.cl"},
-  {"wino_pack", "conv/wino.cl"},      {"conv_wino", "conv/wino.cl"},
-  {"s2_pack", "conv/s2rows.cl"},      {"conv_s2rows", "conv/s2rows.cl"},
+  {"im2col", "conv/conv.cl"},        {"col2im", "conv/conv.cl"},
+  {"pack_weights", "conv/pack.cl"},  {"pack_phases", "conv/pack.cl"},    {"pad_input", "conv/pack.cl"},
+  {"conv_direct", "conv/fwd.cl"},    {"conv_rows", "conv/fwd.cl"},       {"conv_cvec", "conv/fwd.cl"},
+  {"convT_cvec", "conv/convT.cl"},
+  {"dgrad_cvec", "conv/dgrad.cl"},   {"dgrad_rows", "conv/dgrad.cl"},    {"dgrad_strided", "conv/dgrad.cl"},
+  {"dgrad_s2x", "conv/dgrad.cl"},
+  {"wgrad_direct", "conv/wgrad.cl"}, {"wgrad_cvec", "conv/wgrad.cl"},    {"transpose_dy", "conv/wgrad.cl"},
+  {"reduce_cvec", "conv/wgrad.cl"},  {"reduce_chunks", "conv/reduce_chunks.cl"},
+  {"wino_pack", "conv/wino.cl"},     {"conv_wino", "conv/wino.cl"},
+  {"s2_pack", "conv/s2rows.cl"},     {"conv_s2rows", "conv/s2rows.cl"},
 };
 
 lu_status lu_conv_kernel(lu_device *dev, const char *name, const char *opts, cl_kernel *k) {
