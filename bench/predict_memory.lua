@@ -13,7 +13,7 @@ the process's peak RSS, and both against one float32 class volume at full resolu
       [--no-record]
 ]]
 local lunet = require "lunet"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 local core = lunet.core
 
 local shape, patch, mode, record, child = { 600, 512, 512 }, { 128, 128, 128 }, "both", true, false

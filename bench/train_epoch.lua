@@ -10,8 +10,8 @@
 -- synthetic in-memory cases (bright discs on noise, 10 cases of 4x the patch area).
 local lunet = require "lunet"
 local core = lunet.core
-local clock = require "lunet.clock"
-local json = require "lunet.json"
+local clock = require "lunet.util.clock"
+local json = require "lunet.util.json"
 
 local N = tonumber(arg and arg[1]) or 6
 local PLANS = arg and arg[2] or "spec/fixtures/plans/ct_iso/nnUNetPlans.json"

@@ -2,14 +2,14 @@
 -- synthetic MSD tasks (spec/fixtures/dataset/msd -> msd_expected, scripts/fixtures/make_dataset_fixtures.py):
 -- same dataset.json bytes, same file list, and per file the same shape, dtype, geometry and voxel bytes (sha1).
 local dataset = require "lunet.dataset"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local FIX = "spec/fixtures/dataset/"
 
-local have_image = pcall(function() assert(require("lunet.image").write) end)
+local have_image = pcall(function() assert(require("lunet.io.image").write) end)
 local mini = dofile(FIX .. "mini_nifti.lua")
--- read-only stand-in for lunet.image: enough for tasks with 3-D images (copied, never rewritten)
-local read_only_image = { read = mini.read, write = function() error("image.write needs lunet.image") end }
+-- read-only stand-in for lunet.io.image: enough for tasks with 3-D images (copied, never rewritten)
+local read_only_image = { read = mini.read, write = function() error("image.write needs lunet.io.image") end }
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1", "r")); local out = p:read("a"); local ok, _, code = p:close()
@@ -49,7 +49,7 @@ local function check_against_expected(task, raw)
   end
   table.sort(want)
   assert.are.same(want, got)
-  local read = have_image and require("lunet.image").read or mini.read
+  local read = have_image and require("lunet.io.image").read or mini.read
   for _, r in ipairs(files) do
     local img = read(raw .. "/" .. r.file)
     local sh4 = img.data.shape
@@ -83,7 +83,7 @@ describe("convert-msd", function()
   end)
 
   it("splits 4-D two-channel images (Task05_Tiny) exactly as nnunetv2", function()
-    if not have_image then pending("lunet.image not built yet: splitting needs image.write") return end
+    if not have_image then pending("lunet.io.image not built yet: splitting needs image.write") return end
     dataset.convert_msd(FIX .. "msd/Task05_Tiny", { raw = raw })
     local target = check_against_expected("Task05_Tiny", raw)
     local ok, problems = dataset.verify(target)

@@ -1,5 +1,5 @@
 -- Planner parity with nnunetv2 2.8.1 (fixtures from scripts/fixtures/make_plan_fixtures.py) and rule-file behaviour.
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 local planner = require "lunet.planner"
 
 local FIX = "spec/fixtures/plans"

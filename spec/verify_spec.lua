@@ -2,7 +2,7 @@
 -- the fixture was made) passes; a copy with six planted faults of different kinds lists every one, naming case and
 -- file, and leaves every file byte-identical.
 local dataset = require "lunet.dataset"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local FIX = "spec/fixtures/dataset/verify/"
 
@@ -15,8 +15,8 @@ local function tmpdir()
   local d = os.tmpname(); os.remove(d); assert(os.execute("mkdir -p '" .. d .. "'")); return d
 end
 
--- lunet.image when built, else the spec's independent mini NIfTI reader
-local have_image = pcall(function() assert(require("lunet.image").read) end)
+-- lunet.io.image when built, else the spec's independent mini NIfTI reader
+local have_image = pcall(function() assert(require("lunet.io.image").read) end)
 local reader = not have_image and dofile("spec/fixtures/dataset/mini_nifti.lua").read or nil
 
 local function checksums(dir)
@@ -128,7 +128,7 @@ describe("dataset.verify", function()
       return sh("nnUNet_raw='" .. raw .. "' scripts/lunet verify " .. args)
     end
     it("says OK on the clean dataset (by id) and exits 0; exits 1 listing problems otherwise", function()
-      if not have_image then pending("lunet.image not built yet: the CLI needs the C readers") return end
+      if not have_image then pending("lunet.io.image not built yet: the CLI needs the C readers") return end
       local out, code = lunet("101")
       assert.are.equal(0, code, out)
       assert.matches("OK", out, 1, true)

@@ -27,8 +27,8 @@ channels of one case that disagree), and reports ALL problems, each naming the c
 It only reads files. Problems are strings "<case>: <file>: <what>" (or "<file>: <what>" for dataset-level ones).
 Warnings (nnU-Net warns too) are origin/direction mismatch between images and label and unrecognised files.
 ]]
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
 
 local M = {}
 
@@ -419,10 +419,10 @@ local function sorted_keys(set)
   return out
 end
 
---- Default image reader: lunet.image.read (the C readers).
+--- Default image reader: lunet.io.image.read (the C readers).
 local function default_reader(ds)
-  local ok, image = pcall(require, "lunet.image")
-  if not ok then return nil, "lunet.image is not available: " .. tostring(image) end
+  local ok, image = pcall(require, "lunet.io.image")
+  if not ok then return nil, "lunet.io.image is not available: " .. tostring(image) end
   if image.reader_for and ds.file_ending then
     local rok, r = pcall(image.reader_for, ds.file_ending, ds.json)
     if not rok then return nil, tostring(r) end
@@ -671,7 +671,7 @@ end
 --- Returns the target folder.
 function M.convert_msd(task_folder, opts)
   opts = opts or {}
-  local image = opts.image or require("lunet.image")
+  local image = opts.image or require("lunet.io.image")
   task_folder = task_folder:gsub("[/\\]+$", "")
   local src = {}
   for _, sub in ipairs({ "labelsTr", "imagesTs", "imagesTr" }) do

@@ -14,13 +14,13 @@ unpickle): the first folder's <case>.json properties (sitk_stuff), else the firs
 segmentation (nnU-Net's predict/validation writes it next to the npz).
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
 
 local M = {}
 
-local function default_read(path) return require("lunet.image").read(path) end
-local function default_write(path, t, like) return require("lunet.image").write(path, t, like) end
+local function default_read(path) return require("lunet.io.image").read(path) end
+local function default_write(path, t, like) return require("lunet.io.image").write(path, t, like) end
 
 function M.average(files)
   local ts = {}

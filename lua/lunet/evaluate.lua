@@ -9,7 +9,7 @@
       opts.output_file    default pred_dir/summary.json; false: do not write
       opts.threads        voxel-parallel threads per case (default 2)
       opts.chill          true: do not require a prediction for every reference (default false)
-      opts.read           function(path) -> Tensor; default lunet.image.read(path).data
+      opts.read           function(path) -> Tensor; default lunet.io.image.read(path).data
   evaluate.region_key(r)   nnU-Net's str(label_or_region): 3 -> "3", {1,2} -> "(1, 2)", {3} -> "(3,)"
   evaluate.load_summary(path), evaluate.write_summary(path, summary)
 
@@ -18,8 +18,8 @@ Summary layout (summary.json, keys sorted, NaN written as NaN):
     metrics = { [key] = {..} } }, ... } }
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
 
 local M = {}
 
@@ -108,7 +108,7 @@ function M.label_settings(dataset_json)
 end
 
 function M.default_read(path)
-  return require("lunet.image").read(path).data
+  return require("lunet.io.image").read(path).data
 end
 
 --- Aggregates per-case results into nnU-Net's summary (mean with nanmean, foreground_mean).

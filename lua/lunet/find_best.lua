@@ -12,8 +12,8 @@ Writes, as nnU-Net: <model>/crossval_results_folds_<folds>/ (+summary.json), ens
 postprocessing.json + postprocessed/ in the winner's folder, and nnUNet_results/<Dataset>/inference_information.json +
 inference_instructions.txt. The postprocessing file named there is postprocessing.json (nnU-Net: postprocessing.pkl).
 ]==]
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
 local evaluate = require "lunet.evaluate"
 local ensemble = require "lunet.ensemble"
 local postprocess = require "lunet.postprocess"

@@ -14,7 +14,7 @@ case counts k / n_fg times. Lunet takes k = min(1e8 // n_cases, max(10000, 2e6 /
 systematically (every n_fg / k-th foreground voxel, each voxel k / n_fg times +-1), i.e. that limit without sampling
 noise, in about 8 MB per channel; min/max are exact over the foreground.
 ]]
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local M = {}
 
@@ -77,7 +77,7 @@ end
 function M.extract(ds, opts)
   opts = opts or {}
   ds = open_dataset(ds)
-  local paths = require "lunet.paths"
+  local paths = require "lunet.util.paths"
   local out = opts.output
   if out == nil then
     local dir = paths.join(paths.preprocessed(), ds.name)

@@ -15,8 +15,8 @@
                         true), read/write (image I/O hooks), rules (default lunet.rules.empirical)
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
 local evaluate = require "lunet.evaluate"
 
 local M = {}
@@ -73,8 +73,8 @@ function M.load(file)
   return M.steps_from_json(json.read(jf))
 end
 
-local function default_read(path) return require("lunet.image").read(path) end
-local function default_write(path, t, like) return require("lunet.image").write(path, t, like) end
+local function default_read(path) return require("lunet.io.image").read(path) end
+local function default_write(path, t, like) return require("lunet.io.image").write(path, t, like) end
 
 local function read_json_opt(v, folder, name)
   if type(v) == "table" then return v end

@@ -5,7 +5,7 @@ with Gaussian importance weighting and test-time mirroring, averaging over folds
   seg, probs, props = predict.image(model, image [, props] [, opts])       -- also lunet.predict(model, image, ...)
       model:  a model (see below), a list of models (fold ensemble: their logits are averaged), or a model folder
               table from predict.load_models
-      image:  an img from lunet.image.read, a path, a list of paths/imgs (one per channel file), or a host tensor
+      image:  an img from lunet.io.image.read, a path, a list of paths/imgs (one per channel file), or a host tensor
               (C, Z, Y, X) in the file's array order with props = {spacing = {z, y, x}}
       opts:   plans (table/path), configuration, dataset_json (table/path) (default: the model's), step_size (0.5),
               disable_tta, tta_axes ({0, 1, 2}: a subset of the model's mirror axes), use_gaussian (true),
@@ -42,9 +42,9 @@ predict.stream(models, data, props, plans, configuration, label_info, settings) 
 predict.can_stream(data_shape, props, plans, configuration) -> true | false, reason.
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local term = require "lunet.term"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local term = require "lunet.util.term"
+local paths = require "lunet.util.paths"
 
 local M = {}
 local infer = core.infer
@@ -462,7 +462,7 @@ end
 
 -- images -> list of channel tensors, reader props {spacing=, sitk_stuff=}, like (geometry for writing)
 local function gather_images(image, props)
-  local image_mod = require "lunet.image"
+  local image_mod = require "lunet.io.image"
   local list
   if type(image) == "string" or (type(image) == "table" and image.data) or type(image) == "userdata" then
     list = { image }
@@ -514,7 +514,7 @@ local function preprocess_case(ts, rprops, plans, cfg_name, info, prev_seg, thre
   local pre = require "lunet.preprocess"
   local cfg = pre.config(plans, cfg_name, nil)
   if prev_seg then
-    if type(prev_seg) == "string" then prev_seg = require("lunet.image").read(prev_seg).data end
+    if type(prev_seg) == "string" then prev_seg = require("lunet.io.image").read(prev_seg).data end
     if type(prev_seg) == "table" and prev_seg.data then prev_seg = prev_seg.data end
     local d, s, p = pre.run_case(ts, prev_seg, rprops, plans, cfg, { threads = threads })
     local labels = info.foreground_labels
@@ -768,7 +768,7 @@ function M.folder(o)
   end
   local function read_case(case)
     local imgs = {}
-    for i, f in ipairs(case.images) do imgs[i] = require("lunet.image").read(f) end
+    for i, f in ipairs(case.images) do imgs[i] = require("lunet.io.image").read(f) end
     return imgs
   end
   -- preprocessing in child processes (nnU-Net's -npp): the next cases are read, cropped, normalised and
@@ -793,7 +793,7 @@ function M.folder(o)
         local imgs = read_case(case)
         local data, p = M.preprocessed(imgs, nil, { plans = plans, configuration = cfg_name, dataset_json = dj,
           prev_seg = prev, threads = threads })
-        require("lunet.npy").write(base .. ".npy", data)
+        require("lunet.io.npy").write(base .. ".npy", data)
         local im = imgs[1]
         local fh = assert(io.open(base .. ".lua", "wb"))
         local like = { reader = im.reader, spacing = im.spacing, sitk = im.sitk }
@@ -815,7 +815,7 @@ function M.folder(o)
       error(string.format("predict: case %s: preprocessing failed (child exit %d; its message is above)", cases[ci].id,
         code), 3)
     end
-    local data = require("lunet.npy").read(job.base .. ".npy")
+    local data = require("lunet.io.npy").read(job.base .. ".npy")
     local meta = dofile(job.base .. ".lua")
     os.remove(job.base .. ".npy")
     os.remove(job.base .. ".lua")
@@ -863,7 +863,7 @@ function M.folder(o)
             seg, probs = M.export(logits, props, plans, cfg_name, info, { probabilities = o.save_probabilities,
               threads = threads })
           end
-          require("lunet.image").write_seg(seg_file, seg, imgs[1])
+          require("lunet.io.image").write_seg(seg_file, seg, imgs[1])
           if probs then
             write_npz_atomic(out_base .. ".npz", { probabilities = probs })
             json.write_file_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))

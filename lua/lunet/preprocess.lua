@@ -20,9 +20,9 @@
   preprocess.class_key(c) -> the properties key of a class ("1", or "(1, 2)" for a region / tuple)
 ]]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local term = require "lunet.term"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local term = require "lunet.util.term"
+local paths = require "lunet.util.paths"
 
 local M = {}
 
@@ -114,7 +114,7 @@ function M.config(plans, cfg_name, labels)
 end
 
 local function read_images(images)
-  local image = require "lunet.image"
+  local image = require "lunet.io.image"
   local ts, props = {}, nil
   for i, p in ipairs(images) do
     if type(p) == "string" then
@@ -152,7 +152,7 @@ function M.run_case(images, seg, props, plans, cfg_name, opts)
   local ts, rprops = read_images(images)
   props = props or rprops
   if not props or not props.spacing then error("preprocess.run_case: no spacing (pass props = {spacing = ...})", 2) end
-  if type(seg) == "string" then seg = require("lunet.image").read(seg).data end
+  if type(seg) == "string" then seg = require("lunet.io.image").read(seg).data end
   local data, s, info = core.preprocess.run_case(ts, seg, props.spacing, cfg, opts.threads or 1)
   return data, s, properties(props, info, cfg.class_keys)
 end
@@ -295,7 +295,7 @@ function M.run(ds, plans, cfgs, opts)
       while pool:pending() >= workers do handle(pool:collect(true)) end
       local ok, err = pcall(function()
         local ts, rp = read_images(c.images)
-        local seg = c.label and require("lunet.image").read(c.label).data or nil
+        local seg = c.label and require("lunet.io.image").read(c.label).data or nil
         rprops[i] = rp
         pool:submit(i, ts, seg, rp.spacing, paths.join(dir, c.id) .. ".lcs")
       end)

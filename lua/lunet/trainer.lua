@@ -25,10 +25,10 @@ lists and the best EMA, next to the weights and the SGD momentum; --continue pic
 nnU-Net does, so a resumed run draws exactly the batches the uninterrupted run would have drawn.
 ]]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local term = require "lunet.term"
-local paths = require "lunet.paths"
-local clock = require "lunet.clock"
+local json = require "lunet.util.json"
+local term = require "lunet.util.term"
+local paths = require "lunet.util.paths"
+local clock = require "lunet.util.clock"
 
 local M = {}
 
@@ -350,8 +350,8 @@ local function final_validation(st)
     st.logger:print("Final validation skipped: lunet.predict is not available")
     return nil
   end
-  local image = require "lunet.image"
-  local store = require "lunet.store"
+  local image = require "lunet.io.image"
+  local store = require "lunet.io.store"
   local vdir = paths.join(st.folder, "validation")
   paths.mkdirs(vdir)
   local ending = st.dataset_json.file_ending
@@ -444,7 +444,7 @@ function M.train(o)
   local train_ids, val_ids, note = splits.fold(s, ids, fold)
   if note then logger:print("WARNING: " .. note) end
   logger:print(("This split has %d training and %d validation cases."):format(#train_ids, #val_ids))
-  local store = require "lunet.store"
+  local store = require "lunet.io.store"
   local function open_cases(list)
     local out = {}
     for i, id in ipairs(list) do
@@ -628,7 +628,7 @@ function M.train(o)
       save_checkpoint(st, "checkpoint_best.pth")
     end
     if e1 % tr.save_every == 0 and epoch ~= E - 1 then save_checkpoint(st, "checkpoint_latest.pth") end
-    local okp, perr = pcall(require("lunet.plot").progress, L, paths.join(folder, "progress.png"))
+    local okp, perr = pcall(require("lunet.util.plot").progress, L, paths.join(folder, "progress.png"))
     if not okp then logger:print("WARNING: progress.png not written: " .. tostring(perr)) end
     if show and not tty then
       io.stderr:write(("epoch %d/%d: %d it in %.1f s (%.2f it/s, %.0f%% waiting for batches), train_loss %.4f, " ..

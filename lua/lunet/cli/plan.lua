@@ -39,8 +39,8 @@ return {
       i = i + 1
     end
     if not ds then io.stderr:write(USAGE); return 2 end
-    local paths = require "lunet.paths"
-    local json = require "lunet.json"
+    local paths = require "lunet.util.paths"
+    local json = require "lunet.util.json"
     local planner = require "lunet.planner"
     local name = paths.dataset_name(ds)
     local raw = paths.join(paths.raw(), name)

@@ -46,7 +46,7 @@ function M.run(args)
   end
   local text = f:read("a")
   f:close()
-  local best = require("lunet.json").decode(text, dir .. "/clblast_xgemm_1_32.json")
+  local best = require("lunet.util.json").decode(text, dir .. "/clblast_xgemm_1_32.json")
   local params = best.best_parameters or (best.results and best.results[1] and best.results[1].parameters)
   if type(params) == "table" then
     local parts = {}

@@ -1,6 +1,6 @@
---[[ lunet.json: JSON files the way nnU-Net reads and writes them.
+--[[ lunet.util.json: JSON files the way nnU-Net reads and writes them.
 
-  local json = require "lunet.json"
+  local json = require "lunet.util.json"
   local obj = json.read(path)              -- error "<path>: <problem> at line L col C" on bad input
   json.write(path, obj)                    -- atomic (temp file + rename); indent 4, keys sorted
   json.write(path, obj, {sort_keys=false}) -- keep the key order read from the file (dataset.json style)
