@@ -29,6 +29,7 @@ Warnings (nnU-Net warns too) are origin/direction mismatch between images and la
 ]]
 local json = require "lunet.util.json"
 local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 
 local M = {}
 
@@ -624,14 +625,6 @@ end
 -- ---------------------------------------------------------------------------------------------------------------
 -- Medical Segmentation Decathlon conversion (nnUNetv2_convert_MSD_dataset)
 
-local function copy_file(src, dst)
-  local f, err = io.open(src, "rb")
-  if not f then error(src .. ": cannot read: " .. tostring(err), 0) end
-  local data = f:read("a")
-  f:close()
-  json.write_file_atomic(dst, data)
-end
-
 --- Split a 4-D NIfTI into <base>_0000.. 3-D files in out_folder (a 3-D file is copied to <base>_0000 unchanged).
 function M.split_4d(image, file, out_folder)
   local base = paths.basename(file):sub(1, -8)
@@ -640,7 +633,7 @@ function M.split_4d(image, file, out_folder)
   local nch = sh[1]
   local is4d = nch > 1 or (img.ndim or img.file_ndim or 3) == 4
   if not is4d then
-    copy_file(file, paths.join(out_folder, base .. "_0000.nii.gz"))
+    fs.copy_atomic(file, paths.join(out_folder, base .. "_0000.nii.gz"))
     return 1
   end
   local core = require "lunet.core"
@@ -720,7 +713,7 @@ function M.convert_msd(task_folder, opts)
     end
   end
   for _, f in ipairs(msd_sources(src.labelsTr)) do
-    copy_file(paths.join(src.labelsTr, f), paths.join(dst.labelsTr, f))
+    fs.copy_atomic(paths.join(src.labelsTr, f), paths.join(dst.labelsTr, f))
   end
   -- dataset.json: same key order as nnU-Net's in-place edits of the loaded dict
   local out, keys = {}, {}

@@ -16,6 +16,7 @@ segmentation (nnU-Net's predict/validation writes it next to the npz).
 local core = require "lunet.core"
 local json = require "lunet.util.json"
 local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 
 local M = {}
 
@@ -109,7 +110,7 @@ function M.folders(dirs, out_dir, opts)
     M.merge(files, paths.join(out_dir, c .. dj.file_ending), info, like,
       opts.save_npz and paths.join(out_dir, c .. ".npz") or nil, opts.write)
     if opts.save_npz and paths.isfile(paths.join(dirs[1], c .. ".json")) then
-      require("lunet.postprocess").copy_file(paths.join(dirs[1], c .. ".json"), paths.join(out_dir, c .. ".json"))
+      fs.copy_atomic(paths.join(dirs[1], c .. ".json"), paths.join(out_dir, c .. ".json"))
     end
   end
   return order
@@ -154,9 +155,8 @@ function M.crossvalidations(model_dirs, out_dir, folds, opts)
       M.merge(files, out, info, M.like_for(mapping[1][c], dj.file_ending, opts.read), nil, opts.write)
     end
   end
-  local pp = require "lunet.postprocess"
-  pp.copy_file(paths.join(model_dirs[1], "plans.json"), paths.join(out_dir, "plans.json"))
-  pp.copy_file(paths.join(model_dirs[1], "dataset.json"), paths.join(out_dir, "dataset.json"))
+  fs.copy_atomic(paths.join(model_dirs[1], "plans.json"), paths.join(out_dir, "plans.json"))
+  fs.copy_atomic(paths.join(model_dirs[1], "dataset.json"), paths.join(out_dir, "dataset.json"))
   return order
 end
 

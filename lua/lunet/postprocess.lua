@@ -17,6 +17,7 @@
 local core = require "lunet.core"
 local json = require "lunet.util.json"
 local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 local evaluate = require "lunet.evaluate"
 
 local M = {}
@@ -83,14 +84,6 @@ local function read_json_opt(v, folder, name)
   return json.read(p)
 end
 
-local function copy_file(src, dst)
-  local f = assert(io.open(src, "rb"))
-  local s = f:read("a")
-  f:close()
-  json.write_file_atomic(dst, s)
-end
-M.copy_file = copy_file
-
 function M.apply_to_folder(in_dir, out_dir, steps, opts)
   opts = opts or {}
   local dj = read_json_opt(opts.dataset_json, in_dir, "dataset.json")
@@ -105,14 +98,6 @@ function M.apply_to_folder(in_dir, out_dir, steps, opts)
   return files
 end
 
-local function rmtree(p)
-  if not paths.exists(p) then return end
-  if paths.isdir(p) then
-    for _, n in ipairs(paths.listdir(p)) do rmtree(paths.join(p, n)) end
-  end
-  os.remove(p)
-end
-M.rmtree = rmtree
 
 local function without_paths(summary)
   return { foreground_mean = summary.foreground_mean, mean = summary.mean }
@@ -153,7 +138,7 @@ function M.determine(pred_dir, ref_dir, opts)
   end
   local steps = {}
   local temp = paths.join(out_root, "temp")
-  rmtree(temp)
+  fs.rmtree(temp)
   -- A: all foreground labels as one mask
   local step = { fn = R.pp_function, kwargs = { labels_or_regions = json.array(ls.info.foreground_labels) } }
   local here = paths.join(temp, "keep_largest_fg")
@@ -170,12 +155,12 @@ function M.determine(pred_dir, ref_dir, opts)
       local key = evaluate.region_key(r)
       step = { fn = R.pp_function, kwargs = { labels_or_regions = r } }
       here = paths.join(temp, "keep_largest_perClassOrRegion")
-      rmtree(here)
+      fs.rmtree(here)
       pp_res = run_step(source, here, step)
       base = json.read(paths.join(source, "summary.json"))
       if R.accept_class(base, pp_res, key) then
         local best = paths.join(temp, "keep_largest_perClassOrRegion_currentBest")
-        rmtree(best)
+        fs.rmtree(best)
         assert(os.rename(here, best))
         source = best
         steps[#steps + 1] = step
@@ -185,7 +170,7 @@ function M.determine(pred_dir, ref_dir, opts)
   paths.mkdirs(out_root)
   for _, f in ipairs(paths.listdir(source)) do
     local p = paths.join(source, f)
-    if paths.isfile(p) then copy_file(p, paths.join(out_root, f)) end
+    if paths.isfile(p) then fs.copy_atomic(p, paths.join(out_root, f)) end
   end
   local baseline = json.read(baseline_file)
   local final = json.read(paths.join(out_root, "summary.json"))
@@ -195,8 +180,8 @@ function M.determine(pred_dir, ref_dir, opts)
     input_folder = without_paths(baseline), postprocessed = without_paths(final),
     postprocessing_fns = fns, postprocessing_kwargs = kws,
   })
-  rmtree(temp)
-  if opts.keep_postprocessed == false then rmtree(out_root) end
+  fs.rmtree(temp)
+  if opts.keep_postprocessed == false then fs.rmtree(out_root) end
   return steps
 end
 

@@ -45,6 +45,7 @@ local core = require "lunet.core"
 local json = require "lunet.util.json"
 local term = require "lunet.util.term"
 local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 
 local M = {}
 local infer = core.infer
@@ -675,16 +676,6 @@ local function bar(n, total, w)
   return string.rep("#", fill) .. string.rep(".", w - fill)
 end
 
-local function write_npz_atomic(path, arrays)
-  local tmp = string.format("%s.tmp%d.npz", path:sub(1, -5), math.random(0, 1 << 30))
-  core.npz.write(tmp, arrays, { level = 1 })
-  local ok, err = os.rename(tmp, path)
-  if not ok then
-    os.remove(tmp)
-    error(path .. ": rename failed: " .. tostring(err), 3)
-  end
-end
-
 function M.folder(o)
   if type(o) ~= "table" then error("predict.folder: expected an options table", 2) end
   if not o.input or not paths.isdir(o.input) then error("predict: input folder not found: " .. tostring(o.input), 2) end
@@ -865,8 +856,8 @@ function M.folder(o)
           end
           require("lunet.io.image").write_seg(seg_file, seg, imgs[1])
           if probs then
-            write_npz_atomic(out_base .. ".npz", { probabilities = probs })
-            json.write_file_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
+            core.npz.write(out_base .. ".npz", { probabilities = probs }, { level = 1 }) -- atomic in C
+            fs.write_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
           end
           tm.export = (tm.export or 0) + (core.now() - t0)
         end

@@ -23,6 +23,7 @@ local core = require "lunet.core"
 local json = require "lunet.util.json"
 local term = require "lunet.util.term"
 local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 
 local M = {}
 
@@ -242,12 +243,7 @@ function M.run(ds, plans, cfgs, opts)
   for _, c in ipairs(ds.cases) do
     if c.label then
       local dst = paths.join(gt, paths.basename(c.label))
-      if not paths.isfile(dst) then
-        local f = assert(io.open(c.label, "rb"))
-        local bytes = f:read("a")
-        f:close()
-        json.write_file_atomic(dst, bytes)
-      end
+      if not paths.isfile(dst) then fs.copy_atomic(c.label, dst) end
     end
   end
   local only
@@ -283,7 +279,7 @@ function M.run(ds, plans, cfgs, opts)
       if not ok then fail(tag, info) end
       local base = paths.join(dir, todo[tag].id)
       local okw, err = pcall(function()
-        json.write_file_atomic(base .. ".json", M.encode_properties(properties(rprops[tag], info, cfg.class_keys)))
+        fs.write_atomic(base .. ".json", M.encode_properties(properties(rprops[tag], info, cfg.class_keys)))
       end)
       if not okw then fail(tag, err) end
       rprops[tag] = nil

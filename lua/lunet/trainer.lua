@@ -28,6 +28,7 @@ local core = require "lunet.core"
 local json = require "lunet.util.json"
 local term = require "lunet.util.term"
 local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 local clock = require "lunet.util.clock"
 
 local M = {}
@@ -123,14 +124,6 @@ end
 local function pyfloat(x)
   if x ~= x then return "nan" end
   return json.float_repr(x + 0.0)
-end
-
-local function copy_file(src, dst)
-  local f = io.open(src, "rb")
-  if not f then error(src .. ": cannot read (needed in the results folder)", 0) end
-  local s = f:read("a")
-  f:close()
-  json.write_file_atomic(dst, s)
 end
 
 -- NaN/inf are not JSON (lua-cjson refuses them): checkpoints carry them as strings.
@@ -370,11 +363,9 @@ local function final_validation(st)
     local like = paths.isfile(paths.join(gt, id .. ending)) and image.read(paths.join(gt, id .. ending)) or nil
     image.write_seg(paths.join(vdir, id .. ending), seg, like)
     if st.npz and probs then
-      local tmp = paths.join(vdir, id .. ".tmp.npz")
-      core.npz.write(tmp, { probabilities = probs }, { level = 1 })
-      assert(os.rename(tmp, paths.join(vdir, id .. ".npz")))
+      core.npz.write(paths.join(vdir, id .. ".npz"), { probabilities = probs }, { level = 1 }) -- atomic in C
       -- the case properties as preprocessing wrote them (nnU-Net writes a .pkl next to the .npz)
-      copy_file(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
+      fs.copy_atomic(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
     end
     if st.show then io.stderr:write(("\rvalidation %d/%d %s "):format(i, #st.val_ids, id)); io.stderr:flush() end
     collectgarbage()
@@ -422,11 +413,11 @@ function M.train(o)
   local model_dir = paths.output_folder(ds_name, trainer_name, plans.plans_name, cfg_name)
   local folder = paths.join(model_dir, "fold_" .. tostring(fold))
   paths.mkdirs(folder)
-  if plans_path then copy_file(plans_path, paths.join(model_dir, "plans.json"))
+  if plans_path then fs.copy_atomic(plans_path, paths.join(model_dir, "plans.json"))
   else (require "lunet.planner").write(plans, paths.join(model_dir, "plans.json")) end
-  copy_file(paths.join(pre, "dataset.json"), paths.join(model_dir, "dataset.json"))
+  fs.copy_atomic(paths.join(pre, "dataset.json"), paths.join(model_dir, "dataset.json"))
   if paths.isfile(paths.join(pre, "dataset_fingerprint.json")) then
-    copy_file(paths.join(pre, "dataset_fingerprint.json"), paths.join(model_dir, "dataset_fingerprint.json"))
+    fs.copy_atomic(paths.join(pre, "dataset_fingerprint.json"), paths.join(model_dir, "dataset_fingerprint.json"))
   end
 
   local show = o.progress
