@@ -101,7 +101,7 @@ if child then
   img:free()
   collectgarbage()
   local t2 = core.now()
-  local info = require("lunet.dataset").label_info(dj.labels)
+  local info = require("lunet.labels").info(dj.labels)
   local settings = { patch = patch, threads = 2 }
   local rss_before = rss_kb("VmRSS")
   local live0 = core.host_memory(true).live

@@ -1,7 +1,8 @@
--- lunet.util.paths and lunet.dataset: id/name resolution as nnU-Net's maybe_convert_to_dataset_name, case discovery and
+-- lunet.util.paths, lunet.dataset and lunet.labels: id/name resolution as nnU-Net's maybe_convert_to_dataset_name, case discovery and
 -- label semantics compared with nnunetv2's own output (spec/fixtures/dataset/*_expected.json, made by
 -- scripts/fixtures/make_dataset_fixtures.py).
 local dataset = require "lunet.dataset"
+local labels = require "lunet.labels"
 local paths = require "lunet.util.paths"
 local json = require "lunet.util.json"
 
@@ -110,11 +111,17 @@ describe("lunet.dataset", function()
     assert.are.equal(7, ds.num_training)
   end)
 
+  it("keeps dataset.label_info as the name of lunet.labels.info", function()
+    assert.are.equal(labels.info, dataset.label_info)
+    local dj = { labels = { background = 0, a = { 1, 2 }, b = 2 }, regions_class_order = { 1, 2 } }
+    assert.are.same(labels.info(dj.labels, dj.regions_class_order), labels.of_dataset_json(dj))
+  end)
+
   it("computes label semantics as nnunetv2's LabelManager, including its errors", function()
     for _, rec in ipairs(json.read(FIX .. "labels_expected.json")) do
       local rco = rec.regions_class_order
       if rco == json.null then rco = nil end
-      local ok, info = pcall(dataset.label_info, rec.labels, rco)
+      local ok, info = pcall(labels.info, rec.labels, rco)
       local what = json.encode(rec.labels)
       if rec.error then
         assert(not ok, what .. " should fail like nnU-Net: " .. rec.error)

@@ -69,7 +69,7 @@ end
 local function load_settings(opts, first)
   local dj = opts.dataset_json
   if type(dj) ~= "table" then dj = json.read(dj or paths.join(first, "dataset.json")) end
-  local info = require("lunet.dataset").label_info(dj.labels, dj.regions_class_order)
+  local info = require("lunet.labels").of_dataset_json(dj)
   return dj, info
 end
 

@@ -101,7 +101,7 @@ end
 --- Label settings from a dataset.json (path or table): labels_or_regions, ignore_label, file_ending.
 function M.label_settings(dataset_json)
   local dj = type(dataset_json) == "string" and json.read(dataset_json) or dataset_json
-  local info = require("lunet.dataset").label_info(dj.labels, dj.regions_class_order)
+  local info = require("lunet.labels").of_dataset_json(dj)
   local lr = info.has_regions and info.foreground_regions or info.foreground_labels
   return { labels_or_regions = lr, ignore_label = info.ignore_label, file_ending = dj.file_ending, info = info,
     dataset_json = dj }

@@ -46,6 +46,7 @@ local json = require "lunet.util.json"
 local term = require "lunet.util.term"
 local paths = require "lunet.util.paths"
 local fs = require "lunet.util.fs"
+local labels = require "lunet.labels"
 
 local M = {}
 local infer = core.infer
@@ -506,10 +507,6 @@ function M.mirror_axes(models, is2d, opts)
   return out
 end
 
-local function label_info(dj)
-  return dataset_mod().label_info(dj.labels, dj.regions_class_order)
-end
-
 --- Preprocess one case in memory (plus the cascade's one-hot channels). Returns data, props.
 local function preprocess_case(ts, rprops, plans, cfg_name, info, prev_seg, threads)
   local pre = require "lunet.preprocess"
@@ -518,8 +515,8 @@ local function preprocess_case(ts, rprops, plans, cfg_name, info, prev_seg, thre
     if type(prev_seg) == "string" then prev_seg = require("lunet.io.image").read(prev_seg).data end
     if type(prev_seg) == "table" and prev_seg.data then prev_seg = prev_seg.data end
     local d, s, p = pre.run_case(ts, prev_seg, rprops, plans, cfg, { threads = threads })
-    local labels = info.foreground_labels
-    local d2 = infer.onehot_append(d, s, labels)
+    local foreground = info.foreground_labels
+    local d2 = infer.onehot_append(d, s, foreground)
     return d2, p
   end
   local d, _, p = pre.run_case(ts, nil, rprops, plans, cfg, { threads = threads })
@@ -536,7 +533,7 @@ function M.preprocessed(image, props, opts)
     error("predict.preprocessed: need plans, configuration and dataset_json", 2)
   end
   local ts, rprops = gather_images(image, props)
-  return preprocess_case(ts, rprops, plans, opts.configuration, label_info(dj), opts.prev_seg, opts.threads or 2)
+  return preprocess_case(ts, rprops, plans, opts.configuration, labels.of_dataset_json(dj), opts.prev_seg, opts.threads or 2)
 end
 
 --- Streaming pays off when the K-class logits of the preprocessed volume would be large; below this many
@@ -571,7 +568,7 @@ local function run_case(model, image, props, opts, mode)
   if not plans or not cfg_name or not dj then
     error("predict.image: need plans, configuration and dataset_json (in opts or on the model)", 3)
   end
-  local info = label_info(dj)
+  local info = labels.of_dataset_json(dj)
   local threads = opts.threads or 2
   local now, tm = core.now, opts.timings
   local t0 = now()
@@ -633,7 +630,7 @@ function M.load_models(o)
   local dir = o.model_dir
   local plans = read_json_arg(paths.join(dir, "plans.json"), "plans")
   local dj = read_json_arg(paths.join(dir, "dataset.json"), "dataset.json")
-  local info = label_info(dj)
+  local info = labels.of_dataset_json(dj)
   local cfg_name = o.configuration
   local c = planner().configuration(plans, cfg_name)
   local nin = 0
@@ -713,7 +710,7 @@ function M.folder(o)
   if c.previous_stage and c.previous_stage ~= json.null and not prev_dir then
     error("predict: configuration " .. cfg_name .. " is a cascade stage: --prev-stage-predictions is required", 2)
   end
-  local info = label_info(dj)
+  local info = labels.of_dataset_json(dj)
   local ending = dj.file_ending
   local cases = dataset_mod().cases_in_folder(o.input, ending)
   if #cases == 0 then error("predict: no images ending in " .. ending .. " in " .. o.input, 2) end

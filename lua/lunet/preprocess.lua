@@ -15,7 +15,7 @@
   preprocess.run_case(images, seg, props, plans, cfg, opts) -> data, seg, properties   (in memory: inference)
       images: list of host tensors (C_i, Z, Y, X) or of file paths; seg: tensor, path or nil;
       props: reader properties ({spacing = {z,y,x}, sitk = {...}}; taken from the first file when paths are given)
-      opts.labels: label info (dataset.label_info) for class locations; opts.threads.
+      opts.labels: label info (lunet.labels.info) for class locations; opts.threads.
   preprocess.config(plans, cfg, labels) -> the table lunet.core.preprocess.run_case takes
   preprocess.class_key(c) -> the properties key of a class ("1", or "(1, 2)" for a region / tuple)
 ]]

@@ -403,7 +403,7 @@ function M.train(o)
   local threads = o.threads or 2
 
   local dj = json.read(paths.join(pre, "dataset.json"))
-  local info = require("lunet.dataset").label_info(dj.labels, dj.regions_class_order)
+  local info = require("lunet.labels").of_dataset_json(dj)
   local regions = info.has_regions or nil -- region-based training: sigmoid outputs, DC_and_BCE (reference 6.2)
   local nin = 0
   for _ in pairs(dj.channel_names or dj.modality or {}) do nin = nin + 1 end
