@@ -1,5 +1,5 @@
 --[[ bench/predict_memory.lua: host memory of predicting and exporting one large CT, streaming versus the
-whole-volume path (issue #9: a 512x512x600 CT with 14 classes).
+whole-volume path (a 512x512x600 CT with 14 classes).
 
 The case is synthetic but full-sized: a (600, 512, 512) volume at spacing (1.0, 0.8, 0.8) whose labels are
 40-voxel blocks in-plane and 30-slice bands (values -(label + 0.5)), preprocessed to (1.25, 0.9, 0.9) with nnU-Net's

@@ -1,6 +1,6 @@
 -- Seconds per training iteration with data loading + augmentation (sampler -> augmentation -> cast/reshape ->
 -- train_step, as lunet.trainer runs it) versus the bare training step on a batch prepared in advance.
--- Goal (issue 8): data loading adds <= 10 %. A third loop runs as lunet.trainer does by default: the step on a
+-- Goal: data loading adds <= 10 %. A third loop runs as lunet.trainer does by default: the step on a
 -- worker thread (lunet.core.async) while the host prepares the next batch; its waiting share is the part of the
 -- iteration in which no step runs.
 --   lua5.4 bench/train_epoch.lua [iterations] [plans.json] [configuration] [heavy]

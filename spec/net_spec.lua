@@ -1,4 +1,4 @@
--- U-Nets from plans, training step and checkpoints (issue 7), against dynamic-network-architectures
+-- U-Nets from plans, training step and checkpoints, against dynamic-network-architectures
 -- and nnunetv2 (fixtures from scripts/fixtures/make_net_fixtures.py).
 local lunet = require "lunet"
 local cjson = require "cjson"

@@ -1,4 +1,4 @@
--- Region-based training (issue 8): label -> region masks equal batchgeneratorsv2's
+-- Region-based training: label -> region masks equal batchgeneratorsv2's
 -- ConvertSegmentationToRegionsTransform, region pseudo-Dice counts equal nnUNetTrainer.validation_step's,
 -- the sampler's region targets, the overlapped (prefetching) training step bit-identical to the plain one,
 -- and a tiny end-to-end region training (nested discs: regions (1, 2) and (2)) exported with regions_class_order.

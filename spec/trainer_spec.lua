@@ -1,4 +1,4 @@
--- Trainer (issue 8, the loop): end-to-end 2-D training on a synthetic "bright disc" dataset with a tiny U-Net,
+-- Trainer (nnUNetTrainer.run_training): end-to-end 2-D training on a synthetic "bright disc" dataset with a tiny U-Net,
 -- the pseudo Dice rises, kill -9 / SIGTERM and --continue resume exactly (same losses as an uninterrupted run),
 -- trainer-file overrides, results layout, log, debug.json, progress.png; plot helpers.
 local lunet = require "lunet"

@@ -21,7 +21,8 @@ Case discovery follows nnU-Net exactly: identifiers = names in imagesTr ending w
 ({id: {images=[...], label=...}}; relative paths resolved against the dataset folder, $VARS expanded) replaces
 imagesTr/labelsTr.
 
-verify makes every check of nnU-Net's verify_dataset_integrity (reference 11.1) plus a few it misses (files in
+verify makes every check of nnU-Net's verify_dataset_integrity
+(nnunetv2/experiment_planning/verify_dataset_integrity.py) plus a few it misses (files in
 imagesTr that do not follow the naming scheme, label files without a case, missing channel files, Inf values,
 channels of one case that disagree), and reports ALL problems, each naming the case, the file and what is wrong.
 It only reads files. Problems are strings "<case>: <file>: <what>" (or "<file>: <what>" for dataset-level ones).

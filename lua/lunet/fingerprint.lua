@@ -1,4 +1,5 @@
---[[ lunet.fingerprint: nnU-Net v2's dataset fingerprint (reference section 2), computed in C over cases in parallel.
+--[[ lunet.fingerprint: nnU-Net v2's dataset fingerprint (nnunetv2/experiment_planning/dataset_fingerprint/
+fingerprint_extractor.py: DatasetFingerprintExtractor), computed in C over cases in parallel.
 
   local fp = lunet.fingerprint(ds, {threads = 2})   -- ds from lunet.dataset.open(id) (or an id / name / path)
   fp = lunet.fingerprint.extract(ds, {threads = 2, output = path_or_false, samples_per_case = N,

@@ -1,4 +1,5 @@
---[==[ lunet.predict: nnU-Net v2's inference (reference section 8): preprocessing as in training, sliding windows
+--[==[ lunet.predict: nnU-Net v2's inference (nnunetv2/inference/predict_from_raw_data.py:
+nnUNetPredictor): preprocessing as in training, sliding windows
 with Gaussian importance weighting and test-time mirroring, averaging over folds, export to the original geometry.
 
   local predict = require "lunet.predict"

@@ -1,4 +1,5 @@
---[[ lunet.preprocess: nnU-Net v2's DefaultPreprocessor (reference section 4) with the number crunching in C.
+--[[ lunet.preprocess: nnU-Net v2's DefaultPreprocessor
+(nnunetv2/preprocessing/preprocessors/default_preprocessor.py) with the number crunching in C.
 
   local preprocess = require "lunet.preprocess"
   preprocess.run(ds, plans, "3d_fullres", {threads = 2, progress = true})   -- also lunet.preprocess(ds, plans, cfg)

@@ -1,4 +1,5 @@
---[[ lunet.sampler: nnU-Net's training batches (reference 7.1) with augmentation (7.3).
+--[[ lunet.sampler: nnU-Net's training batches (nnunetv2/training/dataloading/data_loader.py:
+nUNetDataLoader) with augmentation (nnUNetTrainer.get_training_transforms).
 
   local sampler = require "lunet.sampler"
   local loader = sampler.new{
