@@ -18,7 +18,7 @@ lunet.Tensor = core.Tensor
 -- (`lunet.json`, `lunet.image`, ...) stay as aliases so scripts written against them keep working.
 local moved = {
   json = "util.json", paths = "util.paths", term = "util.term", clock = "util.clock", plot = "util.plot",
-  fs = "util.fs", image = "io.image", store = "io.store", npy = "io.npy",
+  image = "io.image", store = "io.store", npy = "io.npy",
 }
 
 return lazy.package(lunet, "lunet", moved)
