@@ -1,4 +1,4 @@
--- Connected components on a 512x512x500 volume (the issue's target: < 2 s on the 2-core machine).
+-- Connected components on a 512x512x500 volume (goal: < 2 s on the 2-core machine).
 -- Prints label and keep-largest times; run with `make bench` or `. scripts/env.sh && lua5.4 bench/cc.lua`.
 local core = require "lunet.core"
 local nz, ny, nx = 500, 512, 512

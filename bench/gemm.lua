@@ -15,10 +15,10 @@ local function measure(sizes)
     local reps = math.max(2, math.floor(2e9 / (2 * n ^ 3)))
     local best = math.huge
     for _ = 1, 3 do
-      local t0 = require("lunet.clock").now()
+      local t0 = require("lunet.util.clock").now()
       for _ = 1, reps do ops.gemm(c, a, b) end
       lunet.core.finish()
-      local dt = (require("lunet.clock").now() - t0) / reps
+      local dt = (require("lunet.util.clock").now() - t0) / reps
       best = math.min(best, dt)
     end
     assert(math.abs(c:flat()[1] - 0.125 * n) < 1e-3 * n, "wrong GEMM result")

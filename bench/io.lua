@@ -1,8 +1,8 @@
--- bench/io.lua: reading a 512x512x500 int16 .nii.gz with lunet.image.read vs `gzip -dc file > /dev/null`
+-- bench/io.lua: reading a 512x512x500 int16 .nii.gz with lunet.io.image.read vs `gzip -dc file > /dev/null`
 -- on the same file (goal: ratio <= 1.5). The file is generated once under /tmp (CT-like: smooth
 -- structures plus noise, so it compresses about as real CT does). Appends the result to bench/RESULTS.md.
 local lunet = require "lunet"
-local image = lunet.image
+local image = lunet.io.image
 
 local PATH = os.getenv("LUNET_BENCH_NII") or "/tmp/lunet_bench_512x512x500_i16.nii.gz"
 local NX, NY, NZ = 512, 512, 500
@@ -75,7 +75,7 @@ local cpu = "unknown"
 local p = io.popen("lscpu 2>/dev/null | grep 'Model name'")
 if p then cpu = (p:read("a") or ""):gsub("Model name:%s*", ""):gsub("%s+$", ""); p:close() end
 local line = string.format("io.lua: 512x512x500 int16 .nii.gz (%.0f MB compressed): gzip -dc %.3f s, "
-  .. "lunet.image.read %.3f s, ratio %.2f (goal <= 1.5) [%s, %s]", size / 1e6, t_gzip, t_read, ratio, cpu,
+  .. "lunet.io.image.read %.3f s, ratio %.2f (goal <= 1.5) [%s, %s]", size / 1e6, t_gzip, t_read, ratio, cpu,
   os.date("!%Y-%m-%d"))
 print(line)
 local f = io.open("bench/RESULTS.md", "a")

@@ -6,8 +6,8 @@ on the CPU, with and without mirroring. Both run as child processes under /usr/b
   . scripts/env.sh && lua5.4 bench/predict.lua [--shape Z,Y,X] [--patch Z,Y,X] [--no-record]
 ]]
 local lunet = require "lunet"
-local paths = require "lunet.paths"
-local image = require "lunet.image"
+local paths = require "lunet.util.paths"
+local image = require "lunet.io.image"
 
 local shape, patch, record = { 40, 96, 96 }, { 32, 64, 64 }, true
 local i = 1

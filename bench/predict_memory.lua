@@ -1,5 +1,5 @@
 --[[ bench/predict_memory.lua: host memory of predicting and exporting one large CT, streaming versus the
-whole-volume path (issue #9: a 512x512x600 CT with 14 classes).
+whole-volume path (a 512x512x600 CT with 14 classes).
 
 The case is synthetic but full-sized: a (600, 512, 512) volume at spacing (1.0, 0.8, 0.8) whose labels are
 40-voxel blocks in-plane and 30-slice bands (values -(label + 0.5)), preprocessed to (1.25, 0.9, 0.9) with nnU-Net's
@@ -13,7 +13,7 @@ the process's peak RSS, and both against one float32 class volume at full resolu
       [--no-record]
 ]]
 local lunet = require "lunet"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 local core = lunet.core
 
 local shape, patch, mode, record, child = { 600, 512, 512 }, { 128, 128, 128 }, "both", true, false
@@ -101,7 +101,7 @@ if child then
   img:free()
   collectgarbage()
   local t2 = core.now()
-  local info = require("lunet.dataset").label_info(dj.labels)
+  local info = require("lunet.labels").info(dj.labels)
   local settings = { patch = patch, threads = 2 }
   local rss_before = rss_kb("VmRSS")
   local live0 = core.host_memory(true).live

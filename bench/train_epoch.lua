@@ -1,6 +1,6 @@
 -- Seconds per training iteration with data loading + augmentation (sampler -> augmentation -> cast/reshape ->
 -- train_step, as lunet.trainer runs it) versus the bare training step on a batch prepared in advance.
--- Goal (issue 8): data loading adds <= 10 %. A third loop runs as lunet.trainer does by default: the step on a
+-- Goal: data loading adds <= 10 %. A third loop runs as lunet.trainer does by default: the step on a
 -- worker thread (lunet.core.async) while the host prepares the next batch; its waiting share is the part of the
 -- iteration in which no step runs.
 --   lua5.4 bench/train_epoch.lua [iterations] [plans.json] [configuration] [heavy]
@@ -10,8 +10,8 @@
 -- synthetic in-memory cases (bright discs on noise, 10 cases of 4x the patch area).
 local lunet = require "lunet"
 local core = lunet.core
-local clock = require "lunet.clock"
-local json = require "lunet.json"
+local clock = require "lunet.util.clock"
+local json = require "lunet.util.json"
 
 local N = tonumber(arg and arg[1]) or 6
 local PLANS = arg and arg[2] or "spec/fixtures/plans/ct_iso/nnUNetPlans.json"

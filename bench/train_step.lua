@@ -3,7 +3,7 @@
 --   lua5.4 bench/train_step.lua [steps]     (LUNET_BENCH_3D=0 skips the 3-D case; 2-D: at least 25 steps)
 local lunet = require "lunet"
 local cjson = require "cjson"
-local clock = require "lunet.clock"
+local clock = require "lunet.util.clock"
 
 local steps = tonumber(arg and arg[1]) or 3
 local PLANS = "spec/fixtures/plans/ct_iso/nnUNetPlans.json"

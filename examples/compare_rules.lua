@@ -2,15 +2,15 @@
 --   lua5.4 examples/compare_rules.lua [DATASET_FINGERPRINT.json DATASET.json]
 -- Without arguments it uses the bundled demo dataset (built under /tmp/lunet-example).
 local lunet = require "lunet"
-local json = lunet.json
+local json = lunet.util.json
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 
 local fp, dj = arg[1], arg[2]
 if not fp then
   local work = os.getenv("LUNET_EXAMPLE_DIR") or "/tmp/lunet-example"
-  lunet.paths.set_roots{raw = work .. "/raw", preprocessed = work .. "/preprocessed", results = work .. "/results"}
+  lunet.util.paths.set_roots{raw = work .. "/raw", preprocessed = work .. "/preprocessed", results = work .. "/results"}
   os.execute("mkdir -p " .. work .. "/raw")
-  local ds = lunet.dataset.open(lunet.demo.make_dataset(lunet.paths.raw(), {step = 4}))
+  local ds = lunet.dataset.open(lunet.demo.make_dataset(lunet.util.paths.raw(), {step = 4}))
   fp, dj = lunet.fingerprint(ds), ds.json
 end
 

@@ -2,7 +2,7 @@
 --   lua5.4 examples/pipeline.lua [WORK_DIR]
 -- LUNET_EXAMPLE_EPOCHS / LUNET_EXAMPLE_ITERS shorten training (the specs run this with 1 x 2).
 local lunet = require "lunet"
-local paths = lunet.paths
+local paths = lunet.util.paths
 local work = arg[1] or "/tmp/lunet-example"
 local epochs = tonumber(os.getenv("LUNET_EXAMPLE_EPOCHS") or "5")
 local iters = tonumber(os.getenv("LUNET_EXAMPLE_ITERS") or "20")
@@ -23,7 +23,7 @@ local fp = lunet.fingerprint(ds)
 local plans = lunet.plan(fp, {dataset_json = ds.json, dataset_name = ds.name})
 local pre = paths.join(paths.preprocessed(), ds.name)
 lunet.planner.write(plans, paths.join(pre, "nnUNetPlans.json"))
-lunet.json.write(paths.join(pre, "dataset.json"), ds.json)
+lunet.util.json.write(paths.join(pre, "dataset.json"), ds.json)
 local cfg = lunet.planner.configuration(plans, "2d")
 print(string.format("2d: patch %s, batch %d, %d stages", table.concat(cfg.patch_size, "x"), cfg.batch_size,
   cfg.architecture.arch_kwargs.n_stages))

@@ -72,7 +72,8 @@ R.trainer = {
   deep_supervision_last_weight = 0,
 }
 
--- Augmentation (reference section 7.3), in pipeline order. Ranges are {lo, hi}.
+-- Augmentation (nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: get_training_transforms), in pipeline
+-- order. Ranges are {lo, hi}.
 R.augmentation = {
   scale_range = { 0.85, 1.25 },          -- used for the enlarged initial patch (get_patch_size)
   rotation_3d = { -30, 30 },             -- degrees; dummy-2D and 2d (aspect <= 1.5) use +-180, 2d elongated +-15

@@ -9,7 +9,7 @@ local here = arg[0]:match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../lua/?.lua;" .. here .. "/../lua/?/init.lua;" .. package.path
 package.cpath = here .. "/../build/?.so;" .. package.cpath
 local lunet_cmd = here .. "/lunet"
-local clock = require "lunet.clock"
+local clock = require "lunet.util.clock"
 local demo = require "lunet.demo"
 
 local env = {
@@ -21,7 +21,7 @@ local prefix = {}
 for k, v in pairs(env) do prefix[#prefix + 1] = string.format("%s='%s'", k, v) end
 table.sort(prefix)
 prefix = table.concat(prefix, " ")
--- the stages below run in child processes; this process needs the variables too (lunet.paths)
+-- the stages below run in child processes; this process needs the variables too (lunet.util.paths)
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local dataset = demo.dataset_name
@@ -54,7 +54,7 @@ print("dataset: " .. raw)
 local trainer_file = here .. "/../examples/demo_trainer.lua"
 local results = env.nnUNet_results .. "/" .. dataset
 local function postprocessing_file()
-  local info = require("lunet.json").read(results .. "/inference_information.json")
+  local info = require("lunet.util.json").read(results .. "/inference_information.json")
   return info.best_model_or_ensemble.postprocessing_file
 end
 local ran_all = stage("verify", "verify", dataset)
@@ -73,7 +73,7 @@ for _, t in ipairs(timings) do print(string.format("%-20s %8.1f", t[1], t[2])) e
 print(string.format("\noutputs:\n  raw dataset      %s\n  preprocessed     %s/%s\n  results          %s/%s",
   raw, env.nnUNet_preprocessed, dataset, env.nnUNet_results, dataset))
 if ran_all then
-  local summary = require("lunet.json").read(root .. "/predictions_pp/summary.json")
+  local summary = require("lunet.util.json").read(root .. "/predictions_pp/summary.json")
   print(string.format("\nheld-out slices: %d", #summary.metric_per_case))
   for k, v in pairs(summary.mean) do print(string.format("  class %s (brain)  Dice %.4f  IoU %.4f", k, v.Dice, v.IoU)) end
   print(string.format("  predictions      %s/predictions (postprocessed: %s/predictions_pp)", root, root))

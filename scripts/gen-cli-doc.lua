@@ -16,8 +16,5 @@ end
 local text = table.concat(out, "\n")
 if arg[1] == "--print" then io.write(text) return end
 local path = (arg[0]:match("^(.*)/scripts/") or ".") .. "/docs/cli.md"
-local f = assert(io.open(path .. ".tmp", "w"))
-f:write(text)
-f:close()
-assert(os.rename(path .. ".tmp", path))
+require("lunet.util.fs").write_atomic(path, text)
 print("wrote " .. path)

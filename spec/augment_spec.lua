@@ -1,4 +1,4 @@
--- Augmentation (reference 7.3): geometry of the spatial transform against analytic references, exact
+-- Augmentation (nnUNetTrainer.get_training_transforms, batchgeneratorsv2): geometry of the spatial transform against analytic references, exact
 -- mirroring and gamma, noise statistics, nearest-exact deep-supervision targets, draw probabilities,
 -- and bit-identical output for the same seed whatever the thread count.
 local core = require "lunet.core"
@@ -61,7 +61,7 @@ describe("augment", function()
     local d = {}
     for z = 0, n - 1 do for y = 0, n - 1 do for x = 0, n - 1 do d[#d + 1] = z * 100 + y * 10 + x end end end
     local img = core.tensor(d, { shape = { 1, n, n, n } })
-    -- R_x (reference 7.3): rotation in the (axis1, axis2) plane
+    -- R_x (batchgeneratorsv2 SpatialTransform): rotation in the (axis1, axis2) plane
     local oi = A.spatial(img, nil, { n, n, n }, { 1, 0, 0, 0, 0, -1, 0, 1, 0 })
     local fo = oi:flat()
     for z = 0, n - 1 do for y = 0, n - 1 do for x = 0, n - 1 do

@@ -2,14 +2,15 @@
 -- synthetic MSD tasks (spec/fixtures/dataset/msd -> msd_expected, scripts/fixtures/make_dataset_fixtures.py):
 -- same dataset.json bytes, same file list, and per file the same shape, dtype, geometry and voxel bytes (sha1).
 local dataset = require "lunet.dataset"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local FIX = "spec/fixtures/dataset/"
 
-local have_image = pcall(function() assert(require("lunet.image").write) end)
+local image = require "lunet.io.image"
 local mini = dofile(FIX .. "mini_nifti.lua")
--- read-only stand-in for lunet.image: enough for tasks with 3-D images (copied, never rewritten)
-local read_only_image = { read = mini.read, write = function() error("image.write needs lunet.image") end }
+-- read-only stand-in for lunet.io.image (3-D images are copied, never rewritten): the error paths below must fail
+-- before anything is written
+local read_only_image = { read = mini.read, write = function() error("image.write needs lunet.io.image") end }
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1", "r")); local out = p:read("a"); local ok, _, code = p:close()
@@ -49,9 +50,8 @@ local function check_against_expected(task, raw)
   end
   table.sort(want)
   assert.are.same(want, got)
-  local read = have_image and require("lunet.image").read or mini.read
   for _, r in ipairs(files) do
-    local img = read(raw .. "/" .. r.file)
+    local img = image.read(raw .. "/" .. r.file)
     local sh4 = img.data.shape
     assert.are.same({ 1, r.shape[1], r.shape[2], r.shape[3] }, { sh4[1], sh4[2], sh4[3], sh4[4] }, r.file)
     assert.are.equal(DT[r.dtype], img.data.dtype, r.file)
@@ -69,7 +69,7 @@ describe("convert-msd", function()
   after_each(function() os.execute("rm -rf '" .. raw .. "'") end)
 
   it("converts a 3-D single-channel task (Task02_Mini) exactly as nnunetv2", function()
-    local target = dataset.convert_msd(FIX .. "msd/Task02_Mini/", { raw = raw, image = have_image and nil or read_only_image })
+    local target = dataset.convert_msd(FIX .. "msd/Task02_Mini/", { raw = raw })
     assert.are.equal(raw .. "/Dataset002_Mini", target)
     check_against_expected("Task02_Mini", raw)
     -- 3-D images are byte copies, like shutil.copy
@@ -83,7 +83,6 @@ describe("convert-msd", function()
   end)
 
   it("splits 4-D two-channel images (Task05_Tiny) exactly as nnunetv2", function()
-    if not have_image then pending("lunet.image not built yet: splitting needs image.write") return end
     dataset.convert_msd(FIX .. "msd/Task05_Tiny", { raw = raw })
     local target = check_against_expected("Task05_Tiny", raw)
     local ok, problems = dataset.verify(target)
@@ -92,19 +91,15 @@ describe("convert-msd", function()
 
   it("honours --id, refuses a taken id, and names the folder for bad input", function()
     local out, code = sh("nnUNet_raw='" .. raw .. "' scripts/lunet convert-msd -q " .. FIX .. "msd/Task02_Mini --id 202")
-    if have_image then
-      assert.are.equal(0, code, out)
-      assert.matches(raw .. "/Dataset202_Mini", out, 1, true)
-      local dj = json.read(raw .. "/Dataset202_Mini/dataset.json")
-      assert.are.same({ "name", "description", "reference", "licence", "release", "tensorImageSize", "labels",
-        "numTraining", "numTest", "file_ending", "channel_names" }, json.keys(dj))
-      out, code = sh("nnUNet_raw='" .. raw .. "' scripts/lunet convert-msd " .. FIX .. "msd/Task02_Mini --id 202")
-      assert.are_not.equal(0, code)
-      assert.matches("target dataset id 202 is already taken", out, 1, true)
-    end
-    local ok, err = pcall(dataset.convert_msd, FIX .. "msd/Task02_Mini", { raw = raw, id = "202", image = read_only_image })
-    if not have_image then assert.is_true(ok, err) end
-    ok, err = pcall(dataset.convert_msd, FIX .. "msd/Task02_Mini", { raw = raw, id = 202, image = read_only_image })
+    assert.are.equal(0, code, out)
+    assert.matches(raw .. "/Dataset202_Mini", out, 1, true)
+    local dj = json.read(raw .. "/Dataset202_Mini/dataset.json")
+    assert.are.same({ "name", "description", "reference", "licence", "release", "tensorImageSize", "labels",
+      "numTraining", "numTest", "file_ending", "channel_names" }, json.keys(dj))
+    out, code = sh("nnUNet_raw='" .. raw .. "' scripts/lunet convert-msd " .. FIX .. "msd/Task02_Mini --id 202")
+    assert.are_not.equal(0, code)
+    assert.matches("target dataset id 202 is already taken", out, 1, true)
+    local ok, err = pcall(dataset.convert_msd, FIX .. "msd/Task02_Mini", { raw = raw, id = 202, image = read_only_image })
     assert.is_false(ok)
     assert.matches("target dataset id 202 is already taken", err, 1, true)
     ok, err = pcall(dataset.convert_msd, FIX .. "verify/Dataset101_Verify", { raw = raw, image = read_only_image })

@@ -1,9 +1,10 @@
--- lunet.paths and lunet.dataset: id/name resolution as nnU-Net's maybe_convert_to_dataset_name, case discovery and
+-- lunet.util.paths, lunet.dataset and lunet.labels: id/name resolution as nnU-Net's maybe_convert_to_dataset_name, case discovery and
 -- label semantics compared with nnunetv2's own output (spec/fixtures/dataset/*_expected.json, made by
 -- scripts/fixtures/make_dataset_fixtures.py).
 local dataset = require "lunet.dataset"
-local paths = require "lunet.paths"
-local json = require "lunet.json"
+local labels = require "lunet.labels"
+local paths = require "lunet.util.paths"
+local json = require "lunet.util.json"
 
 local FIX = "spec/fixtures/dataset/"
 
@@ -25,7 +26,7 @@ local function with_env(env, code)
   return out, ok and 0 or rc
 end
 
-describe("lunet.paths", function()
+describe("lunet.util.paths", function()
   local root
   setup(function()
     root = tmpdir()
@@ -40,7 +41,7 @@ describe("lunet.paths", function()
   local function resolve(arg, env)
     env = env or { nnUNet_raw = root .. "/raw", nnUNet_preprocessed = root .. "/pre", nnUNet_results = root .. "/res" }
     return with_env(env, [[
-      local ok, r = pcall(require("lunet.paths").dataset_name, ]] .. arg .. [[)
+      local ok, r = pcall(require("lunet.util.paths").dataset_name, ]] .. arg .. [[)
       io.write(ok and "OK " or "ERR ", tostring(r))]])
   end
 
@@ -66,7 +67,7 @@ describe("lunet.paths", function()
     out = resolve("4", { nnUNet_preprocessed = root .. "/pre" })
     assert.matches("^ERR could not find a dataset with the id 4", out)
     assert.matches("nnUNet_raw=None", out, 1, true)
-    out = with_env({}, [[local ok, e = pcall(require("lunet.paths").raw) io.write(tostring(e))]])
+    out = with_env({}, [[local ok, e = pcall(require("lunet.util.paths").raw) io.write(tostring(e))]])
     assert.matches("nnUNet_raw is not defined", out, 1, true)
   end)
 
@@ -82,7 +83,7 @@ describe("lunet.paths", function()
       paths.ensemble_name("/r/A__P__2d", "/r/A__P__3d_fullres/", { 0, 1, 2, 3, 4 }))
     assert.are.equal("crossval_results_folds_0_1_2_3_4", paths.crossval_folder_name())
     local out = with_env({ nnUNet_results = root .. "/res" },
-      [[io.write(require("lunet.paths").output_folder(120, "nnUNetTrainer", "nnUNetPlans", "2d", 3))]])
+      [[io.write(require("lunet.util.paths").output_folder(120, "nnUNetTrainer", "nnUNetPlans", "2d", 3))]])
     assert.are.equal(root .. "/res/Dataset120_Only/nnUNetTrainer__nnUNetPlans__2d/fold_3", out)
   end)
 end)
@@ -110,11 +111,17 @@ describe("lunet.dataset", function()
     assert.are.equal(7, ds.num_training)
   end)
 
+  it("keeps dataset.label_info as the name of lunet.labels.info", function()
+    assert.are.equal(labels.info, dataset.label_info)
+    local dj = { labels = { background = 0, a = { 1, 2 }, b = 2 }, regions_class_order = { 1, 2 } }
+    assert.are.same(labels.info(dj.labels, dj.regions_class_order), labels.of_dataset_json(dj))
+  end)
+
   it("computes label semantics as nnunetv2's LabelManager, including its errors", function()
     for _, rec in ipairs(json.read(FIX .. "labels_expected.json")) do
       local rco = rec.regions_class_order
       if rco == json.null then rco = nil end
-      local ok, info = pcall(dataset.label_info, rec.labels, rco)
+      local ok, info = pcall(labels.info, rec.labels, rco)
       local what = json.encode(rec.labels)
       if rec.error then
         assert(not ok, what .. " should fail like nnU-Net: " .. rec.error)

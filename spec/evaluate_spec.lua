@@ -59,7 +59,7 @@ describe("evaluate", function()
       cjson.decode_invalid_numbers(true)
       compare(cjson.decode(text), want, true)
       -- integers stay integers in the file (no "42.0" for counts)
-      local back = require("lunet.json").decode(text)
+      local back = require("lunet.util.json").decode(text)
       for _, c in ipairs(back.metric_per_case) do
         for _, m in pairs(c.metrics) do assert.are.equal("integer", math.type(m.TP)) end
       end

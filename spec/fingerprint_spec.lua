@@ -1,6 +1,6 @@
 -- Fingerprint parity with nnunetv2 2.8.1's DatasetFingerprintExtractor on the tiny fixture datasets whose images are
 -- committed under spec/fixtures/plans/<name>/raw (made by scripts/fixtures/make_plan_fixtures.py).
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 local fingerprint = require "lunet.fingerprint"
 
 local FIX = "spec/fixtures/plans"

@@ -1,7 +1,7 @@
--- lunet.image: readers against oracle values (SimpleITK / nibabel / tifffile / skimage, recorded by
+-- lunet.io.image: readers against oracle values (SimpleITK / nibabel / tifffile / skimage, recorded by
 -- scripts/fixtures/make_image_fixtures.py into spec/fixtures/image/expected.json), exact round trips
 -- for every dtype and format, and a clear error naming the file for every bad input.
-local image = require "lunet.image"
+local image = require "lunet.io.image"
 local cjson = require "cjson"
 
 local FIX = "spec/fixtures/image/"
@@ -91,7 +91,7 @@ local function exists(p)
   return false
 end
 
-describe("lunet.image NIfTI reader against SimpleITK", function()
+describe("lunet.io.image NIfTI reader against SimpleITK", function()
   for _, name in ipairs(sorted_keys(expected.nifti)) do
     it(name, function()
       local img = image.read(FIX .. name)
@@ -124,7 +124,7 @@ describe("lunet.image NIfTI reader against SimpleITK", function()
   end)
 end)
 
-describe("lunet.image real files", function()
+describe("lunet.io.image real files", function()
   for _, name in ipairs(sorted_keys(expected.real)) do
     local e = expected.real[name]
     it(name, function()
@@ -159,7 +159,7 @@ describe("lunet.image real files", function()
   end)
 end)
 
-describe("lunet.image TIFF and PNG readers against tifffile/skimage", function()
+describe("lunet.io.image TIFF and PNG readers against tifffile/skimage", function()
   for _, name in ipairs(sorted_keys(expected.tiff)) do
     it(name, function()
       local e = expected.tiff[name]
@@ -203,7 +203,7 @@ describe("lunet.image TIFF and PNG readers against tifffile/skimage", function()
   end
 end)
 
-describe("lunet.image round trips (read, write, read) are exact", function()
+describe("lunet.io.image round trips (read, write, read) are exact", function()
   local function same(a, b, what, geom_tol, spacing_tol)
     assert.are.equal(a.data.dtype, b.data.dtype, what .. ": dtype")
     assert.are.equal(shape_str(a.data.shape), shape_str(b.data.shape), what .. ": shape")
@@ -290,7 +290,7 @@ describe("lunet.image round trips (read, write, read) are exact", function()
   end)
 end)
 
-describe("lunet.image.write_seg", function()
+describe("lunet.io.image.write_seg", function()
   it("casts to u8 below 255 and u16 otherwise, keeping the reference geometry", function()
     local ref = image.read(FIX .. "dt_int16.nii.gz")
     local small = image.read(FIX .. "dt_uint8.nii.gz").data:astype("i32")
@@ -309,7 +309,7 @@ describe("lunet.image.write_seg", function()
   end)
 end)
 
-describe("lunet.image bad input", function()
+describe("lunet.io.image bad input", function()
   for _, name in ipairs(sorted_keys(expected.bad)) do
     it(name .. " gives an error naming the file", function()
       local p = FIX .. "bad/" .. name
@@ -332,7 +332,7 @@ describe("lunet.image bad input", function()
   end)
 end)
 
-describe("lunet.image.reader_for", function()
+describe("lunet.io.image.reader_for", function()
   it("follows nnU-Net's registry order and overwrite_image_reader_writer", function()
     assert.are.equal("SimpleITKIO", image.reader_for(".nii.gz").name)
     assert.are.equal("NibabelIO", image.reader_for(".nii").name)
@@ -347,7 +347,7 @@ describe("lunet.image.reader_for", function()
   end)
 end)
 
-describe("lunet.image spec cleanup", function()
+describe("lunet.io.image spec cleanup", function()
   it("removes its temporary folder", function()
     assert.is_true(os.execute("rm -rf '" .. TMP .. "'") and true)
   end)

@@ -2,7 +2,7 @@
 -- verify, plan+preprocess, train, predict, evaluate, find-best, postprocess. Each stage's outputs
 -- must exist, parse and make sense; the final Dice threshold is out of reach of a broken stage
 -- (an empty or all-brain prediction scores below 0.7 on these slices).
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local function sh(env, cmd)
   local p = assert(io.popen(env .. " scripts/lunet " .. cmd .. " 2>&1"))

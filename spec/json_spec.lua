@@ -1,6 +1,6 @@
--- lunet.json against files written by Python's json / nnU-Net's save_json (spec/fixtures/dataset/json_*.json,
+-- lunet.util.json against files written by Python's json / nnU-Net's save_json (spec/fixtures/dataset/json_*.json,
 -- made by scripts/fixtures/make_dataset_fixtures.py).
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local FIX = "spec/fixtures/dataset/"
 
@@ -12,7 +12,7 @@ local function tmpdir()
   local d = os.tmpname(); os.remove(d); assert(os.execute("mkdir -p '" .. d .. "'")); return d
 end
 
-describe("lunet.json", function()
+describe("lunet.util.json", function()
   it("re-encodes nnU-Net's save_json output byte for byte (sorted keys, indent 4, NaN, floats, empties)", function()
     local text = slurp(FIX .. "json_sorted.json")
     local v = json.decode(text, "json_sorted.json")

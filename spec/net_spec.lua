@@ -1,4 +1,4 @@
--- U-Nets from plans, training step and checkpoints (issue 7), against dynamic-network-architectures
+-- U-Nets from plans, training step and checkpoints, against dynamic-network-architectures
 -- and nnunetv2 (fixtures from scripts/fixtures/make_net_fixtures.py).
 local lunet = require "lunet"
 local cjson = require "cjson"
@@ -72,8 +72,8 @@ describe("net vs PyTorch with identical weights", function()
   local res = read_json(F .. "tiny_results.json")
   for name in pairs(TINY) do
     describe(name, function()
-      local x = lunet.npy.read(F .. name .. "_x.npy")
-      local seg = lunet.npy.read(F .. name .. "_seg.npy")
+      local x = lunet.io.npy.read(F .. name .. "_x.npy")
+      local seg = lunet.io.npy.read(F .. name .. "_seg.npy")
 
       it("forward outputs (all deep-supervision scales) within 1e-4 relative", function()
         local net = tiny(name)
@@ -82,7 +82,7 @@ describe("net vs PyTorch with identical weights", function()
           local outs = net:forward(x, { train = train, deep_supervision = true })
           assert.are.equal(2, #outs)
           for i, o in ipairs(outs) do
-            local ref = lunet.npy.read(F .. name .. "_out" .. (i - 1) .. ".npy")
+            local ref = lunet.io.npy.read(F .. name .. "_out" .. (i - 1) .. ".npy")
             assert.are.same(ref.shape, o.shape)
             local r = max_rel(o:flat(), ref:flat())
             assert.is_true(r < 1e-4, ("output %d rel err %g"):format(i, r))
@@ -114,8 +114,8 @@ describe("net vs PyTorch with identical weights", function()
 end)
 
 describe("checkpoints", function()
-  local x = lunet.npy.read(F .. "tiny3d_x.npy")
-  local seg = lunet.npy.read(F .. "tiny3d_seg.npy")
+  local x = lunet.io.npy.read(F .. "tiny3d_x.npy")
+  local seg = lunet.io.npy.read(F .. "tiny3d_seg.npy")
 
   it("save, load and continue is bit-identical to an uninterrupted run", function()
     local a = tiny("tiny3d", { seed = 3 })
@@ -149,8 +149,8 @@ end)
 describe("training", function()
   it("a tiny network overfits a tiny batch (loss < 10% of its start)", function()
     local net = tiny("tiny2d", { seed = 7 })
-    local x = lunet.npy.read(F .. "tiny2d_x.npy")
-    local seg = lunet.npy.read(F .. "tiny2d_seg.npy")
+    local x = lunet.io.npy.read(F .. "tiny2d_x.npy")
+    local seg = lunet.io.npy.read(F .. "tiny2d_seg.npy")
     local first, last
     for i = 1, 200 do
       last = net:train_step { data = x, target = seg }
@@ -162,8 +162,8 @@ describe("training", function()
 
   it("plans activations once per shape; inference keeps far less than training", function()
     local net = tiny("tiny3d")
-    local x = lunet.npy.read(F .. "tiny3d_x.npy")
-    local seg = lunet.npy.read(F .. "tiny3d_seg.npy")
+    local x = lunet.io.npy.read(F .. "tiny3d_x.npy")
+    local seg = lunet.io.npy.read(F .. "tiny3d_seg.npy")
     net:train_step { data = x, target = seg }
     local train_bytes = net.core:activation_bytes()
     local s0 = lunet.core.pool_stats()

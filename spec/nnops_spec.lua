@@ -7,7 +7,7 @@ local core = lunet.core
 local nn, ops = core.nn, core.ops
 
 local FIX = "spec/fixtures/nnops/"
-local function fix(name) return lunet.npy.read(FIX .. name .. ".npy") end
+local function fix(name) return lunet.io.npy.read(FIX .. name .. ".npy") end
 local function dfix(name) return fix(name):to_device() end
 local meta = (function()
   local f = assert(io.open(FIX .. "meta.json")); local s = f:read("a"); f:close(); return cjson.decode(s)
@@ -165,7 +165,7 @@ describe("instance norm", function()
     ]]
     local other = core.tune.class() == "cpu" and "groups" or "rows" -- the class this process runs
     local tmp = os.tmpname()
-    local child = gen .. ("for k, v in pairs(RESULT) do lunet.npy.write(%q .. k .. '.npy', v:to_host()) end print('DONE')"):format(tmp)
+    local child = gen .. ("for k, v in pairs(RESULT) do lunet.io.npy.write(%q .. k .. '.npy', v:to_host()) end print('DONE')"):format(tmp)
     local lua = os.getenv("LUNET_LUA") or "lua5.4"
     local p = io.popen(("LUNET_INSTNORM=%s %s -e %q 2>&1"):format(other, lua, child))
     local out = p:read("a")
@@ -179,7 +179,7 @@ describe("instance norm", function()
       local got = {}
       for _, k in ipairs({"y", "dx", "dw", "db"}) do
         if path == "this" then got[k] = R[k]:flat()
-        else got[k] = lunet.npy.read(tmp .. k .. ".npy"):flat(); os.remove(tmp .. k .. ".npy") end
+        else got[k] = lunet.io.npy.read(tmp .. k .. ".npy"):flat(); os.remove(tmp .. k .. ".npy") end
       end
       assert_close(y, got.y, 1e-4, path .. " path y")
       assert_close(dx, got.dx, 1e-4, path .. " path dx")

@@ -1,5 +1,5 @@
 -- Planner parity with nnunetv2 2.8.1 (fixtures from scripts/fixtures/make_plan_fixtures.py) and rule-file behaviour.
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 local planner = require "lunet.planner"
 
 local FIX = "spec/fixtures/plans"
@@ -88,7 +88,7 @@ describe("planner parity with nnunetv2", function()
   end
 end)
 
-describe("planner worked examples (reference 3.12a, Hippocampus)", function()
+describe("planner worked examples (Hippocampus, as nnunetv2's ExperimentPlanner plans it)", function()
   local fp = { spacings = {}, shapes_after_crop = {}, median_relative_size_after_cropping = 1.0,
                foreground_intensity_properties_per_channel = json.object({}) }
   for i = 1, 260 do fp.spacings[i] = { 1.0, 1.0, 1.0 }; fp.shapes_after_crop[i] = { 36, 50, 35 } end

@@ -2,10 +2,10 @@
 -- (fixtures from scripts/fixtures/make_predict_fixtures.py) and against known answers.
 local lunet = require "lunet"
 local core = lunet.core
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 local predict = require "lunet.predict"
-local image = require "lunet.image"
-local paths = require "lunet.paths"
+local image = require "lunet.io.image"
+local paths = require "lunet.util.paths"
 
 local FX = "spec/fixtures/predict/"
 local fake = json.read(FX .. "fake.json")
@@ -98,7 +98,7 @@ describe("sliding window geometry equals nnunetv2", function()
 
   it("compute_gaussian (sigma 1/8, value_scaling_factor 10, float16, zeros -> min non-zero) bit for bit", function()
     for _, s in ipairs({ { 8, 24, 24 }, { 5, 6, 7 }, { 16, 16, 16 }, { 32, 40 }, { 40, 48, 56 } }) do
-      local ref = lunet.npy.read(FX .. "gauss_" .. table.concat(s, "x") .. ".npy")
+      local ref = lunet.io.npy.read(FX .. "gauss_" .. table.concat(s, "x") .. ".npy")
       local g = core.infer.gaussian(s)
       assert.are.equal(0, maxdiff(g, ref))
     end
@@ -124,8 +124,8 @@ describe("sliding window geometry equals nnunetv2", function()
 end)
 
 describe("predict.image equals nnunetv2's nnUNetPredictor.predict_single_npy_array", function()
-  local img = lunet.npy.read(FX .. "case_img.npy")
-  local prev = lunet.npy.read(FX .. "prev_seg.npy")
+  local img = lunet.io.npy.read(FX .. "case_img.npy")
+  local prev = lunet.io.npy.read(FX .. "prev_seg.npy")
   for _, c in ipairs(cases.cases) do
     it(c.name .. ": " .. c.configuration .. ", folds " .. table.concat(c.folds, ",") .. ", mirror "
       .. (c.mirror_axes == json.null and "off" or table.concat(c.mirror_axes, ",")) .. ", step " .. c.step
@@ -138,16 +138,16 @@ describe("predict.image equals nnunetv2's nnUNetPredictor.predict_single_npy_arr
         disable_tta = mirror == nil, tta_axes = mirror, threads = 2, prev_seg = c.cascade and prev or nil }
       opts.return_logits = true
       local lg = predict.image(models, img, { spacing = cases.spacing }, opts)
-      local ref_lg = lunet.npy.read(FX .. c.name .. "_logits.npy")
+      local ref_lg = lunet.io.npy.read(FX .. c.name .. "_logits.npy")
       assert.are.same(ref_lg.shape, lg.shape)
       assert.is_true(maxdiff(lg, ref_lg) < 2e-3, "logits differ by " .. maxdiff(lg, ref_lg))
       opts.return_logits = nil
       opts.probabilities = true
       local seg, probs = predict.image(models, img, { spacing = cases.spacing }, opts)
-      local ref_seg = lunet.npy.read(FX .. c.name .. "_seg.npy")
+      local ref_seg = lunet.io.npy.read(FX .. c.name .. "_seg.npy")
       assert.are.same({ 30, 28, 10 }, seg.shape)
       assert.is_true(agreement(seg, ref_seg) >= 0.999, "segmentation agreement " .. agreement(seg, ref_seg))
-      local ref_p = lunet.npy.read(FX .. c.name .. "_prob.npy")
+      local ref_p = lunet.io.npy.read(FX .. c.name .. "_prob.npy")
       assert.are.same(ref_p.shape, probs.shape)
       assert.is_true(maxdiff(probs, ref_p) < 1e-3, "probabilities differ by " .. maxdiff(probs, ref_p))
       -- the one-class-at-a-time export gives the same segmentation
@@ -169,8 +169,8 @@ describe("predict.image equals nnunetv2's nnUNetPredictor.predict_single_npy_arr
     local m = fake_model(fake.regions)
     local seg, probs = predict.image({ m }, img, { spacing = cases.spacing }, { plans = plans,
       configuration = "3d_fullres", dataset_json = rdj, probabilities = true })
-    assert.is_true(agreement(seg, lunet.npy.read(FX .. "regions_seg.npy")) >= 0.999)
-    assert.is_true(maxdiff(probs, lunet.npy.read(FX .. "regions_prob.npy")) < 1e-3)
+    assert.is_true(agreement(seg, lunet.io.npy.read(FX .. "regions_seg.npy")) >= 0.999)
+    assert.is_true(maxdiff(probs, lunet.io.npy.read(FX .. "regions_prob.npy")) < 1e-3)
     local seg2 = predict.image({ m }, img, { spacing = cases.spacing }, { plans = plans,
       configuration = "3d_fullres", dataset_json = rdj })
     assert.are.equal(1, agreement(seg2, seg))
@@ -358,13 +358,13 @@ describe("predict.folder writes what nnU-Net writes", function()
     paths.mkdirs(root .. "/in")
     paths.mkdirs(root .. "/prev")
     local g = { spacing = { 4.5, 1.0, 0.9 }, origin = { 0, 0, 0 }, direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } }
-    image.write(root .. "/in/c_0000.nii.gz", lunet.npy.read(FX .. "case_img.npy"), { sitk = g })
-    image.write_seg(root .. "/prev/c.nii.gz", lunet.npy.read(FX .. "prev_seg.npy"):astype("u8"), { sitk = g })
+    image.write(root .. "/in/c_0000.nii.gz", lunet.io.npy.read(FX .. "case_img.npy"), { sitk = g })
+    image.write_seg(root .. "/prev/c.nii.gz", lunet.io.npy.read(FX .. "prev_seg.npy"):astype("u8"), { sitk = g })
     predict.folder{ input = root .. "/in", output = root .. "/out", models = { fake_model(fake["3"][1]) },
       plans_json = plans, dataset_json = dj, configuration = "3d_fullres", progress = false, disable_tta = true,
       prev_stage_predictions = root .. "/prev" }
     local seg = image.read(root .. "/out/c.nii.gz").data
-    assert.is_true(agreement(seg, lunet.npy.read(FX .. "cascade_seg.npy")) >= 0.999)
+    assert.is_true(agreement(seg, lunet.io.npy.read(FX .. "cascade_seg.npy")) >= 0.999)
     os.remove(root .. "/prev/c.nii.gz")
     assert.has_error(function()
       predict.folder{ input = root .. "/in", output = root .. "/out2", models = { fake_model(fake["3"][1]) },
@@ -377,7 +377,7 @@ describe("predict.folder writes what nnU-Net writes", function()
     local root = tmpdir()
     local inp = root .. "/in"
     paths.mkdirs(inp)
-    local img = lunet.npy.read(FX .. "case_img.npy")
+    local img = lunet.io.npy.read(FX .. "case_img.npy")
     image.write(inp .. "/e_0000.nii.gz", img, { sitk = { spacing = { 4.5, 1.0, 0.9 }, origin = { 0, 0, 0 },
       direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } } })
     local dirs, probs = {}, {}
@@ -644,7 +644,7 @@ local function real_network()
   local nplans = json.read(FX .. "net_plans.json")
   local net = lunet.net(nplans, "3d_fullres", 1, 3)
   net:load(FX .. "net.lunet")
-  return net, nplans, lunet.npy.read(FX .. "case_img.npy")
+  return net, nplans, lunet.io.npy.read(FX .. "case_img.npy")
 end
 
 describe("with a real network (lunet.net, weights converted from an nnunetv2 PlainConvUNet)", function()
@@ -654,7 +654,7 @@ describe("with a real network (lunet.net, weights converted from an nnunetv2 Pla
     for _, v in ipairs({ { "net_mirror", false }, { "net_nomirror", true } }) do
       local seg = predict.image({ m }, img, { spacing = cases.spacing }, { plans = nplans,
         configuration = "3d_fullres", dataset_json = dj, disable_tta = v[2] })
-      local ref = lunet.npy.read(FX .. v[1] .. "_seg.npy")
+      local ref = lunet.io.npy.read(FX .. v[1] .. "_seg.npy")
       local a = agreement(seg, ref)
       assert.is_true(a >= 0.999, v[1] .. ": agreement " .. a)
     end
@@ -686,7 +686,7 @@ describe("sliding-window sums on the device", function()
   end)
 
   it("checks its inputs: device accumulation needs lunet.net models and a power-of-two divisor", function()
-    local img = lunet.npy.read(FX .. "case_img.npy")
+    local img = lunet.io.npy.read(FX .. "case_img.npy")
     local ok, err = pcall(predict.sliding_window, function(x) return x end, img,
       { patch = { 16, 16, 16 }, accumulate = "device" })
     assert.is_false(ok)
@@ -713,7 +713,7 @@ describe("lunet predict from a results folder", function()
     end
     json.write(mdir .. "/plans.json", json.read(FX .. "net_plans.json"))
     json.write(mdir .. "/dataset.json", dj)
-    local img = lunet.npy.read(FX .. "case_img.npy")
+    local img = lunet.io.npy.read(FX .. "case_img.npy")
     image.write(root .. "/in/k1_0000.nii.gz", img, { sitk = { spacing = { 4.5, 1.0, 0.9 }, origin = { 1, 2, 3 },
       direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } } })
     local cmd = string.format("nnUNet_raw=%s/raw nnUNet_preprocessed=%s/pre nnUNet_results=%s/res scripts/lunet predict "
@@ -724,7 +724,7 @@ describe("lunet predict from a results folder", function()
     assert.is_true(ok, outp)
     local seg = image.read(root .. "/out/k1.nii.gz")
     assert.are.same({ 1, 2, 3 }, seg.sitk.origin)
-    local ref = lunet.npy.read(FX .. "net_nomirror_seg.npy")
+    local ref = lunet.io.npy.read(FX .. "net_nomirror_seg.npy")
     assert.is_true(agreement(seg.data, ref) >= 0.999)
     local args = json.read(root .. "/out/predict_from_raw_data_args.json")
     assert.are.equal(false, args.use_mirroring)

@@ -3,7 +3,7 @@
 -- (anisotropic MR with separate-z, CT with transpose and CT normalisation, 2-D RGB), in memory and through
 -- preprocess.run (files, resume).
 local lunet = require "lunet"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 local pp = require "lunet.preprocess"
 local dataset = require "lunet.dataset"
 local core = lunet.core
@@ -46,14 +46,14 @@ end
 
 describe("preprocess: resampling primitives (skimage 0.26 / batchgenerators 0.25)", function()
   local R = F .. "resample/"
-  local img = lunet.npy.read(R .. "img3d_in.npy")
-  local seg = lunet.npy.read(R .. "seg3d_in.npy")
+  local img = lunet.io.npy.read(R .. "img3d_in.npy")
+  local seg = lunet.io.npy.read(R .. "seg3d_in.npy")
   local function as4(t) -- (Z,Y,X) -> (1,Z,Y,X)
     return core.from_bytes(t:bytes(), { 1, t.shape[1], t.shape[2], t.shape[3] }, t.dtype)
   end
   for _, name in ipairs({ "up", "down", "mixed" }) do
     it("order-3 image resize (" .. name .. ") equals skimage.resize within 1e-5", function()
-      local e = lunet.npy.read(R .. "img3d_" .. name .. ".npy")
+      local e = lunet.io.npy.read(R .. "img3d_" .. name .. ".npy")
       -- isotropic spacing: never separate-z
       local out = core.preprocess.resample(as4(img), e.shape, { 1, 1, 1 }, { 1, 1, 1 },
         { is_seg = false, order = 3, force_separate_z = false }, 2)
@@ -61,23 +61,23 @@ describe("preprocess: resampling primitives (skimage 0.26 / batchgenerators 0.25
       assert.is_true(max_abs_diff(out, as4(e)) < 1e-5)
     end)
     it("order-1 seg resize (" .. name .. ") equals resize_segmentation (argmax, nearest tiebreak) exactly", function()
-      local e = lunet.npy.read(R .. "seg3d_" .. name .. ".npy")
+      local e = lunet.io.npy.read(R .. "seg3d_" .. name .. ".npy")
       local out = core.preprocess.resample(as4(seg), e.shape, { 1, 1, 1 }, { 1, 1, 1 },
         { is_seg = true, order = 1, force_separate_z = false }, 2)
       assert.are.equal(0, (mismatches(out, as4(e))))
     end)
   end
   it("separate-z resampling of data (cubic in-plane, nearest along z) equals nnU-Net", function()
-    local x = lunet.npy.read(R .. "sepz_data_in.npy")
-    local e = lunet.npy.read(R .. "sepz_data_out.npy")
+    local x = lunet.io.npy.read(R .. "sepz_data_in.npy")
+    local e = lunet.io.npy.read(R .. "sepz_data_out.npy")
     local out = core.preprocess.resample(x, { 9, 8, 13 }, { 5, 1, 1 }, { 2.9, 1.5, 0.77 },
       { is_seg = false, order = 3, order_z = 0 }, 2)
     assert.are.equal(shape_str(e), shape_str(out))
     assert.is_true(max_abs_diff(out, e) < 1e-5)
   end)
   it("separate-z resampling of a segmentation equals nnU-Net", function()
-    local x = lunet.npy.read(R .. "sepz_seg_in.npy")
-    local e = lunet.npy.read(R .. "sepz_seg_out.npy")
+    local x = lunet.io.npy.read(R .. "sepz_seg_in.npy")
+    local e = lunet.io.npy.read(R .. "sepz_seg_out.npy")
     local out = core.preprocess.resample(x, { 9, 8, 13 }, { 5, 1, 1 }, { 2.9, 1.5, 0.77 },
       { is_seg = true, order = 1, order_z = 0 }, 1)
     assert.are.equal(0, (mismatches(out, e)))
@@ -187,11 +187,11 @@ describe("preprocess: cases equal nnunetv2's preprocessed output", function()
         it(ds .. " " .. cfg .. " " .. case, function()
           local ip = F .. ds .. "/in/" .. case
           local props = json.read(ip .. ".json")
-          local img = lunet.npy.read(ip .. "_data.npy")
-          local seg = lunet.npy.read(ip .. "_seg.npy")
+          local img = lunet.io.npy.read(ip .. "_data.npy")
+          local seg = lunet.io.npy.read(ip .. "_seg.npy")
           local data, s, p = pp.run_case({ img }, seg, props, plans, cfg, { labels = labels, threads = 2 })
           local ep = F .. ds .. "/" .. cfg .. "/" .. case
-          local e, es = lunet.npy.read(ep .. "_data.npy"), lunet.npy.read(ep .. "_seg.npy")
+          local e, es = lunet.io.npy.read(ep .. "_data.npy"), lunet.io.npy.read(ep .. "_seg.npy")
           local eprops = json.read(ep .. ".json")
           assert.are.equal(shape_str(e), shape_str(data))
           assert.are.equal(shape_str(es), shape_str(s))
@@ -256,14 +256,14 @@ describe("preprocess: cases equal nnunetv2's preprocessed output", function()
     local ds = "Dataset901_LuAniso"
     local plans = lunet.planner.read(F .. ds .. "/plans.json")
     local ip = F .. ds .. "/in/an_000"
-    local data, s, p = pp.run_case({ lunet.npy.read(ip .. "_data.npy") }, nil, json.read(ip .. ".json"), plans,
+    local data, s, p = pp.run_case({ lunet.io.npy.read(ip .. "_data.npy") }, nil, json.read(ip .. ".json"), plans,
       "3d_fullres", { threads = 1 })
-    local e = lunet.npy.read(F .. ds .. "/3d_fullres/an_000_data.npy")
+    local e = lunet.io.npy.read(F .. ds .. "/3d_fullres/an_000_data.npy")
     assert.is_true(max_abs_diff(data, e) <= 1e-3)
     assert.is_nil(p.class_locations)
     -- the outside (-1) matches the training seg's except where a label met the mask border (the argmax then
     -- weighs the merged foreground against -1): a handful of boundary voxels
-    local es = lunet.npy.read(F .. ds .. "/3d_fullres/an_000_seg.npy"):flat()
+    local es = lunet.io.npy.read(F .. ds .. "/3d_fullres/an_000_seg.npy"):flat()
     local diff = 0
     for i, x in ipairs(s:flat()) do
       assert.is_true(x == 0 or x == -1)
@@ -345,9 +345,9 @@ describe("preprocess.run: files, resume", function()
         assert.are.equal(3, sum[cfg].done)
         local dir = out .. "/nnUNetPlans_" .. cfg .. "/"
         for _, case in ipairs(DATASETS[dsn].cases) do
-          local st = lunet.store.open(dir .. case .. ".lcs")
+          local st = lunet.io.store.open(dir .. case .. ".lcs")
           local ep = F .. dsn .. "/" .. cfg .. "/" .. case
-          local e, es = lunet.npy.read(ep .. "_data.npy"), lunet.npy.read(ep .. "_seg.npy")
+          local e, es = lunet.io.npy.read(ep .. "_data.npy"), lunet.io.npy.read(ep .. "_seg.npy")
           assert.are.equal(table.concat({ e.shape[2], e.shape[3], e.shape[4] }, "x"), table.concat(st.shape, "x"))
           local d, s = st:read_patch({ 0, 0, 0 }, st.shape)
           assert.is_true(max_abs_diff(d, e) <= 1e-3)

@@ -1,12 +1,12 @@
--- Region-based training (issue 8): label -> region masks equal batchgeneratorsv2's
+-- Region-based training: label -> region masks equal batchgeneratorsv2's
 -- ConvertSegmentationToRegionsTransform, region pseudo-Dice counts equal nnUNetTrainer.validation_step's,
 -- the sampler's region targets, the overlapped (prefetching) training step bit-identical to the plain one,
 -- and a tiny end-to-end region training (nested discs: regions (1, 2) and (2)) exported with regions_class_order.
 -- Fixtures: scripts/fixtures/make_region_fixtures.py (nnunetv2 + batchgeneratorsv2 as the oracle).
 local lunet = require "lunet"
 local core = lunet.core
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
 
 local F = "spec/fixtures/regions/"
 local ROOT = os.getenv("PWD") or "."
@@ -38,14 +38,14 @@ end
 
 describe("regions", function()
   local cases = json.read(F .. "cases.json")
-  local seg = lunet.npy.read(F .. "seg.npy")
+  local seg = lunet.io.npy.read(F .. "seg.npy")
 
   describe("conversion", function()
     for _, name in ipairs({ "brats", "discs" }) do
       it("equals ConvertSegmentationToRegionsTransform: " .. name, function()
         local c = cases.convert[name]
         local ign = c.ignore_label ~= json.null and c.ignore_label or nil
-        local want = lunet.npy.read(F .. "convert_" .. name .. ".npy")
+        local want = lunet.io.npy.read(F .. "convert_" .. name .. ".npy")
         local got = core.regions.convert(seg, c.regions, { ignore_label = ign, dtype = "u8" })
         assert.are.same(want.shape, got.shape)
         assert.are.equal(want:bytes(), got:bytes())
@@ -75,8 +75,8 @@ describe("regions", function()
   end)
 
   describe("pseudo Dice counts", function()
-    local logits = lunet.npy.read(F .. "val_logits.npy")
-    local lab = lunet.npy.read(F .. "val_seg.npy")
+    local logits = lunet.io.npy.read(F .. "val_logits.npy")
+    local lab = lunet.io.npy.read(F .. "val_seg.npy")
     local R = { { 1, 2, 3 }, { 2, 3 }, 3 }
     for _, mode in ipairs({ "plain", "ignore" }) do
       it("equal nnUNetTrainer.validation_step (sigmoid > 0.5, " .. mode .. ")", function()
@@ -196,8 +196,8 @@ describe("regions", function()
       for i = 0, 9 do
         local img, s = nested(rng, 64, 64)
         local id = string.format("nd_%03d", i)
-        lunet.image.write(RAW .. "/" .. DS .. "/imagesTr/" .. id .. "_0000.png", lunet.tensor(img, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
-        lunet.image.write(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png", lunet.tensor(s, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
+        lunet.io.image.write(RAW .. "/" .. DS .. "/imagesTr/" .. id .. "_0000.png", lunet.tensor(img, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
+        lunet.io.image.write(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png", lunet.tensor(s, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
       end
       -- written by hand: the labels' order defines the regions' order
       local f = assert(io.open(RAW .. "/" .. DS .. "/dataset.json", "w"))
@@ -247,9 +247,9 @@ describe("regions", function()
       os.execute("mkdir -p " .. RAW .. "/" .. ds .. "/labelsTr && cp -r " .. RAW .. "/" .. DS .. "/imagesTr " .. RAW .. "/" .. ds .. "/")
       for i = 0, 9 do
         local id = string.format("nd_%03d", i)
-        local s = lunet.image.read(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png").data:flat()
+        local s = lunet.io.image.read(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png").data:flat()
         for k = 1, #s do if (k - 1) % 64 < 10 then s[k] = 3 end end -- the left 10 columns are not annotated
-        lunet.image.write(RAW .. "/" .. ds .. "/labelsTr/" .. id .. ".png", lunet.tensor(s, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
+        lunet.io.image.write(RAW .. "/" .. ds .. "/labelsTr/" .. id .. ".png", lunet.tensor(s, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
       end
       local f = assert(io.open(RAW .. "/" .. ds .. "/dataset.json", "w"))
       f:write('{"channel_names": {"0": "grey"}, "labels": {"background": 0, "disc": [1, 2], "core": 2, "ignore": 3},\n' ..
@@ -283,7 +283,7 @@ describe("regions", function()
         local id = name:match("^(nd_%d+)%.png$")
         if id then
           n = n + 1
-          local seg = lunet.image.read(FD .. "/validation/" .. name).data:flat()
+          local seg = lunet.io.image.read(FD .. "/validation/" .. name).data:flat()
           local probs = core.npz.read(FD .. "/validation/" .. id .. ".npz").probabilities
           assert.are.same({ 2, 1, 64, 64 }, probs.shape)
           local p = probs:flat()

@@ -1,4 +1,4 @@
--- nnU-Net's patch sampling (reference 7.1/7.2): forced-foreground positions, enlarged initial patch
+-- nnU-Net's patch sampling (nnunetv2/training/dataloading/data_loader.py: nnUNetDataLoader): forced-foreground positions, enlarged initial patch
 -- (values from nnunetv2's get_patch_size), box ranges against the get_bbox formulas, padding, determinism.
 local core = require "lunet.core"
 local sampler = require "lunet.sampler"

@@ -1,6 +1,6 @@
 -- 5-fold splits must equal nnunetv2's generate_crossval_split (fixtures from
 -- scripts/fixtures/make_split_fixtures.py), including the 80:20 fallback and numpy's MT19937 stream.
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 local splits = require "lunet.splits"
 local core = require "lunet.core"
 

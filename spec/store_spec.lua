@@ -1,7 +1,7 @@
 -- Chunked case store: patch reads equal the same crop of the full array (independent Lua reference), padding
 -- outside the image with 0 (data) / -1 (seg) as nnU-Net's data loader; atomic, validated files.
 local lunet = require "lunet"
-local store = require "lunet.store"
+local store = require "lunet.io.store"
 local core = lunet.core
 
 local function tmpname()

@@ -1,10 +1,10 @@
--- Trainer (issue 8, the loop): end-to-end 2-D training on a synthetic "bright disc" dataset with a tiny U-Net,
+-- Trainer (nnUNetTrainer.run_training): end-to-end 2-D training on a synthetic "bright disc" dataset with a tiny U-Net,
 -- the pseudo Dice rises, kill -9 / SIGTERM and --continue resume exactly (same losses as an uninterrupted run),
 -- trainer-file overrides, results layout, log, debug.json, progress.png; plot helpers.
 local lunet = require "lunet"
 local core = lunet.core
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
 
 local ROOT = os.getenv("PWD") or "."
 local LUNET = ROOT .. "/scripts/lunet"
@@ -33,8 +33,8 @@ local function readfile(p)
 end
 
 local function wait_for(pred, timeout)
-  local t0 = lunet.clock.now()
-  while lunet.clock.now() - t0 < timeout do
+  local t0 = lunet.util.clock.now()
+  while lunet.util.clock.now() - t0 < timeout do
     if pred() then return true end
     sh("sleep 0.1")
   end
@@ -57,8 +57,8 @@ local function make_dataset()
       end
     end
     local id = string.format("disc_%03d", i)
-    lunet.image.write(RAW .. "/" .. DS .. "/imagesTr/" .. id .. "_0000.png", lunet.tensor(img, { shape = { 1, 1, S, S }, dtype = "u8" }))
-    lunet.image.write(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png", lunet.tensor(seg, { shape = { 1, 1, S, S }, dtype = "u8" }))
+    lunet.io.image.write(RAW .. "/" .. DS .. "/imagesTr/" .. id .. "_0000.png", lunet.tensor(img, { shape = { 1, 1, S, S }, dtype = "u8" }))
+    lunet.io.image.write(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png", lunet.tensor(seg, { shape = { 1, 1, S, S }, dtype = "u8" }))
   end
   json.write(RAW .. "/" .. DS .. "/dataset.json", { channel_names = { ["0"] = "grey" },
     labels = { background = 0, disc = 1 }, numTraining = 10, file_ending = ".png" })
@@ -149,7 +149,7 @@ describe("trainer", function()
       assert.are.equal(8, d.trainer.num_iterations_per_epoch)
       assert.are.equal(3, d.seed)
       assert.are.same({ 64, 64 }, { d.patch_size[1], d.patch_size[2] })
-      local png = lunet.image.read(F .. "/progress.png")
+      local png = lunet.io.image.read(F .. "/progress.png")
       assert.are.same({ 3, 1, 990, 960 }, png.data.shape)
       -- not blank: the curves' colours are present
       local flat = png.data:flat()
@@ -319,9 +319,9 @@ describe("trainer", function()
     sh("mkdir -p " .. RAW .. "/" .. ds .. "/labelsTr")
     for i = 0, 9 do
       local id = string.format("disc_%03d", i)
-      local seg = lunet.image.read(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png").data:flat()
+      local seg = lunet.io.image.read(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png").data:flat()
       for k = 1, #seg do if (k - 1) % 64 < 8 then seg[k] = 2 end end -- the left 8 columns are not annotated
-      lunet.image.write(RAW .. "/" .. ds .. "/labelsTr/" .. id .. ".png", lunet.tensor(seg, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
+      lunet.io.image.write(RAW .. "/" .. ds .. "/labelsTr/" .. id .. ".png", lunet.tensor(seg, { shape = { 1, 1, 64, 64 }, dtype = "u8" }))
     end
     json.write(RAW .. "/" .. ds .. "/dataset.json", { channel_names = { ["0"] = "grey" },
       labels = { background = 0, disc = 1, ignore = 2 }, numTraining = 10, file_ending = ".png" })
@@ -358,7 +358,7 @@ describe("trainer", function()
 end)
 
 describe("plot", function()
-  local plot = require "lunet.plot"
+  local plot = require "lunet.util.plot"
   it("nice ticks cover the range with 1-2-5 steps", function()
     local t, lo, hi, step = plot.nice_ticks(0.013, 0.87, 5)
     assert.are.equal(0.2, step)

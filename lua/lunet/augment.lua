@@ -5,10 +5,12 @@
   -- cfg.dim, cfg.dummy2d, cfg.rotation (radians), cfg.mirror_axes (nnU-Net's, 0-based), cfg.initial_patch {Z,Y,X},
   -- cfg.final_patch {Z,Y,X}, cfg.params (the C parameter table), cfg.val_params (no augmentation)
   local img, seg, records = augment.apply(cfg, rng, img_batch, seg_batch, threads)   -- (B,C,Z,Y,X) f32 / i16
-  local scales = augment.ds_scales(pool_op_kernel_sizes)   -- deep-supervision target scales (reference 5.5)
+  -- deep-supervision target scales (nnUNetTrainer._get_deep_supervision_scales)
+  local scales = augment.ds_scales(pool_op_kernel_sizes)
   local targets = augment.ds_targets(seg, scales)
 
-Rules (reference 7.2): 2-D patch: +-15 deg if max/min > 1.5 else +-180, mirror (0, 1); 3-D: dummy 2D when
+Rules (nnUNetTrainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size):
+2-D patch: +-15 deg if max/min > 1.5 else +-180, mirror (0, 1); 3-D: dummy 2D when
 max(patch)/patch[1] > 3 (+-180 in-plane), else +-30; mirror (0, 1, 2). initial patch = get_patch_size(patch, rot,
 scale 0.85), axis 0 kept for dummy 2D.
 ]]

@@ -6,7 +6,7 @@
   ds.file_ending                        -- ".nii.gz"
   ds.channels                           -- {"T2", "ADC"}: channel_names (or legacy modality) by channel index
   ds.num_channels, ds.num_training
-  ds.labels                             -- label semantics as nnU-Net's LabelManager:
+  ds.labels                             -- label semantics as nnU-Net's LabelManager (lunet.labels.info):
                                         --   names (dict order), values (name -> int or {ints}), all_labels,
                                         --   has_regions, regions, regions_class_order, ignore_label,
                                         --   foreground_labels, foreground_regions, num_segmentation_heads
@@ -21,14 +21,17 @@ Case discovery follows nnU-Net exactly: identifiers = names in imagesTr ending w
 ({id: {images=[...], label=...}}; relative paths resolved against the dataset folder, $VARS expanded) replaces
 imagesTr/labelsTr.
 
-verify makes every check of nnU-Net's verify_dataset_integrity (reference 11.1) plus a few it misses (files in
+verify makes every check of nnU-Net's verify_dataset_integrity
+(nnunetv2/experiment_planning/verify_dataset_integrity.py) plus a few it misses (files in
 imagesTr that do not follow the naming scheme, label files without a case, missing channel files, Inf values,
 channels of one case that disagree), and reports ALL problems, each naming the case, the file and what is wrong.
 It only reads files. Problems are strings "<case>: <file>: <what>" (or "<file>: <what>" for dataset-level ones).
 Warnings (nnU-Net warns too) are origin/direction mismatch between images and label and unrecognised files.
 ]]
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
+local labels = require "lunet.labels"
 
 local M = {}
 
@@ -37,89 +40,10 @@ Dataset.__index = Dataset
 
 local REQUIRED_KEYS = { "labels", "channel_names", "numTraining", "file_ending" }
 
--- ---------------------------------------------------------------------------------------------------------------
--- Labels (nnU-Net's LabelManager)
-
 local function is_list(v) return type(v) == "table" and json.is_array(v) end
 
-local function int_of(v, what)
-  local i = math.tointeger(v)
-  if i == nil and type(v) == "number" and v == math.floor(v) then i = math.tointeger(math.floor(v)) end
-  if i == nil then error(what .. " must be an integer, got " .. tostring(v), 0) end
-  return i
-end
-
---- Label semantics from dataset.json's labels dict (and regions_class_order). Errors are plain strings.
-function M.label_info(labels, regions_class_order)
-  if type(labels) ~= "table" or is_list(labels) then error("'labels' must be an object of name -> value", 0) end
-  local names = json.keys(labels)
-  local bg = labels.background
-  if bg == nil then error("background label not declared (it must be 0)", 0) end
-  if is_list(bg) then error("background label must be 0, not a list", 0) end
-  if int_of(bg, "background label") ~= 0 then error("background label must be 0, got " .. tostring(bg), 0) end
-  local info = { names = names, values = {}, has_regions = false }
-  local seen, all = {}, {}
-  for _, name in ipairs(names) do
-    local v = labels[name]
-    if is_list(v) then
-      local ints = {}
-      for i, x in ipairs(v) do ints[i] = int_of(x, "label '" .. name .. "'") end
-      info.values[name] = ints
-      if #ints > 1 then info.has_regions = true end
-      if name ~= "ignore" then
-        for _, x in ipairs(ints) do if not seen[x] then seen[x] = true; all[#all + 1] = x end end
-      end
-    else
-      local x = int_of(v, "label '" .. name .. "'")
-      info.values[name] = x
-      if name ~= "ignore" and not seen[x] then seen[x] = true; all[#all + 1] = x end
-    end
-  end
-  table.sort(all)
-  info.all_labels = all
-  if labels.ignore ~= nil then
-    if is_list(labels.ignore) or math.type(labels.ignore) ~= "integer" then
-      error("ignore label has to be an integer, not " .. json.encode(labels.ignore), 0)
-    end
-    info.ignore_label = labels.ignore
-    if info.ignore_label ~= all[#all] + 1 then
-      error(string.format("the ignore label (%d) must be the highest label value, max(labels) + 1 = %d",
-        info.ignore_label, all[#all] + 1), 0)
-    end
-  end
-  info.foreground_labels = {}
-  for _, x in ipairs(all) do if x ~= 0 then info.foreground_labels[#info.foreground_labels + 1] = x end end
-  if info.has_regions then
-    if regions_class_order == nil or regions_class_order == json.null then
-      error("region-based labels need 'regions_class_order' in dataset.json", 0)
-    end
-    local regions = {}
-    for _, name in ipairs(names) do
-      if name ~= "ignore" then
-        local v = info.values[name]
-        local all_zero = true
-        if type(v) == "table" then
-          for _, x in ipairs(v) do if x ~= 0 then all_zero = false end end
-        else
-          all_zero = v == 0
-        end
-        if not all_zero then regions[#regions + 1] = v end
-      end
-    end
-    if #regions_class_order ~= #regions then
-      error(string.format("regions_class_order has %d entries but there are %d regions",
-        #regions_class_order, #regions), 0)
-    end
-    info.regions = regions
-    info.foreground_regions = regions
-    info.regions_class_order = {}
-    for i, x in ipairs(regions_class_order) do info.regions_class_order[i] = int_of(x, "regions_class_order entry") end
-    info.num_segmentation_heads = #regions
-  else
-    info.num_segmentation_heads = #all
-  end
-  return info
-end
+-- Label semantics live in lunet.labels; dataset.label_info stays as the name callers already use.
+M.label_info = labels.info
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Case discovery
@@ -249,7 +173,7 @@ local function load(folder, lenient)
 
   -- labels
   if dj.labels ~= nil then
-    local lok, info = pcall(M.label_info, dj.labels, dj.regions_class_order)
+    local lok, info = pcall(labels.info, dj.labels, dj.regions_class_order)
     if lok then ds.labels = info else problem(jpath .. ": labels: " .. tostring(info)) end
   end
 
@@ -419,10 +343,10 @@ local function sorted_keys(set)
   return out
 end
 
---- Default image reader: lunet.image.read (the C readers).
+--- Default image reader: lunet.io.image.read (the C readers).
 local function default_reader(ds)
-  local ok, image = pcall(require, "lunet.image")
-  if not ok then return nil, "lunet.image is not available: " .. tostring(image) end
+  local ok, image = pcall(require, "lunet.io.image")
+  if not ok then return nil, "lunet.io.image is not available: " .. tostring(image) end
   if image.reader_for and ds.file_ending then
     local rok, r = pcall(image.reader_for, ds.file_ending, ds.json)
     if not rok then return nil, tostring(r) end
@@ -624,14 +548,6 @@ end
 -- ---------------------------------------------------------------------------------------------------------------
 -- Medical Segmentation Decathlon conversion (nnUNetv2_convert_MSD_dataset)
 
-local function copy_file(src, dst)
-  local f, err = io.open(src, "rb")
-  if not f then error(src .. ": cannot read: " .. tostring(err), 0) end
-  local data = f:read("a")
-  f:close()
-  json.write_file_atomic(dst, data)
-end
-
 --- Split a 4-D NIfTI into <base>_0000.. 3-D files in out_folder (a 3-D file is copied to <base>_0000 unchanged).
 function M.split_4d(image, file, out_folder)
   local base = paths.basename(file):sub(1, -8)
@@ -640,7 +556,7 @@ function M.split_4d(image, file, out_folder)
   local nch = sh[1]
   local is4d = nch > 1 or (img.ndim or img.file_ndim or 3) == 4
   if not is4d then
-    copy_file(file, paths.join(out_folder, base .. "_0000.nii.gz"))
+    fs.copy_atomic(file, paths.join(out_folder, base .. "_0000.nii.gz"))
     return 1
   end
   local core = require "lunet.core"
@@ -671,7 +587,7 @@ end
 --- Returns the target folder.
 function M.convert_msd(task_folder, opts)
   opts = opts or {}
-  local image = opts.image or require("lunet.image")
+  local image = opts.image or require("lunet.io.image")
   task_folder = task_folder:gsub("[/\\]+$", "")
   local src = {}
   for _, sub in ipairs({ "labelsTr", "imagesTs", "imagesTr" }) do
@@ -720,7 +636,7 @@ function M.convert_msd(task_folder, opts)
     end
   end
   for _, f in ipairs(msd_sources(src.labelsTr)) do
-    copy_file(paths.join(src.labelsTr, f), paths.join(dst.labelsTr, f))
+    fs.copy_atomic(paths.join(src.labelsTr, f), paths.join(dst.labelsTr, f))
   end
   -- dataset.json: same key order as nnU-Net's in-place edits of the loaded dict
   local out, keys = {}, {}
@@ -730,15 +646,15 @@ function M.convert_msd(task_folder, opts)
       out[k] = dj[k]
     end
   end
-  local labels, lkeys = {}, {}
+  local label_values, lkeys = {}, {}
   for _, k in ipairs(json.keys(dj.labels)) do
     local lname = dj.labels[k]
     local v = math.tointeger(tonumber(k))
     if not v then error(jpath .. ": label key '" .. k .. "' is not an integer", 2) end
-    if labels[lname] == nil then lkeys[#lkeys + 1] = lname end
-    labels[lname] = v
+    if label_values[lname] == nil then lkeys[#lkeys + 1] = lname end
+    label_values[lname] = v
   end
-  out.labels = json.object(labels, lkeys)
+  out.labels = json.object(label_values, lkeys)
   local function append(k, v)
     if out[k] == nil then keys[#keys + 1] = k end
     out[k] = v

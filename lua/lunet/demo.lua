@@ -8,8 +8,8 @@
     Written in nnU-Net's raw layout as Dataset<id>_ColinBrainMask, so users see what their own
     data must look like. Existing complete datasets are left as they are.
 ]]
-local image = require "lunet.image"
-local json = require "lunet.json"
+local image = require "lunet.io.image"
+local json = require "lunet.util.json"
 
 local M = {}
 

@@ -14,13 +14,14 @@ unpickle): the first folder's <case>.json properties (sitk_stuff), else the firs
 segmentation (nnU-Net's predict/validation writes it next to the npz).
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 
 local M = {}
 
-local function default_read(path) return require("lunet.image").read(path) end
-local function default_write(path, t, like) return require("lunet.image").write(path, t, like) end
+local function default_read(path) return require("lunet.io.image").read(path) end
+local function default_write(path, t, like) return require("lunet.io.image").write(path, t, like) end
 
 function M.average(files)
   local ts = {}
@@ -68,7 +69,7 @@ end
 local function load_settings(opts, first)
   local dj = opts.dataset_json
   if type(dj) ~= "table" then dj = json.read(dj or paths.join(first, "dataset.json")) end
-  local info = require("lunet.dataset").label_info(dj.labels, dj.regions_class_order)
+  local info = require("lunet.labels").of_dataset_json(dj)
   return dj, info
 end
 
@@ -109,7 +110,7 @@ function M.folders(dirs, out_dir, opts)
     M.merge(files, paths.join(out_dir, c .. dj.file_ending), info, like,
       opts.save_npz and paths.join(out_dir, c .. ".npz") or nil, opts.write)
     if opts.save_npz and paths.isfile(paths.join(dirs[1], c .. ".json")) then
-      require("lunet.postprocess").copy_file(paths.join(dirs[1], c .. ".json"), paths.join(out_dir, c .. ".json"))
+      fs.copy_atomic(paths.join(dirs[1], c .. ".json"), paths.join(out_dir, c .. ".json"))
     end
   end
   return order
@@ -154,9 +155,8 @@ function M.crossvalidations(model_dirs, out_dir, folds, opts)
       M.merge(files, out, info, M.like_for(mapping[1][c], dj.file_ending, opts.read), nil, opts.write)
     end
   end
-  local pp = require "lunet.postprocess"
-  pp.copy_file(paths.join(model_dirs[1], "plans.json"), paths.join(out_dir, "plans.json"))
-  pp.copy_file(paths.join(model_dirs[1], "dataset.json"), paths.join(out_dir, "dataset.json"))
+  fs.copy_atomic(paths.join(model_dirs[1], "plans.json"), paths.join(out_dir, "plans.json"))
+  fs.copy_atomic(paths.join(model_dirs[1], "dataset.json"), paths.join(out_dir, "dataset.json"))
   return order
 end
 

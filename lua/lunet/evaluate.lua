@@ -9,7 +9,7 @@
       opts.output_file    default pred_dir/summary.json; false: do not write
       opts.threads        voxel-parallel threads per case (default 2)
       opts.chill          true: do not require a prediction for every reference (default false)
-      opts.read           function(path) -> Tensor; default lunet.image.read(path).data
+      opts.read           function(path) -> Tensor; default lunet.io.image.read(path).data
   evaluate.region_key(r)   nnU-Net's str(label_or_region): 3 -> "3", {1,2} -> "(1, 2)", {3} -> "(3,)"
   evaluate.load_summary(path), evaluate.write_summary(path, summary)
 
@@ -18,8 +18,8 @@ Summary layout (summary.json, keys sorted, NaN written as NaN):
     metrics = { [key] = {..} } }, ... } }
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
 
 local M = {}
 
@@ -101,14 +101,14 @@ end
 --- Label settings from a dataset.json (path or table): labels_or_regions, ignore_label, file_ending.
 function M.label_settings(dataset_json)
   local dj = type(dataset_json) == "string" and json.read(dataset_json) or dataset_json
-  local info = require("lunet.dataset").label_info(dj.labels, dj.regions_class_order)
+  local info = require("lunet.labels").of_dataset_json(dj)
   local lr = info.has_regions and info.foreground_regions or info.foreground_labels
   return { labels_or_regions = lr, ignore_label = info.ignore_label, file_ending = dj.file_ending, info = info,
     dataset_json = dj }
 end
 
 function M.default_read(path)
-  return require("lunet.image").read(path).data
+  return require("lunet.io.image").read(path).data
 end
 
 --- Aggregates per-case results into nnU-Net's summary (mean with nanmean, foreground_mean).

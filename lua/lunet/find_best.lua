@@ -12,8 +12,9 @@ Writes, as nnU-Net: <model>/crossval_results_folds_<folds>/ (+summary.json), ens
 postprocessing.json + postprocessed/ in the winner's folder, and nnUNet_results/<Dataset>/inference_information.json +
 inference_instructions.txt. The postprocessing file named there is postprocessing.json (nnU-Net: postprocessing.pkl).
 ]==]
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 local evaluate = require "lunet.evaluate"
 local ensemble = require "lunet.ensemble"
 local postprocess = require "lunet.postprocess"
@@ -33,12 +34,12 @@ end
 
 function M.accumulate_cv(model_dir, merged_dir, folds, opts)
   opts = opts or {}
-  if opts.overwrite ~= false then postprocess.rmtree(merged_dir) end
+  if opts.overwrite ~= false then fs.rmtree(merged_dir) end
   paths.mkdirs(merged_dir)
   local dj = json.read(paths.join(model_dir, "dataset.json"))
   local plans = json.read(paths.join(model_dir, "plans.json"))
-  postprocess.copy_file(paths.join(model_dir, "dataset.json"), paths.join(merged_dir, "dataset.json"))
-  postprocess.copy_file(paths.join(model_dir, "plans.json"), paths.join(merged_dir, "plans.json"))
+  fs.copy_atomic(paths.join(model_dir, "dataset.json"), paths.join(merged_dir, "dataset.json"))
+  fs.copy_atomic(paths.join(model_dir, "plans.json"), paths.join(merged_dir, "plans.json"))
   local copied = false
   for _, f in ipairs(folds) do
     local v = paths.join(model_dir, "fold_" .. f, "validation")
@@ -49,7 +50,7 @@ function M.accumulate_cv(model_dir, merged_dir, folds, opts)
         error("More than one of your folds has a prediction for case " .. pf, 2)
       end
       if opts.overwrite ~= false or not paths.isfile(dst) then
-        postprocess.copy_file(paths.join(v, pf), dst)
+        fs.copy_atomic(paths.join(v, pf), dst)
         copied = true
       end
     end
@@ -151,7 +152,7 @@ function M.run(dataset, opts)
   }
   json.write(paths.join(paths.results(), name, "inference_information.json"), info)
   local txt = M.instructions(info)
-  json.write_file_atomic(paths.join(paths.results(), name, "inference_instructions.txt"), txt)
+  fs.write_atomic(paths.join(paths.results(), name, "inference_instructions.txt"), txt)
   io.write(txt)
   return info, results
 end

@@ -1,4 +1,5 @@
---[[ lunet.fingerprint: nnU-Net v2's dataset fingerprint (reference section 2), computed in C over cases in parallel.
+--[[ lunet.fingerprint: nnU-Net v2's dataset fingerprint (nnunetv2/experiment_planning/dataset_fingerprint/
+fingerprint_extractor.py: DatasetFingerprintExtractor), computed in C over cases in parallel.
 
   local fp = lunet.fingerprint(ds, {threads = 2})   -- ds from lunet.dataset.open(id) (or an id / name / path)
   fp = lunet.fingerprint.extract(ds, {threads = 2, output = path_or_false, samples_per_case = N,
@@ -14,7 +15,7 @@ case counts k / n_fg times. Lunet takes k = min(1e8 // n_cases, max(10000, 2e6 /
 systematically (every n_fg / k-th foreground voxel, each voxel k / n_fg times +-1), i.e. that limit without sampling
 noise, in about 8 MB per channel; min/max are exact over the foreground.
 ]]
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local M = {}
 
@@ -77,7 +78,7 @@ end
 function M.extract(ds, opts)
   opts = opts or {}
   ds = open_dataset(ds)
-  local paths = require "lunet.paths"
+  local paths = require "lunet.util.paths"
   local out = opts.output
   if out == nil then
     local dir = paths.join(paths.preprocessed(), ds.name)

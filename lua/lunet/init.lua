@@ -1,7 +1,9 @@
 -- Lunet: nnU-Net v2's self-configuring segmentation pipeline, C core under a Lua front.
--- Stage modules load lazily: `lunet.dataset`, `lunet.planner`, ... are `require("lunet.<name>")`.
--- A stage module whose table has __call can be used as a function (`lunet.fingerprint(ds)`).
+-- Stage modules load lazily: `lunet.dataset`, `lunet.planner`, ... are `require("lunet.<name>")`;
+-- helpers are under `lunet.util` (json, paths, term, clock, plot, fs) and file formats under `lunet.io`
+-- (image, store, npy). A stage module whose table has __call can be used as a function (`lunet.fingerprint(ds)`).
 local core = require "lunet.core"
+local lazy = require "lunet.util.lazy"
 
 local lunet = {
   version = "0.1.0",
@@ -12,18 +14,11 @@ function lunet.devices() return core.devices() end
 function lunet.tensor(data, opts) return core.tensor(data, opts) end
 lunet.Tensor = core.Tensor
 
-return setmetatable(lunet, {
-  __index = function(t, name)
-    if type(name) ~= "string" or not name:match("^[%w_]+$") then return nil end
-    local ok, mod = pcall(require, "lunet." .. name)
-    if not ok then
-      -- Only a missing module is "no such field"; an error inside a module must surface.
-      if type(mod) == "string" and mod:find("module 'lunet%." .. name .. "' not found", 1, false) then
-        return nil
-      end
-      error(mod, 2)
-    end
-    rawset(t, name, mod)
-    return mod
-  end,
-})
+-- The helpers and formats were top-level modules before they were grouped; their short names
+-- (`lunet.json`, `lunet.image`, ...) stay as aliases so scripts written against them keep working.
+local moved = {
+  json = "util.json", paths = "util.paths", term = "util.term", clock = "util.clock", plot = "util.plot",
+  image = "io.image", store = "io.store", npy = "io.npy",
+}
+
+return lazy.package(lunet, "lunet", moved)

@@ -15,7 +15,7 @@ local cjson = require "cjson"
 local M = {}
 
 -- torch defaults that plans do not spell out: LeakyReLU's negative slope and the Kaiming `a`
--- nnU-Net passes to InitWeights_He (reference 5.1, 5.4).
+-- nnU-Net passes to InitWeights_He (dynamic_network_architectures/initialization/weight_init.py).
 M.torch_leaky_slope = 1e-2
 M.kaiming_neg_slope = 1e-2
 
@@ -74,8 +74,8 @@ function M.arch_cfg(plans, cfg, nin, nout, opts)
   }, c
 end
 
--- Deep-supervision weights (reference 5.5): 1/2^i, the last replaced by trainer's last weight,
--- normalised to sum 1.
+-- Deep-supervision weights (nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: _build_loss): 1/2^i,
+-- the last replaced by trainer's last weight, normalised to sum 1.
 function M.ds_weights(n, trainer)
   if n <= 1 then return { 1 } end
   local w, s = {}, 0
@@ -86,7 +86,7 @@ function M.ds_weights(n, trainer)
   return w
 end
 
--- Poly learning rate (reference 6.1) for epoch e.
+-- Poly learning rate (nnunetv2/training/lr_scheduler/polylr.py: PolyLRScheduler) for epoch e.
 function M.poly_lr(trainer, epoch)
   return trainer.initial_lr * (1 - epoch / trainer.num_epochs) ^ trainer.poly_exponent
 end

@@ -17,7 +17,7 @@
 
 `lunet.plan(fp, opts)` is the same as planner.plan (the module is callable).
 ]]
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local M = {}
 

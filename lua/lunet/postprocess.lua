@@ -15,8 +15,9 @@
                         true), read/write (image I/O hooks), rules (default lunet.rules.empirical)
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 local evaluate = require "lunet.evaluate"
 
 local M = {}
@@ -73,8 +74,8 @@ function M.load(file)
   return M.steps_from_json(json.read(jf))
 end
 
-local function default_read(path) return require("lunet.image").read(path) end
-local function default_write(path, t, like) return require("lunet.image").write(path, t, like) end
+local function default_read(path) return require("lunet.io.image").read(path) end
+local function default_write(path, t, like) return require("lunet.io.image").write(path, t, like) end
 
 local function read_json_opt(v, folder, name)
   if type(v) == "table" then return v end
@@ -82,14 +83,6 @@ local function read_json_opt(v, folder, name)
   if not paths.isfile(p) then error(p .. ": " .. name .. " not found", 3) end
   return json.read(p)
 end
-
-local function copy_file(src, dst)
-  local f = assert(io.open(src, "rb"))
-  local s = f:read("a")
-  f:close()
-  json.write_file_atomic(dst, s)
-end
-M.copy_file = copy_file
 
 function M.apply_to_folder(in_dir, out_dir, steps, opts)
   opts = opts or {}
@@ -105,14 +98,6 @@ function M.apply_to_folder(in_dir, out_dir, steps, opts)
   return files
 end
 
-local function rmtree(p)
-  if not paths.exists(p) then return end
-  if paths.isdir(p) then
-    for _, n in ipairs(paths.listdir(p)) do rmtree(paths.join(p, n)) end
-  end
-  os.remove(p)
-end
-M.rmtree = rmtree
 
 local function without_paths(summary)
   return { foreground_mean = summary.foreground_mean, mean = summary.mean }
@@ -153,7 +138,7 @@ function M.determine(pred_dir, ref_dir, opts)
   end
   local steps = {}
   local temp = paths.join(out_root, "temp")
-  rmtree(temp)
+  fs.rmtree(temp)
   -- A: all foreground labels as one mask
   local step = { fn = R.pp_function, kwargs = { labels_or_regions = json.array(ls.info.foreground_labels) } }
   local here = paths.join(temp, "keep_largest_fg")
@@ -170,12 +155,12 @@ function M.determine(pred_dir, ref_dir, opts)
       local key = evaluate.region_key(r)
       step = { fn = R.pp_function, kwargs = { labels_or_regions = r } }
       here = paths.join(temp, "keep_largest_perClassOrRegion")
-      rmtree(here)
+      fs.rmtree(here)
       pp_res = run_step(source, here, step)
       base = json.read(paths.join(source, "summary.json"))
       if R.accept_class(base, pp_res, key) then
         local best = paths.join(temp, "keep_largest_perClassOrRegion_currentBest")
-        rmtree(best)
+        fs.rmtree(best)
         assert(os.rename(here, best))
         source = best
         steps[#steps + 1] = step
@@ -185,7 +170,7 @@ function M.determine(pred_dir, ref_dir, opts)
   paths.mkdirs(out_root)
   for _, f in ipairs(paths.listdir(source)) do
     local p = paths.join(source, f)
-    if paths.isfile(p) then copy_file(p, paths.join(out_root, f)) end
+    if paths.isfile(p) then fs.copy_atomic(p, paths.join(out_root, f)) end
   end
   local baseline = json.read(baseline_file)
   local final = json.read(paths.join(out_root, "summary.json"))
@@ -195,8 +180,8 @@ function M.determine(pred_dir, ref_dir, opts)
     input_folder = without_paths(baseline), postprocessed = without_paths(final),
     postprocessing_fns = fns, postprocessing_kwargs = kws,
   })
-  rmtree(temp)
-  if opts.keep_postprocessed == false then rmtree(out_root) end
+  fs.rmtree(temp)
+  if opts.keep_postprocessed == false then fs.rmtree(out_root) end
   return steps
 end
 

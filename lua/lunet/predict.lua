@@ -1,11 +1,12 @@
---[==[ lunet.predict: nnU-Net v2's inference (reference section 8): preprocessing as in training, sliding windows
+--[==[ lunet.predict: nnU-Net v2's inference (nnunetv2/inference/predict_from_raw_data.py:
+nnUNetPredictor): preprocessing as in training, sliding windows
 with Gaussian importance weighting and test-time mirroring, averaging over folds, export to the original geometry.
 
   local predict = require "lunet.predict"
   seg, probs, props = predict.image(model, image [, props] [, opts])       -- also lunet.predict(model, image, ...)
       model:  a model (see below), a list of models (fold ensemble: their logits are averaged), or a model folder
               table from predict.load_models
-      image:  an img from lunet.image.read, a path, a list of paths/imgs (one per channel file), or a host tensor
+      image:  an img from lunet.io.image.read, a path, a list of paths/imgs (one per channel file), or a host tensor
               (C, Z, Y, X) in the file's array order with props = {spacing = {z, y, x}}
       opts:   plans (table/path), configuration, dataset_json (table/path) (default: the model's), step_size (0.5),
               disable_tta, tta_axes ({0, 1, 2}: a subset of the model's mirror axes), use_gaussian (true),
@@ -42,9 +43,11 @@ predict.stream(models, data, props, plans, configuration, label_info, settings) 
 predict.can_stream(data_shape, props, plans, configuration) -> true | false, reason.
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local term = require "lunet.term"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local term = require "lunet.util.term"
+local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
+local labels = require "lunet.labels"
 
 local M = {}
 local infer = core.infer
@@ -462,7 +465,7 @@ end
 
 -- images -> list of channel tensors, reader props {spacing=, sitk_stuff=}, like (geometry for writing)
 local function gather_images(image, props)
-  local image_mod = require "lunet.image"
+  local image_mod = require "lunet.io.image"
   local list
   if type(image) == "string" or (type(image) == "table" and image.data) or type(image) == "userdata" then
     list = { image }
@@ -505,20 +508,16 @@ function M.mirror_axes(models, is2d, opts)
   return out
 end
 
-local function label_info(dj)
-  return dataset_mod().label_info(dj.labels, dj.regions_class_order)
-end
-
 --- Preprocess one case in memory (plus the cascade's one-hot channels). Returns data, props.
 local function preprocess_case(ts, rprops, plans, cfg_name, info, prev_seg, threads)
   local pre = require "lunet.preprocess"
   local cfg = pre.config(plans, cfg_name, nil)
   if prev_seg then
-    if type(prev_seg) == "string" then prev_seg = require("lunet.image").read(prev_seg).data end
+    if type(prev_seg) == "string" then prev_seg = require("lunet.io.image").read(prev_seg).data end
     if type(prev_seg) == "table" and prev_seg.data then prev_seg = prev_seg.data end
     local d, s, p = pre.run_case(ts, prev_seg, rprops, plans, cfg, { threads = threads })
-    local labels = info.foreground_labels
-    local d2 = infer.onehot_append(d, s, labels)
+    local foreground = info.foreground_labels
+    local d2 = infer.onehot_append(d, s, foreground)
     return d2, p
   end
   local d, _, p = pre.run_case(ts, nil, rprops, plans, cfg, { threads = threads })
@@ -535,7 +534,7 @@ function M.preprocessed(image, props, opts)
     error("predict.preprocessed: need plans, configuration and dataset_json", 2)
   end
   local ts, rprops = gather_images(image, props)
-  return preprocess_case(ts, rprops, plans, opts.configuration, label_info(dj), opts.prev_seg, opts.threads or 2)
+  return preprocess_case(ts, rprops, plans, opts.configuration, labels.of_dataset_json(dj), opts.prev_seg, opts.threads or 2)
 end
 
 --- Streaming pays off when the K-class logits of the preprocessed volume would be large; below this many
@@ -570,7 +569,7 @@ local function run_case(model, image, props, opts, mode)
   if not plans or not cfg_name or not dj then
     error("predict.image: need plans, configuration and dataset_json (in opts or on the model)", 3)
   end
-  local info = label_info(dj)
+  local info = labels.of_dataset_json(dj)
   local threads = opts.threads or 2
   local now, tm = core.now, opts.timings
   local t0 = now()
@@ -632,7 +631,7 @@ function M.load_models(o)
   local dir = o.model_dir
   local plans = read_json_arg(paths.join(dir, "plans.json"), "plans")
   local dj = read_json_arg(paths.join(dir, "dataset.json"), "dataset.json")
-  local info = label_info(dj)
+  local info = labels.of_dataset_json(dj)
   local cfg_name = o.configuration
   local c = planner().configuration(plans, cfg_name)
   local nin = 0
@@ -675,16 +674,6 @@ local function bar(n, total, w)
   return string.rep("#", fill) .. string.rep(".", w - fill)
 end
 
-local function write_npz_atomic(path, arrays)
-  local tmp = string.format("%s.tmp%d.npz", path:sub(1, -5), math.random(0, 1 << 30))
-  core.npz.write(tmp, arrays, { level = 1 })
-  local ok, err = os.rename(tmp, path)
-  if not ok then
-    os.remove(tmp)
-    error(path .. ": rename failed: " .. tostring(err), 3)
-  end
-end
-
 function M.folder(o)
   if type(o) ~= "table" then error("predict.folder: expected an options table", 2) end
   if not o.input or not paths.isdir(o.input) then error("predict: input folder not found: " .. tostring(o.input), 2) end
@@ -722,7 +711,7 @@ function M.folder(o)
   if c.previous_stage and c.previous_stage ~= json.null and not prev_dir then
     error("predict: configuration " .. cfg_name .. " is a cascade stage: --prev-stage-predictions is required", 2)
   end
-  local info = label_info(dj)
+  local info = labels.of_dataset_json(dj)
   local ending = dj.file_ending
   local cases = dataset_mod().cases_in_folder(o.input, ending)
   if #cases == 0 then error("predict: no images ending in " .. ending .. " in " .. o.input, 2) end
@@ -768,7 +757,7 @@ function M.folder(o)
   end
   local function read_case(case)
     local imgs = {}
-    for i, f in ipairs(case.images) do imgs[i] = require("lunet.image").read(f) end
+    for i, f in ipairs(case.images) do imgs[i] = require("lunet.io.image").read(f) end
     return imgs
   end
   -- preprocessing in child processes (nnU-Net's -npp): the next cases are read, cropped, normalised and
@@ -793,7 +782,7 @@ function M.folder(o)
         local imgs = read_case(case)
         local data, p = M.preprocessed(imgs, nil, { plans = plans, configuration = cfg_name, dataset_json = dj,
           prev_seg = prev, threads = threads })
-        require("lunet.npy").write(base .. ".npy", data)
+        require("lunet.io.npy").write(base .. ".npy", data)
         local im = imgs[1]
         local fh = assert(io.open(base .. ".lua", "wb"))
         local like = { reader = im.reader, spacing = im.spacing, sitk = im.sitk }
@@ -815,7 +804,7 @@ function M.folder(o)
       error(string.format("predict: case %s: preprocessing failed (child exit %d; its message is above)", cases[ci].id,
         code), 3)
     end
-    local data = require("lunet.npy").read(job.base .. ".npy")
+    local data = require("lunet.io.npy").read(job.base .. ".npy")
     local meta = dofile(job.base .. ".lua")
     os.remove(job.base .. ".npy")
     os.remove(job.base .. ".lua")
@@ -863,10 +852,10 @@ function M.folder(o)
             seg, probs = M.export(logits, props, plans, cfg_name, info, { probabilities = o.save_probabilities,
               threads = threads })
           end
-          require("lunet.image").write_seg(seg_file, seg, imgs[1])
+          require("lunet.io.image").write_seg(seg_file, seg, imgs[1])
           if probs then
-            write_npz_atomic(out_base .. ".npz", { probabilities = probs })
-            json.write_file_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
+            core.npz.write(out_base .. ".npz", { probabilities = probs }, { level = 1 }) -- atomic in C
+            fs.write_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
           end
           tm.export = (tm.export or 0) + (core.now() - t0)
         end

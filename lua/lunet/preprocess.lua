@@ -1,4 +1,5 @@
---[[ lunet.preprocess: nnU-Net v2's DefaultPreprocessor (reference section 4) with the number crunching in C.
+--[[ lunet.preprocess: nnU-Net v2's DefaultPreprocessor
+(nnunetv2/preprocessing/preprocessors/default_preprocessor.py) with the number crunching in C.
 
   local preprocess = require "lunet.preprocess"
   preprocess.run(ds, plans, "3d_fullres", {threads = 2, progress = true})   -- also lunet.preprocess(ds, plans, cfg)
@@ -15,14 +16,15 @@
   preprocess.run_case(images, seg, props, plans, cfg, opts) -> data, seg, properties   (in memory: inference)
       images: list of host tensors (C_i, Z, Y, X) or of file paths; seg: tensor, path or nil;
       props: reader properties ({spacing = {z,y,x}, sitk = {...}}; taken from the first file when paths are given)
-      opts.labels: label info (dataset.label_info) for class locations; opts.threads.
+      opts.labels: label info (lunet.labels.info) for class locations; opts.threads.
   preprocess.config(plans, cfg, labels) -> the table lunet.core.preprocess.run_case takes
   preprocess.class_key(c) -> the properties key of a class ("1", or "(1, 2)" for a region / tuple)
 ]]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local term = require "lunet.term"
-local paths = require "lunet.paths"
+local json = require "lunet.util.json"
+local term = require "lunet.util.term"
+local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
 
 local M = {}
 
@@ -114,7 +116,7 @@ function M.config(plans, cfg_name, labels)
 end
 
 local function read_images(images)
-  local image = require "lunet.image"
+  local image = require "lunet.io.image"
   local ts, props = {}, nil
   for i, p in ipairs(images) do
     if type(p) == "string" then
@@ -152,7 +154,7 @@ function M.run_case(images, seg, props, plans, cfg_name, opts)
   local ts, rprops = read_images(images)
   props = props or rprops
   if not props or not props.spacing then error("preprocess.run_case: no spacing (pass props = {spacing = ...})", 2) end
-  if type(seg) == "string" then seg = require("lunet.image").read(seg).data end
+  if type(seg) == "string" then seg = require("lunet.io.image").read(seg).data end
   local data, s, info = core.preprocess.run_case(ts, seg, props.spacing, cfg, opts.threads or 1)
   return data, s, properties(props, info, cfg.class_keys)
 end
@@ -242,12 +244,7 @@ function M.run(ds, plans, cfgs, opts)
   for _, c in ipairs(ds.cases) do
     if c.label then
       local dst = paths.join(gt, paths.basename(c.label))
-      if not paths.isfile(dst) then
-        local f = assert(io.open(c.label, "rb"))
-        local bytes = f:read("a")
-        f:close()
-        json.write_file_atomic(dst, bytes)
-      end
+      if not paths.isfile(dst) then fs.copy_atomic(c.label, dst) end
     end
   end
   local only
@@ -283,7 +280,7 @@ function M.run(ds, plans, cfgs, opts)
       if not ok then fail(tag, info) end
       local base = paths.join(dir, todo[tag].id)
       local okw, err = pcall(function()
-        json.write_file_atomic(base .. ".json", M.encode_properties(properties(rprops[tag], info, cfg.class_keys)))
+        fs.write_atomic(base .. ".json", M.encode_properties(properties(rprops[tag], info, cfg.class_keys)))
       end)
       if not okw then fail(tag, err) end
       rprops[tag] = nil
@@ -295,7 +292,7 @@ function M.run(ds, plans, cfgs, opts)
       while pool:pending() >= workers do handle(pool:collect(true)) end
       local ok, err = pcall(function()
         local ts, rp = read_images(c.images)
-        local seg = c.label and require("lunet.image").read(c.label).data or nil
+        local seg = c.label and require("lunet.io.image").read(c.label).data or nil
         rprops[i] = rp
         pool:submit(i, ts, seg, rp.spacing, paths.join(dir, c.id) .. ".lcs")
       end)

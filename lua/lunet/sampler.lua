@@ -1,4 +1,5 @@
---[[ lunet.sampler: nnU-Net's training batches (reference 7.1) with augmentation (7.3).
+--[[ lunet.sampler: nnU-Net's training batches (nnunetv2/training/dataloading/data_loader.py:
+nUNetDataLoader) with augmentation (nnUNetTrainer.get_training_transforms).
 
   local sampler = require "lunet.sampler"
   local loader = sampler.new{
@@ -10,7 +11,7 @@
     augmentation = rules.augmentation (optional), ds_scales = {{1,1,1},{1,.5,.5},...} (optional),
     validation = false,         -- true: final-size patches, no augmentation (nnU-Net's validation loader)
     has_ignore = false, threads = 2, mask_channels = {..} (use_mask_for_norm channels, 1-based),
-    regions = nil,              -- region-based training: foreground regions {{1,2}, 2, ...} (dataset label_info)
+    regions = nil,              -- region-based training: foreground regions {{1,2}, 2, ...} (lunet.labels.info)
     ignore_label = nil }        -- with regions: appended as the last (ignore mask) channel, as nnU-Net
   local b = loader:next_batch()   -- b.data (B,C,Z,Y,X) f32, b.target {per DS scale (B,1,..) i16}, b.keys, b.force_fg,
                                   -- b.boxes {lo, hi}, b.records (augmentation draws)

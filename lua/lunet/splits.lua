@@ -11,7 +11,7 @@ end with masked-rejection random_interval); fold sizes n//5 (+1 for the first n%
 consecutive chunk, both lists ordered by index. Identifiers are sorted by bytes (numpy's string sort order).
 ]]
 local core = require "lunet.core"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local M = {}
 

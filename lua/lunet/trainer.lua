@@ -1,4 +1,5 @@
---[[ lunet.trainer: nnU-Net v2's nnUNetTrainer loop (reference 6.3-6.7) driving the C training step.
+--[[ lunet.trainer: nnU-Net v2's nnUNetTrainer loop (nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py:
+run_training) driving the C training step.
 
   local trainer = require "lunet.trainer"
   local run = trainer.train{
@@ -25,10 +26,11 @@ lists and the best EMA, next to the weights and the SGD momentum; --continue pic
 nnU-Net does, so a resumed run draws exactly the batches the uninterrupted run would have drawn.
 ]]
 local core = require "lunet.core"
-local json = require "lunet.json"
-local term = require "lunet.term"
-local paths = require "lunet.paths"
-local clock = require "lunet.clock"
+local json = require "lunet.util.json"
+local term = require "lunet.util.term"
+local paths = require "lunet.util.paths"
+local fs = require "lunet.util.fs"
+local clock = require "lunet.util.clock"
 
 local M = {}
 
@@ -125,14 +127,6 @@ local function pyfloat(x)
   return json.float_repr(x + 0.0)
 end
 
-local function copy_file(src, dst)
-  local f = io.open(src, "rb")
-  if not f then error(src .. ": cannot read (needed in the results folder)", 0) end
-  local s = f:read("a")
-  f:close()
-  json.write_file_atomic(dst, s)
-end
-
 -- NaN/inf are not JSON (lua-cjson refuses them): checkpoints carry them as strings.
 local function sanitize(v)
   if type(v) == "number" then
@@ -218,7 +212,7 @@ local function to_net(batch, dim)
   return x, y
 end
 
---- TP/FP/FN per foreground class of a batch (reference 6.3 validation step).
+--- TP/FP/FN per foreground class of a batch (nnUNetTrainer.validation_step).
 local function confusion(logits, target, fg_labels, ignore_label)
   local B, C = logits.shape[1], logits.shape[2]
   local per = logits:numel() // B
@@ -265,7 +259,7 @@ end
 M._start_step = start_step
 
 -- ------------------------------------------------------------------------------------------------ the trainer
-local function resolve(o)
+local function resolve_plans(o)
   local ds_name = paths.dataset_name(o.dataset)
   local pre = paths.preprocessed_dataset(ds_name)
   local planner = require "lunet.planner"
@@ -341,17 +335,18 @@ local function restore(st, path)
   return meta
 end
 
---- Final validation of the fold's cases (reference 6.6): sliding-window prediction (lunet.predict) of each
---- validation case's preprocessed data, exported to the original geometry into validation/ (with --npz the
---- probabilities), then lunet.evaluate against gt_segmentations -> validation/summary.json.
+--- Final validation of the fold's cases (nnUNetTrainer.perform_actual_validation): sliding-window prediction
+--- (lunet.predict) of each validation case's preprocessed data, exported to the original geometry into
+--- validation/ (with --npz the probabilities), then lunet.evaluate against gt_segmentations ->
+--- validation/summary.json.
 local function final_validation(st)
   local okp, predict = pcall(require, "lunet.predict")
   if not okp or type(predict.sliding_window) ~= "function" or type(predict.export) ~= "function" then
     st.logger:print("Final validation skipped: lunet.predict is not available")
     return nil
   end
-  local image = require "lunet.image"
-  local store = require "lunet.store"
+  local image = require "lunet.io.image"
+  local store = require "lunet.io.store"
   local vdir = paths.join(st.folder, "validation")
   paths.mkdirs(vdir)
   local ending = st.dataset_json.file_ending
@@ -370,11 +365,9 @@ local function final_validation(st)
     local like = paths.isfile(paths.join(gt, id .. ending)) and image.read(paths.join(gt, id .. ending)) or nil
     image.write_seg(paths.join(vdir, id .. ending), seg, like)
     if st.npz and probs then
-      local tmp = paths.join(vdir, id .. ".tmp.npz")
-      core.npz.write(tmp, { probabilities = probs }, { level = 1 })
-      assert(os.rename(tmp, paths.join(vdir, id .. ".npz")))
+      core.npz.write(paths.join(vdir, id .. ".npz"), { probabilities = probs }, { level = 1 }) -- atomic in C
       -- the case properties as preprocessing wrote them (nnU-Net writes a .pkl next to the .npz)
-      copy_file(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
+      fs.copy_atomic(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
     end
     if st.show then io.stderr:write(("\rvalidation %d/%d %s "):format(i, #st.val_ids, id)); io.stderr:flush() end
     collectgarbage()
@@ -389,17 +382,23 @@ local function final_validation(st)
   return summary
 end
 
-function M.train(o)
-  if type(o) ~= "table" then error("trainer.train: expected a table of options", 2) end
-  if o.dataset == nil and type(o.plans) == "table" then o.dataset = o.plans.dataset_name end
-  if o.dataset == nil then error("trainer.train: dataset is required", 2) end
-  if o.configuration == nil then error("trainer.train: configuration is required", 2) end
+-- ------------------------------------------------------------------------------------------------ train, in steps
+-- train = check_options -> resolve_run (nothing written) -> set_up (results folder, log, loaders, network, resume,
+-- debug.json) -> run_epochs (train_iterations, validation_iterations, end_epoch per epoch) -> finish (final
+-- checkpoint, final_validation). nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: run_training has the same order.
+
+local function check_fold(o)
   local fold = o.fold == nil and 0 or o.fold
   if fold ~= "all" then
     fold = math.tointeger(tonumber(fold))
-    if not fold or fold < 0 then error(("trainer.train: fold must be 0..4 or \"all\", got %s"):format(tostring(o.fold)), 2) end
+    if not fold or fold < 0 then error(("trainer.train: fold must be 0..4 or \"all\", got %s"):format(tostring(o.fold)), 3) end
   end
-  local ds_name, pre, plans, plans_path, cfg_name, cfg = resolve(o)
+  return fold
+end
+
+--- Everything the run is, from the options, the plans, the trainer file and dataset.json; writes nothing.
+local function resolve_run(o, fold)
+  local ds_name, pre, plans, plans_path, cfg_name, cfg = resolve_plans(o)
   local rules = require "lunet.rules.default"
   local overrides, trainer_name = nil, rules.trainer.name or "nnUNetTrainer"
   if o.trainer_file then overrides, trainer_name = M.load_trainer_file(o.trainer_file) end
@@ -408,47 +407,50 @@ function M.train(o)
   if o.epochs then tr.num_epochs = o.epochs end
   if o.iterations then tr.num_iterations_per_epoch = o.iterations end
   if o.val_iterations then tr.num_val_iterations_per_epoch = o.val_iterations end
-  local seed = o.seed or 0
-  local threads = o.threads or 2
 
   local dj = json.read(paths.join(pre, "dataset.json"))
-  local info = require("lunet.dataset").label_info(dj.labels, dj.regions_class_order)
-  local regions = info.has_regions or nil -- region-based training: sigmoid outputs, DC_and_BCE (reference 6.2)
+  local info = require("lunet.labels").of_dataset_json(dj)
   local nin = 0
   for _ in pairs(dj.channel_names or dj.modality or {}) do nin = nin + 1 end
-  local nout = info.num_segmentation_heads
+  return {
+    ds_name = ds_name, pre = pre, plans = plans, plans_path = plans_path, cfg_name = cfg_name, cfg = cfg,
+    fold = fold, tr = tr, trainer_name = trainer_name, seed = o.seed or 0, threads = o.threads or 2,
+    dj = dj, info = info, nin = nin, nout = info.num_segmentation_heads,
+    -- region-based training: sigmoid outputs, DC_and_BCE (nnUNetTrainer._build_loss)
+    regions = info.has_regions or nil,
+  }
+end
 
-  -- folders and copies (on_train_start)
-  local model_dir = paths.output_folder(ds_name, trainer_name, plans.plans_name, cfg_name)
-  local folder = paths.join(model_dir, "fold_" .. tostring(fold))
+--- The results folder and its copies of plans, dataset.json and the fingerprint (nnUNetTrainer.on_train_start).
+local function write_model_folder(r)
+  local model_dir = paths.output_folder(r.ds_name, r.trainer_name, r.plans.plans_name, r.cfg_name)
+  local folder = paths.join(model_dir, "fold_" .. tostring(r.fold))
   paths.mkdirs(folder)
-  if plans_path then copy_file(plans_path, paths.join(model_dir, "plans.json"))
-  else (require "lunet.planner").write(plans, paths.join(model_dir, "plans.json")) end
-  copy_file(paths.join(pre, "dataset.json"), paths.join(model_dir, "dataset.json"))
-  if paths.isfile(paths.join(pre, "dataset_fingerprint.json")) then
-    copy_file(paths.join(pre, "dataset_fingerprint.json"), paths.join(model_dir, "dataset_fingerprint.json"))
+  if r.plans_path then fs.copy_atomic(r.plans_path, paths.join(model_dir, "plans.json"))
+  else (require "lunet.planner").write(r.plans, paths.join(model_dir, "plans.json")) end
+  fs.copy_atomic(paths.join(r.pre, "dataset.json"), paths.join(model_dir, "dataset.json"))
+  if paths.isfile(paths.join(r.pre, "dataset_fingerprint.json")) then
+    fs.copy_atomic(paths.join(r.pre, "dataset_fingerprint.json"), paths.join(model_dir, "dataset_fingerprint.json"))
   end
+  return model_dir, folder
+end
 
-  local show = o.progress
-  local tty = false
-  if show ~= false then tty = term.stderr_is_tty() end
-  if show == nil then show = true end
-  local logger = new_logger(folder, o.quiet)
-
-  -- splits and cases
-  local data_dir = paths.join(pre, cfg.data_identifier)
-  local ids = list_cases(data_dir)
+--- The fold's cases (splits_final.json, created when missing) and the training and validation loaders.
+--- Returns the training and validation ids and the augmentation's configuration.
+local function open_loaders(st, r)
+  local logger = st.logger
+  local ids = list_cases(st.data_dir)
   local splits = require "lunet.splits"
-  local s, created = splits.load_or_create(pre, ids)
+  local s, created = splits.load_or_create(r.pre, ids)
   if created then logger:print("Creating new 5-fold cross-validation split...") end
-  local train_ids, val_ids, note = splits.fold(s, ids, fold)
+  local train_ids, val_ids, note = splits.fold(s, ids, r.fold)
   if note then logger:print("WARNING: " .. note) end
   logger:print(("This split has %d training and %d validation cases."):format(#train_ids, #val_ids))
-  local store = require "lunet.store"
+  local store = require "lunet.io.store"
   local function open_cases(list)
     local out = {}
     for i, id in ipairs(list) do
-      local p = paths.join(data_dir, id .. ".lcs")
+      local p = paths.join(st.data_dir, id .. ".lcs")
       if not paths.isfile(p) then error(("%s: case '%s' of the split is not preprocessed"):format(p, id), 0) end
       local c = store.open(p)
       c.key = id
@@ -459,39 +461,31 @@ function M.train(o)
 
   local sampler = require "lunet.sampler"
   local augment = require "lunet.augment"
-  local patch = cfg.patch_size
-  local dim = #patch
+  local cfg, tr, info = r.cfg, r.tr, r.info
   local mask_channels
   if type(cfg.use_mask_for_norm) == "table" then
     mask_channels = {}
     for i, v in ipairs(cfg.use_mask_for_norm) do if v == true then mask_channels[#mask_channels + 1] = i end end
   end
   local loader_opts = {
-    patch_size = patch, batch_size = cfg.batch_size, oversample = tr.oversample_foreground_percent, seed = seed,
-    augmentation = tr.augmentation, has_ignore = info.ignore_label ~= nil, threads = threads,
+    patch_size = cfg.patch_size, batch_size = cfg.batch_size, oversample = tr.oversample_foreground_percent,
+    seed = r.seed, augmentation = tr.augmentation, has_ignore = info.ignore_label ~= nil, threads = r.threads,
     mask_channels = mask_channels, regions = info.has_regions and info.regions or nil,
     ignore_label = info.has_regions and info.ignore_label or nil,
-  }
-  local st = {
-    folder = folder, fold = fold, cfg_name = cfg_name, plans = plans, tr = tr, trainer_name = trainer_name,
-    seed = seed, logger = logger, pre = pre, data_dir = data_dir, val_ids = val_ids, npz = o.npz,
-    threads = threads, dataset_json = dj, info = info, show = show, epoch = 0, iter = 0, partial = {}, log = new_log(),
   }
   local lo = deep_copy(loader_opts); lo.cases = open_cases(train_ids)
   st.loader = sampler.new(lo)
   local vo = deep_copy(loader_opts); vo.cases = open_cases(#val_ids > 0 and val_ids or train_ids); vo.validation = true
   st.val_loader = sampler.new(vo)
-  local acfg = augment.configure(patch, tr.augmentation)
+  local acfg = augment.configure(cfg.patch_size, tr.augmentation)
   st.mirror_axes = acfg.mirror_axes
+  return train_ids, val_ids, acfg
+end
 
-  -- network
-  local factory = o.net or require("lunet.net").new
-  local net = factory(plans, cfg_name, nin, nout,
-    { rules = { trainer = tr }, seed = seed + 12345, device = o.device, dataset_json = dj })
-  st.net = net
-
-  -- continue / val_only
-  local function ck(name) return paths.join(folder, name) end
+--- --val-only loads checkpoint_final; --continue the first of final, latest, best (nnUNetTrainer.load_checkpoint
+--- as nnunetv2/run/run_training.py: maybe_load_checkpoint picks it).
+local function resume(st, o)
+  local function ck(name) return paths.join(st.folder, name) end
   if o.val_only then
     if not paths.isfile(ck("checkpoint_final.pth")) then
       error(ck("checkpoint_final.pth") .. ": not found; --val-only needs a finished training", 0)
@@ -504,153 +498,225 @@ function M.train(o)
     end
     if found then
       restore(st, ck(found))
-      logger:print(("Continuing from %s: epoch %d, iteration %d"):format(found, st.epoch, st.iter))
+      st.logger:print(("Continuing from %s: epoch %d, iteration %d"):format(found, st.epoch, st.iter))
     else
-      logger:print("WARNING: cannot continue training because there seems to be no checkpoint available to " ..
+      st.logger:print("WARNING: cannot continue training because there seems to be no checkpoint available to " ..
         "continue from. Starting a new training...")
     end
   end
+end
 
-  -- debug.json (effective settings)
-  json.write(paths.join(folder, "debug.json"), {
-    trainer_name = trainer_name, trainer_file = o.trainer_file or json.null, trainer = tr,
-    dataset_name = ds_name, plans_name = plans.plans_name, configuration = cfg_name, fold = fold, seed = seed,
-    device = o.device or json.null, threads = threads, batch_size = cfg.batch_size, patch_size = patch,
-    initial_patch_size = acfg.initial_patch, do_dummy_2d_data_aug = acfg.dummy2d,
+--- debug.json: the effective settings of the run.
+local function write_debug_json(st, r, o, acfg, train_ids, val_ids)
+  local cfg, tr, info = r.cfg, r.tr, r.info
+  json.write(paths.join(st.folder, "debug.json"), {
+    trainer_name = r.trainer_name, trainer_file = o.trainer_file or json.null, trainer = tr,
+    dataset_name = r.ds_name, plans_name = r.plans.plans_name, configuration = r.cfg_name, fold = r.fold,
+    seed = r.seed, device = o.device or json.null, threads = r.threads, batch_size = cfg.batch_size,
+    patch_size = cfg.patch_size, initial_patch_size = acfg.initial_patch, do_dummy_2d_data_aug = acfg.dummy2d,
     rotation_range_rad = acfg.rotation, inference_allowed_mirroring_axes = acfg.mirror_axes,
-    num_input_channels = nin, num_output_channels = nout, ignore_label = info.ignore_label or json.null,
+    num_input_channels = r.nin, num_output_channels = r.nout, ignore_label = info.ignore_label or json.null,
     batch_dice = cfg.batch_dice and true or false, oversample_foreground_percent = tr.oversample_foreground_percent,
     num_train_cases = #train_ids, num_val_cases = #val_ids, lunet_version = require("lunet").version,
     continued = o.continue and true or false,
   })
+end
 
-  local fg = json.array {}
-  for i, v in ipairs(info.has_regions and info.regions or info.foreground_labels) do fg[i] = v end
-  local E, I, V = tr.num_epochs, tr.num_iterations_per_epoch, tr.num_val_iterations_per_epoch
-  local wall = logger.wall
-  if o.install_signals ~= false then core.signal.install() end
-  local run = { folder = folder, model_folder = model_dir, log = st.log }
+--- The run's state: results folder, log file, loaders, network (restored when resuming); writes debug.json.
+local function set_up(o, r)
+  local model_dir, folder = write_model_folder(r)
+  local show = o.progress
+  local tty = false
+  if show ~= false then tty = term.stderr_is_tty() end
+  if show == nil then show = true end
+  local st = {
+    folder = folder, model_dir = model_dir, fold = r.fold, cfg_name = r.cfg_name, plans = r.plans, tr = r.tr,
+    trainer_name = r.trainer_name, seed = r.seed, logger = new_logger(folder, o.quiet), pre = r.pre,
+    data_dir = paths.join(r.pre, r.cfg.data_identifier), npz = o.npz, threads = r.threads, dataset_json = r.dj,
+    info = r.info, regions = r.regions, show = show, tty = tty, dim = #r.cfg.patch_size,
+    epoch = 0, iter = 0, partial = {}, log = new_log(),
+  }
+  local train_ids, val_ids, acfg = open_loaders(st, r)
+  st.val_ids = val_ids
 
-  local function interrupted(phase)
-    local sig = core.signal.pending()
-    if not sig then return nil end
-    save_checkpoint(st, "checkpoint_latest.pth")
-    logger:print(("Received signal %d during %s of epoch %d: saved checkpoint_latest.pth (iteration %d); " ..
-      "resume with --continue"):format(sig, phase, st.epoch, st.iter))
-    core.signal.clear()
-    return sig
+  local factory = o.net or require("lunet.net").new
+  st.net = factory(r.plans, r.cfg_name, r.nin, r.nout,
+    { rules = { trainer = r.tr }, seed = r.seed + 12345, device = o.device, dataset_json = r.dj })
+
+  resume(st, o)
+  write_debug_json(st, r, o, acfg, train_ids, val_ids)
+  -- the classes the pseudo Dice is reported for: foreground regions, or foreground labels
+  st.fg = json.array {}
+  for i, v in ipairs(r.info.has_regions and r.info.regions or r.info.foreground_labels) do st.fg[i] = v end
+  return st
+end
+
+--- On a pending SIGINT/SIGTERM: saves checkpoint_latest.pth and returns the signal number, else nil.
+local function interrupted(st, phase)
+  local sig = core.signal.pending()
+  if not sig then return nil end
+  save_checkpoint(st, "checkpoint_latest.pth")
+  st.logger:print(("Received signal %d during %s of epoch %d: saved checkpoint_latest.pth (iteration %d); " ..
+    "resume with --continue"):format(sig, phase, st.epoch, st.iter))
+  core.signal.clear()
+  return sig
+end
+
+--- The epoch's training steps from st.iter on (nnUNetTrainer.train_step). Returns the training wall time and the
+--- part of it no step ran in; or nil, nil and the signal number when a signal stopped it.
+local function train_iterations(st, lr, prefetch)
+  local epoch, E, I = st.epoch, st.tr.num_epochs, st.tr.num_iterations_per_epoch
+  local bar = progress(st.show and st.tty, ("epoch %d/%d"):format(epoch, E), I)
+  -- waiting share: training wall time in which no step runs (batch preparation not hidden behind a step)
+  local t_train0, t_step = clock.now(), 0
+  -- batch k+1 is prepared while the device runs step k (prefetch); a prepared batch that a signal
+  -- leaves unused is given back to the loader, so checkpoints keep the counter of the next unused batch
+  local pending = nil
+  local function prepare()
+    local x, y = to_net(st.loader:next_batch(), st.dim)
+    return x, y
   end
+  while st.iter < I do
+    if core.signal.pending() then -- the flag stays set until interrupted() clears it
+      if pending then st.loader:set_state({ counter = st.loader:state().counter - 1 }); pending = nil end
+      local sig = interrupted(st, "training")
+      if sig then return nil, nil, sig end
+    end
+    local x, y
+    if pending then x, y = pending[1], pending[2]; pending = nil else x, y = prepare() end
+    local wait = start_step(st.net, { data = x, target = y, lr = lr, ignore_label = st.info.ignore_label,
+      regions = st.regions }, prefetch)
+    if prefetch and st.iter + 1 < I then pending = { prepare() } end
+    local l, secs = wait()
+    t_step = t_step + secs
+    st.iter = st.iter + 1
+    st.partial[st.iter] = l
+    bar(st.iter, ("loss %.4f"):format(l))
+  end
+  local t_train = clock.now() - t_train0
+  return t_train, math.max(0, t_train - t_step)
+end
 
-  while st.epoch < E and not o.val_only do
-    local epoch = st.epoch
-    local lr = M.poly_lr(tr, epoch)
+--- The epoch's validation batches (nnUNetTrainer.validation_step / on_validation_epoch_end): mean loss, Dice per
+--- foreground class or region from the summed TP/FP/FN (NaN where 0/0), and their nan-mean.
+local function validation_iterations(st)
+  local V, fg, info, net = st.tr.num_val_iterations_per_epoch, st.fg, st.info, st.net
+  local vloss, tp, fp, fn = 0, {}, {}, {}
+  for k = 1, #fg do tp[k], fp[k], fn[k] = 0, 0, 0 end
+  for _ = 1, V do
+    local b = st.val_loader:next_batch()
+    local x, y = to_net(b, st.dim)
+    vloss = vloss + net:loss{ data = x, target = y, ignore_label = info.ignore_label, regions = st.regions }
+    local outs = net:forward(x)
+    local cm = st.regions and region_confusion(outs[1], y, info.ignore_label) or confusion(outs[1], y, fg, info.ignore_label)
+    for k = 1, #fg do tp[k], fp[k], fn[k] = tp[k] + cm[k].TP, fp[k] + cm[k].FP, fn[k] + cm[k].FN end
+  end
+  vloss = V > 0 and vloss / V or NAN
+  local dice, sum, cnt = json.array {}, 0, 0
+  for k = 1, #fg do
+    local den = 2 * tp[k] + fp[k] + fn[k]
+    dice[k] = den > 0 and 2 * tp[k] / den or NAN
+    if dice[k] == dice[k] then sum, cnt = sum + dice[k], cnt + 1 end
+  end
+  return vloss, dice, cnt > 0 and sum / cnt or NAN
+end
+
+--- nnUNetTrainer.on_epoch_end: the logging lists, the log lines, checkpoint_best (EMA pseudo Dice strictly
+--- higher) and checkpoint_latest (every save_every epochs), progress.png, and the plain progress line.
+local function end_epoch(st, lr, vloss, dice, mean, t_train, t_wait)
+  local epoch, logger, tr = st.epoch, st.logger, st.tr
+  local E, I = tr.num_epochs, tr.num_iterations_per_epoch
+  local tl = 0
+  for _, v in ipairs(st.partial) do tl = tl + v end
+  tl = tl / math.max(1, #st.partial)
+  local L = st.log
+  local prev = L.ema_fg_dice[#L.ema_fg_dice]
+  local ema = (prev == nil) and mean or (prev * 0.9 + 0.1 * mean)
+  local e1 = epoch + 1
+  L.mean_fg_dice[e1], L.ema_fg_dice[e1], L.dice_per_class_or_region[e1] = mean, ema, dice
+  L.train_losses[e1], L.val_losses[e1], L.lrs[e1] = tl, vloss, lr
+  L.epoch_start_timestamps[e1] = st.epoch_start
+  L.epoch_end_timestamps[e1] = logger.wall()
+  logger:print("train_loss", pyfloat(round(tl, 4)))
+  logger:print("val_loss", pyfloat(round(vloss, 4)))
+  local pd = {}
+  for k, v in ipairs(dice) do pd[k] = pyfloat(round(v, 4)) end
+  logger:print("Pseudo dice", "[" .. table.concat(pd, ", ") .. "]")
+  local dt = L.epoch_end_timestamps[e1] - L.epoch_start_timestamps[e1]
+  logger:print(("Epoch time: %s s"):format(pyfloat(round(dt, 2))))
+  st.epoch, st.iter, st.partial = e1, 0, {}
+  if st.best_ema == nil or (ema == ema and ema > st.best_ema) then
+    st.best_ema = ema
+    logger:print(("Yayy! New best EMA pseudo Dice: %s"):format(pyfloat(round(ema, 4))))
+    save_checkpoint(st, "checkpoint_best.pth")
+  end
+  if e1 % tr.save_every == 0 and epoch ~= E - 1 then save_checkpoint(st, "checkpoint_latest.pth") end
+  local okp, perr = pcall(require("lunet.util.plot").progress, L, paths.join(st.folder, "progress.png"))
+  if not okp then logger:print("WARNING: progress.png not written: " .. tostring(perr)) end
+  if st.show and not st.tty then
+    io.stderr:write(("epoch %d/%d: %d it in %.1f s (%.2f it/s, %.0f%% waiting for batches), train_loss %.4f, " ..
+      "val_loss %.4f, pseudo dice %.4f (ema %.4f)\n"):format(epoch, E, I, t_train, I / math.max(t_train, 1e-9),
+      100 * t_wait / math.max(t_train, 1e-9), tl, vloss, mean, ema))
+    io.stderr:flush()
+  end
+end
+
+--- Epochs from st.epoch (and st.iter, when resumed mid-epoch) to num_epochs. Returns the signal number when a
+--- signal stopped the run (checkpoint_latest.pth is then saved), else nil.
+local function run_epochs(st, run, prefetch)
+  local tr, logger = st.tr, st.logger
+  while st.epoch < tr.num_epochs do
+    local lr = M.poly_lr(tr, st.epoch)
     if st.iter == 0 then
-      st.epoch_start = wall()
+      st.epoch_start = logger.wall()
       st.partial = {}
       logger:print("")
-      logger:print(("Epoch %d"):format(epoch))
+      logger:print(("Epoch %d"):format(st.epoch))
       logger:print(("Current learning rate: %s"):format(pyfloat(round(lr, 5))))
     end
-    local bar = progress(show and tty, ("epoch %d/%d"):format(epoch, E), I)
-    -- waiting share: training wall time in which no step runs (batch preparation not hidden behind a step)
-    local t_train0, t_step = clock.now(), 0
-    -- batch k+1 is prepared while the device runs step k (o.prefetch ~= false); a prepared batch that a signal
-    -- leaves unused is given back to the loader, so checkpoints keep the counter of the next unused batch
-    local prefetch, pending = o.prefetch ~= false, nil
-    local function prepare()
-      local x, y = to_net(st.loader:next_batch(), dim)
-      return x, y
-    end
-    while st.iter < I do
-      if core.signal.pending() then -- the flag stays set until interrupted() clears it
-        if pending then st.loader:set_state({ counter = st.loader:state().counter - 1 }); pending = nil end
-        local sig = interrupted("training")
-        if sig then run.interrupted = sig; logger:close(); return run end
-      end
-      local x, y
-      if pending then x, y = pending[1], pending[2]; pending = nil else x, y = prepare() end
-      local wait = start_step(net, { data = x, target = y, lr = lr, ignore_label = info.ignore_label,
-        regions = regions }, prefetch)
-      if prefetch and st.iter + 1 < I then pending = { prepare() } end
-      local l, secs = wait()
-      t_step = t_step + secs
-      st.iter = st.iter + 1
-      st.partial[st.iter] = l
-      bar(st.iter, ("loss %.4f"):format(l))
-    end
-    local t_train = clock.now() - t_train0
-    local t_wait = math.max(0, t_train - t_step)
+    local t_train, t_wait, stopped_by = train_iterations(st, lr, prefetch)
+    if stopped_by then return stopped_by end
     run.wait_share = t_wait / math.max(t_train, 1e-9)
-    local sig = interrupted("validation")
-    if sig then run.interrupted = sig; logger:close(); return run end
-    -- validation
-    local vloss, tp, fp, fn = 0, {}, {}, {}
-    for k = 1, #fg do tp[k], fp[k], fn[k] = 0, 0, 0 end
-    for _ = 1, V do
-      local b = st.val_loader:next_batch()
-      local x, y = to_net(b, dim)
-      vloss = vloss + net:loss{ data = x, target = y, ignore_label = info.ignore_label, regions = regions }
-      local outs = net:forward(x)
-      local cm = regions and region_confusion(outs[1], y, info.ignore_label) or confusion(outs[1], y, fg, info.ignore_label)
-      for k = 1, #fg do tp[k], fp[k], fn[k] = tp[k] + cm[k].TP, fp[k] + cm[k].FP, fn[k] + cm[k].FN end
-    end
-    -- on_epoch_end
-    local tl = 0
-    for _, v in ipairs(st.partial) do tl = tl + v end
-    tl = tl / math.max(1, #st.partial)
-    vloss = V > 0 and vloss / V or NAN
-    local dice, sum, cnt = json.array {}, 0, 0
-    for k = 1, #fg do
-      local den = 2 * tp[k] + fp[k] + fn[k]
-      dice[k] = den > 0 and 2 * tp[k] / den or NAN
-      if dice[k] == dice[k] then sum, cnt = sum + dice[k], cnt + 1 end
-    end
-    local mean = cnt > 0 and sum / cnt or NAN
-    local L = st.log
-    local prev = L.ema_fg_dice[#L.ema_fg_dice]
-    local ema = (prev == nil) and mean or (prev * 0.9 + 0.1 * mean)
-    local e1 = epoch + 1
-    L.mean_fg_dice[e1], L.ema_fg_dice[e1], L.dice_per_class_or_region[e1] = mean, ema, dice
-    L.train_losses[e1], L.val_losses[e1], L.lrs[e1] = tl, vloss, lr
-    L.epoch_start_timestamps[e1] = st.epoch_start
-    L.epoch_end_timestamps[e1] = wall()
-    logger:print("train_loss", pyfloat(round(tl, 4)))
-    logger:print("val_loss", pyfloat(round(vloss, 4)))
-    local pd = {}
-    for k, v in ipairs(dice) do pd[k] = pyfloat(round(v, 4)) end
-    logger:print("Pseudo dice", "[" .. table.concat(pd, ", ") .. "]")
-    local dt = L.epoch_end_timestamps[e1] - L.epoch_start_timestamps[e1]
-    logger:print(("Epoch time: %s s"):format(pyfloat(round(dt, 2))))
-    st.epoch, st.iter, st.partial = e1, 0, {}
-    if st.best_ema == nil or (ema == ema and ema > st.best_ema) then
-      st.best_ema = ema
-      logger:print(("Yayy! New best EMA pseudo Dice: %s"):format(pyfloat(round(ema, 4))))
-      save_checkpoint(st, "checkpoint_best.pth")
-    end
-    if e1 % tr.save_every == 0 and epoch ~= E - 1 then save_checkpoint(st, "checkpoint_latest.pth") end
-    local okp, perr = pcall(require("lunet.plot").progress, L, paths.join(folder, "progress.png"))
-    if not okp then logger:print("WARNING: progress.png not written: " .. tostring(perr)) end
-    if show and not tty then
-      io.stderr:write(("epoch %d/%d: %d it in %.1f s (%.2f it/s, %.0f%% waiting for batches), train_loss %.4f, " ..
-        "val_loss %.4f, pseudo dice %.4f (ema %.4f)\n"):format(epoch, E, I, t_train, I / math.max(t_train, 1e-9),
-        100 * t_wait / math.max(t_train, 1e-9), tl, vloss, mean, ema))
-      io.stderr:flush()
-    end
+    local sig = interrupted(st, "validation")
+    if sig then return sig end
+    local vloss, dice, mean = validation_iterations(st)
+    end_epoch(st, lr, vloss, dice, mean, t_train, t_wait)
   end
+  return nil
+end
 
-  if not o.val_only and st.epoch >= E then
+--- nnUNetTrainer.on_train_end (checkpoint_final.pth, checkpoint_latest.pth removed), then the final validation;
+--- a failed validation leaves the finished training intact: it is reported, rerun with --val-only.
+local function finish(st, run, val_only)
+  local logger = st.logger
+  if not val_only and st.epoch >= st.tr.num_epochs then
     save_checkpoint(st, "checkpoint_final.pth")
-    os.remove(ck("checkpoint_latest.pth"))
+    os.remove(paths.join(st.folder, "checkpoint_latest.pth"))
     logger:print("Training done.")
   end
-  -- a failed validation leaves the finished training intact: report it, rerun with --val-only
   local okv, summary = pcall(final_validation, st)
   if okv then run.validation = summary
   else
     run.validation_error = tostring(summary)
     logger:print("ERROR: final validation failed (rerun it with --val-only): " .. run.validation_error)
   end
-  logger:close()
+end
+
+function M.train(o)
+  if type(o) ~= "table" then error("trainer.train: expected a table of options", 2) end
+  if o.dataset == nil and type(o.plans) == "table" then o.dataset = o.plans.dataset_name end
+  if o.dataset == nil then error("trainer.train: dataset is required", 2) end
+  if o.configuration == nil then error("trainer.train: configuration is required", 2) end
+  local r = resolve_run(o, check_fold(o))
+  local st = set_up(o, r)
+  if o.install_signals ~= false then core.signal.install() end
+  local run = { folder = st.folder, model_folder = st.model_dir, log = st.log }
+  if not o.val_only then
+    run.interrupted = run_epochs(st, run, o.prefetch ~= false)
+    if run.interrupted then st.logger:close(); return run end
+  end
+  finish(st, run, o.val_only)
+  st.logger:close()
   return run
 end
 

@@ -38,7 +38,7 @@ local function run(args)
     i = i + 1
   end
   if #pos ~= 2 then io.stderr:write(USAGE) return 2 end
-  local paths = require "lunet.paths"
+  local paths = require "lunet.util.paths"
   if not o.labels_or_regions and not o.dataset_json then
     local dj = paths.join(pos[2], "dataset.json")
     if not paths.isfile(dj) then error("no -djfile given and " .. dj .. " does not exist", 0) end

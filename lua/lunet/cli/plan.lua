@@ -39,8 +39,9 @@ return {
       i = i + 1
     end
     if not ds then io.stderr:write(USAGE); return 2 end
-    local paths = require "lunet.paths"
-    local json = require "lunet.json"
+    local paths = require "lunet.util.paths"
+    local json = require "lunet.util.json"
+    local fs = require "lunet.util.fs"
     local planner = require "lunet.planner"
     local name = paths.dataset_name(ds)
     local raw = paths.join(paths.raw(), name)
@@ -55,10 +56,7 @@ return {
                                                     plans_name = plans_name, dataset_name = name })
     local out = paths.join(pre, plans.plans_name .. ".json")
     if paths.isfile(out) then planner.merge_existing(plans, planner.read(out)) end
-    local f = assert(io.open(djfile, "rb"))
-    local text = f:read("a")
-    f:close()
-    json.write_file_atomic(paths.join(pre, "dataset.json"), text)
+    fs.copy_atomic(djfile, paths.join(pre, "dataset.json"))
     planner.write(plans, out)
     for _, c in ipairs(json.keys(plans.configurations)) do
       local cfg = planner.configuration(plans, c)

@@ -56,7 +56,7 @@ function M.parse(args)
 end
 
 function M.preprocess(o)
-  local paths = require "lunet.paths"
+  local paths = require "lunet.util.paths"
   local planner = require "lunet.planner"
   local dataset = require "lunet.dataset"
   local pp = require "lunet.preprocess"

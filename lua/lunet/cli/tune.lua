@@ -70,7 +70,7 @@ function M.run(args)
   end
   local text = f:read("a")
   f:close()
-  local best = require("lunet.json").decode(text, dir .. "/clblast_xgemm_1_32.json")
+  local best = require("lunet.util.json").decode(text, dir .. "/clblast_xgemm_1_32.json")
   local params = best.best_parameters or (best.results and best.results[1] and best.results[1].parameters)
   if type(params) == "table" then
     local parts = {}
@@ -81,13 +81,9 @@ function M.run(args)
   if type(params) ~= "string" or not params:find("=") then
     error("could not find the best parameters in " .. dir .. "/clblast_xgemm_1_32.json", 0)
   end
-  local tmp = path .. ".tmp"
   os.execute("mkdir -p " .. shell_quote(path:match("^(.*)/")))
-  local out = assert(io.open(tmp, "w"))
-  out:write("# written by lunet tune for ", dev.name, " (", dev.driver, ")\n")
-  out:write("Xgemm ", params, "\n")
-  out:close()
-  assert(os.rename(tmp, path))
+  require("lunet.util.fs").write_atomic(path, string.format("# written by lunet tune for %s (%s)\nXgemm %s\n",
+    dev.name, dev.driver, params))
   print(string.format("tuned %s: Xgemm %s\nsaved to %s (best %s GFLOP/s in the tuner)", dev.name, params, path,
     tostring(best.best_gflops or best.gflops or "?")))
   os.execute("rm -rf " .. shell_quote(dir))

@@ -1,13 +1,13 @@
---[[ lunet.plot: a small rasterizer for training charts (no plotting library needed).
+--[[ lunet.util.plot: a small rasterizer for training charts (no plotting library needed).
 
-  local plot = require "lunet.plot"
+  local plot = require "lunet.util.plot"
   local c = plot.canvas(800, 600)                       -- white RGB canvas
   c:line(x0, y0, x1, y1, {r, g, b}, width, dash)        -- dash: nil (solid) or {on, off} in pixels
   c:fill_rect(x, y, w, h, color); c:text(x, y, "Loss 0.5", color, scale, align)   -- align "left"|"center"|"right"
   c:text_v(x, y, "loss", color, scale)                   -- vertical text (bottom to top), centred on y
   plot.chart(c, {x=, y=, w=, h=}, {series = {{x = {...}, y = {...}, color =, label =, axis = "left"|"right",
              dash =, width =}}, xlabel =, ylabel =, y2label =, title =, legend = true})
-  c:tensor() -> u8 tensor (3, 1, H, W);  c:write(path) -> PNG (atomic, via lunet.image)
+  c:tensor() -> u8 tensor (3, 1, H, W);  c:write(path) -> PNG (atomic, via lunet.io.image)
   plot.progress(log, path [, opts]) -- nnU-Net's progress.png: 3 panels (losses + pseudo Dice, epoch time, LR)
   plot.text_width(s, scale), plot.nice_ticks(lo, hi, n)
 
@@ -194,7 +194,7 @@ function Canvas:tensor()
 end
 
 function Canvas:write(path)
-  require("lunet.image").write(path, self:tensor())
+  require("lunet.io.image").write(path, self:tensor())
 end
 
 -- ------------------------------------------------------------------------------------------------ charts

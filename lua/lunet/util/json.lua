@@ -1,6 +1,6 @@
---[[ lunet.json: JSON files the way nnU-Net reads and writes them.
+--[[ lunet.util.json: JSON files the way nnU-Net reads and writes them.
 
-  local json = require "lunet.json"
+  local json = require "lunet.util.json"
   local obj = json.read(path)              -- error "<path>: <problem> at line L col C" on bad input
   json.write(path, obj)                    -- atomic (temp file + rename); indent 4, keys sorted
   json.write(path, obj, {sort_keys=false}) -- keep the key order read from the file (dataset.json style)
@@ -363,31 +363,13 @@ function M.read(path)
   return v
 end
 
---- Write a file atomically: content goes to a temp name in the same folder, then is renamed over path.
-function M.write_file_atomic(path, content)
-  local tmp = string.format("%s.tmp%d.%d", path, os.time(), math.random(0, 1 << 30))
-  local f, err = io.open(tmp, "wb")
-  if not f then error(tostring(err), 3) end
-  local ok, werr = f:write(content)
-  local cok, cerr = f:close()
-  if not ok or not cok then
-    os.remove(tmp)
-    error(path .. ": write failed: " .. tostring(werr or cerr), 3)
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    error(path .. ": rename failed: " .. tostring(rerr), 3)
-  end
-end
-
 --- Write obj as JSON to path atomically. opts: indent (default 4), sort_keys (default true).
 function M.write(path, obj, opts)
   opts = opts or {}
   local indent = opts.indent
   if indent == nil then indent = 4 elseif indent == false then indent = nil end
   local s = M.encode(obj, { indent = indent, sort_keys = opts.sort_keys ~= false })
-  M.write_file_atomic(path, s)
+  require("lunet.util.fs").write_atomic(path, s) -- required here: decoding needs no lfs
 end
 
 return M

@@ -1,6 +1,6 @@
---[[ lunet.paths: nnU-Net v2's folder roots, dataset name/id resolution and folder naming.
+--[[ lunet.util.paths: nnU-Net v2's folder roots, dataset name/id resolution and folder naming.
 
-  local paths = require "lunet.paths"
+  local paths = require "lunet.util.paths"
   paths.raw(), paths.preprocessed(), paths.results()   -- env nnUNet_raw / nnUNet_preprocessed / nnUNet_results;
                                                         -- error naming the variable when unset
   paths.set_roots{raw=, preprocessed=, results=}        -- set them from Lua (scripts, the REPL)

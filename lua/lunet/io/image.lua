@@ -1,4 +1,4 @@
---[==[ lunet.image: image files as nnU-Net's readers/writers see them.
+--[==[ lunet.io.image: image files as nnU-Net's readers/writers see them.
 
   image.read(path [, opts]) -> img
     img.data      Tensor (C, Z, Y, X), host, the file's own dtype (NIfTI scl_slope/inter -> f32)
@@ -18,7 +18,7 @@
                   nnU-Net's reader_writer_registry choice (overwrite_image_reader_writer first).
 ]==]
 local core = require "lunet.core"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local M = {}
 

@@ -1,6 +1,6 @@
---[[ lunet.store: preprocessed cases in the chunked zstd case store (docs/formats.md, "Case store").
+--[[ lunet.io.store: preprocessed cases in the chunked zstd case store (docs/formats.md, "Case store").
 
-  local store = require "lunet.store"
+  local store = require "lunet.io.store"
   local c = store.open("nnUNet_preprocessed/Dataset004_X/nnUNetPlans_3d_fullres/case_001.lcs")
   c.shape, c.channels, c.seg_channels, c.chunk, c.seg_dtype    -- spatial shape {Z,Y,X} etc.
   c.properties                                                 -- the <case>.json next to it (nil if absent)
@@ -16,7 +16,7 @@
   c:close()
 ]]
 local core = require "lunet.core"
-local json = require "lunet.json"
+local json = require "lunet.util.json"
 
 local M = {}
 
