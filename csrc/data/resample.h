@@ -63,7 +63,4 @@ lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *
 lu_status lu_resize_seg(const int16_t *in, const int64_t *din, int rank, int16_t *out, const int64_t *dout,
                         int order, int threads);
 
-/* Runs fn(ctx, lo, hi) over [0, n) split into `threads` contiguous ranges (pthreads; inline if 1). */
-lu_status lu_parallel_for(int threads, int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
-
 #endif

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "data/resample.h"
+#include "core/threads.h"
 #include "img/image.h"
 
 #define MAGIC "LUNETCS1"

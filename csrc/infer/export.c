@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "data/resample.h"
+#include "core/threads.h"
 
 static float h2f(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, b;
