@@ -1,4 +1,5 @@
-/* Resampling as nnU-Net v2's resample_data_or_seg_to_shape (reference 4.3), on host arrays.
+/* Resampling as nnunetv2/preprocessing/resampling/default_resampling.py: resample_data_or_seg_to_shape, on
+ * host arrays.
  *
  * Images: skimage.transform.resize(order, mode='edge', anti_aliasing=False) semantics, i.e. scipy
  * ndimage.zoom(grid_mode=True, mode='nearest'): source coordinate (k + 0.5) * in/out - 0.5, clamped to
