@@ -100,41 +100,33 @@ lua_Number lu_lua_check_field_number(lua_State *L, int idx, const char *key) {
   return pop_number(L, key);
 }
 
-/* Checks the array at idx holds min..max entries; returns the count. */
-static int check_len(lua_State *L, int idx, int min, int max, const char *what, const char *kind) {
+/* The array at idx as min..max integers (ints != NULL) or numbers (nums != NULL); returns the count. */
+static int check_list(lua_State *L, int idx, int64_t *ints, double *nums, int min, int max, const char *what) {
+  const char *kind = ints ? "integers" : "numbers";
+  idx = lua_absindex(L, idx);
   if (!lua_istable(L, idx)) luaL_error(L, "%s: expected a list of %s, got %s", what, kind, luaL_typename(L, idx));
   int n = (int)luaL_len(L, idx);
   if (n < min || n > max) {
     if (min == max) luaL_error(L, "%s: expected %d %s, got %d", what, min, kind, n);
     luaL_error(L, "%s: expected %d..%d %s, got %d", what, min, max, kind, n);
   }
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, idx, i + 1);
+    int ok;
+    if (ints) ints[i] = (int64_t)lua_tointegerx(L, -1, &ok);
+    else nums[i] = lua_tonumberx(L, -1, &ok);
+    if (!ok) luaL_error(L, "%s: entry %d is not %s", what, i + 1, ints ? "an integer" : "a number");
+    lua_pop(L, 1);
+  }
   return n;
 }
 
 int lu_lua_check_ints(lua_State *L, int idx, int64_t *out, int min, int max, const char *what) {
-  idx = lua_absindex(L, idx);
-  int n = check_len(L, idx, min, max, what, "integers");
-  for (int i = 0; i < n; i++) {
-    lua_geti(L, idx, i + 1);
-    int ok;
-    out[i] = (int64_t)lua_tointegerx(L, -1, &ok);
-    if (!ok) luaL_error(L, "%s: entry %d is not an integer", what, i + 1);
-    lua_pop(L, 1);
-  }
-  return n;
+  return check_list(L, idx, out, NULL, min, max, what);
 }
 
 int lu_lua_check_numbers(lua_State *L, int idx, double *out, int min, int max, const char *what) {
-  idx = lua_absindex(L, idx);
-  int n = check_len(L, idx, min, max, what, "numbers");
-  for (int i = 0; i < n; i++) {
-    lua_geti(L, idx, i + 1);
-    int ok;
-    out[i] = lua_tonumberx(L, -1, &ok);
-    if (!ok) luaL_error(L, "%s: entry %d is not a number", what, i + 1);
-    lua_pop(L, 1);
-  }
-  return n;
+  return check_list(L, idx, NULL, out, min, max, what);
 }
 
 void lu_lua_push_ints(lua_State *L, const int64_t *v, int n) {
