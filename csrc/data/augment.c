@@ -1,9 +1,10 @@
 #include "data/augment.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/threads.h"
 
 #define AUG_PI 3.14159265358979323846
 
@@ -453,8 +454,7 @@ typedef struct {
   char msg[256];
 } aug_job;
 
-static void *aug_worker(void *arg) {
-  aug_job *j = (aug_job *)arg;
+static void aug_worker(aug_job *j) {
   int64_t inv = j->in[0] * j->in[1] * j->in[2], outv = j->out[0] * j->out[1] * j->out[2];
   for (int b = j->tid; b < j->B; b += j->nthreads) {
     lu_rng r;
@@ -466,10 +466,14 @@ static void *aug_worker(void *arg) {
     if (st != LU_OK) {
       j->st = st;
       strncpy(j->msg, lu_errmsg(), sizeof j->msg - 1);
-      return NULL;
+      return;
     }
   }
-  return NULL;
+}
+
+/* lu_parallel_for over thread indices: jobs[t] takes samples t, t + T, ... */
+static void aug_range(void *ctx, int64_t lo, int64_t hi) {
+  for (int64_t t = lo; t < hi; t++) aug_worker((aug_job *)ctx + t);
 }
 
 lu_status lu_aug_batch(const lu_aug_params *p, const lu_rng *rng, int B, int C, int Cs, const int64_t in[3],
@@ -479,21 +483,12 @@ lu_status lu_aug_batch(const lu_aug_params *p, const lu_rng *rng, int B, int C, 
   if (B < 1) return lu_fail(LU_EARG, "augment: batch of %d samples", B);
   if (threads < 1) threads = 1;
   if (threads > B) threads = B;
-  if (threads > 64) threads = 64;
-  aug_job jobs[64];
-  pthread_t th[64];
+  if (threads > LU_MAX_THREADS) threads = LU_MAX_THREADS;
+  aug_job jobs[LU_MAX_THREADS];
   for (int t = 0; t < threads; t++) {
     jobs[t] = (aug_job){p, rng, B, C, Cs, t, threads, in, out, img, Cs ? seg : NULL, oimg, Cs ? oseg : NULL, recs, LU_OK, {0}};
   }
-  int started = 0;
-  for (int t = 1; t < threads; t++) {
-    if (pthread_create(&th[t], NULL, aug_worker, &jobs[t]) != 0) break;
-    started = t;
-  }
-  /* threads that could not start are run here, after the main share */
-  aug_worker(&jobs[0]);
-  for (int t = started + 1; t < threads; t++) aug_worker(&jobs[t]);
-  for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
+  LU_TRY(lu_parallel_for(threads, threads, aug_range, jobs));
   for (int t = 0; t < threads; t++)
     if (jobs[t].st != LU_OK) return lu_fail(jobs[t].st, "augment: batch: %s", jobs[t].msg);
   return LU_OK;

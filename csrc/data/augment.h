@@ -1,5 +1,6 @@
 /* nnU-Net v2's default training augmentation on host float32 arrays, one sample at a time or a
- * batch over threads (reference section 7.3, in this order): spatial (rotation + scaling, one
+ * batch over threads, as nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: get_training_transforms (in
+ * this order): spatial (rotation + scaling, one
  * interpolation pass: linear for the image, label-wise linear + argmax for the seg), Gaussian
  * noise, Gaussian blur, multiplicative brightness, contrast, simulated low resolution, inverted
  * gamma, gamma, mirroring, optional image masking, seg -1 -> 0. Deep-supervision targets come from
@@ -15,7 +16,8 @@
 
 typedef struct lu_aug_params {
   int dim;                 /* 2 or 3: spatial dims of the configuration (2 requires Z = 1) */
-  int dummy2d;             /* 3-D data augmented slice-wise in (Y, X) (reference 7.2) */
+  int dummy2d;             /* 3-D data augmented slice-wise in (Y, X), as nnUNetTrainer's
+                              configure_rotation_dummyDA_mirroring_and_inital_patch_size decides */
   double p_rotation, rot_lo, rot_hi;        /* radians, each axis independently */
   double p_scaling, scale_lo, scale_hi;
   double p_noise, noise_lo, noise_hi;       /* sigma range */

@@ -1,4 +1,5 @@
-/* Foreground location sampling as nnU-Net v2's _sample_foreground_locations (reference 4.5): per
+/* Foreground location sampling as nnunetv2/preprocessing/preprocessors/default_preprocessor.py:
+ * DefaultPreprocessor._sample_foreground_locations: per
  * class (a list of labels: one label, a region, or the "annotated" tuple of the ignore label), the
  * voxels whose label is in the class, ordered by the class's labels in the order given and in C order
  * within a label; n = their number; target = max(min(10000, n), ceil(0.01 n)); the drawn voxels are

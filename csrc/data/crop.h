@@ -1,4 +1,5 @@
-/* Crop to the nonzero region as nnU-Net v2's crop_to_nonzero (reference 4.1, 2): the mask is "any channel
+/* Crop to the nonzero region as nnunetv2/preprocessing/cropping/cropping.py: crop_to_nonzero (used by the
+ * preprocessor and the fingerprint extractor): the mask is "any channel
  * != 0" with holes filled (scipy binary_fill_holes: background not 6-connected to the array border; an
  * axis of size 1 makes every voxel a border voxel, so 2-D images get no filling), the box is the mask's
  * bounding box [start, end) per axis, and the segmentation gets -1 where it is 0 outside the mask. */

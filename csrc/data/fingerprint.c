@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
 #include "img/image.h"
 #include "tensor.h"
 
@@ -192,14 +193,26 @@ typedef struct fp_job {
   lu_fp_case *out;
   float *samples;      /* [channel][case][k] */
   double *mins, *maxs; /* [case][channel] */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_mutex_t mu; /* guards next, done, st, msg and the progress line */
   int next, done;
   lu_status st;
   char msg[1024];
 } fp_job;
 
-static void *fp_worker(void *arg) {
+static void progress(int done, int total) {
+  int w = 40, f = total > 0 ? done * w / total : w;
+  fprintf(stderr, "\rfingerprint [");
+  for (int i = 0; i < w; i++) fputc(i < f ? '#' : '.', stderr);
+  fprintf(stderr, "] %d/%d", done, total);
+  if (done == total) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+/* Every thread pulls the next case from the shared counter (cases differ much in size, so a fixed
+ * split would leave threads idle); lo/hi only say which thread this is. */
+static void fp_worker(void *arg, int64_t lo, int64_t hi) {
+  (void)lo;
+  (void)hi;
   fp_job *j = arg;
   int64_t k = j->opt->samples_per_case;
   float *buf = malloc((size_t)(j->nchannels * k > 0 ? j->nchannels * k : 1) * sizeof *buf);
@@ -226,20 +239,10 @@ static void *fp_worker(void *arg) {
       snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg());
     }
     j->done++;
-    pthread_cond_signal(&j->cv);
+    if (j->opt->progress && j->st == LU_OK) progress(j->done, j->ncases);
     pthread_mutex_unlock(&j->mu);
   }
   free(buf);
-  return NULL;
-}
-
-static void progress(int done, int total) {
-  int w = 40, f = total > 0 ? done * w / total : w;
-  fprintf(stderr, "\rfingerprint [");
-  for (int i = 0; i < w; i++) fputc(i < f ? '#' : '.', stderr);
-  fprintf(stderr, "] %d/%d", done, total);
-  if (done == total) fputc('\n', stderr);
-  fflush(stderr);
 }
 
 lu_status lu_fingerprint_dataset(const lu_fp_case_in *cases, int ncases, int nchannels, const lu_fp_options *opt,
@@ -263,27 +266,11 @@ lu_status lu_fingerprint_dataset(const lu_fp_case_in *cases, int ncases, int nch
     return lu_fail(LU_ENOMEM, "fingerprint: out of memory for %lld samples", (long long)nchannels * ncases * k);
   }
   pthread_mutex_init(&j.mu, NULL);
-  pthread_cond_init(&j.cv, NULL);
   int nt = opt->threads < 1 ? 1 : opt->threads;
   if (nt > ncases) nt = ncases;
-  pthread_t *th = calloc((size_t)nt, sizeof *th);
-  int started = 0;
-  for (int t = 0; th && t < nt; t++) {
-    if (pthread_create(&th[t], NULL, fp_worker, &j) != 0) break;
-    started++;
-  }
-  if (started == 0) fp_worker(&j); /* no threads: run inline */
-  pthread_mutex_lock(&j.mu);
-  int shown = -1;
-  while (j.done < ncases && (j.st == LU_OK || j.done < j.next)) {
-    if (opt->progress && shown != j.done) { shown = j.done; progress(j.done, ncases); }
-    pthread_cond_wait(&j.cv, &j.mu);
-  }
-  pthread_mutex_unlock(&j.mu);
-  for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
-  free(th);
-  if (opt->progress && j.st == LU_OK) progress(ncases, ncases);
-  lu_status st = j.st;
+  if (opt->progress) progress(0, ncases);
+  lu_status st = lu_parallel_for(nt, nt, fp_worker, &j);
+  if (st == LU_OK) st = j.st;
   if (st == LU_OK) {
     for (int c = 0; c < nchannels; c++) {
       /* compact the samples of cases with foreground */
@@ -300,11 +287,10 @@ lu_status lu_fingerprint_dataset(const lu_fp_case_in *cases, int ncases, int nch
       lu_fp_compute_stats(base, n, &stats[c]);
       if (n > 0) { stats[c].min = mn; stats[c].max = mx; }
     }
-  } else {
-    lu_fail(st, "%s", j.msg);
+  } else if (j.st != LU_OK) {
+    lu_fail(st, "%s", j.msg); /* the worker's message was left on its own thread */
   }
   pthread_mutex_destroy(&j.mu);
-  pthread_cond_destroy(&j.cv);
   free(j.samples); free(j.mins); free(j.maxs);
   return st;
 }

@@ -1,4 +1,5 @@
-/* Dataset fingerprint (nnU-Net v2's DatasetFingerprintExtractor, reference section 2): per training case the crop to
+/* Dataset fingerprint (nnunetv2/experiment_planning/dataset_fingerprint/fingerprint_extractor.py:
+ * DatasetFingerprintExtractor): per training case the crop to
  * the nonzero bounding box, shape after crop, spacing (array order), relative size after cropping and random
  * foreground intensity samples per channel; then global intensity statistics per channel over all samples. */
 #ifndef LU_FINGERPRINT_H

@@ -1,4 +1,5 @@
-/* Per-channel intensity normalisation as nnU-Net v2's default schemes (reference 4.2), in place on
+/* Per-channel intensity normalisation as nnU-Net v2's default schemes
+ * (nnunetv2/preprocessing/normalization/default_normalization_schemes.py), in place on
  * float32, eps 1e-8 (float32 target). */
 #ifndef LU_NORMALIZE_H
 #define LU_NORMALIZE_H

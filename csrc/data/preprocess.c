@@ -225,6 +225,8 @@ static pp_job *pop_job(pp_job **head, pp_job **tail) {
   return j;
 }
 
+/* A long-lived worker (it waits for submitted cases until the pool is freed), so it has its own pthread
+ * rather than lu_parallel_for, which splits one known piece of work and joins before returning. */
 static void *pool_main(void *arg) {
   lu_pp_pool *p = arg;
   for (;;) {

@@ -1,4 +1,5 @@
-/* One case through nnU-Net v2's preprocessing (run_case_npy, reference 4.1): transpose -> crop to nonzero ->
+/* One case through nnU-Net v2's preprocessing (nnunetv2/preprocessing/preprocessors/default_preprocessor.py:
+ * DefaultPreprocessor.run_case_npy): transpose -> crop to nonzero ->
  * normalise per channel -> resample data and seg -> foreground locations; seg becomes int8 when its
  * maximum is <= 127, else int16. Memory: about 3 float32 copies of the case at the peak. */
 #ifndef LU_PREPROCESS_H

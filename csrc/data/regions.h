@@ -1,4 +1,5 @@
-/* Region-based training (reference 1.3, 6.2, 6.3, 7.3 step 15): label maps -> region masks as
+/* Region-based training (nnunetv2 documentation/region_based_training.md; nnunetv2/utilities/label_handling/
+ * label_handling.py: LabelManager; nnUNetTrainer.validation_step): label maps -> region masks as
  * batchgeneratorsv2's ConvertSegmentationToRegionsTransform, and the validation step's hard TP/FP/FN
  * per region (sigmoid(logit) > 0.5, ignore mask = last target channel). Host tensors only.
  * Shapes: seg (B, Cs, spatial...) with 1..3 spatial axes; masks (B, R, spatial...). */

@@ -2,51 +2,13 @@
 #include "data/resample.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
+
 #define SPLINE_PAD 12 /* scipy's _prepad_for_spline_filter for mode 'nearest' */
 #define PASS_BLOCK 64 /* lines processed together along a strided axis */
-
-/* ---------------------------------------------------------------- threads */
-
-typedef struct par_job {
-  void (*fn)(void *, int64_t, int64_t);
-  void *ctx;
-  int64_t lo, hi;
-} par_job;
-
-static void *par_main(void *p) {
-  par_job *j = p;
-  j->fn(j->ctx, j->lo, j->hi);
-  return NULL;
-}
-
-lu_status lu_parallel_for(int threads, int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
-  if (n <= 0) return LU_OK;
-  if (threads < 1) threads = 1;
-  if (threads > 64) threads = 64;
-  if (threads > n) threads = (int)n;
-  if (threads == 1) {
-    fn(ctx, 0, n);
-    return LU_OK;
-  }
-  pthread_t tid[64];
-  par_job jobs[64];
-  for (int t = 0; t < threads; t++) {
-    jobs[t] = (par_job){fn, ctx, n * t / threads, n * (t + 1) / threads};
-    if (t == 0) continue;
-    if (pthread_create(&tid[t], NULL, par_main, &jobs[t]) != 0) {
-      jobs[t].fn(ctx, jobs[t].lo, jobs[t].hi); /* could not start a thread: run it here */
-      jobs[t].hi = -1;
-    }
-  }
-  fn(ctx, jobs[0].lo, jobs[0].hi);
-  for (int t = 1; t < threads; t++)
-    if (jobs[t].hi != -1) pthread_join(tid[t], NULL);
-  return LU_OK;
-}
 
 /* ---------------------------------------------------------------- shapes, decisions */
 

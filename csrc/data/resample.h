@@ -1,4 +1,5 @@
-/* Resampling as nnU-Net v2's resample_data_or_seg_to_shape (reference 4.3), on host arrays.
+/* Resampling as nnunetv2/preprocessing/resampling/default_resampling.py: resample_data_or_seg_to_shape, on
+ * host arrays.
  *
  * Images: skimage.transform.resize(order, mode='edge', anti_aliasing=False) semantics, i.e. scipy
  * ndimage.zoom(grid_mode=True, mode='nearest'): source coordinate (k + 0.5) * in/out - 0.5, clamped to
@@ -62,8 +63,5 @@ lu_status lu_resize_image(const float *in, const int64_t *din, int rank, float *
                           int order, int clip, int threads);
 lu_status lu_resize_seg(const int16_t *in, const int64_t *din, int rank, int16_t *out, const int64_t *dout,
                         int order, int threads);
-
-/* Runs fn(ctx, lo, hi) over [0, n) split into `threads` contiguous ranges (pthreads; inline if 1). */
-lu_status lu_parallel_for(int threads, int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
 
 #endif

@@ -1,4 +1,6 @@
-/* nnU-Net's patch sampling (reference 7.1, 7.2): which batch positions are forced foreground, the
+/* nnU-Net's patch sampling (nnunetv2/training/dataloading/data_loader.py: nnUNetDataLoader, its
+ * get_do_oversample and get_bbox; nnunetv2/training/data_augmentation/compute_initial_patch_size.py:
+ * get_patch_size): which batch positions are forced foreground, the
  * enlarged initial patch for rotation/scaling, and the bounding box of a patch in a case, random or
  * centred on a stored foreground voxel. All axes are (Z, Y, X); 2-D configurations use patch Z = 1. */
 #ifndef LU_SAMPLER_H

@@ -10,8 +10,8 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "data/resample.h"
-#include "img/image.h"
+#include "core/atomic_file.h"
+#include "core/threads.h"
 
 #define MAGIC "LUNETCS1"
 #define TRAILER "LUNETEND"
@@ -199,7 +199,7 @@ lu_status lu_store_write(const char *path, const lu_tensor *data, const lu_tenso
     }
     put_u64(head + 88, off); /* payload end = trailer position */
     put_u64(head + HEADER_BYTES + idx_bytes, fnv1a(head, HEADER_BYTES + idx_bytes, 1469598103934665603ULL));
-    char tmp[4096];
+    char tmp[LU_ATOMIC_TMP_MAX];
     int fd = -1;
     st = lu_atomic_open(path, tmp, sizeof tmp, &fd);
     if (st == LU_OK) {

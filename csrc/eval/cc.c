@@ -5,17 +5,17 @@
  * component's first voxel. Work is proportional to voxels / 8 (word skipping) plus runs. */
 #include "eval/cc.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
 #include "eval/metrics.h"
 
 typedef struct { int32_t x0, x1; } run_t; /* [x0, x1) */
 
 typedef struct {
   const uint8_t *mask;
-  int64_t nx, row0, row1;
+  int64_t nx;
   int64_t *row_start; /* counts in pass a, offsets in pass b */
   run_t *runs;
   int pass;
@@ -45,9 +45,10 @@ static inline int64_t seek(const uint8_t *p, int64_t x, int64_t nx, int want_fg)
   return x;
 }
 
-static void *scan_worker(void *arg) {
-  scan_job *j = (scan_job *)arg;
-  for (int64_t r = j->row0; r < j->row1; r++) {
+/* Rows [r0, r1): pass 0 counts each row's runs, pass 1 writes them at the row's offset. */
+static void scan_rows(void *ctx, int64_t r0, int64_t r1) {
+  const scan_job *j = ctx;
+  for (int64_t r = r0; r < r1; r++) {
     const uint8_t *p = j->mask + r * j->nx;
     int64_t x = 0, k = 0;
     run_t *out = j->pass ? j->runs + j->row_start[r] : NULL;
@@ -60,18 +61,6 @@ static void *scan_worker(void *arg) {
       x = e;
     }
     if (!j->pass) j->row_start[r] = k;
-  }
-  return NULL;
-}
-
-static void run_jobs(scan_job *jobs, int threads) {
-  pthread_t tids[64];
-  int ok[64] = {0};
-  for (int t = 1; t < threads; t++) ok[t] = pthread_create(&tids[t], NULL, scan_worker, &jobs[t]) == 0;
-  scan_worker(&jobs[0]);
-  for (int t = 1; t < threads; t++) {
-    if (ok[t]) pthread_join(tids[t], NULL);
-    else scan_worker(&jobs[t]);
   }
 }
 
@@ -131,12 +120,11 @@ static lu_status cc_compute(const uint8_t *mask, int64_t nz, int64_t ny, int64_t
   s->row_start = malloc((size_t)(nrows + 1) * sizeof(int64_t));
   if (!s->row_start) return lu_fail(LU_ENOMEM, "cc: no memory for %lld row offsets", (long long)nrows);
   if (threads < 1) threads = 1;
-  if (threads > 64) threads = 64;
+  if (threads > LU_MAX_THREADS) threads = LU_MAX_THREADS;
   if (nrows < threads * 64) threads = 1;
-  scan_job jobs[64];
-  for (int t = 0; t < threads; t++)
-    jobs[t] = (scan_job){mask, nx, nrows * t / threads, nrows * (t + 1) / threads, s->row_start, NULL, 0};
-  run_jobs(jobs, threads);
+  scan_job job = {mask, nx, s->row_start, NULL, 0};
+  lu_status st = lu_parallel_for(threads, nrows, scan_rows, &job);
+  if (st != LU_OK) { cc_free(s); return st; }
   int64_t total = 0;
   for (int64_t r = 0; r < nrows; r++) {
     int64_t c = s->row_start[r];
@@ -148,8 +136,10 @@ static lu_status cc_compute(const uint8_t *mask, int64_t nz, int64_t ny, int64_t
   s->runs = malloc((size_t)(total ? total : 1) * sizeof(run_t));
   int32_t *parent = malloc((size_t)(total ? total : 1) * sizeof(int32_t));
   if (!s->runs || !parent) { free(parent); cc_free(s); return lu_fail(LU_ENOMEM, "cc: no memory for %lld runs", (long long)total); }
-  for (int t = 0; t < threads; t++) { jobs[t].pass = 1; jobs[t].runs = s->runs; }
-  run_jobs(jobs, threads);
+  job.pass = 1;
+  job.runs = s->runs;
+  st = lu_parallel_for(threads, nrows, scan_rows, &job);
+  if (st != LU_OK) { free(parent); cc_free(s); return st; }
   for (int64_t i = 0; i < total; i++) parent[i] = (int32_t)i;
 
   const int ext_face = connectivity == 6 ? 0 : 1;   /* (z,y-1) and (z-1,y) */

@@ -1,9 +1,8 @@
+/* Probability averaging (see ensemble.h). */
 #include "eval/ensemble.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 /* dst[i] (+)= (float)src[i] */
 static lu_status accumulate(float *dst, const lu_tensor *t, int64_t n, int first) {
@@ -50,37 +49,6 @@ lu_status lu_eval_average(int n, const lu_tensor *const *probs, lu_tensor **out)
   }
   const float k = (float)n;
   if (n > 1) for (int64_t i = 0; i < m; i++) d[i] /= k;
-  *out = t;
-  return LU_OK;
-}
-
-lu_status lu_eval_probs_to_seg(const lu_tensor *probs, const int32_t *order, int n_order, lu_tensor **out) {
-  if (!probs->host || probs->ndim < 2) return lu_fail(LU_EARG, "probs_to_seg: expected a host tensor (C, ...)");
-  int64_t c = probs->shape[0];
-  int64_t m = lu_shape_numel(probs->ndim - 1, probs->shape + 1);
-  if (order && n_order != c) return lu_fail(LU_EARG, "probs_to_seg: %d regions in regions_class_order but %lld channels", n_order, (long long)c);
-  int maxv = (int)c - 1;
-  if (order) { maxv = 0; for (int i = 0; i < n_order; i++) if (order[i] > maxv) maxv = order[i]; }
-  lu_dtype dt = maxv < 256 ? LU_U8 : LU_U16;
-  lu_tensor *f = NULL;
-  if (probs->dtype == LU_F32) f = (lu_tensor *)probs;
-  else LU_TRY(lu_eval_average(1, &probs, &f));
-  lu_tensor *t = NULL;
-  lu_status st = lu_tensor_new_host(&t, dt, probs->ndim - 1, probs->shape + 1);
-  if (st != LU_OK) { if (f != probs) lu_tensor_free(f); return st; }
-  const float *p = f->host;
-  for (int64_t i = 0; i < m; i++) {
-    int v = 0;
-    if (order) {
-      for (int64_t k = 0; k < c; k++) if (p[k * m + i] > 0.5f) v = order[k];
-    } else {
-      float best = p[i];
-      for (int64_t k = 1; k < c; k++) if (p[k * m + i] > best) { best = p[k * m + i]; v = (int)k; }
-    }
-    if (dt == LU_U8) ((uint8_t *)t->host)[i] = (uint8_t)v;
-    else ((uint16_t *)t->host)[i] = (uint16_t)v;
-  }
-  if (f != probs) lu_tensor_free(f);
   *out = t;
   return LU_OK;
 }

@@ -4,9 +4,10 @@
 #include "eval/metrics.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/threads.h"
 
 #define BINS_OF(T)                                                                              \
   do {                                                                                          \
@@ -50,14 +51,13 @@ typedef struct {
 
 #define HIST_CHUNK 65536
 
-static void *hist_worker(void *arg) {
-  hist_job *j = (hist_job *)arg;
+static void hist_worker(hist_job *j) {
   uint16_t *br = malloc(HIST_CHUNK * sizeof(uint16_t)), *bp = malloc(HIST_CHUNK * sizeof(uint16_t));
   if (!br || !bp) {
     free(br);
     free(bp);
     j->st = lu_fail(LU_ENOMEM, "eval: no memory for histogram buffers");
-    return NULL;
+    return;
   }
   const int nb = j->nbins;
   for (int64_t s = j->begin; s < j->end; s += HIST_CHUNK) {
@@ -68,7 +68,11 @@ static void *hist_worker(void *arg) {
   }
   free(br);
   free(bp);
-  return NULL;
+}
+
+/* lu_parallel_for over job indices (one job per thread). */
+static void hist_range(void *ctx, int64_t lo, int64_t hi) {
+  for (int64_t t = lo; t < hi; t++) hist_worker((hist_job *)ctx + t);
 }
 
 lu_status lu_eval_confusion(const lu_tensor *ref, const lu_tensor *pred, const lu_label_sets *sets,
@@ -91,28 +95,21 @@ lu_status lu_eval_confusion(const lu_tensor *ref, const lu_tensor *pred, const l
     }
   int nb = maxl + 2; /* values 0..maxl, then "any other value" */
   if (threads < 1) threads = 1;
-  if (threads > 64) threads = 64;
+  if (threads > LU_MAX_THREADS) threads = LU_MAX_THREADS;
   if (n < (int64_t)threads * HIST_CHUNK) threads = (int)(n / HIST_CHUNK) + 1;
-  if (threads > 64) threads = 64;
+  if (threads > LU_MAX_THREADS) threads = LU_MAX_THREADS;
   int64_t *hist = calloc((size_t)threads * nb * nb, sizeof(int64_t));
   hist_job *jobs = calloc((size_t)threads, sizeof(hist_job));
-  pthread_t *tids = calloc((size_t)threads, sizeof(pthread_t));
-  int8_t *started = calloc((size_t)threads, 1);
   uint8_t *in_set = calloc((size_t)nb, 1);
   lu_status st = LU_OK;
-  if (!hist || !jobs || !tids || !started || !in_set) {
+  if (!hist || !jobs || !in_set) {
     st = lu_fail(LU_ENOMEM, "eval: no memory for %d histograms of %d bins", threads, nb);
     goto done;
   }
-  for (int t = 0; t < threads; t++) {
+  for (int t = 0; t < threads; t++)
     jobs[t] = (hist_job){ref, pred, n * t / threads, n * (t + 1) / threads, nb, hist + (int64_t)t * nb * nb, LU_OK};
-    if (t > 0) started[t] = pthread_create(&tids[t], NULL, hist_worker, &jobs[t]) == 0;
-  }
-  hist_worker(&jobs[0]);
-  for (int t = 1; t < threads; t++) {
-    if (started[t]) pthread_join(tids[t], NULL);
-    else hist_worker(&jobs[t]);
-  }
+  st = lu_parallel_for(threads, threads, hist_range, jobs);
+  if (st != LU_OK) goto done;
   for (int t = 0; t < threads; t++)
     if (jobs[t].st != LU_OK) { st = jobs[t].st; goto done; }
   for (int t = 1; t < threads; t++)
@@ -140,8 +137,6 @@ lu_status lu_eval_confusion(const lu_tensor *ref, const lu_tensor *pred, const l
 done:
   free(hist);
   free(jobs);
-  free(tids);
-  free(started);
   free(in_set);
   return st;
 }

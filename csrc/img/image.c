@@ -68,27 +68,3 @@ lu_status lu_image_write(const char *path, const lu_image *img) {
   return lu_fail(LU_EUNSUPPORTED, "%s: unsupported image file ending (expected .nii, .nii.gz, .tif, .tiff, .png)", path);
 }
 
-lu_status lu_atomic_open(const char *path, char *tmp, size_t ntmp, int *fd) {
-  int n = snprintf(tmp, ntmp, "%s.tmp-XXXXXX", path);
-  if (n < 0 || (size_t)n >= ntmp) return lu_fail(LU_EARG, "%s: path too long", path);
-  *fd = mkstemp(tmp);
-  if (*fd < 0) return lu_fail(LU_EIO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-  if (fchmod(*fd, 0644) != 0) { /* mkstemp makes 0600; images are shared files */
-    int e = errno;
-    close(*fd);
-    unlink(tmp);
-    return lu_fail(LU_EIO, "%s: chmod of temporary file failed: %s", path, strerror(e));
-  }
-  return LU_OK;
-}
-
-lu_status lu_atomic_commit(const char *tmp, const char *path) {
-  if (rename(tmp, path) != 0) {
-    int e = errno;
-    unlink(tmp);
-    return lu_fail(LU_EIO, "%s: cannot rename temporary file into place: %s", path, strerror(e));
-  }
-  return LU_OK;
-}
-
-void lu_atomic_abort(const char *tmp) { unlink(tmp); }

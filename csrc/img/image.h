@@ -47,12 +47,6 @@ lu_status lu_tiff_write(const char *path, const lu_image *img);
 lu_status lu_png_read(const char *path, lu_image *out);
 lu_status lu_png_write(const char *path, const lu_image *img);
 
-/* Atomic writes: a unique temporary file next to `path` (mode 0644), renamed over `path` on
- * success, removed on failure. */
-lu_status lu_atomic_open(const char *path, char *tmp, size_t ntmp, int *fd);
-lu_status lu_atomic_commit(const char *tmp, const char *path);
-void lu_atomic_abort(const char *tmp);
-
 /* Helpers shared by the readers. */
 int lu_path_has_suffix(const char *path, const char *suffix); /* case-insensitive */
 /* Overflow-checked product of n non-negative sizes times elem; LU_EFORMAT naming path on overflow

@@ -28,6 +28,8 @@
 
 #include <nifti2_io.h>
 
+#include "core/atomic_file.h"
+
 #define LU_GZ_BUF (1u << 20)
 #define LU_IO_CHUNK ((size_t)1 << 28)
 
@@ -507,7 +509,7 @@ lu_status lu_nifti_write(const char *path, const lu_image *img) {
   h.srow_y[3] = (float)off[1];
   h.srow_z[3] = (float)off[2];
 
-  char tmp[4096];
+  char tmp[LU_ATOMIC_TMP_MAX];
   int fd;
   LU_TRY(lu_atomic_open(path, tmp, sizeof tmp, &fd));
   int gzip = lu_path_has_suffix(path, ".gz");

@@ -12,6 +12,8 @@
 
 #include <png.h>
 
+#include "core/atomic_file.h"
+
 typedef struct png_msgs {
   char err[256];
 } png_msgs;
@@ -121,15 +123,9 @@ lu_status lu_png_write(const char *path, const lu_image *img) {
     return lu_fail(LU_EARG, "%s: PNG needs 1 to 4 channels and a non-empty image", path);
   static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGBA};
   size_t elem = lu_dtype_size(t->dtype), plane = (size_t)(x * y), rowbytes = (size_t)x * (size_t)c * elem;
-  char tmp[4096];
-  int fd;
-  LU_TRY(lu_atomic_open(path, tmp, sizeof tmp, &fd));
-  FILE *f = fdopen(fd, "wb");
-  if (!f) {
-    close(fd);
-    lu_atomic_abort(tmp);
-    return lu_fail(LU_EIO, "%s: cannot open temporary file", path);
-  }
+  char tmp[LU_ATOMIC_TMP_MAX];
+  FILE *f;
+  LU_TRY(lu_atomic_fopen(path, tmp, sizeof tmp, &f));
   png_msgs m = {{0}};
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &m, on_error, on_warning);
   png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -163,9 +159,5 @@ lu_status lu_png_write(const char *path, const lu_image *img) {
   png_write_end(png, NULL);
   png_destroy_write_struct(&png, &info);
   free(row);
-  if (fclose(f) != 0) {
-    lu_atomic_abort(tmp);
-    return lu_fail(LU_EIO, "%s: close failed: %s", path, strerror(errno));
-  }
-  return lu_atomic_commit(tmp, path);
+  return lu_atomic_fclose(f, tmp, path, LU_OK);
 }

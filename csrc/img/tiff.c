@@ -13,6 +13,8 @@
 
 #include <tiffio.h>
 
+#include "core/atomic_file.h"
+
 typedef struct tiff_msgs {
   char err[512];
 } tiff_msgs;
@@ -261,7 +263,7 @@ lu_status lu_tiff_write(const char *path, const lu_image *img) {
   }
   size_t elem = lu_dtype_size(t->dtype);
   size_t total = (size_t)lu_tensor_numel(t) * elem;
-  char tmp[4096];
+  char tmp[LU_ATOMIC_TMP_MAX];
   int fd;
   LU_TRY(lu_atomic_open(path, tmp, sizeof tmp, &fd));
   tiff_msgs m = {{0}};

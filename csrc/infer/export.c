@@ -2,25 +2,13 @@
 #include "infer/export.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "data/resample.h"
-
-static float h2f(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, b;
-  if (e == 0) {
-    float f = (float)m * 5.9604644775390625e-08f;
-    return sign ? -f : f;
-  }
-  if (e == 31) b = sign | 0x7f800000u | (m << 13);
-  else b = sign | ((e + 112u) << 23) | (m << 13);
-  float f;
-  memcpy(&f, &b, 4);
-  return f;
-}
+#include "core/threads.h"
 
 static inline float getf(const lu_tensor *t, int64_t i) {
-  return t->dtype == LU_F32 ? ((const float *)t->host)[i] : h2f(((const uint16_t *)t->host)[i]);
+  return t->dtype == LU_F32 ? ((const float *)t->host)[i] : lu_half_to_float(((const uint16_t *)t->host)[i]);
 }
 
 static lu_status check_float(const lu_tensor *t, const char *what) {
@@ -38,6 +26,41 @@ static lu_status check_seg(const lu_tensor *seg, int64_t off, int64_t n, const c
   return LU_OK;
 }
 
+/* The two label rules, written once for the streaming export (one class volume at a time) and for whole
+ * (C, ...) tensors (lu_ex_probs_to_seg). cls values [c0, c0 + n) are class k's voxels; seg voxels
+ * [off, off + n) receive the labels. Arguments are checked by the callers. */
+
+/* Argmax with ties to the lowest class: class k replaces the running maximum only where strictly larger. */
+static void argmax_fold(const lu_tensor *cls, int64_t c0, int64_t n, int k, float *m, lu_tensor *seg, int64_t off) {
+  if (seg->dtype == LU_U8) {
+    uint8_t *s = (uint8_t *)seg->host + off;
+    for (int64_t i = 0; i < n; i++) {
+      float v = getf(cls, c0 + i);
+      if (k == 0 || v > m[i]) { m[i] = v; s[i] = (uint8_t)k; }
+    }
+  } else {
+    uint16_t *s = (uint16_t *)seg->host + off;
+    for (int64_t i = 0; i < n; i++) {
+      float v = getf(cls, c0 + i);
+      if (k == 0 || v > m[i]) { m[i] = v; s[i] = (uint16_t)k; }
+    }
+  }
+}
+
+/* Regions: seg = label where the probability is > 0.5, later regions overwriting earlier ones. logits:
+ * cls holds logits, thresholded as sigmoid(v) > 0.5 in float32 (as nnunetv2 applies the sigmoid first). */
+static void region_fold(const lu_tensor *cls, int64_t c0, int64_t n, int label, int logits, lu_tensor *seg,
+                        int64_t off) {
+  for (int64_t i = 0; i < n; i++) {
+    float v = getf(cls, c0 + i);
+    float p = logits ? 1.0f / (1.0f + expf(-v)) : v;
+    if (p > 0.5f) {
+      if (seg->dtype == LU_U8) ((uint8_t *)seg->host)[off + i] = (uint8_t)label;
+      else ((uint16_t *)seg->host)[off + i] = (uint16_t)label;
+    }
+  }
+}
+
 lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_tensor *seg, int64_t off) {
   LU_TRY(check_float(cls, "argmax"));
   int64_t n = lu_tensor_numel(cls);
@@ -46,20 +69,7 @@ lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_t
     return lu_fail(LU_EARG, "argmax: running maximum must be f32 with %lld voxels", (long long)n);
   if (k < 0 || (seg->dtype == LU_U8 && k > 255) || k > 65535)
     return lu_fail(LU_EARG, "argmax: class index %d does not fit the segmentation dtype", k);
-  float *m = maxv->host;
-  if (seg->dtype == LU_U8) {
-    uint8_t *s = (uint8_t *)seg->host + off;
-    for (int64_t i = 0; i < n; i++) {
-      float v = getf(cls, i);
-      if (k == 0 || v > m[i]) { m[i] = v; s[i] = (uint8_t)k; }
-    }
-  } else {
-    uint16_t *s = (uint16_t *)seg->host + off;
-    for (int64_t i = 0; i < n; i++) {
-      float v = getf(cls, i);
-      if (k == 0 || v > m[i]) { m[i] = v; s[i] = (uint16_t)k; }
-    }
-  }
+  argmax_fold(cls, 0, n, k, maxv->host, seg, off);
   return LU_OK;
 }
 
@@ -69,15 +79,41 @@ lu_status lu_ex_region_update(const lu_tensor *cls, int label, lu_tensor *seg, i
   LU_TRY(check_seg(seg, off, n, "regions"));
   if (label < 0 || (seg->dtype == LU_U8 && label > 255) || label > 65535)
     return lu_fail(LU_EARG, "regions: label %d does not fit the segmentation dtype", label);
-  for (int64_t i = 0; i < n; i++) {
-    /* sigmoid(v) > 0.5 in float32 */
-    float v = getf(cls, i);
-    float p = 1.0f / (1.0f + expf(-v));
-    if (p > 0.5f) {
-      if (seg->dtype == LU_U8) ((uint8_t *)seg->host)[off + i] = (uint8_t)label;
-      else ((uint16_t *)seg->host)[off + i] = (uint16_t)label;
-    }
+  region_fold(cls, 0, n, label, 1, seg, off);
+  return LU_OK;
+}
+
+lu_status lu_ex_probs_to_seg(const lu_tensor *probs, const int32_t *order, int n_order, lu_tensor **out) {
+  if (!probs->host || probs->ndim < 2) return lu_fail(LU_EARG, "probs_to_seg: expected a host tensor (C, ...)");
+  if (probs->dtype != LU_F32 && probs->dtype != LU_F16 && probs->dtype != LU_F64)
+    return lu_fail(LU_EUNSUPPORTED, "probs_to_seg: probabilities of dtype %s (expected f16/f32/f64)",
+                   lu_dtype_name(probs->dtype));
+  int64_t c = probs->shape[0];
+  int64_t m = lu_shape_numel(probs->ndim - 1, probs->shape + 1);
+  if (order && n_order != c)
+    return lu_fail(LU_EARG, "probs_to_seg: %d regions in regions_class_order but %lld channels", n_order, (long long)c);
+  int maxl = (int)c - 1;
+  if (order) { maxl = 0; for (int i = 0; i < n_order; i++) if (order[i] > maxl) maxl = order[i]; }
+  lu_tensor *f = (lu_tensor *)probs, *seg = NULL;
+  float *run = NULL;
+  /* f64 is compared in float32, as the ensemble's float32 average is */
+  lu_status st = probs->dtype == LU_F64 ? lu_tensor_convert_host(probs, LU_F32, &f) : LU_OK;
+  if (st == LU_OK) st = lu_tensor_new_host(&seg, maxl < 256 ? LU_U8 : LU_U16, probs->ndim - 1, probs->shape + 1);
+  if (st == LU_OK && !order) {
+    run = malloc((size_t)(m ? m : 1) * sizeof(float));
+    if (!run) st = lu_fail(LU_ENOMEM, "probs_to_seg: running maximum of %lld voxels", (long long)m);
   }
+  for (int64_t k = 0; st == LU_OK && k < c; k++) {
+    if (order) region_fold(f, k * m, m, order[k], 0, seg, 0);
+    else argmax_fold(f, k * m, m, (int)k, run, seg, 0);
+  }
+  free(run);
+  if (f != probs) lu_tensor_free(f);
+  if (st != LU_OK) {
+    lu_tensor_free(seg);
+    return st;
+  }
+  *out = seg;
   return LU_OK;
 }
 

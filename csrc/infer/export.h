@@ -1,6 +1,8 @@
-/* Export of predicted logits to the original geometry (reference 8.4), host arrays, one class volume
- * at a time where possible: the caller resamples class k (lu_resample), folds it into a running
- * segmentation (lu_ex_argmax_update / lu_ex_region_update), then un-crops and un-transposes. */
+/* Export of predicted logits to the original geometry, as nnunetv2/inference/export_prediction.py:
+ * convert_predicted_logits_to_segmentation_with_correct_shape, on host arrays, one class volume at a time
+ * where possible: the caller resamples class k (lu_resample), folds it into a running segmentation
+ * (lu_ex_argmax_update / lu_ex_region_update), then un-crops and un-transposes. lu_ex_probs_to_seg applies
+ * the same label rules to a whole (C, ...) tensor of probabilities (ensembling, validation). */
 #ifndef LU_INFER_EXPORT_H
 #define LU_INFER_EXPORT_H
 
@@ -15,6 +17,12 @@ lu_status lu_ex_argmax_update(const lu_tensor *cls, int k, lu_tensor *maxv, lu_t
 
 /* Region rule: seg[off + i] = label where sigmoid(cls[i]) > 0.5 (i.e. cls > 0). */
 lu_status lu_ex_region_update(const lu_tensor *cls, int label, lu_tensor *seg, int64_t off);
+
+/* probs (C, ...) -> segmentation (...) of dtype U8 (largest label < 256) or U16, as nnunetv2's
+ * LabelManager.convert_probabilities_to_segmentation (nnunetv2/utilities/label_handling/label_handling.py):
+ * argmax over C (ties: lowest index); with regions (order != NULL, n_order == C): zeros, then for i in
+ * channel order seg[probs[i] > 0.5] = order[i]. probs: f16, f32 or f64 (compared in float32). */
+lu_status lu_ex_probs_to_seg(const lu_tensor *probs, const int32_t *order, int n_order, lu_tensor **out);
 
 /* In-place softmax (regions: sigmoid) over axis 0 of a (K, ...) F32 tensor. */
 lu_status lu_ex_softmax(lu_tensor *t, int sigmoid, int threads);

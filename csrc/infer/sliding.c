@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cl/program.h"
-#include "data/resample.h"
+#include "core/threads.h"
 
 /* ------------------------------------------------------------------------------------------------ steps */
 

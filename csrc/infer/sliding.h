@@ -1,4 +1,6 @@
-/* Sliding-window inference as nnU-Net v2's nnUNetPredictor (reference 8.3), on host arrays.
+/* Sliding-window inference as nnunetv2/inference/predict_from_raw_data.py:
+ * nnUNetPredictor.predict_sliding_window_return_logits (window placement and Gaussian weights from
+ * nnunetv2/inference/sliding_window_prediction.py), on host arrays.
  *
  * Volumes are (C, Z, Y, X) float32; a 2-D configuration is handled as a 3-D one whose patch is
  * (1, py, px) and whose z steps are every slice. The padded volume of nnU-Net (constant 0 so that each

@@ -1,6 +1,8 @@
 /* lunet.core.async: one network training step on a worker thread, so the host prepares the next batch
- * (sampling, augmentation, region conversion) while the device runs this step (issue 8: training must not
- * stall waiting for batches).
+ * (sampling, augmentation, region conversion) while the device runs this step, so training does not stall
+ * waiting for batches (nnunetv2 gets the same overlap from its background data-loader processes,
+ * nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: get_dataloaders). The step runs on a dedicated pthread, not
+ * core/threads.h's lu_parallel_for: it must run beside the Lua caller and be joined later, by job:wait().
  *   train_step(net (a lunet.core.net Net), x, target, opts) -> job   (opts as Net:train_step's)
  *   job:wait() -> loss, grad_norm, seconds  (joins the thread; raises the step's error; idempotent; seconds:
  *                                           the step's wall time on the worker)

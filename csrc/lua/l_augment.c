@@ -17,25 +17,11 @@
 #include "lua/l_common.h"
 #include "lua/l_rng.h"
 
-static void opt_num(lua_State *L, int idx, const char *k, double *v) {
-  lua_getfield(L, idx, k);
-  if (!lua_isnil(L, -1)) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "augment params: %s must be a number", k);
-    *v = lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-}
-
 static void read_params(lua_State *L, int idx, lu_aug_params *p) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  double dim = 3, rot = 0.5235987755982988;
-  opt_num(L, idx, "dim", &dim);
-  lua_getfield(L, idx, "dummy2d");
-  int dummy = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  opt_num(L, idx, "rotation", &rot);
-  lu_aug_defaults(p, (int)dim, dummy, rot);
-#define F(name) opt_num(L, idx, #name, &p->name)
+  double dim = lu_lua_field_number(L, idx, "dim", 3), rot = lu_lua_field_number(L, idx, "rotation", 0.5235987755982988);
+  lu_aug_defaults(p, (int)dim, lu_lua_field_bool(L, idx, "dummy2d", 0), rot);
+#define F(name) p->name = lu_lua_field_number(L, idx, #name, p->name)
   F(p_rotation); F(rot_lo); F(rot_hi); F(p_scaling); F(scale_lo); F(scale_hi);
   F(p_noise); F(noise_lo); F(noise_hi); F(p_blur); F(blur_p_channel); F(blur_lo); F(blur_hi);
   F(p_brightness); F(brightness_lo); F(brightness_hi); F(p_contrast); F(contrast_lo); F(contrast_hi);
@@ -60,16 +46,6 @@ static void read_params(lua_State *L, int idx, lu_aug_params *p) {
   lua_pop(L, 1);
 }
 
-static void check_ints(lua_State *L, int idx, int n, int64_t *out, const char *what) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  if ((int)luaL_len(L, idx) != n) luaL_error(L, "augment: %s must have %d entries", what, n);
-  for (int i = 0; i < n; i++) {
-    lua_geti(L, idx, i + 1);
-    out[i] = (int64_t)luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
-  }
-}
-
 static lu_tensor *check_host(lua_State *L, int idx, lu_dtype dt, int ndim, const char *what) {
   lu_tensor *t = lu_lua_check_tensor(L, idx);
   if (!t->host || t->dtype != dt || t->ndim != ndim)
@@ -82,8 +58,7 @@ static void push_record(lua_State *L, const lu_aug_record *r) {
   lua_createtable(L, 0, 12);
   lua_pushboolean(L, r->rotated); lua_setfield(L, -2, "rotated");
   lua_pushboolean(L, r->scaled); lua_setfield(L, -2, "scaled");
-  lua_createtable(L, 3, 0);
-  for (int d = 0; d < 3; d++) { lua_pushnumber(L, r->angle[d]); lua_rawseti(L, -2, d + 1); }
+  lu_lua_push_numbers(L, r->angle, 3);
   lua_setfield(L, -2, "angle");
   lua_pushnumber(L, r->scale); lua_setfield(L, -2, "scale");
   lua_pushboolean(L, r->noise); lua_setfield(L, -2, "noise");
@@ -105,7 +80,7 @@ static int l_batch(lua_State *L) {
   lu_tensor *img = check_host(L, 3, LU_F32, 5, "image batch");
   lu_tensor *seg = lua_isnoneornil(L, 4) ? NULL : check_host(L, 4, LU_I16, 5, "seg batch");
   int64_t out[3];
-  check_ints(L, 5, 3, out, "output patch");
+  lu_lua_check_ints(L, 5, out, 3, 3, "augment: output patch");
   int threads = (int)luaL_optinteger(L, 6, 2);
   int B = (int)img->shape[0], C = (int)img->shape[1], Cs = seg ? (int)seg->shape[1] : 0;
   if (seg && (seg->shape[0] != B || seg->shape[2] != img->shape[2] || seg->shape[3] != img->shape[3] || seg->shape[4] != img->shape[4]))
@@ -187,7 +162,7 @@ static int l_spatial(lua_State *L) {
   lu_tensor *img = check_host(L, 1, LU_F32, 4, "image");
   lu_tensor *seg = lua_isnoneornil(L, 2) ? NULL : check_host(L, 2, LU_I16, 4, "seg");
   int64_t out[3];
-  check_ints(L, 3, 3, out, "output shape");
+  lu_lua_check_ints(L, 3, out, 3, 3, "augment: output shape");
   luaL_checktype(L, 4, LUA_TTABLE);
   int nm = (int)luaL_len(L, 4);
   if (nm != 9 && nm != 4) return luaL_error(L, "augment.spatial: matrix must have 9 (3-D) or 4 (planar) entries");

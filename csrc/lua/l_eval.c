@@ -1,19 +1,13 @@
-/* lunet.core.eval: confusion counts for metrics, connected components, keep-largest filters. */
+/* lunet.core.eval: confusion counts for metrics, connected components, keep-largest filters, probability
+ * averaging and probabilities to segmentation. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval/cc.h"
 #include "eval/ensemble.h"
 #include "eval/metrics.h"
+#include "infer/export.h"
 #include "lua/l_common.h"
-
-static int opt_int_field(lua_State *L, int idx, const char *k, int def) {
-  if (lua_type(L, idx) != LUA_TTABLE) return def;
-  lua_getfield(L, idx, k);
-  int v = lua_isnil(L, -1) ? def : (int)luaL_checkinteger(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
 
 /* Reads an array of labels or of arrays of labels (regions) at idx into sets. */
 static void check_label_sets(lua_State *L, int idx, lu_label_sets *sets, int32_t **offsets, int32_t **labels) {
@@ -64,7 +58,7 @@ static int l_confusion(lua_State *L) {
     if (!lua_isnil(L, -1)) { has_ignore = 1; ignore = (int)luaL_checkinteger(L, -1); }
     lua_pop(L, 1);
   }
-  int threads = opt_int_field(L, 4, "threads", 1);
+  int threads = (int)lu_lua_field_int(L, 4, "threads", 1);
   int64_t *counts = lua_newuserdatauv(L, sizeof(int64_t) * 4 * (size_t)sets.n_items, 0);
   LU_LCHECK(L, lu_eval_confusion(ref, pred, &sets, has_ignore, ignore, threads, counts), "eval.confusion");
   static const char *const keys[4] = {"TP", "FP", "FN", "TN"};
@@ -94,7 +88,7 @@ static void dims3(lua_State *L, const lu_tensor *t, int64_t *nz, int64_t *ny, in
 static int l_cc_label(lua_State *L) {
   lu_tensor *m = lu_lua_check_tensor(L, 1);
   if (!m->host) luaL_argerror(L, 1, "host tensor expected");
-  int conn = opt_int_field(L, 2, "connectivity", 26), threads = opt_int_field(L, 2, "threads", 1);
+  int conn = (int)lu_lua_field_int(L, 2, "connectivity", 26), threads = (int)lu_lua_field_int(L, 2, "threads", 1);
   int64_t nz, ny, nx;
   dims3(L, m, &nz, &ny, &nx);
   int64_t n = lu_tensor_numel(m);
@@ -148,7 +142,7 @@ static int l_keep_largest(lua_State *L) {
     if (!lua_isnil(L, -1)) bg = luaL_checknumber(L, -1);
     lua_pop(L, 1);
   }
-  int conn = opt_int_field(L, 3, "connectivity", 26), threads = opt_int_field(L, 3, "threads", 1);
+  int conn = (int)lu_lua_field_int(L, 3, "connectivity", 26), threads = (int)lu_lua_field_int(L, 3, "threads", 1);
   lu_tensor *out = NULL;
   LU_LCHECK(L, lu_tensor_new_host(&out, seg->dtype, seg->ndim, seg->shape), "eval.keep_largest");
   memcpy(out->host, seg->host, (size_t)lu_tensor_numel(seg) * lu_dtype_size(seg->dtype));
@@ -192,7 +186,7 @@ static int l_probs_to_seg(lua_State *L) {
     }
   }
   lu_tensor *out = NULL;
-  LU_LCHECK(L, lu_eval_probs_to_seg(p, order, n, &out), "eval.probs_to_seg");
+  LU_LCHECK(L, lu_ex_probs_to_seg(p, order, n, &out), "eval.probs_to_seg");
   lu_lua_push_tensor(L, out);
   return 1;
 }

@@ -10,23 +10,6 @@
 #include "data/fingerprint.h"
 #include "lua/l_common.h"
 
-static void push_i3(lua_State *L, const int64_t *v) {
-  lua_createtable(L, 3, 0);
-  for (int d = 0; d < 3; d++) { lua_pushinteger(L, (lua_Integer)v[d]); lua_rawseti(L, -2, d + 1); }
-}
-
-static void push_d3(lua_State *L, const double *v) {
-  lua_createtable(L, 3, 0);
-  for (int d = 0; d < 3; d++) { lua_pushnumber(L, v[d]); lua_rawseti(L, -2, d + 1); }
-}
-
-static lua_Integer opt_int(lua_State *L, int idx, const char *k, lua_Integer def) {
-  lua_getfield(L, idx, k);
-  lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
 typedef struct fp_bufs {
   lu_fp_case_in *in;
   const char **paths;
@@ -47,12 +30,10 @@ static int l_dataset(lua_State *L) {
   int has_opt = lua_istable(L, 3);
   lu_fp_options opt = {2, 10000, 1234, 1};
   if (has_opt) {
-    opt.threads = (int)opt_int(L, 3, "threads", 2);
-    opt.samples_per_case = (int64_t)opt_int(L, 3, "samples_per_case", 10000);
-    opt.seed = (uint64_t)opt_int(L, 3, "seed", 1234);
-    lua_getfield(L, 3, "progress");
-    if (!lua_isnil(L, -1)) opt.progress = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    opt.threads = (int)lu_lua_field_int(L, 3, "threads", 2);
+    opt.samples_per_case = (int64_t)lu_lua_field_int(L, 3, "samples_per_case", 10000);
+    opt.seed = (uint64_t)lu_lua_field_int(L, 3, "seed", 1234);
+    opt.progress = lu_lua_field_bool(L, 3, "progress", 1);
   }
   lua_Integer n = luaL_len(L, 1);
   if (n < 1) return luaL_argerror(L, 1, "no cases");
@@ -105,18 +86,10 @@ static int l_dataset(lua_State *L) {
   for (lua_Integer i = 0; i < n; i++) {
     const lu_fp_case *c = &b->out[i];
     lua_createtable(L, 0, 6);
-    push_i3(L, c->shape_before); lua_setfield(L, -2, "shape_before_crop");
-    push_i3(L, c->shape_after); lua_setfield(L, -2, "shape_after_crop");
-    push_d3(L, c->spacing); lua_setfield(L, -2, "spacing");
-    lua_createtable(L, 3, 0);
-    for (int d = 0; d < 3; d++) {
-      int64_t be[2] = {c->bbox[d][0], c->bbox[d][1]};
-      lua_createtable(L, 2, 0);
-      lua_pushinteger(L, (lua_Integer)be[0]); lua_rawseti(L, -2, 1);
-      lua_pushinteger(L, (lua_Integer)be[1]); lua_rawseti(L, -2, 2);
-      lua_rawseti(L, -2, d + 1);
-    }
-    lua_setfield(L, -2, "bbox");
+    lu_lua_push_ints(L, c->shape_before, 3); lua_setfield(L, -2, "shape_before_crop");
+    lu_lua_push_ints(L, c->shape_after, 3); lua_setfield(L, -2, "shape_after_crop");
+    lu_lua_push_numbers(L, c->spacing, 3); lua_setfield(L, -2, "spacing");
+    lu_lua_push_bbox(L, c->bbox); lua_setfield(L, -2, "bbox");
     lua_pushnumber(L, c->relative_size); lua_setfield(L, -2, "relative_size");
     lua_pushinteger(L, (lua_Integer)c->num_foreground); lua_setfield(L, -2, "num_foreground");
     lua_rawseti(L, -2, i + 1);

@@ -6,30 +6,18 @@
  * The format is chosen by the file ending (.nii, .nii.gz, .tif, .tiff, .png). */
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "img/image.h"
 #include "lua/l_common.h"
 
-static void push_doubles(lua_State *L, const double *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
+/* geometry[key], when present, as exactly n numbers */
 static void opt_doubles(lua_State *L, int tbl, const char *key, double *v, int n) {
   if (lua_getfield(L, tbl, key) != LUA_TNIL) {
-    if (!lua_istable(L, -1)) luaL_error(L, "image.write: geometry field '%s' must be a table of %d numbers", key, n);
-    if ((int)luaL_len(L, -1) != n) luaL_error(L, "image.write: geometry field '%s' must have %d numbers", key, n);
-    for (int i = 0; i < n; i++) {
-      lua_geti(L, -1, i + 1);
-      int ok;
-      v[i] = lua_tonumberx(L, -1, &ok);
-      if (!ok) luaL_error(L, "image.write: geometry field '%s'[%d] is not a number", key, i + 1);
-      lua_pop(L, 1);
-    }
+    char what[64];
+    snprintf(what, sizeof what, "image.write: geometry field '%s'", key);
+    lu_lua_check_numbers(L, -1, v, n, n, what);
   }
   lua_pop(L, 1);
 }
@@ -42,11 +30,11 @@ static int l_read(lua_State *L) {
   lu_lua_push_tensor(L, img.data); /* takes ownership */
   img.data = NULL;
   lua_setfield(L, -2, "data");
-  push_doubles(L, img.spacing, 3);
+  lu_lua_push_numbers(L, img.spacing, 3);
   lua_setfield(L, -2, "spacing");
-  push_doubles(L, img.origin, 3);
+  lu_lua_push_numbers(L, img.origin, 3);
   lua_setfield(L, -2, "origin");
-  push_doubles(L, img.direction, 9);
+  lu_lua_push_numbers(L, img.direction, 9);
   lua_setfield(L, -2, "direction");
   lua_pushinteger(L, img.sdim);
   lua_setfield(L, -2, "sdim");

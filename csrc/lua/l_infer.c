@@ -21,18 +21,6 @@
 #include "infer/sliding.h"
 #include "lua/l_common.h"
 
-static void check3(lua_State *L, int idx, int64_t *v, const char *what) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  if (lua_rawlen(L, idx) != 3) luaL_error(L, "%s: expected 3 integers", what);
-  for (int i = 0; i < 3; i++) {
-    lua_rawgeti(L, idx, i + 1);
-    int ok;
-    v[i] = (int64_t)lua_tointegerx(L, -1, &ok);
-    if (!ok) luaL_error(L, "%s: entry %d is not an integer", what, i + 1);
-    lua_pop(L, 1);
-  }
-}
-
 static int l_steps(lua_State *L) {
   int64_t size = luaL_checkinteger(L, 1), patch = luaL_checkinteger(L, 2);
   double step = luaL_checknumber(L, 3);
@@ -64,9 +52,9 @@ static int l_gaussian(lua_State *L) {
 static int l_extract(lua_State *L) {
   lu_tensor *d = lu_lua_check_tensor(L, 1);
   int64_t pb[3], st[3], pa[3];
-  check3(L, 2, pb, "extract: pad_before");
-  check3(L, 3, st, "extract: start");
-  check3(L, 4, pa, "extract: patch");
+  lu_lua_check_ints(L, 2, pb, 3, 3, "extract: pad_before");
+  lu_lua_check_ints(L, 3, st, 3, 3, "extract: start");
+  lu_lua_check_ints(L, 4, pa, 3, 3, "extract: patch");
   int flip = (int)luaL_optinteger(L, 5, 0);
   lu_tensor *t;
   LU_LCHECK(L, lu_sw_extract(d, pb, st, pa, flip, &t), "infer.extract");
@@ -88,7 +76,7 @@ static int l_window_add(lua_State *L) {
   lu_tensor *win = lu_lua_check_tensor(L, 1), *tmp;
   lu_tensor *lg = host_of(L, 2, win, &tmp);
   int64_t pa[3];
-  check3(L, 3, pa, "window_add: patch");
+  lu_lua_check_ints(L, 3, pa, 3, 3, "window_add: patch");
   lu_status s = lu_sw_window_add(win, lg, pa, (int)luaL_optinteger(L, 4, 0), lua_toboolean(L, 5));
   if (tmp) lu_tensor_free(tmp);
   LU_LCHECK(L, s, "infer.window_add");
@@ -102,8 +90,8 @@ static int l_accumulate(lua_State *L) {
   lu_tensor *lg = host_of(L, 3, acc, &tmp);
   lu_tensor *g = lua_isnoneornil(L, 4) ? NULL : lu_lua_check_tensor(L, 4);
   int64_t st[3], pa[3];
-  check3(L, 5, st, "accumulate: start");
-  check3(L, 6, pa, "accumulate: patch");
+  lu_lua_check_ints(L, 5, st, 3, 3, "accumulate: start");
+  lu_lua_check_ints(L, 6, pa, 3, 3, "accumulate: patch");
   float divisor = (float)luaL_optnumber(L, 7, 1.0);
   int half = lua_toboolean(L, 8);
   int threads = (int)luaL_optinteger(L, 9, 1);
@@ -116,8 +104,8 @@ static int l_accumulate(lua_State *L) {
 static int l_finalize(lua_State *L) {
   lu_tensor *acc = lu_lua_check_tensor(L, 1), *w = lu_lua_check_tensor(L, 2);
   int64_t pb[3], sh[3];
-  check3(L, 3, pb, "finalize: pad_before");
-  check3(L, 4, sh, "finalize: shape");
+  lu_lua_check_ints(L, 3, pb, 3, 3, "finalize: pad_before");
+  lu_lua_check_ints(L, 4, sh, 3, 3, "finalize: shape");
   lu_tensor *t;
   LU_LCHECK(L, lu_sw_finalize(acc, w, pb, sh, lua_toboolean(L, 5), (int)luaL_optinteger(L, 6, -1), &t),
             "infer.finalize");
@@ -187,7 +175,7 @@ static int l_softmax(lua_State *L) {
 static int l_uncrop(lua_State *L) {
   lu_tensor *t = lu_lua_check_tensor(L, 1);
   int64_t full[3], bb[3][2];
-  check3(L, 2, full, "uncrop: shape");
+  lu_lua_check_ints(L, 2, full, 3, 3, "uncrop: shape");
   luaL_checktype(L, 3, LUA_TTABLE);
   for (int a = 0; a < 3; a++) {
     lua_rawgeti(L, 3, a + 1);
@@ -208,7 +196,7 @@ static int l_uncrop(lua_State *L) {
 static int l_transpose(lua_State *L) {
   lu_tensor *t = lu_lua_check_tensor(L, 1);
   int64_t p[3];
-  check3(L, 2, p, "transpose: perm");
+  lu_lua_check_ints(L, 2, p, 3, 3, "transpose: perm");
   int perm[3] = {(int)p[0], (int)p[1], (int)p[2]};
   lu_tensor *o;
   LU_LCHECK(L, lu_ex_transpose(t, perm, &o), "infer.transpose");

@@ -25,24 +25,6 @@ lu_unet *lu_lua_check_net(lua_State *L, int i) {
   return *u;
 }
 
-static double num_field(lua_State *L, int t, const char *k, double dflt, int required) {
-  lua_getfield(L, t, k);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    if (required) luaL_error(L, "net.new: cfg.%s is required", k);
-    return dflt;
-  }
-  if (lua_isboolean(L, -1)) {
-    double v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-  }
-  if (!lua_isnumber(L, -1)) luaL_error(L, "net.new: cfg.%s must be a number", k);
-  double v = lua_tonumber(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
 /* Reads cfg[k] as an int array of length n (or n x nsp when nsp > 0). */
 static void int_list(lua_State *L, int t, const char *k, int n, int nsp, int *out) {
   lua_getfield(L, t, k);
@@ -70,16 +52,14 @@ static int l_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lu_unet_cfg c;
   memset(&c, 0, sizeof c);
-  lua_getfield(L, 1, "kind");
-  const char *kind = luaL_optstring(L, -1, "plain");
+  const char *kind = lu_lua_field_string(L, 1, "kind", "plain");
   if (strcmp(kind, "plain") == 0) c.kind = LU_UNET_PLAIN;
   else if (strcmp(kind, "resenc") == 0) c.kind = LU_UNET_RESENC;
   else luaL_error(L, "net.new: kind '%s' (plain or resenc)", kind);
-  lua_pop(L, 1);
-  c.nsp = (int)num_field(L, 1, "nsp", 0, 1);
-  c.in_channels = (int)num_field(L, 1, "in_channels", 0, 1);
-  c.num_classes = (int)num_field(L, 1, "num_classes", 0, 1);
-  c.n_stages = (int)num_field(L, 1, "n_stages", 0, 1);
+  c.nsp = (int)lu_lua_check_field_number(L, 1, "nsp");
+  c.in_channels = (int)lu_lua_check_field_number(L, 1, "in_channels");
+  c.num_classes = (int)lu_lua_check_field_number(L, 1, "num_classes");
+  c.n_stages = (int)lu_lua_check_field_number(L, 1, "n_stages");
   if (c.n_stages < 1 || c.n_stages > LU_UNET_MAX_STAGES) luaL_error(L, "net.new: n_stages %d", c.n_stages);
   if (c.nsp != 2 && c.nsp != 3) luaL_error(L, "net.new: nsp %d (2 or 3)", c.nsp);
   int_list(L, 1, "features", c.n_stages, 0, c.features);
@@ -87,11 +67,11 @@ static int l_new(lua_State *L) {
   int_list(L, 1, "strides", c.n_stages, c.nsp, &c.stride[0][0]);
   int_list(L, 1, "n_enc", c.n_stages, 0, c.n_enc);
   if (c.n_stages > 1) int_list(L, 1, "n_dec", c.n_stages - 1, 0, c.n_dec);
-  c.conv_bias = (int)num_field(L, 1, "conv_bias", 1, 0);
-  c.norm_eps = num_field(L, 1, "norm_eps", 0, 1);
-  c.leaky_slope = num_field(L, 1, "leaky_slope", 0, 1);
-  c.init_neg_slope = num_field(L, 1, "init_neg_slope", 0, 1);
-  c.deep_supervision = (int)num_field(L, 1, "deep_supervision", 1, 0);
+  c.conv_bias = lu_lua_field_bool(L, 1, "conv_bias", 1);
+  c.norm_eps = lu_lua_check_field_number(L, 1, "norm_eps");
+  c.leaky_slope = lu_lua_check_field_number(L, 1, "leaky_slope");
+  c.init_neg_slope = lu_lua_check_field_number(L, 1, "init_neg_slope");
+  c.deep_supervision = lu_lua_field_bool(L, 1, "deep_supervision", 1);
   lu_device *dev = NULL;
   lua_getfield(L, 1, "device");
   int want_dev = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
@@ -187,10 +167,10 @@ void lu_lua_train_opts(lua_State *L, int t, lu_train_opts *o) {
   luaL_checktype(L, t, LUA_TTABLE);
   memset(o, 0, sizeof *o);
   lu_loss_opts_default(&o->loss);
-  o->lr = num_field(L, t, "lr", 0, 1);
-  o->momentum = num_field(L, t, "momentum", 0, 1);
-  o->weight_decay = num_field(L, t, "weight_decay", 0, 1);
-  o->grad_clip = num_field(L, t, "grad_clip", 0, 1);
+  o->lr = lu_lua_check_field_number(L, t, "lr");
+  o->momentum = lu_lua_check_field_number(L, t, "momentum");
+  o->weight_decay = lu_lua_check_field_number(L, t, "weight_decay");
+  o->grad_clip = lu_lua_check_field_number(L, t, "grad_clip");
   lua_getfield(L, t, "ds_weights");
   if (lua_istable(L, -1)) {
     o->n_ds = (int)luaL_len(L, -1);
@@ -202,14 +182,14 @@ void lu_lua_train_opts(lua_State *L, int t, lu_train_opts *o) {
     }
   }
   lua_pop(L, 1);
-  o->loss.regions = (int)num_field(L, t, "regions", 0, 0);
-  o->loss.batch_dice = (int)num_field(L, t, "batch_dice", 0, 0);
-  o->loss.do_bg = (int)num_field(L, t, "do_bg", o->loss.do_bg, 0);
-  o->loss.has_ignore = (int)num_field(L, t, "has_ignore", 0, 0);
-  o->loss.ignore_label = (int)num_field(L, t, "ignore_label", 0, 0);
-  o->loss.smooth = (float)num_field(L, t, "smooth", o->loss.smooth, 0);
-  o->loss.weight_ce = (float)num_field(L, t, "weight_ce", o->loss.weight_ce, 0);
-  o->loss.weight_dice = (float)num_field(L, t, "weight_dice", o->loss.weight_dice, 0);
+  o->loss.regions = lu_lua_field_bool(L, t, "regions", 0);
+  o->loss.batch_dice = lu_lua_field_bool(L, t, "batch_dice", 0);
+  o->loss.do_bg = lu_lua_field_bool(L, t, "do_bg", o->loss.do_bg);
+  o->loss.has_ignore = lu_lua_field_bool(L, t, "has_ignore", 0);
+  o->loss.ignore_label = (int)lu_lua_field_number(L, t, "ignore_label", 0);
+  o->loss.smooth = (float)lu_lua_field_number(L, t, "smooth", o->loss.smooth);
+  o->loss.weight_ce = (float)lu_lua_field_number(L, t, "weight_ce", o->loss.weight_ce);
+  o->loss.weight_dice = (float)lu_lua_field_number(L, t, "weight_dice", o->loss.weight_dice);
 }
 
 static int m_train_step(lua_State *L) {

@@ -79,17 +79,6 @@ L2(l_sigmoid, lu_sigmoid_fwd)
 L3(l_softmax_bwd, lu_softmax_bwd)
 L3(l_log_softmax_bwd, lu_log_softmax_bwd)
 
-static void opt_field_num(lua_State *L, int t, const char *k, float *v) {
-  lua_getfield(L, t, k);
-  if (!lua_isnil(L, -1)) *v = (float)luaL_checknumber(L, -1);
-  lua_pop(L, 1);
-}
-static void opt_field_bool(lua_State *L, int t, const char *k, int *v) {
-  lua_getfield(L, t, k);
-  if (!lua_isnil(L, -1)) *v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-}
-
 /* dc_ce_loss(logits, target, {regions=, batch_dice=, do_bg=, ignore_label=, smooth=, weight_ce=,
  * weight_dice=, scale=}, dlogits|nil) -> loss, {ce=, dice=, loss=, n_valid=}. do_bg defaults to
  * regions (nnU-Net). */
@@ -98,18 +87,17 @@ static int l_dc_ce_loss(lua_State *L) {
   lu_loss_opts o;
   lu_loss_opts_default(&o);
   if (lua_istable(L, 3)) {
-    opt_field_bool(L, 3, "regions", &o.regions);
-    o.do_bg = o.regions;
-    opt_field_bool(L, 3, "batch_dice", &o.batch_dice);
-    opt_field_bool(L, 3, "do_bg", &o.do_bg);
-    opt_field_bool(L, 3, "has_ignore", &o.has_ignore);
+    o.regions = lu_lua_field_bool(L, 3, "regions", o.regions);
+    o.batch_dice = lu_lua_field_bool(L, 3, "batch_dice", o.batch_dice);
+    o.do_bg = lu_lua_field_bool(L, 3, "do_bg", o.regions);
+    o.has_ignore = lu_lua_field_bool(L, 3, "has_ignore", o.has_ignore);
     lua_getfield(L, 3, "ignore_label");
     if (!lua_isnil(L, -1)) { o.has_ignore = 1; o.ignore_label = (int)luaL_checkinteger(L, -1); }
     lua_pop(L, 1);
-    opt_field_num(L, 3, "smooth", &o.smooth);
-    opt_field_num(L, 3, "weight_ce", &o.weight_ce);
-    opt_field_num(L, 3, "weight_dice", &o.weight_dice);
-    opt_field_num(L, 3, "scale", &o.scale);
+    o.smooth = (float)lu_lua_field_number(L, 3, "smooth", o.smooth);
+    o.weight_ce = (float)lu_lua_field_number(L, 3, "weight_ce", o.weight_ce);
+    o.weight_dice = (float)lu_lua_field_number(L, 3, "weight_dice", o.weight_dice);
+    o.scale = (float)lu_lua_field_number(L, 3, "scale", o.scale);
   }
   lu_tensor *dz = opt_tensor(L, 4);
   double loss;

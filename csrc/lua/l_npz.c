@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/npz.h"
+#include "img/npz.h"
 #include "lua/l_common.h"
 
 /* read(path) -> { name = Tensor, ... } */

@@ -28,54 +28,6 @@
 #include "data/preprocess.h"
 #include "lua/l_common.h"
 
-static void push_i3(lua_State *L, const int64_t *v) {
-  lua_createtable(L, 3, 0);
-  for (int d = 0; d < 3; d++) {
-    lua_pushinteger(L, (lua_Integer)v[d]);
-    lua_rawseti(L, -2, d + 1);
-  }
-}
-
-static void push_d3(lua_State *L, const double *v) {
-  lua_createtable(L, 3, 0);
-  for (int d = 0; d < 3; d++) {
-    lua_pushnumber(L, v[d]);
-    lua_rawseti(L, -2, d + 1);
-  }
-}
-
-static void push_bbox(lua_State *L, int64_t b[3][2]) {
-  lua_createtable(L, 3, 0);
-  for (int d = 0; d < 3; d++) {
-    lua_createtable(L, 2, 0);
-    lua_pushinteger(L, (lua_Integer)b[d][0]);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, (lua_Integer)b[d][1]);
-    lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, d + 1);
-  }
-}
-
-static int check_nums(lua_State *L, int idx, double *v, int maxn, const char *what) {
-  if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "%s: expected a list of numbers", what);
-  int n = (int)lua_rawlen(L, idx);
-  if (n > maxn || n < 1) luaL_error(L, "%s: expected 1..%d numbers, got %d", what, maxn, n);
-  for (int i = 0; i < n; i++) {
-    lua_rawgeti(L, idx, i + 1);
-    if (!lua_isnumber(L, -1)) luaL_error(L, "%s: entry %d is not a number", what, i + 1);
-    v[i] = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-  }
-  return n;
-}
-
-static double field_num(lua_State *L, int idx, const char *k, double def) {
-  lua_getfield(L, idx, k);
-  double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
 static void read_opts(lua_State *L, int idx, lu_resample_opts *o, int is_seg) {
   lu_resample_opts_default(o, is_seg);
   if (lua_isnoneornil(L, idx)) return;
@@ -83,9 +35,9 @@ static void read_opts(lua_State *L, int idx, lu_resample_opts *o, int is_seg) {
   lua_getfield(L, idx, "is_seg");
   if (!lua_isnil(L, -1)) o->is_seg = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  o->order = (int)field_num(L, idx, "order", o->is_seg ? 1 : 3);
-  o->order_z = (int)field_num(L, idx, "order_z", 0);
-  o->aniso_threshold = field_num(L, idx, "separate_z_anisotropy_threshold", 3.0);
+  o->order = (int)lu_lua_field_number(L, idx, "order", o->is_seg ? 1 : 3);
+  o->order_z = (int)lu_lua_field_number(L, idx, "order_z", 0);
+  o->aniso_threshold = lu_lua_field_number(L, idx, "separate_z_anisotropy_threshold", 3.0);
   lua_getfield(L, idx, "force_separate_z");
   o->force_separate_z = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -159,7 +111,7 @@ static void parse_cfg(lua_State *L, int idx, lu_pp_config *cfg) {
     cfg->transpose[0] = 0; cfg->transpose[1] = 1; cfg->transpose[2] = 2;
   } else {
     double tv[3];
-    if (check_nums(L, lua_gettop(L), tv, 3, "cfg.transpose") != 3) luaL_error(L, "cfg.transpose: expected 3 axes");
+    lu_lua_check_numbers(L, -1, tv, 3, 3, "cfg.transpose");
     for (int a = 0; a < 3; a++) cfg->transpose[a] = (int)tv[a];
     int seen = 0;
     for (int a = 0; a < 3; a++) {
@@ -170,8 +122,7 @@ static void parse_cfg(lua_State *L, int idx, lu_pp_config *cfg) {
   }
   lua_pop(L, 1);
   lua_getfield(L, idx, "target_spacing");
-  cfg->ntarget = check_nums(L, lua_gettop(L), cfg->target_spacing, 3, "cfg.target_spacing");
-  if (cfg->ntarget < 2) luaL_error(L, "cfg.target_spacing: expected 2 or 3 numbers");
+  cfg->ntarget = lu_lua_check_numbers(L, -1, cfg->target_spacing, 2, 3, "cfg.target_spacing");
   lua_pop(L, 1);
   lua_getfield(L, idx, "schemes");
   luaL_checktype(L, -1, LUA_TTABLE);
@@ -198,10 +149,10 @@ static void parse_cfg(lua_State *L, int idx, lu_pp_config *cfg) {
     lua_rawgeti(L, -1, c + 1);
     if (lua_istable(L, -1)) {
       int i = lua_gettop(L);
-      cfg->props[c].mean = field_num(L, i, "mean", 0);
-      cfg->props[c].std = field_num(L, i, "std", 1);
-      cfg->props[c].percentile_00_5 = field_num(L, i, "percentile_00_5", -1e30);
-      cfg->props[c].percentile_99_5 = field_num(L, i, "percentile_99_5", 1e30);
+      cfg->props[c].mean = lu_lua_field_number(L, i, "mean", 0);
+      cfg->props[c].std = lu_lua_field_number(L, i, "std", 1);
+      cfg->props[c].percentile_00_5 = lu_lua_field_number(L, i, "percentile_00_5", -1e30);
+      cfg->props[c].percentile_99_5 = lu_lua_field_number(L, i, "percentile_99_5", 1e30);
     } else if (cfg->scheme[c] == LU_NORM_CT) {
       luaL_error(L, "cfg.props[%d]: CTNormalization needs the channel's intensity properties", c + 1);
     }
@@ -216,7 +167,7 @@ static void parse_cfg(lua_State *L, int idx, lu_pp_config *cfg) {
   lua_pop(L, 1);
   cfg->data_opts.is_seg = 0;
   cfg->seg_opts.is_seg = 1;
-  cfg->seed = (uint32_t)field_num(L, idx, "seed", 1234);
+  cfg->seed = (uint32_t)lu_lua_field_number(L, idx, "seed", 1234);
   lua_getfield(L, idx, "classes");
   int32_t *labels, *off, *len;
   cfg->nclasses = read_classes(L, lua_gettop(L), &labels, &off, &len);
@@ -227,17 +178,17 @@ static void parse_cfg(lua_State *L, int idx, lu_pp_config *cfg) {
 
 static void push_info(lua_State *L, lu_pp_result *res, int has_seg) {
   lua_createtable(L, 0, 8);
-  push_i3(L, res->shape_before_cropping);
+  lu_lua_push_ints(L, res->shape_before_cropping, 3);
   lua_setfield(L, -2, "shape_before_cropping");
-  push_bbox(L, res->bbox);
+  lu_lua_push_bbox(L, res->bbox);
   lua_setfield(L, -2, "bbox_used_for_cropping");
-  push_i3(L, res->shape_after_cropping);
+  lu_lua_push_ints(L, res->shape_after_cropping, 3);
   lua_setfield(L, -2, "shape_after_cropping_and_before_resampling");
-  push_i3(L, res->new_shape);
+  lu_lua_push_ints(L, res->new_shape, 3);
   lua_setfield(L, -2, "new_shape");
-  push_d3(L, res->spacing_transposed);
+  lu_lua_push_numbers(L, res->spacing_transposed, 3);
   lua_setfield(L, -2, "spacing_transposed");
-  push_d3(L, res->target_spacing);
+  lu_lua_push_numbers(L, res->target_spacing, 3);
   lua_setfield(L, -2, "target_spacing");
   if (has_seg && res->locs) {
     push_locs(L, res->locs, res->nclasses);
@@ -265,7 +216,7 @@ static int l_run_case(lua_State *L) {
   const lu_tensor *seg = lua_isnoneornil(L, 2) ? NULL : lu_lua_check_tensor(L, 2);
   double spacing[3];
   lua_pushvalue(L, 3);
-  if (check_nums(L, lua_gettop(L), spacing, 3, "spacing") != 3) luaL_error(L, "spacing: expected 3 numbers");
+  lu_lua_check_numbers(L, -1, spacing, 3, 3, "spacing");
   lua_pop(L, 1);
   luaL_checktype(L, 4, LUA_TTABLE);
   int threads = (int)luaL_optinteger(L, 5, 1);
@@ -295,8 +246,8 @@ static int l_resample_rows(lua_State *L) {
   if (lu_lua_check_shape(L, 4, ns) != 3) return luaL_argerror(L, 4, "expected 3 sizes");
   int64_t out0 = luaL_checkinteger(L, 5), nout = luaL_checkinteger(L, 6);
   double cur[3], nsp[3];
-  if (check_nums(L, 7, cur, 3, "current spacing") != 3 || check_nums(L, 8, nsp, 3, "new spacing") != 3)
-    return luaL_error(L, "resample_rows: spacings need 3 entries");
+  lu_lua_check_numbers(L, 7, cur, 3, 3, "resample_rows: current spacing");
+  lu_lua_check_numbers(L, 8, nsp, 3, 3, "resample_rows: new spacing");
   lu_resample_opts o;
   read_opts(L, 9, &o, 0);
   lu_tensor *out = NULL;
@@ -312,8 +263,8 @@ static int l_resample_rows_needed(lua_State *L) {
   if (lu_lua_check_shape(L, 1, ins) != 3) return luaL_argerror(L, 1, "expected 3 sizes");
   if (lu_lua_check_shape(L, 2, outs) != 3) return luaL_argerror(L, 2, "expected 3 sizes");
   double cur[3], nsp[3];
-  if (check_nums(L, 3, cur, 3, "current spacing") != 3 || check_nums(L, 4, nsp, 3, "new spacing") != 3)
-    return luaL_error(L, "resample_rows_needed: spacings need 3 entries");
+  lu_lua_check_numbers(L, 3, cur, 3, 3, "resample_rows_needed: current spacing");
+  lu_lua_check_numbers(L, 4, nsp, 3, 3, "resample_rows_needed: new spacing");
   lu_resample_opts o;
   read_opts(L, 5, &o, 0);
   int64_t lo, hi;
@@ -333,8 +284,8 @@ static int l_resample(lua_State *L) {
   int64_t ns[LU_MAX_DIMS];
   if (lu_lua_check_shape(L, 2, ns) != 3) return luaL_argerror(L, 2, "expected 3 sizes");
   double cur[3], nsp[3];
-  if (check_nums(L, 3, cur, 3, "current spacing") != 3 || check_nums(L, 4, nsp, 3, "new spacing") != 3)
-    return luaL_error(L, "resample: spacings need 3 entries");
+  lu_lua_check_numbers(L, 3, cur, 3, 3, "resample: current spacing");
+  lu_lua_check_numbers(L, 4, nsp, 3, 3, "resample: new spacing");
   lu_resample_opts o;
   read_opts(L, 5, &o, t->dtype != LU_F32);
   int threads = (int)luaL_optinteger(L, 6, 1);
@@ -352,7 +303,7 @@ static int l_crop(lua_State *L) {
   LU_LCHECK(L, lu_crop_to_nonzero(d, s, &dout, &sout, bbox), "preprocess.crop");
   lu_lua_push_tensor(L, dout);
   lu_lua_push_tensor(L, sout);
-  push_bbox(L, bbox);
+  lu_lua_push_bbox(L, bbox);
   return 3;
 }
 
@@ -365,10 +316,10 @@ static int l_normalize(lua_State *L) {
   lu_tensor *s = lua_isnoneornil(L, 5) ? NULL : lu_lua_check_tensor(L, 5);
   lu_norm_props p = {0, 1, -1e30, 1e30};
   if (lua_istable(L, 6)) {
-    p.mean = field_num(L, 6, "mean", 0);
-    p.std = field_num(L, 6, "std", 1);
-    p.percentile_00_5 = field_num(L, 6, "percentile_00_5", -1e30);
-    p.percentile_99_5 = field_num(L, 6, "percentile_99_5", 1e30);
+    p.mean = lu_lua_field_number(L, 6, "mean", 0);
+    p.std = lu_lua_field_number(L, 6, "std", 1);
+    p.percentile_00_5 = lu_lua_field_number(L, 6, "percentile_00_5", -1e30);
+    p.percentile_99_5 = lu_lua_field_number(L, 6, "percentile_99_5", 1e30);
   }
   if (t->dtype != LU_F32 || t->ndim != 4 || !t->host) return luaL_argerror(L, 1, "expected a host f32 (C,Z,Y,X) tensor");
   int64_t n = t->shape[1] * t->shape[2] * t->shape[3];
@@ -407,17 +358,17 @@ static int l_compute_new_shape(lua_State *L) {
   int64_t s[LU_MAX_DIMS], ns[3];
   if (lu_lua_check_shape(L, 1, s) != 3) return luaL_argerror(L, 1, "expected 3 sizes");
   double a[3], b[3];
-  check_nums(L, 2, a, 3, "old spacing");
-  check_nums(L, 3, b, 3, "new spacing");
+  lu_lua_check_numbers(L, 2, a, 3, 3, "old spacing");
+  lu_lua_check_numbers(L, 3, b, 3, 3, "new spacing");
   lu_compute_new_shape(s, a, b, ns);
-  push_i3(L, ns);
+  lu_lua_push_ints(L, ns, 3);
   return 1;
 }
 
 static int l_sep_z(lua_State *L) {
   double a[3], b[3];
-  check_nums(L, 1, a, 3, "current spacing");
-  check_nums(L, 2, b, 3, "new spacing");
+  lu_lua_check_numbers(L, 1, a, 3, 3, "current spacing");
+  lu_lua_check_numbers(L, 2, b, 3, 3, "new spacing");
   int force = lua_isnoneornil(L, 3) ? -1 : lua_toboolean(L, 3);
   int sep, axis;
   lu_resample_sep_z_axis(force, a, b, luaL_optnumber(L, 4, 3.0), &sep, &axis);
@@ -447,7 +398,7 @@ static int l_pool(lua_State *L) {
   int64_t chunk[3] = {64, 64, 64};
   if (lua_istable(L, 4)) {
     double v[3];
-    if (check_nums(L, 4, v, 3, "chunk") != 3) return luaL_error(L, "chunk: expected 3 sizes");
+    lu_lua_check_numbers(L, 4, v, 3, 3, "chunk");
     for (int a = 0; a < 3; a++) chunk[a] = (int64_t)v[a];
   }
   int level = (int)luaL_optinteger(L, 5, 1);
@@ -466,7 +417,7 @@ static int l_pool_submit(lua_State *L) {
   int nimg = check_images(L, 3, imgs);
   const lu_tensor *seg = lua_isnoneornil(L, 4) ? NULL : lu_lua_check_tensor(L, 4);
   double spacing[3];
-  if (check_nums(L, 5, spacing, 3, "spacing") != 3) return luaL_error(L, "spacing: expected 3 numbers");
+  lu_lua_check_numbers(L, 5, spacing, 3, 3, "spacing");
   const char *path = luaL_checkstring(L, 6);
   LU_LCHECK(L, lu_pp_pool_submit(*p, tag, imgs, nimg, seg, spacing, path), "preprocess.pool:submit");
   return 0;

@@ -14,44 +14,24 @@
 #include "lua/l_common.h"
 #include "lua/l_rng.h"
 
-static void check_ints(lua_State *L, int idx, int n, int64_t *out, const char *what) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  if ((int)luaL_len(L, idx) != n) luaL_error(L, "sampler: %s must have %d entries, got %d", what, n, (int)luaL_len(L, idx));
-  for (int i = 0; i < n; i++) {
-    lua_geti(L, idx, i + 1);
-    int ok;
-    out[i] = (int64_t)lua_tointegerx(L, -1, &ok);
-    if (!ok) luaL_error(L, "sampler: %s[%d] is not an integer", what, i + 1);
-    lua_pop(L, 1);
-  }
-}
-
-static void push_ints(lua_State *L, int n, const int64_t *v) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) { lua_pushinteger(L, v[i]); lua_rawseti(L, -2, i + 1); }
-}
-
 static int l_force_fg(lua_State *L) {
   lua_pushboolean(L, lu_sampler_force_fg((int)luaL_checkinteger(L, 1), luaL_checknumber(L, 2), (int)luaL_checkinteger(L, 3)));
   return 1;
 }
 
 static int l_initial_patch(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int n = (int)luaL_len(L, 1);
-  luaL_argcheck(L, n == 2 || n == 3, 1, "patch must have 2 or 3 entries");
   int64_t p[3], o[3];
-  check_ints(L, 1, n, p, "patch");
+  int n = lu_lua_check_ints(L, 1, p, 2, 3, "sampler: patch");
   lu_sampler_initial_patch(n, p, luaL_checknumber(L, 2), luaL_optnumber(L, 3, 0.85), o);
-  push_ints(L, n, o);
+  lu_lua_push_ints(L, o, n);
   return 1;
 }
 
 static int l_bbox(lua_State *L) {
   int64_t shape[3], patch[3], fin[3], lo[3], hi[3];
-  check_ints(L, 1, 3, shape, "shape");
-  check_ints(L, 2, 3, patch, "patch");
-  check_ints(L, 3, 3, fin, "final patch");
+  lu_lua_check_ints(L, 1, shape, 3, 3, "sampler: shape");
+  lu_lua_check_ints(L, 2, patch, 3, 3, "sampler: patch");
+  lu_lua_check_ints(L, 3, fin, 3, 3, "sampler: final patch");
   int force = lua_toboolean(L, 4);
   lu_rng *rng = lu_lua_check_rng(L, 6);
   int annotated = (int)luaL_optinteger(L, 7, 0) - 1;
@@ -92,8 +72,8 @@ static int l_bbox(lua_State *L) {
   lu_status st = lu_sampler_bbox(shape, patch, fin, force, cls, nc, annotated, has_ignore, rng, lo, hi, &sel);
   for (int i = 0; i < nowned; i++) free(owned[i]);
   LU_LCHECK(L, st, "sampler.bbox");
-  push_ints(L, 3, lo);
-  push_ints(L, 3, hi);
+  lu_lua_push_ints(L, lo, 3);
+  lu_lua_push_ints(L, hi, 3);
   if (sel >= 0) lua_pushinteger(L, sel + 1); else lua_pushnil(L);
   return 3;
 }
@@ -102,8 +82,8 @@ static int l_crop(lua_State *L) {
   lu_tensor *t = lu_lua_check_tensor(L, 1);
   if (!t->host || t->ndim != 4) return luaL_error(L, "sampler.crop: expected a host (C, Z, Y, X) tensor");
   int64_t lo[3], hi[3];
-  check_ints(L, 2, 3, lo, "lo");
-  check_ints(L, 3, 3, hi, "hi");
+  lu_lua_check_ints(L, 2, lo, 3, 3, "sampler: lo");
+  lu_lua_check_ints(L, 3, hi, 3, 3, "sampler: hi");
   double padv = luaL_optnumber(L, 4, 0);
   for (int d = 0; d < 3; d++) if (hi[d] <= lo[d]) return luaL_error(L, "sampler.crop: empty box on axis %d", d + 1);
   int64_t os[4] = {t->shape[0], hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]};

@@ -17,24 +17,12 @@ static lu_store **check_store(lua_State *L, int idx) {
   return s;
 }
 
-static void read3(lua_State *L, int idx, int64_t v[3], const char *what) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  if (lua_rawlen(L, idx) != 3) luaL_error(L, "%s: expected 3 integers", what);
-  for (int a = 0; a < 3; a++) {
-    lua_rawgeti(L, idx, a + 1);
-    int ok;
-    v[a] = (int64_t)lua_tointegerx(L, -1, &ok);
-    if (!ok) luaL_error(L, "%s: entry %d is not an integer", what, a + 1);
-    lua_pop(L, 1);
-  }
-}
-
 static int l_write(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lu_tensor *d = lu_lua_check_tensor(L, 2);
   lu_tensor *s = lua_isnoneornil(L, 3) ? NULL : lu_lua_check_tensor(L, 3);
   int64_t chunk[3] = {64, 64, 64};
-  if (!lua_isnoneornil(L, 4)) read3(L, 4, chunk, "chunk");
+  if (!lua_isnoneornil(L, 4)) lu_lua_check_ints(L, 4, chunk, 3, 3, "chunk");
   int level = (int)luaL_optinteger(L, 5, 1);
   int threads = (int)luaL_optinteger(L, 6, 1);
   LU_LCHECK(L, lu_store_write(path, d, s, chunk, level, threads), "store.write");
@@ -58,8 +46,8 @@ static int l_valid(lua_State *L) {
 static int l_read_patch(lua_State *L) {
   lu_store **s = check_store(L, 1);
   int64_t lo[3], hi[3];
-  read3(L, 2, lo, "box start");
-  read3(L, 3, hi, "box end");
+  lu_lua_check_ints(L, 2, lo, 3, 3, "box start");
+  lu_lua_check_ints(L, 3, hi, 3, 3, "box end");
   int64_t cs;
   lu_store_info(*s, NULL, NULL, &cs, NULL, NULL);
   lu_tensor *d = NULL, *g = NULL;

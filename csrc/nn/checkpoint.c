@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "core/atomic_file.h"
 
 static const char MAGIC[8] = {'L', 'U', 'N', 'E', 'T', 'C', 'K', 'P'};
 
@@ -15,12 +16,12 @@ lu_status lu_ckpt_save(lu_unet *n, const char *path, const char *json, size_t js
   size_t nf = lu_unet_flat_floats(n);
   float *buf = malloc((nf ? nf : 1) * sizeof(float));
   if (!buf) return lu_fail(LU_ENOMEM, "%s: checkpoint staging buffer", path);
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
+  char tmp[LU_ATOMIC_TMP_MAX];
+  FILE *f;
+  lu_status st = lu_atomic_fopen(path, tmp, sizeof tmp, &f);
+  if (st != LU_OK) {
     free(buf);
-    return lu_fail(LU_EIO, "%s: cannot create checkpoint", tmp);
+    return st;
   }
   int ok = 1, np = lu_unet_num_params(n);
   uint32_t v = LU_CKPT_VERSION, npu = (uint32_t)np;
@@ -34,7 +35,6 @@ lu_status lu_ckpt_save(lu_unet *n, const char *path, const char *json, size_t js
     uint32_t nl = (uint32_t)strlen(p->name), nd = (uint32_t)p->ndim;
     ok = wr(f, &nl, 4) && wr(f, p->name, nl) && wr(f, &nd, 4) && wr(f, p->shape, 8 * (size_t)nd);
   }
-  lu_status st = LU_OK;
   for (int which = 0; which < 3 && ok && st == LU_OK; which += 2) {
     st = lu_unet_read_flat(n, which, buf);
     for (int i = 0; i < np && ok && st == LU_OK; i++) {
@@ -43,18 +43,9 @@ lu_status lu_ckpt_save(lu_unet *n, const char *path, const char *json, size_t js
     }
   }
   free(buf);
-  if (fflush(f) != 0) ok = 0;
-  if (ok) fsync(fileno(f));
-  if (fclose(f) != 0) ok = 0;
-  if (st != LU_OK || !ok) {
-    remove(tmp);
-    return st != LU_OK ? lu_fail_context(st, "%s: saving checkpoint", path) : lu_fail(LU_EIO, "%s: write failed", tmp);
-  }
-  if (rename(tmp, path) != 0) {
-    remove(tmp);
-    return lu_fail(LU_EIO, "%s: cannot rename %s into place", path, tmp);
-  }
-  return LU_OK;
+  if (st != LU_OK) st = lu_fail_context(st, "%s: saving checkpoint", path);
+  else if (!ok) st = lu_fail(LU_EIO, "%s: write failed", path);
+  return lu_atomic_fclose(f, tmp, path, st);
 }
 
 static int rd(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }

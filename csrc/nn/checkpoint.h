@@ -12,7 +12,7 @@
  *   ...           per parameter, in order: name length u32, name, ndim u32, ndim x i64 shape
  *   ...           parameters: every tensor's floats, concatenated (float32 LE)
  *   ...           momentum buffers: same layout
- * Written to "<path>.tmp-<pid>" and renamed, so an interrupted save leaves the previous file. */
+ * Written atomically (core/atomic_file.h), so an interrupted save leaves the previous file. */
 #ifndef LU_CHECKPOINT_H
 #define LU_CHECKPOINT_H
 

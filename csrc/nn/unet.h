@@ -1,4 +1,4 @@
-/* U-Nets built from an nnU-Net v2 plan configuration (reference section 5): PlainConvUNet and
+/* U-Nets built from an nnU-Net v2 plan configuration (nnunetv2/utilities/get_network_from_plans.py): PlainConvUNet and
  * ResidualEncoderUNet of dynamic-network-architectures, with the same stage layout, parameter
  * names (PyTorch state_dict names, without the `all_modules` and `decoder.encoder` duplicates) and
  * parameter order (named_parameters() order), so weights move between the two by name.
@@ -96,7 +96,8 @@ lu_status lu_unet_zero_grad(lu_unet *n);
 /* Bytes of activation/workspace memory planned for the current shape. */
 size_t lu_unet_activation_bytes(const lu_unet *n);
 
-/* One training step (reference 6.1-6.2): zero grads, forward with deep supervision, loss per output
+/* One training step (nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: train_step, with the loss of
+ * nnunetv2/training/loss/compound_losses.py: DC_and_CE_loss): zero grads, forward with deep supervision, loss per output
  * against the target downsampled (nearest-exact) to that output's shape, weighted by ds_weights
  * (outputs with weight 0 are skipped), backward, global L2 gradient norm clipped to grad_clip
  * (torch clip_grad_norm_: g *= clip / (norm + 1e-6) when that is < 1), then SGD with Nesterov

@@ -1,15 +1,16 @@
 /* npy/npz I/O with zlib. Reading streams each entry: the .npy header is parsed from the first
  * decompressed bytes and the array data is inflated (or read) straight into the tensor. Writing
  * streams the npy header and data through deflate, then patches the local header's CRC and sizes. */
-#include "eval/npz.h"
+#include "img/npz.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
+
+#include "core/atomic_file.h"
 
 /* ---------- npy header ---------- */
 
@@ -317,32 +318,19 @@ static lu_status check_host(const char *path, const lu_tensor *t) {
   return LU_OK;
 }
 
-static lu_status finish_tmp(FILE *fp, const char *tmp, const char *path, lu_status st) {
-  if (fp && fclose(fp) != 0 && st == LU_OK) st = lu_fail(LU_EIO, "%s: write failed: %s", path, strerror(errno));
-  if (st == LU_OK && rename(tmp, path) != 0) st = lu_fail(LU_EIO, "%s: cannot rename from %s: %s", path, tmp, strerror(errno));
-  if (st != LU_OK) unlink(tmp);
-  return st;
-}
-
-static FILE *open_tmp(const char *path, char *tmp, size_t cap) {
-  snprintf(tmp, cap, "%s.tmp%ld", path, (long)getpid());
-  return fopen(tmp, "wb");
-}
-
 lu_status lu_npy_write(const char *path, const lu_tensor *t) {
   LU_TRY(check_host(path, t));
   char hdr[512];
   size_t hlen;
   LU_TRY(npy_header(t, hdr, sizeof hdr, &hlen));
-  char tmp[4200];
-  if (strlen(path) > 4000) return lu_fail(LU_EARG, "npy: path too long");
-  FILE *fp = open_tmp(path, tmp, sizeof tmp);
-  if (!fp) return lu_fail(LU_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+  char tmp[LU_ATOMIC_TMP_MAX];
+  FILE *fp;
+  LU_TRY(lu_atomic_fopen(path, tmp, sizeof tmp, &fp));
   size_t bytes = (size_t)lu_tensor_numel(t) * lu_dtype_size(t->dtype);
   lu_status st = LU_OK;
   if (fwrite(hdr, 1, hlen, fp) != hlen || (bytes && fwrite(t->host, 1, bytes, fp) != bytes))
     st = lu_fail(LU_EIO, "%s: write failed: %s", path, strerror(errno));
-  return finish_tmp(fp, tmp, path, st);
+  return lu_atomic_fclose(fp, tmp, path, st);
 }
 
 static void wr16(unsigned char *p, unsigned v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
@@ -385,15 +373,14 @@ static lu_status put(FILE *fp, z_stream *zs, int level, const void *data, size_t
 
 lu_status lu_npz_write(const char *path, int n, const char *const *names, const lu_tensor *const *tensors, int level) {
   if (level < 0 || level > 9) return lu_fail(LU_EARG, "%s: compression level %d not in 0..9", path, level);
-  if (strlen(path) > 4000) return lu_fail(LU_EARG, "npz: path too long");
   for (int i = 0; i < n; i++) {
     LU_TRY(check_host(path, tensors[i]));
     if (!descr_of(tensors[i]->dtype)) return lu_fail(LU_EUNSUPPORTED, "%s: dtype %s of '%s' cannot be written", path, lu_dtype_name(tensors[i]->dtype), names[i]);
     if (strlen(names[i]) > 1000 || !names[i][0]) return lu_fail(LU_EARG, "%s: bad array name", path);
   }
-  char tmp[4200];
-  FILE *fp = open_tmp(path, tmp, sizeof tmp);
-  if (!fp) return lu_fail(LU_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+  char tmp[LU_ATOMIC_TMP_MAX];
+  FILE *fp;
+  LU_TRY(lu_atomic_fopen(path, tmp, sizeof tmp, &fp));
   zent *ents = calloc((size_t)(n ? n : 1), sizeof(zent));
   size_t ocap = 1 << 20;
   unsigned char *obuf = malloc(ocap);
@@ -515,5 +502,5 @@ lu_status lu_npz_write(const char *path, int n, const char *const *names, const 
 done:
   free(ents);
   free(obuf);
-  return finish_tmp(fp, tmp, path, st);
+  return lu_atomic_fclose(fp, tmp, path, st);
 }
