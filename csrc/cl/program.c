@@ -1,5 +1,6 @@
 #include "cl/program.h"
 #include "cl/profile.h"
+#include "core/atomic_file.h"
 #include "core/env.h"
 
 #include <errno.h>
@@ -210,13 +211,13 @@ static void write_binary(lu_device *dev, cl_program prog, const char *path) {
   if (!bin) return;
   unsigned char *bins[1] = {bin};
   if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
-    char tmp[4400];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (f) {
-      int ok = fwrite(bin, 1, size, f) == size;
-      ok = (fclose(f) == 0) && ok;
-      if (ok) rename(tmp, path); else unlink(tmp);
+    char tmp[LU_ATOMIC_TMP_MAX];
+    FILE *f;
+    if (lu_atomic_fopen(path, tmp, sizeof tmp, &f) == LU_OK) {
+      lu_status st = fwrite(bin, 1, size, f) == size ? LU_OK : LU_EIO;
+      if (lu_atomic_fclose(f, tmp, path, st) != LU_OK) lu_clear_error();
+    } else {
+      lu_clear_error();
     }
   }
   free(bin);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/env.h"
 
 #define UNSET INT_MIN
@@ -232,14 +233,13 @@ void lu_tune_reset(lu_device *dev) {
 lu_status lu_tune_save(lu_device *dev) {
   LU_TRY(lu_tune_init(dev));
   struct lu_tunables *t = dev->tune;
-  char path[4096], tmp[4200];
+  char path[4096], tmp[LU_ATOMIC_TMP_MAX];
   lu_tune_path(dev, path, sizeof path);
   snprintf(tmp, sizeof tmp, "%s", path);
   for (char *p = tmp + 1; *p; p++) /* the cache folder may not exist yet */
     if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "w");
-  if (!f) return lu_fail(LU_EIO, "cannot write the tunables file %s: %s", tmp, strerror(errno));
+  FILE *f;
+  LU_TRY(lu_atomic_fopen(path, tmp, sizeof tmp, &f));
   fprintf(f, "# Lunet kernel tunables for %s (%s), written by lunet tune --kernels.\n# name value\n", dev->name,
           dev->vendor);
   for (int i = 0; i < LU_TUNE_COUNT; i++) {
@@ -249,12 +249,8 @@ lu_status lu_tune_save(lu_device *dev) {
     lu_tune_format((lu_tune_id)i, v, buf, sizeof buf);
     fprintf(f, "%s %s\n", descs[i].name, buf);
   }
-  int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-  bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path) != 0) {
-    int e = errno;
-    remove(tmp);
-    return lu_fail(LU_EIO, "cannot write the tunables file %s: %s", path, strerror(e));
-  }
-  return read_file(dev) == LU_OK ? (resolve(dev), LU_OK) : LU_EFORMAT;
+  LU_TRY(lu_atomic_fclose(f, tmp, path, ferror(f) ? lu_fail(LU_EIO, "writing the tunables file %s", path) : LU_OK));
+  LU_TRY(read_file(dev));
+  resolve(dev);
+  return LU_OK;
 }

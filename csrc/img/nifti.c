@@ -29,6 +29,7 @@
 #include <nifti2_io.h>
 
 #include "core/atomic_file.h"
+#include "core/env.h"
 
 #define LU_GZ_BUF (1u << 20)
 #define LU_IO_CHUNK ((size_t)1 << 28)
@@ -516,7 +517,7 @@ lu_status lu_nifti_write(const char *path, const lu_image *img) {
   gzFile gz = NULL;
   FILE *f = NULL;
   if (gzip) {
-    const char *lvl = getenv("LUNET_GZIP_LEVEL");
+    const char *lvl = lu_env("LUNET_GZIP_LEVEL");
     char mode[8];
     snprintf(mode, sizeof mode, "wb%c", lvl && lvl[0] >= '0' && lvl[0] <= '9' ? lvl[0] : '1');
     gz = gzdopen(fd, mode);

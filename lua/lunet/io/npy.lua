@@ -1,4 +1,4 @@
--- numpy .npy and .npz files as tensors (the C reader/writer lives in csrc/eval/npz.c).
+-- numpy .npy and .npz files as tensors (the C reader/writer lives in csrc/img/npz.c).
 -- npy.read(path) -> host Tensor; npy.write(path, tensor); npy.read_npz(path) -> {name = Tensor};
 -- npy.write_npz(path, {name = Tensor}).
 local core = require "lunet.core"
