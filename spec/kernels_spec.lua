@@ -26,20 +26,22 @@ local function count(s, plain)
   end
 end
 
--- The source of `file` as built with LUNET_KERNELS=dir, or nil and the error.
-local function source_under(dir, file)
-  core.setenv("LUNET_KERNELS", dir)
-  local ok, res = pcall(core.kernel_source, file)
-  core.setenv("LUNET_KERNELS", nil)
-  if ok then return res end
-  return nil, res
-end
-
 local function run(env, code)
   local p = io.popen(string.format("%s lua5.4 -e %q 2>&1", env, code))
   local out = p:read("a")
   p:close()
   return out
+end
+
+-- The source of `file` as built with LUNET_KERNELS=dir (a child process: settings are read from its
+-- environment), or nil and the error.
+local function source_under(dir, file)
+  local out = run("LUNET_KERNELS=" .. dir, ([[
+    local ok, res = pcall(require("lunet.core").kernel_source, %q)
+    io.write(ok and "OK" or "ERR", "\n", tostring(res))]]):format(file))
+  local tag, rest = out:match("^(%u+)\n(.*)$")
+  if tag == "OK" then return rest end
+  return nil, rest or out
 end
 
 describe("kernel includes", function()
