@@ -837,6 +837,7 @@ function M.folder(o)
         local kind, logits, props
         local ok, err = pcall(function()
           -- large cases stream (their segmentation comes back), the others return logits exported below
+          local _
           kind, logits, _, props = run_case(models, imgs, nil, {
             plans = plans, configuration = cfg_name, dataset_json = dj, step_size = o.step_size,
             disable_tta = o.disable_tta, tta_axes = o.tta_axes, prev_seg = prev, threads = threads, progress = prog,
