@@ -3,12 +3,7 @@
 -- overrides alike, each file once per program.
 local core = require "lunet.core"
 
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
-  return dir
-end
+local tmpdir = require("spec.support.tmp").dir
 
 local function write(dir, name, text)
   assert(os.execute("mkdir -p " .. (dir .. "/" .. name):match("^(.*)/")))

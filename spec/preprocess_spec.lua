@@ -37,12 +37,7 @@ local function mismatches(a, b)
   return n, #x
 end
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir -p " .. p))
-  return p
-end
+local tmpdir = require("spec.support.tmp").dir
 
 describe("preprocess: resampling primitives (skimage 0.26 / batchgenerators 0.25)", function()
   local R = F .. "resample/"

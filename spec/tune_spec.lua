@@ -22,12 +22,7 @@ local function child(env, code)
   return out, ok
 end
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. shell_quote(d)))
-  return d
-end
+local tmpdir = require("spec.support.tmp").dir
 
 describe("kernel tunables", function()
   after_each(function() tune.reset() end)
