@@ -34,7 +34,7 @@ function M.compute(cases, nchannels, opts)
   opts = opts or {}
   local core = require "lunet.core"
   local list = {}
-  for i, c in ipairs(cases) do list[i] = { images = c.images, label = c.label } end
+  for i, c in ipairs(cases) do list[i] = { images = c.images, label = c.label, id = c.id } end
   local progress = opts.progress
   if progress == nil then progress = true end
   local res = core.fingerprint.dataset(list, nchannels, {
@@ -42,6 +42,7 @@ function M.compute(cases, nchannels, opts)
     samples_per_case = opts.samples_per_case or M.samples_per_case(#list),
     seed = opts.seed or 1234,
     progress = progress,
+    labels = opts.labels,  -- with finite images, checked in the same pass over the voxels
   })
   local spacings, shapes, rel = {}, {}, {}
   local natural2d = opts.natural_image_2d
@@ -88,7 +89,8 @@ function M.extract(ds, opts)
   if out and opts.overwrite == false and paths.isfile(out) then return json.read(out) end
   if #ds.cases == 0 then error(ds.path .. ": dataset has no training cases", 2) end
   local e = string.lower(ds.file_ending or "")
-  local copts = setmetatable({ natural_image_2d = (e == ".png" or e == ".bmp") }, { __index = opts })
+  local copts = setmetatable({ natural_image_2d = (e == ".png" or e == ".bmp"),
+    labels = require("lunet.dataset").allowed_labels(ds) }, { __index = opts })
   local fp, cases = M.compute(ds.cases, ds.num_channels, copts)
   if out then json.write(out, fp) end
   fp.cases = cases
