@@ -276,7 +276,10 @@ function M.run(ds, plans, cfgs, opts)
     local function fail(tag, msg)
       pool:close()
       local id, m = todo[tag] and todo[tag].id or "?", tostring(msg)
-      if m:sub(1, #id + 2) == id .. ": " then m = m:sub(#id + 3) end -- the value checks name the case already
+      if m:sub(1, #id + 2) == id .. ": " then -- a value check: it names the case and the file already
+        error(string.format("preprocess %s: case %s: %s; `lunet verify` lists every such problem of the dataset",
+          cfg_name, id, m:sub(#id + 3)), 0)
+      end
       error(string.format("preprocess %s: case %s: %s", cfg_name, id, m), 3)
     end
     local function handle(tag, ok, info)
