@@ -91,6 +91,24 @@ end
 
 local function has(s, needle) assert(s:find(needle, 1, true), "expected «" .. needle .. "» in:\n" .. s) end
 
+describe("lunet.core.values", function()
+  it("finds the first bad voxel, its value and the count, in any dtype", function()
+    local v = core.values
+    local f = v.finite(lunet.tensor({ 0, 1, 0 / 0, 2, 1 / 0, -1 / 0 }, { shape = { 1, 1, 2, 3 }, dtype = "f32" }))
+    assert.are.equal("nonfinite", f.problem)
+    assert.are.equal(2, f.index)
+    assert.are.equal(3, f.count)
+    assert.is_nil(v.finite(lunet.tensor({ 0, 1, 2 }, { shape = { 1, 1, 1, 3 }, dtype = "f64" })))
+    local l = v.labels(lunet.tensor({ 0, 1, 7, 2, 7, 300 }, { shape = { 1, 1, 2, 3 }, dtype = "i16" }), { 0, 1, 2 })
+    assert.are.same({ "not_allowed", 2, 7, 3 }, { l.problem, l.index, l.value, l.count })
+    -- a non-integer label is reported first even when an out-of-list label comes earlier
+    l = v.labels(lunet.tensor({ 7, 0.5, 1 }, { shape = { 1, 1, 1, 3 }, dtype = "f32" }), { 0, 1, 2 })
+    assert.are.same({ "noninteger", 1, 0.5, 1 }, { l.problem, l.index, l.value, l.count })
+    assert.is_nil(v.labels(lunet.tensor({ 0, 255, 9 }, { shape = { 1, 1, 1, 3 }, dtype = "u8" }))) -- any integer
+    assert.is_nil(v.labels(lunet.tensor({ 0, 3, 1 }, { shape = { 1, 1, 1, 3 }, dtype = "u8" }), { 0, 1, 2, 3 }))
+  end)
+end)
+
 describe("bad values", function()
   setup(function()
     sh("mkdir -p " .. PRE .. " " .. RES)

@@ -34,8 +34,9 @@ static int l_finite(lua_State *L) {
 }
 
 static int l_labels(lua_State *L) {
-  int64_t *allowed = lua_newuserdatauv(L, MAX_LABELS * sizeof *allowed, 0); /* collected with the call */
   lu_tensor *t = lu_lua_check_tensor(L, 1);
+  lua_settop(L, 2); /* the buffer goes above the arguments */
+  int64_t *allowed = lua_newuserdatauv(L, MAX_LABELS * sizeof *allowed, 0); /* collected with the call */
   int n = read_allowed(L, 2, allowed);
   lu_value_find f;
   LU_LCHECK(L, lu_values_labels(t, allowed, n, &f), "values.labels");
@@ -53,6 +54,7 @@ static int l_check_labels(lua_State *L) {
   lu_tensor *t = lu_lua_check_tensor(L, 1);
   const char *what = luaL_checkstring(L, 3);
   const char *desc = luaL_optstring(L, 4, NULL);
+  lua_settop(L, 4);
   int64_t *allowed = lua_newuserdatauv(L, MAX_LABELS * sizeof *allowed, 0); /* collected with the call */
   int n = read_allowed(L, 2, allowed);
   if (lu_check_label_values(t, allowed, n, what, desc) != LU_OK) return luaL_error(L, "%s", lu_errmsg());
