@@ -624,7 +624,7 @@ local function train_iterations(st, lr, prefetch)
       -- the step already applied its NaN/Inf gradients: stop before any checkpoint is written from this state
       local msg = ("epoch %d iteration %d: the loss is %s; training stopped without saving (the checkpoints "
         .. "already written are intact). Likely causes: a learning rate too high for this data, or images with "
-        .. "extreme values (lunet verify DATASET)"):format(st.epoch, st.iter, pyfloat(l))
+        .. "extreme values (lunet verify DATASET)"):format(st.epoch, st.iter, l ~= l and "nan" or tostring(l))
       st.logger:print("ERROR: " .. msg)
       st.logger:close()
       error(msg, 0)
