@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/threads.h"
+#include "data/values.h"
 #include "img/image.h"
 #include "tensor.h"
 
@@ -37,8 +38,23 @@ static lu_status read_f32(const char *path, lu_image *img, float **data, int64_t
   return LU_OK;
 }
 
+/* "<case>: <file>", what the value checks name */
+static const char *what(const lu_fp_case_in *in, const char *path, char *buf, size_t n) {
+  if (in->id) snprintf(buf, n, "%s: %s", in->id, path);
+  else snprintf(buf, n, "%s", path);
+  return buf;
+}
+
 lu_status lu_fingerprint_case(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed, int nchannels_max,
                               lu_fp_case *out, float *samples, double *fg_min, double *fg_max) {
+  return lu_fingerprint_case_checked(in, samples_per_case, seed, nchannels_max, NULL, -1, out, samples, fg_min,
+                                     fg_max);
+}
+
+lu_status lu_fingerprint_case_checked(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed,
+                                      int nchannels_max, const int64_t *labels, int nlabels, lu_fp_case *out,
+                                      float *samples, double *fg_min, double *fg_max) {
+  char wbuf[1200];
   if (!in || in->nimages < 1 || !in->label) return lu_fail(LU_EARG, "fingerprint: a case needs images and a label");
   memset(out, 0, sizeof *out);
   lu_status st = LU_OK;
@@ -58,6 +74,10 @@ lu_status lu_fingerprint_case(const lu_fp_case_in *in, int64_t samples_per_case,
     st = read_f32(in->images[i], &imgs[i], &d, &c, s);
     if (st != LU_OK) goto done;
     nread++;
+    /* here, before any statistic: one Inf voxel would make the dataset's mean and std (and so every normalised
+     * voxel of every case) non-finite */
+    st = lu_check_image_values(imgs[i].data, what(in, in->images[i], wbuf, sizeof wbuf));
+    if (st != LU_OK) goto done;
     if (i == 0) {
       memcpy(sz, s, sizeof sz);
       double sp[3] = {imgs[0].spacing[2], imgs[0].spacing[1], imgs[0].spacing[0]};
@@ -82,6 +102,8 @@ lu_status lu_fingerprint_case(const lu_fp_case_in *in, int64_t samples_per_case,
   float *seg = NULL;
   int64_t lc = 0, ls[3] = {0, 0, 0};
   st = read_f32(in->label, &lab, &seg, &lc, ls);
+  if (st != LU_OK) goto done;
+  st = lu_check_label_values(lab.data, labels, nlabels, what(in, in->label, wbuf, sizeof wbuf), NULL);
   if (st != LU_OK) goto done;
   if (lc != 1 || ls[0] != sz[0] || ls[1] != sz[1] || ls[2] != sz[2]) {
     st = lu_fail(LU_EFORMAT, "%s: label shape %lldx%lldx%lldx%lld does not match the image (1x%lldx%lldx%lld)",
@@ -225,8 +247,8 @@ static void fp_worker(void *arg, int64_t lo, int64_t hi) {
     }
     pthread_mutex_unlock(&j->mu);
     if (i >= j->ncases) break;
-    lu_status st = lu_fingerprint_case(&j->cases[i], k, j->opt->seed, j->nchannels, &j->out[i], buf,
-                                       j->mins + (int64_t)i * j->nchannels, j->maxs + (int64_t)i * j->nchannels);
+    lu_status st = lu_fingerprint_case_checked(&j->cases[i], k, j->opt->seed, j->nchannels, j->opt->labels,
+                                               j->opt->nlabels, &j->out[i], buf, j->mins + (int64_t)i * j->nchannels, j->maxs + (int64_t)i * j->nchannels);
     if (st == LU_OK && j->out[i].nchannels != j->nchannels)
       st = lu_fail(LU_EFORMAT, "%s: case has %d channels, the dataset %d", j->cases[i].images[0], j->out[i].nchannels,
                    j->nchannels);

@@ -14,6 +14,7 @@ typedef struct lu_fp_case_in {
   const char **images;
   int nimages;
   const char *label;
+  const char *id;            /* case identifier for error messages (nullable) */
 } lu_fp_case_in;
 
 typedef struct lu_fp_case {
@@ -36,6 +37,10 @@ typedef struct lu_fp_options {
   int64_t samples_per_case;  /* foreground samples per case and channel, drawn with replacement */
   uint64_t seed;             /* same seed for every case (nnU-Net: 1234) */
   int progress;              /* nonzero: progress bar on stderr */
+  /* every image voxel must be finite and every label one of labels[0..nlabels) (nlabels < 0: any integer); the
+   * first case that breaks this fails the fingerprint, naming the case, the file and the value */
+  const int64_t *labels;
+  int nlabels;
 } lu_fp_options;
 
 /* Analyses one case. samples (nullable) receives, per channel c, samples_per_case values at
@@ -43,6 +48,11 @@ typedef struct lu_fp_options {
  * get the exact foreground range per channel. */
 lu_status lu_fingerprint_case(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed, int nchannels_max,
                               lu_fp_case *out, float *samples, double *fg_min, double *fg_max);
+/* Same, with the value checks of lu_fp_options.labels / nlabels (labels NULL and nlabels < 0: finite images and
+ * integer labels only). */
+lu_status lu_fingerprint_case_checked(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed,
+                                      int nchannels_max, const int64_t *labels, int nlabels, lu_fp_case *out,
+                                      float *samples, double *fg_min, double *fg_max);
 
 /* Whole dataset: cases analysed on opt->threads threads (memory: one case per thread plus the samples).
  * out_cases: ncases entries; stats: nchannels entries (nchannels = channels of every case, checked). */

@@ -426,8 +426,9 @@ lu_status lu_sw_finalize(const lu_tensor *acc, const lu_tensor *wsum, const int6
       }
   if (bad) {
     lu_tensor_free(t);
-    return lu_fail(LU_EARG, "sliding finalize: encountered inf/nan in the predicted logits (the model returned "
-                            "non-finite values, or float16 accumulators overflowed: use float32)");
+    return lu_fail(LU_EARG, "sliding finalize: encountered inf/nan in the predicted logits: the network returned "
+                            "non-finite values for finite input (a diverged model: see its training log), or the "
+                            "float16 accumulators overflowed (predict with half = false)");
   }
   *out = t;
   return LU_OK;

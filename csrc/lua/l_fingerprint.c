@@ -1,6 +1,8 @@
 /* require("lunet.core").fingerprint: the dataset fingerprint in C (csrc/data/fingerprint.h).
  *   fingerprint.dataset(cases, nchannels, {threads=2, samples_per_case=N, seed=1234, progress=true})
- *     cases = { {images = {path, ...}, label = path}, ... }
+ *     cases = { {images = {path, ...}, label = path, id = "case_001"}, ... }
+ *     labels = {0, 1, 2} (optional): the allowed label values; every image voxel must be finite and every label
+ *       value an integer (in labels when given), else the call fails naming the case, the file and the value
  *   -> { cases = { {shape_before_crop={z,y,x}, shape_after_crop={z,y,x}, spacing={z,y,x}, bbox={{s,e},..},
  *                   relative_size=r, num_foreground=n}, ... },
  *        channels = { {mean=, median=, std=, min=, max=, percentile_99_5=, percentile_00_5=, n=}, ... } } */
@@ -28,12 +30,20 @@ static int l_dataset(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer nch = luaL_checkinteger(L, 2);
   int has_opt = lua_istable(L, 3);
-  lu_fp_options opt = {2, 10000, 1234, 1};
+  lu_fp_options opt = {2, 10000, 1234, 1, NULL, -1};
   if (has_opt) {
     opt.threads = (int)lu_lua_field_int(L, 3, "threads", 2);
     opt.samples_per_case = (int64_t)lu_lua_field_int(L, 3, "samples_per_case", 10000);
     opt.seed = (uint64_t)lu_lua_field_int(L, 3, "seed", 1234);
     opt.progress = lu_lua_field_bool(L, 3, "progress", 1);
+    lua_getfield(L, 3, "labels");
+    if (!lua_isnil(L, -1)) {
+      int64_t *labels = lua_newuserdatauv(L, 4096 * sizeof *labels, 0);
+      lua_insert(L, -2); /* keeps the buffer on the stack, below the list, for the whole call */
+      opt.nlabels = lu_lua_check_ints(L, lua_gettop(L), labels, 0, 4096, "labels");
+      opt.labels = labels;
+    }
+    lua_pop(L, 1);
   }
   lua_Integer n = luaL_len(L, 1);
   if (n < 1) return luaL_argerror(L, 1, "no cases");
@@ -77,6 +87,9 @@ static int l_dataset(lua_State *L) {
     lua_pop(L, 1);
     lua_getfield(L, -1, "label");
     b->in[i - 1].label = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "id"); /* a string kept alive by the cases table */
+    b->in[i - 1].id = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     lua_pop(L, 2);
   }
   if (lu_fingerprint_dataset(b->in, (int)n, (int)nch, &opt, b->out, b->stats) != LU_OK)

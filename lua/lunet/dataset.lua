@@ -312,6 +312,28 @@ end
 -- ---------------------------------------------------------------------------------------------------------------
 -- Verify
 
+--- The label values a label file of the dataset may hold: dataset.json's labels (regions: their union) and the
+--- ignore label; nil when the dataset has no label semantics. The one list verify, the fingerprint, preprocessing
+--- and training check label files against.
+function M.allowed_labels(ds)
+  if not ds.labels then return nil end
+  local out = {}
+  for _, v in ipairs(ds.labels.all_labels) do out[#out + 1] = v end
+  if ds.labels.ignore_label then out[#out + 1] = ds.labels.ignore_label end
+  return out
+end
+
+--- Refuses a case's image (host tensor read from path) holding NaN/Inf, or its label map holding a value that is not
+--- one of allowed (nil: any integer) or not an integer; the error names the case, the file and the value.
+function M.check_case_values(case_id, path, t, allowed, is_label)
+  local values = require("lunet.core").values
+  local what = case_id .. ": " .. path
+  local ok, err
+  if is_label then ok, err = pcall(values.check_labels, t, allowed, what)
+  else ok, err = pcall(values.check_image, t, what) end
+  if not ok then error(tostring(err), 0) end
+end
+
 local function allclose(a, b, rtol, atol)
   rtol, atol = rtol or 1e-5, atol or 1e-8
   if #a ~= #b then return false end
@@ -436,10 +458,8 @@ function M.verify(target, opts)
   end
 
   -- labels consecutive
-  local expected, expected_set = {}, {}
+  local expected, expected_set = M.allowed_labels(ds) or {}, {}
   if ds.labels then
-    for _, v in ipairs(ds.labels.all_labels) do expected[#expected + 1] = v end
-    if ds.labels.ignore_label then expected[#expected + 1] = ds.labels.ignore_label end
     for i, v in ipairs(expected) do
       expected_set[v] = true
       if i > 1 and v - expected[i - 1] ~= 1 then

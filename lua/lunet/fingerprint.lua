@@ -34,15 +34,22 @@ function M.compute(cases, nchannels, opts)
   opts = opts or {}
   local core = require "lunet.core"
   local list = {}
-  for i, c in ipairs(cases) do list[i] = { images = c.images, label = c.label } end
+  for i, c in ipairs(cases) do list[i] = { images = c.images, label = c.label, id = c.id } end
   local progress = opts.progress
   if progress == nil then progress = true end
-  local res = core.fingerprint.dataset(list, nchannels, {
+  local ok, res = pcall(core.fingerprint.dataset, list, nchannels, {
     threads = opts.threads or 2,
     samples_per_case = opts.samples_per_case or M.samples_per_case(#list),
     seed = opts.seed or 1234,
     progress = progress,
+    labels = opts.labels,  -- with finite images, checked in the same pass over the voxels
   })
+  if not ok then
+    -- the message names the case and the file: the position of this call would only hide it
+    local msg = tostring(res):gsub("^[^\n]-%.lua:%d+: ", "")
+    if msg:find(" holds ", 1, true) then msg = msg .. "; `lunet verify` lists every such problem of the dataset" end
+    error(msg, 0)
+  end
   local spacings, shapes, rel = {}, {}, {}
   local natural2d = opts.natural_image_2d
   for i, c in ipairs(res.cases) do
@@ -88,7 +95,8 @@ function M.extract(ds, opts)
   if out and opts.overwrite == false and paths.isfile(out) then return json.read(out) end
   if #ds.cases == 0 then error(ds.path .. ": dataset has no training cases", 2) end
   local e = string.lower(ds.file_ending or "")
-  local copts = setmetatable({ natural_image_2d = (e == ".png" or e == ".bmp") }, { __index = opts })
+  local copts = setmetatable({ natural_image_2d = (e == ".png" or e == ".bmp"),
+    labels = require("lunet.dataset").allowed_labels(ds) }, { __index = opts })
   local fp, cases = M.compute(ds.cases, ds.num_channels, copts)
   if out then json.write(out, fp) end
   fp.cases = cases

@@ -463,6 +463,13 @@ local function tensor_of(x)
   return nil
 end
 
+--- Refuses an input holding NaN/Inf, naming the file: the network's output would be NaN everywhere, and the
+--- sliding window would only report non-finite logits later, without saying where they came from.
+local function check_finite(t, name)
+  local ok, err = pcall(core.values.check_image, t, name)
+  if not ok then error("predict: " .. tostring(err) .. "; a prediction needs finite input voxels", 0) end
+end
+
 -- images -> list of channel tensors, reader props {spacing=, sitk_stuff=}, like (geometry for writing)
 local function gather_images(image, props)
   local image_mod = require "lunet.io.image"
@@ -474,9 +481,11 @@ local function gather_images(image, props)
   end
   local ts, rprops, like = {}, nil, nil
   for i, im in ipairs(list) do
+    local name = type(im) == "string" and im or ("image " .. i)
     if type(im) == "string" then im = image_mod.read(im) end
     local t = tensor_of(im)
     if not t then error("predict: image " .. i .. " is not a tensor, an image or a path", 3) end
+    check_finite(t, type(im) == "table" and im.path or name)
     ts[i] = t
     if type(im) == "table" and not like then
       like = im
@@ -757,7 +766,10 @@ function M.folder(o)
   end
   local function read_case(case)
     local imgs = {}
-    for i, f in ipairs(case.images) do imgs[i] = require("lunet.io.image").read(f) end
+    for i, f in ipairs(case.images) do
+      imgs[i] = require("lunet.io.image").read(f)
+      check_finite(imgs[i].data, case.id .. ": " .. f)
+    end
     return imgs
   end
   -- preprocessing in child processes (nnU-Net's -npp): the next cases are read, cropped, normalised and

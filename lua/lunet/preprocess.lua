@@ -29,6 +29,7 @@ local fs = require "lunet.util.fs"
 local M = {}
 
 local function planner() return require "lunet.planner" end
+local function dataset() return require "lunet.dataset" end
 
 local function load_plans(plans)
   if type(plans) == "string" then return planner().read(plans) end
@@ -230,7 +231,7 @@ end
 
 function M.run(ds, plans, cfgs, opts)
   opts = opts or {}
-  if type(ds) ~= "table" then ds = require("lunet.dataset").open(ds) end
+  if type(ds) ~= "table" then ds = dataset().open(ds) end
   plans = load_plans(plans)
   if type(cfgs) == "string" then cfgs = { cfgs } end
   local threads = opts.threads or 2
@@ -252,6 +253,7 @@ function M.run(ds, plans, cfgs, opts)
     only = {}
     for _, id in ipairs(opts.cases) do only[id] = true end
   end
+  local allowed = dataset().allowed_labels(ds)
   for _, cfg_name in ipairs(cfgs) do
     local cfg = M.config(plans, cfg_name, ds.labels)
     local dir = paths.join(out_root, cfg.data_identifier)
@@ -273,7 +275,12 @@ function M.run(ds, plans, cfgs, opts)
     local rprops, ndone = {}, 0
     local function fail(tag, msg)
       pool:close()
-      error(string.format("preprocess %s: case %s: %s", cfg_name, todo[tag] and todo[tag].id or "?", tostring(msg)), 3)
+      local id, m = todo[tag] and todo[tag].id or "?", tostring(msg)
+      if m:sub(1, #id + 2) == id .. ": " then -- a value check: it names the case and the file already
+        error(string.format("preprocess %s: case %s: %s; `lunet verify` lists every such problem of the dataset",
+          cfg_name, id, m:sub(#id + 3)), 0)
+      end
+      error(string.format("preprocess %s: case %s: %s", cfg_name, id, m), 3)
     end
     local function handle(tag, ok, info)
       if not tag then return false end
@@ -293,6 +300,11 @@ function M.run(ds, plans, cfgs, opts)
       local ok, err = pcall(function()
         local ts, rp = read_images(c.images)
         local seg = c.label and require("lunet.io.image").read(c.label).data or nil
+        -- bad values would pass silently: one Inf voxel makes the whole case Inf after normalisation, a label
+        -- outside dataset.json's list trains as a phantom class (the fingerprint checks too, but preprocessing can
+        -- run on its own)
+        for k, t in ipairs(ts) do dataset().check_case_values(c.id, c.images[k], t) end
+        if seg then dataset().check_case_values(c.id, c.label, seg, allowed, true) end
         rprops[i] = rp
         pool:submit(i, ts, seg, rp.spacing, paths.join(dir, c.id) .. ".lcs")
       end)

@@ -12,7 +12,8 @@ nUNetDataLoader) with augmentation (nnUNetTrainer.get_training_transforms).
     validation = false,         -- true: final-size patches, no augmentation (nnU-Net's validation loader)
     has_ignore = false, threads = 2, mask_channels = {..} (use_mask_for_norm channels, 1-based),
     regions = nil,              -- region-based training: foreground regions {{1,2}, 2, ...} (lunet.labels.info)
-    ignore_label = nil }        -- with regions: appended as the last (ignore mask) channel, as nnU-Net
+    ignore_label = nil,         -- with regions: appended as the last (ignore mask) channel, as nnU-Net
+    check = nil }               -- function(case, data, seg) called on every patch read, before augmentation
   local b = loader:next_batch()   -- b.data (B,C,Z,Y,X) f32, b.target {per DS scale (B,1,..) i16}, b.keys, b.force_fg,
                                   -- b.boxes {lo, hi}, b.records (augmentation draws)
   -- with regions: b.regions (B,R[+1],Z,Y,X) i16 0/1 masks of the augmented seg (ConvertSegmentationToRegions,
@@ -47,7 +48,7 @@ function M.new(o)
     cases = o.cases, cfg = cfg, batch_size = o.batch_size or 2, oversample = o.oversample or 0.33,
     seed = o.seed or 0, validation = o.validation or false, has_ignore = o.has_ignore or false,
     threads = o.threads or 2, ds_scales = o.ds_scales, counter = 0,
-    regions = o.regions, ignore_label = o.ignore_label,
+    regions = o.regions, ignore_label = o.ignore_label, check = o.check,
   }, Loader)
   self.root = core.rng.new(self.seed, o.stream or (self.validation and 1 or 0))
   self.sampled_patch = self.validation and cfg.final_patch or cfg.initial_patch
@@ -82,6 +83,7 @@ function Loader:next_batch()
     local lo, hi, sel = core.sampler.bbox(case_shape(c), self.sampled_patch, self.cfg.final_patch, force,
       c.class_locations, s, c.annotated, self.has_ignore)
     local d, g = read(c, lo, hi)
+    if self.check then self.check(c, d, g) end
     datas[j + 1], segs[j + 1] = d, g
     keys[j + 1], forced[j + 1], boxes[j + 1] = c.key or ci, force, { lo = lo, hi = hi, class = sel }
   end

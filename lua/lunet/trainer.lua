@@ -416,6 +416,7 @@ local function resolve_run(o, fold)
     ds_name = ds_name, pre = pre, plans = plans, plans_path = plans_path, cfg_name = cfg_name, cfg = cfg,
     fold = fold, tr = tr, trainer_name = trainer_name, seed = o.seed or 0, threads = o.threads or 2,
     dj = dj, info = info, nin = nin, nout = info.num_segmentation_heads,
+    ds_labels = require("lunet.dataset").allowed_labels({ labels = info }),
     -- region-based training: sigmoid outputs, DC_and_BCE (nnUNetTrainer._build_loss)
     regions = info.has_regions or nil,
   }
@@ -433,6 +434,35 @@ local function write_model_folder(r)
     fs.copy_atomic(paths.join(r.pre, "dataset_fingerprint.json"), paths.join(model_dir, "dataset_fingerprint.json"))
   end
   return model_dir, folder
+end
+
+--- The check of every patch the loaders read (data preprocessed before preprocessing refused bad values, or by
+--- other tools): NaN/Inf voxels, label values outside dataset.json's labels. Cheap: one pass over the patch.
+--- allowed: the dataset's label values (lunet.dataset.allowed_labels); -1 marks voxels outside the nonzero mask.
+local function patch_check(data_dir, allowed)
+  local values = core.values
+  local with_outside, desc = { -1 }, {}
+  for i, v in ipairs(allowed or {}) do with_outside[#with_outside + 1] = v; desc[i] = tostring(v) end
+  desc = "{" .. table.concat(desc, ", ") .. "}"
+  local function where(c) return ("%s: %s"):format(c.key, paths.join(data_dir, c.key .. ".lcs")) end
+  local advice = "; the raw case holds bad values: fix it, then preprocess again (lunet verify DATASET lists " ..
+    "every such problem)"
+  return function(c, data, seg)
+    local f = values.finite(data)
+    if f then
+      error(("%s (preprocessed) holds a non-finite voxel (%s) (%d in the sampled patch)%s"):format(where(c),
+        tostring(f.value):gsub("^%-?nan$", "nan"), f.count, advice), 0)
+    end
+    if seg then
+      f = values.labels(seg, allowed and with_outside or nil)
+      if f then
+        local what = f.problem == "not_allowed" and ("label %s, not in dataset.json's labels %s"):format(
+          math.tointeger(f.value) or f.value, desc) or ("a non-integer label %s"):format(f.value)
+        error(("%s (preprocessed) holds %s (%d voxel(s) in the sampled patch)%s"):format(where(c), what, f.count,
+          advice), 0)
+      end
+    end
+  end
 end
 
 --- The fold's cases (splits_final.json, created when missing) and the training and validation loaders.
@@ -473,6 +503,7 @@ local function open_loaders(st, r)
     mask_channels = mask_channels, regions = info.has_regions and info.regions or nil,
     ignore_label = info.has_regions and info.ignore_label or nil,
   }
+  loader_opts.check = patch_check(st.data_dir, r.ds_labels)
   local lo = deep_copy(loader_opts); lo.cases = open_cases(train_ids)
   st.loader = sampler.new(lo)
   local vo = deep_copy(loader_opts); vo.cases = open_cases(#val_ids > 0 and val_ids or train_ids); vo.validation = true
@@ -589,6 +620,15 @@ local function train_iterations(st, lr, prefetch)
     if prefetch and st.iter + 1 < I then pending = { prepare() } end
     local l, secs = wait()
     t_step = t_step + secs
+    if l ~= l or l == math.huge or l == -math.huge then
+      -- the step already applied its NaN/Inf gradients: stop before any checkpoint is written from this state
+      local msg = ("epoch %d iteration %d: the loss is %s; training stopped without saving (the checkpoints "
+        .. "already written are intact). Likely causes: a learning rate too high for this data, or images with "
+        .. "extreme values (lunet verify DATASET)"):format(st.epoch, st.iter, l ~= l and "nan" or tostring(l))
+      st.logger:print("ERROR: " .. msg)
+      st.logger:close()
+      error(msg, 0)
+    end
     st.iter = st.iter + 1
     st.partial[st.iter] = l
     bar(st.iter, ("loss %.4f"):format(l))
