@@ -725,6 +725,9 @@ function M.folder(o)
   local cases = dataset_mod().cases_in_folder(o.input, ending)
   if #cases == 0 then error("predict: no images ending in " .. ending .. " in " .. o.input, 2) end
   paths.mkdirs(o.output)
+  -- one prediction per output folder, for the whole run (released on return and on error): two would leave
+  -- outputs that disagree with predict_from_raw_data_args.json. Export children share it and never release it.
+  local lock <close> = core.lock.acquire(o.output, "prediction output folder")
   json.write(paths.join(o.output, "dataset.json"), dj, { sort_keys = false })
   json.write(paths.join(o.output, "plans.json"), plans, { sort_keys = false })
   json.write(paths.join(o.output, "predict_from_raw_data_args.json"), {

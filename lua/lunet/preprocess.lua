@@ -229,6 +229,23 @@ local function progress_bar(label, total, enabled)
 end
 
 
+--- Locks of the configurations' folders (created), as one to-be-closed value; on failure the ones taken are released.
+local function lock_all(out_root, plans, cfgs, labels)
+  local held, seen = {}, {}
+  local function release() for _, h in ipairs(held) do h:release() end end
+  for _, cfg_name in ipairs(cfgs) do
+    local dir = paths.join(out_root, M.config(plans, cfg_name, labels).data_identifier)
+    if not seen[dir] then -- configurations may share a folder (3d_cascade_fullres and 3d_fullres)
+      seen[dir] = true
+      paths.mkdirs(dir)
+      local ok, h = pcall(core.lock.acquire, dir, "preprocessed configuration folder")
+      if not ok then release(); error(h, 0) end
+      held[#held + 1] = h
+    end
+  end
+  return setmetatable(held, { __close = release })
+end
+
 function M.run(ds, plans, cfgs, opts)
   opts = opts or {}
   if type(ds) ~= "table" then ds = dataset().open(ds) end
@@ -254,10 +271,12 @@ function M.run(ds, plans, cfgs, opts)
     for _, id in ipairs(opts.cases) do only[id] = true end
   end
   local allowed = dataset().allowed_labels(ds)
+  -- one run per configuration folder, every folder of this run locked before any work so that a second run fails
+  -- at once, not halfway; released on return and on error
+  local locks <close> = lock_all(out_root, plans, cfgs, ds.labels)
   for _, cfg_name in ipairs(cfgs) do
     local cfg = M.config(plans, cfg_name, ds.labels)
     local dir = paths.join(out_root, cfg.data_identifier)
-    paths.mkdirs(dir)
     local chunk = opts.chunk or (cfg.is_2d and { 1, 256, 256 } or { 64, 64, 64 })
     local todo = {}
     local skipped = 0

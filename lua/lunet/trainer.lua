@@ -423,9 +423,21 @@ local function resolve_run(o, fold)
 end
 
 --- The results folder and its copies of plans, dataset.json and the fingerprint (nnUNetTrainer.on_train_start).
-local function write_model_folder(r)
+local function fold_folder(r)
   local model_dir = paths.output_folder(r.ds_name, r.trainer_name, r.plans.plans_name, r.cfg_name)
-  local folder = paths.join(model_dir, "fold_" .. tostring(r.fold))
+  return model_dir, paths.join(model_dir, "fold_" .. tostring(r.fold))
+end
+
+--- The lock of the fold folder (created), held for the whole run: two trainings of one fold would both finish,
+--- leaving checkpoint_best of one and checkpoint_final of the other.
+local function lock_fold(r)
+  local _, folder = fold_folder(r)
+  paths.mkdirs(folder)
+  return core.lock.acquire(folder, "fold folder")
+end
+
+local function write_model_folder(r)
+  local model_dir, folder = fold_folder(r)
   paths.mkdirs(folder)
   if r.plans_path then fs.copy_atomic(r.plans_path, paths.join(model_dir, "plans.json"))
   else (require "lunet.planner").write(r.plans, paths.join(model_dir, "plans.json")) end
@@ -748,6 +760,7 @@ function M.train(o)
   if o.dataset == nil then error("trainer.train: dataset is required", 2) end
   if o.configuration == nil then error("trainer.train: configuration is required", 2) end
   local r = resolve_run(o, check_fold(o))
+  local lock <close> = lock_fold(r) -- released on return and on error
   local st = set_up(o, r)
   if o.install_signals ~= false then core.signal.install() end
   local run = { folder = st.folder, model_folder = st.model_dir, log = st.log }
