@@ -203,6 +203,34 @@ return base.extend { patch_size = function(ctx, spacing) return #spacing == 3 an
     assert.matches("impossible plan from rule 'target_spacing'", err, 1, true)
   end)
 
+  it("an unknown top-level key in a rule file is an error naming the file and the key (both file forms)", function()
+    local path = rule_file("return { gpu_memory_gb = 4, pach_size = function() end }\n")
+    local ok, err = pcall(planner.load_rules, path)
+    assert.is_false(ok)
+    assert.matches("rule file " .. path .. ": unknown rule 'pach_size' (known: ", err, 1, true)
+    assert.matches("patch_size", err, 1, true)
+    path = rule_file("local base = require 'lunet.rules.resenc_l'\nreturn base.extend { trainr = { num_epochs = 5 } }\n")
+    ok, err = pcall(plan_fixture, dir, path)
+    assert.is_false(ok)
+    assert.matches("rule file " .. path .. ": unknown rule 'trainr'", err, 1, true)
+  end)
+
+  it("rejects zero or negative feature counts at plan time, naming the rule", function()
+    for _, c in ipairs({ { "base_num_features", 0 }, { "max_features_3d", -320 }, { "max_features_2d", 1.5 } }) do
+      local path = rule_file(("return { %s = %s }\n"):format(c[1], c[2]))
+      local ok, err = pcall(plan_fixture, dir, path)
+      assert.is_false(ok, c[1])
+      assert.matches(("impossible plan from rule '%s': %s must be a positive integer, got %s"):format(c[1], c[1],
+        tostring(c[2])), err, 1, true)
+    end
+    local ok, err = pcall(plan_fixture, dir, { features_per_stage = function(_, n) local t = {}
+      for s = 1, n do t[s] = 32 - 8 * s end
+      return t end })
+    assert.is_false(ok)
+    assert.matches("impossible plan from rule 'features_per_stage'", err, 1, true)
+    assert.matches("must have a positive integer count", err, 1, true)
+  end)
+
   it("unknown presets are rejected with the list of presets", function()
     local ok, err = pcall(planner.load_rules, "resenc_q")
     assert.is_false(ok)

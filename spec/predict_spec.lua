@@ -343,8 +343,29 @@ describe("predict.folder writes what nnU-Net writes", function()
     local n1 = calls
     assert.is_true(n1 > 0)
     o.continue_prediction = true
-    predict.folder(o)
+    local ids, skipped = predict.folder(o)
     assert.are.equal(n1, calls)
+    assert.are.same({ { "c" }, 1 }, { ids, skipped })
+    -- scratch folders of killed runs on this host are removed, those of live processes kept (pid 1 always lives;
+    -- 99999999 is above any pid_max)
+    local host = (io.open("/proc/sys/kernel/hostname") or io.open("/dev/null")):read("l")
+    if host and paths.isdir("/proc/self") then
+      host = host:gsub("[^%w%.]", "_")
+      local dead, old, live, other = ".lunet-preprocess-99999999-" .. host, ".lunet-preprocess-99999998",
+        ".lunet-preprocess-1-" .. host, ".lunet-preprocess-99999997-elsewhere"
+      for _, d in ipairs({ dead, old, live, other }) do paths.mkdirs(out .. "/" .. d .. "/x") end
+      o.continue_prediction = false
+      o.preprocess_workers = 1
+      predict.folder(o)
+      assert.is_false(paths.exists(out .. "/" .. dead))
+      assert.is_false(paths.exists(out .. "/" .. old))
+      assert.is_true(paths.isdir(out .. "/" .. live))
+      assert.is_true(paths.isdir(out .. "/" .. other))
+      -- and its own is gone after the run
+      for _, f in ipairs(paths.listdir(out)) do
+        assert.is_true(f == live or f == other or not f:find("lunet%-preprocess"), "scratch left behind: " .. f)
+      end
+    end
     local cp = deepcopy(kc.plans)
     cp.configurations["3d_cascade_fullres"] = { inherits_from = "3d_fullres", previous_stage = "3d_lowres" }
     assert.has_error(function()
@@ -733,5 +754,18 @@ describe("lunet predict from a results folder", function()
     outp = p:read("a")
     assert.is_falsy(p:close())
     assert.is_truthy(outp:find("fold_3", 1, true), outp)
+    -- a second run with --continue-prediction predicts nothing and says so
+    p = io.popen((cmd:gsub("%-np 2", "-np 2 --continue-prediction")))
+    outp = p:read("a")
+    assert.is_true(p:close(), outp)
+    assert.is_truthy(outp:find("predicted 0 cases into " .. root .. "/out, 1 already done (kept by "
+      .. "--continue-prediction; leave it out to predict them again)", 1, true), outp)
+    -- a configuration that was not trained: named, with what was trained
+    p = io.popen((cmd:gsub("%-c 3d_fullres", "-c 4d_superres")))
+    outp = p:read("a")
+    assert.is_falsy(p:close())
+    assert.is_truthy(outp:find("model folder not found: " .. root .. "/res/Dataset990_LuPredict/"
+      .. "nnUNetTrainer__nnUNetPlans__4d_superres; configurations trained with nnUNetTrainer and nnUNetPlans: "
+      .. "3d_fullres", 1, true), outp)
   end)
 end)

@@ -65,6 +65,21 @@ function M.load_rules(spec)
   if type(res) ~= "table" then
     error(string.format("rule file %s must return a table of rules (got %s)", spec, type(res)), 3)
   end
+  -- a misspelt rule (pach_size = ...) would otherwise be ignored silently and the default used: refuse keys the
+  -- rule set it extends does not have, as trainer files do
+  local parent = is_rule_set(res) and res.base or require("lunet.rules.default")
+  if type(parent) == "table" then
+    local own = { name = true, base = true, helpers = true, extend = true }
+    for k in pairs(res) do
+      if parent[k] == nil and not own[k] then
+        local known = {}
+        for kk in pairs(parent) do if not own[kk] then known[#known + 1] = tostring(kk) end end
+        table.sort(known)
+        error(string.format("rule file %s: unknown rule '%s' (known: %s)", spec, tostring(k),
+          table.concat(known, ", ")), 0)
+      end
+    end
+  end
   if not is_rule_set(res) then res = require("lunet.rules.default").extend(res) end
   if res.name == nil or res.name == "default" then res.name = spec end
   return res, spec
@@ -210,6 +225,17 @@ local function plan_configuration(ctx, name, spacing, median, n_voxels_dataset)
     topo = topo or call(ctx, "topology", spacing, patch)
     arch = call(ctx, "architecture", topo, dim)
   end
+  -- zero or negative feature counts would give a network with empty convolutions
+  local feats = arch.arch_kwargs and arch.arch_kwargs.features_per_stage
+  if type(feats) == "table" then
+    for s = 1, #feats do
+      local iv = math.tointeger(feats[s])
+      if not iv or iv < 1 then
+        reject("features_per_stage", "%s features_per_stage %s: stage %d must have a positive integer count", name,
+          fmt_list(feats), s)
+      end
+    end
+  end
   -- patch must be divisible by 2^(number of stride-2 steps) per axis
   local strides = arch.arch_kwargs and arch.arch_kwargs.strides
   if type(strides) ~= "table" or #strides < 1 then reject("architecture", "%s has no strides", name) end
@@ -248,6 +274,12 @@ end
 function M.plan(fingerprint, opts)
   opts = opts or {}
   local rules = M.load_rules(opts.rules)
+  for _, k in ipairs({ "base_num_features", "max_features_2d", "max_features_3d" }) do
+    local v = rules[k]
+    if v ~= nil and not ((math.tointeger(v) or 0) >= 1) then
+      reject(k, "%s must be a positive integer, got %s", k, tostring(v))
+    end
+  end
   local dj = opts.dataset_json
   if type(dj) == "string" then dj = json.read(dj) end
   if type(dj) ~= "table" then error("planner.plan: opts.dataset_json (table or path) is required", 2) end

@@ -23,7 +23,8 @@ with Gaussian importance weighting and test-time mirroring, averaging over folds
                  export_workers=1 (-nps: exports in child processes; 0: in line), stream=nil|true|false}
       writes <output>/<case><file_ending> with the input's exact geometry, and with save_probabilities
       <case>.npz ("probabilities", float32, (C, *original array shape)) + <case>.json (properties; nnU-Net
-      writes a .pkl); plus dataset.json, plans.json, predict_from_raw_data_args.json. Returns the case ids.
+      writes a .pkl); plus dataset.json, plans.json, predict_from_raw_data_args.json. Returns the case ids and
+      how many of them continue_prediction skipped (their outputs existed).
   predict.load_models{model_dir=, folds=, checkpoint=, device=} -> models, plans, dataset_json, configuration
 
 A model is a table with forward(x) -> logits, or a lunet.net object (its first, full-resolution output is used):
@@ -683,6 +684,64 @@ local function bar(n, total, w)
   return string.rep("#", fill) .. string.rep(".", w - fill)
 end
 
+-- Scratch folders of the preprocessing workers are <output>/.lunet-preprocess-<pid>-<host>: a run that was killed
+-- leaves its own behind, and the next run on the same host removes those whose process is gone. Where the pid is
+-- unknown (no /proc) the name is random and nothing is removed.
+local function read_line(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local l = f:read("l")
+  f:close()
+  return l
+end
+
+local function scratch_owner()
+  local pid = math.tointeger(tonumber((read_line("/proc/self/stat") or ""):match("^(%d+)")))
+  local host = (read_line("/proc/sys/kernel/hostname") or "localhost"):gsub("[^%w%.]", "_")
+  return pid, host
+end
+
+local function remove_stale_scratch(output, own_pid, host)
+  if not own_pid or not paths.isdir("/proc/self") then return end
+  for _, n in ipairs(paths.listdir(output)) do
+    -- "<pid>-<host>", or "<number>" as earlier versions named it
+    local pid, h = n:match("^%.lunet%-preprocess%-(%d+)%-(.+)$")
+    if not pid then pid, h = n:match("^%.lunet%-preprocess%-(%d+)$"), host end
+    pid = math.tointeger(tonumber(pid))
+    if pid and h == host and pid ~= own_pid and not paths.isdir("/proc/" .. pid) then
+      fs.rmtree(paths.join(output, n))
+    end
+  end
+end
+
+-- A wrong -c (or -tr/-p) names what there is: the configurations trained with this trainer and plans, and the
+-- configurations of the plans in nnUNet_preprocessed.
+local function missing_model_message(dataset, trainer, plans_name, cfg_name, model_dir)
+  local msg = "predict: model folder not found: " .. model_dir
+  local res = paths.results_dataset(dataset)
+  local trained = {}
+  if paths.isdir(res) then
+    local prefix = trainer .. "__" .. plans_name .. "__"
+    for _, n in ipairs(paths.listdir(res)) do
+      if n:sub(1, #prefix) == prefix then trained[#trained + 1] = n:sub(#prefix + 1) end
+    end
+    table.sort(trained)
+  end
+  msg = msg .. string.format("; configurations trained with %s and %s: %s", trainer, plans_name,
+    #trained > 0 and table.concat(trained, ", ") or "none")
+  local pfile = paths.join(paths.preprocessed_dataset(dataset), plans_name .. ".json")
+  if paths.isfile(pfile) then
+    local okp, plans = pcall(json.read, pfile)
+    if okp and type(plans) == "table" and type(plans.configurations) == "table" then
+      local names = {}
+      for k in pairs(plans.configurations) do names[#names + 1] = k end
+      table.sort(names)
+      msg = msg .. string.format("; configurations of %s: %s", pfile, table.concat(names, ", "))
+    end
+  end
+  return msg
+end
+
 function M.folder(o)
   if type(o) ~= "table" then error("predict.folder: expected an options table", 2) end
   if not o.input or not paths.isdir(o.input) then error("predict: input folder not found: " .. tostring(o.input), 2) end
@@ -697,7 +756,7 @@ function M.folder(o)
     if not o.dataset then error("predict: no dataset (-d)", 2) end
     if not cfg_name then error("predict: no configuration (-c)", 2) end
     model_dir = paths.join(paths.results_dataset(o.dataset), paths.model_identifier(trainer, plans_name, cfg_name))
-    if not paths.isdir(model_dir) then error("predict: model folder not found: " .. model_dir, 2) end
+    if not paths.isdir(model_dir) then error(missing_model_message(o.dataset, trainer, plans_name, cfg_name, model_dir), 0) end
     local folds = o.folds
     if folds == "all" then folds = { "all" } end
     if not folds then
@@ -728,6 +787,8 @@ function M.folder(o)
   -- one prediction per output folder, for the whole run (released on return and on error): two would leave
   -- outputs that disagree with predict_from_raw_data_args.json. Export children share it and never release it.
   local lock <close> = core.lock.acquire(o.output, "prediction output folder")
+  local own_pid, host = scratch_owner()
+  remove_stale_scratch(o.output, own_pid, host)
   json.write(paths.join(o.output, "dataset.json"), dj, { sort_keys = false })
   json.write(paths.join(o.output, "plans.json"), plans, { sort_keys = false })
   json.write(paths.join(o.output, "predict_from_raw_data_args.json"), {
@@ -739,7 +800,7 @@ function M.folder(o)
   })
   local progress = o.progress
   if progress == nil then progress = term.stderr_is_tty() end
-  local ids = {}
+  local ids, skipped = {}, 0 -- skipped: outputs kept by continue_prediction
   local ncase = #cases
   local tm = {}
   -- exports in child processes (nnU-Net's -nps): case k is resampled and written while k+1 is predicted
@@ -785,7 +846,8 @@ function M.folder(o)
     if not case or ahead[ci] or is_done(case) then return end
     local prev = prev_of(case)
     if not scratch then
-      scratch = paths.join(o.output, string.format(".lunet-preprocess-%d", math.random(0, 1 << 30)))
+      scratch = paths.join(o.output, own_pid and string.format(".lunet-preprocess-%d-%s", own_pid, host)
+        or string.format(".lunet-preprocess-r%d", math.random(0, 1 << 30)))
       paths.mkdirs(scratch)
     end
     local base = paths.join(scratch, tostring(ci))
@@ -896,6 +958,8 @@ function M.folder(o)
         end
         logits:free()
         collectgarbage()
+      else
+        skipped = skipped + 1
       end
       ids[#ids + 1] = case.id
     end
@@ -906,10 +970,7 @@ function M.folder(o)
     for _, j in pairs(ahead) do proc.wait(j.pid) end
     while #pending > 0 do proc.wait(table.remove(pending, 1).pid) end
   end
-  if scratch then
-    for _, f in ipairs(paths.listdir(scratch)) do os.remove(paths.join(scratch, f)) end
-    os.remove(scratch)
-  end
+  if scratch then fs.rmtree(scratch) end
   if not ok_all then error(err_all, 0) end
   if progress then io.stderr:write(string.format("\rcase %d/%d [%s] done%s\n", ncase, ncase, bar(1, 1, 20),
     string.rep(" ", 40))) end
@@ -918,7 +979,7 @@ function M.folder(o)
       .. "model loading before: %.2f s)\n", ncase, core.now() - tstart, tm.preprocess or 0, tm.predict or 0,
       tm.export or 0, tstart - t_load))
   end
-  return ids
+  return ids, skipped
 end
 
 return setmetatable(M, { __call = function(_, model, image, props, opts) return M.image(model, image, props, opts) end })

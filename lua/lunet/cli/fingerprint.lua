@@ -13,31 +13,40 @@ nnUNet_preprocessed/DatasetXXX/dataset_fingerprint.json. As nnU-Net, an existing
 
 local function fail(msg) io.stderr:write("lunet fingerprint: " .. msg .. "\n"); return 2 end
 
-return {
-  summary = "extract the dataset fingerprint (dataset_fingerprint.json)",
-  usage = USAGE,
-  run = function(args)
-    local ds, threads, clean, quiet = nil, 2, false, false
-    local i = 1
-    while i <= #args do
-      local a = args[i]
-      if a == "-h" or a == "--help" then io.write(USAGE); return 0
-      elseif a == "-np" or a == "--threads" then
-        threads = math.tointeger(tonumber(args[i + 1] or ""))
-        if not threads or threads < 1 then return fail(a .. " needs a positive integer") end
-        i = i + 1
-      elseif a == "--clean" or a == "-clean" then clean = true
-      elseif a == "-q" or a == "--quiet" then quiet = true
-      elseif a:sub(1, 1) == "-" then return fail("unknown option " .. a .. "\n" .. USAGE)
-      elseif ds then return fail("one DATASET expected")
-      else ds = a end
+local M = { summary = "extract the dataset fingerprint (dataset_fingerprint.json)", usage = USAGE }
+
+--- Parses args; returns opts or nil, exit code (plan_and_preprocess checks its options with it before any work).
+function M.parse(args)
+  local o = { threads = 2, clean = false, quiet = false }
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-h" or a == "--help" then io.write(USAGE); return nil, 0
+    elseif a == "-np" or a == "--threads" then
+      o.threads = math.tointeger(tonumber(args[i + 1] or ""))
+      if not o.threads or o.threads < 1 then
+        return nil, fail(a .. " needs a positive integer, got " .. tostring(args[i + 1]))
+      end
       i = i + 1
-    end
-    if not ds then io.stderr:write(USAGE); return 2 end
-    local fp = require("lunet.fingerprint").extract(ds, { threads = threads, overwrite = clean,
-                                                          progress = not quiet })
-    io.write(string.format("%d cases, median relative size after cropping %.4f\n", #fp.spacings,
-      fp.median_relative_size_after_cropping))
-    return 0
-  end,
-}
+    elseif a == "--clean" or a == "-clean" then o.clean = true
+    elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a:sub(1, 1) == "-" then return nil, fail("unknown option " .. a .. "\n" .. USAGE)
+    elseif o.ds then return nil, fail("one DATASET expected")
+    else o.ds = a end
+    i = i + 1
+  end
+  if not o.ds then io.stderr:write(USAGE); return nil, 2 end
+  return o
+end
+
+function M.run(args)
+  local o, code = M.parse(args)
+  if not o then return code end
+  local fp = require("lunet.fingerprint").extract(o.ds, { threads = o.threads, overwrite = o.clean,
+                                                          progress = not o.quiet })
+  io.write(string.format("%d cases, median relative size after cropping %.4f\n", #fp.spacings,
+    fp.median_relative_size_after_cropping))
+  return 0
+end
+
+return M

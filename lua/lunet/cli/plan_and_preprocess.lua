@@ -35,7 +35,10 @@ return {
       local a = args[i]
       if a == "-h" or a == "--help" then io.write(USAGE); return 0
       elseif a == "-c" or a == "-np" then take_list(pp_args, a)
-      elseif a == "-npfp" then fp_args[#fp_args + 1] = "-np"; fp_args[#fp_args + 1] = args[i + 1]; i = i + 1
+      elseif a == "-npfp" then
+        local n = math.tointeger(tonumber(args[i + 1] or ""))
+        if not n or n < 1 then return fail("-npfp needs a positive integer, got " .. tostring(args[i + 1])) end
+        fp_args[#fp_args + 1] = "-np"; fp_args[#fp_args + 1] = args[i + 1]; i = i + 1
       elseif a == "-pl" or a == "--gpu-memory" or a == "-gpu_memory_target" then
         plan_args[#plan_args + 1] = a; plan_args[#plan_args + 1] = args[i + 1]; i = i + 1
       elseif a == "-overwrite_plans_name" then
@@ -55,9 +58,15 @@ return {
     table.insert(fp_args, 1, ds)
     table.insert(plan_args, 1, ds)
     table.insert(pp_args, 1, ds)
-    local rc = require("lunet.cli.fingerprint").run(fp_args)
+    -- every option of the three steps is checked before the first one writes anything
+    local fp_cli, plan_cli, pp_cli = require "lunet.cli.fingerprint", require "lunet.cli.plan", require "lunet.cli.preprocess"
+    for _, step in ipairs({ { fp_cli, fp_args }, { plan_cli, plan_args }, { pp_cli, pp_args } }) do
+      local o, code = step[1].parse(step[2])
+      if not o then return code end
+    end
+    local rc = fp_cli.run(fp_args)
     if rc ~= 0 then return rc end
-    rc = require("lunet.cli.plan").run(plan_args)
+    rc = plan_cli.run(plan_args)
     if rc ~= 0 or no_pp then return rc end
     -- preprocess with the plans name the planner used
     local has_name = false
@@ -75,6 +84,6 @@ return {
         end
       end
     end
-    return require("lunet.cli.preprocess").run(pp_args)
+    return pp_cli.run(pp_args)
   end,
 }

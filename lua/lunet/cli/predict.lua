@@ -68,7 +68,12 @@ function M.parse(args)
       if folds ~= "all" and #folds == 0 then error("-f needs fold numbers or 'all'", 0) end
       o.folds = folds
     elseif a == "--step-size" or a == "-step_size" then
-      o.step_size = tonumber(val(a)) or error("--step-size needs a number", 0)
+      local v = val(a)
+      o.step_size = tonumber(v)
+      -- 0 would never advance the window, above 1 would leave gaps between windows
+      if not o.step_size or o.step_size <= 0 or o.step_size > 1 then
+        error(a .. " needs a number in (0, 1], got " .. v, 0)
+      end
     elseif a == "--disable-tta" or a == "--disable_tta" then o.disable_tta = true
     elseif a == "--tta-axes" then
       o.tta_axes = {}
@@ -78,7 +83,9 @@ function M.parse(args)
     elseif a == "--device" or a == "-device" then
       local v = val(a)
       o.device = math.tointeger(tonumber(v)) or v
-    elseif a == "-np" then o.threads = int(val(a), "-np")
+    elseif a == "-np" then
+      o.threads = int(val(a), "-np")
+      if o.threads < 1 then error("-np needs a count >= 1", 0) end
     elseif a == "-npp" then
       o.preprocess_workers = int(val(a), "-npp")
       if o.preprocess_workers < 0 then error("-npp needs a count >= 0", 0) end
@@ -110,8 +117,15 @@ function M.run(args)
   end
   if o.help then io.write(USAGE) return 0 end
   if o.device == "cpu" or o.device == "cuda" then o.device = nil end
-  local ids = require("lunet.predict").folder(o)
-  io.write(string.format("predicted %d cases into %s\n", #ids, o.output))
+  local ids, skipped = require("lunet.predict").folder(o)
+  skipped = skipped or 0
+  -- as preprocess reports it: cases kept by --continue-prediction were not predicted by this run
+  io.write(string.format("predicted %d cases into %s", #ids - skipped, o.output))
+  if skipped > 0 then
+    io.write(string.format(", %d already done (kept by --continue-prediction; leave it out to predict them again)",
+      skipped))
+  end
+  io.write("\n")
   return 0
 end
 

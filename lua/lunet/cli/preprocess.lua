@@ -6,7 +6,8 @@ Preprocesses the training cases of DATASET (id, name or DatasetXXX_Name under nn
 nnUNet_preprocessed/DatasetXXX/<plans name>.json: crop to nonzero, normalise, resample, foreground locations.
 Writes nnUNet_preprocessed/DatasetXXX/<data_identifier>/<case>.lcs (chunked zstd case store, docs/formats.md)
 and <case>.json (properties). Cases already complete and valid are skipped, so an interrupted run resumes.
-Configurations missing from the plans are skipped with a note (as nnU-Net does).
+2d, 3d_fullres, 3d_lowres and 3d_cascade_fullres missing from the plans are skipped with a note (as nnU-Net
+does); any other configuration missing, or none of the list planned, is an error listing the plans' ones.
 
   -c CFG ...         configurations (default: 2d 3d_fullres 3d_lowres)
   -np N ...          threads, one number for all or one per configuration (default 2)
@@ -33,7 +34,12 @@ function M.parse(args)
       while args[i + 1] and args[i + 1]:sub(1, 1) ~= "-" do o.cfgs[#o.cfgs + 1] = args[i + 1]; i = i + 1 end
       if #o.cfgs == 0 then return nil, fail("-c needs at least one configuration") end
     elseif a == "-np" then
-      while args[i + 1] and args[i + 1]:match("^%d+$") do o.np[#o.np + 1] = tonumber(args[i + 1]); i = i + 1 end
+      -- every word up to the next option is a count: "-np abc" is refused here, not taken as DATASET
+      while args[i + 1] and args[i + 1]:sub(1, 1) ~= "-" do
+        local n = math.tointeger(tonumber(args[i + 1]))
+        if not n or n < 1 then return nil, fail("-np needs positive integers, got " .. args[i + 1]) end
+        o.np[#o.np + 1] = n; i = i + 1
+      end
       if #o.np == 0 then return nil, fail("-np needs a positive integer") end
     elseif a == "-plans_name" or a == "-pl" or a == "--plans-name" then
       o.plans_name = args[i + 1]; i = i + 1
@@ -55,6 +61,14 @@ function M.parse(args)
   return o
 end
 
+--- The configuration names of plans, sorted (for messages that list them).
+function M.configurations(plans)
+  local names = {}
+  for k in pairs(plans.configurations or {}) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
 function M.preprocess(o)
   local paths = require "lunet.util.paths"
   local planner = require "lunet.planner"
@@ -67,6 +81,21 @@ function M.preprocess(o)
     return fail(pfile .. " is missing: run `lunet plan " .. o.ds .. "` first")
   end
   local plans = planner.read(pfile)
+  -- nnU-Net's planner may leave out these (2d or 3d for some datasets, 3d_lowres when fullres is small enough), so
+  -- the default list skips them; any other name, or a list with nothing planned, is a mistake to report
+  local may_be_absent = { ["2d"] = true, ["3d_fullres"] = true, ["3d_lowres"] = true, ["3d_cascade_fullres"] = true }
+  local known, found = M.configurations(plans), 0
+  for _, cfg in ipairs(o.cfgs) do
+    if plans.configurations[cfg] then found = found + 1
+    elseif not may_be_absent[cfg] then
+      error(string.format("configuration %s is not in %s (its configurations: %s)", cfg, pfile,
+        table.concat(known, ", ")), 0)
+    end
+  end
+  if found == 0 then
+    error(string.format("none of the configurations %s is in %s (its configurations: %s)", table.concat(o.cfgs, ", "),
+      pfile, table.concat(known, ", ")), 0)
+  end
   for k, cfg in ipairs(o.cfgs) do
     if not plans.configurations[cfg] then
       io.stderr:write(string.format("lunet preprocess: configuration %s not found in %s, skipping\n", cfg, pfile))

@@ -31,7 +31,7 @@ local M = { summary = "train a configuration on one fold (nnUNetv2_train)", usag
 local function int_arg(args, i, name)
   local v = args[i + 1]
   local n = v and math.tointeger(tonumber(v))
-  if not n then return nil, name .. " needs an integer" end
+  if not n then return nil, name .. " needs an integer, got " .. tostring(v) end
   return n
 end
 
@@ -73,8 +73,8 @@ function M.parse(args)
     o.fold = math.tointeger(tonumber(pos[3]))
     if not o.fold or o.fold < 0 then return nil, fail("FOLD must be an integer >= 0 or 'all', got " .. pos[3]) end
   end
-  for _, k in ipairs({ "epochs", "iterations", "threads" }) do
-    if o[k] and o[k] < 1 then return nil, fail(k .. " must be >= 1") end
+  for _, k in ipairs({ { "epochs", "--epochs" }, { "iterations", "--iters" }, { "threads", "-np" } }) do
+    if o[k[1]] and o[k[1]] < 1 then return nil, fail(k[2] .. " must be >= 1, got " .. o[k[1]]) end
   end
   if o.val_iterations and o.val_iterations < 0 then return nil, fail("--val-iters must be >= 0") end
   return o

@@ -1,0 +1,153 @@
+-- Command-line mistakes are refused before any work: a malformed option of plan_and_preprocess stops it before the
+-- fingerprint is written, and a configuration the plans do not have is an error naming it and listing the plans'
+-- configurations (preprocess, train). A small synthetic NIfTI dataset (4 cases of 4x24x24) keeps it fast.
+local lunet = require "lunet"
+local json = require "lunet.util.json"
+local paths = require "lunet.util.paths"
+local image = require "lunet.io.image"
+
+local ROOT = os.getenv("PWD") or "."
+local LUNET = ROOT .. "/scripts/lunet"
+local tmp = os.tmpname()
+os.remove(tmp)
+local DIR = tmp .. "_cli"
+local RAW, PRE, RES = DIR .. "/raw", DIR .. "/pre", DIR .. "/res"
+local NAME = "Dataset970_CliCheck"
+local Z, Y, X = 4, 24, 24
+
+local function readfile(p)
+  local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s
+end
+
+-- runs `lunet ARGS`; returns ok, exit code, stdout + stderr
+local function lunet_cli(args)
+  local log = DIR .. "/last.log"
+  local env = ("nnUNet_raw=%s nnUNet_preprocessed=%s nnUNet_results=%s LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' " ..
+    "LUA_CPATH='%s/build/?.so;;' "):format(RAW, PRE, RES, ROOT, ROOT, ROOT)
+  local ok, _, code = os.execute(env .. LUNET .. " " .. args .. " > " .. log .. " 2>&1")
+  return ok, code, readfile(log)
+end
+
+local function has(s, needle) assert(s:find(needle, 1, true), "expected «" .. needle .. "» in:\n" .. s) end
+
+local function make_dataset()
+  local d = RAW .. "/" .. NAME
+  paths.mkdirs(d .. "/imagesTr")
+  paths.mkdirs(d .. "/labelsTr")
+  local geom = { sitk = { spacing = { 1, 1, 1 }, origin = { 0, 0, 0 }, direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } } }
+  for i = 0, 3 do
+    local img, seg = {}, {}
+    for z = 0, Z - 1 do
+      for y = 0, Y - 1 do
+        for x = 0, X - 1 do
+          local inb = y >= 6 + i and y < 14 + i and x >= 6 and x < 14
+          img[#img + 1] = (inb and 200 or 100) + ((x * 7 + y * 3 + z) % 11)
+          seg[#seg + 1] = inb and 1 or 0
+        end
+      end
+    end
+    local id = ("case_%03d"):format(i)
+    image.write(d .. "/imagesTr/" .. id .. "_0000.nii.gz",
+      lunet.tensor(img, { shape = { 1, Z, Y, X }, dtype = "f32" }), geom)
+    image.write(d .. "/labelsTr/" .. id .. ".nii.gz", lunet.tensor(seg, { shape = { 1, Z, Y, X }, dtype = "u8" }), geom)
+  end
+  json.write(d .. "/dataset.json", { channel_names = { ["0"] = "MR" }, labels = { background = 0, box = 1 },
+    numTraining = 4, file_ending = ".nii.gz" })
+end
+
+-- every file under the dataset's nnUNet_preprocessed folder
+local function written()
+  local out = {}
+  local function walk(p)
+    if not paths.exists(p) then return end
+    if paths.isdir(p) then
+      for _, n in ipairs(paths.listdir(p)) do walk(p .. "/" .. n) end
+    else out[#out + 1] = p end
+  end
+  walk(PRE .. "/" .. NAME)
+  return out
+end
+
+describe("lunet CLI: mistakes are refused before any work", function()
+  setup(function()
+    paths.mkdirs(PRE)
+    paths.mkdirs(RES)
+    make_dataset()
+  end)
+  teardown(function() os.execute("rm -rf '" .. DIR .. "'") end)
+
+  it("plan_and_preprocess checks every option before the fingerprint or the plans are written", function()
+    local cases = {
+      { "-c 2d -np abc", "lunet preprocess: -np needs positive integers, got abc" },
+      { "-c 2d -np 0", "lunet preprocess: -np needs positive integers, got 0" },
+      { "-c 2d 3d_fullres -np 1 2 3", "lunet preprocess: -np has 3 numbers for 2 configurations" },
+      { "-c 2d -npfp x", "lunet plan_and_preprocess: -npfp needs a positive integer, got x" },
+      { "-c 2d --gpu-memory lots", "lunet plan: --gpu-memory needs a positive number, got lots" },
+      { "-c 2d -pl " .. DIR .. "/no_such_rules.lua", "lunet plan: rule file " .. DIR .. "/no_such_rules.lua: cannot open it" },
+      { "-c 2d --bogus", "lunet plan_and_preprocess: unknown option --bogus" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, code, out = lunet_cli("plan_and_preprocess -d 970 -q " .. c[1])
+      assert.is_falsy(ok, c[1] .. ": " .. out)
+      assert.are.equal(2, code, c[1] .. ": " .. out)
+      has(out, c[2])
+      assert.are.same({}, written(), c[1])
+    end
+  end)
+
+  it("train and predict refuse malformed numbers while parsing", function()
+    local train = require "lunet.cli.train"
+    for _, a in ipairs({ { "--epochs", "0" }, { "-np", "abc" }, { "--iters", "1.5" } }) do
+      local o, code = train.parse({ "970", "2d", "0", a[1], a[2] })
+      assert.is_nil(o)
+      assert.are.equal(2, code)
+    end
+    local predict = require "lunet.cli.predict"
+    local base = { "-i", "a", "-o", "b", "-d", "970", "-c", "2d" }
+    for _, a in ipairs({ { "-np", "0", "-np needs a count >= 1" }, { "-np", "abc", "-np needs an integer, got abc" },
+                         { "--step-size", "0", "--step-size needs a number in (0, 1], got 0" },
+                         { "--step-size", "1.5", "--step-size needs a number in (0, 1], got 1.5" } }) do
+      local args = table.move(base, 1, #base, 1, {})
+      args[#args + 1] = a[1]; args[#args + 1] = a[2]
+      local ok, err = pcall(predict.parse, args)
+      assert.is_false(ok)
+      assert.are.equal(a[3], err)
+    end
+  end)
+
+  describe("a configuration the plans do not have", function()
+    setup(function()
+      local ok, _, out = lunet_cli("plan_and_preprocess -d 970 -q --no_pp")
+      assert(ok, out)
+    end)
+
+    it("preprocess: an error naming it and listing the plans' configurations, before any case is written", function()
+      local plans = json.read(PRE .. "/" .. NAME .. "/nnUNetPlans.json")
+      local names = {}
+      for k in pairs(plans.configurations) do names[#names + 1] = k end
+      table.sort(names)
+      local list = table.concat(names, ", ")
+      local pfile = PRE .. "/" .. NAME .. "/nnUNetPlans.json"
+      local ok, code, out = lunet_cli("preprocess 970 -q -c 2d 4d_superres")
+      assert.is_falsy(ok, out)
+      assert.are.equal(2, code)
+      has(out, "lunet preprocess: configuration 4d_superres is not in " .. pfile .. " (its configurations: " .. list
+        .. ")")
+      assert.is_false(paths.isdir(PRE .. "/" .. NAME .. "/nnUNetPlans_2d"))
+      -- the names nnU-Net's planner may leave out are skipped, but not when nothing asked for is planned
+      if not plans.configurations["3d_lowres"] then
+        ok, _, out = lunet_cli("preprocess 970 -q -c 3d_lowres")
+        assert.is_falsy(ok, out)
+        has(out, "none of the configurations 3d_lowres is in " .. pfile)
+      end
+    end)
+
+    it("train: an error naming it and listing the plans' configurations, exit status non-zero", function()
+      local ok, _, out = lunet_cli("train 970 4d_superres 0 -q")
+      assert.is_falsy(ok, out)
+      has(out, "configuration '4d_superres' is not in the plans")
+      has(out, "3d_fullres")
+      assert.is_false(paths.exists(RES .. "/" .. NAME))
+    end)
+  end)
+end)
