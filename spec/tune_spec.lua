@@ -4,7 +4,8 @@
 local core = require "lunet.core"
 local tune = core.tune
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local tmp = require "spec.support.tmp"
+local shell_quote = tmp.quote
 
 -- Runs a Lua snippet in a child lua5.4 with `env` set (tunables' file and environment layers are read
 -- when a process first uses its device); returns its stdout and whether it succeeded.
@@ -22,7 +23,7 @@ local function child(env, code)
   return out, ok
 end
 
-local tmpdir = require("spec.support.tmp").dir
+local tmpdir = tmp.dir
 
 describe("kernel tunables", function()
   after_each(function() tune.reset() end)
@@ -126,7 +127,7 @@ describe("kernel tunables", function()
     assert.is_falsy(ok)
     assert.matches("no kernel tunable 'conv.wino_chich'", out, 1, true)
     assert.matches(path .. " line 2", out, 1, true)
-    os.execute("rm -rf " .. shell_quote(dir))
+    tmp.remove(dir)
   end)
 
   it("tunes: times each candidate, keeps the fastest and saves it to the file", function()
@@ -155,6 +156,6 @@ describe("kernel tunables", function()
     -- a later process applies them
     out = child(env, [[local t = require("lunet.core").tune print(t.get("conv.wino_cich"), t.get("conv.wgrad_chunk"))]])
     assert.are.equal(best1 .. "\t" .. best2 .. "\n", out)
-    os.execute("rm -rf " .. shell_quote(dir))
+    tmp.remove(dir)
   end)
 end)

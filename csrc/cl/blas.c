@@ -29,14 +29,7 @@ static int tuned_slot(lu_device *dev) {
 }
 
 void lu_blas_tuning_path(const lu_device *dev, char *buf, size_t n) {
-  char name[256];
-  size_t j = 0;
-  for (size_t i = 0; dev->name[i] && j + 1 < sizeof name; i++)
-    name[j++] = isalnum((unsigned char)dev->name[i]) ? dev->name[i] : '_';
-  name[j] = 0;
-  char dir[3072];
-  lu_cache_dir(dir, sizeof dir, "");
-  snprintf(buf, n, "%s/clblast-%s.params", dir, name);
+  lu_cache_file(buf, n, "clblast-", dev->name, ".params");
 }
 
 /* Applies one "KERNEL NAME=VALUE ..." line. */

@@ -182,14 +182,6 @@ lu_status lu_kernel_source(const char *file, char **out) {
 
 static void cache_dir(char *buf, size_t n) { lu_cache_dir(buf, n, "kernels"); }
 
-static void mkdirs(const char *path) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
-  mkdir(tmp, 0755);
-}
-
 static unsigned char *read_file(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -291,8 +283,8 @@ static lu_status build_program(lu_device *dev, const char *file, const char *opt
             (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
   }
   if (binary_cache) {
-    mkdirs(dir);
-    write_binary(dev, p, path);
+    if (lu_mkdirs(dir) == LU_OK) write_binary(dev, p, path); /* best effort, as write_binary */
+    else lu_clear_error();
   }
   *out = p;
   return LU_OK;

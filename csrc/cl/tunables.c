@@ -6,8 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/atomic_file.h"
 #include "core/env.h"
@@ -44,9 +42,12 @@ struct lu_tunables {
   int klass;
 };
 
+/* The class of the device's own type (anything but a CPU chooses as a GPU). */
+static int native_class(const lu_device *dev) { return dev->is_cpu ? LU_CLASS_CPU : LU_CLASS_GPU; }
+
 static void resolve(lu_device *dev) {
   struct lu_tunables *t = dev->tune;
-  int klass = dev->is_cpu ? LU_CLASS_CPU : LU_CLASS_GPU;
+  int klass = native_class(dev);
   for (int l = NLAYERS - 1; l > 0; l--)
     if (t->layer[l][LU_TUNE_DEVICE_CLASS] != UNSET && t->layer[l][LU_TUNE_DEVICE_CLASS] != LU_TUNE_AUTO) {
       klass = t->layer[l][LU_TUNE_DEVICE_CLASS];
@@ -67,7 +68,7 @@ static void resolve(lu_device *dev) {
 }
 
 int lu_tune(const lu_device *dev, lu_tune_id id) {
-  if (!dev->tune) return descs[id].dflt[dev->is_cpu ? LU_CLASS_CPU : LU_CLASS_GPU];
+  if (!dev->tune) return descs[id].dflt[native_class(dev)];
   return dev->tune->value[id];
 }
 
@@ -77,7 +78,7 @@ int lu_tune_or(const lu_device *dev, lu_tune_id id, int rule) {
 }
 
 int lu_tune_class(const lu_device *dev) {
-  return dev->tune ? dev->tune->klass : dev->is_cpu ? LU_CLASS_CPU : LU_CLASS_GPU;
+  return dev->tune ? dev->tune->klass : native_class(dev);
 }
 
 lu_status lu_tune_find(const char *name, lu_tune_id *id) {
@@ -135,13 +136,7 @@ void lu_tune_format(lu_tune_id id, int value, char *buf, size_t n) {
 void lu_tune_path(const lu_device *dev, char *buf, size_t n) {
   const char *file = lu_env("LUNET_TUNABLES"); /* one file for a run (specs, a tuning experiment) */
   if (file) { snprintf(buf, n, "%s", file); return; }
-  char dir[3072], name[256];
-  size_t j = 0;
-  for (size_t i = 0; dev->name[i] && j + 1 < sizeof name; i++)
-    name[j++] = isalnum((unsigned char)dev->name[i]) ? dev->name[i] : '_';
-  name[j] = 0;
-  lu_cache_dir(dir, sizeof dir, "");
-  snprintf(buf, n, "%s/tunables-%s.txt", dir, name);
+  lu_cache_file(buf, n, "tunables-", dev->name, ".txt");
 }
 
 /* Reads "name value" lines ('#' starts a comment) into the file layer; a missing file is no error. */
@@ -235,9 +230,7 @@ lu_status lu_tune_save(lu_device *dev) {
   struct lu_tunables *t = dev->tune;
   char path[4096], tmp[LU_ATOMIC_TMP_MAX];
   lu_tune_path(dev, path, sizeof path);
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++) /* the cache folder may not exist yet */
-    if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
+  LU_TRY(lu_mkdirs_for(path)); /* the cache folder may not exist yet */
   FILE *f;
   LU_TRY(lu_atomic_fopen(path, tmp, sizeof tmp, &f));
   fprintf(f, "# Lunet kernel tunables for %s (%s), written by lunet tune --kernels.\n# name value\n", dev->name,

@@ -72,3 +72,25 @@ lu_status lu_atomic_fclose(FILE *f, const char *tmp, const char *path, lu_status
 }
 
 void lu_atomic_abort(const char *tmp) { unlink(tmp); }
+
+lu_status lu_mkdirs(const char *dir) {
+  char tmp[LU_ATOMIC_TMP_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return lu_fail(LU_EARG, "folder name too long: %s", dir);
+  for (char *p = tmp + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char c = *p;
+    *p = '\0';
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return lu_fail(LU_EIO, "cannot create folder %s: %s", tmp, strerror(errno));
+    *p = c;
+    if (c == '\0') return LU_OK;
+  }
+}
+
+lu_status lu_mkdirs_for(const char *path) {
+  char dir[LU_ATOMIC_TMP_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash || slash == dir) return LU_OK;
+  *slash = '\0';
+  return lu_mkdirs(dir);
+}

@@ -24,6 +24,10 @@ lu_status lu_atomic_commit(const char *tmp, const char *path);
 /* For stdio writers: flushes, syncs and closes f, then renames when st is LU_OK; otherwise, or when any
  * step fails, removes the temporary file. Returns st or the first failure. */
 lu_status lu_atomic_fclose(FILE *f, const char *tmp, const char *path, lu_status st);
+/* Creates the folder dir and its missing parents (mkdir -p). */
+lu_status lu_mkdirs(const char *dir);
+/* Creates the folder that will hold the file path, and its missing parents. */
+lu_status lu_mkdirs_for(const char *path);
 /* Removes the temporary file after a failed write (the descriptor or stream already closed). */
 void lu_atomic_abort(const char *tmp);
 

@@ -8,10 +8,10 @@
 
 /* $name when set and not empty, else NULL. */
 const char *lu_env(const char *name);
-/* $name as an integer, or dflt when unset, empty or not a number. */
-int lu_env_int(const char *name, int dflt);
 /* Lunet's cache folder: $LUNET_CACHE_DIR as it is, else $XDG_CACHE_HOME/lunet/SUB, else
  * ~/.cache/lunet/SUB (SUB "" for the folder itself). */
 void lu_cache_dir(char *buf, size_t n, const char *sub);
+/* A per-device file in the cache folder: <cache>/<prefix><device name, non-alphanumerics as _><ext>. */
+void lu_cache_file(char *buf, size_t n, const char *prefix, const char *device_name, const char *ext);
 
 #endif

@@ -85,7 +85,7 @@ static lu_status gemm_bwd_data(const lu_conv_tiled *job, cl_mem t, const lu_conv
 
 /* dW (Cin x M) (+)= x[tile] t^T, one SGEMM per sample */
 static lu_status gemm_bwd_weight(const lu_conv_tiled *job, cl_mem t, const lu_conv_tile *tt, size_t pt) {
-  convT_ctx *c = (convT_ctx *)job->ctx;
+  convT_ctx *c = job->ctx;
   const lu_conv_geom *g = c->g;
   size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S;
   for (int j = 0; j < tt->nb; j++) {

@@ -181,6 +181,8 @@ int lu_conv_is_pointwise(const lu_conv_geom *g) {
  * conv.algo = gemm keeps the GEMM path reachable for measurements and as the reference strategy. */
 int lu_conv_use_direct(const lu_device *dev) { return lu_tune(dev, LU_TUNE_CONV_ALGO) != 1; }
 
+int lu_conv_cvec_allowed(const lu_device *dev) { return lu_tune_cpu(dev) && lu_tune(dev, LU_TUNE_CONV_CVEC) != 0; }
+
 /* ---- bias ---- */
 
 lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S) {

@@ -41,6 +41,9 @@ lu_status lu_conv_context(lu_status st, const char *op, const lu_conv_geom *g);
 int lu_conv_is_pointwise(const lu_conv_geom *g);
 /* The direct kernels (any strategy but GEMM) unless the device's conv.algo says gemm. */
 int lu_conv_use_direct(const lu_device *dev);
+/* The channel-vector kernels (conv_cvec, convT_cvec, dgrad_cvec, wgrad_cvec: channels in the lanes)
+ * may run: on CPUs, unless the device's conv.cvec is 0. Each kernel adds its own channel-count rule. */
+int lu_conv_cvec_allowed(const lu_device *dev);
 
 /* y (N, C, S) = b[c] (0 without b). */
 lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S);
@@ -77,7 +80,7 @@ typedef struct lu_conv_tiled {
   int N, rows, row_len;
   size_t floats_per_pos;
   lu_tensor *clear;
-  const void *ctx;
+  void *ctx; /* the strategy's own state (a GEMM's beta changes after the first tile) */
   lu_status (*fill)(const struct lu_conv_tiled *job, cl_mem buf, const lu_conv_tile *t);
   lu_status (*gemm)(const struct lu_conv_tiled *job, cl_mem buf, const lu_conv_tile *t, size_t positions);
   lu_status (*drain)(const struct lu_conv_tiled *job, cl_mem buf, const lu_conv_tile *t);

@@ -147,7 +147,7 @@ lu_status lu_conv_dgrad_phases_run(const lu_conv_geom *g, const lu_tensor *dy, c
 
 /* Strided backward data on the channel-vector kernel dgrad_cvec (CPUs, >= 12 dx channels). */
 int lu_conv_dgrad_cvec_applies(const lu_conv_geom *g, const lu_device *dev) {
-  return lu_tune_cpu(dev) && g->Cin >= 12 && lu_tune(dev, LU_TUNE_CONV_CVEC) != 0;
+  return lu_conv_cvec_allowed(dev) && g->Cin >= 12;
 }
 
 /* Strided backward data on dgrad_strided, or dgrad_s2x where x has 3 taps, pad 1 and stride 2 (the

@@ -16,7 +16,7 @@
  * fill the lanes. Rows up to 8 wide are one work-item; wider ones are split evenly. Tunable
  * conv.cvec = 0 keeps the x-vector kernel. */
 static int cvec_positions(const lu_device *dev, int ox, int cout) {
-  if (!lu_tune_cpu(dev) || cout < 12 || lu_tune(dev, LU_TUNE_CONV_CVEC) == 0) return 0;
+  if (!lu_conv_cvec_allowed(dev) || cout < 12) return 0;
   /* wider rows too when 16-lane x-vectors would leave a quarter of their lanes idle (a 20-wide row
    * fills 20 of 32): 24x20 layers 1.38 -> 0.91 ms, 2.68 -> 1.60 ms; 48x40 ones stay faster on x-vectors */
   int vecs = (ox + 15) / 16;
@@ -150,7 +150,7 @@ lu_status lu_conv_direct_run(lu_device *dev, int N, int Cin, int Cout, int Z, in
 }
 
 int lu_convT_fwd_direct_applies(const lu_conv_geom *g, const lu_device *dev) {
-  return lu_tune_cpu(dev) && g->kv > 1 && g->Cout >= 12 && lu_tune(dev, LU_TUNE_CONV_CVEC) != 0;
+  return lu_conv_cvec_allowed(dev) && g->kv > 1 && g->Cout >= 12;
 }
 
 lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,

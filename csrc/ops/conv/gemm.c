@@ -134,7 +134,7 @@ lu_status lu_conv_gemm_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, cons
 
 /* dw (+)= dy[tile] (Cout x positions) col^T (positions x K), one SGEMM per sample of the tile */
 static lu_status gemm_bwd_weight(const lu_conv_tiled *job, cl_mem col, const lu_conv_tile *t, size_t pt) {
-  gemm_ctx *c = (gemm_ctx *)job->ctx;
+  gemm_ctx *c = job->ctx;
   const lu_conv_geom *g = c->g;
   size_t K = (size_t)g->Cin * g->kv, OS = (size_t)g->OS, Cout = (size_t)g->Cout;
   for (int j = 0; j < t->nb; j++) {

@@ -32,7 +32,7 @@ lu_status lu_conv_wgrad_run(const lu_conv_geom *g, const lu_tensor *x, const lu_
    * A correlation form (x-vectors along whole channel rows, no broadcasts) ran the stride-1 layers
    * until wgrad_cvec's dy and partial sums went into channel blocks; then wgrad_cvec took 0.53-0.95x
    * its time on every 2-D and 3-D layer of the bench nets, and the correlation was removed. */
-  int cvec = lu_tune_cpu(dev) && g->Cout >= 12 && g->Cin >= LU_CONV_CIB && lu_tune(dev, LU_TUNE_CONV_CVEC) != 0;
+  int cvec = lu_conv_cvec_allowed(dev) && g->Cout >= 12 && g->Cin >= LU_CONV_CIB;
   const char *kname = cvec ? "wgrad_cvec" : "wgrad_direct";
   if (cvec) { /* two vectors of output channels share each x broadcast, over half as many input channels */
     t.cov = lu_tune(dev, LU_TUNE_CONV_WGRAD_COV);
