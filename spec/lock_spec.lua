@@ -17,10 +17,8 @@ local DS = "Dataset951_LockDisc"
 
 local function sh(cmd) return os.execute(cmd) end
 
-local function env_prefix()
-  return ("nnUNet_raw=%s nnUNet_preprocessed=%s nnUNet_results=%s LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' " ..
-    "LUA_CPATH='%s/build/?.so;;' "):format(RAW, PRE, RES, ROOT, ROOT, ROOT)
-end
+local disc = require "spec.support.disc"
+local function env_prefix() return disc.env_prefix(RAW, PRE, RES, ROOT) end
 
 local function readfile(p)
   local f = assert(io.open(p, "rb"))
@@ -41,31 +39,10 @@ local function start_holder(dir)
   return pid, p
 end
 
--- 6 cases of 48x48 grey PNGs: a bright disc (label 1) on a darker background.
+-- 6 cases of 48x48 grey PNGs: a bright disc (label 1) on a darker background; case 0 also as a test image.
 local function make_dataset()
-  sh("mkdir -p " .. RAW .. "/" .. DS .. "/imagesTr " .. RAW .. "/" .. DS .. "/labelsTr " .. RAW .. "/" .. DS ..
-    "/imagesTs " .. PRE .. " " .. RES)
-  local rng = core.rng.new(5, 0)
-  for i = 0, 5 do
-    local S = 48
-    local cy, cx, r = 16 + rng:int(0, 16), 16 + rng:int(0, 16), 6 + rng:int(0, 4)
-    local img, seg = {}, {}
-    for y = 0, S - 1 do
-      for x = 0, S - 1 do
-        local inside = (y - cy) ^ 2 + (x - cx) ^ 2 <= r * r
-        img[#img + 1] = (inside and 170 or 70) + rng:int(0, 50)
-        seg[#seg + 1] = inside and 1 or 0
-      end
-    end
-    local id = string.format("disc_%03d", i)
-    local it = lunet.tensor(img, { shape = { 1, 1, S, S }, dtype = "u8" })
-    lunet.io.image.write(RAW .. "/" .. DS .. "/imagesTr/" .. id .. "_0000.png", it)
-    if i == 0 then lunet.io.image.write(RAW .. "/" .. DS .. "/imagesTs/" .. id .. "_0000.png", it) end
-    lunet.io.image.write(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png",
-      lunet.tensor(seg, { shape = { 1, 1, S, S }, dtype = "u8" }))
-  end
-  json.write(RAW .. "/" .. DS .. "/dataset.json", { channel_names = { ["0"] = "grey" },
-    labels = { background = 0, disc = 1 }, numTraining = 6, file_ending = ".png" })
+  sh("mkdir -p " .. PRE .. " " .. RES)
+  disc.write(RAW, DS, { cases = 6, size = 48, seed = 5, centre = { 16, 16 }, radius = { 6, 4 }, test_case = true })
   assert(sh(env_prefix() .. LUNET .. " plan_and_preprocess -d 951 -c 2d -q > " .. DIR .. "/pp.log 2>&1"),
     "plan_and_preprocess failed: " .. DIR .. "/pp.log")
   local f = assert(io.open(CHILD, "w"))

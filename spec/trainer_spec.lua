@@ -20,10 +20,8 @@ local function sh(cmd)
   return ok
 end
 
-local function env_prefix()
-  return ("nnUNet_raw=%s nnUNet_preprocessed=%s nnUNet_results=%s LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' " ..
-    "LUA_CPATH='%s/build/?.so;;' "):format(RAW, PRE, RES, ROOT, ROOT, ROOT)
-end
+local disc = require "spec.support.disc"
+local function env_prefix() return disc.env_prefix(RAW, PRE, RES, ROOT) end
 
 local function readfile(p)
   local f = assert(io.open(p, "rb"))
@@ -43,25 +41,8 @@ end
 
 -- 10 cases of 64x64 grey PNGs: a bright noisy disc (label 1) on a darker noisy background.
 local function make_dataset()
-  sh("mkdir -p " .. RAW .. "/" .. DS .. "/imagesTr " .. RAW .. "/" .. DS .. "/labelsTr " .. PRE .. " " .. RES)
-  local rng = core.rng.new(7, 0)
-  for i = 0, 9 do
-    local S = 64
-    local cy, cx, r = 20 + rng:int(0, 24), 20 + rng:int(0, 24), 8 + rng:int(0, 6)
-    local img, seg = {}, {}
-    for y = 0, S - 1 do
-      for x = 0, S - 1 do
-        local inside = (y - cy) ^ 2 + (x - cx) ^ 2 <= r * r
-        img[#img + 1] = (inside and 170 or 70) + rng:int(0, 50)
-        seg[#seg + 1] = inside and 1 or 0
-      end
-    end
-    local id = string.format("disc_%03d", i)
-    lunet.io.image.write(RAW .. "/" .. DS .. "/imagesTr/" .. id .. "_0000.png", lunet.tensor(img, { shape = { 1, 1, S, S }, dtype = "u8" }))
-    lunet.io.image.write(RAW .. "/" .. DS .. "/labelsTr/" .. id .. ".png", lunet.tensor(seg, { shape = { 1, 1, S, S }, dtype = "u8" }))
-  end
-  json.write(RAW .. "/" .. DS .. "/dataset.json", { channel_names = { ["0"] = "grey" },
-    labels = { background = 0, disc = 1 }, numTraining = 10, file_ending = ".png" })
+  sh("mkdir -p " .. PRE .. " " .. RES)
+  disc.write(RAW, DS, { cases = 10, size = 64, seed = 7, centre = { 20, 24 }, radius = { 8, 6 } })
   assert(sh(env_prefix() .. LUNET .. " plan_and_preprocess -d 950 -c 2d -q > " .. DIR .. "/pp.log 2>&1"),
     "plan_and_preprocess failed: " .. DIR .. "/pp.log")
   -- a tiny U-Net (same topology as the plan, 4..16 features) keeps the spec fast
