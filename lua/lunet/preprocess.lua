@@ -12,7 +12,14 @@
     writes <out_root>/<data_identifier>/<case>.lcs (chunked case store, docs/formats.md) and <case>.json
     (properties: sitk_stuff, spacing, shape_before_cropping, bbox_used_for_cropping,
     shape_after_cropping_and_before_resampling, class_locations {key: [[0,z,y,x], ...]}).
-    Cases whose .lcs and .json are both complete and valid are skipped (resume after a kill). Returns a summary.
+    and, last, <case>.provenance.json (lunet.preprocess_provenance: plans, configuration fields, raw files, payload
+    hashes). A case is skipped only when its record matches all of these now (so a kill, a re-plan, a changed raw
+    file or a damaged store redoes it); opts.rehash: hash every raw file even when its size and time match;
+    opts.clean: empty the configuration folders and gt_segmentations first (nnU-Net's preprocessor always does);
+    opts.log(line): one line per case redone, with the reason. gt_segmentations/ gets copies of the training
+    labels, refreshed when a raw label changed. Returns a summary per configuration: done (cases preprocessed),
+    skipped (up to date), redone (of done, cases that had stale output), reasons ({id, reason} list), foreign
+    (cases in nnU-Net's own .pkl/.b2nd format found in the folder, left alone), gt_refreshed, folder.
   preprocess.run_case(images, seg, props, plans, cfg, opts) -> data, seg, properties   (in memory: inference)
       images: list of host tensors (C_i, Z, Y, X) or of file paths; seg: tensor, path or nil;
       props: reader properties ({spacing = {z,y,x}, sitk = {...}}; taken from the first file when paths are given)
@@ -25,8 +32,10 @@ local json = require "lunet.util.json"
 local term = require "lunet.util.term"
 local paths = require "lunet.util.paths"
 local fs = require "lunet.util.fs"
+local prov = require "lunet.preprocess_provenance"
 
 local M = {}
+local refresh_gt, clean_folder, foreign_cases
 
 local function planner() return require "lunet.planner" end
 local function dataset() return require "lunet.dataset" end
@@ -200,14 +209,47 @@ function M.encode_properties(p)
 end
 M._num = num
 
-local function file_ok(case_base)
-  local st = core.store
-  if not st.valid(case_base .. ".lcs") then return false end
-  local f = io.open(case_base .. ".json", "rb")
-  if not f then return false end
-  local s = f:read("a")
-  f:close()
-  return (pcall(json.decode, s))
+--- gt_segmentations/<label file>: a copy of every training label, as nnU-Net writes them (evaluation reads them).
+--- A copy carries its source's modification time, so a copy whose size and time equal the raw label's is current
+--- without reading either; otherwise the bytes decide, and a changed label is copied again. Returns the number
+--- of copies written.
+refresh_gt = function(ds, gt)
+  paths.mkdirs(gt)
+  local fid, n = core.fileid, 0
+  for _, c in ipairs(ds.cases) do
+    if c.label then
+      local dst = paths.join(gt, paths.basename(c.label))
+      local ss, sm = fid.stat(c.label)
+      local ds_, dm = fid.stat(dst)
+      if not (ss and ds_ == ss and dm == sm) then
+        if ds_ ~= ss or fid.hash_file(dst) ~= fid.hash_file(c.label) then
+          fs.copy_atomic(c.label, dst)
+          n = n + 1
+        end
+        fid.copy_mtime(c.label, dst)
+      end
+    end
+  end
+  return n
+end
+
+--- --clean: everything in a configuration folder goes (nnU-Net's preprocessor removes the folder), except the
+--- lock this run holds on it.
+clean_folder = function(dir)
+  for _, name in ipairs(paths.listdir(dir)) do
+    if name ~= ".lunet.lock" then fs.rmtree(paths.join(dir, name)) end
+  end
+end
+
+--- Cases stored in nnU-Net's own formats (<case>.pkl with .b2nd / .npz / .npy) in a configuration folder: they
+--- have no Lunet record and Lunet neither reads nor removes them (nnU-Net keeps working on the folder); Lunet
+--- writes its .lcs beside them. --clean removes them.
+foreign_cases = function(dir)
+  local n = 0
+  for _, name in ipairs(paths.listdir(dir)) do
+    if name:match("%.pkl$") then n = n + 1 end
+  end
+  return n
 end
 
 
@@ -256,15 +298,6 @@ function M.run(ds, plans, cfgs, opts)
   if progress == nil then progress = term.stderr_is_tty() end
   local out_root = opts.out_root or paths.preprocessed_dataset(ds.name)
   local summary = {}
-  -- gt_segmentations: copies of the training labels (used by evaluation), as nnU-Net writes them
-  local gt = paths.join(out_root, "gt_segmentations")
-  paths.mkdirs(gt)
-  for _, c in ipairs(ds.cases) do
-    if c.label then
-      local dst = paths.join(gt, paths.basename(c.label))
-      if not paths.isfile(dst) then fs.copy_atomic(c.label, dst) end
-    end
-  end
   local only
   if opts.cases then
     only = {}
@@ -274,17 +307,38 @@ function M.run(ds, plans, cfgs, opts)
   -- one run per configuration folder, every folder of this run locked before any work so that a second run fails
   -- at once, not halfway; released on return and on error
   local locks <close> = lock_all(out_root, plans, cfgs, ds.labels)
+  local plans_name = opts.plans_name or plans.plans_name or "nnUNetPlans"
+  if opts.clean then fs.rmtree(paths.join(out_root, "gt_segmentations")) end
+  local gt_refreshed = refresh_gt(ds, paths.join(out_root, "gt_segmentations"))
+  local cleaned = {}
   for _, cfg_name in ipairs(cfgs) do
     local cfg = M.config(plans, cfg_name, ds.labels)
     local dir = paths.join(out_root, cfg.data_identifier)
     local chunk = opts.chunk or (cfg.is_2d and { 1, 256, 256 } or { 64, 64, 64 })
-    local todo = {}
-    local skipped = 0
+    if opts.clean and not cleaned[dir] then clean_folder(dir); cleaned[dir] = true end
+    local fields = prov.fields(plans, cfg_name, cfg, ds.labels, { chunk = chunk, level = opts.level or 1 })
+    local todo, reasons = {}, {}
+    local skipped, redone = 0, 0
     for _, c in ipairs(ds.cases) do
       if not only or only[c.id] then
-        if file_ok(paths.join(dir, c.id)) then skipped = skipped + 1 else todo[#todo + 1] = c end
+        local base = paths.join(dir, c.id)
+        local status, why, rec = prov.check(ds, c, plans_name, cfg_name, fields, base, { rehash = opts.rehash })
+        if status == "ok" then
+          skipped = skipped + 1
+          if rec then prov.write(base, rec) end -- same bytes, new times: keep the next check quick
+        else
+          if status == "redo" then
+            redone = redone + 1
+            reasons[#reasons + 1] = { id = c.id, reason = why }
+            if opts.log then opts.log(string.format("%s: case %s redone because %s", cfg_name, c.id, why)) end
+          end
+          -- the old record goes first: a kill during the redo leaves the case without one, so it is redone again
+          os.remove(prov.path(base))
+          todo[#todo + 1] = c
+        end
       end
     end
+    local foreign = foreign_cases(dir)
     local draw = progress_bar(cfg_name, #todo, progress)
     draw(0)
     -- parallel over cases: `workers` cases in flight in C threads (each preprocessed and written to its store
@@ -307,6 +361,8 @@ function M.run(ds, plans, cfgs, opts)
       local base = paths.join(dir, todo[tag].id)
       local okw, err = pcall(function()
         fs.write_atomic(base .. ".json", M.encode_properties(properties(rprops[tag], info, cfg.class_keys)))
+        -- last: the record exists only for a case whose store and properties are both complete
+        prov.write(base, prov.record(ds, todo[tag], plans_name, cfg_name, fields, base))
       end)
       if not okw then fail(tag, err) end
       rprops[tag] = nil
@@ -333,7 +389,8 @@ function M.run(ds, plans, cfgs, opts)
     end
     while pool:pending() > 0 do handle(pool:collect(true)) end
     pool:close()
-    summary[cfg_name] = { done = #todo, skipped = skipped, folder = dir }
+    summary[cfg_name] = { done = #todo, skipped = skipped, redone = redone, reasons = reasons, foreign = foreign,
+      gt_refreshed = gt_refreshed, folder = dir }
   end
   return summary
 end
