@@ -12,7 +12,8 @@ Runs `lunet fingerprint`, `lunet plan` and `lunet preprocess` on DATASET in one 
   -pl RULES       planner rules (default, resenc_m, resenc_l, resenc_xl, a rule file or nnU-Net planner name)
   --gpu-memory GB VRAM target for the planner
   -overwrite_plans_name NAME  plans identifier
-  --clean         recompute the fingerprint even if it exists
+  --clean         recompute the fingerprint even if it exists, and redo every preprocessed case
+                  (preprocess --clean); without it, stale cases are still redone (see lunet preprocess -h)
   --no_pp         stop after planning
   -q              no progress bars
 ]==]
@@ -44,7 +45,7 @@ return {
       elseif a == "-overwrite_plans_name" then
         plan_args[#plan_args + 1] = a; plan_args[#plan_args + 1] = args[i + 1]
         pp_args[#pp_args + 1] = "-plans_name"; pp_args[#pp_args + 1] = args[i + 1]; i = i + 1
-      elseif a == "--clean" then fp_args[#fp_args + 1] = "--clean"
+      elseif a == "--clean" then fp_args[#fp_args + 1] = "--clean"; pp_args[#pp_args + 1] = "--clean"
       elseif a == "--no_pp" then no_pp = true
       elseif a == "-q" then quiet = true
       elseif a == "-d" then ds = args[i + 1]; i = i + 1

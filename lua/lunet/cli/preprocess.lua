@@ -1,17 +1,26 @@
 -- `lunet preprocess DATASET [-c CFG ...] [-np N ...] [-plans_name NAME]`: nnUNetv2_preprocess.
 local USAGE = [==[
-usage: lunet preprocess DATASET [-c 2d 3d_fullres 3d_lowres] [-np N [N ...]] [-plans_name NAME] [-q]
+usage: lunet preprocess DATASET [-c 2d 3d_fullres 3d_lowres] [-np N [N ...]] [-plans_name NAME] [--clean]
+                        [--rehash] [-v] [-q]
 
 Preprocesses the training cases of DATASET (id, name or DatasetXXX_Name under nnUNet_raw) with the plans in
 nnUNet_preprocessed/DatasetXXX/<plans name>.json: crop to nonzero, normalise, resample, foreground locations.
 Writes nnUNet_preprocessed/DatasetXXX/<data_identifier>/<case>.lcs (chunked zstd case store, docs/formats.md)
-and <case>.json (properties). Cases already complete and valid are skipped, so an interrupted run resumes.
+and <case>.json (properties), then <case>.provenance.json: what the case was made from (plans, the configuration's
+preprocessing fields, the raw files' sizes, times and hashes, the stored files' hashes, Lunet's case format). A case
+is skipped only when all of it still matches, so an interrupted run resumes and a re-plan, a changed raw file or a
+damaged stored file redoes the cases concerned. gt_segmentations/ is refreshed when a raw label changed. Cases in
+nnU-Net's own format (.pkl/.b2nd) found in a folder are left as they are (nnU-Net keeps reading them); --clean
+removes them.
 2d, 3d_fullres, 3d_lowres and 3d_cascade_fullres missing from the plans are skipped with a note (as nnU-Net
 does); any other configuration missing, or none of the list planned, is an error listing the plans' ones.
 
   -c CFG ...         configurations (default: 2d 3d_fullres 3d_lowres)
   -np N ...          threads, one number for all or one per configuration (default 2)
   -plans_name NAME   plans identifier (default nnUNetPlans; -pl also accepted)
+  --clean            remove each configuration folder's contents and gt_segmentations first, redo every case
+  --rehash           hash every raw file, even one whose size and modification time match the record
+  -v                 one line per redone case with the reason
   -q                 no progress bar
 ]==]
 
@@ -24,7 +33,8 @@ local M = {
 
 --- Parses args; returns opts or nil, exit code.
 function M.parse(args)
-  local o = { cfgs = nil, np = {}, plans_name = "nnUNetPlans", quiet = false }
+  local o = { cfgs = nil, np = {}, plans_name = "nnUNetPlans", quiet = false, clean = false, rehash = false,
+    verbose = false }
   local i = 1
   while i <= #args do
     local a = args[i]
@@ -45,6 +55,9 @@ function M.parse(args)
       o.plans_name = args[i + 1]; i = i + 1
       if not o.plans_name then return nil, fail(a .. " needs a value") end
     elseif a == "-q" then o.quiet = true
+    elseif a == "--clean" or a == "-clean" then o.clean = true
+    elseif a == "--rehash" then o.rehash = true
+    elseif a == "-v" or a == "--verbose" then o.verbose = true
     elseif a == "-d" then -- nnU-Net style: -d 4
       o.ds = args[i + 1]; i = i + 1
     elseif a:sub(1, 1) == "-" then return nil, fail("unknown option " .. a .. "\n" .. USAGE)
@@ -67,6 +80,35 @@ function M.configurations(plans)
   for k in pairs(plans.configurations or {}) do names[#names + 1] = k end
   table.sort(names)
   return names
+end
+
+--- "3d_fullres: 14 cases preprocessed, 0 up to date, 14 redone because the configuration's spacing changed -> dir",
+--- with the distinct reasons counted when there are several, then notes on foreign cases and gt_segmentations.
+function M.summary_line(cfg, s)
+  local line = string.format("%s: %d cases preprocessed, %d up to date", cfg, s.done, s.skipped)
+  if (s.redone or 0) > 0 then
+    local count, order = {}, {}
+    for _, r in ipairs(s.reasons or {}) do
+      if not count[r.reason] then order[#order + 1] = r.reason; count[r.reason] = 0 end
+      count[r.reason] = count[r.reason] + 1
+    end
+    if #order == 1 then
+      line = line .. string.format(", %d redone because %s", s.redone, order[1])
+    else
+      local parts = {}
+      for _, r in ipairs(order) do parts[#parts + 1] = string.format("%d because %s", count[r], r) end
+      line = line .. string.format(", %d redone (%s)", s.redone, table.concat(parts, "; "))
+    end
+  end
+  line = line .. " -> " .. s.folder
+  if (s.foreign or 0) > 0 then
+    line = line .. string.format("\n%s: %d cases in nnU-Net's own format (.pkl/.b2nd, no Lunet record) left as they "
+      .. "are in %s (foreign: Lunet neither reads nor removes them; --clean removes them)", cfg, s.foreign, s.folder)
+  end
+  if (s.gt_refreshed or 0) > 0 then
+    line = line .. string.format("\ngt_segmentations: %d labels copied (new or changed)", s.gt_refreshed)
+  end
+  return line
 end
 
 function M.preprocess(o)
@@ -100,9 +142,10 @@ function M.preprocess(o)
     if not plans.configurations[cfg] then
       io.stderr:write(string.format("lunet preprocess: configuration %s not found in %s, skipping\n", cfg, pfile))
     else
-      local sum = pp.run(ds, plans, cfg, { threads = o.np[k] or o.np[1] or 2, progress = not o.quiet and nil or false })
-      local s = sum[cfg]
-      io.write(string.format("%s: %d cases preprocessed, %d already done -> %s\n", cfg, s.done, s.skipped, s.folder))
+      local log = o.verbose and function(line) io.write(line, "\n") end or nil
+      local sum = pp.run(ds, plans, cfg, { threads = o.np[k] or o.np[1] or 2, progress = not o.quiet and nil or false,
+        plans_name = o.plans_name, clean = o.clean, rehash = o.rehash, log = log })
+      io.write(M.summary_line(cfg, sum[cfg]), "\n")
     end
   end
   return 0
