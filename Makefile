@@ -8,7 +8,7 @@ export LUA_CPATH := $(ROOT)/$(BUILD)/?.so;;
 LUA    := lua5.4
 BUSTED := $(LUA) /usr/bin/busted
 
-.PHONY: all deps build test spec demo bench asan clean fuzz
+.PHONY: all deps build test spec demo bench asan clean fuzz faults
 all: build
 
 deps:
@@ -43,6 +43,11 @@ asan: deps
 # libFuzzer harnesses for the NIfTI and TIFF readers, FUZZ_SECONDS each (default 60).
 fuzz: deps
 	@sh scripts/fuzz.sh
+
+# kill -9 preprocess, train and predict at random points on the demo data and check that each resumes to the
+# uninterrupted run's output; FAULTS_KILLS=N kills per stage (default 20). Results: docs/reliability.md.
+faults: build
+	@sh scripts/faults.sh
 
 clean:
 	rm -rf $(BUILD) build-asan
