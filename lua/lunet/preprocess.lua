@@ -233,6 +233,21 @@ refresh_gt = function(ds, gt)
   return n
 end
 
+--- Temporary files of writers killed mid-write ("<file>.tmp-XXXXXX" from the C writers, "<file>.tmp<time>.<n>"
+--- from lunet.util.fs): removed by the next run, which holds the folder's lock, so no live writer owns them.
+local function is_temp_name(name)
+  return name:match("%.tmp%-%w+$") ~= nil or name:match("%.tmp%d+%.%d+$") ~= nil
+end
+
+local function remove_temps(dir)
+  local n = 0
+  for _, name in ipairs(paths.listdir(dir)) do
+    if is_temp_name(name) then os.remove(paths.join(dir, name)); n = n + 1 end
+  end
+  return n
+end
+M._is_temp_name = is_temp_name
+
 --- --clean: everything in a configuration folder goes (nnU-Net's preprocessor removes the folder), except the
 --- lock this run holds on it.
 clean_folder = function(dir)
@@ -308,14 +323,33 @@ function M.run(ds, plans, cfgs, opts)
   -- at once, not halfway; released on return and on error
   local locks <close> = lock_all(out_root, plans, cfgs, ds.labels)
   local plans_name = opts.plans_name or plans.plans_name or "nnUNetPlans"
-  if opts.clean then fs.rmtree(paths.join(out_root, "gt_segmentations")) end
-  local gt_refreshed = refresh_gt(ds, paths.join(out_root, "gt_segmentations"))
+  local gt_refreshed
+  do -- gt_segmentations is shared by the runs of every configuration: locked while it is refreshed (a moment)
+    local gt = paths.join(out_root, "gt_segmentations")
+    if opts.clean then fs.rmtree(gt) end
+    paths.mkdirs(gt)
+    local lk
+    for _ = 1, 300 do
+      local ok, h = pcall(core.lock.acquire, gt, "gt_segmentations folder")
+      if ok then lk = h break end
+      os.execute("sleep 0.1")
+    end
+    if not lk then error("preprocess: gt_segmentations stays locked by another run: " .. gt, 0) end
+    local ok, res = pcall(function()
+      remove_temps(gt)
+      return refresh_gt(ds, gt)
+    end)
+    lk:release()
+    if not ok then error(res, 0) end
+    gt_refreshed = res
+  end
   local cleaned = {}
   for _, cfg_name in ipairs(cfgs) do
     local cfg = M.config(plans, cfg_name, ds.labels)
     local dir = paths.join(out_root, cfg.data_identifier)
     local chunk = opts.chunk or (cfg.is_2d and { 1, 256, 256 } or { 64, 64, 64 })
     if opts.clean and not cleaned[dir] then clean_folder(dir); cleaned[dir] = true end
+    remove_temps(dir)
     local fields = prov.fields(plans, cfg_name, cfg, ds.labels, { chunk = chunk, level = opts.level or 1 })
     local todo, reasons = {}, {}
     local skipped, redone = 0, 0
