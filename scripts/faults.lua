@@ -60,46 +60,60 @@ local function files(dir)
   return out
 end
 
--- Starts cmd in its own session (setsid): returns the pid, which is also the session id of its children.
+-- Starts cmd in its own session (setsid) under a shell that waits for it (and so reaps it, as a user's shell
+-- would: where PID 1 does not reap, an orphan stays a zombie and looks alive). Returns the pid, which is also the
+-- session id of its children, and the shell's handle.
 local function spawn(root, args, log)
-  local p = io.popen(env(root) .. "setsid " .. LUNET .. " " .. args .. " > " .. q(log) .. " 2>&1 & echo $!")
+  local p = io.popen(env(root) .. "setsid " .. LUNET .. " " .. args .. " > " .. q(log) .. " 2>&1 & echo $!; wait")
   local pid = p:read("l")
-  p:close()
-  return assert(math.tointeger(tonumber(pid)), "no pid")
+  return assert(math.tointeger(tonumber(pid)), "no pid"), p
 end
-local function alive(pid) return sh("kill -0 " .. pid .. " 2>/dev/null") end
+local function state(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local l = f:read("l") or ""
+  f:close()
+  return l:match("%) (%a)")
+end
+local function alive(pid) local s = state(pid); return s ~= nil and s ~= "Z" end
+-- live (not zombie) processes of session sid other than sid itself
 local function session_pids(sid)
   local out = {}
-  local p = io.popen("ps -eo pid=,sid= 2>/dev/null")
+  local p = io.popen("ps -eo pid=,sid=,stat= 2>/dev/null")
   for l in p:lines() do
-    local a, b = l:match("(%d+)%s+(%d+)")
-    if tonumber(b) == sid and tonumber(a) ~= sid then out[#out + 1] = math.tointeger(tonumber(a)) end
+    local a, b, st = l:match("(%d+)%s+(%d+)%s+(%S+)")
+    if tonumber(b) == sid and tonumber(a) ~= sid and not st:find("Z") then out[#out + 1] = math.tointeger(tonumber(a)) end
   end
   p:close()
   return out
 end
 
--- Kills pid with SIGKILL after `delay` seconds (if it is still running). Returns killed (bool), survivors (child
--- pids still running 0.5 s after the kill; they are then killed too, by pid).
-local function kill_after(pid, delay)
+-- Kills pid with SIGKILL after `delay` seconds (if it is still running), then waits for the shell. Returns killed
+-- (bool), survivors (child pids still running 0.5 s after the kill; they are then killed too, by pid).
+local function kill_after(pid, shell, delay)
   local t0 = clock.now()
   while clock.now() - t0 < delay do
     if not alive(pid) then break end
     sh("sleep 0.05")
   end
-  if not alive(pid) then return false, {} end
-  sh("kill -9 " .. pid .. " 2>/dev/null")
-  sh("sleep 0.5")
-  local left = session_pids(pid)
-  for _, c in ipairs(left) do sh("kill -9 " .. c .. " 2>/dev/null") end
-  if #left > 0 then sh("sleep 0.2") end
-  return true, left
+  local killed = alive(pid)
+  local left = {}
+  if killed then
+    sh("kill -9 " .. pid .. " 2>/dev/null")
+    sh("sleep 0.5")
+    left = session_pids(pid)
+    for _, c in ipairs(left) do sh("kill -9 " .. c .. " 2>/dev/null") end
+  end
+  shell:close()
+  return killed, left
 end
 
 -- Temporary or partial names writers use: "x.tmp123.456", "x.tmp-AbC123", ".x.partial", "*.partial"
+-- and the scratch folders of prediction's preprocessing workers (".lunet-preprocess-<pid>-<host>/")
 local function is_temp(name)
   local b = name:match("([^/]*)$")
-  return b:find("%.tmp") ~= nil or b:find("partial") ~= nil
+  return b:find("%.tmp") ~= nil or b:find("partial") ~= nil or name:find("^%.lunet%-") ~= nil
+    or name:find("/%.lunet%-") ~= nil
 end
 
 local tally = {}
@@ -127,6 +141,10 @@ f:close()
 local REF = DIR .. "/ref"
 local t0 = clock.now()
 assert(lunet(REF, "plan_and_preprocess -d " .. DS .. " -c 2d -q", DIR .. "/ref_pp.log"), "reference preprocessing failed")
+-- the kill times are drawn over the length of a warm run (OpenCL kernels compiled and cached, files in the page
+-- cache): each reference command runs twice and the second is timed
+t0 = clock.now()
+assert(lunet(REF, "preprocess " .. DS .. " -c 2d --clean -q", DIR .. "/ref_pp.log"), "reference preprocessing failed")
 local T_PP = clock.now() - t0
 local PRE_DS = REF .. "/pre/" .. DS
 -- TinyPlans: the same plans and preprocessed folder, a U-Net of 4..16 features (as the trainer spec)
@@ -140,11 +158,13 @@ json.write(PRE_DS .. "/TinyPlans.json", plans)
 local CFG_DIR = "nnUNetPlans_2d"
 
 local FOLD = "res/" .. DS .. "/faults_trainer__TinyPlans__2d/fold_0"
+assert(lunet(REF, "train " .. TRAIN_ARGS, DIR .. "/ref_train.log"), "reference training failed: " .. DIR .. "/ref_train.log")
 t0 = clock.now()
 assert(lunet(REF, "train " .. TRAIN_ARGS, DIR .. "/ref_train.log"), "reference training failed: " .. DIR .. "/ref_train.log")
 local T_TR = clock.now() - t0
 local PRED_ARGS = ("predict -i %s -o %%s -d %s -c 2d -f 0 -p TinyPlans -tr faults_trainer -np 1"):format(
   q(RAW .. "/" .. DS .. "/imagesTs"), DS)
+assert(lunet(REF, PRED_ARGS:format(q(REF .. "/pred")), DIR .. "/ref_pred.log"), "reference prediction failed")
 t0 = clock.now()
 assert(lunet(REF, PRED_ARGS:format(q(REF .. "/pred")), DIR .. "/ref_pred.log"), "reference prediction failed")
 local T_PR = clock.now() - t0
@@ -173,8 +193,8 @@ end
 
 local function stage_preprocess(i)
   fresh_run_root()
-  local pid = spawn(RUN, "preprocess " .. DS .. " -c 2d -q", DIR .. "/k.log")
-  local killed, orphans = kill_after(pid, math.random() * T_PP * 1.1)
+  local pid, shell = spawn(RUN, "preprocess " .. DS .. " -c 2d -q", DIR .. "/k.log")
+  local killed, orphans = kill_after(pid, shell, math.random() * T_PP * 1.1)
   local out = { kills = killed and 1 or 0, finished_first = killed and 0 or 1, orphans = #orphans }
   local left = temps(RUN .. "/pre/" .. DS)
   out.left_after_kill = #left
@@ -219,8 +239,8 @@ local function stage_train(i)
   fresh_run_root()
   sh("ln -s " .. q(PRE_DS .. "/" .. CFG_DIR) .. " " .. q(RUN .. "/pre/" .. DS .. "/" .. CFG_DIR))
   sh("ln -s " .. q(PRE_DS .. "/gt_segmentations") .. " " .. q(RUN .. "/pre/" .. DS .. "/gt_segmentations"))
-  local pid = spawn(RUN, "train " .. TRAIN_ARGS, DIR .. "/k.log")
-  local killed, orphans = kill_after(pid, math.random() * T_TR * 1.1)
+  local pid, shell = spawn(RUN, "train " .. TRAIN_ARGS, DIR .. "/k.log")
+  local killed, orphans = kill_after(pid, shell, math.random() * T_TR * 1.1)
   local out = { kills = killed and 1 or 0, finished_first = killed and 0 or 1, orphans = #orphans }
   local F = RUN .. "/" .. FOLD
   out.left_after_kill = #temps(F)
@@ -261,8 +281,8 @@ end
 local function stage_predict(i)
   local outdir = DIR .. "/pred_run"
   sh("rm -rf " .. q(outdir))
-  local pid = spawn(REF, PRED_ARGS:format(q(outdir)), DIR .. "/k.log")
-  local killed, orphans = kill_after(pid, math.random() * T_PR * 1.1)
+  local pid, shell = spawn(REF, PRED_ARGS:format(q(outdir)), DIR .. "/k.log")
+  local killed, orphans = kill_after(pid, shell, math.random() * T_PR * 1.1)
   local out = { kills = killed and 1 or 0, finished_first = killed and 0 or 1, orphans = #orphans }
   if #orphans > 0 then problem("predict", i, #orphans .. " child processes outlived the killed predict") end
   local left = temps(outdir)

@@ -708,7 +708,9 @@ local function remove_stale_scratch(output, own_pid, host)
     local pid, h = n:match("^%.lunet%-preprocess%-(%d+)%-(.+)$")
     if not pid then pid, h = n:match("^%.lunet%-preprocess%-(%d+)$"), host end
     pid = math.tointeger(tonumber(pid))
-    if pid and h == host and pid ~= own_pid and not paths.isdir("/proc/" .. pid) then
+    -- gone, or a zombie (killed, and its parent does not reap: PID 1 of some containers)
+    local st = pid and (read_line("/proc/" .. pid .. "/stat") or ""):match("%) (%a)")
+    if pid and h == host and pid ~= own_pid and (not paths.isdir("/proc/" .. pid) or st == "Z") then
       fs.rmtree(paths.join(output, n))
     end
   end
