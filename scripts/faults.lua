@@ -5,6 +5,8 @@
 --   FAULTS_STAGES  stages to run (default "preprocess train predict")
 --   FAULTS_DIR     work folder (default a new folder under /tmp; removed at the end unless FAULTS_KEEP=1)
 --   FAULTS_SEED    seed of the kill times (default: the time)
+-- Kill times: uniform over [0, 0.9 x] the warm reference run's duration (a resumed child pays process start and
+-- device setup again, so later points still fall inside the run).
 -- Comparisons: preprocess: every <case>.lcs / .json / .provenance.json record's payload and gt_segmentations file
 -- byte-equal to the reference; train (--continue after the kill): the per-epoch train losses of checkpoint_final
 -- within 1e-5 (relative) and the pseudo Dice within 1e-3 of the reference (the trainer spec's tolerance: PoCL's
@@ -194,7 +196,7 @@ end
 local function stage_preprocess(i)
   fresh_run_root()
   local pid, shell = spawn(RUN, "preprocess " .. DS .. " -c 2d -q", DIR .. "/k.log")
-  local killed, orphans = kill_after(pid, shell, math.random() * T_PP * 1.1)
+  local killed, orphans = kill_after(pid, shell, math.random() * T_PP * 0.9)
   local out = { kills = killed and 1 or 0, finished_first = killed and 0 or 1, orphans = #orphans }
   local left = temps(RUN .. "/pre/" .. DS)
   out.left_after_kill = #left
@@ -240,7 +242,7 @@ local function stage_train(i)
   sh("ln -s " .. q(PRE_DS .. "/" .. CFG_DIR) .. " " .. q(RUN .. "/pre/" .. DS .. "/" .. CFG_DIR))
   sh("ln -s " .. q(PRE_DS .. "/gt_segmentations") .. " " .. q(RUN .. "/pre/" .. DS .. "/gt_segmentations"))
   local pid, shell = spawn(RUN, "train " .. TRAIN_ARGS, DIR .. "/k.log")
-  local killed, orphans = kill_after(pid, shell, math.random() * T_TR * 1.1)
+  local killed, orphans = kill_after(pid, shell, math.random() * T_TR * 0.9)
   local out = { kills = killed and 1 or 0, finished_first = killed and 0 or 1, orphans = #orphans }
   local F = RUN .. "/" .. FOLD
   out.left_after_kill = #temps(F)
@@ -282,7 +284,7 @@ local function stage_predict(i)
   local outdir = DIR .. "/pred_run"
   sh("rm -rf " .. q(outdir))
   local pid, shell = spawn(REF, PRED_ARGS:format(q(outdir)), DIR .. "/k.log")
-  local killed, orphans = kill_after(pid, shell, math.random() * T_PR * 1.1)
+  local killed, orphans = kill_after(pid, shell, math.random() * T_PR * 0.9)
   local out = { kills = killed and 1 or 0, finished_first = killed and 0 or 1, orphans = #orphans }
   if #orphans > 0 then problem("predict", i, #orphans .. " child processes outlived the killed predict") end
   local left = temps(outdir)
