@@ -353,10 +353,17 @@ describe("predict.folder writes what nnU-Net writes", function()
       host = host:gsub("[^%w%.]", "_")
       local dead, old, live, other = ".lunet-preprocess-99999999-" .. host, ".lunet-preprocess-99999998",
         ".lunet-preprocess-1-" .. host, ".lunet-preprocess-99999997-elsewhere"
-      for _, d in ipairs({ dead, old, live, other }) do paths.mkdirs(out .. "/" .. d .. "/x") end
+      -- a killed run whose process stays a zombie (its parent does not reap: PID 1 of some containers)
+      local zpid = core.proc.fork()
+      if zpid == 0 then core.proc.exit(0) end
+      os.execute("sleep 0.2")
+      local zombie = ".lunet-preprocess-" .. zpid .. "-" .. host
+      for _, d in ipairs({ dead, old, live, other, zombie }) do paths.mkdirs(out .. "/" .. d .. "/x") end
       o.continue_prediction = false
       o.preprocess_workers = 1
       predict.folder(o)
+      core.proc.wait(zpid)
+      assert.is_false(paths.exists(out .. "/" .. zombie))
       assert.is_false(paths.exists(out .. "/" .. dead))
       assert.is_false(paths.exists(out .. "/" .. old))
       assert.is_true(paths.isdir(out .. "/" .. live))
