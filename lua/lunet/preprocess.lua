@@ -379,7 +379,7 @@ function M.run(ds, plans, cfgs, opts)
     -- there); this thread reads the next case meanwhile and writes the properties of finished ones
     local workers = math.max(1, math.min(threads, #todo))
     local pool = core.preprocess.pool(cfg, workers, math.max(1, threads // workers), chunk, opts.level or 1)
-    local rprops, ndone = {}, 0
+    local rprops, raw_ids, ndone = {}, {}, 0
     local function fail(tag, msg)
       pool:close()
       local id, m = todo[tag] and todo[tag].id or "?", tostring(msg)
@@ -396,7 +396,8 @@ function M.run(ds, plans, cfgs, opts)
       local okw, err = pcall(function()
         fs.write_atomic(base .. ".json", M.encode_properties(properties(rprops[tag], info, cfg.class_keys)))
         -- last: the record exists only for a case whose store and properties are both complete
-        prov.write(base, prov.record(ds, todo[tag], plans_name, cfg_name, fields, base))
+        prov.write(base, prov.record(ds, todo[tag], plans_name, cfg_name, fields, base, raw_ids[tag]))
+        raw_ids[tag] = nil
       end)
       if not okw then fail(tag, err) end
       rprops[tag] = nil
@@ -407,6 +408,7 @@ function M.run(ds, plans, cfgs, opts)
     for i, c in ipairs(todo) do
       while pool:pending() >= workers do handle(pool:collect(true)) end
       local ok, err = pcall(function()
+        raw_ids[i] = prov.raw_ids(ds, c)
         local ts, rp = read_images(c.images)
         local seg = c.label and require("lunet.io.image").read(c.label).data or nil
         -- bad values would pass silently: one Inf voxel makes the whole case Inf after normalisation, a label

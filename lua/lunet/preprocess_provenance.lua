@@ -18,7 +18,8 @@ store and the properties), so a run killed at any point leaves a case without a 
 
   local prov = require "lunet.preprocess_provenance"
   prov.fields(plans, cfg_name, cfg, labels_info, store_opts) -> the `config` table above
-  prov.record(ds, case, plans_name, cfg_name, fields, base)  -> a record (hashes the raw files and the payload)
+  prov.raw_ids(ds, case)                                     -> the raw files' identities (take them before reading)
+  prov.record(ds, case, plans_name, cfg_name, fields, base, raw) -> a record (hashes the payload; raw default now)
   prov.check(ds, case, plans_name, cfg_name, fields, base, opts) -> status, reason, refreshed_record
       status: "ok" (up to date), "new" (nothing stored yet) or "redo" (reason says why, one line)
       refreshed_record: set when the case is up to date but a raw file's time changed (same bytes): write it back
@@ -119,14 +120,21 @@ local function payload(base)
   return out
 end
 
-function M.record(ds, case, plans_name, cfg_name, fields, base)
+--- The identity of the case's raw files (size, mtime_ns, XXH64), taken BEFORE they are read for preprocessing: a
+--- file changed while the case is being made then no longer matches its record, and the next run redoes the case.
+function M.raw_ids(ds, case)
   local raw = {}
   for i, p in ipairs(inputs(case)) do
     local id = file_id(p)
     raw[i] = { file = rel(ds, p), size = id.size, mtime_ns = id.mtime_ns, xxh64 = id.xxh64 }
   end
+  return json.array(raw)
+end
+
+--- raw: M.raw_ids taken before the case was read (default: now).
+function M.record(ds, case, plans_name, cfg_name, fields, base, raw)
   return { lunet_case_format = M.FORMAT, plans_name = plans_name, configuration = cfg_name,
-    config_digest = M.digest(fields), config = fields, raw = json.array(raw), payload = payload(base) }
+    config_digest = M.digest(fields), config = fields, raw = raw or M.raw_ids(ds, case), payload = payload(base) }
 end
 
 function M.write(base, rec) fs.write_atomic(M.path(base), json.encode(rec, { indent = 4, sort_keys = true })) end
