@@ -32,8 +32,9 @@ make, rsync and git's index use). Rewriting a file changes its mtime_ns (nanosec
 the shortcut only misses a change that keeps the size AND sets the old time back (cp -p / rsync -t of a different
 file of the same size, or `touch -d`); opts.rehash (`lunet preprocess --rehash`) reads every raw file. When the
 size or time differs, the content hash decides: same bytes (a `touch`, a copy) keep the case.
-Payload: both stored files are always hashed and compared (XXH64 reads about 2.5 GB/s here, cheaper than the decompression
-the store's own check would need): a flipped byte anywhere in the chunks or the properties redoes the case.
+Payload: both stored files are always hashed and compared (XXH64 reads about 2.5 GB/s here, cheaper than the
+decompression the store's own check would need): a flipped byte anywhere in the chunks or the properties redoes the
+case.
 ]]
 local core = require "lunet.core"
 local json = require "lunet.util.json"
