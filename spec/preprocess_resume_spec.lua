@@ -141,6 +141,23 @@ return base.extend { target_spacing = function(ctx) return { %s, %s, %s } end }
     assert.are.equal(mt, json.read(dir .. "an_002.provenance.json").raw[1].mtime_ns)
   end)
 
+  it("a same-size edit with the old time put back passes the size+time shortcut; --rehash catches it", function()
+    local p = raw .. "/imagesTr/an_000_0000.nii.gz"
+    local keep = root .. "/an_000_times"
+    spit(keep, "")
+    core.fileid.copy_mtime(p, keep)
+    local bytes = slurp(p)
+    local k = 6 -- in the gzip header's MTIME field: same length, other bytes, still a valid file
+    spit(p, bytes:sub(1, k - 1) .. string.char(bytes:byte(k) ~ 1) .. bytes:sub(k + 1))
+    core.fileid.copy_mtime(keep, p) -- as cp -p / rsync -t / touch -d would
+    assert.are.equal(0, run().done)
+    local s = run({ rehash = true })
+    assert.are.equal(1, s.done)
+    assert.are.equal("raw file imagesTr/an_000_0000.nii.gz changed", reason_of(s, "an_000"))
+    spit(p, bytes) -- back as it was (new time: found by its hash, so redone once more)
+    assert.are.equal(1, run().done)
+  end)
+
   it("a changed raw label redoes the case and refreshes gt_segmentations", function()
     local p = raw .. "/labelsTr/an_002.nii.gz"
     local lab = lunet.io.image.read(p)

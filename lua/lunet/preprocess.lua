@@ -246,7 +246,6 @@ local function remove_temps(dir)
   end
   return n
 end
-M._is_temp_name = is_temp_name
 
 --- --clean: everything in a configuration folder goes (nnU-Net's preprocessor removes the folder), except the
 --- lock this run holds on it.
