@@ -572,7 +572,7 @@ static lu_status run(lu_unpickler *u, lu_pv **root) {
     case '.': /* STOP */
       LU_TRY(pop(u, root));
       return LU_OK;
-    case 'N': NEWV(nv, LU_PV_NONE); LU_TRY(push(u, nv)); break;
+    case 'N': { NEWV(nv, LU_PV_NONE); LU_TRY(push(u, nv)); break; }
     case 0x88: case 0x89: { NEWV(b, LU_PV_BOOL); b->flag = op == 0x88; LU_TRY(push(u, b)); break; }
     case 'K': LU_TRY(need(u, 1)); LU_TRY(mkint(u, u->p[0], &v)); u->p += 1; LU_TRY(push(u, v)); break;
     case 'M': LU_TRY(need(u, 2)); LU_TRY(mkint(u, (int64_t)le(u->p, 2), &v)); u->p += 2; LU_TRY(push(u, v)); break;
@@ -623,10 +623,10 @@ static lu_status run(lu_unpickler *u, lu_pv **root) {
       LU_TRY(push(u, v));
       break;
     }
-    case ']': NEWV(l, LU_PV_LIST); LU_TRY(push(u, l)); break;
-    case ')': NEWV(t0, LU_PV_TUPLE); LU_TRY(push(u, t0)); break;
-    case '}': NEWV(d0, LU_PV_DICT); LU_TRY(push(u, d0)); break;
-    case 0x8f: NEWV(s0, LU_PV_SET); LU_TRY(push(u, s0)); break;
+    case ']': { NEWV(l, LU_PV_LIST); LU_TRY(push(u, l)); break; }
+    case ')': { NEWV(t0, LU_PV_TUPLE); LU_TRY(push(u, t0)); break; }
+    case '}': { NEWV(d0, LU_PV_DICT); LU_TRY(push(u, d0)); break; }
+    case 0x8f: { NEWV(s0, LU_PV_SET); LU_TRY(push(u, s0)); break; }
     case '(':
       if (u->mn >= u->max_depth) return bad(u, "marks nest deeper than %zu", u->max_depth);
       if (u->mn == u->mcap) {
