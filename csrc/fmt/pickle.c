@@ -227,7 +227,8 @@ static lu_status dict_set(lu_unpickler *u, lu_pv *d, lu_pv *k, lu_pv *v) {
 static lu_status memo_put(lu_unpickler *u, uint64_t idx) {
   lu_pv *v = NULL;
   LU_TRY(top(u, &v));
-  if (idx >= u->max_items) return bad(u, "memo index %llu is implausible", (unsigned long long)idx);
+  /* a pickle stores at most one memo entry per opcode: larger indices are hostile */
+  if (idx >= u->max_items || idx > (uint64_t)(u->end - u->start)) return bad(u, "memo index %llu is implausible", (unsigned long long)idx);
   if (idx >= u->memo_cap) {
     size_t nc = u->memo_cap ? u->memo_cap : 64;
     while (nc <= idx) nc *= 2;
@@ -303,20 +304,27 @@ static lu_status int_tuple(lu_unpickler *u, const lu_pv *t, const char *what, in
 /* Builds a tensor view of storage st; checks it stays inside the storage. */
 static lu_status make_tensor(lu_unpickler *u, lu_pv *st, const lu_pv *off, const lu_pv *size, const lu_pv *stride, lu_pv **out) {
   if (st->kind != LU_PV_STORAGE) return bad(u, "_rebuild_tensor_v2: the first argument is not a storage");
-  if (!is_int(off) || off->i < 0) return bad(u, "_rebuild_tensor_v2: bad storage offset");
+  if (!is_int(off) || int_of(off) < 0 || int_of(off) > ((int64_t)1 << 48)) return bad(u, "_rebuild_tensor_v2: bad storage offset");
   NEWV(t, LU_PV_TENSOR);
   int ns = 0;
   LU_TRY(int_tuple(u, size, "tensor size", &t->shape, &t->ndim));
   LU_TRY(int_tuple(u, stride, "tensor stride", &t->stride, &ns));
   if (ns != t->ndim) return bad(u, "tensor size and stride differ in length (%d, %d)", t->ndim, ns);
-  int64_t last = off->i, empty = 0;
+  /* sizes, strides and the element count stay below 2^48, so no product below overflows */
+  int64_t last = int_of(off), empty = 0, numel = 1;
+  const int64_t lim = (int64_t)1 << 48;
   for (int d = 0; d < t->ndim; d++) {
-    if (t->shape[d] < 0 || t->stride[d] < 0 || t->shape[d] > ((int64_t)1 << 48) || t->stride[d] > ((int64_t)1 << 48)) return bad(u, "tensor size or stride out of range");
+    if (t->shape[d] < 0 || t->stride[d] < 0 || t->shape[d] > lim || t->stride[d] > lim) return bad(u, "tensor size or stride out of range");
     if (t->shape[d] == 0) empty = 1;
-    else last += (t->shape[d] - 1) * t->stride[d];
+    else {
+      if (numel > lim / t->shape[d]) return bad(u, "tensor of more than 2^48 elements");
+      numel *= t->shape[d];
+      if (t->stride[d] && t->shape[d] - 1 > (lim - last) / t->stride[d]) return bad(u, "tensor view out of range");
+      last += (t->shape[d] - 1) * t->stride[d];
+    }
   }
   if (!empty && last >= st->i) return bad(u, "tensor reaches element %lld of a storage of %lld elements", (long long)last, (long long)st->i);
-  t->i = off->i;
+  t->i = int_of(off);
   t->dtype = st->dtype;
   LU_TRY(add_item(u, t, st));
   *out = t;

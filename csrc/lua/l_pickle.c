@@ -591,10 +591,18 @@ static storage_ud *tensor_storage(lua_State *L, int idx, int *ndim, int64_t *sha
   lua_getfield(L, idx, "offset");
   *offset = lua_isnil(L, -1) ? 0 : (int64_t)luaL_checkinteger(L, -1);
   lua_pop(L, 1);
-  int64_t last = *offset, empty = 0;
+  const int64_t lim = (int64_t)1 << 48;
+  int64_t last = *offset, empty = 0, numel = 1;
+  if (*offset > lim) luaL_error(L, "%s: tensor offset out of range", where);
   for (int d = 0; d < *ndim; d++) {
+    if (shape[d] > lim || stride[d] > lim) luaL_error(L, "%s: tensor size or stride out of range", where);
     if (shape[d] == 0) empty = 1;
-    else last += (shape[d] - 1) * stride[d];
+    else {
+      if (numel > lim / shape[d]) luaL_error(L, "%s: tensor of more than 2^48 elements", where);
+      numel *= shape[d];
+      if (stride[d] && shape[d] - 1 > (lim - last) / stride[d]) luaL_error(L, "%s: tensor view out of range", where);
+      last += (shape[d] - 1) * stride[d];
+    }
   }
   if (*offset < 0 || (!empty && last >= s->numel)) luaL_error(L, "%s: tensor view reaches past its storage", where);
   lua_settop(L, top);
