@@ -301,6 +301,22 @@ describe("zip", function()
     tmp.remove(dir)
   end)
 
+  it("writes and reads a ZIP64 end of central directory (70000 entries)", function()
+    local dir = tmp.dir()
+    local entries = {}
+    for i = 1, 70000 do entries[i] = { name = "e" .. i, data = tostring(i) } end
+    zip.write(dir .. "/many.zip", entries)
+    local raw = slurp(dir .. "/many.zip")
+    assert.is_truthy(raw:find("PK\6\6", 1, true)) -- the ZIP64 record
+    local z = zip.open(dir .. "/many.zip")
+    local names = z:names()
+    assert.are.equal(70000, #names)
+    assert.are.equal("e70000", names[70000])
+    assert.are.equal("69999", z:read("e69999"))
+    z:close()
+    tmp.remove(dir)
+  end)
+
   it("checks the CRC on extract and leaves no file behind", function()
     local dir = tmp.dir()
     local p = dir .. "/c.zip"
