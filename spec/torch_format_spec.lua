@@ -55,8 +55,10 @@ describe("torch_load", function()
       check_tensor(d[name], e, name)
       assert.are.same(e.stride, d[name].stride, name)
       assert.are.equal(e.offset, d[name].offset, name)
+      assert.are.equal(e.requires_grad, d[name].requires_grad, name)
     end
     assert.are.equal(false, d.base.requires_grad)
+    assert.are.equal(true, d.param.requires_grad) -- an nn.Parameter, through _rebuild_parameter
   end)
 
   it("reads plain values, numpy values and torch.device", function()
@@ -105,6 +107,11 @@ describe("torch_load", function()
     assert.is_nil(v.cpu.index)
     assert.are.equal("cuda", v.cuda1.type)
     assert.are.equal(1, v.cuda1.index)
+  end)
+
+  it("accepts storages saved from a GPU (location cuda:0)", function()
+    local d = P.torch_load(FIX .. "cuda_location.pt")
+    assert.are.same({ 1, 2, 3 }, P.tensor_data(d.w):flat())
   end)
 
   it("reads an nnU-Net checkpoint under its archive folder", function()
@@ -221,13 +228,13 @@ describe("torch_save", function()
       end
       same(a, b, f)
     end
-    -- the shared storage of views.pt stays one storage: four views, one data/ entry
+    -- the shared storage of views.pt stays one storage: four views, one data/ entry (plus the parameter's)
     P.torch_save(dir .. "/views.pt", P.torch_load(FIX .. "views.pt"))
     local z = zip.open(dir .. "/views.pt")
     local storages = 0
     for _, n in ipairs(z:names()) do if n:match("^views/data/%d+$") then storages = storages + 1 end end
     z:close()
-    assert.are.equal(1, storages)
+    assert.are.equal(2, storages)
     tmp.remove(dir)
   end)
 
