@@ -6,8 +6,12 @@
 
 #include "fmt/pickle.h"
 
+/* Visits at most a budget of nodes: values may be shared (a DAG through the memo), so an unbounded
+ * walk could take exponential time on a small input; the library's own conversion caches shared values. */
+static size_t budget;
 static size_t walk(const lu_pv *v, int depth) {
-  if (!v || depth > 64) return 0;
+  if (!v || depth > 64 || budget == 0) return 0;
+  budget--;
   size_t n = 1;
   if (v->kind == LU_PV_STR || v->kind == LU_PV_BYTES) n += v->len ? (size_t)(unsigned char)v->s[v->len - 1] : 0;
   for (size_t i = 0; i < v->n; i++) n += walk(v->items[i], depth + 1);
@@ -27,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!strstr(lu_errmsg(), "fuzz.pkl") && !strstr(lu_errmsg(), "no memory")) abort(); /* every error names the input */
     return 0;
   }
+  budget = 100000;
   volatile size_t n = walk(root, 0);
   (void)n;
   lu_unpickler_free(u);
