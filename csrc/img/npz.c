@@ -1,6 +1,6 @@
-/* npy/npz I/O with zlib. Reading streams each entry: the .npy header is parsed from the first
- * decompressed bytes and the array data is inflated (or read) straight into the tensor. Writing
- * streams the npy header and data through deflate, then patches the local header's CRC and sizes. */
+/* npy/npz I/O on the zip layer (fmt/zip.h). Reading streams each entry: the .npy header is parsed from
+ * the first decompressed bytes and the array data is inflated (or read) straight into the tensor.
+ * Writing streams the npy header and data into one zip entry. */
 #include "img/npz.h"
 
 #include <errno.h>
@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "core/atomic_file.h"
+#include "fmt/zip.h"
 
 /* ---------- npy header ---------- */
 
@@ -76,71 +76,34 @@ static lu_status parse_dict(const char *where, const char *h, lu_dtype *dt, int 
   return LU_OK;
 }
 
-/* A byte source: reads exactly n bytes or fails. */
+/* A byte source: reads exactly n bytes or fails (a plain .npy file or a zip entry). */
 typedef struct src {
-  lu_status (*read)(struct src *s, void *dst, size_t n);
   const char *where;
   FILE *fp;
-  /* deflate */
-  z_stream zs;
-  int zinit;
-  unsigned char *in;
-  size_t in_cap;
-  uint64_t in_left; /* compressed bytes not yet read from fp */
-  uint64_t out_left; /* uncompressed bytes not yet produced */
-  uint32_t crc;
+  lu_zip_stream *zs;
 } src;
 
-static lu_status read_stored(src *s, void *dst, size_t n) {
-  if (n > s->out_left) return lu_fail(LU_EFORMAT, "%s: entry shorter than its npy header says", s->where);
+static lu_status src_read(src *s, void *dst, size_t n) {
+  if (s->zs) return lu_zip_stream_read(s->zs, dst, n);
   if (fread(dst, 1, n, s->fp) != n) return lu_fail(LU_EIO, "%s: truncated file", s->where);
-  s->out_left -= n;
-  s->crc = (uint32_t)crc32_z(s->crc, dst, n);
-  return LU_OK;
-}
-
-static lu_status read_inflate(src *s, void *dst, size_t n) {
-  if (n > s->out_left) return lu_fail(LU_EFORMAT, "%s: entry shorter than its npy header says", s->where);
-  s->zs.next_out = dst;
-  size_t want = n;
-  while (want > 0) {
-    if (s->zs.avail_in == 0 && s->in_left > 0) {
-      size_t k = s->in_left < s->in_cap ? (size_t)s->in_left : s->in_cap;
-      if (fread(s->in, 1, k, s->fp) != k) return lu_fail(LU_EIO, "%s: truncated file", s->where);
-      s->in_left -= k;
-      s->zs.next_in = s->in;
-      s->zs.avail_in = (uInt)k;
-    }
-    uInt chunk = want > (1u << 30) ? (1u << 30) : (uInt)want;
-    s->zs.avail_out = chunk;
-    int r = inflate(&s->zs, Z_NO_FLUSH);
-    size_t got = chunk - s->zs.avail_out;
-    want -= got;
-    if (r == Z_STREAM_END && want > 0) return lu_fail(LU_EFORMAT, "%s: deflate stream ends early", s->where);
-    if (r != Z_OK && r != Z_STREAM_END && !(r == Z_BUF_ERROR && got > 0))
-      return lu_fail(LU_EFORMAT, "%s: corrupt deflate stream (zlib %d)", s->where, r);
-    if (got == 0 && s->zs.avail_in == 0 && s->in_left == 0) return lu_fail(LU_EFORMAT, "%s: truncated deflate stream", s->where);
-  }
-  s->out_left -= n;
-  s->crc = (uint32_t)crc32_z(s->crc, dst, n);
   return LU_OK;
 }
 
 /* Reads an npy from the source into a new tensor. */
 static lu_status read_npy_from(src *s, lu_tensor **out) {
   unsigned char pre[12];
-  LU_TRY(s->read(s, pre, 10));
+  LU_TRY(src_read(s, pre, 10));
   if (memcmp(pre, "\x93NUMPY", 6)) return lu_fail(LU_EFORMAT, "%s: not an npy array (bad magic)", s->where);
   uint32_t hlen;
   if (pre[6] == 1) hlen = pre[8] | (uint32_t)pre[9] << 8;
   else if (pre[6] == 2 || pre[6] == 3) {
-    LU_TRY(s->read(s, pre + 10, 2));
+    LU_TRY(src_read(s, pre + 10, 2));
     hlen = pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
   } else return lu_fail(LU_EUNSUPPORTED, "%s: npy format version %d is not supported", s->where, pre[6]);
   if (hlen > (1u << 24)) return lu_fail(LU_EFORMAT, "%s: npy header of %u bytes is implausible", s->where, hlen);
   char *h = malloc(hlen + 1);
   if (!h) return lu_fail(LU_ENOMEM, "%s: no memory for the npy header", s->where);
-  lu_status st = s->read(s, h, hlen);
+  lu_status st = src_read(s, h, hlen);
   h[hlen] = 0;
   lu_dtype dt = LU_F32;
   int ndim = 0;
@@ -151,7 +114,7 @@ static lu_status read_npy_from(src *s, lu_tensor **out) {
   lu_tensor *t = NULL;
   LU_TRY(lu_tensor_new_host(&t, dt, ndim, shape));
   size_t bytes = (size_t)lu_shape_numel(ndim, shape) * lu_dtype_size(dt);
-  if (bytes && (st = s->read(s, t->host, bytes)) != LU_OK) { lu_tensor_free(t); return st; }
+  if (bytes && (st = src_read(s, t->host, bytes)) != LU_OK) { lu_tensor_free(t); return st; }
   *out = t;
   return LU_OK;
 }
@@ -160,20 +123,14 @@ lu_status lu_npy_read(const char *path, lu_tensor **out) {
   FILE *fp = fopen(path, "rb");
   if (!fp) return lu_fail(LU_EIO, "%s: cannot open: %s", path, strerror(errno));
   src s = {0};
-  s.read = read_stored;
   s.where = path;
   s.fp = fp;
-  s.out_left = UINT64_MAX;
   lu_status st = read_npy_from(&s, out);
   fclose(fp);
   return st;
 }
 
-/* ---------- zip reading ---------- */
-
-static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const unsigned char *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t rd64(const unsigned char *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+/* ---------- npz reading ---------- */
 
 void lu_npz_free_list(int n, char **names, lu_tensor **tensors) {
   for (int i = 0; i < n; i++) {
@@ -185,99 +142,30 @@ void lu_npz_free_list(int n, char **names, lu_tensor **tensors) {
 }
 
 lu_status lu_npz_read(const char *path, int *n_out, char ***names_out, lu_tensor ***tensors_out) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return lu_fail(LU_EIO, "%s: cannot open: %s", path, strerror(errno));
+  lu_zip *z;
+  LU_TRY(lu_zip_open(path, &z));
   lu_status st = LU_OK;
-  unsigned char *tail = NULL, *cd = NULL;
-  char **names = NULL;
-  lu_tensor **tensors = NULL;
   int n = 0;
-  src s = {0};
-  if (fseeko(fp, 0, SEEK_END) != 0) { st = lu_fail(LU_EIO, "%s: cannot seek", path); goto done; }
-  off_t fsize = ftello(fp);
-  size_t tl = fsize < 65557 ? (size_t)fsize : 65557;
-  tail = malloc(tl ? tl : 1);
-  if (!tail) { st = lu_fail(LU_ENOMEM, "%s: no memory", path); goto done; }
-  if (fseeko(fp, fsize - (off_t)tl, SEEK_SET) != 0 || fread(tail, 1, tl, fp) != tl) { st = lu_fail(LU_EIO, "%s: cannot read the zip directory", path); goto done; }
-  long eocd = -1;
-  for (long i = (long)tl - 22; i >= 0; i--)
-    if (rd32(tail + i) == 0x06054b50) { eocd = i; break; }
-  if (eocd < 0) { st = lu_fail(LU_EFORMAT, "%s: not a zip/npz file (no end of central directory)", path); goto done; }
-  uint64_t n_entries = rd16(tail + eocd + 10), cd_size = rd32(tail + eocd + 12), cd_off = rd32(tail + eocd + 16);
-  if ((n_entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_off == 0xFFFFFFFF) && eocd >= 20 && rd32(tail + eocd - 20) == 0x07064b50) {
-    uint64_t z64 = rd64(tail + eocd - 20 + 8);
-    unsigned char rec[56];
-    if (fseeko(fp, (off_t)z64, SEEK_SET) != 0 || fread(rec, 1, 56, fp) != 56 || rd32(rec) != 0x06064b50) { st = lu_fail(LU_EFORMAT, "%s: bad zip64 end of central directory", path); goto done; }
-    n_entries = rd64(rec + 32);
-    cd_size = rd64(rec + 40);
-    cd_off = rd64(rec + 48);
-  }
-  if (cd_off + cd_size > (uint64_t)fsize || n_entries > 100000) { st = lu_fail(LU_EFORMAT, "%s: zip central directory out of range", path); goto done; }
-  cd = malloc(cd_size ? cd_size : 1);
-  names = calloc(n_entries ? n_entries : 1, sizeof(char *));
-  tensors = calloc(n_entries ? n_entries : 1, sizeof(lu_tensor *));
-  s.in_cap = 1 << 20;
-  s.in = malloc(s.in_cap);
-  if (!cd || !names || !tensors || !s.in) { st = lu_fail(LU_ENOMEM, "%s: no memory", path); goto done; }
-  if (fseeko(fp, (off_t)cd_off, SEEK_SET) != 0 || fread(cd, 1, cd_size, fp) != cd_size) { st = lu_fail(LU_EIO, "%s: cannot read the zip directory", path); goto done; }
-  size_t p = 0;
-  for (uint64_t e = 0; e < n_entries; e++) {
-    if (p + 46 > cd_size || rd32(cd + p) != 0x02014b50) { st = lu_fail(LU_EFORMAT, "%s: corrupt zip central directory", path); goto done; }
-    unsigned method = rd16(cd + p + 10);
-    uint32_t crc = rd32(cd + p + 16);
-    uint64_t csize = rd32(cd + p + 20), usize = rd32(cd + p + 24);
-    unsigned nlen = rd16(cd + p + 28), xlen = rd16(cd + p + 30), clen = rd16(cd + p + 32);
-    uint64_t loff = rd32(cd + p + 42);
-    if (p + 46 + nlen + xlen + clen > cd_size) { st = lu_fail(LU_EFORMAT, "%s: corrupt zip central directory", path); goto done; }
-    const unsigned char *x = cd + p + 46 + nlen, *xe = x + xlen;
-    while (x + 4 <= xe) {
-      unsigned id = rd16(x), sz = rd16(x + 2);
-      if (id == 1) {
-        const unsigned char *q = x + 4, *qe = x + 4 + sz;
-        if (usize == 0xFFFFFFFF && q + 8 <= qe) { usize = rd64(q); q += 8; }
-        if (csize == 0xFFFFFFFF && q + 8 <= qe) { csize = rd64(q); q += 8; }
-        if (loff == 0xFFFFFFFF && q + 8 <= qe) { loff = rd64(q); q += 8; }
-      }
-      x += 4 + sz;
-    }
-    char *name = malloc(nlen + 1);
-    if (!name) { st = lu_fail(LU_ENOMEM, "%s: no memory", path); goto done; }
-    memcpy(name, cd + p + 46, nlen);
-    name[nlen] = 0;
+  char **names = calloc((size_t)(z->n ? z->n : 1), sizeof(char *));
+  lu_tensor **tensors = calloc((size_t)(z->n ? z->n : 1), sizeof(lu_tensor *));
+  if (!names || !tensors) st = lu_fail(LU_ENOMEM, "%s: no memory", path);
+  for (int e = 0; e < z->n && st == LU_OK; e++) {
+    size_t nlen = strlen(z->e[e].name);
+    char *name = strdup(z->e[e].name);
+    if (!name) { st = lu_fail(LU_ENOMEM, "%s: no memory", path); break; }
     if (nlen > 4 && !strcmp(name + nlen - 4, ".npy")) name[nlen - 4] = 0;
     names[n] = name;
-    p += 46 + nlen + xlen + clen;
-
     char where[512];
     snprintf(where, sizeof where, "%s[%s]", path, name);
-    unsigned char lh[30];
-    if (fseeko(fp, (off_t)loff, SEEK_SET) != 0 || fread(lh, 1, 30, fp) != 30 || rd32(lh) != 0x04034b50) { st = lu_fail(LU_EFORMAT, "%s: bad local zip header", where); n++; goto done; }
-    if (fseeko(fp, (off_t)(loff + 30 + rd16(lh + 26) + rd16(lh + 28)), SEEK_SET) != 0) { st = lu_fail(LU_EIO, "%s: cannot seek", where); n++; goto done; }
+    src s = {0};
     s.where = where;
-    s.fp = fp;
-    s.crc = 0;
-    s.out_left = usize;
-    s.in_left = csize;
-    if (method == 0) s.read = read_stored;
-    else if (method == 8) {
-      s.read = read_inflate;
-      memset(&s.zs, 0, sizeof s.zs);
-      if (inflateInit2(&s.zs, -15) != Z_OK) { st = lu_fail(LU_ENOMEM, "%s: inflateInit failed", where); n++; goto done; }
-      s.zinit = 1;
-    } else { st = lu_fail(LU_EUNSUPPORTED, "%s: zip compression method %u is not supported", where, method); n++; goto done; }
-    st = read_npy_from(&s, &tensors[n]);
-    if (s.zinit) { inflateEnd(&s.zs); s.zinit = 0; }
+    st = lu_zip_stream_open(z, e, &s.zs);
+    if (st == LU_OK) st = read_npy_from(&s, &tensors[n]);
     n++;
-    if (st != LU_OK) goto done;
-    if (s.out_left != 0) { st = lu_fail(LU_EFORMAT, "%s: %llu bytes after the array data", where, (unsigned long long)s.out_left); goto done; }
-    if (s.crc != crc) { st = lu_fail(LU_EFORMAT, "%s: CRC mismatch", where); goto done; }
+    if (st == LU_OK) st = lu_zip_stream_finish(s.zs, 0);
+    lu_zip_stream_close(s.zs);
   }
-done:
-  if (s.zinit) inflateEnd(&s.zs);
-  free(s.in);
-  free(tail);
-  free(cd);
-  fclose(fp);
+  lu_zip_close(z);
   if (st != LU_OK) { lu_npz_free_list(n, names, tensors); return st; }
   *n_out = n;
   *names_out = names;
@@ -333,44 +221,6 @@ lu_status lu_npy_write(const char *path, const lu_tensor *t) {
   return lu_atomic_fclose(fp, tmp, path, st);
 }
 
-static void wr16(unsigned char *p, unsigned v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
-static void wr32(unsigned char *p, uint32_t v) { wr16(p, v & 0xffff); wr16(p + 2, v >> 16); }
-static void wr64(unsigned char *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 4, (uint32_t)(v >> 32)); }
-
-typedef struct { uint64_t off, csize, usize; uint32_t crc; unsigned method; } zent;
-
-/* Writes bytes through deflate (level > 0) or as is, updating crc and csize. */
-static lu_status put(FILE *fp, z_stream *zs, int level, const void *data, size_t n, int finish, unsigned char *obuf,
-                     size_t ocap, zent *e, const char *path) {
-  if (level == 0) {
-    if (n && fwrite(data, 1, n, fp) != n) return lu_fail(LU_EIO, "%s: write failed: %s", path, strerror(errno));
-    e->csize += n;
-    return LU_OK;
-  }
-  const unsigned char *p = data;
-  size_t left = n;
-  for (;;) {
-    uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
-    zs->next_in = (unsigned char *)p;
-    zs->avail_in = chunk;
-    int flush = (finish && chunk == left) ? Z_FINISH : Z_NO_FLUSH;
-    int r;
-    do {
-      zs->next_out = obuf;
-      zs->avail_out = (uInt)ocap;
-      r = deflate(zs, flush);
-      if (r == Z_STREAM_ERROR) return lu_fail(LU_EFORMAT, "%s: deflate failed", path);
-      size_t got = ocap - zs->avail_out;
-      if (got && fwrite(obuf, 1, got, fp) != got) return lu_fail(LU_EIO, "%s: write failed: %s", path, strerror(errno));
-      e->csize += got;
-    } while (zs->avail_out == 0 || (flush == Z_FINISH && r != Z_STREAM_END));
-    p += chunk;
-    left -= chunk;
-    if (left == 0) break;
-  }
-  return LU_OK;
-}
-
 lu_status lu_npz_write(const char *path, int n, const char *const *names, const lu_tensor *const *tensors, int level) {
   if (level < 0 || level > 9) return lu_fail(LU_EARG, "%s: compression level %d not in 0..9", path, level);
   for (int i = 0; i < n; i++) {
@@ -378,129 +228,22 @@ lu_status lu_npz_write(const char *path, int n, const char *const *names, const 
     if (!descr_of(tensors[i]->dtype)) return lu_fail(LU_EUNSUPPORTED, "%s: dtype %s of '%s' cannot be written", path, lu_dtype_name(tensors[i]->dtype), names[i]);
     if (strlen(names[i]) > 1000 || !names[i][0]) return lu_fail(LU_EARG, "%s: bad array name", path);
   }
-  char tmp[LU_ATOMIC_TMP_MAX];
-  FILE *fp;
-  LU_TRY(lu_atomic_fopen(path, tmp, sizeof tmp, &fp));
-  zent *ents = calloc((size_t)(n ? n : 1), sizeof(zent));
-  size_t ocap = 1 << 20;
-  unsigned char *obuf = malloc(ocap);
+  lu_zip_writer *w;
+  LU_TRY(lu_zip_writer_open(path, &w));
   lu_status st = LU_OK;
-  if (!ents || !obuf) { st = lu_fail(LU_ENOMEM, "%s: no memory", path); goto done; }
-  uint64_t off = 0;
   for (int i = 0; i < n && st == LU_OK; i++) {
     const lu_tensor *t = tensors[i];
     char fname[1100];
     snprintf(fname, sizeof fname, "%s.npy", names[i]);
-    size_t nlen = strlen(fname);
     char hdr[512];
     size_t hlen;
     if ((st = npy_header(t, hdr, sizeof hdr, &hlen)) != LU_OK) break;
     size_t bytes = (size_t)lu_tensor_numel(t) * lu_dtype_size(t->dtype);
-    zent *e = &ents[i];
-    e->off = off;
-    e->method = level ? 8 : 0;
-    e->usize = hlen + bytes;
-    e->crc = (uint32_t)crc32_z(crc32_z(0, (const unsigned char *)hdr, hlen), t->host, bytes);
-    /* local header with a zip64 extra (sizes patched after the data) */
-    unsigned char lh[30 + 20];
-    memset(lh, 0, sizeof lh);
-    wr32(lh, 0x04034b50);
-    wr16(lh + 4, 45);
-    wr16(lh + 8, e->method);
-    wr16(lh + 12, 0x21); /* 1980-01-01 */
-    wr32(lh + 18, 0xFFFFFFFF);
-    wr32(lh + 22, 0xFFFFFFFF);
-    wr16(lh + 26, (unsigned)nlen);
-    wr16(lh + 28, 20);
-    if (fwrite(lh, 1, 30, fp) != 30 || fwrite(fname, 1, nlen, fp) != nlen) { st = lu_fail(LU_EIO, "%s: write failed", path); break; }
-    unsigned char x64[20];
-    wr16(x64, 1);
-    wr16(x64 + 2, 16);
-    wr64(x64 + 4, 0);
-    wr64(x64 + 12, 0);
-    if (fwrite(x64, 1, 20, fp) != 20) { st = lu_fail(LU_EIO, "%s: write failed", path); break; }
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (level && deflateInit2(&zs, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) { st = lu_fail(LU_ENOMEM, "%s: deflateInit failed", path); break; }
-    st = put(fp, &zs, level, hdr, hlen, 0, obuf, ocap, e, path);
-    if (st == LU_OK) st = put(fp, &zs, level, t->host, bytes, 1, obuf, ocap, e, path);
-    if (level) deflateEnd(&zs);
-    if (st != LU_OK) break;
-    uint64_t end = off + 30 + nlen + 20 + e->csize;
-    /* patch crc and the zip64 sizes */
-    unsigned char c4[4];
-    wr32(c4, e->crc);
-    wr64(x64 + 4, e->usize);
-    wr64(x64 + 12, e->csize);
-    if (fseeko(fp, (off_t)(off + 14), SEEK_SET) != 0 || fwrite(c4, 1, 4, fp) != 4 ||
-        fseeko(fp, (off_t)(off + 30 + nlen), SEEK_SET) != 0 || fwrite(x64, 1, 20, fp) != 20 ||
-        fseeko(fp, (off_t)end, SEEK_SET) != 0) { st = lu_fail(LU_EIO, "%s: cannot patch the zip header", path); break; }
-    off = end;
+    st = lu_zip_writer_begin(w, fname, hlen + bytes, level, 0);
+    if (st == LU_OK) st = lu_zip_writer_write(w, hdr, hlen);
+    if (st == LU_OK) st = lu_zip_writer_write(w, t->host, bytes);
+    if (st == LU_OK) st = lu_zip_writer_end(w);
   }
-  if (st != LU_OK) goto done;
-  uint64_t cd_off = off;
-  for (int i = 0; i < n && st == LU_OK; i++) {
-    zent *e = &ents[i];
-    char fname[1100];
-    snprintf(fname, sizeof fname, "%s.npy", names[i]);
-    size_t nlen = strlen(fname);
-    unsigned char ch[46], x64[28];
-    memset(ch, 0, sizeof ch);
-    size_t xl = 0;
-    int big_u = e->usize >= 0xFFFFFFFF, big_c = e->csize >= 0xFFFFFFFF, big_o = e->off >= 0xFFFFFFFF;
-    if (big_u || big_c || big_o) {
-      size_t q = 4;
-      if (big_u) { wr64(x64 + q, e->usize); q += 8; }
-      if (big_c) { wr64(x64 + q, e->csize); q += 8; }
-      if (big_o) { wr64(x64 + q, e->off); q += 8; }
-      wr16(x64, 1);
-      wr16(x64 + 2, (unsigned)(q - 4));
-      xl = q;
-    }
-    wr32(ch, 0x02014b50);
-    wr16(ch + 4, 45 | (3 << 8));
-    wr16(ch + 6, 45);
-    wr16(ch + 10, e->method);
-    wr16(ch + 14, 0x21);
-    wr32(ch + 16, e->crc);
-    wr32(ch + 20, big_c ? 0xFFFFFFFF : (uint32_t)e->csize);
-    wr32(ch + 24, big_u ? 0xFFFFFFFF : (uint32_t)e->usize);
-    wr16(ch + 28, (unsigned)nlen);
-    wr16(ch + 30, (unsigned)xl);
-    wr32(ch + 38, 0644u << 16 | 0100000u << 16);
-    wr32(ch + 42, big_o ? 0xFFFFFFFF : (uint32_t)e->off);
-    if (fwrite(ch, 1, 46, fp) != 46 || fwrite(fname, 1, nlen, fp) != nlen || (xl && fwrite(x64, 1, xl, fp) != xl))
-      st = lu_fail(LU_EIO, "%s: write failed", path);
-    off += 46 + nlen + xl;
-  }
-  if (st != LU_OK) goto done;
-  uint64_t cd_size = off - cd_off;
-  if (cd_off >= 0xFFFFFFFF || n >= 0xFFFF) {
-    unsigned char z[56 + 20];
-    memset(z, 0, sizeof z);
-    wr32(z, 0x06064b50);
-    wr64(z + 4, 44);
-    wr16(z + 12, 45);
-    wr16(z + 14, 45);
-    wr64(z + 24, (uint64_t)n);
-    wr64(z + 32, (uint64_t)n);
-    wr64(z + 40, cd_size);
-    wr64(z + 48, cd_off);
-    wr32(z + 56, 0x07064b50);
-    wr64(z + 64, off);
-    wr32(z + 72, 1);
-    if (fwrite(z, 1, sizeof z, fp) != sizeof z) { st = lu_fail(LU_EIO, "%s: write failed", path); goto done; }
-  }
-  unsigned char eocd[22];
-  memset(eocd, 0, sizeof eocd);
-  wr32(eocd, 0x06054b50);
-  wr16(eocd + 8, n >= 0xFFFF ? 0xFFFF : (unsigned)n);
-  wr16(eocd + 10, n >= 0xFFFF ? 0xFFFF : (unsigned)n);
-  wr32(eocd + 12, cd_size >= 0xFFFFFFFF ? 0xFFFFFFFF : (uint32_t)cd_size);
-  wr32(eocd + 16, cd_off >= 0xFFFFFFFF ? 0xFFFFFFFF : (uint32_t)cd_off);
-  if (fwrite(eocd, 1, 22, fp) != 22) st = lu_fail(LU_EIO, "%s: write failed", path);
-done:
-  free(ents);
-  free(obuf);
-  return lu_atomic_fclose(fp, tmp, path, st);
+  if (st != LU_OK) { lu_zip_writer_abort(w); return st; }
+  return lu_zip_writer_finish(w);
 }
