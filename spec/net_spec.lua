@@ -77,7 +77,7 @@ describe("net vs PyTorch with identical weights", function()
 
       it("forward outputs (all deep-supervision scales) within 1e-4 relative", function()
         local net = tiny(name)
-        net:load(F .. name .. "_init.lunet")
+        net:load(F .. name .. "_init.pth")
         for _, train in ipairs { true, false } do
           local outs = net:forward(x, { train = train, deep_supervision = true })
           assert.are.equal(2, #outs)
@@ -94,14 +94,14 @@ describe("net vs PyTorch with identical weights", function()
 
       it("loss within 1e-5 and parameters and momentum after one and two SGD steps within 1e-5", function()
         local net = tiny(name)
-        net:load(F .. name .. "_init.lunet")
+        net:load(F .. name .. "_init.pth")
         local ref = tiny(name)
         assert.is_true(math.abs(net:loss { data = x, target = seg } - res[name].loss[1]) < 1e-5)
         for step = 1, 2 do
           local l, gn = net:train_step { data = x, target = seg, lr = res[name].lr }
           assert.is_true(math.abs(l - res[name].loss[step]) < 1e-5, ("loss %.8f vs %.8f"):format(l, res[name].loss[step]))
           assert.is_true(math.abs(gn - res[name].grad_norm[step]) < 1e-4 * res[name].grad_norm[step])
-          ref:load(F .. name .. "_step" .. step .. ".lunet")
+          ref:load(F .. name .. "_step" .. step .. ".pth")
           local _, md = max_rel(floats(net.core:flat(0)), floats(ref.core:flat(0)))
           assert.is_true(md < 1e-5, ("step %d parameters: max abs diff %g"):format(step, md))
           -- momentum = (accumulated) gradients: float32 reduction order differs, compare relative to its scale
@@ -114,13 +114,30 @@ describe("net vs PyTorch with identical weights", function()
 end)
 
 describe("checkpoints", function()
+  it("Lunet's former format (LUNETCKP) still loads, weights and momentum", function()
+    local a = tiny("tiny3d", { seed = 3 })
+    a:train_step { data = lunet.io.npy.read(F .. "tiny3d_x.npy"), target = lunet.io.npy.read(F .. "tiny3d_seg.npy") }
+    local path = tmpdir .. "/old_format.pth"
+    -- the C writer of version 1 is kept for exactly this check
+    a.core:save(path, require("cjson").encode { format = "lunet-checkpoint", configuration = "tiny3d",
+      meta = { current_epoch = 4 } })
+    local f = io.open(path, "rb")
+    assert.are.equal("LUNETCKP", f:read(8))
+    f:close()
+    local b = tiny("tiny3d", { seed = 99 })
+    local meta = b:load(path)
+    assert.are.equal(4, meta.current_epoch)
+    assert.are.equal(a.core:flat(0), b.core:flat(0))
+    assert.are.equal(a.core:flat(2), b.core:flat(2))
+  end)
+
   local x = lunet.io.npy.read(F .. "tiny3d_x.npy")
   local seg = lunet.io.npy.read(F .. "tiny3d_seg.npy")
 
   it("save, load and continue is bit-identical to an uninterrupted run", function()
     local a = tiny("tiny3d", { seed = 3 })
     for _ = 1, 2 do a:train_step { data = x, target = seg } end
-    local path = tmpdir .. "/checkpoint_latest.lunet"
+    local path = tmpdir .. "/checkpoint_latest.pth"
     a:save(path, { epoch = 2, lr = 0.01, rng = { 1, 2, 3 } })
     for _ = 1, 3 do a:train_step { data = x, target = seg } end
     local b = tiny("tiny3d", { seed = 99 })
@@ -136,10 +153,9 @@ describe("checkpoints", function()
 
   it("refuses a checkpoint of another plan with a clear message", function()
     local n = tiny("tiny2d")
-    local ok, err = pcall(n.load, n, F .. "tiny3d_init.lunet")
+    local ok, err = pcall(n.load, n, F .. "tiny3d_init.pth")
     assert.is_false(ok)
-    assert.matches("checkpoint is for a different network %(plan%)", err)
-    assert.matches("ResidualEncoderUNet 3d", err)
+    assert.matches("tiny3d_init.pth: checkpoint is for a different network", err, 1, true)
     ok, err = pcall(n.load, n, "spec/fixtures/net/tiny_plans.json")
     assert.is_false(ok)
     assert.matches("not a Lunet checkpoint", err)

@@ -100,13 +100,15 @@ static int m_params(lua_State *L) {
   lua_createtable(L, lu_unet_num_params(n), 0);
   for (int i = 0; i < lu_unet_num_params(n); i++) {
     const lu_param *p = lu_unet_param(n, i);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, p->name);
     lua_setfield(L, -2, "name");
     lu_lua_push_shape(L, p->ndim, p->shape);
     lua_setfield(L, -2, "shape");
     lua_pushinteger(L, (lua_Integer)p->numel);
     lua_setfield(L, -2, "numel");
+    lua_pushinteger(L, (lua_Integer)p->offset); /* floats into net:flat(which), 0-based */
+    lua_setfield(L, -2, "offset");
     lua_rawseti(L, -2, i + 1);
   }
   return 1;

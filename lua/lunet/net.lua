@@ -8,7 +8,7 @@
 --                                 on_device: device tensors instead, for device-side accumulation)
 --   net:device()                -> index of the device the network lives on (lunet.devices() order)
 --   net:train_step(batch)       -> loss, grad_norm     batch = {data = x, target = seg, lr = ...}
---   net:save(path, meta) / net:load(path) -> meta
+--   net:save(path, meta) / net:load(path) -> meta     (PyTorch checkpoints, lunet.io.checkpoint)
 local core = require "lunet.core"
 local cjson = require "cjson"
 
@@ -48,11 +48,36 @@ function M.configuration(plans, cfg)
   return c
 end
 
+-- Plans written before nnU-Net v2.4 describe the network by UNet_class_name, UNet_base_num_features,
+-- n_conv_per_stage_encoder/decoder, pool_op_kernel_sizes, conv_kernel_sizes and unet_max_num_features;
+-- nnunetv2's ConfigurationManager rebuilds `architecture` from them on load, and so does this.
+function M.architecture_of(c)
+  if c.architecture then return c.architecture end
+  local cls = c.UNet_class_name
+  if not cls then return nil end
+  local full = ({ PlainConvUNet = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+    ResidualEncoderUNet = "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet" })[cls]
+  if not full then
+    error(("lunet.net: old plans name UNet_class_name %s; only PlainConvUNet and ResidualEncoderUNet convert"):format(
+      tostring(cls)), 3)
+  end
+  local n = #c.n_conv_per_stage_encoder
+  local feats = {}
+  for i = 1, n do feats[i] = math.min(c.UNet_base_num_features * 2 ^ (i - 1), c.unet_max_num_features) // 1 end
+  local kw = {
+    n_stages = n, features_per_stage = feats, kernel_sizes = c.conv_kernel_sizes, strides = c.pool_op_kernel_sizes,
+    n_conv_per_stage_decoder = c.n_conv_per_stage_decoder, conv_bias = true,
+    norm_op_kwargs = { eps = 1e-5, affine = true }, nonlin_kwargs = { inplace = true },
+  }
+  kw[cls == "PlainConvUNet" and "n_conv_per_stage" or "n_blocks_per_stage"] = c.n_conv_per_stage_encoder
+  return { network_class_name = full, arch_kwargs = kw }
+end
+
 -- The C configuration table for a plan configuration.
 function M.arch_cfg(plans, cfg, nin, nout, opts)
   opts = opts or {}
   local c = M.configuration(plans, cfg)
-  local arch = c.architecture
+  local arch = M.architecture_of(c)
   if not arch then error(("lunet.net: configuration '%s' has no architecture"):format(cfg), 3) end
   local kw = arch.arch_kwargs
   local cls = arch.network_class_name or ""
@@ -138,15 +163,15 @@ function Net:get(name) return self.core:get(name) end
 function Net:set(name, t) return self.core:set(name, t) end
 function Net:init(seed) self.core:init(seed) end
 
--- Checkpoint: meta (epoch, lr state, rng state, ...) plus the plans, dataset.json and configuration
--- the network belongs to.
+-- Checkpoints are PyTorch checkpoints with nnU-Net's keys (lunet.io.checkpoint), readable by nnunetv2;
+-- meta is the trainer's resume state. Lunet's older LUNETCKP files (format version 1) still load.
 function Net:save(path, meta)
-  local h = { format = "lunet-checkpoint", configuration = self.cfg_name, plans = self.plans,
-              dataset_json = self.dataset_json, meta = meta or {} }
-  self.core:save(path, cjson.encode(h))
+  require("lunet.io.checkpoint").save(self, path, meta)
 end
 
 function Net:load(path)
+  local ck = require "lunet.io.checkpoint"
+  if ck.is_torch(path) then return ck.load(self, path) end
   local ok, err = pcall(self.core.load, self.core, path)
   if not ok then error(err, 2) end
   local json = core.net.read_header(path)
@@ -154,7 +179,23 @@ function Net:load(path)
   return h.meta, h
 end
 
+--- nnU-Net's fine-tuning start (-pretrained_weights): every weight but the segmentation heads.
+function Net:load_pretrained(path)
+  local ck = require "lunet.io.checkpoint"
+  if not ck.is_torch(path) then error(path .. ": -pretrained_weights needs a PyTorch checkpoint (.pth)", 2) end
+  ck.load_pretrained(self, path)
+end
+
+--- The header of a checkpoint of either format: {configuration, plans, dataset_json, meta, trainer_name,
+--- mirror_axes}, and the architecture string for LUNETCKP files.
 function M.read_header(path)
+  local ck = require "lunet.io.checkpoint"
+  if ck.is_torch(path) then
+    local h = ck.read(path)
+    h.tree = nil
+    h.format = "torch"
+    return h
+  end
   local json, arch = core.net.read_header(path)
   return cjson.decode(json), arch
 end

@@ -433,7 +433,10 @@ end
 local function lock_fold(r)
   local _, folder = fold_folder(r)
   paths.mkdirs(folder)
-  return core.lock.acquire(folder, "fold folder")
+  local lock = core.lock.acquire(folder, "fold folder")
+  -- a killed run's half-written files (progress.png.tmp-XXXXXX, ...): nobody else writes here now
+  require("lunet.util.fs").remove_temp_files(folder)
+  return lock
 end
 
 local function write_model_folder(r)
@@ -535,13 +538,25 @@ local function resume(st, o)
     end
     restore(st, ck("checkpoint_final.pth"))
   elseif o.continue then
-    local found
+    -- a checkpoint that fails its checksums or does not fit the network is reported and the next one in
+    -- nnU-Net's order is tried; each load sets every weight, so a failed one leaves nothing behind
+    local found, failed = nil, {}
     for _, n in ipairs({ "checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth" }) do
-      if paths.isfile(ck(n)) then found = n; break end
+      if paths.isfile(ck(n)) then
+        local ok, err = pcall(restore, st, ck(n))
+        if ok then found = n; break end
+        failed[#failed + 1] = n
+        st.logger:print(("WARNING: cannot continue from %s: %s"):format(n, tostring(err)))
+      end
     end
     if found then
-      restore(st, ck(found))
+      if #failed > 0 then
+        st.logger:print(("Continuing from %s instead of %s"):format(found, table.concat(failed, ", ")))
+      end
       st.logger:print(("Continuing from %s: epoch %d, iteration %d"):format(found, st.epoch, st.iter))
+    elseif #failed > 0 then
+      error(("%s: no usable checkpoint to continue from (%s unreadable, see the training log); move them " ..
+        "away to start a new training"):format(st.folder, table.concat(failed, ", ")), 0)
     else
       st.logger:print("WARNING: cannot continue training because there seems to be no checkpoint available to " ..
         "continue from. Starting a new training...")
@@ -587,6 +602,11 @@ local function set_up(o, r)
     { rules = { trainer = r.tr }, seed = r.seed + 12345, device = o.device, dataset_json = r.dj })
 
   resume(st, o)
+  if o.pretrained_weights and not o.continue and not o.val_only then
+    -- nnunetv2/run/load_pretrained_weights.py: every weight but the segmentation heads, at the start only
+    st.net:load_pretrained(o.pretrained_weights)
+    st.logger:print("Loaded pretrained weights (all but the segmentation heads) from " .. o.pretrained_weights)
+  end
   write_debug_json(st, r, o, acfg, train_ids, val_ids)
   -- the classes the pseudo Dice is reported for: foreground regions, or foreground labels
   st.fg = json.array {}

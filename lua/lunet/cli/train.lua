@@ -2,6 +2,7 @@
 local USAGE = [==[
 usage: lunet train DATASET CONFIG FOLD [-p PLANS] [-tr TRAINER.lua] [--epochs N] [--iters N] [--val-iters N]
                    [--continue] [--val-only] [--npz] [--seed S] [--device D] [-np N] [-q]
+                   [-pretrained_weights FILE.pth]
 
 Trains CONFIG (2d, 3d_fullres, 3d_lowres, ...) of DATASET (id or name) on FOLD (0-4 or all) from the preprocessed
 data in nnUNet_preprocessed, as nnUNetv2_train: poly learning rate, pseudo Dice on validation patches and its moving
@@ -22,6 +23,8 @@ into validation/ with summary.json. Results: nnUNet_results/DatasetXXX/<trainer>
   --device D       OpenCL device index (lunet.devices(); default: the default device)
   -np N            host threads for data augmentation and export (default 2)
   -q               no per-line log echo on stdout (the log file is still written)
+  -pretrained_weights FILE.pth   start from the weights of a checkpoint (nnU-Net's or Lunet's) made for the
+                   same architecture; the segmentation heads keep their initialisation, as nnU-Net's fine-tuning
 ]==]
 
 local function fail(msg) io.stderr:write("lunet train: " .. msg .. "\n"); return 2 end
@@ -61,6 +64,12 @@ function M.parse(args)
     elseif a == "--val-only" or a == "--val" then o.val_only = true
     elseif a == "--npz" then o.npz = true
     elseif a == "-q" then o.quiet = true
+    elseif a == "-pretrained_weights" or a == "--pretrained-weights" then
+      o.pretrained_weights = args[i + 1]; i = i + 1
+      if not o.pretrained_weights then return nil, fail(a .. " needs a checkpoint file") end
+      local f = io.open(o.pretrained_weights, "rb")
+      if not f then return nil, fail("pretrained weights " .. o.pretrained_weights .. " not found") end
+      f:close()
     elseif a:sub(1, 1) == "-" and not a:match("^%-%d") then return nil, fail("unknown option " .. a .. "\n" .. USAGE)
     else pos[#pos + 1] = a end
     if err then return nil, fail(err) end
@@ -77,6 +86,9 @@ function M.parse(args)
     if o[k[1]] and o[k[1]] < 1 then return nil, fail(k[2] .. " must be >= 1, got " .. o[k[1]]) end
   end
   if o.val_iterations and o.val_iterations < 0 then return nil, fail("--val-iters must be >= 0") end
+  if o.pretrained_weights and (o.continue or o.val_only) then
+    return nil, fail("-pretrained_weights only starts a training: it cannot be combined with --continue or --val-only")
+  end
   return o
 end
 
