@@ -636,6 +636,21 @@ local function find_checkpoint(dir, name)
   return paths.join(dir, cands[1])
 end
 
+--- The configuration a results folder was trained for: the checkpoint's init_args (as nnU-Net's
+--- initialize_from_trained_model_folder reads it), else the folder name <trainer>__<plans>__<configuration>.
+function M.model_configuration(dir, fold, checkpoint)
+  local fd = paths.join(dir, fold == "all" and "fold_all" or ("fold_" .. tostring(fold)))
+  local ok, ck = pcall(find_checkpoint, fd, checkpoint or "checkpoint_final")
+  if ok then
+    local h = require("lunet.net").read_header(ck)
+    if type(h) == "table" and type(h.configuration) == "string" then return h.configuration end
+  end
+  local cfg = paths.basename(dir):match("^.-__.-__(.+)$")
+  if not cfg then error("predict: cannot tell the configuration of " .. dir .. " (no checkpoint, no " ..
+    "<trainer>__<plans>__<configuration> name); give -c", 0) end
+  return cfg
+end
+
 --- Models of a results folder <trainer>__<plans>__<configuration> for the given folds.
 function M.load_models(o)
   local dir = o.model_dir
@@ -702,6 +717,8 @@ local function scratch_owner()
 end
 
 local function remove_stale_scratch(output, own_pid, host)
+  -- half-written outputs of a killed run: this run holds the folder's lock, so no live writer owns them
+  fs.remove_temp_files(output)
   if not own_pid or not paths.isdir("/proc/self") then return end
   for _, n in ipairs(paths.listdir(output)) do
     -- "<pid>-<host>", or "<number>" as earlier versions named it
@@ -753,12 +770,18 @@ function M.folder(o)
   local models, plans, dj, cfg_name = o.models, read_json_arg(o.plans_json, "plans"), read_json_arg(o.dataset_json, "dataset.json"), o.configuration
   local model_dir
   if not models then
-    local trainer = o.trainer or "nnUNetTrainer"
-    local plans_name = o.plans or "nnUNetPlans"
-    if not o.dataset then error("predict: no dataset (-d)", 2) end
-    if not cfg_name then error("predict: no configuration (-c)", 2) end
-    model_dir = paths.join(paths.results_dataset(o.dataset), paths.model_identifier(trainer, plans_name, cfg_name))
-    if not paths.isdir(model_dir) then error(missing_model_message(o.dataset, trainer, plans_name, cfg_name, model_dir), 0) end
+    if o.model_dir then
+      -- nnUNetv2_predict_from_modelfolder: the folder as given, the configuration from its checkpoints
+      model_dir = o.model_dir
+      if not paths.isdir(model_dir) then error("predict: model folder not found: " .. model_dir, 0) end
+    else
+      local trainer = o.trainer or "nnUNetTrainer"
+      local plans_name = o.plans or "nnUNetPlans"
+      if not o.dataset then error("predict: no dataset (-d)", 2) end
+      if not cfg_name then error("predict: no configuration (-c)", 2) end
+      model_dir = paths.join(paths.results_dataset(o.dataset), paths.model_identifier(trainer, plans_name, cfg_name))
+      if not paths.isdir(model_dir) then error(missing_model_message(o.dataset, trainer, plans_name, cfg_name, model_dir), 0) end
+    end
     local folds = o.folds
     if folds == "all" then folds = { "all" } end
     if not folds then
@@ -766,8 +789,10 @@ function M.folder(o)
       for f = 0, 4 do
         if paths.isdir(paths.join(model_dir, "fold_" .. f)) then folds[#folds + 1] = f end
       end
+      if #folds == 0 and paths.isdir(paths.join(model_dir, "fold_all")) then folds = { "all" } end
       if #folds == 0 then error("predict: no fold_N folders in " .. model_dir, 2) end
     end
+    cfg_name = cfg_name or M.model_configuration(model_dir, folds[1], o.checkpoint)
     models, plans, dj, cfg_name = M.load_models{ model_dir = model_dir, folds = folds, checkpoint = o.checkpoint,
       configuration = cfg_name, device = o.device }
   else
@@ -936,6 +961,8 @@ function M.folder(o)
           if probs then
             core.npz.write(out_base .. ".npz", { probabilities = probs }, { level = 1 }) -- atomic in C
             fs.write_atomic(out_base .. ".json", require("lunet.preprocess").encode_properties(props))
+            -- nnU-Net's ensemble and postprocessing read the geometry from <case>.pkl
+            require("lunet.io.pickles").write_properties(out_base .. ".pkl", props)
           end
           tm.export = (tm.export or 0) + (core.now() - t0)
         end

@@ -1,6 +1,6 @@
 -- lunet predict: nnUNetv2_predict.
 local USAGE = [[
-usage: lunet predict -i IN -o OUT -d DATASET -c CONFIG [-f 0 1 2 3 4 | all] [-p plans] [-tr trainer]
+usage: lunet predict -i IN -o OUT (-d DATASET -c CONFIG | -m MODEL_FOLDER) [-f 0 1 2 3 4 | all] [-p plans] [-tr trainer]
                      [-chk checkpoint_final] [--step-size 0.5] [--disable-tta] [--tta-axes 0,1,2]
                      [--save-probabilities] [--prev-stage-predictions DIR] [--device D] [-np N]
                      [-npp N] [-nps N] [--stream auto|on|off] [--continue-prediction]
@@ -8,6 +8,8 @@ usage: lunet predict -i IN -o OUT -d DATASET -c CONFIG [-f 0 1 2 3 4 | all] [-p 
 Predicts every case of IN (files <case>_XXXX<file_ending>) with the model in
 $nnUNet_results/<dataset>/<trainer>__<plans>__<config>/fold_N/<checkpoint>.*, averaging the folds' logits,
 and writes OUT/<case><file_ending> with the input's geometry.
+  -m MODEL_FOLDER           a trained model folder used as it is (Lunet's or nnunetv2's, e.g. one installed with
+                            lunet install-model), instead of -d/-c/-p/-tr; the configuration is the checkpoint's
   -f F...                   folds (default: every fold_N folder present); "all" uses fold_all
   -p / -tr / -chk           plans (nnUNetPlans), trainer (nnUNetTrainer), checkpoint (checkpoint_final)
   --step-size S             sliding-window step as a fraction of the patch (default 0.5)
@@ -51,6 +53,7 @@ function M.parse(args)
     elseif a == "-i" then o.input = val(a)
     elseif a == "-o" then o.output = val(a)
     elseif a == "-d" then o.dataset = val(a)
+    elseif a == "-m" then o.model_dir = val(a)
     elseif a == "-c" then o.configuration = val(a)
     elseif a == "-p" then o.plans = val(a)
     elseif a == "-tr" then o.trainer = val(a)
@@ -102,7 +105,9 @@ function M.parse(args)
     i = i + 1
   end
   if not o.help then
-    for _, k in ipairs({ { "input", "-i" }, { "output", "-o" }, { "dataset", "-d" }, { "configuration", "-c" } }) do
+    local need = o.model_dir and { { "input", "-i" }, { "output", "-o" } }
+      or { { "input", "-i" }, { "output", "-o" }, { "dataset", "-d" }, { "configuration", "-c" } }
+    for _, k in ipairs(need) do
       if not o[k[1]] then error("missing " .. k[2], 0) end
     end
   end

@@ -110,7 +110,7 @@ local function roots()
   -- nnU-Net searches preprocessed, raw, results; unset or missing roots are skipped.
   local out = {}
   for _, key in ipairs({ "preprocessed", "raw", "results" }) do
-    local v = os.getenv(ENV[key])
+    local v = overrides[key] or os.getenv(ENV[key]) -- set_roots wins, as in env_root
     if v and v ~= "" and M.isdir(v) then out[#out + 1] = { key = key, var = ENV[key], dir = v } end
   end
   return out
@@ -119,7 +119,7 @@ end
 local function roots_text()
   local lines = {}
   for _, key in ipairs({ "raw", "preprocessed", "results" }) do
-    lines[#lines + 1] = ENV[key] .. "=" .. (os.getenv(ENV[key]) or "None")
+    lines[#lines + 1] = ENV[key] .. "=" .. (overrides[key] or os.getenv(ENV[key]) or "None")
   end
   return table.concat(lines, ", ")
 end
