@@ -43,8 +43,7 @@ describe("find-best", function()
     assert.are.same(want.folds, got.folds)
     local rr = root .. "/nnUNet_results"
     assert.are.equal(wb.some_plans_file, (gb.some_plans_file:gsub(rr:gsub("%p", "%%%0"), "$nnUNet_results")))
-    assert.are.equal((wb.postprocessing_file:gsub("%.pkl$", ".json")),
-      (gb.postprocessing_file:gsub(rr:gsub("%p", "%%%0"), "$nnUNet_results")))
+    assert.are.equal(wb.postprocessing_file, (gb.postprocessing_file:gsub(rr:gsub("%p", "%%%0"), "$nnUNet_results")))
   end)
 
   it("every candidate's summary equals nnunetv2's", function()
@@ -83,7 +82,7 @@ describe("find-best", function()
   it("writes the inference instructions with lunet commands", function()
     local want = slurp(FIX .. "golden/inference_instructions.txt")
       :gsub("nnUNetv2_predict", "lunet predict"):gsub("nnUNetv2_ensemble", "lunet ensemble")
-      :gsub("nnUNetv2_apply_postprocessing", "lunet postprocess"):gsub("postprocessing%.pkl", "postprocessing.json")
+      :gsub("nnUNetv2_apply_postprocessing", "lunet postprocess")
     local got = slurp(root .. "/nnUNet_results/" .. NAME .. "/inference_instructions.txt")
       :gsub((root .. "/nnUNet_results"):gsub("%p", "%%%0"), "$nnUNet_results")
     assert.are.equal(want, got)

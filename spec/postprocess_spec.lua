@@ -1,4 +1,4 @@
--- Postprocessing: steps read from nnU-Net's postprocessing.json (or beside a .pkl), applied per file with C
+-- Postprocessing: steps read from nnU-Net's postprocessing.json or .pkl, applied per file with C
 -- connected components; determine_postprocessing's decisions are checked end to end in find_best_spec.
 local lunet = require "lunet"
 local pp = require "lunet.postprocess"
@@ -7,15 +7,44 @@ local npy = lunet.core.npz.read_npy
 local FIX = "spec/fixtures/eval/"
 
 describe("postprocess", function()
-  it("loads nnU-Net's steps (json, or the json beside a pkl path)", function()
-    local steps = pp.load(FIX .. "find_best/golden/postprocessing.json")
-    assert.are.equal(3, #steps)
-    assert.are.equal("remove_all_but_largest_component_from_segmentation", steps[1].fn)
-    assert.are.same({ 1, 2 }, steps[1].kwargs.labels_or_regions)
-    assert.are.equal(2, steps[3].kwargs.labels_or_regions)
+  it("loads nnU-Net's steps from its postprocessing.json and its postprocessing.pkl alike", function()
+    for _, f in ipairs { "postprocessing.json", "postprocessing.pkl" } do
+      local steps = pp.load(FIX .. "find_best/golden/" .. f)
+      assert.are.equal(3, #steps)
+      assert.are.equal("remove_all_but_largest_component_from_segmentation", steps[1].fn)
+      assert.are.same({ 1, 2 }, { table.unpack(steps[1].kwargs.labels_or_regions) })
+      assert.are.equal(1, steps[2].kwargs.labels_or_regions)
+      assert.are.equal(2, steps[3].kwargs.labels_or_regions)
+    end
     local ok, err = pcall(pp.load, "/nonexistent/postprocessing.pkl")
     assert.is_false(ok)
-    assert.matches("postprocessing.json", err, 1, true)
+    assert.matches("not found", err, 1, true)
+  end)
+
+  it("writes a postprocessing.pkl that reads back as the same steps, and refuses foreign functions", function()
+    local pickles = require "lunet.io.pickles"
+    local f = os.tmpname()
+    local steps = { { fn = "remove_all_but_largest_component_from_segmentation", kwargs = { labels_or_regions = { 1, 2 } } },
+                    { fn = "remove_all_but_largest_component_from_segmentation", kwargs = { labels_or_regions = 2 } } }
+    pickles.write_postprocessing(f, steps)
+    local back = pp.load(f)
+    assert.are.equal(2, #back)
+    assert.are.same({ 1, 2 }, { table.unpack(back[1].kwargs.labels_or_regions) })
+    assert.are.equal(2, back[2].kwargs.labels_or_regions)
+    -- the pickle names nnunetv2's function, as nnU-Net's own file does (so nnUNetv2_apply_postprocessing runs it)
+    local P = lunet.core.pickle
+    local raw = P.load_file(f, { symbolic_globals = {
+      "nnunetv2.postprocessing.remove_connected_components.remove_all_but_largest_component_from_segmentation" } })
+    assert.are.equal("nnunetv2.postprocessing.remove_connected_components", raw[1][1].module)
+    -- any other global is refused by the reader
+    local evil = os.tmpname() .. ".pkl"
+    local fh = assert(io.open(evil, "wb"))
+    fh:write(P.dumps(P.tuple { P.list { P.global("os", "system") }, P.list { P.dict() } }))
+    fh:close()
+    local ok, err = pcall(pp.load, evil)
+    assert.is_false(ok)
+    assert.matches("os.system", tostring(err), 1, true)
+    os.remove(f); os.remove(evil)
   end)
 
   it("applies steps in order as nnU-Net's apply_postprocessing", function()

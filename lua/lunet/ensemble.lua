@@ -39,14 +39,14 @@ end
 
 --- Geometry for case `base` (path without .npz) from its properties json or its segmentation.
 function M.like_for(base, ending, read)
-  local pj = base .. ".json"
-  if paths.isfile(pj) then
-    local props = json.read(pj)
-    if props.sitk_stuff then return { sitk = props.sitk_stuff, spacing = props.spacing, properties = props } end
-  end
+  local pj, pk = base .. ".json", base .. ".pkl"
+  local props
+  if paths.isfile(pj) then props = json.read(pj)
+  elseif paths.isfile(pk) then props = require("lunet.io.pickles").read_properties(pk) end -- nnunetv2's folders
+  if props and props.sitk_stuff then return { sitk = props.sitk_stuff, spacing = props.spacing, properties = props } end
   local seg = base .. ending
   if paths.isfile(seg) then return (read or default_read)(seg) end
-  error(base .. ".npz: no geometry: expected " .. pj .. " (properties with sitk_stuff) or " .. seg, 2)
+  error(base .. ".npz: no geometry: expected " .. pj .. " or " .. pk .. " (properties with sitk_stuff) or " .. seg, 2)
 end
 
 function M.merge(files, out_file, info, like, npz_out, write)
@@ -109,8 +109,12 @@ function M.folders(dirs, out_dir, opts)
     local like = M.like_for(paths.join(dirs[1], c), dj.file_ending, opts.read)
     M.merge(files, paths.join(out_dir, c .. dj.file_ending), info, like,
       opts.save_npz and paths.join(out_dir, c .. ".npz") or nil, opts.write)
-    if opts.save_npz and paths.isfile(paths.join(dirs[1], c .. ".json")) then
-      fs.copy_atomic(paths.join(dirs[1], c .. ".json"), paths.join(out_dir, c .. ".json"))
+    if opts.save_npz then
+      for _, ext in ipairs { ".json", ".pkl" } do
+        if paths.isfile(paths.join(dirs[1], c .. ext)) then
+          fs.copy_atomic(paths.join(dirs[1], c .. ext), paths.join(out_dir, c .. ext))
+        end
+      end
     end
   end
   return order

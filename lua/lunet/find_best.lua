@@ -9,8 +9,8 @@
   fb.instructions(info) -> text                            -- inference_instructions.txt (lunet commands)
 
 Writes, as nnU-Net: <model>/crossval_results_folds_<folds>/ (+summary.json), ensembles/ensemble___<m1>___<m2>___<folds>/,
-postprocessing.json + postprocessed/ in the winner's folder, and nnUNet_results/<Dataset>/inference_information.json +
-inference_instructions.txt. The postprocessing file named there is postprocessing.json (nnU-Net: postprocessing.pkl).
+postprocessing.pkl/.json + postprocessed/ in the winner's folder, and nnUNet_results/<Dataset>/inference_information.json
++ inference_instructions.txt, which name postprocessing.pkl as nnU-Net's do (lunet postprocess reads either).
 ]==]
 local json = require "lunet.util.json"
 local paths = require "lunet.util.paths"
@@ -145,7 +145,7 @@ function M.run(dataset, opts)
     best_model_or_ensemble = {
       result_on_crossval_pre_pp = best.result,
       result_on_crossval_post_pp = R.score(post),
-      postprocessing_file = paths.join(best.source, "postprocessing.json"),
+      postprocessing_file = paths.join(best.source, "postprocessing.pkl"),
       some_plans_file = paths.join(best.source, "plans.json"),
       selected_model_or_models = selected,
     },

@@ -6,11 +6,12 @@
       other mask voxels -> background. Returns a new tensor. C connected components.
   pp.apply(seg, steps)  steps = { {fn=NAME, kwargs={labels_or_regions=...}}, ... } applied in order
   pp.load(file)         steps from a postprocessing.json (nnU-Net's, which lists postprocessing_fns and
-                        postprocessing_kwargs) or from a postprocessing.pkl path (its sibling .json is read)
+                        postprocessing_kwargs) or from a postprocessing.pkl (nnU-Net's or Lunet's; the functions
+                        it names are looked up in pp.functions, never imported)
   pp.apply_to_folder(in_dir, out_dir, steps, opts)   opts.dataset_json / opts.plans_json (default: in_dir's),
                         opts.read(path) -> img, opts.write(path, tensor, img)
   pp.determine(pred_dir, ref_dir, opts) -> steps   nnU-Net's determine_postprocessing: writes
-                        pred_dir/postprocessing.json (same content as nnU-Net's) and pred_dir/postprocessed/
+                        pred_dir/postprocessing.json and .pkl (same content as nnU-Net's) and pred_dir/postprocessed/
                         (with summary.json). opts: dataset_json, plans_json, threads, keep_postprocessed (default
                         true), read/write (image I/O hooks), rules (default lunet.rules.empirical)
 ]==]
@@ -62,16 +63,15 @@ function M.steps_from_json(obj)
 end
 
 function M.load(file)
-  local jf = file
-  if file:match("%.pkl$") then
-    jf = paths.join(paths.dirname(file), "postprocessing.json")
-    if not paths.isfile(jf) then
-      error(file .. ": pickle files are not read; expected its sibling " .. jf ..
-        " (nnU-Net writes both; Lunet writes postprocessing.json)", 2)
-    end
+  if not paths.isfile(file) then error(file .. ": postprocessing file not found", 2) end
+  local f = io.open(file, "rb")
+  local first = f and f:read(1)
+  if f then f:close() end
+  if first == "\128" then -- a pickle (protocol 2 and later start with PROTO)
+    -- nnU-Net's pickle names its functions; they are mapped to Lunet's by name (M.functions), never run
+    return require("lunet.io.pickles").read_postprocessing(file)
   end
-  if not paths.isfile(jf) then error(jf .. ": postprocessing file not found", 2) end
-  return M.steps_from_json(json.read(jf))
+  return M.steps_from_json(json.read(file))
 end
 
 local function default_read(path) return require("lunet.io.image").read(path) end
@@ -180,6 +180,8 @@ function M.determine(pred_dir, ref_dir, opts)
     input_folder = without_paths(baseline), postprocessed = without_paths(final),
     postprocessing_fns = fns, postprocessing_kwargs = kws,
   })
+  -- what nnUNetv2_apply_postprocessing and find_best_configuration read
+  require("lunet.io.pickles").write_postprocessing(paths.join(pred_dir, "postprocessing.pkl"), steps)
   fs.rmtree(temp)
   if opts.keep_postprocessed == false then fs.rmtree(out_root) end
   return steps

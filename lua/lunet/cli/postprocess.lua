@@ -3,11 +3,11 @@ local USAGE = [[
 usage: lunet postprocess -i IN -o OUT (-pp_pkl_file F | --pp F) [-plans_json P] [-dataset_json D] [-np N]
        lunet postprocess -i PRED_DIR -ref GT_DIR [-plans_json P] [-dataset_json D] [-np N] [--remove_postprocessed]
 
-Apply: runs the steps of a postprocessing description (nnU-Net's postprocessing.json; given a
-postprocessing.pkl, its sibling postprocessing.json is read) on every segmentation of IN, writing OUT.
+Apply: runs the steps of a postprocessing description (postprocessing.pkl or postprocessing.json, nnU-Net's
+or Lunet's) on every segmentation of IN, writing OUT.
 Determine (-ref): nnU-Net's determine_postprocessing: tries keeping the largest connected component of
-the foreground, then of each label/region, keeps what improves Dice; writes PRED_DIR/postprocessing.json
-and PRED_DIR/postprocessed/. plans/dataset json default to the input folder's.
+the foreground, then of each label/region, keeps what improves Dice; writes PRED_DIR/postprocessing.pkl
+and .json and PRED_DIR/postprocessed/. plans/dataset json default to the input folder's.
 ]]
 
 local function run(args)
@@ -32,7 +32,7 @@ local function run(args)
   if o.ref then
     local steps = pp.determine(o.i, o.ref, { plans_json = o.plans_json, dataset_json = o.dataset_json,
       threads = o.threads, keep_postprocessed = not o.remove })
-    io.write(string.format("%d postprocessing step(s) kept; written %s/postprocessing.json\n", #steps, o.i))
+    io.write(string.format("%d postprocessing step(s) kept; written %s/postprocessing.pkl and .json\n", #steps, o.i))
     return 0
   end
   if not o.o or not o.pp then io.stderr:write(USAGE) return 2 end
