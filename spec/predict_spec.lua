@@ -271,6 +271,12 @@ describe("predict.folder writes what nnU-Net writes", function()
     local props = json.read(out .. "/case7.json")
     assert.are.same(src.sitk, props.sitk_stuff)
     assert.are.same({ 9, 14, 12 }, props.shape_before_cropping)
+    -- and nnU-Net's <case>.pkl with the same properties (nnUNetv2_ensemble reads the geometry there)
+    local pk = require("lunet.io.pickles").read_properties(out .. "/case7.pkl")
+    assert.are.same(src.sitk, { spacing = { table.unpack(pk.sitk_stuff.spacing) },
+      origin = { table.unpack(pk.sitk_stuff.origin) }, direction = { table.unpack(pk.sitk_stuff.direction) } })
+    assert.are.same({ 9, 14, 12 }, { table.unpack(pk.shape_before_cropping) })
+    assert.are.same(props.bbox_used_for_cropping[2], { table.unpack(pk.bbox_used_for_cropping[2]) })
     for _, f in ipairs({ "dataset.json", "plans.json", "predict_from_raw_data_args.json" }) do
       assert.is_true(paths.isfile(out .. "/" .. f), f)
     end
@@ -295,7 +301,7 @@ describe("predict.folder writes what nnU-Net writes", function()
     -- streamed cases (no probabilities) come back as segmentations whose writing still runs in a child
     run(root .. "/str", 1, { save_probabilities = false, stream = true })
     for i = 1, 3 do
-      for _, ext in ipairs({ ".nii.gz", ".npz", ".json" }) do
+      for _, ext in ipairs({ ".nii.gz", ".npz", ".json", ".pkl" }) do
         local a = io.open(("%s/seq/c%d%s"):format(root, i, ext), "rb"):read("a")
         local b = io.open(("%s/par/c%d%s"):format(root, i, ext), "rb"):read("a")
         assert.is_true(#a > 0 and a == b, "c" .. i .. ext)
@@ -359,6 +365,9 @@ describe("predict.folder writes what nnU-Net writes", function()
       os.execute("sleep 0.2")
       local zombie = ".lunet-preprocess-" .. zpid .. "-" .. host
       for _, d in ipairs({ dead, old, live, other, zombie }) do paths.mkdirs(out .. "/" .. d .. "/x") end
+      -- half-written files of a killed run (C's and Lua's temp names) go too; a user's file stays
+      local leftovers = { "case1.nii.gz.tmp-Ab3xYz", "plans.json.tmp1765000000.12345", "notes.tmp-txt" }
+      for _, n in ipairs(leftovers) do io.open(out .. "/" .. n, "w"):close() end
       o.continue_prediction = false
       o.preprocess_workers = 1
       predict.folder(o)
@@ -368,6 +377,10 @@ describe("predict.folder writes what nnU-Net writes", function()
       assert.is_false(paths.exists(out .. "/" .. old))
       assert.is_true(paths.isdir(out .. "/" .. live))
       assert.is_true(paths.isdir(out .. "/" .. other))
+      assert.is_false(paths.exists(out .. "/" .. leftovers[1]))
+      assert.is_false(paths.exists(out .. "/" .. leftovers[2]))
+      assert.is_true(paths.exists(out .. "/" .. leftovers[3]))
+      os.remove(out .. "/" .. leftovers[3])
       -- and its own is gone after the run
       for _, f in ipairs(paths.listdir(out)) do
         assert.is_true(f == live or f == other or not f:find("lunet%-preprocess"), "scratch left behind: " .. f)
@@ -671,7 +684,7 @@ end)
 local function real_network()
   local nplans = json.read(FX .. "net_plans.json")
   local net = lunet.net(nplans, "3d_fullres", 1, 3)
-  net:load(FX .. "net.lunet")
+  net:load(FX .. "net.pth")
   return net, nplans, lunet.io.npy.read(FX .. "case_img.npy")
 end
 
@@ -732,7 +745,7 @@ describe("lunet predict from a results folder", function()
     local root = tmpdir()
     for _, d in ipairs({ "raw", "pre", "res", "in" }) do paths.mkdirs(root .. "/" .. d) end
     local mdir = root .. "/res/Dataset990_LuPredict/nnUNetTrainer__nnUNetPlans__3d_fullres"
-    local ck = io.open(FX .. "net.lunet", "rb"):read("a")
+    local ck = io.open(FX .. "net.pth", "rb"):read("a")
     for _, f in ipairs({ 0, 1 }) do
       paths.mkdirs(mdir .. "/fold_" .. f)
       local h = io.open(mdir .. "/fold_" .. f .. "/checkpoint_final.pth", "wb")

@@ -233,19 +233,8 @@ refresh_gt = function(ds, gt)
   return n
 end
 
---- Temporary files of writers killed mid-write ("<file>.tmp-XXXXXX" from the C writers, "<file>.tmp<time>.<n>"
---- from lunet.util.fs): removed by the next run, which holds the folder's lock, so no live writer owns them.
-local function is_temp_name(name)
-  return name:match("%.tmp%-%w+$") ~= nil or name:match("%.tmp%d+%.%d+$") ~= nil
-end
-
-local function remove_temps(dir)
-  local n = 0
-  for _, name in ipairs(paths.listdir(dir)) do
-    if is_temp_name(name) then os.remove(paths.join(dir, name)); n = n + 1 end
-  end
-  return n
-end
+-- Temporary files of writers killed mid-write: removed by the next run, which holds the folder's lock.
+local function remove_temps(dir) return require("lunet.util.fs").remove_temp_files(dir) end
 
 --- --clean: everything in a configuration folder goes (nnU-Net's preprocessor removes the folder), except the
 --- lock this run holds on it.

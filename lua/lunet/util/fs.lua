@@ -31,6 +31,24 @@ function M.write_atomic(path, content)
   end
 end
 
+--- Temporary files of writers killed mid-write ("<file>.tmp-XXXXXX" from the C writers' mkstemp,
+--- "<file>.tmp<time>.<n>" from write_atomic). Only a run holding the folder's lock may remove them (no live
+--- writer owns them then).
+function M.is_temp_name(name)
+  return name:match("%.tmp%-%w%w%w%w%w%w$") ~= nil or name:match("%.tmp%d+%.%d+$") ~= nil
+end
+
+--- Removes dir's temporary files (see is_temp_name); returns how many.
+function M.remove_temp_files(dir)
+  local n = 0
+  local p = io.popen("ls -A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  for name in p:lines() do
+    if M.is_temp_name(name) and os.remove(dir .. "/" .. name) then n = n + 1 end
+  end
+  p:close()
+  return n
+end
+
 function M.copy_atomic(src, dst)
   local f, err = io.open(src, "rb")
   if not f then error(src .. ": cannot read: " .. tostring(err), 0) end
