@@ -47,7 +47,7 @@ R.lowres_spacing_increase_factor = 1.03
 R.lowres_min_voxel_ratio = 2             -- drop lowres when fullres median voxels / lowres median voxels < this
 R.initial_patch_volume_3d = 256 ^ 3      -- the start box has this volume (voxels) ...
 R.initial_patch_area_2d = 2048 ^ 2       -- ... or this area in 2d
-R.overwrite_target_spacing = nil         -- set to {z, y, x} to force the 3d_fullres spacing
+R.overwrite_target_spacing = false       -- set to {z, y, x} to force the 3d_fullres spacing
 
 -- ------------------------------------------------------------------------------------------------ trainer (fixed)
 R.trainer = {

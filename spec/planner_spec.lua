@@ -153,6 +153,12 @@ return base.extend {
     assert.are.equal(1000, require("lunet.rules.default").trainer.num_epochs)  -- base untouched
   end)
 
+  it("overwrite_target_spacing, as rules/default.lua documents it, forces the 3d_fullres spacing", function()
+    local path = rule_file("return { overwrite_target_spacing = { 2.0, 1.5, 1.5 } }\n")
+    local p = plan_fixture(dir, path)
+    assert.are.same({ 2.0, 1.5, 1.5 }, p.configurations["3d_fullres"].spacing)
+  end)
+
   it("a plain table of overrides is applied on top of the default rules", function()
     local path = rule_file("return { gpu_memory_gb = 4, trainer = { initial_lr = 0.001 } }\n")
     local r = planner.load_rules(path)
