@@ -236,6 +236,29 @@ describe("trainer", function()
     assert.are.equal(3, #L.train_losses)
   end)
 
+  it("--continue reports a corrupted checkpoint and continues from the next one in nnU-Net's order", function()
+    local F = fold_dir("nnUNetTrainer", 2)
+    local ck = F .. "/checkpoint_final.pth"
+    local bytes = readfile(ck)
+    -- a byte inside the first weight tensor's storage (found by its bytes), not in zip padding
+    local P = core.pickle
+    local w = P.torch_load(ck).network_weights
+    local at = assert(bytes:find(w[P.keys(w)[1]]:bytes(), 1, true)) + 3
+    local f = assert(io.open(ck, "wb"))
+    f:write(bytes:sub(1, at - 1), string.char(bytes:byte(at) ~ 0x40), bytes:sub(at + 1))
+    f:close()
+    local args = DS .. " 2d 2 -p TinyPlans --epochs 3 --iters 5 --val-iters 1 --seed 9 -q"
+    assert(sh(env_prefix() .. LUNET .. " train " .. args .. " --continue > " .. DIR .. "/cc.log 2>&1"), readfile(DIR .. "/cc.log"))
+    local logs = {}
+    for _, n in ipairs(paths.listdir(F)) do if n:match("^training_log_") then logs[#logs + 1] = readfile(F .. "/" .. n) end end
+    local all = table.concat(logs)
+    assert.truthy(all:find("cannot continue from checkpoint_final.pth", 1, true), all)
+    assert.truthy(all:find("CRC", 1, true), all)
+    assert.truthy(all:find("Continuing from checkpoint_best.pth instead of checkpoint_final.pth", 1, true), all)
+    -- the training finished again: a sound checkpoint_final
+    assert.are.equal(3, #logging_of(ck).logging.train_losses)
+  end)
+
   describe("trainer files", function()
     it("override epochs, LR, augmentation and name the results folder", function()
       local tf = DIR .. "/my_trainer.lua"
