@@ -1,5 +1,5 @@
 --[[ bench/predict.lua: seconds per case and peak host memory of `lunet predict` versus `nnUNetv2_predict`, same
-model (a PlainConvUNet initialised by nnunetv2, converted with scripts/fixtures/torch_to_lunet.py), same case,
+model (a PlainConvUNet initialised by nnunetv2, one torch.save checkpoint both tools read), same case,
 on the CPU, with and without mirroring. Both run as child processes under /usr/bin/time -v (peak RSS), sequential
 (nnU-Net: -npp 0 -nps 0, torch 2 threads; Lunet: -np 2). Appends a line to bench/RESULTS.md.
 
@@ -31,8 +31,6 @@ for _, d in ipairs({ "raw", "pre", "res_nn", "res_lu", "in" }) do paths.mkdirs(r
 local SETUP = [==[
 import json, os, sys
 import numpy as np, torch, SimpleITK as sitk
-sys.path.insert(0, "scripts/fixtures")
-import torch_to_lunet
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 root, shape, patch = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], [int(v) for v in sys.argv[3].split(",")]
 plans = json.load(open("spec/fixtures/predict/net_plans.json"))
@@ -53,19 +51,14 @@ net = get_network_from_plans(arch["network_class_name"], kw, arch["_kw_requires_
                              deep_supervision=False)
 with torch.no_grad():
     net.decoder.seg_layers[-1].weight.mul_(8.0)
-for res, lunet_fmt in (("res_nn", False), ("res_lu", True)):
+for res in ("res_nn", "res_lu"):
     d = os.path.join(root, res, "Dataset991_LuBench", "nnUNetTrainer__nnUNetPlans__3d_fullres")
     os.makedirs(os.path.join(d, "fold_0"), exist_ok=True)
     json.dump(plans, open(os.path.join(d, "plans.json"), "w"), indent=4)
     json.dump(dj, open(os.path.join(d, "dataset.json"), "w"), indent=4)
     ck = os.path.join(d, "fold_0", "checkpoint_final.pth")
-    if lunet_fmt:
-        torch_to_lunet.from_network(net, ck, "plain", 3, 1, 3, kw, {"format": "lunet-checkpoint",
-            "configuration": "3d_fullres", "plans": plans,
-            "meta": {"inference_allowed_mirroring_axes": [0, 1, 2]}})
-    else:
-        torch.save({"network_weights": net.state_dict(), "trainer_name": "nnUNetTrainer",
-                    "init_args": {"configuration": "3d_fullres"}, "inference_allowed_mirroring_axes": (0, 1, 2)}, ck)
+    torch.save({"network_weights": net.state_dict(), "trainer_name": "nnUNetTrainer",
+                "init_args": {"configuration": "3d_fullres"}, "inference_allowed_mirroring_axes": (0, 1, 2)}, ck)
 Z, Y, X = shape
 zz, yy, xx = np.meshgrid(np.arange(Z), np.arange(Y), np.arange(X), indexing="ij")
 img = (100 + 80 * np.sin(zz / 5.0) * np.cos(yy / 9.0) + 40 * np.cos(xx / 7.0)
