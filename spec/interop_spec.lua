@@ -133,6 +133,11 @@ describe("nnunetv2's models in Lunet", function()
     assert.are.equal(1, b.current_epoch)
     assert.are.equal("3d_fullres", b.init_args.configuration)
     assert.are.same({ 0, 1, 2 }, { table.unpack(b.inference_allowed_mirroring_axes) })
+    -- no mirroring is written as None (nnUNetTrainerNoMirroring's value) and read back as no axes
+    local f2 = d .. "/checkpoint_nomirror.pth"
+    net:save(f2, { current_epoch = 1, inference_allowed_mirroring_axes = {} })
+    assert.are.equal(P.None, P.torch_load(f2).inference_allowed_mirroring_axes)
+    assert.are.same({}, checkpoint.read(f2).mirror_axes)
     -- and it loads back into a network bit for bit
     local net2 = net_for(m)
     net2:load(f)

@@ -193,7 +193,8 @@ function M.save(net, path, meta)
   P.set(ck, "current_epoch", epoch)
   P.set(ck, "init_args", init)
   P.set(ck, "trainer_name", meta.trainer_name or "nnUNetTrainer")
-  P.set(ck, "inference_allowed_mirroring_axes", P.tuple(axes))
+  -- no mirroring is None, as nnU-Net's NoMirroring trainers write it (its predictor fails on an empty tuple)
+  P.set(ck, "inference_allowed_mirroring_axes", #axes > 0 and P.tuple(axes) or P.None)
   -- Lunet's exact resume state (loader counters, the epoch's partial losses, RNG seed, the trainer table):
   -- one JSON string, under a key nnU-Net's load_checkpoint never reads.
   P.set(ck, "lunet", json.encode { format = "lunet-checkpoint", version = 2, configuration = net.cfg_name, meta = meta })
