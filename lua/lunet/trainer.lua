@@ -4,7 +4,10 @@ run_training) driving the C training step.
   local trainer = require "lunet.trainer"
   local run = trainer.train{
     dataset = 4 | "Dataset004_Hippocampus",   plans = "nnUNetPlans" (identifier, path of a .json, or a table),
-    configuration = "2d", fold = 0..4 | "all", trainer_file = "my_trainer.lua" (optional),
+    configuration = "2d", fold = 0..4 | "all",
+    trainer = "nnUNetTrainerNoMirroring" | "my_trainer.lua" (optional: a name on the search path, or a file;
+      trainer_file = is the older spelling), rules = "my_rules.lua" (optional: the planning rule set whose trainer
+      and augmentation tables the run starts from; default rules/default.lua),
     epochs =, iterations =, val_iterations =   -- override the trainer table (defaults 1000, 250, 50)
     continue = false, val_only = false, npz = false, seed = 0, device = nil (index), threads = 2,
     progress = nil (default: stderr is a terminal -> bar, else one line per epoch; false: silent),
@@ -18,7 +21,9 @@ Trainer file (`-tr my_trainer.lua`): a Lua chunk returning overrides of the rule
   return { name = "nnUNetTrainer_50epochs", num_epochs = 50, initial_lr = 1e-3,
            loss = { weight_ce = 2 }, augmentation = { gamma = { p = 0 } }, save_every = 10 }
 Tables merge key by key into rules/default.lua's `trainer` (and `augmentation`); the trainer's name (default: the
-file's base name) names the results folder <trainer>__<plans>__<configuration>.
+file's base name) names the results folder <trainer>__<plans>__<configuration>. Trainers by name: M.find_trainer
+searches $LUNET_TRAINERS, ./, then rules/trainers/ (trainer family files: { variants = { name = overrides } }),
+M.available() lists the names (docs/training.md).
 
 Resume: every checkpoint carries the epoch, the iteration within the epoch (for SIGINT/SIGTERM stops), the losses
 of the epoch so far, both loaders' batch counters (the batch stream depends only on seed and counter), the logging
