@@ -257,8 +257,8 @@ for _, n in ipairs(arg) do local ov, name, src = t.find_trainer(n); io.write(nam
     end)
     teardown(function() sh("rm -rf " .. DIR) end)
 
-    local function train(args, log)
-      local env = disc.env_prefix(RAW, PRE, RES, ROOT)
+    local function train(args, log, extra_env)
+      local env = disc.env_prefix(RAW, PRE, RES, ROOT) .. (extra_env or "")
       local ok = sh(env .. LUNET .. " train " .. DS .. " 2d 0 -p TinyPlans --epochs 1 --iters 2 --val-iters 1 -q " ..
         args .. " > " .. DIR .. "/" .. log .. " 2>&1")
       assert(ok, readfile(DIR .. "/" .. log))
@@ -284,6 +284,27 @@ for _, n in ipairs(arg) do local ov, name, src = t.find_trainer(n); io.write(nam
       assert.are.same({ 0 }, predict._flip_masks(axes, true)) -- the identity only: one forward per window
       -- the default trainer keeps nnU-Net's axes
       assert.are.same({ { 0 }, { 0, 2, 4, 6 } }, { predict._flip_masks({}, false), predict._flip_masks({ 0, 1 }, true) })
+    end)
+
+    it("trains a user's family trainer found by name in $LUNET_TRAINERS: no augmentation, no deep supervision, CE only", function()
+      sh("mkdir -p " .. DIR .. "/fam")
+      writefile(DIR .. "/fam/plain.lua", [[return { family = "plain", variants = {
+  PlainTrainer = { augmentation = { enabled = false, mirror = { axes = "none" } }, enable_deep_supervision = false,
+                   loss = { weight_dice = 0 } } } }
+]])
+      train("-tr PlainTrainer", "plain.log", "LUNET_TRAINERS=" .. DIR .. "/fam ")
+      local F = fold_dir("PlainTrainer")
+      local d = json.read(F .. "/debug.json")
+      assert.are.equal("PlainTrainer", d.trainer_name)
+      assert.are.equal(DIR .. "/fam/plain.lua: PlainTrainer", d.trainer_source)
+      assert.is_false(d.trainer.augmentation.enabled)
+      assert.are.same({ 1, d.patch_size[1], d.patch_size[2] }, d.initial_patch_size) -- nnUNetTrainerNoDA: patch itself
+      assert.are.same({}, d.inference_allowed_mirroring_axes)
+      local h = lunet.net.read_header(F .. "/checkpoint_final.pth")
+      assert.are.equal("PlainTrainer", h.trainer_name)
+      local L = h.meta.logging
+      assert.are.equal(1, #L.train_losses)
+      assert.is_true(L.train_losses[1] > 0) -- cross-entropy only: never negative (the Dice term is)
     end)
 
     it("a planning rule file's trainer block reaches training, under a trainer variant", function()
