@@ -56,10 +56,16 @@ R.trainer = {
   num_iterations_per_epoch = 250,
   num_val_iterations_per_epoch = 50,
   initial_lr = 1e-2,
-  -- the optimiser is torch.optim.SGD(nesterov=True) and the schedule PolyLRScheduler, as nnUNetTrainer; the step
-  -- has no other (nnUNetTrainerAdam, nnUNetTrainerCosAnneal, nesterov=False are not available): no keys for them
+  -- the optimiser is torch.optim.SGD(nesterov=True), as nnUNetTrainer; the step has no other (nnUNetTrainerAdam,
+  -- nesterov=False are not available): no keys for them
   momentum = 0.99,
   weight_decay = 3e-5,
+  -- "poly": PolyLRScheduler, initial_lr * (1 - epoch / num_epochs)^poly_exponent; "cosine": nnUNetTrainerCosAnneal's
+  -- CosineAnnealingLR(T_max = num_epochs) stepped with the epoch, initial_lr * (1 + cos(pi * epoch / num_epochs)) / 2;
+  -- "warmup_poly": nnUNetTrainer_warmup, initial_lr * (epoch + 1) / warmup_epochs for the first warmup_epochs
+  -- epochs (Lin_incr_LRScheduler), then poly over the remaining epochs (PolyLRScheduler_offset), momentum kept
+  lr_schedule = "poly",
+  warmup_epochs = 50,
   poly_exponent = 0.9,
   grad_clip_norm = 12,
   oversample_foreground_percent = 0.33,

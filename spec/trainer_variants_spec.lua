@@ -132,6 +132,26 @@ describe("trainer variants", function()
       assert.truthy(require("lunet.cli.train").usage:find("nnUNetTrainer_onlyMirror01", 1, true))
     end)
 
+    it("learning-rate schedules equal torch's (nnUNetTrainerCosAnneal, nnUNetTrainer_warmup)", function()
+      -- torch 2.15: CosineAnnealingLR(SGD(lr=1e-2), T_max=7).step(e), e = 0..6
+      local cos = { 0.01, 0.009504844339512096, 0.008117449009293669, 0.006112604669781572, 0.003887395330218428,
+        0.0018825509907063327, 0.0004951556604879049 }
+      local ca = settings_of("nnUNetTrainerCosAnneal")
+      assert.are.equal("cosine", ca.lr_schedule)
+      ca.num_epochs = 7
+      for e = 0, 6 do assert.is_true(math.abs(trainer.lr(ca, e) - cos[e + 1]) < 1e-15, e) end
+      -- nnunetv2 warmup.py: Lin_incr_LRScheduler(1e-2, 3).step(e), e = 0..2, then PolyLRScheduler_offset(1e-2, 7, 3)
+      local warm = { 0.0033333333333333335, 0.006666666666666667, 0.01, 0.01, 0.007718895067235705,
+        0.005358867312681466, 0.0028717458874925874 }
+      local w = settings_of("nnUNetTrainer_warmup")
+      assert.are.same({ "warmup_poly", 50, 1000 }, { w.lr_schedule, w.warmup_epochs, w.num_epochs })
+      w.num_epochs, w.warmup_epochs = 7, 3
+      for e = 0, 6 do assert.is_true(math.abs(trainer.lr(w, e) - warm[e + 1]) < 1e-15, e) end
+      local d = settings_of("nnUNetTrainer")
+      assert.are.equal("poly", d.lr_schedule)
+      assert.are.equal(trainer.poly_lr(d, 10), trainer.lr(d, 10))
+    end)
+
     it("the fixed scheme's share for probabilisticOversampling equals nnU-Net's formula", function()
       for B = 1, 12 do
         local n = 0
@@ -185,7 +205,7 @@ for _, n in ipairs(arg) do local ov, name, src = t.find_trainer(n); io.write(nam
     it("keys no code reads are errors naming the file and the key", function()
       for _, case in ipairs {
         { { optimizer = "Adam" }, "optimizer" }, { { nesterov = false }, "nesterov" },
-        { { lr_schedule = "cosine" }, "lr_schedule" }, { { loss = { batch_dice_from_plans = false } }, "loss.batch_dice_from_plans" },
+{ { loss = { batch_dice_from_plans = false } }, "loss.batch_dice_from_plans" },
         { { loss = { regions_loss = "BCE" } }, "loss.regions_loss" }, { { loss = { name = "TopK" } }, "loss.name" },
         { { augmentation = { mirror = { axis = "none" } } }, "augmentation.mirror.axis" },
       } do
@@ -195,6 +215,7 @@ for _, n in ipairs(arg) do local ov, name, src = t.find_trainer(n); io.write(nam
       end
       for _, case in ipairs {
         { { probabilistic_oversampling = "yes" }, "probabilistic_oversampling" },
+        { { lr_schedule = "step" }, "lr_schedule" }, { { lr_schedule = "warmup_poly", warmup_epochs = 0 }, "warmup_epochs" },
         { { augmentation = { mirror = { axes = { ["2d"] = { 2 } } } } }, "augmentation.mirror.axes.2d" },
         { { augmentation = { mirror = { axes = "some" } } }, "augmentation.mirror.axes" },
         { { augmentation = { enabled = "no" } }, "augmentation.enabled" },

@@ -228,6 +228,12 @@ local function check_values(tr, file)
   if po ~= true and po ~= false and po ~= "match_fixed" then
     bad("probabilistic_oversampling", po, "expected true, false or \"match_fixed\"")
   end
+  if tr.lr_schedule ~= "poly" and tr.lr_schedule ~= "cosine" and tr.lr_schedule ~= "warmup_poly" then
+    bad("lr_schedule", tr.lr_schedule, "expected \"poly\", \"cosine\" or \"warmup_poly\"")
+  end
+  if tr.lr_schedule == "warmup_poly" and not (math.type(tr.warmup_epochs) == "integer" and tr.warmup_epochs >= 1) then
+    bad("warmup_epochs", tr.warmup_epochs, "expected an integer >= 1")
+  end
   local aug = tr.augmentation or {}
   if aug.enabled ~= nil and type(aug.enabled) ~= "boolean" then bad("augmentation.enabled", aug.enabled, "expected a boolean") end
   local axes = aug.mirror and aug.mirror.axes
@@ -275,6 +281,21 @@ end
 
 function M.poly_lr(tr, epoch)
   return tr.initial_lr * (1 - epoch / tr.num_epochs) ^ tr.poly_exponent
+end
+
+--- The learning rate of an epoch under the trainer's lr_schedule: "poly" (PolyLRScheduler), "cosine"
+--- (nnUNetTrainerCosAnneal: torch's CosineAnnealingLR(T_max = num_epochs, eta_min = 0).step(epoch), closed form) or
+--- "warmup_poly" (nnUNetTrainer_warmup: linear warm-up over warmup_epochs, then poly over the rest).
+function M.lr(tr, epoch)
+  if tr.lr_schedule == "cosine" then
+    return tr.initial_lr * (1 + math.cos(math.pi * epoch / tr.num_epochs)) / 2
+  elseif tr.lr_schedule == "warmup_poly" then
+    -- nnunetv2/training/lr_scheduler/warmup.py: Lin_incr_LRScheduler, then PolyLRScheduler_offset
+    local w = tr.warmup_epochs
+    if epoch < w then return tr.initial_lr / w * (1 + epoch) end
+    return tr.initial_lr * (1 - (epoch - w) / (tr.num_epochs - w)) ^ tr.poly_exponent
+  end
+  return M.poly_lr(tr, epoch)
 end
 
 -- ------------------------------------------------------------------------------------------------ helpers
@@ -947,7 +968,7 @@ end
 local function run_epochs(st, run, prefetch)
   local tr, logger = st.tr, st.logger
   while st.epoch < tr.num_epochs do
-    local lr = M.poly_lr(tr, st.epoch)
+    local lr = M.lr(tr, st.epoch)
     if st.iter == 0 then
       st.epoch_start = logger.wall()
       st.partial = {}
