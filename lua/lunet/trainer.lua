@@ -501,6 +501,8 @@ local function checkpoint_meta(st, extra)
     logging = st.log, best_ema = st.best_ema, train_loader = st.loader:state(), val_loader = st.val_loader:state(),
     trainer_name = st.trainer_name, fold = st.fold, configuration = st.cfg_name, seed = st.seed,
     inference_allowed_mirroring_axes = st.mirror_axes, trainer = st.tr,
+    -- the optimizer's lr at this point (the epoch in progress, else the last one run), under the trainer's schedule
+    lr = M.lr(st.tr, st.iter > 0 and st.epoch or math.max(st.epoch - 1, 0)),
   }
   for k, v in pairs(extra or {}) do m[k] = v end
   return sanitize(m)
