@@ -799,7 +799,7 @@ end
 local function write_debug_json(st, r, o, acfg, train_ids, val_ids)
   local cfg, tr, info = r.cfg, r.tr, r.info
   json.write(paths.join(st.folder, "debug.json"), {
-    trainer_name = r.trainer_name, trainer_file = o.trainer_file or json.null, trainer = tr,
+    trainer_name = r.trainer_name, trainer_file = o.trainer or o.trainer_file or json.null, trainer = tr,
     trainer_source = r.trainer_source or json.null, rules = r.rules_name or json.null,
     dataset_name = r.ds_name, plans_name = r.plans.plans_name, configuration = r.cfg_name, fold = r.fold,
     seed = r.seed, device = o.device or json.null, threads = r.threads, batch_size = cfg.batch_size,
