@@ -1,4 +1,5 @@
--- A trainer file: `lunet train DATASET 2d 0 -tr examples/short_trainer.lua`. It returns overrides
+-- A trainer file: `lunet train DATASET 2d 0 -tr examples/short_trainer.lua` (or `-tr short_trainer` from its
+-- folder, or with it in $LUNET_TRAINERS). It returns overrides
 -- of rules/default.lua's trainer table, the way nnU-Net users subclass nnUNetTrainer; `name` names
 -- the results folder (short_trainer__nnUNetPlans__2d).
 return {

@@ -56,19 +56,30 @@ R.trainer = {
   num_iterations_per_epoch = 250,
   num_val_iterations_per_epoch = 50,
   initial_lr = 1e-2,
-  optimizer = "SGD",
+  -- the optimiser is torch.optim.SGD(nesterov=True), as nnUNetTrainer; the step has no other (nnUNetTrainerAdam,
+  -- nesterov=False are not available): no keys for them
   momentum = 0.99,
-  nesterov = true,
   weight_decay = 3e-5,
+  -- "poly": PolyLRScheduler, initial_lr * (1 - epoch / num_epochs)^poly_exponent; "cosine": nnUNetTrainerCosAnneal's
+  -- CosineAnnealingLR(T_max = num_epochs) stepped with the epoch, initial_lr * (1 + cos(pi * epoch / num_epochs)) / 2;
+  -- "warmup_poly": nnUNetTrainer_warmup, initial_lr * (epoch + 1) / warmup_epochs for the first warmup_epochs
+  -- epochs (Lin_incr_LRScheduler), then poly over the remaining epochs (PolyLRScheduler_offset), momentum kept
   lr_schedule = "poly",
+  warmup_epochs = 50,
   poly_exponent = 0.9,
   grad_clip_norm = 12,
   oversample_foreground_percent = 0.33,
+  -- false: the last round(B * (1 - oversample)) samples of a batch are forced foreground (nnUNetTrainer);
+  -- true: each sample is forced with probability oversample_foreground_percent
+  -- (nnUNetTrainer_probabilisticOversampling's _probabilistic_oversampling); "match_fixed": true, with the
+  -- percentage replaced by the share of forced samples the fixed scheme gives for the plans' batch size (what
+  -- nnUNetTrainer_probabilisticOversampling computes in __init__)
   probabilistic_oversampling = false,
   enable_deep_supervision = true,
   save_every = 50,
-  loss = { name = "DC_and_CE_loss", weight_ce = 1, weight_dice = 1, dice_smooth = 1e-5, do_bg = false,
-           batch_dice_from_plans = true, regions_loss = "DC_and_BCE_loss" },
+  -- DC_and_CE_loss (DC_and_BCE_loss for region datasets) with MemoryEfficientSoftDiceLoss; batch Dice comes from
+  -- the plans (batch_dice). weight_dice = 0: cross-entropy only; weight_ce = 0: Dice only
+  loss = { weight_ce = 1, weight_dice = 1, dice_smooth = 1e-5, do_bg = false },
   deep_supervision_last_weight = 0,
 }
 
@@ -91,7 +102,12 @@ R.augmentation = {
   low_resolution = { p = 0.25, scale = { 0.5, 1 }, p_per_channel = 0.5, synchronize_axes = true },
   gamma_inverted = { p = 0.1, gamma = { 0.7, 1.5 }, p_invert = 1, retain_stats = true, p_per_channel = 1 },
   gamma = { p = 0.3, gamma = { 0.7, 1.5 }, p_invert = 0, retain_stats = true, p_per_channel = 1 },
-  mirror = { p_per_axis = 0.5 },
+  -- axes: "auto" (nnU-Net's: (0, 1) for 2d, (0, 1, 2) for 3d), "none", or { ["2d"] = {...}, ["3d"] = {...} }
+  -- (0-based spatial axes). The same axes are the checkpoint's inference_allowed_mirroring_axes.
+  mirror = { p_per_axis = 0.5, axes = "auto" },
+  -- false: no augmentation at all (nnUNetTrainerNoDA: validation transforms, patches sampled at the final size,
+  -- no mirroring at inference)
+  enabled = true,
   cascade = { p_binary_operator = 0.4, p_per_channel_binary = 0.5, strel_radius = { 1, 8 },
               p_remove_component = 0.2, p_per_channel_remove = 0.5, remove_component_max_fraction = 0.15 },
 }

@@ -8,6 +8,8 @@ nUNetDataLoader) with augmentation (nnUNetTrainer.get_training_transforms).
                                 --   with case.shape {Z,Y,X}, case.class_locations and case:read_patch(lo, hi) -> data, seg
     patch_size = {py, px} | {pz, py, px},
     batch_size = 2, oversample = 0.33, seed = 0,
+    probabilistic = false,      -- true: each sample forced foreground with probability oversample (nnU-Net's
+                                --   probabilistic_oversampling) instead of the batch's last round(B*(1-oversample))
     augmentation = rules.augmentation (optional), ds_scales = {{1,1,1},{1,.5,.5},...} (optional),
     validation = false,         -- true: final-size patches, no augmentation (nnU-Net's validation loader)
     has_ignore = false, threads = 2, mask_channels = {..} (use_mask_for_norm channels, 1-based),
@@ -48,7 +50,7 @@ function M.new(o)
     cases = o.cases, cfg = cfg, batch_size = o.batch_size or 2, oversample = o.oversample or 0.33,
     seed = o.seed or 0, validation = o.validation or false, has_ignore = o.has_ignore or false,
     threads = o.threads or 2, ds_scales = o.ds_scales, counter = 0,
-    regions = o.regions, ignore_label = o.ignore_label, check = o.check,
+    regions = o.regions, ignore_label = o.ignore_label, check = o.check, probabilistic = o.probabilistic or false,
   }, Loader)
   self.root = core.rng.new(self.seed, o.stream or (self.validation and 1 or 0))
   self.sampled_patch = self.validation and cfg.final_patch or cfg.initial_patch
@@ -79,7 +81,9 @@ function Loader:next_batch()
     local s = brng:child(SAMPLE_STREAM + j)
     local ci = s:int(1, #self.cases)
     local c = self.cases[ci]
-    local force = core.sampler.force_fg(B, self.oversample, j)
+    local force
+    if self.probabilistic then force = s:double() < self.oversample -- nnU-Net: np.random.uniform() < oversample
+    else force = core.sampler.force_fg(B, self.oversample, j) end
     local lo, hi, sel = core.sampler.bbox(case_shape(c), self.sampled_patch, self.cfg.final_patch, force,
       c.class_locations, s, c.annotated, self.has_ignore)
     local d, g = read(c, lo, hi)

@@ -4,7 +4,10 @@ run_training) driving the C training step.
   local trainer = require "lunet.trainer"
   local run = trainer.train{
     dataset = 4 | "Dataset004_Hippocampus",   plans = "nnUNetPlans" (identifier, path of a .json, or a table),
-    configuration = "2d", fold = 0..4 | "all", trainer_file = "my_trainer.lua" (optional),
+    configuration = "2d", fold = 0..4 | "all",
+    trainer = "nnUNetTrainerNoMirroring" | "my_trainer.lua" (optional: a name on the search path, or a file;
+      trainer_file = is the older spelling), rules = "my_rules.lua" (optional: the planning rule set whose trainer
+      and augmentation tables the run starts from; default rules/default.lua),
     epochs =, iterations =, val_iterations =   -- override the trainer table (defaults 1000, 250, 50)
     continue = false, val_only = false, npz = false, seed = 0, device = nil (index), threads = 2,
     progress = nil (default: stderr is a terminal -> bar, else one line per epoch; false: silent),
@@ -18,7 +21,9 @@ Trainer file (`-tr my_trainer.lua`): a Lua chunk returning overrides of the rule
   return { name = "nnUNetTrainer_50epochs", num_epochs = 50, initial_lr = 1e-3,
            loss = { weight_ce = 2 }, augmentation = { gamma = { p = 0 } }, save_every = 10 }
 Tables merge key by key into rules/default.lua's `trainer` (and `augmentation`); the trainer's name (default: the
-file's base name) names the results folder <trainer>__<plans>__<configuration>.
+file's base name) names the results folder <trainer>__<plans>__<configuration>. Trainers by name: M.find_trainer
+searches $LUNET_TRAINERS, ./, then rules/trainers/ (trainer family files: { variants = { name = overrides } }),
+M.available() lists the names (docs/training.md).
 
 Resume: every checkpoint carries the epoch, the iteration within the epoch (for SIGINT/SIGTERM stops), the losses
 of the epoch so far, both loaders' batch counters (the batch stream depends only on seed and counter), the logging
@@ -55,7 +60,8 @@ local function merge(base, over, where, file)
 end
 
 --- Reads a trainer file: returns overrides (table) and the trainer name. Errors name the file (and line).
-function M.load_trainer_file(path)
+--- A family file (returning { variants = {...} }) is returned as such, with the name nil.
+local function read_trainer_chunk(path)
   local chunk, err = loadfile(path, "t")
   if not chunk then error("trainer file " .. tostring(err), 0) end
   local ok, res = xpcall(chunk, function(e)
@@ -74,31 +80,222 @@ function M.load_trainer_file(path)
   if type(res) ~= "table" then
     error(("trainer file %s: must return a table of trainer settings, got %s"):format(path, type(res)), 0)
   end
+  return res
+end
+
+local function is_family(t) return type(t) == "table" and type(t.variants) == "table" end
+
+function M.load_trainer_file(path)
+  local res = read_trainer_chunk(path)
+  if is_family(res) then
+    local names = {}
+    for k in pairs(res.variants) do names[#names + 1] = k end
+    table.sort(names)
+    error(("trainer file %s is a trainer family: name one of its trainers with -tr (%s)"):format(path,
+      table.concat(names, ", ")), 0)
+  end
   local name = res.name or paths.basename(path):gsub("%.lua$", "")
   return res, name
 end
 
+--- The trainer search path, in order: each directory of $LUNET_TRAINERS (colon-separated), the current
+--- directory, then the shipped rules/trainers/. In each: <name>.lua (a trainer file) first, then the trainer
+--- families (files returning { variants = {...} }) of $LUNET_TRAINERS's directories and of rules/trainers/.
+function M.trainer_dirs()
+  local dirs = {}
+  local env = os.getenv("LUNET_TRAINERS")
+  if env and env ~= "" then
+    for d in env:gmatch("[^:]+") do dirs[#dirs + 1] = { dir = d, families = true } end
+  end
+  dirs[#dirs + 1] = { dir = ".", families = false }
+  local def = package.searchpath("lunet.rules.default", package.path)
+  if def then dirs[#dirs + 1] = { dir = paths.join(paths.dirname(def), "trainers"), families = true, shipped = true } end
+  return dirs
+end
+
+local family_cache = {}
+local function families_of(dir)
+  if family_cache[dir] then return family_cache[dir] end
+  local out = {}
+  if paths.isdir(dir) then
+    local files = {}
+    for _, n in ipairs(paths.listdir(dir)) do if n:match("%.lua$") then files[#files + 1] = n end end
+    table.sort(files, function(a, b)
+      if (a == "defaults.lua") ~= (b == "defaults.lua") then return a == "defaults.lua" end
+      return a < b
+    end)
+    for _, n in ipairs(files) do
+      local f = paths.join(dir, n)
+      local res = read_trainer_chunk(f)
+      if is_family(res) then
+        out[#out + 1] = { file = f, family = res.family or n:gsub("%.lua$", ""), about = res.about, variants = res.variants }
+      end
+    end
+  end
+  family_cache[dir] = out
+  return out
+end
+
+--- Every trainer name the search path's families offer: list of {name, family, about, file}, sorted by family
+--- file then name; opts.shipped_only: only rules/trainers/.
+function M.available(opts)
+  local list, seen = {}, {}
+  for _, d in ipairs(M.trainer_dirs()) do
+    if d.families and (d.shipped or not (opts and opts.shipped_only)) then
+      for _, fam in ipairs(families_of(d.dir)) do
+        local names = {}
+        for k in pairs(fam.variants) do names[#names + 1] = k end
+        table.sort(names, function(a, b)
+          local na, nb = tonumber(a:match("_(%d+)epoch")), tonumber(b:match("_(%d+)epoch"))
+          if na and nb and na ~= nb then return na < nb end
+          return a < b
+        end)
+        for _, n in ipairs(names) do
+          if not seen[n] then
+            seen[n] = true
+            list[#list + 1] = { name = n, family = fam.family, about = fam.about, file = fam.file }
+          end
+        end
+      end
+    end
+  end
+  return list
+end
+
+--- Finds a trainer by path (contains "/" or ends in .lua) or by name on the search path (M.trainer_dirs).
+--- Returns overrides, the trainer name, and where it came from ("file" or "file: name").
+function M.find_trainer(spec)
+  if type(spec) ~= "string" or spec == "" then error("trainer: expected a trainer name or file", 2) end
+  if spec:find("/", 1, true) or spec:match("%.lua$") then
+    if not paths.isfile(spec) then error("trainer file " .. spec .. " not found", 0) end
+    local ov, name = M.load_trainer_file(spec)
+    return ov, name, spec
+  end
+  for _, d in ipairs(M.trainer_dirs()) do
+    local f = paths.join(d.dir, spec .. ".lua")
+    if paths.isfile(f) then
+      local ov, name = M.load_trainer_file(f)
+      return ov, name, f
+    end
+    if d.families then
+      for _, fam in ipairs(families_of(d.dir)) do
+        local v = fam.variants[spec]
+        if v ~= nil then
+          if type(v) ~= "table" then
+            error(("trainer file %s: trainer '%s' must be a table of settings, got %s"):format(fam.file, spec, type(v)), 0)
+          end
+          local ov = deep_copy(v)
+          local name = ov.name or spec
+          return ov, name, fam.file .. ": " .. spec
+        end
+      end
+    end
+  end
+  local names = {}
+  for _, t in ipairs(M.available()) do names[#names + 1] = t.name end
+  local where = {}
+  for _, d in ipairs(M.trainer_dirs()) do where[#where + 1] = d.dir end
+  error(("trainer '%s' not found: no %s.lua in %s, and no trainer family there names it. Available: %s"):format(
+    spec, spec, table.concat(where, ", "), table.concat(names, ", ")), 0)
+end
+
+-- Keys of over that base does not have, at any depth of plain tables (lists replace and are not checked).
+local function check_keys(base, over, path, file, what)
+  for k, v in pairs(over) do
+    local b = base[k]
+    local key = path == "" and tostring(k) or (path .. "." .. tostring(k))
+    if b == nil and not (path == "" and k == "name") then
+      local known = {}
+      for kk in pairs(base) do known[#known + 1] = tostring(kk) end
+      table.sort(known)
+      error(("%s %s: unknown trainer setting '%s' (known%s: %s)"):format(what or "trainer file", file or "?", key,
+        path == "" and "" or (" in " .. path), table.concat(known, ", ")), 0)
+    end
+    if type(v) == "table" and type(b) == "table" and not json.is_array(v) and #v == 0 and not json.is_array(b)
+        and #b == 0 and next(b) ~= nil then
+      check_keys(b, v, key, file, what)
+    end
+  end
+end
+M._check_keys = check_keys
+
+-- The values the trainer reads beyond numbers: refused with the file and key when they are not understood.
+local function check_values(tr, file)
+  local function bad(key, v, want)
+    error(("trainer file %s: trainer setting '%s' = %s: %s"):format(file or "?", key, tostring(v), want), 0)
+  end
+  local po = tr.probabilistic_oversampling
+  if po ~= true and po ~= false and po ~= "match_fixed" then
+    bad("probabilistic_oversampling", po, "expected true, false or \"match_fixed\"")
+  end
+  if tr.lr_schedule ~= "poly" and tr.lr_schedule ~= "cosine" and tr.lr_schedule ~= "warmup_poly" then
+    bad("lr_schedule", tr.lr_schedule, "expected \"poly\", \"cosine\" or \"warmup_poly\"")
+  end
+  if tr.lr_schedule == "warmup_poly" and not (math.type(tr.warmup_epochs) == "integer" and tr.warmup_epochs >= 1) then
+    bad("warmup_epochs", tr.warmup_epochs, "expected an integer >= 1")
+  end
+  local aug = tr.augmentation or {}
+  if aug.enabled ~= nil and type(aug.enabled) ~= "boolean" then bad("augmentation.enabled", aug.enabled, "expected a boolean") end
+  local axes = aug.mirror and aug.mirror.axes
+  if axes ~= nil and axes ~= "auto" and axes ~= "none" then
+    if type(axes) ~= "table" then bad("augmentation.mirror.axes", axes, "expected \"auto\", \"none\" or {[\"2d\"] = {...}, [\"3d\"] = {...}}") end
+    for k, list in pairs(axes) do
+      local n = (k == "2d" and 2) or (k == "3d" and 3)
+      if not n then bad("augmentation.mirror.axes." .. tostring(k), list, "only \"2d\" and \"3d\" entries") end
+      if type(list) ~= "table" then bad("augmentation.mirror.axes." .. k, list, "expected a list of axes") end
+      for _, a in ipairs(list) do
+        if math.type(a) ~= "integer" or a < 0 or a >= n then
+          bad("augmentation.mirror.axes." .. k, a, ("axes are 0-based spatial axes below %d"):format(n))
+        end
+      end
+    end
+  end
+end
+
+--- The mirror axes of a trainer table for a patch of dim (2 or 3) spatial axes: nil (nnU-Net's default), or a list.
+function M.mirror_axes(tr, dim)
+  local m = tr.augmentation and tr.augmentation.mirror
+  local axes = m and m.axes
+  if tr.augmentation and tr.augmentation.enabled == false then return {} end
+  if axes == nil or axes == "auto" then return nil end
+  if axes == "none" then return {} end
+  local list = axes[dim == 2 and "2d" or "3d"]
+  if list == nil then return nil end
+  local out = {}
+  for i, a in ipairs(list) do out[i] = a end
+  return out
+end
+
 --- The effective trainer table (rules' trainer + augmentation, trainer-file overrides, then explicit options).
+--- Unknown keys, at any depth, are errors naming the file and the key.
 function M.settings(rules, overrides, file)
   local tr = deep_copy(rules.trainer)
   tr.augmentation = deep_copy(rules.augmentation)
   if overrides then
-    for k, v in pairs(overrides) do
-      if k ~= "name" and tr[k] == nil and k ~= "augmentation" then
-        local known = {}
-        for kk in pairs(tr) do known[#known + 1] = kk end
-        table.sort(known)
-        error(("trainer file %s: unknown trainer setting '%s' (known: %s)"):format(file or "?", tostring(k),
-          table.concat(known, ", ")), 0)
-      end
-    end
+    check_keys(tr, overrides, "", file)
     merge(tr, overrides, "trainer", file)
   end
+  check_values(tr, file)
   return tr
 end
 
 function M.poly_lr(tr, epoch)
   return tr.initial_lr * (1 - epoch / tr.num_epochs) ^ tr.poly_exponent
+end
+
+--- The learning rate of an epoch under the trainer's lr_schedule: "poly" (PolyLRScheduler), "cosine"
+--- (nnUNetTrainerCosAnneal: torch's CosineAnnealingLR(T_max = num_epochs, eta_min = 0).step(epoch), closed form) or
+--- "warmup_poly" (nnUNetTrainer_warmup: linear warm-up over warmup_epochs, then poly over the rest).
+function M.lr(tr, epoch)
+  if tr.lr_schedule == "cosine" then
+    return tr.initial_lr * (1 + math.cos(math.pi * epoch / tr.num_epochs)) / 2
+  elseif tr.lr_schedule == "warmup_poly" then
+    -- nnunetv2/training/lr_scheduler/warmup.py: Lin_incr_LRScheduler, then PolyLRScheduler_offset
+    local w = tr.warmup_epochs
+    if epoch < w then return tr.initial_lr / w * (1 + epoch) end
+    return tr.initial_lr * (1 - (epoch - w) / (tr.num_epochs - w)) ^ tr.poly_exponent
+  end
+  return M.poly_lr(tr, epoch)
 end
 
 -- ------------------------------------------------------------------------------------------------ helpers
@@ -304,6 +501,8 @@ local function checkpoint_meta(st, extra)
     logging = st.log, best_ema = st.best_ema, train_loader = st.loader:state(), val_loader = st.val_loader:state(),
     trainer_name = st.trainer_name, fold = st.fold, configuration = st.cfg_name, seed = st.seed,
     inference_allowed_mirroring_axes = st.mirror_axes, trainer = st.tr,
+    -- the optimizer's lr at this point (the epoch in progress, else the last one run), under the trainer's schedule
+    lr = M.lr(st.tr, st.iter > 0 and st.epoch or math.max(st.epoch - 1, 0)),
   }
   for k, v in pairs(extra or {}) do m[k] = v end
   return sanitize(m)
@@ -396,17 +595,37 @@ local function check_fold(o)
   return fold
 end
 
+--- The rule set whose trainer and augmentation tables the run starts from: o.rules is a preset name, the path of
+--- a planning rule file or a table (lunet.planner.load_rules); nil: rules/default.lua. Unknown trainer keys in the
+--- rule file's trainer block are errors, as in trainer files.
+function M.rules_of(spec)
+  local default = require "lunet.rules.default"
+  if spec == nil then return default end
+  local rules = require("lunet.planner").load_rules(spec)
+  local label = type(spec) == "string" and spec or "(table)"
+  check_keys(default.trainer, rules.trainer or {}, "", label, "rule file")
+  check_keys(default.augmentation, rules.augmentation or {}, "augmentation", label, "rule file")
+  return rules
+end
+
 --- Everything the run is, from the options, the plans, the trainer file and dataset.json; writes nothing.
 local function resolve_run(o, fold)
   local ds_name, pre, plans, plans_path, cfg_name, cfg = resolve_plans(o)
-  local rules = require "lunet.rules.default"
-  local overrides, trainer_name = nil, rules.trainer.name or "nnUNetTrainer"
-  if o.trainer_file then overrides, trainer_name = M.load_trainer_file(o.trainer_file) end
-  local tr = M.settings(rules, overrides, o.trainer_file)
+  local rules = M.rules_of(o.rules)
+  local overrides, trainer_name, source = nil, rules.trainer.name or "nnUNetTrainer", nil
+  local spec = o.trainer or o.trainer_file
+  if spec then overrides, trainer_name, source = M.find_trainer(spec) end
+  local tr = M.settings(rules, overrides, source)
   tr.name = trainer_name
   if o.epochs then tr.num_epochs = o.epochs end
   if o.iterations then tr.num_iterations_per_epoch = o.iterations end
   if o.val_iterations then tr.num_val_iterations_per_epoch = o.val_iterations end
+  if tr.probabilistic_oversampling == "match_fixed" then
+    -- nnUNetTrainer_probabilisticOversampling.__init__: the share of samples the fixed scheme forces
+    local B, n = cfg.batch_size, 0
+    for j = 0, B - 1 do if core.sampler.force_fg(B, tr.oversample_foreground_percent, j) then n = n + 1 end end
+    tr.oversample_foreground_percent = n / B
+  end
 
   local dj = json.read(paths.join(pre, "dataset.json"))
   local info = require("lunet.labels").of_dataset_json(dj)
@@ -414,7 +633,7 @@ local function resolve_run(o, fold)
   for _ in pairs(dj.channel_names or dj.modality or {}) do nin = nin + 1 end
   return {
     ds_name = ds_name, pre = pre, plans = plans, plans_path = plans_path, cfg_name = cfg_name, cfg = cfg,
-    fold = fold, tr = tr, trainer_name = trainer_name, seed = o.seed or 0, threads = o.threads or 2,
+    fold = fold, tr = tr, trainer_name = trainer_name, trainer_source = source, rules_name = rules.name, seed = o.seed or 0, threads = o.threads or 2,
     dj = dj, info = info, nin = nin, nout = info.num_segmentation_heads,
     ds_labels = require("lunet.dataset").allowed_labels({ labels = info }),
     -- region-based training: sigmoid outputs, DC_and_BCE (nnUNetTrainer._build_loss)
@@ -519,12 +738,24 @@ local function open_loaders(st, r)
     ignore_label = info.has_regions and info.ignore_label or nil,
   }
   loader_opts.check = patch_check(st.data_dir, r.ds_labels)
+  -- trainer variants: mirror axes (nnUNetTrainerNoMirroring, _onlyMirror01), no augmentation (nnUNetTrainerNoDA),
+  -- probabilistic oversampling (nnUNetTrainer_probabilisticOversampling)
+  local mirror_axes = M.mirror_axes(tr, #cfg.patch_size)
+  local augment_on = tr.augmentation.enabled ~= false
+  loader_opts.mirror_axes = mirror_axes
+  loader_opts.probabilistic = tr.probabilistic_oversampling ~= false
+  if loader_opts.probabilistic then
+    logger:print(("Probabilistic foreground oversampling: %s"):format(pyfloat(tr.oversample_foreground_percent)))
+  end
   local lo = deep_copy(loader_opts); lo.cases = open_cases(train_ids)
+  -- no augmentation: nnU-Net's validation transforms on patches sampled at the final size, the training stream
+  if not augment_on then lo.validation, lo.stream = true, 0 end
   st.loader = sampler.new(lo)
   local vo = deep_copy(loader_opts); vo.cases = open_cases(#val_ids > 0 and val_ids or train_ids); vo.validation = true
   st.val_loader = sampler.new(vo)
-  local acfg = augment.configure(cfg.patch_size, tr.augmentation)
-  st.mirror_axes = acfg.mirror_axes
+  local acfg = augment.configure(cfg.patch_size, tr.augmentation, { mirror_axes = mirror_axes })
+  if not augment_on then acfg.initial_patch = acfg.final_patch end
+  st.mirror_axes = json.array(deep_copy(acfg.mirror_axes))
   return train_ids, val_ids, acfg
 end
 
@@ -568,11 +799,12 @@ end
 local function write_debug_json(st, r, o, acfg, train_ids, val_ids)
   local cfg, tr, info = r.cfg, r.tr, r.info
   json.write(paths.join(st.folder, "debug.json"), {
-    trainer_name = r.trainer_name, trainer_file = o.trainer_file or json.null, trainer = tr,
+    trainer_name = r.trainer_name, trainer_file = o.trainer or o.trainer_file or json.null, trainer = tr,
+    trainer_source = r.trainer_source or json.null, rules = r.rules_name or json.null,
     dataset_name = r.ds_name, plans_name = r.plans.plans_name, configuration = r.cfg_name, fold = r.fold,
     seed = r.seed, device = o.device or json.null, threads = r.threads, batch_size = cfg.batch_size,
     patch_size = cfg.patch_size, initial_patch_size = acfg.initial_patch, do_dummy_2d_data_aug = acfg.dummy2d,
-    rotation_range_rad = acfg.rotation, inference_allowed_mirroring_axes = acfg.mirror_axes,
+    rotation_range_rad = acfg.rotation, inference_allowed_mirroring_axes = st.mirror_axes,
     num_input_channels = r.nin, num_output_channels = r.nout, ignore_label = info.ignore_label or json.null,
     batch_dice = cfg.batch_dice and true or false, oversample_foreground_percent = tr.oversample_foreground_percent,
     num_train_cases = #train_ids, num_val_cases = #val_ids, lunet_version = require("lunet").version,
@@ -738,7 +970,7 @@ end
 local function run_epochs(st, run, prefetch)
   local tr, logger = st.tr, st.logger
   while st.epoch < tr.num_epochs do
-    local lr = M.poly_lr(tr, st.epoch)
+    local lr = M.lr(tr, st.epoch)
     if st.iter == 0 then
       st.epoch_start = logger.wall()
       st.partial = {}

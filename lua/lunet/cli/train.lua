@@ -1,7 +1,7 @@
 -- `lunet train DATASET CONFIG FOLD ...`: nnUNetv2_train.
 local USAGE = [==[
-usage: lunet train DATASET CONFIG FOLD [-p PLANS] [-tr TRAINER.lua] [--epochs N] [--iters N] [--val-iters N]
-                   [--continue] [--val-only] [--npz] [--seed S] [--device D] [-np N] [-q]
+usage: lunet train DATASET CONFIG FOLD [-p PLANS] [-tr TRAINER] [--rules RULES] [--epochs N] [--iters N]
+                   [--val-iters N] [--continue] [--val-only] [--npz] [--seed S] [--device D] [-np N] [-q]
                    [-pretrained_weights FILE.pth]
 
 Trains CONFIG (2d, 3d_fullres, 3d_lowres, ...) of DATASET (id or name) on FOLD (0-4 or all) from the preprocessed
@@ -11,8 +11,12 @@ into validation/ with summary.json. Results: nnUNet_results/DatasetXXX/<trainer>
 (training_log_*.txt, progress.png, debug.json). Ctrl-C (SIGINT) or SIGTERM saves checkpoint_latest first.
 
   -p PLANS         plans identifier (default nnUNetPlans)
-  -tr FILE.lua     trainer file: returns overrides of the trainer rules (epochs, LR, loss weights, augmentation);
-                   its `name` (default: the file name) is the trainer name in the results folder
+  -tr TRAINER      trainer name (default nnUNetTrainer) or trainer file (a path, or ending in .lua): overrides of
+                   the trainer rules (epochs, LR, loss weights, augmentation). A name is looked up in each
+                   directory of $LUNET_TRAINERS, then ./, then the shipped rules/trainers/: NAME.lua there, or a
+                   trainer family file naming it. The trainer name names the results folder and checkpoints
+  --rules RULES    planning rule file (or preset) whose `trainer` and `augmentation` tables the run starts from
+                   (default rules/default.lua); -tr applies on top. Also -pl
   --epochs N       number of epochs (default 1000)
   --iters N        training iterations per epoch (default 250)
   --val-iters N    validation iterations per epoch (default 50)
@@ -26,6 +30,26 @@ into validation/ with summary.json. Results: nnUNet_results/DatasetXXX/<trainer>
   -pretrained_weights FILE.pth   start from the weights of a checkpoint (nnU-Net's or Lunet's) made for the
                    same architecture; the segmentation heads keep their initialisation, as nnU-Net's fine-tuning
 ]==]
+
+-- the shipped trainer names, by family (rules/trainers/)
+local function trainer_list()
+  local ok, list = pcall(function() return require("lunet.trainer").available({ shipped_only = true }) end)
+  if not ok or #list == 0 then return "" end
+  local out, fam, line = { "\nTrainers shipped in rules/trainers/ (-tr NAME):\n" }, nil, nil
+  local function flush() if line then out[#out + 1] = line .. "\n"; line = nil end end
+  for _, t in ipairs(list) do
+    if t.family ~= fam then
+      flush()
+      fam = t.family
+      out[#out + 1] = ("  %s: %s\n"):format(fam, t.about or "")
+    end
+    if line and #line + #t.name + 1 > 112 then flush() end
+    line = line and (line .. " " .. t.name) or ("    " .. t.name)
+  end
+  flush()
+  return table.concat(out)
+end
+USAGE = USAGE .. trainer_list()
 
 local function fail(msg) io.stderr:write("lunet train: " .. msg .. "\n"); return 2 end
 
@@ -49,11 +73,15 @@ function M.parse(args)
       o.plans = args[i + 1]; i = i + 1
       if not o.plans then return nil, fail(a .. " needs a plans identifier") end
     elseif a == "-tr" or a == "--trainer" then
-      o.trainer_file = args[i + 1]; i = i + 1
-      if not o.trainer_file then return nil, fail(a .. " needs a trainer file (.lua)") end
-      local f = io.open(o.trainer_file, "r")
-      if not f then return nil, fail("trainer file " .. o.trainer_file .. " not found") end
-      f:close()
+      o.trainer = args[i + 1]; i = i + 1
+      if not o.trainer then return nil, fail(a .. " needs a trainer name or file (.lua)") end
+      local ok, e = pcall(require("lunet.trainer").find_trainer, o.trainer)
+      if not ok then return nil, fail(tostring(e)) end
+    elseif a == "--rules" or a == "-pl" then
+      o.rules = args[i + 1]; i = i + 1
+      if not o.rules then return nil, fail(a .. " needs a rule file or preset") end
+      local ok, e = pcall(function() require("lunet.trainer").rules_of(o.rules) end)
+      if not ok then return nil, fail(tostring(e)) end
     elseif a == "--epochs" then o.epochs, err = int_arg(args, i, a); i = i + 1
     elseif a == "--iters" then o.iterations, err = int_arg(args, i, a); i = i + 1
     elseif a == "--val-iters" then o.val_iterations, err = int_arg(args, i, a); i = i + 1
