@@ -427,12 +427,40 @@ static int m_index(lua_State *L) {
   return 1;
 }
 
+/* shutdown(): finishes all device work and releases OpenCL (queues, programs, contexts); afterwards device work
+ * fails with a message. The module's close does the same (see luaopen_lunet_core), as does exit. Idempotent. */
+static int l_shutdown(lua_State *L) {
+  (void)L;
+  lu_cl_shutdown();
+  return 0;
+}
+
+static int l_is_shut_down(lua_State *L) {
+  lua_pushboolean(L, lu_cl_is_shut_down());
+  return 1;
+}
+
 static const luaL_Reg core_fns[] = {
+  {"shutdown", l_shutdown}, {"is_shut_down", l_is_shut_down},
   {"devices", l_devices}, {"now", l_now}, {"default_device", l_default_device}, {"finish", l_finish},
   {"cache_stats", l_cache_stats}, {"kernel_source", l_kernel_source}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"blas_tuning", l_blas_tuning},
   {"tensor", l_tensor}, {"zeros", l_zeros}, {"from_bytes", l_from_bytes}, {NULL, NULL}};
 
+#define LU_SENTINEL "lunet.core.sentinel"
+
 int luaopen_lunet_core(lua_State *L) {
+  /* One sentinel per state, kept in the registry: it is finalised when the state closes (lua_close, os.exit(c, true)),
+   * after the tensors and networks made after it, and then shuts OpenCL down before the C libraries are unloaded.
+   * Loading the module again (busted insulates package.loaded per file) keeps the first sentinel. */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LU_SENTINEL) == LUA_TNIL) {
+    lua_newuserdatauv(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_shutdown);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, LU_SENTINEL);
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, LU_TENSOR_MT)) {
     lua_pushcfunction(L, m_free); lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, m_tostring); lua_setfield(L, -2, "__tostring");
