@@ -109,7 +109,8 @@ void lu_blas_shutdown(void) { CLBlastClearCache(); }
 static lu_status gemm_room(lu_device *dev, size_t m, size_t n, size_t k, size_t batch) {
   if (!dev->host_buffers) return LU_OK;
   double bytes = 1.25 * 4.0 * ((double)m * (double)k + (double)k * (double)n + (double)m * (double)n) * (double)batch;
-  return lu_addrspace_check(bytes > 1e18 ? (size_t)1e18 : (size_t)bytes, "CLBlast's GEMM scratch buffers", dev->name);
+  size_t b = bytes > 1e18 ? (size_t)1e18 : (size_t)bytes;
+  return lu_addrspace_check(b, b, "CLBlast's GEMM scratch buffers", dev->name);
 }
 
 lu_status lu_sgemm(lu_device *dev, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, cl_mem a,

@@ -112,9 +112,9 @@ static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, const ch
     return lu_fail(LU_ENOMEM, "out of memory: %zu bytes for %s on %s exceed the device's largest allocation (%llu bytes)",
                    bytes, what, dev->name, (unsigned long long)dev->max_alloc);
   /* On a CPU device the buffer lives in this process's address space: keep room for the driver. */
-  if (dev->host_buffers && lu_addrspace_check(size, what, dev->name) != LU_OK) {
+  if (dev->host_buffers && lu_addrspace_check(bytes, size, what, dev->name) != LU_OK) {
     if (p->free_list) release_free_list(p); /* memory may be held by cached buffers: release and retry */
-    LU_TRY(lu_addrspace_check(size, what, dev->name));
+    LU_TRY(lu_addrspace_check(bytes, size, what, dev->name));
   }
   cl_int e;
   cl_mem m = create(dev, size, &e);

@@ -27,10 +27,10 @@ void lu_addrspace_note(char *buf, size_t n) {
            (unsigned long long)used);
 }
 
-lu_status lu_addrspace_check(size_t bytes, const char *what, const char *where) {
+lu_status lu_addrspace_check(size_t bytes, size_t mapped, const char *what, const char *where) {
   uint64_t limit, used;
   if (!lu_addrspace(&limit, &used)) return LU_OK;
-  if (used <= limit && (uint64_t)bytes <= limit - used && LU_ADDRSPACE_RESERVE <= limit - used - bytes) return LU_OK;
+  if (used <= limit && (uint64_t)mapped <= limit - used && LU_ADDRSPACE_RESERVE <= limit - used - mapped) return LU_OK;
   return lu_fail(LU_ENOMEM,
                  "out of memory: %zu bytes for %s on %s (address-space limit, ulimit -v: %llu bytes, %llu in use, "
                  "%llu kept free for the OpenCL driver)",

@@ -15,9 +15,10 @@
 
 /* 1 with the limit and the address space mapped now (bytes) when a finite RLIMIT_AS is set; else 0. */
 int lu_addrspace(uint64_t *limit, uint64_t *used);
-/* LU_OK when no limit is set or `bytes` more leave LU_ADDRSPACE_RESERVE free; else LU_ENOMEM with
- * "out of memory: <bytes> bytes for <what> on <where> (...)". */
-lu_status lu_addrspace_check(size_t bytes, const char *what, const char *where);
+/* LU_OK when no limit is set or `mapped` more bytes leave LU_ADDRSPACE_RESERVE free; else LU_ENOMEM with
+ * "out of memory: <bytes> bytes for <what> on <where> (...)" (`bytes`: what the caller asked for,
+ * `mapped`: what will be mapped for it, e.g. rounded up by a pool). */
+lu_status lu_addrspace_check(size_t bytes, size_t mapped, const char *what, const char *where);
 /* Appends " (address-space limit ..., ... in use)" to buf when a limit is set, else writes "". */
 void lu_addrspace_note(char *buf, size_t n);
 
