@@ -435,6 +435,17 @@ static int l_shutdown(lua_State *L) {
   return 0;
 }
 
+/* os.exit, wrapped: a script that exits without closing its state (os.exit(code)) skips every __gc, and the
+ * atexit handler runs only after the handlers registered later than it, among them the compiler's statics that
+ * a training step still running on core.async's worker needs. So the teardown runs here first. */
+static int l_exit(lua_State *L) {
+  lu_cl_shutdown();
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 0);
+  return 0;
+}
+
 static int l_is_shut_down(lua_State *L) {
   lua_pushboolean(L, lu_cl_is_shut_down());
   return 1;
@@ -467,6 +478,15 @@ int luaopen_lunet_core(lua_State *L) {
     lua_pushcfunction(L, m_index); lua_setfield(L, -2, "__index");
     luaL_newlib(L, tensor_methods);
     lua_setfield(L, -2, "methods");
+  }
+  lua_pop(L, 1);
+  if (lua_getglobal(L, "os") == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "exit") == LUA_TFUNCTION && lua_tocfunction(L, -1) != l_exit) {
+      lua_pushcclosure(L, l_exit, 1);
+      lua_setfield(L, -2, "exit");
+    } else {
+      lua_pop(L, 1);
+    }
   }
   lua_pop(L, 1);
   luaL_newlib(L, core_fns);
