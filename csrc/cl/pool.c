@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/addrspace.h"
 
@@ -73,24 +72,22 @@ static void CL_CALLBACK free_host(cl_mem m, void *host) {
   free(host);
 }
 
-/* A buffer over host memory we allocate (CPU devices): malloc fails cleanly where the driver would abort. */
-static cl_mem create_host_backed(lu_device *dev, size_t size, void **host, cl_int *e) {
-  *host = NULL;
-  if (posix_memalign(host, dev->mem_align, size) != 0) { *host = NULL; *e = CL_OUT_OF_HOST_MEMORY; return NULL; }
-  cl_mem m = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, size, *host, e);
-  if (*e == CL_SUCCESS && (*e = clSetMemObjectDestructorCallback(m, free_host, *host)) != CL_SUCCESS) {
+/* A buffer over host memory we allocate (CPU devices): malloc fails cleanly where the driver would abort.
+ * The memory is freed by the buffer's destructor callback, once the driver is done with it. */
+static cl_mem create_host_backed(lu_device *dev, size_t size, cl_int *e) {
+  void *host = NULL;
+  if (posix_memalign(&host, dev->mem_align, size) != 0) { *e = CL_OUT_OF_HOST_MEMORY; return NULL; }
+  cl_mem m = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, size, host, e);
+  if (*e == CL_SUCCESS && (*e = clSetMemObjectDestructorCallback(m, free_host, host)) != CL_SUCCESS) {
     clReleaseMemObject(m);
     m = NULL;
   }
-  if (*e != CL_SUCCESS) { free(*host); *host = NULL; return NULL; }
+  if (*e != CL_SUCCESS) { free(host); return NULL; }
   return m;
 }
 
 static cl_mem create(lu_device *dev, size_t size, cl_int *e) {
-  if (dev->host_buffers) {
-    void *host;
-    return create_host_backed(dev, size, &host, e);
-  }
+  if (dev->host_buffers) return create_host_backed(dev, size, e);
   return clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, size, NULL, e);
 }
 
