@@ -1,11 +1,14 @@
 #!/bin/sh
 # The spec suite under AddressSanitizer, UBSan and LeakSanitizer (`make asan`): build-asan/lunet/core.so is built
 # with -fsanitize=address,undefined, and both runtimes are preloaded into lua5.4 (a Debian binary without them).
-# Each spec file runs in its own busted process, so a report names its file; a file fails when busted fails or its
-# output holds a sanitizer report (a UBSan "runtime error" does not change the exit code). The children the specs
-# start (lunet commands, PoCL's linker) inherit the runtimes; scripts/lsan.supp suppresses leaks of programs
-# that are not Lunet's, never of csrc/. Usage: scripts/asan-specs.sh [spec files or folders] (default spec).
-# Logs: $ASAN_LOG_DIR (default build-asan/spec-logs), one per spec file.
+# Each spec file runs in its own busted process, so a report names its file. Every process the specs start (lunet
+# commands, child scripts, PoCL's linker, sh, date) inherits the runtimes and writes its sanitizer reports to files
+# of its own (log_path, named after the program), so a report of a child whose output a spec swallows is still
+# seen. A spec file fails when busted fails or a lua5.4 process (the only program that runs Lunet's code) left a
+# report (a UBSan "runtime error" does not change exit codes); the other programs' reports are kept, not counted.
+# scripts/lsan.supp suppresses leaks of libraries that are not Lunet's, never of csrc/.
+# Usage: scripts/asan-specs.sh [spec files or folders] (default spec). Logs: $ASAN_LOG_DIR (default
+# build-asan/spec-logs): <spec>.log, busted's output, and <spec>.reports/, the sanitizers' reports.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOGS=${ASAN_LOG_DIR:-$ROOT/build-asan/spec-logs}
@@ -13,9 +16,7 @@ mkdir -p "$LOGS"
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 export LUA_CPATH="$ROOT/build-asan/?.so;;"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-export ASAN_OPTIONS="detect_leaks=1"
 export LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0"
-export UBSAN_OPTIONS="print_stacktrace=1"
 files=""
 for a in "${@:-spec}"; do
   if [ -d "$a" ]; then files="$files $(ls "$a"/*_spec.lua)"; else files="$files $a"; fi
@@ -23,15 +24,25 @@ done
 failed=0 n=0
 for f in $files; do
   n=$((n + 1))
-  log="$LOGS/$(basename "$f" .lua).log"
+  name=$(basename "$f" .lua)
+  log="$LOGS/$name.log" reports="$LOGS/$name.reports"
+  rm -rf "$reports"
+  mkdir -p "$reports"
   start=$(date +%s)
-  lua5.4 /usr/bin/busted -o TAP "$f" > "$log" 2>&1
+  ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan:log_exe_name=1" \
+    UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/ubsan:log_exe_name=1" \
+    lua5.4 /usr/bin/busted -o TAP "$f" > "$log" 2>&1
   rc=$?
   summary=$(grep -cE '^ok ' "$log")
   bad=$(grep -cE '^not ok ' "$log")
-  reports=$(grep -cE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log")
+  nrep=$(ls "$reports" | grep -c '\.lua5\.4\.')
   verdict=clean
-  if [ "$rc" -ne 0 ] || [ "$reports" -ne 0 ]; then verdict="FAILED (exit $rc, $reports sanitizer reports: $log)"; failed=$((failed + 1)); fi
+  if [ "$rc" -ne 0 ] || [ "$nrep" -ne 0 ]; then
+    verdict="FAILED (exit $rc, $nrep sanitizer reports of lua5.4 in $reports)"
+    failed=$((failed + 1))
+  else
+    rmdir "$reports" 2>/dev/null
+  fi
   echo "$f: $summary ok, $bad not ok, $(( $(date +%s) - start ))s, $verdict"
 done
 echo "asan: $n spec files, $failed failed"
