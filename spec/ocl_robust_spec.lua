@@ -14,7 +14,7 @@ local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Runs the child with arguments under an optional address-space limit (KiB); returns exit code, output.
 local function child(args, limit_kib)
-  local cmd = (limit_kib and ("ulimit -v " .. math.floor(limit_kib) .. "; ") or "") .. "exec lua5.4 " .. q(CHILD) ..
+  local cmd = (limit_kib and ("ulimit -v " .. math.floor(limit_kib) .. "; ") or "") .. "exec timeout 300 lua5.4 " .. q(CHILD) ..
     " " .. args
   local p = assert(io.popen("sh -c " .. q(cmd) .. " 2>&1", "r"))
   local out = p:read("a")
@@ -88,6 +88,12 @@ describe("OpenCL at exit", function()
     local codes = {}
     for i = 1, 3 do codes[i] = (child("async_exit")) end
     assert.are.same({ 0, 0, 0 }, codes)
+  end)
+
+  it("a forked child that ends in an error exits without touching the parent's devices", function()
+    local code, out = child("fork_error")
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("child false 1, parent ok", 1, true), out)
   end)
 
   it("after lunet.core.shutdown() device work fails with a message and live tensors are still freed", function()

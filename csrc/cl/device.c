@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include "cl/blas.h"
 #include "cl/pool.h"
@@ -24,8 +25,9 @@ static struct {
   int shut;              /* lu_cl_shutdown ran */
   int holds;             /* threads holding the devices (lu_cl_hold) */
   int atexit_set;
+  pid_t owner;           /* the process that started the devices (a forked child owns none of it) */
   lu_device devs[LU_MAX_DEVICES];
-} lu_reg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, {{0}}};
+} lu_reg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, {{0}}};
 
 const char *lu_cl_errname(cl_int err) {
   switch (err) {
@@ -202,6 +204,7 @@ static lu_status init_device_locked(lu_device *d) {
   }
   d->ctx = ctx;
   d->queue = q;
+  lu_reg.owner = getpid();
   /* registered after the driver loaded, so it runs before the driver's own exit handlers */
   if (!lu_reg.atexit_set && atexit(at_exit) == 0) lu_reg.atexit_set = 1;
   return LU_OK;
@@ -291,6 +294,11 @@ void lu_cl_shutdown(void) {
   pthread_mutex_lock(&lu_reg.lock);
   if (lu_reg.shut) { pthread_mutex_unlock(&lu_reg.lock); return; }
   lu_reg.shut = 1; /* no new device, no new hold */
+  if (lu_reg.owner && lu_reg.owner != getpid()) {
+    /* a forked child (core.proc) exiting: the queues, the driver's threads and the holders are the parent's */
+    pthread_mutex_unlock(&lu_reg.lock);
+    return;
+  }
   while (lu_reg.holds > 0) pthread_cond_wait(&lu_reg.idle, &lu_reg.lock);
   int any = 0;
   for (int i = 0; i < lu_reg.count; i++)

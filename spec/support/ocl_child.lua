@@ -7,6 +7,8 @@
 --   nosync [exit]      enqueues device work and ends without waiting for it (with "exit": os.exit(0), no close)
 --   async_exit         starts an asynchronous training step and exits while it runs (os.exit(0), no close)
 --   shutdown           lunet.core.shutdown() with tensors alive, then uses them: every use fails with a message
+--   fork_error         a forked child (core.proc) that ends in a Lua error: its exit must not touch the parent's
+--                      OpenCL state (it waited on the parent's queues and hung); the parent goes on using the device
 local lunet = require "lunet"
 local core = lunet.core
 
@@ -83,6 +85,16 @@ elseif mode == "shutdown" then
   collectgarbage()
   collectgarbage()
   print("shutdown ok")
+elseif mode == "fork_error" then
+  local t = core.zeros({ 256, 256 }, "f32", true)
+  core.ops.add(t, t, t)
+  core.finish()
+  local pid = core.proc.fork()
+  if pid == 0 then error("the forked child fails") end
+  local ok, code = core.proc.wait(pid)
+  core.ops.add(t, t, t)
+  core.finish()
+  print("child " .. tostring(ok) .. " " .. tostring(code) .. ", parent ok")
 else
   error("ocl_child: unknown mode " .. tostring(mode))
 end
