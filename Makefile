@@ -30,15 +30,15 @@ demo: build
 bench: build
 	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done
 
-# Specs under AddressSanitizer + UBSan: the module is built with both and the runtimes preloaded into
-# lua (valgrind is not used: PoCL's LLVM JIT drowns memcheck in reports that are not ours).
-# SPECS=spec/tensor_spec.lua runs a subset.
+# The whole spec suite under AddressSanitizer + UBSan + LeakSanitizer, one busted process per spec file
+# (scripts/asan-specs.sh; logs in build-asan/spec-logs). The module is built with the sanitizers and their
+# runtimes are preloaded into lua (valgrind is not used: PoCL's LLVM JIT drowns memcheck in reports that are
+# not ours). SPECS=spec/tensor_spec.lua runs a subset.
 SPECS ?= spec
 asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLUNET_ASAN=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
-	LUA_CPATH="$(ROOT)/build-asan/?.so;;" LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=0 $(BUSTED) $(SPECS)
+	@sh scripts/asan-specs.sh $(SPECS)
 
 # libFuzzer harnesses for the NIfTI and TIFF readers, FUZZ_SECONDS each (default 60).
 fuzz: deps

@@ -119,11 +119,12 @@ lu_status lu_tensor_new_device(lu_tensor **out, lu_device *dev, lu_dtype dt, int
   lu_tensor *t = tensor_shell(dt, ndim, shape, bytes);
   if (!t) return lu_fail(LU_ENOMEM, "tensor: out of host memory");
   cl_mem m = NULL;
-  lu_status st = lu_buffer_alloc(dev, bytes ? bytes : 4, &m);
-  if (st != LU_OK) {
+  char s[96], what[128];
+  snprintf(what, sizeof what, "tensor %s %s", lu_dtype_name(dt), lu_shape_str(ndim, shape, s, sizeof s));
+  lu_status st = lu_buffer_alloc_for(dev, bytes ? bytes : 4, what, &m);
+  if (st != LU_OK) { /* the message names the bytes, the tensor and the device */
     free(t);
-    char s[96];
-    return lu_fail_context(st, "tensor %s %s on %s", lu_dtype_name(dt), lu_shape_str(ndim, shape, s, sizeof s), dev->name);
+    return st;
   }
   t->dev = dev;
   t->buf = m;
@@ -142,6 +143,7 @@ void lu_tensor_free(lu_tensor *t) {
 lu_status lu_tensor_write(lu_tensor *t, const void *src) {
   if (!t->buf) return lu_fail(LU_ESTATE, "tensor write: not a device tensor");
   if (!t->bytes) return LU_OK;
+  if (!t->dev->queue) return lu_fail(LU_ESTATE, "tensor write: %s is closed (OpenCL was shut down)", t->dev->name);
   LU_CL_CHECK(clEnqueueWriteBuffer(t->dev->queue, (cl_mem)t->buf, CL_TRUE, 0, t->bytes, src, 0, NULL, NULL),
               "upload of %zu bytes", t->bytes);
   return LU_OK;
@@ -150,6 +152,7 @@ lu_status lu_tensor_write(lu_tensor *t, const void *src) {
 lu_status lu_tensor_read(const lu_tensor *t, void *dst) {
   if (!t->buf) return lu_fail(LU_ESTATE, "tensor read: not a device tensor");
   if (!t->bytes) return LU_OK;
+  if (!t->dev->queue) return lu_fail(LU_ESTATE, "tensor read: %s is closed (OpenCL was shut down)", t->dev->name);
   LU_CL_CHECK(clEnqueueReadBuffer(t->dev->queue, (cl_mem)t->buf, CL_TRUE, 0, t->bytes, dst, 0, NULL, NULL),
               "download of %zu bytes", t->bytes);
   return LU_OK;
@@ -162,6 +165,7 @@ lu_status lu_tensor_to_device(const lu_tensor *t, lu_device *dev, lu_tensor **ou
   if (t->host) {
     st = lu_tensor_write(d, t->host);
   } else if (t->dev == dev) {
+    if (!dev->queue) { lu_tensor_free(d); return lu_fail(LU_ESTATE, "device copy: %s is closed (OpenCL was shut down)", dev->name); }
     cl_int e = t->bytes ? clEnqueueCopyBuffer(dev->queue, (cl_mem)t->buf, (cl_mem)d->buf, 0, 0, t->bytes, 0, NULL, NULL)
                         : CL_SUCCESS;
     st = e == CL_SUCCESS ? LU_OK : lu_fail(LU_ECL, "%s (device copy of %zu bytes)", lu_cl_errname(e), t->bytes);

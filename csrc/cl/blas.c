@@ -3,6 +3,7 @@
 #include <clblast_c.h>
 
 #include "cl/profile.h"
+#include "core/addrspace.h"
 #include "core/env.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -100,10 +101,24 @@ static lu_status blas_status(CLBlastStatusCode s, const char *what, size_t m, si
   return lu_fail(LU_EBLAS, "CLBlast status %d (%s m=%zu n=%zu k=%zu)", (int)s, what, m, n, k);
 }
 
+void lu_blas_shutdown(void) { CLBlastClearCache(); }
+
+/* CLBlast pads operands into scratch buffers of its own, which PoCL's CPU driver allocates at first use
+ * and aborts on when the address space is exhausted: check the room for them first (at most one padded
+ * copy of A, B and C, a quarter extra for the padding). */
+static lu_status gemm_room(lu_device *dev, size_t m, size_t n, size_t k, size_t batch) {
+  if (!dev->host_buffers) return LU_OK;
+  double bytes = 1.25 * 4.0 * ((double)m * (double)k + (double)k * (double)n + (double)m * (double)n) * (double)batch;
+  size_t b = bytes > 1e18 ? (size_t)1e18 : (size_t)bytes;
+  return lu_addrspace_check(b, b, "CLBlast's GEMM scratch buffers", dev->name);
+}
+
 lu_status lu_sgemm(lu_device *dev, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, cl_mem a,
                    size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off,
                    size_t ldc) {
   if (m == 0 || n == 0) return LU_OK;
+  LU_TRY(lu_device_check_live(dev, "sgemm"));
+  LU_TRY(gemm_room(dev, m, n, k, 1));
   LU_TRY(ensure_tuned(dev));
   cl_command_queue q = dev->queue;
   double t0 = lu_profile_begin();
@@ -119,6 +134,8 @@ lu_status lu_sgemm_strided_batched(lu_device *dev, int trans_a, int trans_b, siz
                                    size_t b_off, size_t ldb, size_t stride_b, float beta, cl_mem c, size_t c_off,
                                    size_t ldc, size_t stride_c, size_t batch) {
   if (m == 0 || n == 0 || batch == 0) return LU_OK;
+  LU_TRY(lu_device_check_live(dev, "sgemm_strided_batched"));
+  LU_TRY(gemm_room(dev, m, n, k, batch));
   LU_TRY(ensure_tuned(dev));
   cl_command_queue q = dev->queue;
   double t0 = lu_profile_begin();

@@ -20,5 +20,7 @@ const char *lu_blas_tuning_source(lu_device *dev);
 void lu_blas_tuning_path(const lu_device *dev, char *buf, size_t n);
 /* (Re)applies tuning for the device; called lazily before the first GEMM. */
 lu_status lu_blas_apply_tuning(lu_device *dev);
+/* Teardown (lu_cl_shutdown): drops CLBlast's cached programs, which hold the contexts. */
+void lu_blas_shutdown(void);
 
 #endif

@@ -2,21 +2,32 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
+#include "cl/blas.h"
 #include "cl/pool.h"
 #include "cl/program.h"
 #include "cl/tunables.h"
+#include "core/addrspace.h"
 #include "core/env.h"
 
 #define LU_MAX_DEVICES 32
 
 static struct {
   pthread_mutex_t lock;
+  pthread_cond_t idle;   /* signalled when holds drops to 0 */
   int discovered, count;
+  int shut;              /* lu_cl_shutdown ran */
+  int holds;             /* threads holding the devices (lu_cl_hold) */
+  int atexit_set;
+  pid_t owner;           /* the process that started the devices (a forked child owns none of it) */
   lu_device devs[LU_MAX_DEVICES];
-} lu_reg = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {{0}}};
+} lu_reg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, {{0}}};
 
 const char *lu_cl_errname(cl_int err) {
   switch (err) {
@@ -101,12 +112,54 @@ static lu_status discover_locked(void) {
       char ext[4096];
       info_str(ids[i], CL_DEVICE_EXTENSIONS, ext, sizeof ext);
       d->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+      cl_uint align_bits = 0;
+      clGetDeviceInfo(ids[i], CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
+      d->mem_align = align_bits / 8 > 128 ? align_bits / 8 : 128;
+      /* PoCL's CPU driver allocates a buffer's memory lazily, at its first use, and aborts on an assertion
+       * when that fails; a buffer over memory Lunet allocated itself fails cleanly, when it is created.
+       * LUNET_HOST_BUFFERS=0 lets the driver allocate. */
+      const char *hb = lu_env("LUNET_HOST_BUFFERS");
+      d->host_buffers = d->is_cpu && !(hb && strcmp(hb, "0") == 0);
       count++;
     }
   }
   lu_reg.count = count;
   lu_reg.discovered = 1;
   return LU_OK;
+}
+
+/* Installed ICD files (the loader's vendor folder), for telling "no driver" from "no driver started". */
+static int icd_files(char *first, size_t n) {
+  const char *dir = lu_env("OCL_ICD_VENDORS");
+  if (!dir) dir = "/etc/OpenCL/vendors";
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int count = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name);
+    if (l > 4 && strcmp(e->d_name + l - 4, ".icd") == 0) {
+      if (!count) snprintf(first, n, "%s/%s", dir, e->d_name);
+      count++;
+    }
+  }
+  closedir(d);
+  return count;
+}
+
+/* The failure for "no device": a driver that is installed but did not start under an address-space
+ * limit is out of memory, not missing. */
+static lu_status no_device(void) {
+  char icd[512] = "", note[160];
+  uint64_t limit, used;
+  if (lu_addrspace(&limit, &used) && icd_files(icd, sizeof icd) > 0) {
+    lu_addrspace_note(note, sizeof note);
+    return lu_fail(LU_ENOMEM,
+                   "out of memory: no OpenCL device started: the driver is installed (%s) but could not load within "
+                   "the process's address space%s; raise `ulimit -v`",
+                   icd, note);
+  }
+  return lu_fail(LU_ECL, "no OpenCL device found: install pocl-opencl-icd (CPU) or a GPU driver's ICD");
 }
 
 lu_status lu_devices_count(int *n) {
@@ -125,20 +178,35 @@ lu_status lu_device_info(int index, const lu_device **out) {
   return LU_OK;
 }
 
+static void at_exit(void) { lu_cl_shutdown(); }
+
+static lu_status cl_fail(cl_int e, const char *what, const lu_device *d) {
+  char note[160];
+  lu_addrspace_note(note, sizeof note);
+  if (e == CL_OUT_OF_HOST_MEMORY || e == CL_OUT_OF_RESOURCES || e == CL_MEM_OBJECT_ALLOCATION_FAILURE)
+    return lu_fail(LU_ENOMEM, "out of memory: %s (%s on %s)%s", lu_cl_errname(e), what, d->name, note);
+  return lu_fail(LU_ECL, "%s (%s on %s)%s", lu_cl_errname(e), what, d->name, note);
+}
+
 static lu_status init_device_locked(lu_device *d) {
+  if (lu_reg.shut)
+    return lu_fail(LU_ESTATE, "OpenCL was shut down (lunet.core.shutdown() or the process is exiting): %s is closed", d->name);
   LU_TRY(lu_tune_init(d));
   if (d->ctx) return LU_OK;
   cl_int e;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
   cl_context ctx = clCreateContext(props, 1, &d->id, NULL, NULL, &e);
-  if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (creating a context on %s)", lu_cl_errname(e), d->name);
+  if (e != CL_SUCCESS) return cl_fail(e, "creating a context", d);
   cl_command_queue q = clCreateCommandQueue(ctx, d->id, 0, &e);
   if (e != CL_SUCCESS) {
     clReleaseContext(ctx);
-    return lu_fail(LU_ECL, "%s (creating a queue on %s)", lu_cl_errname(e), d->name);
+    return cl_fail(e, "creating a queue", d);
   }
   d->ctx = ctx;
   d->queue = q;
+  lu_reg.owner = getpid();
+  /* registered after the driver loaded, so it runs before the driver's own exit handlers */
+  if (!lu_reg.atexit_set && atexit(at_exit) == 0) lu_reg.atexit_set = 1;
   return LU_OK;
 }
 
@@ -147,7 +215,7 @@ lu_status lu_device_get(int index, lu_device **out) {
   lu_status st = discover_locked();
   if (st == LU_OK && (index < 0 || index >= lu_reg.count))
     st = lu_reg.count ? lu_fail(LU_EARG, "no OpenCL device %d (%d found; lunet.devices() lists them)", index, lu_reg.count)
-                      : lu_fail(LU_ECL, "no OpenCL device found: install pocl-opencl-icd (CPU) or a GPU driver's ICD");
+                      : no_device();
   if (st == LU_OK) st = init_device_locked(&lu_reg.devs[index]);
   if (st == LU_OK) *out = &lu_reg.devs[index];
   pthread_mutex_unlock(&lu_reg.lock);
@@ -157,7 +225,12 @@ lu_status lu_device_get(int index, lu_device **out) {
 lu_status lu_device_default(lu_device **out) {
   int n;
   LU_TRY(lu_devices_count(&n));
-  if (n == 0) return lu_fail(LU_ECL, "no OpenCL device found: install pocl-opencl-icd (CPU) or a GPU driver's ICD");
+  if (n == 0) {
+    pthread_mutex_lock(&lu_reg.lock);
+    lu_status st = no_device();
+    pthread_mutex_unlock(&lu_reg.lock);
+    return st;
+  }
   const char *want = lu_env("LUNET_DEVICE");
   int pick = -1;
   if (want && *want) {
@@ -181,7 +254,63 @@ lu_status lu_device_default(lu_device **out) {
   return lu_device_get(pick, out);
 }
 
+lu_status lu_device_check_live(const lu_device *dev, const char *what) {
+  if (dev && dev->queue) return LU_OK;
+  return lu_fail(LU_ESTATE, "%s: %s is closed (OpenCL was shut down: lunet.core.shutdown() or the process is exiting)",
+                 what, dev ? dev->name : "no device");
+}
+
 lu_status lu_device_finish(lu_device *dev) {
+  LU_TRY(lu_device_check_live(dev, "finish"));
   LU_CL_CHECK(clFinish(dev->queue), "waiting for %s", dev->name);
   return LU_OK;
+}
+
+lu_status lu_cl_hold(void) {
+  pthread_mutex_lock(&lu_reg.lock);
+  int shut = lu_reg.shut;
+  if (!shut) lu_reg.holds++;
+  pthread_mutex_unlock(&lu_reg.lock);
+  return shut ? lu_fail(LU_ESTATE, "OpenCL was shut down (lunet.core.shutdown() or the process is exiting)") : LU_OK;
+}
+
+void lu_cl_unhold(void) {
+  pthread_mutex_lock(&lu_reg.lock);
+  if (lu_reg.holds > 0 && --lu_reg.holds == 0) pthread_cond_broadcast(&lu_reg.idle);
+  pthread_mutex_unlock(&lu_reg.lock);
+}
+
+int lu_cl_is_shut_down(void) {
+  pthread_mutex_lock(&lu_reg.lock);
+  int s = lu_reg.shut;
+  pthread_mutex_unlock(&lu_reg.lock);
+  return s;
+}
+
+/* Order matters: queued kernels use programs and buffers, and CLBlast's cached programs hold contexts.
+ * Without it, a script that enqueued work and ended without waiting crashed at exit 1-2 times in 6, the
+ * driver's threads still running while its exit handlers tore it down. Each step is skipped when its
+ * object is already gone. */
+void lu_cl_shutdown(void) {
+  pthread_mutex_lock(&lu_reg.lock);
+  if (lu_reg.shut) { pthread_mutex_unlock(&lu_reg.lock); return; }
+  lu_reg.shut = 1; /* no new device, no new hold */
+  if (lu_reg.owner && lu_reg.owner != getpid()) {
+    /* a forked child (core.proc) exiting: the queues, the driver's threads and the holders are the parent's */
+    pthread_mutex_unlock(&lu_reg.lock);
+    return;
+  }
+  while (lu_reg.holds > 0) pthread_cond_wait(&lu_reg.idle, &lu_reg.lock);
+  int any = 0;
+  for (int i = 0; i < lu_reg.count; i++)
+    if (lu_reg.devs[i].queue) { clFinish(lu_reg.devs[i].queue); any = 1; }
+  if (any) lu_blas_shutdown();
+  for (int i = 0; i < lu_reg.count; i++) {
+    lu_device *d = &lu_reg.devs[i];
+    if (d->progs) { lu_progcache_free(d->progs); d->progs = NULL; }
+    lu_pool_close(d);
+    if (d->queue) { clReleaseCommandQueue(d->queue); d->queue = NULL; }
+    if (d->ctx) { clReleaseContext(d->ctx); d->ctx = NULL; }
+  }
+  pthread_mutex_unlock(&lu_reg.lock);
 }

@@ -1,4 +1,5 @@
-/* OpenCL devices: discovery, selection, one context and one in-order queue per device. */
+/* OpenCL devices: discovery, selection, one context and one in-order queue per device, and the one
+ * teardown (lu_cl_shutdown) that finishes and releases them before the process exits. */
 #ifndef LU_DEVICE_H
 #define LU_DEVICE_H
 
@@ -29,6 +30,8 @@ typedef struct lu_device {
   unsigned compute_units;
   size_t max_wg;
   int has_fp16;
+  int host_buffers;          /* CPU device: buffers use host memory Lunet allocates (cl/pool.c) */
+  size_t mem_align;          /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes (at least 128) */
   lu_pool *pool;
   lu_progcache *progs;
   struct lu_tunables *tune; /* kernel parameters (cl/tunables.h) */
@@ -44,6 +47,21 @@ lu_status lu_device_default(lu_device **out);
 lu_status lu_device_info(int index, const lu_device **out);
 /* Waits for all queued work on the device. */
 lu_status lu_device_finish(lu_device *dev);
+
+/* Teardown, process-wide and idempotent: waits for the threads that hold the devices (lu_cl_hold),
+ * finishes every queue, then releases CLBlast's cache, programs and kernels, cached buffers, queues
+ * and contexts, in that order. Afterwards lu_device_get fails with LU_ESTATE and buffers still held
+ * by tensors are released one by one as those are freed (each keeps its context alive until then).
+ * Called by the Lua module's close (its registry sentinel's __gc), by lunet.core.shutdown() and by
+ * an atexit handler registered when the first device starts, whichever comes first. */
+void lu_cl_shutdown(void);
+int lu_cl_is_shut_down(void);
+/* A thread that enqueues device work beside the caller (core.async's worker) holds the devices
+ * for its duration, so that the teardown waits for it; hold fails with LU_ESTATE after shutdown. */
+lu_status lu_cl_hold(void);
+void lu_cl_unhold(void);
+/* LU_ESTATE unless the device has a queue (it was started and OpenCL was not shut down). */
+lu_status lu_device_check_live(const lu_device *dev, const char *what);
 
 /* The OpenCL error name, e.g. "CL_OUT_OF_RESOURCES". */
 const char *lu_cl_errname(cl_int err);

@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "core/addrspace.h"
+
 /* Sizes are rounded up to one of four steps per power of two (<= 25% waste), and freed buffers
  * wait in a free list per rounded size. */
 typedef struct lu_free_buf { cl_mem m; size_t size; struct lu_free_buf *next; } lu_free_buf;
@@ -13,6 +15,7 @@ struct lu_pool {
   pthread_mutex_t lock;
   lu_free_buf *free_list;
   lu_pool_stats st;
+  int closed; /* after lu_pool_close: nothing is cached any more */
 };
 
 static size_t round_size(size_t n) {
@@ -48,18 +51,47 @@ static void release_free_list(lu_pool *p) {
   p->st.cached = 0;
 }
 
-static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, cl_mem *out);
+static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, const char *what, cl_mem *out);
 
-lu_status lu_buffer_alloc(lu_device *dev, size_t bytes, cl_mem *out) {
+lu_status lu_buffer_alloc_for(lu_device *dev, size_t bytes, const char *what, cl_mem *out) {
+  LU_TRY(lu_device_check_live(dev, what));
   lu_pool *p = pool_of(dev);
-  if (!p) return lu_fail(LU_ENOMEM, "buffer pool");
+  if (!p) return lu_fail(LU_ENOMEM, "out of memory: the buffer pool of %s", dev->name);
   pthread_mutex_lock(&p->lock);
-  lu_status st = alloc_locked(dev, p, bytes, out);
+  lu_status st = alloc_locked(dev, p, bytes, what, out);
   pthread_mutex_unlock(&p->lock);
   return st;
 }
 
-static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, cl_mem *out) {
+lu_status lu_buffer_alloc(lu_device *dev, size_t bytes, cl_mem *out) {
+  return lu_buffer_alloc_for(dev, bytes, "a device buffer", out);
+}
+
+static void CL_CALLBACK free_host(cl_mem m, void *host) {
+  (void)m;
+  free(host);
+}
+
+/* A buffer over host memory we allocate (CPU devices): malloc fails cleanly where the driver would abort.
+ * The memory is freed by the buffer's destructor callback, once the driver is done with it. */
+static cl_mem create_host_backed(lu_device *dev, size_t size, cl_int *e) {
+  void *host = NULL;
+  if (posix_memalign(&host, dev->mem_align, size) != 0) { *e = CL_OUT_OF_HOST_MEMORY; return NULL; }
+  cl_mem m = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, size, host, e);
+  if (*e == CL_SUCCESS && (*e = clSetMemObjectDestructorCallback(m, free_host, host)) != CL_SUCCESS) {
+    clReleaseMemObject(m);
+    m = NULL;
+  }
+  if (*e != CL_SUCCESS) { free(host); return NULL; }
+  return m;
+}
+
+static cl_mem create(lu_device *dev, size_t size, cl_int *e) {
+  if (dev->host_buffers) return create_host_backed(dev, size, e);
+  return clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, size, NULL, e);
+}
+
+static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, const char *what, cl_mem *out) {
   size_t size = round_size(bytes);
   for (lu_free_buf **pp = &p->free_list; *pp; pp = &(*pp)->next)
     if ((*pp)->size == size) {
@@ -74,17 +106,27 @@ static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, cl_mem *
       return LU_OK;
     }
   if (dev->max_alloc && size > dev->max_alloc)
-    return lu_fail(LU_ENOMEM, "buffer of %zu bytes exceeds the device's largest allocation (%llu bytes)", size,
-                   (unsigned long long)dev->max_alloc);
+    return lu_fail(LU_ENOMEM, "out of memory: %zu bytes for %s on %s exceed the device's largest allocation (%llu bytes)",
+                   bytes, what, dev->name, (unsigned long long)dev->max_alloc);
+  /* On a CPU device the buffer lives in this process's address space: keep room for the driver. */
+  if (dev->host_buffers && lu_addrspace_check(bytes, size, what, dev->name) != LU_OK) {
+    if (p->free_list) release_free_list(p); /* memory may be held by cached buffers: release and retry */
+    LU_TRY(lu_addrspace_check(bytes, size, what, dev->name));
+  }
   cl_int e;
-  cl_mem m = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, size, NULL, &e);
+  cl_mem m = create(dev, size, &e);
   if (e != CL_SUCCESS && p->free_list) { /* memory may be held by cached buffers: release and retry */
     release_free_list(p);
-    m = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, size, NULL, &e);
+    m = create(dev, size, &e);
   }
-  if (e != CL_SUCCESS)
-    return lu_fail(e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES ? LU_ENOMEM : LU_ECL,
-                   "%s (allocating %zu bytes on %s)", lu_cl_errname(e), size, dev->name);
+  if (e != CL_SUCCESS) {
+    char note[160];
+    lu_addrspace_note(note, sizeof note);
+    if (e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES || e == CL_OUT_OF_HOST_MEMORY)
+      return lu_fail(LU_ENOMEM, "out of memory: %zu bytes for %s on %s (%s%s)%s", bytes, what, dev->name,
+                     dev->host_buffers ? "the host allocation failed: " : "", lu_cl_errname(e), note);
+    return lu_fail(LU_ECL, "%s (allocating %zu bytes for %s on %s)", lu_cl_errname(e), bytes, what, dev->name);
+  }
   p->st.allocs++;
   p->st.in_use += size;
   if (p->st.in_use > p->st.peak) p->st.peak = p->st.in_use;
@@ -100,6 +142,13 @@ void lu_buffer_release(lu_device *dev, cl_mem m, size_t bytes) {
   f->m = m;
   f->size = size;
   pthread_mutex_lock(&p->lock);
+  if (p->closed) {
+    p->st.in_use -= size;
+    pthread_mutex_unlock(&p->lock);
+    free(f);
+    clReleaseMemObject(m);
+    return;
+  }
   f->next = p->free_list;
   p->free_list = f;
   p->st.in_use -= size;
@@ -130,4 +179,13 @@ void lu_pool_free(lu_pool *p) {
   release_free_list(p);
   pthread_mutex_destroy(&p->lock);
   free(p);
+}
+
+void lu_pool_close(lu_device *dev) {
+  lu_pool *p = pool_of(dev);
+  if (!p) return;
+  pthread_mutex_lock(&p->lock);
+  release_free_list(p);
+  p->closed = 1;
+  pthread_mutex_unlock(&p->lock);
 }

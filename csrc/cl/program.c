@@ -291,6 +291,7 @@ static lu_status build_program(lu_device *dev, const char *file, const char *opt
 }
 
 lu_status lu_kernel_get(lu_device *dev, const char *file, const char *kname, const char *options, cl_kernel *out) {
+  if (!dev->ctx) return lu_device_check_live(dev, kname);
   if (!dev->progs) {
     dev->progs = calloc(1, sizeof *dev->progs);
     if (!dev->progs) return lu_fail(LU_ENOMEM, "program cache");
@@ -352,6 +353,7 @@ void lu_progcache_free(lu_progcache *pc) {
 }
 
 lu_status lu_launch(lu_device *dev, cl_kernel k, int dims, const size_t *global, const size_t *local, const char *what) {
+  if (!dev->queue) return lu_device_check_live(dev, what);
   for (int i = 0; i < dims; i++)
     if (global[i] == 0) return LU_OK; /* empty range: nothing to do */
   double t0 = lu_profile_begin();

@@ -13,7 +13,8 @@
  * tensors is safe (the buffer pool is locked). Only host work (the batch of the next step) belongs in between.
  * The step itself is lu_unet_train_step, so results
  * are bit-identical to Net:train_step. The job keeps the network alive until it is collected; a job that is
- * collected before wait() is joined first. */
+ * collected before wait() is joined first. A running step holds the devices (lu_cl_hold): a process that exits
+ * while it runs finishes it before the OpenCL teardown. */
 #include <lauxlib.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cl/device.h"
 #include "lua/l_common.h"
 #include "nn/unet.h"
 #include "lua/l_net.h"
@@ -54,6 +56,7 @@ static void *worker(void *arg) {
   lu_tensor_free(j->x);
   lu_tensor_free(j->t);
   j->x = j->t = NULL;
+  lu_cl_unhold(); /* taken by l_train_step: the teardown at exit waits for this step */
   return NULL;
 }
 
@@ -108,7 +111,11 @@ static int l_train_step(lua_State *L) {
   j->n = n;
   j->hx = hx;
   j->ht = ht;
-  if (pthread_create(&j->th, NULL, worker, j) != 0) return luaL_error(L, "async.train_step: cannot start a thread");
+  LU_LCHECK(L, lu_cl_hold(), "async.train_step");
+  if (pthread_create(&j->th, NULL, worker, j) != 0) {
+    lu_cl_unhold();
+    return luaL_error(L, "async.train_step: cannot start a thread");
+  }
   j->started = 1;
   return 1;
 }

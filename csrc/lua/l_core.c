@@ -184,12 +184,15 @@ static void fill_nested(lua_State *L, int idx, lu_tensor *t, int depth, int64_t 
   }
 }
 
-static void push_host_or_move(lua_State *L, lu_tensor *h, lu_device *dev) {
-  if (!dev) { lu_lua_push_tensor(L, h); return; }
-  lu_tensor *d;
-  lu_status st = lu_tensor_to_device(h, dev, &d);
-  lu_tensor_free(h);
-  LU_LCHECK(L, st, "tensor");
+/* The host tensor on top of the stack (a Tensor userdata, so a Lua error never leaks it) stays there, or is
+ * replaced by its copy on dev (the host copy freed at once). */
+static void host_or_move(lua_State *L, lu_device *dev) {
+  if (!dev) return;
+  lu_tensor **b = luaL_checkudata(L, -1, LU_TENSOR_MT), *d;
+  LU_LCHECK(L, lu_tensor_to_device(*b, dev, &d), "tensor");
+  lu_tensor_free(*b);
+  *b = NULL;
+  lua_pop(L, 1);
   lu_lua_push_tensor(L, d);
 }
 
@@ -211,21 +214,23 @@ static int l_tensor(lua_State *L) {
     if ((int64_t)lua_rawlen(L, 1) != n)
       return luaL_error(L, "tensor: %d values for a shape of %d elements", (int)lua_rawlen(L, 1), (int)n);
     LU_LCHECK(L, lu_tensor_new_host(&h, dt, nd, shape), "tensor");
+    lu_lua_push_tensor(L, h);
     for (int64_t i = 0; i < n; i++) {
       lua_rawgeti(L, 1, i + 1);
       int isnum;
       lua_Number v = lua_tonumberx(L, -1, &isnum);
-      if (!isnum) { lu_tensor_free(h); return luaL_error(L, "tensor: element %d is not a number", (int)(i + 1)); }
+      if (!isnum) return luaL_error(L, "tensor: element %d is not a number", (int)(i + 1));
       lu_host_set(h, i, v);
       lua_pop(L, 1);
     }
   } else {
     nd = nested_shape(L, 1, shape);
     LU_LCHECK(L, lu_tensor_new_host(&h, dt, nd, shape), "tensor");
+    lu_lua_push_tensor(L, h); /* owned by Lua from here: a ragged table's error does not leak it */
     int64_t pos = 0;
-    if (lu_tensor_numel(h) > 0) fill_nested(L, 1, h, 0, &pos); /* a Lua error here leaks h: acceptable, rare */
+    if (lu_tensor_numel(h) > 0) fill_nested(L, 1, h, 0, &pos);
   }
-  push_host_or_move(L, h, dev);
+  host_or_move(L, dev);
   return 1;
 }
 
@@ -235,14 +240,15 @@ static int l_zeros(lua_State *L) {
   int nd = lu_lua_check_shape(L, 1, shape);
   lu_dtype dt = LU_F32;
   if (!lua_isnoneornil(L, 2)) LU_LCHECK(L, lu_dtype_parse(luaL_checkstring(L, 2), &dt), "zeros");
-  lu_tensor *h;
-  LU_LCHECK(L, lu_tensor_new_host(&h, dt, nd, shape), "zeros");
-  lu_device *dev = NULL;
+  lu_device *dev = NULL; /* before the host tensor: a device error must not leak it */
   if (lua_toboolean(L, 3)) {
     if (lua_isboolean(L, 3)) LU_LCHECK(L, lu_device_default(&dev), "zeros");
     else LU_LCHECK(L, lu_device_get((int)luaL_checkinteger(L, 3), &dev), "zeros");
   }
-  push_host_or_move(L, h, dev);
+  lu_tensor *h;
+  LU_LCHECK(L, lu_tensor_new_host(&h, dt, nd, shape), "zeros");
+  lu_lua_push_tensor(L, h);
+  host_or_move(L, dev);
   return 1;
 }
 
@@ -427,18 +433,66 @@ static int m_index(lua_State *L) {
   return 1;
 }
 
+/* shutdown(): finishes all device work and releases OpenCL (queues, programs, contexts); afterwards device work
+ * fails with a message. The module's close does the same (see luaopen_lunet_core), as does exit. Idempotent. */
+static int l_shutdown(lua_State *L) {
+  (void)L;
+  lu_cl_shutdown();
+  return 0;
+}
+
+/* os.exit, wrapped: a script that exits without closing its state (os.exit(code)) skips every __gc, and the
+ * atexit handler runs only after the handlers registered later than it, among them the compiler's statics that
+ * a training step still running on core.async's worker needs. So the teardown runs here first. */
+static int l_exit(lua_State *L) {
+  lu_cl_shutdown();
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 0);
+  return 0;
+}
+
+static int l_is_shut_down(lua_State *L) {
+  lua_pushboolean(L, lu_cl_is_shut_down());
+  return 1;
+}
+
 static const luaL_Reg core_fns[] = {
+  {"shutdown", l_shutdown}, {"is_shut_down", l_is_shut_down},
   {"devices", l_devices}, {"now", l_now}, {"default_device", l_default_device}, {"finish", l_finish},
   {"cache_stats", l_cache_stats}, {"kernel_source", l_kernel_source}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"blas_tuning", l_blas_tuning},
   {"tensor", l_tensor}, {"zeros", l_zeros}, {"from_bytes", l_from_bytes}, {NULL, NULL}};
 
+#define LU_SENTINEL "lunet.core.sentinel"
+
 int luaopen_lunet_core(lua_State *L) {
+  /* One sentinel per state, kept in the registry: it is finalised when the state closes (lua_close, os.exit(c, true)),
+   * after the tensors and networks made after it, and then shuts OpenCL down before the C libraries are unloaded.
+   * Loading the module again (busted insulates package.loaded per file) keeps the first sentinel. */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LU_SENTINEL) == LUA_TNIL) {
+    lua_newuserdatauv(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_shutdown);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, LU_SENTINEL);
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, LU_TENSOR_MT)) {
     lua_pushcfunction(L, m_free); lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, m_tostring); lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, m_index); lua_setfield(L, -2, "__index");
     luaL_newlib(L, tensor_methods);
     lua_setfield(L, -2, "methods");
+  }
+  lua_pop(L, 1);
+  if (lua_getglobal(L, "os") == LUA_TTABLE) {
+    if (lua_getfield(L, -1, "exit") == LUA_TFUNCTION && lua_tocfunction(L, -1) != l_exit) {
+      lua_pushcclosure(L, l_exit, 1);
+      lua_setfield(L, -2, "exit");
+    } else {
+      lua_pop(L, 1);
+    }
   }
   lua_pop(L, 1);
   luaL_newlib(L, core_fns);
