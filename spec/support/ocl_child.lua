@@ -39,7 +39,7 @@ elseif mode == "predict" then
   local FX = "spec/fixtures/predict/"
   local nplans = json.read(FX .. "net_plans.json")
   local net = lunet.net(nplans, "3d_fullres", 1, 3)
-  net:load(FX .. "net.lunet")
+  net:load(FX .. "net.pth")
   local img = lunet.io.npy.read(FX .. "case_img.npy")
   local m = { forward = function(x) return net:forward(x)[1] end }
   local seg = lunet.predict.image({ m }, img, { spacing = json.read(FX .. "cases.json").spacing },
