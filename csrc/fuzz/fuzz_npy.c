@@ -20,7 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(out, sizeof out, "%s.rt.npy", path);
     if (lu_npy_write(out, t) == LU_OK) {
       lu_tensor *back = NULL;
-      if (lu_npy_read(out, &back) != LU_OK) abort();
+      if (lu_npy_read(out, &back) != LU_OK) {
+        fprintf(stderr, "fuzz_npy: the written copy does not read back: %s\n", lu_errmsg());
+        abort();
+      }
       same_or_abort(t, back);
       lu_tensor_free(back);
     }

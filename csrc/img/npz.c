@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "core/atomic_file.h"
@@ -148,9 +149,18 @@ static lu_status read_npy_from(src *s, lu_tensor **out) {
   if (st == LU_OK) st = parse_dict(s->where, h, &dt, &ndim, shape);
   free(h);
   if (st != LU_OK) return st;
+  /* The array must fit in what is left of the file (or the zip entry) before anything is allocated. */
+  uint64_t bytes = lu_dtype_size(dt);
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] == 0) bytes = 0; /* an empty array needs no bytes, whatever its other extents */
+  for (int i = 0; i < ndim && bytes; i++) {
+    if (shape[i] && bytes > s->out_left / (uint64_t)shape[i])
+      return lu_fail(LU_EFORMAT, "%s: npy shape needs more bytes than the file holds", s->where);
+    bytes *= (uint64_t)shape[i];
+  }
+  if (bytes > s->out_left) return lu_fail(LU_EFORMAT, "%s: npy shape needs more bytes than the file holds", s->where);
   lu_tensor *t = NULL;
   LU_TRY(lu_tensor_new_host(&t, dt, ndim, shape));
-  size_t bytes = (size_t)lu_shape_numel(ndim, shape) * lu_dtype_size(dt);
   if (bytes && (st = s->read(s, t->host, bytes)) != LU_OK) { lu_tensor_free(t); return st; }
   *out = t;
   return LU_OK;
@@ -163,7 +173,8 @@ lu_status lu_npy_read(const char *path, lu_tensor **out) {
   s.read = read_stored;
   s.where = path;
   s.fp = fp;
-  s.out_left = UINT64_MAX;
+  struct stat sb;
+  s.out_left = fstat(fileno(fp), &sb) == 0 && sb.st_size >= 0 ? (uint64_t)sb.st_size : 0;
   lu_status st = read_npy_from(&s, out);
   fclose(fp);
   return st;
@@ -212,7 +223,7 @@ lu_status lu_npz_read(const char *path, int *n_out, char ***names_out, lu_tensor
     cd_size = rd64(rec + 40);
     cd_off = rd64(rec + 48);
   }
-  if (cd_off + cd_size > (uint64_t)fsize || n_entries > 100000) { st = lu_fail(LU_EFORMAT, "%s: zip central directory out of range", path); goto done; }
+  if (cd_size > (uint64_t)fsize || cd_off > (uint64_t)fsize - cd_size || n_entries > 100000) { st = lu_fail(LU_EFORMAT, "%s: zip central directory out of range", path); goto done; }
   cd = malloc(cd_size ? cd_size : 1);
   names = calloc(n_entries ? n_entries : 1, sizeof(char *));
   tensors = calloc(n_entries ? n_entries : 1, sizeof(lu_tensor *));
@@ -233,11 +244,12 @@ lu_status lu_npz_read(const char *path, int *n_out, char ***names_out, lu_tensor
     while (x + 4 <= xe) {
       unsigned id = rd16(x), sz = rd16(x + 2);
       if (id == 1) {
-        const unsigned char *q = x + 4, *qe = x + 4 + sz;
+        const unsigned char *q = x + 4, *qe = sz <= xe - q ? q + sz : xe;
         if (usize == 0xFFFFFFFF && q + 8 <= qe) { usize = rd64(q); q += 8; }
         if (csize == 0xFFFFFFFF && q + 8 <= qe) { csize = rd64(q); q += 8; }
         if (loff == 0xFFFFFFFF && q + 8 <= qe) { loff = rd64(q); q += 8; }
       }
+      if (sz > xe - x - 4) break;
       x += 4 + sz;
     }
     char *name = malloc(nlen + 1);
@@ -253,6 +265,9 @@ lu_status lu_npz_read(const char *path, int *n_out, char ***names_out, lu_tensor
     unsigned char lh[30];
     if (fseeko(fp, (off_t)loff, SEEK_SET) != 0 || fread(lh, 1, 30, fp) != 30 || rd32(lh) != 0x04034b50) { st = lu_fail(LU_EFORMAT, "%s: bad local zip header", where); n++; goto done; }
     if (fseeko(fp, (off_t)(loff + 30 + rd16(lh + 26) + rd16(lh + 28)), SEEK_SET) != 0) { st = lu_fail(LU_EIO, "%s: cannot seek", where); n++; goto done; }
+    uint64_t data_off = loff + 30 + rd16(lh + 26) + rd16(lh + 28);
+    if (csize > (uint64_t)fsize || data_off > (uint64_t)fsize - csize) { st = lu_fail(LU_EFORMAT, "%s: zip entry runs past the end of the file", where); n++; goto done; }
+    if (method == 0 ? usize != csize : usize / 1032 > csize) { st = lu_fail(LU_EFORMAT, "%s: zip entry sizes are inconsistent", where); n++; goto done; }
     s.where = where;
     s.fp = fp;
     s.crc = 0;
