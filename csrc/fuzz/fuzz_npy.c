@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unlink(out);
     lu_tensor_free(t);
   } else if (!strstr(lu_errmsg(), path)) {
+    fprintf(stderr, "fuzz_npy: an npy error does not name the file: %s\n", lu_errmsg());
     abort(); /* every error names the file */
   }
   int n = 0;
@@ -40,6 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (!names[i] || !ts[i]) abort();
     lu_npz_free_list(n, names, ts);
   } else if (!strstr(lu_errmsg(), path)) {
+    fprintf(stderr, "fuzz_npy: an npz error does not name the file: %s\n", lu_errmsg());
     abort();
   }
   unlink(path);

@@ -66,8 +66,9 @@ static lu_status parse_dict(const char *where, const char *h, lu_dtype *dt, int 
     while (*s == ' ' || *s == ',') s++;
     if (*s == ')') break;
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || v < 0) return lu_fail(LU_EFORMAT, "%s: npy header: malformed shape", where);
+    if (end == s || v < 0 || errno == ERANGE) return lu_fail(LU_EFORMAT, "%s: npy header: malformed shape", where);
     if (n >= LU_MAX_DIMS) return lu_fail(LU_EUNSUPPORTED, "%s: npy array has more than %d dimensions", where, LU_MAX_DIMS);
     shape[n++] = v;
     s = end;
@@ -150,9 +151,13 @@ static lu_status read_npy_from(src *s, lu_tensor **out) {
   free(h);
   if (st != LU_OK) return st;
   /* The array must fit in what is left of the file (or the zip entry) before anything is allocated. */
-  uint64_t bytes = lu_dtype_size(dt);
-  for (int i = 0; i < ndim; i++)
-    if (shape[i] == 0) bytes = 0; /* an empty array needs no bytes, whatever its other extents */
+  uint64_t bytes = lu_dtype_size(dt), nonzero = bytes;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] == 0) { bytes = 0; continue; } /* an empty array needs no bytes... */
+    if (nonzero > (UINT64_MAX >> 1) / (uint64_t)shape[i]) /* ...but its other extents must still be sane */
+      return lu_fail(LU_EFORMAT, "%s: npy shape is too large", s->where);
+    nonzero *= (uint64_t)shape[i];
+  }
   for (int i = 0; i < ndim && bytes; i++) {
     if (shape[i] && bytes > s->out_left / (uint64_t)shape[i])
       return lu_fail(LU_EFORMAT, "%s: npy shape needs more bytes than the file holds", s->where);
