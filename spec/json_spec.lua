@@ -77,4 +77,22 @@ describe("lunet.util.json", function()
     assert.has_error(function() json.write(d .. "/missing/out.json", {}) end)
     os.execute("rm -rf '" .. d .. "'")
   end)
+
+  -- Found or guarded by the json fuzz harness (csrc/fuzz/fuzz_json.c).
+  it("refuses nesting deeper than 1000 with a clear error, not a Lua stack overflow", function()
+    local ok, err = pcall(json.decode, string.rep("[", 10000) .. string.rep("]", 10000), "deep.json")
+    assert.is_false(ok)
+    assert.matches("^deep%.json: nesting too deep at line 1 column 1002$", err)
+    ok, err = pcall(json.decode, string.rep('{"a":', 5000) .. "1" .. string.rep("}", 5000), "deep.json")
+    assert.is_false(ok)
+    assert.matches("^deep%.json: nesting too deep", err)
+    local deepest = string.rep("[", 999) .. string.rep("]", 999) -- within the limit: decodes and round-trips
+    assert.are.equal(deepest, json.encode(json.decode(deepest)))
+  end)
+
+  it("refuses to encode stray UTF-8 continuation bytes instead of dropping them", function()
+    local v = json.decode('{"\\u0041": 1, "' .. string.char(0x90, 0x8d) .. '": 2}')
+    assert.has_error(function() json.encode(v) end, 'json.encode: string is not valid UTF-8: "' .. string.char(0x90, 0x8d) .. '"')
+    assert.has_error(function() json.encode({ string.char(0x80) }) end)
+  end)
 end)

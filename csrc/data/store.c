@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_decompressBound */
 #include <zstd.h>
 
 #include "core/atomic_file.h"
@@ -30,7 +31,8 @@ struct lu_store {
   int64_t nchunks; /* per channel */
   chunk_ref *index; /* (cdata + cseg) * nchunks */
   uint64_t file_size;
-  void *buf;        /* decompression buffer, one chunk */
+  void *buf;        /* decompression buffer, one chunk, grown on first use */
+  size_t buf_cap;
   void *cbuf;       /* compressed bytes */
   size_t cbuf_cap;
 };
@@ -168,6 +170,9 @@ lu_status lu_store_write(const char *path, const lu_tensor *data, const lu_tenso
     c.nck[a] = (c.shape[a] + c.chunk[a] - 1) / c.chunk[a];
     c.nchunks *= c.nck[a];
   }
+  if (c.shape[0] > LU_STORE_MAX_EXTENT || c.shape[1] > LU_STORE_MAX_EXTENT || c.shape[2] > LU_STORE_MAX_EXTENT ||
+      c.chunk[0] * c.chunk[1] * c.chunk[2] > LU_STORE_MAX_CHUNK_VOXELS)
+    return lu_fail(LU_EARG, "%s: chunk of more than %d voxels (the reader's limit)", path, LU_STORE_MAX_CHUNK_VOXELS);
   int64_t total = (c.cdata + cseg) * c.nchunks;
   c.out = calloc((size_t)total, sizeof(void *));
   c.outn = calloc((size_t)total, sizeof(size_t));
@@ -263,14 +268,23 @@ lu_status lu_store_open(const char *path, lu_store **out) {
   s->path = strdup(path);
   s->cdata = get_u32(h + 16);
   s->cseg = get_u32(h + 20);
+  /* Every count below is checked against the file's size before it is multiplied or allocated: a
+   * corrupt header must not overflow an index computation or ask for gigabytes. */
+  uint64_t fsize = (uint64_t)sb.st_size, max_index = fsize / 16, chunk_vox = 1;
   s->nchunks = 1;
-  for (int a = 0; a < 3; a++) {
+  for (int a = 0; a < 3 && st == LU_OK; a++) {
     s->shape[a] = (int64_t)get_u64(h + 24 + 8 * a);
     s->chunk[a] = (int64_t)get_u64(h + 48 + 8 * a);
-    if (s->shape[a] < 1 || s->chunk[a] < 1 || s->chunk[a] > s->shape[a]) st = lu_fail(LU_EFORMAT, "%s: bad shape/chunk in header", path);
-    else {
+    if (s->shape[a] < 1 || s->shape[a] > LU_STORE_MAX_EXTENT || s->chunk[a] < 1 || s->chunk[a] > s->shape[a]) {
+      st = lu_fail(LU_EFORMAT, "%s: bad shape/chunk in header", path);
+    } else {
       s->nck[a] = (s->shape[a] + s->chunk[a] - 1) / s->chunk[a];
-      s->nchunks *= s->nck[a];
+      if ((uint64_t)s->nck[a] > max_index / (uint64_t)s->nchunks)
+        st = lu_fail(LU_EFORMAT, "%s: the header's chunk grid has more chunks than the file can index", path);
+      else s->nchunks *= s->nck[a];
+      chunk_vox *= (uint64_t)s->chunk[a]; /* <= 2^31 per axis while the product stays <= 2^27 */
+      if (chunk_vox > LU_STORE_MAX_CHUNK_VOXELS)
+        st = lu_fail(LU_EFORMAT, "%s: chunk of more than %d voxels in header", path, LU_STORE_MAX_CHUNK_VOXELS);
     }
   }
   s->seg_dtype = (lu_dtype)h[73];
@@ -278,10 +292,12 @@ lu_status lu_store_open(const char *path, lu_store **out) {
   if (st == LU_OK && (h[72] != LU_F32 || (s->seg_dtype != LU_I8 && s->seg_dtype != LU_I16) ||
                       (uint64_t)s->nchunks != get_u64(h + 80)))
     st = lu_fail(LU_EFORMAT, "%s: inconsistent case store header", path);
-  int64_t total = (s->cdata + s->cseg) * s->nchunks;
+  if (st == LU_OK && (uint64_t)(s->cdata + s->cseg) > max_index / (uint64_t)s->nchunks)
+    st = lu_fail(LU_EFORMAT, "%s: the header's channel count needs a larger index than the file holds", path);
+  int64_t total = st == LU_OK ? (s->cdata + s->cseg) * s->nchunks : 0;
   size_t idx_bytes = (size_t)total * 16;
   unsigned char *ib = NULL;
-  if (st == LU_OK && (uint64_t)sb.st_size != payload_end + 16)
+  if (st == LU_OK && (payload_end < HEADER_BYTES + idx_bytes + 8 || fsize != payload_end + 16))
     st = lu_fail(LU_EFORMAT, "%s: case store is truncated or has trailing bytes (%lld bytes, expected %llu)", path,
                  (long long)sb.st_size, (unsigned long long)(payload_end + 16));
   if (st == LU_OK) {
@@ -300,16 +316,15 @@ lu_status lu_store_open(const char *path, lu_store **out) {
   for (int64_t j = 0; st == LU_OK && j < total; j++) {
     s->index[j].off = get_u64(ib + HEADER_BYTES + 16 * j);
     s->index[j].size = get_u64(ib + HEADER_BYTES + 16 * j + 8);
-    if (s->index[j].off + s->index[j].size > payload_end) st = lu_fail(LU_EFORMAT, "%s: chunk %lld outside the file", path, (long long)j);
+    if (s->index[j].off > payload_end || s->index[j].size > payload_end - s->index[j].off) st = lu_fail(LU_EFORMAT, "%s: chunk %lld outside the file", path, (long long)j);
     if (s->index[j].size > maxc) maxc = s->index[j].size;
   }
   free(ib);
   if (st == LU_OK) {
     s->file_size = (uint64_t)sb.st_size;
-    s->buf = malloc((size_t)(s->chunk[0] * s->chunk[1] * s->chunk[2]) * 4);
     s->cbuf_cap = maxc ? maxc : 1;
     s->cbuf = malloc(s->cbuf_cap);
-    if (!s->buf || !s->cbuf) st = lu_fail(LU_ENOMEM, "%s: no memory for chunk buffers", path);
+    if (!s->cbuf) st = lu_fail(LU_ENOMEM, "%s: no memory for chunk buffers", path);
   }
   if (st != LU_OK) {
     lu_store_close(s);
@@ -343,6 +358,18 @@ void lu_store_info(const lu_store *s, int64_t shape[3], int64_t *cd, int64_t *cs
 static lu_status load_chunk(lu_store *s, int64_t j, size_t expect) {
   chunk_ref r = s->index[j];
   LU_TRY(read_at(s->fd, s->cbuf, (size_t)r.size, r.off, s->path));
+  /* The frame must say it holds expect bytes, and its blocks must be able to: only then is the chunk
+   * buffer grown (a corrupt chunk never allocates more than its compressed bytes can expand to). */
+  unsigned long long fcs = ZSTD_getFrameContentSize(s->cbuf, (size_t)r.size);
+  unsigned long long bound = ZSTD_decompressBound(s->cbuf, (size_t)r.size);
+  if (fcs != expect || bound == ZSTD_CONTENTSIZE_ERROR || bound < expect)
+    return lu_fail(LU_EFORMAT, "%s: chunk %lld is not a zstd frame of %zu bytes", s->path, (long long)j, expect);
+  if (expect > s->buf_cap) {
+    void *nb = realloc(s->buf, expect);
+    if (!nb) return lu_fail(LU_ENOMEM, "%s: no memory for a %zu-byte chunk", s->path, expect);
+    s->buf = nb;
+    s->buf_cap = expect;
+  }
   size_t n = ZSTD_decompress(s->buf, expect, s->cbuf, (size_t)r.size);
   if (ZSTD_isError(n) || n != expect)
     return lu_fail(LU_EFORMAT, "%s: chunk %lld does not decompress to %zu bytes (%s)", s->path, (long long)j, expect,

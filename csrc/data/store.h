@@ -16,6 +16,10 @@ typedef struct lu_store lu_store;
 lu_status lu_store_write(const char *path, const lu_tensor *data, const lu_tensor *seg, const int64_t chunk[3],
                          int level, int threads);
 
+/* Format limits the reader enforces on a header (the writer's chunks are 64^3 or 1x256x256). */
+#define LU_STORE_MAX_EXTENT ((int64_t)1 << 31)
+#define LU_STORE_MAX_CHUNK_VOXELS (1 << 27)
+
 lu_status lu_store_open(const char *path, lu_store **out);
 void lu_store_close(lu_store *s);
 /* Spatial shape (Z, Y, X), channels of data and seg, chunk shape, seg dtype. */

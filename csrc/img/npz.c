@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/atomic_file.h"
 #include "fmt/zip.h"
@@ -65,8 +66,9 @@ static lu_status parse_dict(const char *where, const char *h, lu_dtype *dt, int 
     while (*s == ' ' || *s == ',') s++;
     if (*s == ')') break;
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || v < 0) return lu_fail(LU_EFORMAT, "%s: npy header: malformed shape", where);
+    if (end == s || v < 0 || errno == ERANGE) return lu_fail(LU_EFORMAT, "%s: npy header: malformed shape", where);
     if (n >= LU_MAX_DIMS) return lu_fail(LU_EUNSUPPORTED, "%s: npy array has more than %d dimensions", where, LU_MAX_DIMS);
     shape[n++] = v;
     s = end;
@@ -81,6 +83,7 @@ typedef struct src {
   const char *where;
   FILE *fp;
   lu_zip_stream *zs;
+  uint64_t left; /* bytes the source still holds after the header (file size or entry size bound) */
 } src;
 
 static lu_status src_read(src *s, void *dst, size_t n) {
@@ -111,6 +114,16 @@ static lu_status read_npy_from(src *s, lu_tensor **out) {
   if (st == LU_OK) st = parse_dict(s->where, h, &dt, &ndim, shape);
   free(h);
   if (st != LU_OK) return st;
+  /* The array must fit in what the file (or zip entry) holds before anything is allocated: a 200-byte file
+   * must not ask for gigabytes. An empty array needs no bytes, but its other extents must still be sane. */
+  uint64_t need = lu_dtype_size(dt), nonzero = need;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] == 0) { need = 0; continue; }
+    if (nonzero > (UINT64_MAX >> 1) / (uint64_t)shape[i]) return lu_fail(LU_EFORMAT, "%s: npy shape is too large", s->where);
+    nonzero *= (uint64_t)shape[i];
+  }
+  if (need && nonzero > s->left)
+    return lu_fail(LU_EFORMAT, "%s: npy shape needs more bytes than the file holds", s->where);
   lu_tensor *t = NULL;
   LU_TRY(lu_tensor_new_host(&t, dt, ndim, shape));
   size_t bytes = (size_t)lu_shape_numel(ndim, shape) * lu_dtype_size(dt);
@@ -125,6 +138,8 @@ lu_status lu_npy_read(const char *path, lu_tensor **out) {
   src s = {0};
   s.where = path;
   s.fp = fp;
+  struct stat sb;
+  s.left = fstat(fileno(fp), &sb) == 0 && sb.st_size >= 0 ? (uint64_t)sb.st_size : 0;
   lu_status st = read_npy_from(&s, out);
   fclose(fp);
   return st;
@@ -159,6 +174,7 @@ lu_status lu_npz_read(const char *path, int *n_out, char ***names_out, lu_tensor
     snprintf(where, sizeof where, "%s[%s]", path, name);
     src s = {0};
     s.where = where;
+    s.left = z->e[e].usize;
     st = lu_zip_stream_open(z, e, &s.zs);
     if (st == LU_OK) st = read_npy_from(&s, &tensors[n]);
     n++;

@@ -113,7 +113,9 @@ local function encode_string(s)
   local out = s:gsub('[%c"\\\128-\255]+', function(run)
     -- Control characters and quotes are escaped one by one; UTF-8 sequences become \uXXXX (ensure_ascii).
     local parts = {}
-    local ok = pcall(function()
+    -- utf8.len first: Lua 5.4.4's utf8.codes skips stray continuation bytes without an error, which
+    -- silently dropped them ("\x90\x8d" encoded as "").
+    local ok = utf8.len(run) ~= nil and pcall(function()
       for _, cp in utf8.codes(run) do
         local ch = utf8.char(cp)
         if escapes[ch] then parts[#parts + 1] = escapes[ch]
