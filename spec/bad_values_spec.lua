@@ -144,7 +144,7 @@ describe("bad values", function()
       assert.is_false(ok)
       has(tostring(err), "preprocess 2d: case case_003: " .. d2 .. "/imagesTr/case_003_0000.nii.gz holds a " ..
         "non-finite voxel (-inf) at (z, y, x) = (1, 2, 3)")
-      assert.is_false(paths.isfile(DIR .. "/pp963/nnUNetPlans_2d/case_003.lcs"))
+      assert.is_false(paths.isfile(DIR .. "/pp963/nnUNetPlans_2d/lunet/case_003.lcs"))
     end)
 
     for _, c in ipairs({ { 7, "u8" }, { -3, "i16" }, { 300, "i16" } }) do
@@ -213,7 +213,7 @@ describe("bad values", function()
 
     -- rewrite every preprocessed case (so whichever case a batch samples is bad), keeping the originals
     local function with_poisoned_stores(fn_data, fn_seg, body)
-      local dir = PRE .. "/" .. CLEAN .. "/nnUNetPlans_2d"
+      local dir = PRE .. "/" .. CLEAN .. "/nnUNetPlans_2d/lunet"
       sh("cp -r " .. dir .. " " .. dir .. ".orig")
       for i = 0, 5 do
         local p = ("%s/case_%03d.lcs"):format(dir, i)
@@ -234,7 +234,7 @@ describe("bad values", function()
         local ok, err = train()
         assert.is_false(ok)
         assert(tostring(err):find("^case_00%d: " .. PRE:gsub("%p", "%%%0") .. "/" .. CLEAN ..
-          "/nnUNetPlans_2d/case_00%d%.lcs %(preprocessed%) holds a non%-finite voxel %(inf%)"), err)
+          "/nnUNetPlans_2d/lunet/case_00%d%.lcs %(preprocessed%) holds a non%-finite voxel %(inf%)"), err)
       end)
     end)
 

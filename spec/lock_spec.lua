@@ -128,7 +128,8 @@ describe("lock", function()
   end)
 
   it("preprocessing: a second run on a configuration folder in use fails at once with the holder's pid", function()
-    local dir = PRE .. "/" .. DS .. "/nnUNetPlans_2d"
+    local dir = PRE .. "/" .. DS .. "/nnUNetPlans_2d/lunet"
+    paths.mkdirs(dir)
     local h = core.lock.acquire(dir, "preprocessed configuration folder")
     local pid = holder_pid(h)
     local ds = lunet.dataset.open(RAW .. "/" .. DS)

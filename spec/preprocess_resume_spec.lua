@@ -16,6 +16,7 @@ local core = lunet.core
 local F = "spec/fixtures/preprocess/Dataset901_LuAniso/"
 local NAME = "Dataset901_LuAniso"
 local CASES = { "an_000", "an_001", "an_002" }
+local paths = require "lunet.util.paths"
 local CFG = "3d_fullres"
 
 local function slurp(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
@@ -62,7 +63,7 @@ describe("preprocess resume: stale output is redone", function()
     plans_default = planner.plan(fp, { dataset_json = json.read(raw .. "/dataset.json"), dataset_name = NAME })
     plans_path = out .. "/nnUNetPlans.json"
     planner.write(plans_default, plans_path)
-    dir = out .. "/" .. planner.configuration(plans_default, CFG).data_identifier .. "/"
+    dir = out .. "/" .. planner.configuration(plans_default, CFG).data_identifier .. "/lunet/"
   end)
   teardown(function() if root then tmp.remove(root) end end)
 
@@ -234,12 +235,13 @@ return base.extend { target_spacing = function(ctx) return { %s, %s, %s } end }
   end)
 
   it("nnU-Net's own cases in the folder are kept and reported; --clean removes everything and redoes all", function()
-    spit(dir .. "an_000.pkl", "nnU-Net properties")
-    spit(dir .. "an_000.b2nd", "nnU-Net data")
+    local parent = dir:gsub("lunet/$", "")
+    spit(parent .. "an_000.pkl", "nnU-Net properties")
+    spit(parent .. "an_000.b2nd", "nnU-Net data")
     local s = run()
     assert.are.equal(0, s.done)
     assert.are.equal(1, s.foreign)
-    assert.are.equal("nnU-Net data", slurp(dir .. "an_000.b2nd"))
+    assert.are.equal("nnU-Net data", slurp(parent .. "an_000.b2nd"))
     local line = require("lunet.cli.preprocess").summary_line(CFG, s)
     assert.truthy(line:find("3d_fullres: 0 cases preprocessed, 3 up to date -> " .. dir:sub(1, -2), 1, true), line)
     assert.truthy(line:find("1 cases in nnU-Net's own format", 1, true), line)
@@ -248,10 +250,35 @@ return base.extend { target_spacing = function(ctx) return { %s, %s, %s } end }
     assert.are.equal(3, s.done)
     assert.are.equal(0, s.redone) -- nothing was left to redo: all new
     assert.are.equal(0, s.foreign)
-    assert.is_nil(io.open(dir .. "an_000.pkl"))
+    assert.is_nil(io.open(parent .. "an_000.pkl"))
     assert.is_nil(io.open(dir .. "stray.tmp"))
     assert.are.equal(3, s.gt_refreshed)
     for _, case in ipairs(CASES) do assert_current(case) end
+  end)
+
+  it("keeps Lunet's cases in <data_identifier>/lunet/, so the folder nnunetv2 trains from holds only its files, " ..
+     "and moves cases of the earlier layout there", function()
+    run()
+    local parent = dir:gsub("lunet/$", "")
+    -- nnunetv2's infer_dataset_class: one file ending besides pkl/npy among the folder's files (not folders)
+    local endings = {}
+    for _, n in ipairs(paths.listdir(parent)) do
+      if paths.isfile(parent .. n) then endings[n:match("%.([^.]+)$") or n] = true end
+    end
+    assert.are.same({}, endings)
+    -- an earlier Lunet wrote its cases beside nnU-Net's: they move, and are still up to date
+    for _, case in ipairs(CASES) do
+      for _, ext in ipairs { ".lcs", ".json", ".provenance.json" } do
+        assert(os.rename(dir .. case .. ext, parent .. case .. ext))
+      end
+    end
+    local s = run()
+    assert.are.equal(0, s.done)
+    assert.are.equal(#CASES, s.skipped)
+    for _, case in ipairs(CASES) do
+      assert.is_true(paths.isfile(dir .. case .. ".lcs"))
+      assert.is_false(paths.isfile(parent .. case .. ".lcs"))
+    end
   end)
 
   it("the summary line counts the reasons", function()

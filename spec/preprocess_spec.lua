@@ -338,7 +338,7 @@ describe("preprocess.run: files, resume", function()
       local sum = pp.run(ds, plans, cfgs, { threads = 2, progress = false, out_root = out })
       for _, cfg in ipairs(cfgs) do
         assert.are.equal(3, sum[cfg].done)
-        local dir = out .. "/nnUNetPlans_" .. cfg .. "/"
+        local dir = out .. "/nnUNetPlans_" .. cfg .. "/lunet/"
         for _, case in ipairs(DATASETS[dsn].cases) do
           local st = lunet.io.store.open(dir .. case .. ".lcs")
           local ep = F .. dsn .. "/" .. cfg .. "/" .. case
@@ -378,7 +378,7 @@ describe("preprocess.run: files, resume", function()
   end)
 
   it("an interrupted run (truncated store, missing json) resumes to the same files", function()
-    local dir = root .. "/pre/" .. ds_name .. "/nnUNetPlans_2d/"
+    local dir = root .. "/pre/" .. ds_name .. "/nnUNetPlans_2d/lunet/"
     run("2d")
     local function slurp(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
     local ref = {}
@@ -399,7 +399,7 @@ describe("preprocess.run: files, resume", function()
   end)
 
   it("a killed process mid-run resumes to identical files", function()
-    local dir = root .. "/pre/" .. ds_name .. "/nnUNetPlans_2d/"
+    local dir = root .. "/pre/" .. ds_name .. "/nnUNetPlans_2d/lunet/"
     local function slurp(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
     local ref = {}
     for _, case in ipairs(DATASETS[ds_name].cases) do ref[case] = slurp(dir .. case .. ".lcs") end

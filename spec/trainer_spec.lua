@@ -162,7 +162,7 @@ describe("trainer", function()
       assert.are.same({ 2, 1, 64, 64 }, z.probabilities.shape)
       local pr = z.probabilities:flat()
       for i = 1, 64 * 64, 97 do assert.is_true(math.abs(pr[i] + pr[64 * 64 + i] - 1) < 1e-5) end
-      assert.are.equal(readfile(PRE .. "/" .. DS .. "/nnUNetPlans_2d/" .. id .. ".json"),
+      assert.are.equal(readfile(PRE .. "/" .. DS .. "/nnUNetPlans_2d/lunet/" .. id .. ".json"),
         readfile(F .. "/validation/" .. id .. ".json"))
     end)
   end)

@@ -9,7 +9,7 @@
       opts:   threads (default 2), progress (default: stderr is a terminal), out_root (default
               $nnUNet_preprocessed/<dataset name>), chunk ({z,y,x}, default 64^3; 2d configurations {1,256,256}),
               level (zstd level, default 1), cases (list of case ids to do; default all)
-    writes <out_root>/<data_identifier>/<case>.lcs (chunked case store, docs/formats.md) and <case>.json
+    writes <out_root>/<data_identifier>/lunet/<case>.lcs (chunked case store, docs/formats.md) and <case>.json
     (properties: sitk_stuff, spacing, shape_before_cropping, bbox_used_for_cropping,
     shape_after_cropping_and_before_resampling, class_locations {key: [[0,z,y,x], ...]}).
     and, last, <case>.provenance.json (lunet.preprocess_provenance: plans, configuration fields, raw files, payload
@@ -244,9 +244,9 @@ clean_folder = function(dir)
   end
 end
 
---- Cases stored in nnU-Net's own formats (<case>.pkl with .b2nd / .npz / .npy) in a configuration folder: they
---- have no Lunet record and Lunet neither reads nor removes them (nnU-Net keeps working on the folder); Lunet
---- writes its .lcs beside them. --clean removes them.
+--- Cases stored in nnU-Net's own formats (<case>.pkl with .b2nd / .npz / .npy) in a configuration folder: Lunet
+--- neither reads nor removes them (nnU-Net keeps working on the folder; Lunet's cases are in its lunet/
+--- subfolder). --clean removes them.
 foreign_cases = function(dir)
   local n = 0
   for _, name in ipairs(paths.listdir(dir)) do
@@ -255,6 +255,23 @@ foreign_cases = function(dir)
   return n
 end
 
+
+--- Lunet's cases of an earlier layout (<case>.lcs, .json, .provenance.json directly in the configuration folder)
+--- move into the case store folder, where their records are checked as usual. Returns how many moved.
+local function move_old_layout(parent, dir)
+  local n = 0
+  for _, name in ipairs(paths.listdir(parent)) do
+    local id = name:match("^(.*)%.lcs$")
+    if id then
+      for _, ext in ipairs { ".lcs", ".json", ".provenance.json" } do
+        local src = paths.join(parent, id .. ext)
+        if paths.isfile(src) then assert(os.rename(src, paths.join(dir, id .. ext))) end
+      end
+      n = n + 1
+    end
+  end
+  return n
+end
 
 local function progress_bar(label, total, enabled)
   local t0 = os.time()
@@ -279,7 +296,7 @@ local function lock_all(out_root, plans, cfgs, labels)
   local held, seen = {}, {}
   local function release() for _, h in ipairs(held) do h:release() end end
   for _, cfg_name in ipairs(cfgs) do
-    local dir = paths.join(out_root, M.config(plans, cfg_name, labels).data_identifier)
+    local dir = paths.case_store_dir(out_root, M.config(plans, cfg_name, labels).data_identifier)
     if not seen[dir] then -- configurations may share a folder (3d_cascade_fullres and 3d_fullres)
       seen[dir] = true
       paths.mkdirs(dir)
@@ -334,9 +351,18 @@ function M.run(ds, plans, cfgs, opts)
   local cleaned = {}
   for _, cfg_name in ipairs(cfgs) do
     local cfg = M.config(plans, cfg_name, ds.labels)
-    local dir = paths.join(out_root, cfg.data_identifier)
+    local parent = paths.join(out_root, cfg.data_identifier)
+    local dir = paths.case_store_dir(out_root, cfg.data_identifier)
     local chunk = opts.chunk or (cfg.is_2d and { 1, 256, 256 } or { 64, 64, 64 })
-    if opts.clean and not cleaned[dir] then clean_folder(dir); cleaned[dir] = true end
+    if opts.clean and not cleaned[dir] then
+      -- nnU-Net's --clean removes the whole configuration folder: its cases too, not this run's lock
+      for _, name in ipairs(paths.listdir(parent)) do
+        if name ~= paths.CASE_STORE_SUBDIR then fs.rmtree(paths.join(parent, name)) end
+      end
+      clean_folder(dir)
+      cleaned[dir] = true
+    end
+    move_old_layout(parent, dir)
     remove_temps(dir)
     local fields = prov.fields(plans, cfg_name, cfg, ds.labels, { chunk = chunk, level = opts.level or 1 })
     local todo, reasons = {}, {}
@@ -360,7 +386,7 @@ function M.run(ds, plans, cfgs, opts)
         end
       end
     end
-    local foreign = foreign_cases(dir)
+    local foreign = foreign_cases(parent)
     local draw = progress_bar(cfg_name, #todo, progress)
     draw(0)
     -- parallel over cases: `workers` cases in flight in C threads (each preprocessed and written to its store
@@ -414,7 +440,7 @@ function M.run(ds, plans, cfgs, opts)
     while pool:pending() > 0 do handle(pool:collect(true)) end
     pool:close()
     summary[cfg_name] = { done = #todo, skipped = skipped, redone = redone, reasons = reasons, foreign = foreign,
-      gt_refreshed = gt_refreshed, folder = dir }
+      gt_refreshed = gt_refreshed, folder = dir, nnunet_folder = parent }
   end
   return summary
 end

@@ -482,6 +482,19 @@ local function resolve_plans(o)
   return ds_name, pre, plans, plans_path, cfg_name, cfg
 end
 
+--- The folder of the configuration's preprocessed cases: <data_identifier>/lunet/, or, for a folder that
+--- `lunet preprocess` wrote before the cases moved into lunet/ and has not run on since, <data_identifier>/.
+function M.case_dir(pre, data_identifier)
+  local dir = paths.case_store_dir(pre, data_identifier)
+  if not paths.isdir(dir) then
+    local old = paths.join(pre, data_identifier)
+    for _, n in ipairs(paths.isdir(old) and paths.listdir(old) or {}) do
+      if n:match("%.lcs$") then return old end
+    end
+  end
+  return dir
+end
+
 local function list_cases(dir)
   if not paths.isdir(dir) then
     error(("preprocessed data %s not found: run lunet preprocess for this configuration first"):format(dir), 0)
@@ -822,7 +835,7 @@ local function set_up(o, r)
   local st = {
     folder = folder, model_dir = model_dir, fold = r.fold, cfg_name = r.cfg_name, plans = r.plans, tr = r.tr,
     trainer_name = r.trainer_name, seed = r.seed, logger = new_logger(folder, o.quiet), pre = r.pre,
-    data_dir = paths.join(r.pre, r.cfg.data_identifier), npz = o.npz, threads = r.threads, dataset_json = r.dj,
+    data_dir = M.case_dir(r.pre, r.cfg.data_identifier), npz = o.npz, threads = r.threads, dataset_json = r.dj,
     info = r.info, regions = r.regions, show = show, tty = tty, dim = #r.cfg.patch_size,
     epoch = 0, iter = 0, partial = {}, log = new_log(),
   }

@@ -5,7 +5,7 @@ usage: lunet preprocess DATASET [-c 2d 3d_fullres 3d_lowres] [-np N [N ...]] [-p
 
 Preprocesses the training cases of DATASET (id, name or DatasetXXX_Name under nnUNet_raw) with the plans in
 nnUNet_preprocessed/DatasetXXX/<plans name>.json: crop to nonzero, normalise, resample, foreground locations.
-Writes nnUNet_preprocessed/DatasetXXX/<data_identifier>/<case>.lcs (chunked zstd case store, docs/formats.md)
+Writes nnUNet_preprocessed/DatasetXXX/<data_identifier>/lunet/<case>.lcs (chunked zstd case store, docs/formats.md)
 and <case>.json (properties), then <case>.provenance.json: what the case was made from (plans, the configuration's
 preprocessing fields, the raw files' sizes, times and hashes, the stored files' hashes, Lunet's case format). A case
 is skipped only when all of it still matches, so an interrupted run resumes and a re-plan, a changed raw file or a
@@ -103,7 +103,8 @@ function M.summary_line(cfg, s)
   line = line .. " -> " .. s.folder
   if (s.foreign or 0) > 0 then
     line = line .. string.format("\n%s: %d cases in nnU-Net's own format (.pkl/.b2nd, no Lunet record) left as they "
-      .. "are in %s (foreign: Lunet neither reads nor removes them; --clean removes them)", cfg, s.foreign, s.folder)
+      .. "are in %s (foreign: Lunet neither reads nor removes them; --clean removes them)", cfg, s.foreign,
+      s.nnunet_folder or s.folder)
   end
   if (s.gt_refreshed or 0) > 0 then
     line = line .. string.format("\ngt_segmentations: %d labels copied (new or changed)", s.gt_refreshed)

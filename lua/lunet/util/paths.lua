@@ -179,6 +179,14 @@ function M.raw_dataset(id_or_name) return M.join(M.raw(), M.dataset_name(id_or_n
 function M.preprocessed_dataset(id_or_name) return M.join(M.preprocessed(), M.dataset_name(id_or_name)) end
 function M.results_dataset(id_or_name) return M.join(M.results(), M.dataset_name(id_or_name)) end
 
+--- Where Lunet keeps a configuration's preprocessed cases: <dataset's preprocessed folder>/<data_identifier>/lunet/.
+--- A subfolder, because nnunetv2's data loader refuses a configuration folder holding any file ending besides its
+--- own (infer_dataset_class), and both tools may preprocess into the same nnUNet_preprocessed.
+M.CASE_STORE_SUBDIR = "lunet"
+function M.case_store_dir(preprocessed_dataset_dir, data_identifier)
+  return M.join(M.join(preprocessed_dataset_dir, data_identifier), M.CASE_STORE_SUBDIR)
+end
+
 --- "<trainer>__<plans>__<configuration>"
 function M.model_identifier(trainer, plans, configuration)
   return string.format("%s__%s__%s", trainer or "nnUNetTrainer", plans or "nnUNetPlans",
