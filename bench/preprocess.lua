@@ -90,7 +90,7 @@ f:close()
 package.path = here .. "/lua/?.lua;" .. here .. "/lua/?/init.lua;" .. package.path
 package.cpath = here .. "/build/?.so;" .. package.cpath
 local store = require "lunet.io.store"
-local c = store.open(root .. "/pre_lu/Dataset950_LuBench/nnUNetPlans_" .. cfg .. "/b_000.lcs")
+local c = store.open(root .. "/pre_lu/Dataset950_LuBench/nnUNetPlans_" .. cfg .. "/lunet/b_000.lcs")
 local d = c:read_patch({ 0, 0, 0 }, c.shape)
 local out = assert(io.open(root .. "/lu_b_000.raw", "wb"))
 out:write(d:bytes())
