@@ -31,6 +31,7 @@ local term = require "lunet.util.term"
 local paths = require "lunet.util.paths"
 local fs = require "lunet.util.fs"
 local clock = require "lunet.util.clock"
+local dist = require "lunet.dist"
 
 local M = {}
 
@@ -177,6 +178,11 @@ end
 
 function Logger:close() if self.f then self.f:close(); self.f = nil end end
 
+-- Ranks other than 0 of a data-parallel run write no log (nnU-Net: only local_rank 0 prints to the log file).
+local function null_logger()
+  return setmetatable({ wall = wall_clock(), print = function() end, close = function() end }, Logger)
+end
+
 -- ------------------------------------------------------------------------------------------------ progress bar
 local function progress(enabled, label, total)
   local t0 = clock.now()
@@ -258,6 +264,21 @@ local function start_step(net, batch, prefetch)
 end
 M._start_step = start_step
 
+--- The step of a data-parallel run (lunet.dist, size > 1): forward and backward on this rank's share of the
+--- global batch, the gradient buffer averaged over the ranks (MPI allreduce), then clipping and SGD on the
+--- averaged gradient, the same on every rank. Returns the loss averaged over the ranks (nnU-Net all-gathers
+--- the losses for its log), the step's seconds and the allreduce's seconds.
+local function dist_step(net, batch)
+  local t0 = clock.now()
+  local opts = net:train_opts(batch)
+  local l = net.core:train_grad(batch.data, batch.target, opts)
+  local t_ar = dist.allreduce_grads(net)
+  net.core:train_update(opts)
+  l = dist.mean(l)
+  return l, clock.now() - t0, t_ar
+end
+M._dist_step = dist_step
+
 -- ------------------------------------------------------------------------------------------------ the trainer
 local function resolve_plans(o)
   local ds_name = paths.dataset_name(o.dataset)
@@ -305,12 +326,14 @@ local function checkpoint_meta(st, extra)
     trainer_name = st.trainer_name, fold = st.fold, configuration = st.cfg_name, seed = st.seed,
     inference_allowed_mirroring_axes = st.mirror_axes, trainer = st.tr,
   }
+  if dist.size() > 1 then m.world_size = dist.size() end
   for k, v in pairs(extra or {}) do m[k] = v end
   return sanitize(m)
 end
 
 local function save_checkpoint(st, name, extra)
   local path = paths.join(st.folder, name)
+  if not dist.is_main() then return path end -- rank 0 writes every file of a data-parallel run
   st.net:save(path, checkpoint_meta(st, extra))
   return path
 end
@@ -332,6 +355,12 @@ local function restore(st, path)
   -- JSON numbers come back as floats: counters must be integers again
   if meta.train_loader then st.loader:set_state({ counter = math.tointeger(meta.train_loader.counter) }) end
   if meta.val_loader then st.val_loader:set_state({ counter = math.tointeger(meta.val_loader.counter) }) end
+  local ws = math.tointeger(meta.world_size or 1) or 1
+  if ws ~= dist.size() then
+    st.logger:print(("WARNING: %s was written by a run on %d rank(s), this run has %d: training continues, but the " ..
+      "batches differ from the uninterrupted run's (continue on %d rank(s) to resume exactly)"):format(
+      paths.basename(path), ws, dist.size(), ws))
+  end
   return meta
 end
 
@@ -431,6 +460,7 @@ end
 --- The lock of the fold folder (created), held for the whole run: two trainings of one fold would both finish,
 --- leaving checkpoint_best of one and checkpoint_final of the other.
 local function lock_fold(r)
+  if not dist.is_main() then return nil end
   local _, folder = fold_folder(r)
   paths.mkdirs(folder)
   local lock = core.lock.acquire(folder, "fold folder")
@@ -441,6 +471,7 @@ end
 
 local function write_model_folder(r)
   local model_dir, folder = fold_folder(r)
+  if not dist.is_main() then return model_dir, folder end
   paths.mkdirs(folder)
   if r.plans_path then fs.copy_atomic(r.plans_path, paths.join(model_dir, "plans.json"))
   else (require "lunet.planner").write(r.plans, paths.join(model_dir, "plans.json")) end
@@ -486,7 +517,9 @@ local function open_loaders(st, r)
   local logger = st.logger
   local ids = list_cases(st.data_dir)
   local splits = require "lunet.splits"
-  local s, created = splits.load_or_create(r.pre, ids)
+  local s, created
+  if dist.is_main() then s, created = splits.load_or_create(r.pre, ids); dist.barrier()
+  else dist.barrier(); s, created = splits.load_or_create(r.pre, ids) end
   if created then logger:print("Creating new 5-fold cross-validation split...") end
   local train_ids, val_ids, note = splits.fold(s, ids, r.fold)
   if note then logger:print("WARNING: " .. note) end
@@ -512,16 +545,22 @@ local function open_loaders(st, r)
     mask_channels = {}
     for i, v in ipairs(cfg.use_mask_for_norm) do if v == true then mask_channels[#mask_channels + 1] = i end end
   end
+  -- data-parallel: this rank's share of the global batch and of its forced-foreground positions
+  -- (nnUNetTrainer._set_batch_size_and_oversample), and its own batch streams (rank 0's are the single-process ones)
+  local batch_size, oversample = dist.split_batch(cfg.batch_size, tr.oversample_foreground_percent)
+  st.batch_size, st.oversample = batch_size, oversample
   local loader_opts = {
-    patch_size = cfg.patch_size, batch_size = cfg.batch_size, oversample = tr.oversample_foreground_percent,
+    patch_size = cfg.patch_size, batch_size = batch_size, oversample = oversample,
     seed = r.seed, augmentation = tr.augmentation, has_ignore = info.ignore_label ~= nil, threads = r.threads,
     mask_channels = mask_channels, regions = info.has_regions and info.regions or nil,
     ignore_label = info.has_regions and info.ignore_label or nil,
   }
   loader_opts.check = patch_check(st.data_dir, r.ds_labels)
   local lo = deep_copy(loader_opts); lo.cases = open_cases(train_ids)
+  if dist.size() > 1 then lo.stream = 2 * dist.rank() end
   st.loader = sampler.new(lo)
   local vo = deep_copy(loader_opts); vo.cases = open_cases(#val_ids > 0 and val_ids or train_ids); vo.validation = true
+  if dist.size() > 1 then vo.stream = 2 * dist.rank() + 1 end
   st.val_loader = sampler.new(vo)
   local acfg = augment.configure(cfg.patch_size, tr.augmentation)
   st.mirror_axes = acfg.mirror_axes
@@ -566,8 +605,9 @@ end
 
 --- debug.json: the effective settings of the run.
 local function write_debug_json(st, r, o, acfg, train_ids, val_ids)
+  if not dist.is_main() then return end
   local cfg, tr, info = r.cfg, r.tr, r.info
-  json.write(paths.join(st.folder, "debug.json"), {
+  local dbg = {
     trainer_name = r.trainer_name, trainer_file = o.trainer_file or json.null, trainer = tr,
     dataset_name = r.ds_name, plans_name = r.plans.plans_name, configuration = r.cfg_name, fold = r.fold,
     seed = r.seed, device = o.device or json.null, threads = r.threads, batch_size = cfg.batch_size,
@@ -577,7 +617,14 @@ local function write_debug_json(st, r, o, acfg, train_ids, val_ids)
     batch_dice = cfg.batch_dice and true or false, oversample_foreground_percent = tr.oversample_foreground_percent,
     num_train_cases = #train_ids, num_val_cases = #val_ids, lunet_version = require("lunet").version,
     continued = o.continue and true or false,
-  })
+  }
+  if dist.size() > 1 then
+    -- per-rank shares, as nnU-Net prints them ("worker r batch_size", "worker r oversample")
+    local per, ov = json.array {}, json.array {}
+    for k = 0, dist.size() - 1 do per[k + 1], ov[k + 1] = dist.split_batch(cfg.batch_size, tr.oversample_foreground_percent, dist.size(), k) end
+    dbg.world_size, dbg.batch_size_per_rank, dbg.oversample_per_rank = dist.size(), per, ov
+  end
+  json.write(paths.join(st.folder, "debug.json"), dbg)
 end
 
 --- The run's state: results folder, log file, loaders, network (restored when resuming); writes debug.json.
@@ -587,9 +634,11 @@ local function set_up(o, r)
   local tty = false
   if show ~= false then tty = term.stderr_is_tty() end
   if show == nil then show = true end
+  if not dist.is_main() then show = false end
   local st = {
     folder = folder, model_dir = model_dir, fold = r.fold, cfg_name = r.cfg_name, plans = r.plans, tr = r.tr,
-    trainer_name = r.trainer_name, seed = r.seed, logger = new_logger(folder, o.quiet), pre = r.pre,
+    trainer_name = r.trainer_name, seed = r.seed, pre = r.pre,
+    logger = dist.is_main() and new_logger(folder, o.quiet) or null_logger(),
     data_dir = paths.join(r.pre, r.cfg.data_identifier), npz = o.npz, threads = r.threads, dataset_json = r.dj,
     info = r.info, regions = r.regions, show = show, tty = tty, dim = #r.cfg.patch_size,
     epoch = 0, iter = 0, partial = {}, log = new_log(),
@@ -599,13 +648,19 @@ local function set_up(o, r)
 
   local factory = o.net or require("lunet.net").new
   st.net = factory(r.plans, r.cfg_name, r.nin, r.nout,
-    { rules = { trainer = r.tr }, seed = r.seed + 12345, device = o.device, dataset_json = r.dj })
+    { rules = { trainer = r.tr }, seed = r.seed + 12345, device = dist.device(o.device), dataset_json = r.dj })
 
   resume(st, o)
   if o.pretrained_weights and not o.continue and not o.val_only then
     -- nnunetv2/run/load_pretrained_weights.py: every weight but the segmentation heads, at the start only
     st.net:load_pretrained(o.pretrained_weights)
     st.logger:print("Loaded pretrained weights (all but the segmentation heads) from " .. o.pretrained_weights)
+  end
+  if dist.size() > 1 then
+    -- as DDP at construction: every rank starts from rank 0's weights (and momentum)
+    dist.bcast_params(st.net)
+    st.logger:print(("Data-parallel training on %d ranks (MPI): global batch %d, this rank's batch %d, " ..
+      "oversample %s"):format(dist.size(), r.cfg.batch_size, st.batch_size, pyfloat(st.oversample)))
   end
   write_debug_json(st, r, o, acfg, train_ids, val_ids)
   -- the classes the pseudo Dice is reported for: foreground regions, or foreground labels
@@ -615,8 +670,18 @@ local function set_up(o, r)
 end
 
 --- On a pending SIGINT/SIGTERM: saves checkpoint_latest.pth and returns the signal number, else nil.
-local function interrupted(st, phase)
+-- The pending signal; in a data-parallel run the largest over the ranks, so every rank stops at the same step.
+local function pending_signal()
   local sig = core.signal.pending()
+  if dist.size() > 1 then
+    sig = math.tointeger(dist.max(sig or 0))
+    if sig == 0 then sig = nil end
+  end
+  return sig
+end
+
+local function interrupted(st, phase)
+  local sig = pending_signal()
   if not sig then return nil end
   save_checkpoint(st, "checkpoint_latest.pth")
   st.logger:print(("Received signal %d during %s of epoch %d: saved checkpoint_latest.pth (iteration %d); " ..
@@ -640,15 +705,22 @@ local function train_iterations(st, lr, prefetch)
     return x, y
   end
   while st.iter < I do
-    if core.signal.pending() then -- the flag stays set until interrupted() clears it
+    if pending_signal() then -- the flag stays set until interrupted() clears it
       if pending then st.loader:set_state({ counter = st.loader:state().counter - 1 }); pending = nil end
       local sig = interrupted(st, "training")
       if sig then return nil, nil, sig end
     end
     local x, y
     if pending then x, y = pending[1], pending[2]; pending = nil else x, y = prepare() end
-    local wait = start_step(st.net, { data = x, target = y, lr = lr, ignore_label = st.info.ignore_label,
-      regions = st.regions }, prefetch)
+    local batch = { data = x, target = y, lr = lr, ignore_label = st.info.ignore_label, regions = st.regions }
+    local wait
+    if dist.size() > 1 then
+      local l, secs, t_ar = dist_step(st.net, batch)
+      st.t_allreduce = (st.t_allreduce or 0) + t_ar
+      wait = function() return l, secs end
+    else
+      wait = start_step(st.net, batch, prefetch)
+    end
     if prefetch and st.iter + 1 < I then pending = { prepare() } end
     local l, secs = wait()
     t_step = t_step + secs
@@ -683,6 +755,14 @@ local function validation_iterations(st)
     local cm = st.regions and region_confusion(outs[1], y, info.ignore_label) or confusion(outs[1], y, fg, info.ignore_label)
     for k = 1, #fg do tp[k], fp[k], fn[k] = tp[k] + cm[k].TP, fp[k] + cm[k].FP, fn[k] + cm[k].FN end
   end
+  if dist.size() > 1 then
+    -- nnU-Net all-gathers TP/FP/FN and the losses of every rank (on_validation_epoch_end)
+    local all = { vloss }
+    for k = 1, #fg do all[#all + 1] = tp[k]; all[#all + 1] = fp[k]; all[#all + 1] = fn[k] end
+    all = dist.sum(all)
+    vloss = all[1] / dist.size()
+    for k = 1, #fg do tp[k], fp[k], fn[k] = all[3 * k - 1], all[3 * k], all[3 * k + 1] end
+  end
   vloss = V > 0 and vloss / V or NAN
   local dice, sum, cnt = json.array {}, 0, 0
   for k = 1, #fg do
@@ -716,6 +796,11 @@ local function end_epoch(st, lr, vloss, dice, mean, t_train, t_wait)
   logger:print("Pseudo dice", "[" .. table.concat(pd, ", ") .. "]")
   local dt = L.epoch_end_timestamps[e1] - L.epoch_start_timestamps[e1]
   logger:print(("Epoch time: %s s"):format(pyfloat(round(dt, 2))))
+  if dist.size() > 1 then
+    logger:print(("Gradient allreduce (%d ranks): %s s of the epoch"):format(dist.size(),
+      pyfloat(round(st.t_allreduce or 0, 2))))
+    st.t_allreduce = 0
+  end
   st.epoch, st.iter, st.partial = e1, 0, {}
   if st.best_ema == nil or (ema == ema and ema > st.best_ema) then
     st.best_ema = ema
@@ -723,7 +808,8 @@ local function end_epoch(st, lr, vloss, dice, mean, t_train, t_wait)
     save_checkpoint(st, "checkpoint_best.pth")
   end
   if e1 % tr.save_every == 0 and epoch ~= E - 1 then save_checkpoint(st, "checkpoint_latest.pth") end
-  local okp, perr = pcall(require("lunet.util.plot").progress, L, paths.join(st.folder, "progress.png"))
+  local okp, perr = true, nil
+  if dist.is_main() then okp, perr = pcall(require("lunet.util.plot").progress, L, paths.join(st.folder, "progress.png")) end
   if not okp then logger:print("WARNING: progress.png not written: " .. tostring(perr)) end
   if st.show and not st.tty then
     io.stderr:write(("epoch %d/%d: %d it in %.1f s (%.2f it/s, %.0f%% waiting for batches), train_loss %.4f, " ..
@@ -763,9 +849,11 @@ local function finish(st, run, val_only)
   local logger = st.logger
   if not val_only and st.epoch >= st.tr.num_epochs then
     save_checkpoint(st, "checkpoint_final.pth")
-    os.remove(paths.join(st.folder, "checkpoint_latest.pth"))
+    if dist.is_main() then os.remove(paths.join(st.folder, "checkpoint_latest.pth")) end
     logger:print("Training done.")
   end
+  -- the final validation runs on rank 0 alone (nnU-Net shares the cases out over the ranks)
+  if not dist.is_main() then return end
   local okv, summary = pcall(final_validation, st)
   if okv then run.validation = summary
   else
@@ -774,8 +862,16 @@ local function finish(st, run, val_only)
   end
 end
 
+local train
+
 function M.train(o)
   if type(o) ~= "table" then error("trainer.train: expected a table of options", 2) end
+  -- data-parallel (mpirun/srun): an error on any rank ends every rank (MPI_Abort), naming the failed rank
+  if dist.size() > 1 then return dist.guard(train, o) end
+  return train(o)
+end
+
+function train(o)
   if o.dataset == nil and type(o.plans) == "table" then o.dataset = o.plans.dataset_name end
   if o.dataset == nil then error("trainer.train: dataset is required", 2) end
   if o.configuration == nil then error("trainer.train: configuration is required", 2) end
@@ -785,7 +881,7 @@ function M.train(o)
   if o.install_signals ~= false then core.signal.install() end
   local run = { folder = st.folder, model_folder = st.model_dir, log = st.log }
   if not o.val_only then
-    run.interrupted = run_epochs(st, run, o.prefetch ~= false)
+    run.interrupted = run_epochs(st, run, o.prefetch ~= false and dist.size() == 1)
     if run.interrupted then st.logger:close(); return run end
   end
   finish(st, run, o.val_only)
