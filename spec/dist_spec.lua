@@ -113,6 +113,17 @@ describe("dist over mpirun -np 2", function()
       assert.is_true(tonumber(l) < 1e-6, "loss differs by " .. tostring(l))
     end)
 
+  it("with the batch Dice, its sums reduced over the ranks give the global batch's gradient (1e-5 relative)", function()
+    if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
+    local out = dir .. "/grad_bd.txt"
+    local code = mpirun(nil, "lua5.4 spec/support/dist_grad.lua " .. out .. " batch_dice", dir .. "/grad_bd.log")
+    assert.are.equal(0, code, readfile(dir .. "/grad_bd.log"))
+    local g, p, l = readfile(out):match("(%S+) (%S+) (%S+)")
+    assert.is_true(tonumber(g) < 1e-5, "gradient rel diff " .. tostring(g))
+    assert.is_true(tonumber(p) < 1e-6, "parameters after the update differ by " .. tostring(p))
+    assert.is_true(tonumber(l) < 1e-6, "loss differs by " .. tostring(l))
+  end)
+
   it("kill -9 of one rank ends every rank non-zero within bounded time", function()
     if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
     local code, secs = mpirun(nil, "lua5.4 spec/support/dist_fault.lua kill", dir .. "/kill.log", 120)

@@ -15,6 +15,7 @@
 #include "lua/l_common.h"
 #include "nn/checkpoint.h"
 #include "nn/unet.h"
+#include "dist/dist.h"
 #include "lua/l_net.h"
 
 #define NET_MT LU_NET_MT
@@ -165,6 +166,8 @@ static int m_forward(lua_State *L) {
   return 1;
 }
 
+static lu_status dist_sum(double *b, size_t n) { return lu_dist_allreduce_f64(b, n, LU_DIST_SUM); }
+
 void lu_lua_train_opts(lua_State *L, int t, lu_train_opts *o) {
   luaL_checktype(L, t, LUA_TTABLE);
   memset(o, 0, sizeof *o);
@@ -192,6 +195,11 @@ void lu_lua_train_opts(lua_State *L, int t, lu_train_opts *o) {
   o->loss.smooth = (float)lu_lua_field_number(L, t, "smooth", o->loss.smooth);
   o->loss.weight_ce = (float)lu_lua_field_number(L, t, "weight_ce", o->loss.weight_ce);
   o->loss.weight_dice = (float)lu_lua_field_number(L, t, "weight_dice", o->loss.weight_dice);
+  /* dist_batch_dice: the batch Dice's sums reduced over the ranks of a data-parallel run (lunet.dist) */
+  if (lu_lua_field_bool(L, t, "dist_batch_dice", 0) && lu_dist_size() > 1) {
+    o->loss.reduce_sums = dist_sum;
+    o->loss.reduce_ranks = lu_dist_size();
+  }
 }
 
 static int m_train_step(lua_State *L) {

@@ -271,6 +271,7 @@ M._start_step = start_step
 local function dist_step(net, batch)
   local t0 = clock.now()
   local opts = net:train_opts(batch)
+  opts.dist_batch_dice = true -- the batch Dice's sums over the global batch, as nnU-Net's DDP all-gather
   local l = net.core:train_grad(batch.data, batch.target, opts)
   local t_ar = dist.allreduce_grads(net)
   net.core:train_update(opts)

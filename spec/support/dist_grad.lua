@@ -1,7 +1,8 @@
 -- Run under mpirun -np 2 by spec/dist_spec.lua: the gradient of the global batch (tiny3d fixture, batch 2), split
 -- over the ranks (one sample each) and averaged by dist.allreduce_grads, against rank 0's single-process gradient of
 -- the whole batch; then one update on both. Rank 0 writes "<max rel grad diff> <max abs param diff> <loss diff>"
--- to arg[1]. arg[2] = "batch_dice" uses the batch Dice (per-rank terms: a documented difference).
+-- to arg[1]. arg[2] = "batch_dice": with the batch Dice, its sums reduced over the ranks; "local_dice": each rank's
+-- own batch Dice (what DDP without the all-gather would give).
 local lunet = require "lunet"
 local core = require "lunet.core"
 local dist = require "lunet.dist"
@@ -33,6 +34,8 @@ end
 local bd = mode == "batch_dice"
 local a = net()
 local opts = a:train_opts { lr = 0.01, batch_dice = bd }
+opts.dist_batch_dice = mode ~= "local_dice" -- local_dice: each rank's own batch Dice (the difference it makes)
+if mode == "local_dice" then opts.batch_dice = true end
 local gb, _ = dist.split_batch(x.shape[1], 0.33)
 local l = a.core:train_grad(slice(x, r * gb, gb), slice(seg, r * gb, gb), opts)
 dist.allreduce_grads(a)
@@ -42,9 +45,10 @@ a.core:train_update(opts)
 local p2 = floats(a.core:flat(0))
 if r == 0 then
   local b = net()
-  local l1 = b.core:train_grad(x, seg, opts)
+  local ref = b:train_opts { lr = 0.01, batch_dice = bd or mode == "local_dice" } -- no reduction over ranks
+  local l1 = b.core:train_grad(x, seg, ref)
   local g1 = floats(b.core:flat(1))
-  b.core:train_update(opts)
+  b.core:train_update(ref)
   local p1 = floats(b.core:flat(0))
   local md, mx, mp = 0, 0, 0
   for i = 1, #g1 do
