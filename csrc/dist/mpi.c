@@ -1,6 +1,8 @@
 /* lu_dist over MPI (see dist.h). Without LU_HAVE_MPI every function is the one-rank identity. */
 #include "dist/dist.h"
 
+#include "core/env.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +17,11 @@ static int g_init, g_rank, g_size = 1, g_local_rank, g_local_size = 1;
 static char g_host[256] = "localhost";
 
 int lu_dist_launched(void) {
-  const char *off = getenv("LUNET_MPI");
+  const char *off = lu_env("LUNET_MPI");
   if (off && strcmp(off, "0") == 0) return 0;
   static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS", NULL};
   for (int i = 0; vars[i]; i++)
-    if (getenv(vars[i])) return 1;
+    if (lu_env(vars[i])) return 1;
   return 0;
 }
 
