@@ -190,6 +190,51 @@ describe("dist over mpirun -np 2", function()
       assert.are.equal(2, h.meta.world_size)
     end)
 
+    it("kill -9 of one rank during training ends every rank non-zero, leaving no half-written checkpoint", function()
+      if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
+      local rcfile, pidfile = dir .. "/kill_train.rc", dir .. "/kill_train.pid"
+      local names = { "LUA_PATH", "LUA_CPATH", "LUNET_CACHE_DIR", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results" }
+      local x = {}
+      for _, n in ipairs(names) do x[#x + 1] = "-x " .. n end
+      local pre = ("LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' LUA_CPATH='%s/build/?.so;;' "):format(ROOT, ROOT, ROOT)
+      for k, v in pairs(env) do pre = pre .. k .. "=" .. tmp.quote(v) .. " " end
+      os.execute(("(%s mpirun --oversubscribe --allow-run-as-root -np 2 %s %s/scripts/lunet train 951 2d 1 -p TinyPlans " ..
+        "--epochs 50 --iters 20 --val-iters 2 -q > %s/kill_train.log 2>&1; echo $? > %s) & echo $! > %s"):format(pre,
+        table.concat(x, " "), ROOT, dir, rcfile, pidfile))
+      -- rank 1: the lunet process of this run whose environment says OMPI_COMM_WORLD_RANK=1
+      local function rank1()
+        for pid in io.popen("ls /proc"):lines() do
+          if pid:match("^%d+$") then
+            local cmd = readfile("/proc/" .. pid .. "/cmdline")
+            if cmd:find("scripts/lunet", 1, true) and cmd:find("\0002d\0001\000", 1, true) and
+                readfile("/proc/" .. pid .. "/environ"):find("OMPI_COMM_WORLD_RANK=1\000", 1, true) then
+              return pid
+            end
+          end
+        end
+      end
+      local clock = lunet.util.clock
+      local FOLD1 = FOLD:gsub("fold_0$", "fold_1")
+      local t0, victim = clock.now(), nil
+      -- wait until training runs (the first epoch's checkpoint_best exists), then kill rank 1
+      while clock.now() - t0 < 120 do
+        victim = rank1()
+        if victim and paths.isfile(FOLD1 .. "/checkpoint_best.pth") then break end
+        os.execute("sleep 0.2")
+      end
+      assert.is_truthy(victim, "rank 1 not found: " .. readfile(dir .. "/kill_train.log"))
+      os.execute("kill -9 " .. victim)
+      local t1 = clock.now()
+      while clock.now() - t1 < 60 and readfile(rcfile) == "" do os.execute("sleep 0.2") end
+      local rc = tonumber(readfile(rcfile))
+      if not rc then os.execute("kill -9 " .. readfile(pidfile):gsub("%s", "")) end
+      assert.is_truthy(rc, "mpirun still running 60 s after the kill")
+      assert.are_not.equal(0, rc)
+      assert.is_nil(rank1())
+      for _, n in ipairs(paths.listdir(FOLD1)) do assert.is_nil(n:match("%.tmp"), n) end
+      assert.is_true(pcall(lunet.net.read_header, FOLD1 .. "/checkpoint_best.pth"))
+    end)
+
     it("--continue on 2 ranks resumes from the checkpoint", function()
       if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
       local code = mpirun(env, ROOT .. "/scripts/lunet train 951 2d 0 -p TinyPlans --epochs 3 --iters 3 --val-iters 2 " ..
