@@ -75,6 +75,15 @@ describe("dist (one process)", function()
     assert.has_error(function() dist.split_batch(2, 0.33, 3, 0) end)
   end)
 
+  it("maps local ranks onto the GPUs (the single-process default's kind), modulo their number", function()
+    local devs = { { index = 0, type = "cpu" }, { index = 1, type = "gpu" }, { index = 2, type = "gpu" } }
+    local got = {}
+    for lr = 0, 2 do got[#got + 1] = dist.device(nil, devs, lr, 3) end
+    assert.are.same({ 1, 2, 1 }, got)
+    assert.are.equal(0, dist.device(nil, { { index = 0, type = "cpu" } }, 1, 2)) -- ranks share PoCL's CPU device
+    assert.are.equal(5, dist.device(5, devs, 1, 2))                            -- --device D pins every rank
+  end)
+
   it("train_grad then train_update is bit-identical to the fused train_step", function()
     local x, seg = lunet.io.npy.read(F .. "tiny3d_x.npy"), lunet.io.npy.read(F .. "tiny3d_seg.npy")
     local function net()
@@ -95,6 +104,8 @@ describe("dist (one process)", function()
     assert.is_true(a.core:flat(2) == b.core:flat(2))
   end)
 end)
+
+local function dbg_val_cases(fold) return json.read(fold .. "/debug.json").num_val_cases end
 
 describe("dist over mpirun -np 2", function()
   local dir
@@ -181,6 +192,9 @@ describe("dist over mpirun -np 2", function()
       local log = readfile(FOLD .. "/" .. logs[1])
       assert.truthy(log:find("Data-parallel training on 2 ranks (MPI): global batch 4, this rank's batch 2", 1, true), log)
       assert.truthy(log:find("Gradient allreduce (2 ranks)", 1, true), log)
+      -- the validation cases were shared out over the ranks; rank 0 evaluated all of them
+      local summary = json.read(FOLD .. "/validation/summary.json")
+      assert.are.equal(dbg_val_cases(FOLD), #summary.metric_per_case)
       local dbg = json.read(FOLD .. "/debug.json")
       assert.are.equal(2, dbg.world_size)
       assert.are.same({ 2, 2 }, dbg.batch_size_per_rank)

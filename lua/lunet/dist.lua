@@ -5,7 +5,7 @@ one rank, in which every function here is the identity and training runs exactly
   local dist = require "lunet.dist"
   dist.size(), dist.rank(), dist.local_rank(), dist.is_main()     -- rank 0 writes logs, checkpoints, progress.png
   dist.split_batch(global_batch, oversample [, size, rank]) -> batch, oversample   (_set_batch_size_and_oversample)
-  dist.device(explicit) -> OpenCL device index: explicit, else LUNET_DEVICE_OFFSET + local rank (mod devices)
+  dist.device(explicit) -> OpenCL device index: explicit, else local rank + LUNET_DEVICE_OFFSET among the GPUs (mod)
   dist.mean(x), dist.sum(list), dist.max(x)                     -- scalars and lists over ranks
   dist.allreduce_grads(net) -> seconds                          -- mean of the gradient buffers
   dist.bcast_params(net)                                        -- rank 0's weights and momentum to all
@@ -57,17 +57,30 @@ function M.split_batch(global, oversample, n, r)
   return per[r + 1], pct
 end
 
---- The OpenCL device of this rank: an explicit index wins; else LUNET_DEVICE_OFFSET (default 0) + local rank,
---- modulo the number of devices (ranks share a device when there are fewer devices than ranks on a machine).
-function M.device(explicit, ndev)
+--- The OpenCL device of this rank: an explicit index wins (--device D, or LUNET_DEVICE=index), else the devices of
+--- the kind the single-process default picks (GPUs when there is one, or LUNET_DEVICE=cpu|gpu), the rank's local rank
+--- plus LUNET_DEVICE_OFFSET (default 0) choosing among them, modulo their number (ranks share a device when a
+--- machine has fewer devices than ranks). devs, lr, n: lunet.devices()'s list, local rank and size (for specs).
+function M.device(explicit, devs, lr, n)
   if explicit ~= nil then return explicit end
-  if M.size() <= 1 then return nil end
-  local off = tonumber(os.getenv("LUNET_DEVICE_OFFSET") or "") or 0
-  if not ndev then
-    local ok, devs = pcall(function() return require("lunet").devices() end)
-    ndev = ok and type(devs) == "table" and #devs or 1
+  if (n or M.size()) <= 1 then return nil end
+  local want = os.getenv("LUNET_DEVICE")
+  if want and math.tointeger(tonumber(want)) then return math.tointeger(tonumber(want)) end
+  if not devs then
+    local ok, d = pcall(function() return require("lunet").devices() end)
+    devs = ok and type(d) == "table" and d or {}
   end
-  return (off + M.local_rank()) % math.max(ndev, 1)
+  local kind = (want == "cpu" or want == "gpu") and want or nil
+  if not kind then
+    for _, d in ipairs(devs) do if d.type == "gpu" then kind = "gpu" end end
+  end
+  local cand = {}
+  for i, d in ipairs(devs) do
+    if not kind or d.type == kind then cand[#cand + 1] = d.index or (i - 1) end
+  end
+  if #cand == 0 then return nil end
+  local off = tonumber(os.getenv("LUNET_DEVICE_OFFSET") or "") or 0
+  return cand[(off + (lr or M.local_rank())) % #cand + 1]
 end
 
 function M.sum(list)

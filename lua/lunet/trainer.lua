@@ -384,24 +384,36 @@ local function final_validation(st)
   local net = st.net
   local model = { forward = function(x) return net:forward(x)[1] end, mirror_axes = st.mirror_axes }
   local cfg = require("lunet.planner").configuration(st.plans, st.cfg_name)
-  for i, id in ipairs(st.val_ids) do
-    local c = store.open(paths.join(st.data_dir, id .. ".lcs"))
-    local data = c:read_patch({ 0, 0, 0 }, c.shape)
-    local logits = predict.sliding_window({ model }, data, { patch = cfg.patch_size, step_size = 0.5,
-      mirror_axes = st.mirror_axes, threads = st.threads })
-    local seg, probs = predict.export(logits, c.properties, st.plans, st.cfg_name, st.info,
-      { probabilities = st.npz, threads = st.threads })
-    c:close()
-    local like = paths.isfile(paths.join(gt, id .. ending)) and image.read(paths.join(gt, id .. ending)) or nil
-    image.write_seg(paths.join(vdir, id .. ending), seg, like)
-    if st.npz and probs then
-      core.npz.write(paths.join(vdir, id .. ".npz"), { probabilities = probs }, { level = 1 }) -- atomic in C
-      -- the case properties as preprocessing wrote them (nnU-Net writes a .pkl next to the .npz)
-      fs.copy_atomic(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
-    end
-    if st.show then io.stderr:write(("\rvalidation %d/%d %s "):format(i, #st.val_ids, id)); io.stderr:flush() end
-    collectgarbage()
+  -- data-parallel: rank r predicts cases r+1, r+1+N, ... (nnU-Net: val_keys[rank::world_size]), then rank 0
+  -- evaluates the folder once every rank has written its share
+  local ids, D = st.val_ids, dist.size()
+  if D > 1 then
+    ids = {}
+    for i = dist.rank() + 1, #st.val_ids, D do ids[#ids + 1] = st.val_ids[i] end
   end
+  local okl, lerr = pcall(function()
+    for i, id in ipairs(ids) do
+      local c = store.open(paths.join(st.data_dir, id .. ".lcs"))
+      local data = c:read_patch({ 0, 0, 0 }, c.shape)
+      local logits = predict.sliding_window({ model }, data, { patch = cfg.patch_size, step_size = 0.5,
+        mirror_axes = st.mirror_axes, threads = st.threads })
+      local seg, probs = predict.export(logits, c.properties, st.plans, st.cfg_name, st.info,
+        { probabilities = st.npz, threads = st.threads })
+      c:close()
+      local like = paths.isfile(paths.join(gt, id .. ending)) and image.read(paths.join(gt, id .. ending)) or nil
+      image.write_seg(paths.join(vdir, id .. ending), seg, like)
+      if st.npz and probs then
+        core.npz.write(paths.join(vdir, id .. ".npz"), { probabilities = probs }, { level = 1 }) -- atomic in C
+        -- the case properties as preprocessing wrote them (nnU-Net writes a .pkl next to the .npz)
+        fs.copy_atomic(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
+      end
+      if st.show then io.stderr:write(("\rvalidation %d/%d %s "):format(i, #ids, id)); io.stderr:flush() end
+      collectgarbage()
+    end
+  end)
+  if D > 1 then dist.barrier() end -- every rank arrives here exactly once, also after a failed prediction
+  if not okl then error(lerr, 0) end
+  if not dist.is_main() then return nil end
   if st.show then io.stderr:write("\n") end
   local evaluate = require "lunet.evaluate"
   local summary = evaluate.folder(gt, vdir, { dataset_json = paths.join(st.pre, "dataset.json"),
@@ -853,8 +865,12 @@ local function finish(st, run, val_only)
     if dist.is_main() then os.remove(paths.join(st.folder, "checkpoint_latest.pth")) end
     logger:print("Training done.")
   end
-  -- the final validation runs on rank 0 alone (nnU-Net shares the cases out over the ranks)
-  if not dist.is_main() then return end
+  -- the final validation's cases are shared out over the ranks; rank 0 evaluates (final_validation)
+  if not dist.is_main() then
+    local okv, err = pcall(final_validation, st)
+    if not okv then io.stderr:write(("lunet: rank %d: final validation failed: %s\n"):format(dist.rank(), tostring(err))) end
+    return
+  end
   local okv, summary = pcall(final_validation, st)
   if okv then run.validation = summary
   else
