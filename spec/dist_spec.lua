@@ -258,5 +258,18 @@ describe("dist over mpirun -np 2", function()
       assert.are.equal(3, h.meta.current_epoch)
       assert.are.equal(3, #h.meta.logging.train_losses)
     end)
+
+    it("a single process continues a 2-rank run's checkpoint (same files), warning that its batches differ", function()
+      if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
+      local disc = require "spec.support.disc"
+      local log = dir .. "/single.log"
+      local ok = os.execute(disc.env_prefix(RAW, PRE, RES, ROOT) .. ROOT .. "/scripts/lunet train 951 2d 0 -p TinyPlans " ..
+        "--epochs 4 --iters 3 --val-iters 2 --continue > " .. log .. " 2>&1")
+      assert.is_true(ok == true, readfile(log))
+      local h = lunet.net.read_header(FOLD .. "/checkpoint_final.pth")
+      assert.are.equal(4, h.meta.current_epoch)
+      assert.is_nil(h.meta.world_size)
+      assert.truthy(readfile(log):find("was written by a run on 2 rank(s), this run has 1", 1, true), readfile(log))
+    end)
   end)
 end)
