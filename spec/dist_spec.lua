@@ -249,6 +249,23 @@ describe("dist over mpirun -np 2", function()
       assert.is_true(pcall(lunet.net.read_header, FOLD1 .. "/checkpoint_best.pth"))
     end)
 
+    it("the step on a worker thread (prefetching the next batch) gives the same weights as the plain step", function()
+      if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
+      local weights = {}
+      for _, pf in ipairs({ "1", "0" }) do
+        local res = dir .. "/res_pf" .. pf
+        os.execute("mkdir -p " .. res)
+        local e = { nnUNet_raw = RAW, nnUNet_preprocessed = PRE, nnUNet_results = res, LUNET_PREFETCH = pf }
+        local code = mpirun(e, ROOT .. "/scripts/lunet train 951 2d 2 -p TinyPlans --epochs 1 --iters 4 --val-iters 1 -q",
+          dir .. "/pf" .. pf .. ".log")
+        assert.are.equal(0, code, readfile(dir .. "/pf" .. pf .. ".log"))
+        local net = lunet.net(PRE .. "/" .. DS .. "/TinyPlans.json", "2d", 1, 2)
+        net:load(res .. "/" .. DS .. "/nnUNetTrainer__TinyPlans__2d/fold_2/checkpoint_final.pth")
+        weights[pf] = net.core:flat(0)
+      end
+      assert.is_true(weights["1"] == weights["0"])
+    end)
+
     it("--continue on 2 ranks resumes from the checkpoint", function()
       if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
       local code = mpirun(env, ROOT .. "/scripts/lunet train 951 2d 0 -p TinyPlans --epochs 3 --iters 3 --val-iters 2 " ..

@@ -25,6 +25,8 @@ int lu_dist_size(void);
 int lu_dist_local_rank(void);  /* rank among the ranks of this machine (device index) */
 int lu_dist_local_size(void);
 const char *lu_dist_host(void); /* processor name */
+/* 1 when a thread other than the main one may make MPI calls (one at a time): MPI_THREAD_SERIALIZED. */
+int lu_dist_thread_ok(void);
 
 /* In place over all ranks: sum, then divided by the number of ranks. */
 lu_status lu_dist_allreduce_mean_f32(float *buf, size_t n);

@@ -35,7 +35,10 @@ const char *lu_dist_host(void) { return g_host; }
 
 int lu_dist_compiled(void) { return 1; }
 
-static int g_mpi; /* MPI_Init was called here */
+static int g_mpi;        /* MPI_Init was called here */
+static int g_serialized; /* MPI calls from another thread are allowed, one at a time */
+
+int lu_dist_thread_ok(void) { return g_size <= 1 || g_serialized; }
 
 static void finalize(void) {
   int fin = 0;
@@ -60,8 +63,11 @@ lu_status lu_dist_init(void) {
   int inited = 0;
   MPI_Initialized(&inited);
   if (!inited) {
-    int provided, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    /* SERIALIZED: the batch Dice's allreduce may run on the training step's worker thread (l_async.c) while the
+     * main thread makes no MPI call */
+    int provided, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return lu_fail(LU_EIO, "MPI_Init_thread failed (%d)", rc);
+    g_serialized = provided >= MPI_THREAD_SERIALIZED;
     g_mpi = 1;
     atexit(finalize);
   }
@@ -126,6 +132,7 @@ void lu_dist_abort(int code, const char *msg) {
 #else
 
 int lu_dist_compiled(void) { return 0; }
+int lu_dist_thread_ok(void) { return 1; }
 lu_status lu_dist_init(void) {
   g_init = 1;
   return LU_OK;

@@ -2,7 +2,7 @@
  * process no MPI launcher started, the world is one rank and every collective returns its input.
  *   init() -> size                  (idempotent; the other functions call it)
  *   compiled() -> bool, launched() -> bool
- *   rank(), size(), local_rank(), local_size(), host()
+ *   rank(), size(), local_rank(), local_size(), host(), thread_ok() (MPI calls allowed from a worker thread)
  *   allreduce_mean(tensor)          host f32 tensor, in place: mean over ranks
  *   allreduce(numbers{...} [, "sum"|"max"|"min"]) -> new list   (doubles)
  *   allreduce_grads(net) -> seconds the gradient buffer of a lunet.core.net, averaged over ranks in place
@@ -32,6 +32,7 @@ static int l_size(lua_State *L) { need_init(L); lua_pushinteger(L, lu_dist_size(
 static int l_local_rank(lua_State *L) { need_init(L); lua_pushinteger(L, lu_dist_local_rank()); return 1; }
 static int l_local_size(lua_State *L) { need_init(L); lua_pushinteger(L, lu_dist_local_size()); return 1; }
 static int l_host(lua_State *L) { need_init(L); lua_pushstring(L, lu_dist_host()); return 1; }
+static int l_thread_ok(lua_State *L) { need_init(L); lua_pushboolean(L, lu_dist_thread_ok()); return 1; }
 
 static double now(void) {
   struct timespec ts;
@@ -133,7 +134,7 @@ static int l_abort(lua_State *L) {
 int lu_open_dist(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"init", l_init}, {"compiled", l_compiled}, {"launched", l_launched}, {"rank", l_rank}, {"size", l_size},
-    {"local_rank", l_local_rank}, {"local_size", l_local_size}, {"host", l_host},
+    {"local_rank", l_local_rank}, {"thread_ok", l_thread_ok}, {"local_size", l_local_size}, {"host", l_host},
     {"allreduce_mean", l_allreduce_mean}, {"allreduce", l_allreduce}, {"allreduce_grads", l_allreduce_grads},
     {"bcast_flat", l_bcast_flat}, {"barrier", l_barrier}, {"abort", l_abort}, {NULL, NULL}};
   luaL_newlib(L, fns);

@@ -268,15 +268,32 @@ M._start_step = start_step
 --- global batch, the gradient buffer averaged over the ranks (MPI allreduce), then clipping and SGD on the
 --- averaged gradient, the same on every rank. Returns the loss averaged over the ranks (nnU-Net all-gathers
 --- the losses for its log), the step's seconds and the allreduce's seconds.
-local function dist_step(net, batch)
-  local t0 = clock.now()
+--- With prefetch (a lunet.net on a device, MPI callable from a worker thread), the forward and backward run on a
+--- worker thread (core.async.train_grad) while the caller prepares the next batch, as the single-process step;
+--- the returned function then waits and does the allreduce and the update. Same results either way.
+local function dist_step(net, batch, prefetch)
   local opts = net:train_opts(batch)
   opts.dist_batch_dice = true -- the batch Dice's sums over the global batch, as nnU-Net's DDP all-gather
-  local l = net.core:train_grad(batch.data, batch.target, opts)
-  local t_ar = dist.allreduce_grads(net)
-  net.core:train_update(opts)
-  l = dist.mean(l)
-  return l, clock.now() - t0, t_ar
+  local c = net.core
+  local job, l, t0, secs = nil, nil, clock.now(), 0
+  if prefetch and core.async and core.async.train_grad and core.dist.thread_ok() and type(c) == "userdata" and
+      getmetatable(c) == debug.getregistry()["lunet.Net"] and net.cfg and net.cfg.device then
+    job = core.async.train_grad(c, batch.data, batch.target, opts)
+  else
+    l = c:train_grad(batch.data, batch.target, opts)
+    secs = clock.now() - t0
+  end
+  return function()
+    if job then
+      local _
+      l, _, secs = job:wait()
+    end
+    local t1 = clock.now()
+    local t_ar = dist.allreduce_grads(net)
+    c:train_update(opts)
+    l = dist.mean(l)
+    return l, secs + clock.now() - t1, t_ar
+  end
 end
 M._dist_step = dist_step
 
@@ -728,9 +745,12 @@ local function train_iterations(st, lr, prefetch)
     local batch = { data = x, target = y, lr = lr, ignore_label = st.info.ignore_label, regions = st.regions }
     local wait
     if dist.size() > 1 then
-      local l, secs, t_ar = dist_step(st.net, batch)
-      st.t_allreduce = (st.t_allreduce or 0) + t_ar
-      wait = function() return l, secs end
+      local finish_step = dist_step(st.net, batch, prefetch)
+      wait = function()
+        local l, secs, t_ar = finish_step()
+        st.t_allreduce = (st.t_allreduce or 0) + t_ar
+        return l, secs
+      end
     else
       wait = start_step(st.net, batch, prefetch)
     end
@@ -898,7 +918,7 @@ function train(o)
   if o.install_signals ~= false then core.signal.install() end
   local run = { folder = st.folder, model_folder = st.model_dir, log = st.log }
   if not o.val_only then
-    run.interrupted = run_epochs(st, run, o.prefetch ~= false and dist.size() == 1)
+    run.interrupted = run_epochs(st, run, o.prefetch ~= false and os.getenv("LUNET_PREFETCH") ~= "0")
     if run.interrupted then st.logger:close(); return run end
   end
   finish(st, run, o.val_only)
