@@ -7,6 +7,12 @@
  *   job:wait() -> loss, grad_norm, seconds  (joins the thread; raises the step's error; idempotent; seconds:
  *                                           the step's wall time on the worker)
  *   job:done() -> bool                   (true once wait() has returned)
+ *   train_grad(net, x, target, opts) -> job   the first half only (lu_unet_train_grad: forward, loss, backward;
+ *                                           wait() -> loss, 0, seconds), for data-parallel runs: the gradient
+ *                                           allreduce and net:train_update follow on the caller's thread. With
+ *                                           opts.dist_batch_dice the loss's allreduce runs on the worker (MPI is
+ *                                           initialised MPI_THREAD_SERIALIZED; the caller makes no MPI call
+ *                                           while the job runs).
  * The worker copies x and target to the device itself (the job keeps both tensors alive until it is collected;
  * do not write into them while it runs). While a job runs, the caller must not use the same network or issue
  * device work on its device (kernel objects are shared and their arguments are not thread-safe); freeing device
@@ -37,6 +43,7 @@ typedef struct job {
   lu_tensor *x, *t;         /* device copies, owned (freed by the worker) */
   lu_train_opts o;
   lu_train_result r;
+  int grad_only; /* train_grad: forward, loss and backward only (data-parallel: the allreduce and update follow) */
   lu_status st;
   double seconds; /* wall time of the step on the worker */
   char msg[1024];
@@ -49,7 +56,8 @@ static void *worker(void *arg) {
   lu_device *dev = lu_unet_device(j->n);
   j->st = lu_tensor_to_device(j->hx, dev, &j->x);
   if (j->st == LU_OK) j->st = lu_tensor_to_device(j->ht, dev, &j->t);
-  if (j->st == LU_OK) j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
+  if (j->st == LU_OK && j->grad_only) j->st = lu_unet_train_grad(j->n, j->x, j->t, &j->o, &j->r.loss);
+  else if (j->st == LU_OK) j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
   clock_gettime(CLOCK_MONOTONIC, &b);
   j->seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
   if (j->st != LU_OK) snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg()); /* the message is per thread */
@@ -96,7 +104,7 @@ static int j_done(lua_State *L) {
   return 1;
 }
 
-static int l_train_step(lua_State *L) {
+static int start(lua_State *L, int grad_only) {
   lu_unet *n = lu_lua_check_net(L, 1);
   if (!lu_unet_device(n)) return luaL_argerror(L, 1, "network has no device");
   const lu_tensor *hx = lu_lua_check_tensor(L, 2), *ht = lu_lua_check_tensor(L, 3);
@@ -109,6 +117,7 @@ static int l_train_step(lua_State *L) {
   }
   lu_lua_train_opts(L, 4, &j->o);
   j->n = n;
+  j->grad_only = grad_only;
   j->hx = hx;
   j->ht = ht;
   LU_LCHECK(L, lu_cl_hold(), "async.train_step");
@@ -120,6 +129,9 @@ static int l_train_step(lua_State *L) {
   return 1;
 }
 
+static int l_train_step(lua_State *L) { return start(L, 0); }
+static int l_train_grad(lua_State *L) { return start(L, 1); }
+
 int lu_open_async(lua_State *L) {
   static const luaL_Reg methods[] = {{"wait", j_wait}, {"done", j_done}, {NULL, NULL}};
   if (luaL_newmetatable(L, JOB_MT)) {
@@ -130,7 +142,7 @@ int lu_open_async(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  static const luaL_Reg fns[] = {{"train_step", l_train_step}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"train_step", l_train_step}, {"train_grad", l_train_grad}, {NULL, NULL}};
   lua_newtable(L);
   lu_lua_setfuncs(L, fns);
   return 1;

@@ -15,6 +15,7 @@
 #include "lua/l_common.h"
 #include "nn/checkpoint.h"
 #include "nn/unet.h"
+#include "dist/dist.h"
 #include "lua/l_net.h"
 
 #define NET_MT LU_NET_MT
@@ -165,6 +166,8 @@ static int m_forward(lua_State *L) {
   return 1;
 }
 
+static lu_status dist_sum(double *b, size_t n) { return lu_dist_allreduce_f64(b, n, LU_DIST_SUM); }
+
 void lu_lua_train_opts(lua_State *L, int t, lu_train_opts *o) {
   luaL_checktype(L, t, LUA_TTABLE);
   memset(o, 0, sizeof *o);
@@ -192,6 +195,11 @@ void lu_lua_train_opts(lua_State *L, int t, lu_train_opts *o) {
   o->loss.smooth = (float)lu_lua_field_number(L, t, "smooth", o->loss.smooth);
   o->loss.weight_ce = (float)lu_lua_field_number(L, t, "weight_ce", o->loss.weight_ce);
   o->loss.weight_dice = (float)lu_lua_field_number(L, t, "weight_dice", o->loss.weight_dice);
+  /* dist_batch_dice: the batch Dice's sums reduced over the ranks of a data-parallel run (lunet.dist) */
+  if (lu_lua_field_bool(L, t, "dist_batch_dice", 0) && lu_dist_size() > 1) {
+    o->loss.reduce_sums = dist_sum;
+    o->loss.reduce_ranks = lu_dist_size();
+  }
 }
 
 static int m_train_step(lua_State *L) {
@@ -209,6 +217,34 @@ static int m_train_step(lua_State *L) {
   lua_pushnumber(L, r.loss);
   lua_pushnumber(L, r.grad_norm);
   return 2;
+}
+
+/* net:train_grad(x, target, opts) -> loss: forward, loss and backward into the gradient buffer. */
+static int m_train_grad(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  lu_train_opts o;
+  lu_lua_train_opts(L, 4, &o);
+  lu_tensor *tx, *tt;
+  const lu_tensor *x = on_device(L, n, 2, &tx);
+  const lu_tensor *t = on_device(L, n, 3, &tt);
+  double l;
+  lu_status st = lu_unet_train_grad(n, x, t, &o, &l);
+  lu_tensor_free(tx);
+  lu_tensor_free(tt);
+  LU_LCHECK(L, st, "net:train_grad");
+  lua_pushnumber(L, l);
+  return 1;
+}
+
+/* net:train_update(opts) -> grad_norm: clipping and the SGD update from the gradient buffer. */
+static int m_train_update(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  lu_train_opts o;
+  lu_lua_train_opts(L, 2, &o);
+  double g;
+  LU_LCHECK(L, lu_unet_train_update(n, &o, &g), "net:train_update");
+  lua_pushnumber(L, g);
+  return 1;
 }
 
 static int m_loss(lua_State *L) {
@@ -307,7 +343,8 @@ static int l_read_header(lua_State *L) {
 
 static const luaL_Reg methods[] = {
   {"params", m_params}, {"num_weights", m_num_weights}, {"arch", m_arch}, {"init", m_init},
-  {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
+  {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step},
+  {"train_grad", m_train_grad}, {"train_update", m_train_update}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
   {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
   {"load", m_load}, {"free", m_gc}, {NULL, NULL}};
 

@@ -112,6 +112,13 @@ typedef struct lu_train_opts {
 typedef struct lu_train_result { double loss, grad_norm; } lu_train_result;
 lu_status lu_unet_train_step(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
                              lu_train_result *res);
+/* The two halves of lu_unet_train_step, for data-parallel training (an allreduce of the gradient
+ * buffer between them): train_grad is the loss, zeroed gradients and backward; train_update the
+ * clipping of the (averaged) gradients and the SGD update. grad then update is bit-identical to
+ * the fused step. */
+lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
+                             double *loss);
+lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_norm);
 /* Loss only (no gradients, no update), with the same weighting, for validation and specs. */
 lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o, double *loss);
 

@@ -426,17 +426,20 @@ lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, 
   return loss_all(n, x, target, o, 0, loss);
 }
 
-lu_status lu_unet_train_step(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
-                             lu_train_result *res) {
-  double loss;
-  LU_TRY(loss_all(n, x, target, o, 1, &loss));
+lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
+                             double *loss) {
+  LU_TRY(loss_all(n, x, target, o, 1, loss));
   lu_tensor *dout[LU_UNET_MAX_STAGES];
   for (int i = 0; i < n->n_out; i++) {
     double w = n->n_out > 1 ? o->ds_weights[i] : 1.0;
     dout[i] = w != 0 ? n->dlog[i] : NULL;
   }
   LU_TRY(lu_unet_zero_grad(n));
-  LU_TRY(lu_unet_backward(n, dout, n->n_out));
+  return lu_unet_backward(n, dout, n->n_out);
+}
+
+lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_norm) {
+  if (!n->n_out) return lu_fail(LU_EARG, "unet: train_update before a training forward");
   double ss;
   LU_TRY(lu_reduce(n->flat[1], LU_REDUCE_SUMSQ, &ss));
   double norm = sqrt(ss);
@@ -468,12 +471,22 @@ lu_status lu_unet_train_step(lu_unet *n, const lu_tensor *x, const lu_tensor *ta
   for (int w = 0; w < 3; w++) clReleaseMemObject(sub[w]);
   LU_TRY(st);
   for (int i = 0; i < n->n_out; i++) {
-    if (!dout[i]) continue;
+    double w = n->n_out > 1 ? o->ds_weights[i] : 1.0;
+    if (w == 0) continue;
     const conv_l *c = &n->dec[S - 2 - i].seg;
     lu_param *pw = &n->params[c->pw], *pb = &n->params[c->pb];
     LU_TRY(lu_sgd_nesterov(&pw->t, &pw->g, &pw->m, lr, mu, wd));
     LU_TRY(lu_sgd_nesterov(&pb->t, &pb->g, &pb->m, lr, mu, wd));
   }
+  if (grad_norm) *grad_norm = norm;
+  return LU_OK;
+}
+
+lu_status lu_unet_train_step(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
+                             lu_train_result *res) {
+  double loss, norm;
+  LU_TRY(lu_unet_train_grad(n, x, target, o, &loss));
+  LU_TRY(lu_unet_train_update(n, o, &norm));
   if (res) {
     res->loss = loss;
     res->grad_norm = norm;

@@ -84,6 +84,8 @@ void lu_loss_opts_default(lu_loss_opts *o) {
   o->weight_ce = 1.0f;
   o->weight_dice = 1.0f;
   o->scale = 1.0f;
+  o->reduce_sums = NULL;
+  o->reduce_ranks = 1;
 }
 
 typedef struct loss_ctx {
@@ -212,6 +214,22 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   cx->hcoef = calloc((size_t)(N * C) * 2, sizeof(float));
   if (!cx->hcoef) { free(I); return lu_fail(LU_ENOMEM, "%s: coefficients", op); }
   double kw = ngroups > 0 ? (double)o->scale * o->weight_dice / (double)ngroups : 0.0;
+  double kg = kw; /* the gradient's factor: times the ranks when the batch Dice is reduced over ranks */
+  if (o->batch_dice && o->reduce_sums && ncls > 0) {
+    /* the batch's sums per class, reduced over the ranks, stored back into sample 0's slots */
+    double *R = calloc((size_t)ncls * 3, sizeof(double));
+    if (!R) { free(I); return lu_fail(LU_ENOMEM, "%s: Dice sums", op); }
+    for (int64_t ci = c0; ci < C; ci++)
+      for (int64_t n = 0; n < N; n++)
+        for (int q = 0; q < 3; q++) R[(ci - c0) * 3 + q] += I[(n * C + ci) * 3 + q];
+    lu_status rs = o->reduce_sums(R, (size_t)ncls * 3);
+    for (int64_t ci = c0; ci < C && rs == LU_OK; ci++)
+      for (int64_t n = 0; n < N; n++)
+        for (int q = 0; q < 3; q++) I[(n * C + ci) * 3 + q] = n == 0 ? R[(ci - c0) * 3 + q] : 0.0;
+    free(R);
+    if (rs != LU_OK) { free(I); return rs; }
+    kg = kw * (double)(o->reduce_ranks > 0 ? o->reduce_ranks : 1);
+  }
   for (int64_t ci = c0; ci < C; ci++) {
     int64_t nb = o->batch_dice ? 1 : N;
     for (int64_t gn = 0; gn < nb; gn++) {
@@ -226,7 +244,7 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
       if (clipped) d = 1e-8;
       dc = (2.0 * si + (double)o->smooth) / d;
       dsum += dc;
-      double A = -kw * 2.0 / d, B = clipped ? 0.0 : kw * dc / d;
+      double A = -kg * 2.0 / d, B = clipped ? 0.0 : kg * dc / d;
       for (int64_t n = (o->batch_dice ? 0 : gn); n < (o->batch_dice ? N : gn + 1); n++) {
         cx->hcoef[(n * C + ci) * 2] = (float)A;
         cx->hcoef[(n * C + ci) * 2 + 1] = (float)B;

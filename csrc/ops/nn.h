@@ -76,6 +76,12 @@ typedef struct lu_loss_opts {
   float weight_ce;   /* 1 */
   float weight_dice; /* 1 */
   float scale;       /* multiplies the loss AND the gradient (deep-supervision weight); 1 */
+  /* Data-parallel batch Dice (nnU-Net's DDP all-gathers tp/fp/fn): when set and batch_dice, the per-class
+   * sums I, P, G of this process's batch (3 doubles per Dice class) are summed in place over all processes
+   * before the Dice quotient, and the Dice gradient is multiplied by reduce_ranks, so the mean of the
+   * processes' gradients is the gradient of the global batch's Dice. NULL: local sums. */
+  lu_status (*reduce_sums)(double *sums, size_t n);
+  int reduce_ranks;
 } lu_loss_opts;
 
 /* nnU-Net's defaults for label mode (regions 0, do_bg 0, smooth 1e-5, weights 1, scale 1). */

@@ -36,6 +36,7 @@ local term = require "lunet.util.term"
 local paths = require "lunet.util.paths"
 local fs = require "lunet.util.fs"
 local clock = require "lunet.util.clock"
+local dist = require "lunet.dist"
 
 local M = {}
 
@@ -374,6 +375,11 @@ end
 
 function Logger:close() if self.f then self.f:close(); self.f = nil end end
 
+-- Ranks other than 0 of a data-parallel run write no log (nnU-Net: only local_rank 0 prints to the log file).
+local function null_logger()
+  return setmetatable({ wall = wall_clock(), print = function() end, close = function() end }, Logger)
+end
+
 -- ------------------------------------------------------------------------------------------------ progress bar
 local function progress(enabled, label, total)
   local t0 = clock.now()
@@ -455,6 +461,39 @@ local function start_step(net, batch, prefetch)
 end
 M._start_step = start_step
 
+--- The step of a data-parallel run (lunet.dist, size > 1): forward and backward on this rank's share of the
+--- global batch, the gradient buffer averaged over the ranks (MPI allreduce), then clipping and SGD on the
+--- averaged gradient, the same on every rank. Returns the loss averaged over the ranks (nnU-Net all-gathers
+--- the losses for its log), the step's seconds and the allreduce's seconds.
+--- With prefetch (a lunet.net on a device, MPI callable from a worker thread), the forward and backward run on a
+--- worker thread (core.async.train_grad) while the caller prepares the next batch, as the single-process step;
+--- the returned function then waits and does the allreduce and the update. Same results either way.
+local function dist_step(net, batch, prefetch)
+  local opts = net:train_opts(batch)
+  opts.dist_batch_dice = true -- the batch Dice's sums over the global batch, as nnU-Net's DDP all-gather
+  local c = net.core
+  local job, l, t0, secs = nil, nil, clock.now(), 0
+  if prefetch and core.async and core.async.train_grad and core.dist.thread_ok() and type(c) == "userdata" and
+      getmetatable(c) == debug.getregistry()["lunet.Net"] and net.cfg and net.cfg.device then
+    job = core.async.train_grad(c, batch.data, batch.target, opts)
+  else
+    l = c:train_grad(batch.data, batch.target, opts)
+    secs = clock.now() - t0
+  end
+  return function()
+    if job then
+      local _
+      l, _, secs = job:wait()
+    end
+    local t1 = clock.now()
+    local t_ar = dist.allreduce_grads(net)
+    c:train_update(opts)
+    l = dist.mean(l)
+    return l, secs + clock.now() - t1, t_ar
+  end
+end
+M._dist_step = dist_step
+
 -- ------------------------------------------------------------------------------------------------ the trainer
 local function resolve_plans(o)
   local ds_name = paths.dataset_name(o.dataset)
@@ -517,12 +556,14 @@ local function checkpoint_meta(st, extra)
     -- the optimizer's lr at this point (the epoch in progress, else the last one run), under the trainer's schedule
     lr = M.lr(st.tr, st.iter > 0 and st.epoch or math.max(st.epoch - 1, 0)),
   }
+  if dist.size() > 1 then m.world_size = dist.size() end
   for k, v in pairs(extra or {}) do m[k] = v end
   return sanitize(m)
 end
 
 local function save_checkpoint(st, name, extra)
   local path = paths.join(st.folder, name)
+  if not dist.is_main() then return path end -- rank 0 writes every file of a data-parallel run
   st.net:save(path, checkpoint_meta(st, extra))
   return path
 end
@@ -544,6 +585,12 @@ local function restore(st, path)
   -- JSON numbers come back as floats: counters must be integers again
   if meta.train_loader then st.loader:set_state({ counter = math.tointeger(meta.train_loader.counter) }) end
   if meta.val_loader then st.val_loader:set_state({ counter = math.tointeger(meta.val_loader.counter) }) end
+  local ws = math.tointeger(meta.world_size or 1) or 1
+  if ws ~= dist.size() then
+    st.logger:print(("WARNING: %s was written by a run on %d rank(s), this run has %d: training continues, but the " ..
+      "batches differ from the uninterrupted run's (continue on %d rank(s) to resume exactly)"):format(
+      paths.basename(path), ws, dist.size(), ws))
+  end
   return meta
 end
 
@@ -566,24 +613,36 @@ local function final_validation(st)
   local net = st.net
   local model = { forward = function(x) return net:forward(x)[1] end, mirror_axes = st.mirror_axes }
   local cfg = require("lunet.planner").configuration(st.plans, st.cfg_name)
-  for i, id in ipairs(st.val_ids) do
-    local c = store.open(paths.join(st.data_dir, id .. ".lcs"))
-    local data = c:read_patch({ 0, 0, 0 }, c.shape)
-    local logits = predict.sliding_window({ model }, data, { patch = cfg.patch_size, step_size = 0.5,
-      mirror_axes = st.mirror_axes, threads = st.threads })
-    local seg, probs = predict.export(logits, c.properties, st.plans, st.cfg_name, st.info,
-      { probabilities = st.npz, threads = st.threads })
-    c:close()
-    local like = paths.isfile(paths.join(gt, id .. ending)) and image.read(paths.join(gt, id .. ending)) or nil
-    image.write_seg(paths.join(vdir, id .. ending), seg, like)
-    if st.npz and probs then
-      core.npz.write(paths.join(vdir, id .. ".npz"), { probabilities = probs }, { level = 1 }) -- atomic in C
-      -- the case properties as preprocessing wrote them (nnU-Net writes a .pkl next to the .npz)
-      fs.copy_atomic(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
-    end
-    if st.show then io.stderr:write(("\rvalidation %d/%d %s "):format(i, #st.val_ids, id)); io.stderr:flush() end
-    collectgarbage()
+  -- data-parallel: rank r predicts cases r+1, r+1+N, ... (nnU-Net: val_keys[rank::world_size]), then rank 0
+  -- evaluates the folder once every rank has written its share
+  local ids, D = st.val_ids, dist.size()
+  if D > 1 then
+    ids = {}
+    for i = dist.rank() + 1, #st.val_ids, D do ids[#ids + 1] = st.val_ids[i] end
   end
+  local okl, lerr = pcall(function()
+    for i, id in ipairs(ids) do
+      local c = store.open(paths.join(st.data_dir, id .. ".lcs"))
+      local data = c:read_patch({ 0, 0, 0 }, c.shape)
+      local logits = predict.sliding_window({ model }, data, { patch = cfg.patch_size, step_size = 0.5,
+        mirror_axes = st.mirror_axes, threads = st.threads })
+      local seg, probs = predict.export(logits, c.properties, st.plans, st.cfg_name, st.info,
+        { probabilities = st.npz, threads = st.threads })
+      c:close()
+      local like = paths.isfile(paths.join(gt, id .. ending)) and image.read(paths.join(gt, id .. ending)) or nil
+      image.write_seg(paths.join(vdir, id .. ending), seg, like)
+      if st.npz and probs then
+        core.npz.write(paths.join(vdir, id .. ".npz"), { probabilities = probs }, { level = 1 }) -- atomic in C
+        -- the case properties as preprocessing wrote them (nnU-Net writes a .pkl next to the .npz)
+        fs.copy_atomic(paths.join(st.data_dir, id .. ".json"), paths.join(vdir, id .. ".json"))
+      end
+      if st.show then io.stderr:write(("\rvalidation %d/%d %s "):format(i, #ids, id)); io.stderr:flush() end
+      collectgarbage()
+    end
+  end)
+  if D > 1 then dist.barrier() end -- every rank arrives here exactly once, also after a failed prediction
+  if not okl then error(lerr, 0) end
+  if not dist.is_main() then return nil end
   if st.show then io.stderr:write("\n") end
   local evaluate = require "lunet.evaluate"
   local summary = evaluate.folder(gt, vdir, { dataset_json = paths.join(st.pre, "dataset.json"),
@@ -663,6 +722,7 @@ end
 --- The lock of the fold folder (created), held for the whole run: two trainings of one fold would both finish,
 --- leaving checkpoint_best of one and checkpoint_final of the other.
 local function lock_fold(r)
+  if not dist.is_main() then return nil end
   local _, folder = fold_folder(r)
   paths.mkdirs(folder)
   local lock = core.lock.acquire(folder, "fold folder")
@@ -673,6 +733,7 @@ end
 
 local function write_model_folder(r)
   local model_dir, folder = fold_folder(r)
+  if not dist.is_main() then return model_dir, folder end
   paths.mkdirs(folder)
   if r.plans_path then fs.copy_atomic(r.plans_path, paths.join(model_dir, "plans.json"))
   else (require "lunet.planner").write(r.plans, paths.join(model_dir, "plans.json")) end
@@ -718,7 +779,9 @@ local function open_loaders(st, r)
   local logger = st.logger
   local ids = list_cases(st.data_dir)
   local splits = require "lunet.splits"
-  local s, created = splits.load_or_create(r.pre, ids)
+  local s, created
+  if dist.is_main() then s, created = splits.load_or_create(r.pre, ids); dist.barrier()
+  else dist.barrier(); s, created = splits.load_or_create(r.pre, ids) end
   if created then logger:print("Creating new 5-fold cross-validation split...") end
   local train_ids, val_ids, note = splits.fold(s, ids, r.fold)
   if note then logger:print("WARNING: " .. note) end
@@ -744,8 +807,12 @@ local function open_loaders(st, r)
     mask_channels = {}
     for i, v in ipairs(cfg.use_mask_for_norm) do if v == true then mask_channels[#mask_channels + 1] = i end end
   end
+  -- data-parallel: this rank's share of the global batch and of its forced-foreground positions
+  -- (nnUNetTrainer._set_batch_size_and_oversample), and its own batch streams (rank 0's are the single-process ones)
+  local batch_size, oversample = dist.split_batch(cfg.batch_size, tr.oversample_foreground_percent)
+  st.batch_size, st.oversample = batch_size, oversample
   local loader_opts = {
-    patch_size = cfg.patch_size, batch_size = cfg.batch_size, oversample = tr.oversample_foreground_percent,
+    patch_size = cfg.patch_size, batch_size = batch_size, oversample = oversample,
     seed = r.seed, augmentation = tr.augmentation, has_ignore = info.ignore_label ~= nil, threads = r.threads,
     mask_channels = mask_channels, regions = info.has_regions and info.regions or nil,
     ignore_label = info.has_regions and info.ignore_label or nil,
@@ -763,8 +830,10 @@ local function open_loaders(st, r)
   local lo = deep_copy(loader_opts); lo.cases = open_cases(train_ids)
   -- no augmentation: nnU-Net's validation transforms on patches sampled at the final size, the training stream
   if not augment_on then lo.validation, lo.stream = true, 0 end
+  if dist.size() > 1 then lo.stream = 2 * dist.rank() end
   st.loader = sampler.new(lo)
   local vo = deep_copy(loader_opts); vo.cases = open_cases(#val_ids > 0 and val_ids or train_ids); vo.validation = true
+  if dist.size() > 1 then vo.stream = 2 * dist.rank() + 1 end
   st.val_loader = sampler.new(vo)
   local acfg = augment.configure(cfg.patch_size, tr.augmentation, { mirror_axes = mirror_axes })
   if not augment_on then acfg.initial_patch = acfg.final_patch end
@@ -810,8 +879,9 @@ end
 
 --- debug.json: the effective settings of the run.
 local function write_debug_json(st, r, o, acfg, train_ids, val_ids)
+  if not dist.is_main() then return end
   local cfg, tr, info = r.cfg, r.tr, r.info
-  json.write(paths.join(st.folder, "debug.json"), {
+  local dbg = {
     trainer_name = r.trainer_name, trainer_file = o.trainer or o.trainer_file or json.null, trainer = tr,
     trainer_source = r.trainer_source or json.null, rules = r.rules_name or json.null,
     dataset_name = r.ds_name, plans_name = r.plans.plans_name, configuration = r.cfg_name, fold = r.fold,
@@ -822,7 +892,14 @@ local function write_debug_json(st, r, o, acfg, train_ids, val_ids)
     batch_dice = cfg.batch_dice and true or false, oversample_foreground_percent = tr.oversample_foreground_percent,
     num_train_cases = #train_ids, num_val_cases = #val_ids, lunet_version = require("lunet").version,
     continued = o.continue and true or false,
-  })
+  }
+  if dist.size() > 1 then
+    -- per-rank shares, as nnU-Net prints them ("worker r batch_size", "worker r oversample")
+    local per, ov = json.array {}, json.array {}
+    for k = 0, dist.size() - 1 do per[k + 1], ov[k + 1] = dist.split_batch(cfg.batch_size, tr.oversample_foreground_percent, dist.size(), k) end
+    dbg.world_size, dbg.batch_size_per_rank, dbg.oversample_per_rank = dist.size(), per, ov
+  end
+  json.write(paths.join(st.folder, "debug.json"), dbg)
 end
 
 --- The run's state: results folder, log file, loaders, network (restored when resuming); writes debug.json.
@@ -832,9 +909,11 @@ local function set_up(o, r)
   local tty = false
   if show ~= false then tty = term.stderr_is_tty() end
   if show == nil then show = true end
+  if not dist.is_main() then show = false end
   local st = {
     folder = folder, model_dir = model_dir, fold = r.fold, cfg_name = r.cfg_name, plans = r.plans, tr = r.tr,
-    trainer_name = r.trainer_name, seed = r.seed, logger = new_logger(folder, o.quiet), pre = r.pre,
+    trainer_name = r.trainer_name, seed = r.seed, pre = r.pre,
+    logger = dist.is_main() and new_logger(folder, o.quiet) or null_logger(),
     data_dir = M.case_dir(r.pre, r.cfg.data_identifier), npz = o.npz, threads = r.threads, dataset_json = r.dj,
     info = r.info, regions = r.regions, show = show, tty = tty, dim = #r.cfg.patch_size,
     epoch = 0, iter = 0, partial = {}, log = new_log(),
@@ -844,13 +923,19 @@ local function set_up(o, r)
 
   local factory = o.net or require("lunet.net").new
   st.net = factory(r.plans, r.cfg_name, r.nin, r.nout,
-    { rules = { trainer = r.tr }, seed = r.seed + 12345, device = o.device, dataset_json = r.dj })
+    { rules = { trainer = r.tr }, seed = r.seed + 12345, device = dist.device(o.device), dataset_json = r.dj })
 
   resume(st, o)
   if o.pretrained_weights and not o.continue and not o.val_only then
     -- nnunetv2/run/load_pretrained_weights.py: every weight but the segmentation heads, at the start only
     st.net:load_pretrained(o.pretrained_weights)
     st.logger:print("Loaded pretrained weights (all but the segmentation heads) from " .. o.pretrained_weights)
+  end
+  if dist.size() > 1 then
+    -- as DDP at construction: every rank starts from rank 0's weights (and momentum)
+    dist.bcast_params(st.net)
+    st.logger:print(("Data-parallel training on %d ranks (MPI): global batch %d, this rank's batch %d, " ..
+      "oversample %s"):format(dist.size(), r.cfg.batch_size, st.batch_size, pyfloat(st.oversample)))
   end
   write_debug_json(st, r, o, acfg, train_ids, val_ids)
   -- the classes the pseudo Dice is reported for: foreground regions, or foreground labels
@@ -860,8 +945,18 @@ local function set_up(o, r)
 end
 
 --- On a pending SIGINT/SIGTERM: saves checkpoint_latest.pth and returns the signal number, else nil.
-local function interrupted(st, phase)
+-- The pending signal; in a data-parallel run the largest over the ranks, so every rank stops at the same step.
+local function pending_signal()
   local sig = core.signal.pending()
+  if dist.size() > 1 then
+    sig = math.tointeger(dist.max(sig or 0))
+    if sig == 0 then sig = nil end
+  end
+  return sig
+end
+
+local function interrupted(st, phase)
+  local sig = pending_signal()
   if not sig then return nil end
   save_checkpoint(st, "checkpoint_latest.pth")
   st.logger:print(("Received signal %d during %s of epoch %d: saved checkpoint_latest.pth (iteration %d); " ..
@@ -885,15 +980,25 @@ local function train_iterations(st, lr, prefetch)
     return x, y
   end
   while st.iter < I do
-    if core.signal.pending() then -- the flag stays set until interrupted() clears it
+    if pending_signal() then -- the flag stays set until interrupted() clears it
       if pending then st.loader:set_state({ counter = st.loader:state().counter - 1 }); pending = nil end
       local sig = interrupted(st, "training")
       if sig then return nil, nil, sig end
     end
     local x, y
     if pending then x, y = pending[1], pending[2]; pending = nil else x, y = prepare() end
-    local wait = start_step(st.net, { data = x, target = y, lr = lr, ignore_label = st.info.ignore_label,
-      regions = st.regions }, prefetch)
+    local batch = { data = x, target = y, lr = lr, ignore_label = st.info.ignore_label, regions = st.regions }
+    local wait
+    if dist.size() > 1 then
+      local finish_step = dist_step(st.net, batch, prefetch)
+      wait = function()
+        local l, secs, t_ar = finish_step()
+        st.t_allreduce = (st.t_allreduce or 0) + t_ar
+        return l, secs
+      end
+    else
+      wait = start_step(st.net, batch, prefetch)
+    end
     if prefetch and st.iter + 1 < I then pending = { prepare() } end
     local l, secs = wait()
     t_step = t_step + secs
@@ -928,6 +1033,14 @@ local function validation_iterations(st)
     local cm = st.regions and region_confusion(outs[1], y, info.ignore_label) or confusion(outs[1], y, fg, info.ignore_label)
     for k = 1, #fg do tp[k], fp[k], fn[k] = tp[k] + cm[k].TP, fp[k] + cm[k].FP, fn[k] + cm[k].FN end
   end
+  if dist.size() > 1 then
+    -- nnU-Net all-gathers TP/FP/FN and the losses of every rank (on_validation_epoch_end)
+    local all = { vloss }
+    for k = 1, #fg do all[#all + 1] = tp[k]; all[#all + 1] = fp[k]; all[#all + 1] = fn[k] end
+    all = dist.sum(all)
+    vloss = all[1] / dist.size()
+    for k = 1, #fg do tp[k], fp[k], fn[k] = all[3 * k - 1], all[3 * k], all[3 * k + 1] end
+  end
   vloss = V > 0 and vloss / V or NAN
   local dice, sum, cnt = json.array {}, 0, 0
   for k = 1, #fg do
@@ -961,6 +1074,11 @@ local function end_epoch(st, lr, vloss, dice, mean, t_train, t_wait)
   logger:print("Pseudo dice", "[" .. table.concat(pd, ", ") .. "]")
   local dt = L.epoch_end_timestamps[e1] - L.epoch_start_timestamps[e1]
   logger:print(("Epoch time: %s s"):format(pyfloat(round(dt, 2))))
+  if dist.size() > 1 then
+    logger:print(("Gradient allreduce (%d ranks): %s s of the epoch"):format(dist.size(),
+      pyfloat(round(st.t_allreduce or 0, 2))))
+    st.t_allreduce = 0
+  end
   st.epoch, st.iter, st.partial = e1, 0, {}
   if st.best_ema == nil or (ema == ema and ema > st.best_ema) then
     st.best_ema = ema
@@ -968,7 +1086,8 @@ local function end_epoch(st, lr, vloss, dice, mean, t_train, t_wait)
     save_checkpoint(st, "checkpoint_best.pth")
   end
   if e1 % tr.save_every == 0 and epoch ~= E - 1 then save_checkpoint(st, "checkpoint_latest.pth") end
-  local okp, perr = pcall(require("lunet.util.plot").progress, L, paths.join(st.folder, "progress.png"))
+  local okp, perr = true, nil
+  if dist.is_main() then okp, perr = pcall(require("lunet.util.plot").progress, L, paths.join(st.folder, "progress.png")) end
   if not okp then logger:print("WARNING: progress.png not written: " .. tostring(perr)) end
   if st.show and not st.tty then
     io.stderr:write(("epoch %d/%d: %d it in %.1f s (%.2f it/s, %.0f%% waiting for batches), train_loss %.4f, " ..
@@ -1008,8 +1127,14 @@ local function finish(st, run, val_only)
   local logger = st.logger
   if not val_only and st.epoch >= st.tr.num_epochs then
     save_checkpoint(st, "checkpoint_final.pth")
-    os.remove(paths.join(st.folder, "checkpoint_latest.pth"))
+    if dist.is_main() then os.remove(paths.join(st.folder, "checkpoint_latest.pth")) end
     logger:print("Training done.")
+  end
+  -- the final validation's cases are shared out over the ranks; rank 0 evaluates (final_validation)
+  if not dist.is_main() then
+    local okv, err = pcall(final_validation, st)
+    if not okv then io.stderr:write(("lunet: rank %d: final validation failed: %s\n"):format(dist.rank(), tostring(err))) end
+    return
   end
   local okv, summary = pcall(final_validation, st)
   if okv then run.validation = summary
@@ -1019,8 +1144,16 @@ local function finish(st, run, val_only)
   end
 end
 
+local train
+
 function M.train(o)
   if type(o) ~= "table" then error("trainer.train: expected a table of options", 2) end
+  -- data-parallel (mpirun/srun): an error on any rank ends every rank (MPI_Abort), naming the failed rank
+  if dist.size() > 1 then return dist.guard(train, o) end
+  return train(o)
+end
+
+function train(o)
   if o.dataset == nil and type(o.plans) == "table" then o.dataset = o.plans.dataset_name end
   if o.dataset == nil then error("trainer.train: dataset is required", 2) end
   if o.configuration == nil then error("trainer.train: configuration is required", 2) end
@@ -1030,7 +1163,7 @@ function M.train(o)
   if o.install_signals ~= false then core.signal.install() end
   local run = { folder = st.folder, model_folder = st.model_dir, log = st.log }
   if not o.val_only then
-    run.interrupted = run_epochs(st, run, o.prefetch ~= false)
+    run.interrupted = run_epochs(st, run, o.prefetch ~= false and os.getenv("LUNET_PREFETCH") ~= "0")
     if run.interrupted then st.logger:close(); return run end
   end
   finish(st, run, o.val_only)

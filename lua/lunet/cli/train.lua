@@ -10,6 +10,10 @@ average, checkpoint_best / checkpoint_latest / checkpoint_final, then the final 
 into validation/ with summary.json. Results: nnUNet_results/DatasetXXX/<trainer>__<plans>__<CONFIG>/fold_<FOLD>/
 (training_log_*.txt, progress.png, debug.json). Ctrl-C (SIGINT) or SIGTERM saves checkpoint_latest first.
 
+Data-parallel, as nnUNetv2_train -num_gpus N: `mpirun -np N lunet train ...` (or srun) trains one model on N
+ranks, each on its own OpenCL device (local rank, + LUNET_DEVICE_OFFSET; --device D pins one), the plan's batch
+split over the ranks, gradients averaged with MPI; rank 0 writes every file. See docs/distributed.md.
+
   -p PLANS         plans identifier (default nnUNetPlans)
   -tr TRAINER      trainer name (default nnUNetTrainer) or trainer file (a path, or ending in .lua): overrides of
                    the trainer rules (epochs, LR, loss weights, augmentation). A name is looked up in each
