@@ -438,7 +438,7 @@ function M.verify(target, opts)
   end
 
   -- an empty dataset: nothing to train on
-  if #ds.cases == 0 then
+  if #ds.cases == 0 and (dj.dataset ~= nil or paths.isdir(paths.join(folder, "imagesTr"))) then
     local where = dj.dataset ~= nil and (jpath .. ": the 'dataset' entry") or
       (paths.join(folder, "imagesTr") .. ": no files ending in " .. ending)
     problem(string.format("%s: the dataset is empty: no training cases (%s)", folder, where))
