@@ -1,5 +1,10 @@
 --[[ rules/default.lua: nnU-Net v2's default ExperimentPlanner (nnunetv2 2.8.1) as editable Lua rules.
 
+Rule files are Lua code that Lunet runs with the rights of the user who runs it: no sandbox. This file and the other
+shipped rules do no I/O; a rule file from someone else could do anything you can (read or delete files, run
+commands), so read it before you plan or train with it. Each rule call from a user's rule file has a time limit
+(LUNET_RULE_TIMEOUT seconds, default 10; docs/planning.md).
+
 Pure Lua, no I/O. A rule is either a constant or a function whose first argument is the planning context `ctx`:
   ctx.rules        the effective rule set (call other rules through it so that overrides take effect)
   ctx.fingerprint  dataset_fingerprint.json as a table (spacings, shapes_after_crop, ...)

@@ -189,6 +189,68 @@ return base.extend {
     assert.matches(path:gsub("%p", "%%%0") .. ":4:", err)
   end)
 
+  it("a rule that never finishes fails after the time limit, naming the file and the rule; the hook is removed",
+    function()
+    local path = rule_file([[
+local base = require "lunet.rules.default"
+return base.extend {
+  batch_size = function(ctx, estimate)
+    local n = 0
+    while true do pcall(function() while true do n = n + 1 end end) end   -- a pcall must not swallow the limit
+  end,
+}
+]])
+    local fp = json.read(dir .. "/dataset_fingerprint.json")
+    local dj = json.read(dir .. "/dataset.json")
+    local t0 = os.time()
+    local outer, omask, ocount = debug.gethook()   -- nil, or a coverage tool's
+    local ok, err = pcall(planner.plan, fp, { rules = path, dataset_json = dj, rule_timeout = 0.3 })
+    assert.is_false(ok)
+    assert.is_true(os.time() - t0 < 10)
+    assert.matches("rule file " .. path .. ": rule 'batch_size' did not finish within 0.3 s", err, 1, true)
+    assert.are.equal(outer, debug.gethook())
+    -- the environment variable sets it too; a hook set before planning is put back
+    local mine = function() end
+    debug.sethook(mine, "", 1e9)
+    local getenv = os.getenv
+    os.getenv = function(k) if k == "LUNET_RULE_TIMEOUT" then return "0.2" end return getenv(k) end
+    local env_ok, env_err = pcall(planner.plan, fp, { rules = path, dataset_json = dj })
+    os.getenv = getenv
+    local hook = debug.gethook()
+    if outer then debug.sethook(outer, omask, ocount) else debug.sethook() end
+    assert.is_false(env_ok)
+    assert.matches("rule 'batch_size' did not finish within 0.2 s", env_err, 1, true)
+    assert.are.equal(mine, hook)
+    -- a rule file whose top-level code never ends
+    local hang = rule_file("while true do end\n")
+    local okl, errl = pcall(planner.plan, fp, { rules = hang, dataset_json = dj, rule_timeout = 0.2 })
+    assert.is_false(okl)
+    assert.matches("rule file " .. hang .. ": did not finish loading within 0.2 s", errl, 1, true)
+    assert.are.equal(outer, debug.gethook())
+    assert.has_error(function() planner.plan(fp, { rules = path, dataset_json = dj, rule_timeout = "soon" }) end,
+      "rule_timeout must be a number of seconds >= 0 (0 or off: no limit), got 'soon'")
+  end)
+
+  it("the time limit costs little: presets run without it, a rule file with it well under 2x", function()
+    local path = rule_file("return { gpu_memory_gb = 8 }\n")
+    local fp = json.read(dir .. "/dataset_fingerprint.json")
+    local dj = json.read(dir .. "/dataset.json")
+    local function time(rules, timeout)
+      local best = math.huge
+      for _ = 1, 5 do
+        local t0 = os.clock()
+        for _ = 1, 10 do planner.plan(fp, { rules = rules, dataset_json = dj, rule_timeout = timeout }) end
+        best = math.min(best, os.clock() - t0)
+      end
+      return best
+    end
+    local off, on = time(path, 0), time(path, 10)
+    assert.is_true(on < off * 2 + 0.005, string.format("with the limit %.4f s, without %.4f s", on, off))
+    -- the same plans either way
+    assert.are.same(planner.plan(fp, { rules = path, dataset_json = dj, rule_timeout = 0 }),
+      planner.plan(fp, { rules = path, dataset_json = dj }))
+  end)
+
   it("rejects a patch not divisible by 2^pools, naming the rule", function()
     local path = rule_file([[
 local base = require "lunet.rules.default"

@@ -122,6 +122,56 @@ describe("dataset.verify", function()
     assert(find(problems, "b: ", "imagesTr/nope_0001.nii.gz", "missing"), table.concat(problems, "\n"))
   end)
 
+  it("reports an empty dataset, naming the folder", function()
+    os.execute("rm -f '" .. ds_dir .. "'/imagesTr/* '" .. ds_dir .. "'/labelsTr/*")
+    local ok, problems = dataset.verify(ds_dir)
+    assert.is_false(ok)
+    assert(find(problems, ds_dir, "the dataset is empty: no training cases", "imagesTr: no files ending in .nii.gz"),
+      table.concat(problems, "\n"))
+  end)
+
+  it("names dangling and looping symbolic links among images and labels, with what they point to", function()
+    assert(os.remove(ds_dir .. "/imagesTr/case_002_0001.nii.gz"))
+    assert(os.execute(("ln -s /nonexistent/elsewhere.nii.gz '%s/imagesTr/case_002_0001.nii.gz'"):format(ds_dir)))
+    assert(os.remove(ds_dir .. "/labelsTr/case_004.nii.gz"))
+    -- a loop: a -> b -> a
+    assert(os.execute(("cd '%s/labelsTr' && ln -s loop_b.nii.gz case_004.nii.gz && ln -s case_004.nii.gz loop_b.nii.gz")
+      :format(ds_dir)))
+    local ok, problems = dataset.verify(ds_dir)
+    assert.is_false(ok)
+    local all = table.concat(problems, "\n")
+    assert(find(problems, "imagesTr/case_002_0001.nii.gz", "symbolic link to /nonexistent/elsewhere.nii.gz",
+      "dangling"), all)
+    assert(find(problems, "labelsTr/case_004.nii.gz", "symbolic link to loop_b.nii.gz", "loops"), all)
+    assert(find(problems, "labelsTr/loop_b.nii.gz", "symbolic link to case_004.nii.gz", "loops"), all)
+    -- reported once, not again as "missing"
+    assert.is_nil(find(problems, "case_004.nii.gz", "label file missing"), all)
+    assert.is_nil(find(problems, "case_002_0001.nii.gz", "image file missing"), all)
+  end)
+
+  it("names NaN, Inf, zero and negative spacing in an image header with the file and the value", function()
+    -- pixdim[2] (the y spacing, bytes 84..87 of the NIfTI-1 header) of one image per case
+    local planted = { case_001 = "NaN", case_002 = "Inf", case_004 = "0.0", case_005 = "-1.0" }
+    local py = [[
+import gzip, struct, sys
+p, v = sys.argv[1], float(sys.argv[2])
+b = bytearray(gzip.open(p).read()); b[84:88] = struct.pack('<f', v)
+gzip.open(p, 'wb').write(bytes(b))
+]]
+    local f = assert(io.open(raw .. "/pixdim.py", "w")); f:write(py); f:close()
+    for id, v in pairs(planted) do
+      local arg = ({ NaN = "nan", Inf = "inf" })[v] or v
+      assert(os.execute(("python3 '%s/pixdim.py' '%s/imagesTr/%s_0000.nii.gz' %s"):format(raw, ds_dir, id, arg)))
+    end
+    local ok, problems = dataset.verify(ds_dir)
+    assert.is_false(ok)
+    local all = table.concat(problems, "\n")
+    for id, v in pairs(planted) do
+      assert(find(problems, id .. ": ", "imagesTr/" .. id .. "_0000.nii.gz", "spacing " .. v .. " on axis y",
+        "image header"), v .. ":\n" .. all)
+    end
+  end)
+
   describe("lunet verify (CLI)", function()
     local function lunet(args)
       return sh("nnUNet_raw='" .. raw .. "' scripts/lunet verify " .. args)

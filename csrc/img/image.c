@@ -12,7 +12,7 @@
 void lu_image_init(lu_image *img) {
   memset(img, 0, sizeof *img);
   for (int i = 0; i < 3; i++) {
-    img->spacing[i] = 1.0;
+    img->spacing[i] = img->header_spacing[i] = 1.0;
     img->direction[i * 4] = 1.0;
   }
   img->sdim = 3;

@@ -19,6 +19,10 @@ typedef struct lu_image {
   /* Spatial dimension of the file as SimpleITK reports it (2 or 3); nnU-Net treats 2-D files
    * differently (spacing 999 on the first axis). Extension to the agreed struct. */
   int sdim;
+  /* Spacing as the file's header holds it, before the reader's repairs (NIfTI: pixdim 0, NaN or Inf
+   * read as 1, negative as its absolute value, as ITK does), so that `lunet verify` can name a broken
+   * header. Same order and units as spacing; equal to spacing for formats without such repairs. */
+  double header_spacing[3];
 } lu_image;
 
 /* Identity geometry, unit spacing, no data, sdim 3. */

@@ -80,7 +80,18 @@ static int64_t rd_int(const unsigned char *b, int size, int swap) {
 
 static const char *gz_msg(gzFile gz, int *err);
 
-static lu_status precheck_header(const char *path, int *hdr_size) {
+/* A float (size 4) or double (size 8) header field. */
+static double rd_real(const unsigned char *b, int size, int swap) {
+  unsigned char t[8];
+  for (int i = 0; i < size; i++) t[i] = swap ? b[size - 1 - i] : b[i];
+  if (size == 4) { float v; memcpy(&v, t, 4); return v; }
+  double v;
+  memcpy(&v, t, 8);
+  return v;
+}
+
+/* Also returns pixdim[1..3] as the header holds them (nifticlib repairs 0, NaN and Inf). */
+static lu_status precheck_header(const char *path, int *hdr_size, double pixdim[3]) {
   gzFile gz = gzopen(path, "rb");
   if (!gz) return lu_fail(LU_EIO, "%s: cannot open: %s", path, errno ? strerror(errno) : "zlib failure");
   unsigned char b[540];
@@ -107,6 +118,8 @@ static lu_status precheck_header(const char *path, int *hdr_size) {
   int64_t dim[8];
   for (int i = 0; i < 8; i++)
     dim[i] = *hdr_size == 348 ? rd_int(b + 40 + 2 * i, 2, swap) : rd_int(b + 16 + 8 * i, 8, swap);
+  for (int i = 0; i < 3; i++)
+    pixdim[i] = *hdr_size == 348 ? rd_real(b + 80 + 4 * i, 4, swap) : rd_real(b + 112 + 8 * i, 8, swap);
   if (dim[0] < 1 || dim[0] > 7)
     return lu_fail(LU_EFORMAT, "%s: bad header: dim[0] = %lld (number of dimensions must be 1..7)", path, (long long)dim[0]);
   for (int i = 1; i <= dim[0]; i++)
@@ -252,7 +265,7 @@ static int forms_very_similar(const nifti_dmat44 *s, const nifti_dmat44 *q) {
   return 1;
 }
 
-static lu_status geometry(const char *path, const nifti_image *nim, lu_image *out) {
+static lu_status geometry(const char *path, const nifti_image *nim, const double raw_pixdim[3], lu_image *out) {
   double scale = 1.0;
   switch (XYZT_TO_SPACE(nim->xyz_units)) {
   case NIFTI_UNITS_METER: scale = 1e3; break;
@@ -260,8 +273,11 @@ static lu_status geometry(const char *path, const nifti_image *nim, lu_image *ou
   default: break;
   }
   double pd[3] = {nim->dx, nim->dy, nim->dz};
-  for (int i = 0; i < 3; i++) out->spacing[i] = (pd[i] == 0 || !isfinite(pd[i]) ? 1.0 : fabs(pd[i])) * scale;
-  if (out->sdim == 2) out->spacing[2] = 1.0;
+  for (int i = 0; i < 3; i++) {
+    out->spacing[i] = (pd[i] == 0 || !isfinite(pd[i]) ? 1.0 : fabs(pd[i])) * scale;
+    out->header_spacing[i] = raw_pixdim[i] * scale;
+  }
+  if (out->sdim == 2) out->spacing[2] = out->header_spacing[2] = 1.0;
   if (nim->qform_code == NIFTI_XFORM_UNKNOWN && nim->sform_code == NIFTI_XFORM_UNKNOWN) return LU_OK;
 
   int prefer_s = forms_similar(&nim->sto_xyz, &nim->qto_xyz);
@@ -348,7 +364,8 @@ lu_status lu_nifti_read(const char *path, lu_image *out) {
   if (stat(path, &st) != 0) return lu_fail(LU_EIO, "%s: cannot open: %s", path, strerror(errno));
   if (!S_ISREG(st.st_mode)) return lu_fail(LU_EIO, "%s: not a regular file", path);
   int hdr_size = 0;
-  LU_TRY(precheck_header(path, &hdr_size));
+  double raw_pixdim[3];
+  LU_TRY(precheck_header(path, &hdr_size, raw_pixdim));
 
   nifti_set_debug_level(0); /* nifticlib prints to stderr; its failures are reported below instead */
   nifti_image *nim = nifti_image_read(path, 0);
@@ -406,7 +423,7 @@ lu_status lu_nifti_read(const char *path, lu_image *out) {
       if ((rc = rescale(path, &t, slope, inter)) != LU_OK) goto done;
   }
   out->sdim = (nim->ndim <= 2) ? 2 : 3;
-  if ((rc = geometry(path, nim, out)) != LU_OK) goto done;
+  if ((rc = geometry(path, nim, raw_pixdim, out)) != LU_OK) goto done;
   out->data = t;
   t = NULL;
 done:

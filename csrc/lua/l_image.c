@@ -32,6 +32,8 @@ static int l_read(lua_State *L) {
   lua_setfield(L, -2, "data");
   lu_lua_push_numbers(L, img.spacing, 3);
   lua_setfield(L, -2, "spacing");
+  lu_lua_push_numbers(L, img.header_spacing, 3);
+  lua_setfield(L, -2, "header_spacing");
   lu_lua_push_numbers(L, img.origin, 3);
   lua_setfield(L, -2, "origin");
   lu_lua_push_numbers(L, img.direction, 9);

@@ -24,7 +24,8 @@ imagesTr/labelsTr.
 verify makes every check of nnU-Net's verify_dataset_integrity
 (nnunetv2/experiment_planning/verify_dataset_integrity.py) plus a few it misses (files in
 imagesTr that do not follow the naming scheme, label files without a case, missing channel files, Inf values,
-channels of one case that disagree), and reports ALL problems, each naming the case, the file and what is wrong.
+channels of one case that disagree, an empty dataset, dangling or looping symbolic links, NaN/Inf/zero/negative
+spacing in an image header), and reports ALL problems, each naming the case, the file and what is wrong.
 It only reads files. Problems are strings "<case>: <file>: <what>" (or "<file>: <what>" for dataset-level ones).
 Warnings (nnU-Net warns too) are origin/direction mismatch between images and label and unrecognised files.
 ]]
@@ -378,6 +379,40 @@ local function default_reader(ds)
   return image.read
 end
 
+--- When p is a symbolic link that does not lead to a file (dangling, or a loop of links), a description
+--- "symbolic link to <target> <why>"; else nil.
+local function broken_link(p)
+  local lfs = require "lfs"
+  local la = lfs.symlinkattributes(p)
+  if not la or la.mode ~= "link" then return nil end
+  local ok, err = lfs.attributes(p, "mode")
+  if ok then return nil end
+  local target = la.target or "?"
+  local why = tostring(err or "")
+  if why:find("levels of symbolic links", 1, true) or why:find("ELOOP", 1, true) then
+    why = "loops (" .. why:gsub("^.-: ", "") .. ")"
+  else
+    why = "is dangling: the target does not exist"
+  end
+  return string.format("symbolic link to %s %s", target, why)
+end
+M.broken_link = broken_link
+
+--- Spacing values a reader repaired or that make no geometry: NaN, Inf, zero or negative. Returns a description
+--- or nil.
+local function bad_spacing(sp)
+  if type(sp) ~= "table" then return nil end
+  local axes = { "x", "y", "z" }
+  for i, v in ipairs(sp) do
+    if v ~= v or v == math.huge or v == -math.huge or v <= 0 then
+      local txt = v ~= v and "NaN" or (v == math.huge and "Inf" or (v == -math.huge and "-Inf" or tostring(v)))
+      return string.format("spacing %s on axis %s in the image header (pixdim %s) is not a positive finite " ..
+        "number", txt, axes[i] or tostring(i), fmt_list(sp))
+    end
+  end
+  return nil
+end
+
 --- Verify a dataset (object, id/name or folder). opts: reader (function(path) -> image, for tests),
 --- strict (origin/direction mismatch become problems), log (function(line) for progress).
 --- Returns ok, problems, warnings (arrays of strings).
@@ -402,15 +437,49 @@ function M.verify(target, opts)
       ds.num_training, #ds.cases, table.concat(ex, ", ")))
   end
 
+  -- an empty dataset: nothing to train on
+  if #ds.cases == 0 and (dj.dataset ~= nil or paths.isdir(paths.join(folder, "imagesTr"))) then
+    local where = dj.dataset ~= nil and (jpath .. ": the 'dataset' entry") or
+      (paths.join(folder, "imagesTr") .. ": no files ending in " .. ending)
+    problem(string.format("%s: the dataset is empty: no training cases (%s)", folder, where))
+  end
+
+  -- symbolic links that lead nowhere (dangling, or looping): listing drops them, so name them here
+  local broken = {}
+  local function check_link(p, c)
+    if broken[p] ~= nil then return broken[p] end
+    local why = broken_link(p)
+    broken[p] = why or false
+    if why then problem(string.format("%s%s: %s", c and (c.id .. ": ") or "", p, why)) end
+    return why
+  end
+  if dj.dataset ~= nil then
+    for _, c in ipairs(ds.cases) do
+      for _, p in ipairs(c.images) do check_link(p, c) end
+      check_link(c.label, c)
+    end
+  else
+    for _, sub in ipairs { "imagesTr", "labelsTr", "imagesTs" } do
+      local d = paths.join(folder, sub)
+      if paths.isdir(d) then
+        for _, f in ipairs(paths.listdir(d)) do check_link(paths.join(d, f)) end
+      end
+    end
+  end
+
   -- files that exist / follow the naming scheme
   local label_of = {}
   for _, c in ipairs(ds.cases) do label_of[c.label] = c end
   if dj.dataset ~= nil then
     for _, c in ipairs(ds.cases) do
       for _, p in ipairs(c.images) do
-        if not paths.isfile(p) then problem(c.id .. ": " .. p .. ": image file listed in dataset.json is missing") end
+        if not paths.isfile(p) and not broken[p] then
+          problem(c.id .. ": " .. p .. ": image file listed in dataset.json is missing")
+        end
       end
-      if not paths.isfile(c.label) then problem(c.id .. ": " .. c.label .. ": label file listed in dataset.json is missing") end
+      if not paths.isfile(c.label) and not broken[c.label] then
+        problem(c.id .. ": " .. c.label .. ": label file listed in dataset.json is missing")
+      end
     end
   else
     local itr, ltr = paths.join(folder, "imagesTr"), paths.join(folder, "labelsTr")
@@ -429,12 +498,12 @@ function M.verify(target, opts)
       end
     end
     for _, c in ipairs(ds.cases) do
-      if not paths.isfile(c.label) then problem(c.id .. ": " .. c.label .. ": label file missing") end
+      if not paths.isfile(c.label) and not broken[c.label] then problem(c.id .. ": " .. c.label .. ": label file missing") end
       -- channel files must be exactly _0000 .. _{n-1}
       local have = {}
       for _, p in ipairs(c.images) do have[tonumber(p:sub(-(#ending + 4), -(#ending + 1)))] = p end
       for ch = 0, ds.num_channels - 1 do
-        if not have[ch] then
+        if not have[ch] and not broken[paths.join(itr, string.format("%s_%04d%s", c.id, ch, ending))] then
           problem(string.format("%s: %s: channel %d (%s) image file missing", c.id,
             paths.join(itr, string.format("%s_%04d%s", c.id, ch, ending)), ch, tostring(ds.channels[ch + 1])))
         end
@@ -485,6 +554,8 @@ function M.verify(target, opts)
       problem(string.format("%s: %s: cannot read: %s", c.id, p, tostring(img)))
       return nil
     end
+    local bad = type(img) == "table" and (bad_spacing(img.header_spacing) or bad_spacing(img.spacing))
+    if bad then problem(string.format("%s: %s: %s", c.id, p, bad)) end
     return img
   end
   local log = opts.log

@@ -356,8 +356,19 @@ local function new_logger(folder, quiet)
   local d = os.date("*t")
   local name = string.format("training_log_%d_%d_%d_%02d_%02d_%02d.txt", d.year, d.month, d.day, d.hour, d.min, d.sec)
   local path = paths.join(folder, name)
-  local f = assert(io.open(path, "a"))
+  local f, err = io.open(path, "a")
+  if not f then error(("cannot open the training log: %s"):format(tostring(err)), 0) end
   return setmetatable({ path = path, f = f, quiet = quiet, wall = wall_clock() }, Logger)
+end
+
+-- A failed write to the log (disk full, quota) must not pass unseen: it is reported on stderr, once, with the OS
+-- error; training goes on (the checkpoints report their own failures).
+local function log_write_failed(self, err)
+  if self.write_failed then return end
+  self.write_failed = true
+  io.stderr:write(("lunet train: ERROR: cannot write the training log %s: %s (the lines from here on are only on " ..
+    "the terminal)\n"):format(self.path, tostring(err)))
+  io.stderr:flush()
 end
 
 --- nnU-Net's print_to_log_file: "<datetime>: <args joined by spaces>".
@@ -368,9 +379,19 @@ function Logger:print(...)
   local frac = t - math.floor(t)
   local stamp = os.date("%Y-%m-%d %H:%M:%S", math.floor(t)) .. string.format(".%06d", math.floor(frac * 1e6))
   local line = table.concat(parts, " ", 1, parts.n)
-  self.f:write(stamp, ": ", line, "\n")
-  self.f:flush()
-  if not self.quiet then io.stdout:write(stamp, ": ", line, "\n"); io.stdout:flush() end
+  if self.f then
+    local ok, err = self.f:write(stamp, ": ", line, "\n")
+    if ok then ok, err = self.f:flush() end
+    if not ok then log_write_failed(self, err) end
+  end
+  if not self.quiet or self.write_failed then io.stdout:write(stamp, ": ", line, "\n"); io.stdout:flush() end
+end
+
+--- An error line: to the log and always to stderr (also with -q).
+function Logger:error(msg)
+  self:print("ERROR: " .. msg)
+  io.stderr:write("lunet train: ERROR: ", msg, "\n")
+  io.stderr:flush()
 end
 
 function Logger:close() if self.f then self.f:close(); self.f = nil end end
@@ -561,10 +582,37 @@ local function checkpoint_meta(st, extra)
   return sanitize(m)
 end
 
+-- Test-only fault injection (spec/trainer_write_errors_spec.lua): LUNET_TEST_FAIL_WRITE=<Lua pattern> makes the
+-- checkpoint and progress.png writes whose file name matches it fail as a full disk does (ENOSPC), before anything
+-- is written. Never set it outside tests.
+local function injected_failure(path)
+  local pat = os.getenv("LUNET_TEST_FAIL_WRITE")
+  if pat and pat ~= "" and paths.basename(path):find(pat) then
+    error(("%s: write failed: No space left on device (errno 28, injected by LUNET_TEST_FAIL_WRITE)"):format(path), 0)
+  end
+end
+M._injected_failure = injected_failure
+
+--- Writes a checkpoint. A failed write (disk full, quota, I/O error) stops training: the log and stderr get the
+--- file, the OS error and the state of the previous checkpoint (checkpoints are written to a temporary name and
+--- renamed, so the one already there is never touched by a failed write).
 local function save_checkpoint(st, name, extra)
   local path = paths.join(st.folder, name)
   if not dist.is_main() then return path end -- rank 0 writes every file of a data-parallel run
-  st.net:save(path, checkpoint_meta(st, extra))
+  local existed = paths.isfile(path)
+  local ok, err = pcall(function()
+    injected_failure(path)
+    st.net:save(path, checkpoint_meta(st, extra))
+  end)
+  if not ok then
+    local msg = ("cannot write the checkpoint %s: %s; %s. Training stopped at epoch %d: free some space and resume " ..
+      "with --continue"):format(path, tostring(err), existed and ("the previous " .. name .. " is intact (a " ..
+      "failed write never replaces it)") or ("there was no earlier " .. name .. "; the other checkpoints in " ..
+      st.folder .. " are untouched"), st.epoch)
+    st.logger:error(msg)
+    st.logger:close()
+    error(msg, 0)
+  end
   return path
 end
 
@@ -1086,9 +1134,22 @@ local function end_epoch(st, lr, vloss, dice, mean, t_train, t_wait)
     save_checkpoint(st, "checkpoint_best.pth")
   end
   if e1 % tr.save_every == 0 and epoch ~= E - 1 then save_checkpoint(st, "checkpoint_latest.pth") end
+  local png = paths.join(st.folder, "progress.png")
   local okp, perr = true, nil
-  if dist.is_main() then okp, perr = pcall(require("lunet.util.plot").progress, L, paths.join(st.folder, "progress.png")) end
-  if not okp then logger:print("WARNING: progress.png not written: " .. tostring(perr)) end
+  if dist.is_main() then
+    okp, perr = pcall(function()
+      injected_failure(png)
+      require("lunet.util.plot").progress(L, png)
+    end)
+  end
+  if not okp then
+    -- a plot is not worth stopping for: the run goes on, the message says why the picture is stale
+    local msg = ("progress.png not written: %s; %s"):format(tostring(perr), paths.isfile(png) and
+      "the previous progress.png is intact (shows the epochs before this one)" or "there is no progress.png yet")
+    logger:print("WARNING: " .. msg)
+    io.stderr:write("lunet train: WARNING: ", msg, "\n")
+    io.stderr:flush()
+  end
   if st.show and not st.tty then
     io.stderr:write(("epoch %d/%d: %d it in %.1f s (%.2f it/s, %.0f%% waiting for batches), train_loss %.4f, " ..
       "val_loss %.4f, pseudo dice %.4f (ema %.4f)\n"):format(epoch, E, I, t_train, I / math.max(t_train, 1e-9),

@@ -12,6 +12,9 @@ Configurations already in an existing plans file that this run does not produce 
                             nnU-Net planner class names such as nnUNetPlannerResEncL are accepted too)
   --gpu-memory GB           VRAM target (-gpu_memory_target GB also accepted)
   -overwrite_plans_name N   plans identifier (default: the rule set's, e.g. nnUNetPlans)
+
+A rule file is Lua code run with your rights (no sandbox): read one from others before using it. Each rule call
+from a rule file may run LUNET_RULE_TIMEOUT seconds (default 10; 0 = no limit) before planning stops.
 ]]
 
 local function fail(msg) io.stderr:write("lunet plan: " .. msg .. "\n"); return 2 end

@@ -83,7 +83,10 @@ end
 local function nifti_read(path, name)
   local r = cread(path)
   local sitk = sitk_stuff(r)
-  return { data = r.data, spacing = nnunet_spacing(sitk), sitk = sitk, file = path, reader = name }
+  -- header_spacing: the header's pixdim (x, y, z) before the reader's repairs (0/NaN/Inf -> 1, negative -> abs),
+  -- for `lunet verify`
+  return { data = r.data, spacing = nnunet_spacing(sitk), sitk = sitk, file = path, reader = name,
+           header_spacing = r.header_spacing and copy(r.header_spacing, r.sdim == 2 and 2 or 3) or nil }
 end
 
 local function nifti_write(path, t, like)
