@@ -115,6 +115,37 @@ describe("lunet CLI: mistakes are refused before any work", function()
     end
   end)
 
+  it("nnU-Net's -device cpu|cuda|mps picks the matching OpenCL device or fails naming the devices", function()
+    local resolve = require("lunet.util.device_arg").resolve
+    local cpu_only = { { index = 0, name = "pthread", type = "cpu", vendor = "GenuineIntel", platform = "PoCL" } }
+    local both = { cpu_only[1], { index = 1, name = "AMD", type = "gpu", vendor = "AMD", platform = "AMD" },
+                   { index = 2, name = "H100", type = "gpu", vendor = "NVIDIA Corporation", platform = "NVIDIA CUDA" } }
+    assert.is_nil(resolve(nil, both))
+    assert.are.equal(0, resolve("cpu", both))
+    assert.are.equal(2, resolve("cuda", both))     -- an NVIDIA device first
+    assert.are.equal(1, resolve("1", both))
+    assert.are.equal(1, resolve("cuda", { cpu_only[1], both[2] })) -- else any GPU
+    for _, c in ipairs { { "cuda", "no OpenCL GPU device" }, { "mps", "Metal is not available" },
+                         { "3", "no such OpenCL device" }, { "tpu", "expected cpu, cuda or an OpenCL device index" } } do
+      local ok, err = pcall(resolve, c[1], cpu_only)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find(c[2], 1, true), err)
+      if c[1] ~= "mps" then assert.truthy(tostring(err):find("0: pthread (cpu)", 1, true), err) end
+    end
+    -- the commands refuse before any work (this machine has no GPU: cuda is an error, not a silent CPU run)
+    local has_gpu = false
+    for _, d in ipairs(lunet.devices()) do if d.type == "gpu" then has_gpu = true end end
+    if not has_gpu then
+      local o, code = require("lunet.cli.train").parse({ "970", "2d", "0", "-device", "cuda" })
+      assert.is_nil(o)
+      assert.are.equal(2, code)
+      assert.are.equal(2, require("lunet.cli").main({ "predict", "-i", "a", "-o", "b", "-d", "970", "-c", "2d",
+        "-device", "cuda" }))
+    end
+    local o = require("lunet.cli.train").parse({ "970", "2d", "0", "-device", "cpu" })
+    assert.are.equal(0, o.device)
+  end)
+
   describe("a configuration the plans do not have", function()
     setup(function()
       local ok, _, out = lunet_cli("plan_and_preprocess -d 970 -q --no_pp")

@@ -17,7 +17,7 @@ and writes OUT/<case><file_ending> with the input's geometry.
   --tta-axes A,B            mirror only along these of the model's axes
   --save-probabilities      also write <case>.npz ("probabilities") and <case>.json (properties)
   --prev-stage-predictions  cascade: folder with the 3d_lowres predictions (required for 3d_cascade_fullres)
-  --device D                OpenCL device index (see `lunet tune` / lunet.devices())
+  --device D                OpenCL device index (lunet.devices()), or nnU-Net's cpu / cuda (first CPU / GPU device)
   -np N                     host threads (default 2)
   -npp N                    preprocessing worker processes: the next N cases are read, cropped, normalised
                             and resampled while this one is predicted (default 1; 0: in line)
@@ -121,7 +121,10 @@ function M.run(args)
     return 2
   end
   if o.help then io.write(USAGE) return 0 end
-  if o.device == "cpu" or o.device == "cuda" then o.device = nil end
+  -- nnU-Net's -device cpu|cuda: the matching OpenCL device, or an error naming the devices there are
+  local okd, dev = pcall(require("lunet.util.device_arg").resolve, o.device)
+  if not okd then io.stderr:write("lunet predict: " .. tostring(dev) .. "\n") return 2 end
+  o.device = dev
   local ids, skipped = require("lunet.predict").folder(o)
   skipped = skipped or 0
   -- as preprocess reports it: cases kept by --continue-prediction were not predicted by this run

@@ -28,7 +28,8 @@ split over the ranks, gradients averaged with MPI; rank 0 writes every file. See
   --val-only, --val  only run the final validation (needs checkpoint_final)
   --npz            also save the validation probabilities (.npz + .json)
   --seed S         seed of every random draw (default 0): same seed, same device -> same run
-  --device D       OpenCL device index (lunet.devices(); default: the default device)
+  --device D       OpenCL device index (lunet.devices()), or nnU-Net's cpu / cuda (first CPU / GPU device);
+                   default: the default device
   -np N            host threads for data augmentation and export (default 2)
   -q               no per-line log echo on stdout (the log file is still written)
   -pretrained_weights FILE.pth   start from the weights of a checkpoint (nnU-Net's or Lunet's) made for the
@@ -90,7 +91,11 @@ function M.parse(args)
     elseif a == "--iters" then o.iterations, err = int_arg(args, i, a); i = i + 1
     elseif a == "--val-iters" then o.val_iterations, err = int_arg(args, i, a); i = i + 1
     elseif a == "--seed" then o.seed, err = int_arg(args, i, a); i = i + 1
-    elseif a == "--device" or a == "-device" then o.device, err = int_arg(args, i, a); i = i + 1
+    elseif a == "--device" or a == "-device" then
+      if args[i + 1] == nil then return nil, fail(a .. " needs a value") end
+      local ok, d = pcall(require("lunet.util.device_arg").resolve, args[i + 1])
+      if not ok then return nil, fail(tostring(d)) end
+      o.device = d; i = i + 1
     elseif a == "-np" then o.threads, err = int_arg(args, i, a); i = i + 1
     elseif a == "--continue" or a == "--c" or a == "-c" then o.continue = true
     elseif a == "--val-only" or a == "--val" then o.val_only = true
