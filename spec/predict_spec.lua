@@ -284,6 +284,32 @@ describe("predict.folder writes what nnU-Net writes", function()
     for _, f in ipairs(paths.listdir(out)) do assert.is_nil(f:match("tmp"), f) end
   end)
 
+  it("-num_parts/-part_id split one folder over runs that may write it at the same time (nnU-Net's part_id::num_parts)",
+    function()
+    local root = tmpdir()
+    local inp, out = root .. "/in", root .. "/out"
+    paths.mkdirs(inp)
+    for i = 1, 3 do image.write(("%s/c%d_0000.nii.gz"):format(inp, i), kc.img, { sitk = geom }) end
+    local function part(k)
+      return predict.folder{ input = inp, output = out, models = { kc.model }, plans_json = kc.plans, dataset_json = dj,
+        configuration = "3d_fullres", progress = false, disable_tta = true, num_parts = 2, part_id = k,
+        preprocess_workers = 0, export_workers = 0 }
+    end
+    paths.mkdirs(out)
+    -- part 0 is running (its lock is held) while part 1 runs: both write the folder
+    local held = core.lock.acquire(out, "part 0", ".lunet-part-0-of-2.lock")
+    assert.are.same({ "c2" }, part(1))
+    local ok, err = pcall(part, 0)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("(part 0 of 2)", 1, true), err)
+    held:release()
+    assert.are.same({ "c1", "c3" }, part(0))
+    for i = 1, 3 do assert.is_true(paths.isfile(("%s/c%d.nii.gz"):format(out, i))) end
+    local cli = require "lunet.cli.predict"
+    assert.has_error(function() cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "-num_parts", "2", "-part_id", "2" }) end,
+      "-part_id 2 needs -num_parts above it (parts are 0..num_parts-1)")
+  end)
+
   it("exports in child processes (-nps) write the same files as exports in line, and a failing one names its case", function()
     local root = tmpdir()
     local inp = root .. "/in"

@@ -76,10 +76,14 @@ static lu_status busy(int fd, const char *what, const char *dir, const char *pat
 }
 
 lu_status lu_lock_acquire(const char *dir, const char *what, lu_lock **out) {
+  return lu_lock_acquire_named(dir, LU_LOCK_FILE, what, out);
+}
+
+lu_status lu_lock_acquire_named(const char *dir, const char *file, const char *what, lu_lock **out) {
   *out = NULL;
   lu_lock *lk = calloc(1, sizeof *lk);
   if (!lk) return lu_fail(LU_ENOMEM, "lock %s: out of memory", dir);
-  int n = snprintf(lk->path, sizeof lk->path, "%s/%s", dir, LU_LOCK_FILE);
+  int n = snprintf(lk->path, sizeof lk->path, "%s/%s", dir, file);
   if (n < 0 || (size_t)n >= sizeof lk->path) {
     free(lk);
     return lu_fail(LU_EARG, "lock %s: path too long", dir);
@@ -91,7 +95,7 @@ lu_status lu_lock_acquire(const char *dir, const char *what, lu_lock **out) {
     if (fd < 0) {
       int e = errno;
       free(lk);
-      return lu_fail(LU_EIO, "cannot lock %s %s: %s: %s", what, dir, LU_LOCK_FILE, strerror(e));
+      return lu_fail(LU_EIO, "cannot lock %s %s: %s: %s", what, dir, file, strerror(e));
     }
     int r;
     do r = flock(fd, LOCK_EX | LOCK_NB);

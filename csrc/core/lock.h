@@ -15,6 +15,8 @@ typedef struct lu_lock lu_lock;
  * When another open description holds it (another process, or another acquire in this one) fails
  * with LU_ESTATE: "<what> <dir> is in use by pid N (command ...) on HOST; ...". */
 lu_status lu_lock_acquire(const char *dir, const char *what, lu_lock **out);
+/* The same with another lock file name in dir (a share of a folder: one part of a split prediction). */
+lu_status lu_lock_acquire_named(const char *dir, const char *file, const char *what, lu_lock **out);
 /* Removes the lock file and releases the lock; NULL is a no-op. */
 void lu_lock_release(lu_lock *lk);
 const char *lu_lock_path(const lu_lock *lk);

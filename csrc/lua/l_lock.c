@@ -1,8 +1,11 @@
 /* lunet.core.lock: advisory folder locks (core/lock.h).
- *   lock.acquire(dir, what) -> handle    fails at once, with a message naming the holder's pid, when the
- *                                        folder is locked; `what` names the folder ("fold folder")
+ *   lock.acquire(dir, what [, file]) -> handle   fails at once, with a message naming the holder's pid, when
+ *                                        the folder is locked; `what` names the folder ("fold folder"); `file`
+ *                                        another lock file name than .lunet.lock (a share of the folder)
  *   handle:release()                     idempotent; also __close (local h <close> = ...) and __gc
  *   handle:path()                        the lock file, nil once released */
+#include <string.h>
+
 #include "core/lock.h"
 #include "lua/l_common.h"
 
@@ -13,10 +16,12 @@ typedef struct { lu_lock *lk; } lock_box;
 static int l_acquire(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
   const char *what = luaL_optstring(L, 2, "folder");
+  const char *file = luaL_optstring(L, 3, LU_LOCK_FILE);
+  if (!*file || strchr(file, '/')) return luaL_error(L, "lock.acquire: lock file name '%s' is not a plain name", file);
   lock_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->lk = NULL;
   luaL_setmetatable(L, LOCK_MT);
-  if (lu_lock_acquire(dir, what, &b->lk) != LU_OK) {
+  if (lu_lock_acquire_named(dir, file, what, &b->lk) != LU_OK) {
     /* the message is the user's answer as it is: no binding prefix */
     lua_pushstring(L, lu_errmsg());
     return lua_error(L);

@@ -716,9 +716,13 @@ local function scratch_owner()
   return pid, host
 end
 
-local function remove_stale_scratch(output, own_pid, host)
-  -- half-written outputs of a killed run: this run holds the folder's lock, so no live writer owns them
-  fs.remove_temp_files(output)
+local function remove_stale_scratch(output, own_pid, host, only_cases)
+  -- half-written outputs of a killed run: this run holds the folder's lock, so no live writer owns them (a part of
+  -- a split prediction: of its own cases only, the other parts may be writing theirs)
+  fs.remove_temp_files(output, only_cases and function(name)
+    local case = name:match("^(.-)%.") -- <case>.<ending>.tmp-...: case ids carry no dot in nnU-Net's layout
+    return case ~= nil and only_cases[case] == true
+  end)
   if not own_pid or not paths.isdir("/proc/self") then return end
   for _, n in ipairs(paths.listdir(output)) do
     -- "<pid>-<host>", or "<number>" as earlier versions named it
@@ -810,12 +814,29 @@ function M.folder(o)
   local ending = dj.file_ending
   local cases = dataset_mod().cases_in_folder(o.input, ending)
   if #cases == 0 then error("predict: no images ending in " .. ending .. " in " .. o.input, 2) end
+  if (o.num_parts or 1) > 1 then
+    -- nnU-Net's list[part_id::num_parts] over the sorted cases
+    local part = {}
+    for i, c in ipairs(cases) do if (i - 1) % o.num_parts == (o.part_id or 0) then part[#part + 1] = c end end
+    cases = part
+    if #cases == 0 then return {}, 0 end
+  end
   paths.mkdirs(o.output)
   -- one prediction per output folder, for the whole run (released on return and on error): two would leave
   -- outputs that disagree with predict_from_raw_data_args.json. Export children share it and never release it.
-  local lock <close> = core.lock.acquire(o.output, "prediction output folder")
+  -- a split prediction (-num_parts/-part_id, several runs into one folder) locks its own part of the folder and
+  -- clears only its own cases' leftovers
+  local parts = (o.num_parts or 1) > 1
+  local lock <close> = core.lock.acquire(o.output, parts and ("prediction output folder (part %d of %d)"):format(
+    o.part_id or 0, o.num_parts) or "prediction output folder",
+    parts and (".lunet-part-%d-of-%d.lock"):format(o.part_id or 0, o.num_parts) or nil)
   local own_pid, host = scratch_owner()
-  remove_stale_scratch(o.output, own_pid, host)
+  local mine
+  if parts then
+    mine = {}
+    for _, c in ipairs(cases) do mine[c.id] = true end
+  end
+  remove_stale_scratch(o.output, own_pid, host, mine)
   json.write(paths.join(o.output, "dataset.json"), dj, { sort_keys = false })
   json.write(paths.join(o.output, "plans.json"), plans, { sort_keys = false })
   json.write(paths.join(o.output, "predict_from_raw_data_args.json"), {

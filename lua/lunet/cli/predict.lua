@@ -28,6 +28,9 @@ and writes OUT/<case><file_ending> with the input's geometry.
                             1 GiB as float16; never with --save-probabilities)
   --continue-prediction     skip cases whose output already exists
   -v                        print where the time went (preprocessing, sliding window, export)
+  -num_parts N -part_id K   predict only every N-th case starting at case K (nnU-Net's split of one folder over
+                            several runs, e.g. one per GPU): cases K, K+N, K+2N, ... of the sorted case list
+  --disable_progress_bar    no progress bar
 ]]
 
 local M = { summary = "sliding-window prediction of a folder of images as nnUNetv2_predict", usage = USAGE }
@@ -101,8 +104,18 @@ function M.parse(args)
       elseif v ~= "auto" then error("--stream needs auto, on or off, got " .. v, 0) end
     elseif a == "--continue-prediction" or a == "--continue_prediction" then o.continue_prediction = true
     elseif a == "-v" or a == "--verbose" then o.verbose = true
+    elseif a == "--disable_progress_bar" or a == "--disable-progress-bar" then o.progress = false
+    elseif a == "-num_parts" or a == "--num-parts" then
+      o.num_parts = int(val(a), "-num_parts")
+      if o.num_parts < 1 then error("-num_parts needs a count >= 1", 0) end
+    elseif a == "-part_id" or a == "--part-id" then
+      o.part_id = int(val(a), "-part_id")
+      if o.part_id < 0 then error("-part_id needs an index >= 0", 0) end
     else error("unknown option " .. a, 0) end
     i = i + 1
+  end
+  if (o.part_id or 0) >= (o.num_parts or 1) then
+    error(("-part_id %d needs -num_parts above it (parts are 0..num_parts-1)"):format(o.part_id), 0)
   end
   if not o.help then
     local need = o.model_dir and { { "input", "-i" }, { "output", "-o" } }

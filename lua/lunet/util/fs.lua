@@ -38,12 +38,12 @@ function M.is_temp_name(name)
   return name:match("%.tmp%-%w%w%w%w%w%w$") ~= nil or name:match("%.tmp%d+%.%d+$") ~= nil
 end
 
---- Removes dir's temporary files (see is_temp_name); returns how many.
-function M.remove_temp_files(dir)
+--- Removes dir's temporary files (see is_temp_name), those accepted by only(name) when given; returns how many.
+function M.remove_temp_files(dir, only)
   local n = 0
   local p = io.popen("ls -A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
   for name in p:lines() do
-    if M.is_temp_name(name) and os.remove(dir .. "/" .. name) then n = n + 1 end
+    if M.is_temp_name(name) and (not only or only(name)) and os.remove(dir .. "/" .. name) then n = n + 1 end
   end
   p:close()
   return n
