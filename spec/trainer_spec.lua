@@ -165,6 +165,24 @@ describe("trainer", function()
       assert.are.equal(readfile(PRE .. "/" .. DS .. "/nnUNetPlans_2d/lunet/" .. id .. ".json"),
         readfile(F .. "/validation/" .. id .. ".json"))
     end)
+
+    it("--val_best validates with checkpoint_best's weights; --disable_checkpointing writes none (nnU-Net's flags)",
+      function()
+      assert(run_cli(DS .. " 2d 0 -p TinyPlans --val-only --val_best", DIR .. "/vb.log"), readfile(DIR .. "/vb.log"))
+      local logs = {}
+      for _, n in ipairs(paths.listdir(F)) do if n:match("^training_log_") then logs[#logs + 1] = readfile(F .. "/" .. n) end end
+      assert.truthy(table.concat(logs):find("Validating with checkpoint_best.pth (--val_best)", 1, true))
+      assert.is_true(paths.isfile(F .. "/validation/summary.json"))
+      -- a short run of another fold without checkpoints
+      assert(run_cli(DS .. " 2d 3 -p TinyPlans --epochs 1 --iters 2 --val-iters 1 --disable_checkpointing",
+        DIR .. "/nc.log"), readfile(DIR .. "/nc.log"))
+      local F3 = fold_dir("nnUNetTrainer", 3)
+      for _, n in ipairs(paths.listdir(F3)) do assert.is_nil(n:match("%.pth$"), n) end
+      assert.is_true(paths.isfile(F3 .. "/validation/summary.json"))
+      local o, code = require("lunet.cli.train").parse({ DS, "2d", "0", "--val_best", "--disable_checkpointing" })
+      assert.is_nil(o)
+      assert.are.equal(2, code)
+    end)
   end)
 
   it("kill -9 then --continue loses only the epochs since the checkpoint and continues as if uninterrupted", function()

@@ -599,6 +599,10 @@ M._injected_failure = injected_failure
 local function save_checkpoint(st, name, extra)
   local path = paths.join(st.folder, name)
   if not dist.is_main() then return path end -- rank 0 writes every file of a data-parallel run
+  if st.disable_checkpointing then
+    st.logger:print("No checkpoint written, checkpointing is disabled")
+    return path
+  end
   local existed = paths.isfile(path)
   local ok, err = pcall(function()
     injected_failure(path)
@@ -960,6 +964,7 @@ local function set_up(o, r)
   if not dist.is_main() then show = false end
   local st = {
     folder = folder, model_dir = model_dir, fold = r.fold, cfg_name = r.cfg_name, plans = r.plans, tr = r.tr,
+    disable_checkpointing = o.disable_checkpointing and true or false,
     trainer_name = r.trainer_name, seed = r.seed, pre = r.pre,
     logger = dist.is_main() and new_logger(folder, o.quiet) or null_logger(),
     data_dir = M.case_dir(r.pre, r.cfg.data_identifier), npz = o.npz, threads = r.threads, dataset_json = r.dj,
@@ -1184,12 +1189,19 @@ end
 
 --- nnUNetTrainer.on_train_end (checkpoint_final.pth, checkpoint_latest.pth removed), then the final validation;
 --- a failed validation leaves the finished training intact: it is reported, rerun with --val-only.
-local function finish(st, run, val_only)
+local function finish(st, run, val_only, val_best)
   local logger = st.logger
   if not val_only and st.epoch >= st.tr.num_epochs then
     save_checkpoint(st, "checkpoint_final.pth")
-    if dist.is_main() then os.remove(paths.join(st.folder, "checkpoint_latest.pth")) end
+    if dist.is_main() and not st.disable_checkpointing then os.remove(paths.join(st.folder, "checkpoint_latest.pth")) end
     logger:print("Training done.")
+  end
+  if val_best then
+    -- nnU-Net's --val_best: the final validation with checkpoint_best's weights (same validation/ folder)
+    local best = paths.join(st.folder, "checkpoint_best.pth")
+    if not paths.isfile(best) then error(best .. ": not found; --val_best needs a checkpoint_best", 0) end
+    st.net:load(best)
+    logger:print("Validating with checkpoint_best.pth (--val_best)")
   end
   -- the final validation's cases are shared out over the ranks; rank 0 evaluates (final_validation)
   if not dist.is_main() then
@@ -1227,7 +1239,7 @@ function train(o)
     run.interrupted = run_epochs(st, run, o.prefetch ~= false and os.getenv("LUNET_PREFETCH") ~= "0")
     if run.interrupted then st.logger:close(); return run end
   end
-  finish(st, run, o.val_only)
+  finish(st, run, o.val_only, o.val_best)
   st.logger:close()
   return run
 end

@@ -1,8 +1,8 @@
 -- `lunet train DATASET CONFIG FOLD ...`: nnUNetv2_train.
 local USAGE = [==[
 usage: lunet train DATASET CONFIG FOLD [-p PLANS] [-tr TRAINER] [--rules RULES] [--epochs N] [--iters N]
-                   [--val-iters N] [--continue] [--val-only] [--npz] [--seed S] [--device D] [-np N] [-q]
-                   [-pretrained_weights FILE.pth]
+                   [--val-iters N] [--continue] [--val-only] [--val_best] [--disable_checkpointing] [--npz]
+                   [--seed S] [--device D] [-np N] [-q] [-pretrained_weights FILE.pth]
 
 Trains CONFIG (2d, 3d_fullres, 3d_lowres, ...) of DATASET (id or name) on FOLD (0-4 or all) from the preprocessed
 data in nnUNet_preprocessed, as nnUNetv2_train: poly learning rate, pseudo Dice on validation patches and its moving
@@ -26,6 +26,8 @@ split over the ranks, gradients averaged with MPI; rank 0 writes every file. See
   --val-iters N    validation iterations per epoch (default 50)
   --continue, --c  continue from checkpoint_final, _latest or _best (in that order), as nnU-Net
   --val-only, --val  only run the final validation (needs checkpoint_final)
+  --val_best       run the final validation with checkpoint_best's weights (same validation/ folder, as nnU-Net)
+  --disable_checkpointing   write no checkpoint (nnU-Net's flag: quick experiments whose weights are not kept)
   --npz            also save the validation probabilities (.npz + .json)
   --seed S         seed of every random draw (default 0): same seed, same device -> same run
   --device D       OpenCL device index (lunet.devices()), or nnU-Net's cpu / cuda (first CPU / GPU device);
@@ -99,6 +101,8 @@ function M.parse(args)
     elseif a == "-np" then o.threads, err = int_arg(args, i, a); i = i + 1
     elseif a == "--continue" or a == "--c" or a == "-c" then o.continue = true
     elseif a == "--val-only" or a == "--val" then o.val_only = true
+    elseif a == "--val_best" or a == "--val-best" then o.val_best = true
+    elseif a == "--disable_checkpointing" or a == "--disable-checkpointing" then o.disable_checkpointing = true
     elseif a == "--npz" then o.npz = true
     elseif a == "-q" then o.quiet = true
     elseif a == "-pretrained_weights" or a == "--pretrained-weights" then
@@ -123,6 +127,9 @@ function M.parse(args)
     if o[k[1]] and o[k[1]] < 1 then return nil, fail(k[2] .. " must be >= 1, got " .. o[k[1]]) end
   end
   if o.val_iterations and o.val_iterations < 0 then return nil, fail("--val-iters must be >= 0") end
+  if o.val_best and o.disable_checkpointing then
+    return nil, fail("--val_best is not compatible with --disable_checkpointing (there is no checkpoint_best)")
+  end
   if o.pretrained_weights and (o.continue or o.val_only) then
     return nil, fail("-pretrained_weights only starts a training: it cannot be combined with --continue or --val-only")
   end
