@@ -95,6 +95,18 @@ describe("lunet CLI: mistakes are refused before any work", function()
     end
   end)
 
+  it("plan_and_preprocess --verify_dataset_integrity stops on a broken dataset before anything is written", function()
+    local d = RAW .. "/" .. NAME
+    local label = d .. "/labelsTr/case_002.nii.gz"
+    assert(os.rename(label, label .. ".away"))
+    local ok, code, out = lunet_cli("plan_and_preprocess -d 970 -q --no_pp --verify_dataset_integrity")
+    assert(os.rename(label .. ".away", label))
+    assert.is_falsy(ok, out)
+    assert.are.equal(1, code, out)
+    has(out, "case_002")
+    assert.are.same({}, written())
+  end)
+
   it("train and predict refuse malformed numbers while parsing", function()
     local train = require "lunet.cli.train"
     for _, a in ipairs({ { "--epochs", "0" }, { "-np", "abc" }, { "--iters", "1.5" } }) do

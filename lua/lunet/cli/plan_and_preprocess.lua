@@ -2,7 +2,7 @@
 local USAGE = [==[
 usage: lunet plan_and_preprocess DATASET [-c 2d 3d_fullres 3d_lowres] [-np N [N ...]] [-npfp N]
                                  [-pl RULES] [--gpu-memory GB] [-overwrite_plans_name NAME] [--clean]
-                                 [--no_pp] [-q]
+                                 [--no_pp] [--verify_dataset_integrity] [-q]
 
 Runs `lunet fingerprint`, `lunet plan` and `lunet preprocess` on DATASET in one go.
 
@@ -15,6 +15,7 @@ Runs `lunet fingerprint`, `lunet plan` and `lunet preprocess` on DATASET in one 
   --clean         recompute the fingerprint even if it exists, and redo every preprocessed case
                   (preprocess --clean); without it, stale cases are still redone (see lunet preprocess -h)
   --no_pp         stop after planning
+  --verify_dataset_integrity  run `lunet verify` first and stop (exit 1) when it finds a problem
   -q              no progress bars
 ]==]
 
@@ -26,7 +27,7 @@ return {
   run = function(args)
     local ds
     local fp_args, plan_args, pp_args = {}, {}, {}
-    local no_pp, quiet = false, false
+    local no_pp, quiet, verify = false, false, false
     local i = 1
     local function take_list(dst, flag)
       dst[#dst + 1] = flag
@@ -47,6 +48,7 @@ return {
         pp_args[#pp_args + 1] = "-plans_name"; pp_args[#pp_args + 1] = args[i + 1]; i = i + 1
       elseif a == "--clean" then fp_args[#fp_args + 1] = "--clean"; pp_args[#pp_args + 1] = "--clean"
       elseif a == "--no_pp" then no_pp = true
+      elseif a == "--verify_dataset_integrity" or a == "--verify-dataset-integrity" then verify = true
       elseif a == "-q" then quiet = true
       elseif a == "-d" then ds = args[i + 1]; i = i + 1
       elseif a:sub(1, 1) == "-" then return fail("unknown option " .. a .. "\n" .. USAGE)
@@ -64,6 +66,13 @@ return {
     for _, step in ipairs({ { fp_cli, fp_args }, { plan_cli, plan_args }, { pp_cli, pp_args } }) do
       local o, code = step[1].parse(step[2])
       if not o then return code end
+    end
+    if verify then
+      -- nnU-Net's --verify_dataset_integrity: the raw dataset is checked before anything is computed from it
+      local vargs = { ds }
+      if quiet then vargs[2] = "-q" end
+      local vrc = require("lunet.cli.verify").run(vargs)
+      if vrc ~= 0 then return vrc end
     end
     local rc = fp_cli.run(fp_args)
     if rc ~= 0 then return rc end
