@@ -1,6 +1,6 @@
 -- `lunet fingerprint DATASET [-np N] [--clean]`: nnUNetv2_extract_fingerprint.
 local USAGE = [[
-usage: lunet fingerprint DATASET [-np N] [--clean] [-q]
+usage: lunet fingerprint DATASET | -d DATASET [-np N] [--clean] [-q]
 
 Extracts the dataset fingerprint (crop to nonzero, shapes, spacings, foreground intensity statistics) of the
 training cases of DATASET (id, name or DatasetXXX_Name under nnUNet_raw) and writes
@@ -30,6 +30,10 @@ function M.parse(args)
       i = i + 1
     elseif a == "--clean" or a == "-clean" then o.clean = true
     elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a == "-d" then -- nnU-Net style: -d 4
+      if o.ds then return nil, fail("one DATASET expected") end
+      o.ds = args[i + 1]; i = i + 1
+      if not o.ds then return nil, fail("-d needs a dataset id or name") end
     elseif a:sub(1, 1) == "-" then return nil, fail("unknown option " .. a .. "\n" .. USAGE)
     elseif o.ds then return nil, fail("one DATASET expected")
     else o.ds = a end

@@ -1,6 +1,6 @@
 -- `lunet plan DATASET [-pl RULES] [--gpu-memory GB] [-overwrite_plans_name NAME]`: nnUNetv2_plan_experiment.
 local USAGE = [[
-usage: lunet plan DATASET [-pl default|resenc_m|resenc_l|resenc_xl|path.lua] [--gpu-memory GB]
+usage: lunet plan DATASET | -d DATASET [-pl default|resenc_m|resenc_l|resenc_xl|path.lua] [--gpu-memory GB]
                           [-overwrite_plans_name NAME]
 
 Plans the experiment for DATASET (id, name or DatasetXXX_Name) from nnUNet_preprocessed/DatasetXXX/
@@ -37,6 +37,10 @@ function M.parse(args)
       i = i + 1
     elseif a == "-overwrite_plans_name" or a == "--plans-name" then o.plans_name = args[i + 1]; i = i + 1
       if not o.plans_name then return nil, fail(a .. " needs a value") end
+    elseif a == "-d" then -- nnU-Net style: -d 4
+      if o.ds then return nil, fail("one DATASET expected") end
+      o.ds = args[i + 1]; i = i + 1
+      if not o.ds then return nil, fail("-d needs a dataset id or name") end
     elseif a:sub(1, 1) == "-" then return nil, fail("unknown option " .. a .. "\n" .. USAGE)
     elseif o.ds then return nil, fail("one DATASET expected")
     else o.ds = a end
