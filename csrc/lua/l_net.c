@@ -219,8 +219,9 @@ static int m_train_step(lua_State *L) {
   return 2;
 }
 
-/* net:train_grad(x, target, opts) -> loss: forward, loss and backward into the gradient buffer. */
-static int m_train_grad(lua_State *L) {
+/* (net, x, target, opts) -> loss through fn: net:loss and net:train_grad take the same arguments. */
+typedef lu_status (*loss_fn)(lu_unet *, const lu_tensor *, const lu_tensor *, const lu_train_opts *, double *);
+static int push_loss_of(lua_State *L, loss_fn fn, const char *what) {
   lu_unet *n = lu_lua_check_net(L, 1);
   lu_train_opts o;
   lu_lua_train_opts(L, 4, &o);
@@ -228,13 +229,16 @@ static int m_train_grad(lua_State *L) {
   const lu_tensor *x = on_device(L, n, 2, &tx);
   const lu_tensor *t = on_device(L, n, 3, &tt);
   double l;
-  lu_status st = lu_unet_train_grad(n, x, t, &o, &l);
+  lu_status st = fn(n, x, t, &o, &l);
   lu_tensor_free(tx);
   lu_tensor_free(tt);
-  LU_LCHECK(L, st, "net:train_grad");
+  LU_LCHECK(L, st, what);
   lua_pushnumber(L, l);
   return 1;
 }
+
+/* net:train_grad(x, target, opts) -> loss: forward, loss and backward into the gradient buffer. */
+static int m_train_grad(lua_State *L) { return push_loss_of(L, lu_unet_train_grad, "net:train_grad"); }
 
 /* net:train_update(opts) -> grad_norm: clipping and the SGD update from the gradient buffer. */
 static int m_train_update(lua_State *L) {
@@ -247,21 +251,7 @@ static int m_train_update(lua_State *L) {
   return 1;
 }
 
-static int m_loss(lua_State *L) {
-  lu_unet *n = lu_lua_check_net(L, 1);
-  lu_train_opts o;
-  lu_lua_train_opts(L, 4, &o);
-  lu_tensor *tx, *tt;
-  const lu_tensor *x = on_device(L, n, 2, &tx);
-  const lu_tensor *t = on_device(L, n, 3, &tt);
-  double l;
-  lu_status st = lu_unet_loss(n, x, t, &o, &l);
-  lu_tensor_free(tx);
-  lu_tensor_free(tt);
-  LU_LCHECK(L, st, "net:loss");
-  lua_pushnumber(L, l);
-  return 1;
-}
+static int m_loss(lua_State *L) { return push_loss_of(L, lu_unet_loss, "net:loss"); }
 
 static int param_index(lua_State *L, lu_unet *n, int idx) {
   if (lua_isinteger(L, idx)) return (int)lua_tointeger(L, idx) - 1;
