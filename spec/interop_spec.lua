@@ -102,7 +102,7 @@ describe("nnunetv2's models in Lunet", function()
     net:load(src)
     local d = tmp.dir()
     local f = d .. "/checkpoint_latest.pth"
-    net:save(f, { current_epoch = 1, logging = { train_losses = { 0.5 }, lrs = { 0.01 } }, best_ema = "NaN",
+    net:save(f, { current_epoch = 1, logging = { train_losses = { 0.5 }, lrs = { 0.01 } }, best_ema = 0 / 0,
       fold = 0, trainer_name = "nnUNetTrainer_1epoch", inference_allowed_mirroring_axes = { 0, 1, 2 } })
     local a, b = P.torch_load(src), P.torch_load(f)
     for _, k in ipairs { "network_weights", "optimizer_state", "grad_scaler_state", "logging", "_best_ema",

@@ -325,18 +325,8 @@ local function pyfloat(x)
   return json.float_repr(x + 0.0)
 end
 
--- NaN/inf are not JSON (lua-cjson refuses them): checkpoints carry them as strings.
-local function sanitize(v)
-  if type(v) == "number" then
-    if v ~= v then return "NaN" elseif v == math.huge then return "Infinity" elseif v == -math.huge then return "-Infinity" end
-    return v
-  elseif type(v) == "table" then
-    local o = {}
-    for k, x in pairs(v) do o[k] = sanitize(x) end
-    return o
-  end
-  return v
-end
+-- Lunet's former checkpoints (LUNETCKP) carried NaN/inf as strings in their cjson header; today's keep the floats
+-- (pickled, and in the `lunet` key as lunet.util.json writes them), which this leaves as they are.
 local function unsanitize(v)
   if v == "NaN" then return NAN elseif v == "Infinity" then return math.huge elseif v == "-Infinity" then return -math.huge end
   if type(v) == "table" then
@@ -346,7 +336,6 @@ local function unsanitize(v)
   end
   return v
 end
-M._sanitize, M._unsanitize = sanitize, unsanitize
 
 -- ------------------------------------------------------------------------------------------------ log file
 local Logger = {}
@@ -579,7 +568,7 @@ local function checkpoint_meta(st, extra)
   }
   if dist.size() > 1 then m.world_size = dist.size() end
   for k, v in pairs(extra or {}) do m[k] = v end
-  return sanitize(m)
+  return m
 end
 
 -- Test-only fault injection (spec/trainer_write_errors_spec.lua): LUNET_TEST_FAIL_WRITE=<Lua pattern> makes the

@@ -93,38 +93,7 @@ local function to_py(v)
 end
 
 -- Pickle values -> JSON-shaped Lua values (None -> json.null, lists/tuples -> arrays, dicts -> objects).
-local function from_py(v)
-  local P = pk()
-  if v == P.None then return json.null end
-  if type(v) ~= "table" then return v end
-  local mt = getmetatable(v)
-  if mt == P.List or mt == P.Tuple then
-    local a = setmetatable({}, json.array_mt)
-    for k = 1, v.n or #v do a[k] = from_py(v[k]) end
-    return a
-  end
-  if mt == P.Dict then
-    local o, keys = {}, {}
-    for _, k in ipairs(P.keys(v)) do
-      keys[#keys + 1] = tostring(k)
-      o[tostring(k)] = from_py(v[k])
-    end
-    return json.object(o, keys)
-  end
-  return v
-end
-M._to_py, M._from_py = to_py, from_py
-
--- Trainer state carries NaN/Inf as strings (JSON has neither); pickles hold the floats themselves.
-local function unsanitize(v)
-  if v == "NaN" then return 0 / 0 elseif v == "Infinity" then return math.huge elseif v == "-Infinity" then return -math.huge end
-  if type(v) == "table" and getmetatable(v) == nil then
-    local o = {}
-    for k, x in pairs(v) do o[k] = unsanitize(x) end
-    return o
-  end
-  return v
-end
+local from_py = require("lunet.io.pickles").plain
 
 --- Writes the checkpoint nnUNetTrainer.save_checkpoint writes. meta: the trainer's resume state (see
 --- lunet.trainer), any table; its nnU-Net fields (current_epoch, logging, best_ema, trainer_name, fold,
@@ -172,7 +141,7 @@ function M.save(net, path, meta)
   local L = meta.logging or {}
   for _, k in ipairs { "mean_fg_dice", "ema_fg_dice", "dice_per_class_or_region", "train_losses", "val_losses", "lrs",
                        "epoch_start_timestamps", "epoch_end_timestamps" } do
-    P.set(logging, k, to_py(unsanitize(L[k]) or {}))
+    P.set(logging, k, to_py(L[k] or {}))
   end
   local init = P.dict()
   P.set(init, "plans", to_py(net.plans))
@@ -188,8 +157,7 @@ function M.save(net, path, meta)
   P.set(ck, "optimizer_state", opt)
   P.set(ck, "grad_scaler_state", meta.grad_scaler_state and to_py(meta.grad_scaler_state) or P.None)
   P.set(ck, "logging", logging)
-  local best = unsanitize(meta.best_ema)
-  P.set(ck, "_best_ema", best == nil and P.None or best)
+  P.set(ck, "_best_ema", meta.best_ema == nil and P.None or meta.best_ema)
   P.set(ck, "current_epoch", epoch)
   P.set(ck, "init_args", init)
   P.set(ck, "trainer_name", meta.trainer_name or "nnUNetTrainer")
