@@ -43,6 +43,14 @@ function M.export(o)
       error("export-model: " .. file .. " is missing", 0)
     end
   end
+  -- a cross-validation or ensemble folder: all of it with the predictions, else its summary and postprocessing
+  local function add_results_folder(d)
+    if o.export_crossval_predictions then
+      for _, n in ipairs(paths.listdir(d)) do add(paths.join(d, n), false) end
+    else
+      for _, n in ipairs { "summary.json", "postprocessing.pkl", "postprocessing.json" } do add(paths.join(d, n), false) end
+    end
+  end
   local configs = {}
   for _, c in ipairs(o.configurations or DEFAULT_CONFIGS) do
     local dir = paths.join(ds_dir, paths.model_identifier(trainer, plans, c))
@@ -69,13 +77,7 @@ function M.export(o)
         end
       end
       local cv = paths.join(dir, paths.crossval_folder_name(folds))
-      if paths.isdir(cv) then
-        if o.export_crossval_predictions then
-          for _, n in ipairs(paths.listdir(cv)) do add(paths.join(cv, n), false) end
-        else
-          for _, n in ipairs { "summary.json", "postprocessing.pkl", "postprocessing.json" } do add(paths.join(cv, n), false) end
-        end
-      end
+      if paths.isdir(cv) then add_results_folder(cv) end
       add(paths.join(dir, "plans.json"), true)
       add(paths.join(dir, "dataset_fingerprint.json"), true)
       add(paths.join(dir, "dataset.json"), true)
@@ -95,14 +97,7 @@ function M.export(o)
       for k = 2, #parts - 1 do
         if not wanted[parts[k]] then ok = false end
       end
-      if ok then
-        local d = paths.join(ens_dir, ens)
-        if o.export_crossval_predictions then
-          for _, n in ipairs(paths.listdir(d)) do add(paths.join(d, n), false) end
-        else
-          for _, n in ipairs { "summary.json", "postprocessing.pkl", "postprocessing.json" } do add(paths.join(d, n), false) end
-        end
-      end
+      if ok then add_results_folder(paths.join(ens_dir, ens)) end
     end
   end
   add(paths.join(ds_dir, "inference_information.json"), false)
