@@ -39,6 +39,7 @@ case.
 local core = require "lunet.core"
 local json = require "lunet.util.json"
 local fs = require "lunet.util.fs"
+local paths = require "lunet.util.paths"
 
 local M = {}
 
@@ -150,12 +151,6 @@ local function read_record(base)
   return rec
 end
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
-end
-
 -- The first configuration field that differs, as words for the message.
 local function changed_field(old, new)
   if type(old) ~= "table" then return "the configuration" end
@@ -172,7 +167,7 @@ end
 function M.check(ds, case, plans_name, cfg_name, fields, base, opts)
   opts = opts or {}
   local rec = read_record(base)
-  local have_lcs, have_json = exists(base .. ".lcs"), exists(base .. ".json")
+  local have_lcs, have_json = paths.isfile(base .. ".lcs"), paths.isfile(base .. ".json")
   if rec == nil then
     if not have_lcs and not have_json then return "new" end
     return "redo", "it has no provenance record (an interrupted run, or made by an older Lunet)"

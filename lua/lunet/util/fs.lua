@@ -4,6 +4,7 @@
   fs.write_atomic(path, content)   -- content to a temp name in path's folder, then renamed over path
   fs.copy_atomic(src, dst)         -- src's bytes written to dst with write_atomic
   fs.rmtree(path)                  -- path and everything below it; nothing when it does not exist
+  fs.remove_temp_files(dir [, only]) -- a killed writer's leftovers in dir (run holding dir's lock only)
 
 A reader (a resumed run, a neighbouring process, nnU-Net itself) then sees either the old file or the
 whole new one. The temp name keeps path as its prefix ("x.json.tmp<time>.<rand>") so that a leftover
@@ -41,11 +42,10 @@ end
 --- Removes dir's temporary files (see is_temp_name), those accepted by only(name) when given; returns how many.
 function M.remove_temp_files(dir, only)
   local n = 0
-  local p = io.popen("ls -A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-  for name in p:lines() do
-    if M.is_temp_name(name) and (not only or only(name)) and os.remove(dir .. "/" .. name) then n = n + 1 end
+  if not paths.isdir(dir) then return 0 end
+  for _, name in ipairs(paths.listdir(dir)) do
+    if M.is_temp_name(name) and (not only or only(name)) and os.remove(paths.join(dir, name)) then n = n + 1 end
   end
-  p:close()
   return n
 end
 
