@@ -163,3 +163,47 @@ describe("nnUNetv2_* names", function()
     assert.matches("nnUNetv2_train: %-num_gpus 3", out)
   end)
 end)
+
+describe("plot-overlay-pngs", function()
+  local image = require "lunet.io.image"
+  local overlay = require "lunet.overlay"
+  local root
+  before_each(function()
+    root = tmp.dir()
+    os.execute(string.format("cp -r spec/fixtures/overlay/raw %s/raw", q(root)))
+  end)
+  after_each(function() tmp.remove(root) end)
+
+  it("draws nnunetv2's pictures pixel for pixel from the raw data (--use_raw)", function()
+    local rc, out = lunet(roots(root), "plot-overlay-pngs -d 502 -o " .. q(root .. "/ov") .. " --use_raw")
+    assert.equal(0, rc, out)
+    for k = 0, 2 do
+      local f = string.format("ov_%03d.png", k)
+      local want, got = image.read("spec/fixtures/overlay/nnunetv2/" .. f).data, image.read(root .. "/ov/" .. f).data
+      assert.same({ 4, 1, 12, 10 }, got.shape)
+      assert.equal(want:bytes(), got:bytes(), f)
+    end
+  end)
+
+  it("picks nnU-Net's slice: most foreground share averaged over classes, with nnU-Net's running normaliser", function()
+    -- case 0: label 1 on slices 1-3 (12 voxels each), label 2 on slices 4-5 (20 each); case 2: one blob on slice 6
+    local want = { [0] = 4, 2, 6 }
+    for k = 0, 2 do
+      local seg = image.read(string.format("spec/fixtures/overlay/raw/Dataset502_Overlay3D/labelsTr/ov_%03d.nii.gz", k)).data
+      assert.equal(want[k], overlay.select_slice(seg))
+    end
+    assert.equal(0, overlay.select_slice(require("lunet").tensor({ 0, 0, 0, 0 }, { shape = { 1, 2, 1, 2 }, dtype = "u8" })))
+  end)
+
+  it("draws the preprocessed cases by default", function()
+    assert.equal(0, (lunet(roots(root), "plan-and-preprocess 502 -c 3d_fullres -q")))
+    local rc, out = lunet(roots(root), "plot-overlay-pngs -d 502 -o " .. q(root .. "/ov"))
+    assert.equal(0, rc, out)
+    local plans = json.read(root .. "/pre/Dataset502_Overlay3D/nnUNetPlans.json")
+    local shape = plans.configurations["3d_fullres"].median_image_size_in_voxels
+    for k = 0, 2 do
+      local t = image.read(string.format("%s/ov/ov_%03d.png", root, k)).data
+      assert.same({ 4, 1, math.floor(shape[2]), math.floor(shape[3]) }, t.shape)
+    end
+  end)
+end)
