@@ -80,6 +80,11 @@ function M.check_folder(folder, ids, cfg_name, prev_name)
   end
   for _, id in ipairs(ids) do
     if not M.seg_file(folder, id) then
+      local b2nd = paths.join(folder, id .. ".b2nd")
+      if paths.isfile(b2nd) then
+        error(("%s: %s is nnunetv2's Blosc2 file, which Lunet cannot read: rerun %s's final validation with Lunet " ..
+          "(lunet train ... %s FOLD --val-only) to write %s.npz"):format(cfg_name, b2nd, prev_name, prev_name, id), 0)
+      end
       error(("%s: the previous stage's prediction of case '%s' is missing (%s): %s"):format(cfg_name, id,
         paths.join(folder, id .. ".npz"), how), 0)
     end
