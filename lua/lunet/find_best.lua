@@ -167,6 +167,16 @@ function M.predict_command(dataset, cfg, plans, trainer, folds, output_folder, s
   return cmd
 end
 
+--- The previous stage of a selected model's configuration (its results folder's plans.json), or nil.
+local function previous_stage_of(dataset, m)
+  local ok, plans = pcall(json.read, paths.join(paths.output_folder(dataset, m.trainer, m.plans_identifier,
+    m.configuration), "plans.json"))
+  if not ok or type(plans) ~= "table" then return nil end
+  local okc, c = pcall(require("lunet.planner").configuration, plans, m.configuration)
+  if not okc or type(c) ~= "table" or c.previous_stage == nil or c.previous_stage == json.null then return nil end
+  return c.previous_stage
+end
+
 function M.instructions(info)
   local lines = {}
   local function add(s) lines[#lines + 1] = s end
@@ -180,7 +190,18 @@ function M.instructions(info)
   for j, m in ipairs(sel) do
     local o = is_ens and ("OUTPUT_FOLDER_MODEL_" .. j) or "OUTPUT_FOLDER"
     outs[#outs + 1] = o
-    add(M.predict_command(info.dataset_name_or_id, m.configuration, m.plans_identifier, m.trainer, info.folds, o, is_ens))
+    -- a cascade stage runs its previous stage first (what nnunetv2's generate_inference_command means to print; its
+    -- test of the plans never matches, so nnU-Net prints the cascade command alone, which its predictor refuses)
+    local prev = previous_stage_of(info.dataset_name_or_id, m)
+    local cmd = M.predict_command(info.dataset_name_or_id, m.configuration, m.plans_identifier, m.trainer, info.folds,
+      o, is_ens)
+    if prev then
+      local po = "OUTPUT_FOLDER_PREV_STAGE" .. (is_ens and ("_MODEL_" .. j) or "")
+      add(M.predict_command(info.dataset_name_or_id, prev, m.plans_identifier, m.trainer, info.folds, po, false))
+      cmd = cmd:gsub(" %-%-save_probabilities$", "") .. " -prev_stage_predictions " .. po ..
+        (is_ens and " --save_probabilities" or "")
+    end
+    add(cmd)
   end
   if is_ens then
     add("\nThe run ensembling with:\n")

@@ -40,6 +40,8 @@ those logits (float16) would exceed predict.stream_above_bytes (1 GiB); opts.str
 Lower-level pieces: predict.preprocessed(image, props, opts) -> data, props;
 predict.sliding_window(models, data, settings) -> logits (K, Z, Y, X) in preprocessed space;
 predict.export(logits, props, plans, configuration, label_info, opts) -> seg, probs;
+predict.resample_to_seg(logits, target_shape, props, plans, configuration, label_info, opts) -> seg on another
+  preprocessed grid (the cascade's predicted_next_stage);
 predict.stream(models, data, props, plans, configuration, label_info, settings) -> seg (sliding window + export);
 predict.can_stream(data_shape, props, plans, configuration) -> true | false, reason.
 ]==]
@@ -330,6 +332,30 @@ function M.export(logits, props, plans, cfg_name, info, opts)
   seg = revert_to_original(seg, props, g.tb, 0)
   if probs then probs = revert_to_original(probs, props, g.tb, info.has_regions and 0 or 1) end
   return seg, probs
+end
+
+--- Logits (K, z, y, x) in preprocessed space -> segmentation of shape target (the next stage's preprocessed grid), as
+--- nnunetv2's resample_and_save exports the 3d_lowres validation for the cascade: the configuration's
+--- resampling_fn_probabilities with its own spacing as both current and target spacing, then argmax (regions: the
+--- region rule). No un-cropping, no transposition. opts: threads, half (as export).
+function M.resample_to_seg(logits, target, props, plans, cfg_name, info, opts)
+  opts = opts or {}
+  local threads = opts.threads or 2
+  local half = opts.half ~= false
+  local g = export_geometry(props, plans, cfg_name)
+  local seg = core.zeros({ target[1], target[2], target[3] }, seg_dtype_of(info))
+  local maxv = (not info.has_regions) and core.zeros({ target[1], target[2], target[3] }, "f32") or nil
+  for k = 0, logits.shape[1] - 1 do
+    local cls = infer.channel(logits, k)
+    local r = core.preprocess.resample(cls, target, g.cur_sp, g.cur_sp, g.ro, threads)
+    if half then infer.round_half_(r) end
+    cls:free()
+    if info.has_regions then infer.region_update(r, info.regions_class_order[k + 1], seg)
+    else infer.argmax_update(r, k, maxv, seg) end
+    r:free()
+  end
+  if maxv then maxv:free() end
+  return seg
 end
 
 -- ------------------------------------------------------------------------------------------------ streaming

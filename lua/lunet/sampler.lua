@@ -15,7 +15,10 @@ nUNetDataLoader) with augmentation (nnUNetTrainer.get_training_transforms).
     has_ignore = false, threads = 2, mask_channels = {..} (use_mask_for_norm channels, 1-based),
     regions = nil,              -- region-based training: foreground regions {{1,2}, 2, ...} (lunet.labels.info)
     ignore_label = nil,         -- with regions: appended as the last (ignore mask) channel, as nnU-Net
-    check = nil }               -- function(case, data, seg) called on every patch read, before augmentation
+    check = nil,                -- function(case, data, seg) called on every patch read, before augmentation
+    cascade = nil }             -- {labels = foreground labels}: the cases' seg has the previous stage's segmentation
+                                --   as channel 2 (lunet.cascade.with_prev_seg); after augmentation it becomes one-hot
+                                --   data channels, randomly perturbed in training (lunet.cascade)
   local b = loader:next_batch()   -- b.data (B,C,Z,Y,X) f32, b.target {per DS scale (B,1,..) i16}, b.keys, b.force_fg,
                                   -- b.boxes {lo, hi}, b.records (augmentation draws)
   -- with regions: b.regions (B,R[+1],Z,Y,X) i16 0/1 masks of the augmented seg (ConvertSegmentationToRegions,
@@ -27,12 +30,14 @@ its augmentation from child(k):child(j) (in C, over threads), so batches do not 
 ]]
 local core = require "lunet.core"
 local augment = require "lunet.augment"
+local cascade = require "lunet.cascade"
 
 local M = {}
 local Loader = {}
 Loader.__index = Loader
 
 local SAMPLE_STREAM = 1 << 20
+local CASCADE_STREAM = 2 << 20
 
 local function case_shape(c)
   if c.shape then return c.shape end
@@ -51,6 +56,7 @@ function M.new(o)
     seed = o.seed or 0, validation = o.validation or false, has_ignore = o.has_ignore or false,
     threads = o.threads or 2, ds_scales = o.ds_scales, counter = 0,
     regions = o.regions, ignore_label = o.ignore_label, check = o.check, probabilistic = o.probabilistic or false,
+    cascade = o.cascade,
   }, Loader)
   self.root = core.rng.new(self.seed, o.stream or (self.validation and 1 or 0))
   self.sampled_patch = self.validation and cfg.final_patch or cfg.initial_patch
@@ -94,6 +100,15 @@ function Loader:next_batch()
   local img = core.sampler.stack(datas, "f32")
   local seg = segs[1] and core.sampler.stack(segs, "i16") or nil
   local oimg, oseg, records = augment.apply(self.cfg, brng, img, seg, self.threads, self.validation)
+  local cascade_records
+  if self.cascade and oseg then
+    -- nnU-Net's order: after RemoveLabel (-1 -> 0, done in the C augmentation), before regions and deep supervision
+    oimg, oseg = cascade.move_to_data(oimg, oseg, self.cascade.labels)
+    if not self.validation then
+      oimg, cascade_records = cascade.augment(oimg, #self.cascade.labels,
+        function(b) return brng:child(CASCADE_STREAM + b) end, self.cfg.dim)
+    end
+  end
   local regions
   if oseg and self.regions then
     regions = core.regions.convert(oseg, self.regions, { ignore_label = self.ignore_label, dtype = "i16" })
@@ -101,7 +116,7 @@ function Loader:next_batch()
   local target = regions or oseg
   if target and self.ds_scales then target = augment.ds_targets(target, self.ds_scales) end
   return { data = oimg, target = target, seg = oseg, regions = regions, keys = keys, force_fg = forced, boxes = boxes,
-           records = records }
+           records = records, cascade_records = cascade_records }
 end
 
 return M

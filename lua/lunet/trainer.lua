@@ -635,6 +635,49 @@ local function restore(st, path)
   return meta
 end
 
+--- The configurations that train on this one's validation (next_stage: a name or a list), each with its folder
+--- <model>/predicted_next_stage/<name>/ (created, as nnU-Net does before the first case) and its preprocessed cases.
+local function next_stages_of(st, cfg)
+  local ns = cfg.next_stage
+  if ns == nil or ns == json.null then return {} end
+  if type(ns) == "string" then ns = { ns } end
+  local planner = require "lunet.planner"
+  local out = {}
+  for _, n in ipairs(ns) do
+    local ncfg = planner.configuration(st.plans, n)
+    local folder = paths.join(st.model_dir, "predicted_next_stage", n)
+    if dist.is_main() then paths.mkdirs(folder) end
+    out[#out + 1] = { name = n, folder = folder, data_dir = M.case_dir(st.pre, ncfg.data_identifier) }
+  end
+  return out
+end
+
+--- nnUNetTrainer.perform_actual_validation's export for the next stages: the logits resampled to the next stage's
+--- preprocessed shape, argmax, <model>/predicted_next_stage/<next>/<case>.npz ("seg", as nnUNetDatasetNumpy.save_seg;
+--- nnU-Net's default Blosc2 dataset writes .b2nd, which Lunet does not read or write). A next stage whose case is
+--- not preprocessed is skipped with nnU-Net's log line.
+local function write_next_stages(st, next_stages, id, logits, props)
+  if #next_stages == 0 then return end
+  local store = require "lunet.io.store"
+  local predict = require "lunet.predict"
+  local cascade = require "lunet.cascade"
+  for _, n in ipairs(next_stages) do
+    local p = paths.join(n.data_dir, id .. ".lcs")
+    if not paths.isfile(p) then
+      st.logger:print(("Predicting next stage %s failed for case %s because the preprocessed file is missing! Run " ..
+        "the preprocessing for this configuration first!"):format(n.name, id))
+    else
+      local c = store.open(p, { no_locations = true })
+      local target = c.shape
+      c:close()
+      local seg = predict.resample_to_seg(logits, target, props, st.plans, st.cfg_name, st.info,
+        { threads = st.threads })
+      cascade.write_seg(paths.join(n.folder, id .. ".npz"), seg)
+      seg:free()
+    end
+  end
+end
+
 --- Final validation of the fold's cases (nnUNetTrainer.perform_actual_validation): sliding-window prediction
 --- (lunet.predict) of each validation case's preprocessed data, exported to the original geometry into
 --- validation/ (with --npz the probabilities), then lunet.evaluate against gt_segmentations ->
@@ -661,12 +704,27 @@ local function final_validation(st)
     ids = {}
     for i = dist.rank() + 1, #st.val_ids, D do ids[#ids + 1] = st.val_ids[i] end
   end
+  local next_stages = next_stages_of(st, cfg)
   local okl, lerr = pcall(function()
     for i, id in ipairs(ids) do
       local c = store.open(paths.join(st.data_dir, id .. ".lcs"))
       local data = c:read_patch({ 0, 0, 0 }, c.shape)
+      if st.prev_folder then
+        -- the cascade's input: the previous stage's one-hot appended, as in training and inference
+        local cascade = require "lunet.cascade"
+        local file = cascade.seg_file(st.prev_folder, id)
+        if not file then
+          error(("%s: the previous stage's prediction of validation case '%s' is missing"):format(
+            paths.join(st.prev_folder, id .. ".npz"), id), 0)
+        end
+        local w = cascade.with_prev_seg(c, file, st.prev_cache)
+        local d2 = core.infer.onehot_append(data, w.prev_seg(), st.info.foreground_labels)
+        data:free()
+        data = d2
+      end
       local logits = predict.sliding_window({ model }, data, { patch = cfg.patch_size, step_size = 0.5,
         mirror_axes = st.mirror_axes, threads = st.threads })
+      write_next_stages(st, next_stages, id, logits, c.properties)
       local seg, probs = predict.export(logits, c.properties, st.plans, st.cfg_name, st.info,
         { probabilities = st.npz, threads = st.threads })
       c:close()
@@ -744,7 +802,18 @@ local function resolve_run(o, fold)
   local info = require("lunet.labels").of_dataset_json(dj)
   local nin = 0
   for _ in pairs(dj.channel_names or dj.modality or {}) do nin = nin + 1 end
+  -- cascade (nnUNetTrainer.__init__: is_cascaded, folder_with_segs_from_previous_stage): the previous stage's
+  -- predictions of the same trainer and plans, one-hot of the foreground labels appended to the input channels
+  local prev_stage, prev_folder = cfg.previous_stage, nil
+  if prev_stage == json.null then prev_stage = nil end
+  if prev_stage then
+    nin = nin + #info.foreground_labels
+    local cascade = require "lunet.cascade"
+    prev_folder = cascade.prev_stage_folder(ds_name, trainer_name, plans.plans_name, prev_stage, cfg_name)
+    cascade.check_folder(prev_folder, {}, cfg_name, prev_stage)
+  end
   return {
+    prev_stage = prev_stage, prev_folder = prev_folder,
     ds_name = ds_name, pre = pre, plans = plans, plans_path = plans_path, cfg_name = cfg_name, cfg = cfg,
     fold = fold, tr = tr, trainer_name = trainer_name, trainer_source = source, rules_name = rules.name, seed = o.seed or 0, threads = o.threads or 2,
     dj = dj, info = info, nin = nin, nout = info.num_segmentation_heads,
@@ -828,6 +897,18 @@ local function open_loaders(st, r)
   if note then logger:print("WARNING: " .. note) end
   logger:print(("This split has %d training and %d validation cases."):format(#train_ids, #val_ids))
   local store = require "lunet.io.store"
+  local cascade, prev_cache = nil, nil
+  if r.prev_folder then
+    -- every case of the fold needs its previous-stage prediction: refuse before the first epoch, naming the file
+    cascade = require "lunet.cascade"
+    local all = {}
+    for _, id in ipairs(train_ids) do all[#all + 1] = id end
+    for _, id in ipairs(val_ids) do all[#all + 1] = id end
+    cascade.check_folder(r.prev_folder, all, r.cfg_name, r.prev_stage)
+    prev_cache = cascade.seg_cache()
+    st.prev_cache = prev_cache
+    logger:print(("Cascade: previous stage %s's predictions from %s"):format(r.prev_stage, r.prev_folder))
+  end
   local function open_cases(list)
     local out = {}
     for i, id in ipairs(list) do
@@ -835,6 +916,10 @@ local function open_loaders(st, r)
       if not paths.isfile(p) then error(("%s: case '%s' of the split is not preprocessed"):format(p, id), 0) end
       local c = store.open(p)
       c.key = id
+      if cascade then
+        c = cascade.with_prev_seg(c, cascade.seg_file(r.prev_folder, id), prev_cache)
+        c.key = id
+      end
       out[i] = c
     end
     return out
@@ -859,6 +944,7 @@ local function open_loaders(st, r)
     ignore_label = info.has_regions and info.ignore_label or nil,
   }
   loader_opts.check = patch_check(st.data_dir, r.ds_labels)
+  if cascade then loader_opts.cascade = { labels = info.foreground_labels } end
   -- trainer variants: mirror axes (nnUNetTrainerNoMirroring, _onlyMirror01), no augmentation (nnUNetTrainerNoDA),
   -- probabilistic oversampling (nnUNetTrainer_probabilisticOversampling)
   local mirror_axes = M.mirror_axes(tr, #cfg.patch_size)
@@ -958,6 +1044,7 @@ local function set_up(o, r)
     logger = dist.is_main() and new_logger(folder, o.quiet) or null_logger(),
     data_dir = M.case_dir(r.pre, r.cfg.data_identifier), npz = o.npz, threads = r.threads, dataset_json = r.dj,
     info = r.info, regions = r.regions, show = show, tty = tty, dim = #r.cfg.patch_size,
+    prev_folder = r.prev_folder,
     epoch = 0, iter = 0, partial = {}, log = new_log(),
   }
   local train_ids, val_ids, acfg = open_loaders(st, r)
