@@ -78,13 +78,19 @@ describe("lunet CLI: mistakes are refused before any work", function()
 
   it("plan_and_preprocess checks every option before the fingerprint or the plans are written", function()
     local cases = {
-      { "-c 2d -np abc", "lunet preprocess: -np needs positive integers, got abc" },
-      { "-c 2d -np 0", "lunet preprocess: -np needs positive integers, got 0" },
-      { "-c 2d 3d_fullres -np 1 2 3", "lunet preprocess: -np has 3 numbers for 2 configurations" },
+      { "-c 2d -np abc", "lunet plan_and_preprocess: -np needs a positive integer, got abc" },
+      { "-c 2d -np 0", "lunet plan_and_preprocess: -np needs a positive integer, got 0" },
+      { "-c 2d 3d_fullres -np 1 2 3", "lunet plan_and_preprocess: -np has 3 numbers for 2 configurations" },
       { "-c 2d -npfp x", "lunet plan_and_preprocess: -npfp needs a positive integer, got x" },
-      { "-c 2d --gpu-memory lots", "lunet plan: --gpu-memory needs a positive number, got lots" },
-      { "-c 2d -pl " .. DIR .. "/no_such_rules.lua", "lunet plan: rule file " .. DIR .. "/no_such_rules.lua: cannot open it" },
-      { "-c 2d --bogus", "lunet plan_and_preprocess: unknown option --bogus" },
+      { "-c 2d --gpu-memory lots", "lunet plan_and_preprocess: -gpu_memory_target needs a positive number, got lots" },
+      { "-c 2d -pl " .. DIR .. "/no_such_rules.lua",
+        "lunet plan_and_preprocess: rule file " .. DIR .. "/no_such_rules.lua: cannot open it" },
+      { "-c 2d --bogus", "lunet plan_and_preprocess: unknown option '--bogus'" },
+      { "-c 2d -bogus 3", "lunet plan_and_preprocess: unknown option '-bogus'" },
+      { "-c 2d -preprocessor_name Other", "lunet plan_and_preprocess: -preprocessor_name Other: Lunet's" },
+      { "-c 2d -overwrite_target_spacing 1 x 1", "-overwrite_target_spacing needs 3 positive numbers, got x" },
+      { "-c 2d -fpe MyExtractor", "lunet plan_and_preprocess: argument for option '-fpe' must be one of " ..
+        "'DatasetFingerprintExtractor'" },
     }
     for _, c in ipairs(cases) do
       local ok, code, out = lunet_cli("plan_and_preprocess -d 970 -q " .. c[1])
