@@ -19,6 +19,10 @@ function M.parser(command, description)
   p:usage_max_width(WIDTH)
   -- listed in the help like any option; parse() answers -h itself, before any other argument is looked at
   p:add_help({ action = function() end })
+  -- "usage:" in lower case, as Python's argparse (nnU-Net's commands) and Lunet's earlier texts print it
+  local get_help, get_usage = p.get_help, p.get_usage
+  function p.get_help(self) return (get_help(self):gsub("^Usage:", "usage:")) end
+  function p.get_usage(self) return (get_usage(self):gsub("^Usage:", "usage:")) end
   return p
 end
 
@@ -79,18 +83,23 @@ end
 function M.parse(p, argv)
   local n = names(p)
   local out, plain = {}, false
-  for i, a in ipairs(argv) do
-    if plain then out[i] = a
-    elseif a == "--" then plain = true; out[i] = a
+  for _, a in ipairs(argv) do
+    local prev = out[#out]
+    if plain then out[#out + 1] = a
+    elseif a == "--" then plain = true; out[#out + 1] = a
     elseif a == "-h" or a == "--help" then return { help = true }
+    elseif tonumber(a) and a:sub(1, 1) == "-" and prev and n.all[prev:match("^%-%-(%-[^-].*)$") or prev] then
+      -- a negative number after an option is its value (as Python's argparse takes it), not an option "-1":
+      -- glued to it, which argparse reads as the value ("---npp=-1", "-f-1")
+      out[#out] = prev .. (prev:sub(1, 2) == "--" and "=" or "") .. a
     else
       local name = a:match("^(%-[^-][^=]*)")
       if name and #name > 2 and not tonumber(a) then
-        if n.long[name] then out[i] = "--" .. a
-        elseif n.all[name:sub(1, 2)] then out[i] = a -- a short option with its value attached: -f0
+        if n.long[name] then out[#out + 1] = "--" .. a
+        elseif n.all[name:sub(1, 2)] then out[#out + 1] = a -- a short option with its value attached: -f0
         else error(("unknown option '%s'"):format(name), 0) end
       else
-        out[i] = a
+        out[#out + 1] = a
       end
     end
   end
