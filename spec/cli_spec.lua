@@ -101,6 +101,48 @@ describe("lunet CLI: mistakes are refused before any work", function()
     end
   end)
 
+  it("every command declares its options with argparse: -h prints them, exit 0", function()
+    local cli = require "lunet.cli"
+    for _, name in ipairs(cli.commands()) do
+      local mod = cli.command_module(name)
+      assert.is_function(mod.parser, name .. " has no parser()")
+      local help = mod.parser():get_help()
+      -- plan-and-preprocess calls itself plan_and_preprocess, as the docs spell it
+      has(help, "usage: lunet " .. (name == "plan-and-preprocess" and "plan_and_preprocess" or name) .. " [-h]")
+      has(help, "-h, --help")
+    end
+    local ok, code, out = lunet_cli("predict -h")
+    assert(ok, out)
+    assert.are.equal(0, code)
+    has(out, "   -np N                 host threads (default 2)")
+    has(out, "   -num_parts N          predict only every N-th case")
+  end)
+
+  it("predict -np abc, a flag nobody declares, a negative count: exit 2 before anything runs", function()
+    local base = "predict -i " .. DIR .. "/in -o " .. DIR .. "/out -d 970 -c 2d "
+    for _, c in ipairs({
+      { "-np abc", "lunet predict: -np needs a positive integer, got abc" },
+      { "-npp -1", "lunet predict: -npp needs an integer >= 0, got -1" },
+      { "-nump 2", "lunet predict: unknown option '-nump'" },
+      { "-f 0 two", "lunet predict: -f needs fold numbers (0, 1, ...) or 'all', got two" },
+      { "-f 0 all", "lunet predict: -f: 'all' cannot be combined with fold numbers" },
+      { "--stream maybe", "lunet predict: argument for option '--stream' must be one of 'auto', 'on', 'off'" },
+    }) do
+      local ok, code, out = lunet_cli(base .. c[1])
+      assert.is_falsy(ok, c[1])
+      assert.are.equal(2, code, c[1] .. ": " .. out)
+      has(out, c[2])
+      has(out, "usage: lunet predict [-h] -i IN -o OUT")
+      assert.is_false(paths.exists(DIR .. "/out"), c[1])
+    end
+    -- the same options parsed: nnU-Net's spellings, Lunet's older dashed ones, a value glued with =
+    local p = require "lunet.cli.predict"
+    local o = p.parse({ "-i", "a", "-o", "b", "-d", "970", "-c", "2d", "-np=3", "-num_parts", "4", "--part-id", "1",
+      "--disable-tta", "--save_probabilities", "-step_size", "0.25", "-chk", "checkpoint_best.pth" })
+    assert.are.same({ input = "a", output = "b", dataset = "970", configuration = "2d", threads = 3, num_parts = 4,
+      part_id = 1, disable_tta = true, save_probabilities = true, step_size = 0.25, checkpoint = "checkpoint_best" }, o)
+  end)
+
   it("plan_and_preprocess --verify_dataset_integrity stops on a broken dataset before anything is written", function()
     local d = RAW .. "/" .. NAME
     local label = d .. "/labelsTr/case_002.nii.gz"
@@ -122,9 +164,12 @@ describe("lunet CLI: mistakes are refused before any work", function()
     end
     local predict = require "lunet.cli.predict"
     local base = { "-i", "a", "-o", "b", "-d", "970", "-c", "2d" }
-    for _, a in ipairs({ { "-np", "0", "-np needs a count >= 1" }, { "-np", "abc", "-np needs an integer, got abc" },
-                         { "--step-size", "0", "--step-size needs a number in (0, 1], got 0" },
-                         { "--step-size", "1.5", "--step-size needs a number in (0, 1], got 1.5" } }) do
+    for _, a in ipairs({ { "-np", "0", "-np needs a positive integer, got 0" },
+                         { "-np", "abc", "-np needs a positive integer, got abc" },
+                         { "--step-size", "0", "-step_size needs a number in (0, 1], got 0" },
+                         { "-step_size", "1.5", "-step_size needs a number in (0, 1], got 1.5" },
+                         { "-npp", "-1", "-npp needs an integer >= 0, got -1" },
+                         { "-num_parts", "two", "-num_parts needs a positive integer, got two" } }) do
       local args = table.move(base, 1, #base, 1, {})
       args[#args + 1] = a[1]; args[#args + 1] = a[2]
       local ok, err = pcall(predict.parse, args)
