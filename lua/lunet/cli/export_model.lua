@@ -23,9 +23,10 @@ end
 function M.parse(argv)
   local r = args.parse(M.parser(), argv)
   if r.help then return r end
-  return { dataset = r.d, output = r.o, configurations = r.c, trainer = r.tr, plans = r.p, folds = r.f,
-    checkpoints = r.chk, strict = not r.not_strict and nil or false,
-    export_crossval_predictions = r.exp_cv_preds }
+  local o = { dataset = r.d, output = r.o, configurations = r.c, trainer = r.tr, plans = r.p, folds = r.f,
+    checkpoints = r.chk, export_crossval_predictions = r.exp_cv_preds }
+  if r.not_strict then o.strict = false end -- model_sharing reads only an explicit false as "not strict"
+  return o
 end
 
 function M.run(argv)

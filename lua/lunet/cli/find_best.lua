@@ -25,8 +25,10 @@ end
 
 function M.run(argv)
   local o, code = args.parse_or_status(M.parser(), "find-best", argv, function(r)
-    local o = { configurations = r.c, folds = r.f, plans = r.p, trainers = r.tr, threads = r.np,
-      ensembling = not r.disable_ensembling and nil or false, overwrite = not r.no_overwrite and nil or false }
+    local o = { configurations = r.c, folds = r.f, plans = r.p, trainers = r.tr, threads = r.np }
+    -- find_best reads only an explicit false as "off"
+    if r.disable_ensembling then o.ensembling = false end
+    if r.no_overwrite then o.overwrite = false end
     if r.rules then
       local chunk, err = loadfile(r.rules)
       if not chunk then error(err, 0) end

@@ -132,7 +132,10 @@ function M.preprocess(o)
       io.stderr:write(string.format("lunet preprocess: configuration %s not found in %s, skipping\n", cfg, pfile))
     else
       local log = o.verbose and function(line) io.write(line, "\n") end or nil
-      local sum = pp.run(ds, plans, cfg, { threads = o.np[k] or o.np[1] or 2, progress = not o.quiet and nil or false,
+      -- quiet: no bar; otherwise nil, and the bar shows when stderr is a terminal
+      local progress = nil
+      if o.quiet then progress = false end
+      local sum = pp.run(ds, plans, cfg, { threads = o.np[k] or o.np[1] or 2, progress = progress,
         plans_name = o.plans_name, clean = o.clean, rehash = o.rehash, log = log })
       io.write(M.summary_line(cfg, sum[cfg]), "\n")
     end
