@@ -143,6 +143,25 @@ describe("lunet CLI: mistakes are refused before any work", function()
       part_id = 1, disable_tta = true, save_probabilities = true, step_size = 0.25, checkpoint = "checkpoint_best" }, o)
   end)
 
+  it("the commands find-best writes into inference_instructions.txt parse", function()
+    local info = { dataset_name_or_id = "970", folds = { 0, 1 }, best_model_or_ensemble = {
+      selected_model_or_models = { { configuration = "2d", plans_identifier = "nnUNetPlans", trainer = "nnUNetTrainer" },
+        { configuration = "3d_fullres", plans_identifier = "nnUNetPlans", trainer = "nnUNetTrainer" } },
+      postprocessing_file = "/r/postprocessing.pkl", some_plans_file = "/r/plans.json" } }
+    local cli, args = require "lunet.cli", require "lunet.cli.args"
+    local n = 0
+    for line in require("lunet.find_best").instructions(info):gmatch("[^\n]+") do
+      if line:match("^lunet ") then
+        local words = {}
+        for w in line:gmatch("%S+") do words[#words + 1] = w end
+        local r = args.parse(cli.command_module(words[2]).parser(), table.move(words, 3, #words, 1, {}))
+        assert.is_table(r, line)
+        n = n + 1
+      end
+    end
+    assert.are.equal(4, n) -- two predictions, the ensemble, the postprocessing
+  end)
+
   it("plan_and_preprocess --verify_dataset_integrity stops on a broken dataset before anything is written", function()
     local d = RAW .. "/" .. NAME
     local label = d .. "/labelsTr/case_002.nii.gz"
