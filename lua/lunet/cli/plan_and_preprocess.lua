@@ -56,8 +56,8 @@ function M.run(argv)
     local cfgs, np = preprocess.configurations_and_threads(r)
     return { datasets = datasets, npfp = r.npfp or 2, clean = r.clean or false, quiet = r.q or false,
       no_pp = r.no_pp, verify = r.verify_dataset_integrity, plan = planned,
-      pp = { cfgs = cfgs, np = np, plans_name = planned.plans_identifier, quiet = r.q or false, clean = r.clean or false,
-        rehash = false, verbose = r.verbose or false } }
+      pp = { cfgs = cfgs, np = np, plans_name = planned.plans_identifier, quiet = r.q or false,
+        clean = r.clean or false, rehash = false, verbose = r.verbose or false } }
   end)
   if not o then return code end
   for _, ds in ipairs(o.datasets) do

@@ -83,7 +83,8 @@ local function options(r)
   local o = { dataset = r.DATASET, configuration = r.CONFIG, fold = r.FOLD, plans = r.p, trainer = r.tr,
     rules = r.rules, epochs = r.epochs, iterations = r.iters, val_iterations = r.val_iters, seed = r.seed,
     threads = r.np, continue = r.continue, val_only = r.val_only, val_best = r.val_best,
-    disable_checkpointing = r.disable_checkpointing, npz = r.npz, quiet = r.q, pretrained_weights = r.pretrained_weights }
+    disable_checkpointing = r.disable_checkpointing, npz = r.npz, quiet = r.q,
+    pretrained_weights = r.pretrained_weights }
   if o.trainer then require("lunet.trainer").find_trainer(o.trainer) end
   if o.rules then
     -- called by pcall itself: load_rules blames its caller's caller (level 3), which then has no source position
