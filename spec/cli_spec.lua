@@ -176,11 +176,17 @@ describe("lunet CLI: mistakes are refused before any work", function()
 
   it("train and predict refuse malformed numbers while parsing", function()
     local train = require "lunet.cli.train"
-    for _, a in ipairs({ { "--epochs", "0" }, { "-np", "abc" }, { "--iters", "1.5" } }) do
+    for _, a in ipairs({ { "--epochs", "0" }, { "-np", "abc" }, { "--iters", "1.5" }, { "-num_gpus", "2" } }) do
       local o, code = train.parse({ "970", "2d", "0", a[1], a[2] })
       assert.is_nil(o)
       assert.are.equal(2, code)
     end
+    -- nnUNetv2_train's own spellings: --c, --val, -num_gpus 1, --use_compressed
+    local o = train.parse({ "970", "3d_fullres", "all", "--c", "-num_gpus", "1", "--use_compressed", "--val_best",
+      "-tr", "nnUNetTrainer", "-p", "P", "--seed", "-3" })
+    assert.are.same({ dataset = "970", configuration = "3d_fullres", fold = "all", continue = true, val_best = true,
+      trainer = "nnUNetTrainer", plans = "P", seed = -3 }, o)
+    assert.is_true(train.parse({ "970", "2d", "1", "--val" }).val_only)
     local predict = require "lunet.cli.predict"
     local base = { "-i", "a", "-o", "b", "-d", "970", "-c", "2d" }
     for _, a in ipairs({ { "-np", "0", "-np needs a positive integer, got 0" },
