@@ -123,7 +123,7 @@ describe("lunet CLI: mistakes are refused before any work", function()
     for _, c in ipairs({
       { "-np abc", "lunet predict: -np needs a positive integer, got abc" },
       { "-npp -1", "lunet predict: -npp needs an integer >= 0, got -1" },
-      { "-nump 2", "lunet predict: unknown option '-nump'" },
+      { "-nump 2", "lunet predict: unknown option '-nump'\nDid you mean one of these: '-num_parts'?" },
       { "-f 0 two", "lunet predict: -f needs fold numbers (0, 1, ...) or 'all', got two" },
       { "-f 0 all", "lunet predict: -f: 'all' cannot be combined with fold numbers" },
       { "--stream maybe", "lunet predict: argument for option '--stream' must be one of 'auto', 'on', 'off'" },
@@ -176,7 +176,8 @@ describe("lunet CLI: mistakes are refused before any work", function()
 
   it("train and predict refuse malformed numbers while parsing", function()
     local train = require "lunet.cli.train"
-    for _, a in ipairs({ { "--epochs", "0" }, { "-np", "abc" }, { "--iters", "1.5" }, { "-num_gpus", "2" } }) do
+    for _, a in ipairs({ { "--epochs", "0" }, { "-np", "abc" }, { "--iters", "1.5" }, { "-num_gpus", "2" },
+                         { "-pretrained", "w.pth" } }) do -- not -p with "retrained" glued to it
       local o, code = train.parse({ "970", "2d", "0", a[1], a[2] })
       assert.is_nil(o)
       assert.are.equal(2, code)

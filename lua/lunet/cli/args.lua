@@ -58,12 +58,15 @@ function M.fold(name)
   end
 end
 
--- The parser's option names (argparse keeps them in _options[i]._aliases, with the '-' spelling of each '_' one),
--- and the single-dash long ones given their "---" alias, once per parser.
+-- The parser's option names (argparse keeps them in _options[i]._aliases, with the '-' spelling of each '_' one;
+-- the shown ones in _public_aliases), and the single-dash long ones given their "---" alias, once per parser.
 local function names(p)
   if p._lunet_names then return p._lunet_names end
-  local all, long = {}, {}
+  local all, long, public = {}, {}, {}
   for _, o in ipairs(p._options) do
+    if not o._hidden then
+      for _, a in ipairs(o._public_aliases) do public[a] = true end
+    end
     local hidden = {}
     for _, a in ipairs(o._aliases) do
       all[a] = true
@@ -74,7 +77,7 @@ local function names(p)
     end
     if #hidden > 0 then o:hidden_name(table.concat(hidden, " ")) end
   end
-  p._lunet_names = { all = all, long = long }
+  p._lunet_names = { all = all, long = long, public = public }
   return p._lunet_names
 end
 
@@ -96,8 +99,18 @@ function M.parse(p, argv)
       local name = a:match("^(%-[^-][^=]*)")
       if name and #name > 2 and not tonumber(a) then
         if n.long[name] then out[#out + 1] = "--" .. a
-        elseif n.all[name:sub(1, 2)] then out[#out + 1] = a -- a short option with its value attached: -f0
-        else error(("unknown option '%s'"):format(name), 0) end
+        elseif n.all[name:sub(1, 2)] and not a:sub(3, 3):match("%a") then
+          out[#out + 1] = a -- a short option with its value attached: -f0, -o/tmp/x (not -pretrained: -p retrained)
+        else
+          -- as argparse's own tip: the declared names that start like it
+          local near = {}
+          for k in pairs(n.public) do
+            if k:sub(1, 3) == name:sub(1, 3) then near[#near + 1] = "'" .. k .. "'" end
+          end
+          table.sort(near)
+          local tip = #near > 0 and ("\nDid you mean one of these: " .. table.concat(near, " ") .. "?") or ""
+          error(("unknown option '%s'%s"):format(name, tip), 0)
+        end
       else
         out[#out + 1] = a
       end
