@@ -150,7 +150,12 @@ describe("lunet CLI: mistakes are refused before any work", function()
       postprocessing_file = "/r/postprocessing.pkl", some_plans_file = "/r/plans.json" } }
     local cli, args = require "lunet.cli", require "lunet.cli.args"
     local n = 0
-    for line in require("lunet.find_best").instructions(info):gmatch("[^\n]+") do
+    -- find_best looks for a cascade's previous stage under nnUNet_results (none here)
+    paths.set_roots { raw = RAW, preprocessed = PRE, results = RES }
+    local ok, text = pcall(require("lunet.find_best").instructions, info)
+    paths.set_roots { raw = false, preprocessed = false, results = false } -- back to the environment's
+    assert(ok, text)
+    for line in text:gmatch("[^\n]+") do
       if line:match("^lunet ") then
         local words = {}
         for w in line:gmatch("%S+") do words[#words + 1] = w end
