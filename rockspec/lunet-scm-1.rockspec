@@ -11,7 +11,7 @@ Lunet fingerprints a dataset in nnU-Net's layout, plans the pipeline with editab
 preprocesses, trains U-Nets with OpenCL (CLBlast GEMM), predicts with sliding windows and selects
 the best configuration, ensemble and postprocessing.]],
 }
-dependencies = { "lua >= 5.4, < 5.5" }
+dependencies = { "lua >= 5.4, < 5.5", "argparse >= 0.7" }
 external_dependencies = {
   OPENCL = { header = "CL/cl.h" },
   CLBLAST = { header = "clblast_c.h" },

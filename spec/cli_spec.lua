@@ -78,13 +78,19 @@ describe("lunet CLI: mistakes are refused before any work", function()
 
   it("plan_and_preprocess checks every option before the fingerprint or the plans are written", function()
     local cases = {
-      { "-c 2d -np abc", "lunet preprocess: -np needs positive integers, got abc" },
-      { "-c 2d -np 0", "lunet preprocess: -np needs positive integers, got 0" },
-      { "-c 2d 3d_fullres -np 1 2 3", "lunet preprocess: -np has 3 numbers for 2 configurations" },
+      { "-c 2d -np abc", "lunet plan_and_preprocess: -np needs a positive integer, got abc" },
+      { "-c 2d -np 0", "lunet plan_and_preprocess: -np needs a positive integer, got 0" },
+      { "-c 2d 3d_fullres -np 1 2 3", "lunet plan_and_preprocess: -np has 3 numbers for 2 configurations" },
       { "-c 2d -npfp x", "lunet plan_and_preprocess: -npfp needs a positive integer, got x" },
-      { "-c 2d --gpu-memory lots", "lunet plan: --gpu-memory needs a positive number, got lots" },
-      { "-c 2d -pl " .. DIR .. "/no_such_rules.lua", "lunet plan: rule file " .. DIR .. "/no_such_rules.lua: cannot open it" },
-      { "-c 2d --bogus", "lunet plan_and_preprocess: unknown option --bogus" },
+      { "-c 2d --gpu-memory lots", "lunet plan_and_preprocess: -gpu_memory_target needs a positive number, got lots" },
+      { "-c 2d -pl " .. DIR .. "/no_such_rules.lua",
+        "lunet plan_and_preprocess: rule file " .. DIR .. "/no_such_rules.lua: cannot open it" },
+      { "-c 2d --bogus", "lunet plan_and_preprocess: unknown option '--bogus'" },
+      { "-c 2d -bogus 3", "lunet plan_and_preprocess: unknown option '-bogus'" },
+      { "-c 2d -preprocessor_name Other", "lunet plan_and_preprocess: -preprocessor_name Other: Lunet's" },
+      { "-c 2d -overwrite_target_spacing 1 x 1", "-overwrite_target_spacing needs 3 positive numbers, got x" },
+      { "-c 2d -fpe MyExtractor", "lunet plan_and_preprocess: argument for option '-fpe' must be one of " ..
+        "'DatasetFingerprintExtractor'" },
     }
     for _, c in ipairs(cases) do
       local ok, code, out = lunet_cli("plan_and_preprocess -d 970 -q " .. c[1])
@@ -93,6 +99,72 @@ describe("lunet CLI: mistakes are refused before any work", function()
       has(out, c[2])
       assert.are.same({}, written(), c[1])
     end
+  end)
+
+  it("every command declares its options with argparse: -h prints them, exit 0", function()
+    local cli = require "lunet.cli"
+    for _, name in ipairs(cli.commands()) do
+      local mod = cli.command_module(name)
+      assert.is_function(mod.parser, name .. " has no parser()")
+      local help = mod.parser():get_help()
+      -- plan-and-preprocess calls itself plan_and_preprocess, as the docs spell it
+      has(help, "usage: lunet " .. (name == "plan-and-preprocess" and "plan_and_preprocess" or name) .. " [-h]")
+      has(help, "-h, --help")
+    end
+    local ok, code, out = lunet_cli("predict -h")
+    assert(ok, out)
+    assert.are.equal(0, code)
+    has(out, "   -np N                 host threads (default 2)")
+    has(out, "   -num_parts N          predict only every N-th case")
+  end)
+
+  it("predict -np abc, a flag nobody declares, a negative count: exit 2 before anything runs", function()
+    local base = "predict -i " .. DIR .. "/in -o " .. DIR .. "/out -d 970 -c 2d "
+    for _, c in ipairs({
+      { "-np abc", "lunet predict: -np needs a positive integer, got abc" },
+      { "-npp -1", "lunet predict: -npp needs an integer >= 0, got -1" },
+      { "-nump 2", "lunet predict: unknown option '-nump'\nDid you mean one of these: '-num_parts'?" },
+      { "-f 0 two", "lunet predict: -f needs fold numbers (0, 1, ...) or 'all', got two" },
+      { "-f 0 all", "lunet predict: -f: 'all' cannot be combined with fold numbers" },
+      { "--stream maybe", "lunet predict: argument for option '--stream' must be one of 'auto', 'on', 'off'" },
+    }) do
+      local ok, code, out = lunet_cli(base .. c[1])
+      assert.is_falsy(ok, c[1])
+      assert.are.equal(2, code, c[1] .. ": " .. out)
+      has(out, c[2])
+      has(out, "usage: lunet predict [-h] -i IN -o OUT")
+      assert.is_false(paths.exists(DIR .. "/out"), c[1])
+    end
+    -- the same options parsed: nnU-Net's spellings, Lunet's older dashed ones, a value glued with =
+    local p = require "lunet.cli.predict"
+    local o = p.parse({ "-i", "a", "-o", "b", "-d", "970", "-c", "2d", "-np=3", "-num_parts", "4", "--part-id", "1",
+      "--disable-tta", "--save_probabilities", "-step_size", "0.25", "-chk", "checkpoint_best.pth" })
+    assert.are.same({ input = "a", output = "b", dataset = "970", configuration = "2d", threads = 3, num_parts = 4,
+      part_id = 1, disable_tta = true, save_probabilities = true, step_size = 0.25, checkpoint = "checkpoint_best" }, o)
+  end)
+
+  it("the commands find-best writes into inference_instructions.txt parse", function()
+    local info = { dataset_name_or_id = "970", folds = { 0, 1 }, best_model_or_ensemble = {
+      selected_model_or_models = { { configuration = "2d", plans_identifier = "nnUNetPlans", trainer = "nnUNetTrainer" },
+        { configuration = "3d_fullres", plans_identifier = "nnUNetPlans", trainer = "nnUNetTrainer" } },
+      postprocessing_file = "/r/postprocessing.pkl", some_plans_file = "/r/plans.json" } }
+    local cli, args = require "lunet.cli", require "lunet.cli.args"
+    local n = 0
+    -- find_best looks for a cascade's previous stage under nnUNet_results (none here)
+    paths.set_roots { raw = RAW, preprocessed = PRE, results = RES }
+    local ok, text = pcall(require("lunet.find_best").instructions, info)
+    paths.set_roots { raw = false, preprocessed = false, results = false } -- back to the environment's
+    assert(ok, text)
+    for line in text:gmatch("[^\n]+") do
+      if line:match("^lunet ") then
+        local words = {}
+        for w in line:gmatch("%S+") do words[#words + 1] = w end
+        local r = args.parse(cli.command_module(words[2]).parser(), table.move(words, 3, #words, 1, {}))
+        assert.is_table(r, line)
+        n = n + 1
+      end
+    end
+    assert.are.equal(4, n) -- two predictions, the ensemble, the postprocessing
   end)
 
   it("plan_and_preprocess --verify_dataset_integrity stops on a broken dataset before anything is written", function()
@@ -109,16 +181,26 @@ describe("lunet CLI: mistakes are refused before any work", function()
 
   it("train and predict refuse malformed numbers while parsing", function()
     local train = require "lunet.cli.train"
-    for _, a in ipairs({ { "--epochs", "0" }, { "-np", "abc" }, { "--iters", "1.5" } }) do
+    for _, a in ipairs({ { "--epochs", "0" }, { "-np", "abc" }, { "--iters", "1.5" }, { "-num_gpus", "2" },
+                         { "-pretrained", "w.pth" } }) do -- not -p with "retrained" glued to it
       local o, code = train.parse({ "970", "2d", "0", a[1], a[2] })
       assert.is_nil(o)
       assert.are.equal(2, code)
     end
+    -- nnUNetv2_train's own spellings: --c, --val, -num_gpus 1, --use_compressed
+    local o = train.parse({ "970", "3d_fullres", "all", "--c", "-num_gpus", "1", "--use_compressed", "--val_best",
+      "-tr", "nnUNetTrainer", "-p", "P", "--seed", "-3" })
+    assert.are.same({ dataset = "970", configuration = "3d_fullres", fold = "all", continue = true, val_best = true,
+      trainer = "nnUNetTrainer", plans = "P", seed = -3 }, o)
+    assert.is_true(train.parse({ "970", "2d", "1", "--val" }).val_only)
     local predict = require "lunet.cli.predict"
     local base = { "-i", "a", "-o", "b", "-d", "970", "-c", "2d" }
-    for _, a in ipairs({ { "-np", "0", "-np needs a count >= 1" }, { "-np", "abc", "-np needs an integer, got abc" },
-                         { "--step-size", "0", "--step-size needs a number in (0, 1], got 0" },
-                         { "--step-size", "1.5", "--step-size needs a number in (0, 1], got 1.5" } }) do
+    for _, a in ipairs({ { "-np", "0", "-np needs a positive integer, got 0" },
+                         { "-np", "abc", "-np needs a positive integer, got abc" },
+                         { "--step-size", "0", "-step_size needs a number in (0, 1], got 0" },
+                         { "-step_size", "1.5", "-step_size needs a number in (0, 1], got 1.5" },
+                         { "-npp", "-1", "-npp needs an integer >= 0, got -1" },
+                         { "-num_parts", "two", "-num_parts needs a positive integer, got two" } }) do
       local args = table.move(base, 1, #base, 1, {})
       args[#args + 1] = a[1]; args[#args + 1] = a[2]
       local ok, err = pcall(predict.parse, args)

@@ -131,9 +131,9 @@ describe("nnUNetv2_* names", function()
     assert.same({ { "convert-msd", { "Task05_Prostate", "-overwrite_id", "7" } } },
       nn.translate("nnUNetv2_convert_MSD_dataset", { "-i", "Task05_Prostate", "-np", "4", "-overwrite_id", "7" }))
     assert.has_error(function() nn.translate("nnUNetv2_train", { "4", "2d", "0", "-num_gpus", "2" }) end)
-    assert.has_error(function()
-      nn.translate("nnUNetv2_plan_experiment", { "-d", "4", "-overwrite_target_spacing", "1", "1", "1" })
-    end)
+    -- lunet plan takes nnU-Net's target spacing as it is
+    assert.same({ { "plan", { "4", "-overwrite_target_spacing", "1", "1", "1" } } },
+      nn.translate("nnUNetv2_plan_experiment", { "-d", "4", "-overwrite_target_spacing", "1", "1", "1" }))
   end)
 
   it("every name runs a lunet command that exists", function()

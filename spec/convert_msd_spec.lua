@@ -111,6 +111,29 @@ describe("convert-msd", function()
     assert.matches(raw .. "/Task09_Half/labelsTr: labelsTr subfolder missing", err, 1, true)
     out, code = sh("scripts/lunet convert-msd -h")
     assert.are.equal(0, code)
-    assert.matches("usage: lunet convert-msd TASK_FOLDER", out, 1, true)
+    assert.matches("usage: lunet convert-msd [-h] [-i TASK_FOLDER] [-overwrite_id N]", out, 1, true)
+  end)
+
+  it("takes nnUNetv2_convert_MSD_dataset's -i and -overwrite_id (and -np), and refuses what they cannot mean", function()
+    local env = "nnUNet_raw='" .. raw .. "' "
+    local out, code = sh(env .. "scripts/lunet convert-msd -q -i " .. FIX .. "msd/Task02_Mini -overwrite_id 212 -np 4")
+    assert.are.equal(0, code, out)
+    assert.are.equal(raw .. "/Dataset212_Mini\n", out)
+    -- the same dataset as nnunetv2's conversion, under the id asked for
+    assert.are.equal(slurp(FIX .. "msd_expected/Task02_Mini/dataset.json"), slurp(raw .. "/Dataset212_Mini/dataset.json"))
+    assert.are.equal(slurp(FIX .. "msd/Task02_Mini/imagesTr/tiny_001.nii.gz"),
+      slurp(raw .. "/Dataset212_Mini/imagesTr/tiny_001_0000.nii.gz"))
+    for _, c in ipairs({
+      { "-i " .. FIX .. "msd/Task02_Mini -overwrite_id x", "lunet convert-msd: -overwrite_id needs an integer >= 0, got x" },
+      { "-i " .. FIX .. "msd/Task02_Mini -overwrite_id", "lunet convert-msd: option '-overwrite_id' requires an argument" },
+      { FIX .. "msd/Task02_Mini -i " .. FIX .. "msd/Task02_Mini", "give the task folder once: as TASK_FOLDER or with -i" },
+      { "-overwrite_id 213", "lunet convert-msd: missing the task folder (TASK_FOLDER or -i)" },
+      { "-i " .. FIX .. "msd/Task02_Mini -np 0", "lunet convert-msd: -np needs a positive integer, got 0" },
+    }) do
+      out, code = sh(env .. "scripts/lunet convert-msd -q " .. c[1])
+      assert.are.equal(2, code, out)
+      assert.matches(c[2], out, 1, true)
+    end
+    assert.is_nil(io.open(raw .. "/Dataset213_Mini/dataset.json"))
   end)
 end)

@@ -8,6 +8,10 @@
                                       -- on top of the default rules)
       gpu_memory_gb = 8,              -- VRAM target (default: the rule set's)
       plans_name = "nnUNetPlans",     -- default: the rule set's
+      overwrite_target_spacing = { 1, 1, 1 },  -- nnU-Net's planner argument: the 3d_fullres target spacing in the
+                                      -- fingerprint's axis order, used instead of the target_spacing rule (so the
+                                      -- transpose, 3d_lowres and 2d follow from it, as in nnU-Net)
+      preprocessor_name = "DefaultPreprocessor",  -- written into every configuration (default: the rule set's)
       dataset_name = "Dataset004_Hippocampus",
       rule_timeout = 10,              -- seconds one rule call may run (default $LUNET_RULE_TIMEOUT or 10; 0: none)
   })
@@ -343,7 +347,7 @@ local function plan_configuration(ctx, name, spacing, median, n_voxels_dataset)
   local rs = call(ctx, "resampling")
   local cfg = {
     data_identifier = call(ctx, "data_identifier", name),
-    preprocessor_name = r.preprocessor_name,
+    preprocessor_name = ctx.preprocessor_name or r.preprocessor_name,
     batch_size = bs,
     patch_size = patch,
     median_image_size_in_voxels = median,
@@ -394,14 +398,22 @@ function M.plan(fingerprint, opts)
     num_training = dj.numTraining or #fp.spacings,
     gpu_memory_gb = opts.gpu_memory_gb or rules.gpu_memory_gb,
     plans_name = opts.plans_name or rules.plans_name,
+    preprocessor_name = opts.preprocessor_name,
     rule_timeout = rule_timeout,
     null = json.null,
     spacing_rule = "target_spacing",
   }
   local H = rules.helpers
 
-  local fullres = call(ctx, "target_spacing")
+  -- nnU-Net's overwrite_target_spacing replaces determine_fullres_target_spacing as a whole, whatever the rules say
   local dim3 = #fp.spacings[1]
+  local fullres
+  if opts.overwrite_target_spacing ~= nil then
+    check_vector("overwrite_target_spacing", "overwrite_target_spacing", opts.overwrite_target_spacing, dim3)
+    fullres = tofloat(opts.overwrite_target_spacing)
+  else
+    fullres = call(ctx, "target_spacing")
+  end
   check_vector("target_spacing", "target spacing", fullres, dim3)
   for d = 1, dim3 do
     if not (fullres[d] > 0) then reject("target_spacing", "spacing must be > 0, got %s", fmt_list(fullres)) end

@@ -1,65 +1,37 @@
 -- lunet export-model: nnUNetv2_export_model_to_zip.
-local USAGE = [[
-usage: lunet export-model -d DATASET -o FILE.zip [-c CONFIG...] [-tr trainer] [-p plans] [-f 0 1 2 3 4 | all]
-                          [-chk checkpoint_final.pth...] [--not-strict] [--exp-cv-preds]
+local args = require "lunet.cli.args"
 
+local M = args.command({ summary = "export trained models to a zip (nnUNetv2_export_model_to_zip)" })
+
+function M.parser()
+  local p = args.parser("export-model", [[
 Writes the trained models of DATASET into a zip with nnU-Net's layout (paths relative to nnUNet_results),
-which `lunet install-model` and nnUNetv2_install_pretrained_model_from_zip both install.
-  -c CONFIG...      configurations (default 2d 3d_lowres 3d_fullres 3d_cascade_fullres)
-  -tr / -p          trainer (nnUNetTrainer) and plans (nnUNetPlans)
-  -f F...           folds (default 0 1 2 3 4)
-  -chk NAME...      checkpoints to include (default checkpoint_final.pth)
-  --not-strict      skip configurations that were not trained instead of failing
-  --exp-cv-preds    include the cross-validation predictions
-]]
+which `lunet install-model` and nnUNetv2_install_pretrained_model_from_zip both install.]])
+  p:option("-d", "dataset id or name"):argname("DATASET"):count(1)
+  p:option("-o", "the zip file to write"):argname("FILE.zip"):count(1)
+  p:option("-c", "configurations (default 2d 3d_lowres 3d_fullres 3d_cascade_fullres)"):args("+"):argname("CONFIG")
+  p:option("-tr", "trainer (default nnUNetTrainer)"):argname("TRAINER")
+  p:option("-p", "plans identifier (default nnUNetPlans)"):argname("PLANS")
+  p:option("-f", "folds (default 0 1 2 3 4)"):args("+"):argname("FOLD"):convert(args.fold("-f"))
+  p:option("-chk", "checkpoints to include (default checkpoint_final.pth)"):args("+"):argname("NAME")
+  p:flag("--not_strict", "skip configurations that were not trained instead of failing (also --not-strict)")
+  p:flag("--exp_cv_preds", "include the cross-validation predictions (also --exp-cv-preds)")
+  return p
+end
 
-local M = { summary = "export trained models to a zip (nnUNetv2_export_model_to_zip)", usage = USAGE }
-
-function M.parse(args)
-  local o = {}
-  local i = 1
-  local function list()
-    local t = {}
-    while args[i + 1] and args[i + 1]:sub(1, 1) ~= "-" do t[#t + 1] = args[i + 1]; i = i + 1 end
-    if #t == 0 then error(args[i] .. " needs at least one value", 0) end
-    return t
-  end
-  local function val()
-    local v = args[i + 1]
-    if v == nil then error(args[i] .. " needs a value", 0) end
-    i = i + 1
-    return v
-  end
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then o.help = true
-    elseif a == "-d" then o.dataset = val()
-    elseif a == "-o" then o.output = val()
-    elseif a == "-c" then o.configurations = list()
-    elseif a == "-tr" then o.trainer = val()
-    elseif a == "-p" then o.plans = val()
-    elseif a == "-f" then
-      o.folds = {}
-      for k, v in ipairs(list()) do
-        o.folds[k] = v == "all" and "all" or math.tointeger(tonumber(v)) or error("-f: not a fold: " .. v, 0)
-      end
-    elseif a == "-chk" then o.checkpoints = list()
-    elseif a == "--not-strict" or a == "--not_strict" then o.strict = false
-    elseif a == "--exp-cv-preds" or a == "--exp_cv_preds" then o.export_crossval_predictions = true
-    else error("unknown option " .. a, 0) end
-    i = i + 1
-  end
-  if not o.help then
-    if not o.dataset then error("missing -d", 0) end
-    if not o.output then error("missing -o", 0) end
-  end
+--- Parses args into model_sharing.export's options; { help = true } for -h. Raises error(msg, 0) on a mistake.
+function M.parse(argv)
+  local r = args.parse(M.parser(), argv)
+  if r.help then return r end
+  local o = { dataset = r.d, output = r.o, configurations = r.c, trainer = r.tr, plans = r.p, folds = r.f,
+    checkpoints = r.chk, export_crossval_predictions = r.exp_cv_preds }
+  if r.not_strict then o.strict = false end -- model_sharing reads only an explicit false as "not strict"
   return o
 end
 
-function M.run(args)
-  local ok, o = pcall(M.parse, args)
-  if not ok then io.stderr:write("lunet export-model: " .. tostring(o) .. "\n" .. USAGE) return 2 end
-  if o.help then io.write(USAGE) return 0 end
+function M.run(argv)
+  local o, code = args.parse_or_status(M.parser(), "export-model", argv, function() return M.parse(argv) end)
+  if not o then return code end
   local names = require("lunet.model_sharing").export(o)
   io.write(("exported %d files into %s\n"):format(#names, o.output))
   return 0

@@ -1,51 +1,44 @@
 -- lunet find-best: nnUNetv2_find_best_configuration.
-local USAGE = [[
-usage: lunet find-best DATASET [-c CFG ...] [-f FOLD ...] [-p PLANS ...] [-tr TRAINER ...] [-np N]
-                       [--disable_ensembling] [--no_overwrite] [--rules FILE.lua]
+local args = require "lunet.cli.args"
 
+local M = args.command({
+  summary = "pick the best configuration/ensemble and its postprocessing (find_best_configuration)" })
+
+function M.parser()
+  local p = args.parser("find-best", [[
 Evaluates the cross-validation of every trained configuration (fold_k/validation), every pairwise
 ensemble (from the validation .npz files), picks the best by mean foreground Dice, determines the
 postprocessing on it and writes nnUNet_results/<Dataset>/inference_information.json and
 inference_instructions.txt (lunet predict / ensemble / postprocess commands).
-Defaults: -c 2d 3d_fullres 3d_lowres 3d_cascade_fullres, -f 0 1 2 3 4, -p nnUNetPlans, -tr nnUNetTrainer.
-The rules (candidates, score, tie-break, acceptance) are rules/empirical.lua; --rules replaces them.
-]]
-
-local function list(args, i, out)
-  while args[i + 1] and args[i + 1]:sub(1, 1) ~= "-" do out[#out + 1] = args[i + 1]; i = i + 1 end
-  return i
+The rules (candidates, score, tie-break, acceptance) are rules/empirical.lua; --rules replaces them.]])
+  p:argument("DATASET", "dataset id or name")
+  p:option("-c", "configurations (default 2d 3d_fullres 3d_lowres 3d_cascade_fullres)"):args("+"):argname("CFG")
+  p:option("-f", "folds (default 0 1 2 3 4)"):args("+"):argname("FOLD"):convert(args.int("-f", 0))
+  p:option("-p", "plans identifiers (default nnUNetPlans)"):args("+"):argname("PLANS")
+  p:option("-tr", "trainers (default nnUNetTrainer)"):args("+"):argname("TRAINER")
+  p:option("-np", "threads (default 2)"):argname("N"):convert(args.int("-np", 1))
+  p:flag("--disable_ensembling", "do not try ensembles of two configurations")
+  p:flag("--no_overwrite", "keep the cross-validation results already computed")
+  p:option("--rules", "selection rule file replacing rules/empirical.lua"):argname("FILE.lua")
+  return p
 end
 
-local function run(args)
-  local o, ds = {}, nil
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then io.write(USAGE) return 0
-    elseif a == "-c" then o.configurations = {}; i = list(args, i, o.configurations)
-    elseif a == "-p" then o.plans = {}; i = list(args, i, o.plans)
-    elseif a == "-tr" then o.trainers = {}; i = list(args, i, o.trainers)
-    elseif a == "-f" then
-      local f = {}
-      i = list(args, i, f)
-      o.folds = {}
-      for k, v in ipairs(f) do o.folds[k] = math.tointeger(tonumber(v)) or error("-f: bad fold " .. v, 0) end
-    elseif a == "-np" then o.threads = math.tointeger(tonumber(args[i + 1])) or error("-np needs an integer", 0); i = i + 1
-    elseif a == "--disable_ensembling" then o.ensembling = false
-    elseif a == "--no_overwrite" then o.overwrite = false
-    elseif a == "--rules" then
-      local f = args[i + 1]
-      i = i + 1
-      local chunk, err = loadfile(f)
+function M.run(argv)
+  local o, code = args.parse_or_status(M.parser(), "find-best", argv, function(r)
+    local o = { configurations = r.c, folds = r.f, plans = r.p, trainers = r.tr, threads = r.np }
+    -- find_best reads only an explicit false as "off"
+    if r.disable_ensembling then o.ensembling = false end
+    if r.no_overwrite then o.overwrite = false end
+    if r.rules then
+      local chunk, err = loadfile(r.rules)
       if not chunk then error(err, 0) end
       o.rules = chunk()
-    elseif a:sub(1, 1) == "-" then io.stderr:write("lunet find-best: unknown option " .. a .. "\n" .. USAGE) return 2
-    else ds = a end
-    i = i + 1
-  end
-  if not ds then io.stderr:write(USAGE) return 2 end
-  require("lunet.find_best").run(ds, o)
+    end
+    return { ds = r.DATASET, o = o }
+  end)
+  if not o then return code end
+  require("lunet.find_best").run(o.ds, o.o)
   return 0
 end
 
-return { summary = "pick the best configuration/ensemble and its postprocessing (find_best_configuration)", usage = USAGE, run = run }
+return M

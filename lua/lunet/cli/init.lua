@@ -1,5 +1,6 @@
 -- The `lunet` command: `lunet COMMAND ...` runs lua/lunet/cli/COMMAND.lua (dashes become
--- underscores). Each command module returns { summary = "...", usage = "...", run = function(args) }.
+-- underscores). Each command module returns { summary = "...", parser = function() ... end, run = function(args) }:
+-- parser() declares the options with lua-argparse (lunet.cli.args), for run, `lunet COMMAND -h` and docs/cli.md.
 local M = {}
 
 local function command_module(name)

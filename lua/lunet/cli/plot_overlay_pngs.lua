@@ -1,46 +1,34 @@
 -- lunet plot-overlay-pngs: nnUNetv2_plot_overlay_pngs.
-local USAGE = [[
-usage: lunet plot-overlay-pngs -d DATASET -o OUT [--use_raw] [-channel_idx N] [-p PLANS] [-c CONFIG]
-                               [-overlay_intensity F] [-np N]
+local args = require "lunet.cli.args"
 
+local M = args.command({ summary = "PNG overlays of images and segmentations, one per case (plot_overlay_pngs)" })
+
+function M.parser()
+  local p = args.parser("plot-overlay-pngs", [[
 Writes OUT/<case>.png for every training case: the slice with the most foreground (nnU-Net's choice), image in
-grey, segmentation overlaid in colours, as nnUNetv2_plot_overlay_pngs. Spacing is ignored.
-  --use_raw            plot nnUNet_raw's imagesTr/labelsTr; default: the preprocessed cases
-  -channel_idx N       image channel (0 = _0000; default 0)
-  -p PLANS / -c CFG    preprocessed data of these plans (nnUNetPlans) and configuration (3d_fullres if planned,
-                       else 2d); not used with --use_raw
-  -overlay_intensity F weight of the colours (default 0.6; higher = brighter, less transparent)
-  -np N                accepted for nnU-Net compatibility (cases are drawn one after another)
-]]
+grey, segmentation overlaid in colours, as nnUNetv2_plot_overlay_pngs. Spacing is ignored.]])
+  p:option("-d", "dataset id or name"):argname("DATASET"):count(1)
+  p:option("-o", "output folder"):argname("OUT"):count(1)
+  p:flag("--use_raw", "plot nnUNet_raw's imagesTr/labelsTr; default: the preprocessed cases")
+  p:option("-channel_idx", "image channel (0 = _0000; default 0)"):argname("N"):convert(args.int("-channel_idx", 0))
+  p:option("-p", "preprocessed data of these plans (default nnUNetPlans); not used with --use_raw"):argname("PLANS")
+  p:option("-c", "preprocessed data of this configuration (3d_fullres if planned, else 2d); not used with --use_raw")
+    :argname("CONFIG")
+  p:option("-overlay_intensity", "weight of the colours (default 0.6; higher = brighter, less transparent)")
+    :argname("F"):convert(args.number("-overlay_intensity"))
+  p:option("-np", "accepted for nnU-Net's command lines (cases are drawn one after another)"):argname("N")
+    :convert(args.int("-np", 1))
+  return p
+end
 
-local function run(args)
-  local o, ds, out, raw = {}, nil, nil, false
-  local i = 1
-  local function val(a)
-    i = i + 1
-    if args[i] == nil then error(a .. " needs a value", 0) end
-    return args[i]
-  end
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then io.write(USAGE) return 0
-    elseif a == "-d" then ds = val(a)
-    elseif a == "-o" then out = val(a)
-    elseif a == "--use_raw" or a == "--use-raw" then raw = true
-    elseif a == "-channel_idx" then o.channel = math.tointeger(tonumber(val(a))) or error("-channel_idx needs an integer", 0)
-    elseif a == "-p" then o.plans = val(a)
-    elseif a == "-c" then o.configuration = val(a)
-    elseif a == "-overlay_intensity" then o.intensity = tonumber(val(a)) or error("-overlay_intensity needs a number", 0)
-    elseif a == "-np" then val(a)
-    else io.stderr:write("lunet plot-overlay-pngs: unexpected argument " .. a .. "\n" .. USAGE) return 2 end
-    i = i + 1
-  end
-  if not ds or not out then io.stderr:write(USAGE) return 2 end
+function M.run(argv)
+  local r, code = args.parse_or_status(M.parser(), "plot-overlay-pngs", argv)
+  if not r then return code end
+  local o = { channel = r.channel_idx, plans = r.p, configuration = r.c, intensity = r.overlay_intensity }
   local overlay = require "lunet.overlay"
-  local files = (raw and overlay.from_raw or overlay.from_preprocessed)(ds, out, o)
-  io.write(string.format("wrote %d overlays into %s\n", #files, out))
+  local files = (r.use_raw and overlay.from_raw or overlay.from_preprocessed)(r.d, r.o, o)
+  io.write(string.format("wrote %d overlays into %s\n", #files, r.o))
   return 0
 end
 
-return { summary = "PNG overlays of images and segmentations, one per case (plot_overlay_pngs)", usage = USAGE,
-         run = run }
+return M

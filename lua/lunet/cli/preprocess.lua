@@ -1,8 +1,20 @@
 -- `lunet preprocess DATASET [-c CFG ...] [-np N ...] [-plans_name NAME]`: nnUNetv2_preprocess.
-local USAGE = [==[
-usage: lunet preprocess DATASET [-c 2d 3d_fullres 3d_lowres] [-np N [N ...]] [-plans_name NAME] [--clean]
-                        [--rehash] [-v] [-q]
+local args = require "lunet.cli.args"
 
+local M = args.command({
+  summary = "preprocess a dataset (crop, normalise, resample, store) for the given configurations" })
+
+local DEFAULT_CFGS = { "2d", "3d_fullres", "3d_lowres" }
+
+--- -c and -np, declared on p (plan_and_preprocess declares the same ones).
+function M.declare(p)
+  p:option("-c", "configurations (default: 2d 3d_fullres 3d_lowres)"):args("+"):argname("CFG")
+  p:option("-np", "threads, one number for all or one per configuration (default 2)"):args("+"):argname("N")
+    :convert(args.int("-np", 1))
+end
+
+function M.parser()
+  local p = args.parser("preprocess", [[
 Preprocesses the training cases of DATASET (id, name or DatasetXXX_Name under nnUNet_raw) with the plans in
 nnUNet_preprocessed/DatasetXXX/<plans name>.json: crop to nonzero, normalise, resample, foreground locations.
 Writes nnUNet_preprocessed/DatasetXXX/<data_identifier>/lunet/<case>.lcs (chunked zstd case store, docs/formats.md)
@@ -13,65 +25,39 @@ damaged stored file redoes the cases concerned. gt_segmentations/ is refreshed w
 nnU-Net's own format (.pkl/.b2nd) found in a folder are left as they are (nnU-Net keeps reading them); --clean
 removes them.
 2d, 3d_fullres, 3d_lowres and 3d_cascade_fullres missing from the plans are skipped with a note (as nnU-Net
-does); any other configuration missing, or none of the list planned, is an error listing the plans' ones.
+does); any other configuration missing, or none of the list planned, is an error listing the plans' ones.]])
+  p:argument("DATASET", "dataset id or name (or give it with -d)"):args("?")
+  p:option("-d", "dataset id or name (nnU-Net's spelling)"):argname("DATASET")
+  M.declare(p)
+  p:option("-plans_name", "plans identifier (default nnUNetPlans; also -pl)"):hidden_name("-pl --plans-name")
+    :argname("NAME")
+  p:flag("--clean", "remove each configuration folder's contents and gt_segmentations first, redo every case")
+    :hidden_name("-clean")
+  p:flag("--rehash", "hash every raw file, even one whose size and modification time match the record")
+  p:flag("-v --verbose", "one line per redone case with the reason")
+  p:flag("-q", "no progress bar")
+  return p
+end
 
-  -c CFG ...         configurations (default: 2d 3d_fullres 3d_lowres)
-  -np N ...          threads, one number for all or one per configuration (default 2)
-  -plans_name NAME   plans identifier (default nnUNetPlans; -pl also accepted)
-  --clean            remove each configuration folder's contents and gt_segmentations first, redo every case
-  --rehash           hash every raw file, even one whose size and modification time match the record
-  -v                 one line per redone case with the reason
-  -q                 no progress bar
-]==]
-
-local function fail(msg) io.stderr:write("lunet preprocess: " .. msg .. "\n"); return 2 end
-
-local M = {
-  summary = "preprocess a dataset (crop, normalise, resample, store) for the given configurations",
-  usage = USAGE,
-}
+--- The configurations and thread counts of a parse result: -np gives one count for all or one per configuration.
+function M.configurations_and_threads(r)
+  local cfgs, np = r.c or DEFAULT_CFGS, r.np or {}
+  if #np > 1 and #np ~= #cfgs then
+    error(string.format("-np has %d numbers for %d configurations", #np, #cfgs), 0)
+  end
+  return cfgs, np
+end
 
 --- Parses args; returns opts or nil, exit code.
-function M.parse(args)
-  local o = { cfgs = nil, np = {}, plans_name = "nnUNetPlans", quiet = false, clean = false, rehash = false,
-    verbose = false }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then io.write(USAGE); return nil, 0
-    elseif a == "-c" then
-      o.cfgs = {}
-      while args[i + 1] and args[i + 1]:sub(1, 1) ~= "-" do o.cfgs[#o.cfgs + 1] = args[i + 1]; i = i + 1 end
-      if #o.cfgs == 0 then return nil, fail("-c needs at least one configuration") end
-    elseif a == "-np" then
-      -- every word up to the next option is a count: "-np abc" is refused here, not taken as DATASET
-      while args[i + 1] and args[i + 1]:sub(1, 1) ~= "-" do
-        local n = math.tointeger(tonumber(args[i + 1]))
-        if not n or n < 1 then return nil, fail("-np needs positive integers, got " .. args[i + 1]) end
-        o.np[#o.np + 1] = n; i = i + 1
-      end
-      if #o.np == 0 then return nil, fail("-np needs a positive integer") end
-    elseif a == "-plans_name" or a == "-pl" or a == "--plans-name" then
-      o.plans_name = args[i + 1]; i = i + 1
-      if not o.plans_name then return nil, fail(a .. " needs a value") end
-    elseif a == "-q" then o.quiet = true
-    elseif a == "--clean" or a == "-clean" then o.clean = true
-    elseif a == "--rehash" then o.rehash = true
-    elseif a == "-v" or a == "--verbose" then o.verbose = true
-    elseif a == "-d" then -- nnU-Net style: -d 4
-      o.ds = args[i + 1]; i = i + 1
-    elseif a:sub(1, 1) == "-" then return nil, fail("unknown option " .. a .. "\n" .. USAGE)
-    elseif o.ds then return nil, fail("one DATASET expected")
-    else o.ds = a end
-    i = i + 1
-  end
-  if not o.ds then io.stderr:write(USAGE); return nil, 2 end
-  o.cfgs = o.cfgs or { "2d", "3d_fullres", "3d_lowres" }
-  if #o.np > 1 and #o.np ~= #o.cfgs then
-    return nil, fail(string.format("-np has %d numbers for %d configurations", #o.np, #o.cfgs))
-  end
-  for _, n in ipairs(o.np) do if n < 1 then return nil, fail("-np must be >= 1") end end
-  return o
+function M.parse(argv)
+  return args.parse_or_status(M.parser(), "preprocess", argv, function(r)
+    if r.DATASET and r.d then error("one DATASET expected", 0) end
+    local ds = r.DATASET or r.d
+    if not ds then error("missing DATASET", 0) end
+    local cfgs, np = M.configurations_and_threads(r)
+    return { ds = ds, cfgs = cfgs, np = np, plans_name = r.plans_name or "nnUNetPlans", quiet = r.q or false,
+      clean = r.clean or false, rehash = r.rehash or false, verbose = r.verbose or false }
+  end)
 end
 
 --- The configuration names of plans, sorted (for messages that list them).
@@ -81,6 +67,8 @@ function M.configurations(plans)
   table.sort(names)
   return names
 end
+
+local function fail(msg) io.stderr:write("lunet preprocess: " .. msg .. "\n"); return 2 end
 
 --- "3d_fullres: 14 cases preprocessed, 0 up to date, 14 redone because the configuration's spacing changed -> dir",
 --- with the distinct reasons counted when there are several, then notes on foreign cases and gt_segmentations.
@@ -144,7 +132,10 @@ function M.preprocess(o)
       io.stderr:write(string.format("lunet preprocess: configuration %s not found in %s, skipping\n", cfg, pfile))
     else
       local log = o.verbose and function(line) io.write(line, "\n") end or nil
-      local sum = pp.run(ds, plans, cfg, { threads = o.np[k] or o.np[1] or 2, progress = not o.quiet and nil or false,
+      -- quiet: no bar; otherwise nil, and the bar shows when stderr is a terminal
+      local progress = nil
+      if o.quiet then progress = false end
+      local sum = pp.run(ds, plans, cfg, { threads = o.np[k] or o.np[1] or 2, progress = progress,
         plans_name = o.plans_name, clean = o.clean, rehash = o.rehash, log = log })
       io.write(M.summary_line(cfg, sum[cfg]), "\n")
     end
@@ -152,8 +143,8 @@ function M.preprocess(o)
   return 0
 end
 
-function M.run(args)
-  local o, code = M.parse(args)
+function M.run(argv)
+  local o, code = M.parse(argv)
   if not o then return code end
   local ok, res = pcall(M.preprocess, o)
   if not ok then return fail(tostring(res)) end

@@ -1,42 +1,7 @@
 -- `lunet train DATASET CONFIG FOLD ...`: nnUNetv2_train.
-local USAGE = [==[
-usage: lunet train DATASET CONFIG FOLD [-p PLANS] [-tr TRAINER] [--rules RULES] [--epochs N] [--iters N]
-                   [--val-iters N] [--continue] [--val-only] [--val_best] [--disable_checkpointing] [--npz]
-                   [--seed S] [--device D] [-np N] [-q] [-pretrained_weights FILE.pth]
+local args = require "lunet.cli.args"
 
-Trains CONFIG (2d, 3d_fullres, 3d_lowres, ...) of DATASET (id or name) on FOLD (0-4 or all) from the preprocessed
-data in nnUNet_preprocessed, as nnUNetv2_train: poly learning rate, pseudo Dice on validation patches and its moving
-average, checkpoint_best / checkpoint_latest / checkpoint_final, then the final validation of the fold's cases
-into validation/ with summary.json. Results: nnUNet_results/DatasetXXX/<trainer>__<plans>__<CONFIG>/fold_<FOLD>/
-(training_log_*.txt, progress.png, debug.json). Ctrl-C (SIGINT) or SIGTERM saves checkpoint_latest first.
-
-Data-parallel, as nnUNetv2_train -num_gpus N: `mpirun -np N lunet train ...` (or srun) trains one model on N
-ranks, each on its own OpenCL device (local rank, + LUNET_DEVICE_OFFSET; --device D pins one), the plan's batch
-split over the ranks, gradients averaged with MPI; rank 0 writes every file. See docs/distributed.md.
-
-  -p PLANS         plans identifier (default nnUNetPlans)
-  -tr TRAINER      trainer name (default nnUNetTrainer) or trainer file (a path, or ending in .lua): overrides of
-                   the trainer rules (epochs, LR, loss weights, augmentation). A name is looked up in each
-                   directory of $LUNET_TRAINERS, then ./, then the shipped rules/trainers/: NAME.lua there, or a
-                   trainer family file naming it. The trainer name names the results folder and checkpoints
-  --rules RULES    planning rule file (or preset) whose `trainer` and `augmentation` tables the run starts from
-                   (default rules/default.lua); -tr applies on top. Also -pl
-  --epochs N       number of epochs (default 1000)
-  --iters N        training iterations per epoch (default 250)
-  --val-iters N    validation iterations per epoch (default 50)
-  --continue, --c  continue from checkpoint_final, _latest or _best (in that order), as nnU-Net
-  --val-only, --val  only run the final validation (needs checkpoint_final)
-  --val_best       run the final validation with checkpoint_best's weights (same validation/ folder, as nnU-Net)
-  --disable_checkpointing   write no checkpoint (nnU-Net's flag: quick experiments whose weights are not kept)
-  --npz            also save the validation probabilities (.npz + .json)
-  --seed S         seed of every random draw (default 0): same seed, same device -> same run
-  --device D       OpenCL device index (lunet.devices()), or nnU-Net's cpu / cuda (first CPU / GPU device);
-                   default: the default device
-  -np N            host threads for data augmentation and export (default 2)
-  -q               no per-line log echo on stdout (the log file is still written)
-  -pretrained_weights FILE.pth   start from the weights of a checkpoint (nnU-Net's or Lunet's) made for the
-                   same architecture; the segmentation heads keep their initialisation, as nnU-Net's fine-tuning
-]==]
+local M = args.command({ summary = "train a configuration on one fold (nnUNetv2_train)" })
 
 -- the shipped trainer names, by family (rules/trainers/)
 local function trainer_list()
@@ -56,88 +21,98 @@ local function trainer_list()
   flush()
   return table.concat(out)
 end
-USAGE = USAGE .. trainer_list()
+function M.parser()
+  local p = args.parser("train", [[
+Trains CONFIG (2d, 3d_fullres, 3d_lowres, ...) of DATASET (id or name) on FOLD (0-4 or all) from the preprocessed
+data in nnUNet_preprocessed, as nnUNetv2_train: poly learning rate, pseudo Dice on validation patches and its moving
+average, checkpoint_best / checkpoint_latest / checkpoint_final, then the final validation of the fold's cases
+into validation/ with summary.json. Results: nnUNet_results/DatasetXXX/<trainer>__<plans>__<CONFIG>/fold_<FOLD>/
+(training_log_*.txt, progress.png, debug.json). Ctrl-C (SIGINT) or SIGTERM saves checkpoint_latest first.
 
-local function fail(msg) io.stderr:write("lunet train: " .. msg .. "\n"); return 2 end
-
-local M = { summary = "train a configuration on one fold (nnUNetv2_train)", usage = USAGE }
-
-local function int_arg(args, i, name)
-  local v = args[i + 1]
-  local n = v and math.tointeger(tonumber(v))
-  if not n then return nil, name .. " needs an integer, got " .. tostring(v) end
-  return n
+Data-parallel, as nnUNetv2_train -num_gpus N: `mpirun -np N lunet train ...` (or srun) trains one model on N
+ranks, each on its own OpenCL device (local rank, + LUNET_DEVICE_OFFSET; -device D pins one), the plan's batch
+split over the ranks, gradients averaged with MPI; rank 0 writes every file. See docs/distributed.md.]])
+  p:argument("DATASET", "dataset id or name")
+  p:argument("CONFIG", "configuration")
+  p:argument("FOLD", "fold number or all"):convert(args.fold("FOLD"))
+  p:option("-p", "plans identifier (default nnUNetPlans; also --plans)"):hidden_name("--plans"):argname("PLANS")
+  p:option("-tr", "trainer name (default nnUNetTrainer) or trainer file (a path, or ending in .lua): overrides of "
+    .. "the trainer rules (epochs, LR, loss weights, augmentation). A name is looked up in each directory of "
+    .. "$LUNET_TRAINERS, then ./, then the shipped rules/trainers/: NAME.lua there, or a trainer family file "
+    .. "naming it. The trainer name names the results folder and checkpoints (also --trainer)")
+    :hidden_name("--trainer"):argname("TRAINER")
+  p:option("--rules", "planning rule file (or preset) whose `trainer` and `augmentation` tables the run starts "
+    .. "from (default rules/default.lua); -tr applies on top (also -pl)"):hidden_name("-pl"):argname("RULES")
+  p:option("--epochs", "number of epochs (default 1000)"):argname("N"):convert(args.int("--epochs", 1))
+  p:option("--iters", "training iterations per epoch (default 250)"):argname("N"):convert(args.int("--iters", 1))
+  p:option("--val-iters", "validation iterations per epoch (default 50)"):argname("N")
+    :convert(args.int("--val-iters", 0))
+  p:flag("--continue --c", "continue from checkpoint_final, _latest or _best (in that order), as nnU-Net")
+    :hidden_name("-c")
+  p:flag("--val-only --val", "only run the final validation (needs checkpoint_final)")
+  p:flag("--val_best", "run the final validation with checkpoint_best's weights (same validation/ folder, as "
+    .. "nnU-Net)")
+  p:flag("--disable_checkpointing", "write no checkpoint (nnU-Net's flag: quick experiments whose weights are not "
+    .. "kept)")
+  p:flag("--npz", "also save the validation probabilities (.npz + .json)")
+  p:option("--seed", "seed of every random draw (default 0): same seed, same device -> same run"):argname("S")
+    :convert(args.int("--seed"))
+  p:option("-device", "OpenCL device index (lunet.devices()), or nnU-Net's cpu / cuda (first CPU / GPU device); "
+    .. "default: the default device (also --device)"):hidden_name("--device"):argname("D")
+  p:option("-num_gpus", "nnU-Net's multi-GPU switch: 1 is accepted; for more, start the ranks with mpirun (above)")
+    :argname("N"):convert(function(s)
+      local n = math.tointeger(tonumber(s))
+      if n == 1 then return n end
+      return nil, "-num_gpus " .. s .. ": Lunet trains on several devices as MPI ranks: mpirun -np " .. s
+        .. " lunet train ... (docs/distributed.md)"
+    end)
+  p:flag("--use_compressed", "accepted for nnU-Net's command lines: Lunet's case store is always read compressed, "
+    .. "chunk by chunk")
+  p:option("-np", "host threads for data augmentation and export (default 2)"):argname("N")
+    :convert(args.int("-np", 1))
+  p:flag("-q", "no per-line log echo on stdout (the log file is still written)")
+  p:option("-pretrained_weights", "start from the weights of a checkpoint (nnU-Net's or Lunet's) made for the "
+    .. "same architecture; the segmentation heads keep their initialisation, as nnU-Net's fine-tuning (also "
+    .. "--pretrained-weights)"):hidden_name("--pretrained-weights"):argname("FILE.pth")
+  p:epilog(trainer_list())
+  return p
 end
 
-function M.parse(args)
-  local o, pos = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local err
-    if a == "-h" or a == "--help" then io.write(USAGE); return nil, 0
-    elseif a == "-p" or a == "--plans" then
-      o.plans = args[i + 1]; i = i + 1
-      if not o.plans then return nil, fail(a .. " needs a plans identifier") end
-    elseif a == "-tr" or a == "--trainer" then
-      o.trainer = args[i + 1]; i = i + 1
-      if not o.trainer then return nil, fail(a .. " needs a trainer name or file (.lua)") end
-      local ok, e = pcall(require("lunet.trainer").find_trainer, o.trainer)
-      if not ok then return nil, fail(tostring(e)) end
-    elseif a == "--rules" or a == "-pl" then
-      o.rules = args[i + 1]; i = i + 1
-      if not o.rules then return nil, fail(a .. " needs a rule file or preset") end
-      local ok, e = pcall(function() require("lunet.trainer").rules_of(o.rules) end)
-      if not ok then return nil, fail(tostring(e)) end
-    elseif a == "--epochs" then o.epochs, err = int_arg(args, i, a); i = i + 1
-    elseif a == "--iters" then o.iterations, err = int_arg(args, i, a); i = i + 1
-    elseif a == "--val-iters" then o.val_iterations, err = int_arg(args, i, a); i = i + 1
-    elseif a == "--seed" then o.seed, err = int_arg(args, i, a); i = i + 1
-    elseif a == "--device" or a == "-device" then
-      if args[i + 1] == nil then return nil, fail(a .. " needs a value") end
-      local ok, d = pcall(require("lunet.util.device_arg").resolve, args[i + 1])
-      if not ok then return nil, fail(tostring(d)) end
-      o.device = d; i = i + 1
-    elseif a == "-np" then o.threads, err = int_arg(args, i, a); i = i + 1
-    elseif a == "--continue" or a == "--c" or a == "-c" then o.continue = true
-    elseif a == "--val-only" or a == "--val" then o.val_only = true
-    elseif a == "--val_best" or a == "--val-best" then o.val_best = true
-    elseif a == "--disable_checkpointing" or a == "--disable-checkpointing" then o.disable_checkpointing = true
-    elseif a == "--npz" then o.npz = true
-    elseif a == "-q" then o.quiet = true
-    elseif a == "-pretrained_weights" or a == "--pretrained-weights" then
-      o.pretrained_weights = args[i + 1]; i = i + 1
-      if not o.pretrained_weights then return nil, fail(a .. " needs a checkpoint file") end
-      local f = io.open(o.pretrained_weights, "rb")
-      if not f then return nil, fail("pretrained weights " .. o.pretrained_weights .. " not found") end
-      f:close()
-    elseif a:sub(1, 1) == "-" and not a:match("^%-%d") then return nil, fail("unknown option " .. a .. "\n" .. USAGE)
-    else pos[#pos + 1] = a end
-    if err then return nil, fail(err) end
-    i = i + 1
+-- the trainer's options from a parse result; raises error(msg, 0) for mistakes found before any work
+local function options(r)
+  local o = { dataset = r.DATASET, configuration = r.CONFIG, fold = r.FOLD, plans = r.p, trainer = r.tr,
+    rules = r.rules, epochs = r.epochs, iterations = r.iters, val_iterations = r.val_iters, seed = r.seed,
+    threads = r.np, continue = r.continue, val_only = r.val_only, val_best = r.val_best,
+    disable_checkpointing = r.disable_checkpointing, npz = r.npz, quiet = r.q,
+    pretrained_weights = r.pretrained_weights }
+  if o.trainer then require("lunet.trainer").find_trainer(o.trainer) end
+  if o.rules then
+    -- called by pcall itself: load_rules blames its caller's caller (level 3), which then has no source position
+    local ok, e = pcall(require("lunet.trainer").rules_of, o.rules)
+    if not ok then error(e, 0) end
   end
-  if #pos ~= 3 then io.stderr:write(USAGE); return nil, 2 end
-  o.dataset, o.configuration = pos[1], pos[2]
-  if pos[3] == "all" then o.fold = "all"
-  else
-    o.fold = math.tointeger(tonumber(pos[3]))
-    if not o.fold or o.fold < 0 then return nil, fail("FOLD must be an integer >= 0 or 'all', got " .. pos[3]) end
-  end
-  for _, k in ipairs({ { "epochs", "--epochs" }, { "iterations", "--iters" }, { "threads", "-np" } }) do
-    if o[k[1]] and o[k[1]] < 1 then return nil, fail(k[2] .. " must be >= 1, got " .. o[k[1]]) end
-  end
-  if o.val_iterations and o.val_iterations < 0 then return nil, fail("--val-iters must be >= 0") end
+  if r.device then o.device = require("lunet.util.device_arg").resolve(r.device) end
   if o.val_best and o.disable_checkpointing then
-    return nil, fail("--val_best is not compatible with --disable_checkpointing (there is no checkpoint_best)")
+    error("--val_best is not compatible with --disable_checkpointing (there is no checkpoint_best)", 0)
   end
-  if o.pretrained_weights and (o.continue or o.val_only) then
-    return nil, fail("-pretrained_weights only starts a training: it cannot be combined with --continue or --val-only")
+  if o.pretrained_weights then
+    if o.continue or o.val_only then
+      error("-pretrained_weights only starts a training: it cannot be combined with --continue or --val-only", 0)
+    end
+    local f = io.open(o.pretrained_weights, "rb")
+    if not f then error("pretrained weights " .. o.pretrained_weights .. " not found", 0) end
+    f:close()
   end
   return o
 end
 
-function M.run(args)
-  local o, code = M.parse(args)
+--- Parses args; returns the trainer's options, or nil and the exit status (0 after -h, 2 after a mistake).
+function M.parse(argv)
+  return args.parse_or_status(M.parser(), "train", argv, options)
+end
+
+function M.run(argv)
+  local o, code = M.parse(argv)
   if not o then return code end
   local r = require("lunet.trainer").train(o)
   if r.interrupted then return 128 + r.interrupted end

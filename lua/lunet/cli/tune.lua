@@ -4,38 +4,37 @@
 -- `lunet tune --kernels [--quick]`: tunes Lunet's own convolution kernels (lunet.tuner) into the
 -- device's tunables file; `--list` prints every kernel tunable, its value and where it comes from.
 local core = require "lunet.core"
+local args = require "lunet.cli.args"
 
-local M = {
-  summary = "tune CLBlast SGEMM and Lunet's kernels for a device and cache the parameters",
-  usage = [[
-usage: lunet tune [--device D] [--fraction F] [--show]
-       lunet tune --kernels [--device D] [--quick]
-       lunet tune --list [--device D]
-  --device D     device index (lunet.devices()); default: LUNET_DEVICE or the first GPU
-  --fraction F   share of CLBlast's random search space to try (default 0.02; 1.0 is exhaustive and slow)
-  --show         print where the current CLBlast parameters come from and exit
-  --kernels      time Lunet's convolution kernels' tunables on this device and save the fastest
-  --quick        with --kernels: small layers (a first look; the full set takes minutes on a CPU)
-  --list         print the kernel tunables, their values and where each comes from]],
-}
+local M = args.command({ summary = "tune CLBlast SGEMM and Lunet's kernels for a device and cache the parameters" })
+
+function M.parser()
+  local p = args.parser("tune", [[
+Without --kernels or --list: tunes CLBlast's SGEMM kernel for one device with clblast_tuner_xgemm (package
+clblast-utils) and stores the best parameters where Lunet applies them on every later run.
+--kernels: times Lunet's convolution kernels' tunables and saves the fastest into the device's tunables file.
+--list: prints every kernel tunable, its value and where it comes from.]])
+  p:option("--device", "device index (lunet.devices()); default: LUNET_DEVICE or the first GPU"):argname("D")
+    :convert(args.int("--device", 0))
+  p:option("--fraction", "share of CLBlast's random search space to try (default 0.02; 1.0 is exhaustive and slow)")
+    :argname("F"):convert(function(s)
+      local n = tonumber(s)
+      if not n or not (n > 0 and n <= 1) then return nil, "--fraction needs a number in (0, 1], got " .. s end
+      return n
+    end)
+  p:flag("--show", "print where the current CLBlast parameters come from and exit")
+  p:flag("--kernels", "time Lunet's convolution kernels' tunables on this device and save the fastest")
+  p:flag("--quick", "with --kernels: small layers (a first look; the full set takes minutes on a CPU)")
+  p:flag("--list", "print the kernel tunables, their values and where each comes from")
+  return p
+end
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-function M.run(args)
-  local device, fraction, show, kernels, quick, list
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "-h" or a == "--help" then print(M.usage) return 0
-    elseif a == "--device" then device = tonumber(args[i + 1]); i = i + 1
-    elseif a == "--fraction" then fraction = tonumber(args[i + 1]); i = i + 1
-    elseif a == "--show" then show = true
-    elseif a == "--kernels" then kernels = true
-    elseif a == "--quick" then quick = true
-    elseif a == "--list" then list = true
-    else error("unknown option '" .. a .. "'\n" .. M.usage, 0) end
-    i = i + 1
-  end
+function M.run(argv)
+  local o, code = args.parse_or_status(M.parser(), "tune", argv)
+  if not o then return code end
+  local device, fraction, show, kernels, quick, list = o.device, o.fraction, o.show, o.kernels, o.quick, o.list
   local index = core.default_device(device)
   local dev = core.devices()[index + 1]
   if list then
