@@ -87,4 +87,14 @@ describe("find-best", function()
       :gsub((root .. "/nnUNet_results"):gsub("%p", "%%%0"), "$nnUNet_results")
     assert.are.equal(want, got)
   end)
+  it("writes instructions from a summary alone, without nnUNet_results set", function()
+    local cmd = "env -u nnUNet_results lua5.4 -e 'local fb = require \"lunet.find_best\"; io.write(fb.instructions({" ..
+      "dataset_name_or_id = \"Dataset901_Tiny\", folds = {0}, best_model_or_ensemble = {postprocessing_file = \"/pp.pkl\", " ..
+      "some_plans_file = \"/plans.json\", selected_model_or_models = {{trainer = \"nnUNetTrainer\", " ..
+      "plans_identifier = \"nnUNetPlans\", configuration = \"3d_cascade_fullres\"}}}}))' 2>&1"
+    local p = io.popen(cmd)
+    local text = p:read("a")
+    assert.is_true(select(3, p:close()) == 0, text)
+    assert.truthy(text:find("-c 3d_cascade_fullres", 1, true), text)
+  end)
 end)

@@ -169,8 +169,11 @@ end
 
 --- The previous stage of a selected model's configuration (its results folder's plans.json), or nil.
 local function previous_stage_of(dataset, m)
-  local ok, plans = pcall(json.read, paths.join(paths.output_folder(dataset, m.trainer, m.plans_identifier,
-    m.configuration), "plans.json"))
+  -- inside the pcall: without nnUNet_results set (instructions written from a summary alone) there is no stage to find
+  local ok, plans = pcall(function()
+    return json.read(paths.join(paths.output_folder(dataset, m.trainer, m.plans_identifier, m.configuration),
+      "plans.json"))
+  end)
   if not ok or type(plans) ~= "table" then return nil end
   local okc, c = pcall(require("lunet.planner").configuration, plans, m.configuration)
   if not okc or type(c) ~= "table" or c.previous_stage == nil or c.previous_stage == json.null then return nil end
