@@ -27,7 +27,7 @@ do
   for f in p:lines() do if f ~= "docs/guide.md" then DOCS[#DOCS + 1] = f end end
   p:close()
 end
-local GENERATED = { ["docs/cli.md"] = "by `scripts/gen-cli-doc.lua`; do not edit by hand" }
+local GENERATED = { ["docs/cli.md"] = "by `scripts/gen-cli-doc.lua`" }
 
 -- Every fenced block: { file, line, lang, marks, text }.
 local function blocks_of(file)
