@@ -2,8 +2,8 @@
 -- environment prefix that lets a spawned lua5.4 or scripts/lunet find this checkout's module.
 local M = {}
 
--- specs run from the checkout's root (busted's default ROOT, .busted)
-M.ROOT = os.getenv("PWD") or "."
+-- specs run from the checkout's root (.busted; busted -C changes there before loading specs)
+M.ROOT = require("lfs").currentdir()
 
 function M.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
