@@ -10,7 +10,7 @@
 --   net:train_step(batch)       -> loss, grad_norm     batch = {data = x, target = seg, lr = ...}
 --   net:save(path, meta) / net:load(path) -> meta     (PyTorch checkpoints, lunet.io.checkpoint)
 local core = require "lunet.core"
-local cjson = require "cjson"
+local json = require "lunet.util.json"
 
 local M = {}
 
@@ -25,7 +25,7 @@ local function read_plans(plans)
     if not f then error("lunet.net: cannot open plans " .. tostring(err), 3) end
     local s = f:read("a")
     f:close()
-    local ok, t = pcall(cjson.decode, s)
+    local ok, t = pcall(json.decode, s, plans)
     if not ok then error("lunet.net: " .. plans .. ": " .. tostring(t), 3) end
     return t
   end
@@ -174,8 +174,7 @@ function Net:load(path)
   if ck.is_torch(path) then return ck.load(self, path) end
   local ok, err = pcall(self.core.load, self.core, path)
   if not ok then error(err, 2) end
-  local json = core.net.read_header(path)
-  local h = cjson.decode(json)
+  local h = json.decode((core.net.read_header(path)), path)
   return h.meta, h
 end
 
@@ -196,8 +195,8 @@ function M.read_header(path)
     h.format = "torch"
     return h
   end
-  local json, arch = core.net.read_header(path)
-  return cjson.decode(json), arch
+  local header, arch = core.net.read_header(path)
+  return json.decode(header, path), arch
 end
 
 -- lunet.net(plans, cfg, nin, nout [, {rules=, seed=, device=, dataset_json=}])

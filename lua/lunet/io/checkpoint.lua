@@ -74,11 +74,10 @@ function M.is_torch(path)
 end
 
 -- JSON-shaped Lua values (lunet.util.json's decoded arrays/objects, plain tables) -> pickle values.
-local cjson_null = require("cjson").null
 
 local function to_py(v)
   local P = pk()
-  if v == json.null or v == nil or v == cjson_null then return P.None end
+  if v == json.null or v == nil then return P.None end
   if type(v) ~= "table" then return v end
   local mt = getmetatable(v)
   if mt and not mt.__jsontype then return v end -- already a pickle value (tensor, device, list, ...)
