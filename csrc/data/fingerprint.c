@@ -7,15 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mt19937.h"
 #include "core/threads.h"
 #include "data/values.h"
 #include "img/image.h"
 #include "tensor.h"
 
-/* Foreground samples are drawn systematically rather than at random: sample j of k takes the foreground voxel at
- * position floor((j + 0.5) * n_fg / k) in C order, so every voxel appears k / n_fg times (+-1). This is the expected
- * value of nnU-Net's k draws with replacement (its statistics come from 1e8 draws and sit close to that limit), with
- * no sampling noise; the seed is kept in the options for a future exact-stream mode. */
+#define LU_COMMA ,
+
+/* Foreground samples are nnU-Net's own draws: per case one RandomState(seed) (MT19937), then per channel
+ * RandomState.choice(foreground, k, replace=True), which is randint(0, n_fg) k times: one masked-rejection draw
+ * each (lu_mt_interval). The candidates are the foreground voxels in C order of the cropped array. Every case
+ * restarts the generator, and channel c continues the stream after channel c - 1's k draws. */
 static lu_status read_f32(const char *path, lu_image *img, float **data, int64_t *c, int64_t sz[3]) {
   lu_image_init(img);
   LU_TRY(lu_image_read(path, img));
@@ -45,15 +48,10 @@ static const char *what(const lu_fp_case_in *in, const char *path, char *buf, si
   return buf;
 }
 
-lu_status lu_fingerprint_case(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed, int nchannels_max,
-                              lu_fp_case *out, float *samples, double *fg_min, double *fg_max) {
-  return lu_fingerprint_case_checked(in, samples_per_case, seed, nchannels_max, NULL, -1, out, samples, fg_min,
-                                     fg_max);
-}
-
-lu_status lu_fingerprint_case_checked(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed,
-                                      int nchannels_max, const int64_t *labels, int nlabels, lu_fp_case *out,
-                                      float *samples, double *fg_min, double *fg_max) {
+/* samples of channel c go to samples + c * sample_stride */
+static lu_status fp_case(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed, int nchannels_max,
+                         const int64_t *labels, int nlabels, lu_fp_case *out, float *samples, int64_t sample_stride,
+                         double *fg_min, double *fg_max) {
   char wbuf[1200];
   if (!in || in->nimages < 1 || !in->label) return lu_fail(LU_EARG, "fingerprint: a case needs images and a label");
   memset(out, 0, sizeof *out);
@@ -148,7 +146,8 @@ lu_status lu_fingerprint_case_checked(const lu_fp_case_in *in, int64_t samples_p
         if (seg[i] > 0.0f) fg[nfg++] = i;
       }
   out->num_foreground = nfg;
-  (void)seed;
+  lu_mt19937 rs;
+  lu_mt_seed(&rs, (uint32_t)seed);
   for (int c = 0; c < nc; c++) {
     if (nfg > 0 && fg_min && fg_max) {
       double mn = INFINITY, mx = -INFINITY;
@@ -160,10 +159,12 @@ lu_status lu_fingerprint_case_checked(const lu_fp_case_in *in, int64_t samples_p
       fg_min[c] = mn;
       fg_max[c] = mx;
     }
-    if (nfg > 0 && samples)
+    if (nfg > 0 && samples) {
+      float *dst = samples + c * sample_stride;
+      const float *src = chan[c];
       for (int64_t k = 0; k < samples_per_case; k++)
-        samples[c * samples_per_case + k] =
-            chan[c][fg[(int64_t)(((double)k + 0.5) * (double)nfg / (double)samples_per_case)]];
+        dst[k] = src[fg[lu_mt_interval(&rs, (uint64_t)(nfg - 1))]];
+    }
   }
 done:
   free(fg);
@@ -174,39 +175,131 @@ done:
   return st;
 }
 
-static int cmp_float(const void *a, const void *b) {
-  float x = *(const float *)a, y = *(const float *)b;
-  return (x > y) - (x < y);
+lu_status lu_fingerprint_case(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed, int nchannels_max,
+                              lu_fp_case *out, float *samples, double *fg_min, double *fg_max) {
+  return fp_case(in, samples_per_case, seed, nchannels_max, NULL, -1, out, samples, samples_per_case, fg_min, fg_max);
 }
 
-static double pct(const float *s, int64_t n, double q) {
-  double vi = q / 100.0 * (double)(n - 1);
+lu_status lu_fingerprint_case_checked(const lu_fp_case_in *in, int64_t samples_per_case, uint64_t seed,
+                                      int nchannels_max, const int64_t *labels, int nlabels, lu_fp_case *out,
+                                      float *samples, double *fg_min, double *fg_max) {
+  return fp_case(in, samples_per_case, seed, nchannels_max, labels, nlabels, out, samples, samples_per_case, fg_min,
+                 fg_max);
+}
+
+/* numpy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src, @TYPE@_pairwise_sum), which np.sum,
+ * np.mean and np.std apply to a contiguous 1-D array as a whole, in the array's dtype: blocks of < 8 summed in
+ * turn, blocks of <= 128 by 8 interleaved accumulators, larger ranges split at a multiple of 8 below the middle.
+ * T is the accumulator type, X(i) the i-th term. */
+#define LU_PAIRWISE(name, T, ARGS, X)                                                                   \
+  static T name(const float *a, int64_t n ARGS) {                                                      \
+    if (n < 8) {                                                                                        \
+      T res = (T)-0.0;                                                                                  \
+      for (int64_t i = 0; i < n; i++) res += X(i);                                                     \
+      return res;                                                                                       \
+    }                                                                                                   \
+    if (n <= 128) {                                                                                     \
+      T r[8];                                                                                           \
+      int64_t i;                                                                                        \
+      for (int j = 0; j < 8; j++) r[j] = X(j);                                                         \
+      for (i = 8; i < n - (n % 8); i += 8)                                                              \
+        for (int j = 0; j < 8; j++) r[j] += X(i + j);                                                  \
+      T res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));                       \
+      for (; i < n; i++) res += X(i);                                                                  \
+      return res;                                                                                       \
+    }                                                                                                   \
+    int64_t n2 = n / 2;                                                                                 \
+    n2 -= n2 % 8;                                                                                       \
+    return name(a, n2 PASS) + name(a + n2, n - n2 PASS);                                               \
+  }
+
+static inline float sq_f32(float v, float m) { float d = v - m; return d * d; }
+static inline double sq_f64(double v, double m) { double d = v - m; return d * d; }
+#define PASS
+#define X_F32(i) a[i]
+#define X_F64(i) ((double)a[i])
+LU_PAIRWISE(sum_f32, float, , X_F32)
+LU_PAIRWISE(sum_f64, double, , X_F64)
+#undef PASS
+#define PASS , m
+#define X_SQ32(i) sq_f32(a[i], m)
+#define X_SQ64(i) sq_f64((double)a[i], m)
+LU_PAIRWISE(sumsq_f32, float, LU_COMMA float m, X_SQ32)
+LU_PAIRWISE(sumsq_f64, double, LU_COMMA double m, X_SQ64)
+#undef PASS
+
+/* Value of rank r (0-based) of v[0..n): quickselect with a three-way partition (CT data repeats values a lot);
+ * afterwards v[0..r) <= v[r] <= v[r+1..n). */
+static float select_rank(float *v, int64_t n, int64_t r) {
+  int64_t lo = 0, hi = n - 1;
+  while (lo < hi) {
+    float a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
+    float p = (a < b) ? ((b < c) ? b : (a < c ? c : a)) : ((a < c) ? a : (b < c ? c : b));
+    int64_t lt = lo, i = lo, gt = hi;
+    while (i <= gt) {
+      float x = v[i];
+      if (x < p) { v[i] = v[lt]; v[lt] = x; lt++; i++; }
+      else if (x > p) { v[i] = v[gt]; v[gt] = x; gt--; }
+      else i++;
+    }
+    if (r < lt) hi = lt - 1;
+    else if (r > gt) lo = gt + 1;
+    else return p;
+  }
+  return v[r];
+}
+
+/* np.percentile(v, q) with the default 'linear' method: virtual index (n - 1) * q / 100 in float64, then
+ * numpy's _lerp, whose b - a is taken in the array's dtype (float32 unless promoted) and the rest in float64. */
+static double pct(float *v, int64_t n, double q, int f64) {
+  double vi = (double)(n - 1) * (q / 100.0);
   int64_t lo = (int64_t)floor(vi);
+  if (lo > n - 1) lo = n - 1;
+  int64_t hi = lo + 1 < n ? lo + 1 : n - 1;
   double g = vi - (double)lo;
-  double a = s[lo], b = s[lo + 1 < n ? lo + 1 : n - 1];
-  double diff = b - a;
-  return g >= 0.5 ? b - diff * (1 - g) : a + diff * g;
+  double a = select_rank(v, n, lo), b = a;
+  if (hi != lo) {
+    float m = v[hi];  /* the smallest value right of rank lo is rank lo + 1 */
+    for (int64_t i = hi + 1; i < n; i++) if (v[i] < m) m = v[i];
+    b = m;
+  }
+  double diff = f64 ? b - a : (double)((float)b - (float)a);
+  double r = a + diff * g;
+  return g >= 0.5 ? b - diff * (1 - g) : r;
 }
 
-void lu_fp_compute_stats(float *v, int64_t n, lu_fp_stats *o) {
+void lu_fp_compute_stats_dtype(float *v, int64_t n, int f64, lu_fp_stats *o) {
   o->n = n;
   if (n <= 0) {
     o->mean = o->median = o->std = o->min = o->max = o->percentile_99_5 = o->percentile_00_5 = NAN;
     return;
   }
-  qsort(v, (size_t)n, sizeof *v, cmp_float);
-  double s = 0;
-  for (int64_t i = 0; i < n; i++) s += v[i];
-  double m = s / (double)n, ss = 0;
-  for (int64_t i = 0; i < n; i++) ss += ((double)v[i] - m) * ((double)v[i] - m);
-  o->mean = m;
-  o->std = sqrt(ss / (double)n);
-  o->min = v[0];
-  o->max = v[n - 1];
-  o->median = pct(v, n, 50.0);
-  o->percentile_00_5 = pct(v, n, 0.5);
-  o->percentile_99_5 = pct(v, n, 99.5);
+  /* mean and std first: they depend on the order of the samples, the selection below reorders them */
+  if (f64) {
+    double m = sum_f64(v, n) / (double)n;
+    o->mean = m;
+    o->std = sqrt(sumsq_f64(v, n, m) / (double)n);
+  } else {
+    /* float32 throughout, as np.mean / np.std of a float32 array (quotients rounded once to float32) */
+    float m = (float)((double)sum_f32(v, n) / (double)n);
+    float var = (float)((double)sumsq_f32(v, n, m) / (double)n);
+    o->mean = m;
+    o->std = sqrtf(var);
+  }
+  float mn = v[0], mx = v[0];
+  for (int64_t i = 1; i < n; i++) {
+    if (v[i] < mn) mn = v[i];
+    if (v[i] > mx) mx = v[i];
+  }
+  o->min = mn;
+  o->max = mx;
+  /* each selection leaves the ranks below it on its left, so the next (higher) rank stays findable */
+  o->percentile_00_5 = pct(v, n, 0.5, f64);
+  o->median = pct(v, n, 50.0, f64);
+  o->percentile_99_5 = pct(v, n, 99.5, f64);
 }
+
+void lu_fp_compute_stats(float *v, int64_t n, lu_fp_stats *out) { lu_fp_compute_stats_dtype(v, n, 0, out); }
 
 typedef struct fp_job {
   const lu_fp_case_in *cases;
@@ -237,24 +330,18 @@ static void fp_worker(void *arg, int64_t lo, int64_t hi) {
   (void)hi;
   fp_job *j = arg;
   int64_t k = j->opt->samples_per_case;
-  float *buf = malloc((size_t)(j->nchannels * k > 0 ? j->nchannels * k : 1) * sizeof *buf);
   for (;;) {
     pthread_mutex_lock(&j->mu);
-    int i = (j->st == LU_OK && buf) ? j->next++ : j->ncases;
-    if (!buf && j->st == LU_OK) {
-      j->st = lu_fail(LU_ENOMEM, "fingerprint: out of memory for samples");
-      snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg());
-    }
+    int i = j->st == LU_OK ? j->next++ : j->ncases;
     pthread_mutex_unlock(&j->mu);
     if (i >= j->ncases) break;
-    lu_status st = lu_fingerprint_case_checked(&j->cases[i], k, j->opt->seed, j->nchannels, j->opt->labels,
-                                               j->opt->nlabels, &j->out[i], buf, j->mins + (int64_t)i * j->nchannels, j->maxs + (int64_t)i * j->nchannels);
+    /* each case draws straight into its slot of every channel's run */
+    lu_status st = fp_case(&j->cases[i], k, j->opt->seed, j->nchannels, j->opt->labels, j->opt->nlabels, &j->out[i],
+                           j->samples + (int64_t)i * k, (int64_t)j->ncases * k, j->mins + (int64_t)i * j->nchannels,
+                           j->maxs + (int64_t)i * j->nchannels);
     if (st == LU_OK && j->out[i].nchannels != j->nchannels)
       st = lu_fail(LU_EFORMAT, "%s: case has %d channels, the dataset %d", j->cases[i].images[0], j->out[i].nchannels,
                    j->nchannels);
-    if (st == LU_OK && j->out[i].num_foreground > 0)
-      for (int c = 0; c < j->nchannels; c++)
-        memcpy(j->samples + ((int64_t)c * j->ncases + i) * k, buf + c * k, (size_t)k * sizeof *buf);
     pthread_mutex_lock(&j->mu);
     if (st != LU_OK && j->st == LU_OK) {
       j->st = st;
@@ -264,7 +351,6 @@ static void fp_worker(void *arg, int64_t lo, int64_t hi) {
     if (j->opt->progress && j->st == LU_OK) progress(j->done, j->ncases);
     pthread_mutex_unlock(&j->mu);
   }
-  free(buf);
 }
 
 lu_status lu_fingerprint_dataset(const lu_fp_case_in *cases, int ncases, int nchannels, const lu_fp_options *opt,
@@ -295,19 +381,17 @@ lu_status lu_fingerprint_dataset(const lu_fp_case_in *cases, int ncases, int nch
   if (st == LU_OK) st = j.st;
   if (st == LU_OK) {
     for (int c = 0; c < nchannels; c++) {
-      /* compact the samples of cases with foreground */
+      /* concatenate the samples of cases with foreground, in case order, as nnU-Net's np.concatenate */
       float *base = j.samples + (int64_t)c * ncases * k;
       int64_t n = 0;
-      double mn = INFINITY, mx = -INFINITY;
       for (int i = 0; i < ncases; i++) {
         if (out_cases[i].num_foreground <= 0) continue;
         if (n != (int64_t)i * k) memmove(base + n, base + (int64_t)i * k, (size_t)k * sizeof(float));
         n += k;
-        if (j.mins[i * nchannels + c] < mn) mn = j.mins[i * nchannels + c];
-        if (j.maxs[i * nchannels + c] > mx) mx = j.maxs[i * nchannels + c];
       }
-      lu_fp_compute_stats(base, n, &stats[c]);
-      if (n > 0) { stats[c].min = mn; stats[c].max = mx; }
+      /* a case without foreground contributes nnU-Net's empty list [], a float64 array: the concatenation is
+       * float64 then, and so is every statistic */
+      lu_fp_compute_stats_dtype(base, n, n < (int64_t)ncases * k, &stats[c]);
     }
   } else if (j.st != LU_OK) {
     lu_fail(st, "%s", j.msg); /* the worker's message was left on its own thread */

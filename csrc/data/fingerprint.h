@@ -54,13 +54,16 @@ lu_status lu_fingerprint_case_checked(const lu_fp_case_in *in, int64_t samples_p
                                       int nchannels_max, const int64_t *labels, int nlabels, lu_fp_case *out,
                                       float *samples, double *fg_min, double *fg_max);
 
-/* Whole dataset: cases analysed on opt->threads threads (memory: one case per thread plus the samples).
+/* Whole dataset: cases analysed on opt->threads threads (memory: one case per thread plus all samples, i.e.
+ * 4 * nchannels * ncases * samples_per_case bytes; nnU-Net's 1e8 // ncases makes that 400 MB per channel).
  * out_cases: ncases entries; stats: nchannels entries (nchannels = channels of every case, checked). */
 lu_status lu_fingerprint_dataset(const lu_fp_case_in *cases, int ncases, int nchannels, const lu_fp_options *opt,
                                  lu_fp_case *out_cases, lu_fp_stats *stats);
 
-/* Statistics of n float samples as numpy computes them (population std, linear-interpolation percentiles).
- * Sorts v in place. */
-void lu_fp_compute_stats(float *v, int64_t n, lu_fp_stats *out);
+/* Statistics of n float samples exactly as numpy computes them on the sample array (pairwise sums, population
+ * std, linear-interpolation percentiles, min/max of the samples): in float32, or with f64 nonzero in float64 (the
+ * dtype numpy promotes to when a case had no foreground). Reorders v. */
+void lu_fp_compute_stats_dtype(float *v, int64_t n, int f64, lu_fp_stats *out);
+void lu_fp_compute_stats(float *v, int64_t n, lu_fp_stats *out);  /* float32 */
 
 #endif
