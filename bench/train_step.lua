@@ -5,12 +5,136 @@ local lunet = require "lunet"
 local cjson = require "cjson"
 local clock = require "lunet.util.clock"
 
-local steps = tonumber(arg and arg[1]) or 3
+--   lua5.4 bench/train_step.lua amp [steps] [tiny]
+--     nnU-Net's default 3d_fullres (PlainConvUNet, 6 stages 32..320, patch 128^3, batch 2): Lunet with
+--     precision "mixed" and "fp32", and PyTorch with AMP (autocast fp16 + GradScaler) and fp32 on CUDA when it is
+--     there (CPU otherwise), on the same machine: ms per step and peak device memory (Lunet: its buffer pool's
+--     peak; torch: max_memory_allocated, or peak RSS on CPU). Each run is its own process, so peaks are its
+--     own. `tiny`: features 4..16, patch 32^3, for checking the bench itself on PoCL.
 local PLANS = "spec/fixtures/plans/ct_iso/nnUNetPlans.json"
 
 local function read_json(p)
   local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return cjson.decode(s)
 end
+
+local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- The default 3d_fullres network for a 128^3 patch (what nnU-Net plans for an isotropic dataset with a large
+-- median shape), written into the fixture plans' 3d_fullres configuration.
+local function amp_plans(tiny)
+  local plans = read_json(PLANS)
+  local conf = plans.configurations["3d_fullres"]
+  local feats = tiny and { 4, 8, 16, 16, 16, 16 } or { 32, 64, 128, 256, 320, 320 }
+  local k, st = {}, {}
+  for i = 1, 6 do k[i] = { 3, 3, 3 }; st[i] = i == 1 and { 1, 1, 1 } or { 2, 2, 2 } end
+  local kw = conf.architecture.arch_kwargs
+  kw.n_stages, kw.features_per_stage, kw.kernel_sizes, kw.strides = 6, feats, k, st
+  kw.n_conv_per_stage, kw.n_conv_per_stage_decoder = { 2, 2, 2, 2, 2, 2 }, { 2, 2, 2, 2, 2 }
+  conf.patch_size = tiny and { 32, 32, 32 } or { 128, 128, 128 }
+  conf.batch_size = 2
+  return plans, conf
+end
+
+local AMP_PY = [[
+import json, resource, sys, time, torch
+a = json.loads(sys.argv[1]); arch = a["arch"]; steps = a["steps"]; amp = a["precision"] == "mixed"
+dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], 1, 3,
+                             allow_init=True, deep_supervision=True).to(dev)
+x = torch.randn(a["batch"], 1, *a["patch"], device=dev)
+seg = torch.randint(0, 3, (a["batch"], 1, *a["patch"]), device=dev).float()
+w = [1 / 2 ** i for i in range(arch["arch_kwargs"]["n_stages"] - 1)]; w[-1] = 0; w = [v / sum(w) for v in w]
+loss = DeepSupervisionWrapper(DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
+                              weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss), w)
+opt = torch.optim.SGD(net.parameters(), 1e-2, weight_decay=3e-5, momentum=0.99, nesterov=True)
+scaler = torch.amp.GradScaler(dev.type) if amp and dev.type == "cuda" else None
+t = [torch.nn.functional.interpolate(seg, scale_factor=0.5 ** i, mode="nearest-exact") if i else seg
+     for i in range(arch["arch_kwargs"]["n_stages"] - 1)]
+def step():  # nnUNetTrainer.train_step
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(dev.type, enabled=scaler is not None):
+        l = loss(net(x), t)
+    if scaler is not None:
+        scaler.scale(l).backward(); scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 12); scaler.step(opt); scaler.update()
+    else:
+        l.backward(); torch.nn.utils.clip_grad_norm_(net.parameters(), 12); opt.step()
+    return l
+step()
+if dev.type == "cuda": torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+t0 = time.perf_counter()
+for _ in range(steps): step()
+if dev.type == "cuda": torch.cuda.synchronize()
+peak = torch.cuda.max_memory_allocated() / 2 ** 20 if dev.type == "cuda" else \
+    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"ms": (time.perf_counter() - t0) / steps * 1000, "peak_mb": peak, "device": str(dev)}))
+]]
+
+-- One Lunet run (its own process): prints {ms, peak_mb, precision, loss}.
+local function amp_one(precision, steps, tiny)
+  local plans, conf = amp_plans(tiny)
+  local net = lunet.net(plans, "3d_fullres", 1, 3, { precision = precision })
+  local shape, n = { 2, 1 }, 2
+  for _, s in ipairs(conf.patch_size) do shape[#shape + 1] = s; n = n * s end
+  local xs, ss = {}, {}
+  for i = 1, n do xs[i] = math.random() * 2 - 1; ss[i] = math.random(0, 2) end
+  local x = lunet.tensor(xs, { shape = shape }):to_device()
+  local seg = lunet.tensor(ss, { shape = shape }):to_device()
+  local b = { data = x, target = seg, batch_dice = false }
+  net:train_step(b) -- plans memory, compiles kernels
+  lunet.core.finish()
+  local t0 = clock.now()
+  local l
+  for _ = 1, steps do l = net:train_step(b) end
+  lunet.core.finish()
+  local ms = (clock.now() - t0) / steps * 1000
+  print(cjson.encode { ms = ms, peak_mb = lunet.core.pool_stats().peak / 2 ^ 20, precision = net.precision,
+                       loss = l, scale = net.core:scaler().scale })
+end
+
+if arg and arg[1] == "amp-one" then
+  amp_one(arg[2], tonumber(arg[3]), arg[4] == "tiny")
+  return
+end
+
+if arg and arg[1] == "amp" then
+  local steps = tonumber(arg[2]) or 5
+  local tiny = arg[3] == "tiny"
+  local _, conf = amp_plans(tiny)
+  local rows = {}
+  local function run(cmd)
+    local p = io.popen(cmd .. " 2>/dev/null")
+    local out = p:read("a"); p:close()
+    local ok, r = pcall(cjson.decode, out:match("{.*}") or "")
+    return ok and r or { ms = 0 / 0, peak_mb = 0 / 0 }
+  end
+  local dev = lunet.devices()[1]
+  print(("3d_fullres %s, patch %s, batch 2, %d steps; Lunet on the default device (first: %s)"):format(
+    tiny and "tiny (features 4..16)" or "6 stages 32..320", table.concat(conf.patch_size, "x"), steps,
+    dev and dev.name or "?"))
+  local base = {}
+  for _, prec in ipairs { "fp32", "mixed" } do
+    local r = run("lua5.4 bench/train_step.lua amp-one " .. prec .. " " .. steps .. (tiny and " tiny" or ""))
+    local arg_json = cjson.encode { arch = conf.architecture, patch = conf.patch_size, batch = 2, steps = steps,
+                                    precision = prec }
+    local t = run("python3 -c " .. shq(AMP_PY) .. " " .. shq(arg_json))
+    base[prec] = r
+    local row = ("%-5s lunet %9.1f ms/step peak %8.1f MB (%s, loss %.4f, scale %s) | torch %s %9.1f ms/step peak " ..
+      "%8.1f MB | torch/lunet %.2f"):format(prec, r.ms, r.peak_mb, tostring(r.precision), tonumber(r.loss) or 0 / 0,
+      tostring(r.scale), tostring(t.device or "-"), t.ms, t.peak_mb, t.ms / r.ms)
+    print(row)
+    rows[#rows + 1] = row
+  end
+  print(("lunet mixed/fp32: time %.3f, peak memory %.3f"):format(base.mixed.ms / base.fp32.ms,
+    base.mixed.peak_mb / base.fp32.peak_mb))
+  return rows
+end
+
+local steps = tonumber(arg and arg[1]) or 3
 
 local cases = {
   { cfg = "2d", patch = nil, batch = nil },

@@ -86,6 +86,12 @@ R.trainer = {
   -- the plans (batch_dice). weight_dice = 0: cross-entropy only; weight_ce = 0: Dice only
   loss = { weight_ce = 1, weight_dice = 1, dice_smooth = 1e-5, do_bg = false },
   deep_supervision_last_weight = 0,
+  -- "mixed": nnU-Net's AMP (autocast + torch.amp.GradScaler); "fp32"; "auto": mixed on a GPU, fp32 elsewhere (nnU-Net
+  -- enables AMP on CUDA only). Today mixed runs the loss scaler below with fp32 storage (docs/training.md)
+  precision = "auto",
+  -- GradScaler("cuda")'s defaults: the loss scale starts at init_scale, grows by growth_factor after growth_interval
+  -- steps in a row without inf/NaN gradients, and is multiplied by backoff_factor (the step skipped) on one
+  grad_scaler = { init_scale = 2 ^ 16, growth_factor = 2, backoff_factor = 0.5, growth_interval = 2000 },
 }
 
 -- Augmentation (nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: get_training_transforms), in pipeline

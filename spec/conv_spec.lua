@@ -425,3 +425,38 @@ describe("conv gradients vs central finite differences", function()
     fd_check({ n = 2, cin = 3, cout = 2, x = { 2, 3, 2 }, stride = { 2, 2, 1 } }, true)
   end)
 end)
+
+describe("bias gradient", function()
+  -- few channels over large planes: the GPU path splits each channel into chunks (two-stage reduction)
+  for _, case in ipairs { { n = 2, c = 3, h = 64, w = 128 }, { n = 1, c = 5, h = 7, w = 9 } } do
+    it(("sums dy over batch and space (N %d, C %d, %dx%d) as float64 does, and accumulates"):format(
+      case.n, case.c, case.h, case.w), function()
+      local xs, ys = { case.n, 1, case.h, case.w }, { case.n, case.c, case.h, case.w }
+      local dyf = rand_flat(numel(ys))
+      for i = 1, #dyf do dyf[i] = dyf[i] + 0.25 end -- a mean away from 0: the sum does not cancel
+      local x, dy = dev(rand_flat(numel(xs)), xs), dev(dyf, ys)
+      local dyv = host(dyf, ys):flat()
+      local want, S = {}, case.h * case.w
+      for c = 1, case.c do
+        local s = 0
+        for n = 0, case.n - 1 do
+          for i = 1, S do s = s + dyv[(n * case.c + c - 1) * S + i] end
+        end
+        want[c] = s
+      end
+      local dw, db = poisoned({ case.c, 1, 1, 1 }), poisoned({ case.c })
+      conv.bwd_weight(x, dy, dw, db, { k = 1 })
+      local got = db:flat()
+      for c = 1, case.c do
+        assert.is_true(math.abs(got[c] - want[c]) <= 1e-5 * math.abs(want[c]) + 1e-4,
+          ("channel %d: %.9g vs float64 %.9g"):format(c, got[c], want[c]))
+      end
+      local db1 = const({ case.c }, 1)
+      conv.bwd_weight(x, dy, dw, db1, { k = 1, accumulate = true })
+      got = db1:flat()
+      for c = 1, case.c do
+        assert.is_true(math.abs(got[c] - (want[c] + 1)) <= 1e-5 * math.abs(want[c]) + 1e-4)
+      end
+    end)
+  end
+end)

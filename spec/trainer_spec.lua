@@ -277,6 +277,24 @@ describe("trainer", function()
     assert.are.equal(3, #logging_of(ck).logging.train_losses)
   end)
 
+  it("precision = mixed: the loss scaler trains and its state lands in nnU-Net's grad_scaler_state", function()
+    local tf = DIR .. "/mixed.lua"
+    local f = assert(io.open(tf, "w"))
+    f:write('return { name = "Mixed", precision = "mixed", grad_scaler = { growth_interval = 4 } }\n')
+    f:close()
+    assert(run_cli(DS .. " 2d 4 -p TinyPlans -tr " .. tf .. " --epochs 2 --iters 3 --val-iters 1 --seed 3",
+      DIR .. "/mixed.log"), readfile(DIR .. "/mixed.log"))
+    local tree = core.pickle.torch_load(fold_dir("Mixed", 4) .. "/checkpoint_final.pth")
+    local g = tree.grad_scaler_state
+    -- 6 clean steps with growth_interval 4: one growth, tracker 2
+    assert.are.equal(131072.0, g.scale)
+    assert.are.equal(2, g._growth_tracker)
+    assert.are.equal(4, g.growth_interval)
+    local L = logging_of(fold_dir("Mixed", 4) .. "/checkpoint_final.pth").logging
+    assert.are.equal(2, #L.train_losses)
+    for _, l in ipairs(L.train_losses) do assert.is_true(l == l and math.abs(l) < 10) end
+  end)
+
   describe("trainer files", function()
     it("override epochs, LR, augmentation and name the results folder", function()
       local tf = DIR .. "/my_trainer.lua"

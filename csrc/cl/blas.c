@@ -121,11 +121,14 @@ lu_status lu_sgemm(lu_device *dev, int trans_a, int trans_b, size_t m, size_t n,
   LU_TRY(gemm_room(dev, m, n, k, 1));
   LU_TRY(ensure_tuned(dev));
   cl_command_queue q = dev->queue;
-  double t0 = lu_profile_begin();
+  /* CLBlast may run several kernels (padding, transposes): its event is the last one's, so the profile
+   * charges the span from a marker before it */
+  cl_event m0, *mp = lu_profile_event(&m0), ev, *evp = lu_profile_event(&ev);
+  if (mp && clEnqueueMarkerWithWaitList(q, 0, NULL, mp) != CL_SUCCESS) m0 = NULL;
   CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                                      trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
-                                     lda, b, b_off, ldb, beta, c, c_off, ldc, &q, NULL);
-  if (t0 > 0) lu_profile_end(dev, t0, "clblast_sgemm");
+                                     lda, b, b_off, ldb, beta, c, c_off, ldc, &q, evp);
+  if (evp) lu_profile_record_span(m0, s == CLBlastSuccess ? ev : NULL, "clblast_sgemm");
   return blas_status(s, "sgemm", m, n, k);
 }
 
@@ -138,11 +141,12 @@ lu_status lu_sgemm_strided_batched(lu_device *dev, int trans_a, int trans_b, siz
   LU_TRY(gemm_room(dev, m, n, k, batch));
   LU_TRY(ensure_tuned(dev));
   cl_command_queue q = dev->queue;
-  double t0 = lu_profile_begin();
+  cl_event m0, *mp = lu_profile_event(&m0), ev, *evp = lu_profile_event(&ev);
+  if (mp && clEnqueueMarkerWithWaitList(q, 0, NULL, mp) != CL_SUCCESS) m0 = NULL;
   CLBlastStatusCode s = CLBlastSgemmStridedBatched(
       CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
       trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, stride_a, b, b_off, ldb,
-      stride_b, beta, c, c_off, ldc, stride_c, batch, &q, NULL);
-  if (t0 > 0) lu_profile_end(dev, t0, "clblast_sgemm_batched");
+      stride_b, beta, c, c_off, ldc, stride_c, batch, &q, evp);
+  if (evp) lu_profile_record_span(m0, s == CLBlastSuccess ? ev : NULL, "clblast_sgemm_batched");
   return blas_status(s, "sgemm_strided_batched", m, n, k);
 }

@@ -11,6 +11,7 @@
 
 #include "cl/blas.h"
 #include "cl/pool.h"
+#include "cl/profile.h"
 #include "cl/program.h"
 #include "cl/tunables.h"
 #include "core/addrspace.h"
@@ -197,7 +198,7 @@ static lu_status init_device_locked(lu_device *d) {
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
   cl_context ctx = clCreateContext(props, 1, &d->id, NULL, NULL, &e);
   if (e != CL_SUCCESS) return cl_fail(e, "creating a context", d);
-  cl_command_queue q = clCreateCommandQueue(ctx, d->id, 0, &e);
+  cl_command_queue q = clCreateCommandQueue(ctx, d->id, lu_profile_queue_props(), &e);
   if (e != CL_SUCCESS) {
     clReleaseContext(ctx);
     return cl_fail(e, "creating a queue", d);
@@ -304,6 +305,8 @@ void lu_cl_shutdown(void) {
   int any = 0;
   for (int i = 0; i < lu_reg.count; i++)
     if (lu_reg.devs[i].queue) { clFinish(lu_reg.devs[i].queue); any = 1; }
+  /* LUNET_PROFILE=1: the table, while its events' queues still exist */
+  if (any) lu_profile_print(stderr);
   if (any) lu_blas_shutdown();
   for (int i = 0; i < lu_reg.count; i++) {
     lu_device *d = &lu_reg.devs[i];

@@ -356,10 +356,10 @@ lu_status lu_launch(lu_device *dev, cl_kernel k, int dims, const size_t *global,
   if (!dev->queue) return lu_device_check_live(dev, what);
   for (int i = 0; i < dims; i++)
     if (global[i] == 0) return LU_OK; /* empty range: nothing to do */
-  double t0 = lu_profile_begin();
-  cl_int e = clEnqueueNDRangeKernel(dev->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
+  cl_event ev, *evp = lu_profile_event(&ev);
+  cl_int e = clEnqueueNDRangeKernel(dev->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, evp);
   if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (launching %s)", lu_cl_errname(e), what);
-  if (t0 > 0) {
+  if (evp) {
     char name[96] = "?";
     clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
     static int shapes = -1; /* LUNET_PROFILE_SHAPES=1: one entry per kernel and global size */
@@ -369,7 +369,7 @@ lu_status lu_launch(lu_device *dev, cl_kernel k, int dims, const size_t *global,
       for (int i = 0; i < dims && l + 2 < sizeof name; i++, l = strlen(name))
         snprintf(name + l, sizeof name - l, "%c%zu", i ? 'x' : ' ', global[i]);
     }
-    lu_profile_end(dev, t0, name);
+    lu_profile_record(ev, name); /* read later: no wait here */
   }
   return LU_OK;
 }

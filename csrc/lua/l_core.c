@@ -80,6 +80,7 @@ static int l_cache_stats(lua_State *L) {
 
 /* profile([reset]) -> { {name=, count=, seconds=}, ... } per kernel (LUNET_PROFILE=1), then optionally cleared */
 static int l_profile(lua_State *L) {
+  int reset = lua_toboolean(L, 1); /* before the result table takes index 1 when called without arguments */
   int n;
   const lu_profile_entry *e = lu_profile_entries(&n);
   lua_createtable(L, n, 0);
@@ -90,7 +91,7 @@ static int l_profile(lua_State *L) {
     lua_pushnumber(L, e[i].seconds); lua_setfield(L, -2, "seconds");
     lua_rawseti(L, -2, i + 1);
   }
-  if (lua_toboolean(L, 1)) lu_profile_reset();
+  if (reset) lu_profile_reset();
   return 1;
 }
 

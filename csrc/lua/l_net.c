@@ -251,6 +251,57 @@ static int m_train_update(lua_State *L) {
   return 1;
 }
 
+/* net:set_scaler{enabled=, scale=, growth_factor=, backoff_factor=, growth_interval=, growth_tracker=}: the
+ * loss scaler (torch.amp.GradScaler); missing fields take GradScaler's defaults, enabled defaults to true. */
+static int m_set_scaler(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lu_amp_cfg c;
+  lu_amp_cfg_default(&c);
+  c.enabled = lu_lua_field_bool(L, 2, "enabled", 1);
+  c.scale = lu_lua_field_number(L, 2, "scale", c.scale);
+  c.growth_factor = lu_lua_field_number(L, 2, "growth_factor", c.growth_factor);
+  c.backoff_factor = lu_lua_field_number(L, 2, "backoff_factor", c.backoff_factor);
+  c.growth_interval = (int)lu_lua_field_int(L, 2, "growth_interval", c.growth_interval);
+  c.growth_tracker = (int)lu_lua_field_int(L, 2, "growth_tracker", c.growth_tracker);
+  LU_LCHECK(L, lu_unet_set_scaler(n, &c), "net:set_scaler");
+  return 0;
+}
+
+/* net:scaler() -> {enabled, scale, growth_factor, backoff_factor, growth_interval, growth_tracker, grad_norm,
+ * found_inf, nonfinite, coef, skipped, steps}: as of the last update (waits for its readback only). */
+static int m_scaler(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  lu_amp_stats s;
+  LU_LCHECK(L, lu_unet_scaler_stats(n, &s), "net:scaler");
+  lua_createtable(L, 0, 12);
+  lua_pushboolean(L, s.cfg.enabled);
+  lua_setfield(L, -2, "enabled");
+  lua_pushnumber(L, s.cfg.scale);
+  lua_setfield(L, -2, "scale");
+  lua_pushnumber(L, s.cfg.growth_factor);
+  lua_setfield(L, -2, "growth_factor");
+  lua_pushnumber(L, s.cfg.backoff_factor);
+  lua_setfield(L, -2, "backoff_factor");
+  lua_pushinteger(L, s.cfg.growth_interval);
+  lua_setfield(L, -2, "growth_interval");
+  lua_pushinteger(L, s.cfg.growth_tracker);
+  lua_setfield(L, -2, "growth_tracker");
+  lua_pushnumber(L, s.grad_norm);
+  lua_setfield(L, -2, "grad_norm");
+  lua_pushboolean(L, s.found_inf);
+  lua_setfield(L, -2, "found_inf");
+  lua_pushboolean(L, s.nonfinite);
+  lua_setfield(L, -2, "nonfinite");
+  lua_pushnumber(L, s.coef);
+  lua_setfield(L, -2, "coef");
+  lua_pushinteger(L, s.skipped);
+  lua_setfield(L, -2, "skipped");
+  lua_pushinteger(L, s.steps);
+  lua_setfield(L, -2, "steps");
+  return 1;
+}
+
 static int m_loss(lua_State *L) { return push_loss_of(L, lu_unet_loss, "net:loss"); }
 
 static int param_index(lua_State *L, lu_unet *n, int idx) {
@@ -334,7 +385,8 @@ static int l_read_header(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"params", m_params}, {"num_weights", m_num_weights}, {"arch", m_arch}, {"init", m_init},
   {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step},
-  {"train_grad", m_train_grad}, {"train_update", m_train_update}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
+  {"train_grad", m_train_grad}, {"train_update", m_train_update},
+  {"set_scaler", m_set_scaler}, {"scaler", m_scaler}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
   {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
   {"load", m_load}, {"free", m_gc}, {NULL, NULL}};
 

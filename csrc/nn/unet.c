@@ -279,6 +279,11 @@ void lu_unet_free(lu_unet *n) {
   lu_unet_release_plan(n);
   release_views(n);
   for (int w = 0; w < 3; w++) lu_tensor_free(n->flat[w]);
+  if (n->amp_evt) {
+    clWaitForEvents(1, &n->amp_evt); /* the read targets n->amp_host */
+    clReleaseEvent(n->amp_evt);
+  }
+  lu_tensor_free(n->amp);
   for (int s = 0; s < LU_UNET_MAX_STAGES; s++) {
     free(n->enc[s].cnr);
     free(n->enc[s].blk);

@@ -15,6 +15,7 @@
 
 #include "cl/device.h"
 #include "core/rng.h"
+#include "ops/amp.h"
 #include "ops/nn.h"
 #include "tensor.h"
 
@@ -121,6 +122,15 @@ lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *ta
 lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_norm);
 /* Loss only (no gradients, no update), with the same weighting, for validation and specs. */
 lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o, double *loss);
+
+/* Mixed-precision loss scaling (torch.amp.GradScaler, ops/amp.h): from now on the loss gradient is
+ * multiplied by the device-held scale, and every update unscales, checks for inf/NaN (skipping the step
+ * and backing off), clips and grows the scale on the device. cfg->enabled 0 (the default, fp32 training)
+ * gives scale 1 and no skipping. Also restores a checkpoint's scale and growth tracker. */
+lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg);
+/* The scaler and the last update's state (norm, found_inf, factor), as of the last update: waits for
+ * that update's non-blocking readback, nothing else. Before any update: the configured state. */
+lu_status lu_unet_scaler_stats(lu_unet *n, lu_amp_stats *s);
 
 /* Device views of the flat buffers (1-D tensors). which: 0 params, 1 grads, 2 momentum. */
 lu_tensor *lu_unet_flat(lu_unet *n, int which);

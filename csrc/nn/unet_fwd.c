@@ -375,6 +375,24 @@ lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
 
 /* ------------------------------------------------------------------------------- training step */
 
+static lu_status ensure_amp(lu_unet *n) {
+  if (n->amp) return LU_OK;
+  lu_amp_cfg c;
+  lu_amp_cfg_default(&c);
+  c.enabled = 0; /* fp32 until set_scaler: scale 1, no skipped steps */
+  return lu_unet_set_scaler(n, &c);
+}
+
+/* Waits for the last update's readback of the scaler state (if one is pending). */
+static lu_status amp_sync(lu_unet *n) {
+  if (!n->amp_evt) return LU_OK;
+  cl_int e = clWaitForEvents(1, &n->amp_evt);
+  clReleaseEvent(n->amp_evt);
+  n->amp_evt = NULL;
+  if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (reading the grad scaler state)", lu_cl_errname(e));
+  return LU_OK;
+}
+
 static lu_status loss_all(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o, int train,
                           double *loss) {
   if (o->n_ds < 0 || o->n_ds > LU_UNET_MAX_STAGES) return lu_fail(LU_EARG, "unet loss: %d deep-supervision weights", o->n_ds);
@@ -409,6 +427,8 @@ static lu_status loss_all(lu_unet *n, const lu_tensor *x, const lu_tensor *targe
     }
     lu_loss_opts lo = o->loss;
     lo.scale = (float)w;
+    /* the loss scaler multiplies the backward's seed on the device; the loss value stays unscaled */
+    if (train && n->amp && n->amp_on) lo.grad_scale = n->amp->buf;
     double l = 0;
     lu_tensor *dl = NULL;
     if (train) {
@@ -428,6 +448,7 @@ lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, 
 
 lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
                              double *loss) {
+  LU_TRY(ensure_amp(n)); /* before the first plan's buffers, so the pool sees the same requests every step */
   LU_TRY(loss_all(n, x, target, o, 1, loss));
   lu_tensor *dout[LU_UNET_MAX_STAGES];
   for (int i = 0; i < n->n_out; i++) {
@@ -438,15 +459,29 @@ lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *ta
   return lu_unet_backward(n, dout, n->n_out);
 }
 
+lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg) {
+  if (!n->dev) return lu_fail(LU_ESTATE, "unet: set_scaler on a network without a device");
+  LU_TRY(amp_sync(n));
+  if (!n->amp) LU_TRY(lu_amp_state_new(n->dev, cfg, &n->amp));
+  else LU_TRY(lu_amp_state_set(n->amp, cfg));
+  n->amp_on = cfg->enabled != 0;
+  return lu_tensor_read(n->amp, n->amp_host);
+}
+
+lu_status lu_unet_scaler_stats(lu_unet *n, lu_amp_stats *s) {
+  if (!n->dev) return lu_fail(LU_ESTATE, "unet: scaler_stats on a network without a device");
+  LU_TRY(ensure_amp(n));
+  LU_TRY(amp_sync(n));
+  lu_amp_decode(n->amp_host, s);
+  return LU_OK;
+}
+
 lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_norm) {
   if (!n->n_out) return lu_fail(LU_EARG, "unet: train_update before a training forward");
-  double ss;
-  LU_TRY(lu_reduce(n->flat[1], LU_REDUCE_SUMSQ, &ss));
-  double norm = sqrt(ss);
-  if (o->grad_clip > 0) {
-    double coef = o->grad_clip / (norm + 1e-6);
-    if (coef < 1.0) LU_TRY(lu_scale(n->flat[1], (float)coef));
-  }
+  LU_TRY(ensure_amp(n));
+  /* norm, inf/NaN check, clip coefficient and the scaler's update stay on the device: the SGD kernels read
+   * the factor and found_inf from n->amp, so no host round trip separates backward and update */
+  LU_TRY(lu_amp_unscale_clip(n->flat[1], n->amp, (float)o->grad_clip));
   /* As torch: parameters that received no gradient (the heads of outputs with weight 0) are not
    * touched by the optimiser (no weight decay, no momentum). The seg heads come last in parameter
    * order, so everything before them is one pass over the flat buffers. */
@@ -467,7 +502,7 @@ lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_
   pv.buf = sub[0], gv.buf = sub[1], mv.buf = sub[2];
   pv.shape[0] = gv.shape[0] = mv.shape[0] = (int64_t)head0;
   pv.bytes = gv.bytes = mv.bytes = head0 * sizeof(float);
-  lu_status st = lu_sgd_nesterov(&pv, &gv, &mv, lr, mu, wd);
+  lu_status st = lu_sgd_nesterov_amp(&pv, &gv, &mv, n->amp, lr, mu, wd);
   for (int w = 0; w < 3; w++) clReleaseMemObject(sub[w]);
   LU_TRY(st);
   for (int i = 0; i < n->n_out; i++) {
@@ -475,10 +510,21 @@ lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_
     if (w == 0) continue;
     const conv_l *c = &n->dec[S - 2 - i].seg;
     lu_param *pw = &n->params[c->pw], *pb = &n->params[c->pb];
-    LU_TRY(lu_sgd_nesterov(&pw->t, &pw->g, &pw->m, lr, mu, wd));
-    LU_TRY(lu_sgd_nesterov(&pb->t, &pb->g, &pb->m, lr, mu, wd));
+    LU_TRY(lu_sgd_nesterov_amp(&pw->t, &pw->g, &pw->m, n->amp, lr, mu, wd));
+    LU_TRY(lu_sgd_nesterov_amp(&pb->t, &pb->g, &pb->m, n->amp, lr, mu, wd));
   }
-  if (grad_norm) *grad_norm = norm;
+  /* the state comes back behind the update without blocking the queue; a caller that wants the norm
+   * (or the next set_scaler/stats) waits on the event */
+  LU_TRY(amp_sync(n));
+  LU_CL_CHECK(clEnqueueReadBuffer(n->dev->queue, (cl_mem)n->amp->buf, CL_FALSE, 0, sizeof n->amp_host, n->amp_host,
+                                  0, NULL, &n->amp_evt),
+              "reading the grad scaler state");
+  clFlush(n->dev->queue);
+  if (grad_norm) {
+    lu_amp_stats s;
+    LU_TRY(lu_unet_scaler_stats(n, &s));
+    *grad_norm = s.grad_norm;
+  }
   return LU_OK;
 }
 

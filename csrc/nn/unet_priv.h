@@ -3,6 +3,7 @@
 #define LU_UNET_PRIV_H
 
 #include "nn/unet.h"
+#include "ops/amp.h"
 #include "ops/conv.h"
 #include "ops/nn.h"
 #include "ops/ops.h"
@@ -81,6 +82,12 @@ struct lu_unet {
   lu_tensor *outputs[LU_UNET_MAX_STAGES];
   int n_out, out_ds;
   lu_tensor *tgt[LU_UNET_MAX_STAGES], *dlog[LU_UNET_MAX_STAGES]; /* training-step buffers (planned) */
+  /* loss scaler and last-step state (ops/amp.h), created on the first update or set_scaler; amp_host
+   * receives it after every update by a non-blocking read that amp_evt completes */
+  lu_tensor *amp;
+  int amp_on; /* the scaler is enabled (a host copy: amp_host may be in flight) */
+  uint32_t amp_host[LU_AMP_WORDS];
+  cl_event amp_evt;
 };
 
 void lu_unet_release_plan(lu_unet *n);

@@ -12,19 +12,25 @@ static lu_status same_numel(const char *op, const char *an, const lu_tensor *a, 
                  lu_shape_str(b->ndim, b->shape, sb, sizeof sb), a->dev != b->dev ? " in device" : " in size");
 }
 
+/* Activations are float32 or float16 storage (both tensors alike); the kernels compute in float. */
+static lu_status act_dtype(const char *op, const lu_tensor *a, const char *an, const lu_tensor *b, const char *bn) {
+  LU_TRY(lu_check_device_tensor(a, a->dtype == LU_F16 ? LU_F16 : LU_F32, op, an));
+  LU_TRY(lu_check_device_tensor(b, a->dtype, op, bn));
+  return LU_OK;
+}
+
 static lu_status run1d(lu_device *dev, cl_kernel k, cl_ulong n, const char *what) {
   size_t g = lu_global_1d((size_t)n, ACT_WG), l = ACT_WG;
   return lu_launch(dev, k, 1, &g, n < ACT_WG ? NULL : &l, what);
 }
 
 lu_status lu_lrelu_fwd(lu_tensor *y, const lu_tensor *x, float slope) {
-  LU_TRY(lu_check_device_tensor(y, LU_F32, "lrelu_fwd", "y"));
-  LU_TRY(lu_check_device_tensor(x, LU_F32, "lrelu_fwd", "x"));
+  LU_TRY(act_dtype("lrelu_fwd", y, "y", x, "x"));
   LU_TRY(same_numel("lrelu_fwd", "y", y, "x", x));
   cl_kernel k;
   cl_ulong n = (cl_ulong)lu_tensor_numel(y);
-  int v4 = n % 4 == 0;
-  LU_TRY(lu_kernel_get(y->dev, ACT_FILE, v4 ? "lrelu_fwd4" : "lrelu_fwd", NULL, &k));
+  int half = y->dtype == LU_F16, v4 = n % 4 == 0 && !half;
+  LU_TRY(lu_kernel_get(y->dev, ACT_FILE, v4 ? "lrelu_fwd4" : "lrelu_fwd", half ? "-DHALF=1" : NULL, &k));
   cl_mem my = y->buf, mx = x->buf;
   if (v4) n /= 4;
   LU_CL_CHECK(LU_ARG(k, 0, my) | LU_ARG(k, 1, mx) | LU_ARG(k, 2, slope) | LU_ARG(k, 3, n), "lrelu_fwd args");
@@ -32,15 +38,14 @@ lu_status lu_lrelu_fwd(lu_tensor *y, const lu_tensor *x, float slope) {
 }
 
 lu_status lu_lrelu_bwd(lu_tensor *dx, const lu_tensor *y, const lu_tensor *dy, float slope) {
-  LU_TRY(lu_check_device_tensor(dx, LU_F32, "lrelu_bwd", "dx"));
-  LU_TRY(lu_check_device_tensor(y, LU_F32, "lrelu_bwd", "y"));
-  LU_TRY(lu_check_device_tensor(dy, LU_F32, "lrelu_bwd", "dy"));
+  LU_TRY(act_dtype("lrelu_bwd", y, "y", dx, "dx"));
+  LU_TRY(act_dtype("lrelu_bwd", y, "y", dy, "dy"));
   LU_TRY(same_numel("lrelu_bwd", "dx", dx, "y", y));
   LU_TRY(same_numel("lrelu_bwd", "dy", dy, "y", y));
   cl_kernel k;
   cl_ulong n = (cl_ulong)lu_tensor_numel(y);
-  int v4 = n % 4 == 0;
-  LU_TRY(lu_kernel_get(y->dev, ACT_FILE, v4 ? "lrelu_bwd4" : "lrelu_bwd", NULL, &k));
+  int half = y->dtype == LU_F16, v4 = n % 4 == 0 && !half;
+  LU_TRY(lu_kernel_get(y->dev, ACT_FILE, v4 ? "lrelu_bwd4" : "lrelu_bwd", half ? "-DHALF=1" : NULL, &k));
   cl_mem mdx = dx->buf, my = y->buf, mdy = dy->buf;
   if (v4) n /= 4;
   LU_CL_CHECK(LU_ARG(k, 0, mdx) | LU_ARG(k, 1, my) | LU_ARG(k, 2, mdy) | LU_ARG(k, 3, slope) | LU_ARG(k, 4, n),

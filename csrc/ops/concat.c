@@ -4,8 +4,9 @@
 
 lu_status lu_copy_channels(lu_tensor *dst, int64_t dst_c0, const lu_tensor *src, int64_t src_c0, int64_t nc,
                            int accumulate) {
-  LU_TRY(lu_check_device_tensor(dst, LU_F32, "copy_channels", "dst"));
-  LU_TRY(lu_check_device_tensor(src, LU_F32, "copy_channels", "src"));
+  /* float32 or float16 storage, both alike */
+  LU_TRY(lu_check_device_tensor(dst, dst->dtype == LU_F16 ? LU_F16 : LU_F32, "copy_channels", "dst"));
+  LU_TRY(lu_check_device_tensor(src, dst->dtype, "copy_channels", "src"));
   int64_t dn = 0, dc = 0, ds = 0, sn = 0, sc = 0, ss = 0;
   LU_TRY(lu_shape_ncs(dst, "copy_channels", "dst", &dn, &dc, &ds));
   LU_TRY(lu_shape_ncs(src, "copy_channels", "src", &sn, &sc, &ss));
@@ -20,8 +21,10 @@ lu_status lu_copy_channels(lu_tensor *dst, int64_t dst_c0, const lu_tensor *src,
                    (long long)nc, lu_shape_str(dst->ndim, dst->shape, a, sizeof a));
   if (nc == 0 || dn == 0 || ds == 0) return LU_OK;
   cl_kernel k;
-  int v4 = ds % 4 == 0; /* float4 loads/stores when rows stay 16-byte aligned */
-  LU_TRY(lu_kernel_get(dst->dev, "concat/concat.cl", v4 ? "copy_channels4" : "copy_channels", NULL, &k));
+  int half = dst->dtype == LU_F16;
+  int v4 = ds % 4 == 0 && !half; /* float4 loads/stores when rows stay 16-byte aligned */
+  LU_TRY(lu_kernel_get(dst->dev, "concat/concat.cl", v4 ? "copy_channels4" : "copy_channels", half ? "-DHALF=1" : NULL,
+                       &k));
   cl_mem md = dst->buf, ms = src->buf;
   if (v4) ds /= 4;
   cl_ulong udc = (cl_ulong)dc, udc0 = (cl_ulong)dst_c0, usc = (cl_ulong)sc, usc0 = (cl_ulong)src_c0, us = (cl_ulong)ds;
@@ -35,9 +38,9 @@ lu_status lu_copy_channels(lu_tensor *dst, int64_t dst_c0, const lu_tensor *src,
 }
 
 lu_status lu_concat_channels(lu_tensor *out, const lu_tensor *a, const lu_tensor *b) {
-  LU_TRY(lu_check_device_tensor(out, LU_F32, "concat", "out"));
-  LU_TRY(lu_check_device_tensor(a, LU_F32, "concat", "a"));
-  LU_TRY(lu_check_device_tensor(b, LU_F32, "concat", "b"));
+  LU_TRY(lu_check_device_tensor(out, out->dtype == LU_F16 ? LU_F16 : LU_F32, "concat", "out"));
+  LU_TRY(lu_check_device_tensor(a, out->dtype, "concat", "a"));
+  LU_TRY(lu_check_device_tensor(b, out->dtype, "concat", "b"));
   int64_t on = 0, oc = 0, os = 0, an = 0, ac = 0, as = 0, bn = 0, bc = 0, bs = 0;
   LU_TRY(lu_shape_ncs(out, "concat", "out", &on, &oc, &os));
   LU_TRY(lu_shape_ncs(a, "concat", "a", &an, &ac, &as));
@@ -53,11 +56,11 @@ lu_status lu_concat_channels(lu_tensor *out, const lu_tensor *a, const lu_tensor
 }
 
 lu_status lu_split_channels(const lu_tensor *in, lu_tensor *da, lu_tensor *db, int accumulate) {
-  LU_TRY(lu_check_device_tensor(in, LU_F32, "split", "in"));
+  LU_TRY(lu_check_device_tensor(in, in->dtype == LU_F16 ? LU_F16 : LU_F32, "split", "in"));
   int64_t n = 0, c = 0, s = 0, ac = 0, bc = 0, t1 = 0, t2 = 0;
   LU_TRY(lu_shape_ncs(in, "split", "in", &n, &c, &s));
-  if (da) { LU_TRY(lu_check_device_tensor(da, LU_F32, "split", "da")); LU_TRY(lu_shape_ncs(da, "split", "da", &t1, &ac, &t2)); }
-  if (db) { LU_TRY(lu_check_device_tensor(db, LU_F32, "split", "db")); LU_TRY(lu_shape_ncs(db, "split", "db", &t1, &bc, &t2)); }
+  if (da) { LU_TRY(lu_check_device_tensor(da, in->dtype, "split", "da")); LU_TRY(lu_shape_ncs(da, "split", "da", &t1, &ac, &t2)); }
+  if (db) { LU_TRY(lu_check_device_tensor(db, in->dtype, "split", "db")); LU_TRY(lu_shape_ncs(db, "split", "db", &t1, &bc, &t2)); }
   if (!da && db) ac = c - bc;
   if (ac + (db ? bc : c - ac) != c) {
     char s1[96];

@@ -24,9 +24,10 @@ static int use_rows(const lu_device *dev) {
   return k == LU_TUNE_AUTO ? lu_tune_cpu(dev) : k == 0;
 }
 
-static lu_status in_kernel(lu_device *dev, const char *name, size_t wg, cl_kernel *k) {
-  char opts[32];
-  snprintf(opts, sizeof opts, "-DWG=%zu", wg);
+/* half: x, y, dy, dx are float16 storage (kernels compute in float) */
+static lu_status in_kernel(lu_device *dev, const char *name, size_t wg, int half, cl_kernel *k) {
+  char opts[48];
+  snprintf(opts, sizeof opts, "-DWG=%zu%s", wg, half ? " -DHALF=1" : "");
   return lu_kernel_get(dev, IN_FILE, name, opts, k);
 }
 
@@ -42,8 +43,9 @@ static lu_status check_x(const char *op, const lu_tensor *x, int64_t *n, int64_t
   return LU_OK;
 }
 
-static lu_status check_len(const char *op, const char *arg, const lu_tensor *t, const lu_tensor *x, int64_t want) {
-  LU_TRY(lu_check_device_tensor(t, LU_F32, op, arg));
+static lu_status check_len_dt(const char *op, const char *arg, const lu_tensor *t, const lu_tensor *x, int64_t want,
+                             lu_dtype dt) {
+  LU_TRY(lu_check_device_tensor(t, dt, op, arg));
   if (lu_tensor_numel(t) != want || t->dev != x->dev) {
     char b[96], c[96];
     return lu_fail(LU_EARG, "%s: %s has shape %s, expected %lld elements for x %s%s", op, arg,
@@ -51,6 +53,16 @@ static lu_status check_len(const char *op, const char *arg, const lu_tensor *t, 
                    lu_shape_str(x->ndim, x->shape, c, sizeof c), t->dev != x->dev ? " on the same device" : "");
   }
   return LU_OK;
+}
+
+/* Statistics and affine parameters: float32 always. */
+static lu_status check_len(const char *op, const char *arg, const lu_tensor *t, const lu_tensor *x, int64_t want) {
+  return check_len_dt(op, arg, t, x, want, LU_F32);
+}
+
+/* Activations: float32 or float16 storage, like x. */
+static lu_status check_act(const char *op, const char *arg, const lu_tensor *t, const lu_tensor *x, int64_t want) {
+  return check_len_dt(op, arg, t, x, want, x->dtype);
 }
 
 /* Chunks per row for the GPU path: enough work-groups to fill the device (8 per compute unit),
@@ -66,10 +78,11 @@ static size_t in_chunks(const lu_device *dev, int64_t rows, int64_t S, size_t wg
 
 static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b, float eps, int act,
                      float slope, lu_tensor *y, lu_tensor *mean, lu_tensor *invstd) {
-  LU_TRY(lu_check_device_tensor(x, LU_F32, op, "x"));
+  LU_TRY(lu_check_device_tensor(x, x->dtype == LU_F16 ? LU_F16 : LU_F32, op, "x"));
+  const int half = x->dtype == LU_F16;
   int64_t N = 0, C = 0, S = 0;
   LU_TRY(check_x(op, x, &N, &C, &S));
-  LU_TRY(check_len(op, "y", y, x, N * C * S));
+  LU_TRY(check_act(op, "y", y, x, N * C * S));
   LU_TRY(check_len(op, "weight", w, x, C));
   LU_TRY(check_len(op, "bias", b, x, C));
   LU_TRY(check_len(op, "mean", mean, x, N * C));
@@ -83,7 +96,7 @@ static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, con
   cl_ulong s = (cl_ulong)S, c = (cl_ulong)C, rows = (cl_ulong)(N * C);
   cl_kernel k;
   if (use_rows(dev)) {
-    LU_TRY(in_kernel(dev, "instnorm_fwd_rows", wg, &k));
+    LU_TRY(in_kernel(dev, "instnorm_fwd_rows", wg, half, &k));
     LU_CL_CHECK(LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mb) | LU_ARG(k, 3, eps) | LU_ARG(k, 4, a) |
                     LU_ARG(k, 5, slope) | LU_ARG(k, 6, my) | LU_ARG(k, 7, mm) | LU_ARG(k, 8, mi) | LU_ARG(k, 9, s) |
                     LU_ARG(k, 10, c) | LU_ARG(k, 11, rows),
@@ -92,8 +105,8 @@ static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, con
     return lu_launch(dev, k, 1, &g1, NULL, op);
   }
   cl_kernel k2;
-  LU_TRY(in_kernel(dev, "instnorm_stats", wg, &k));
-  LU_TRY(in_kernel(dev, "instnorm_apply", wg, &k2));
+  LU_TRY(in_kernel(dev, "instnorm_stats", wg, half, &k));
+  LU_TRY(in_kernel(dev, "instnorm_apply", wg, half, &k2));
   size_t CH = in_chunks(dev, N * C, S, wg);
   cl_ulong per = (cl_ulong)((S + (int64_t)CH - 1) / (int64_t)CH);
   size_t pbytes = (size_t)(N * C) * (2 * CH + 1) * sizeof(float);
@@ -129,14 +142,15 @@ lu_status lu_instnorm_lrelu_fwd(const lu_tensor *x, const lu_tensor *weight, con
 lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean, const lu_tensor *invstd,
                           const lu_tensor *dy, lu_tensor *dx, lu_tensor *dweight, lu_tensor *dbias, int accumulate) {
   const char *op = "instnorm_bwd";
-  LU_TRY(lu_check_device_tensor(x, LU_F32, op, "x"));
+  LU_TRY(lu_check_device_tensor(x, x->dtype == LU_F16 ? LU_F16 : LU_F32, op, "x"));
+  const int half = x->dtype == LU_F16;
   int64_t N = 0, C = 0, S = 0;
   LU_TRY(check_x(op, x, &N, &C, &S));
   LU_TRY(check_len(op, "weight", weight, x, C));
   LU_TRY(check_len(op, "mean", mean, x, N * C));
   LU_TRY(check_len(op, "invstd", invstd, x, N * C));
-  LU_TRY(check_len(op, "dy", dy, x, N * C * S));
-  if (dx) LU_TRY(check_len(op, "dx", dx, x, N * C * S));
+  LU_TRY(check_act(op, "dy", dy, x, N * C * S));
+  if (dx) LU_TRY(check_act(op, "dx", dx, x, N * C * S));
   if (dweight) LU_TRY(check_len(op, "dweight", dweight, x, C));
   if (dbias) LU_TRY(check_len(op, "dbias", dbias, x, C));
   if (N * C == 0 || (!dx && !dweight && !dbias)) return LU_OK;
@@ -147,12 +161,12 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
   size_t CH = rows_path ? 1 : in_chunks(dev, N * C, S, wg);
   cl_ulong per = (cl_ulong)((S + (int64_t)CH - 1) / (int64_t)CH);
   cl_kernel k, k1 = NULL, k2;
-  if (rows_path) LU_TRY(in_kernel(dev, "instnorm_bwd_rows", wg, &k));
+  if (rows_path) LU_TRY(in_kernel(dev, "instnorm_bwd_rows", wg, half, &k));
   else {
-    LU_TRY(in_kernel(dev, "instnorm_bwd_stats", wg, &k1));
-    LU_TRY(in_kernel(dev, "instnorm_bwd_apply", wg, &k));
+    LU_TRY(in_kernel(dev, "instnorm_bwd_stats", wg, half, &k1));
+    LU_TRY(in_kernel(dev, "instnorm_bwd_apply", wg, half, &k));
   }
-  LU_TRY(in_kernel(dev, "instnorm_wb", wg, &k2));
+  LU_TRY(in_kernel(dev, "instnorm_wb", wg, half, &k2));
   size_t wbytes = (size_t)(N * C) * 2 * sizeof(float), pbytes = rows_path ? 0 : wbytes * CH;
   cl_mem wb, part = NULL;
   LU_TRY(lu_buffer_alloc(dev, wbytes, &wb));

@@ -86,6 +86,7 @@ void lu_loss_opts_default(lu_loss_opts *o) {
   o->scale = 1.0f;
   o->reduce_sums = NULL;
   o->reduce_ranks = 1;
+  o->grad_scale = NULL;
 }
 
 typedef struct loss_ctx {
@@ -137,7 +138,8 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   size_t wg = loss_wg(dev);
   size_t vw = (size_t)loss_vw(dev, S);
   char opts[96];
-  snprintf(opts, sizeof opts, "-DWG=%zu -DVW=%zu -DTGT=%s", wg, vw, target->dtype == LU_I32 ? "int" : "float");
+  snprintf(opts, sizeof opts, "-DWG=%zu -DVW=%zu -DTGT=%s%s", wg, vw, target->dtype == LU_I32 ? "int" : "float",
+           o->grad_scale ? " -DGSCALE=1" : "");
   cl_kernel k1, k2, k3;
   LU_TRY(lu_kernel_get(dev, "loss/loss.cl", o->regions ? "probs_sigmoid" : "probs_softmax", opts, &k1));
   LU_TRY(lu_kernel_get(dev, "loss/loss.cl", "dice_stats", opts, &k2));
@@ -263,6 +265,8 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   LU_CL_CHECK(clEnqueueWriteBuffer(dev->queue, cx->coef, CL_TRUE, 0, cx->coef_bytes, cx->hcoef, 0, NULL, NULL),
               "%s: writing coefficients", op);
   cl_float fk = (cl_float)ce_k;
+  cl_mem gsc = (cl_mem)o->grad_scale;
+  if (gsc) LU_CL_CHECK(LU_ARG(k3, 8, gsc), "%s grad scale arg", op);
   size_t wg3 = SV >= 64 ? 64 : 0;
   size_t gs = wg3 ? lu_global_1d((size_t)SV, wg3) : (size_t)SV;
   if (o->regions) {

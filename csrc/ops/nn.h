@@ -82,6 +82,9 @@ typedef struct lu_loss_opts {
    * processes' gradients is the gradient of the global batch's Dice. NULL: local sums. */
   lu_status (*reduce_sums)(double *sums, size_t n);
   int reduce_ranks;
+  /* cl_mem whose first float multiplies the gradient only, read on the device (the loss scaler's scale,
+   * ops/amp.h, so the host never waits for it); NULL: 1 */
+  void *grad_scale;
 } lu_loss_opts;
 
 /* nnU-Net's defaults for label mode (regions 0, do_bg 0, smooth 1e-5, weights 1, scale 1). */

@@ -1,20 +1,22 @@
 // (Leaky) ReLU forward and backward, one work-item per element (PoCL vectorises across work-items).
 // The backward takes the forward OUTPUT: y > 0 <=> x > 0 for slope >= 0, so in-place use is safe.
+// -DHALF=1: the scalar kernels read and write 16-bit activations (common/storage.cl).
+#include "common/storage.cl"
 
-__kernel void lrelu_fwd(__global float *y, __global const float *x, const float slope, const ulong n) {
+__kernel void lrelu_fwd(__global ACT *y, __global const ACT *x, const float slope, const ulong n) {
   size_t i = get_global_id(0);
   if (i < n) {
-    float v = x[i];
-    y[i] = v > 0.0f ? v : v * slope;
+    float v = LDA(x, i);
+    STA(v > 0.0f ? v : v * slope, y, i);
   }
 }
 
-__kernel void lrelu_bwd(__global float *dx, __global const float *y, __global const float *dy, const float slope,
+__kernel void lrelu_bwd(__global ACT *dx, __global const ACT *y, __global const ACT *dy, const float slope,
                         const ulong n) {
   size_t i = get_global_id(0);
   if (i < n) {
-    float g = dy[i];
-    dx[i] = y[i] > 0.0f ? g : g * slope;
+    float g = LDA(dy, i);
+    STA(LDA(y, i) > 0.0f ? g : g * slope, dx, i);
   }
 }
 

@@ -10,24 +10,38 @@ __kernel void bias_fill(__global float *y, __global const float *b, const int C,
   y[(size_t)nc * S + s] = has_bias ? b[nc % C] : 0.0f;
 }
 
-// db[c] (+)= sum over n, s of dy[n, c, s]. One work-group of BIAS_WG items per channel.
+// GPUs: db[c] (+)= sum over n, s of dy[n, c, s] in two stages, so a layer with few channels and large
+// planes still fills the device (one work-group per channel streamed whole layers with C groups).
+// Stage 1: the channel's N * S values split into CH chunks of `per`, one work-group per (chunk, channel),
+// consecutive items on consecutive addresses. part[c * CH + chunk]. global: (CH * BIAS_WG, C)
 __kernel __attribute__((reqd_work_group_size(BIAS_WG, 1, 1)))
-void bias_grad(__global float *db, __global const float *dy, const int N, const int C, const int S,
-               const int accumulate) {
-  __local float part[BIAS_WG];
-  const int l = get_local_id(0), c = get_group_id(1);
+void bias_grad_partial(__global float *part, __global const float *dy, const int N, const int C, const int S,
+                       const long per) {
+  __local float sh[BIAS_WG];
+  const int l = get_local_id(0), c = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0);
+  const long total = (long)N * S, i0 = ch * per, i1 = min(total, i0 + per);
   float acc = 0.0f;
-  for (int n = 0; n < N; n++) {
-    __global const float *p = dy + ((size_t)n * C + c) * S;
-    for (int s = l; s < S; s += BIAS_WG) acc += p[s];
+  for (long i = i0 + l; i < i1; i += BIAS_WG) {
+    const long n = i / S, s = i - n * S;
+    acc += dy[((size_t)n * C + c) * S + s];
   }
-  part[l] = acc;
+  sh[l] = acc;
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int w = BIAS_WG / 2; w > 0; w >>= 1) {
-    if (l < w) part[l] += part[l + w];
+    if (l < w) sh[l] += sh[l + w];
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-  if (l == 0) db[c] = accumulate ? db[c] + part[0] : part[0];
+  if (l == 0) part[(size_t)c * CH + ch] = sh[0];
+}
+
+// Stage 2: db[c] (+)= the CH partials of channel c, in chunk order (deterministic). global: (C)
+__kernel void bias_grad_finish(__global float *db, __global const float *part, const int C, const int CH,
+                               const int accumulate) {
+  const int c = get_global_id(0);
+  if (c >= C) return;
+  float acc = 0.0f;
+  for (int j = 0; j < CH; j++) acc += part[(size_t)c * CH + j];
+  db[c] = accumulate ? db[c] + acc : acc;
 }
 
 // CPUs: one work-item per channel sums its planes in order (the work-group tree above spent its time in

@@ -4,6 +4,8 @@
 // CPU path (*_rows): one work-item per row with explicit float8 vectors (PoCL does not vectorise
 // the barrier kernels well: they run ~45x slower).
 // Statistics use sums shifted by the row's first element (robust when |mean| >> std).
+// -DHALF=1: x, y, dy and dx are 16-bit storage (common/storage.cl); statistics, weights and sums stay float.
+#include "common/storage.cl"
 #ifndef WG
 #define WG 256
 #endif
@@ -22,15 +24,15 @@ static inline void reduce2(__local float *a, __local float *b, size_t lid) {
 
 // global: (CH * WG, rows)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void instnorm_stats(__global const float *x, __global float *part, const ulong S, const ulong per) {
+void instnorm_stats(__global const ACT *x, __global float *part, const ulong S, const ulong per) {
   __local float sa[WG], sb[WG];
   size_t row = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0), lid = get_local_id(0);
-  __global const float *xr = x + row * S;
-  float k = xr[0];
+  __global const ACT *xr = x + row * S;
+  float k = LDA(xr, 0);
   size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
   float a1 = 0.0f, a2 = 0.0f;
   for (size_t i = s0 + lid; i < s1; i += WG) {
-    float d = xr[i] - k;
+    float d = LDA(xr, i) - k;
     a1 += d;
     a2 = fma(d, d, a2);
   }
@@ -47,8 +49,8 @@ void instnorm_stats(__global const float *x, __global float *part, const ulong S
 
 // y may alias x (the shift comes from part, not from x). act: 0 none, 1 leaky relu with slope.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void instnorm_apply(__global const float *x, __global const float *w, __global const float *b, const float eps,
-                    const int act, const float slope, __global float *y, __global float *mean_out,
+void instnorm_apply(__global const ACT *x, __global const float *w, __global const float *b, const float eps,
+                    const int act, const float slope, __global ACT *y, __global float *mean_out,
                     __global float *invstd_out, __global const float *part, const ulong S, const ulong C,
                     const ulong per) {
   __local float sa[WG], sb[WG];
@@ -67,32 +69,32 @@ void instnorm_apply(__global const float *x, __global const float *w, __global c
   if (ch == 0 && lid == 0) { mean_out[row] = k + m1; invstd_out[row] = invstd; }
   size_t c = row % C;
   float sc = w[c] * invstd, bc = b[c];
-  __global const float *xr = x + row * S;
-  __global float *yr = y + row * S;
+  __global const ACT *xr = x + row * S;
+  __global ACT *yr = y + row * S;
   size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
   // (x - k) is exact for x near k (Sterbenz); subtracting the small m1 afterwards avoids the
   // cancellation of x * sc + (b - mean * sc) when |mean| >> std.
   for (size_t i = s0 + lid; i < s1; i += WG) {
-    float v = fma((xr[i] - k) - m1, sc, bc);
-    yr[i] = (act && !(v > 0.0f)) ? v * slope : v;
+    float v = fma((LDA(xr, i) - k) - m1, sc, bc);
+    STA((act && !(v > 0.0f)) ? v * slope : v, yr, i);
   }
 }
 
 // Backward pass 1: per-chunk sums of dy and dy * xhat. part layout per row: (s1, s2) x CH.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void instnorm_bwd_stats(__global const float *x, __global const float *mean, __global const float *invstd,
-                        __global const float *dy, __global float *part, const ulong S, const ulong per) {
+void instnorm_bwd_stats(__global const ACT *x, __global const float *mean, __global const float *invstd,
+                        __global const ACT *dy, __global float *part, const ulong S, const ulong per) {
   __local float sa[WG], sb[WG];
   size_t row = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0), lid = get_local_id(0);
-  __global const float *xr = x + row * S;
-  __global const float *gr = dy + row * S;
+  __global const ACT *xr = x + row * S;
+  __global const ACT *gr = dy + row * S;
   float mu = mean[row], is = invstd[row];
   size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
   float a1 = 0.0f, a2 = 0.0f;
   for (size_t i = s0 + lid; i < s1; i += WG) {
-    float g = gr[i];
+    float g = LDA(gr, i);
     a1 += g;
-    a2 = fma(g, (xr[i] - mu) * is, a2);
+    a2 = fma(g, (LDA(xr, i) - mu) * is, a2);
   }
   sa[lid] = a1; sb[lid] = a2;
   barrier(CLK_LOCAL_MEM_FENCE);
@@ -103,8 +105,8 @@ void instnorm_bwd_stats(__global const float *x, __global const float *mean, __g
 // Backward pass 2: row sums into wb[row * 2 + {0, 1}] (chunk 0), then, when want_dx,
 // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) on this chunk. dx may alias dy.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void instnorm_bwd_apply(__global const float *x, __global const float *w, __global const float *mean,
-                        __global const float *invstd, __global const float *dy, __global float *dx,
+void instnorm_bwd_apply(__global const ACT *x, __global const float *w, __global const float *mean,
+                        __global const float *invstd, __global const ACT *dy, __global ACT *dx,
                         const int want_dx, __global float *wb, __global const float *part, const ulong S,
                         const ulong C, const ulong per) {
   __local float sa[WG], sb[WG];
@@ -120,13 +122,13 @@ void instnorm_bwd_apply(__global const float *x, __global const float *w, __glob
   float mu = mean[row], is = invstd[row];
   float inv_n = 1.0f / (float)S;
   float a = w[row % C] * is, mdy = sum_dy * inv_n, mdx = sum_dyx * inv_n;
-  __global const float *xr = x + row * S;
-  __global const float *gr = dy + row * S;
-  __global float *dr = dx + row * S;
+  __global const ACT *xr = x + row * S;
+  __global const ACT *gr = dy + row * S;
+  __global ACT *dr = dx + row * S;
   size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
   for (size_t i = s0 + lid; i < s1; i += WG) {
-    float xh = (xr[i] - mu) * is;
-    dr[i] = a * (gr[i] - mdy - xh * mdx);
+    float xh = (LDA(xr, i) - mu) * is;
+    STA(a * (LDA(gr, i) - mdy - xh * mdx), dr, i);
   }
 }
 
@@ -152,29 +154,29 @@ static inline float hsum8(float8 v) {
   return b.x + b.y;
 }
 
-__kernel void instnorm_fwd_rows(__global const float *x, __global const float *w, __global const float *b,
-                                const float eps, const int act, const float slope, __global float *y,
+__kernel void instnorm_fwd_rows(__global const ACT *x, __global const float *w, __global const float *b,
+                                const float eps, const int act, const float slope, __global ACT *y,
                                 __global float *mean_out, __global float *invstd_out, const ulong S, const ulong C,
                                 const ulong rows) {
   size_t row = get_global_id(0);
   if (row >= rows) return;
-  __global const float *xr = x + row * S;
-  __global float *yr = y + row * S;
-  float k = xr[0];
+  __global const ACT *xr = x + row * S;
+  __global ACT *yr = y + row * S;
+  float k = LDA(xr, 0);
   size_t S8 = S / 8;
   float8 t1 = 0.0f, t2 = 0.0f;
   for (size_t i0 = 0; i0 < S8; i0 += IN_BLK) {
     size_t i1 = min(S8, i0 + IN_BLK);
     float8 a1 = 0.0f, a2 = 0.0f;
     for (size_t i = i0; i < i1; i++) {
-      float8 d = vload8(i, xr) - k;
+      float8 d = LDA8(i, xr) - k;
       a1 += d;
       a2 = fma(d, d, a2);
     }
     t1 += a1; t2 += a2;
   }
   float s1 = hsum8(t1), s2 = hsum8(t2);
-  for (size_t i = S8 * 8; i < S; i++) { float d = xr[i] - k; s1 += d; s2 = fma(d, d, s2); }
+  for (size_t i = S8 * 8; i < S; i++) { float d = LDA(xr, i) - k; s1 += d; s2 = fma(d, d, s2); }
   float inv_n = 1.0f / (float)S;
   float m1 = s1 * inv_n;
   float var = fmax(s2 * inv_n - m1 * m1, 0.0f);
@@ -184,24 +186,24 @@ __kernel void instnorm_fwd_rows(__global const float *x, __global const float *w
   size_t c = row % C;
   float sc = w[c] * invstd, bc = b[c], km = k + 0.0f;
   for (size_t i = 0; i < S8; i++) {
-    float8 v = fma((vload8(i, xr) - km) - m1, sc, bc);
+    float8 v = fma((LDA8(i, xr) - km) - m1, sc, bc);
     if (act) v = select(v * slope, v, v > 0.0f);
-    vstore8(v, i, yr);
+    STA8(v, i, yr);
   }
   for (size_t i = S8 * 8; i < S; i++) {
-    float v = fma((xr[i] - k) - m1, sc, bc);
-    yr[i] = (act && !(v > 0.0f)) ? v * slope : v;
+    float v = fma((LDA(xr, i) - k) - m1, sc, bc);
+    STA((act && !(v > 0.0f)) ? v * slope : v, yr, i);
   }
 }
 
-__kernel void instnorm_bwd_rows(__global const float *x, __global const float *w, __global const float *mean,
-                                __global const float *invstd, __global const float *dy, __global float *dx,
+__kernel void instnorm_bwd_rows(__global const ACT *x, __global const float *w, __global const float *mean,
+                                __global const float *invstd, __global const ACT *dy, __global ACT *dx,
                                 const int want_dx, __global float *wb, const ulong S, const ulong C,
                                 const ulong rows) {
   size_t row = get_global_id(0);
   if (row >= rows) return;
-  __global const float *xr = x + row * S;
-  __global const float *gr = dy + row * S;
+  __global const ACT *xr = x + row * S;
+  __global const ACT *gr = dy + row * S;
   float mu = mean[row], is = invstd[row];
   size_t S8 = S / 8;
   float8 t1 = 0.0f, t2 = 0.0f;
@@ -209,23 +211,23 @@ __kernel void instnorm_bwd_rows(__global const float *x, __global const float *w
     size_t i1 = min(S8, i0 + IN_BLK);
     float8 a1 = 0.0f, a2 = 0.0f;
     for (size_t i = i0; i < i1; i++) {
-      float8 g = vload8(i, gr);
+      float8 g = LDA8(i, gr);
       a1 += g;
-      a2 = fma(g, (vload8(i, xr) - mu) * is, a2);
+      a2 = fma(g, (LDA8(i, xr) - mu) * is, a2);
     }
     t1 += a1; t2 += a2;
   }
   float s1 = hsum8(t1), s2 = hsum8(t2);
-  for (size_t i = S8 * 8; i < S; i++) { float g = gr[i]; s1 += g; s2 = fma(g, (xr[i] - mu) * is, s2); }
+  for (size_t i = S8 * 8; i < S; i++) { float g = LDA(gr, i); s1 += g; s2 = fma(g, (LDA(xr, i) - mu) * is, s2); }
   wb[row * 2] = s1;
   wb[row * 2 + 1] = s2;
   if (!want_dx) return;
   float inv_n = 1.0f / (float)S;
   float a = w[row % C] * is, mdy = s1 * inv_n, mdx = s2 * inv_n;
-  __global float *dr = dx + row * S;
+  __global ACT *dr = dx + row * S;
   for (size_t i = 0; i < S8; i++) {
-    float8 xh = (vload8(i, xr) - mu) * is;
-    vstore8(a * (vload8(i, gr) - mdy - xh * mdx), i, dr);
+    float8 xh = (LDA8(i, xr) - mu) * is;
+    STA8(a * (LDA8(i, gr) - mdy - xh * mdx), i, dr);
   }
-  for (size_t i = S8 * 8; i < S; i++) dr[i] = a * (gr[i] - mdy - (xr[i] - mu) * is * mdx);
+  for (size_t i = S8 * 8; i < S; i++) STA(a * (LDA(gr, i) - mdy - (LDA(xr, i) - mu) * is * mdx), dr, i);
 }

@@ -139,10 +139,22 @@ void dice_stats(__global const float *P, __global const TGT *tgt, __global float
   }
 }
 
+// GSCALE: the gradient times gs[0] (the loss scaler's scale, a power of two: exact), an extra last argument
+#ifndef GSCALE
+#define GSCALE 0
+#endif
+#if GSCALE
+#define GS_ARG , __global const float *gs
+#define GS_MUL(v) ((v) * VB(gs[0]))
+#else
+#define GS_ARG
+#define GS_MUL(v) (v)
+#endif
+
 // Label mode gradient, in place on P (holding softmax probabilities). coef[(n C + c) 2 + {A, B}]:
 // dLdice/dp_c = m (A y_c + B); ce_k = scale w_ce / (non-ignored count). global: (round_up(S / VW), N).
 __kernel void grad_softmax(__global float *P, __global const TGT *tgt, __global const float *coef, const float ce_k,
-                           const ulong C, const ulong S, const int ignore_label, const int has_ignore) {
+                           const ulong C, const ulong S, const int ignore_label, const int has_ignore GS_ARG) {
   size_t s = get_global_id(0) * VW, n = get_global_id(1);
   if (s >= S) return;
   vf t = LOADT(tgt, n * S + s);
@@ -158,13 +170,13 @@ __kernel void grad_softmax(__global float *P, __global const TGT *tgt, __global 
     vf y = ONE_IF(t == VB((float)c));
     vf p = LOADF(pp, c * S);
     vf g = m * fma(VB(cf[2 * c]), y, VB(cf[2 * c + 1]));
-    STOREF(ce_k * m * (p - y) + p * (g - acc), pp, c * S);
+    STOREF(GS_MUL(ce_k * m * (p - y) + p * (g - acc)), pp, c * S);
   }
 }
 
 // Region mode gradient, VW elements of one (n, c) row per item. global: (round_up(S / VW), C, N).
 __kernel void grad_sigmoid(__global float *P, __global const TGT *tgt, __global const float *coef, const float ce_k,
-                           const ulong C, const ulong S, const ulong TC, const int has_ignore) {
+                           const ulong C, const ulong S, const ulong TC, const int has_ignore GS_ARG) {
   size_t s = get_global_id(0) * VW, c = get_global_id(1), n = get_global_id(2);
   if (s >= S) return;
   __global const TGT *tp = tgt + n * TC * S + s;
@@ -173,5 +185,5 @@ __kernel void grad_sigmoid(__global float *P, __global const TGT *tgt, __global 
   __global float *pp = P + (n * C + c) * S + s;
   vf p = LOADF(pp, 0);
   vf g = m * fma(VB(coef[(n * C + c) * 2]), y, VB(coef[(n * C + c) * 2 + 1]));
-  STOREF(ce_k * m * (p - y) + p * (VB(1.0f) - p) * g, pp, 0);
+  STOREF(GS_MUL(ce_k * m * (p - y) + p * (VB(1.0f) - p) * g), pp, 0);
 }

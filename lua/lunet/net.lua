@@ -199,7 +199,7 @@ function M.read_header(path)
   return json.decode(header, path), arch
 end
 
--- lunet.net(plans, cfg, nin, nout [, {rules=, seed=, device=, dataset_json=}])
+-- lunet.net(plans, cfg, nin, nout [, {rules=, seed=, device=, dataset_json=, precision=}])
 function M.new(plans, cfg, nin, nout, opts)
   opts = opts or {}
   plans = read_plans(plans)
@@ -209,8 +209,52 @@ function M.new(plans, cfg, nin, nout, opts)
   local c = core.net.new(acfg)
   local self = setmetatable({ core = c, cfg = acfg, conf = conf, cfg_name = cfg, plans = plans,
                               trainer = rules.trainer, dataset_json = opts.dataset_json }, Net)
-  if acfg.device then c:init(opts.seed or 12345) end
+  if acfg.device then
+    c:init(opts.seed or 12345)
+    self.precision = M.precision(opts.precision or (rules.trainer or {}).precision, c:device())
+    if self.precision == "mixed" then c:set_scaler(M.scaler_cfg(rules.trainer)) end
+  end
   return self
+end
+
+-- The trainer's precision on device index dev: "mixed" (nnU-Net's AMP: the loss scaler of torch.amp.GradScaler)
+-- or "fp32"; "auto" (or nil) is mixed on a GPU and fp32 elsewhere, as nnU-Net enables autocast and GradScaler
+-- on CUDA only.
+function M.precision(p, dev)
+  p = p or "auto"
+  if p == "auto" then
+    local d = core.devices()[(dev or 0) + 1]
+    return (d and d.type == "gpu") and "mixed" or "fp32"
+  end
+  if p ~= "mixed" and p ~= "fp32" then
+    error(("trainer precision %q: expected \"mixed\", \"fp32\" or \"auto\""):format(tostring(p)), 2)
+  end
+  return p
+end
+
+-- GradScaler's settings from the trainer table (grad_scaler = {init_scale, growth_factor, backoff_factor,
+-- growth_interval}), in net:set_scaler's form.
+function M.scaler_cfg(tr)
+  local g = (tr or {}).grad_scaler or {}
+  return { enabled = true, scale = g.init_scale or 2 ^ 16, growth_factor = g.growth_factor or 2,
+           backoff_factor = g.backoff_factor or 0.5, growth_interval = g.growth_interval or 2000, growth_tracker = 0 }
+end
+
+-- GradScaler.state_dict() of a mixed-precision network (nil for fp32), as nnU-Net's checkpoints hold it.
+function Net:scaler_state()
+  if self.precision ~= "mixed" then return nil end
+  local s = self.core:scaler()
+  return { scale = s.scale, growth_factor = s.growth_factor, backoff_factor = s.backoff_factor,
+           growth_interval = math.tointeger(s.growth_interval), _growth_tracker = math.tointeger(s.growth_tracker) }
+end
+
+-- GradScaler.load_state_dict: a checkpoint's scale and growth tracker (ignored by an fp32 network, as
+-- nnU-Net ignores grad_scaler_state without a scaler).
+function Net:set_scaler_state(st)
+  if self.precision ~= "mixed" or type(st) ~= "table" then return end
+  self.core:set_scaler { enabled = true, scale = st.scale, growth_factor = st.growth_factor,
+                         backoff_factor = st.backoff_factor, growth_interval = st.growth_interval,
+                         growth_tracker = st._growth_tracker }
 end
 
 return setmetatable(M, { __call = function(_, ...) return M.new(...) end })

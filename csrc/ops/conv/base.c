@@ -196,16 +196,46 @@ lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int6
 }
 
 lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, int64_t S, int accumulate) {
-  cl_kernel k;
-  int cpu = lu_tune_cpu(dy->dev); /* one work-item per channel beats a work-group per channel on PoCL */
-  LU_TRY(lu_kernel_get(dy->dev, "conv/bias.cl", cpu ? "bias_grad_serial" : "bias_grad", NULL, &k));
+  lu_device *dev = dy->dev;
   cl_mem mdb = db->buf, mdy = dy->buf;
   int n = N, c = C, s = (int)S, acc = accumulate;
-  LU_CL_CHECK(LU_ARG(k, 0, mdb) | LU_ARG(k, 1, mdy) | LU_ARG(k, 2, n) | LU_ARG(k, 3, c) | LU_ARG(k, 4, s) |
-                  LU_ARG(k, 5, acc), "bias_grad args");
-  size_t gl[2] = {64, (size_t)C}, lo[2] = {64, 1}, gc = (size_t)C;
-  if (cpu) return lu_launch(dy->dev, k, 1, &gc, NULL, "bias_grad");
-  return lu_launch(dy->dev, k, 2, gl, lo, "bias_grad");
+  if (C <= 0) return LU_OK;
+  cl_kernel k;
+  if (lu_tune_cpu(dev)) { /* one work-item per channel beats work-groups and barriers on PoCL */
+    LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_serial", NULL, &k));
+    LU_CL_CHECK(LU_ARG(k, 0, mdb) | LU_ARG(k, 1, mdy) | LU_ARG(k, 2, n) | LU_ARG(k, 3, c) | LU_ARG(k, 4, s) |
+                    LU_ARG(k, 5, acc), "bias_grad args");
+    size_t gc = (size_t)C;
+    return lu_launch(dev, k, 1, &gc, NULL, "bias_grad");
+  }
+  /* chunks per channel: about 8 work-groups per compute unit over all channels, each item at least 4
+   * values, at most 256 chunks */
+  const size_t wg = 64;
+  int64_t total = (int64_t)N * S;
+  size_t target = (dev->compute_units ? dev->compute_units : 16) * 8;
+  size_t ch = (target + (size_t)C - 1) / (size_t)C, max_ch = (size_t)(total / (int64_t)(wg * 4));
+  if (ch > max_ch) ch = max_ch;
+  if (ch > 256) ch = 256;
+  if (ch < 1) ch = 1;
+  cl_long per = (cl_long)((total + (int64_t)ch - 1) / (int64_t)ch);
+  cl_kernel k2;
+  LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_partial", NULL, &k));
+  LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_finish", NULL, &k2));
+  size_t pbytes = (size_t)C * ch * sizeof(float);
+  cl_mem part;
+  LU_TRY(lu_buffer_alloc(dev, pbytes, &part));
+  int ich = (int)ch;
+  lu_status st = LU_OK;
+  cl_int e = LU_ARG(k, 0, part) | LU_ARG(k, 1, mdy) | LU_ARG(k, 2, n) | LU_ARG(k, 3, c) | LU_ARG(k, 4, s) |
+             LU_ARG(k, 5, per);
+  e |= LU_ARG(k2, 0, mdb) | LU_ARG(k2, 1, part) | LU_ARG(k2, 2, c) | LU_ARG(k2, 3, ich) | LU_ARG(k2, 4, acc);
+  if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (bias_grad args)", lu_cl_errname(e));
+  size_t gl[2] = {ch * wg, (size_t)C}, lo[2] = {wg, 1}, gc = (size_t)C;
+  if (st == LU_OK) st = lu_launch(dev, k, 2, gl, lo, "bias_grad");
+  if (st == LU_OK) st = lu_launch(dev, k2, 1, &gc, NULL, "bias_grad");
+  /* the in-order queue orders any reuse of the pooled buffer after both kernels */
+  lu_buffer_release(dev, part, pbytes);
+  return st;
 }
 
 /* ---- workspace, tiles and the tiled GEMM ---- */

@@ -154,7 +154,19 @@ function M.save(net, path, meta)
   local ck = P.dict()
   P.set(ck, "network_weights", weights)
   P.set(ck, "optimizer_state", opt)
-  P.set(ck, "grad_scaler_state", meta.grad_scaler_state and to_py(meta.grad_scaler_state) or P.None)
+  -- GradScaler.state_dict() of a mixed-precision run (nnUNetTrainer.save_checkpoint), None for fp32 as nnU-Net
+  -- without a scaler; keys in torch's order
+  local gss = (type(net.scaler_state) == "function" and net:scaler_state()) or meta.grad_scaler_state
+  local gs = P.None
+  if gss then
+    gs = P.dict()
+    for _, k in ipairs { "scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker" } do
+      local v = gss[k]
+      if k == "growth_interval" or k == "_growth_tracker" then v = math.tointeger(v) or v else v = v + 0.0 end
+      P.set(gs, k, v)
+    end
+  end
+  P.set(ck, "grad_scaler_state", gs)
   P.set(ck, "logging", logging)
   P.set(ck, "_best_ema", meta.best_ema == nil and P.None or meta.best_ema)
   P.set(ck, "current_epoch", epoch)
@@ -301,6 +313,11 @@ function M.load(net, path)
   local tree = h.tree
   put_weights(net, weights_of(tree, path), path)
   put_momentum(net, tree)
+  -- nnUNetTrainer.load_checkpoint: the scaler's state when both the file and this run have one
+  local gs = tree.grad_scaler_state
+  if getmetatable(gs) == pk().Dict and type(net.set_scaler_state) == "function" then
+    net:set_scaler_state(from_py(gs))
+  end
   h.tree = nil
   return h.meta, h
 end
