@@ -251,4 +251,20 @@ describe("nnU-Net's model zips", function()
     assert.matches("outside", tostring(err), 1, true)
     tmp.remove(r1); tmp.remove(r2); tmp.remove(out)
   end)
+
+  it("downloads a zip by URL and installs it (nnUNetv2_download_pretrained_model_by_url); a bad URL is an error", function()
+    local r = tmp.dir()
+    local ms = require "lunet.model_sharing"
+    local zip = paths.join(io.popen("pwd"):read("l"), FX .. "model_3d.zip")
+    local files = ms.download_and_install("file://" .. zip, r)
+    local want = ms.install(FX .. "model_3d.zip", tmp.dir())
+    assert.are.equal(#want, #files)
+    assert.is_true(paths.isfile(r .. "/Dataset901_Interop/nnUNetTrainer_1epoch__nnUNetPlans__3d_fullres/fold_0/" ..
+      "checkpoint_final.pth"))
+    for _, n in ipairs(paths.listdir(r)) do assert.is_nil(n:find("^%.download"), n) end -- the download is removed
+    local ok, err = pcall(ms.download_and_install, "file://" .. zip .. ".missing", r)
+    assert.is_false(ok)
+    assert.matches("could not download file://", tostring(err), 1, true)
+    tmp.remove(r)
+  end)
 end)

@@ -129,4 +129,24 @@ function M.install(zip_file, results_dir)
   return out
 end
 
+--- nnUNetv2_download_pretrained_model_by_url: fetches url (http, https, file) with curl into a temporary file
+--- beside results_dir, installs it as M.install does, and removes the download. curl is Debian's; no Lua HTTP
+--- library is needed for one download.
+function M.download_and_install(url, results_dir)
+  results_dir = results_dir or paths.results()
+  paths.mkdirs(results_dir)
+  local tmp = paths.join(results_dir, (".download-%d-%d.zip"):format(os.time(), math.random(1 << 30)))
+  local q = function(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+  local ok = os.execute("curl -fsSL --retry 2 -o " .. q(tmp) .. " " .. q(url))
+  if not ok then
+    os.remove(tmp)
+    error(("download-model: could not download %s (curl failed; is the URL right and the network reachable?)")
+      :format(url), 0)
+  end
+  local done, res = pcall(M.install, tmp, results_dir)
+  os.remove(tmp)
+  if not done then error(("download-model: %s: %s"):format(url, tostring(res)), 0) end
+  return res
+end
+
 return M

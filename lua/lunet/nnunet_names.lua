@@ -46,6 +46,7 @@ local COMMANDS = {
   nnUNetv2_convert_old_nnUNet_dataset = { command = "convert-old-dataset" },
   nnUNetv2_export_model_to_zip = { command = "export-model" },
   nnUNetv2_install_pretrained_model_from_zip = { command = "install-model" },
+  nnUNetv2_download_pretrained_model_by_url = { command = "download-model" },
   nnUNetv2_move_plans_between_datasets = { command = "move-plans-between-datasets" },
   nnUNetv2_plot_overlay_pngs = { command = "plot-overlay-pngs" },
 }
