@@ -25,6 +25,23 @@
 #define A_NONFINITE 10
 #define A_STEPS 11
 
+// The work-group's compensated sums and non-finite flags, folded into sh[0] - shc[0] and bad[0].
+void group_reduce(__local float *sh, __local float *shc, __local int *bad, const size_t lid, const float acc,
+                  const float comp, const int nf) {
+  sh[lid] = acc;
+  shc[lid] = comp;
+  bad[lid] = nf;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (size_t s = WG / 2; s > 0; s >>= 1) {
+    if (lid < s) {
+      sh[lid] = (sh[lid] - shc[lid]) + (sh[lid + s] - shc[lid + s]);
+      shc[lid] = 0.0f;
+      bad[lid] |= bad[lid + s];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+}
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void amp_partials(__global const float *g, const ulong n, __global const float *state, __global float *partials) {
   __local float sh[WG], shc[WG];
@@ -48,18 +65,7 @@ void amp_partials(__global const float *g, const ulong n, __global const float *
     comp = (t - acc) - y;
     acc = t;
   }
-  sh[lid] = acc;
-  shc[lid] = comp;
-  bad[lid] = nf;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (size_t s = WG / 2; s > 0; s >>= 1) {
-    if (lid < s) {
-      sh[lid] = (sh[lid] - shc[lid]) + (sh[lid + s] - shc[lid + s]);
-      shc[lid] = 0.0f;
-      bad[lid] |= bad[lid + s];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
+  group_reduce(sh, shc, bad, lid, acc, comp, nf);
   if (lid == 0) {
     partials[2 * get_group_id(0)] = sh[0] - shc[0];
     partials[2 * get_group_id(0) + 1] = bad[0] ? 1.0f : 0.0f;
@@ -80,18 +86,7 @@ void amp_finish(__global const float *partials, const uint ng, __global float *s
     acc = t;
     nf |= partials[2 * i + 1] != 0.0f;
   }
-  sh[lid] = acc;
-  shc[lid] = comp;
-  bad[lid] = nf;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (size_t s = WG / 2; s > 0; s >>= 1) {
-    if (lid < s) {
-      sh[lid] = (sh[lid] - shc[lid]) + (sh[lid + s] - shc[lid + s]);
-      shc[lid] = 0.0f;
-      bad[lid] |= bad[lid + s];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
+  group_reduce(sh, shc, bad, lid, acc, comp, nf);
   if (lid != 0) return;
   __global int *w = (__global int *)state;
   const float scale = state[A_SCALE];
