@@ -25,7 +25,7 @@ local PLANS = {
   ct2d = { dir = "spec/fixtures/plans/abdomen_ct_lowres", cfg = "2d", shape = { 16, 512, 512 } },
   mri3d = { dir = "spec/fixtures/plans/brain_mr_100", cfg = "3d_fullres", shape = { 128, 128, 128 } },
 }
-local shape, patch, record, plan, spacing = nil, nil, true, nil, nil
+local shape, patch, record, plan, spacing, keep = nil, nil, true, nil, nil, false
 local function ints(s)
   local t = {}
   for v in s:gmatch("[%d%.]+") do t[#t + 1] = tonumber(v) end
@@ -48,6 +48,7 @@ while i <= #arg do
     patch = {}
     for v in arg[i + 1]:gmatch("%d+") do patch[#patch + 1] = tonumber(v) end
     i = i + 1
+  elseif arg[i] == "--keep" then keep = true -- leave the case, models and outputs (printed) for profiling
   elseif arg[i] == "--no-record" then record = false end
   i = i + 1
 end
@@ -188,4 +189,4 @@ if record then
   r:write(line)
   r:close()
 end
-os.execute("rm -rf " .. root)
+if keep then print("kept " .. root) else os.execute("rm -rf " .. root) end
