@@ -4,15 +4,43 @@ on the CPU, with and without mirroring. Both run as child processes under /usr/b
 (nnU-Net: -npp 0 -nps 0, torch 2 threads; Lunet: -np 2). Appends a line to bench/RESULTS.md.
 
   . scripts/env.sh && lua5.4 bench/predict.lua [--shape Z,Y,X] [--patch Z,Y,X] [--no-record]
+  . scripts/env.sh && lua5.4 bench/predict.lua --plan ct3d|ct2d|mri3d [--shape Z,Y,X] [--spacing Z,Y,X] [--no-record]
+
+--plan takes a real nnU-Net default plan (nnunetv2's own ExperimentPlanner output, committed as planner fixtures by
+scripts/fixtures/make_plan_fixtures.py) and builds the full-size network at its planned patch size:
+  ct3d  abdominal CT (spec/fixtures/plans/abdomen_ct_lowres, median 141x510x522 at 1.43x0.8x0.8 mm): 3d_fullres,
+        6 stages 32..320, patch 56x192x224, 3 classes
+  ct2d  the same dataset's 2d plan: 8 stages 32..512, patch 512x512 (batch 12 in training)
+  mri3d brain MRI at 1 mm (spec/fixtures/plans/brain_mr_100, 4 channels, 4 classes): 3d_fullres 6 stages 32..320,
+        patch 128^3
+The case is synthetic (CT-like HU or MR-like intensities), written at --spacing (default: the plan's spacing, so
+the export resamples nothing; give a coarser z to time the resampling of the class maps too).
 ]]
 local lunet = require "lunet"
 local paths = require "lunet.util.paths"
 local image = require "lunet.io.image"
 
-local shape, patch, record = { 40, 96, 96 }, { 32, 64, 64 }, true
+local PLANS = {
+  ct3d = { dir = "spec/fixtures/plans/abdomen_ct_lowres", cfg = "3d_fullres", shape = { 56, 192, 224 } },
+  ct2d = { dir = "spec/fixtures/plans/abdomen_ct_lowres", cfg = "2d", shape = { 16, 512, 512 } },
+  mri3d = { dir = "spec/fixtures/plans/brain_mr_100", cfg = "3d_fullres", shape = { 128, 128, 128 } },
+}
+local shape, patch, record, plan, spacing, keep = nil, nil, true, nil, nil, false
+local function ints(s)
+  local t = {}
+  for v in s:gmatch("[%d%.]+") do t[#t + 1] = tonumber(v) end
+  return t
+end
 local i = 1
 while i <= #arg do
-  if arg[i] == "--shape" then
+  if arg[i] == "--plan" then
+    plan = assert(PLANS[arg[i + 1]], "--plan: one of ct3d, ct2d, mri3d")
+    plan.name = arg[i + 1]
+    i = i + 1
+  elseif arg[i] == "--spacing" then
+    spacing = ints(arg[i + 1])
+    i = i + 1
+  elseif arg[i] == "--shape" then
     shape = {}
     for v in arg[i + 1]:gmatch("%d+") do shape[#shape + 1] = tonumber(v) end
     i = i + 1
@@ -20,9 +48,13 @@ while i <= #arg do
     patch = {}
     for v in arg[i + 1]:gmatch("%d+") do patch[#patch + 1] = tonumber(v) end
     i = i + 1
+  elseif arg[i] == "--keep" then keep = true -- leave the case, models and outputs (printed) for profiling
   elseif arg[i] == "--no-record" then record = false end
   i = i + 1
 end
+shape = shape or (plan and plan.shape) or { 40, 96, 96 }
+patch = patch or { 32, 64, 64 }
+local cfg = plan and plan.cfg or "3d_fullres"
 
 local root = os.tmpname()
 os.remove(root)
@@ -33,39 +65,60 @@ import json, os, sys
 import numpy as np, torch, SimpleITK as sitk
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 root, shape, patch = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], [int(v) for v in sys.argv[3].split(",")]
-plans = json.load(open("spec/fixtures/predict/net_plans.json"))
+plan_dir, cfg = sys.argv[4], sys.argv[5]
+spacing = [float(v) for v in sys.argv[6].split(",")] if len(sys.argv) > 6 else None
+if plan_dir == "-":
+    plans = json.load(open("spec/fixtures/predict/net_plans.json"))
+    plans["transpose_forward"], plans["transpose_backward"] = [0, 1, 2], [0, 1, 2]
+    c = plans["configurations"]["3d_fullres"]
+    c["patch_size"], c["spacing"] = patch, [1.0, 1.0, 1.0]
+    kw = c["architecture"]["arch_kwargs"]
+    kw.update({"n_stages": 4, "features_per_stage": [16, 32, 64, 128], "kernel_sizes": [[3, 3, 3]] * 4,
+               "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]], "n_conv_per_stage": [2, 2, 2, 2],
+               "n_conv_per_stage_decoder": [2, 2, 2]})
+    dj = {"channel_names": {"0": "MR"}, "labels": {"background": 0, "a": 1, "b": 2}, "numTraining": 1,
+          "file_ending": ".nii.gz"}
+    spacing = spacing or [1.0, 1.0, 1.0]
+else:
+    # a real default plan from nnunetv2's planner, untouched: full network, planned patch and spacing
+    plans = json.load(open(os.path.join(plan_dir, "nnUNetPlans.json")))
+    dj = json.load(open(os.path.join(plan_dir, "dataset.json")))
+    c = plans["configurations"][cfg]
+    kw = c["architecture"]["arch_kwargs"]
+    if spacing is None:
+        spacing = list(c["spacing"]) if len(c["spacing"]) == 3 else [plans["original_median_spacing_after_transp"][0]] + list(c["spacing"])
 plans["dataset_name"] = "Dataset991_LuBench"
-plans["transpose_forward"], plans["transpose_backward"] = [0, 1, 2], [0, 1, 2]
-c = plans["configurations"]["3d_fullres"]
-c["patch_size"], c["spacing"] = patch, [1.0, 1.0, 1.0]
-kw = c["architecture"]["arch_kwargs"]
-kw.update({"n_stages": 4, "features_per_stage": [16, 32, 64, 128], "kernel_sizes": [[3, 3, 3]] * 4,
-           "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]], "n_conv_per_stage": [2, 2, 2, 2],
-           "n_conv_per_stage_decoder": [2, 2, 2]})
-plans["configurations"] = {"3d_fullres": c}
-dj = {"channel_names": {"0": "MR"}, "labels": {"background": 0, "a": 1, "b": 2}, "numTraining": 1,
-      "file_ending": ".nii.gz"}
+plans["configurations"] = {cfg: c}
+nch, ncls = len(dj["channel_names"]), len(dj["labels"])
+ct = "CT" in dj["channel_names"].values()
 torch.manual_seed(1)
 arch = c["architecture"]
-net = get_network_from_plans(arch["network_class_name"], kw, arch["_kw_requires_import"], 1, 3, allow_init=True,
+net = get_network_from_plans(arch["network_class_name"], kw, arch["_kw_requires_import"], nch, ncls, allow_init=True,
                              deep_supervision=False)
 with torch.no_grad():
     net.decoder.seg_layers[-1].weight.mul_(8.0)
 for res in ("res_nn", "res_lu"):
-    d = os.path.join(root, res, "Dataset991_LuBench", "nnUNetTrainer__nnUNetPlans__3d_fullres")
+    d = os.path.join(root, res, "Dataset991_LuBench", "nnUNetTrainer__nnUNetPlans__" + cfg)
     os.makedirs(os.path.join(d, "fold_0"), exist_ok=True)
     json.dump(plans, open(os.path.join(d, "plans.json"), "w"), indent=4)
     json.dump(dj, open(os.path.join(d, "dataset.json"), "w"), indent=4)
     ck = os.path.join(d, "fold_0", "checkpoint_final.pth")
     torch.save({"network_weights": net.state_dict(), "trainer_name": "nnUNetTrainer",
-                "init_args": {"configuration": "3d_fullres"}, "inference_allowed_mirroring_axes": (0, 1, 2)}, ck)
+                "init_args": {"configuration": cfg},
+                "inference_allowed_mirroring_axes": (0, 1) if cfg == "2d" else (0, 1, 2)}, ck)
 Z, Y, X = shape
 zz, yy, xx = np.meshgrid(np.arange(Z), np.arange(Y), np.arange(X), indexing="ij")
-img = (100 + 80 * np.sin(zz / 5.0) * np.cos(yy / 9.0) + 40 * np.cos(xx / 7.0)
-       + np.random.RandomState(0).normal(0, 5, (Z, Y, X))).astype(np.float32)
-im = sitk.GetImageFromArray(img)
-im.SetSpacing((1.0, 1.0, 1.0))
-sitk.WriteImage(im, os.path.join(root, "in", "b1_0000.nii.gz"))
+rs = np.random.RandomState(0)
+for ch in range(nch):
+    base = (np.sin(zz / 5.0 + ch) * np.cos(yy / 9.0) + 0.5 * np.cos(xx / 7.0)).astype(np.float32)
+    if ct:  # HU-like: air around a soft-tissue body (CTNormalization clips to the plan's foreground percentiles)
+        body = ((yy - Y / 2) ** 2 / (0.42 * Y) ** 2 + (xx - X / 2) ** 2 / (0.45 * X) ** 2) < 1
+        img = np.where(body, 40 + 120 * base, -1000) + rs.normal(0, 10, (Z, Y, X))
+    else:
+        img = 100 + 80 * base + rs.normal(0, 5, (Z, Y, X))
+    im = sitk.GetImageFromArray(img.astype(np.float32))
+    im.SetSpacing(tuple(float(v) for v in spacing[::-1]))
+    sitk.WriteImage(im, os.path.join(root, "in", "b1_%04d.nii.gz" % ch))
 ]==]
 
 local function sh(cmd)
@@ -78,8 +131,8 @@ end
 local f = io.open(root .. "/setup.py", "w")
 f:write(SETUP)
 f:close()
-local ok, out = sh(string.format("python3 %s/setup.py %s %s %s", root, root, table.concat(shape, ","),
-  table.concat(patch, ",")))
+local ok, out = sh(string.format("python3 %s/setup.py %s %s %s %s %s %s", root, root, table.concat(shape, ","),
+  table.concat(patch, ","), plan and plan.dir or "-", cfg, spacing and table.concat(spacing, ",") or ""))
 if not ok then error("setup failed:\n" .. out) end
 
 local function timed(cmd, tag)
@@ -99,10 +152,10 @@ local results = {}
 for _, mirror in ipairs({ true, false }) do
   local tag = mirror and "mirror" or "nomirror"
   local nn_cmd = string.format("env %s nnUNet_results=%s/res_nn OMP_NUM_THREADS=2 nnUNetv2_predict -i %s/in "
-    .. "-o %s/out_nn_%s -d 991 -c 3d_fullres -f 0 -device cpu -npp 0 -nps 0 %s", env, root, root, root, tag,
-    mirror and "" or "--disable_tta")
+    .. "-o %s/out_nn_%s -d 991 -c %s -f 0 -device cpu -npp 0 -nps 0 %s", env, root, root, root, tag,
+    cfg, mirror and "" or "--disable_tta")
   local lu_cmd = string.format("env %s nnUNet_results=%s/res_lu scripts/lunet predict -i %s/in -o %s/out_lu_%s "
-    .. "-d 991 -c 3d_fullres -f 0 -np 2 %s", env, root, root, root, tag, mirror and "" or "--disable-tta")
+    .. "-d 991 -c %s -f 0 -np 2 %s", env, root, root, root, tag, cfg, mirror and "" or "--disable-tta")
   -- warm the Lunet program cache once so kernel compilation is not timed (it is cached on disk per device)
   if mirror then sh(lu_cmd) end
   local nt, nr = timed(nn_cmd, "nn_" .. tag)
@@ -119,13 +172,21 @@ end
 local dev = "CPU"
 local okd, devs = pcall(lunet.devices)
 if okd and devs and devs[1] then dev = devs[1].name or dev end
-local line = string.format("- predict.lua: 3d_fullres PlainConvUNet 4 stages 16..128, patch %s, case %s, 1 fold, CPU, "
-  .. "sequential: %s [%s, %s]\n", table.concat(patch, "x"), table.concat(shape, "x"), table.concat(results, "; "), dev,
-  os.date("!%Y-%m-%d"))
+local function load()
+  local p = io.popen("uptime")
+  local u = p:read("a"); p:close()
+  return u:match("load average: ([%d%.]+)") or "?"
+end
+local what = plan and string.format("--plan %s (%s %s, real nnU-Net plan, full network and patch)", plan.name,
+  plan.dir:match("[^/]+$"), cfg) or string.format("3d_fullres PlainConvUNet 4 stages 16..128, patch %s",
+  table.concat(patch, "x"))
+local line = string.format("- predict.lua: %s, case %s%s, 1 fold, CPU, sequential: %s [%s, load %s after, %s]\n",
+  what, table.concat(shape, "x"), spacing and (" at " .. table.concat(spacing, "x") .. " mm") or "",
+  table.concat(results, "; "), dev, load(), os.date("!%Y-%m-%d %H:%M"))
 io.write(line)
 if record then
   local r = io.open("bench/RESULTS.md", "a")
   r:write(line)
   r:close()
 end
-os.execute("rm -rf " .. root)
+if keep then print("kept " .. root) else os.execute("rm -rf " .. root) end

@@ -134,13 +134,45 @@ if arg and arg[1] == "amp" then
   return rows
 end
 
-local steps = tonumber(arg and arg[1]) or 3
+-- lua5.4 bench/train_step.lua --plan ct2d|ct3d|mri3d [steps]
+-- --plan takes a real nnU-Net default plan (nnunetv2's planner output, spec/fixtures/plans, see bench/predict.lua)
+-- at its planned patch and batch size: ct2d 512x512 batch 12 (8 stages 32..512), ct3d 56x192x224 batch 2 and mri3d
+-- 128^3 batch 2 with 4 channels (6 stages 32..320). Steps default to 1 after the warm-up step there.
+local REAL = {
+  ct2d = { dir = "spec/fixtures/plans/abdomen_ct_lowres", cfg = "2d" },
+  ct3d = { dir = "spec/fixtures/plans/abdomen_ct_lowres", cfg = "3d_fullres" },
+  mri3d = { dir = "spec/fixtures/plans/brain_mr_100", cfg = "3d_fullres" },
+}
+local steps, real
+do
+  local i = 1
+  while arg and i <= #arg do
+    if arg[i] == "--plan" then
+      real = assert(REAL[arg[i + 1]], "--plan: one of ct2d, ct3d, mri3d")
+      real.name = arg[i + 1]
+      i = i + 1
+    else
+      steps = tonumber(arg[i])
+    end
+    i = i + 1
+  end
+end
+steps = steps or (real and 1 or 3)
+if real then PLANS = real.dir .. "/nnUNetPlans.json" end
 
 local cases = {
   { cfg = "2d", patch = nil, batch = nil },
   { cfg = "3d_fullres", patch = { 64, 64, 64 }, batch = 2 },
 }
 if os.getenv("LUNET_BENCH_3D") == "0" then cases[2] = nil end
+local nch, ncls = 1, 3
+if real then
+  cases = { { cfg = real.cfg } }
+  local dj = read_json(real.dir .. "/dataset.json")
+  nch, ncls = 0, 0
+  for _ in pairs(dj.channel_names) do nch = nch + 1 end
+  for _ in pairs(dj.labels) do ncls = ncls + 1 end
+end
 
 local plans = read_json(PLANS)
 local PY = [[
@@ -151,9 +183,10 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 a = json.loads(sys.argv[1]); arch = a["arch"]; steps = a["steps"]
-net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], 1, 3,
-                             allow_init=True, deep_supervision=True)
-x = torch.randn(a["batch"], 1, *a["patch"]); seg = torch.randint(0, 3, (a["batch"], 1, *a["patch"])).float()
+net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], a["nch"],
+                             a["ncls"], allow_init=True, deep_supervision=True)
+x = torch.randn(a["batch"], a["nch"], *a["patch"])
+seg = torch.randint(0, a["ncls"], (a["batch"], 1, *a["patch"])).float()
 w = [1 / 2 ** i for i in range(arch["arch_kwargs"]["n_stages"] - 1)]; w[-1] = 0; w = [v / sum(w) for v in w]
 loss = DeepSupervisionWrapper(DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
                               weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss), w)
@@ -175,31 +208,41 @@ for _, c in ipairs(cases) do
   local patch = {}
   for i, s in ipairs(c.patch or conf.patch_size) do patch[i] = math.tointeger(s) end
   local batch = math.tointeger(c.batch or conf.batch_size)
-  local net = lunet.net(plans, c.cfg, 1, 3)
-  local shape = { batch, 1 }
+  local net = lunet.net(plans, c.cfg, nch, ncls)
+  local shape, sshape = { batch, nch }, { batch, 1 }
   local n = batch
-  for _, s in ipairs(patch) do shape[#shape + 1] = s; n = n * s end
+  for _, s in ipairs(patch) do shape[#shape + 1] = s; sshape[#sshape + 1] = s; n = n * s end
   local xs, ss = {}, {}
-  for i = 1, n do xs[i] = math.random() * 2 - 1; ss[i] = math.random(0, 2) end
+  for i = 1, n * nch do xs[i] = math.random() * 2 - 1 end
+  for i = 1, n do ss[i] = math.random(0, ncls - 1) end
   local x = lunet.tensor(xs, { shape = shape }):to_device()
-  local seg = lunet.tensor(ss, { shape = shape }):to_device()
+  local seg = lunet.tensor(ss, { shape = sshape }):to_device()
+  xs, ss = nil, nil
+  collectgarbage()
   local batchspec = { data = x, target = seg, batch_dice = false }
   net:train_step(batchspec) -- plans memory, compiles kernels
   lunet.core.finish()
   -- steps of ~0.1 s (2-D) move 10-20% between runs here: time at least 2 s of them
-  local steps = c.cfg == "2d" and math.max(steps, 25) or steps
+  local steps = (c.cfg == "2d" and not real) and math.max(steps, 25) or steps
   local t0 = clock.now()
   for _ = 1, steps do net:train_step(batchspec) end
   lunet.core.finish()
   local ms = (clock.now() - t0) / steps * 1000
   local peak = lunet.core.pool_stats().peak / 2 ^ 20
-  local arg_json = cjson.encode { arch = conf.architecture, patch = patch, batch = batch, steps = steps }
+  local arg_json = cjson.encode { arch = conf.architecture, patch = patch, batch = batch, steps = steps,
+    nch = nch, ncls = ncls }
   local p = io.popen("python3 -c '" .. PY:gsub("'", "'\\''") .. "' '" .. arg_json:gsub("'", "'\\''") .. "' 2>/dev/null")
   local out = p:read("a"); p:close()
   local ok, ref = pcall(cjson.decode, out:match("{.*}") or "")
   if not ok then ref = { ms = 0 / 0, peak_mb = 0 / 0 } end
-  local row = ("%-10s patch %-10s batch %d  lunet %8.1f ms/step  peak device %7.1f MB | torch %8.1f ms/step  peak RSS %7.1f MB | speed ratio %.2f")
-    :format(c.cfg, table.concat(patch, "x"), batch, ms, peak, ref.ms, ref.peak_mb, ref.ms / ms)
+  -- the process's own peak RSS too: on PoCL the device pool lives in host memory, next to Lua's and the kernels'
+  local st = io.open("/proc/self/status")
+  local hwm = st and tonumber(st:read("a"):match("VmHWM:%s*(%d+)")) or 0
+  if st then st:close() end
+  local up = io.popen("uptime"); local load = up:read("a"):match("load average: ([%d%.]+)") or "?"; up:close()
+  local row = ("%-10s %spatch %-10s batch %d  lunet %8.1f ms/step  peak device %7.1f MB  peak RSS %7.1f MB | torch %8.1f ms/step  peak RSS %7.1f MB | speed ratio %.2f, load %s")
+    :format(c.cfg, real and (real.name .. " ") or "", table.concat(patch, "x"), batch, ms, peak, hwm / 1024, ref.ms,
+      ref.peak_mb, ref.ms / ms, load)
   print(row)
   rows[#rows + 1] = row
   net.core:free()

@@ -92,6 +92,17 @@ describe("net vs PyTorch with identical weights", function()
         assert.are.equal(1, #single)
       end)
 
+      it("built without init (prediction's path) and loaded: the same PyTorch outputs", function()
+        local net = tiny(name, { init = false })
+        net:load(F .. name .. "_init.pth")
+        local outs = net:forward(x, { deep_supervision = true })
+        for i, o in ipairs(outs) do
+          local ref = lunet.io.npy.read(F .. name .. "_out" .. (i - 1) .. ".npy")
+          local r = max_rel(o:flat(), ref:flat())
+          assert.is_true(r < 1e-4, ("output %d rel err %g"):format(i, r))
+        end
+      end)
+
       it("loss within 1e-5 and parameters and momentum after one and two SGD steps within 1e-5", function()
         local net = tiny(name)
         net:load(F .. name .. "_init.pth")

@@ -210,7 +210,9 @@ function M.new(plans, cfg, nin, nout, opts)
   local self = setmetatable({ core = c, cfg = acfg, conf = conf, cfg_name = cfg, plans = plans,
                               trainer = rules.trainer, dataset_json = opts.dataset_json }, Net)
   if acfg.device then
-    c:init(opts.seed or 12345)
+    -- opts.init == false: the caller loads every weight next (prediction); He init of a 2-D 512-feature net
+    -- draws ~46M normals, seconds on a CPU, all overwritten
+    if opts.init ~= false then c:init(opts.seed or 12345) end
     self.precision = M.precision(opts.precision or (rules.trainer or {}).precision, c:device())
     if self.precision == "mixed" then c:set_scaler(M.scaler_cfg(rules.trainer)) end
   end

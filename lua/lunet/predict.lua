@@ -693,7 +693,8 @@ function M.load_models(o)
   for i, f in ipairs(o.folds) do
     local fd = paths.join(dir, f == "all" and "fold_all" or ("fold_" .. tostring(f)))
     local ck = find_checkpoint(fd, o.checkpoint or "checkpoint_final")
-    local n = net.new(plans, cfg_name, nin, info.num_segmentation_heads, { device = o.device, dataset_json = dj })
+    local n = net.new(plans, cfg_name, nin, info.num_segmentation_heads, { device = o.device, dataset_json = dj,
+      init = false })
     local meta = n:load(ck)
     local m = { net = n, plans = plans, dataset_json = dj, configuration = cfg_name }
     if type(meta) == "table" and type(meta.inference_allowed_mirroring_axes) == "table" then
