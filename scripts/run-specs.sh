@@ -9,7 +9,7 @@
 # and push CI past its time budget. Whole-pipeline specs (integration, interop, cascade, examples) stay in.
 set -u
 HOST_ONLY="fingerprint resample_tie plan_options planner json pickle npz image store rng splits convert_msd
-find_best evaluate cli commands docs nnunet_script verify lock torch_format"
+find_best evaluate cli commands docs nnunet_script verify lock torch_format cascade_morph"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 total_passed=0 total_failed=0 total_skipped=0

@@ -332,9 +332,15 @@ end
 
 --- One morphological operation on a binary mask {Z, Y, X} given as a flat 0/1 list: returns the result list.
 --- op: 1 dilation, 2 erosion, 3 closing, 4 opening; radius: the footprint's float radius; ndim 2 or 3.
-function M.binary_op(flat, sp, op, radius, ndim)
+--- M.binary_op runs in C (lunet.core.morph.op) with the same footprint runs; M.binary_op_lua is the run-length
+--- Lua reference it is checked against (spec/cascade_morph_spec.lua).
+function M.binary_op_lua(flat, sp, op, radius, ndim)
   local fp = M.footprint(radius, ndim)
   return rows_to_flat(M.operators[op](to_rows(flat, 0, sp), sp, fp), sp)
+end
+
+function M.binary_op(flat, sp, op, radius, ndim)
+  return core.morph.op(flat, sp, op, M.footprint(radius, ndim))
 end
 
 -- ------------------------------------------------------------------------------------------------ augmentation
@@ -394,8 +400,7 @@ function M.augment_sample(ch, sp, rng, ndim)
         end
         if #valid > 0 then
           local pick = valid[rng:int(1, #valid)]
-          local l = lab:flat()
-          for i = 1, #l do if l[i] == pick then m[i] = 0 end end
+          core.morph.clear_label(m, lab:flat(), pick)
           rec.removed[#rec.removed + 1] = { channel = c, size = sizes[pick] }
         end
       end
