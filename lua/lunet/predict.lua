@@ -293,6 +293,24 @@ local function revert_to_original(t, props, tb, fill0)
   return t
 end
 
+-- Logits (K, z, y, x) -> segmentation on the grid `target`: one resampled class volume at a time (plus the running
+-- maximum for argmax, or the region rule), so a full-resolution export never holds all K maps at once.
+local function resample_classes_to_seg(logits, target, cur_sp, new_sp, ro, info, seg_dtype, threads, half)
+  local seg = core.zeros({ target[1], target[2], target[3] }, seg_dtype)
+  local maxv = (not info.has_regions) and core.zeros({ target[1], target[2], target[3] }, "f32") or nil
+  for k = 0, logits.shape[1] - 1 do
+    local cls = infer.channel(logits, k)
+    local r = core.preprocess.resample(cls, target, cur_sp, new_sp, ro, threads)
+    if half then infer.round_half_(r) end
+    cls:free()
+    if info.has_regions then infer.region_update(r, info.regions_class_order[k + 1], seg)
+    else infer.argmax_update(r, k, maxv, seg) end
+    r:free()
+  end
+  if maxv then maxv:free() end
+  return seg
+end
+
 --- Logits (K, z, y, x) in preprocessed space -> segmentation (and probabilities) in the original array order.
 --- opts: probabilities (bool), threads, half (round resampled logits to float16 as nnU-Net's float16 arrays;
 --- default true).
@@ -302,7 +320,6 @@ function M.export(logits, props, plans, cfg_name, info, opts)
   local half = opts.half ~= false
   local g = export_geometry(props, plans, cfg_name)
   local target = g.target
-  local K = logits.shape[1]
   local seg_dtype = seg_dtype_of(info)
   local seg, probs
   if opts.probabilities then
@@ -315,19 +332,7 @@ function M.export(logits, props, plans, cfg_name, info, opts)
     if seg.dtype ~= seg_dtype then seg = seg:astype(seg_dtype) end
     probs = r
   else
-    -- one full-resolution class volume at a time (plus the running maximum for argmax)
-    seg = core.zeros({ target[1], target[2], target[3] }, seg_dtype)
-    local maxv = (not info.has_regions) and core.zeros({ target[1], target[2], target[3] }, "f32") or nil
-    for k = 0, K - 1 do
-      local cls = infer.channel(logits, k)
-      local r = core.preprocess.resample(cls, target, g.cur_sp, g.sp_t, g.ro, threads)
-      if half then infer.round_half_(r) end
-      cls:free()
-      if info.has_regions then infer.region_update(r, info.regions_class_order[k + 1], seg)
-      else infer.argmax_update(r, k, maxv, seg) end
-      r:free()
-    end
-    if maxv then maxv:free() end
+    seg = resample_classes_to_seg(logits, target, g.cur_sp, g.sp_t, g.ro, info, seg_dtype, threads, half)
   end
   seg = revert_to_original(seg, props, g.tb, 0)
   if probs then probs = revert_to_original(probs, props, g.tb, info.has_regions and 0 or 1) end
@@ -343,19 +348,7 @@ function M.resample_to_seg(logits, target, props, plans, cfg_name, info, opts)
   local threads = opts.threads or 2
   local half = opts.half ~= false
   local g = export_geometry(props, plans, cfg_name)
-  local seg = core.zeros({ target[1], target[2], target[3] }, seg_dtype_of(info))
-  local maxv = (not info.has_regions) and core.zeros({ target[1], target[2], target[3] }, "f32") or nil
-  for k = 0, logits.shape[1] - 1 do
-    local cls = infer.channel(logits, k)
-    local r = core.preprocess.resample(cls, target, g.cur_sp, g.cur_sp, g.ro, threads)
-    if half then infer.round_half_(r) end
-    cls:free()
-    if info.has_regions then infer.region_update(r, info.regions_class_order[k + 1], seg)
-    else infer.argmax_update(r, k, maxv, seg) end
-    r:free()
-  end
-  if maxv then maxv:free() end
-  return seg
+  return resample_classes_to_seg(logits, target, g.cur_sp, g.cur_sp, g.ro, info, seg_dtype_of(info), threads, half)
 end
 
 -- ------------------------------------------------------------------------------------------------ streaming
