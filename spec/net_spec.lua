@@ -162,6 +162,19 @@ describe("checkpoints", function()
     assert.are.equal(a.core:flat(2), b.core:flat(2))
   end)
 
+  it("uint8 targets (the trainer's upload) train bit-identically to int32, also when batches switch dtype", function()
+    local a, b = tiny("tiny3d", { seed = 3 }), tiny("tiny3d", { seed = 3 })
+    local s32, s8 = seg:astype("i32"), seg:astype("u8")
+    for i = 1, 3 do
+      local la = a:train_step { data = x, target = s32 }
+      -- b switches: u8, i32, u8 (the deep-supervision target buffers follow the dtype)
+      local lb = b:train_step { data = x, target = (i == 2) and s32 or s8 }
+      assert.are.equal(la, lb)
+    end
+    assert.are.equal(a.core:flat(0), b.core:flat(0))
+    assert.are.equal(a.core:flat(2), b.core:flat(2))
+  end)
+
   it("refuses a checkpoint of another plan with a clear message", function()
     local n = tiny("tiny2d")
     local ok, err = pcall(n.load, n, F .. "tiny3d_init.pth")

@@ -349,6 +349,12 @@ describe("nnU-Net losses (fused loss + dlogits)", function()
       local tf = t:to_host():astype("f32"):to_device()
       local loss2 = nn.dc_ce_loss(z, tf, opts_of(m))
       assert(math.abs(loss2 - loss) <= 1e-6 * math.max(1, math.abs(loss)))
+      -- uint8 targets (how training batches upload their labels) give the same bits as int32
+      local tu = t:to_host():astype("u8"):to_device()
+      local dzu = poisoned(z.shape)
+      local loss3 = nn.dc_ce_loss(z, tu, opts_of(m), dzu)
+      assert.are.equal(loss, loss3)
+      assert.are.same(dz:flat(), dzu:flat())
     end)
   end
 

@@ -414,6 +414,12 @@ static lu_status loss_all(lu_unet *n, const lu_tensor *x, const lu_tensor *targe
     if (w == 0) continue;
     const lu_tensor *t = target;
     if (i > 0 || memcmp(target->shape + 2, outs[i]->shape + 2, (size_t)(x->ndim - 2) * sizeof(int64_t)) != 0) {
+      if (n->tgt[i] && n->tgt[i]->dtype != target->dtype) { /* a batch of another label dtype: a new buffer */
+        for (int j = 0; j < n->nowned; j++)
+          if (n->owned[j] == n->tgt[i]) n->owned[j] = n->owned[--n->nowned];
+        lu_tensor_free(n->tgt[i]);
+        n->tgt[i] = NULL;
+      }
       if (!n->tgt[i]) {
         int64_t ts[LU_MAX_DIMS];
         memcpy(ts, outs[i]->shape, sizeof ts);

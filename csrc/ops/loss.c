@@ -107,13 +107,18 @@ static void ctx_free(loss_ctx *c) {
   free(c->hcoef);
 }
 
+/* The kernels read the target as TGT and convert to float; uint8 lets a training batch upload its labels in a
+ * quarter of int32's bytes (every nnU-Net label and ignore value up to 255). */
+static const char *target_type(lu_dtype d) { return d == LU_I32 ? "int" : d == LU_U8 ? "uchar" : "float"; }
+
 static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor *target, const lu_loss_opts *o,
                           double *loss_value, lu_tensor *dlogits, lu_loss_terms *terms) {
   const char *op = o->regions ? "dc_bce_loss" : "dc_ce_loss";
   LU_TRY(lu_check_device_tensor(logits, LU_F32, op, "logits"));
   if (!target || !target->buf) return lu_fail(LU_EARG, "%s: target must be a device tensor", op);
-  if (target->dtype != LU_I32 && target->dtype != LU_F32)
-    return lu_fail(LU_EARG, "%s: target has dtype %s, expected int32 or float32", op, lu_dtype_name(target->dtype));
+  if (target->dtype != LU_I32 && target->dtype != LU_F32 && target->dtype != LU_U8)
+    return lu_fail(LU_EARG, "%s: target has dtype %s, expected uint8, int32 or float32", op,
+                   lu_dtype_name(target->dtype));
   int64_t N = 0, C = 0, S = 0, TN = 0, TC = 0, TS = 0;
   LU_TRY(lu_shape_ncs(logits, op, "logits", &N, &C, &S));
   LU_TRY(lu_shape_ncs(target, op, "target", &TN, &TC, &TS));
@@ -138,7 +143,7 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   size_t wg = loss_wg(dev);
   size_t vw = (size_t)loss_vw(dev, S);
   char opts[96];
-  snprintf(opts, sizeof opts, "-DWG=%zu -DVW=%zu -DTGT=%s%s", wg, vw, target->dtype == LU_I32 ? "int" : "float",
+  snprintf(opts, sizeof opts, "-DWG=%zu -DVW=%zu -DTGT=%s%s", wg, vw, target_type(target->dtype),
            o->grad_scale ? " -DGSCALE=1" : "");
   cl_kernel k1, k2, k3;
   LU_TRY(lu_kernel_get(dev, "loss/loss.cl", o->regions ? "probs_sigmoid" : "probs_softmax", opts, &k1));

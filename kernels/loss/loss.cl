@@ -5,7 +5,7 @@
 //   2. dice_stats: per (n, c, chunk) partial sums of I = sum p y m, P = sum p m, G = sum y m.
 //   (host: Dice per group in double, loss, per-(n, c) gradient coefficients)
 //   3. grad_*: P <- dloss/dz in place.
-// Options: -DWG=<work-group size> -DVW=<1|8 voxels per work-item; S % VW == 0> -DTGT=<int|float>
+// Options: -DWG=<work-group size> -DVW=<1|8 voxels per work-item; S % VW == 0> -DTGT=<int|uchar|float>
 // (ignore handling and label/region mode are runtime arguments, so few programs get built). VW 8 (CPU devices) uses float8 so PoCL emits vector exp/log.
 #ifndef WG
 #define WG 256

@@ -412,15 +412,24 @@ local function progress(enabled, label, total)
 end
 
 -- ------------------------------------------------------------------------------------------------ batches
-local function to_net(batch, dim)
+--- The dtype a batch's target travels to the device in: uint8 when every label value (and the ignore label) fits,
+--- so the upload is a quarter of int32's; region masks are 0/1. The augmentation has already turned -1 into 0.
+local function target_dtype(info)
+  local top = info.ignore_label or 0
+  for _, l in ipairs(info.all_labels or {}) do if l > top then top = l end end
+  return (top <= 255) and "u8" or "i32"
+end
+
+local function to_net(batch, dim, tdtype)
   local d, s = batch.data, batch.regions or batch.seg -- regions: (B, R[+1], ...) masks (lunet.sampler)
   local B, C = d.shape[1], d.shape[2]
   local x, y
+  tdtype = tdtype or "i32"
   if dim == 2 then
     x = d:reshape({ B, C, d.shape[4], d.shape[5] })
-    y = s:astype("i32"):reshape({ B, s.shape[2], s.shape[4], s.shape[5] })
+    y = s:astype(tdtype):reshape({ B, s.shape[2], s.shape[4], s.shape[5] })
   else
-    x, y = d, s:astype("i32")
+    x, y = d, s:astype(tdtype)
   end
   return x, y
 end
@@ -449,7 +458,7 @@ local function region_confusion(logits, target, ignore_label)
   return core.regions.confusion(logits, target, ignore_label ~= nil)
 end
 
-M._confusion, M._to_net, M._region_confusion = confusion, to_net, region_confusion
+M._confusion, M._to_net, M._region_confusion, M._target_dtype = confusion, to_net, region_confusion, target_dtype
 
 --- A training step started on a worker thread (lunet.core.async) when the network is a lunet.net with a device
 --- and prefetching is on: returns a function that waits for the step and returns its loss and the step's own
@@ -1105,7 +1114,7 @@ local function train_iterations(st, lr, prefetch)
   -- leaves unused is given back to the loader, so checkpoints keep the counter of the next unused batch
   local pending = nil
   local function prepare()
-    local x, y = to_net(st.loader:next_batch(), st.dim)
+    local x, y = to_net(st.loader:next_batch(), st.dim, target_dtype(st.info))
     return x, y
   end
   while st.iter < I do
@@ -1156,7 +1165,7 @@ local function validation_iterations(st)
   for k = 1, #fg do tp[k], fp[k], fn[k] = 0, 0, 0 end
   for _ = 1, V do
     local b = st.val_loader:next_batch()
-    local x, y = to_net(b, st.dim)
+    local x, y = to_net(b, st.dim, target_dtype(st.info))
     vloss = vloss + net:loss{ data = x, target = y, ignore_label = info.ignore_label, regions = st.regions }
     local outs = net:forward(x)
     local cm = st.regions and region_confusion(outs[1], y, info.ignore_label) or confusion(outs[1], y, fg, info.ignore_label)
