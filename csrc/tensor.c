@@ -8,6 +8,7 @@
 
 #include "cl/device.h"
 #include "cl/pool.h"
+#include "cl/profile.h"
 
 static const struct { const char *name, *alias; size_t size; } lu_dtypes[LU_NDTYPES] = {
   [LU_F32] = {"f32", "float32", 4}, [LU_F16] = {"f16", "float16", 2}, [LU_U8] = {"u8", "uint8", 1},
@@ -144,6 +145,7 @@ lu_status lu_tensor_write(lu_tensor *t, const void *src) {
   if (!t->buf) return lu_fail(LU_ESTATE, "tensor write: not a device tensor");
   if (!t->bytes) return LU_OK;
   if (!t->dev->queue) return lu_fail(LU_ESTATE, "tensor write: %s is closed (OpenCL was shut down)", t->dev->name);
+  lu_note_host_wait("tensor write");
   LU_CL_CHECK(clEnqueueWriteBuffer(t->dev->queue, (cl_mem)t->buf, CL_TRUE, 0, t->bytes, src, 0, NULL, NULL),
               "upload of %zu bytes", t->bytes);
   return LU_OK;
@@ -153,6 +155,7 @@ lu_status lu_tensor_read(const lu_tensor *t, void *dst) {
   if (!t->buf) return lu_fail(LU_ESTATE, "tensor read: not a device tensor");
   if (!t->bytes) return LU_OK;
   if (!t->dev->queue) return lu_fail(LU_ESTATE, "tensor read: %s is closed (OpenCL was shut down)", t->dev->name);
+  lu_note_host_wait("tensor read");
   LU_CL_CHECK(clEnqueueReadBuffer(t->dev->queue, (cl_mem)t->buf, CL_TRUE, 0, t->bytes, dst, 0, NULL, NULL),
               "download of %zu bytes", t->bytes);
   return LU_OK;

@@ -228,3 +228,39 @@ describe("grad scaler", function()
     assert.are.equal(P.None, P.torch_load(fp).grad_scaler_state)
   end)
 end)
+
+-- Issue #24: "a step that never waits for the host". lunet.core.host_waits logs every blocking host wait with
+-- the number of launches queued before it; a step whose batch is already on the device must queue all its
+-- launches (forward, loss with its device finish, backward, unscale/clip, SGD) before the host waits, and then
+-- wait only for the two values it returns. Deep supervision on (tiny3d has several outputs), mixed and fp32.
+describe("a training step and the host", function()
+  for _, cfg in ipairs({ { "tiny2d", "mixed", 2 }, { "tiny3d", "fp32", 1 } }) do
+    it(cfg[1] .. " " .. cfg[2] .. ": every host wait comes after the step's last launch", function()
+      local net = lunet.net(F .. "tiny_plans.json", cfg[1], cfg[3], 3, { seed = 2, precision = cfg[2] })
+      local xs = lunet.io.npy.read(F .. cfg[1] .. "_x.npy")
+      local ss = lunet.io.npy.read(F .. cfg[1] .. "_seg.npy"):astype("u8")
+      local o = net:train_opts { data = xs, target = ss }
+      local xd, sd = xs:to_device(), ss:to_device()
+      net.core:train_step(xd, sd, o) -- plans the buffers, compiles the kernels
+      lunet.core.host_waits(true)
+      local loss, norm = net.core:train_step(xd, sd, o)
+      local h = lunet.core.host_waits(true)
+      assert.is_true(loss == loss and norm == norm)
+      assert.is_true(h.launches > 30, "launches " .. h.launches)
+      local what = {}
+      for i, w in ipairs(h.waits) do
+        what[i] = w.what
+        assert.are.equal(h.launches, w.launches_before,
+          ("host wait %q after %d of the step's %d launches"):format(w.what, w.launches_before, h.launches))
+      end
+      table.sort(what)
+      assert.are.same({ "grad scaler state", "loss value" }, what)
+      -- the standalone loss (validation) finishes on the device too: one wait, after its launches
+      net.core:loss(xd, sd, o)
+      h = lunet.core.host_waits(true)
+      assert.are.equal(1, h.count)
+      assert.are.equal("loss value", h.waits[1].what)
+      assert.are.equal(h.launches, h.waits[1].launches_before)
+    end)
+  end
+end)

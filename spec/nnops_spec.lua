@@ -411,6 +411,36 @@ describe("nnU-Net losses (fused loss + dlogits)", function()
     end)
   end
 
+  -- The training step finishes the loss on the device (kernel loss_finish) instead of the host's double
+  -- arithmetic after a blocking read; both must give nnunetv2's loss and the same gradient. Tolerances: the
+  -- sums' order differs (a work-group tree against a serial loop), the coefficients are floats either way.
+  for _, case in ipairs(cases) do
+    for _, sc in ipairs({1, 0.25}) do
+      it(("%s, scale %g: the device finish equals the host finish (loss 1e-6, dlogits 1e-6)"):format(case, sc), function()
+        local m = meta[case]
+        local z, t = dfix(case .. "_logits"), dfix(case .. "_target")
+        local o = opts_of(m)
+        o.scale = sc
+        local dh, dd = poisoned(z.shape), poisoned(z.shape)
+        local lh = nn.dc_ce_loss(z, t, o, dh)
+        o.device_finish = true
+        local ld = nn.dc_ce_loss(z, t, o, dd)
+        assert(math.abs(ld - lh) <= 1e-6 * math.max(1, math.abs(lh)), ("device %.9g host %.9g"):format(ld, lh))
+        assert(math.abs(ld - sc * m.loss) <= 1e-4 * math.abs(m.loss), ("device %.9g nnunetv2 %.9g"):format(ld, m.loss))
+        assert_close(dh:flat(), dd:flat(), 1e-6, "dlogits")
+        -- batch Dice on, do_bg on: the other group layouts
+        o.batch_dice, o.do_bg = not o.batch_dice, true
+        local dh2, dd2 = poisoned(z.shape), poisoned(z.shape)
+        o.device_finish = false
+        local lh2 = nn.dc_ce_loss(z, t, o, dh2)
+        o.device_finish = true
+        local ld2 = nn.dc_ce_loss(z, t, o, dd2)
+        assert(math.abs(ld2 - lh2) <= 1e-6 * math.max(1, math.abs(lh2)), ("device %.9g host %.9g"):format(ld2, lh2))
+        assert_close(dh2:flat(), dd2:flat(), 1e-6, "dlogits (batch Dice / do_bg flipped)")
+      end)
+    end
+  end
+
   it("rejects a target that does not fit the logits", function()
     local ok, err = pcall(nn.dc_ce_loss, poisoned({2, 3, 4}), dev({0, 0, 0, 0}, {1, 1, 4}, "i32"), {})
     assert.is_false(ok)

@@ -125,6 +125,7 @@ lu_status lu_sgemm(lu_device *dev, int trans_a, int trans_b, size_t m, size_t n,
    * charges the span from a marker before it */
   cl_event m0, *mp = lu_profile_event(&m0), ev, *evp = lu_profile_event(&ev);
   if (mp && clEnqueueMarkerWithWaitList(q, 0, NULL, mp) != CL_SUCCESS) m0 = NULL;
+  lu_count_launch();
   CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                                      trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
                                      lda, b, b_off, ldb, beta, c, c_off, ldc, &q, evp);
@@ -143,6 +144,7 @@ lu_status lu_sgemm_strided_batched(lu_device *dev, int trans_a, int trans_b, siz
   cl_command_queue q = dev->queue;
   cl_event m0, *mp = lu_profile_event(&m0), ev, *evp = lu_profile_event(&ev);
   if (mp && clEnqueueMarkerWithWaitList(q, 0, NULL, mp) != CL_SUCCESS) m0 = NULL;
+  lu_count_launch();
   CLBlastStatusCode s = CLBlastSgemmStridedBatched(
       CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
       trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, stride_a, b, b_off, ldb,

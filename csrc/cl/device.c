@@ -263,6 +263,7 @@ lu_status lu_device_check_live(const lu_device *dev, const char *what) {
 
 lu_status lu_device_finish(lu_device *dev) {
   LU_TRY(lu_device_check_live(dev, "finish"));
+  lu_note_host_wait("finish");
   LU_CL_CHECK(clFinish(dev->queue), "waiting for %s", dev->name);
   return LU_OK;
 }

@@ -133,3 +133,40 @@ void lu_profile_print(FILE *f) {
   fprintf(f, "%-48s %9ld %12.3f\n", "total", launches, 1e3 * total);
   free(s);
 }
+
+/* ---- host waits (profile.h) ---- */
+static long n_launches;
+static int n_waits;
+static lu_host_wait wait_log[LU_WAIT_LOG];
+
+void lu_count_launch(void) {
+  pthread_mutex_lock(&mu);
+  n_launches++;
+  pthread_mutex_unlock(&mu);
+}
+
+void lu_note_host_wait(const char *what) {
+  pthread_mutex_lock(&mu);
+  if (n_waits < LU_WAIT_LOG) {
+    wait_log[n_waits].launches_before = n_launches;
+    snprintf(wait_log[n_waits].what, sizeof wait_log[n_waits].what, "%s", what ? what : "?");
+  }
+  n_waits++;
+  pthread_mutex_unlock(&mu);
+}
+
+long lu_host_waits(int *n, const lu_host_wait **log) {
+  pthread_mutex_lock(&mu);
+  long l = n_launches;
+  *n = n_waits;
+  *log = wait_log;
+  pthread_mutex_unlock(&mu);
+  return l;
+}
+
+void lu_host_waits_reset(void) {
+  pthread_mutex_lock(&mu);
+  n_launches = 0;
+  n_waits = 0;
+  pthread_mutex_unlock(&mu);
+}

@@ -36,4 +36,19 @@ void lu_profile_reset(void);
 /* Resolves pending events and prints the table to f (nothing when profiling is off or nothing ran). */
 void lu_profile_print(FILE *f);
 
+/* Host waits, always counted (a mutex and a counter: cheap next to a launch), so a spec can show that a
+ * training step queues all of its work before the host waits for anything: lu_count_launch at every kernel
+ * launch or BLAS call, lu_note_host_wait at every blocking read/write, finish or event wait, recording how
+ * many launches came before it. The log keeps the first LU_WAIT_LOG waits since the last reset. */
+#define LU_WAIT_LOG 64
+typedef struct lu_host_wait {
+  long launches_before;
+  char what[48];
+} lu_host_wait;
+void lu_count_launch(void);
+void lu_note_host_wait(const char *what);
+/* launches since the reset; *n waits (all of them, even past the log) and the log */
+long lu_host_waits(int *n, const lu_host_wait **log);
+void lu_host_waits_reset(void);
+
 #endif

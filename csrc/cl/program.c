@@ -357,6 +357,7 @@ lu_status lu_launch(lu_device *dev, cl_kernel k, int dims, const size_t *global,
   for (int i = 0; i < dims; i++)
     if (global[i] == 0) return LU_OK; /* empty range: nothing to do */
   cl_event ev, *evp = lu_profile_event(&ev);
+  lu_count_launch();
   cl_int e = clEnqueueNDRangeKernel(dev->queue, k, (cl_uint)dims, NULL, global, local, 0, NULL, evp);
   if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (launching %s)", lu_cl_errname(e), what);
   if (evp) {

@@ -95,6 +95,30 @@ static int l_profile(lua_State *L) {
   return 1;
 }
 
+/* host_waits([reset]) -> { launches = kernel launches and BLAS calls since the last reset,
+ *   waits = { {what=, launches_before=}, ... } } (the first LU_WAIT_LOG blocking host waits), then optionally
+ *   cleared. A training step that never waits for the host shows every wait after its last launch. */
+static int l_host_waits(lua_State *L) {
+  int reset = lua_toboolean(L, 1);
+  int n;
+  const lu_host_wait *w;
+  long launches = lu_host_waits(&n, &w);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, launches); lua_setfield(L, -2, "launches");
+  lua_pushinteger(L, n); lua_setfield(L, -2, "count");
+  int kept = n < LU_WAIT_LOG ? n : LU_WAIT_LOG;
+  lua_createtable(L, kept, 0);
+  for (int i = 0; i < kept; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, w[i].what); lua_setfield(L, -2, "what");
+    lua_pushinteger(L, w[i].launches_before); lua_setfield(L, -2, "launches_before");
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "waits");
+  if (reset) lu_host_waits_reset();
+  return 1;
+}
+
 /* host_memory([reset]) -> {live=, peak=} bytes of host tensors; reset: the peak restarts from live */
 static int l_host_memory(lua_State *L) {
   if (lua_toboolean(L, 1)) lu_host_mem_reset_peak();
@@ -461,7 +485,7 @@ static int l_is_shut_down(lua_State *L) {
 static const luaL_Reg core_fns[] = {
   {"shutdown", l_shutdown}, {"is_shut_down", l_is_shut_down},
   {"devices", l_devices}, {"now", l_now}, {"default_device", l_default_device}, {"finish", l_finish},
-  {"cache_stats", l_cache_stats}, {"kernel_source", l_kernel_source}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"blas_tuning", l_blas_tuning},
+  {"cache_stats", l_cache_stats}, {"kernel_source", l_kernel_source}, {"pool_stats", l_pool_stats}, {"host_memory", l_host_memory}, {"profile", l_profile}, {"host_waits", l_host_waits}, {"blas_tuning", l_blas_tuning},
   {"tensor", l_tensor}, {"zeros", l_zeros}, {"from_bytes", l_from_bytes}, {NULL, NULL}};
 
 #define LU_SENTINEL "lunet.core.sentinel"

@@ -80,8 +80,9 @@ L3(l_softmax_bwd, lu_softmax_bwd)
 L3(l_log_softmax_bwd, lu_log_softmax_bwd)
 
 /* dc_ce_loss(logits, target, {regions=, batch_dice=, do_bg=, ignore_label=, smooth=, weight_ce=,
- * weight_dice=, scale=}, dlogits|nil) -> loss, {ce=, dice=, loss=, n_valid=}. do_bg defaults to
- * regions (nnU-Net). */
+ * weight_dice=, scale=, device_finish=}, dlogits|nil) -> loss, {ce=, dice=, loss=, n_valid=}. do_bg defaults
+ * to regions (nnU-Net). device_finish: the Dice/CE finish runs on the device (a training step's path); only the
+ * loss comes back. */
 static int l_dc_ce_loss(lua_State *L) {
   lu_tensor *z = lu_lua_check_tensor(L, 1), *t = lu_lua_check_tensor(L, 2);
   lu_loss_opts o;
@@ -102,6 +103,24 @@ static int l_dc_ce_loss(lua_State *L) {
   lu_tensor *dz = opt_tensor(L, 4);
   double loss;
   lu_loss_terms terms;
+  if (lua_istable(L, 3) && lu_lua_field_bool(L, 3, "device_finish", 0)) {
+    /* the training step's path: finish on the device into an accumulator, read once; no terms */
+    if (!z->dev) return luaL_error(L, "nn.dc_ce_loss: device_finish needs device tensors");
+    lu_tensor *acc = NULL;
+    int64_t one = 1;
+    float v = 0.0f;
+    lu_status st = lu_tensor_new_device(&acc, z->dev, LU_F32, 1, &one);
+    if (st == LU_OK) st = lu_tensor_write(acc, &v);
+    if (st == LU_OK) {
+      o.device_acc = acc->buf;
+      st = lu_dc_ce_loss(z, t, &o, NULL, dz);
+    }
+    if (st == LU_OK) st = lu_tensor_read(acc, &v);
+    lu_tensor_free(acc);
+    LU_LCHECK(L, st, "nn.dc_ce_loss");
+    lua_pushnumber(L, v);
+    return 1;
+  }
   LU_LCHECK(L, lu_dc_ce_loss_terms(z, t, &o, &loss, dz, &terms), "nn.dc_ce_loss");
   lua_pushnumber(L, loss);
   lua_createtable(L, 0, 4);

@@ -284,6 +284,11 @@ void lu_unet_free(lu_unet *n) {
     clReleaseEvent(n->amp_evt);
   }
   lu_tensor_free(n->amp);
+  if (n->loss_evt) {
+    clWaitForEvents(1, &n->loss_evt); /* the read targets n->loss_host */
+    clReleaseEvent(n->loss_evt);
+  }
+  lu_tensor_free(n->loss_acc);
   for (int s = 0; s < LU_UNET_MAX_STAGES; s++) {
     free(n->enc[s].cnr);
     free(n->enc[s].blk);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cl/pool.h"
+#include "cl/profile.h"
 #include "nn/unet_priv.h"
 
 /* ---------------------------------------------------------------------------------- allocation */
@@ -386,6 +387,7 @@ static lu_status ensure_amp(lu_unet *n) {
 /* Waits for the last update's readback of the scaler state (if one is pending). */
 static lu_status amp_sync(lu_unet *n) {
   if (!n->amp_evt) return LU_OK;
+  lu_note_host_wait("grad scaler state");
   cl_int e = clWaitForEvents(1, &n->amp_evt);
   clReleaseEvent(n->amp_evt);
   n->amp_evt = NULL;
@@ -393,10 +395,38 @@ static lu_status amp_sync(lu_unet *n) {
   return LU_OK;
 }
 
+/* Waits for the loss readback that loss_all queued (if one is pending) and returns its value. */
+static lu_status loss_wait(lu_unet *n, double *loss) {
+  if (!n->loss_evt) return LU_OK;
+  lu_note_host_wait("loss value");
+  cl_int e = clWaitForEvents(1, &n->loss_evt);
+  clReleaseEvent(n->loss_evt);
+  n->loss_evt = NULL;
+  if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (reading the loss)", lu_cl_errname(e));
+  if (loss) *loss = (double)n->loss_host;
+  return LU_OK;
+}
+
+/* Forward and loss of every deep-supervision output. The loss is finished on the device and summed into
+ * n->loss_acc, whose non-blocking readback loss_wait completes, so nothing in a training step waits for
+ * the host; the one exception is a data-parallel batch Dice (reduce_sums), whose sums go through MPI on
+ * the host, and there *loss is set at once. */
 static lu_status loss_all(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o, int train,
                           double *loss) {
   if (o->n_ds < 0 || o->n_ds > LU_UNET_MAX_STAGES) return lu_fail(LU_EARG, "unet loss: %d deep-supervision weights", o->n_ds);
   int ds = o->n_ds > 1;
+  int on_dev = o->loss.reduce_sums == NULL;
+  if (on_dev) {
+    LU_TRY(loss_wait(n, NULL)); /* the accumulator is reset below */
+    if (!n->loss_acc) { /* before the plan's buffers, as the scaler: the pool sees the same requests every step */
+      int64_t one = 1;
+      LU_TRY(lu_tensor_new_device(&n->loss_acc, n->dev, LU_F32, 1, &one));
+    }
+    const cl_float zero = 0.0f;
+    LU_CL_CHECK(clEnqueueFillBuffer(n->dev->queue, (cl_mem)n->loss_acc->buf, &zero, sizeof zero, 0, sizeof zero, 0,
+                                    NULL, NULL),
+                "unet loss: clearing the loss accumulator");
+  }
   lu_tensor *outs[LU_UNET_MAX_STAGES];
   int no;
   LU_TRY(lu_unet_forward(n, x, train, ds, outs, &no));
@@ -435,25 +465,34 @@ static lu_status loss_all(lu_unet *n, const lu_tensor *x, const lu_tensor *targe
     lo.scale = (float)w;
     /* the loss scaler multiplies the backward's seed on the device; the loss value stays unscaled */
     if (train && n->amp && n->amp_on) lo.grad_scale = n->amp->buf;
+    if (on_dev) lo.device_acc = n->loss_acc->buf;
     double l = 0;
     lu_tensor *dl = NULL;
     if (train) {
       if (!n->dlog[i]) LU_TRY(own(n, &n->dlog[i], outs[i]->ndim, outs[i]->shape));
       dl = n->dlog[i];
     }
-    LU_TRY(lu_dc_ce_loss(outs[i], t, &lo, &l, dl));
+    LU_TRY(lu_dc_ce_loss(outs[i], t, &lo, on_dev ? NULL : &l, dl));
     total += l;
   }
   *loss = total;
+  if (on_dev) {
+    LU_CL_CHECK(clEnqueueReadBuffer(n->dev->queue, (cl_mem)n->loss_acc->buf, CL_FALSE, 0, sizeof n->loss_host,
+                                    &n->loss_host, 0, NULL, &n->loss_evt),
+                "unet loss: reading the loss");
+    clFlush(n->dev->queue);
+  }
   return LU_OK;
 }
 
 lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o, double *loss) {
-  return loss_all(n, x, target, o, 0, loss);
+  LU_TRY(loss_all(n, x, target, o, 0, loss));
+  return loss_wait(n, loss);
 }
 
-lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
-                             double *loss) {
+/* Forward, loss and backward queued; the loss value's readback is pending (loss_wait). */
+static lu_status train_grad_queued(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
+                                   double *loss) {
   LU_TRY(ensure_amp(n)); /* before the first plan's buffers, so the pool sees the same requests every step */
   LU_TRY(loss_all(n, x, target, o, 1, loss));
   lu_tensor *dout[LU_UNET_MAX_STAGES];
@@ -463,6 +502,12 @@ lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *ta
   }
   LU_TRY(lu_unet_zero_grad(n));
   return lu_unet_backward(n, dout, n->n_out);
+}
+
+lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
+                             double *loss) {
+  LU_TRY(train_grad_queued(n, x, target, o, loss));
+  return loss_wait(n, loss);
 }
 
 lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg) {
@@ -537,8 +582,10 @@ lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_
 lu_status lu_unet_train_step(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
                              lu_train_result *res) {
   double loss, norm;
-  LU_TRY(lu_unet_train_grad(n, x, target, o, &loss));
+  /* the whole step is queued before the host waits for anything: loss, then the norm and scaler state */
+  LU_TRY(train_grad_queued(n, x, target, o, &loss));
   LU_TRY(lu_unet_train_update(n, o, &norm));
+  LU_TRY(loss_wait(n, &loss));
   if (res) {
     res->loss = loss;
     res->grad_norm = norm;

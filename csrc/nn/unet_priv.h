@@ -88,6 +88,11 @@ struct lu_unet {
   int amp_on; /* the scaler is enabled (a host copy: amp_host may be in flight) */
   uint32_t amp_host[LU_AMP_WORDS];
   cl_event amp_evt;
+  /* the step's loss, summed over the deep-supervision outputs on the device (loss_finish); loss_host
+   * receives it by a non-blocking read that loss_evt completes, waited for after the step is queued */
+  lu_tensor *loss_acc;
+  float loss_host;
+  cl_event loss_evt;
 };
 
 void lu_unet_release_plan(lu_unet *n);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "cl/pool.h"
+#include "cl/profile.h"
 #include "cl/program.h"
 #include "cl/tunables.h"
 #include "ops/nn.h"
@@ -87,6 +88,7 @@ void lu_loss_opts_default(lu_loss_opts *o) {
   o->reduce_sums = NULL;
   o->reduce_ranks = 1;
   o->grad_scale = NULL;
+  o->device_acc = NULL;
 }
 
 typedef struct loss_ctx {
@@ -105,6 +107,31 @@ static void ctx_free(loss_ctx *c) {
   free(c->h1);
   free(c->h2);
   free(c->hcoef);
+}
+
+/* Pass 3: the gradient in place on P from the coefficients in cx->coef (the host's or loss_finish's; ce_k is
+ * the float after the 2 N C coefficients). */
+static lu_status grad_pass(loss_ctx *cx, cl_kernel k3, const lu_loss_opts *o, cl_mem mt, cl_ulong c, cl_ulong s,
+                           cl_ulong tc, cl_int ign, cl_int has_ign, int64_t SV, int64_t N, int64_t C) {
+  const char *op = o->regions ? "dc_bce_loss" : "dc_ce_loss";
+  lu_device *dev = cx->dev;
+  cl_mem gsc = (cl_mem)o->grad_scale;
+  if (gsc) LU_CL_CHECK(LU_ARG(k3, 8, gsc), "%s grad scale arg", op);
+  cl_ulong cek = (cl_ulong)(N * C) * 2;
+  size_t wg3 = SV >= 64 ? 64 : 0;
+  size_t gs = wg3 ? lu_global_1d((size_t)SV, wg3) : (size_t)SV;
+  if (o->regions) {
+    LU_CL_CHECK(LU_ARG(k3, 0, cx->P) | LU_ARG(k3, 1, mt) | LU_ARG(k3, 2, cx->coef) | LU_ARG(k3, 3, cek) |
+                    LU_ARG(k3, 4, c) | LU_ARG(k3, 5, s) | LU_ARG(k3, 6, tc) | LU_ARG(k3, 7, has_ign),
+                "%s grad args", op);
+    size_t g3[3] = {gs, (size_t)C, (size_t)N}, l3[3] = {wg3, 1, 1};
+    return lu_launch(dev, k3, 3, g3, wg3 ? l3 : NULL, op);
+  }
+  LU_CL_CHECK(LU_ARG(k3, 0, cx->P) | LU_ARG(k3, 1, mt) | LU_ARG(k3, 2, cx->coef) | LU_ARG(k3, 3, cek) |
+                  LU_ARG(k3, 4, c) | LU_ARG(k3, 5, s) | LU_ARG(k3, 6, ign) | LU_ARG(k3, 7, has_ign),
+              "%s grad args", op);
+  size_t g3[2] = {gs, (size_t)N}, l3[2] = {wg3, 1};
+  return lu_launch(dev, k3, 2, g3, wg3 ? l3 : NULL, op);
 }
 
 /* The kernels read the target as TGT and convert to float; uint8 lets a training batch upload its labels in a
@@ -190,11 +217,33 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   size_t g2[3] = {CH * wg, (size_t)C, (size_t)N}, l2[3] = {wg, 1, 1};
   LU_TRY(lu_launch(dev, k2, 3, g2, l2, op));
 
+  cx->coef_bytes = ((size_t)(N * C) * 2 + 1) * sizeof(float); /* + ce_k in the last slot */
+  if (o->device_acc && !o->reduce_sums) {
+    /* pass 2b: the finish on the device, one work-group; pass 3 reads the coefficients it wrote */
+    cl_kernel kf;
+    LU_TRY(lu_kernel_get(dev, "loss/loss.cl", "loss_finish", opts, &kf));
+    LU_TRY(lu_buffer_alloc(dev, cx->coef_bytes, &cx->coef));
+    cl_mem acc = (cl_mem)o->device_acc;
+    cl_ulong n1 = (cl_ulong)(G0 * (size_t)N), nn = (cl_ulong)N, ch = (cl_ulong)CH, ncs = (cl_ulong)(N * C * S);
+    cl_int dobg = o->do_bg ? 1 : 0, bd = o->batch_dice ? 1 : 0;
+    cl_float sc = o->scale, wce = o->weight_ce, wdc = o->weight_dice, sm = o->smooth;
+    LU_CL_CHECK(LU_ARG(kf, 0, cx->part1) | LU_ARG(kf, 1, n1) | LU_ARG(kf, 2, cx->part2) | LU_ARG(kf, 3, nn) |
+                    LU_ARG(kf, 4, c) | LU_ARG(kf, 5, ch) | LU_ARG(kf, 6, reg) | LU_ARG(kf, 7, has_ign) |
+                    LU_ARG(kf, 8, dobg) | LU_ARG(kf, 9, bd) | LU_ARG(kf, 10, ncs) | LU_ARG(kf, 11, sc) |
+                    LU_ARG(kf, 12, wce) | LU_ARG(kf, 13, wdc) | LU_ARG(kf, 14, sm) | LU_ARG(kf, 15, cx->coef) |
+                    LU_ARG(kf, 16, acc),
+                "%s finish args", op);
+    LU_TRY(lu_launch(dev, kf, 1, &wg, &wg, op));
+    if (!dlogits) return LU_OK;
+    return grad_pass(cx, k3, o, mt, c, s, tc, ign, has_ign, SV, N, C);
+  }
+
   cx->h1 = malloc(cx->p1_bytes);
   cx->h2 = malloc(cx->p2_bytes);
   if (!cx->h1 || !cx->h2) return lu_fail(LU_ENOMEM, "%s: host partial sums", op);
   LU_CL_CHECK(clEnqueueReadBuffer(dev->queue, cx->part1, CL_FALSE, 0, cx->p1_bytes, cx->h1, 0, NULL, NULL),
               "%s: reading partial sums", op);
+  lu_note_host_wait("loss: host finish");
   LU_CL_CHECK(clEnqueueReadBuffer(dev->queue, cx->part2, CL_TRUE, 0, cx->p2_bytes, cx->h2, 0, NULL, NULL),
               "%s: reading Dice sums", op);
 
@@ -217,8 +266,7 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
     for (size_t h = 0; h < CH; h++)
       for (int q = 0; q < 3; q++) I[r * 3 + q] += cx->h2[((size_t)r * CH + h) * 3 + q];
   double dsum = 0.0;
-  cx->coef_bytes = (size_t)(N * C) * 2 * sizeof(float);
-  cx->hcoef = calloc((size_t)(N * C) * 2, sizeof(float));
+  cx->hcoef = calloc((size_t)(N * C) * 2 + 1, sizeof(float));
   if (!cx->hcoef) { free(I); return lu_fail(LU_ENOMEM, "%s: coefficients", op); }
   double kw = ngroups > 0 ? (double)o->scale * o->weight_dice / (double)ngroups : 0.0;
   double kg = kw; /* the gradient's factor: times the ranks when the batch Dice is reduced over ranks */
@@ -266,26 +314,12 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   if (!dlogits) return LU_OK;
 
   /* pass 3: gradient in place on P */
+  cx->hcoef[(size_t)(N * C) * 2] = (float)ce_k;
   LU_TRY(lu_buffer_alloc(dev, cx->coef_bytes, &cx->coef));
+  lu_note_host_wait("loss: coefficients");
   LU_CL_CHECK(clEnqueueWriteBuffer(dev->queue, cx->coef, CL_TRUE, 0, cx->coef_bytes, cx->hcoef, 0, NULL, NULL),
               "%s: writing coefficients", op);
-  cl_float fk = (cl_float)ce_k;
-  cl_mem gsc = (cl_mem)o->grad_scale;
-  if (gsc) LU_CL_CHECK(LU_ARG(k3, 8, gsc), "%s grad scale arg", op);
-  size_t wg3 = SV >= 64 ? 64 : 0;
-  size_t gs = wg3 ? lu_global_1d((size_t)SV, wg3) : (size_t)SV;
-  if (o->regions) {
-    LU_CL_CHECK(LU_ARG(k3, 0, cx->P) | LU_ARG(k3, 1, mt) | LU_ARG(k3, 2, cx->coef) | LU_ARG(k3, 3, fk) |
-                    LU_ARG(k3, 4, c) | LU_ARG(k3, 5, s) | LU_ARG(k3, 6, tc) | LU_ARG(k3, 7, has_ign),
-                "%s grad args", op);
-    size_t g3[3] = {gs, (size_t)C, (size_t)N}, l3[3] = {wg3, 1, 1};
-    return lu_launch(dev, k3, 3, g3, wg3 ? l3 : NULL, op);
-  }
-  LU_CL_CHECK(LU_ARG(k3, 0, cx->P) | LU_ARG(k3, 1, mt) | LU_ARG(k3, 2, cx->coef) | LU_ARG(k3, 3, fk) |
-                  LU_ARG(k3, 4, c) | LU_ARG(k3, 5, s) | LU_ARG(k3, 6, ign) | LU_ARG(k3, 7, has_ign),
-              "%s grad args", op);
-  size_t g3[2] = {gs, (size_t)N}, l3[2] = {wg3, 1};
-  return lu_launch(dev, k3, 2, g3, wg3 ? l3 : NULL, op);
+  return grad_pass(cx, k3, o, mt, c, s, tc, ign, has_ign, SV, N, C);
 }
 
 lu_status lu_dc_ce_loss_terms(const lu_tensor *logits, const lu_tensor *target, const lu_loss_opts *opts,

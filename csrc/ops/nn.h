@@ -85,6 +85,11 @@ typedef struct lu_loss_opts {
   /* cl_mem whose first float multiplies the gradient only, read on the device (the loss scaler's scale,
    * ops/amp.h, so the host never waits for it); NULL: 1 */
   void *grad_scale;
+  /* cl_mem of one float: when set (and reduce_sums is not), the Dice/CE finish runs on the device
+   * (kernel loss_finish) and adds scale * loss to it, so a training step never waits for the host; the
+   * caller reads it when it wants the value, and loss_value / terms are not filled. NULL: the host
+   * finishes in double after one blocking read, as every standalone loss call does. */
+  void *device_acc;
 } lu_loss_opts;
 
 /* nnU-Net's defaults for label mode (regions 0, do_bg 0, smooth 1e-5, weights 1, scale 1). */

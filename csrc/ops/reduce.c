@@ -3,6 +3,7 @@
 
 #include "cl/device.h"
 #include "cl/pool.h"
+#include "cl/profile.h"
 #include "cl/program.h"
 #include "cl/tunables.h"
 #include "ops/ops.h"
@@ -36,6 +37,7 @@ lu_status lu_reduce(const lu_tensor *x, lu_reduce_op op, double *out) {
     if (!host) st = lu_fail(LU_ENOMEM, "reduce partials");
   }
   if (st == LU_OK) {
+    lu_note_host_wait("reduce");
     e = clEnqueueReadBuffer(dev->queue, partials, CL_TRUE, 0, groups * sizeof(float), host, 0, NULL, NULL);
     if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (reading reduce partials)", lu_cl_errname(e));
   }

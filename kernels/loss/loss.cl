@@ -3,7 +3,7 @@
 // over (N, C, S):
 //   1. probs_*: p = softmax/sigmoid(z) into P (the dlogits buffer), CE/BCE partial sums per group.
 //   2. dice_stats: per (n, c, chunk) partial sums of I = sum p y m, P = sum p m, G = sum y m.
-//   (host: Dice per group in double, loss, per-(n, c) gradient coefficients)
+//   (loss_finish on the device, or the host in double: Dice per group, loss, per-(n, c) gradient coefficients)
 //   3. grad_*: P <- dloss/dz in place.
 // Options: -DWG=<work-group size> -DVW=<1|8 voxels per work-item; S % VW == 0> -DTGT=<int|uchar|float>
 // (ignore handling and label/region mode are runtime arguments, so few programs get built). VW 8 (CPU devices) uses float8 so PoCL emits vector exp/log.
@@ -152,11 +152,12 @@ void dice_stats(__global const float *P, __global const TGT *tgt, __global float
 #endif
 
 // Label mode gradient, in place on P (holding softmax probabilities). coef[(n C + c) 2 + {A, B}]:
-// dLdice/dp_c = m (A y_c + B); ce_k = scale w_ce / (non-ignored count). global: (round_up(S / VW), N).
-__kernel void grad_softmax(__global float *P, __global const TGT *tgt, __global const float *coef, const float ce_k,
+// dLdice/dp_c = m (A y_c + B); ce_k = coef[cek] = scale w_ce / (non-ignored count). global: (round_up(S / VW), N).
+__kernel void grad_softmax(__global float *P, __global const TGT *tgt, __global const float *coef, const ulong cek,
                            const ulong C, const ulong S, const int ignore_label, const int has_ignore GS_ARG) {
   size_t s = get_global_id(0) * VW, n = get_global_id(1);
   if (s >= S) return;
+  const float ce_k = coef[cek];
   vf t = LOADT(tgt, n * S + s);
   vf m = label_mask(t, ignore_label, has_ignore);
   __global float *pp = P + n * C * S + s;
@@ -175,10 +176,11 @@ __kernel void grad_softmax(__global float *P, __global const TGT *tgt, __global 
 }
 
 // Region mode gradient, VW elements of one (n, c) row per item. global: (round_up(S / VW), C, N).
-__kernel void grad_sigmoid(__global float *P, __global const TGT *tgt, __global const float *coef, const float ce_k,
+__kernel void grad_sigmoid(__global float *P, __global const TGT *tgt, __global const float *coef, const ulong cek,
                            const ulong C, const ulong S, const ulong TC, const int has_ignore GS_ARG) {
   size_t s = get_global_id(0) * VW, c = get_global_id(1), n = get_global_id(2);
   if (s >= S) return;
+  const float ce_k = coef[cek];
   __global const TGT *tp = tgt + n * TC * S + s;
   vf m = region_mask(tp, C, S, has_ignore);
   vf y = LOADT(tp, c * S);
@@ -186,4 +188,72 @@ __kernel void grad_sigmoid(__global float *P, __global const TGT *tgt, __global 
   vf p = LOADF(pp, 0);
   vf g = m * fma(VB(coef[(n * C + c) * 2]), y, VB(coef[(n * C + c) * 2 + 1]));
   STOREF(GS_MUL(ce_k * m * (p - y) + p * (VB(1.0f) - p) * g), pp, 0);
+}
+
+// The finish of passes 1-2 on the device (one work-group), so a training step never waits for the host:
+// the CE/BCE mean, the Dice per group, the gradient coefficients coef[(n C + c) 2 + {A, B}] (0 for a
+// background left out of Dice), ce_k in coef[2 N C], and acc[0] += scale * loss. The same formulas as the
+// host's finish in csrc/ops/loss.c; sums in double where the device has it.
+#ifdef cl_khr_fp64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+typedef double real;
+#else
+typedef float real;
+#endif
+
+static real wg_sum(__local real *a, real v, size_t lid) {
+  a[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (size_t st = WG / 2; st > 0; st >>= 1) {
+    if (lid < st) a[lid] += a[lid + st];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  real r = a[0];
+  barrier(CLK_LOCAL_MEM_FENCE); // a is reused by the next sum
+  return r;
+}
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void loss_finish(__global const float *part1, const ulong n1, __global const float *part2, const ulong N,
+                 const ulong C, const ulong CH, const int regions, const int has_ignore, const int do_bg,
+                 const int batch_dice, const ulong NCS, const float scale, const float w_ce, const float w_dice,
+                 const float smooth, __global float *coef, __global float *acc) {
+  __local real la[WG];
+  size_t lid = get_local_id(0);
+  real ce_part = 0, cnt_part = 0;
+  for (size_t i = lid; i < n1; i += WG) { ce_part += part1[2 * i]; cnt_part += part1[2 * i + 1]; }
+  real ce_sum = wg_sum(la, ce_part, lid), cnt = wg_sum(la, cnt_part, lid);
+  real den = regions ? (has_ignore ? fmax(cnt, (real)1e-8) : (real)NCS) : cnt;
+  real ce = den > 0 ? ce_sum / den : 0;
+  real ce_k = den > 0 ? (real)scale * (real)w_ce / den : 0;
+  size_t c0 = do_bg ? 0 : 1, ncls = C - c0, ngroups = batch_dice ? ncls : N * ncls;
+  real kw = ngroups > 0 ? (real)scale * (real)w_dice / (real)ngroups : 0;
+  if (c0) for (size_t n = lid; n < N; n += WG) { coef[n * C * 2] = 0.0f; coef[n * C * 2 + 1] = 0.0f; }
+  real dsum = 0;
+  for (size_t g = lid; g < ngroups; g += WG) {
+    size_t ci = c0 + (batch_dice ? g : g % ncls);
+    size_t n0 = batch_dice ? 0 : g / ncls, n1g = batch_dice ? N : n0 + 1;
+    real si = 0, sp = 0, sg = 0;
+    for (size_t n = n0; n < n1g; n++) {
+      real a = 0, b = 0, c = 0;
+      for (size_t h = 0; h < CH; h++) {
+        size_t o = ((n * C + ci) * CH + h) * 3;
+        a += part2[o]; b += part2[o + 1]; c += part2[o + 2];
+      }
+      si += a; sp += b; sg += c;
+    }
+    real d = sg + sp + (real)smooth;
+    int clipped = d < (real)1e-8;
+    if (clipped) d = (real)1e-8;
+    real dc = (2 * si + (real)smooth) / d;
+    dsum += dc;
+    float A = (float)(-kw * 2 / d), B = clipped ? 0.0f : (float)(kw * dc / d);
+    for (size_t n = n0; n < n1g; n++) { coef[(n * C + ci) * 2] = A; coef[(n * C + ci) * 2 + 1] = B; }
+  }
+  real dice_sum = wg_sum(la, dsum, lid);
+  if (lid == 0) {
+    real dice = ngroups > 0 ? -dice_sum / (real)ngroups : 0;
+    coef[N * C * 2] = (float)ce_k;
+    acc[0] += (float)((real)scale * ((real)w_ce * ce + (real)w_dice * dice));
+  }
 }
