@@ -83,7 +83,7 @@ local function amp_one(precision, steps, tiny)
   local xs, ss = {}, {}
   for i = 1, n do xs[i] = math.random() * 2 - 1; ss[i] = math.random(0, 2) end
   local x = lunet.tensor(xs, { shape = shape }):to_device()
-  local seg = lunet.tensor(ss, { shape = shape }):to_device()
+  local seg = lunet.tensor(ss, { shape = shape, dtype = "u8" }):to_device() -- as the trainer uploads labels
   local b = { data = x, target = seg, batch_dice = false }
   net:train_step(b) -- plans memory, compiles kernels
   lunet.core.finish()
@@ -92,8 +92,16 @@ local function amp_one(precision, steps, tiny)
   for _ = 1, steps do l = net:train_step(b) end
   lunet.core.finish()
   local ms = (clock.now() - t0) / steps * 1000
+  -- one more step under the host-wait log: waits before the step's last launch are synchronisations inside it
+  local o = net:train_opts(b)
+  lunet.core.host_waits(true)
+  net.core:train_step(x, seg, o)
+  local h = lunet.core.host_waits(true)
+  local inside = 0
+  for _, w in ipairs(h.waits) do if w.launches_before < h.launches then inside = inside + 1 end end
   print(cjson.encode { ms = ms, peak_mb = lunet.core.pool_stats().peak / 2 ^ 20, precision = net.precision,
-                       loss = l, scale = net.core:scaler().scale })
+                       loss = l, scale = net.core:scaler().scale, launches = h.launches, waits = h.count,
+                       waits_inside = inside })
 end
 
 if arg and arg[1] == "amp-one" then
@@ -123,9 +131,10 @@ if arg and arg[1] == "amp" then
                                     precision = prec }
     local t = run("python3 -c " .. shq(AMP_PY) .. " " .. shq(arg_json))
     base[prec] = r
-    local row = ("%-5s lunet %9.1f ms/step peak %8.1f MB (%s, loss %.4f, scale %s) | torch %s %9.1f ms/step peak " ..
-      "%8.1f MB | torch/lunet %.2f"):format(prec, r.ms, r.peak_mb, tostring(r.precision), tonumber(r.loss) or 0 / 0,
-      tostring(r.scale), tostring(t.device or "-"), t.ms, t.peak_mb, t.ms / r.ms)
+    local row = ("%-5s lunet %9.1f ms/step peak %8.1f MB (%s, loss %.4f, scale %s, %.0f launches, host waits inside " ..
+      "the step %.0f of %.0f) | torch %s %9.1f ms/step peak %8.1f MB | torch/lunet %.2f"):format(prec, r.ms, r.peak_mb,
+      tostring(r.precision), tonumber(r.loss) or 0 / 0, tostring(r.scale), r.launches or 0 / 0,
+      r.waits_inside or 0 / 0, r.waits or 0 / 0, tostring(t.device or "-"), t.ms, t.peak_mb, t.ms / r.ms)
     print(row)
     rows[#rows + 1] = row
   end
