@@ -264,3 +264,64 @@ describe("a training step and the host", function()
     end)
   end
 end)
+
+-- Issue #24: batches staged on a second queue (csrc/cl/staging.c): the next batch's upload overlaps the running
+-- step, and the step waits for it on the device. Same results as uploading in the step, no upload inside it.
+describe("double-buffered batch staging", function()
+  it("staged steps equal plain steps bit for bit, through both slots and the async worker", function()
+    local a = lunet.net(F .. "tiny_plans.json", "tiny2d", 2, 3, { seed = 4 })
+    local b = lunet.net(F .. "tiny_plans.json", "tiny2d", 2, 3, { seed = 4 })
+    local s8 = seg:astype("u8")
+    local o = a:train_opts { data = x, target = s8 }
+    local slots = {}
+    for i = 1, 4 do
+      local la, na = a.core:train_step(x, s8, o)
+      local slot = b.core:stage(x, s8)
+      slots[i] = slot
+      local lb, nb
+      if i % 2 == 0 then lb, nb = lunet.core.async.train_step(b.core, x, s8, o, slot):wait()
+      else lb, nb = b.core:train_step_staged(slot, o) end
+      assert.are.equal(la, lb)
+      assert.are.equal(na, nb)
+    end
+    assert.are.same({ 0, 1, 0, 1 }, slots)
+    assert.are.equal(a.core:flat(0), b.core:flat(0))
+    assert.are.equal(a.core:flat(2), b.core:flat(2))
+  end)
+
+  it("a staged step uploads nothing and waits only after its last launch; staging the next batch meanwhile", function()
+    local net = lunet.net(F .. "tiny_plans.json", "tiny2d", 2, 3, { seed = 4, precision = "mixed" })
+    local s8 = seg:astype("u8")
+    local o = net:train_opts { data = x, target = s8 }
+    net.core:train_step_staged(net.core:stage(x, s8), o) -- warm-up: buffers, kernels
+    local slot = net.core:stage(x, s8)
+    lunet.core.host_waits(true)
+    local job = lunet.core.async.train_step(net.core, x, s8, o, slot)
+    local nxt = net.core:stage(x, s8) -- the batch after, while the step runs: the other slot
+    job:wait()
+    local h = lunet.core.host_waits(true)
+    assert.are_not.equal(slot, nxt)
+    for _, w in ipairs(h.waits) do
+      assert.is_true(w.what ~= "tensor write" and w.what ~= "tensor read", w.what)
+      if w.what ~= "staging: slot reuse" then -- the stager's own wait runs beside the step, on the caller's thread
+        assert.are.equal(h.launches, w.launches_before, ("%q after %d of %d launches"):format(w.what,
+          w.launches_before, h.launches))
+      end
+    end
+  end)
+
+  it("refuses a slot that holds no batch and a staged data-parallel half step", function()
+    local net = lunet.net(F .. "tiny_plans.json", "tiny2d", 2, 3, { seed = 4 })
+    local o = net:train_opts { data = x, target = seg }
+    local ok, err = pcall(net.core.train_step_staged, net.core, 0, o)
+    assert.is_false(ok)
+    assert.matches("before any stage", err)
+    net.core:stage(x, seg)
+    ok, err = pcall(net.core.train_step_staged, net.core, 1, o)
+    assert.is_false(ok)
+    assert.matches("holds no staged batch", err)
+    ok, err = pcall(lunet.core.async.train_grad, net.core, x, seg, o, 0)
+    assert.is_false(ok)
+    assert.matches("whole steps only", err)
+  end)
+end)

@@ -295,6 +295,28 @@ describe("trainer", function()
     for _, l in ipairs(L.train_losses) do assert.is_true(l == l and math.abs(l) < 10) end
   end)
 
+  it("staged batch uploads (LUNET_STAGING=1, the GPU default) train exactly as uploads inside the step", function()
+    local L = {}
+    for _, v in ipairs({ "0", "1" }) do
+      local name = "Staging" .. v
+      local tf = DIR .. "/" .. name .. ".lua"
+      local f = assert(io.open(tf, "w"))
+      f:write(('return { name = %q }\n'):format(name))
+      f:close()
+      assert(sh("LUNET_STAGING=" .. v .. " " .. env_prefix() .. LUNET .. " train " .. DS .. " 2d 4 -p TinyPlans -tr " ..
+        tf .. " --epochs 2 --iters 6 --val-iters 1 --seed 5 -q > " .. DIR .. "/" .. name .. ".log 2>&1"),
+        readfile(DIR .. "/" .. name .. ".log"))
+      L[v] = logging_of(fold_dir(name, 4) .. "/checkpoint_final.pth").logging
+      local logs = {}
+      for _, n in ipairs(paths.listdir(fold_dir(name, 4))) do
+        if n:match("^training_log_") then logs[#logs + 1] = readfile(fold_dir(name, 4) .. "/" .. n) end
+      end
+      assert.are.equal(v == "1", table.concat(logs):find("staged on a transfer queue", 1, true) ~= nil)
+    end
+    assert.are.same(L["0"].train_losses, L["1"].train_losses)
+    assert.are.same(L["0"].mean_fg_dice, L["1"].mean_fg_dice)
+  end)
+
   describe("trainer files", function()
     it("override epochs, LR, augmentation and name the results folder", function()
       local tf = DIR .. "/my_trainer.lua"

@@ -3,7 +3,9 @@
  * waiting for batches (nnunetv2 gets the same overlap from its background data-loader processes,
  * nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: get_dataloaders). The step runs on a dedicated pthread, not
  * core/threads.h's lu_parallel_for: it must run beside the Lua caller and be joined later, by job:wait().
- *   train_step(net (a lunet.core.net Net), x, target, opts) -> job   (opts as Net:train_step's)
+ *   train_step(net (a lunet.core.net Net), x, target, opts [, slot]) -> job   (opts as Net:train_step's; slot:
+ *                                           the batch x, target was staged there by net:stage, so the worker
+ *                                           does not upload it: the step waits for its transfer on the device)
  *   job:wait() -> loss, grad_norm, seconds  (joins the thread; raises the step's error; idempotent; seconds:
  *                                           the step's wall time on the worker)
  *   job:done() -> bool                   (true once wait() has returned)
@@ -43,6 +45,7 @@ typedef struct job {
   lu_tensor *x, *t;         /* device copies, owned (freed by the worker) */
   lu_train_opts o;
   lu_train_result r;
+  int slot;      /* >= 0: the batch was staged (net:stage) into this slot; x and target are not uploaded */
   int grad_only; /* train_grad: forward, loss and backward only (data-parallel: the allreduce and update follow) */
   lu_status st;
   double seconds; /* wall time of the step on the worker */
@@ -54,10 +57,15 @@ static void *worker(void *arg) {
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
   lu_device *dev = lu_unet_device(j->n);
+  if (j->slot >= 0) {
+    j->st = lu_unet_train_step_staged(j->n, j->slot, &j->o, &j->r);
+    goto done;
+  }
   j->st = lu_tensor_to_device(j->hx, dev, &j->x);
   if (j->st == LU_OK) j->st = lu_tensor_to_device(j->ht, dev, &j->t);
   if (j->st == LU_OK && j->grad_only) j->st = lu_unet_train_grad(j->n, j->x, j->t, &j->o, &j->r.loss);
   else if (j->st == LU_OK) j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
+done:
   clock_gettime(CLOCK_MONOTONIC, &b);
   j->seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
   if (j->st != LU_OK) snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg()); /* the message is per thread */
@@ -108,6 +116,8 @@ static int start(lua_State *L, int grad_only) {
   lu_unet *n = lu_lua_check_net(L, 1);
   if (!lu_unet_device(n)) return luaL_argerror(L, 1, "network has no device");
   const lu_tensor *hx = lu_lua_check_tensor(L, 2), *ht = lu_lua_check_tensor(L, 3);
+  int slot = (int)luaL_optinteger(L, 5, -1);
+  if (slot >= 0 && grad_only) return luaL_argerror(L, 5, "a staged batch runs whole steps only");
   job *j = lua_newuserdatauv(L, sizeof *j, 3); /* uservalues: the network, x, target (alive while the job is) */
   memset(j, 0, sizeof *j);
   luaL_setmetatable(L, JOB_MT);
@@ -118,6 +128,7 @@ static int start(lua_State *L, int grad_only) {
   lu_lua_train_opts(L, 4, &j->o);
   j->n = n;
   j->grad_only = grad_only;
+  j->slot = slot;
   j->hx = hx;
   j->ht = ht;
   LU_LCHECK(L, lu_cl_hold(), "async.train_step");

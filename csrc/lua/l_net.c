@@ -219,6 +219,29 @@ static int m_train_step(lua_State *L) {
   return 2;
 }
 
+/* net:stage(x, target) -> slot: the batch's upload queued on the transfer queue (lu_unet_stage). */
+static int m_stage(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  lu_tensor *x = lu_lua_check_tensor(L, 2), *t = lu_lua_check_tensor(L, 3);
+  int slot;
+  LU_LCHECK(L, lu_unet_stage(n, x, t, &slot), "net:stage");
+  lua_pushinteger(L, slot);
+  return 1;
+}
+
+/* net:train_step_staged(slot, opts) -> loss, grad_norm: net:train_step on a staged batch. */
+static int m_train_step_staged(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  int slot = (int)luaL_checkinteger(L, 2);
+  lu_train_opts o;
+  lu_lua_train_opts(L, 3, &o);
+  lu_train_result r;
+  LU_LCHECK(L, lu_unet_train_step_staged(n, slot, &o, &r), "net:train_step_staged");
+  lua_pushnumber(L, r.loss);
+  lua_pushnumber(L, r.grad_norm);
+  return 2;
+}
+
 /* (net, x, target, opts) -> loss through fn: net:loss and net:train_grad take the same arguments. */
 typedef lu_status (*loss_fn)(lu_unet *, const lu_tensor *, const lu_tensor *, const lu_train_opts *, double *);
 static int push_loss_of(lua_State *L, loss_fn fn, const char *what) {
@@ -387,7 +410,7 @@ static const luaL_Reg methods[] = {
   {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step},
   {"train_grad", m_train_grad}, {"train_update", m_train_update},
   {"set_scaler", m_set_scaler}, {"scaler", m_scaler}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
-  {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
+  {"stage", m_stage}, {"train_step_staged", m_train_step_staged}, {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
   {"load", m_load}, {"free", m_gc}, {NULL, NULL}};
 
 int lu_open_net(lua_State *L) {

@@ -289,6 +289,7 @@ void lu_unet_free(lu_unet *n) {
     clReleaseEvent(n->loss_evt);
   }
   lu_tensor_free(n->loss_acc);
+  lu_stager_free(n->stager);
   for (int s = 0; s < LU_UNET_MAX_STAGES; s++) {
     free(n->enc[s].cnr);
     free(n->enc[s].blk);

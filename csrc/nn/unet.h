@@ -113,6 +113,11 @@ typedef struct lu_train_opts {
 typedef struct lu_train_result { double loss, grad_norm; } lu_train_result;
 lu_status lu_unet_train_step(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
                              lu_train_result *res);
+/* Double-buffered batch upload (cl/staging.h): x and target (host tensors) go to the next of two device slots
+ * on a transfer queue, overlapping the step now running; the staged step then waits for the transfer on the
+ * device. Results are those of lu_unet_train_step on the same batch. */
+lu_status lu_unet_stage(lu_unet *n, const lu_tensor *x, const lu_tensor *target, int *slot);
+lu_status lu_unet_train_step_staged(lu_unet *n, int slot, const lu_train_opts *o, lu_train_result *res);
 /* The two halves of lu_unet_train_step, for data-parallel training (an allreduce of the gradient
  * buffer between them): train_grad is the loss, zeroed gradients and backward; train_update the
  * clipping of the (averaged) gradients and the SGD update. grad then update is bit-identical to

@@ -510,6 +510,22 @@ lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *ta
   return loss_wait(n, loss);
 }
 
+lu_status lu_unet_stage(lu_unet *n, const lu_tensor *x, const lu_tensor *target, int *slot) {
+  if (!n->dev) return lu_fail(LU_ESTATE, "unet: stage on a network without a device");
+  if (!n->stager) LU_TRY(lu_stager_new(n->dev, &n->stager));
+  const lu_tensor *h[2] = {x, target};
+  return lu_stager_put(n->stager, 2, h, slot);
+}
+
+lu_status lu_unet_train_step_staged(lu_unet *n, int slot, const lu_train_opts *o, lu_train_result *res) {
+  if (!n->stager) return lu_fail(LU_ESTATE, "unet: train step on staged slot %d before any stage()", slot);
+  lu_tensor *d[2];
+  LU_TRY(lu_stager_acquire(n->stager, slot, 2, d));
+  lu_status st = lu_unet_train_step(n, d[0], d[1], o, res);
+  lu_status rs = lu_stager_release(n->stager, slot); /* also after a failed step: the slot's reads are queued */
+  return st != LU_OK ? st : rs;
+}
+
 lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg) {
   if (!n->dev) return lu_fail(LU_ESTATE, "unet: set_scaler on a network without a device");
   LU_TRY(amp_sync(n));

@@ -3,6 +3,7 @@
 #define LU_UNET_PRIV_H
 
 #include "nn/unet.h"
+#include "cl/staging.h"
 #include "ops/amp.h"
 #include "ops/conv.h"
 #include "ops/nn.h"
@@ -91,6 +92,7 @@ struct lu_unet {
   /* the step's loss, summed over the deep-supervision outputs on the device (loss_finish); loss_host
    * receives it by a non-blocking read that loss_evt completes, waited for after the step is queued */
   lu_tensor *loss_acc;
+  struct lu_stager *stager; /* double-buffered batch uploads (cl/staging.h), created by the first stage() */
   float loss_host;
   cl_event loss_evt;
 };

@@ -467,7 +467,7 @@ local function start_step(net, batch, prefetch)
   local c = net.core
   if prefetch and core.async and type(net.train_opts) == "function" and type(c) == "userdata" and
       getmetatable(c) == debug.getregistry()["lunet.Net"] and net.cfg and net.cfg.device then
-    local job = core.async.train_step(c, batch.data, batch.target, net:train_opts(batch))
+    local job = core.async.train_step(c, batch.data, batch.target, net:train_opts(batch), batch.slot)
     return function()
       local l, _, secs = job:wait()
       return l, secs
@@ -1103,6 +1103,20 @@ local function interrupted(st, phase)
   return sig
 end
 
+--- Whether batches are staged (net:stage): on GPUs, where the upload crosses a bus; LUNET_STAGING=1 forces it
+--- (the specs on PoCL), 0 turns it off. Only a lunet.net with a device stages.
+local function staging_wanted(net)
+  local env = os.getenv("LUNET_STAGING")
+  if env == "0" then return false end
+  local c = net.core
+  if type(c) ~= "userdata" or getmetatable(c) ~= debug.getregistry()["lunet.Net"] or not (net.cfg and net.cfg.device) then
+    return false
+  end
+  if env == "1" then return true end
+  local d = core.devices()[c:device() + 1]
+  return d ~= nil and d.type == "gpu"
+end
+
 --- The epoch's training steps from st.iter on (nnUNetTrainer.train_step). Returns the training wall time and the
 --- part of it no step ran in; or nil, nil and the signal number when a signal stopped it.
 local function train_iterations(st, lr, prefetch)
@@ -1113,6 +1127,11 @@ local function train_iterations(st, lr, prefetch)
   -- batch k+1 is prepared while the device runs step k (prefetch); a prepared batch that a signal
   -- leaves unused is given back to the loader, so checkpoints keep the counter of the next unused batch
   local pending = nil
+  local stage = prefetch and staging_wanted(st.net)
+  if stage and not st.staging_noted then
+    st.staging_noted = true
+    st.logger:print("Batch uploads are staged on a transfer queue, two batches deep (LUNET_STAGING=0 turns it off)")
+  end
   local function prepare()
     local x, y = to_net(st.loader:next_batch(), st.dim, target_dtype(st.info))
     return x, y
@@ -1123,9 +1142,10 @@ local function train_iterations(st, lr, prefetch)
       local sig = interrupted(st, "training")
       if sig then return nil, nil, sig end
     end
-    local x, y
-    if pending then x, y = pending[1], pending[2]; pending = nil else x, y = prepare() end
-    local batch = { data = x, target = y, lr = lr, ignore_label = st.info.ignore_label, regions = st.regions }
+    local x, y, slot
+    if pending then x, y, slot = pending[1], pending[2], pending.slot; pending = nil else x, y = prepare() end
+    local batch = { data = x, target = y, lr = lr, ignore_label = st.info.ignore_label, regions = st.regions,
+                    slot = slot }
     local wait
     if dist.size() > 1 then
       local finish_step = dist_step(st.net, batch, prefetch)
@@ -1137,7 +1157,11 @@ local function train_iterations(st, lr, prefetch)
     else
       wait = start_step(st.net, batch, prefetch)
     end
-    if prefetch and st.iter + 1 < I then pending = { prepare() } end
+    if prefetch and st.iter + 1 < I then
+      local px, py = prepare()
+      -- on a GPU the next batch's upload overlaps this step too (double-buffered staging, cl/staging.h)
+      pending = { px, py, slot = (stage and dist.size() == 1) and st.net.core:stage(px, py) or nil }
+    end
     local l, secs = wait()
     t_step = t_step + secs
     if l ~= l or l == math.huge or l == -math.huge then
