@@ -71,11 +71,12 @@ void lu_stager_free(lu_stager *s) {
   free(s);
 }
 
-/* b fits host's dtype and shape: (re)allocated when either changed. */
-static lu_status fit(lu_stager *s, stage_buf *b, const lu_tensor *h) {
+/* b fits host's dtype and shape: (re)allocated when either changed (*fresh set). */
+static lu_status fit(lu_stager *s, stage_buf *b, const lu_tensor *h, int *fresh) {
   if (b->dev && b->dev->dtype == h->dtype && b->dev->ndim == h->ndim &&
       memcmp(b->dev->shape, h->shape, sizeof(int64_t) * (size_t)h->ndim) == 0)
     return LU_OK;
+  *fresh = 1;
   if (b->dev) { lu_tensor_free(b->dev); b->dev = NULL; }
   LU_TRY(lu_tensor_new_device(&b->dev, s->dev, h->dtype, h->ndim, h->shape));
   if (b->cap < h->bytes) {
@@ -114,22 +115,38 @@ lu_status lu_stager_put(lu_stager *s, int n, const lu_tensor *const *host, int *
     drop_event(&sl->written);
     if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (waiting for an earlier batch transfer)", lu_cl_errname(e));
   }
-  for (int i = 0; i < n; i++) LU_TRY(fit(s, &sl->b[i], host[i]));
+  int fresh = 0;
+  for (int i = 0; i < n; i++) LU_TRY(fit(s, &sl->b[i], host[i], &fresh));
   sl->n = n;
+  /* A new device buffer comes from the pool, which may hand out memory that commands already queued on the
+   * compute queue still use (the pool relies on that queue's order). The transfer queue is not in that order:
+   * its first write into new buffers waits for a marker behind everything queued so far. */
+  cl_event wait[2];
+  cl_uint nwait = 0;
+  if (sl->released) wait[nwait++] = sl->released;
+  cl_event marker = NULL;
+  if (fresh) {
+    cl_int e = clEnqueueMarkerWithWaitList(s->dev->queue, 0, NULL, &marker);
+    if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (ordering a new staging buffer)", lu_cl_errname(e));
+    clFlush(s->dev->queue);
+    wait[nwait++] = marker;
+  }
   cl_event last = NULL;
   for (int i = 0; i < n; i++) {
     stage_buf *b = &sl->b[i];
     memcpy(b->map, host[i]->host, host[i]->bytes);
     cl_event ev;
-    cl_int e = clEnqueueWriteBuffer(s->xfer, (cl_mem)b->dev->buf, CL_FALSE, 0, host[i]->bytes, b->map,
-                                    sl->released ? 1 : 0, sl->released ? &sl->released : NULL, &ev);
+    cl_int e = clEnqueueWriteBuffer(s->xfer, (cl_mem)b->dev->buf, CL_FALSE, 0, host[i]->bytes, b->map, nwait,
+                                    nwait ? wait : NULL, &ev);
     if (e != CL_SUCCESS) {
       drop_event(&last);
+      drop_event(&marker);
       return lu_fail(LU_ECL, "%s (queueing a batch transfer)", lu_cl_errname(e));
     }
     drop_event(&last);
     last = ev; /* the transfer queue is in order: the last write's event covers all of them */
   }
+  drop_event(&marker);
   drop_event(&sl->released);
   sl->written = last;
   clFlush(s->xfer);
