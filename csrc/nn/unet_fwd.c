@@ -384,26 +384,25 @@ static lu_status ensure_amp(lu_unet *n) {
   return lu_unet_set_scaler(n, &c);
 }
 
-/* Waits for the last update's readback of the scaler state (if one is pending). */
-static lu_status amp_sync(lu_unet *n) {
-  if (!n->amp_evt) return LU_OK;
-  lu_note_host_wait("grad scaler state");
-  cl_int e = clWaitForEvents(1, &n->amp_evt);
-  clReleaseEvent(n->amp_evt);
-  n->amp_evt = NULL;
-  if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (reading the grad scaler state)", lu_cl_errname(e));
+/* Waits for a pending non-blocking readback (its event, if any) and forgets the event; what names the value. */
+static lu_status wait_readback(cl_event *evt, const char *what) {
+  if (!*evt) return LU_OK;
+  lu_note_host_wait(what);
+  cl_int e = clWaitForEvents(1, evt);
+  clReleaseEvent(*evt);
+  *evt = NULL;
+  if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (reading the %s)", lu_cl_errname(e), what);
   return LU_OK;
 }
 
+/* Waits for the last update's readback of the scaler state (if one is pending). */
+static lu_status amp_sync(lu_unet *n) { return wait_readback(&n->amp_evt, "grad scaler state"); }
+
 /* Waits for the loss readback that loss_all queued (if one is pending) and returns its value. */
 static lu_status loss_wait(lu_unet *n, double *loss) {
-  if (!n->loss_evt) return LU_OK;
-  lu_note_host_wait("loss value");
-  cl_int e = clWaitForEvents(1, &n->loss_evt);
-  clReleaseEvent(n->loss_evt);
-  n->loss_evt = NULL;
-  if (e != CL_SUCCESS) return lu_fail(LU_ECL, "%s (reading the loss)", lu_cl_errname(e));
-  if (loss) *loss = (double)n->loss_host;
+  int pending = n->loss_evt != NULL;
+  LU_TRY(wait_readback(&n->loss_evt, "loss value"));
+  if (pending && loss) *loss = (double)n->loss_host;
   return LU_OK;
 }
 
