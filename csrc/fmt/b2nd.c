@@ -312,6 +312,7 @@ static lu_status decode_chunk(const char *path, const uint8_t *c, size_t avail, 
     return lu_fail(LU_EUNSUPPORTED, "%s: b2nd: %s: codec %s is not supported (ZSTD, LZ4, BloscLZ, zlib are)", path, where, codec_name(codec));
   if (dn == 0) return LU_OK;
   if (blocksize == 0 || ts == 0) return BAD(path, "%s: chunk has a block size of 0 or items of 0 bytes", where);
+  if (blocksize > dn) return BAD(path, "%s: block size %zu exceeds the chunk's %zu bytes", where, blocksize, dn);
   size_t nblocks = (dn + blocksize - 1) / blocksize;
   if (nblocks > (cbytes - hl) / 4) return BAD(path, "%s: %zu block offsets do not fit in a chunk of %zu bytes", where, nblocks, cbytes);
   if (*tmpn < 2 * blocksize) {
@@ -481,7 +482,9 @@ static lu_status parse_header(const b2file *f, b2meta *h) {
   return parse_b2nd_meta(f, (size_t)moff, (size_t)h->header_len, h);
 }
 
-lu_status lu_b2nd_read(const char *path, lu_tensor **out) {
+lu_status lu_b2nd_read(const char *path, lu_tensor **out) { return lu_b2nd_read_max(path, 0, out); }
+
+lu_status lu_b2nd_read_max(const char *path, size_t max_bytes, lu_tensor **out) {
   *out = NULL;
   b2file f = {path, NULL, 0};
   b2meta h;
@@ -523,6 +526,14 @@ lu_status lu_b2nd_read(const char *path, lu_tensor **out) {
     chunk_el *= ext[i];
   }
   size_t cbytes_need = (size_t)chunk_el * isz;
+  if (max_bytes) { /* before anything is allocated; special chunks let a tiny file declare any size */
+    uint64_t total = isz;
+    for (int i = 0; i < nd && total <= max_bytes; i++) total = h.shape[i] ? total * (uint64_t)h.shape[i] : 0;
+    if (total > max_bytes || cbytes_need > max_bytes) {
+      st = lu_fail(LU_EUNSUPPORTED, "%s: b2nd: the array or its chunks exceed the limit of %zu bytes", path, max_bytes);
+      goto done;
+    }
+  }
   if (nchunks && h.chunksize != (int64_t)cbytes_need) {
     st = BAD(path, "frame chunks are %" PRId64 " bytes, chunkshape and blockshape give %zu", h.chunksize, cbytes_need);
     goto done;

@@ -17,5 +17,8 @@
 
 /* The whole array as a new host tensor (numpy dtype mapped to lu_dtype; '|b1' reads as u8). */
 lu_status lu_b2nd_read(const char *path, lu_tensor **out);
+/* The same, refusing (before allocating) an array or a chunk larger than max_bytes (0: no limit), since
+ * special chunks let a file of a few hundred bytes declare any size (the fuzz harness uses it). */
+lu_status lu_b2nd_read_max(const char *path, size_t max_bytes, lu_tensor **out);
 
 #endif
