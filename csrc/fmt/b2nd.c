@@ -534,7 +534,7 @@ lu_status lu_b2nd_read_max(const char *path, size_t max_bytes, lu_tensor **out) 
       goto done;
     }
   }
-  if (nchunks && h.chunksize != (int64_t)cbytes_need) {
+  if (nchunks && h.chunksize != 0 && h.chunksize != (int64_t)cbytes_need) { /* 0: chunks of varying size */
     st = BAD(path, "frame chunks are %" PRId64 " bytes, chunkshape and blockshape give %zu", h.chunksize, cbytes_need);
     goto done;
   }
