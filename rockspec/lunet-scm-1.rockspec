@@ -36,6 +36,7 @@ external_dependencies = {
   TIFF = { library = "tiff" }, -- Debian keeps tiffio.h under include/<triplet>
   PNG = { header = "png.h" },
   ZSTD = { header = "zstd.h" },
+  LZ4 = { header = "lz4.h" },
   NIFTI2 = { header = "nifti/nifti2_io.h" },
   ZLIB = { header = "zlib.h" },
 }

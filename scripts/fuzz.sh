@@ -2,19 +2,20 @@
 # Builds and runs the libFuzzer harnesses in csrc/fuzz/ (clang, ASan + UBSan), each for FUZZ_SECONDS
 # (default 60), starting from the seed corpora in spec/fixtures/fuzz/<target>/. New corpus entries go
 # to build-fuzz/corpus/<target>/ (the committed seeds are not modified); crashes to build-fuzz/.
-# Usage: scripts/fuzz.sh [target...]   (targets: nifti tiff png npy store json pickle zip; default all)
+# Usage: scripts/fuzz.sh [target...]   (targets: nifti tiff png npy store json pickle zip b2nd; default all)
 #   nifti, tiff, png: the image readers (img/), through lu_image_read and a write/read round trip
 #   npy:   img/npz.c's lu_npy_read and lu_npz_read (every input read both ways)
 #   store: data/store.c's lu_store_valid, lu_store_open, lu_store_read_patch (.lcs case files)
 #   json:  lua/lunet/util/json.lua's decode (and lua-cjson's) in an embedded Lua 5.4
 #   pickle, zip: fmt/pickle.c's restricted unpickler; fmt/zip.c and the torch.save loader (fmt/torch.c)
+#   b2nd:  fmt/b2nd.c's lu_b2nd_read (nnunetv2's Blosc2 .b2nd arrays)
 set -eu
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$ROOT/build-fuzz"
 SECS="${FUZZ_SECONDS:-60}"
 CC="${FUZZ_CC:-clang}"
 mkdir -p "$OUT"
-TARGETS="${*:-nifti tiff png npy store json pickle zip}"
+TARGETS="${*:-nifti tiff png npy store json pickle zip b2nd}"
 CORE="$ROOT/csrc/tensor.c $ROOT/csrc/core/status.c $ROOT/csrc/core/atomic_file.c $ROOT/csrc/core/env.c \
 $ROOT/csrc/fuzz/stubs.c"
 IMG="$ROOT/csrc/img/image.c $ROOT/csrc/img/nifti.c $ROOT/csrc/img/tiff.c $ROOT/csrc/img/png.c"
@@ -27,7 +28,8 @@ for t in $TARGETS; do
     pickle|zip) srcs="$ROOT/csrc/fmt/zip.c $ROOT/csrc/fmt/pickle.c $ROOT/csrc/fmt/torch.c $CORE"; libs="-lz" ;;
     store) srcs="$IMG $ROOT/csrc/data/store.c $ROOT/csrc/core/threads.c $CORE"; libs="$IMG_LIBS -lzstd -lpthread" ;;
     json) srcs=""; libs="-llua5.4 -DLU_ROOT=\"$ROOT\"" ;;
-    *) echo "fuzz: unknown target '$t' (nifti tiff png npy store json pickle zip)" >&2; exit 2 ;;
+    b2nd) srcs="$IMG $ROOT/csrc/fmt/b2nd.c $CORE"; libs="$IMG_LIBS -lzstd -llz4" ;;
+    *) echo "fuzz: unknown target '$t' (nifti tiff png npy store json pickle zip b2nd)" >&2; exit 2 ;;
   esac
   bin="$OUT/fuzz_$t"
   echo "fuzz: building $bin"

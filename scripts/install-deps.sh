@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config lua5.4 liblua5.4-dev lua-busted lua-cjson
 ocl-icd-opencl-dev ocl-icd-libopencl1 pocl-opencl-icd clinfo libclblast-dev clblast-utils
-libtiff-dev libzstd-dev libnifti2-dev zlib1g-dev libpng-dev mricron-data luarocks lua-filesystem lua-argparse
+libtiff-dev libzstd-dev liblz4-dev libnifti2-dev zlib1g-dev libpng-dev mricron-data luarocks lua-filesystem lua-argparse
 libopenmpi-dev openmpi-bin curl"
 [ -n "${LUNET_EXTRA_PKGS:-}" ] && PKGS="$PKGS $LUNET_EXTRA_PKGS"
 missing=""

@@ -142,6 +142,43 @@ describe("cascade", function()
         assert.are.equal(want:bytes(), seg:bytes())
       end)
     end
+
+    -- nnunetv2's default (Blosc2) dataset writes predicted_next_stage/<cfg>/<case>.b2nd: export_prediction's
+    -- nnUNetDatasetBlosc2.save_seg with chunks from comp_blosc2_params (spec/fixtures/b2nd/, next_stage_seg)
+    it("reads nnunetv2's <case>.b2nd when the folder has no .npz or .npy of the case", function()
+      local paths = lunet.util.paths
+      local dir = os.tmpname()
+      os.remove(dir)
+      paths.mkdirs(dir)
+      local f = assert(io.open("spec/fixtures/b2nd/next_stage_seg.b2nd", "rb"))
+      local bytes = f:read("a")
+      f:close()
+      f = assert(io.open(dir .. "/case_000.b2nd", "wb"))
+      f:write(bytes)
+      f:close()
+      cascade.check_folder(dir, { "case_000" }, "3d_cascade_fullres", "3d_lowres") -- no error
+      local file = cascade.seg_file(dir, "case_000")
+      assert.are.equal(dir .. "/case_000.b2nd", file)
+      local seg = cascade.read_seg(file)
+      local want = npy("spec/fixtures/b2nd/next_stage_seg.npy")
+      assert.are.equal("i16", seg.dtype)
+      assert.are.same({ 1, 20, 24, 18 }, seg.shape)
+      assert.are.equal(want:astype("i16"):bytes(), seg:bytes())
+      -- a Lunet-written .npz of the case is preferred
+      cascade.write_seg(dir .. "/case_000.npz", core.zeros({ 20, 24, 18 }, "u8"))
+      assert.are.equal(dir .. "/case_000.npz", cascade.seg_file(dir, "case_000"))
+      -- a corrupt .b2nd names the file
+      os.remove(dir .. "/case_000.npz")
+      f = assert(io.open(dir .. "/case_000.b2nd", "wb"))
+      f:write(bytes:sub(1, 300))
+      f:close()
+      local ok, err = pcall(cascade.read_seg, file)
+      assert.is_false(ok)
+      assert.matches(file .. ": cannot read the previous stage's segmentation: ", err, 1, true)
+      assert.matches("(truncated)", err, 1, true)
+      os.remove(dir .. "/case_000.b2nd")
+      os.remove(dir)
+    end)
   end)
 
   describe("end to end", function()

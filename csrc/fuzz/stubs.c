@@ -5,3 +5,4 @@ __attribute__((weak)) int lu_buffer_alloc(void) { return 1; }
 __attribute__((weak)) int lu_buffer_alloc_for(void) { return 1; }
 __attribute__((weak)) void lu_buffer_release(void) {}
 __attribute__((weak)) const char *lu_cl_errname(void) { return "no device in fuzz build"; }
+__attribute__((weak)) void lu_note_host_wait(void) {}

@@ -43,10 +43,15 @@ function M.write_seg(path, seg)
   core.npz.write(path, { seg = seg }, { level = 1 })
 end
 
---- The previous stage's segmentation of a case as (1, Z, Y, X) i16: <file>.npz ("seg") or <file>.npy.
+--- The previous stage's segmentation of a case as (1, Z, Y, X) i16: <file>.npz ("seg"), <file>.npy or <file>.b2nd
+--- (nnunetv2's default Blosc2 dataset: nnUNetDatasetBlosc2.save_seg).
 function M.read_seg(path)
   local t
   if path:match("%.npy$") then t = core.npz.read_npy(path)
+  elseif path:match("%.b2nd$") then
+    local ok, r = pcall(core.b2nd.read, path)
+    if not ok then error(("%s: cannot read the previous stage's segmentation: %s"):format(path, tostring(r)), 0) end
+    t = r
   else
     local ok, arrays = pcall(core.npz.read, path)
     if not ok then error(("%s: cannot read the previous stage's segmentation: %s"):format(path, tostring(arrays)), 0) end
@@ -61,9 +66,9 @@ function M.read_seg(path)
   return i16:reshape({ 1, s[1], s[2], s[3] })
 end
 
---- The file of a case in the previous stage's folder (.npz, else .npy), or nil.
+--- The file of a case in the previous stage's folder (.npz, else .npy, else nnunetv2's default .b2nd), or nil.
 function M.seg_file(folder, id)
-  for _, ext in ipairs({ ".npz", ".npy" }) do
+  for _, ext in ipairs({ ".npz", ".npy", ".b2nd" }) do
     local p = paths.join(folder, id .. ext)
     if paths.isfile(p) then return p end
   end
@@ -80,11 +85,6 @@ function M.check_folder(folder, ids, cfg_name, prev_name)
   end
   for _, id in ipairs(ids) do
     if not M.seg_file(folder, id) then
-      local b2nd = paths.join(folder, id .. ".b2nd")
-      if paths.isfile(b2nd) then
-        error(("%s: %s is nnunetv2's Blosc2 file, which Lunet cannot read: rerun %s's final validation with Lunet " ..
-          "(lunet train ... %s FOLD --val-only) to write %s.npz"):format(cfg_name, b2nd, prev_name, prev_name, id), 0)
-      end
       error(("%s: the previous stage's prediction of case '%s' is missing (%s): %s"):format(cfg_name, id,
         paths.join(folder, id .. ".npz"), how), 0)
     end

@@ -663,8 +663,8 @@ end
 
 --- nnUNetTrainer.perform_actual_validation's export for the next stages: the logits resampled to the next stage's
 --- preprocessed shape, argmax, <model>/predicted_next_stage/<next>/<case>.npz ("seg", as nnUNetDatasetNumpy.save_seg;
---- nnU-Net's default Blosc2 dataset writes .b2nd, which Lunet does not read or write). A next stage whose case is
---- not preprocessed is skipped with nnU-Net's log line.
+--- nnU-Net's default Blosc2 dataset writes .b2nd, which Lunet reads (lunet.cascade.read_seg) but does not write).
+--- A next stage whose case is not preprocessed is skipped with nnU-Net's log line.
 local function write_next_stages(st, next_stages, id, logits, props)
   if #next_stages == 0 then return end
   local store = require "lunet.io.store"
