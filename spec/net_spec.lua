@@ -162,6 +162,45 @@ describe("checkpoints", function()
     assert.are.equal(a.core:flat(2), b.core:flat(2))
   end)
 
+  it("prediction never makes the gradient and momentum buffers; training makes them on first use", function()
+    local a = tiny("tiny3d", { seed = 3 })
+    local pbytes = a.core:flat_floats() * 4
+    assert.are.equal(pbytes, a.core:flat_bytes()) -- parameters only
+    a:forward(x)
+    assert.are.equal(pbytes, a.core:flat_bytes())
+    -- a save before any training writes zero momentum, as the zero-filled buffer did, and makes nothing
+    local path0 = tmpdir .. "/untrained.pth"
+    a:save(path0, { epoch = 0 })
+    assert.are.equal(pbytes, a.core:flat_bytes())
+    assert.are.equal(string.rep("\0", pbytes), a.core:flat(2))
+    -- a trained checkpoint loaded for prediction (momentum = false) leaves the buffer unmade
+    local t = tiny("tiny3d", { seed = 3 })
+    t:train_step { data = x, target = seg }
+    assert.are.equal(3 * pbytes, t.core:flat_bytes())
+    local path1 = tmpdir .. "/trained.pth"
+    t:save(path1, { epoch = 1 })
+    local p = tiny("tiny3d", { init = false })
+    p:load(path1, { momentum = false })
+    assert.are.equal(pbytes, p.core:flat_bytes())
+    assert.are.equal(t.core:flat(0), p.core:flat(0))
+    p:forward(x)
+    assert.are.equal(pbytes, p.core:flat_bytes())
+    -- training after inference (buffers made lazily then) is bit-identical to training from the start
+    local l1 = a:train_step { data = x, target = seg }
+    assert.are.equal(3 * pbytes, a.core:flat_bytes())
+    local l2 = a:train_step { data = x, target = seg }
+    local b = tiny("tiny3d", { seed = 3 })
+    assert.are.equal(l1, b:train_step { data = x, target = seg })
+    assert.are.equal(l2, b:train_step { data = x, target = seg })
+    assert.are.equal(b.core:flat(0), a.core:flat(0))
+    assert.are.equal(b.core:flat(2), a.core:flat(2))
+    -- loading with momentum (resume) makes the buffer and restores it
+    local r = tiny("tiny3d", { init = false })
+    r:load(path1)
+    assert.are.equal(2 * pbytes, r.core:flat_bytes())
+    assert.are.equal(t.core:flat(2), r.core:flat(2))
+  end)
+
   it("refuses a checkpoint of another plan with a clear message", function()
     local n = tiny("tiny2d")
     local ok, err = pcall(n.load, n, F .. "tiny3d_init.pth")

@@ -342,6 +342,7 @@ lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
     return lu_fail(LU_ESTATE, "unet backward: no training forward to go back through (forward with train = true)");
   if (n_dout != n->n_out)
     return lu_fail(LU_EARG, "unet backward: %d output gradients for %d outputs", n_dout, n->n_out);
+  LU_TRY(lu_unet_ensure_flat(n, 1));
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages;
   reset_written(n);
@@ -449,6 +450,8 @@ lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, 
 lu_status lu_unet_train_grad(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
                              double *loss) {
   LU_TRY(ensure_amp(n)); /* before the first plan's buffers, so the pool sees the same requests every step */
+  LU_TRY(lu_unet_ensure_flat(n, 1)); /* likewise the gradient and momentum buffers, made on the first step */
+  LU_TRY(lu_unet_ensure_flat(n, 2));
   LU_TRY(loss_all(n, x, target, o, 1, loss));
   lu_tensor *dout[LU_UNET_MAX_STAGES];
   for (int i = 0; i < n->n_out; i++) {
@@ -479,6 +482,8 @@ lu_status lu_unet_scaler_stats(lu_unet *n, lu_amp_stats *s) {
 lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_norm) {
   if (!n->n_out) return lu_fail(LU_EARG, "unet: train_update before a training forward");
   LU_TRY(ensure_amp(n));
+  LU_TRY(lu_unet_ensure_flat(n, 1));
+  LU_TRY(lu_unet_ensure_flat(n, 2));
   /* norm, inf/NaN check, clip coefficient and the scaler's update stay on the device: the SGD kernels read
    * the factor and found_inf from n->amp, so no host round trip separates backward and update */
   LU_TRY(lu_amp_unscale_clip(n->flat[1], n->amp, (float)o->grad_clip));
