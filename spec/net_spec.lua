@@ -103,6 +103,29 @@ describe("net vs PyTorch with identical weights", function()
         end
       end)
 
+      it("inference (shared buffers; batch 1: upsampling straight into the concatenation) equals training's forward",
+        function()
+        local net = tiny(name)
+        net:load(F .. name .. "_init.pth")
+        local xs = x:flat()
+        local half = {}
+        for i = 1, #xs // 2 do half[i] = xs[i] end
+        local sh = { table.unpack(x.shape) }
+        sh[1] = 1
+        local x1 = lunet.tensor(half, { shape = sh, dtype = "f32" })
+        for _, xb in ipairs { x1, x } do
+          local tr = net:forward(xb, { train = true, deep_supervision = true })
+          local inf = net:forward(xb, { deep_supervision = true })
+          for i = 1, #tr do assert.are.same(tr[i]:flat(), inf[i]:flat()) end
+        end
+        -- an inference plan holds far less than the sum of its activations: buffers are reused
+        net:forward(x1)
+        local planned = net.core:activation_bytes()
+        net:forward(x1, { train = true })
+        assert.is_true(planned < 0.25 * net.core:activation_bytes(),
+          ("inference %d bytes, training %d"):format(planned, net.core:activation_bytes()))
+      end)
+
       it("loss within 1e-5 and parameters and momentum after one and two SGD steps within 1e-5", function()
         local net = tiny(name)
         net:load(F .. name .. "_init.pth")
