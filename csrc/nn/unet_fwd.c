@@ -22,7 +22,7 @@ static lu_status own(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape) 
 static lu_status node_alloc(lu_unet *n, node *x, int ndim, const int64_t *shape, int grad) {
   x->v = x->g = NULL;
   x->written = 0;
-  x->slot = -1;
+  x->slot = x->gslot = -1;
   LU_TRY(own(n, &x->v, ndim, shape));
   if (grad) LU_TRY(own(n, &x->g, ndim, shape));
   return LU_OK;
@@ -48,10 +48,10 @@ static lu_status view_new(lu_unet *n, lu_tensor **t, int ndim, const int64_t *sh
   return LU_OK;
 }
 
-/* An inference activation in a free slot: the smallest free one that holds it, else the largest free
- * one (grown), else a new one. Reuse is safe because plan() visits layers in the order the in-order
- * queue runs them: a slot is freed only after its last reader was planned. */
-static lu_status slot_node(lu_unet *n, node *x, int ndim, const int64_t *shape) {
+/* A view of ndim/shape in a free slot: the smallest free one that holds it, else the largest free one
+ * (grown), else a new one. Reuse is safe because the plan visits layers in the order the in-order queue
+ * runs them: a slot is freed only after its last reader was planned. */
+static lu_status slot_view(lu_unet *n, lu_tensor **t, int *slot, int ndim, const int64_t *shape) {
   size_t bytes = sizeof(float);
   for (int i = 0; i < ndim; i++) bytes *= (size_t)shape[i];
   int fit = -1, big = -1;
@@ -62,15 +62,21 @@ static lu_status slot_node(lu_unet *n, node *x, int ndim, const int64_t *shape) 
   }
   int s = fit >= 0 ? fit : big;
   if (s < 0) {
-    if (n->nslots >= LU_UNET_MAX_SLOTS) return lu_fail(LU_EARG, "unet: too many activation slots");
+    if (n->nslots >= LU_UNET_MAX_SLOTS) return lu_fail(LU_EARG, "unet: too many shared activation buffers");
     s = n->nslots++;
     n->slot_bytes[s] = 0;
   }
   n->slot_busy[s] = 1;
+  *slot = s;
+  return view_new(n, t, ndim, shape, s);
+}
+
+/* An inference activation in a slot (no gradient). */
+static lu_status slot_node(lu_unet *n, node *x, int ndim, const int64_t *shape) {
   x->g = NULL;
   x->written = 0;
-  x->slot = s;
-  return view_new(n, &x->v, ndim, shape, s);
+  x->gslot = -1;
+  return slot_view(n, &x->v, &x->slot, ndim, shape);
 }
 
 /* The last reader of x is planned: its slot may hold later activations (no-op for owned buffers). */
@@ -117,7 +123,7 @@ static lu_status plan_cnr(lu_unet *n, cnr_l *b, node *in, int train) {
   int nd = in->v->ndim;
   if (train) LU_TRY(node_alloc(n, &b->y, nd, ys, 0));
   if (train)
-    LU_TRY(node_alloc(n, &b->out, nd, ys, 1));
+    LU_TRY(node_alloc(n, &b->out, nd, ys, 0)); /* its gradient: gplan */
   else
     LU_TRY(slot_node(n, &b->out, nd, ys));
   if (train) {
@@ -131,9 +137,64 @@ static lu_status plan_cnr(lu_unet *n, cnr_l *b, node *in, int train) {
   return LU_OK;
 }
 
-/* An activation: its own buffer (and gradient) in training, a slot share in inference. */
+/* An activation: its own buffer in training (kept for backward; the gradient comes from gplan), a slot
+ * share in inference. */
 static lu_status act(lu_unet *n, node *x, int ndim, const int64_t *shape, int train) {
-  return train ? node_alloc(n, x, ndim, shape, 1) : slot_node(n, x, ndim, shape);
+  return train ? node_alloc(n, x, ndim, shape, 0) : slot_node(n, x, ndim, shape);
+}
+
+/* ------------------------------------------------------------------ gradient plan (training) */
+/* Activation gradients live from their first writer to their producer's backward only, so they share
+ * slots, planned by walking lu_unet_backward's order: gtake where a step writes x->g (x->g made if not
+ * live yet; the input gets none), gdrop after the step that reads it last. Skip gradients stay from the
+ * decoder's split to their encoder stage's backward. */
+static lu_status gtake(lu_unet *n, node *x) {
+  if (x == &n->input || x->g) return LU_OK;
+  return slot_view(n, &x->g, &x->gslot, x->v->ndim, x->v->shape);
+}
+
+static void gdrop(lu_unet *n, node *x) {
+  if (x->gslot >= 0) n->slot_busy[x->gslot] = 0;
+}
+
+static lu_status gplan_cnr(lu_unet *n, cnr_l *b) { /* cnr_bwd: reads out.g, writes in->g */
+  LU_TRY(gtake(n, b->in));
+  gdrop(n, &b->out);
+  return LU_OK;
+}
+
+static lu_status gplan_res(lu_unet *n, res_l *r) { /* res_bwd, step by step */
+  LU_TRY(gtake(n, &r->c2.out));
+  LU_TRY(gtake(n, r->has_pool ? &r->pooled : r->in)); /* projection (on out.g) or copy */
+  gdrop(n, &r->out);
+  if (r->has_pool) {
+    LU_TRY(gtake(n, r->in));
+    gdrop(n, &r->pooled);
+  }
+  LU_TRY(gplan_cnr(n, &r->c2));
+  return gplan_cnr(n, &r->c1);
+}
+
+static lu_status gplan(lu_unet *n) {
+  const lu_unet_cfg *c = &n->cfg;
+  const int S = c->n_stages;
+  for (int j = S - 2; j >= 0; j--) {
+    dec_stage *d = &n->dec[j];
+    LU_TRY(gtake(n, d->out)); /* the seg head's gradient (finest stage) or the fill with 0 */
+    for (int i = d->n - 1; i >= 0; i--) LU_TRY(gplan_cnr(n, &d->cnr[i]));
+    LU_TRY(gtake(n, &d->upo));
+    LU_TRY(gtake(n, d->skip));
+    gdrop(n, &d->cat);
+    LU_TRY(gtake(n, d->below));
+    gdrop(n, &d->upo);
+  }
+  for (int s = S - 1; s >= 0; s--) {
+    enc_stage *e = &n->enc[s];
+    for (int i = e->n - 1; i >= 0; i--)
+      LU_TRY(c->kind == LU_UNET_PLAIN ? gplan_cnr(n, &e->cnr[i]) : gplan_res(n, &e->blk[i]));
+  }
+  if (c->kind == LU_UNET_RESENC) LU_TRY(gplan_cnr(n, &n->stem));
+  return LU_OK;
 }
 
 /* Drops x unless it is the input or an encoder stage output (a skip, dropped by its decoder stage). */
@@ -151,7 +212,7 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
   const int S = c->n_stages, nd = x->ndim;
   n->input.v = (lu_tensor *)x;
   n->input.g = NULL;
-  n->input.slot = -1;
+  n->input.slot = n->input.gslot = -1;
   for (int s = 0; s < LU_UNET_MAX_STAGES; s++) n->enc[s].out = NULL;
   node *cur = &n->input;
   if (c->kind == LU_UNET_RESENC) {
@@ -224,7 +285,9 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
       d->upo.slot = -1; /* part of cat's slot, dropped with cat */
       LU_TRY(view_new(n, &d->upo.v, nd, us, d->cat.slot));
     } else {
-      LU_TRY(act(n, &d->upo, nd, us, train));
+      /* the upsampled map is read by the concatenation only (its backward needs just gradients), so it
+       * is transient in training too */
+      LU_TRY(slot_node(n, &d->upo, nd, us));
       LU_TRY(act(n, &d->cat, nd, cs, train));
     }
     slot_drop(n, below);
@@ -242,7 +305,8 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
     LU_TRY(node_alloc(n, &d->sego, nd, ss, 0)); /* outputs keep their own buffers */
     below = d->out;
   }
-  if (!train) LU_TRY(slots_make(n));
+  if (train) LU_TRY(gplan(n));
+  LU_TRY(slots_make(n));
   /* Gradient scratch: as large as the largest activation; norm stats for inference. */
   size_t mx = 0;
   int64_t ms = 1;
@@ -414,10 +478,10 @@ static lu_status res_bwd(lu_unet *n, res_l *r) {
   /* skip path, consuming d */
   node *sk = r->has_pool ? &r->pooled : r->in;
   if (r->has_proj) {
-    lu_tensor save = *r->proj.out.g;
-    *r->proj.out.g = *d; /* borrow d as the projection's output gradient (it is overwritten) */
+    lu_tensor *save = r->proj.out.g; /* none: the plan gives the projection no gradient buffer */
+    r->proj.out.g = d; /* borrow d as the projection's output gradient (it is overwritten) */
     lu_status st = cnr_bwd(n, &r->proj);
-    *r->proj.out.g = save;
+    r->proj.out.g = save;
     LU_TRY(st);
   } else if (sk->g) {
     lu_tensor tmp, *dst = gt(n, sk, &tmp);

@@ -9,12 +9,12 @@
 #include "ops/ops.h"
 
 /* An activation and its gradient; `written` tracks whether g holds a value in this backward
- * (the first contribution overwrites, later ones are added). slot: the shared buffer v lives in
- * (inference plans), -1 when v owns its buffer. */
+ * (the first contribution overwrites, later ones are added). slot / gslot: the shared buffer v
+ * (inference plans) / g (training plans) lives in, -1 when none. */
 typedef struct node {
   lu_tensor *v, *g;
   int written;
-  int slot;
+  int slot, gslot;
 } node;
 
 typedef struct conv_l {
@@ -82,8 +82,9 @@ struct lu_unet {
   lu_tensor *owned[LU_UNET_MAX_OWNED];
   int nowned;
   size_t act_bytes;
-  /* inference plans: activations are shells (views[]) over shared buffers (slots) reused once their
-   * last reader has run; slot_bytes is the largest tensor a slot holds, its buffer made at the plan's end */
+  /* inference plans: activations, training plans: activation gradients are shells (views[]) over shared
+   * buffers (slots) reused once their last reader has run; slot_bytes is the largest tensor a slot holds,
+   * its buffer made at the plan's end */
   lu_tensor *views[LU_UNET_MAX_OWNED];
   int view_slot[LU_UNET_MAX_OWNED];
   int nviews, nslots;
