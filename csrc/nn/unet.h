@@ -7,7 +7,8 @@
  * every parameter is an aligned sub-buffer of it, so the gradient norm, clipping and the SGD update
  * are single passes over the whole model. The gradient and momentum buffers are made (zero-filled) on
  * first training use (zero_grad, backward, train_grad/update, writing them), never by inference. Activations are allocated once per input shape
- * (lu_unet_plan) and reused, Torch7 nn style: every module owns its outputs and gradients. */
+ * (lu_unet_plan) and reused, Torch7 nn style; buffers whose contents are dead (inference activations
+ * after their last reader, activation gradients after their producer's backward) are shared. */
 #ifndef LU_UNET_H
 #define LU_UNET_H
 
