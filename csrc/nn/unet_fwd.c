@@ -307,16 +307,23 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
   }
   if (train) LU_TRY(gplan(n));
   LU_TRY(slots_make(n));
-  /* Gradient scratch: as large as the largest activation; norm stats for inference. */
-  size_t mx = 0;
+  /* Norm stats for inference: as large as the largest N*C. */
   int64_t ms = 1;
   for (int k = 0; k < 2; k++) {
     lu_tensor **ts = k ? n->views : n->owned;
     int nt = k ? n->nviews : n->nowned;
-    for (int i = 0; i < nt; i++) {
-      if (ts[i]->bytes > mx) mx = ts[i]->bytes;
+    for (int i = 0; i < nt; i++)
       if (ts[i]->ndim >= 2 && ts[i]->shape[0] * ts[i]->shape[1] > ms) ms = ts[i]->shape[0] * ts[i]->shape[1];
-    }
+  }
+  /* Gradient scratch (second contributions, see gt): as large as the largest node with two readers, the
+   * stage outputs (skips; decoder outputs also feed a seg head) and residual block inputs, not the
+   * concatenations, which are twice a skip. */
+  size_t mx = 0;
+  for (int s = 0; s < S; s++) {
+    if (n->enc[s].out->v->bytes > mx) mx = n->enc[s].out->v->bytes;
+    if (s < S - 1 && n->dec[s].out->v->bytes > mx) mx = n->dec[s].out->v->bytes;
+    for (int i = 0; c->kind == LU_UNET_RESENC && i < n->enc[s].n; i++)
+      if (n->enc[s].blk[i].in->v->bytes > mx) mx = n->enc[s].blk[i].in->v->bytes;
   }
   int64_t fs = (int64_t)(mx / sizeof(float));
   if (train) LU_TRY(own(n, &n->scratch, 1, &fs));
@@ -432,6 +439,7 @@ lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_su
  * (then commit adds it). */
 static lu_tensor *gt(lu_unet *n, node *x, lu_tensor *tmp) {
   if (!x->written) return x->g;
+  if (x->g->bytes > n->scratch->bytes) return NULL; /* a node plan() did not size the scratch for */
   *tmp = *n->scratch;
   tmp->ndim = x->g->ndim;
   memcpy(tmp->shape, x->g->shape, sizeof tmp->shape);
@@ -456,6 +464,7 @@ static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor
     LU_TRY(lu_conv_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0));
   if (!in->g) return LU_OK;
   lu_tensor tmp, *dst = gt(n, in, &tmp);
+  if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
   if (c->transposed)
     LU_TRY(lu_convT_bwd_data(&c->d, dy, P(n, c->pw), dst));
   else
@@ -485,11 +494,13 @@ static lu_status res_bwd(lu_unet *n, res_l *r) {
     LU_TRY(st);
   } else if (sk->g) {
     lu_tensor tmp, *dst = gt(n, sk, &tmp);
+    if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
     LU_TRY(lu_copy(dst, d));
     LU_TRY(gc(sk, dst));
   }
   if (r->has_pool && r->in->g) {
     lu_tensor tmp, *dst = gt(n, r->in, &tmp);
+    if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
     lu_tensor dv = nc1_view(dst), pg = nc1_view(r->pooled.g);
     LU_TRY(lu_conv_bwd_data(&r->pool, &pg, r->pool_w, &dv));
     LU_TRY(gc(r->in, dst));
