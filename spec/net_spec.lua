@@ -103,6 +103,29 @@ describe("net vs PyTorch with identical weights", function()
         end
       end)
 
+      it("inference (shared buffers; batch 1: upsampling straight into the concatenation) equals training's forward",
+        function()
+        local net = tiny(name)
+        net:load(F .. name .. "_init.pth")
+        local xs = x:flat()
+        local half = {}
+        for i = 1, #xs // 2 do half[i] = xs[i] end
+        local sh = { table.unpack(x.shape) }
+        sh[1] = 1
+        local x1 = lunet.tensor(half, { shape = sh, dtype = "f32" })
+        for _, xb in ipairs { x1, x } do
+          local tr = net:forward(xb, { train = true, deep_supervision = true })
+          local inf = net:forward(xb, { deep_supervision = true })
+          for i = 1, #tr do assert.are.same(tr[i]:flat(), inf[i]:flat()) end
+        end
+        -- an inference plan holds far less than the sum of its activations: buffers are reused
+        net:forward(x1)
+        local planned = net.core:activation_bytes()
+        net:forward(x1, { train = true })
+        assert.is_true(planned < 0.25 * net.core:activation_bytes(),
+          ("inference %d bytes, training %d"):format(planned, net.core:activation_bytes()))
+      end)
+
       it("loss within 1e-5 and parameters and momentum after one and two SGD steps within 1e-5", function()
         local net = tiny(name)
         net:load(F .. name .. "_init.pth")
@@ -173,6 +196,45 @@ describe("checkpoints", function()
     end
     assert.are.equal(a.core:flat(0), b.core:flat(0))
     assert.are.equal(a.core:flat(2), b.core:flat(2))
+  end)
+
+  it("prediction never makes the gradient and momentum buffers; training makes them on first use", function()
+    local a = tiny("tiny3d", { seed = 3 })
+    local pbytes = a.core:flat_floats() * 4
+    assert.are.equal(pbytes, a.core:flat_bytes()) -- parameters only
+    a:forward(x)
+    assert.are.equal(pbytes, a.core:flat_bytes())
+    -- a save before any training writes zero momentum, as the zero-filled buffer did, and makes nothing
+    local path0 = tmpdir .. "/untrained.pth"
+    a:save(path0, { epoch = 0 })
+    assert.are.equal(pbytes, a.core:flat_bytes())
+    assert.are.equal(string.rep("\0", pbytes), a.core:flat(2))
+    -- a trained checkpoint loaded for prediction (momentum = false) leaves the buffer unmade
+    local t = tiny("tiny3d", { seed = 3 })
+    t:train_step { data = x, target = seg }
+    assert.are.equal(3 * pbytes, t.core:flat_bytes())
+    local path1 = tmpdir .. "/trained.pth"
+    t:save(path1, { epoch = 1 })
+    local p = tiny("tiny3d", { init = false })
+    p:load(path1, { momentum = false })
+    assert.are.equal(pbytes, p.core:flat_bytes())
+    assert.are.equal(t.core:flat(0), p.core:flat(0))
+    p:forward(x)
+    assert.are.equal(pbytes, p.core:flat_bytes())
+    -- training after inference (buffers made lazily then) is bit-identical to training from the start
+    local l1 = a:train_step { data = x, target = seg }
+    assert.are.equal(3 * pbytes, a.core:flat_bytes())
+    local l2 = a:train_step { data = x, target = seg }
+    local b = tiny("tiny3d", { seed = 3 })
+    assert.are.equal(l1, b:train_step { data = x, target = seg })
+    assert.are.equal(l2, b:train_step { data = x, target = seg })
+    assert.are.equal(b.core:flat(0), a.core:flat(0))
+    assert.are.equal(b.core:flat(2), a.core:flat(2))
+    -- loading with momentum (resume) makes the buffer and restores it
+    local r = tiny("tiny3d", { init = false })
+    r:load(path1)
+    assert.are.equal(2 * pbytes, r.core:flat_bytes())
+    assert.are.equal(t.core:flat(2), r.core:flat(2))
   end)
 
   it("refuses a checkpoint of another plan with a clear message", function()

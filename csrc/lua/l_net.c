@@ -5,8 +5,9 @@
  *   Net methods: params(), num_weights(), arch(), init(seed), device() -> index,
  *   forward(x, train, ds, keep_on_device) -> {host tensors, or device copies when keep_on_device},
  *   train_step(x, target, opts) -> loss, grad_norm; loss(x, target, opts); get(name) -> host tensor;
- *   set(name, tensor); flat(which) -> bytes; set_flat(which, bytes); activation_bytes();
- *   save(path, json); load(path)
+ *   set(name, tensor); flat(which) -> bytes; set_flat(which, bytes); flat_floats(); flat_bytes() -> device
+ *   bytes of the flat buffers made so far (grads and momentum only once training); activation_bytes();
+ *   save(path, json); load(path [, with_momentum=true])
  *   net.read_header(path) -> json, arch */
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,14 @@ static int m_arch(lua_State *L) {
 }
 static int m_activation_bytes(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lu_unet_activation_bytes(lu_lua_check_net(L, 1)));
+  return 1;
+}
+static int m_flat_floats(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lu_unet_flat_floats(lu_lua_check_net(L, 1)));
+  return 1;
+}
+static int m_flat_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lu_unet_flat_bytes(lu_lua_check_net(L, 1)));
   return 1;
 }
 static int m_device(lua_State *L) {
@@ -391,7 +400,8 @@ static int m_save(lua_State *L) {
 }
 
 static int m_load(lua_State *L) {
-  LU_LCHECK(L, lu_ckpt_load(lu_lua_check_net(L, 1), luaL_checkstring(L, 2)), "net:load");
+  int with_momentum = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
+  LU_LCHECK(L, lu_ckpt_load(lu_lua_check_net(L, 1), luaL_checkstring(L, 2), with_momentum), "net:load");
   return 0;
 }
 
@@ -410,7 +420,9 @@ static const luaL_Reg methods[] = {
   {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step},
   {"train_grad", m_train_grad}, {"train_update", m_train_update},
   {"set_scaler", m_set_scaler}, {"scaler", m_scaler}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
-  {"stage", m_stage}, {"train_step_staged", m_train_step_staged}, {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
+  {"stage", m_stage}, {"train_step_staged", m_train_step_staged},
+  {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
+  {"flat_floats", m_flat_floats}, {"flat_bytes", m_flat_bytes},
   {"load", m_load}, {"free", m_gc}, {NULL, NULL}};
 
 int lu_open_net(lua_State *L) {

@@ -99,7 +99,7 @@ lu_status lu_ckpt_read_header(const char *path, char **json, char **arch) {
   return LU_OK;
 }
 
-lu_status lu_ckpt_load(lu_unet *n, const char *path) {
+lu_status lu_ckpt_load(lu_unet *n, const char *path, int with_momentum) {
   FILE *f = NULL;
   char *arch = NULL, *json = NULL;
   uint32_t np;
@@ -131,7 +131,7 @@ lu_status lu_ckpt_load(lu_unet *n, const char *path) {
   size_t nf = lu_unet_flat_floats(n);
   float *buf = st == LU_OK ? calloc(nf ? nf : 1, sizeof(float)) : NULL;
   if (st == LU_OK && !buf) st = lu_fail(LU_ENOMEM, "%s: staging buffer", path);
-  for (int which = 0; which < 3 && st == LU_OK; which += 2) {
+  for (int which = 0; which < (with_momentum ? 3 : 1) && st == LU_OK; which += 2) {
     for (uint32_t i = 0; i < np && st == LU_OK; i++) {
       const lu_param *p = lu_unet_param(n, (int)i);
       if (!rd(f, buf + p->offset, p->numel * sizeof(float)))

@@ -23,7 +23,8 @@
 lu_status lu_ckpt_save(lu_unet *n, const char *path, const char *json, size_t json_len);
 /* Reads only the JSON header (malloc'd, NUL-terminated) and the architecture string. */
 lu_status lu_ckpt_read_header(const char *path, char **json, char **arch);
-/* Loads parameters and momentum into n; refuses a file from another architecture, naming both. */
-lu_status lu_ckpt_load(lu_unet *n, const char *path);
+/* Loads parameters and, with with_momentum, the momentum into n (prediction passes 0, so the network
+ * never makes its momentum buffer); refuses a file from another architecture, naming both. */
+lu_status lu_ckpt_load(lu_unet *n, const char *path, int with_momentum);
 
 #endif

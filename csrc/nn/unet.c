@@ -237,6 +237,31 @@ static lu_status make_view(lu_unet *n, lu_tensor *flat, lu_param *p, lu_tensor *
   return LU_OK;
 }
 
+/* Creates flat buffer `which` (zero-filled) and its parameter views. The gradient and momentum buffers
+ * (1, 2) are made on first training use only: prediction never needs them, and on nnU-Net's real plans
+ * they are 2 x the parameters' size (2 x 125 MB for 3d_fullres). */
+static lu_status alloc_flat(lu_unet *n, int which) {
+  int64_t fs = (int64_t)n->flat_floats;
+  LU_TRY(lu_tensor_new_device(&n->flat[which], n->dev, LU_F32, 1, &fs));
+  lu_status st = lu_fill(n->flat[which], 0.0f);
+  for (int i = 0; i < n->np && st == LU_OK; i++) {
+    lu_param *p = &n->params[i];
+    st = make_view(n, n->flat[which], p, which == 0 ? &p->t : which == 1 ? &p->g : &p->m);
+  }
+  if (st != LU_OK) {
+    for (int i = 0; i < n->np; i++) {
+      lu_tensor *v = which == 0 ? &n->params[i].t : which == 1 ? &n->params[i].g : &n->params[i].m;
+      if (v->buf) clReleaseMemObject((cl_mem)v->buf);
+      v->buf = NULL;
+    }
+    lu_tensor_free(n->flat[which]);
+    n->flat[which] = NULL;
+    return lu_fail_context(st, "unet: %s buffer on %s", which == 0 ? "parameter" : which == 1 ? "gradient" : "momentum",
+                           n->dev->name);
+  }
+  return LU_OK;
+}
+
 lu_status lu_unet_new(const lu_unet_cfg *c, lu_device *dev, lu_unet **out) {
   LU_TRY(lu_unet_cfg_check(c));
   lu_unet *n = calloc(1, sizeof *n);
@@ -255,20 +280,9 @@ lu_status lu_unet_new(const lu_unet_cfg *c, lu_device *dev, lu_unet **out) {
     off += (n->params[i].numel + al - 1) / al * al;
   }
   n->flat_floats = off ? off : al;
-  if (dev) {
-    int64_t fs = (int64_t)n->flat_floats;
-    for (int w = 0; w < 3 && st == LU_OK; w++) st = lu_tensor_new_device(&n->flat[w], dev, LU_F32, 1, &fs);
-    for (int w = 0; w < 3 && st == LU_OK; w++) st = lu_fill(n->flat[w], 0.0f);
-    for (int i = 0; i < n->np && st == LU_OK; i++) {
-      lu_param *p = &n->params[i];
-      st = make_view(n, n->flat[0], p, &p->t);
-      if (st == LU_OK) st = make_view(n, n->flat[1], p, &p->g);
-      if (st == LU_OK) st = make_view(n, n->flat[2], p, &p->m);
-    }
-    if (st != LU_OK) {
-      lu_unet_free(n);
-      return lu_fail_context(st, "unet: parameters on %s", dev->name);
-    }
+  if (dev && (st = alloc_flat(n, 0)) != LU_OK) {
+    lu_unet_free(n);
+    return st;
   }
   *out = n;
   return LU_OK;
@@ -306,6 +320,13 @@ size_t lu_unet_num_weights(const lu_unet *n) { return n->nweights; }
 size_t lu_unet_flat_floats(const lu_unet *n) { return n->flat_floats; }
 const char *lu_unet_arch_string(const lu_unet *n) { return n->arch; }
 lu_tensor *lu_unet_flat(lu_unet *n, int which) { return (which >= 0 && which < 3) ? n->flat[which] : NULL; }
+
+size_t lu_unet_flat_bytes(const lu_unet *n) {
+  size_t b = 0;
+  for (int w = 0; w < 3; w++)
+    if (n->flat[w]) b += n->flat[w]->bytes;
+  return b;
+}
 lu_device *lu_unet_device(lu_unet *n) { return n->dev; }
 
 int lu_unet_find_param(const lu_unet *n, const char *name) {
@@ -318,15 +339,24 @@ static lu_status need_dev(const lu_unet *n, const char *what) {
   return n->dev ? LU_OK : lu_fail(LU_ESTATE, "unet %s: the network was built without a device", what);
 }
 
+lu_status lu_unet_ensure_flat(lu_unet *n, int which) {
+  LU_TRY(need_dev(n, "buffers"));
+  if (which < 0 || which > 2) return lu_fail(LU_EARG, "unet: buffer %d (0 params, 1 grads, 2 momentum)", which);
+  return n->flat[which] ? LU_OK : alloc_flat(n, which);
+}
+
 lu_status lu_unet_read_flat(lu_unet *n, int which, float *dst) {
   LU_TRY(need_dev(n, "read"));
   if (which < 0 || which > 2) return lu_fail(LU_EARG, "unet read: buffer %d (0 params, 1 grads, 2 momentum)", which);
+  if (!n->flat[which]) { /* not made yet: it would hold zeros, so reading does not make it (a save stays cheap) */
+    memset(dst, 0, n->flat_floats * sizeof(float));
+    return LU_OK;
+  }
   return lu_tensor_read(n->flat[which], dst);
 }
 
 lu_status lu_unet_write_flat(lu_unet *n, int which, const float *src) {
-  LU_TRY(need_dev(n, "write"));
-  if (which < 0 || which > 2) return lu_fail(LU_EARG, "unet write: buffer %d (0 params, 1 grads, 2 momentum)", which);
+  LU_TRY(lu_unet_ensure_flat(n, which));
   return lu_tensor_write(n->flat[which], src);
 }
 
@@ -363,11 +393,12 @@ lu_status lu_unet_init(lu_unet *n, uint64_t seed) {
   lu_status st = lu_tensor_write(n->flat[0], host);
   free(host);
   LU_TRY(st);
-  LU_TRY(lu_fill(n->flat[1], 0.0f));
-  return lu_fill(n->flat[2], 0.0f);
+  for (int w = 1; w < 3; w++) /* a buffer not made yet is zero by definition */
+    if (n->flat[w]) LU_TRY(lu_fill(n->flat[w], 0.0f));
+  return LU_OK;
 }
 
 lu_status lu_unet_zero_grad(lu_unet *n) {
-  LU_TRY(need_dev(n, "zero_grad"));
+  LU_TRY(lu_unet_ensure_flat(n, 1));
   return lu_fill(n->flat[1], 0.0f);
 }

@@ -5,8 +5,10 @@
  *
  * Parameters, their gradients and the optimiser's momentum live each in ONE flat device buffer;
  * every parameter is an aligned sub-buffer of it, so the gradient norm, clipping and the SGD update
- * are single passes over the whole model. Activations are allocated once per input shape
- * (lu_unet_plan) and reused, Torch7 nn style: every module owns its outputs and gradients. */
+ * are single passes over the whole model. The gradient and momentum buffers are made (zero-filled) on
+ * first training use (zero_grad, backward, train_grad/update, writing them), never by inference. Activations are allocated once per input shape
+ * (lu_unet_plan) and reused, Torch7 nn style; buffers whose contents are dead (inference activations
+ * after their last reader, activation gradients after their producer's backward) are shared. */
 #ifndef LU_UNET_H
 #define LU_UNET_H
 
@@ -77,7 +79,8 @@ const char *lu_unet_arch_string(const lu_unet *n);
  * clears gradients and momentum. */
 lu_status lu_unet_init(lu_unet *n, uint64_t seed);
 /* Host copies of the flat buffers (floats, lu_unet_flat_floats long). which: 0 params, 1 grads,
- * 2 momentum. */
+ * 2 momentum. Reading a gradient or momentum buffer not made yet gives zeros and makes nothing; writing
+ * one makes it. */
 lu_status lu_unet_read_flat(lu_unet *n, int which, float *dst);
 lu_status lu_unet_write_flat(lu_unet *n, int which, const float *src);
 /* One parameter from/to host floats (numel long). */
@@ -137,8 +140,12 @@ lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg);
  * that update's non-blocking readback, nothing else. Before any update: the configured state. */
 lu_status lu_unet_scaler_stats(lu_unet *n, lu_amp_stats *s);
 
-/* Device views of the flat buffers (1-D tensors). which: 0 params, 1 grads, 2 momentum. */
+/* Device views of the flat buffers (1-D tensors). which: 0 params, 1 grads, 2 momentum; NULL for a
+ * buffer not made yet (lu_unet_ensure_flat makes it). */
 lu_tensor *lu_unet_flat(lu_unet *n, int which);
+lu_status lu_unet_ensure_flat(lu_unet *n, int which);
+/* Device bytes of the flat buffers made so far (parameters, and gradients / momentum once training). */
+size_t lu_unet_flat_bytes(const lu_unet *n);
 lu_device *lu_unet_device(lu_unet *n);
 
 #endif

@@ -1,7 +1,8 @@
 /* U-Net forward and backward passes over the modules built in unet.c. Memory is planned once per
  * (input shape, train flag): every activation is allocated on the first forward with that shape and
  * reused afterwards, so a steady-state training step allocates nothing. Inference plans keep no
- * conv outputs before normalisation (norm runs in place) and no gradients. */
+ * conv outputs before normalisation (norm runs in place) and no gradients, and an activation's buffer
+ * is reused as soon as its last reader has run (skips stay until their decoder stage concatenates). */
 #include <math.h>
 #include <string.h>
 
@@ -22,12 +23,82 @@ static lu_status own(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape) 
 static lu_status node_alloc(lu_unet *n, node *x, int ndim, const int64_t *shape, int grad) {
   x->v = x->g = NULL;
   x->written = 0;
+  x->slot = x->gslot = -1;
   LU_TRY(own(n, &x->v, ndim, shape));
   if (grad) LU_TRY(own(n, &x->g, ndim, shape));
   return LU_OK;
 }
 
+/* A tensor shell over slot `slot` (its buffer is set when the plan ends). */
+static lu_status view_new(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape, int slot) {
+  if (n->nviews >= LU_UNET_MAX_OWNED) return lu_fail(LU_EARG, "unet: too many activation views");
+  lu_tensor *v = calloc(1, sizeof *v);
+  if (!v) return lu_fail(LU_ENOMEM, "unet: activation view");
+  v->dtype = LU_F32;
+  v->ndim = ndim;
+  v->bytes = sizeof(float);
+  for (int i = 0; i < ndim; i++) {
+    v->shape[i] = shape[i];
+    v->bytes *= (size_t)shape[i];
+  }
+  v->dev = n->dev;
+  n->views[n->nviews] = v;
+  n->view_slot[n->nviews++] = slot;
+  if (v->bytes > n->slot_bytes[slot]) n->slot_bytes[slot] = v->bytes;
+  *t = v;
+  return LU_OK;
+}
+
+/* A view of ndim/shape in a free slot: the smallest free one that holds it, else the largest free one
+ * (grown), else a new one. Reuse is safe because the plan visits layers in the order the in-order queue
+ * runs them: a slot is freed only after its last reader was planned. */
+static lu_status slot_view(lu_unet *n, lu_tensor **t, int *slot, int ndim, const int64_t *shape) {
+  size_t bytes = sizeof(float);
+  for (int i = 0; i < ndim; i++) bytes *= (size_t)shape[i];
+  int fit = -1, big = -1;
+  for (int s = 0; s < n->nslots; s++) {
+    if (n->slot_busy[s]) continue;
+    if (n->slot_bytes[s] >= bytes && (fit < 0 || n->slot_bytes[s] < n->slot_bytes[fit])) fit = s;
+    if (big < 0 || n->slot_bytes[s] > n->slot_bytes[big]) big = s;
+  }
+  int s = fit >= 0 ? fit : big;
+  if (s < 0) {
+    if (n->nslots >= LU_UNET_MAX_SLOTS) return lu_fail(LU_EARG, "unet: too many shared activation buffers");
+    s = n->nslots++;
+    n->slot_bytes[s] = 0;
+  }
+  n->slot_busy[s] = 1;
+  *slot = s;
+  return view_new(n, t, ndim, shape, s);
+}
+
+/* An inference activation in a slot (no gradient). */
+static lu_status slot_node(lu_unet *n, node *x, int ndim, const int64_t *shape) {
+  x->g = NULL;
+  x->written = 0;
+  x->gslot = -1;
+  return slot_view(n, &x->v, &x->slot, ndim, shape);
+}
+
+/* The last reader of x is planned: its slot may hold later activations (no-op for owned buffers). */
+static void slot_drop(lu_unet *n, node *x) {
+  if (x->slot >= 0) n->slot_busy[x->slot] = 0;
+}
+
+/* Makes the slots' buffers and points every view at its slot's. */
+static lu_status slots_make(lu_unet *n) {
+  lu_tensor *buf[LU_UNET_MAX_SLOTS];
+  for (int s = 0; s < n->nslots; s++) {
+    int64_t nf = (int64_t)((n->slot_bytes[s] + sizeof(float) - 1) / sizeof(float));
+    LU_TRY(own(n, &buf[s], 1, &nf));
+  }
+  for (int i = 0; i < n->nviews; i++) n->views[i]->buf = buf[n->view_slot[i]]->buf;
+  return LU_OK;
+}
+
 void lu_unet_release_plan(lu_unet *n) {
+  for (int i = 0; i < n->nviews; i++) free(n->views[i]); /* shells: their buffers are the slots, owned below */
+  n->nviews = n->nslots = 0;
   for (int i = 0; i < n->nowned; i++) lu_tensor_free(n->owned[i]);
   n->nowned = 0;
   n->act_bytes = 0;
@@ -52,7 +123,10 @@ static lu_status plan_cnr(lu_unet *n, cnr_l *b, node *in, int train) {
   LU_TRY(conv_shape(&b->conv, in->v, ys));
   int nd = in->v->ndim;
   if (train) LU_TRY(node_alloc(n, &b->y, nd, ys, 0));
-  LU_TRY(node_alloc(n, &b->out, nd, ys, train));
+  if (train)
+    LU_TRY(node_alloc(n, &b->out, nd, ys, 0)); /* its gradient: gplan */
+  else
+    LU_TRY(slot_node(n, &b->out, nd, ys));
   if (train) {
     int64_t ns = ys[0] * ys[1];
     LU_TRY(own(n, &b->mean, 1, &ns));
@@ -64,12 +138,83 @@ static lu_status plan_cnr(lu_unet *n, cnr_l *b, node *in, int train) {
   return LU_OK;
 }
 
+/* An activation: its own buffer in training (kept for backward; the gradient comes from gplan), a slot
+ * share in inference. */
+static lu_status act(lu_unet *n, node *x, int ndim, const int64_t *shape, int train) {
+  return train ? node_alloc(n, x, ndim, shape, 0) : slot_node(n, x, ndim, shape);
+}
+
+/* ------------------------------------------------------------------ gradient plan (training) */
+/* Activation gradients live from their first writer to their producer's backward only, so they share
+ * slots, planned by walking lu_unet_backward's order: gtake where a step writes x->g (x->g made if not
+ * live yet; the input gets none), gdrop after the step that reads it last. Skip gradients stay from the
+ * decoder's split to their encoder stage's backward. */
+static lu_status gtake(lu_unet *n, node *x) {
+  if (x == &n->input || x->g) return LU_OK;
+  return slot_view(n, &x->g, &x->gslot, x->v->ndim, x->v->shape);
+}
+
+static void gdrop(lu_unet *n, node *x) {
+  if (x->gslot >= 0) n->slot_busy[x->gslot] = 0;
+}
+
+static lu_status gplan_cnr(lu_unet *n, cnr_l *b) { /* cnr_bwd: reads out.g, writes in->g */
+  LU_TRY(gtake(n, b->in));
+  gdrop(n, &b->out);
+  return LU_OK;
+}
+
+static lu_status gplan_res(lu_unet *n, res_l *r) { /* res_bwd, step by step */
+  LU_TRY(gtake(n, &r->c2.out));
+  LU_TRY(gtake(n, r->has_pool ? &r->pooled : r->in)); /* projection (on out.g) or copy */
+  gdrop(n, &r->out);
+  if (r->has_pool) {
+    LU_TRY(gtake(n, r->in));
+    gdrop(n, &r->pooled);
+  }
+  LU_TRY(gplan_cnr(n, &r->c2));
+  return gplan_cnr(n, &r->c1);
+}
+
+static lu_status gplan(lu_unet *n) {
+  const lu_unet_cfg *c = &n->cfg;
+  const int S = c->n_stages;
+  for (int j = S - 2; j >= 0; j--) {
+    dec_stage *d = &n->dec[j];
+    LU_TRY(gtake(n, d->out)); /* the seg head's gradient (finest stage) or the fill with 0 */
+    for (int i = d->n - 1; i >= 0; i--) LU_TRY(gplan_cnr(n, &d->cnr[i]));
+    LU_TRY(gtake(n, &d->upo));
+    LU_TRY(gtake(n, d->skip));
+    gdrop(n, &d->cat);
+    LU_TRY(gtake(n, d->below));
+    gdrop(n, &d->upo);
+  }
+  for (int s = S - 1; s >= 0; s--) {
+    enc_stage *e = &n->enc[s];
+    for (int i = e->n - 1; i >= 0; i--)
+      LU_TRY(c->kind == LU_UNET_PLAIN ? gplan_cnr(n, &e->cnr[i]) : gplan_res(n, &e->blk[i]));
+  }
+  if (c->kind == LU_UNET_RESENC) LU_TRY(gplan_cnr(n, &n->stem));
+  return LU_OK;
+}
+
+/* Drops x unless it is the input or an encoder stage output (a skip, dropped by its decoder stage). */
+static void drop_transient(lu_unet *n, node *x) {
+  if (x == &n->input) return;
+  for (int s = 0; s < n->cfg.n_stages; s++)
+    if (n->enc[s].out == x) return;
+  slot_drop(n, x);
+}
+
+/* Plans in forward order; in inference every slot_drop follows the planning of that node's last reader. */
 static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
   lu_unet_release_plan(n);
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages, nd = x->ndim;
   n->input.v = (lu_tensor *)x;
   n->input.g = NULL;
+  n->input.slot = n->input.gslot = -1;
+  for (int s = 0; s < LU_UNET_MAX_STAGES; s++) n->enc[s].out = NULL;
   node *cur = &n->input;
   if (c->kind == LU_UNET_RESENC) {
     LU_TRY(plan_cnr(n, &n->stem, cur, train));
@@ -80,17 +225,19 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
     for (int i = 0; i < e->n; i++) {
       if (c->kind == LU_UNET_PLAIN) {
         LU_TRY(plan_cnr(n, &e->cnr[i], cur, train));
+        drop_transient(n, cur);
         cur = &e->cnr[i].out;
       } else {
         res_l *r = &e->blk[i];
         r->in = cur;
         LU_TRY(plan_cnr(n, &r->c1, cur, train));
         LU_TRY(plan_cnr(n, &r->c2, &r->c1.out, train));
+        slot_drop(n, &r->c1.out);
         node *sk = cur;
         if (r->has_pool) {
           int64_t ps[LU_MAX_DIMS], ws[LU_MAX_DIMS];
           LU_TRY(lu_conv_out_shape(&r->pool, cur->v->shape, cur->v->shape[1], ps));
-          LU_TRY(node_alloc(n, &r->pooled, nd, ps, train));
+          LU_TRY(act(n, &r->pooled, nd, ps, train));
           lu_conv_weight_shape(&r->pool, 1, 1, ws);
           LU_TRY(own(n, &r->pool_w, nd, ws));
           double k = 1;
@@ -98,8 +245,15 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
           LU_TRY(lu_fill(r->pool_w, (float)(1.0 / k)));
           sk = &r->pooled;
         }
-        if (r->has_proj) LU_TRY(plan_cnr(n, &r->proj, sk, train));
-        LU_TRY(node_alloc(n, &r->out, nd, r->c2.out.v->shape, train));
+        if (r->has_proj) {
+          LU_TRY(plan_cnr(n, &r->proj, sk, train));
+          if (r->has_pool) slot_drop(n, &r->pooled);
+          sk = &r->proj.out;
+        }
+        LU_TRY(act(n, &r->out, nd, r->c2.out.v->shape, train));
+        slot_drop(n, &r->c2.out);
+        if (sk != cur) slot_drop(n, sk);
+        drop_transient(n, cur);
         cur = &r->out;
       }
     }
@@ -120,28 +274,57 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
                        lu_shape_str(x->ndim, x->shape, s1, sizeof s1), j, lu_shape_str(nd, us, s2, sizeof s2),
                        lu_shape_str(nd, d->skip->v->shape, s1, sizeof s1));
       }
-    LU_TRY(node_alloc(n, &d->upo, nd, us, train));
     memcpy(cs, us, sizeof cs);
     cs[1] = 2 * us[1];
-    LU_TRY(node_alloc(n, &d->cat, nd, cs, train));
+    /* batch 1: cat's first half is the whole upsampled map, so the transposed conv writes it there and
+     * only the skip is copied (no separate upsampled buffer alive next to cat) */
+    d->up_in_cat = !train && us[0] == 1;
+    if (d->up_in_cat) {
+      LU_TRY(act(n, &d->cat, nd, cs, train));
+      d->upo.g = NULL;
+      d->upo.written = 0;
+      d->upo.slot = -1; /* part of cat's slot, dropped with cat */
+      LU_TRY(view_new(n, &d->upo.v, nd, us, d->cat.slot));
+    } else {
+      /* the upsampled map is read by the concatenation only (its backward needs just gradients), so it
+       * is transient in training too */
+      LU_TRY(slot_node(n, &d->upo, nd, us));
+      LU_TRY(act(n, &d->cat, nd, cs, train));
+    }
+    slot_drop(n, below);
+    slot_drop(n, d->skip);
+    if (!d->up_in_cat) slot_drop(n, &d->upo);
     node *cc = &d->cat;
     for (int i = 0; i < d->n; i++) {
       LU_TRY(plan_cnr(n, &d->cnr[i], cc, train));
+      slot_drop(n, cc);
       cc = &d->cnr[i].out;
     }
     d->out = cc;
     int64_t ss[LU_MAX_DIMS];
     LU_TRY(conv_shape(&d->seg, d->out->v, ss));
-    LU_TRY(node_alloc(n, &d->sego, nd, ss, 0));
+    LU_TRY(node_alloc(n, &d->sego, nd, ss, 0)); /* outputs keep their own buffers */
     below = d->out;
   }
-  /* Gradient scratch: as large as the largest activation; norm stats for inference. */
-  size_t mx = 0;
+  if (train) LU_TRY(gplan(n));
+  LU_TRY(slots_make(n));
+  /* Norm stats for inference: as large as the largest N*C. */
   int64_t ms = 1;
-  for (int i = 0; i < n->nowned; i++) {
-    if (n->owned[i]->bytes > mx) mx = n->owned[i]->bytes;
-    if (n->owned[i]->ndim >= 2 && n->owned[i]->shape[0] * n->owned[i]->shape[1] > ms)
-      ms = n->owned[i]->shape[0] * n->owned[i]->shape[1];
+  for (int k = 0; k < 2; k++) {
+    lu_tensor **ts = k ? n->views : n->owned;
+    int nt = k ? n->nviews : n->nowned;
+    for (int i = 0; i < nt; i++)
+      if (ts[i]->ndim >= 2 && ts[i]->shape[0] * ts[i]->shape[1] > ms) ms = ts[i]->shape[0] * ts[i]->shape[1];
+  }
+  /* Gradient scratch (second contributions, see gt): as large as the largest node with two readers, the
+   * stage outputs (skips; decoder outputs also feed a seg head) and residual block inputs, not the
+   * concatenations, which are twice a skip. */
+  size_t mx = 0;
+  for (int s = 0; s < S; s++) {
+    if (n->enc[s].out->v->bytes > mx) mx = n->enc[s].out->v->bytes;
+    if (s < S - 1 && n->dec[s].out->v->bytes > mx) mx = n->dec[s].out->v->bytes;
+    for (int i = 0; c->kind == LU_UNET_RESENC && i < n->enc[s].n; i++)
+      if (n->enc[s].blk[i].in->v->bytes > mx) mx = n->enc[s].blk[i].in->v->bytes;
   }
   int64_t fs = (int64_t)(mx / sizeof(float));
   if (train) LU_TRY(own(n, &n->scratch, 1, &fs));
@@ -231,7 +414,13 @@ lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_su
   for (int j = 0; j < S - 1; j++) {
     dec_stage *d = &n->dec[j];
     LU_TRY(conv_fwd(n, &d->up, d->below->v, d->upo.v));
-    LU_TRY(lu_concat_channels(d->cat.v, d->upo.v, d->skip->v));
+    if (d->up_in_cat) {
+      LU_CL_CHECK(clEnqueueCopyBuffer(n->dev->queue, (cl_mem)d->skip->v->buf, (cl_mem)d->cat.v->buf, 0,
+                                      d->upo.v->bytes, d->skip->v->bytes, 0, NULL, NULL),
+                  "unet: skip into the decoder's concatenation");
+    } else {
+      LU_TRY(lu_concat_channels(d->cat.v, d->upo.v, d->skip->v));
+    }
     for (int i = 0; i < d->n; i++) LU_TRY(cnr_fwd(n, &d->cnr[i], train));
     d->has_seg = deep_supervision || j == S - 2;
     if (d->has_seg) LU_TRY(conv_fwd(n, &d->seg, d->out->v, d->sego.v));
@@ -251,6 +440,7 @@ lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_su
  * (then commit adds it). */
 static lu_tensor *gt(lu_unet *n, node *x, lu_tensor *tmp) {
   if (!x->written) return x->g;
+  if (x->g->bytes > n->scratch->bytes) return NULL; /* a node plan() did not size the scratch for */
   *tmp = *n->scratch;
   tmp->ndim = x->g->ndim;
   memcpy(tmp->shape, x->g->shape, sizeof tmp->shape);
@@ -275,6 +465,7 @@ static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor
     LU_TRY(lu_conv_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0));
   if (!in->g) return LU_OK;
   lu_tensor tmp, *dst = gt(n, in, &tmp);
+  if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
   if (c->transposed)
     LU_TRY(lu_convT_bwd_data(&c->d, dy, P(n, c->pw), dst));
   else
@@ -297,18 +488,20 @@ static lu_status res_bwd(lu_unet *n, res_l *r) {
   /* skip path, consuming d */
   node *sk = r->has_pool ? &r->pooled : r->in;
   if (r->has_proj) {
-    lu_tensor save = *r->proj.out.g;
-    *r->proj.out.g = *d; /* borrow d as the projection's output gradient (it is overwritten) */
+    lu_tensor *save = r->proj.out.g; /* none: the plan gives the projection no gradient buffer */
+    r->proj.out.g = d; /* borrow d as the projection's output gradient (it is overwritten) */
     lu_status st = cnr_bwd(n, &r->proj);
-    *r->proj.out.g = save;
+    r->proj.out.g = save;
     LU_TRY(st);
   } else if (sk->g) {
     lu_tensor tmp, *dst = gt(n, sk, &tmp);
+    if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
     LU_TRY(lu_copy(dst, d));
     LU_TRY(gc(sk, dst));
   }
   if (r->has_pool && r->in->g) {
     lu_tensor tmp, *dst = gt(n, r->in, &tmp);
+    if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
     lu_tensor dv = nc1_view(dst), pg = nc1_view(r->pooled.g);
     LU_TRY(lu_conv_bwd_data(&r->pool, &pg, r->pool_w, &dv));
     LU_TRY(gc(r->in, dst));
@@ -343,6 +536,7 @@ lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
     return lu_fail(LU_ESTATE, "unet backward: no training forward to go back through (forward with train = true)");
   if (n_dout != n->n_out)
     return lu_fail(LU_EARG, "unet backward: %d output gradients for %d outputs", n_dout, n->n_out);
+  LU_TRY(lu_unet_ensure_flat(n, 1));
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages;
   reset_written(n);
@@ -493,6 +687,8 @@ lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, 
 static lu_status train_grad_queued(lu_unet *n, const lu_tensor *x, const lu_tensor *target, const lu_train_opts *o,
                                    double *loss) {
   LU_TRY(ensure_amp(n)); /* before the first plan's buffers, so the pool sees the same requests every step */
+  LU_TRY(lu_unet_ensure_flat(n, 1)); /* likewise the gradient and momentum buffers, made on the first step */
+  LU_TRY(lu_unet_ensure_flat(n, 2));
   LU_TRY(loss_all(n, x, target, o, 1, loss));
   lu_tensor *dout[LU_UNET_MAX_STAGES];
   for (int i = 0; i < n->n_out; i++) {
@@ -545,6 +741,8 @@ lu_status lu_unet_scaler_stats(lu_unet *n, lu_amp_stats *s) {
 lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_norm) {
   if (!n->n_out) return lu_fail(LU_EARG, "unet: train_update before a training forward");
   LU_TRY(ensure_amp(n));
+  LU_TRY(lu_unet_ensure_flat(n, 1));
+  LU_TRY(lu_unet_ensure_flat(n, 2));
   /* norm, inf/NaN check, clip coefficient and the scaler's update stay on the device: the SGD kernels read
    * the factor and found_inf from n->amp, so no host round trip separates backward and update */
   LU_TRY(lu_amp_unscale_clip(n->flat[1], n->amp, (float)o->grad_clip));

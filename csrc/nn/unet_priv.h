@@ -10,10 +10,12 @@
 #include "ops/ops.h"
 
 /* An activation and its gradient; `written` tracks whether g holds a value in this backward
- * (the first contribution overwrites, later ones are added). */
+ * (the first contribution overwrites, later ones are added). slot / gslot: the shared buffer v
+ * (inference plans) / g (training plans) lives in, -1 when none. */
 typedef struct node {
   lu_tensor *v, *g;
   int written;
+  int slot, gslot;
 } node;
 
 typedef struct conv_l {
@@ -54,11 +56,13 @@ typedef struct dec_stage {
   conv_l up, seg;
   cnr_l *cnr;
   node upo, cat, sego;
-  int has_seg; /* seg head runs in this forward */
+  int has_seg;    /* seg head runs in this forward */
+  int up_in_cat;  /* inference, batch 1: the transposed conv writes the first half of cat directly */
   node *below, *skip, *out;
 } dec_stage;
 
 #define LU_UNET_MAX_OWNED 2048
+#define LU_UNET_MAX_SLOTS 64
 
 struct lu_unet {
   lu_unet_cfg cfg;
@@ -79,6 +83,14 @@ struct lu_unet {
   lu_tensor *owned[LU_UNET_MAX_OWNED];
   int nowned;
   size_t act_bytes;
+  /* inference plans: activations, training plans: activation gradients are shells (views[]) over shared
+   * buffers (slots) reused once their last reader has run; slot_bytes is the largest tensor a slot holds,
+   * its buffer made at the plan's end */
+  lu_tensor *views[LU_UNET_MAX_OWNED];
+  int view_slot[LU_UNET_MAX_OWNED];
+  int nviews, nslots;
+  size_t slot_bytes[LU_UNET_MAX_SLOTS];
+  int slot_busy[LU_UNET_MAX_SLOTS];
   lu_tensor *scratch, *stats_m, *stats_s; /* gradient scratch; shared norm stats for inference */
   lu_tensor *outputs[LU_UNET_MAX_STAGES];
   int n_out, out_ds;

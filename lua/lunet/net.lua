@@ -8,7 +8,8 @@
 --                                 on_device: device tensors instead, for device-side accumulation)
 --   net:device()                -> index of the device the network lives on (lunet.devices() order)
 --   net:train_step(batch)       -> loss, grad_norm     batch = {data = x, target = seg, lr = ...}
---   net:save(path, meta) / net:load(path) -> meta     (PyTorch checkpoints, lunet.io.checkpoint)
+--   net:save(path, meta) / net:load(path [, {momentum = false}]) -> meta  (PyTorch checkpoints,
+--                                 lunet.io.checkpoint; momentum = false for prediction: no momentum buffer)
 local core = require "lunet.core"
 local json = require "lunet.util.json"
 
@@ -169,10 +170,10 @@ function Net:save(path, meta)
   require("lunet.io.checkpoint").save(self, path, meta)
 end
 
-function Net:load(path)
+function Net:load(path, opts)
   local ck = require "lunet.io.checkpoint"
-  if ck.is_torch(path) then return ck.load(self, path) end
-  local ok, err = pcall(self.core.load, self.core, path)
+  if ck.is_torch(path) then return ck.load(self, path, opts) end
+  local ok, err = pcall(self.core.load, self.core, path, not (opts and opts.momentum == false))
   if not ok then error(err, 2) end
   local h = json.decode((core.net.read_header(path)), path)
   return h.meta, h

@@ -688,7 +688,7 @@ function M.load_models(o)
     local ck = find_checkpoint(fd, o.checkpoint or "checkpoint_final")
     local n = net.new(plans, cfg_name, nin, info.num_segmentation_heads, { device = o.device, dataset_json = dj,
       init = false })
-    local meta = n:load(ck)
+    local meta = n:load(ck, { momentum = false }) -- prediction never makes the optimiser's buffers
     local m = { net = n, plans = plans, dataset_json = dj, configuration = cfg_name }
     if type(meta) == "table" and type(meta.inference_allowed_mirroring_axes) == "table" then
       m.mirror_axes = {}

@@ -623,8 +623,8 @@ local function new_log()
            lrs = {}, epoch_start_timestamps = {}, epoch_end_timestamps = {} }
 end
 
-local function restore(st, path)
-  local meta = unsanitize(st.net:load(path))
+local function restore(st, path, opts)
+  local meta = unsanitize(st.net:load(path, opts))
   st.epoch = math.tointeger(meta.current_epoch or 0)
   st.iter = math.tointeger(meta.iteration or 0)
   st.partial = meta.epoch_losses or {}
@@ -985,7 +985,7 @@ local function resume(st, o)
     if not paths.isfile(ck("checkpoint_final.pth")) then
       error(ck("checkpoint_final.pth") .. ": not found; --val-only needs a finished training", 0)
     end
-    restore(st, ck("checkpoint_final.pth"))
+    restore(st, ck("checkpoint_final.pth"), { momentum = false }) -- validation only: no optimiser buffer
   elseif o.continue then
     -- a checkpoint that fails its checksums or does not fit the network is reported and the next one in
     -- nnU-Net's order is tried; each load sets every weight, so a failed one leaves nothing behind

@@ -4,7 +4,8 @@
 --   checkpoint.is_torch(path)                 -> true for a torch.save zip, false for Lunet's older LUNETCKP files
 --   checkpoint.save(net, path, meta)          writes what nnUNetTrainer.save_checkpoint writes, plus Lunet's own
 --                                             resume state under the key `lunet` (nnU-Net ignores it)
---   checkpoint.load(net, path)                -> meta, header: weights (and SGD momentum when present) into net
+--   checkpoint.load(net, path [, opts])       -> meta, header: weights (and SGD momentum when present, unless
+--                                             opts.momentum == false: prediction never makes the buffer) into net
 --   checkpoint.read(path)                     -> header {plans, dataset_json, configuration, trainer_name, fold,
 --                                                mirror_axes, meta} without touching a network
 --   checkpoint.load_pretrained(net, path)     nnU-Net's fine-tuning: every weight but the segmentation heads
@@ -262,7 +263,7 @@ local function put_momentum(net, tree)
     else parts[#parts + 1] = string.rep("\0", p.numel * 4) end
     pos = p.offset + p.numel
   end
-  local total = #net.core:flat(2) // 4
+  local total = net.core:flat_floats()
   if total > pos then parts[#parts + 1] = string.rep("\0", (total - pos) * 4) end
   net.core:set_flat(2, table.concat(parts))
   return true
@@ -307,12 +308,13 @@ function M.read(path)
   return h
 end
 
---- Loads weights (and momentum, when the file has it) into net; returns meta, header.
-function M.load(net, path)
+--- Loads weights (and momentum, when the file has it and opts.momentum is not false) into net; returns meta,
+--- header.
+function M.load(net, path, opts)
   local h = M.read(path)
   local tree = h.tree
   put_weights(net, weights_of(tree, path), path)
-  put_momentum(net, tree)
+  if not (opts and opts.momentum == false) then put_momentum(net, tree) end
   -- nnUNetTrainer.load_checkpoint: the scaler's state when both the file and this run have one
   local gs = tree.grad_scaler_state
   if getmetatable(gs) == pk().Dict and type(net.set_scaler_state) == "function" then
