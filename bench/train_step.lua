@@ -10,7 +10,7 @@ local clock = require "lunet.util.clock"
 --     precision "mixed" and "fp32", and PyTorch with AMP (autocast fp16 + GradScaler) and fp32 on CUDA when it is
 --     there (CPU otherwise), on the same machine: ms per step and peak device memory (Lunet: its buffer pool's
 --     peak; torch: max_memory_allocated, or peak RSS on CPU). Each run is its own process, so peaks are its
---     own. `tiny`: features 4..16, patch 32^3, for checking the bench itself on PoCL.
+--     own. `tiny`: features 4..16, patch 64^3 (the bottleneck keeps 2^3 voxels, as torch's instance norm needs), for checking the bench itself on PoCL.
 local PLANS = "spec/fixtures/plans/ct_iso/nnUNetPlans.json"
 
 local function read_json(p)
@@ -30,7 +30,7 @@ local function amp_plans(tiny)
   local kw = conf.architecture.arch_kwargs
   kw.n_stages, kw.features_per_stage, kw.kernel_sizes, kw.strides = 6, feats, k, st
   kw.n_conv_per_stage, kw.n_conv_per_stage_decoder = { 2, 2, 2, 2, 2, 2 }, { 2, 2, 2, 2, 2 }
-  conf.patch_size = tiny and { 32, 32, 32 } or { 128, 128, 128 }
+  conf.patch_size = tiny and { 64, 64, 64 } or { 128, 128, 128 }
   conf.batch_size = 2
   return plans, conf
 end
