@@ -88,6 +88,10 @@ struct lu_unet {
   int amp_on; /* the scaler is enabled (a host copy: amp_host may be in flight) */
   uint32_t amp_host[LU_AMP_WORDS];
   cl_event amp_evt;
+  /* lu_unet_set_grad_hook: told as gradients become final during backward */
+  lu_unet_grad_hook grad_hook;
+  void *grad_ud;
+  void (*grad_free)(void *);
 };
 
 void lu_unet_release_plan(lu_unet *n);
