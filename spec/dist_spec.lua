@@ -291,6 +291,55 @@ describe("dist over mpirun -np 2", function()
       assert.is_true(pcall(lunet.net.read_header, FOLD1 .. "/checkpoint_best.pth"))
     end)
 
+    it("SIGINT to mpirun (Ctrl-C) ends every rank, mpirun non-zero, leaving no half-written checkpoint", function()
+      if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
+      local rcfile = dir .. "/int_train.rc"
+      local names = { "LUA_PATH", "LUA_CPATH", "LUNET_CACHE_DIR", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results" }
+      local x = {}
+      for _, n in ipairs(names) do x[#x + 1] = "-x " .. n end
+      local pre = ("LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' LUA_CPATH='%s/build/?.so;;' "):format(ROOT, ROOT, ROOT)
+        .. no_leak_check()
+      for k, v in pairs(env) do pre = pre .. k .. "=" .. tmp.quote(v) .. " " end
+      -- a background job of a non-interactive shell starts with SIGINT ignored; a terminal's mpirun has it default
+      os.execute(("(%s env --default-signal=INT mpirun --oversubscribe --allow-run-as-root -np 2 %s %s/scripts/lunet " ..
+        "train 951 2d 3 -p TinyPlans --epochs 50 --iters 20 --val-iters 2 -q > %s/int_train.log 2>&1; echo $? > %s) &")
+        :format(pre, table.concat(x, " "), ROOT, dir, rcfile))
+      local function procs() -- mpirun and the ranks of this run: pid -> "mpirun" | "rank"
+        local got = {}
+        for pid in io.popen("ls /proc"):lines() do
+          if pid:match("^%d+$") then
+            local cmd = readfile("/proc/" .. pid .. "/cmdline")
+            if cmd:find("scripts/lunet", 1, true) and cmd:find("\0002d\0003\000", 1, true) then
+              got[pid] = cmd:match("^[^%z]*mpirun%z") and "mpirun" or "rank"
+            end
+          end
+        end
+        return got
+      end
+      local clock = lunet.util.clock
+      local FOLD3 = FOLD:gsub("fold_0$", "fold_3")
+      local t0, mpi, nrank = clock.now(), nil, 0
+      while clock.now() - t0 < 120 do -- until training runs (the first epoch's checkpoint_best exists)
+        mpi, nrank = nil, 0
+        for pid, kind in pairs(procs()) do if kind == "mpirun" then mpi = pid else nrank = nrank + 1 end end
+        if mpi and nrank == 2 and paths.isfile(FOLD3 .. "/checkpoint_best.pth") then break end
+        os.execute("sleep 0.2")
+      end
+      assert.is_truthy(mpi and nrank == 2, "mpirun and 2 ranks not found: " .. readfile(dir .. "/int_train.log"))
+      os.execute("kill -INT " .. mpi)
+      local t1 = clock.now()
+      while clock.now() - t1 < 30 and readfile(rcfile) == "" do os.execute("sleep 0.2") end
+      local rc = tonumber(readfile(rcfile))
+      if not rc then for pid in pairs(procs()) do os.execute("kill -9 " .. pid) end end
+      assert.is_truthy(rc, "mpirun still running 30 s after SIGINT")
+      assert.are_not.equal(0, rc)
+      assert.is_nil(next(procs()), "a rank outlived mpirun")
+      for _, n in ipairs(paths.listdir(FOLD3)) do assert.is_nil(n:match("%.tmp"), n) end
+      for _, n in ipairs(paths.listdir(FOLD3)) do
+        if n:match("%.pth$") then assert.is_true(pcall(lunet.net.read_header, FOLD3 .. "/" .. n), n) end
+      end
+    end)
+
     it("the step on a worker thread (prefetching the next batch, small gradient buckets) gives the same weights as " ..
     "the plain step (one allreduce after the backward)", function()
       if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
