@@ -8,7 +8,7 @@
 --   3. lua5.4 bench/allreduce.lua --scaling [steps=6]: the issue's scaling measurement, one thread per rank:
 --      PoCL limited to one thread per process (POCL_MAX_PTHREAD_COUNT=1; Lunet's host threads are not used by
 --      the step), 1 process against 2 ranks bound to one core each (mpirun --bind-to core), the same global
---      batch, with the gradient buckets overlapping the backward (LUNET_BUCKET_MB=25) and without (=0). Each
+--      batch, with the gradient buckets overlapping the backward (LUNET_BUCKET_MB=25 and 2) and without (=0). Each
 --      run reports its CPU seconds per wall second (/proc/self/stat), which checks the thread limit holds.
 local lunet = require "lunet"
 local core = lunet.core
@@ -146,14 +146,18 @@ if mode == "--scaling" then
     local cmd = ("lua5.4 bench/allreduce.lua --steps %d %s 2>&1"):format(c[2], c[1])
     -- one process on one core (taskset), as each rank gets one
     local one = sh(env .. "taskset -c 0 " .. cmd)
-    local on = sh(env .. "LUNET_BUCKET_MB=25 " .. mpirun .. cmd)
-    local off = sh(env .. "LUNET_BUCKET_MB=0 " .. mpirun .. cmd)
-    io.write(one, on, off)
-    local s1, s2, s3 = rate(one), rate(on), rate(off)
-    if s1 and s2 and s3 then
-      print(("ct_iso %s, global batch %s: 2 ranks / 1 process = %.2fx with buckets (%.3f vs %.3f samples/s), " ..
-        "%.2fx without (%.3f samples/s)"):format(c[1], one:match("global_batch=(%d+)"), s2 / s1, s2, s1, s3 / s1, s3))
+    io.write(one)
+    local s1, res = rate(one), {}
+    -- 25 MB (DDP's default: one bucket for these small networks), 2 MB (several), 0 (after the backward)
+    for _, mb in ipairs({ "25", "2", "0" }) do
+      local out = sh(env .. "LUNET_BUCKET_MB=" .. mb .. " " .. mpirun .. cmd)
+      io.write(out)
+      local s2 = rate(out)
+      res[#res + 1] = s1 and s2 and ("%.2fx at %s MB (%.3f samples/s, %s buckets)"):format(s2 / s1, mb, s2,
+        out:match("buckets=(%d+)")) or ("? at " .. mb .. " MB")
     end
+    print(("ct_iso %s, global batch %s, 1 process %s samples/s; 2 ranks / 1 process: %s"):format(c[1],
+      one:match("global_batch=(%d+)") or "?", s1 and ("%.3f"):format(s1) or "?", table.concat(res, ", ")))
   end
   print(("load average after: %s"):format(loadavg()))
   return

@@ -309,7 +309,8 @@ describe("dist over mpirun -np 2", function()
         for pid in io.popen("ls /proc"):lines() do
           if pid:match("^%d+$") then
             local cmd = readfile("/proc/" .. pid .. "/cmdline")
-            if cmd:find("scripts/lunet", 1, true) and cmd:find("\0002d\0003\000", 1, true) then
+            if cmd:find(ROOT .. "/scripts/lunet", 1, true) and cmd:find("\0002d\0003\000", 1, true) and
+                readfile("/proc/" .. pid .. "/environ"):find("nnUNet_results=" .. RES .. "\000", 1, true) then
               got[pid] = cmd:match("^[^%z]*mpirun%z") and "mpirun" or "rank"
             end
           end
