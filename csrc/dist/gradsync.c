@@ -1,5 +1,4 @@
 /* Bucketed, overlapped gradient averaging (see gradsync.h). */
-#define _POSIX_C_SOURCE 200809L
 #include "dist/gradsync.h"
 
 #include <stdlib.h>
