@@ -65,8 +65,7 @@ static void *worker(void *arg) {
     j->st = lu_unet_train_grad(j->n, j->x, j->t, &j->o, &j->r.loss);
     lu_gradsync *g = lu_gradsync_of(j->n);
     if (j->st == LU_OK && g && lu_dist_thread_ok()) j->st = lu_gradsync_finish(g, NULL);
-  }
-  else if (j->st == LU_OK) j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
+  } else if (j->st == LU_OK) j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
   clock_gettime(CLOCK_MONOTONIC, &b);
   j->seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
   if (j->st != LU_OK) snprintf(j->msg, sizeof j->msg, "%s", lu_errmsg()); /* the message is per thread */
