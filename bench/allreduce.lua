@@ -111,14 +111,18 @@ if mode == "--steps" then
   end
   step(); step() -- kernels, memory plan
   dist.barrier()
-  local t0, c0, ar = clock.now(), cpu_s(), 0
-  for _ = 1, steps do ar = ar + step() end
+  local t0, c0, ar, win = clock.now(), cpu_s(), 0, 0
+  for _ = 1, steps do
+    ar = ar + step()
+    if nb > 0 then win = win + select(3, core.dist.bucket_stats(net.core)) end
+  end
   local dt = clock.now() - t0
   local cpu = dist.max((cpu_s() - c0) / dt)
   dt = dist.max(dt)
   if dist.is_main() then
     print(("STEPS %s ranks=%d global_batch=%d steps=%d seconds=%.3f samples_per_s=%.3f allreduce_s=%.3f " ..
-      "buckets=%d cpu_per_wall=%.2f"):format(cfg, dist.size(), global, steps, dt, steps * global / dt, ar, nb, cpu))
+      "buckets=%d overlap_s=%.3f cpu_per_wall=%.2f"):format(cfg, dist.size(), global, steps, dt, steps * global / dt,
+      ar, nb, win, cpu))
   end
   return
 end

@@ -22,6 +22,7 @@ struct lu_gradsync {
   int armed;        /* a backward began and its gradients are not averaged yet */
   int finished;     /* the last backward's gradients are averaged (finish is idempotent) */
   double exposed;
+  double window;    /* seconds from the first bucket's allreduce start to the last bucket's read completing */
 };
 
 static double now(void) {
@@ -142,6 +143,7 @@ lu_status lu_gradsync_attach(lu_unet *n, size_t bucket_floats) {
 lu_gradsync *lu_gradsync_of(lu_unet *n) { return lu_unet_grad_hook_data(n, hook); }
 int lu_gradsync_buckets(const lu_gradsync *g) { return g->nb; }
 int lu_gradsync_early(const lu_gradsync *g) { return g->early; }
+double lu_gradsync_window(const lu_gradsync *g) { return g->window; }
 
 /* Waits for bucket k's read while letting MPI advance the reductions already started (Open MPI progresses a
  * non-blocking collective only inside MPI calls); sleeps between polls so the device's threads keep the cores. */
@@ -171,11 +173,14 @@ lu_status lu_gradsync_finish(lu_gradsync *g, double *exposed_secs) {
     return lu_fail(LU_ESTATE, "gradient buckets: the backward did not finish (%d of %d buckets read)", g->next_read,
                    g->nb);
   lu_status st = LU_OK;
+  double first = 0;
   for (int k = 0; k < g->nb && st == LU_OK; k++) {
     st = wait_read(g, k);
+    if (k == 0) first = now();
     if (st == LU_OK) st = lu_dist_iallreduce_sum_f32(g->host + g->lo[k], g->hi[k] - g->lo[k]);
   }
   double t0 = now();
+  g->window = t0 - first;
   lu_status wst = lu_dist_wait(); /* also after a failure: no request may outlive its buffer's use */
   if (st != LU_OK) return st;
   LU_TRY(wst);

@@ -29,6 +29,9 @@ int lu_gradsync_buckets(const lu_gradsync *g);
 /* Buckets of the last backward whose read was enqueued before the last bucket's parameters were final: the ones
  * whose reduction can overlap the rest of the backward. */
 int lu_gradsync_early(const lu_gradsync *g);
+/* Seconds of the last finish from the first bucket's MPI_Iallreduce start to the last bucket's read completing:
+ * how long the reduction ran beside the backward (0 with one bucket). */
+double lu_gradsync_window(const lu_gradsync *g);
 /* Completes the averaging of the last backward's gradients (see above). Idempotent until the next backward: a
  * second call returns at once with the same seconds. exposed_secs (may be NULL): the time from the completion of
  * the last bucket's read (the backward's end) to the averaged gradient being on the device, the reduction's cost

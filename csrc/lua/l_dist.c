@@ -13,7 +13,8 @@
  *   set_buckets(net, bytes) -> n    gradient buckets of `bytes` (rounded down to floats; 0: none, one allreduce
  *                                   after the backward) from the next backward on; n buckets (0 in a one-rank
  *                                   world, where nothing is attached)
- *   bucket_stats(net) -> n, early   buckets attached, and how many the last backward read before its last one
+ *   bucket_stats(net) -> n, early, window   buckets attached, how many the last backward read before its last
+ *                                   one, and the seconds the last reduction ran beside the backward
  *   bcast_flat(net, which [, root=0])   parameters (0) or momentum (2) of root copied to every rank
  *   barrier(), abort(code, msg)     abort ends every rank of the job (MPI_Abort) */
 #include <lauxlib.h>
@@ -136,7 +137,8 @@ static int l_bucket_stats(lua_State *L) {
   lu_gradsync *g = lu_gradsync_of(lu_lua_check_net(L, 1));
   lua_pushinteger(L, g ? lu_gradsync_buckets(g) : 0);
   lua_pushinteger(L, g ? lu_gradsync_early(g) : 0);
-  return 2;
+  lua_pushnumber(L, g ? lu_gradsync_window(g) : 0);
+  return 3;
 }
 
 static int l_bcast_flat(lua_State *L) {
