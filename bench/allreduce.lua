@@ -5,6 +5,11 @@
 --   2. training throughput of the ct_iso 2d and 3d_fullres networks, global batch from the plan (5 and 2): one
 --      process (the fused step) against 2 ranks (3 + 2 and 1 + 1 samples, the split step, averaged gradient).
 --   lua5.4 bench/allreduce.lua [reps=5] [steps=6]     (runs itself under mpirun -np 2; skips without mpirun)
+--   3. lua5.4 bench/allreduce.lua --scaling [steps=6]: the issue's scaling measurement, one thread per rank:
+--      PoCL limited to one thread per process (POCL_MAX_PTHREAD_COUNT=1; Lunet's host threads are not used by
+--      the step), 1 process against 2 ranks bound to one core each (mpirun --bind-to core), the same global
+--      batch, with the gradient buckets overlapping the backward (LUNET_BUCKET_MB=25 and 2) and without (=0). Each
+--      run reports its CPU seconds per wall second (/proc/self/stat), which checks the thread limit holds.
 local lunet = require "lunet"
 local core = lunet.core
 local clock = require "lunet.util.clock"
@@ -80,6 +85,7 @@ if mode == "--steps" then
   local x = lunet.tensor(xs, { shape = shape }):to_device()
   local seg = lunet.tensor(ss, { shape = shape }):to_device()
   local net = lunet.net(PLANS_STEP, cfg, 1, 3, { device = dist.device(nil) })
+  local nb = dist.setup_buckets(net) -- LUNET_BUCKET_MB (default 25; 0: one allreduce after the backward)
   local batch = { data = x, target = seg, lr = 0.01 }
   local function step()
     if dist.size() > 1 then
@@ -93,25 +99,75 @@ if mode == "--steps" then
     net:train_step(batch)
     return 0
   end
+  -- this process's CPU seconds (all its threads: PoCL's included), from /proc/self/stat
+  local function cpu_s()
+    local f = io.open("/proc/self/stat")
+    if not f then return 0 end
+    local st = f:read("a"):gsub("^.*%) ", "")
+    f:close()
+    local v = {}
+    for w in st:gmatch("%S+") do v[#v + 1] = w end
+    return (tonumber(v[12]) + tonumber(v[13])) / 100 -- utime, stime (fields 14, 15) in clock ticks (USER_HZ 100)
+  end
   step(); step() -- kernels, memory plan
   dist.barrier()
-  local t0, ar = clock.now(), 0
-  for _ = 1, steps do ar = ar + step() end
+  local t0, c0, ar, win = clock.now(), cpu_s(), 0, 0
+  for _ = 1, steps do
+    ar = ar + step()
+    if nb > 0 then win = win + select(3, core.dist.bucket_stats(net.core)) end
+  end
   local dt = clock.now() - t0
+  local cpu = dist.max((cpu_s() - c0) / dt)
   dt = dist.max(dt)
   if dist.is_main() then
-    print(("STEPS %s ranks=%d global_batch=%d steps=%d seconds=%.3f samples_per_s=%.3f allreduce_s=%.3f"):format(
-      cfg, dist.size(), global, steps, dt, steps * global / dt, ar))
+    print(("STEPS %s ranks=%d global_batch=%d steps=%d seconds=%.3f samples_per_s=%.3f allreduce_s=%.3f " ..
+      "buckets=%d overlap_s=%.3f cpu_per_wall=%.2f"):format(cfg, dist.size(), global, steps, dt, steps * global / dt,
+      ar, nb, win, cpu))
   end
   return
 end
 
 -- ------------------------------------------------------------------------------------------------ the driver
-local reps, steps = tonumber(arg[1]) or 5, tonumber(arg[2]) or 6
 if not core.dist.compiled() or not os.execute("command -v mpirun >/dev/null 2>&1") then
   print("bench/allreduce.lua: skipped (no MPI in this build or no mpirun: install libopenmpi-dev openmpi-bin, rebuild)")
   return
 end
+
+local function loadavg() return sh("cat /proc/loadavg"):match("^(%S+ %S+ %S+)") end
+
+if mode == "--scaling" then
+  local steps = tonumber(arg[2]) or 6
+  local dev = ""
+  for _, d in ipairs(lunet.devices()) do dev = dev ~= "" and dev or (d.name or "?") end
+  print(("scaling, one thread per rank: %s; PoCL device %s; %s; load average before %s; %s UTC"):format(
+    sh("grep -m1 'model name' /proc/cpuinfo"):match(":%s*(.-)%s*$") or "?", dev,
+    sh("mpirun --version 2>&1"):match("([^\n]+)"), loadavg(), os.date("!%Y-%m-%d %H:%M")))
+  local env = "POCL_MAX_PTHREAD_COUNT=1 "
+  local mpirun = "mpirun --oversubscribe --allow-run-as-root --bind-to core -np " .. NP ..
+    " -x LUA_PATH -x LUA_CPATH -x LUNET_CACHE_DIR -x POCL_MAX_PTHREAD_COUNT -x LUNET_BUCKET_MB "
+  local function rate(out) return tonumber(out:match("samples_per_s=([%d%.]+)")) end
+  for _, c in ipairs({ { "3d_fullres", steps }, { "2d", steps * 4 } }) do
+    local cmd = ("lua5.4 bench/allreduce.lua --steps %d %s 2>&1"):format(c[2], c[1])
+    -- one process on one core (taskset), as each rank gets one
+    local one = sh(env .. "taskset -c 0 " .. cmd)
+    io.write(one)
+    local s1, res = rate(one), {}
+    -- 25 MB (DDP's default: one bucket for these small networks), 2 MB (several), 0 (after the backward)
+    for _, mb in ipairs({ "25", "2", "0" }) do
+      local out = sh(env .. "LUNET_BUCKET_MB=" .. mb .. " " .. mpirun .. cmd)
+      io.write(out)
+      local s2 = rate(out)
+      res[#res + 1] = s1 and s2 and ("%.2fx at %s MB (%.3f samples/s, %s buckets)"):format(s2 / s1, mb, s2,
+        out:match("buckets=(%d+)")) or ("? at " .. mb .. " MB")
+    end
+    print(("ct_iso %s, global batch %s, 1 process %s samples/s; 2 ranks / 1 process: %s"):format(c[1],
+      one:match("global_batch=(%d+)") or "?", s1 and ("%.3f"):format(s1) or "?", table.concat(res, ", ")))
+  end
+  print(("load average after: %s"):format(loadavg()))
+  return
+end
+
+local reps, steps = tonumber(arg[1]) or 5, tonumber(arg[2]) or 6
 local cpu = sh("grep -m1 'model name' /proc/cpuinfo"):match(":%s*(.-)%s*$") or "?"
 local load = sh("cat /proc/loadavg"):match("^(%S+ %S+ %S+)")
 local ver = sh("mpirun --version 2>&1"):match("([^\n]+)")
@@ -131,4 +187,4 @@ for _, c in ipairs({ { "2d", steps * 4 }, { "3d_fullres", steps } }) do
       g, s2 / s1, s2, s1))
   end
 end
-print(("load average after: %s"):format(sh("cat /proc/loadavg"):match("^(%S+ %S+ %S+)")))
+print(("load average after: %s"):format(loadavg()))

@@ -93,6 +93,25 @@ describe("dist (one process)", function()
     assert.are.equal(5, dist.device(5, devs, 1, 2))                            -- --device D pins every rank
   end)
 
+  it("reads the gradient bucket size from LUNET_BUCKET_MB and attaches none in a world of one rank", function()
+    local env = os.getenv
+    local function with(v, fn)
+      os.getenv = function(k) if k == "LUNET_BUCKET_MB" then return v end return env(k) end -- luacheck: ignore
+      local ok, res = pcall(fn)
+      os.getenv = env -- luacheck: ignore
+      if not ok then error(res, 0) end
+      return res
+    end
+    assert.are.equal(25, with(nil, dist.bucket_mb))
+    assert.are.equal(0.5, with("0.5", dist.bucket_mb))
+    assert.are.equal(0, with("0", dist.bucket_mb))
+    assert.has_error(function() with("big", dist.bucket_mb) end)
+    assert.has_error(function() with("-1", dist.bucket_mb) end)
+    local a = lunet.net(F .. "tiny_plans.json", "tiny3d", 1, 3)
+    assert.are.equal(0, dist.setup_buckets(a, 0.001))
+    assert.are.equal(0, (core.dist.bucket_stats(a.core)))
+  end)
+
   it("train_grad then train_update is bit-identical to the fused train_step", function()
     local x, seg = lunet.io.npy.read(F .. "tiny3d_x.npy"), lunet.io.npy.read(F .. "tiny3d_seg.npy")
     local function net()
@@ -142,6 +161,19 @@ describe("dist over mpirun -np 2", function()
     assert.is_true(tonumber(g) < 1e-5, "gradient rel diff " .. tostring(g))
     assert.is_true(tonumber(p) < 1e-6, "parameters after the update differ by " .. tostring(p))
     assert.is_true(tonumber(l) < 1e-6, "loss differs by " .. tostring(l))
+  end)
+
+  it("gradients averaged in buckets during the backward equal the average after it, bit for bit", function()
+    if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
+    local out = dir .. "/grad_buckets.txt"
+    local code = mpirun(nil, "lua5.4 spec/support/dist_grad.lua " .. out .. " buckets", dir .. "/grad_buckets.log")
+    assert.are.equal(0, code, readfile(dir .. "/grad_buckets.log"))
+    local d, nb, cut, early = readfile(out):match("(%S+) (%S+) (%S+) (%S+)")
+    assert.are.equal(0, tonumber(d), "bucketed gradient differs by " .. tostring(d))
+    assert.is_true(tonumber(nb) > 10, "buckets: " .. tostring(nb))
+    assert.is_true(tonumber(cut) > 0, "no bucket boundary inside a tensor")
+    -- the reads (and so the reductions) of most buckets start before the backward reaches the first layers
+    assert.is_true(tonumber(early) > tonumber(nb) // 2, ("%s of %s buckets read early"):format(early, nb))
   end)
 
   it("kill -9 of one rank ends every rank non-zero within bounded time", function()
@@ -259,13 +291,65 @@ describe("dist over mpirun -np 2", function()
       assert.is_true(pcall(lunet.net.read_header, FOLD1 .. "/checkpoint_best.pth"))
     end)
 
-    it("the step on a worker thread (prefetching the next batch) gives the same weights as the plain step", function()
+    it("SIGINT to mpirun (Ctrl-C) ends every rank, mpirun non-zero, leaving no half-written checkpoint", function()
+      if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
+      local rcfile = dir .. "/int_train.rc"
+      local names = { "LUA_PATH", "LUA_CPATH", "LUNET_CACHE_DIR", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results" }
+      local x = {}
+      for _, n in ipairs(names) do x[#x + 1] = "-x " .. n end
+      local pre = ("LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' LUA_CPATH='%s/build/?.so;;' "):format(ROOT, ROOT, ROOT)
+        .. no_leak_check()
+      for k, v in pairs(env) do pre = pre .. k .. "=" .. tmp.quote(v) .. " " end
+      -- a background job of a non-interactive shell starts with SIGINT ignored; a terminal's mpirun has it default
+      os.execute(("(%s env --default-signal=INT mpirun --oversubscribe --allow-run-as-root -np 2 %s %s/scripts/lunet " ..
+        "train 951 2d 3 -p TinyPlans --epochs 50 --iters 20 --val-iters 2 -q > %s/int_train.log 2>&1; echo $? > %s) &")
+        :format(pre, table.concat(x, " "), ROOT, dir, rcfile))
+      local function procs() -- mpirun and the ranks of this run: pid -> "mpirun" | "rank"
+        local got = {}
+        for pid in io.popen("ls /proc"):lines() do
+          if pid:match("^%d+$") then
+            local cmd = readfile("/proc/" .. pid .. "/cmdline")
+            if cmd:find(ROOT .. "/scripts/lunet", 1, true) and cmd:find("\0002d\0003\000", 1, true) and
+                readfile("/proc/" .. pid .. "/environ"):find("nnUNet_results=" .. RES .. "\000", 1, true) then
+              got[pid] = cmd:match("^[^%z]*mpirun%z") and "mpirun" or "rank"
+            end
+          end
+        end
+        return got
+      end
+      local clock = lunet.util.clock
+      local FOLD3 = FOLD:gsub("fold_0$", "fold_3")
+      local t0, mpi, nrank = clock.now(), nil, 0
+      while clock.now() - t0 < 120 do -- until training runs (the first epoch's checkpoint_best exists)
+        mpi, nrank = nil, 0
+        for pid, kind in pairs(procs()) do if kind == "mpirun" then mpi = pid else nrank = nrank + 1 end end
+        if mpi and nrank == 2 and paths.isfile(FOLD3 .. "/checkpoint_best.pth") then break end
+        os.execute("sleep 0.2")
+      end
+      assert.is_truthy(mpi and nrank == 2, "mpirun and 2 ranks not found: " .. readfile(dir .. "/int_train.log"))
+      os.execute("kill -INT " .. mpi)
+      local t1 = clock.now()
+      while clock.now() - t1 < 30 and readfile(rcfile) == "" do os.execute("sleep 0.2") end
+      local rc = tonumber(readfile(rcfile))
+      if not rc then for pid in pairs(procs()) do os.execute("kill -9 " .. pid) end end
+      assert.is_truthy(rc, "mpirun still running 30 s after SIGINT")
+      assert.are_not.equal(0, rc)
+      assert.is_nil(next(procs()), "a rank outlived mpirun")
+      for _, n in ipairs(paths.listdir(FOLD3)) do assert.is_nil(n:match("%.tmp"), n) end
+      for _, n in ipairs(paths.listdir(FOLD3)) do
+        if n:match("%.pth$") then assert.is_true(pcall(lunet.net.read_header, FOLD3 .. "/" .. n), n) end
+      end
+    end)
+
+    it("the step on a worker thread (prefetching the next batch, small gradient buckets) gives the same weights as " ..
+    "the plain step (one allreduce after the backward)", function()
       if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
       local weights = {}
       for _, pf in ipairs({ "1", "0" }) do
         local res = dir .. "/res_pf" .. pf
         os.execute("mkdir -p " .. res)
-        local e = { nnUNet_raw = RAW, nnUNet_preprocessed = PRE, nnUNet_results = res, LUNET_PREFETCH = pf }
+        local e = { nnUNet_raw = RAW, nnUNet_preprocessed = PRE, nnUNet_results = res, LUNET_PREFETCH = pf,
+                    LUNET_BUCKET_MB = pf == "1" and "0.002" or "0" }
         local code = mpirun(e, ROOT .. "/scripts/lunet train 951 2d 2 -p TinyPlans --epochs 1 --iters 4 --val-iters 1 -q",
           dir .. "/pf" .. pf .. ".log")
         assert.are.equal(0, code, readfile(dir .. "/pf" .. pf .. ".log"))

@@ -31,6 +31,14 @@ int lu_dist_thread_ok(void);
 /* In place over all ranks: sum, then divided by the number of ranks. */
 lu_status lu_dist_allreduce_mean_f32(float *buf, size_t n);
 lu_status lu_dist_allreduce_f64(double *buf, size_t n, lu_dist_op op);
+/* Non-blocking sum over all ranks, in place (MPI_Iallreduce): buf must stay untouched until lu_dist_wait. The
+ * request joins this process's one set of pending requests; every rank must start them in the same order. */
+lu_status lu_dist_iallreduce_sum_f32(float *buf, size_t n);
+/* Lets MPI advance the pending requests (MPI_Testall: Open MPI moves non-blocking collectives only inside MPI
+ * calls); *done = 1 when none is left. */
+lu_status lu_dist_progress(int *done);
+/* Waits for every pending request; the set is empty afterwards. */
+lu_status lu_dist_wait(void);
 lu_status lu_dist_bcast(void *buf, size_t bytes, int root);
 lu_status lu_dist_barrier(void);
 /* Writes "lunet: rank R/N (host): msg" to stderr and ends the whole job with code (MPI_Abort); in a

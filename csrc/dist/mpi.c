@@ -40,7 +40,13 @@ static int g_serialized; /* MPI calls from another thread are allowed, one at a 
 
 int lu_dist_thread_ok(void) { return g_size <= 1 || g_serialized; }
 
+static MPI_Request *g_req; /* the pending non-blocking requests (lu_dist_iallreduce_sum_f32 .. lu_dist_wait) */
+static int g_nreq, g_capreq;
+
 static void finalize(void) {
+  free(g_req);
+  g_req = NULL;
+  g_nreq = g_capreq = 0;
   int fin = 0;
   if (g_mpi && MPI_Finalized(&fin) == MPI_SUCCESS && !fin) MPI_Finalize();
 }
@@ -105,6 +111,43 @@ lu_status lu_dist_allreduce_f64(double *buf, size_t n, lu_dist_op op) {
   return rc == MPI_SUCCESS ? LU_OK : mpi_fail(rc, "MPI_Allreduce");
 }
 
+lu_status lu_dist_iallreduce_sum_f32(float *buf, size_t n) {
+  if (g_size <= 1) return LU_OK;
+  for (size_t off = 0; off < n;) { /* MPI counts are int */
+    size_t c = n - off < (size_t)INT_MAX / 2 ? n - off : (size_t)INT_MAX / 2;
+    if (g_nreq == g_capreq) {
+      int cap = g_capreq ? 2 * g_capreq : 64;
+      MPI_Request *r = realloc(g_req, (size_t)cap * sizeof *r);
+      if (!r) return lu_fail(LU_ENOMEM, "MPI_Iallreduce: %d requests", cap);
+      g_req = r;
+      g_capreq = cap;
+    }
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + off, (int)c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[g_nreq]);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Iallreduce (gradients)");
+    g_nreq++;
+    off += c;
+  }
+  return LU_OK;
+}
+
+lu_status lu_dist_progress(int *done) {
+  int flag = 1;
+  if (g_nreq) {
+    int rc = MPI_Testall(g_nreq, g_req, &flag, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Testall");
+    if (flag) g_nreq = 0;
+  }
+  if (done) *done = flag;
+  return LU_OK;
+}
+
+lu_status lu_dist_wait(void) {
+  if (!g_nreq) return LU_OK;
+  int rc = MPI_Waitall(g_nreq, g_req, MPI_STATUSES_IGNORE);
+  g_nreq = 0;
+  return rc == MPI_SUCCESS ? LU_OK : mpi_fail(rc, "MPI_Waitall");
+}
+
 lu_status lu_dist_bcast(void *buf, size_t bytes, int root) {
   if (g_size <= 1) return LU_OK;
   for (size_t off = 0; off < bytes;) {
@@ -139,6 +182,12 @@ lu_status lu_dist_init(void) {
 }
 lu_status lu_dist_allreduce_mean_f32(float *buf, size_t n) { return LU_OK; }
 lu_status lu_dist_allreduce_f64(double *buf, size_t n, lu_dist_op op) { return LU_OK; }
+lu_status lu_dist_iallreduce_sum_f32(float *buf, size_t n) { return LU_OK; }
+lu_status lu_dist_progress(int *done) {
+  if (done) *done = 1;
+  return LU_OK;
+}
+lu_status lu_dist_wait(void) { return LU_OK; }
 lu_status lu_dist_bcast(void *buf, size_t bytes, int root) { return LU_OK; }
 lu_status lu_dist_barrier(void) { return LU_OK; }
 void lu_dist_abort(int code, const char *msg) {

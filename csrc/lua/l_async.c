@@ -14,7 +14,10 @@
  *                                           allreduce and net:train_update follow on the caller's thread. With
  *                                           opts.dist_batch_dice the loss's allreduce runs on the worker (MPI is
  *                                           initialised MPI_THREAD_SERIALIZED; the caller makes no MPI call
- *                                           while the job runs).
+ *                                           while the job runs). With gradient buckets attached to the network
+ *                                           (dist.set_buckets), the worker also completes their reduction, which
+ *                                           overlaps the backward (dist/gradsync.h); the caller's
+ *                                           dist.allreduce_grads then returns at once.
  * The worker copies x and target to the device itself (the job keeps both tensors alive until it is collected;
  * do not write into them while it runs). While a job runs, the caller must not use the same network or issue
  * device work on its device (kernel objects are shared and their arguments are not thread-safe); freeing device
@@ -31,6 +34,8 @@
 #include <time.h>
 
 #include "cl/device.h"
+#include "dist/dist.h"
+#include "dist/gradsync.h"
 #include "lua/l_common.h"
 #include "nn/unet.h"
 #include "lua/l_net.h"
@@ -63,8 +68,11 @@ static void *worker(void *arg) {
   }
   j->st = lu_tensor_to_device(j->hx, dev, &j->x);
   if (j->st == LU_OK) j->st = lu_tensor_to_device(j->ht, dev, &j->t);
-  if (j->st == LU_OK && j->grad_only) j->st = lu_unet_train_grad(j->n, j->x, j->t, &j->o, &j->r.loss);
-  else if (j->st == LU_OK) j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
+  if (j->st == LU_OK && j->grad_only) {
+    j->st = lu_unet_train_grad(j->n, j->x, j->t, &j->o, &j->r.loss);
+    lu_gradsync *g = lu_gradsync_of(j->n);
+    if (j->st == LU_OK && g && lu_dist_thread_ok()) j->st = lu_gradsync_finish(g, NULL);
+  } else if (j->st == LU_OK) j->st = lu_unet_train_step(j->n, j->x, j->t, &j->o, &j->r);
 done:
   clock_gettime(CLOCK_MONOTONIC, &b);
   j->seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);

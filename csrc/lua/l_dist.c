@@ -5,8 +5,16 @@
  *   rank(), size(), local_rank(), local_size(), host(), thread_ok() (MPI calls allowed from a worker thread)
  *   allreduce_mean(tensor)          host f32 tensor, in place: mean over ranks
  *   allreduce(numbers{...} [, "sum"|"max"|"min"]) -> new list   (doubles)
- *   allreduce_grads(net) -> seconds the gradient buffer of a lunet.core.net, averaged over ranks in place
- *                                   (device -> host, MPI_Allreduce, host -> device); seconds of the allreduce
+ *   allreduce_grads(net) -> seconds the gradient buffer of a lunet.core.net, averaged over ranks in place. With
+ *                                   buckets attached (set_buckets), completes the bucketed reduction the backward
+ *                                   started (dist/gradsync.h; idempotent) and returns its exposed seconds (from
+ *                                   the backward's end to the averaged gradient on the device); else device ->
+ *                                   host, MPI_Allreduce, host -> device, and the seconds of the allreduce
+ *   set_buckets(net, bytes) -> n    gradient buckets of `bytes` (rounded down to floats; 0: none, one allreduce
+ *                                   after the backward) from the next backward on; n buckets (0 in a one-rank
+ *                                   world, where nothing is attached)
+ *   bucket_stats(net) -> n, early, window   buckets attached, how many the last backward read before its last
+ *                                   one, and the seconds the last reduction ran beside the backward
  *   bcast_flat(net, which [, root=0])   parameters (0) or momentum (2) of root copied to every rank
  *   barrier(), abort(code, msg)     abort ends every rank of the job (MPI_Abort) */
 #include <lauxlib.h>
@@ -15,6 +23,7 @@
 #include <time.h>
 
 #include "dist/dist.h"
+#include "dist/gradsync.h"
 #include "lua/l_common.h"
 #include "lua/l_net.h"
 
@@ -92,6 +101,13 @@ static int l_allreduce_grads(lua_State *L) {
     lua_pushnumber(L, 0);
     return 1;
   }
+  lu_gradsync *g = lu_gradsync_of(n);
+  if (g) {
+    double dt = 0;
+    LU_LCHECK(L, lu_gradsync_finish(g, &dt), "dist.allreduce_grads");
+    lua_pushnumber(L, dt);
+    return 1;
+  }
   size_t nf = lu_unet_flat_floats(n);
   float *h = stage(L, nf);
   LU_LCHECK(L, lu_unet_read_flat(n, 1, h), "dist.allreduce_grads");
@@ -101,6 +117,28 @@ static int l_allreduce_grads(lua_State *L) {
   LU_LCHECK(L, lu_unet_write_flat(n, 1, h), "dist.allreduce_grads");
   lua_pushnumber(L, dt);
   return 1;
+}
+
+static int l_set_buckets(lua_State *L) {
+  need_init(L);
+  lu_unet *n = lu_lua_check_net(L, 1);
+  lua_Integer bytes = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, bytes >= 0, 2, "bucket bytes must be >= 0");
+  size_t nf = (size_t)bytes / sizeof(float);
+  if (bytes > 0 && nf == 0) nf = 1;
+  if (lu_dist_size() <= 1) nf = 0; /* one rank: the backward stays hook-less */
+  LU_LCHECK(L, lu_gradsync_attach(n, nf), "dist.set_buckets");
+  lu_gradsync *g = lu_gradsync_of(n);
+  lua_pushinteger(L, g ? lu_gradsync_buckets(g) : 0);
+  return 1;
+}
+
+static int l_bucket_stats(lua_State *L) {
+  lu_gradsync *g = lu_gradsync_of(lu_lua_check_net(L, 1));
+  lua_pushinteger(L, g ? lu_gradsync_buckets(g) : 0);
+  lua_pushinteger(L, g ? lu_gradsync_early(g) : 0);
+  lua_pushnumber(L, g ? lu_gradsync_window(g) : 0);
+  return 3;
 }
 
 static int l_bcast_flat(lua_State *L) {
@@ -136,6 +174,7 @@ int lu_open_dist(lua_State *L) {
     {"init", l_init}, {"compiled", l_compiled}, {"launched", l_launched}, {"rank", l_rank}, {"size", l_size},
     {"local_rank", l_local_rank}, {"thread_ok", l_thread_ok}, {"local_size", l_local_size}, {"host", l_host},
     {"allreduce_mean", l_allreduce_mean}, {"allreduce", l_allreduce}, {"allreduce_grads", l_allreduce_grads},
+    {"set_buckets", l_set_buckets}, {"bucket_stats", l_bucket_stats},
     {"bcast_flat", l_bcast_flat}, {"barrier", l_barrier}, {"abort", l_abort}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;

@@ -290,6 +290,7 @@ lu_status lu_unet_new(const lu_unet_cfg *c, lu_device *dev, lu_unet **out) {
 
 void lu_unet_free(lu_unet *n) {
   if (!n) return;
+  lu_unet_set_grad_hook(n, NULL, NULL, NULL); /* before the buffers: it may wait on reads of them */
   lu_unet_release_plan(n);
   release_views(n);
   for (int w = 0; w < 3; w++) lu_tensor_free(n->flat[w]);
@@ -396,6 +397,17 @@ lu_status lu_unet_init(lu_unet *n, uint64_t seed) {
   for (int w = 1; w < 3; w++) /* a buffer not made yet is zero by definition */
     if (n->flat[w]) LU_TRY(lu_fill(n->flat[w], 0.0f));
   return LU_OK;
+}
+
+void lu_unet_set_grad_hook(lu_unet *n, lu_unet_grad_hook hook, void *ud, void (*free_ud)(void *)) {
+  if (n->grad_free && n->grad_ud) n->grad_free(n->grad_ud);
+  n->grad_hook = hook;
+  n->grad_ud = hook ? ud : NULL;
+  n->grad_free = hook ? free_ud : NULL;
+}
+
+void *lu_unet_grad_hook_data(const lu_unet *n, lu_unet_grad_hook hook) {
+  return n->grad_hook && n->grad_hook == hook ? n->grad_ud : NULL;
 }
 
 lu_status lu_unet_zero_grad(lu_unet *n) {

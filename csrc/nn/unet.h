@@ -97,6 +97,20 @@ lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_su
  * parameter gradients into the gradient buffer (call lu_unet_zero_grad first). */
 lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout);
 lu_status lu_unet_zero_grad(lu_unet *n);
+/* A callback told during lu_unet_backward when parameter gradients are final, so a caller can move finished
+ * regions of the gradient buffer while the backward still runs (data-parallel training's bucketed allreduce,
+ * dist/gradsync.h). Called with LU_UNET_GRAD_BEGIN first, then with a parameter index once the kernels that
+ * write that gradient are enqueued (the queue is in order: work enqueued after the call sees the final value;
+ * the device may not have run it yet), then LU_UNET_GRAD_END (every gradient is final then, also those the pass
+ * left at zero). Its error fails the backward. Without a hook the backward is unchanged. */
+#define LU_UNET_GRAD_BEGIN (-2)
+#define LU_UNET_GRAD_END (-1)
+typedef lu_status (*lu_unet_grad_hook)(void *ud, int param);
+/* Installs hook (NULL removes it). The network owns ud: free_ud(ud) runs when the hook is replaced or the network
+ * is freed. */
+void lu_unet_set_grad_hook(lu_unet *n, lu_unet_grad_hook hook, void *ud, void (*free_ud)(void *));
+/* ud of the installed hook when it is `hook`, else NULL. */
+void *lu_unet_grad_hook_data(const lu_unet *n, lu_unet_grad_hook hook);
 /* Bytes of activation/workspace memory planned for the current shape. */
 size_t lu_unet_activation_bytes(const lu_unet *n);
 

@@ -454,6 +454,11 @@ static lu_status gc(node *x, lu_tensor *dst) {
   return LU_OK;
 }
 
+/* Tells the gradient hook (lu_unet_set_grad_hook) that parameter p's gradient is final; p < 0: none. */
+static lu_status grad_done(lu_unet *n, int p) {
+  return n->grad_hook && p >= 0 ? n->grad_hook(n->grad_ud, p) : LU_OK;
+}
+
 /* Weight gradients of conv c for input x and output gradient dy, then (if `in` wants one) the
  * input gradient. */
 static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor *dy) {
@@ -463,6 +468,8 @@ static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor
     LU_TRY(lu_convT_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0));
   else
     LU_TRY(lu_conv_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0));
+  LU_TRY(grad_done(n, c->pw));
+  LU_TRY(grad_done(n, c->pb));
   if (!in->g) return LU_OK;
   lu_tensor tmp, *dst = gt(n, in, &tmp);
   if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
@@ -478,6 +485,8 @@ static lu_status cnr_bwd(lu_unet *n, cnr_l *b) {
   lu_tensor *d = b->out.g;
   if (b->act) LU_TRY(lu_lrelu_bwd(d, b->out.v, d, (float)n->cfg.leaky_slope));
   LU_TRY(lu_instnorm_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, d, d, G(n, b->nw), G(n, b->nb), 1));
+  LU_TRY(grad_done(n, b->nw));
+  LU_TRY(grad_done(n, b->nb));
   return conv_bwd(n, &b->conv, b->in, d);
 }
 
@@ -540,6 +549,18 @@ lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages;
   reset_written(n);
+  if (n->grad_hook) {
+    LU_TRY(n->grad_hook(n->grad_ud, LU_UNET_GRAD_BEGIN));
+    /* heads this pass leaves at zero (deep-supervision weight 0) are final now, not at the end: they sit at the
+     * end of the buffer, where the first bucket is */
+    for (int j = 0; j < S - 1; j++) {
+      dec_stage *d = &n->dec[j];
+      int oi = S - 2 - j;
+      if (d->has_seg && oi < n_dout && dout[oi]) continue;
+      LU_TRY(grad_done(n, d->seg.pw));
+      LU_TRY(grad_done(n, d->seg.pb));
+    }
+  }
   for (int j = S - 2; j >= 0; j--) {
     dec_stage *d = &n->dec[j];
     int oi = S - 2 - j; /* output index of this stage's head */
@@ -565,7 +586,7 @@ lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
     }
   }
   if (c->kind == LU_UNET_RESENC) LU_TRY(cnr_bwd(n, &n->stem));
-  return LU_OK;
+  return n->grad_hook ? n->grad_hook(n->grad_ud, LU_UNET_GRAD_END) : LU_OK;
 }
 
 /* ------------------------------------------------------------------------------- training step */

@@ -107,6 +107,10 @@ struct lu_unet {
   struct lu_stager *stager; /* double-buffered batch uploads (cl/staging.h), created by the first stage() */
   float loss_host;
   cl_event loss_evt;
+  /* lu_unet_set_grad_hook: told as gradients become final during backward */
+  lu_unet_grad_hook grad_hook;
+  void *grad_ud;
+  void (*grad_free)(void *);
 };
 
 void lu_unet_release_plan(lu_unet *n);

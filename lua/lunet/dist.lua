@@ -8,6 +8,8 @@ one rank, in which every function here is the identity and training runs exactly
   dist.device(explicit) -> OpenCL device index: explicit, else local rank + LUNET_DEVICE_OFFSET among the GPUs (mod)
   dist.mean(x), dist.sum(list), dist.max(x)                     -- scalars and lists over ranks
   dist.allreduce_grads(net) -> seconds                          -- mean of the gradient buffers
+  dist.bucket_mb() -> MB                                        -- LUNET_BUCKET_MB, default 25 (0: no buckets)
+  dist.setup_buckets(net [, mb]) -> n                           -- bucketed allreduce overlapping the backward
   dist.bcast_params(net)                                        -- rank 0's weights and momentum to all
   dist.barrier(), dist.abort(code, msg), dist.guard(fn, ...)    -- fn's error ends every rank (MPI_Abort)
 ]]
@@ -99,6 +101,28 @@ end
 function M.allreduce_grads(net)
   if M.size() <= 1 then return 0 end
   return cd.allreduce_grads(net.core or net)
+end
+
+--- The gradient bucket size in MB (MiB, as DDP's bucket_cap_mb): LUNET_BUCKET_MB, default 25; 0 turns the buckets
+--- off (one allreduce of the whole buffer after the backward).
+function M.bucket_mb()
+  local v = os.getenv("LUNET_BUCKET_MB")
+  if v == nil or v == "" then return 25 end
+  local mb = tonumber(v)
+  if not mb or mb < 0 or mb ~= mb or mb == math.huge then
+    error(("LUNET_BUCKET_MB=%s: expected a size in MB >= 0 (0 turns the gradient buckets off)"):format(v), 0)
+  end
+  return mb
+end
+
+--- Attaches bucketed gradient averaging to the network (csrc/dist/gradsync.h): from the next backward on, each
+--- bucket of the flat gradient buffer is read to the host and its MPI_Iallreduce started as soon as the backward
+--- has finished its gradients, while the rest of the backward runs; dist.allreduce_grads then completes it.
+--- mb: bucket size (default dist.bucket_mb()). Returns the number of buckets (0: one rank, or mb = 0).
+function M.setup_buckets(net, mb)
+  mb = mb or M.bucket_mb()
+  if M.size() <= 1 then return 0 end
+  return cd.set_buckets(net.core or net, math.floor(mb * 1048576))
 end
 
 function M.bcast_params(net)

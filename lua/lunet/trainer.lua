@@ -1072,8 +1072,13 @@ local function set_up(o, r)
   if dist.size() > 1 then
     -- as DDP at construction: every rank starts from rank 0's weights (and momentum)
     dist.bcast_params(st.net)
+    local mb = dist.bucket_mb()
+    local nb = dist.setup_buckets(st.net, mb)
+    st.grad_buckets = nb
     st.logger:print(("Data-parallel training on %d ranks (MPI): global batch %d, this rank's batch %d, " ..
-      "oversample %s"):format(dist.size(), r.cfg.batch_size, st.batch_size, pyfloat(st.oversample)))
+      "oversample %s, %s"):format(dist.size(), r.cfg.batch_size, st.batch_size, pyfloat(st.oversample),
+      nb > 0 and ("gradient allreduce in %d bucket(s) of %g MB overlapping the backward"):format(nb, mb)
+        or "gradient allreduce after the backward (LUNET_BUCKET_MB=0)"))
   end
   write_debug_json(st, r, o, acfg, train_ids, val_ids)
   -- the classes the pseudo Dice is reported for: foreground regions, or foreground labels
@@ -1237,8 +1242,8 @@ local function end_epoch(st, lr, vloss, dice, mean, t_train, t_wait)
   local dt = L.epoch_end_timestamps[e1] - L.epoch_start_timestamps[e1]
   logger:print(("Epoch time: %s s"):format(pyfloat(round(dt, 2))))
   if dist.size() > 1 then
-    logger:print(("Gradient allreduce (%d ranks): %s s of the epoch"):format(dist.size(),
-      pyfloat(round(st.t_allreduce or 0, 2))))
+    logger:print(("Gradient allreduce (%d ranks): %s s of the epoch%s"):format(dist.size(),
+      pyfloat(round(st.t_allreduce or 0, 2)), (st.grad_buckets or 0) > 0 and " not hidden behind the backward" or ""))
     st.t_allreduce = 0
   end
   st.epoch, st.iter, st.partial = e1, 0, {}

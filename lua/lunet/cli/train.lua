@@ -31,7 +31,8 @@ into validation/ with summary.json. Results: nnUNet_results/DatasetXXX/<trainer>
 
 Data-parallel, as nnUNetv2_train -num_gpus N: `mpirun -np N lunet train ...` (or srun) trains one model on N
 ranks, each on its own OpenCL device (local rank, + LUNET_DEVICE_OFFSET; -device D pins one), the plan's batch
-split over the ranks, gradients averaged with MPI; rank 0 writes every file. See docs/distributed.md.]])
+split over the ranks, gradients averaged with MPI in buckets that overlap the backward (LUNET_BUCKET_MB, default 25;
+0: one allreduce after it); rank 0 writes every file. See docs/distributed.md.]])
   p:argument("DATASET", "dataset id or name")
   p:argument("CONFIG", "configuration")
   p:argument("FOLD", "fold number or all"):convert(args.fold("FOLD"))
