@@ -1,5 +1,5 @@
 -- Data-parallel training's cost over Open MPI (lunet.dist; docs/distributed.md):
---   1. MPI_Allreduce (mean) of host float buffers of the real gradient sizes: PlainConvUNet and ResEnc M
+--   1. MPI_Allreduce (mean) of host float buffers of the real gradient sizes: PlainConvUNet and ResEnc M and L
 --      3d_fullres (brain_mr_100 plans fixture, 4 channels), and the device path of a training step
 --      (gradient buffer read from the device, allreduce, written back) for the PlainConvUNet;
 --   2. training throughput of the ct_iso 2d and 3d_fullres networks, global batch from the plan (5 and 2): one
@@ -39,6 +39,7 @@ if mode == "--allreduce" then
   local sizes = {
     { "PlainConvUNet 3d_fullres", lunet.net(PLANS_BIG .. "nnUNetPlans.json", "3d_fullres", 4, 3, { device = false }) },
     { "ResEnc M 3d_fullres", lunet.net(PLANS_BIG .. "nnUNetResEncUNetMPlans.json", "3d_fullres", 4, 3, { device = false }) },
+    { "ResEnc L 3d_fullres", lunet.net(PLANS_BIG .. "nnUNetResEncUNetLPlans.json", "3d_fullres", 4, 3, { device = false }) },
   }
   for _, s in ipairs(sizes) do
     local n = s[2]:parameters().count
