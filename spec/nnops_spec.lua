@@ -33,17 +33,7 @@ end
 
 -- Relative error <= rel per element, measured against max(|want|, 1e-2 * max|want|): elements near
 -- zero (cancellation in a gradient) are judged on the tensor's scale, where float32 rounding lives.
-local function assert_close(want, got, rel, what)
-  assert.equal(#want, #got)
-  local m = 0
-  for i = 1, #want do m = math.max(m, math.abs(want[i])) end
-  for i = 1, #want do
-    local tol = rel * math.max(math.abs(want[i]), 1e-2 * m, 1e-30)
-    if not (math.abs(want[i] - got[i]) <= tol) then
-      error(string.format("%s: element %d: want %.9g got %.9g (rel tol %g)", what or "", i, want[i], got[i], rel), 2)
-    end
-  end
-end
+local assert_close = require("spec.support.common").assert_close
 
 describe("instance norm", function()
   for _, case in ipairs({"in3d", "in2d"}) do

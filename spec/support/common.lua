@@ -38,4 +38,18 @@ function M.env_prefix()
   return table.concat(parts, " ")
 end
 
+-- Element-wise comparison of two arrays at a relative tolerance, floored at 1% of the largest |want| (so values
+-- near zero are judged against the array's scale); names the first element outside it.
+function M.assert_close(want, got, rel, what)
+  assert(#want == #got, ("%s: %d values, want %d"):format(what or "", #got, #want))
+  local m = 0
+  for i = 1, #want do m = math.max(m, math.abs(want[i])) end
+  for i = 1, #want do
+    local tol = rel * math.max(math.abs(want[i]), 1e-2 * m, 1e-30)
+    if not (math.abs(want[i] - got[i]) <= tol) then
+      error(string.format("%s: element %d: want %.9g got %.9g (rel tol %g)", what or "", i, want[i], got[i], rel), 2)
+    end
+  end
+end
+
 return M
