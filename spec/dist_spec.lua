@@ -36,18 +36,23 @@ local function no_leak_check()
   return asan and ("ASAN_OPTIONS=" .. tmp.quote(asan .. ":detect_leaks=0") .. " ") or ""
 end
 
--- mpirun of 2 ranks on this machine (oversubscribed: the specs run on 2 shared cores), with the environment a
--- lunet child needs; returns the exit status and the seconds it took.
-local function mpirun(env, cmd, log, limit)
-  local t0 = lunet.util.clock.now()
+-- The shell line that runs cmd as 2 ranks on this machine (oversubscribed: the specs run on 2 shared cores), with
+-- the environment a lunet child needs plus env, passed to the ranks; launcher: what starts mpirun ("mpirun").
+local function mpirun_line(env, cmd, launcher)
   local names = { "LUA_PATH", "LUA_CPATH", "LUNET_CACHE_DIR" }
   local pre = ("LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' LUA_CPATH='%s/build/?.so;;' "):format(ROOT, ROOT, ROOT)
     .. no_leak_check()
   for k, v in pairs(env or {}) do pre = pre .. k .. "=" .. tmp.quote(v) .. " "; names[#names + 1] = k end
   local x = {}
   for _, n in ipairs(names) do x[#x + 1] = "-x " .. n end
-  local full = ("%stimeout %d mpirun --oversubscribe --allow-run-as-root -np 2 %s %s > %s 2>&1"):format(pre,
-    limit or 300, table.concat(x, " "), cmd, log)
+  return ("%s%s --oversubscribe --allow-run-as-root -np 2 %s %s"):format(pre, launcher or "mpirun",
+    table.concat(x, " "), cmd)
+end
+
+-- mpirun_line run to completion (at most limit seconds) into log; returns the exit status and the seconds it took.
+local function mpirun(env, cmd, log, limit)
+  local t0 = lunet.util.clock.now()
+  local full = ("%s > %s 2>&1"):format(mpirun_line(env, cmd, ("timeout %d mpirun"):format(limit or 300)), log)
   local _, _, code = os.execute(full)
   return code, lunet.util.clock.now() - t0
 end
@@ -248,15 +253,8 @@ describe("dist over mpirun -np 2", function()
     it("kill -9 of one rank during training ends every rank non-zero, leaving no half-written checkpoint", function()
       if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
       local rcfile, pidfile = dir .. "/kill_train.rc", dir .. "/kill_train.pid"
-      local names = { "LUA_PATH", "LUA_CPATH", "LUNET_CACHE_DIR", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results" }
-      local x = {}
-      for _, n in ipairs(names) do x[#x + 1] = "-x " .. n end
-      local pre = ("LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' LUA_CPATH='%s/build/?.so;;' "):format(ROOT, ROOT, ROOT)
-        .. no_leak_check()
-      for k, v in pairs(env) do pre = pre .. k .. "=" .. tmp.quote(v) .. " " end
-      os.execute(("(%s mpirun --oversubscribe --allow-run-as-root -np 2 %s %s/scripts/lunet train 951 2d 1 -p TinyPlans " ..
-        "--epochs 50 --iters 20 --val-iters 2 -q > %s/kill_train.log 2>&1; echo $? > %s) & echo $! > %s"):format(pre,
-        table.concat(x, " "), ROOT, dir, rcfile, pidfile))
+      os.execute(("(%s > %s/kill_train.log 2>&1; echo $? > %s) & echo $! > %s"):format(mpirun_line(env, ROOT ..
+        "/scripts/lunet train 951 2d 1 -p TinyPlans --epochs 50 --iters 20 --val-iters 2 -q"), dir, rcfile, pidfile))
       -- rank 1: the lunet process of this run whose environment says OMPI_COMM_WORLD_RANK=1
       local function rank1()
         for pid in io.popen("ls /proc"):lines() do
@@ -294,16 +292,10 @@ describe("dist over mpirun -np 2", function()
     it("SIGINT to mpirun (Ctrl-C) ends every rank, mpirun non-zero, leaving no half-written checkpoint", function()
       if not have_mpirun() then pending("mpirun or MPI support missing (make deps installs openmpi-bin, libopenmpi-dev)") return end
       local rcfile = dir .. "/int_train.rc"
-      local names = { "LUA_PATH", "LUA_CPATH", "LUNET_CACHE_DIR", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results" }
-      local x = {}
-      for _, n in ipairs(names) do x[#x + 1] = "-x " .. n end
-      local pre = ("LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;;' LUA_CPATH='%s/build/?.so;;' "):format(ROOT, ROOT, ROOT)
-        .. no_leak_check()
-      for k, v in pairs(env) do pre = pre .. k .. "=" .. tmp.quote(v) .. " " end
       -- a background job of a non-interactive shell starts with SIGINT ignored; a terminal's mpirun has it default
-      os.execute(("(%s env --default-signal=INT mpirun --oversubscribe --allow-run-as-root -np 2 %s %s/scripts/lunet " ..
-        "train 951 2d 3 -p TinyPlans --epochs 50 --iters 20 --val-iters 2 -q > %s/int_train.log 2>&1; echo $? > %s) &")
-        :format(pre, table.concat(x, " "), ROOT, dir, rcfile))
+      os.execute(("(%s > %s/int_train.log 2>&1; echo $? > %s) &"):format(mpirun_line(env, ROOT ..
+        "/scripts/lunet train 951 2d 3 -p TinyPlans --epochs 50 --iters 20 --val-iters 2 -q", "env --default-signal=INT mpirun"),
+        dir, rcfile))
       local function procs() -- mpirun and the ranks of this run: pid -> "mpirun" | "rank"
         local got = {}
         for pid in io.popen("ls /proc"):lines() do
