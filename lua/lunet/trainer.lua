@@ -460,13 +460,20 @@ end
 
 M._confusion, M._to_net, M._region_confusion, M._target_dtype = confusion, to_net, region_confusion, target_dtype
 
+--- Whether net is a lunet.net whose core lives on a device (not one of the specs' fakes): only such a network can
+--- run a step on a worker thread or stage batches.
+local function on_device_net(net)
+  local c = net.core
+  return type(c) == "userdata" and getmetatable(c) == debug.getregistry()["lunet.Net"] and net.cfg ~= nil and
+    net.cfg.device ~= nil and net.cfg.device ~= false
+end
+
 --- A training step started on a worker thread (lunet.core.async) when the network is a lunet.net with a device
 --- and prefetching is on: returns a function that waits for the step and returns its loss and the step's own
 --- seconds. Otherwise the step runs now. While the step runs, only host work (the next batch) may happen.
 local function start_step(net, batch, prefetch)
   local c = net.core
-  if prefetch and core.async and type(net.train_opts) == "function" and type(c) == "userdata" and
-      getmetatable(c) == debug.getregistry()["lunet.Net"] and net.cfg and net.cfg.device then
+  if prefetch and core.async and type(net.train_opts) == "function" and on_device_net(net) then
     local job = core.async.train_step(c, batch.data, batch.target, net:train_opts(batch), batch.slot)
     return function()
       local l, _, secs = job:wait()
@@ -492,8 +499,7 @@ local function dist_step(net, batch, prefetch)
   opts.dist_batch_dice = true -- the batch Dice's sums over the global batch, as nnU-Net's DDP all-gather
   local c = net.core
   local job, l, t0, secs = nil, nil, clock.now(), 0
-  if prefetch and core.async and core.async.train_grad and core.dist.thread_ok() and type(c) == "userdata" and
-      getmetatable(c) == debug.getregistry()["lunet.Net"] and net.cfg and net.cfg.device then
+  if prefetch and core.async and core.async.train_grad and core.dist.thread_ok() and on_device_net(net) then
     job = core.async.train_grad(c, batch.data, batch.target, opts)
   else
     l = c:train_grad(batch.data, batch.target, opts)
@@ -1109,16 +1115,13 @@ local function interrupted(st, phase)
 end
 
 --- Whether batches are staged (net:stage): on GPUs, where the upload crosses a bus; LUNET_STAGING=1 forces it
---- (the specs on PoCL), 0 turns it off. Only a lunet.net with a device stages.
+--- (the specs on PoCL), 0 turns it off. Only a single process's lunet.net with a device stages (a data-parallel
+--- step uploads in its own worker).
 local function staging_wanted(net)
   local env = os.getenv("LUNET_STAGING")
-  if env == "0" then return false end
-  local c = net.core
-  if type(c) ~= "userdata" or getmetatable(c) ~= debug.getregistry()["lunet.Net"] or not (net.cfg and net.cfg.device) then
-    return false
-  end
+  if env == "0" or dist.size() > 1 or not on_device_net(net) then return false end
   if env == "1" then return true end
-  local d = core.devices()[c:device() + 1]
+  local d = core.devices()[net.core:device() + 1]
   return d ~= nil and d.type == "gpu"
 end
 
@@ -1137,8 +1140,9 @@ local function train_iterations(st, lr, prefetch)
     st.staging_noted = true
     st.logger:print("Batch uploads are staged on a transfer queue, two batches deep (LUNET_STAGING=0 turns it off)")
   end
+  local tdtype = target_dtype(st.info)
   local function prepare()
-    local x, y = to_net(st.loader:next_batch(), st.dim, target_dtype(st.info))
+    local x, y = to_net(st.loader:next_batch(), st.dim, tdtype)
     return x, y
   end
   while st.iter < I do
@@ -1165,7 +1169,7 @@ local function train_iterations(st, lr, prefetch)
     if prefetch and st.iter + 1 < I then
       local px, py = prepare()
       -- on a GPU the next batch's upload overlaps this step too (double-buffered staging, cl/staging.h)
-      pending = { px, py, slot = (stage and dist.size() == 1) and st.net.core:stage(px, py) or nil }
+      pending = { px, py, slot = stage and st.net.core:stage(px, py) or nil }
     end
     local l, secs = wait()
     t_step = t_step + secs
@@ -1192,9 +1196,10 @@ local function validation_iterations(st)
   local V, fg, info, net = st.tr.num_val_iterations_per_epoch, st.fg, st.info, st.net
   local vloss, tp, fp, fn = 0, {}, {}, {}
   for k = 1, #fg do tp[k], fp[k], fn[k] = 0, 0, 0 end
+  local tdtype = target_dtype(st.info)
   for _ = 1, V do
     local b = st.val_loader:next_batch()
-    local x, y = to_net(b, st.dim, target_dtype(st.info))
+    local x, y = to_net(b, st.dim, tdtype)
     vloss = vloss + net:loss{ data = x, target = y, ignore_label = info.ignore_label, regions = st.regions }
     local outs = net:forward(x)
     local cm = st.regions and region_confusion(outs[1], y, info.ignore_label) or confusion(outs[1], y, fg, info.ignore_label)
