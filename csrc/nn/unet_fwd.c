@@ -436,16 +436,21 @@ lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_su
 
 /* ------------------------------------------------------------------------------------ backward */
 
-/* Where a gradient contribution for x goes: x->g itself when it is the first, else the scratch
- * (then commit adds it). */
-static lu_tensor *gt(lu_unet *n, node *x, lu_tensor *tmp) {
-  if (!x->written) return x->g;
-  if (x->g->bytes > n->scratch->bytes) return NULL; /* a node plan() did not size the scratch for */
+/* Where a gradient contribution for x goes (*dst): x->g itself when it is the first, else the scratch viewed
+ * through tmp (then gc adds it). A node plan() did not size the scratch for is an error, not an overrun. */
+static lu_status gt(lu_unet *n, node *x, lu_tensor *tmp, lu_tensor **dst) {
+  if (!x->written) {
+    *dst = x->g;
+    return LU_OK;
+  }
+  if (x->g->bytes > n->scratch->bytes)
+    return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
   *tmp = *n->scratch;
   tmp->ndim = x->g->ndim;
   memcpy(tmp->shape, x->g->shape, sizeof tmp->shape);
   tmp->bytes = x->g->bytes;
-  return tmp;
+  *dst = tmp;
+  return LU_OK;
 }
 
 static lu_status gc(node *x, lu_tensor *dst) {
@@ -471,8 +476,8 @@ static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor
   LU_TRY(grad_done(n, c->pw));
   LU_TRY(grad_done(n, c->pb));
   if (!in->g) return LU_OK;
-  lu_tensor tmp, *dst = gt(n, in, &tmp);
-  if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
+  lu_tensor tmp, *dst = NULL;
+  LU_TRY(gt(n, in, &tmp, &dst));
   if (c->transposed)
     LU_TRY(lu_convT_bwd_data(&c->d, dy, P(n, c->pw), dst));
   else
@@ -503,14 +508,14 @@ static lu_status res_bwd(lu_unet *n, res_l *r) {
     r->proj.out.g = save;
     LU_TRY(st);
   } else if (sk->g) {
-    lu_tensor tmp, *dst = gt(n, sk, &tmp);
-    if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
+    lu_tensor tmp, *dst = NULL;
+    LU_TRY(gt(n, sk, &tmp, &dst));
     LU_TRY(lu_copy(dst, d));
     LU_TRY(gc(sk, dst));
   }
   if (r->has_pool && r->in->g) {
-    lu_tensor tmp, *dst = gt(n, r->in, &tmp);
-    if (!dst) return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
+    lu_tensor tmp, *dst = NULL;
+    LU_TRY(gt(n, r->in, &tmp, &dst));
     lu_tensor dv = nc1_view(dst), pg = nc1_view(r->pooled.g);
     LU_TRY(lu_conv_bwd_data(&r->pool, &pg, r->pool_w, &dv));
     LU_TRY(gc(r->in, dst));
