@@ -33,12 +33,22 @@ static void drop_event(cl_event *e) {
   *e = NULL;
 }
 
-static void free_buf(lu_stager *s, stage_buf *b) {
-  if (b->map) clEnqueueUnmapMemObject(s->xfer, b->pinned, b->map, 0, NULL, NULL);
-  if (b->map) clFinish(s->xfer);
+/* Unmaps and releases b's pinned memory (after the transfers out of it have ended). */
+static void drop_pinned(lu_stager *s, stage_buf *b) {
+  if (b->map) {
+    clEnqueueUnmapMemObject(s->xfer, b->pinned, b->map, 0, NULL, NULL);
+    clFinish(s->xfer);
+  }
   if (b->pinned) clReleaseMemObject(b->pinned);
+  b->pinned = NULL;
+  b->map = NULL;
+  b->cap = 0;
+}
+
+static void free_buf(lu_stager *s, stage_buf *b) {
+  drop_pinned(s, b);
   lu_tensor_free(b->dev);
-  memset(b, 0, sizeof *b);
+  b->dev = NULL;
 }
 
 lu_status lu_stager_new(lu_device *dev, lu_stager **out) {
@@ -80,14 +90,7 @@ static lu_status fit(lu_stager *s, stage_buf *b, const lu_tensor *h, int *fresh)
   if (b->dev) { lu_tensor_free(b->dev); b->dev = NULL; }
   LU_TRY(lu_tensor_new_device(&b->dev, s->dev, h->dtype, h->ndim, h->shape));
   if (b->cap < h->bytes) {
-    if (b->map) {
-      clEnqueueUnmapMemObject(s->xfer, b->pinned, b->map, 0, NULL, NULL);
-      clFinish(s->xfer);
-      b->map = NULL;
-    }
-    if (b->pinned) clReleaseMemObject(b->pinned);
-    b->pinned = NULL;
-    b->cap = 0;
+    drop_pinned(s, b);
     cl_int e;
     size_t bytes = h->bytes ? h->bytes : 1;
     b->pinned = clCreateBuffer(s->dev->ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, bytes, NULL, &e);
