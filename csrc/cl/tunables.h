@@ -63,6 +63,9 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(CONVT_DGRAD, "convT.dgrad", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "transposed conv backward data on convT_dgrad") \
   X(CONVT_DGRAD_COB, "convT.dgrad_cob", 4, 4, NULL, "convT_dgrad: channels per work-item") \
   X(CONVT_DGRAD_DRB, "convT.dgrad_drb", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "convT_dgrad: rows per work-item") \
+  X(CONV_IGEMM, "conv.igemm", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "implicit-GEMM convolutions (auto: where an activation is float16)") \
+  X(CONV_IGEMM_FIXED, "conv.igemm_fixed", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "implicit GEMM: geometry as build options (auto: on GPUs)") \
+  X(CONV_MMA, "conv.mma", LU_TUNE_AUTO, LU_TUNE_AUTO, "fma|emulate|ptx", "implicit GEMM micro-kernel (auto: ptx where the device probe passed)") \
   X(LOSS_WG, "loss.wg", 64, 256, NULL, "loss kernels' work-group size") \
   X(LOSS_VW, "loss.vw", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "loss and softmax: voxels per work-item (1 or 8)") \
   X(INSTNORM, "instnorm", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row")

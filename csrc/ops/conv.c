@@ -12,6 +12,7 @@
 static lu_status conv_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
                           lu_tensor *y) {
   lu_device *dev = x->dev;
+  if (lu_conv_igemm_applies(dev, x, y)) return lu_conv_igemm_run(LU_IGEMM_FWD, g, x, NULL, w, b, NULL, y, NULL, 0);
   if (!lu_conv_use_direct(dev)) return lu_conv_gemm_fwd(g, x, w, b, y);
   if (lu_conv_s2rows_applies(dev, g->X, g->k, g->s, g->p)) return lu_conv_s2rows_run(dev, g, x->buf, w->buf, b, y->buf);
   if (lu_conv_wino_applies(dev, g->Cout, g->X, g->k, g->s, g->p))
@@ -31,6 +32,7 @@ lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor
 
 static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;
+  if (lu_conv_igemm_applies(dev, dx, dy)) return lu_conv_igemm_run(LU_IGEMM_DGRAD, g, NULL, dy, w, NULL, dx, NULL, NULL, 0);
   if (!lu_conv_use_direct(dev)) return lu_conv_gemm_bwd_data(g, dy, w, dx);
   int strided = g->s[0] != 1 || g->s[1] != 1 || g->s[2] != 1;
   if (strided) {
@@ -62,6 +64,8 @@ lu_status lu_conv_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_
 static lu_status conv_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
                                  lu_tensor *db, int accumulate) {
   if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
+  if (lu_conv_igemm_applies(x->dev, x, dy))
+    return lu_conv_igemm_run(LU_IGEMM_WGRAD, g, x, dy, NULL, NULL, NULL, NULL, dw, accumulate);
   if (!lu_conv_use_direct(x->dev)) return lu_conv_gemm_bwd_weight(g, x, dy, dw, accumulate);
   return lu_conv_wgrad_run(g, x, dy, dw, accumulate);
 }

@@ -101,6 +101,7 @@ static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_t
                            lu_tensor *y) {
   lu_device *dev = x->dev;
   size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
+  if (lu_conv_igemm_applies(dev, x, y)) return lu_conv_igemm_run(LU_IGEMM_T_FWD, g, x, NULL, w, b, NULL, y, NULL, 0);
   if (g->kv == 1) {
     LU_TRY(lu_conv_bias_fill(y, b, g->N, g->Cout, g->OS));
     return lu_sgemm_strided_batched(dev, 1, 0, M, S, Cin, 1.0f, w->buf, 0, M, 0, x->buf, 0, S, Cin * S, 1.0f, y->buf,
@@ -179,6 +180,8 @@ static lu_status run_convT_dgrad(const lu_conv_geom *g, const lu_tensor *dy, con
 static lu_status convT_bwd_data(const lu_conv_desc *d, const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
   lu_device *dev = dy->dev;
   size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
+  if (lu_conv_igemm_applies(dev, dx, dy))
+    return lu_conv_igemm_run(LU_IGEMM_T_DGRAD, g, NULL, dy, w, NULL, dx, NULL, NULL, 0);
   if (g->kv == 1)
     return lu_sgemm_strided_batched(dev, 0, 0, Cin, S, M, 1.0f, w->buf, 0, M, 0, dy->buf, 0, OS, M * OS, 0.0f,
                                     dx->buf, 0, S, Cin * S, (size_t)g->N);
@@ -200,6 +203,8 @@ static lu_status convT_bwd_weight(const lu_conv_desc *d, const lu_conv_geom *g, 
   lu_device *dev = x->dev;
   size_t Cin = (size_t)g->Cin, M = (size_t)g->Cout * g->kv, S = (size_t)g->S, OS = (size_t)g->OS;
   if (db) LU_TRY(lu_conv_bias_grad(db, dy, g->N, g->Cout, g->OS, accumulate));
+  if (lu_conv_igemm_applies(dev, x, dy))
+    return lu_conv_igemm_run(LU_IGEMM_T_WGRAD, g, x, dy, NULL, NULL, NULL, NULL, dw, accumulate);
   if (convT_via_conv(g, dev)) return lu_conv_bwd_weight(d, dy, x, dw, NULL, accumulate);
   float beta = accumulate ? 1.0f : 0.0f;
   if (g->kv == 1) {

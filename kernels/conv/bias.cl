@@ -1,4 +1,6 @@
-// Bias helpers shared by convolution and transposed convolution.
+// Bias helpers shared by convolution and transposed convolution. The gradients read dy through ACT
+// (common/storage.cl): float16 under -DHALF=1 (mixed precision), float otherwise.
+#include "common/storage.cl"
 #ifndef BIAS_WG
 #define BIAS_WG 64
 #endif
@@ -15,7 +17,7 @@ __kernel void bias_fill(__global float *y, __global const float *b, const int C,
 // Stage 1: the channel's N * S values split into CH chunks of `per`, one work-group per (chunk, channel),
 // consecutive items on consecutive addresses. part[c * CH + chunk]. global: (CH * BIAS_WG, C)
 __kernel __attribute__((reqd_work_group_size(BIAS_WG, 1, 1)))
-void bias_grad_partial(__global float *part, __global const float *dy, const int N, const int C, const int S,
+void bias_grad_partial(__global float *part, __global const ACT *dy, const int N, const int C, const int S,
                        const long per) {
   __local float sh[BIAS_WG];
   const int l = get_local_id(0), c = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0);
@@ -23,7 +25,7 @@ void bias_grad_partial(__global float *part, __global const float *dy, const int
   float acc = 0.0f;
   for (long i = i0 + l; i < i1; i += BIAS_WG) {
     const long n = i / S, s = i - n * S;
-    acc += dy[((size_t)n * C + c) * S + s];
+    acc += LDA(dy, ((size_t)n * C + c) * S + s);
   }
   sh[l] = acc;
   barrier(CLK_LOCAL_MEM_FENCE);
@@ -46,16 +48,20 @@ __kernel void bias_grad_finish(__global float *db, __global const float *part, c
 
 // CPUs: one work-item per channel sums its planes in order (the work-group tree above spent its time in
 // barriers and strided loads: ~200 us per call on PoCL). global: (C)
-__kernel void bias_grad_serial(__global float *db, __global const float *dy, const int N, const int C, const int S,
+__kernel void bias_grad_serial(__global float *db, __global const ACT *dy, const int N, const int C, const int S,
                                const int accumulate) {
   const int c = get_global_id(0);
   float16 v = (float16)(0.0f); // 16 partial sums: one add chain would wait on its latency
   float acc = 0.0f;
   for (int n = 0; n < N; n++) {
-    __global const float *p = dy + ((size_t)n * C + c) * S;
+    __global const ACT *p = dy + ((size_t)n * C + c) * S;
     int s = 0;
+#if HALF
+    for (; s + 16 <= S; s += 16) v += vload_half16(0, p + s);
+#else
     for (; s + 16 <= S; s += 16) v += vload16(0, p + s);
-    for (; s < S; s++) acc += p[s];
+#endif
+    for (; s < S; s++) acc += LDA(p, s);
   }
   float t[16];
   vstore16(v, 0, t);

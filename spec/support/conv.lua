@@ -103,4 +103,54 @@ function M.set_workspace_kb(kb)
   core.tune.set("conv.workspace_kb", (kb and kb > 0) and kb or nil)
 end
 
+-- The geometries every convolution strategy is checked on (conv_spec, igemm_spec): each line says which
+-- kernel path it reaches.
+M.conv_cases = {
+  { n = 2, cin = 3, cout = 5, x = { 7, 9, 11 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+  { n = 1, cin = 4, cout = 6, x = { 9, 8, 7 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+  { n = 2, cin = 5, cout = 3, x = { 5, 9, 10 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+  { n = 2, cin = 2, cout = 4, x = { 7, 5, 6 }, k = { 3, 1, 3 }, stride = { 2, 1, 1 }, nobias = true },
+  { n = 2, cin = 6, cout = 4, x = { 3, 5, 7 }, k = { 1, 1, 1 }, stride = { 1, 1, 1 } },
+  { n = 3, cin = 4, cout = 8, x = { 13, 17 }, k = { 3, 3 }, stride = { 1, 1 } },
+  { n = 2, cin = 3, cout = 2, x = { 12, 11 }, k = { 3, 3 }, stride = { 2, 2 } },
+  { n = 2, cin = 5, cout = 7, x = { 9, 6 }, k = { 1, 1 }, stride = { 2, 2 } },
+  { n = 1, cin = 1, cout = 9, x = { 10, 15 }, k = { 3, 1 }, stride = { 1, 2 } },
+  { n = 2, cin = 17, cout = 33, x = { 6, 7, 5 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+  -- wide rows: the 16- and 8-lane shuffled tap loads, stride 1 and 2
+  { n = 1, cin = 2, cout = 3, x = { 5, 40 }, k = { 3, 3 }, stride = { 1, 2 } },
+  { n = 1, cin = 3, cout = 4, x = { 3, 6, 17 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+  { n = 2, cin = 3, cout = 2, x = { 3, 35 }, k = { 3, 3 }, stride = { 1, 1 } },
+  -- narrow rows with >= 12 output channels: the channel-vector kernel (conv_cvec), strided and split rows
+  { n = 2, cin = 5, cout = 20, x = { 5, 9, 11 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+  { n = 1, cin = 14, cout = 16, x = { 7, 13 }, k = { 3, 3 }, stride = { 1, 1 } },
+  -- strided with >= 12 input channels: the channel-vector backward data (dgrad_cvec), rows split at 8
+  { n = 1, cin = 13, cout = 3, x = { 5, 6, 19 }, k = { 3, 3, 3 }, stride = { 2, 2, 2 } },
+  { n = 2, cin = 16, cout = 4, x = { 9, 10 }, k = { 3, 3 }, stride = { 1, 2 } },
+  -- strided backward data by output phases (run_dgrad_phases): a 1-tap axis, two partial channel
+  -- blocks of dx, an axis of one voxel (no odd phase), odd and even extents
+  { n = 2, cin = 20, cout = 18, x = { 3, 8, 9 }, k = { 1, 3, 3 }, stride = { 1, 2, 2 } },
+  { n = 1, cin = 12, cout = 5, x = { 1, 7 }, k = { 3, 3 }, stride = { 2, 2 } },
+  { n = 1, cin = 33, cout = 7, x = { 4, 5, 6 }, k = { 3, 3, 3 }, stride = { 2, 1, 2 } },
+  -- a wide row with >= 12 output channels: x-vector forward, channel-vector weight gradient
+  { n = 2, cin = 5, cout = 17, x = { 3, 4, 37 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+}
+
+M.convT_cases = {
+  { n = 2, cin = 6, cout = 4, x = { 3, 4, 5 }, stride = { 2, 2, 2 } },
+  { n = 1, cin = 5, cout = 3, x = { 3, 5, 4 }, stride = { 1, 2, 2 } },
+  { n = 2, cin = 4, cout = 7, x = { 5, 7 }, stride = { 2, 2 } },
+  { n = 3, cin = 3, cout = 5, x = { 2, 3, 3 }, stride = { 1, 1, 1 } },
+  { n = 2, cin = 9, cout = 2, x = { 6, 5 }, stride = { 2, 1 }, nobias = true },
+  -- wide rows: backward weight runs the direct wgrad kernel's 16- and 8-lane even/odd tap loads
+  { n = 1, cin = 3, cout = 2, x = { 2, 3, 21 }, stride = { 2, 2, 2 } },
+  { n = 2, cin = 2, cout = 3, x = { 3, 10 }, stride = { 2, 2 } },
+  -- >= 12 output channels: the channel-vector forward (convT_cvec), rows split into 8-wide pieces
+  { n = 2, cin = 5, cout = 18, x = { 3, 4, 5 }, stride = { 2, 2, 2 } },
+  { n = 1, cin = 3, cout = 16, x = { 5, 9 }, stride = { 1, 2 } },
+  -- both output rows of an input row per work-item (2 taps along y), a partial channel block
+  { n = 2, cin = 4, cout = 13, x = { 3, 10 }, stride = { 2, 2 } },
+  -- weights over 1 MB: the work-items of one channel block run one after another (decoded order)
+  { n = 2, cin = 160, cout = 260, x = { 2, 2, 3 }, stride = { 2, 2, 2 } },
+}
+
 return M

@@ -115,9 +115,10 @@ void lu_conv_geom_from(const lu_conv_desc *d, const int64_t *xs, const int64_t *
   g->kv = g->k[0] * g->k[1] * g->k[2];
 }
 
+/* half: an activation, which may be float16 */
 static lu_status check_tensor(const char *op, const char *arg, const lu_tensor *t, lu_device *dev, int ndim,
-                              const int64_t *shape) {
-  LU_TRY(lu_check_device_tensor(t, LU_F32, op, arg));
+                              const int64_t *shape, int half) {
+  LU_TRY(lu_check_device_tensor(t, half && t && t->dtype == LU_F16 ? LU_F16 : LU_F32, op, arg));
   int ok = t->dev == dev && t->ndim == ndim;
   for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
   if (ok) return LU_OK;
@@ -132,9 +133,14 @@ lu_status lu_conv_check(const char *op, const lu_conv_desc *d, int transposed, c
                         const lu_tensor *w, const char *wn, const lu_tensor *b, const char *bn, const lu_tensor *y,
                         const char *yn, lu_conv_geom *g) {
   LU_TRY(lu_conv_desc_check(d));
-  LU_TRY(lu_check_device_tensor(x, LU_F32, op, xn));
+  /* activations may be float16 (mixed precision: the implicit GEMM reads and writes them); weights are
+   * the float32 masters */
+  LU_TRY(lu_check_device_tensor(x, x && x->dtype == LU_F16 ? LU_F16 : LU_F32, op, xn));
   LU_TRY(lu_check_device_tensor(w, LU_F32, op, wn));
-  LU_TRY(lu_check_device_tensor(y, LU_F32, op, yn));
+  LU_TRY(lu_check_device_tensor(y, y && y->dtype == LU_F16 ? LU_F16 : LU_F32, op, yn));
+  if ((x->dtype == LU_F16 || y->dtype == LU_F16) && !lu_conv_igemm_applies(x->dev, x, y))
+    return lu_fail(LU_EARG, "%s: float16 %s needs the implicit-GEMM kernels, which this device's conv.igemm = 0 turns off",
+                   op, x->dtype == LU_F16 ? xn : yn);
   int nd = 2 + d->nsp;
   if (x->ndim != nd) {
     char a[96];
@@ -155,14 +161,14 @@ lu_status lu_conv_check(const char *op, const lu_conv_desc *d, int transposed, c
     lu_conv_weight_shape(d, cin, cout, ws);
     LU_TRY(lu_conv_out_shape(d, x->shape, cout, ys));
   }
-  LU_TRY(check_tensor(op, wn, w, x->dev, nd, ws));
+  LU_TRY(check_tensor(op, wn, w, x->dev, nd, ws, 0));
   if (x->shape[1] != cin) {
     char a[96];
     return lu_fail(LU_EARG, "%s: %s has %lld channels but %s %s expects %lld", op, xn, (long long)x->shape[1], wn,
                    lu_shape_str(w->ndim, w->shape, a, sizeof a), (long long)cin);
   }
-  LU_TRY(check_tensor(op, yn, y, x->dev, nd, ys));
-  if (b) LU_TRY(check_tensor(op, bn, b, x->dev, 1, &cout));
+  LU_TRY(check_tensor(op, yn, y, x->dev, nd, ys, 1));
+  if (b) LU_TRY(check_tensor(op, bn, b, x->dev, 1, &cout, 0));
   lu_conv_geom_from(d, x->shape, ys, g);
   return LU_OK;
 }
@@ -200,9 +206,10 @@ lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, in
   cl_mem mdb = db->buf, mdy = dy->buf;
   int n = N, c = C, s = (int)S, acc = accumulate;
   if (C <= 0) return LU_OK;
+  const char *half = dy->dtype == LU_F16 ? "-DHALF=1" : NULL;
   cl_kernel k;
   if (lu_tune_cpu(dev)) { /* one work-item per channel beats work-groups and barriers on PoCL */
-    LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_serial", NULL, &k));
+    LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_serial", half, &k));
     LU_CL_CHECK(LU_ARG(k, 0, mdb) | LU_ARG(k, 1, mdy) | LU_ARG(k, 2, n) | LU_ARG(k, 3, c) | LU_ARG(k, 4, s) |
                     LU_ARG(k, 5, acc), "bias_grad args");
     size_t gc = (size_t)C;
@@ -219,8 +226,8 @@ lu_status lu_conv_bias_grad(lu_tensor *db, const lu_tensor *dy, int N, int C, in
   if (ch < 1) ch = 1;
   cl_long per = (cl_long)((total + (int64_t)ch - 1) / (int64_t)ch);
   cl_kernel k2;
-  LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_partial", NULL, &k));
-  LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_finish", NULL, &k2));
+  LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_partial", half, &k));
+  LU_TRY(lu_kernel_get(dev, "conv/bias.cl", "bias_grad_finish", half, &k2));
   size_t pbytes = (size_t)C * ch * sizeof(float);
   cl_mem part;
   LU_TRY(lu_buffer_alloc(dev, pbytes, &part));

@@ -9,6 +9,8 @@
  *   s2rows.c  stride-2 forwards over de-interleaved rows (conv_s2rows)
  *   dgrad.c   strided backward data: dgrad_rows, by output phases, dgrad_strided / dgrad_s2x
  *   wgrad.c   the weight gradient: wgrad_direct, wgrad_cvec, partial sums per chunk
+ *   igemm.c   implicit GEMM for GPUs, every pass of conv and convT, float16 activations, tensor-core
+ *             fragments (PTX mma.sync, or emulated)
  * Which one runs is decided by rules on the geometry and by the device's tunables (cl/tunables.h);
  * every tunable that chooses a strategy can be forced by name, so specs reach each file. */
 #ifndef LU_CONV_BASE_H
@@ -183,5 +185,26 @@ lu_status lu_conv_gemm_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_t
 lu_status lu_conv_gemm_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx);
 lu_status lu_conv_gemm_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
                                   int accumulate);
+
+/* igemm.c: the implicit-GEMM passes. x-side tensors are x / dx, y-side ones y / dy, as in the forward;
+ * each may be float16 (activations), weights and gradients of weights are float32. */
+enum {
+  LU_IGEMM_FWD = 0,     /* y = conv(x, w) + b */
+  LU_IGEMM_DGRAD = 1,   /* dx = conv^T(dy, w) */
+  LU_IGEMM_WGRAD = 2,   /* dw (+)= grad */
+  LU_IGEMM_T_FWD = 3,   /* transposed conv: y = convT(x, w) + b */
+  LU_IGEMM_T_DGRAD = 4, /* dx */
+  LU_IGEMM_T_WGRAD = 5  /* dw (+)= grad */
+};
+/* The implicit GEMM runs when the device's conv.igemm says so (1), never with 0; by default exactly when
+ * an activation of the call is float16 (the other strategies read float32 only). */
+int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_tensor *b);
+/* Whether inline-PTX mma.sync (f16 = 1: m16n8k16 f16, else m16n8k8 tf32) ran correctly on dev (probed once
+ * per device: NVIDIA, compute capability >= 8). */
+int lu_conv_mma_available(lu_device *dev, int f16);
+/* One pass; the tensors a pass does not use are NULL (b: the forward's bias, or NULL). */
+lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
+                            const lu_tensor *w, const lu_tensor *b, lu_tensor *dx, lu_tensor *y, lu_tensor *dw,
+                            int accumulate);
 
 #endif

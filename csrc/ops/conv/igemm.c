@@ -1,0 +1,201 @@
+/* Implicit-GEMM convolutions (kernels/conv/igemm.cl): the GPU strategy for every pass of a convolution
+ * and of a transposed convolution, and the only one that reads and writes float16 activations (mixed
+ * precision). Each pass is one GEMM whose operands are gathered from the tensors tile by tile; the
+ * weight gradients are split over their long reduction and summed by a second kernel.
+ *
+ * The micro-kernel is chosen per device (tunable conv.mma): float FMA tiles anywhere; tensor-core
+ * fragments through inline PTX mma.sync where the probe below ran them correctly (f16 for float16
+ * activations, tf32 for float32); the same fragments emulated in plain OpenCL (conv.mma = emulate) so
+ * that PoCL checks their indexing and rounding in CI. */
+#include "ops/conv/base.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cl/pool.h"
+#include "ops/ops.h"
+
+#define IGEMM_FILE "conv/igemm.cl"
+#define TILE_M 64
+#define TILE_N 64
+#define TILE_K 16
+
+/* CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV (cl_nv_device_attribute_query) */
+#define LU_CL_CC_MAJOR_NV 0x4000
+
+/* Kernel MMA values (igemm.cl) */
+enum { K_FMA = 0, K_EMU_F16 = 1, K_EMU_TF32 = 2, K_PTX_F16 = 3, K_PTX_TF32 = 4 };
+
+static int activation_half(const lu_tensor *t) { return t && t->dtype == LU_F16; }
+
+int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_tensor *b) {
+  int v = lu_tune(dev, LU_TUNE_CONV_IGEMM);
+  if (v != LU_TUNE_AUTO) return v != 0;
+  return activation_half(a) || activation_half(b);
+}
+
+/* ---- the tensor-core probe ---- */
+
+#define MAX_PROBED 64
+static signed char probed[MAX_PROBED][2]; /* per device index, [f16, tf32]: 0 unknown, 1 works, -1 not */
+
+static int nvidia_sm80(const lu_device *dev) {
+  if (!dev->is_gpu || !strstr(dev->vendor, "NVIDIA")) return 0;
+  cl_uint major = 0;
+  if (clGetDeviceInfo(dev->id, LU_CL_CC_MAJOR_NV, sizeof major, &major, NULL) != CL_SUCCESS) return 0;
+  return major >= 8;
+}
+
+static lu_status run_pass(lu_device *dev, int pass, int mma, const lu_conv_geom *g, cl_mem x, int xh, cl_mem dy,
+                          int yh, cl_mem w, const lu_tensor *b, cl_mem dx, cl_mem y, cl_mem dw, int accumulate);
+
+/* Runs a 64 x 64 x 32 pointwise conv of small integers (exact in f16 and tf32) through the PTX kernel and
+ * compares every output with its exact value: a driver that rejects the inline PTX, or a fragment layout
+ * that differs from the ISA's, rules the path out. */
+static int probe(lu_device *dev, int f16) {
+  enum { C = 32, O = 64, P = 64 };
+  lu_conv_geom g;
+  memset(&g, 0, sizeof g);
+  g.N = 1; g.Cin = C; g.Cout = O;
+  g.Z = g.OZ = 1; g.Y = g.OY = 1; g.X = g.OX = P;
+  for (int i = 0; i < 3; i++) { g.k[i] = 1; g.s[i] = 1; g.p[i] = 0; }
+  g.S = g.OS = P; g.kv = 1;
+  float xh[C * P], wh[O * C], yh[O * P];
+  uint16_t x16[C * P];
+  for (int i = 0; i < C * P; i++) { xh[i] = (float)((i * 7) % 5 - 2); x16[i] = lu_float_to_half(xh[i]); }
+  for (int i = 0; i < O * C; i++) wh[i] = (float)((i * 3) % 7 - 3);
+  cl_int e;
+  cl_mem mx = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, f16 ? sizeof x16 : sizeof xh,
+                             f16 ? (void *)x16 : (void *)xh, &e);
+  cl_mem mw = e == CL_SUCCESS ? clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof wh, wh, &e) : NULL;
+  cl_mem my = e == CL_SUCCESS ? clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, sizeof yh, NULL, &e) : NULL;
+  int ok = 0;
+  if (e == CL_SUCCESS &&
+      run_pass(dev, LU_IGEMM_FWD, f16 ? K_PTX_F16 : K_PTX_TF32, &g, mx, f16, NULL, 0, mw, NULL, NULL, my, NULL, 0) == LU_OK &&
+      clEnqueueReadBuffer(dev->queue, my, CL_TRUE, 0, sizeof yh, yh, 0, NULL, NULL) == CL_SUCCESS) {
+    ok = 1;
+    for (int o = 0; o < O && ok; o++)
+      for (int p = 0; p < P && ok; p++) {
+        float want = 0;
+        for (int c = 0; c < C; c++) want += wh[o * C + c] * xh[c * P + p];
+        ok = yh[o * P + p] == want;
+      }
+  }
+  lu_clear_error(); /* a failed probe is an answer, not an error */
+  if (my) clReleaseMemObject(my);
+  if (mw) clReleaseMemObject(mw);
+  if (mx) clReleaseMemObject(mx);
+  return ok;
+}
+
+int lu_conv_mma_available(lu_device *dev, int f16) {
+  if (dev->index < 0 || dev->index >= MAX_PROBED || !nvidia_sm80(dev)) return 0;
+  signed char *p = &probed[dev->index][f16 ? 0 : 1];
+  if (!*p) *p = probe(dev, f16) ? 1 : -1;
+  return *p > 0;
+}
+
+/* The kernel's MMA value for this device and precision (tunable conv.mma: fma | emulate | ptx). */
+static int pick_mma(lu_device *dev, int f16) {
+  int v = lu_tune(dev, LU_TUNE_CONV_MMA);
+  if (v == LU_TUNE_AUTO) v = lu_conv_mma_available(dev, f16) ? 2 : 0;
+  if (v == 1) return f16 ? K_EMU_F16 : K_EMU_TF32;
+  if (v == 2) return f16 ? K_PTX_F16 : K_PTX_TF32;
+  return K_FMA;
+}
+
+/* ---- one pass ---- */
+
+static void gemm_dims(int pass, const lu_conv_geom *g, int64_t *M, int64_t *N, int64_t *K) {
+  int64_t S = g->S, OS = g->OS, kv = g->kv, nb = g->N;
+  switch (pass) {
+  case LU_IGEMM_FWD: *M = g->Cout; *N = nb * OS; *K = (int64_t)g->Cin * kv; break;
+  case LU_IGEMM_DGRAD: *M = g->Cin; *N = nb * S; *K = (int64_t)g->Cout * kv; break;
+  case LU_IGEMM_WGRAD: *M = g->Cout; *N = (int64_t)g->Cin * kv; *K = nb * OS; break;
+  case LU_IGEMM_T_FWD: *M = (int64_t)g->Cout * kv; *N = nb * S; *K = g->Cin; break;
+  case LU_IGEMM_T_DGRAD: *M = g->Cin; *N = nb * S; *K = (int64_t)g->Cout * kv; break;
+  default: *M = g->Cin; *N = (int64_t)g->Cout * kv; *K = nb * S; break;
+  }
+}
+
+/* Splits of a weight gradient's reduction: enough work-groups for about four per compute unit, each split
+ * at least 256 deep. */
+static int wgrad_splits(const lu_device *dev, int64_t M, int64_t N, int64_t K) {
+  int64_t tiles = ((M + TILE_M - 1) / TILE_M) * ((N + TILE_N - 1) / TILE_N);
+  int64_t want = 4 * (int64_t)(dev->compute_units ? dev->compute_units : 1);
+  int64_t s = (want + tiles - 1) / tiles, most = K / 256;
+  if (s > most) s = most;
+  if (s > 256) s = 256;
+  return s < 1 ? 1 : (int)s;
+}
+
+static lu_status run_pass(lu_device *dev, int pass, int mma, const lu_conv_geom *g, cl_mem x, int xh, cl_mem dy,
+                          int yh, cl_mem w, const lu_tensor *b, cl_mem dx, cl_mem y, cl_mem dw, int accumulate) {
+  int64_t M, N, K;
+  gemm_dims(pass, g, &M, &N, &K);
+  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
+    return lu_fail(LU_EUNSUPPORTED, "conv igemm: GEMM of %lld x %lld x %lld exceeds 32-bit indexing", (long long)M,
+                   (long long)N, (long long)K);
+  char opts[220];
+  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d", pass, xh, yh, mma);
+  /* the geometry as build options (constant-folded index arithmetic) on GPUs, as arguments where each
+   * compile is expensive (PoCL: one program per pass for every geometry); tunable conv.igemm_fixed */
+  if (lu_tune_or(dev, LU_TUNE_CONV_IGEMM_FIXED, dev->is_gpu) != 0)
+    snprintf(opts + n, sizeof opts - (size_t)n, " -DGEOM_FIXED -DKZ=%d -DKY=%d -DKX=%d -DSZ=%d -DSY=%d -DSX=%d "
+             "-DPZ=%d -DPY=%d -DPX=%d", g->k[0], g->k[1], g->k[2], g->s[0], g->s[1], g->s[2], g->p[0], g->p[1],
+             g->p[2]);
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dev, IGEMM_FILE, "igemm", opts, &k));
+  int wg = mma == K_FMA ? 256 : 128;
+  int wgrad = pass == LU_IGEMM_WGRAD || pass == LU_IGEMM_T_WGRAD;
+  int splits = wgrad ? wgrad_splits(dev, M, N, K) : 1;
+  int kchunk = (int)((K + splits - 1) / splits);
+  kchunk = (kchunk + TILE_K - 1) / TILE_K * TILE_K;
+  splits = (int)((K + kchunk - 1) / kchunk);
+  if (splits < 1) splits = 1;
+  cl_mem part = dw;
+  size_t pbytes = 0;
+  if (wgrad && splits > 1) {
+    pbytes = (size_t)splits * (size_t)M * (size_t)N * sizeof(float);
+    LU_TRY(lu_buffer_alloc_for(dev, pbytes, "conv igemm weight-gradient partial sums", &part));
+  }
+  /* unused pointer arguments get a live buffer of the call (the kernel never touches them) */
+  cl_mem any = w ? w : x ? x : dy;
+  cl_mem ax = x ? x : any, ady = dy ? dy : any, aw = w ? w : any, ab = b ? b->buf : any, adx = dx ? dx : any,
+         ay = y ? y : any, ap = part ? part : any;
+  int has_bias = b != NULL, acc = wgrad && splits == 1 ? accumulate : 0;
+  int iargs[] = {has_bias, acc, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, (int)M, (int)N, (int)K,
+                 kchunk, g->k[0], g->k[1], g->k[2], g->s[0], g->s[1], g->s[2], g->p[0], g->p[1], g->p[2]};
+  cl_int e = LU_ARG(k, 0, ax) | LU_ARG(k, 1, ady) | LU_ARG(k, 2, aw) | LU_ARG(k, 3, ab) | LU_ARG(k, 4, adx) |
+             LU_ARG(k, 5, ay) | LU_ARG(k, 6, ap);
+  for (int i = 0; i < (int)(sizeof iargs / sizeof iargs[0]); i++) e |= LU_ARG(k, 7 + i, iargs[i]);
+  lu_status st = e == CL_SUCCESS ? LU_OK : lu_fail(LU_ECL, "%s (conv igemm args)", lu_cl_errname(e));
+  size_t gl[3] = {(size_t)((N + TILE_N - 1) / TILE_N) * (size_t)wg, (size_t)((M + TILE_M - 1) / TILE_M),
+                  (size_t)splits},
+         lo[3] = {(size_t)wg, 1, 1};
+  if (st == LU_OK && M > 0 && N > 0) st = lu_launch(dev, k, 3, gl, lo, "conv igemm");
+  if (st == LU_OK && wgrad && splits > 1) {
+    cl_kernel kr;
+    st = lu_kernel_get(dev, IGEMM_FILE, "igemm_reduce", opts, &kr);
+    int mn = (int)(M * N), sp = splits, ac = accumulate;
+    if (st == LU_OK && (LU_ARG(kr, 0, dw) | LU_ARG(kr, 1, part) | LU_ARG(kr, 2, mn) | LU_ARG(kr, 3, sp) | LU_ARG(kr, 4, ac)))
+      st = lu_fail(LU_ECL, "conv igemm reduce args");
+    size_t gr = (size_t)mn;
+    if (st == LU_OK) st = lu_launch(dev, kr, 1, &gr, NULL, "conv igemm reduce");
+  }
+  if (pbytes) lu_buffer_release(dev, part, pbytes); /* the in-order queue runs the reduce first */
+  return st;
+}
+
+lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
+                            const lu_tensor *w, const lu_tensor *b, lu_tensor *dx, lu_tensor *y, lu_tensor *dw,
+                            int accumulate) {
+  const lu_tensor *xs = x ? x : dx, *ys = dy ? dy : y;
+  lu_device *dev = (xs ? xs : ys)->dev;
+  int xh = activation_half(xs), yh = activation_half(ys);
+  /* one MMA precision per call: f16 when the pass reads float16 activations, tf32 otherwise */
+  int reads_half = pass == LU_IGEMM_FWD || pass == LU_IGEMM_T_FWD ? xh : pass == LU_IGEMM_DGRAD || pass == LU_IGEMM_T_DGRAD ? yh : xh && yh;
+  int mma = pick_mma(dev, reads_half);
+  return run_pass(dev, pass, mma, g, x ? x->buf : NULL, xh, dy ? dy->buf : NULL, yh, w ? w->buf : NULL, b,
+                  dx ? dx->buf : NULL, y ? y->buf : NULL, dw ? dw->buf : NULL, accumulate);
+}

@@ -1,0 +1,483 @@
+// Implicit-GEMM convolutions for GPUs (issue #25): every pass of a convolution and of a transposed
+// convolution (kernel == stride) is one GEMM C[M][N] = sum_k A[M][K] B[K][N] whose operands are gathered
+// from the tensors as the tiles are loaded, so no im2col buffer exists. A work-group computes a BM x BN
+// tile of C, staging BK-deep slices of A and B through local memory, double-buffered (the next slice is
+// loaded into registers while the current one is multiplied).
+//
+// PASS (build option) picks the mapping; x-side tensors are x / dx, y-side ones y / dy, as in the forward:
+//   0 conv forward        M = Cout, N = batch * output positions, K = Cin * taps
+//   1 conv backward data  M = Cin,  N = batch * input positions,  K = Cout * taps (taps whose stride does not
+//                         divide are zeros of B)
+//   2 conv weight grad    M = Cout, N = Cin * taps,               K = batch * output positions (split-K)
+//   3 convT forward       M = Cout * taps, N = batch * input positions, K = Cin
+//   4 convT backward data M = Cin,  N = batch * input positions,  K = Cout * taps
+//   5 convT weight grad   M = Cin,  N = Cout * taps,              K = batch * input positions (split-K)
+// For convT "input" is the small side (x, Z Y X) and taps = stride, pad 0.
+//
+// Storage: XH / YH = 1 keep the x-side / y-side activations as float16 (vload_half / vstore_half_rte, no
+// cl_khr_fp16 needed); weights, bias and weight gradients are float32 (master weights); accumulation is
+// float32 throughout.
+//
+// MMA picks the micro-kernel:
+//   0  float FMA, 16 x 16 work-items each computing 4 x 4 (any device)
+//   1  mma m16n8k16, f16 inputs, f32 accumulation, fragments exchanged through local memory (emulation:
+//      runs on any OpenCL device, so CI checks the fragment indexing and the f16 rounding on PoCL)
+//   2  mma m16n8k8, tf32 inputs (rounded to nearest, ties away, as cvt.rna.tf32.f32), emulated likewise
+//   3  / 4  the same two through inline PTX mma.sync (NVIDIA, sm_80+, chosen after the device probe)
+// The MMA kernels run 4 warps of 32 work-items, each warp a 32 x 32 quarter of the 64 x 64 tile: 2 x 4
+// fragments of 16 x 8. The fragment layouts are PTX's (ISA "Matrix Fragments for mma.m16n8k16/k8"): lane
+// = 4 g + t; A (row-major 16 x K): reg r holds rows g + 8 (r & 1), k columns; B (col-major K x 8): column g;
+// C: rows g and g + 8, columns 2t and 2t + 1.
+// Geometry: with -DGEOM_FIXED the kernel size KZ KY KX, stride SZ SY SX and padding PZ PY PX are build
+// options (constant-folded index arithmetic: GPUs, whose drivers compile in milliseconds and cache); without
+// it they are kernel arguments, so that one program serves every geometry (PoCL, where each compile costs
+// about a second).
+#ifdef GEOM_FIXED
+#include "common/conv_geometry.cl"
+#else
+#define KZ g.kz
+#define KY g.ky
+#define KX g.kx
+#define SZ g.sz
+#define SY g.sy
+#define SX g.sx
+#define PZ g.pz
+#define PY g.py
+#define PX g.px
+#define KV (KZ * KY * KX)
+#endif
+
+#ifndef PASS
+#define PASS 0
+#endif
+#ifndef XH
+#define XH 0
+#endif
+#ifndef YH
+#define YH 0
+#endif
+#ifndef MMA
+#define MMA 0
+#endif
+
+#if XH
+#define XT half
+#define LDX(p, i) vload_half((i), (p))
+#define STX(v, p, i) vstore_half_rte((v), (i), (p))
+#else
+#define XT float
+#define LDX(p, i) ((p)[i])
+#define STX(v, p, i) ((p)[i] = (v))
+#endif
+#if YH
+#define YT half
+#define LDY(p, i) vload_half((i), (p))
+#define STY(v, p, i) vstore_half_rte((v), (i), (p))
+#else
+#define YT float
+#define LDY(p, i) ((p)[i])
+#define STY(v, p, i) ((p)[i] = (v))
+#endif
+
+// Loops over register arrays unroll, so that accumulators and fragments stay in registers; the emulated
+// fragments keep their loops (PoCL's compile time grows with the unrolled code: 8 s per program)
+#if MMA == 1 || MMA == 2
+#define UNROLL _Pragma("unroll 1")
+#else
+#define UNROLL _Pragma("unroll")
+#endif
+
+#define BM 64
+#define BN 64
+#if MMA == 0
+#define BK 16
+#define WG 256
+#else
+#define BK 16
+#define WG 128
+#endif
+
+#define TRANSPOSED (PASS >= 3)
+#define WGRAD (PASS == 2 || PASS == 5)
+
+// The tensors' geometry: x side (Z, Y, X), y side (OZ, OY, OX).
+typedef struct {
+  int Nb, Cin, Cout, Z, Y, X, OZ, OY, OX;
+  int kz, ky, kx, sz, sy, sx, pz, py, px; // unused under GEOM_FIXED
+} geo;
+
+// Tap t -> (tz, ty, tx).
+#define TAP_SPLIT(t, tz, ty, tx)     \
+  const int tz = (t) / (KY * KX);    \
+  const int ty = ((t) / KX) % KY;    \
+  const int tx = (t) % KX
+
+// ---- A(m, k) ----
+inline float load_a(const geo g, const int m, const int k, __global const XT *x, __global const YT *dy,
+                    __global const float *w) {
+#if PASS == 0 // w (Cout, Cin * KV): row-major as stored
+  return w[(size_t)m * (g.Cin * KV) + k];
+#elif PASS == 1 // w[co, ci, t] with m = ci, k = (co, t)
+  const int co = k / KV, t = k - co * KV;
+  return w[((size_t)co * g.Cin + m) * KV + t];
+#elif PASS == 2 // dy[b, co, o] with m = co, k = (b, o)
+  const int OS = g.OZ * g.OY * g.OX;
+  const int b = k / OS, o = k - b * OS;
+  return LDY(dy, ((size_t)b * g.Cout + m) * OS + o);
+#elif PASS == 3 // w[ci, co, t] with m = (co, t), k = ci
+  return w[(size_t)k * (g.Cout * KV) + m];
+#elif PASS == 4 // w[ci, co * KV + t] with m = ci, k = (co, t): row-major as stored
+  return w[(size_t)m * (g.Cout * KV) + k];
+#else // PASS 5: x[b, ci, i] with m = ci, k = (b, i)
+  const int S = g.Z * g.Y * g.X;
+  const int b = k / S, i = k - b * S;
+  return LDX(x, ((size_t)b * g.Cin + m) * S + i);
+#endif
+}
+
+// ---- B(k, n) ----
+// Output-side coordinates of a column are decomposed once per tile row (col_*), the reduction index per
+// element.
+inline float load_b(const geo g, const int k, const int n, __global const XT *x, __global const YT *dy) {
+#if PASS == 0 || PASS == 2
+  // x[b, ci, o * s - p + t]; PASS 0: n = (b, o), k = (ci, t); PASS 2: k = (b, o), n = (ci, t)
+  const int OS = g.OZ * g.OY * g.OX;
+#if PASS == 0
+  const int b = n / OS, o = n - b * OS, ci = k / KV, t = k - ci * KV;
+#else
+  const int b = k / OS, o = k - b * OS, ci = n / KV, t = n - ci * KV;
+#endif
+  const int oz = o / (g.OY * g.OX), oy = (o / g.OX) % g.OY, ox = o % g.OX;
+  TAP_SPLIT(t, tz, ty, tx);
+  const int iz = oz * SZ - PZ + tz, iy = oy * SY - PY + ty, ix = ox * SX - PX + tx;
+  if (iz < 0 || iz >= g.Z || iy < 0 || iy >= g.Y || ix < 0 || ix >= g.X) return 0.0f;
+  return LDX(x, (((size_t)b * g.Cin + ci) * g.Z + iz) * g.Y * g.X + (size_t)iy * g.X + ix);
+#elif PASS == 1
+  // dy[b, co, (i + p - t) / s] where the stride divides; n = (b, i), k = (co, t)
+  const int S = g.Z * g.Y * g.X;
+  const int b = n / S, i = n - b * S, co = k / KV, t = k - co * KV;
+  const int iz = i / (g.Y * g.X), iy = (i / g.X) % g.Y, ix = i % g.X;
+  TAP_SPLIT(t, tz, ty, tx);
+  const int qz = iz + PZ - tz, qy = iy + PY - ty, qx = ix + PX - tx;
+  if (qz < 0 || qy < 0 || qx < 0 || qz % SZ || qy % SY || qx % SX) return 0.0f;
+  const int oz = qz / SZ, oy = qy / SY, ox = qx / SX;
+  if (oz >= g.OZ || oy >= g.OY || ox >= g.OX) return 0.0f;
+  return LDY(dy, (((size_t)b * g.Cout + co) * g.OZ + oz) * g.OY * g.OX + (size_t)oy * g.OX + ox);
+#elif PASS == 3
+  // x[b, ci, i]; n = (b, i), k = ci
+  const int S = g.Z * g.Y * g.X;
+  const int b = n / S, i = n - b * S;
+  return LDX(x, ((size_t)b * g.Cin + k) * S + i);
+#else
+  // dy[b, co, i * s + t]; PASS 4: n = (b, i), k = (co, t); PASS 5: k = (b, i), n = (co, t)
+  const int S = g.Z * g.Y * g.X;
+#if PASS == 4
+  const int b = n / S, i = n - b * S, co = k / KV, t = k - co * KV;
+#else
+  const int b = k / S, i = k - b * S, co = n / KV, t = n - co * KV;
+#endif
+  const int iz = i / (g.Y * g.X), iy = (i / g.X) % g.Y, ix = i % g.X;
+  TAP_SPLIT(t, tz, ty, tx);
+  const int oz = iz * SZ + tz, oy = iy * SY + ty, ox = ix * SX + tx;
+  return LDY(dy, (((size_t)b * g.Cout + co) * g.OZ + oz) * g.OY * g.OX + (size_t)oy * g.OX + ox);
+#endif
+}
+
+// ---- C(m, n) ----
+inline void store_c(const geo g, const int m, const int n, const float v, __global const float *bias,
+                    const int has_bias, __global XT *dx, __global YT *y, __global float *part, const int split,
+                    const int M, const int N, const int accumulate) {
+#if PASS == 0 // y[b, co, o] (+ bias)
+  const int OS = g.OZ * g.OY * g.OX, b = n / OS, o = n - b * OS;
+  STY(v + (has_bias ? bias[m] : 0.0f), y, ((size_t)b * g.Cout + m) * OS + o);
+#elif PASS == 1 || PASS == 4 // dx[b, ci, i]
+  const int S = g.Z * g.Y * g.X, b = n / S, i = n - b * S;
+  STX(v, dx, ((size_t)b * g.Cin + m) * S + i);
+#elif PASS == 3 // y[b, co, i * s + t] (+ bias)
+  const int S = g.Z * g.Y * g.X, b = n / S, i = n - b * S, co = m / KV, t = m - co * KV;
+  const int iz = i / (g.Y * g.X), iy = (i / g.X) % g.Y, ix = i % g.X;
+  TAP_SPLIT(t, tz, ty, tx);
+  const int oz = iz * SZ + tz, oy = iy * SY + ty, ox = ix * SX + tx;
+  STY(v + (has_bias ? bias[co] : 0.0f), y,
+      (((size_t)b * g.Cout + co) * g.OZ + oz) * g.OY * g.OX + (size_t)oy * g.OX + ox);
+#else // weight gradients: part[split][m][n], which is the weights' own layout for split 0
+  __global float *p = part + ((size_t)split * M + m) * N + n;
+  *p = accumulate ? *p + v : v;
+#endif
+}
+
+#define KERNEL_ARGS                                                                                          \
+  __global const XT *x, __global const YT *dy, __global const float *w, __global const float *bias,          \
+      __global XT *dx, __global YT *y, __global float *part, const int has_bias, const int accumulate,         \
+      const int Nb, const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,        \
+      const int OY, const int OX, const int M, const int N, const int K, const int kchunk, const int kz,          \
+      const int ky, const int kx, const int sz, const int sy, const int sx, const int pz, const int py,         \
+      const int px
+
+#define GEO_INIT                                                                                             \
+  geo g;                                                                                                     \
+  g.Nb = Nb; g.Cin = Cin; g.Cout = Cout; g.Z = Z; g.Y = Y; g.X = X; g.OZ = OZ; g.OY = OY; g.OX = OX;         \
+  g.kz = kz; g.ky = ky; g.kx = kx; g.sz = sz; g.sy = sy; g.sx = sx; g.pz = pz; g.py = py; g.px = px;         \
+  const int m0 = get_group_id(1) * BM, n0 = get_group_id(0) * BN, split = get_group_id(2);                     \
+  const int kbeg = split * kchunk, kend = min(K, kbeg + kchunk);                                               \
+  const int tid = get_local_id(0)
+
+#if MMA == 0
+// ---------------- float FMA micro-tiles ----------------
+#define TM 4
+#define TN 4
+#define A_PER (BM * BK / WG)
+#define B_PER (BK * BN / WG)
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS) {
+  GEO_INIT;
+  __local float As[2][BK][BM], Bs[2][BK][BN];
+  const int tx = tid % 16, ty = tid / 16;
+  float acc[TM][TN];
+  UNROLL
+  for (int i = 0; i < TM; i++)
+    UNROLL
+    for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
+  float ra[A_PER], rb[B_PER];
+  // A: k fastest across work-items (the stored row of w, or positions of dy / x); B: n fastest
+#define LOAD_REGS(k0)                                                                                        \
+  UNROLL for (int r = 0; r < A_PER; r++) {                                                       \
+    const int kl = tid % BK, ml = tid / BK + r * (WG / BK), m = m0 + ml, k = (k0) + kl;                      \
+    ra[r] = m < M && k < kend ? load_a(g, m, k, x, dy, w) : 0.0f;                                            \
+  }                                                                                                          \
+  UNROLL for (int r = 0; r < B_PER; r++) {                                                       \
+    const int nl = tid % BN, kl = tid / BN + r * (WG / BN), n = n0 + nl, k = (k0) + kl;                      \
+    rb[r] = n < N && k < kend ? load_b(g, k, n, x, dy) : 0.0f;                                               \
+  }
+#define STORE_REGS(buf)                                                                                      \
+  UNROLL for (int r = 0; r < A_PER; r++) As[buf][tid % BK][tid / BK + r * (WG / BK)] = ra[r];                        \
+  UNROLL for (int r = 0; r < B_PER; r++) Bs[buf][tid / BN + r * (WG / BN)][tid % BN] = rb[r];
+  const int nk = (kend - kbeg + BK - 1) / BK;
+  if (nk > 0) {
+    LOAD_REGS(kbeg);
+    STORE_REGS(0);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int kt = 0; kt < nk; kt++) {
+    const int cur = kt & 1;
+    if (kt + 1 < nk) {
+      LOAD_REGS(kbeg + (kt + 1) * BK);
+    }
+    UNROLL
+    for (int kk = 0; kk < BK; kk++) {
+      float a[TM], b[TN];
+      UNROLL
+      for (int i = 0; i < TM; i++) a[i] = As[cur][kk][ty + 16 * i];
+      UNROLL
+      for (int j = 0; j < TN; j++) b[j] = Bs[cur][kk][tx + 16 * j];
+      UNROLL
+      for (int i = 0; i < TM; i++)
+        UNROLL
+        for (int j = 0; j < TN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+    }
+    if (kt + 1 < nk) {
+      STORE_REGS(cur ^ 1);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  UNROLL
+  for (int i = 0; i < TM; i++)
+    UNROLL
+    for (int j = 0; j < TN; j++) {
+      const int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+      if (m < M && n < N) store_c(g, m, n, acc[i][j], bias, has_bias, dx, y, part, split, M, N, accumulate);
+    }
+}
+
+#else
+// ---------------- tensor-core fragments ----------------
+#define F16 (MMA == 1 || MMA == 3)
+#define EMULATED (MMA == 1 || MMA == 2)
+#define KSTEP (F16 ? 16 : 8)            // k of one mma
+#define LPAD 8                          // elements of padding per local row (bank spread)
+#define LROW (BK + LPAD)
+#define A_PER (BM * BK / WG)
+#define B_PER (BK * BN / WG)
+
+#if F16
+// local tiles hold the f16 operands as bits (an array of half needs cl_khr_fp16); a register is two
+// consecutive k
+#define LT ushort
+#define LSTORE(v, p, i) vstore_half_rte((v), (i), (__local half *)(p))
+#else
+#define LT float // local tiles hold f32; a register is one tf32 value
+#define LSTORE(v, p, i) ((p)[i] = (v))
+#endif
+
+// tf32 of an f32: round to nearest, ties away from zero, at 10 mantissa bits (cvt.rna.tf32.f32).
+inline uint tf32_rna(const float f) {
+  const uint u = as_uint(f);
+  if ((u & 0x7f800000u) == 0x7f800000u) return u; // inf and NaN pass
+  return (u + 0x1000u) & 0xffffe000u;
+}
+
+#if F16
+// A register: row r0 + g (+8 for odd regs), columns k0 + 2t (+8 for regs 2, 3), two halves.
+inline uint frag_a(__local const LT *As, const int r0, const int k0, const int lane, const int reg) {
+  const int g = lane >> 2, t = lane & 3;
+  const int row = r0 + g + 8 * (reg & 1), col = k0 + 2 * t + 8 * (reg >> 1);
+  return ((__local const uint *)As)[(row * LROW + col) >> 1];
+}
+// B register: column c0 + g, rows (k) k0 + 2t (+8 for reg 1); Bs holds B transposed (n-major).
+inline uint frag_b(__local const LT *Bs, const int c0, const int k0, const int lane, const int reg) {
+  const int g = lane >> 2, t = lane & 3;
+  return ((__local const uint *)Bs)[((c0 + g) * LROW + k0 + 2 * t + 8 * reg) >> 1];
+}
+#else
+inline uint frag_a(__local const LT *As, const int r0, const int k0, const int lane, const int reg) {
+  const int g = lane >> 2, t = lane & 3;
+  return tf32_rna(As[(r0 + g + 8 * (reg & 1)) * LROW + k0 + t + 4 * (reg >> 1)]);
+}
+inline uint frag_b(__local const LT *Bs, const int c0, const int k0, const int lane, const int reg) {
+  const int g = lane >> 2, t = lane & 3;
+  return tf32_rna(Bs[(c0 + g) * LROW + k0 + t + 4 * reg]);
+}
+#endif
+
+#if EMULATED
+// The value of A(row, k) / B(k, col) inside one warp's fragments as the exchange holds them: xa[lane][reg],
+// xb[lane][reg] (as the hardware's lanes hold them in registers).
+inline float xa_val(__local const uint *xa, const int row, const int k) {
+#if F16
+  const int lane = (row & 7) * 4 + ((k & 7) >> 1), reg = (row >> 3) + 2 * (k >> 3);
+  return vload_half(((lane * 4 + reg) << 1) + (k & 1), (__local const half *)xa);
+#else
+  const int lane = (row & 7) * 4 + (k & 3), reg = (row >> 3) + 2 * (k >> 2);
+  return as_float(xa[lane * 4 + reg]);
+#endif
+}
+inline float xb_val(__local const uint *xb, const int k, const int col) {
+#if F16
+  const int lane = col * 4 + ((k & 7) >> 1), reg = k >> 3;
+  return vload_half(((lane * 2 + reg) << 1) + (k & 1), (__local const half *)xb);
+#else
+  const int lane = col * 4 + (k & 3), reg = k >> 2;
+  return as_float(xb[lane * 2 + reg]);
+#endif
+}
+// d = a b + c for one warp: every lane publishes its registers, then computes its four outputs from the
+// whole 16 x KSTEP and KSTEP x 8 operands (products of f16 or tf32 values are exact in f32; the sums are
+// f32, in k order). Every work-item of the group calls it (barriers), once per fragment pair.
+inline void mma_sync(float c[4], const uint a[4], const uint b[2], __local uint *xa, __local uint *xb,
+                     const int lane) {
+  UNROLL
+  for (int r = 0; r < 4; r++) xa[lane * 4 + r] = a[r];
+  UNROLL
+  for (int r = 0; r < 2; r++) xb[lane * 2 + r] = b[r];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const int g = lane >> 2, t = lane & 3;
+  UNROLL
+  for (int r = 0; r < 4; r++) {
+    const int row = g + 8 * (r >> 1), col = 2 * t + (r & 1);
+    float s = c[r];
+    UNROLL
+    for (int k = 0; k < KSTEP; k++) s = fma(xa_val(xa, row, k), xb_val(xb, k, col), s);
+    c[r] = s;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+#define MMA_SYNC(c, a, b) mma_sync((c), (a), (b), xa, xb, lane)
+#else
+// NVIDIA sm_80+: the instruction itself (the probe in ops/conv/igemm.c runs this before it is chosen).
+#if F16
+#define MMA_SYNC(c, a, b)                                                                                    \
+  __asm__ volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, " \
+                   "{%0,%1,%2,%3};"                                                                          \
+                   : "+f"((c)[0]), "+f"((c)[1]), "+f"((c)[2]), "+f"((c)[3])                                  \
+                   : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]))
+#else
+#define MMA_SYNC(c, a, b)                                                                                    \
+  __asm__ volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, " \
+                   "{%0,%1,%2,%3};"                                                                          \
+                   : "+f"((c)[0]), "+f"((c)[1]), "+f"((c)[2]), "+f"((c)[3])                                  \
+                   : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]))
+#endif
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS) {
+  GEO_INIT;
+  __local LT As[2][BM * LROW], Bs[2][BN * LROW];
+#if EMULATED
+  __local uint xchg[4][32 * 6];
+  __local uint *xa = xchg[tid >> 5], *xb = xchg[tid >> 5] + 32 * 4;
+#endif
+  const int lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1;
+  float acc[2][4][4];
+  UNROLL
+  for (int i = 0; i < 2; i++)
+    UNROLL
+    for (int j = 0; j < 4; j++)
+      UNROLL
+      for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+  float ra[A_PER], rb[B_PER];
+#define LOAD_REGS(k0)                                                                                        \
+  UNROLL for (int r = 0; r < A_PER; r++) {                                                       \
+    const int kl = tid % BK, ml = tid / BK + r * (WG / BK), m = m0 + ml, k = (k0) + kl;                      \
+    ra[r] = m < M && k < kend ? load_a(g, m, k, x, dy, w) : 0.0f;                                            \
+  }                                                                                                          \
+  UNROLL for (int r = 0; r < B_PER; r++) {                                                       \
+    const int nl = tid % BN, kl = tid / BN + r * (WG / BN), n = n0 + nl, k = (k0) + kl;                      \
+    rb[r] = n < N && k < kend ? load_b(g, k, n, x, dy) : 0.0f;                                               \
+  }
+#define STORE_REGS(buf)                                                                                      \
+  UNROLL for (int r = 0; r < A_PER; r++) LSTORE(ra[r], As[buf], (tid / BK + r * (WG / BK)) * LROW + tid % BK);      \
+  UNROLL for (int r = 0; r < B_PER; r++) LSTORE(rb[r], Bs[buf], (tid % BN) * LROW + tid / BN + r * (WG / BN));
+  const int nk = (kend - kbeg + BK - 1) / BK;
+  if (nk > 0) {
+    LOAD_REGS(kbeg);
+    STORE_REGS(0);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int kt = 0; kt < nk; kt++) {
+    const int cur = kt & 1;
+    if (kt + 1 < nk) {
+      LOAD_REGS(kbeg + (kt + 1) * BK);
+    }
+    UNROLL
+    for (int ks = 0; ks < BK; ks += KSTEP) {
+      uint a[2][4], b[4][2];
+      UNROLL
+      for (int i = 0; i < 2; i++)
+        UNROLL
+        for (int r = 0; r < 4; r++) a[i][r] = frag_a(As[cur], wm * 32 + i * 16, ks, lane, r);
+      UNROLL
+      for (int j = 0; j < 4; j++)
+        UNROLL
+        for (int r = 0; r < 2; r++) b[j][r] = frag_b(Bs[cur], wn * 32 + j * 8, ks, lane, r);
+      UNROLL
+      for (int i = 0; i < 2; i++)
+        UNROLL
+        for (int j = 0; j < 4; j++) MMA_SYNC(acc[i][j], a[i], b[j]);
+    }
+    if (kt + 1 < nk) {
+      STORE_REGS(cur ^ 1);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int gq = lane >> 2, tq = lane & 3;
+  UNROLL
+  for (int i = 0; i < 2; i++)
+    UNROLL
+    for (int j = 0; j < 4; j++)
+      UNROLL
+      for (int r = 0; r < 4; r++) {
+        const int m = m0 + wm * 32 + i * 16 + gq + 8 * (r >> 1), n = n0 + wn * 32 + j * 8 + 2 * tq + (r & 1);
+        if (m < M && n < N) store_c(g, m, n, acc[i][j][r], bias, has_bias, dx, y, part, split, M, N, accumulate);
+      }
+}
+#endif
+
+// Weight gradients split over K: dw[i] (+)= the partial sums of the splits, in split order. global: (M N)
+__kernel void igemm_reduce(__global float *dw, __global const float *part, const int MN, const int splits,
+                           const int accumulate) {
+  const int i = get_global_id(0);
+  if (i >= MN) return;
+  float s = accumulate ? dw[i] : 0.0f;
+  for (int j = 0; j < splits; j++) s += part[(size_t)j * MN + i];
+  dw[i] = s;
+}

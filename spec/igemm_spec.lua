@@ -1,0 +1,239 @@
+-- The implicit-GEMM convolutions (csrc/ops/conv/igemm.c, kernels/conv/igemm.cl): every pass of conv and
+-- convT on the float FMA tiles and on the tensor-core fragments emulated in plain OpenCL (conv.mma =
+-- emulate: PTX mma.sync's m16n8k16 f16 / m16n8k8 tf32 register layouts, exchanged through local memory),
+-- with float32 and float16 activations, against the float64 reference computed from the values the op
+-- actually reads (float16 inputs rounded on the host first).
+--
+-- Tolerances, relative to max |reference| as in conv_spec: float32 on FMA tiles 1e-4 (float32 sums);
+-- anything through float16 or tf32 2e-3: one rounding of each operand (tf32 and f16 keep 10 mantissa
+-- bits, 2^-11 relative) and of a float16 output, with float32 sums. Weight gradients are float32 outputs
+-- of exact f16 products, so f16 inputs keep 1e-4 there.
+local lunet = require "lunet"
+local core = require "lunet.core"
+local conv = core.conv
+local support = require "spec.support.conv"
+
+local NaN = 0 / 0
+
+local function numel(shape)
+  local n = 1
+  for _, s in ipairs(shape) do n = n * s end
+  return n
+end
+
+local seed = 4242
+local function rand_flat(n)
+  local t = {}
+  for i = 1, n do
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    t[i] = seed / 2147483648 * 2 - 1
+  end
+  return t
+end
+
+local function filled(shape, dtype, v)
+  local t = {}
+  for i = 1, numel(shape) do t[i] = v end
+  return lunet.tensor(t, { shape = shape, dtype = dtype }):to_device()
+end
+
+-- A device tensor of `dtype` and the float32 host tensor of the values it holds (for the reference).
+local function operand(shape, dtype, flat)
+  local t = lunet.tensor(flat or rand_flat(numel(shape)), { shape = shape, dtype = dtype })
+  return t:to_device(), lunet.tensor(t:flat(), { shape = shape, dtype = "f32" })
+end
+
+local function rel_err(got, ref)
+  local g, r = got:flat(), ref:flat()
+  assert(#g == #r, ("size %d vs reference %d"):format(#g, #r))
+  local dmax, rmax = 0, 0
+  for i = 1, #r do
+    if g[i] ~= g[i] then return math.huge, i end
+    dmax = math.max(dmax, math.abs(g[i] - r[i]))
+    rmax = math.max(rmax, math.abs(r[i]))
+  end
+  return dmax / math.max(rmax, 1e-30)
+end
+
+local function close(got, ref, what, tol)
+  local e, at = rel_err(got, ref)
+  assert(e <= tol, ("%s: relative error %g (tolerance %g)%s"):format(what, e, tol, at and (" NaN at " .. at) or ""))
+end
+
+local function weight_shape(c, transposed)
+  local ws = transposed and { c.cin, c.cout } or { c.cout, c.cin }
+  local k = transposed and c.stride or c.k
+  for i = 1, #c.x do ws[#ws + 1] = k[i] end
+  return ws
+end
+
+-- Forward, backward data and backward weight (+ bias, overwritten and accumulated) of case c with
+-- activations of `dtype`; tol for the activation outputs, wtol for the weight and bias gradients.
+local function check_case(c, transposed, dtype, tol, wtol)
+  local xs = { c.n, c.cin, table.unpack(c.x) }
+  local ws = weight_shape(c, transposed)
+  local opts = transposed and { stride = c.stride } or { k = c.k, stride = c.stride }
+  local ys = transposed and conv.T_out_shape(xs, c.cout, opts) or conv.out_shape(xs, c.cout, opts)
+  local x, xh = operand(xs, dtype)
+  local dy, dyh = operand(ys, dtype)
+  local w, wh = operand(ws, "f32")
+  local b, bh = operand({ c.cout }, "f32")
+  local name = ("%s %s %s -> %s"):format(dtype, transposed and "convT" or "conv", table.concat(xs, "x"),
+    table.concat(ys, "x"))
+
+  local y = filled(ys, dtype, NaN)
+  ;(transposed and conv.T_fwd or conv.fwd)(x, w, (not c.nobias) and b or nil, y, opts)
+  assert.are.equal(dtype, y.dtype)
+  close(y, support.ref_fwd(xh, wh, not c.nobias and bh or nil, opts, transposed), name .. " forward", tol)
+
+  local dx = filled(xs, dtype, NaN)
+  ;(transposed and conv.T_bwd_data or conv.bwd_data)(dy, w, dx, opts)
+  close(dx, support.ref_bwd_data(dyh, wh, xs, opts, transposed), name .. " backward data", tol)
+
+  local bwd_weight = transposed and conv.T_bwd_weight or conv.bwd_weight
+  local dw, db = filled(ws, "f32", NaN), filled({ c.cout }, "f32", NaN)
+  bwd_weight(x, dy, dw, db, opts)
+  local rdw, rdb = support.ref_bwd_weight(xh, dyh, ws, opts, transposed)
+  close(dw, rdw, name .. " backward weight", wtol)
+  close(db, rdb, name .. " backward bias", 1e-4)
+  local dw1, db1 = filled(ws, "f32", 1), filled({ c.cout }, "f32", 1)
+  bwd_weight(x, dy, dw1, db1, { k = opts.k, stride = opts.stride, accumulate = true })
+  local one_w, one_b = {}, {}
+  for i, v in ipairs(rdw:flat()) do one_w[i] = v + 1 end
+  for i, v in ipairs(rdb:flat()) do one_b[i] = v + 1 end
+  close(dw1, lunet.tensor(one_w, { shape = ws, dtype = "f64" }), name .. " accumulated weight", wtol)
+  close(db1, lunet.tensor(one_b, { shape = { c.cout }, dtype = "f64" }), name .. " accumulated bias", 1e-4)
+end
+
+-- the case tables of conv_spec, less the one whose 160 x 260 weights make the emulation slow on PoCL
+local function cases(list, emulated)
+  local out = {}
+  for _, c in ipairs(list) do
+    if not (emulated and c.cin * c.cout > 20000) then out[#out + 1] = c end
+  end
+  return out
+end
+
+-- tf32 of a float32 value: round to nearest, ties away from zero, at 10 mantissa bits (cvt.rna.tf32.f32)
+local function tf32(v)
+  local u = string.unpack("<I4", string.pack("<f", v))
+  u = ((u + 0x1000) & 0xffffe000) & 0xffffffff
+  return (string.unpack("<f", string.pack("<I4", u)))
+end
+
+describe("implicit-GEMM convolutions", function()
+  before_each(function() core.tune.set("conv.igemm", 1) end)
+  after_each(function() core.tune.reset() end)
+
+  for _, mma in ipairs({ "fma", "emulate" }) do
+    for _, dtype in ipairs({ "f32", "f16" }) do
+      local emulated = mma == "emulate"
+      local tol = (dtype == "f16" or emulated) and 2e-3 or 1e-4
+      local wtol = (emulated and dtype == "f32") and 2e-3 or 1e-4
+      it(("match the float64 reference on %s tiles with %s activations (every conv_spec geometry)"):format(mma, dtype),
+        function()
+          core.tune.set("conv.mma", mma)
+          for _, c in ipairs(cases(support.conv_cases, emulated)) do check_case(c, false, dtype, tol, wtol) end
+          for _, c in ipairs(cases(support.convT_cases, emulated)) do check_case(c, true, dtype, tol, wtol) end
+        end)
+    end
+  end
+
+  it("give the same results with the geometry as build options (GEOM_FIXED, the GPUs' choice)", function()
+    core.tune.set("conv.igemm_fixed", 1)
+    local picked = { support.conv_cases[2], support.conv_cases[3], support.convT_cases[1] }
+    -- (the index arithmetic is the same macros under every micro-kernel: FMA tiles suffice here)
+    for _, mode in ipairs({ { "fma", "f32", 1e-4, 1e-4 }, { "fma", "f16", 2e-3, 1e-4 } }) do
+      core.tune.set("conv.mma", mode[1])
+      for i, c in ipairs(picked) do check_case(c, i == 3, mode[2], mode[3], mode[4]) end
+    end
+  end)
+
+  it("place every fragment element where PTX's layout puts it: permutation matrices through the emulated mma", function()
+    -- y = P x for a permutation P of 70 channels (not a multiple of the 64-row tile) over 100 positions
+    -- (not a multiple of 64): with integer x below 2048 every product and sum is exact in f16, tf32 and
+    -- f32, so any misplaced A, B or C element shows as a wrong value, not as rounding.
+    core.tune.set("conv.mma", "emulate")
+    local C, P = 70, 100
+    local perm = {}
+    for i = 1, C do perm[i] = (i * 37) % C + 1 end -- a bijection of 1..C (37 is prime to 70)
+    local wflat = {}
+    for o = 1, C do
+      for i = 1, C do wflat[(o - 1) * C + i] = perm[o] == i and 1 or 0 end
+    end
+    local xflat = {}
+    for c = 1, C do
+      for p = 1, P do xflat[(c - 1) * P + p] = ((c * 131 + p * 7) % 2000) - 1000 end
+    end
+    for _, dtype in ipairs({ "f16", "f32" }) do
+      local x = lunet.tensor(xflat, { shape = { 1, C, 1, P }, dtype = dtype }):to_device()
+      local w = lunet.tensor(wflat, { shape = { C, C, 1, 1 }, dtype = "f32" }):to_device()
+      local y = filled({ 1, C, 1, P }, dtype, NaN)
+      conv.fwd(x, w, nil, y, { k = 1 })
+      local got = y:flat()
+      for o = 1, C do
+        for p = 1, P do
+          local want = xflat[(perm[o] - 1) * P + p]
+          local v = got[(o - 1) * P + p]
+          if v ~= want then error(("%s: y[%d, %d] = %s, want x[%d, %d] = %s"):format(dtype, o, p, v, perm[o], p, want)) end
+        end
+      end
+    end
+  end)
+
+  it("rounds operands as the tensor cores do: weights to f16 (RNE) for float16 activations, to tf32 (RNA) otherwise", function()
+    core.tune.set("conv.mma", "emulate")
+    local third = 1 / 3
+    local w = lunet.tensor({ third }, { shape = { 1, 1, 1, 1 }, dtype = "f32" }):to_device()
+    local xs = { 1, 1, 1, 5 }
+    local xflat = { 1, 3, -7, 96, 1024 }
+    -- float32 activations: y = tf32(w) x exactly (integers < 2^11 are exact in tf32; the product in f32)
+    local x32 = lunet.tensor(xflat, { shape = xs, dtype = "f32" }):to_device()
+    local y32 = filled(xs, "f32", NaN)
+    conv.fwd(x32, w, nil, y32, { k = 1 })
+    local wt = tf32(third)
+    assert.are_not.equal(third, wt)
+    local rounded32 = lunet.tensor({ third }, { dtype = "f32" }):flat()[1]
+    for i, v in ipairs(y32:flat()) do
+      local want = lunet.tensor({ wt * xflat[i] }, { dtype = "f32" }):flat()[1]
+      assert.are.equal(want, v)
+      if xflat[i] ~= 0 then assert.are_not.equal(rounded32 * xflat[i], v) end
+    end
+    -- float16 activations: y = f16(f16(w) x)
+    local x16 = lunet.tensor(xflat, { shape = xs, dtype = "f16" }):to_device()
+    local y16 = filled(xs, "f16", NaN)
+    conv.fwd(x16, w, nil, y16, { k = 1 })
+    local wh = lunet.tensor({ third }, { dtype = "f16" }):flat()[1]
+    for i, v in ipairs(y16:flat()) do
+      assert.are.equal(lunet.tensor({ wh * xflat[i] }, { dtype = "f16" }):flat()[1], v)
+    end
+  end)
+
+  it("is what float16 activations take by default, and refuses them where conv.igemm = 0", function()
+    core.tune.set("conv.igemm", nil)
+    local x = lunet.tensor(rand_flat(2 * 3 * 36), { shape = { 2, 3, 6, 6 }, dtype = "f16" }):to_device()
+    local w = lunet.tensor(rand_flat(4 * 3 * 9), { shape = { 4, 3, 3, 3 }, dtype = "f32" }):to_device()
+    local y = filled({ 2, 4, 6, 6 }, "f16", NaN)
+    conv.fwd(x, w, nil, y)
+    for _, v in ipairs(y:flat()) do assert.is_true(v == v) end
+    core.tune.set("conv.igemm", 0)
+    local ok, err = pcall(conv.fwd, x, w, nil, y)
+    assert.is_false(ok)
+    assert.matches("float16 x needs the implicit%-GEMM kernels", err)
+    -- weights stay float32 masters
+    core.tune.set("conv.igemm", 1)
+    local w16 = lunet.tensor(rand_flat(4 * 3 * 9), { shape = { 4, 3, 3, 3 }, dtype = "f16" }):to_device()
+    assert.has_error(function() conv.fwd(x, w16, nil, y) end)
+  end)
+
+  it("assembles its inline PTX for sm_80 and sm_90 where clang and CUDA's ptxas are installed", function()
+    local common = require "spec.support.common"
+    local ok, out, code = common.run("sh scripts/ptx-check.sh")
+    if code == 77 then
+      pending("no clang or ptxas here: " .. out)
+      return
+    end
+    assert(ok, out)
+    assert.matches("24 kernels assembled", out)
+  end)
+end)
