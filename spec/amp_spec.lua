@@ -21,6 +21,14 @@ local function tiny(opts)
   return lunet.net(F .. "tiny_plans.json", "tiny2d", 2, 3, opts)
 end
 
+-- A mixed-precision network whose activations stay float32: the scaler's arithmetic compared bit for bit
+-- with an fp32 network's (float16 storage changes the gradients themselves; mixed_spec covers it).
+local function tiny_scaler_only(opts)
+  local n = tiny(opts)
+  n.core:set_half_activations(false)
+  return n
+end
+
 local x = lunet.io.npy.read(F .. "tiny2d_x.npy")
 local seg = lunet.io.npy.read(F .. "tiny2d_seg.npy")
 
@@ -41,6 +49,8 @@ describe("grad scaler", function()
     local m = tiny { precision = "mixed" }
     local s = m.core:scaler()
     assert.is_true(s.enabled)
+    assert.is_true(m.core:half_activations()) -- autocast's float16 storage
+    assert.is_false(tiny({ precision = "fp32" }).core:half_activations())
     assert.are.equal(65536, s.scale)
     assert.are.equal(2, s.growth_factor)
     assert.are.equal(0.5, s.backoff_factor)
@@ -50,7 +60,7 @@ describe("grad scaler", function()
   end)
 
   it("scales the loss gradient exactly, and the update equals fp32's bit for bit and a float64 reference", function()
-    local a, b = tiny { seed = 5 }, tiny { seed = 5, precision = "mixed" }
+    local a, b = tiny { seed = 5 }, tiny_scaler_only { seed = 5, precision = "mixed" }
     local o = opts(a)
     o.grad_clip = 0.05 -- small enough that clipping is active
     local la = a.core:train_grad(x, seg, o)
@@ -103,7 +113,7 @@ describe("grad scaler", function()
 
   for _, bad in ipairs { { "inf", math.huge }, { "-inf", -math.huge }, { "NaN", 0 / 0 } } do
     it("an injected " .. bad[1] .. " gradient skips the step and halves the scale", function()
-      local n = tiny { seed = 7, precision = "mixed" }
+      local n = tiny_scaler_only { seed = 7, precision = "mixed" }
       local o = opts(n)
       n.core:train_grad(x, seg, o)
       n.core:train_update(o) -- momentum is non-zero from here

@@ -283,6 +283,19 @@ static int m_train_update(lua_State *L) {
   return 1;
 }
 
+/* net:set_half_activations(on): a training step's activations and their gradients as float16 (mixed
+ * precision's storage; inference stays float32). net:half_activations() -> boolean. */
+static int m_set_half(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  LU_LCHECK(L, lu_unet_set_half_activations(n, lua_toboolean(L, 2)), "net:set_half_activations");
+  return 0;
+}
+
+static int m_half(lua_State *L) {
+  lua_pushboolean(L, lu_unet_half_activations(lu_lua_check_net(L, 1)));
+  return 1;
+}
+
 /* net:set_scaler{enabled=, scale=, growth_factor=, backoff_factor=, growth_interval=, growth_tracker=}: the
  * loss scaler (torch.amp.GradScaler); missing fields take GradScaler's defaults, enabled defaults to true. */
 static int m_set_scaler(lua_State *L) {
@@ -419,7 +432,7 @@ static const luaL_Reg methods[] = {
   {"params", m_params}, {"num_weights", m_num_weights}, {"arch", m_arch}, {"init", m_init},
   {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step},
   {"train_grad", m_train_grad}, {"train_update", m_train_update},
-  {"set_scaler", m_set_scaler}, {"scaler", m_scaler}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
+  {"set_half_activations", m_set_half}, {"half_activations", m_half}, {"set_scaler", m_set_scaler}, {"scaler", m_scaler}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
   {"stage", m_stage}, {"train_step_staged", m_train_step_staged},
   {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
   {"flat_floats", m_flat_floats}, {"flat_bytes", m_flat_bytes},

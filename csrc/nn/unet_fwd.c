@@ -12,20 +12,25 @@
 
 /* ---------------------------------------------------------------------------------- allocation */
 
-static lu_status own(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape) {
+static lu_status own_as(lu_unet *n, lu_tensor **t, lu_dtype dt, int ndim, const int64_t *shape) {
   if (n->nowned >= LU_UNET_MAX_OWNED) return lu_fail(LU_EARG, "unet: too many activation buffers");
-  LU_TRY(lu_tensor_new_device(t, n->dev, LU_F32, ndim, shape));
+  LU_TRY(lu_tensor_new_device(t, n->dev, dt, ndim, shape));
   n->owned[n->nowned++] = *t;
   n->act_bytes += (*t)->bytes;
   return LU_OK;
+}
+
+/* float32 buffers: norm statistics, pooling weights, the slots' storage */
+static lu_status own(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape) {
+  return own_as(n, t, LU_F32, ndim, shape);
 }
 
 static lu_status node_alloc(lu_unet *n, node *x, int ndim, const int64_t *shape, int grad) {
   x->v = x->g = NULL;
   x->written = 0;
   x->slot = x->gslot = -1;
-  LU_TRY(own(n, &x->v, ndim, shape));
-  if (grad) LU_TRY(own(n, &x->g, ndim, shape));
+  LU_TRY(own_as(n, &x->v, n->adt, ndim, shape));
+  if (grad) LU_TRY(own_as(n, &x->g, n->adt, ndim, shape));
   return LU_OK;
 }
 
@@ -34,9 +39,9 @@ static lu_status view_new(lu_unet *n, lu_tensor **t, int ndim, const int64_t *sh
   if (n->nviews >= LU_UNET_MAX_OWNED) return lu_fail(LU_EARG, "unet: too many activation views");
   lu_tensor *v = calloc(1, sizeof *v);
   if (!v) return lu_fail(LU_ENOMEM, "unet: activation view");
-  v->dtype = LU_F32;
+  v->dtype = n->adt;
   v->ndim = ndim;
-  v->bytes = sizeof(float);
+  v->bytes = lu_dtype_size(n->adt);
   for (int i = 0; i < ndim; i++) {
     v->shape[i] = shape[i];
     v->bytes *= (size_t)shape[i];
@@ -53,7 +58,7 @@ static lu_status view_new(lu_unet *n, lu_tensor **t, int ndim, const int64_t *sh
  * (grown), else a new one. Reuse is safe because the plan visits layers in the order the in-order queue
  * runs them: a slot is freed only after its last reader was planned. */
 static lu_status slot_view(lu_unet *n, lu_tensor **t, int *slot, int ndim, const int64_t *shape) {
-  size_t bytes = sizeof(float);
+  size_t bytes = lu_dtype_size(n->adt);
   for (int i = 0; i < ndim; i++) bytes *= (size_t)shape[i];
   int fit = -1, big = -1;
   for (int s = 0; s < n->nslots; s++) {
@@ -209,6 +214,9 @@ static void drop_transient(lu_unet *n, node *x) {
 /* Plans in forward order; in inference every slot_drop follows the planning of that node's last reader. */
 static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
   lu_unet_release_plan(n);
+  /* mixed precision stores a training step's activations and their gradients as float16 (the input, the
+   * norm statistics and the loss's dlogits stay float32); inference plans are float32 */
+  n->adt = train && n->half_acts ? LU_F16 : LU_F32;
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages, nd = x->ndim;
   n->input.v = (lu_tensor *)x;
@@ -446,6 +454,7 @@ static lu_status gt(lu_unet *n, node *x, lu_tensor *tmp, lu_tensor **dst) {
   if (x->g->bytes > n->scratch->bytes)
     return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
   *tmp = *n->scratch;
+  tmp->dtype = x->g->dtype;
   tmp->ndim = x->g->ndim;
   memcpy(tmp->shape, x->g->shape, sizeof tmp->shape);
   tmp->bytes = x->g->bytes;
@@ -746,6 +755,15 @@ lu_status lu_unet_train_step_staged(lu_unet *n, int slot, const lu_train_opts *o
   lu_status rs = lu_stager_release(n->stager, slot); /* also after a failed step: the slot's reads are queued */
   return st != LU_OK ? st : rs;
 }
+
+lu_status lu_unet_set_half_activations(lu_unet *n, int on) {
+  on = on != 0;
+  if (on != n->half_acts && n->planned && n->plan_train) lu_unet_release_plan(n); /* replanned by the next step */
+  n->half_acts = on;
+  return LU_OK;
+}
+
+int lu_unet_half_activations(const lu_unet *n) { return n->half_acts; }
 
 lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg) {
   if (!n->dev) return lu_fail(LU_ESTATE, "unet: set_scaler on a network without a device");

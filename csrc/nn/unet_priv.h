@@ -80,6 +80,8 @@ struct lu_unet {
   int64_t plan_shape[LU_MAX_DIMS];
   int plan_ndim;
   node input;
+  int half_acts; /* lu_unet_set_half_activations */
+  lu_dtype adt;  /* the current plan's activation dtype */
   lu_tensor *owned[LU_UNET_MAX_OWNED];
   int nowned;
   size_t act_bytes;

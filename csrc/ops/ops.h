@@ -19,6 +19,7 @@ lu_status lu_axpy(lu_tensor *y, float a, const lu_tensor *x); /* y += a x */
 lu_status lu_add(lu_tensor *z, const lu_tensor *x, const lu_tensor *y); /* z = x + y */
 lu_status lu_mul(lu_tensor *z, const lu_tensor *x, const lu_tensor *y); /* z = x * y */
 lu_status lu_copy(lu_tensor *dst, const lu_tensor *src); /* same byte size, any dtype */
+lu_status lu_cast(lu_tensor *dst, const lu_tensor *src); /* same shape; float16 <-> float32, rounding to nearest even */
 
 typedef enum { LU_REDUCE_SUM = 0, LU_REDUCE_SUMSQ = 1, LU_REDUCE_MAX = 2 } lu_reduce_op;
 /* Full reduction to a host double (sum, sum of squares, max). */

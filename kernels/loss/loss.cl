@@ -6,6 +6,7 @@
 //   (loss_finish on the device, or the host in double: Dice per group, loss, per-(n, c) gradient coefficients)
 //   3. grad_*: P <- dloss/dz in place.
 // Options: -DWG=<work-group size> -DVW=<1|8 voxels per work-item; S % VW == 0> -DTGT=<int|uchar|float>
+// -DZH=1 (float16 logits; probabilities and the gradient stay float32)
 // (ignore handling and label/region mode are runtime arguments, so few programs get built). VW 8 (CPU devices) uses float8 so PoCL emits vector exp/log.
 #ifndef WG
 #define WG 256
@@ -34,26 +35,26 @@ static inline vf region_mask(__global const TGT *tp, size_t C, size_t S, int has
 
 // global: (round_up(S / VW, WG), N); partial[(n * G0 + g) * 2 + {0, 1}] = (sum of -log p_t, count).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void probs_softmax(__global const float *z, __global const TGT *tgt, __global float *P, __global float *partial,
+void probs_softmax(__global const ZT *z, __global const TGT *tgt, __global float *P, __global float *partial,
                    const ulong C, const ulong S, const int ignore_label, const int has_ignore) {
   __local float sa[WG], sb[WG];
   size_t s = get_global_id(0) * VW, n = get_global_id(1), lid = get_local_id(0);
   float ce = 0.0f, cnt = 0.0f;
   if (s < S) {
-    __global const float *zp = z + n * C * S + s;
+    __global const ZT *zp = z + n * C * S + s;
     __global float *pp = P + n * C * S + s;
     vf t = LOADT(tgt, n * S + s);
     vf m = VB(-INFINITY), zt = VB(0.0f), valid = VB(0.0f);
     for (size_t c = 0; c < C; c++) {
-      vf v = LOADF(zp, c * S), hit = ONE_IF(t == VB((float)c));
+      vf v = LOADZ(zp, c * S), hit = ONE_IF(t == VB((float)c));
       m = fmax(m, v);
       zt = fma(hit, v, zt);
       valid += hit;
     }
     vf sum = VB(0.0f);
-    for (size_t c = 0; c < C; c++) sum += exp(LOADF(zp, c * S) - m);
+    for (size_t c = 0; c < C; c++) sum += exp(LOADZ(zp, c * S) - m);
     vf inv = VB(1.0f) / sum;
-    for (size_t c = 0; c < C; c++) STOREF(exp(LOADF(zp, c * S) - m) * inv, pp, c * S);
+    for (size_t c = 0; c < C; c++) STOREF(exp(LOADZ(zp, c * S) - m) * inv, pp, c * S);
     vf mask = label_mask(t, ignore_label, has_ignore);
     ce = HSUM((m + log(sum) - zt) * valid * mask);
     cnt = HSUM(mask);
@@ -71,18 +72,18 @@ void probs_softmax(__global const float *z, __global const TGT *tgt, __global fl
 // Regions: C = number of region channels of z; the target has C (+1 ignore) channels (TC).
 // partial = (sum over voxels and regions of bce * m, sum over voxels of m).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void probs_sigmoid(__global const float *z, __global const TGT *tgt, __global float *P, __global float *partial,
+void probs_sigmoid(__global const ZT *z, __global const TGT *tgt, __global float *P, __global float *partial,
                    const ulong C, const ulong S, const ulong TC, const int has_ignore) {
   __local float sa[WG], sb[WG];
   size_t s = get_global_id(0) * VW, n = get_global_id(1), lid = get_local_id(0);
   float bce = 0.0f, cnt = 0.0f;
   if (s < S) {
-    __global const float *zp = z + n * C * S + s;
+    __global const ZT *zp = z + n * C * S + s;
     __global float *pp = P + n * C * S + s;
     __global const TGT *tp = tgt + n * TC * S + s;
     vf m = region_mask(tp, C, S, has_ignore), acc = VB(0.0f);
     for (size_t c = 0; c < C; c++) {
-      vf v = LOADF(zp, c * S), y = LOADT(tp, c * S);
+      vf v = LOADZ(zp, c * S), y = LOADT(tp, c * S);
       STOREF(VB(1.0f) / (VB(1.0f) + exp(-v)), pp, c * S);
       acc += fmax(v, VB(0.0f)) - v * y + log1p(exp(-fabs(v)));
     }

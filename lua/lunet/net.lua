@@ -215,13 +215,17 @@ function M.new(plans, cfg, nin, nout, opts)
     -- draws ~46M normals, seconds on a CPU, all overwritten
     if opts.init ~= false then c:init(opts.seed or 12345) end
     self.precision = M.precision(opts.precision or (rules.trainer or {}).precision, c:device())
-    if self.precision == "mixed" then c:set_scaler(M.scaler_cfg(rules.trainer)) end
+    if self.precision == "mixed" then
+      c:set_scaler(M.scaler_cfg(rules.trainer))
+      -- autocast's storage: float16 activations in training steps (the implicit-GEMM convolutions)
+      c:set_half_activations(true)
+    end
   end
   return self
 end
 
--- The trainer's precision on device index dev: "mixed" (nnU-Net's AMP: the loss scaler of torch.amp.GradScaler)
--- or "fp32"; "auto" (or nil) is mixed on a GPU and fp32 elsewhere, as nnU-Net enables autocast and GradScaler
+-- The trainer's precision on device index dev: "mixed" (nnU-Net's AMP: the loss scaler of torch.amp.GradScaler
+-- and float16 activations in training steps) or "fp32"; "auto" (or nil) is mixed on a GPU and fp32 elsewhere, as nnU-Net enables autocast and GradScaler
 -- on CUDA only.
 function M.precision(p, dev)
   p = p or "auto"

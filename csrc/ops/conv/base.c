@@ -138,9 +138,7 @@ lu_status lu_conv_check(const char *op, const lu_conv_desc *d, int transposed, c
   LU_TRY(lu_check_device_tensor(x, x && x->dtype == LU_F16 ? LU_F16 : LU_F32, op, xn));
   LU_TRY(lu_check_device_tensor(w, LU_F32, op, wn));
   LU_TRY(lu_check_device_tensor(y, y && y->dtype == LU_F16 ? LU_F16 : LU_F32, op, yn));
-  if ((x->dtype == LU_F16 || y->dtype == LU_F16) && !lu_conv_igemm_applies(x->dev, x, y))
-    return lu_fail(LU_EARG, "%s: float16 %s needs the implicit-GEMM kernels, which this device's conv.igemm = 0 turns off",
-                   op, x->dtype == LU_F16 ? xn : yn);
+
   int nd = 2 + d->nsp;
   if (x->ndim != nd) {
     char a[96];
@@ -188,6 +186,29 @@ int lu_conv_is_pointwise(const lu_conv_geom *g) {
 int lu_conv_use_direct(const lu_device *dev) { return lu_tune(dev, LU_TUNE_CONV_ALGO) != 1; }
 
 int lu_conv_cvec_allowed(const lu_device *dev) { return lu_tune_cpu(dev) && lu_tune(dev, LU_TUNE_CONV_CVEC) != 0; }
+
+/* ---- float16 activations on the float32 strategies ---- */
+
+lu_status lu_conv_f32_view(const lu_tensor *t, int load, lu_tensor *out) {
+  *out = *t;
+  if (!t || t->dtype != LU_F16) return LU_OK;
+  out->dtype = LU_F32;
+  out->host = NULL;
+  out->bytes = (size_t)lu_tensor_numel(t) * sizeof(float);
+  cl_mem m;
+  LU_TRY(lu_buffer_alloc_for(t->dev, out->bytes, "float32 copy of a float16 activation (conv)", &m));
+  out->buf = m;
+  lu_status st = load ? lu_cast(out, t) : LU_OK;
+  if (st != LU_OK) lu_buffer_release(t->dev, m, out->bytes);
+  return st;
+}
+
+lu_status lu_conv_f32_done(lu_tensor *f, lu_tensor *t, int store, lu_status st) {
+  if (f->buf == t->buf) return st;
+  if (st == LU_OK && store) st = lu_cast(t, f);
+  lu_buffer_release(f->dev, (cl_mem)f->buf, f->bytes); /* the in-order queue runs the cast first */
+  return st;
+}
 
 /* ---- bias ---- */
 

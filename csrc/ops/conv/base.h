@@ -47,6 +47,16 @@ int lu_conv_use_direct(const lu_device *dev);
  * may run: on CPUs, unless the device's conv.cvec is 0. Each kernel adds its own channel-count rule. */
 int lu_conv_cvec_allowed(const lu_device *dev);
 
+/* float16 activations where the implicit GEMM does not run (CPUs by default, whose strategies read float32):
+ * the pass runs on float32 copies. f32_view makes *out a float32 stand-in for t (t itself when it is
+ * float32; else a pool buffer, converted from t when `load`); f32_done converts it back into t when `store`
+ * and st is LU_OK, releases it, and returns st. */
+lu_status lu_conv_f32_view(const lu_tensor *t, int load, lu_tensor *out);
+lu_status lu_conv_f32_done(lu_tensor *f, lu_tensor *t, int store, lu_status st);
+static inline int lu_conv_any_half(const lu_tensor *a, const lu_tensor *b) {
+  return (a && a->dtype == LU_F16) || (b && b->dtype == LU_F16);
+}
+
 /* y (N, C, S) = b[c] (0 without b). */
 lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S);
 /* db (+)= sum of dy (N, C, S) over N and S. */
@@ -196,8 +206,8 @@ enum {
   LU_IGEMM_T_DGRAD = 4, /* dx */
   LU_IGEMM_T_WGRAD = 5  /* dw (+)= grad */
 };
-/* The implicit GEMM runs when the device's conv.igemm says so (1), never with 0; by default exactly when
- * an activation of the call is float16 (the other strategies read float32 only). */
+/* The implicit GEMM runs when the device's conv.igemm says so (1), never with 0; by default on GPUs exactly
+ * when an activation of the call is float16 (elsewhere float16 goes through lu_conv_f32_view). */
 int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_tensor *b);
 /* Whether inline-PTX mma.sync (f16 = 1: m16n8k16 f16, else m16n8k8 tf32) ran correctly on dev (probed once
  * per device: NVIDIA, compute capability >= 8). */

@@ -31,7 +31,7 @@ static int activation_half(const lu_tensor *t) { return t && t->dtype == LU_F16;
 int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_tensor *b) {
   int v = lu_tune(dev, LU_TUNE_CONV_IGEMM);
   if (v != LU_TUNE_AUTO) return v != 0;
-  return activation_half(a) || activation_half(b);
+  return (activation_half(a) || activation_half(b)) && !lu_tune_cpu(dev);
 }
 
 /* ---- the tensor-core probe ---- */
