@@ -26,13 +26,18 @@ spec() {
   grep -A3 '^not ok' "$OUT/spec_$1.log" | head -20
 }
 {
+  # issue 25: does the tensor-core path run here (the probe), and is every pass right on it, before timing
+  lua5.4 -e 'local a = require("lunet.core").conv.mma_available(); print("mma.sync probe: f16 " .. tostring(a.f16) .. ", tf32 " .. tostring(a.tf32))'
+  SPEC_TIMEOUT=120 spec igemm
   BENCH_TIMEOUT=60 bench gemm "1024 2048 4096"
   BENCH_TIMEOUT=60 bench ops quick
   BENCH_TIMEOUT=150 bench train_step 2
   # issue 24: default 3d_fullres (6 stages 32..320, 128^3, batch 2), Lunet mixed vs fp32 vs PyTorch AMP/fp32 on
   # this card, with peak memory (AMP_STEPS=0 skips it; `amp N tiny` is the PoCL-sized check)
   [ "${AMP_STEPS:-3}" -gt 0 ] && BENCH_TIMEOUT=${AMP_TIMEOUT:-240} bench train_step "amp ${AMP_STEPS:-3}"
-  for s in ${DEVICE_SPECS:-tensor ops conv nnops net amp half profile}; do SPEC_TIMEOUT=90 spec "$s"; done
+  # the same conv layers on the implicit GEMM (float32 activations: tf32 fragments where the probe passed)
+  LUNET_CONV_IGEMM=1 BENCH_TIMEOUT=90 bench ops quick
+  for s in ${DEVICE_SPECS:-tensor ops conv nnops net amp half mixed profile}; do SPEC_TIMEOUT=90 spec "$s"; done
   # where a mixed step spends its device time (event-based, no finish per kernel)
   LUNET_PROFILE=1 timeout 120 lua5.4 bench/train_step.lua amp-one mixed 2 > "$OUT/profile_mixed.txt" 2>&1
   tail -30 "$OUT/profile_mixed.txt"

@@ -125,9 +125,13 @@ describe("implicit-GEMM convolutions", function()
   before_each(function() core.tune.set("conv.igemm", 1) end)
   after_each(function() core.tune.reset() end)
 
-  for _, mma in ipairs({ "fma", "emulate" }) do
+  -- on an NVIDIA GPU that passed the probe, the inline-PTX fragments too
+  local avail = conv.mma_available()
+  local modes = { "fma", "emulate" }
+  if avail.f16 and avail.tf32 then modes[#modes + 1] = "ptx" end
+  for _, mma in ipairs(modes) do
     for _, dtype in ipairs({ "f32", "f16" }) do
-      local emulated = mma == "emulate"
+      local emulated = mma ~= "fma" -- emulated or real fragments: f16 / tf32 operands
       local tol = (dtype == "f16" or emulated) and 2e-3 or 1e-4
       local wtol = (emulated and dtype == "f32") and 2e-3 or 1e-4
       it(("match the float64 reference on %s tiles with %s activations (every conv_spec geometry)"):format(mma, dtype),
@@ -207,6 +211,11 @@ describe("implicit-GEMM convolutions", function()
     for i, v in ipairs(y16:flat()) do
       assert.are.equal(lunet.tensor({ wh * xflat[i] }, { dtype = "f16" }):flat()[1], v)
     end
+  end)
+
+  it("probes the tensor cores only where they can exist", function()
+    -- a CPU device (PoCL) says no without trying; a GPU answers from its probe
+    if lunet.devices()[1].type ~= "gpu" then assert.are.same({ f16 = false, tf32 = false }, avail) end
   end)
 
   it("is what float16 activations take on GPUs; elsewhere (and with conv.igemm = 0) they go through float32 copies",

@@ -133,11 +133,24 @@ static int l_flops(lua_State *L) {
   return 1;
 }
 
+/* mma_available([device]) -> {f16 = bool, tf32 = bool}: whether the implicit GEMM's inline-PTX mma.sync ran
+ * correctly on the device (probed once: NVIDIA, compute capability >= 8) */
+static int l_mma_available(lua_State *L) {
+  lu_device *dev = lu_lua_opt_device(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushboolean(L, lu_conv_mma_available(dev, 1));
+  lua_setfield(L, -2, "f16");
+  lua_pushboolean(L, lu_conv_mma_available(dev, 0));
+  lua_setfield(L, -2, "tf32");
+  return 1;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
     {"T_fwd", l_T_fwd}, {"T_bwd_data", l_T_bwd_data}, {"T_bwd_weight", l_T_bwd_weight},
-    {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops}, {NULL, NULL}};
+    {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops},
+    {"mma_available", l_mma_available}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

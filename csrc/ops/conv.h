@@ -59,4 +59,8 @@ lu_status lu_convT_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu
 lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
                               lu_tensor *db, int accumulate);
 
+/* Whether the implicit GEMM's inline-PTX mma.sync (f16 = 1: m16n8k16 f16, else m16n8k8 tf32) ran correctly on
+ * dev: probed once per device (NVIDIA, compute capability >= 8) with a product checked exactly. */
+int lu_conv_mma_available(lu_device *dev, int f16);
+
 #endif

@@ -209,9 +209,6 @@ enum {
 /* The implicit GEMM runs when the device's conv.igemm says so (1), never with 0; by default on GPUs exactly
  * when an activation of the call is float16 (elsewhere float16 goes through lu_conv_f32_view). */
 int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_tensor *b);
-/* Whether inline-PTX mma.sync (f16 = 1: m16n8k16 f16, else m16n8k8 tf32) ran correctly on dev (probed once
- * per device: NVIDIA, compute capability >= 8). */
-int lu_conv_mma_available(lu_device *dev, int f16);
 /* One pass; the tensors a pass does not use are NULL (b: the forward's bias, or NULL). */
 lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                             const lu_tensor *w, const lu_tensor *b, lu_tensor *dx, lu_tensor *y, lu_tensor *dw,
