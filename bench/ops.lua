@@ -4,9 +4,12 @@
 -- and, when PyTorch is importable, PyTorch CPU on the same convolutions at the same thread count
 -- (best of a run before and a run after lunet's).
 --
---   lua5.4 bench/ops.lua [quick] [3d|2d] [notorch] [threads=N] [rounds=N]
+--   lua5.4 bench/ops.lua [quick] [3d|2d] [amp] [notorch] [threads=N] [rounds=N]
 -- quick: three representative layers per network only. threads: PyTorch's thread count (default:
--- the number of cores). Norm / loss timings live in bench/ops_misc.lua.
+-- the number of cores). amp: activations (x, y, dy, dx) as float16, weights float32, as mixed precision
+-- stores them (Lunet: the implicit GEMM on GPUs); PyTorch then runs float16 tensors (autocast's casts).
+-- PyTorch runs on CUDA when it has it (same card, cudnn.benchmark as nnU-Net sets it), else on the CPU.
+-- Norm / loss timings live in bench/ops_misc.lua.
 local core = require "lunet.core"
 local conv, ops = core.conv, core.ops
 
@@ -85,8 +88,10 @@ local function shapes(l)
   return xs, ws, ys, opts
 end
 
-local function dtensor(shape, v)
-  local t = core.zeros(shape, "f32", true)
+local ACT = args.amp and "f16" or "f32"
+
+local function dtensor(shape, v, dtype)
+  local t = core.zeros(shape, dtype or "f32", true)
   ops.fill(t, v)
   return t
 end
@@ -94,8 +99,8 @@ end
 -- ---- lunet timings ----
 local function time_lunet(l)
   local xs, ws, ys, opts = shapes(l)
-  local x, w, b, y = dtensor(xs, 0.01), dtensor(ws, 0.01), dtensor({ l.cout }, 0.1), dtensor(ys, 0)
-  local dy, dx, dw, db = dtensor(ys, 0.01), dtensor(xs, 0), dtensor(ws, 0), dtensor({ l.cout }, 0)
+  local x, w, b, y = dtensor(xs, 0.01, ACT), dtensor(ws, 0.01), dtensor({ l.cout }, 0.1), dtensor(ys, 0, ACT)
+  local dy, dx, dw, db = dtensor(ys, 0.01, ACT), dtensor(xs, 0, ACT), dtensor(ws, 0), dtensor({ l.cout }, 0)
   local F = l.tr and { conv.T_fwd, conv.T_bwd_data, conv.T_bwd_weight } or { conv.fwd, conv.bwd_data, conv.bwd_weight }
   local out = {}
   local runs = {
@@ -142,28 +147,35 @@ layers = json.load(sys.stdin)
 aten = torch.ops.aten
 out = []
 MIN_REPS, MIN_SECONDS, MAX_REPS = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+amp = sys.argv[5] == "amp"
+cuda = torch.cuda.is_available()
+dev = "cuda" if cuda else "cpu"
+torch.backends.cudnn.benchmark = True
+dt = torch.float16 if amp else torch.float32
+sync = torch.cuda.synchronize if cuda else (lambda: None)
 def bench(f):
-    f()
+    f(); sync()
     t0 = time.perf_counter(); reps = 0; best = float("inf")
     while True:
-        t1 = time.perf_counter(); f(); best = min(best, time.perf_counter() - t1); reps += 1
+        t1 = time.perf_counter(); f(); sync(); best = min(best, time.perf_counter() - t1); reps += 1
         if (reps >= MIN_REPS and time.perf_counter() - t0 > MIN_SECONDS) or reps >= MAX_REPS: break
     return best
 with torch.no_grad():
     for l in layers:
         nsp = len(l["sp"])
         tr = l["tr"]
-        x = torch.full([l["n"], l["cin"]] + l["sp"], 0.01)
-        w = torch.full(([l["cin"], l["cout"]] if tr else [l["cout"], l["cin"]]) + l["k"], 0.01)
-        b = torch.full([l["cout"]], 0.1)
+        x = torch.full([l["n"], l["cin"]] + l["sp"], 0.01, device=dev, dtype=dt)
+        w = torch.full(([l["cin"], l["cout"]] if tr else [l["cout"], l["cin"]]) + l["k"], 0.01, device=dev, dtype=dt)
+        b = torch.full([l["cout"]], 0.1, device=dev, dtype=dt)
         pad = [0] * nsp if tr else [(k - 1) // 2 for k in l["k"]]
         y = aten.convolution(x, w, b, l["s"], pad, [1] * nsp, tr, [0] * nsp, 1)
-        dy = torch.full(y.shape, 0.01)
+        dy = torch.full(y.shape, 0.01, device=dev, dtype=dt)
         f = lambda: aten.convolution(x, w, b, l["s"], pad, [1] * nsp, tr, [0] * nsp, 1)
         bd = lambda: aten.convolution_backward(dy, x, w, [l["cout"]], l["s"], pad, [1] * nsp, tr, [0] * nsp, 1, [True, False, False])
         bw = lambda: aten.convolution_backward(dy, x, w, [l["cout"]], l["s"], pad, [1] * nsp, tr, [0] * nsp, 1, [False, True, True])
         out.append([bench(f), bench(bd), bench(bw)])
-json.dump({"version": torch.__version__, "threads": torch.get_num_threads(), "times": out}, sys.stdout)
+where = torch.cuda.get_device_name() if cuda else "CPU with %d threads" % torch.get_num_threads()
+json.dump({"version": torch.__version__, "where": where + (" float16" if amp else ""), "times": out}, sys.stdout)
 ]==]
 
 local function time_torch(layers)
@@ -181,7 +193,8 @@ local function time_torch(layers)
   f = assert(io.open(input, "w"))
   f:write(cjson.encode(plain))
   f:close()
-  local p = io.popen(("python3 %s %d %d %g %d < %s"):format(script, threads, MIN_REPS, MIN_SECONDS, MAX_REPS, input))
+  local p = io.popen(("python3 %s %d %d %g %d %s < %s"):format(script, threads, MIN_REPS, MIN_SECONDS, MAX_REPS,
+    args.amp and "amp" or "fp32", input))
   local txt = p:read("a")
   p:close()
   os.remove(script)
@@ -217,8 +230,8 @@ for _, net in ipairs(nets) do
       end
     end
   end
-  io.write(("\n== %s (batch 2)%s\n"):format(net.name,
-    tt and (", PyTorch %s CPU with %d threads"):format(tt.version, tt.threads) or ", no PyTorch"))
+  io.write(("\n== %s (batch 2, %s activations)%s\n"):format(net.name, ACT,
+    tt and (", PyTorch %s on %s"):format(tt.version, tt.where) or ", no PyTorch"))
   io.write(("%-16s %4s %-14s %-12s | %21s | %21s | %21s\n"):format("layer", "x", "in", "cin>cout",
     "fwd GF/s sgemm torch", "bwd-data GF/s  torch", "bwd-wt GF/s    torch"))
   local sum = { l = { 0, 0, 0 }, t = { 0, 0, 0 }, f = 0 }

@@ -35,7 +35,9 @@ spec() {
   # issue 24: default 3d_fullres (6 stages 32..320, 128^3, batch 2), Lunet mixed vs fp32 vs PyTorch AMP/fp32 on
   # this card, with peak memory (AMP_STEPS=0 skips it; `amp N tiny` is the PoCL-sized check)
   [ "${AMP_STEPS:-3}" -gt 0 ] && BENCH_TIMEOUT=${AMP_TIMEOUT:-240} bench train_step "amp ${AMP_STEPS:-3}"
-  # the same conv layers on the implicit GEMM (float32 activations: tf32 fragments where the probe passed)
+  # the same conv layers on the implicit GEMM: float16 activations (f16 fragments) against PyTorch's float16
+  # cuDNN on this card, then float32 (tf32 fragments where the probe passed) against PyTorch fp32
+  BENCH_TIMEOUT=90 bench ops "quick amp"
   LUNET_CONV_IGEMM=1 BENCH_TIMEOUT=90 bench ops quick
   for s in ${DEVICE_SPECS:-tensor ops conv nnops net amp half mixed profile}; do SPEC_TIMEOUT=90 spec "$s"; done
   # where a mixed step spends its device time (event-based, no finish per kernel)
