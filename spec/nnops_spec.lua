@@ -66,6 +66,26 @@ describe("instance norm", function()
     end)
   end
 
+  it("fuses LeakyReLU's backward into its backward: the same bits as lrelu_bwd then instnorm_bwd", function()
+    for _, case in ipairs({"in3d", "in2d"}) do
+      local x, w, b, dy = dfix(case .. "_x"), dfix(case .. "_w"), dfix(case .. "_b"), dfix(case .. "_dy")
+      local N, C = x.shape[1], x.shape[2]
+      local ya, mean, invstd = poisoned(x.shape), poisoned({N * C}), poisoned({N * C})
+      nn.instnorm_fwd(ya, mean, invstd, x, w, b, 1e-5, 0.01)
+      -- two passes: the LeakyReLU gradient written, then the norm's backward
+      local d, dw, db = poisoned(x.shape), poisoned({C}), poisoned({C})
+      nn.lrelu_bwd(d, ya, dy, 0.01)
+      nn.instnorm_bwd(x, w, mean, invstd, d, d, dw, db)
+      -- one: dy read through the LeakyReLU's rule, dx written over it (in place, as the network runs it)
+      local g, dw1, db1 = dy:clone(), poisoned({C}), poisoned({C})
+      nn.instnorm_lrelu_bwd(x, w, mean, invstd, ya, 0.01, g, g, dw1, db1)
+      assert.are.same(d:flat(), g:flat())
+      assert.are.same(dw:flat(), dw1:flat())
+      assert.are.same(db:flat(), db1:flat())
+      assert.has_error(function() nn.instnorm_lrelu_bwd(x, w, mean, invstd, dfix(case .. "_w"), 0.01, g, g) end)
+    end
+  end)
+
   it("gradients agree with central finite differences (tiny shape, odd sizes)", function()
     local shape = {2, 2, 3, 1, 5}
     local n = numel(shape)

@@ -25,6 +25,16 @@ static int l_instnorm_bwd(lua_State *L) {
             "nn.instnorm_bwd");
   return 0;
 }
+/* instnorm_lrelu_bwd(x, weight, mean, invstd, y, slope, dy, dx|nil, dweight|nil, dbias|nil [, accumulate]) */
+static int l_instnorm_lrelu_bwd(lua_State *L) {
+  LU_LCHECK(L,
+            lu_instnorm_lrelu_bwd(lu_lua_check_tensor(L, 1), lu_lua_check_tensor(L, 2), lu_lua_check_tensor(L, 3),
+                                  lu_lua_check_tensor(L, 4), lu_lua_check_tensor(L, 5), (float)luaL_checknumber(L, 6),
+                                  lu_lua_check_tensor(L, 7), opt_tensor(L, 8), opt_tensor(L, 9), opt_tensor(L, 10),
+                                  lua_toboolean(L, 11)),
+            "nn.instnorm_lrelu_bwd");
+  return 0;
+}
 /* lrelu_fwd(y, x [, slope=0.01]); lrelu_bwd(dx, y, dy [, slope=0.01]) */
 static int l_lrelu_fwd(lua_State *L) {
   LU_LCHECK(L, lu_lrelu_fwd(lu_lua_check_tensor(L, 1), lu_lua_check_tensor(L, 2), (float)luaL_optnumber(L, 3, 0.01)),
@@ -172,7 +182,8 @@ static int l_sgd(lua_State *L) {
 
 int lu_open_nn(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"instnorm_fwd", l_instnorm_fwd}, {"instnorm_bwd", l_instnorm_bwd}, {"lrelu_fwd", l_lrelu_fwd},
+    {"instnorm_fwd", l_instnorm_fwd}, {"instnorm_bwd", l_instnorm_bwd}, {"instnorm_lrelu_bwd", l_instnorm_lrelu_bwd},
+    {"lrelu_fwd", l_lrelu_fwd},
     {"lrelu_bwd", l_lrelu_bwd}, {"copy_channels", l_copy_channels}, {"concat", l_concat}, {"split", l_split},
     {"softmax", l_softmax}, {"log_softmax", l_log_softmax}, {"softmax_bwd", l_softmax_bwd},
     {"log_softmax_bwd", l_log_softmax_bwd}, {"sigmoid", l_sigmoid}, {"dc_ce_loss", l_dc_ce_loss},

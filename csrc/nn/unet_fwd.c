@@ -497,8 +497,12 @@ static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor
 /* b->out.g holds the complete output gradient; it is overwritten in place. */
 static lu_status cnr_bwd(lu_unet *n, cnr_l *b) {
   lu_tensor *d = b->out.g;
-  if (b->act) LU_TRY(lu_lrelu_bwd(d, b->out.v, d, (float)n->cfg.leaky_slope));
-  LU_TRY(lu_instnorm_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, d, d, G(n, b->nw), G(n, b->nb), 1));
+  /* the LeakyReLU's backward is applied as the norm's backward reads d (one pass fewer over the gradient) */
+  if (b->act)
+    LU_TRY(lu_instnorm_lrelu_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, b->out.v, (float)n->cfg.leaky_slope, d, d,
+                                 G(n, b->nw), G(n, b->nb), 1));
+  else
+    LU_TRY(lu_instnorm_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, d, d, G(n, b->nw), G(n, b->nb), 1));
   LU_TRY(grad_done(n, b->nw));
   LU_TRY(grad_done(n, b->nb));
   return conv_bwd(n, &b->conv, b->in, d);

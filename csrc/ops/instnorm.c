@@ -24,11 +24,16 @@ static int use_rows(const lu_device *dev) {
   return k == LU_TUNE_AUTO ? lu_tune_cpu(dev) : k == 0;
 }
 
-/* half: x, y, dy, dx are float16 storage (kernels compute in float) */
-static lu_status in_kernel(lu_device *dev, const char *name, size_t wg, int half, cl_kernel *k) {
-  char opts[48];
-  snprintf(opts, sizeof opts, "-DWG=%zu%s", wg, half ? " -DHALF=1" : "");
+/* half: x, y, dy, dx are float16 storage (kernels compute in float); act_bwd: the backward applies the
+ * LeakyReLU's backward as it reads dy */
+static lu_status in_kernel_act(lu_device *dev, const char *name, size_t wg, int half, int act_bwd, cl_kernel *k) {
+  char opts[64];
+  snprintf(opts, sizeof opts, "-DWG=%zu%s%s", wg, half ? " -DHALF=1" : "", act_bwd ? " -DACT_BWD=1" : "");
   return lu_kernel_get(dev, IN_FILE, name, opts, k);
+}
+
+static lu_status in_kernel(lu_device *dev, const char *name, size_t wg, int half, cl_kernel *k) {
+  return in_kernel_act(dev, name, wg, half, 0, k);
 }
 
 static lu_status check_x(const char *op, const lu_tensor *x, int64_t *n, int64_t *c, int64_t *s) {
@@ -139,9 +144,10 @@ lu_status lu_instnorm_lrelu_fwd(const lu_tensor *x, const lu_tensor *weight, con
   return fwd("instnorm_lrelu_fwd", x, weight, bias, eps, 1, slope, y, mean, invstd);
 }
 
-lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean, const lu_tensor *invstd,
-                          const lu_tensor *dy, lu_tensor *dx, lu_tensor *dweight, lu_tensor *dbias, int accumulate) {
-  const char *op = "instnorm_bwd";
+/* ya (may be NULL): the LeakyReLU output whose backward is applied to dy as it is read */
+static lu_status bwd(const char *op, const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean,
+                     const lu_tensor *invstd, const lu_tensor *ya, float slope, const lu_tensor *dy, lu_tensor *dx,
+                     lu_tensor *dweight, lu_tensor *dbias, int accumulate) {
   LU_TRY(lu_check_device_tensor(x, x->dtype == LU_F16 ? LU_F16 : LU_F32, op, "x"));
   const int half = x->dtype == LU_F16;
   int64_t N = 0, C = 0, S = 0;
@@ -150,6 +156,7 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
   LU_TRY(check_len(op, "mean", mean, x, N * C));
   LU_TRY(check_len(op, "invstd", invstd, x, N * C));
   LU_TRY(check_act(op, "dy", dy, x, N * C * S));
+  if (ya) LU_TRY(check_act(op, "y", ya, x, N * C * S));
   if (dx) LU_TRY(check_act(op, "dx", dx, x, N * C * S));
   if (dweight) LU_TRY(check_len(op, "dweight", dweight, x, C));
   if (dbias) LU_TRY(check_len(op, "dbias", dbias, x, C));
@@ -161,10 +168,11 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
   size_t CH = rows_path ? 1 : in_chunks(dev, N * C, S, wg);
   cl_ulong per = (cl_ulong)((S + (int64_t)CH - 1) / (int64_t)CH);
   cl_kernel k, k1 = NULL, k2;
-  if (rows_path) LU_TRY(in_kernel(dev, "instnorm_bwd_rows", wg, half, &k));
+  const int act_bwd = ya != NULL;
+  if (rows_path) LU_TRY(in_kernel_act(dev, "instnorm_bwd_rows", wg, half, act_bwd, &k));
   else {
-    LU_TRY(in_kernel(dev, "instnorm_bwd_stats", wg, half, &k1));
-    LU_TRY(in_kernel(dev, "instnorm_bwd_apply", wg, half, &k));
+    LU_TRY(in_kernel_act(dev, "instnorm_bwd_stats", wg, half, act_bwd, &k1));
+    LU_TRY(in_kernel_act(dev, "instnorm_bwd_apply", wg, half, act_bwd, &k));
   }
   LU_TRY(in_kernel(dev, "instnorm_wb", wg, half, &k2));
   size_t wbytes = (size_t)(N * C) * 2 * sizeof(float), pbytes = rows_path ? 0 : wbytes * CH;
@@ -175,6 +183,7 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
     if (ps != LU_OK) { lu_buffer_release(dev, wb, wbytes); return ps; }
   }
   cl_mem mx = x->buf, mw = weight->buf, mm = mean->buf, mi = invstd->buf, mdy = dy->buf;
+  cl_mem mya = ya ? (cl_mem)ya->buf : mdy; /* unused without ACT_BWD */
   cl_mem mdx = dx ? (cl_mem)dx->buf : NULL, mdw = dweight ? (cl_mem)dweight->buf : NULL,
          mdb = dbias ? (cl_mem)dbias->buf : NULL;
   cl_int want_dx = dx != NULL, want_w = dweight != NULL, want_b = dbias != NULL, acc = accumulate ? 1 : 0;
@@ -184,20 +193,20 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
   if (rows_path) {
     e = LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mm) | LU_ARG(k, 3, mi) | LU_ARG(k, 4, mdy) |
         LU_ARG(k, 5, mdx) | LU_ARG(k, 6, want_dx) | LU_ARG(k, 7, wb) | LU_ARG(k, 8, s) | LU_ARG(k, 9, c) |
-        LU_ARG(k, 10, rows);
+        LU_ARG(k, 10, rows) | LU_ARG(k, 11, mya) | LU_ARG(k, 12, slope);
     if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
     size_t g1 = (size_t)(N * C);
     if (st == LU_OK) st = lu_launch(dev, k, 1, &g1, NULL, op);
   } else {
     size_t g[2] = {CH * wg, (size_t)(N * C)}, l[2] = {wg, 1};
     e = LU_ARG(k1, 0, mx) | LU_ARG(k1, 1, mm) | LU_ARG(k1, 2, mi) | LU_ARG(k1, 3, mdy) | LU_ARG(k1, 4, part) |
-        LU_ARG(k1, 5, s) | LU_ARG(k1, 6, per);
+        LU_ARG(k1, 5, s) | LU_ARG(k1, 6, per) | LU_ARG(k1, 7, mya) | LU_ARG(k1, 8, slope);
     if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s stats args)", lu_cl_errname(e), op);
     if (st == LU_OK) st = lu_launch(dev, k1, 2, g, l, op);
     if (st == LU_OK) {
       e = LU_ARG(k, 0, mx) | LU_ARG(k, 1, mw) | LU_ARG(k, 2, mm) | LU_ARG(k, 3, mi) | LU_ARG(k, 4, mdy) |
           LU_ARG(k, 5, mdx) | LU_ARG(k, 6, want_dx) | LU_ARG(k, 7, wb) | LU_ARG(k, 8, part) | LU_ARG(k, 9, s) |
-          LU_ARG(k, 10, c) | LU_ARG(k, 11, per);
+          LU_ARG(k, 10, c) | LU_ARG(k, 11, per) | LU_ARG(k, 12, mya) | LU_ARG(k, 13, slope);
       if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (%s args)", lu_cl_errname(e), op);
     }
     if (st == LU_OK) st = lu_launch(dev, k, 2, g, l, op);
@@ -213,4 +222,16 @@ lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_
   /* the pool hands the buffer out again only after queued work that uses it (in-order queue) */
   lu_buffer_release(dev, wb, wbytes);
   return st;
+}
+
+lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean, const lu_tensor *invstd,
+                          const lu_tensor *dy, lu_tensor *dx, lu_tensor *dweight, lu_tensor *dbias, int accumulate) {
+  return bwd("instnorm_bwd", x, weight, mean, invstd, NULL, 0.0f, dy, dx, dweight, dbias, accumulate);
+}
+
+lu_status lu_instnorm_lrelu_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean,
+                                const lu_tensor *invstd, const lu_tensor *y, float slope, const lu_tensor *dy,
+                                lu_tensor *dx, lu_tensor *dweight, lu_tensor *dbias, int accumulate) {
+  if (!y) return lu_fail(LU_EARG, "instnorm_lrelu_bwd: y (the LeakyReLU output) is missing");
+  return bwd("instnorm_lrelu_bwd", x, weight, mean, invstd, y, slope, dy, dx, dweight, dbias, accumulate);
 }

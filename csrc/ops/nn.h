@@ -18,13 +18,19 @@
 lu_status lu_instnorm_fwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *bias, float eps, lu_tensor *y,
                           lu_tensor *mean, lu_tensor *invstd);
 /* Same, followed by LeakyReLU(slope) in the same pass (slope 0: ReLU). The backward of the pair is
- * lu_lrelu_bwd (from y) then lu_instnorm_bwd (from x). */
+ * lu_instnorm_lrelu_bwd (or lu_lrelu_bwd from y, then lu_instnorm_bwd from x). */
 lu_status lu_instnorm_lrelu_fwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *bias, float eps,
                                 float slope, lu_tensor *y, lu_tensor *mean, lu_tensor *invstd);
 /* Gradients from dy: dx (may alias dy; may be NULL), dweight and dbias (C elements; may be NULL):
  * overwritten, or added to when accumulate != 0. x, mean, invstd as passed to / produced by fwd. */
 lu_status lu_instnorm_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean, const lu_tensor *invstd,
                           const lu_tensor *dy, lu_tensor *dx, lu_tensor *dweight, lu_tensor *dbias, int accumulate);
+/* The backward of lu_instnorm_lrelu_fwd in one pass over dy: dy is the gradient of the LeakyReLU's output y
+ * (as the forward wrote it; may alias dx), and LeakyReLU's backward (y > 0 ? dy : slope dy) is applied as dy
+ * is read, instead of a separate lu_lrelu_bwd pass writing it back. Same results in float32 storage. */
+lu_status lu_instnorm_lrelu_bwd(const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean,
+                                const lu_tensor *invstd, const lu_tensor *y, float slope, const lu_tensor *dy,
+                                lu_tensor *dx, lu_tensor *dweight, lu_tensor *dbias, int accumulate);
 
 /* ---- activations ----
  * y = x > 0 ? x : slope * x (slope 0.01 in nnU-Net; 0 gives ReLU). y may alias x (in place). */

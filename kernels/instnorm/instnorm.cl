@@ -10,6 +10,22 @@
 #define WG 256
 #endif
 
+// -DACT_BWD=1: the backward takes the gradient of the LeakyReLU that followed the norm (ya = its output,
+// slope) and applies LeakyReLU's backward as it reads dy, so no separate pass writes that gradient
+// (lrelu_bwd's rule: ya > 0 ? dy : dy * slope, computed in float). Without it ya and slope are unused.
+#ifndef ACT_BWD
+#define ACT_BWD 0
+#endif
+static inline float lrelu_g(float g, float ya, float slope) { return ya > 0.0f ? g : g * slope; }
+static inline float8 lrelu_g8(float8 g, float8 ya, float slope) { return select(g * slope, g, ya > 0.0f); }
+#if ACT_BWD
+#define LDG(gp, ap, i) lrelu_g(LDA(gp, i), LDA(ap, i), slope)
+#define LDG8(i, gp, ap) lrelu_g8(LDA8(i, gp), LDA8(i, ap), slope)
+#else
+#define LDG(gp, ap, i) LDA(gp, i)
+#define LDG8(i, gp, ap) LDA8(i, gp)
+#endif
+
 static inline void reduce2(__local float *a, __local float *b, size_t lid) {
   for (size_t s = WG / 2; s > 0; s >>= 1) {
     if (lid < s) { a[lid] += a[lid + s]; b[lid] += b[lid + s]; }
@@ -83,16 +99,17 @@ void instnorm_apply(__global const ACT *x, __global const float *w, __global con
 // Backward pass 1: per-chunk sums of dy and dy * xhat. part layout per row: (s1, s2) x CH.
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void instnorm_bwd_stats(__global const ACT *x, __global const float *mean, __global const float *invstd,
-                        __global const ACT *dy, __global float *part, const ulong S, const ulong per) {
+                        __global const ACT *dy, __global float *part, const ulong S, const ulong per,
+                        __global const ACT *ya, const float slope) {
   __local float sa[WG], sb[WG];
   size_t row = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0), lid = get_local_id(0);
   __global const ACT *xr = x + row * S;
-  __global const ACT *gr = dy + row * S;
+  __global const ACT *gr = dy + row * S, *ar = ya + row * S;
   float mu = mean[row], is = invstd[row];
   size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
   float a1 = 0.0f, a2 = 0.0f;
   for (size_t i = s0 + lid; i < s1; i += WG) {
-    float g = LDA(gr, i);
+    float g = LDG(gr, ar, i);
     a1 += g;
     a2 = fma(g, (LDA(xr, i) - mu) * is, a2);
   }
@@ -108,7 +125,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void instnorm_bwd_apply(__global const ACT *x, __global const float *w, __global const float *mean,
                         __global const float *invstd, __global const ACT *dy, __global ACT *dx,
                         const int want_dx, __global float *wb, __global const float *part, const ulong S,
-                        const ulong C, const ulong per) {
+                        const ulong C, const ulong per, __global const ACT *ya, const float slope) {
   __local float sa[WG], sb[WG];
   size_t row = get_group_id(1), ch = get_group_id(0), CH = get_num_groups(0), lid = get_local_id(0);
   float a1 = 0.0f, a2 = 0.0f;
@@ -123,12 +140,12 @@ void instnorm_bwd_apply(__global const ACT *x, __global const float *w, __global
   float inv_n = 1.0f / (float)S;
   float a = w[row % C] * is, mdy = sum_dy * inv_n, mdx = sum_dyx * inv_n;
   __global const ACT *xr = x + row * S;
-  __global const ACT *gr = dy + row * S;
+  __global const ACT *gr = dy + row * S, *ar = ya + row * S;
   __global ACT *dr = dx + row * S;
   size_t s0 = ch * per, s1 = min((size_t)S, s0 + (size_t)per);
   for (size_t i = s0 + lid; i < s1; i += WG) {
     float xh = (LDA(xr, i) - mu) * is;
-    STA(a * (LDA(gr, i) - mdy - xh * mdx), dr, i);
+    STA(a * (LDG(gr, ar, i) - mdy - xh * mdx), dr, i);
   }
 }
 
@@ -199,11 +216,11 @@ __kernel void instnorm_fwd_rows(__global const ACT *x, __global const float *w, 
 __kernel void instnorm_bwd_rows(__global const ACT *x, __global const float *w, __global const float *mean,
                                 __global const float *invstd, __global const ACT *dy, __global ACT *dx,
                                 const int want_dx, __global float *wb, const ulong S, const ulong C,
-                                const ulong rows) {
+                                const ulong rows, __global const ACT *ya, const float slope) {
   size_t row = get_global_id(0);
   if (row >= rows) return;
   __global const ACT *xr = x + row * S;
-  __global const ACT *gr = dy + row * S;
+  __global const ACT *gr = dy + row * S, *ar = ya + row * S;
   float mu = mean[row], is = invstd[row];
   size_t S8 = S / 8;
   float8 t1 = 0.0f, t2 = 0.0f;
@@ -211,14 +228,14 @@ __kernel void instnorm_bwd_rows(__global const ACT *x, __global const float *w, 
     size_t i1 = min(S8, i0 + IN_BLK);
     float8 a1 = 0.0f, a2 = 0.0f;
     for (size_t i = i0; i < i1; i++) {
-      float8 g = LDA8(i, gr);
+      float8 g = LDG8(i, gr, ar);
       a1 += g;
       a2 = fma(g, (LDA8(i, xr) - mu) * is, a2);
     }
     t1 += a1; t2 += a2;
   }
   float s1 = hsum8(t1), s2 = hsum8(t2);
-  for (size_t i = S8 * 8; i < S; i++) { float g = LDA(gr, i); s1 += g; s2 = fma(g, (LDA(xr, i) - mu) * is, s2); }
+  for (size_t i = S8 * 8; i < S; i++) { float g = LDG(gr, ar, i); s1 += g; s2 = fma(g, (LDA(xr, i) - mu) * is, s2); }
   wb[row * 2] = s1;
   wb[row * 2 + 1] = s2;
   if (!want_dx) return;
@@ -227,7 +244,7 @@ __kernel void instnorm_bwd_rows(__global const ACT *x, __global const float *w, 
   __global ACT *dr = dx + row * S;
   for (size_t i = 0; i < S8; i++) {
     float8 xh = (LDA8(i, xr) - mu) * is;
-    STA8(a * (LDA8(i, gr) - mdy - xh * mdx), i, dr);
+    STA8(a * (LDG8(i, gr, ar) - mdy - xh * mdx), i, dr);
   }
-  for (size_t i = S8 * 8; i < S; i++) STA(a * (LDA(gr, i) - mdy - (LDA(xr, i) - mu) * is * mdx), dr, i);
+  for (size_t i = S8 * 8; i < S; i++) STA(a * (LDG(gr, ar, i) - mdy - (LDA(xr, i) - mu) * is * mdx), dr, i);
 }
