@@ -12,7 +12,7 @@ export LD_LIBRARY_PATH="$dev/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$dev/share/lua/?.lua;$dev/share/lua/?/init.lua;;"
 export LUA_CPATH="$dev/clib/?.so;$dev/clib/sys/?.so;;"
 export PATH="$dev/bin:$root/scripts:$PATH"
-export LUNET_DEVICE=gpu LUNET_CACHE_DIR=/tmp/lunet-cache
+export LUNET_DEVICE=gpu LUNET_CACHE_DIR=/tmp/lunet-cache LUNET_DEMO_TEMPLATES="$dev/data"
 OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
 cd "$root"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1

@@ -8,11 +8,13 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build-portable -DCMAKE_BUILD_TYPE=Release -DLUNET_PORTABLE=ON >/dev/null
 cmake --build build-portable -j "$(nproc)" >/dev/null
 rm -rf .dev && mkdir -p .dev/lib .dev/bin .dev/share .dev/clib/lunet
-cp build-portable/lunet/core.so .dev/clib/lunet/
+cp build-portable/lunet/core.so build-portable/lunet/testing.so .dev/clib/lunet/
+# the demo data's two templates (mixed_spec trains on them; the GPU machine has no mricron-data)
+mkdir -p .dev/data && cp /usr/share/mricron/templates/ch2.nii.gz /usr/share/mricron/templates/ch2bet.nii.gz .dev/data/
 cp "$(command -v lua5.4)" /usr/bin/busted .dev/bin/
 cp -rL /usr/share/lua/5.4 .dev/share/lua
 cp -rL /usr/lib/x86_64-linux-gnu/lua/5.4 .dev/clib/sys
-for f in .dev/clib/lunet/core.so .dev/bin/lua5.4 $(find .dev/clib/sys -name '*.so'); do
+for f in .dev/clib/lunet/core.so .dev/clib/lunet/testing.so .dev/bin/lua5.4 $(find .dev/clib/sys -name '*.so'); do
   ldd "$f" | awk '/=> \// {print $3}'
 done | sort -u | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux)[.-]' | while read -r lib; do
   cp -L "$lib" .dev/lib/

@@ -16,11 +16,20 @@
 #ifndef ACT_BWD
 #define ACT_BWD 0
 #endif
+// ya as 8 scalar loads under HALF: PoCL 3.1 crashed on a second vload_half8 per iteration from rows that
+// are not 16-byte aligned (S % 8 != 0, more than one row)
+#if HALF
+#define ya8(i, p) ((float8)(vload_half(8 * (i), p), vload_half(8 * (i) + 1, p), vload_half(8 * (i) + 2, p), \
+                            vload_half(8 * (i) + 3, p), vload_half(8 * (i) + 4, p), vload_half(8 * (i) + 5, p), \
+                            vload_half(8 * (i) + 6, p), vload_half(8 * (i) + 7, p)))
+#else
+#define ya8(i, p) LDA8(i, p)
+#endif
 static inline float lrelu_g(float g, float ya, float slope) { return ya > 0.0f ? g : g * slope; }
 static inline float8 lrelu_g8(float8 g, float8 ya, float slope) { return select(g * slope, g, ya > 0.0f); }
 #if ACT_BWD
 #define LDG(gp, ap, i) lrelu_g(LDA(gp, i), LDA(ap, i), slope)
-#define LDG8(i, gp, ap) lrelu_g8(LDA8(i, gp), LDA8(i, ap), slope)
+#define LDG8(i, gp, ap) lrelu_g8(LDA8(i, gp), ya8((i), (ap)), slope)
 #else
 #define LDG(gp, ap, i) LDA(gp, i)
 #define LDG8(i, gp, ap) LDA8(i, gp)

@@ -13,7 +13,9 @@ local json = require "lunet.util.json"
 
 local M = {}
 
-M.templates = "/usr/share/mricron/templates"
+-- LUNET_DEMO_TEMPLATES names another folder holding ch2.nii.gz and ch2bet.nii.gz (a machine without the
+-- package: the GPU machines get the two files carried by scripts/device-pack.sh)
+M.templates = os.getenv("LUNET_DEMO_TEMPLATES") or "/usr/share/mricron/templates"
 M.dataset_name = "Dataset100_ColinBrainMask"
 
 local function exists(path)
