@@ -113,6 +113,9 @@ void lu_unet_set_grad_hook(lu_unet *n, lu_unet_grad_hook hook, void *ud, void (*
 void *lu_unet_grad_hook_data(const lu_unet *n, lu_unet_grad_hook hook);
 /* Bytes of activation/workspace memory planned for the current shape. */
 size_t lu_unet_activation_bytes(const lu_unet *n);
+/* Training plans: the most bytes of planned activations and gradients alive at one step (the least any
+ * placement of them needs); 0 for other plans. */
+size_t lu_unet_live_peak_bytes(const lu_unet *n);
 
 /* One training step (nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: train_step, with the loss of
  * nnunetv2/training/loss/compound_losses.py: DC_and_CE_loss): zero grads, forward with deep supervision, loss per output
