@@ -244,7 +244,7 @@ static int tv_cmp(const void *a, const void *b) { /* larger first, then earlier 
 /* Offsets by size, largest first: each buffer at the lowest offset where no placed buffer with an
  * overlapping lifetime lies (and not across an arena chunk), then the chunks and one sub-buffer per buffer. */
 static lu_status place(lu_unet *n) {
-  size_t al = n->dev->mem_align > 4096 ? n->dev->mem_align : 4096;
+  size_t al = n->dev->mem_align; /* sub-buffer origins must be aligned to it */
   size_t chunk = n->dev->max_alloc ? (size_t)n->dev->max_alloc / al * al : SIZE_MAX;
   tv_ent *e = malloc((size_t)(n->ntv ? n->ntv : 1) * sizeof *e);
   if (!e) return lu_fail(LU_ENOMEM, "unet: training plan");
@@ -349,7 +349,7 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
   lu_unet_release_plan(n);
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages, nd = x->ndim;
-  int rc = train && lu_tune(n->dev, LU_TUNE_TRAIN_RECOMPUTE) == 1;
+  int rc = train && lu_tune(n->dev, LU_TUNE_TRAIN_RECOMPUTE) != 0; /* auto: recompute */
   node_clear(&n->input);
   n->input.v = (lu_tensor *)x;
   for (int s = 0; s < LU_UNET_MAX_STAGES; s++) n->enc[s].out = NULL;
