@@ -19,6 +19,7 @@
 #include "cl/pool.h"
 #include "cl/profile.h"
 #include "cl/tunables.h"
+#include "core/env.h"
 #include "nn/unet_priv.h"
 
 /* ---------------------------------------------------------------------------------- allocation */
@@ -309,7 +310,7 @@ static lu_status place(lu_unet *n) {
     if (err != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (training buffer at byte %zu of the arena)", lu_cl_errname(err), n->tv_off[i]);
     else n->tv[i]->buf = sb;
   }
-  if (st == LU_OK && getenv("LUNET_PLAN_DEBUG"))
+  if (st == LU_OK && lu_env("LUNET_PLAN_DEBUG"))
     fprintf(stderr, "unet training plan: %d buffers, %d steps, arena %.1f MB in %d chunk(s), live peak %.1f MB, %d recomputed\n",
             m, n->step, total / 1048576.0, nch, peak / 1048576.0, n->nrecomp);
   free(e);
