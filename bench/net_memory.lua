@@ -1,8 +1,10 @@
 --[[ bench/net_memory.lua: what one network holds on nnU-Net's real plans (issue #30), Lunet only, one process:
   . scripts/env.sh && lua5.4 bench/net_memory.lua predict ct3d|ct2d   one inference forward at the planned patch,
                                                                       batch 1 (a sliding-window step)
-  . scripts/env.sh && lua5.4 bench/net_memory.lua train ct2d|ct3d [batch]   one training step (DS DC+CE, SGD) at
-                                                                      the planned patch and batch
+  . scripts/env.sh && lua5.4 bench/net_memory.lua train ct2d|ct3d [batch] [steps]   one training step (DS DC+CE,
+                                                                      SGD) at the planned patch and batch; with steps > 1
+                                                                      the further steps are timed (ms/step, and the
+                                                                      buffer pool's allocations after the first step)
 Prints the flat parameter/gradient/momentum bytes made, the planned activation (+ gradient) bytes, the buffer
 pool's peak, in-use and cached bytes, and the process's peak RSS (on PoCL the pool is host memory). Compare with
 nnunetv2 through bench/predict.lua and bench/train_step.lua. ]]
@@ -17,6 +19,7 @@ if (mode ~= "predict" and mode ~= "train") or not CFG[which] then
 end
 local conf = lunet.net.configuration(require("lunet.util.json").decode(io.open(PLANS):read("a")), CFG[which])
 local batch = mode == "predict" and 1 or math.tointeger(tonumber(arg[3]) or conf.batch_size)
+local steps = math.tointeger(tonumber(arg[4]) or 1)
 local shape = { batch, 1 }
 local n = batch
 for _, s in ipairs(conf.patch_size) do
@@ -36,6 +39,14 @@ else
   xs, ss = nil, nil
   collectgarbage()
   net:train_step { data = x, target = seg, batch_dice = false }
+  if steps > 1 then
+    lunet.core.finish()
+    local a0, t1 = lunet.core.pool_stats().allocs, lunet.core.now()
+    for _ = 2, steps do net:train_step { data = x, target = seg, batch_dice = false } end
+    lunet.core.finish()
+    print(("%d further steps: %.0f ms/step, %d pool allocations"):format(steps - 1,
+      (lunet.core.now() - t1) * 1e3 / (steps - 1), lunet.core.pool_stats().allocs - a0))
+  end
 end
 lunet.core.finish()
 local s = lunet.core.pool_stats()

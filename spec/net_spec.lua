@@ -118,11 +118,14 @@ describe("net vs PyTorch with identical weights", function()
           local inf = net:forward(xb, { deep_supervision = true })
           for i = 1, #tr do assert.are.same(tr[i]:flat(), inf[i]:flat()) end
         end
-        -- an inference plan holds far less than the sum of its activations: buffers are reused
+        -- an inference plan holds far less than a training plan that keeps every activation the backward
+        -- reads: buffers are reused as soon as their last reader has run
         net:forward(x1)
         local planned = net.core:activation_bytes()
+        lunet.core.tune.set("train.recompute", 0)
         net:forward(x1, { train = true })
-        assert.is_true(planned < 0.25 * net.core:activation_bytes(),
+        lunet.core.tune.reset()
+        assert.is_true(planned < 0.4 * net.core:activation_bytes(),
           ("inference %d bytes, training %d"):format(planned, net.core:activation_bytes()))
       end)
 
@@ -275,6 +278,65 @@ describe("training", function()
     assert.are.equal(train_bytes, net.core:activation_bytes())
     net:forward(x)
     assert.is_true(net.core:activation_bytes() < 0.5 * train_bytes)
+  end)
+
+  -- Training plans (nn/unet_fwd.c) place activations and gradients by their lifetime in the recorded passes, and
+  -- by default recompute the norm outputs in the backward from the kept conv outputs (tunable train.recompute).
+  -- tiny2d: batch 2, features 4, 8, 16 at 16^2, 8^2, 4^2, two convs per stage: a map of stage s holds
+  -- u[s] = 2 * f[s] * side[s]^2 floats. The peak is the finest decoder head's backward: everything the backward
+  -- reads plus that stage's output gradient (u[1]), plus with recomputation the output itself recomputed.
+  it("training plans hold what the backward reads at its peak; recomputing norm outputs drops them, same bits",
+    function()
+    local x = lunet.io.npy.read(F .. "tiny2d_x.npy")
+    local seg = lunet.io.npy.read(F .. "tiny2d_seg.npy")
+    local u = { 4 * 2 * 4 * 16 * 16, 4 * 2 * 8 * 8 * 8, 4 * 2 * 16 * 4 * 4 }
+    -- kept: per conv its output and its norm output (4 maps per stage), per decoder stage the concatenation
+    -- (2 maps) and the 4 maps of its convs
+    local keep = 4 * (u[1] + u[2] + u[3]) + 6 * (u[1] + u[2]) + u[1]
+    -- recomputed: the conv outputs only, the concatenations, and the head's input recomputed
+    local rc = 2 * (u[1] + u[2] + u[3]) + 4 * (u[1] + u[2]) + 2 * u[1]
+    assert.are.equal(139264, keep) -- the former plan (all activations kept, gradients apart): 191488 bytes
+    local got = {}
+    for _, mode in ipairs { 0, 1 } do
+      lunet.core.tune.set("train.recompute", mode)
+      local net = tiny("tiny2d")
+      net:load(F .. "tiny2d_init.pth")
+      for _ = 1, 2 do net:train_step { data = x, target = seg } end
+      got[mode] = { peak = net.core:live_peak_bytes(), bytes = net.core:activation_bytes(), p = net.core:flat(0),
+        m = net.core:flat(2) }
+    end
+    lunet.core.tune.reset()
+    assert.are.equal(keep, got[0].peak)
+    assert.are.equal(rc, got[1].peak)
+    -- the arena is the live peak in both plans (nothing else differs between them)
+    assert.are.equal(keep - rc, got[0].bytes - got[1].bytes)
+    -- the recomputation is the forward's kernel on the same input: parameters and momentum bit-identical
+    assert.is_true(got[0].p == got[1].p, "parameters differ")
+    assert.is_true(got[0].m == got[1].m, "momentum differs")
+  end)
+
+  it("a residual-encoder U-Net trains bit-identically with norm outputs kept or recomputed", function()
+    local plans = "spec/fixtures/plans/brain_mr_100/nnUNetResEncUNetMPlans.json"
+    local sh = { 2, 1, 64, 64 }
+    local xs, ss = {}, {}
+    for i = 1, 2 * 64 * 64 do
+      xs[i] = ((i * 2654435761) % 1000) / 500 - 1
+      ss[i] = (i * 40503) % 3
+    end
+    local x, seg = lunet.tensor(xs, { shape = sh }), lunet.tensor(ss, { shape = sh })
+    local got = {}
+    for _, mode in ipairs { 0, 1 } do
+      lunet.core.tune.set("train.recompute", mode)
+      local net = lunet.net(plans, "2d", 1, 3)
+      assert.are.equal("resenc", net.cfg.kind)
+      net.core:init(3)
+      for _ = 1, 2 do net:train_step { data = x, target = seg } end
+      got[mode] = { peak = net.core:live_peak_bytes(), p = net.core:flat(0), m = net.core:flat(2) }
+    end
+    lunet.core.tune.reset()
+    assert.is_true(got[1].peak < 0.9 * got[0].peak, ("%d vs %d bytes"):format(got[1].peak, got[0].peak))
+    assert.is_true(got[0].p == got[1].p, "parameters differ")
+    assert.is_true(got[0].m == got[1].m, "momentum differs")
   end)
 
   it("deep-supervision weights and poly LR follow the rules", function()

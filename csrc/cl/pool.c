@@ -6,7 +6,11 @@
 #include "core/addrspace.h"
 
 /* Sizes are rounded up to one of four steps per power of two (<= 25% waste), and freed buffers
- * wait in a free list per rounded size. */
+ * wait in a free list. A request takes the smallest free buffer of its rounded size up to twice that:
+ * the per-call scratch of the convolutions (transposed gradients, padded inputs, partial sums) comes in
+ * many sizes, one per layer shape, and exact-size reuse kept one resident buffer per size (0.9 GB on a
+ * 2-D training step) where a few larger ones serve the calls in turn. The factor 2 bounds the waste of
+ * a large buffer held by a small request (which could make a concurrent large request allocate). */
 typedef struct lu_free_buf { cl_mem m; size_t size; struct lu_free_buf *next; } lu_free_buf;
 
 /* The lock makes allocation and release safe from the training worker thread (core.async) while
@@ -93,18 +97,23 @@ static cl_mem create(lu_device *dev, size_t size, cl_int *e) {
 
 static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, const char *what, cl_mem *out) {
   size_t size = round_size(bytes);
+  lu_free_buf **best = NULL;
   for (lu_free_buf **pp = &p->free_list; *pp; pp = &(*pp)->next)
-    if ((*pp)->size == size) {
-      lu_free_buf *f = *pp;
-      *pp = f->next;
-      *out = f->m;
-      free(f);
-      p->st.cached -= size;
-      p->st.in_use += size;
-      p->st.reuses++;
-      if (p->st.in_use > p->st.peak) p->st.peak = p->st.in_use;
-      return LU_OK;
+    if ((*pp)->size >= size && (*pp)->size / 2 <= size && (!best || (*pp)->size < (*best)->size)) {
+      best = pp;
+      if ((*pp)->size == size) break;
     }
+  if (best) {
+    lu_free_buf *f = *best;
+    *best = f->next;
+    *out = f->m;
+    p->st.cached -= f->size;
+    p->st.in_use += f->size;
+    p->st.reuses++;
+    if (p->st.in_use > p->st.peak) p->st.peak = p->st.in_use;
+    free(f);
+    return LU_OK;
+  }
   if (dev->max_alloc && size > dev->max_alloc)
     return lu_fail(LU_ENOMEM, "out of memory: %zu bytes for %s on %s exceed the device's largest allocation (%llu bytes)",
                    bytes, what, dev->name, (unsigned long long)dev->max_alloc);
@@ -134,9 +143,16 @@ static lu_status alloc_locked(lu_device *dev, lu_pool *p, size_t bytes, const ch
   return LU_OK;
 }
 
+/* The size a pool buffer was made with (a request may have been served by a larger one). */
+static size_t made_size(cl_mem m, size_t bytes) {
+  size_t sz = 0;
+  if (clGetMemObjectInfo(m, CL_MEM_SIZE, sizeof sz, &sz, NULL) != CL_SUCCESS || sz < bytes) sz = round_size(bytes);
+  return sz;
+}
+
 void lu_buffer_release(lu_device *dev, cl_mem m, size_t bytes) {
   lu_pool *p = pool_of(dev);
-  size_t size = round_size(bytes);
+  size_t size = made_size(m, bytes);
   lu_free_buf *f = p ? malloc(sizeof *f) : NULL;
   if (!f) { clReleaseMemObject(m); return; }
   f->m = m;

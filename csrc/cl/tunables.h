@@ -68,7 +68,8 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(CONV_MMA, "conv.mma", LU_TUNE_AUTO, LU_TUNE_AUTO, "fma|emulate|ptx", "implicit GEMM micro-kernel (auto: ptx where the device probe passed)") \
   X(LOSS_WG, "loss.wg", 64, 256, NULL, "loss kernels' work-group size") \
   X(LOSS_VW, "loss.vw", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "loss and softmax: voxels per work-item (1 or 8)") \
-  X(INSTNORM, "instnorm", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row")
+  X(INSTNORM, "instnorm", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row") \
+  X(TRAIN_RECOMPUTE, "train.recompute", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "training: norm outputs recomputed in the backward from the kept conv outputs instead of kept (auto: on); 0: kept")
 
 typedef enum {
 #define LU_TUNE_ENUM_(id, name, cpu, gpu, values, doc) LU_TUNE_##id,

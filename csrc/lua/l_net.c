@@ -7,6 +7,7 @@
  *   train_step(x, target, opts) -> loss, grad_norm; loss(x, target, opts); get(name) -> host tensor;
  *   set(name, tensor); flat(which) -> bytes; set_flat(which, bytes); flat_floats(); flat_bytes() -> device
  *   bytes of the flat buffers made so far (grads and momentum only once training); activation_bytes();
+ *   live_peak_bytes() (training plans: the most planned bytes alive at one step);
  *   save(path, json); load(path [, with_momentum=true])
  *   net.read_header(path) -> json, arch */
 #include <stdlib.h>
@@ -124,6 +125,11 @@ static int m_arch(lua_State *L) {
   lua_pushstring(L, lu_unet_arch_string(lu_lua_check_net(L, 1)));
   return 1;
 }
+static int m_live_peak_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lu_unet_live_peak_bytes(lu_lua_check_net(L, 1)));
+  return 1;
+}
+
 static int m_activation_bytes(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lu_unet_activation_bytes(lu_lua_check_net(L, 1)));
   return 1;
@@ -435,7 +441,8 @@ static const luaL_Reg methods[] = {
   {"set_half_activations", m_set_half}, {"half_activations", m_half}, {"set_scaler", m_set_scaler},
   {"scaler", m_scaler}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
   {"stage", m_stage}, {"train_step_staged", m_train_step_staged},
-  {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes}, {"save", m_save},
+  {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes},
+  {"live_peak_bytes", m_live_peak_bytes}, {"save", m_save},
   {"flat_floats", m_flat_floats}, {"flat_bytes", m_flat_bytes},
   {"load", m_load}, {"free", m_gc}, {NULL, NULL}};
 

@@ -94,7 +94,8 @@ lu_status lu_unet_write_param(lu_unet *n, int i, const float *src);
 lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_supervision, lu_tensor **outputs,
                           int *n_outputs);
 /* Backward after a training forward: dout[i] are gradients w.r.t. outputs (NULL = zero). Adds the
- * parameter gradients into the gradient buffer (call lu_unet_zero_grad first). */
+ * parameter gradients into the gradient buffer (call lu_unet_zero_grad first). Once per training forward
+ * (as torch's backward frees the graph): it reuses the memory of the activations it has gone past. */
 lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout);
 lu_status lu_unet_zero_grad(lu_unet *n);
 /* A callback told during lu_unet_backward when parameter gradients are final, so a caller can move finished
@@ -113,6 +114,9 @@ void lu_unet_set_grad_hook(lu_unet *n, lu_unet_grad_hook hook, void *ud, void (*
 void *lu_unet_grad_hook_data(const lu_unet *n, lu_unet_grad_hook hook);
 /* Bytes of activation/workspace memory planned for the current shape. */
 size_t lu_unet_activation_bytes(const lu_unet *n);
+/* Training plans: the most bytes of planned activations and gradients alive at one step (the least any
+ * placement of them needs); 0 for other plans. */
+size_t lu_unet_live_peak_bytes(const lu_unet *n);
 
 /* One training step (nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py: train_step, with the loss of
  * nnunetv2/training/loss/compound_losses.py: DC_and_CE_loss): zero grads, forward with deep supervision, loss per output

@@ -1,13 +1,25 @@
 /* U-Net forward and backward passes over the modules built in unet.c. Memory is planned once per
- * (input shape, train flag): every activation is allocated on the first forward with that shape and
- * reused afterwards, so a steady-state training step allocates nothing. Inference plans keep no
- * conv outputs before normalisation (norm runs in place) and no gradients, and an activation's buffer
- * is reused as soon as its last reader has run (skips stay until their decoder stage concatenates). */
+ * (input shape, train flag): every buffer is made on the first forward with that shape and reused
+ * afterwards, so a steady-state training step allocates nothing.
+ * Inference plans keep no conv outputs before normalisation (norm runs in place) and no gradients, and an
+ * activation's buffer is reused as soon as its last reader has run (skips stay until their decoder stage
+ * concatenates).
+ * Training plans record a dry run of the forward and backward (every op notes the planned tensors it
+ * touches) and place each activation and gradient by that lifetime in one arena: an activation's memory
+ * serves later gradients once its last backward reader has run, as PyTorch frees saved tensors during its
+ * backward. Optionally (tunable train.recompute) the norm outputs the backward reads again are recomputed
+ * there from the kept conv outputs instead of kept: the forward's own kernel on the same input, so the
+ * same bits. */
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cl/pool.h"
 #include "cl/profile.h"
+#include "cl/tunables.h"
+#include "core/env.h"
 #include "nn/unet_priv.h"
 
 /* ---------------------------------------------------------------------------------- allocation */
@@ -25,20 +37,23 @@ static lu_status own(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape) 
   return own_as(n, t, LU_F32, ndim, shape);
 }
 
-static lu_status node_alloc(lu_unet *n, node *x, int ndim, const int64_t *shape, int grad) {
-  x->v = x->g = NULL;
-  x->written = 0;
+/* A node with no buffers yet (plans set what they use; a node keeps nothing from an earlier plan). */
+static void node_clear(node *x) {
+  memset(x, 0, sizeof *x);
   x->slot = x->gslot = -1;
+}
+
+static lu_status node_alloc(lu_unet *n, node *x, int ndim, const int64_t *shape, int grad) {
+  node_clear(x);
   LU_TRY(own_as(n, &x->v, n->adt, ndim, shape));
   if (grad) LU_TRY(own_as(n, &x->g, n->adt, ndim, shape));
   return LU_OK;
 }
 
-/* A tensor shell over slot `slot` (its buffer is set when the plan ends). */
-static lu_status view_new(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape, int slot) {
-  if (n->nviews >= LU_UNET_MAX_OWNED) return lu_fail(LU_EARG, "unet: too many activation views");
+/* A tensor shell of ndim/shape whose buffer a plan sets later. */
+static lu_tensor *shell(lu_unet *n, int ndim, const int64_t *shape) {
   lu_tensor *v = calloc(1, sizeof *v);
-  if (!v) return lu_fail(LU_ENOMEM, "unet: activation view");
+  if (!v) return NULL;
   v->dtype = n->adt;
   v->ndim = ndim;
   v->bytes = lu_dtype_size(n->adt);
@@ -47,6 +62,14 @@ static lu_status view_new(lu_unet *n, lu_tensor **t, int ndim, const int64_t *sh
     v->bytes *= (size_t)shape[i];
   }
   v->dev = n->dev;
+  return v;
+}
+
+/* A tensor shell over slot `slot` (its buffer is set when the plan ends). */
+static lu_status view_new(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape, int slot) {
+  if (n->nviews >= LU_UNET_MAX_OWNED) return lu_fail(LU_EARG, "unet: too many activation views");
+  lu_tensor *v = shell(n, ndim, shape);
+  if (!v) return lu_fail(LU_ENOMEM, "unet: activation view");
   n->views[n->nviews] = v;
   n->view_slot[n->nviews++] = slot;
   if (v->bytes > n->slot_bytes[slot]) n->slot_bytes[slot] = v->bytes;
@@ -79,13 +102,11 @@ static lu_status slot_view(lu_unet *n, lu_tensor **t, int *slot, int ndim, const
 
 /* An inference activation in a slot (no gradient). */
 static lu_status slot_node(lu_unet *n, node *x, int ndim, const int64_t *shape) {
-  x->g = NULL;
-  x->written = 0;
-  x->gslot = -1;
+  node_clear(x);
   return slot_view(n, &x->v, &x->slot, ndim, shape);
 }
 
-/* The last reader of x is planned: its slot may hold later activations (no-op for owned buffers). */
+/* The last reader of x is planned: its slot may hold later activations (no-op for other buffers). */
 static void slot_drop(lu_unet *n, node *x) {
   if (x->slot >= 0) n->slot_busy[x->slot] = 0;
 }
@@ -101,17 +122,57 @@ static lu_status slots_make(lu_unet *n) {
   return LU_OK;
 }
 
+/* ------------------------------------------------------------------ training buffers (shells) */
+
+/* A training buffer: tagged with its index + 1 while the plan records (op_tensors), an arena sub-buffer once
+ * placed (NULL when no op used it). */
+static lu_status tview(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape) {
+  if (n->ntv >= LU_UNET_MAX_OWNED) return lu_fail(LU_EARG, "unet: too many training buffers");
+  lu_tensor *v = shell(n, ndim, shape);
+  if (!v) return lu_fail(LU_ENOMEM, "unet: training buffer");
+  v->buf = (void *)(uintptr_t)(n->ntv + 1);
+  n->tv[n->ntv] = v;
+  n->tv_first[n->ntv] = n->tv_last[n->ntv] = -1;
+  n->ntv++;
+  *t = v;
+  return LU_OK;
+}
+
+/* A training node: value, gradient and second-contribution buffers; with src, a backward copy of the value
+ * that need_out recomputes from src's conv output. */
+static lu_status tnode(lu_unet *n, node *x, int ndim, const int64_t *shape, cnr_l *src) {
+  node_clear(x);
+  LU_TRY(tview(n, &x->vf, ndim, shape));
+  x->v = x->vf;
+  LU_TRY(tview(n, &x->g, ndim, shape));
+  LU_TRY(tview(n, &x->g2, ndim, shape));
+  if (src) {
+    LU_TRY(tview(n, &x->vb, ndim, shape));
+    x->src = src;
+    n->recomp[n->nrecomp++] = x;
+  }
+  return LU_OK;
+}
+
 void lu_unet_release_plan(lu_unet *n) {
   for (int i = 0; i < n->nviews; i++) free(n->views[i]); /* shells: their buffers are the slots, owned below */
   n->nviews = n->nslots = 0;
+  for (int i = 0; i < n->ntv; i++) { /* sub-buffers of the arena (owned below): released before it */
+    if (n->tv_bound && n->tv[i]->buf) clReleaseMemObject((cl_mem)n->tv[i]->buf);
+    free(n->tv[i]);
+  }
+  n->ntv = n->nrecomp = n->tv_bound = 0;
+  n->live_peak = 0;
+  n->bwd_ready = 0;
   for (int i = 0; i < n->nowned; i++) lu_tensor_free(n->owned[i]);
   n->nowned = 0;
   n->act_bytes = 0;
   n->planned = 0;
-  n->scratch = n->stats_m = n->stats_s = NULL;
+  n->stats_m = n->stats_s = NULL;
 }
 
 size_t lu_unet_activation_bytes(const lu_unet *n) { return n->act_bytes; }
+size_t lu_unet_live_peak_bytes(const lu_unet *n) { return n->live_peak; }
 
 static const lu_tensor *P(lu_unet *n, int i) { return i >= 0 ? &n->params[i].t : NULL; }
 static lu_tensor *G(lu_unet *n, int i) { return i >= 0 ? &n->params[i].g : NULL; }
@@ -122,85 +183,162 @@ static lu_status conv_shape(const conv_l *c, const lu_tensor *x, int64_t *ys) {
 }
 
 /* Plans one conv-norm-relu on input node `in`. */
-static lu_status plan_cnr(lu_unet *n, cnr_l *b, node *in, int train) {
+static lu_status plan_cnr(lu_unet *n, cnr_l *b, node *in, int train, int recompute) {
   int64_t ys[LU_MAX_DIMS];
   b->in = in;
   LU_TRY(conv_shape(&b->conv, in->v, ys));
   int nd = in->v->ndim;
-  if (train) LU_TRY(node_alloc(n, &b->y, nd, ys, 0));
-  if (train)
-    LU_TRY(node_alloc(n, &b->out, nd, ys, 0)); /* its gradient: gplan */
-  else
+  if (!train) {
     LU_TRY(slot_node(n, &b->out, nd, ys));
-  if (train) {
-    int64_t ns = ys[0] * ys[1];
-    LU_TRY(own(n, &b->mean, 1, &ns));
-    LU_TRY(own(n, &b->invstd, 1, &ns));
-  } else {
+    node_clear(&b->y);
     b->y.v = b->out.v; /* conv output normalised in place */
     b->mean = b->invstd = NULL;
+    return LU_OK;
   }
-  return LU_OK;
+  node_clear(&b->y); /* kept for the norm's backward; no gradient of its own (the norm's runs in place) */
+  LU_TRY(tview(n, &b->y.v, nd, ys));
+  LU_TRY(tnode(n, &b->out, nd, ys, recompute ? b : NULL));
+  int64_t ns = ys[0] * ys[1];
+  LU_TRY(own(n, &b->mean, 1, &ns));
+  return own(n, &b->invstd, 1, &ns);
 }
 
-/* An activation: its own buffer in training (kept for backward; the gradient comes from gplan), a slot
- * share in inference. */
+/* An activation: training buffers (lifetimes from the recording), a slot share in inference. */
 static lu_status act(lu_unet *n, node *x, int ndim, const int64_t *shape, int train) {
-  return train ? node_alloc(n, x, ndim, shape, 0) : slot_node(n, x, ndim, shape);
+  return train ? tnode(n, x, ndim, shape, NULL) : slot_node(n, x, ndim, shape);
 }
 
-/* ------------------------------------------------------------------ gradient plan (training) */
-/* Activation gradients live from their first writer to their producer's backward only, so they share
- * slots, planned by walking lu_unet_backward's order: gtake where a step writes x->g (x->g made if not
- * live yet; the input gets none), gdrop after the step that reads it last. Skip gradients stay from the
- * decoder's split to their encoder stage's backward. */
-static lu_status gtake(lu_unet *n, node *x) {
-  if (x == &n->input || x->g) return LU_OK;
-  return slot_view(n, &x->g, &x->gslot, x->v->ndim, x->v->shape);
-}
+/* ------------------------------------------------------------ training plan: record and place */
 
-static void gdrop(lu_unet *n, node *x) {
-  if (x->gslot >= 0) n->slot_busy[x->gslot] = 0;
-}
-
-static lu_status gplan_cnr(lu_unet *n, cnr_l *b) { /* cnr_bwd: reads out.g, writes in->g */
-  LU_TRY(gtake(n, b->in));
-  gdrop(n, &b->out);
+/* The planned tensors an op touches (NULL entries skipped). While recording: their first and last step
+ * (tensors that are not training shells, such as parameters, the input and the outputs, are not planned).
+ * While running: every shell has its buffer, else the plan and the passes disagree. */
+static lu_status op_tensors(lu_unet *n, const lu_tensor *const *t, int nt) {
+  for (int i = 0; i < nt; i++) {
+    if (!t[i]) continue;
+    uintptr_t id = (uintptr_t)t[i]->buf;
+    if (!n->rec) {
+      if (!id) return lu_fail(LU_ESTATE, "unet: a buffer the training plan did not record (plan and passes disagree)");
+      continue;
+    }
+    if (id == 0 || id > (uintptr_t)n->ntv) continue;
+    int k = (int)(id - 1);
+    if (n->tv_first[k] < 0) n->tv_first[k] = n->step;
+    n->tv_last[k] = n->step;
+  }
+  n->step++;
   return LU_OK;
 }
 
-static lu_status gplan_res(lu_unet *n, res_l *r) { /* res_bwd, step by step */
-  LU_TRY(gtake(n, &r->c2.out));
-  LU_TRY(gtake(n, r->has_pool ? &r->pooled : r->in)); /* projection (on out.g) or copy */
-  gdrop(n, &r->out);
-  if (r->has_pool) {
-    LU_TRY(gtake(n, r->in));
-    gdrop(n, &r->pooled);
-  }
-  LU_TRY(gplan_cnr(n, &r->c2));
-  return gplan_cnr(n, &r->c1);
+/* One op of the passes: recorded while planning, run otherwise. The variadic list names the activation and
+ * gradient tensors it reads or writes. */
+#define OP(n, call, ...)                                                                                        \
+  do {                                                                                                         \
+    const lu_tensor *op_t_[] = {__VA_ARGS__};                                                                  \
+    LU_TRY(op_tensors((n), op_t_, (int)(sizeof op_t_ / sizeof op_t_[0])));                                     \
+    if (!(n)->rec) LU_TRY(call);                                                                               \
+  } while (0)
+
+typedef struct { size_t bytes; int first, i; } tv_ent;
+
+static int tv_cmp(const void *a, const void *b) { /* larger first, then earlier */
+  const tv_ent *x = a, *y = b;
+  if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+  return (x->first > y->first) - (x->first < y->first);
 }
 
-static lu_status gplan(lu_unet *n) {
-  const lu_unet_cfg *c = &n->cfg;
-  const int S = c->n_stages;
-  for (int j = S - 2; j >= 0; j--) {
-    dec_stage *d = &n->dec[j];
-    LU_TRY(gtake(n, d->out)); /* the seg head's gradient (finest stage) or the fill with 0 */
-    for (int i = d->n - 1; i >= 0; i--) LU_TRY(gplan_cnr(n, &d->cnr[i]));
-    LU_TRY(gtake(n, &d->upo));
-    LU_TRY(gtake(n, d->skip));
-    gdrop(n, &d->cat);
-    LU_TRY(gtake(n, d->below));
-    gdrop(n, &d->upo);
+/* Offsets by size, largest first: each buffer at the lowest offset where no placed buffer with an
+ * overlapping lifetime lies (and not across an arena chunk), then the chunks and one sub-buffer per buffer. */
+static lu_status place(lu_unet *n) {
+  size_t al = n->dev->mem_align; /* sub-buffer origins must be aligned to it */
+  size_t chunk = n->dev->max_alloc ? (size_t)n->dev->max_alloc / al * al : SIZE_MAX;
+  tv_ent *e = malloc((size_t)(n->ntv ? n->ntv : 1) * sizeof *e);
+  if (!e) return lu_fail(LU_ENOMEM, "unet: training plan");
+  int m = 0;
+  for (int i = 0; i < n->ntv; i++)
+    if (n->tv_first[i] >= 0) e[m++] = (tv_ent){(n->tv[i]->bytes + al - 1) / al * al, n->tv_first[i], i};
+  qsort(e, (size_t)m, sizeof *e, tv_cmp);
+  size_t total = 0;
+  lu_status st = LU_OK;
+  for (int k = 0; k < m && st == LU_OK; k++) {
+    const tv_ent *c = &e[k];
+    if (c->bytes > chunk) {
+      st = lu_fail(LU_ENOMEM, "unet: a training buffer of %zu bytes exceeds the device's largest allocation", c->bytes);
+      break;
+    }
+    size_t best = SIZE_MAX;
+    for (int j = -1; j < k; j++) { /* candidates: 0 and the end of every placed buffer */
+      size_t o = 0;
+      if (j >= 0) {
+        const tv_ent *p = &e[j];
+        if (n->tv_last[p->i] < c->first || n->tv_first[p->i] > n->tv_last[c->i]) continue;
+        o = n->tv_off[p->i] + p->bytes;
+      }
+      if (o >= best) continue;
+      if (o / chunk != (o + c->bytes - 1) / chunk) o = (o / chunk + 1) * chunk;
+      int ok = 1;
+      for (int q = 0; q < k && ok; q++) {
+        const tv_ent *p = &e[q];
+        if (n->tv_last[p->i] < c->first || n->tv_first[p->i] > n->tv_last[c->i]) continue;
+        if (o < n->tv_off[p->i] + p->bytes && n->tv_off[p->i] < o + c->bytes) ok = 0;
+      }
+      if (ok && o < best) best = o;
+    }
+    n->tv_off[c->i] = best;
+    if (best + c->bytes > total) total = best + c->bytes;
   }
-  for (int s = S - 1; s >= 0; s--) {
-    enc_stage *e = &n->enc[s];
-    for (int i = e->n - 1; i >= 0; i--)
-      LU_TRY(c->kind == LU_UNET_PLAIN ? gplan_cnr(n, &e->cnr[i]) : gplan_res(n, &e->blk[i]));
+  /* the lower bound any placement has: the most bytes alive at one step */
+  size_t peak = 0;
+  for (int s = 0; s < n->step && st == LU_OK; s++) {
+    size_t live = 0;
+    for (int k = 0; k < m; k++)
+      if (n->tv_first[e[k].i] <= s && s <= n->tv_last[e[k].i]) live += e[k].bytes;
+    if (live > peak) peak = live;
   }
-  if (c->kind == LU_UNET_RESENC) LU_TRY(gplan_cnr(n, &n->stem));
-  return LU_OK;
+  n->live_peak = peak;
+  for (int i = 0; i < n->ntv; i++) n->tv[i]->buf = NULL;
+  n->tv_bound = 1;
+  lu_tensor *ch[64];
+  int nch = total ? (int)((total - 1) / chunk + 1) : 0;
+  if (st == LU_OK && nch > 64) st = lu_fail(LU_ENOMEM, "unet: a training arena of %zu bytes in %d chunks", total, nch);
+  for (int c = 0; c < nch && st == LU_OK; c++) {
+    size_t sz = total - (size_t)c * chunk < chunk ? total - (size_t)c * chunk : chunk;
+    int64_t nf = (int64_t)(sz / sizeof(float));
+    st = own(n, &ch[c], 1, &nf);
+  }
+  for (int k = 0; k < m && st == LU_OK; k++) {
+    int i = e[k].i;
+    size_t c = n->tv_off[i] / chunk;
+    cl_buffer_region r = {n->tv_off[i] - c * chunk, n->tv[i]->bytes};
+    cl_int err;
+    cl_mem sb = clCreateSubBuffer((cl_mem)ch[c]->buf, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &r, &err);
+    if (err != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (training buffer at byte %zu of the arena)", lu_cl_errname(err), n->tv_off[i]);
+    else n->tv[i]->buf = sb;
+  }
+  if (st == LU_OK && lu_env("LUNET_PLAN_DEBUG"))
+    fprintf(stderr, "unet training plan: %d buffers, %d steps, arena %.1f MB in %d chunk(s), live peak %.1f MB, %d recomputed\n",
+            m, n->step, total / 1048576.0, nch, peak / 1048576.0, n->nrecomp);
+  free(e);
+  return st;
+}
+
+static lu_status fwd_pass(lu_unet *n, int train, int deep_supervision);
+static lu_status bwd_pass(lu_unet *n, lu_tensor *const *dout, int n_dout);
+
+/* Records a forward with every output and a backward with every output gradient (the most any step
+ * touches: a step without deep supervision or with zero-weight heads touches a subset, at the same
+ * places), then places what they touched. */
+static lu_status plan_train(lu_unet *n) {
+  const int S = n->cfg.n_stages;
+  lu_tensor *dd[LU_UNET_MAX_STAGES];
+  for (int i = 0; i < S - 1; i++) dd[i] = n->dec[S - 2 - i].sego.v;
+  n->rec = 1;
+  n->step = 0;
+  lu_status st = fwd_pass(n, 1, 1);
+  if (st == LU_OK) st = bwd_pass(n, dd, S - 1);
+  n->rec = 0;
+  LU_TRY(st);
+  return place(n);
 }
 
 /* Drops x unless it is the input or an encoder stage output (a skip, dropped by its decoder stage). */
@@ -211,7 +349,8 @@ static void drop_transient(lu_unet *n, node *x) {
   slot_drop(n, x);
 }
 
-/* Plans in forward order; in inference every slot_drop follows the planning of that node's last reader. */
+/* Plans in forward order; in inference every slot_drop follows the planning of that node's last reader
+ * (training nodes have no slot: their lifetimes come from plan_train). */
 static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
   lu_unet_release_plan(n);
   /* mixed precision stores a training step's activations and their gradients as float16 (the input, the
@@ -219,27 +358,27 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
   n->adt = train && n->half_acts ? LU_F16 : LU_F32;
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages, nd = x->ndim;
+  int rc = train && lu_tune(n->dev, LU_TUNE_TRAIN_RECOMPUTE) != 0; /* auto: recompute */
+  node_clear(&n->input);
   n->input.v = (lu_tensor *)x;
-  n->input.g = NULL;
-  n->input.slot = n->input.gslot = -1;
   for (int s = 0; s < LU_UNET_MAX_STAGES; s++) n->enc[s].out = NULL;
   node *cur = &n->input;
   if (c->kind == LU_UNET_RESENC) {
-    LU_TRY(plan_cnr(n, &n->stem, cur, train));
+    LU_TRY(plan_cnr(n, &n->stem, cur, train, rc));
     cur = &n->stem.out;
   }
   for (int s = 0; s < S; s++) {
     enc_stage *e = &n->enc[s];
     for (int i = 0; i < e->n; i++) {
       if (c->kind == LU_UNET_PLAIN) {
-        LU_TRY(plan_cnr(n, &e->cnr[i], cur, train));
+        LU_TRY(plan_cnr(n, &e->cnr[i], cur, train, rc));
         drop_transient(n, cur);
         cur = &e->cnr[i].out;
       } else {
         res_l *r = &e->blk[i];
         r->in = cur;
-        LU_TRY(plan_cnr(n, &r->c1, cur, train));
-        LU_TRY(plan_cnr(n, &r->c2, &r->c1.out, train));
+        LU_TRY(plan_cnr(n, &r->c1, cur, train, rc));
+        LU_TRY(plan_cnr(n, &r->c2, &r->c1.out, train, rc));
         slot_drop(n, &r->c1.out);
         node *sk = cur;
         if (r->has_pool) {
@@ -254,7 +393,7 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
           sk = &r->pooled;
         }
         if (r->has_proj) {
-          LU_TRY(plan_cnr(n, &r->proj, sk, train));
+          LU_TRY(plan_cnr(n, &r->proj, sk, train, rc));
           if (r->has_pool) slot_drop(n, &r->pooled);
           sk = &r->proj.out;
         }
@@ -289,14 +428,12 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
     d->up_in_cat = !train && us[0] == 1;
     if (d->up_in_cat) {
       LU_TRY(act(n, &d->cat, nd, cs, train));
-      d->upo.g = NULL;
-      d->upo.written = 0;
-      d->upo.slot = -1; /* part of cat's slot, dropped with cat */
+      node_clear(&d->upo); /* part of cat's slot, dropped with cat */
       LU_TRY(view_new(n, &d->upo.v, nd, us, d->cat.slot));
     } else {
       /* the upsampled map is read by the concatenation only (its backward needs just gradients), so it
        * is transient in training too */
-      LU_TRY(slot_node(n, &d->upo, nd, us));
+      LU_TRY(act(n, &d->upo, nd, us, train));
       LU_TRY(act(n, &d->cat, nd, cs, train));
     }
     slot_drop(n, below);
@@ -304,7 +441,7 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
     if (!d->up_in_cat) slot_drop(n, &d->upo);
     node *cc = &d->cat;
     for (int i = 0; i < d->n; i++) {
-      LU_TRY(plan_cnr(n, &d->cnr[i], cc, train));
+      LU_TRY(plan_cnr(n, &d->cnr[i], cc, train, rc));
       slot_drop(n, cc);
       cc = &d->cnr[i].out;
     }
@@ -314,30 +451,18 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
     LU_TRY(node_alloc(n, &d->sego, nd, ss, 0)); /* outputs keep their own buffers */
     below = d->out;
   }
-  if (train) LU_TRY(gplan(n));
-  LU_TRY(slots_make(n));
-  /* Norm stats for inference: as large as the largest N*C. */
+  if (!train) LU_TRY(slots_make(n));
+  /* Norm stats for inference (and the training backward's recomputations): as large as the largest N*C. */
   int64_t ms = 1;
-  for (int k = 0; k < 2; k++) {
-    lu_tensor **ts = k ? n->views : n->owned;
-    int nt = k ? n->nviews : n->nowned;
+  for (int k = 0; k < 3; k++) {
+    lu_tensor **ts = k == 2 ? n->tv : k ? n->views : n->owned;
+    int nt = k == 2 ? n->ntv : k ? n->nviews : n->nowned;
     for (int i = 0; i < nt; i++)
       if (ts[i]->ndim >= 2 && ts[i]->shape[0] * ts[i]->shape[1] > ms) ms = ts[i]->shape[0] * ts[i]->shape[1];
   }
-  /* Gradient scratch (second contributions, see gt): as large as the largest node with two readers, the
-   * stage outputs (skips; decoder outputs also feed a seg head) and residual block inputs, not the
-   * concatenations, which are twice a skip. */
-  size_t mx = 0;
-  for (int s = 0; s < S; s++) {
-    if (n->enc[s].out->v->bytes > mx) mx = n->enc[s].out->v->bytes;
-    if (s < S - 1 && n->dec[s].out->v->bytes > mx) mx = n->dec[s].out->v->bytes;
-    for (int i = 0; c->kind == LU_UNET_RESENC && i < n->enc[s].n; i++)
-      if (n->enc[s].blk[i].in->v->bytes > mx) mx = n->enc[s].blk[i].in->v->bytes;
-  }
-  int64_t fs = (int64_t)(mx / sizeof(float));
-  if (train) LU_TRY(own(n, &n->scratch, 1, &fs));
   LU_TRY(own(n, &n->stats_m, 1, &ms));
   LU_TRY(own(n, &n->stats_s, 1, &ms));
+  if (train) LU_TRY(plan_train(n));
   for (int i = 0; i < LU_UNET_MAX_STAGES; i++) n->tgt[i] = n->dlog[i] = NULL;
   n->planned = 1;
   n->plan_train = train;
@@ -349,24 +474,49 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
 /* ------------------------------------------------------------------------------------- forward */
 
 static lu_status conv_fwd(lu_unet *n, const conv_l *c, const lu_tensor *x, lu_tensor *y) {
-  if (c->transposed) return lu_convT_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y);
-  return lu_conv_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y);
+  if (c->transposed) OP(n, lu_convT_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y), x, y);
+  else OP(n, lu_conv_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y), x, y);
+  return LU_OK;
+}
+
+/* The shared statistics buffers viewed at N*C of x (inference, and recomputations that must not touch the
+ * statistics the norm's backward reads). */
+static void stats_views(lu_unet *n, const lu_tensor *x, lu_tensor *vm, lu_tensor *vs) {
+  *vm = *n->stats_m;
+  *vs = *n->stats_s;
+  vm->shape[0] = vs->shape[0] = x->shape[0] * x->shape[1];
+  vm->bytes = vs->bytes = (size_t)vm->shape[0] * sizeof(float);
+}
+
+/* Normalisation (+ LeakyReLU) of b's conv output into out with statistics m, s. */
+static lu_status norm_fwd(lu_unet *n, cnr_l *b, lu_tensor *out, lu_tensor *m, lu_tensor *s) {
+  const float eps = (float)n->cfg.norm_eps, slope = (float)n->cfg.leaky_slope;
+  if (b->act) OP(n, lu_instnorm_lrelu_fwd(b->y.v, P(n, b->nw), P(n, b->nb), eps, slope, out, m, s), b->y.v, out);
+  else OP(n, lu_instnorm_fwd(b->y.v, P(n, b->nw), P(n, b->nb), eps, out, m, s), b->y.v, out);
+  return LU_OK;
 }
 
 static lu_status cnr_fwd(lu_unet *n, cnr_l *b, int train) {
-  const float eps = (float)n->cfg.norm_eps, slope = (float)n->cfg.leaky_slope;
   LU_TRY(conv_fwd(n, &b->conv, b->in->v, b->y.v));
   lu_tensor vm, vs, *m = b->mean, *s = b->invstd;
   if (!train) { /* shared statistics buffers, viewed at this layer's N*C */
-    vm = *n->stats_m;
-    vs = *n->stats_s;
-    vm.shape[0] = vs.shape[0] = b->y.v->shape[0] * b->y.v->shape[1];
-    vm.bytes = vs.bytes = (size_t)vm.shape[0] * sizeof(float);
+    stats_views(n, b->y.v, &vm, &vs);
     m = &vm;
     s = &vs;
   }
-  if (b->act) return lu_instnorm_lrelu_fwd(b->y.v, P(n, b->nw), P(n, b->nb), eps, slope, b->out.v, m, s);
-  return lu_instnorm_fwd(b->y.v, P(n, b->nw), P(n, b->nb), eps, b->out.v, m, s);
+  return norm_fwd(n, b, b->out.v, m, s);
+}
+
+/* Before a backward reader of x: a norm output the plan does not keep is recomputed from its kept conv
+ * output, once per backward (the forward's kernel on the same input and parameters: the same bits; its
+ * statistics go to the shared buffers, so the ones the norm's backward reads stay untouched). */
+static lu_status need_out(lu_unet *n, node *x) {
+  if (!x->src || x->v == x->vb) return LU_OK;
+  lu_tensor vm, vs;
+  stats_views(n, x->src->y.v, &vm, &vs);
+  LU_TRY(norm_fwd(n, x->src, x->vb, &vm, &vs));
+  x->v = x->vb;
+  return LU_OK;
 }
 
 /* (N, C, s...) viewed as (N*C, 1, s...) for the pooling convolution. */
@@ -383,15 +533,49 @@ static lu_status res_fwd(lu_unet *n, res_l *r, int train) {
   node *sk = r->in;
   if (r->has_pool) {
     lu_tensor xi = nc1_view(r->in->v), po = nc1_view(r->pooled.v);
-    LU_TRY(lu_conv_fwd(&r->pool, &xi, r->pool_w, NULL, &po));
+    OP(n, lu_conv_fwd(&r->pool, &xi, r->pool_w, NULL, &po), &xi, &po);
     sk = &r->pooled;
   }
   if (r->has_proj) {
     LU_TRY(cnr_fwd(n, &r->proj, train));
     sk = &r->proj.out;
   }
-  LU_TRY(lu_add(r->out.v, r->c2.out.v, sk->v));
-  return lu_lrelu_fwd(r->out.v, r->out.v, (float)n->cfg.leaky_slope);
+  OP(n, lu_add(r->out.v, r->c2.out.v, sk->v), r->out.v, r->c2.out.v, sk->v);
+  OP(n, lu_lrelu_fwd(r->out.v, r->out.v, (float)n->cfg.leaky_slope), r->out.v);
+  return LU_OK;
+}
+
+/* The forward over the current plan (recorded while plan_train runs). */
+static lu_status fwd_pass(lu_unet *n, int train, int deep_supervision) {
+  const lu_unet_cfg *c = &n->cfg;
+  const int S = c->n_stages;
+  for (int i = 0; i < n->nrecomp; i++) n->recomp[i]->v = n->recomp[i]->vf;
+  if (c->kind == LU_UNET_RESENC) LU_TRY(cnr_fwd(n, &n->stem, train));
+  for (int s = 0; s < S; s++)
+    for (int i = 0; i < n->enc[s].n; i++) {
+      if (c->kind == LU_UNET_PLAIN)
+        LU_TRY(cnr_fwd(n, &n->enc[s].cnr[i], train));
+      else
+        LU_TRY(res_fwd(n, &n->enc[s].blk[i], train));
+    }
+  for (int j = 0; j < S - 1; j++) {
+    dec_stage *d = &n->dec[j];
+    LU_TRY(conv_fwd(n, &d->up, d->below->v, d->upo.v));
+    if (d->up_in_cat) { /* inference only */
+      LU_CL_CHECK(clEnqueueCopyBuffer(n->dev->queue, (cl_mem)d->skip->v->buf, (cl_mem)d->cat.v->buf, 0,
+                                      d->upo.v->bytes, d->skip->v->bytes, 0, NULL, NULL),
+                  "unet: skip into the decoder's concatenation");
+    } else {
+      OP(n, lu_concat_channels(d->cat.v, d->upo.v, d->skip->v), d->cat.v, d->upo.v, d->skip->v);
+    }
+    for (int i = 0; i < d->n; i++) LU_TRY(cnr_fwd(n, &d->cnr[i], train));
+    d->has_seg = deep_supervision || j == S - 2;
+    if (d->has_seg) LU_TRY(conv_fwd(n, &d->seg, d->out->v, d->sego.v));
+  }
+  n->out_ds = deep_supervision ? 1 : 0;
+  n->n_out = deep_supervision ? S - 1 : 1;
+  for (int i = 0; i < n->n_out; i++) n->outputs[i] = n->dec[S - 2 - i].sego.v;
+  return LU_OK;
 }
 
 lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_supervision, lu_tensor **outputs,
@@ -407,35 +591,13 @@ lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_su
                    c->in_channels, c->nsp == 3 ? "Z, Y, X" : "Y, X", n->dev->name);
   }
   train = train ? 1 : 0;
+  n->bwd_ready = 0;
   if (!n->planned || n->plan_train != train || n->plan_ndim != x->ndim ||
       memcmp(n->plan_shape, x->shape, (size_t)x->ndim * sizeof(int64_t)) != 0)
     LU_TRY(plan(n, x, train));
   n->input.v = (lu_tensor *)x;
-  if (c->kind == LU_UNET_RESENC) LU_TRY(cnr_fwd(n, &n->stem, train));
-  for (int s = 0; s < S; s++)
-    for (int i = 0; i < n->enc[s].n; i++) {
-      if (c->kind == LU_UNET_PLAIN)
-        LU_TRY(cnr_fwd(n, &n->enc[s].cnr[i], train));
-      else
-        LU_TRY(res_fwd(n, &n->enc[s].blk[i], train));
-    }
-  for (int j = 0; j < S - 1; j++) {
-    dec_stage *d = &n->dec[j];
-    LU_TRY(conv_fwd(n, &d->up, d->below->v, d->upo.v));
-    if (d->up_in_cat) {
-      LU_CL_CHECK(clEnqueueCopyBuffer(n->dev->queue, (cl_mem)d->skip->v->buf, (cl_mem)d->cat.v->buf, 0,
-                                      d->upo.v->bytes, d->skip->v->bytes, 0, NULL, NULL),
-                  "unet: skip into the decoder's concatenation");
-    } else {
-      LU_TRY(lu_concat_channels(d->cat.v, d->upo.v, d->skip->v));
-    }
-    for (int i = 0; i < d->n; i++) LU_TRY(cnr_fwd(n, &d->cnr[i], train));
-    d->has_seg = deep_supervision || j == S - 2;
-    if (d->has_seg) LU_TRY(conv_fwd(n, &d->seg, d->out->v, d->sego.v));
-  }
-  n->out_ds = deep_supervision ? 1 : 0;
-  n->n_out = deep_supervision ? S - 1 : 1;
-  for (int i = 0; i < n->n_out; i++) n->outputs[i] = n->dec[S - 2 - i].sego.v;
+  LU_TRY(fwd_pass(n, train, deep_supervision));
+  n->bwd_ready = train;
   if (outputs)
     for (int i = 0; i < n->n_out; i++) outputs[i] = n->outputs[i];
   if (n_outputs) *n_outputs = n->n_out;
@@ -444,65 +606,53 @@ lu_status lu_unet_forward(lu_unet *n, const lu_tensor *x, int train, int deep_su
 
 /* ------------------------------------------------------------------------------------ backward */
 
-/* Where a gradient contribution for x goes (*dst): x->g itself when it is the first, else the scratch viewed
- * through tmp (then gc adds it). A node plan() did not size the scratch for is an error, not an overrun. */
-static lu_status gt(lu_unet *n, node *x, lu_tensor *tmp, lu_tensor **dst) {
-  if (!x->written) {
-    *dst = x->g;
-    return LU_OK;
-  }
-  if (x->g->bytes > n->scratch->bytes)
-    return lu_fail(LU_ESTATE, "unet backward: a second gradient contribution larger than the scratch");
-  *tmp = *n->scratch;
-  tmp->dtype = x->g->dtype;
-  tmp->ndim = x->g->ndim;
-  memcpy(tmp->shape, x->g->shape, sizeof tmp->shape);
-  tmp->bytes = x->g->bytes;
-  *dst = tmp;
-  return LU_OK;
-}
+/* Where a gradient contribution for x goes: x->g itself when it is the first, else x->g2 (then gc adds it). */
+static lu_tensor *gt(node *x) { return x->written ? x->g2 : x->g; }
 
-static lu_status gc(node *x, lu_tensor *dst) {
-  if (dst != x->g) LU_TRY(lu_axpy(x->g, 1.0f, dst));
+static lu_status gc(lu_unet *n, node *x, lu_tensor *dst) {
+  if (dst != x->g) OP(n, lu_axpy(x->g, 1.0f, dst), x->g, dst);
   x->written = 1;
   return LU_OK;
 }
 
 /* Tells the gradient hook (lu_unet_set_grad_hook) that parameter p's gradient is final; p < 0: none. */
 static lu_status grad_done(lu_unet *n, int p) {
-  return n->grad_hook && p >= 0 ? n->grad_hook(n->grad_ud, p) : LU_OK;
+  return n->grad_hook && p >= 0 && !n->rec ? n->grad_hook(n->grad_ud, p) : LU_OK;
 }
 
 /* Weight gradients of conv c for input x and output gradient dy, then (if `in` wants one) the
  * input gradient. */
 static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor *dy) {
+  LU_TRY(need_out(n, in));
   /* every conv's weights get exactly one gradient per backward pass: written, not added to the zeroed
    * buffer (a single-chunk weight gradient then needs no separate summing pass) */
   if (c->transposed)
-    LU_TRY(lu_convT_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0));
+    OP(n, lu_convT_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0), in->v, dy);
   else
-    LU_TRY(lu_conv_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0));
+    OP(n, lu_conv_bwd_weight(&c->d, in->v, dy, G(n, c->pw), G(n, c->pb), 0), in->v, dy);
   LU_TRY(grad_done(n, c->pw));
   LU_TRY(grad_done(n, c->pb));
   if (!in->g) return LU_OK;
-  lu_tensor tmp, *dst = NULL;
-  LU_TRY(gt(n, in, &tmp, &dst));
+  lu_tensor *dst = gt(in);
   if (c->transposed)
-    LU_TRY(lu_convT_bwd_data(&c->d, dy, P(n, c->pw), dst));
+    OP(n, lu_convT_bwd_data(&c->d, dy, P(n, c->pw), dst), dy, dst);
   else
-    LU_TRY(lu_conv_bwd_data(&c->d, dy, P(n, c->pw), dst));
-  return gc(in, dst);
+    OP(n, lu_conv_bwd_data(&c->d, dy, P(n, c->pw), dst), dy, dst);
+  return gc(n, in, dst);
 }
 
 /* b->out.g holds the complete output gradient; it is overwritten in place. */
 static lu_status cnr_bwd(lu_unet *n, cnr_l *b) {
   lu_tensor *d = b->out.g;
-  /* the LeakyReLU's backward is applied as the norm's backward reads d (one pass fewer over the gradient) */
-  if (b->act)
-    LU_TRY(lu_instnorm_lrelu_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, b->out.v, (float)n->cfg.leaky_slope, d, d,
-                                 G(n, b->nw), G(n, b->nb), 1));
-  else
-    LU_TRY(lu_instnorm_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, d, d, G(n, b->nw), G(n, b->nb), 1));
+  if (b->act) {
+    LU_TRY(need_out(n, &b->out));
+    /* the LeakyReLU's backward is applied as the norm's backward reads d (one pass fewer over the gradient) */
+    OP(n, lu_instnorm_lrelu_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, b->out.v, (float)n->cfg.leaky_slope, d, d,
+                                G(n, b->nw), G(n, b->nb), 1),
+       b->y.v, d, b->out.v);
+  } else {
+    OP(n, lu_instnorm_bwd(b->y.v, P(n, b->nw), b->mean, b->invstd, d, d, G(n, b->nw), G(n, b->nb), 1), b->y.v, d);
+  }
   LU_TRY(grad_done(n, b->nw));
   LU_TRY(grad_done(n, b->nb));
   return conv_bwd(n, &b->conv, b->in, d);
@@ -510,28 +660,26 @@ static lu_status cnr_bwd(lu_unet *n, cnr_l *b) {
 
 static lu_status res_bwd(lu_unet *n, res_l *r) {
   lu_tensor *d = r->out.g;
-  LU_TRY(lu_lrelu_bwd(d, r->out.v, d, (float)n->cfg.leaky_slope));
-  LU_TRY(lu_copy(r->c2.out.g, d));
+  OP(n, lu_lrelu_bwd(d, r->out.v, d, (float)n->cfg.leaky_slope), d, r->out.v);
+  OP(n, lu_copy(r->c2.out.g, d), r->c2.out.g, d);
   /* skip path, consuming d */
   node *sk = r->has_pool ? &r->pooled : r->in;
   if (r->has_proj) {
-    lu_tensor *save = r->proj.out.g; /* none: the plan gives the projection no gradient buffer */
-    r->proj.out.g = d; /* borrow d as the projection's output gradient (it is overwritten) */
+    lu_tensor *save = r->proj.out.g; /* unused: the projection borrows d as its output gradient */
+    r->proj.out.g = d; /* (it is overwritten) */
     lu_status st = cnr_bwd(n, &r->proj);
     r->proj.out.g = save;
     LU_TRY(st);
   } else if (sk->g) {
-    lu_tensor tmp, *dst = NULL;
-    LU_TRY(gt(n, sk, &tmp, &dst));
-    LU_TRY(lu_copy(dst, d));
-    LU_TRY(gc(sk, dst));
+    lu_tensor *dst = gt(sk);
+    OP(n, lu_copy(dst, d), dst, d);
+    LU_TRY(gc(n, sk, dst));
   }
   if (r->has_pool && r->in->g) {
-    lu_tensor tmp, *dst = NULL;
-    LU_TRY(gt(n, r->in, &tmp, &dst));
+    lu_tensor *dst = gt(r->in);
     lu_tensor dv = nc1_view(dst), pg = nc1_view(r->pooled.g);
-    LU_TRY(lu_conv_bwd_data(&r->pool, &pg, r->pool_w, &dv));
-    LU_TRY(gc(r->in, dst));
+    OP(n, lu_conv_bwd_data(&r->pool, &pg, r->pool_w, &dv), &pg, &dv);
+    LU_TRY(gc(n, r->in, dst));
   }
   LU_TRY(cnr_bwd(n, &r->c2));
   return cnr_bwd(n, &r->c1);
@@ -558,16 +706,13 @@ static void reset_written(lu_unet *n) {
   }
 }
 
-lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
-  if (!n->planned || !n->plan_train)
-    return lu_fail(LU_ESTATE, "unet backward: no training forward to go back through (forward with train = true)");
-  if (n_dout != n->n_out)
-    return lu_fail(LU_EARG, "unet backward: %d output gradients for %d outputs", n_dout, n->n_out);
-  LU_TRY(lu_unet_ensure_flat(n, 1));
+/* The backward over the current plan (recorded while plan_train runs; the hook is told nothing then). */
+static lu_status bwd_pass(lu_unet *n, lu_tensor *const *dout, int n_dout) {
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages;
+  const int hook = n->grad_hook && !n->rec;
   reset_written(n);
-  if (n->grad_hook) {
+  if (hook) {
     LU_TRY(n->grad_hook(n->grad_ud, LU_UNET_GRAD_BEGIN));
     /* heads this pass leaves at zero (deep-supervision weight 0) are final now, not at the end: they sit at the
      * end of the buffer, where the first bucket is */
@@ -588,9 +733,9 @@ lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
                        (long long)lu_tensor_numel(dout[oi]), (long long)lu_tensor_numel(d->sego.v));
       LU_TRY(conv_bwd(n, &d->seg, d->out, dout[oi]));
     }
-    if (!d->out->written) LU_TRY(lu_fill(d->out->g, 0.0f)); /* no gradient reached this stage */
+    if (!d->out->written) OP(n, lu_fill(d->out->g, 0.0f), d->out->g); /* no gradient reached this stage */
     for (int i = d->n - 1; i >= 0; i--) LU_TRY(cnr_bwd(n, &d->cnr[i]));
-    LU_TRY(lu_split_channels(d->cat.g, d->upo.g, d->skip->g, d->skip->written));
+    OP(n, lu_split_channels(d->cat.g, d->upo.g, d->skip->g, d->skip->written), d->cat.g, d->upo.g, d->skip->g);
     d->skip->written = 1;
     LU_TRY(conv_bwd(n, &d->up, d->below, d->upo.g));
   }
@@ -604,7 +749,20 @@ lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
     }
   }
   if (c->kind == LU_UNET_RESENC) LU_TRY(cnr_bwd(n, &n->stem));
-  return n->grad_hook ? n->grad_hook(n->grad_ud, LU_UNET_GRAD_END) : LU_OK;
+  return hook ? n->grad_hook(n->grad_ud, LU_UNET_GRAD_END) : LU_OK;
+}
+
+lu_status lu_unet_backward(lu_unet *n, lu_tensor *const *dout, int n_dout) {
+  if (!n->planned || !n->plan_train)
+    return lu_fail(LU_ESTATE, "unet backward: no training forward to go back through (forward with train = true)");
+  /* the backward reuses the memory of activations it has passed: a second one needs a new forward */
+  if (!n->bwd_ready)
+    return lu_fail(LU_ESTATE, "unet backward: the last training forward was gone back through already (forward again)");
+  if (n_dout != n->n_out)
+    return lu_fail(LU_EARG, "unet backward: %d output gradients for %d outputs", n_dout, n->n_out);
+  LU_TRY(lu_unet_ensure_flat(n, 1));
+  n->bwd_ready = 0;
+  return bwd_pass(n, dout, n_dout);
 }
 
 /* ------------------------------------------------------------------------------- training step */

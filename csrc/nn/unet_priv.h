@@ -9,13 +9,20 @@
 #include "ops/nn.h"
 #include "ops/ops.h"
 
+struct cnr_l;
+
 /* An activation and its gradient; `written` tracks whether g holds a value in this backward
- * (the first contribution overwrites, later ones are added). slot / gslot: the shared buffer v
- * (inference plans) / g (training plans) lives in, -1 when none. */
+ * (the first contribution overwrites, later ones are added into g from g2). slot / gslot: the shared
+ * buffer v / g lives in for inference plans' slots, -1 when none.
+ * Training plans place every buffer by lifetime (see plan_train in unet_fwd.c). A norm output that the
+ * backward reads again (src set) is not kept: vf holds it during the forward, and the backward recomputes
+ * it from src's kept conv output into vb just before its first backward reader; v points at the one in use. */
 typedef struct node {
-  lu_tensor *v, *g;
+  lu_tensor *v, *g, *g2;
   int written;
   int slot, gslot;
+  lu_tensor *vf, *vb;
+  struct cnr_l *src;
 } node;
 
 typedef struct conv_l {
@@ -93,7 +100,20 @@ struct lu_unet {
   int nviews, nslots;
   size_t slot_bytes[LU_UNET_MAX_SLOTS];
   int slot_busy[LU_UNET_MAX_SLOTS];
-  lu_tensor *scratch, *stats_m, *stats_s; /* gradient scratch; shared norm stats for inference */
+  lu_tensor *stats_m, *stats_s; /* shared norm stats: inference, and the training backward's recomputations */
+  /* training plans: every activation, gradient and recomputed output is a shell (tv) recorded by a dry run of
+   * the forward and backward (rec: ops note their tensors' first and last step instead of running), then
+   * placed in one arena (arena chunks, as many as the device's largest allocation needs) at offsets that
+   * only buffers with disjoint lifetimes share. */
+  int rec, step;
+  lu_tensor *tv[LU_UNET_MAX_OWNED];
+  int tv_first[LU_UNET_MAX_OWNED], tv_last[LU_UNET_MAX_OWNED];
+  size_t tv_off[LU_UNET_MAX_OWNED];
+  int ntv, tv_bound; /* tv_bound: the shells hold sub-buffers (else record tags) */
+  node *recomp[LU_UNET_MAX_OWNED]; /* the nodes with a backward recomputation (src set) */
+  int nrecomp;
+  size_t live_peak;   /* the most bytes the placed buffers hold at one step (the arena's lower bound) */
+  int bwd_ready;      /* a training forward's activations wait for their backward */
   lu_tensor *outputs[LU_UNET_MAX_STAGES];
   int n_out, out_ds;
   lu_tensor *tgt[LU_UNET_MAX_STAGES], *dlog[LU_UNET_MAX_STAGES]; /* training-step buffers (planned) */
