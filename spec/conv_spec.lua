@@ -9,21 +9,7 @@ local support = require "spec.support.conv"
 
 local NaN = 0 / 0
 
-local function numel(shape)
-  local n = 1
-  for _, s in ipairs(shape) do n = n * s end
-  return n
-end
-
-local seed = 12345
-local function rand_flat(n)
-  local t = {}
-  for i = 1, n do
-    seed = (seed * 1103515245 + 12345) % 2147483648
-    t[i] = seed / 2147483648 * 2 - 1
-  end
-  return t
-end
+local numel, rand_flat = support.numel, support.rand_stream(12345)
 
 local function host(flat, shape) return lunet.tensor(flat, { shape = shape, dtype = "f32" }) end
 local function dev(flat, shape) return host(flat, shape):to_device() end
@@ -38,31 +24,9 @@ local function const(shape, v)
   return dev(t, shape)
 end
 
--- max |got - ref| / max |ref|; NaN anywhere in got gives math.huge
-local function rel_err(got, ref)
-  local g, r = got:flat(), ref:flat()
-  assert(#g == #r, ("size %d vs reference %d"):format(#g, #r))
-  local dmax, rmax = 0, 0
-  for i = 1, #r do
-    if g[i] ~= g[i] then return math.huge, i end
-    local d = math.abs(g[i] - r[i])
-    if d > dmax then dmax = d end
-    if math.abs(r[i]) > rmax then rmax = math.abs(r[i]) end
-  end
-  return dmax / math.max(rmax, 1e-30)
-end
+local close = support.close
 
-local function close(got, ref, what, tol)
-  local e, at = rel_err(got, ref)
-  assert(e <= (tol or 1e-4), ("%s: relative error %g%s"):format(what, e, at and (" (NaN at element " .. at .. ")") or ""))
-end
-
-local function weight_shape(c, transposed)
-  local ws = transposed and { c.cin, c.cout } or { c.cout, c.cin }
-  local k = transposed and c.stride or c.k
-  for i = 1, #c.x do ws[#ws + 1] = k[i] end
-  return ws
-end
+local weight_shape = support.weight_shape
 
 -- Runs forward, backward data and backward weight (+ bias) of case c and compares all of them.
 local function check_case(c, transposed)

@@ -15,21 +15,7 @@ local support = require "spec.support.conv"
 
 local NaN = 0 / 0
 
-local function numel(shape)
-  local n = 1
-  for _, s in ipairs(shape) do n = n * s end
-  return n
-end
-
-local seed = 4242
-local function rand_flat(n)
-  local t = {}
-  for i = 1, n do
-    seed = (seed * 1103515245 + 12345) % 2147483648
-    t[i] = seed / 2147483648 * 2 - 1
-  end
-  return t
-end
+local numel, rand_flat, close = support.numel, support.rand_stream(4242), support.close
 
 local function filled(shape, dtype, v)
   local t = {}
@@ -43,29 +29,7 @@ local function operand(shape, dtype, flat)
   return t:to_device(), lunet.tensor(t:flat(), { shape = shape, dtype = "f32" })
 end
 
-local function rel_err(got, ref)
-  local g, r = got:flat(), ref:flat()
-  assert(#g == #r, ("size %d vs reference %d"):format(#g, #r))
-  local dmax, rmax = 0, 0
-  for i = 1, #r do
-    if g[i] ~= g[i] then return math.huge, i end
-    dmax = math.max(dmax, math.abs(g[i] - r[i]))
-    rmax = math.max(rmax, math.abs(r[i]))
-  end
-  return dmax / math.max(rmax, 1e-30)
-end
-
-local function close(got, ref, what, tol)
-  local e, at = rel_err(got, ref)
-  assert(e <= tol, ("%s: relative error %g (tolerance %g)%s"):format(what, e, tol, at and (" NaN at " .. at) or ""))
-end
-
-local function weight_shape(c, transposed)
-  local ws = transposed and { c.cin, c.cout } or { c.cout, c.cin }
-  local k = transposed and c.stride or c.k
-  for i = 1, #c.x do ws[#ws + 1] = k[i] end
-  return ws
-end
+local weight_shape = support.weight_shape
 
 -- Forward, backward data and backward weight (+ bias, overwritten and accumulated) of case c with
 -- activations of `dtype`; tol for the activation outputs, wtol for the weight and bias gradients.

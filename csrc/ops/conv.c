@@ -23,13 +23,8 @@ static lu_status conv_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_te
 
 lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
                       lu_tensor *y) {
-  if (lu_conv_any_half(x, y) && !lu_conv_igemm_applies(x->dev, x, y)) { /* float16 on the float32 strategies */
-    lu_tensor xf, yf;
-    LU_TRY(lu_conv_f32_view(x, 1, &xf));
-    lu_status st = lu_conv_f32_view(y, 0, &yf);
-    if (st == LU_OK) st = lu_conv_f32_done(&yf, y, 1, lu_conv_fwd(d, &xf, w, b, &yf));
-    return lu_conv_f32_done(&xf, (lu_tensor *)x, 0, st);
-  }
+  if (lu_conv_any_half(x, y) && !lu_conv_igemm_applies(x->dev, x, y)) /* float16 on the float32 strategies */
+    return lu_conv_fwd_f32(lu_conv_fwd, d, x, w, b, y);
   lu_conv_geom g;
   LU_TRY(lu_conv_check("conv_fwd", d, 0, x, "x", w, "w", b, "b", y, "y", &g));
   return lu_conv_context(conv_fwd(&g, x, w, b, y), "conv_fwd", &g);
@@ -61,13 +56,8 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
 }
 
 lu_status lu_conv_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
-  if (lu_conv_any_half(dx, dy) && !lu_conv_igemm_applies(dy->dev, dx, dy)) {
-    lu_tensor dyf, dxf;
-    LU_TRY(lu_conv_f32_view(dy, 1, &dyf));
-    lu_status st = lu_conv_f32_view(dx, 0, &dxf);
-    if (st == LU_OK) st = lu_conv_f32_done(&dxf, dx, 1, lu_conv_bwd_data(d, &dyf, w, &dxf));
-    return lu_conv_f32_done(&dyf, (lu_tensor *)dy, 0, st);
-  }
+  if (lu_conv_any_half(dx, dy) && !lu_conv_igemm_applies(dy->dev, dx, dy))
+    return lu_conv_bwd_data_f32(lu_conv_bwd_data, d, dy, w, dx);
   lu_conv_geom g;
   LU_TRY(lu_conv_check("conv_bwd_data", d, 0, dx, "dx", w, "w", NULL, NULL, dy, "dy", &g));
   return lu_conv_context(conv_bwd_data(&g, dy, w, dx), "conv_bwd_data", &g);
@@ -86,13 +76,8 @@ static lu_status conv_bwd_weight(const lu_conv_geom *g, const lu_tensor *x, cons
 
 lu_status lu_conv_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
                              lu_tensor *db, int accumulate) {
-  if (lu_conv_any_half(x, dy) && !lu_conv_igemm_applies(x->dev, x, dy)) {
-    lu_tensor xf, dyf;
-    LU_TRY(lu_conv_f32_view(x, 1, &xf));
-    lu_status st = lu_conv_f32_view(dy, 1, &dyf);
-    if (st == LU_OK) st = lu_conv_f32_done(&dyf, (lu_tensor *)dy, 0, lu_conv_bwd_weight(d, &xf, &dyf, dw, db, accumulate));
-    return lu_conv_f32_done(&xf, (lu_tensor *)x, 0, st);
-  }
+  if (lu_conv_any_half(x, dy) && !lu_conv_igemm_applies(x->dev, x, dy))
+    return lu_conv_bwd_weight_f32(lu_conv_bwd_weight, d, x, dy, dw, db, accumulate);
   lu_conv_geom g;
   LU_TRY(lu_conv_check("conv_bwd_weight", d, 0, x, "x", dw, "dw", db, "db", dy, "dy", &g));
   return lu_conv_context(conv_bwd_weight(&g, x, dy, dw, db, accumulate), "conv_bwd_weight", &g);

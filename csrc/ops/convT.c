@@ -129,13 +129,8 @@ static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_t
 
 lu_status lu_convT_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
                        lu_tensor *y) {
-  if (lu_conv_any_half(x, y) && !lu_conv_igemm_applies(x->dev, x, y)) { /* float16 on the float32 strategies */
-    lu_tensor xf, yf;
-    LU_TRY(lu_conv_f32_view(x, 1, &xf));
-    lu_status st = lu_conv_f32_view(y, 0, &yf);
-    if (st == LU_OK) st = lu_conv_f32_done(&yf, y, 1, lu_convT_fwd(d, &xf, w, b, &yf));
-    return lu_conv_f32_done(&xf, (lu_tensor *)x, 0, st);
-  }
+  if (lu_conv_any_half(x, y) && !lu_conv_igemm_applies(x->dev, x, y)) /* float16 on the float32 strategies */
+    return lu_conv_fwd_f32(lu_convT_fwd, d, x, w, b, y);
   lu_conv_geom g;
   LU_TRY(lu_conv_check("convT_fwd", d, 1, x, "x", w, "w", b, "b", y, "y", &g));
   return ctx(convT_fwd(&g, x, w, b, y), "convT_fwd", &g);
@@ -200,13 +195,8 @@ static lu_status convT_bwd_data(const lu_conv_desc *d, const lu_conv_geom *g, co
 }
 
 lu_status lu_convT_bwd_data(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx) {
-  if (lu_conv_any_half(dx, dy) && !lu_conv_igemm_applies(dy->dev, dx, dy)) {
-    lu_tensor dyf, dxf;
-    LU_TRY(lu_conv_f32_view(dy, 1, &dyf));
-    lu_status st = lu_conv_f32_view(dx, 0, &dxf);
-    if (st == LU_OK) st = lu_conv_f32_done(&dxf, dx, 1, lu_convT_bwd_data(d, &dyf, w, &dxf));
-    return lu_conv_f32_done(&dyf, (lu_tensor *)dy, 0, st);
-  }
+  if (lu_conv_any_half(dx, dy) && !lu_conv_igemm_applies(dy->dev, dx, dy))
+    return lu_conv_bwd_data_f32(lu_convT_bwd_data, d, dy, w, dx);
   lu_conv_geom g;
   LU_TRY(lu_conv_check("convT_bwd_data", d, 1, dx, "dx", w, "w", NULL, NULL, dy, "dy", &g));
   return ctx(convT_bwd_data(d, &g, dy, w, dx), "convT_bwd_data", &g);
@@ -236,13 +226,8 @@ static lu_status convT_bwd_weight(const lu_conv_desc *d, const lu_conv_geom *g, 
 
 lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *dy, lu_tensor *dw,
                               lu_tensor *db, int accumulate) {
-  if (lu_conv_any_half(x, dy) && !lu_conv_igemm_applies(x->dev, x, dy)) {
-    lu_tensor xf, dyf;
-    LU_TRY(lu_conv_f32_view(x, 1, &xf));
-    lu_status st = lu_conv_f32_view(dy, 1, &dyf);
-    if (st == LU_OK) st = lu_conv_f32_done(&dyf, (lu_tensor *)dy, 0, lu_convT_bwd_weight(d, &xf, &dyf, dw, db, accumulate));
-    return lu_conv_f32_done(&xf, (lu_tensor *)x, 0, st);
-  }
+  if (lu_conv_any_half(x, dy) && !lu_conv_igemm_applies(x->dev, x, dy))
+    return lu_conv_bwd_weight_f32(lu_convT_bwd_weight, d, x, dy, dw, db, accumulate);
   lu_conv_geom g;
   LU_TRY(lu_conv_check("convT_bwd_weight", d, 1, x, "x", dw, "dw", db, "db", dy, "dy", &g));
   return ctx(convT_bwd_weight(d, &g, x, dy, dw, db, accumulate), "convT_bwd_weight", &g);

@@ -89,12 +89,11 @@
 
 #define BM 64
 #define BN 64
+#define BK 16
 #if MMA == 0
-#define BK 16
-#define WG 256
+#define WG 256 // 16 x 16 work-items of 4 x 4 outputs
 #else
-#define BK 16
-#define WG 128
+#define WG 128 // 4 warps of 32 x 32
 #endif
 
 #define TRANSPOSED (PASS >= 3)
@@ -222,12 +221,45 @@ inline void store_c(const geo g, const int m, const int n, const float v, __glob
   const int kbeg = split * kchunk, kend = min(K, kbeg + kchunk);                                               \
   const int tid = get_local_id(0)
 
+// The next slice's operands into registers ra (A_PER of A, k fastest across work-items: the stored row of w,
+// or positions of dy / x) and rb (B_PER of B, n fastest), zeros outside M, N and this split's K.
+#define A_PER (BM * BK / WG)
+#define B_PER (BK * BN / WG)
+#define LOAD_REGS(k0)                                                                                        \
+  UNROLL for (int r = 0; r < A_PER; r++) {                                                                  \
+    const int kl = tid % BK, ml = tid / BK + r * (WG / BK), m = m0 + ml, k = (k0) + kl;                      \
+    ra[r] = m < M && k < kend ? load_a(g, m, k, x, dy, w) : 0.0f;                                            \
+  }                                                                                                          \
+  UNROLL for (int r = 0; r < B_PER; r++) {                                                                  \
+    const int nl = tid % BN, kl = tid / BN + r * (WG / BN), n = n0 + nl, k = (k0) + kl;                      \
+    rb[r] = n < N && k < kend ? load_b(g, k, n, x, dy) : 0.0f;                                               \
+  }
+
+// The k loop both micro-kernels run: BK-deep slices double-buffered through local memory (the next slice
+// loaded into registers while COMPUTE(cur) multiplies the current one), one barrier per slice.
+#define PIPELINE()                                                                                            \
+  const int nk = (kend - kbeg + BK - 1) / BK;                                                                 \
+  if (nk > 0) {                                                                                               \
+    LOAD_REGS(kbeg);                                                                                          \
+    STORE_REGS(0);                                                                                            \
+  }                                                                                                           \
+  barrier(CLK_LOCAL_MEM_FENCE);                                                                               \
+  for (int kt = 0; kt < nk; kt++) {                                                                           \
+    const int cur = kt & 1;                                                                                   \
+    if (kt + 1 < nk) {                                                                                        \
+      LOAD_REGS(kbeg + (kt + 1) * BK);                                                                        \
+    }                                                                                                         \
+    COMPUTE(cur);                                                                                             \
+    if (kt + 1 < nk) {                                                                                        \
+      STORE_REGS(cur ^ 1);                                                                                    \
+    }                                                                                                         \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                             \
+  }
+
 #if MMA == 0
 // ---------------- float FMA micro-tiles ----------------
 #define TM 4
 #define TN 4
-#define A_PER (BM * BK / WG)
-#define B_PER (BK * BN / WG)
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS) {
   GEO_INIT;
@@ -239,47 +271,19 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS)
     UNROLL
     for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
   float ra[A_PER], rb[B_PER];
-  // A: k fastest across work-items (the stored row of w, or positions of dy / x); B: n fastest
-#define LOAD_REGS(k0)                                                                                        \
-  UNROLL for (int r = 0; r < A_PER; r++) {                                                       \
-    const int kl = tid % BK, ml = tid / BK + r * (WG / BK), m = m0 + ml, k = (k0) + kl;                      \
-    ra[r] = m < M && k < kend ? load_a(g, m, k, x, dy, w) : 0.0f;                                            \
-  }                                                                                                          \
-  UNROLL for (int r = 0; r < B_PER; r++) {                                                       \
-    const int nl = tid % BN, kl = tid / BN + r * (WG / BN), n = n0 + nl, k = (k0) + kl;                      \
-    rb[r] = n < N && k < kend ? load_b(g, k, n, x, dy) : 0.0f;                                               \
-  }
 #define STORE_REGS(buf)                                                                                      \
   UNROLL for (int r = 0; r < A_PER; r++) As[buf][tid % BK][tid / BK + r * (WG / BK)] = ra[r];                        \
   UNROLL for (int r = 0; r < B_PER; r++) Bs[buf][tid / BN + r * (WG / BN)][tid % BN] = rb[r];
-  const int nk = (kend - kbeg + BK - 1) / BK;
-  if (nk > 0) {
-    LOAD_REGS(kbeg);
-    STORE_REGS(0);
+#define COMPUTE(cur)                                                                                          \
+  UNROLL for (int kk = 0; kk < BK; kk++) {                                                                    \
+    float a[TM], b[TN];                                                                                       \
+    UNROLL for (int i = 0; i < TM; i++) a[i] = As[cur][kk][ty + 16 * i];                                      \
+    UNROLL for (int j = 0; j < TN; j++) b[j] = Bs[cur][kk][tx + 16 * j];                                      \
+    UNROLL for (int i = 0; i < TM; i++)                                                                       \
+      UNROLL for (int j = 0; j < TN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);                             \
   }
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int kt = 0; kt < nk; kt++) {
-    const int cur = kt & 1;
-    if (kt + 1 < nk) {
-      LOAD_REGS(kbeg + (kt + 1) * BK);
-    }
-    UNROLL
-    for (int kk = 0; kk < BK; kk++) {
-      float a[TM], b[TN];
-      UNROLL
-      for (int i = 0; i < TM; i++) a[i] = As[cur][kk][ty + 16 * i];
-      UNROLL
-      for (int j = 0; j < TN; j++) b[j] = Bs[cur][kk][tx + 16 * j];
-      UNROLL
-      for (int i = 0; i < TM; i++)
-        UNROLL
-        for (int j = 0; j < TN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
-    }
-    if (kt + 1 < nk) {
-      STORE_REGS(cur ^ 1);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
+  PIPELINE();
+#undef COMPUTE
   UNROLL
   for (int i = 0; i < TM; i++)
     UNROLL
@@ -296,8 +300,6 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS)
 #define KSTEP (F16 ? 16 : 8)            // k of one mma
 #define LPAD 8                          // elements of padding per local row (bank spread)
 #define LROW (BK + LPAD)
-#define A_PER (BM * BK / WG)
-#define B_PER (BK * BN / WG)
 
 #if F16
 // local tiles hold the f16 operands as bits (an array of half needs cl_khr_fp16); a register is two
@@ -415,50 +417,21 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS)
       UNROLL
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
   float ra[A_PER], rb[B_PER];
-#define LOAD_REGS(k0)                                                                                        \
-  UNROLL for (int r = 0; r < A_PER; r++) {                                                       \
-    const int kl = tid % BK, ml = tid / BK + r * (WG / BK), m = m0 + ml, k = (k0) + kl;                      \
-    ra[r] = m < M && k < kend ? load_a(g, m, k, x, dy, w) : 0.0f;                                            \
-  }                                                                                                          \
-  UNROLL for (int r = 0; r < B_PER; r++) {                                                       \
-    const int nl = tid % BN, kl = tid / BN + r * (WG / BN), n = n0 + nl, k = (k0) + kl;                      \
-    rb[r] = n < N && k < kend ? load_b(g, k, n, x, dy) : 0.0f;                                               \
-  }
 #define STORE_REGS(buf)                                                                                      \
   UNROLL for (int r = 0; r < A_PER; r++) LSTORE(ra[r], As[buf], (tid / BK + r * (WG / BK)) * LROW + tid % BK);      \
   UNROLL for (int r = 0; r < B_PER; r++) LSTORE(rb[r], Bs[buf], (tid % BN) * LROW + tid / BN + r * (WG / BN));
-  const int nk = (kend - kbeg + BK - 1) / BK;
-  if (nk > 0) {
-    LOAD_REGS(kbeg);
-    STORE_REGS(0);
+#define COMPUTE(cur)                                                                                          \
+  UNROLL for (int ks = 0; ks < BK; ks += KSTEP) {                                                             \
+    uint a[2][4], b[4][2];                                                                                    \
+    UNROLL for (int i = 0; i < 2; i++)                                                                        \
+      UNROLL for (int r = 0; r < 4; r++) a[i][r] = frag_a(As[cur], wm * 32 + i * 16, ks, lane, r);            \
+    UNROLL for (int j = 0; j < 4; j++)                                                                        \
+      UNROLL for (int r = 0; r < 2; r++) b[j][r] = frag_b(Bs[cur], wn * 32 + j * 8, ks, lane, r);             \
+    UNROLL for (int i = 0; i < 2; i++)                                                                        \
+      UNROLL for (int j = 0; j < 4; j++) MMA_SYNC(acc[i][j], a[i], b[j]);                                     \
   }
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int kt = 0; kt < nk; kt++) {
-    const int cur = kt & 1;
-    if (kt + 1 < nk) {
-      LOAD_REGS(kbeg + (kt + 1) * BK);
-    }
-    UNROLL
-    for (int ks = 0; ks < BK; ks += KSTEP) {
-      uint a[2][4], b[4][2];
-      UNROLL
-      for (int i = 0; i < 2; i++)
-        UNROLL
-        for (int r = 0; r < 4; r++) a[i][r] = frag_a(As[cur], wm * 32 + i * 16, ks, lane, r);
-      UNROLL
-      for (int j = 0; j < 4; j++)
-        UNROLL
-        for (int r = 0; r < 2; r++) b[j][r] = frag_b(Bs[cur], wn * 32 + j * 8, ks, lane, r);
-      UNROLL
-      for (int i = 0; i < 2; i++)
-        UNROLL
-        for (int j = 0; j < 4; j++) MMA_SYNC(acc[i][j], a[i], b[j]);
-    }
-    if (kt + 1 < nk) {
-      STORE_REGS(cur ^ 1);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
+  PIPELINE();
+#undef COMPUTE
   const int gq = lane >> 2, tq = lane & 3;
   UNROLL
   for (int i = 0; i < 2; i++)

@@ -103,6 +103,55 @@ function M.set_workspace_kb(kb)
   core.tune.set("conv.workspace_kb", (kb and kb > 0) and kb or nil)
 end
 
+-- ---- what the conv specs share besides the references ----
+
+function M.numel(shape)
+  local n = 1
+  for _, s in ipairs(shape) do n = n * s end
+  return n
+end
+
+-- A generator of uniform values in [-1, 1): rand(n) -> a list of n, from its own LCG stream (seed).
+function M.rand_stream(seed)
+  return function(n)
+    local t = {}
+    for i = 1, n do
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      t[i] = seed / 2147483648 * 2 - 1
+    end
+    return t
+  end
+end
+
+-- max |got - ref| / max |ref|; NaN anywhere in got gives math.huge and its index
+function M.rel_err(got, ref)
+  local g, r = got:flat(), ref:flat()
+  assert(#g == #r, ("size %d vs reference %d"):format(#g, #r))
+  local dmax, rmax = 0, 0
+  for i = 1, #r do
+    if g[i] ~= g[i] then return math.huge, i end
+    local d = math.abs(g[i] - r[i])
+    if d > dmax then dmax = d end
+    if math.abs(r[i]) > rmax then rmax = math.abs(r[i]) end
+  end
+  return dmax / math.max(rmax, 1e-30)
+end
+
+-- The weight shape of a conv_cases / convT_cases entry.
+function M.weight_shape(c, transposed)
+  local ws = transposed and { c.cin, c.cout } or { c.cout, c.cin }
+  local k = transposed and c.stride or c.k
+  for i = 1, #c.x do ws[#ws + 1] = k[i] end
+  return ws
+end
+
+-- Fails naming `what` when rel_err exceeds tol (default 1e-4).
+function M.close(got, ref, what, tol)
+  tol = tol or 1e-4
+  local e, at = M.rel_err(got, ref)
+  assert(e <= tol, ("%s: relative error %g (tolerance %g)%s"):format(what, e, tol, at and (" (NaN at element " .. at .. ")") or ""))
+end
+
 -- The geometries every convolution strategy is checked on (conv_spec, igemm_spec): each line says which
 -- kernel path it reaches.
 M.conv_cases = {

@@ -210,6 +210,33 @@ lu_status lu_conv_f32_done(lu_tensor *f, lu_tensor *t, int store, lu_status st) 
   return st;
 }
 
+lu_status lu_conv_fwd_f32(lu_conv_fwd_fn pass, const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w,
+                          const lu_tensor *b, lu_tensor *y) {
+  lu_tensor xf, yf;
+  LU_TRY(lu_conv_f32_view(x, 1, &xf));
+  lu_status st = lu_conv_f32_view(y, 0, &yf);
+  if (st == LU_OK) st = lu_conv_f32_done(&yf, y, 1, pass(d, &xf, w, b, &yf));
+  return lu_conv_f32_done(&xf, (lu_tensor *)x, 0, st);
+}
+
+lu_status lu_conv_bwd_data_f32(lu_conv_bwd_data_fn pass, const lu_conv_desc *d, const lu_tensor *dy,
+                               const lu_tensor *w, lu_tensor *dx) {
+  lu_tensor dyf, dxf;
+  LU_TRY(lu_conv_f32_view(dy, 1, &dyf));
+  lu_status st = lu_conv_f32_view(dx, 0, &dxf);
+  if (st == LU_OK) st = lu_conv_f32_done(&dxf, dx, 1, pass(d, &dyf, w, &dxf));
+  return lu_conv_f32_done(&dyf, (lu_tensor *)dy, 0, st);
+}
+
+lu_status lu_conv_bwd_weight_f32(lu_conv_bwd_weight_fn pass, const lu_conv_desc *d, const lu_tensor *x,
+                                 const lu_tensor *dy, lu_tensor *dw, lu_tensor *db, int accumulate) {
+  lu_tensor xf, dyf;
+  LU_TRY(lu_conv_f32_view(x, 1, &xf));
+  lu_status st = lu_conv_f32_view(dy, 1, &dyf);
+  if (st == LU_OK) st = lu_conv_f32_done(&dyf, (lu_tensor *)dy, 0, pass(d, &xf, &dyf, dw, db, accumulate));
+  return lu_conv_f32_done(&xf, (lu_tensor *)x, 0, st);
+}
+
 /* ---- bias ---- */
 
 lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S) {

@@ -56,6 +56,19 @@ lu_status lu_conv_f32_done(lu_tensor *f, lu_tensor *t, int store, lu_status st);
 static inline int lu_conv_any_half(const lu_tensor *a, const lu_tensor *b) {
   return (a && a->dtype == LU_F16) || (b && b->dtype == LU_F16);
 }
+/* The three passes of conv or convT on float32 copies of their float16 activations (the public functions'
+ * signatures: each converts its inputs, calls `pass`, converts the output back). */
+typedef lu_status (*lu_conv_fwd_fn)(const lu_conv_desc *, const lu_tensor *, const lu_tensor *, const lu_tensor *,
+                                    lu_tensor *);
+typedef lu_status (*lu_conv_bwd_data_fn)(const lu_conv_desc *, const lu_tensor *, const lu_tensor *, lu_tensor *);
+typedef lu_status (*lu_conv_bwd_weight_fn)(const lu_conv_desc *, const lu_tensor *, const lu_tensor *, lu_tensor *,
+                                           lu_tensor *, int);
+lu_status lu_conv_fwd_f32(lu_conv_fwd_fn pass, const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w,
+                          const lu_tensor *b, lu_tensor *y);
+lu_status lu_conv_bwd_data_f32(lu_conv_bwd_data_fn pass, const lu_conv_desc *d, const lu_tensor *dy,
+                               const lu_tensor *w, lu_tensor *dx);
+lu_status lu_conv_bwd_weight_f32(lu_conv_bwd_weight_fn pass, const lu_conv_desc *d, const lu_tensor *x,
+                                 const lu_tensor *dy, lu_tensor *dw, lu_tensor *db, int accumulate);
 
 /* y (N, C, S) = b[c] (0 without b). */
 lu_status lu_conv_bias_fill(lu_tensor *y, const lu_tensor *b, int N, int C, int64_t S);
