@@ -124,22 +124,27 @@ describe("float16 activation storage", function()
       local dy, dyv = h16(rand_table(N * C * S, 23, 1), shape)
       local dx, dw, db = poisoned(shape), poisoned({ C }, "f32"), poisoned({ C }, "f32")
       nn.instnorm_bwd(x, w, mean, invstd, dy, dx, dw, db)
-      local wdx, wdw, wdb = {}, {}, {}
-      for c = 1, C do wdw[c], wdb[c] = 0, 0 end
-      for r = 0, N * C - 1 do
-        local c = r % C + 1
-        local sdy, sdyx = 0, 0
-        for s = 1, S do
-          local xh = (xv[r * S + s] - mu[r + 1]) * is[r + 1]
-          sdy = sdy + dyv[r * S + s]
-          sdyx = sdyx + dyv[r * S + s] * xh
+      -- the norm's backward in float64 for output gradient values g: dx, dweight, dbias
+      local function bwd_ref(g)
+        local rdx, rdw, rdb = {}, {}, {}
+        for c = 1, C do rdw[c], rdb[c] = 0, 0 end
+        for r = 0, N * C - 1 do
+          local c = r % C + 1
+          local sdy, sdyx = 0, 0
+          for s = 1, S do
+            local xh = (xv[r * S + s] - mu[r + 1]) * is[r + 1]
+            sdy = sdy + g[r * S + s]
+            sdyx = sdyx + g[r * S + s] * xh
+          end
+          rdb[c], rdw[c] = rdb[c] + sdy, rdw[c] + sdyx
+          for s = 1, S do
+            local xh = (xv[r * S + s] - mu[r + 1]) * is[r + 1]
+            rdx[r * S + s] = wf[c] * is[r + 1] * (g[r * S + s] - sdy / S - xh * sdyx / S)
+          end
         end
-        wdb[c], wdw[c] = wdb[c] + sdy, wdw[c] + sdyx
-        for s = 1, S do
-          local xh = (xv[r * S + s] - mu[r + 1]) * is[r + 1]
-          wdx[r * S + s] = wf[c] * is[r + 1] * (dyv[r * S + s] - sdy / S - xh * sdyx / S)
-        end
+        return rdx, rdw, rdb
       end
+      local wdx, wdw, wdb = bwd_ref(dyv)
       assert_close(wdx, dx:flat(), HALF_REL, "dx")
       assert_close(wdw, dw:flat(), 1e-4, "dweight")
       assert_close(wdb, db:flat(), 1e-4, "dbias")
@@ -154,23 +159,9 @@ describe("float16 activation storage", function()
       local g, gv = h16(rand_table(N * C * S, 29, 1), shape)
       local gw, gb = poisoned({ C }, "f32"), poisoned({ C }, "f32")
       nn.instnorm_lrelu_bwd(x, w, mean, invstd, ya, 0.01, g, g, gw, gb)
-      local fdx, fdw, fdb = {}, {}, {}
-      for c = 1, C do fdw[c], fdb[c] = 0, 0 end
-      for r = 0, N * C - 1 do
-        local c = r % C + 1
-        local sdy, sdyx, d = 0, 0, {}
-        for s = 1, S do
-          local i = r * S + s
-          d[s] = yav[i] > 0 and gv[i] or 0.01 * gv[i]
-          sdy = sdy + d[s]
-          sdyx = sdyx + d[s] * (xv[i] - mu[r + 1]) * is[r + 1]
-        end
-        fdb[c], fdw[c] = fdb[c] + sdy, fdw[c] + sdyx
-        for s = 1, S do
-          local xh = (xv[r * S + s] - mu[r + 1]) * is[r + 1]
-          fdx[r * S + s] = wf[c] * is[r + 1] * (d[s] - sdy / S - xh * sdyx / S)
-        end
-      end
+      local d = {}
+      for i = 1, #gv do d[i] = yav[i] > 0 and gv[i] or 0.01 * gv[i] end
+      local fdx, fdw, fdb = bwd_ref(d)
       assert_close(fdx, g:flat(), HALF_REL, "dx (LeakyReLU folded in)")
       assert_close(fdw, gw:flat(), 1e-4, "dweight (LeakyReLU folded in)")
       assert_close(fdb, gb:flat(), 1e-4, "dbias (LeakyReLU folded in)")

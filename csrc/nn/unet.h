@@ -154,9 +154,10 @@ lu_status lu_unet_loss(lu_unet *n, const lu_tensor *x, const lu_tensor *target, 
  * and backing off), clips and grows the scale on the device. cfg->enabled 0 (the default, fp32 training)
  * gives scale 1 and no skipping. Also restores a checkpoint's scale and growth tracker. */
 lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg);
-/* Mixed precision's storage: training steps keep activations and their gradients as float16 (on the
- * implicit-GEMM convolutions, ops/conv/base.h; float32 accumulation everywhere, float32 master weights,
- * dlogits and norm statistics). Inference stays float32. Off by default; changing it replans. */
+/* Mixed precision's storage: training steps keep activations and their gradients as float16 (convolutions
+ * read them on the implicit GEMM on GPUs, through float32 copies elsewhere: ops/conv/base.h); accumulation,
+ * master weights, dlogits and norm statistics stay float32. Inference stays float32. Off by default;
+ * changing it replans. */
 lu_status lu_unet_set_half_activations(lu_unet *n, int on);
 int lu_unet_half_activations(const lu_unet *n);
 /* The scaler and the last update's state (norm, found_inf, factor), as of the last update: waits for

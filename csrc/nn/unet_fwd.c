@@ -40,7 +40,7 @@ static lu_status own(lu_unet *n, lu_tensor **t, int ndim, const int64_t *shape) 
 /* A node with no buffers yet (plans set what they use; a node keeps nothing from an earlier plan). */
 static void node_clear(node *x) {
   memset(x, 0, sizeof *x);
-  x->slot = x->gslot = -1;
+  x->slot = -1;
 }
 
 static lu_status node_alloc(lu_unet *n, node *x, int ndim, const int64_t *shape, int grad) {

@@ -12,15 +12,15 @@
 struct cnr_l;
 
 /* An activation and its gradient; `written` tracks whether g holds a value in this backward
- * (the first contribution overwrites, later ones are added into g from g2). slot / gslot: the shared
- * buffer v / g lives in for inference plans' slots, -1 when none.
+ * (the first contribution overwrites, later ones are added into g from g2). slot: the inference plan's
+ * shared buffer v lives in, -1 when none.
  * Training plans place every buffer by lifetime (see plan_train in unet_fwd.c). A norm output that the
  * backward reads again (src set) is not kept: vf holds it during the forward, and the backward recomputes
  * it from src's kept conv output into vb just before its first backward reader; v points at the one in use. */
 typedef struct node {
   lu_tensor *v, *g, *g2;
   int written;
-  int slot, gslot;
+  int slot;
   lu_tensor *vf, *vb;
   struct cnr_l *src;
 } node;
@@ -92,9 +92,8 @@ struct lu_unet {
   lu_tensor *owned[LU_UNET_MAX_OWNED];
   int nowned;
   size_t act_bytes;
-  /* inference plans: activations, training plans: activation gradients are shells (views[]) over shared
-   * buffers (slots) reused once their last reader has run; slot_bytes is the largest tensor a slot holds,
-   * its buffer made at the plan's end */
+  /* inference plans: activations are shells (views[]) over shared buffers (slots) reused once their last
+   * reader has run; slot_bytes is the largest tensor a slot holds, its buffer made at the plan's end */
   lu_tensor *views[LU_UNET_MAX_OWNED];
   int view_slot[LU_UNET_MAX_OWNED];
   int nviews, nslots;

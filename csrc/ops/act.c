@@ -14,7 +14,7 @@ static lu_status same_numel(const char *op, const char *an, const lu_tensor *a, 
 
 /* Activations are float32 or float16 storage (both tensors alike); the kernels compute in float. */
 static lu_status act_dtype(const char *op, const lu_tensor *a, const char *an, const lu_tensor *b, const char *bn) {
-  LU_TRY(lu_check_device_tensor(a, a->dtype == LU_F16 ? LU_F16 : LU_F32, op, an));
+  LU_TRY(lu_check_act_tensor(a, op, an));
   LU_TRY(lu_check_device_tensor(b, a->dtype, op, bn));
   return LU_OK;
 }

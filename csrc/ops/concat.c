@@ -5,7 +5,7 @@
 lu_status lu_copy_channels(lu_tensor *dst, int64_t dst_c0, const lu_tensor *src, int64_t src_c0, int64_t nc,
                            int accumulate) {
   /* float32 or float16 storage, both alike */
-  LU_TRY(lu_check_device_tensor(dst, dst->dtype == LU_F16 ? LU_F16 : LU_F32, "copy_channels", "dst"));
+  LU_TRY(lu_check_act_tensor(dst, "copy_channels", "dst"));
   LU_TRY(lu_check_device_tensor(src, dst->dtype, "copy_channels", "src"));
   int64_t dn = 0, dc = 0, ds = 0, sn = 0, sc = 0, ss = 0;
   LU_TRY(lu_shape_ncs(dst, "copy_channels", "dst", &dn, &dc, &ds));
@@ -38,7 +38,7 @@ lu_status lu_copy_channels(lu_tensor *dst, int64_t dst_c0, const lu_tensor *src,
 }
 
 lu_status lu_concat_channels(lu_tensor *out, const lu_tensor *a, const lu_tensor *b) {
-  LU_TRY(lu_check_device_tensor(out, out->dtype == LU_F16 ? LU_F16 : LU_F32, "concat", "out"));
+  LU_TRY(lu_check_act_tensor(out, "concat", "out"));
   LU_TRY(lu_check_device_tensor(a, out->dtype, "concat", "a"));
   LU_TRY(lu_check_device_tensor(b, out->dtype, "concat", "b"));
   int64_t on = 0, oc = 0, os = 0, an = 0, ac = 0, as = 0, bn = 0, bc = 0, bs = 0;
@@ -56,7 +56,7 @@ lu_status lu_concat_channels(lu_tensor *out, const lu_tensor *a, const lu_tensor
 }
 
 lu_status lu_split_channels(const lu_tensor *in, lu_tensor *da, lu_tensor *db, int accumulate) {
-  LU_TRY(lu_check_device_tensor(in, in->dtype == LU_F16 ? LU_F16 : LU_F32, "split", "in"));
+  LU_TRY(lu_check_act_tensor(in, "split", "in"));
   int64_t n = 0, c = 0, s = 0, ac = 0, bc = 0, t1 = 0, t2 = 0;
   LU_TRY(lu_shape_ncs(in, "split", "in", &n, &c, &s));
   if (da) { LU_TRY(lu_check_device_tensor(da, in->dtype, "split", "da")); LU_TRY(lu_shape_ncs(da, "split", "da", &t1, &ac, &t2)); }

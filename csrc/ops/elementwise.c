@@ -27,6 +27,10 @@ lu_status lu_shape_ncs(const lu_tensor *t, const char *op, const char *arg, int6
   return LU_OK;
 }
 
+lu_status lu_check_act_tensor(const lu_tensor *t, const char *op, const char *arg) {
+  return lu_check_device_tensor(t, t && t->dtype == LU_F16 ? LU_F16 : LU_F32, op, arg);
+}
+
 size_t lu_global_1d(size_t n, size_t wg) { return (n + wg - 1) / wg * wg; }
 
 static lu_status same_shape(const char *op, const lu_tensor *a, const lu_tensor *b) {
@@ -37,7 +41,6 @@ static lu_status same_shape(const char *op, const lu_tensor *a, const lu_tensor 
 }
 
 /* float32, or float16 storage (mixed-precision activations): the kernels' build option */
-static lu_dtype act_dtype(const lu_tensor *t) { return t && t->dtype == LU_F16 ? LU_F16 : LU_F32; }
 static const char *act_opts(lu_dtype dt) { return dt == LU_F16 ? "-DHALF=1" : NULL; }
 
 static lu_status run1d(lu_device *dev, cl_kernel k, cl_ulong n, const char *what) {
@@ -46,7 +49,7 @@ static lu_status run1d(lu_device *dev, cl_kernel k, cl_ulong n, const char *what
 }
 
 lu_status lu_fill(lu_tensor *y, float v) {
-  LU_TRY(lu_check_device_tensor(y, act_dtype(y), "fill", "y"));
+  LU_TRY(lu_check_act_tensor(y, "fill", "y"));
   cl_kernel k;
   LU_TRY(lu_kernel_get(y->dev, EW_FILE, "fill_f32", act_opts(y->dtype), &k));
   cl_mem m = y->buf;
@@ -56,7 +59,7 @@ lu_status lu_fill(lu_tensor *y, float v) {
 }
 
 lu_status lu_scale(lu_tensor *y, float a) {
-  LU_TRY(lu_check_device_tensor(y, act_dtype(y), "scale", "y"));
+  LU_TRY(lu_check_act_tensor(y, "scale", "y"));
   cl_kernel k;
   LU_TRY(lu_kernel_get(y->dev, EW_FILE, "scale_f32", act_opts(y->dtype), &k));
   cl_mem m = y->buf;
@@ -66,7 +69,7 @@ lu_status lu_scale(lu_tensor *y, float a) {
 }
 
 lu_status lu_axpy(lu_tensor *y, float a, const lu_tensor *x) {
-  LU_TRY(lu_check_device_tensor(y, act_dtype(y), "axpy", "y"));
+  LU_TRY(lu_check_act_tensor(y, "axpy", "y"));
   LU_TRY(lu_check_device_tensor(x, y->dtype, "axpy", "x"));
   LU_TRY(same_shape("axpy", y, x));
   cl_kernel k;
@@ -78,7 +81,7 @@ lu_status lu_axpy(lu_tensor *y, float a, const lu_tensor *x) {
 }
 
 static lu_status binary(const char *op, const char *kname, lu_tensor *z, const lu_tensor *x, const lu_tensor *y) {
-  LU_TRY(lu_check_device_tensor(z, act_dtype(z), op, "z"));
+  LU_TRY(lu_check_act_tensor(z, op, "z"));
   LU_TRY(lu_check_device_tensor(x, z->dtype, op, "x"));
   LU_TRY(lu_check_device_tensor(y, z->dtype, op, "y"));
   LU_TRY(same_shape(op, x, y));

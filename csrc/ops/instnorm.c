@@ -83,7 +83,7 @@ static size_t in_chunks(const lu_device *dev, int64_t rows, int64_t S, size_t wg
 
 static lu_status fwd(const char *op, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b, float eps, int act,
                      float slope, lu_tensor *y, lu_tensor *mean, lu_tensor *invstd) {
-  LU_TRY(lu_check_device_tensor(x, x->dtype == LU_F16 ? LU_F16 : LU_F32, op, "x"));
+  LU_TRY(lu_check_act_tensor(x, op, "x"));
   const int half = x->dtype == LU_F16;
   int64_t N = 0, C = 0, S = 0;
   LU_TRY(check_x(op, x, &N, &C, &S));
@@ -148,7 +148,7 @@ lu_status lu_instnorm_lrelu_fwd(const lu_tensor *x, const lu_tensor *weight, con
 static lu_status bwd(const char *op, const lu_tensor *x, const lu_tensor *weight, const lu_tensor *mean,
                      const lu_tensor *invstd, const lu_tensor *ya, float slope, const lu_tensor *dy, lu_tensor *dx,
                      lu_tensor *dweight, lu_tensor *dbias, int accumulate) {
-  LU_TRY(lu_check_device_tensor(x, x->dtype == LU_F16 ? LU_F16 : LU_F32, op, "x"));
+  LU_TRY(lu_check_act_tensor(x, op, "x"));
   const int half = x->dtype == LU_F16;
   int64_t N = 0, C = 0, S = 0;
   LU_TRY(check_x(op, x, &N, &C, &S));

@@ -142,7 +142,7 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
                           double *loss_value, lu_tensor *dlogits, lu_loss_terms *terms) {
   const char *op = o->regions ? "dc_bce_loss" : "dc_ce_loss";
   /* float16 logits (mixed precision) are read as float; the probabilities and dlogits stay float32 */
-  LU_TRY(lu_check_device_tensor(logits, logits && logits->dtype == LU_F16 ? LU_F16 : LU_F32, op, "logits"));
+  LU_TRY(lu_check_act_tensor(logits, op, "logits"));
   if (!target || !target->buf) return lu_fail(LU_EARG, "%s: target must be a device tensor", op);
   if (target->dtype != LU_I32 && target->dtype != LU_F32 && target->dtype != LU_U8)
     return lu_fail(LU_EARG, "%s: target has dtype %s, expected uint8, int32 or float32", op,
@@ -172,7 +172,7 @@ static lu_status loss_run(loss_ctx *cx, const lu_tensor *logits, const lu_tensor
   size_t vw = (size_t)loss_vw(dev, S);
   char opts[96];
   snprintf(opts, sizeof opts, "-DWG=%zu -DVW=%zu -DTGT=%s%s%s", wg, vw, target_type(target->dtype),
-           o->grad_scale ? " -DGSCALE=1" : "", logits->dtype == LU_F16 ? " -DZH=1" : "");
+           o->grad_scale ? " -DGSCALE=1" : "", logits->dtype == LU_F16 ? " -DHALF=1" : "");
   cl_kernel k1, k2, k3;
   LU_TRY(lu_kernel_get(dev, "loss/loss.cl", o->regions ? "probs_sigmoid" : "probs_softmax", opts, &k1));
   LU_TRY(lu_kernel_get(dev, "loss/loss.cl", "dice_stats", opts, &k2));

@@ -7,6 +7,8 @@
 
 /* Checks that t is a device tensor of dtype dt; `op` and `arg` name it in the message. */
 lu_status lu_check_device_tensor(const lu_tensor *t, lu_dtype dt, const char *op, const char *arg);
+/* Same, for an activation: float32, or float16 storage (mixed precision; kernels compute in float). */
+lu_status lu_check_act_tensor(const lu_tensor *t, const char *op, const char *arg);
 /* N, C and S (product of the axes after the channel axis) of an (N, C, ...) tensor; `op` and `arg`
  * name it when it has fewer than 2 axes. */
 lu_status lu_shape_ncs(const lu_tensor *t, const char *op, const char *arg, int64_t *n, int64_t *c, int64_t *s);

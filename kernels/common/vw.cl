@@ -26,20 +26,5 @@ static inline float hsum8(float8 v) {
 #else
 #error "VW must be 1 or 8"
 #endif
-// Logits: float16 under -DZH=1 (mixed precision: the network's last conv stores them so), read as vf.
-#ifndef ZH
-#define ZH 0
-#endif
-#if ZH
-#define ZT half
-#if VW == 1
-#define LOADZ(p, i) vload_half((i), (p))
-#else
-#define LOADZ(p, i) vload_half8(0, (p) + (i))
-#endif
-#else
-#define ZT float
-#define LOADZ(p, i) LOADF(p, i)
-#endif
 #define VB(x) ((vf)(x))
 #define ONE_IF(cond) select(VB(0.0f), VB(1.0f), cond)

@@ -134,9 +134,17 @@ inline float load_a(const geo g, const int m, const int k, __global const XT *x,
 #endif
 }
 
+// A transposed conv's (kernel == stride, pad 0) tap t of small-side position i: its offset in a plane of the
+// large side (OZ, OY, OX).
+inline size_t up_offset(const geo g, const int i, const int t) {
+  const int iz = i / (g.Y * g.X), iy = (i / g.X) % g.Y, ix = i % g.X;
+  TAP_SPLIT(t, tz, ty, tx);
+  return ((size_t)(iz * SZ + tz) * g.OY + (iy * SY + ty)) * g.OX + (ix * SX + tx);
+}
+
 // ---- B(k, n) ----
-// Output-side coordinates of a column are decomposed once per tile row (col_*), the reduction index per
-// element.
+// Every index is decomposed per element (positions by runtime sizes, taps by KV); hoisting a column's
+// decomposition out of the k loop is left to the GPU tuning.
 inline float load_b(const geo g, const int k, const int n, __global const XT *x, __global const YT *dy) {
 #if PASS == 0 || PASS == 2
   // x[b, ci, o * s - p + t]; PASS 0: n = (b, o), k = (ci, t); PASS 2: k = (b, o), n = (ci, t)
@@ -175,10 +183,7 @@ inline float load_b(const geo g, const int k, const int n, __global const XT *x,
 #else
   const int b = k / S, i = k - b * S, co = n / KV, t = n - co * KV;
 #endif
-  const int iz = i / (g.Y * g.X), iy = (i / g.X) % g.Y, ix = i % g.X;
-  TAP_SPLIT(t, tz, ty, tx);
-  const int oz = iz * SZ + tz, oy = iy * SY + ty, ox = ix * SX + tx;
-  return LDY(dy, (((size_t)b * g.Cout + co) * g.OZ + oz) * g.OY * g.OX + (size_t)oy * g.OX + ox);
+  return LDY(dy, ((size_t)b * g.Cout + co) * g.OZ * g.OY * g.OX + up_offset(g, i, t));
 #endif
 }
 
@@ -194,11 +199,7 @@ inline void store_c(const geo g, const int m, const int n, const float v, __glob
   STX(v, dx, ((size_t)b * g.Cin + m) * S + i);
 #elif PASS == 3 // y[b, co, i * s + t] (+ bias)
   const int S = g.Z * g.Y * g.X, b = n / S, i = n - b * S, co = m / KV, t = m - co * KV;
-  const int iz = i / (g.Y * g.X), iy = (i / g.X) % g.Y, ix = i % g.X;
-  TAP_SPLIT(t, tz, ty, tx);
-  const int oz = iz * SZ + tz, oy = iy * SY + ty, ox = ix * SX + tx;
-  STY(v + (has_bias ? bias[co] : 0.0f), y,
-      (((size_t)b * g.Cout + co) * g.OZ + oz) * g.OY * g.OX + (size_t)oy * g.OX + ox);
+  STY(v + (has_bias ? bias[co] : 0.0f), y, ((size_t)b * g.Cout + co) * g.OZ * g.OY * g.OX + up_offset(g, i, t));
 #else // weight gradients: part[split][m][n], which is the weights' own layout for split 0
   __global float *p = part + ((size_t)split * M + m) * N + n;
   *p = accumulate ? *p + v : v;

@@ -6,7 +6,7 @@
 //   (loss_finish on the device, or the host in double: Dice per group, loss, per-(n, c) gradient coefficients)
 //   3. grad_*: P <- dloss/dz in place.
 // Options: -DWG=<work-group size> -DVW=<1|8 voxels per work-item; S % VW == 0> -DTGT=<int|uchar|float>
-// -DZH=1 (float16 logits; probabilities and the gradient stay float32)
+// -DHALF=1 (float16 logits, common/storage.cl's ACT; probabilities and the gradient stay float32)
 // (ignore handling and label/region mode are runtime arguments, so few programs get built). VW 8 (CPU devices) uses float8 so PoCL emits vector exp/log.
 #ifndef WG
 #define WG 256
@@ -15,6 +15,13 @@
 #define TGT int
 #endif
 #include "common/vw.cl"
+#include "common/storage.cl"
+// the logits (ACT storage) read as vf
+#if VW == 1
+#define LOADZ(p, i) LDA(p, i)
+#else
+#define LOADZ(p, i) LDA8(0, (p) + (i))
+#endif
 
 static inline void reduce2(__local float *a, __local float *b, size_t lid) {
   for (size_t s = WG / 2; s > 0; s >>= 1) {
@@ -35,13 +42,13 @@ static inline vf region_mask(__global const TGT *tp, size_t C, size_t S, int has
 
 // global: (round_up(S / VW, WG), N); partial[(n * G0 + g) * 2 + {0, 1}] = (sum of -log p_t, count).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void probs_softmax(__global const ZT *z, __global const TGT *tgt, __global float *P, __global float *partial,
+void probs_softmax(__global const ACT *z, __global const TGT *tgt, __global float *P, __global float *partial,
                    const ulong C, const ulong S, const int ignore_label, const int has_ignore) {
   __local float sa[WG], sb[WG];
   size_t s = get_global_id(0) * VW, n = get_global_id(1), lid = get_local_id(0);
   float ce = 0.0f, cnt = 0.0f;
   if (s < S) {
-    __global const ZT *zp = z + n * C * S + s;
+    __global const ACT *zp = z + n * C * S + s;
     __global float *pp = P + n * C * S + s;
     vf t = LOADT(tgt, n * S + s);
     vf m = VB(-INFINITY), zt = VB(0.0f), valid = VB(0.0f);
@@ -72,13 +79,13 @@ void probs_softmax(__global const ZT *z, __global const TGT *tgt, __global float
 // Regions: C = number of region channels of z; the target has C (+1 ignore) channels (TC).
 // partial = (sum over voxels and regions of bce * m, sum over voxels of m).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void probs_sigmoid(__global const ZT *z, __global const TGT *tgt, __global float *P, __global float *partial,
+void probs_sigmoid(__global const ACT *z, __global const TGT *tgt, __global float *P, __global float *partial,
                    const ulong C, const ulong S, const ulong TC, const int has_ignore) {
   __local float sa[WG], sb[WG];
   size_t s = get_global_id(0) * VW, n = get_global_id(1), lid = get_local_id(0);
   float bce = 0.0f, cnt = 0.0f;
   if (s < S) {
-    __global const ZT *zp = z + n * C * S + s;
+    __global const ACT *zp = z + n * C * S + s;
     __global float *pp = P + n * C * S + s;
     __global const TGT *tp = tgt + n * TC * S + s;
     vf m = region_mask(tp, C, S, has_ignore), acc = VB(0.0f);

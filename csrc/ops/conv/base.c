@@ -115,10 +115,10 @@ void lu_conv_geom_from(const lu_conv_desc *d, const int64_t *xs, const int64_t *
   g->kv = g->k[0] * g->k[1] * g->k[2];
 }
 
-/* half: an activation, which may be float16 */
+/* act: an activation, which may be float16 */
 static lu_status check_tensor(const char *op, const char *arg, const lu_tensor *t, lu_device *dev, int ndim,
-                              const int64_t *shape, int half) {
-  LU_TRY(lu_check_device_tensor(t, half && t && t->dtype == LU_F16 ? LU_F16 : LU_F32, op, arg));
+                              const int64_t *shape, int act) {
+  LU_TRY(act ? lu_check_act_tensor(t, op, arg) : lu_check_device_tensor(t, LU_F32, op, arg));
   int ok = t->dev == dev && t->ndim == ndim;
   for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
   if (ok) return LU_OK;
@@ -135,10 +135,9 @@ lu_status lu_conv_check(const char *op, const lu_conv_desc *d, int transposed, c
   LU_TRY(lu_conv_desc_check(d));
   /* activations may be float16 (mixed precision: the implicit GEMM reads and writes them); weights are
    * the float32 masters */
-  LU_TRY(lu_check_device_tensor(x, x && x->dtype == LU_F16 ? LU_F16 : LU_F32, op, xn));
+  LU_TRY(lu_check_act_tensor(x, op, xn));
   LU_TRY(lu_check_device_tensor(w, LU_F32, op, wn));
-  LU_TRY(lu_check_device_tensor(y, y && y->dtype == LU_F16 ? LU_F16 : LU_F32, op, yn));
-
+  LU_TRY(lu_check_act_tensor(y, op, yn));
   int nd = 2 + d->nsp;
   if (x->ndim != nd) {
     char a[96];
@@ -191,7 +190,7 @@ int lu_conv_cvec_allowed(const lu_device *dev) { return lu_tune_cpu(dev) && lu_t
 
 lu_status lu_conv_f32_view(const lu_tensor *t, int load, lu_tensor *out) {
   *out = *t;
-  if (!t || t->dtype != LU_F16) return LU_OK;
+  if (t->dtype != LU_F16) return LU_OK;
   out->dtype = LU_F32;
   out->host = NULL;
   out->bytes = (size_t)lu_tensor_numel(t) * sizeof(float);

@@ -26,12 +26,10 @@
 /* Kernel MMA values (igemm.cl) */
 enum { K_FMA = 0, K_EMU_F16 = 1, K_EMU_TF32 = 2, K_PTX_F16 = 3, K_PTX_TF32 = 4 };
 
-static int activation_half(const lu_tensor *t) { return t && t->dtype == LU_F16; }
-
 int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_tensor *b) {
   int v = lu_tune(dev, LU_TUNE_CONV_IGEMM);
   if (v != LU_TUNE_AUTO) return v != 0;
-  return (activation_half(a) || activation_half(b)) && !lu_tune_cpu(dev);
+  return lu_conv_any_half(a, b) && !lu_tune_cpu(dev);
 }
 
 /* ---- the tensor-core probe ---- */
@@ -192,9 +190,11 @@ lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x,
                             int accumulate) {
   const lu_tensor *xs = x ? x : dx, *ys = dy ? dy : y;
   lu_device *dev = (xs ? xs : ys)->dev;
-  int xh = activation_half(xs), yh = activation_half(ys);
-  /* one MMA precision per call: f16 when the pass reads float16 activations, tf32 otherwise */
-  int reads_half = pass == LU_IGEMM_FWD || pass == LU_IGEMM_T_FWD ? xh : pass == LU_IGEMM_DGRAD || pass == LU_IGEMM_T_DGRAD ? yh : xh && yh;
+  int xh = lu_conv_any_half(xs, NULL), yh = lu_conv_any_half(ys, NULL);
+  /* one MMA precision per call: f16 when what the pass reads is float16, tf32 otherwise */
+  int reads_half = pass == LU_IGEMM_FWD || pass == LU_IGEMM_T_FWD       ? xh
+                   : pass == LU_IGEMM_DGRAD || pass == LU_IGEMM_T_DGRAD ? yh
+                                                                        : xh && yh;
   int mma = pick_mma(dev, reads_half);
   return run_pass(dev, pass, mma, g, x ? x->buf : NULL, xh, dy ? dy->buf : NULL, yh, w ? w->buf : NULL, b,
                   dx ? dx->buf : NULL, y ? y->buf : NULL, dw ? dw->buf : NULL, accumulate);
