@@ -201,6 +201,34 @@ describe("conv", function()
     support.set_wino()
   end)
 
+  it("runs 3x3 and 3x3x3 stride-1 convolutions by Winograd tiles over (y, x) and (z, y, x) (forward and backward data)", function()
+    -- rows of 32, 56 and 28 (a last work-item of 24 or 28 outputs: loads and stores masked at the row's
+    -- end), 80 (a last work-item of 16), 7 (one partial vector), odd and even row and plane counts (a
+    -- half-empty last pair), a single plane and a single row, 1x3x3 kernels of a 3-D conv, channel counts
+    -- off the 4- and 6-channel blocks, batch > 1, no bias; each case on (y, x) and on (z, y, x) tiles, then
+    -- in chunks of 3 input channels (a partial last chunk, partial sums taken from the output) with 6
+    -- channels per block
+    local cases = {
+      { n = 2, cin = 9, cout = 5, x = { 5, 32 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 8, cout = 11, x = { 4, 56 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 10, cout = 6, x = { 3, 28 }, k = { 3, 3 }, stride = { 1, 1 }, nobias = true },
+      { n = 2, cin = 5, cout = 4, x = { 2, 7 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 4, cout = 7, x = { 6, 80 }, k = { 3, 3 }, stride = { 1, 1 } },
+      { n = 1, cin = 8, cout = 5, x = { 3, 5, 56 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 2, cin = 9, cout = 7, x = { 4, 4, 32 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 1, cin = 8, cout = 9, x = { 1, 3, 40 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 }, nobias = true },
+      { n = 1, cin = 5, cout = 4, x = { 5, 1, 24 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
+      { n = 1, cin = 8, cout = 6, x = { 3, 3, 36 }, k = { 1, 3, 3 }, stride = { 1, 1, 1 } },
+    }
+    for _, mode in ipairs({ "2d", "3d" }) do
+      support.set_wino_tile(mode)
+      for _, c in ipairs(cases) do check_case(c, false) end
+      support.set_wino_tile(mode, 3, 6)
+      for _, c in ipairs(cases) do check_case(c, false) end
+    end
+    support.set_wino_tile()
+  end)
+
   it("runs stride-2 forwards on conv_s2rows and conv_direct alike", function()
     -- rows of 32, 64 and 96 (work-items with and without a left neighbour), odd and even output row
     -- counts (a half-empty last pair of rows), odd input rows (the last output row's third input row off

@@ -15,7 +15,7 @@ static lu_status conv_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_te
   if (lu_conv_igemm_applies(dev, x, y)) return lu_conv_igemm_run(LU_IGEMM_FWD, g, x, NULL, w, b, NULL, y, NULL, 0);
   if (!lu_conv_use_direct(dev)) return lu_conv_gemm_fwd(g, x, w, b, y);
   if (lu_conv_s2rows_applies(dev, g->X, g->k, g->s, g->p)) return lu_conv_s2rows_run(dev, g, x->buf, w->buf, b, y->buf);
-  if (lu_conv_wino_applies(dev, g->Cout, g->X, g->k, g->s, g->p))
+  if (lu_conv_wino_applies(dev, g->Cin, g->Cout, g->X, g->k, g->s, g->p))
     return lu_conv_wino_run(dev, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->k[0], x->buf, w->buf, 0, b, y->buf);
   return lu_conv_direct_run(dev, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, g->k, g->s, g->p,
                             x->buf, w->buf, LU_DIRECT_CONV, b, y->buf);
@@ -48,7 +48,7 @@ static lu_status conv_bwd_data(const lu_conv_geom *g, const lu_tensor *dy, const
   /* stride 1: dx = conv(dy, flipped transposed w) with padding k - 1 - p (1x1 too: the GEMM with K = Cout
    * and M = Cin of a 3-class head ran at 1-4 GFLOP/s on PoCL) */
   int pp[3] = {g->k[0] - 1 - g->p[0], g->k[1] - 1 - g->p[1], g->k[2] - 1 - g->p[2]};
-  if (lu_conv_wino_applies(dev, g->Cin, g->OX, g->k, g->s, pp))
+  if (lu_conv_wino_applies(dev, g->Cout, g->Cin, g->OX, g->k, g->s, pp))
     return lu_conv_wino_run(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->k[0], dy->buf, w->buf, 1, NULL,
                             dx->buf);
   return lu_conv_direct_run(dev, g->N, g->Cout, g->Cin, g->OZ, g->OY, g->OX, g->Z, g->Y, g->X, g->k, g->s, pp,

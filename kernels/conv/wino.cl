@@ -165,3 +165,239 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
       }
   }
 }
+
+// ---- Winograd tiles: F(2x2, 3x3) over (y, x) and F(2x2x2, 3x3x3) over (z, y, x) ----
+// The row kernel above transforms along x only (4 multiplies per 2 outputs of a kernel row: 2/3 of the
+// direct count). Transforming along y as well takes 16 multiplies per 2x2 outputs and input channel
+// (4/9 of direct), and along z too 64 per 2x2x2 (8/27). A work-item owns 2 output rows (WZ: of 2
+// planes) of 32 outputs, lanes holding x-tiles as above; per chunk of CICH input channels it transforms
+// its 4 (x 4 planes) input rows along x, then y (then z), and each channel block accumulates the
+// transformed components one at a time, COB channels x 4 x-components in registers, before the
+// inverse transform adds 2x2(x2) outputs per lane into y.
+// Build options: COB, CICH, KZ (kernel planes: 1 or 3), WZ (1: transformed along z too; KZ = 3).
+#ifndef WZ
+#define WZ 0
+#endif
+#define TP (WZ ? 4 : KZ)        // input planes per channel (WZ: transformed)
+#define PZ (WZ ? 2 : 1)         // output planes per work-item
+#define NQ (WZ ? 16 : 4)        // components accumulated apart: (z,) y
+#define KI (WZ ? 1 : KZ)        // kernel planes summed into one component (direct along z)
+#define UQ (KI * WT * COB)      // floats of U per component, input channel and channel block
+
+// A row's 64 floats from 16 before it (PoCL's prefetch() is empty; clang's builtin emits prefetcht0; the
+// address through an integer: the builtin takes a private pointer, and PoCL's address spaces are one)
+#define WINO_PREFETCH(p)                                                                                        \
+  do {                                                                                                          \
+    __builtin_prefetch((const void *)(size_t)(p));                                                                      \
+    __builtin_prefetch((const void *)(size_t)((p) + 16));                                                               \
+    __builtin_prefetch((const void *)(size_t)((p) + 32));                                                               \
+    __builtin_prefetch((const void *)(size_t)((p) + 48));                                                               \
+  } while (0)
+
+// 16 floats from p of which the first n (any int) lie inside the row; zeros past them. Rows whose
+// length is no multiple of 16 take the scalar path at their end only.
+static inline float16 load16_upto(__global const float *p, const int n) {
+  if (n >= 16) return vload16(0, p);
+  float16 v = 0.0f;
+  if (n <= 0) return v;
+  float t[16];
+  for (int i = 0; i < 16; i++) t[i] = i < n ? p[i] : 0.0f;
+  return vload16(0, t);
+}
+
+static inline void store16_upto(const float16 v, __global float *p, const int n) {
+  if (n >= 16) {
+    vstore16(v, 0, p);
+  } else if (n > 0) {
+    float t[16];
+    vstore16(v, 0, t);
+    for (int i = 0; i < n; i++) p[i] = t[i];
+  }
+}
+
+// the two outputs of F(2,3) from 4 transformed values
+#define INV0(m0, m1, m2, m3) ((m0) + (m1) + (m2))
+#define INV1(m0, m1, m2, m3) ((m1) - (m2) - (m3))
+
+// G g for the taps g0..g2 of one kernel row (or column, or plane line)
+static inline void wino_g(const float g0, const float g1, const float g2, float *o) {
+  o[0] = g0;
+  o[1] = 0.5f * (g0 + g1 + g2);
+  o[2] = 0.5f * (g0 - g1 + g2);
+  o[3] = g2;
+}
+
+// U (ceil(Cout / COB), NQ, Cin, KI, WT, COB): the transformed weights of each component, channel by channel,
+// from w as wino_pack reads it (flip: backward data). Channels past Cout get zeros.
+// global: (Cin, ceil(Cout / COB) * COB)
+__kernel void wino_tile_pack(__global float *restrict u, __global const float *restrict w, const int Cin,
+                             const int Cout, const int flip) {
+  const int ci = get_global_id(0), co = get_global_id(1);
+  float g[KZ][3][3];
+  for (int kz = 0; kz < KZ; kz++)
+    for (int ky = 0; ky < 3; ky++)
+      for (int kx = 0; kx < 3; kx++) {
+        float v = 0.0f;
+        if (co < Cout && !flip) v = w[(((size_t)co * Cin + ci) * KZ + kz) * 9 + ky * 3 + kx];
+        else if (co < Cout)
+          v = w[(((size_t)ci * Cout + co) * KZ + (KZ - 1 - kz)) * 9 + (2 - ky) * 3 + (2 - kx)];
+        g[kz][ky][kx] = v;
+      }
+  float gx[KZ][3][WT], gy[KZ][WT][WT], t[WT];
+  for (int kz = 0; kz < KZ; kz++) {
+    for (int ky = 0; ky < 3; ky++) wino_g(g[kz][ky][0], g[kz][ky][1], g[kz][ky][2], gx[kz][ky]);
+    for (int ex = 0; ex < WT; ex++) {
+      wino_g(gx[kz][0][ex], gx[kz][1][ex], gx[kz][2][ex], t);
+      for (int ey = 0; ey < WT; ey++) gy[kz][ey][ex] = t[ey];
+    }
+  }
+  __global float *o = u + (size_t)(co / COB) * NQ * Cin * UQ + (size_t)ci * UQ + co % COB;
+  for (int ey = 0; ey < WT; ey++)
+    for (int ex = 0; ex < WT; ex++) {
+#if WZ
+      wino_g(gy[0][ey][ex], gy[1][ey][ex], gy[2][ey][ex], t);
+      for (int ez = 0; ez < WT; ez++) o[((size_t)(ez * WT + ey) * Cin * UQ) + ex * COB] = t[ez];
+#else
+      for (int kz = 0; kz < KZ; kz++) o[((size_t)ey * Cin * UQ) + (kz * WT + ex) * COB] = gy[kz][ey][ex];
+#endif
+    }
+}
+
+// y (N, Cout, OZ, OY, OX) = conv(x (N, Cin, Z, Y, X)) + bias, extents as conv_wino's, rows of any length
+// (a last work-item of fewer than 32 outputs reads zeros past the row and stores only its outputs).
+// global: (ceil(X / 32), ceil(OZ / PZ) * ceil(OY / 2), N)
+__kernel void conv_wino_tile(__global const float *restrict x, __global const float *restrict u,
+                             __global const float *restrict b, const int has_bias, __global float *restrict y,
+                             const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
+                             const int OY, const int OX) {
+  const int nyt = (OY + 1) / 2, n = get_global_id(2);
+  const int oz0 = get_global_id(1) / nyt * PZ, oy0 = get_global_id(1) % nyt * 2;
+  const int ox0 = get_global_id(0) * 32, nx = X - ox0, ncb = (Cout + COB - 1) / COB;
+  const int ny = min(2, OY - oy0), nz = min(PZ, OZ - oz0);
+  const size_t plane = (size_t)Z * Y * X, OS = (size_t)OZ * OY * OX;
+  __global const float *xn = x + (size_t)n * Cin * plane + ox0;
+  __global float *yn = y + (size_t)n * Cout * OS + ((size_t)oz0 * OY + oy0) * OX + ox0;
+  const float16 zero = 0.0f;
+  // the chunk's transformed inputs: plane (or z component), y component, channel, x component (channels
+  // of one component adjacent: a row stride of 4 KiB would keep them in one L1 set)
+  float16 vs[TP * WT * CICH * WT];
+  float16 ms[NQ * COB * 2];        // a channel block's components after the inverse along x
+  for (int ci0 = 0; ci0 < Cin; ci0 += CICH) {
+    const int nc = min(CICH, Cin - ci0);
+    for (int c = 0; c < nc; c++) {
+      float16 *vc = vs + c * WT;
+      if (ci0 + c + 1 < Cin) // the next channel's rows, while this one is transformed (they miss the caches)
+        for (int p = 0; p < TP; p++)
+          for (int r = 0; r < 4; r++) {
+            const int iz = oz0 - KZ / 2 + p, iy = oy0 - 1 + r;
+            if (iz >= 0 && iz < Z && iy >= 0 && iy < Y)
+              WINO_PREFETCH(xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X - (ox0 > 0 ? 16 : 0));
+          }
+      for (int p = 0; p < TP; p++) {
+        const int iz = oz0 - KZ / 2 + p;
+        float16 t[4][WT]; // the plane's 4 input rows, transformed along x
+        for (int r = 0; r < 4; r++) {
+          const int iy = oy0 - 1 + r;
+          float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero;
+          if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
+            __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
+            const float16 pv = load16_upto(xr, nx), q = load16_upto(xr + 16, nx - 16);
+            const float16 l = ox0 > 0 ? vload16(0, xr - 16) : zero;
+            const float16 rt = load16_upto(xr + 32, nx - 32);
+            d1 = EVEN(pv, q);
+            d2 = ODD(pv, q);
+            d0 = BACK(l, d2);
+            d3 = AHEAD(d1, rt);
+          }
+          t[r][0] = d0 - d2;
+          t[r][1] = d1 + d2;
+          t[r][2] = d2 - d1;
+          t[r][3] = d1 - d3;
+        }
+        float16 *vp = vc + p * WT * CICH * WT;
+#pragma unroll
+        for (int e = 0; e < WT; e++) { // along y
+          vp[0 * CICH * WT + e] = t[0][e] - t[2][e];
+          vp[1 * CICH * WT + e] = t[1][e] + t[2][e];
+          vp[2 * CICH * WT + e] = t[2][e] - t[1][e];
+          vp[3 * CICH * WT + e] = t[1][e] - t[3][e];
+        }
+      }
+#if WZ
+#pragma unroll
+      for (int e = 0; e < WT * WT; e++) { // along z, in place: y component e / 4, x component e % 4
+#define VZ(p) vc[(((p) * WT + e / WT) * CICH) * WT + e % WT]
+        const float16 a0 = VZ(0), a1 = VZ(1), a2 = VZ(2), a3 = VZ(3);
+        VZ(0) = a0 - a2;
+        VZ(1) = a1 + a2;
+        VZ(2) = a2 - a1;
+        VZ(3) = a1 - a3;
+#undef VZ
+      }
+#endif
+    }
+    for (int cb = 0; cb < ncb; cb++) {
+      for (int q = 0; q < NQ; q++) {
+        float16 acc[COB][WT];
+#pragma unroll
+        for (int j = 0; j < COB; j++)
+#pragma unroll
+          for (int t = 0; t < WT; t++) acc[j][t] = 0.0f;
+        __global const float *uc = u + ((size_t)(cb * NQ + q) * Cin + ci0) * UQ;
+        const float16 *vq = vs + (size_t)q * CICH * WT; // WZ: z component q / 4; y component q % 4
+        for (int c = 0; c < nc; c++, uc += UQ, vq += WT) {
+#pragma unroll
+          for (int ki = 0; ki < KI; ki++)
+#pragma unroll
+            for (int t = 0; t < WT; t++) {
+              const float16 v = vq[ki * WT * CICH * WT + t];
+#pragma unroll
+              for (int j = 0; j < COB; j++) acc[j][t] = fma((float16)(uc[(ki * WT + t) * COB + j]), v, acc[j][t]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < COB; j++) {
+          ms[(q * COB + j) * 2] = INV0(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
+          ms[(q * COB + j) * 2 + 1] = INV1(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
+        }
+      }
+      for (int j = 0; j < COB; j++) {
+        const int co = cb * COB + j;
+        if (co >= Cout) break;
+        const float bj = ci0 == 0 && has_bias ? b[co] : 0.0f;
+        float16 o[PZ][2][2]; // output plane, row, even / odd x
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          float16 r[2][NQ / WT]; // along y first: output row, z component
+#pragma unroll
+          for (int qz = 0; qz < NQ / WT; qz++) {
+            const float16 *m = ms + (qz * WT * COB + j) * 2 + h;
+            const float16 m0 = m[0], m1 = m[COB * 2], m2 = m[2 * COB * 2], m3 = m[3 * COB * 2];
+            r[0][qz] = INV0(m0, m1, m2, m3);
+            r[1][qz] = INV1(m0, m1, m2, m3);
+          }
+#pragma unroll
+          for (int py = 0; py < 2; py++) {
+#if WZ
+            o[0][py][h] = INV0(r[py][0], r[py][1], r[py][2], r[py][3]);
+            o[1][py][h] = INV1(r[py][0], r[py][1], r[py][2], r[py][3]);
+#else
+            o[0][py][h] = r[py][0];
+#endif
+          }
+        }
+        for (int pz = 0; pz < nz; pz++)
+          for (int py = 0; py < ny; py++) {
+            float16 lo = MIX_LO(o[pz][py][0], o[pz][py][1]) + bj, hi = MIX_HI(o[pz][py][0], o[pz][py][1]) + bj;
+            __global float *yc = yn + (size_t)co * OS + ((size_t)pz * OY + py) * OX;
+            if (ci0 > 0) {
+              lo += load16_upto(yc, nx);
+              hi += load16_upto(yc + 16, nx - 16);
+            }
+            store16_upto(lo, yc, nx);
+            store16_upto(hi, yc + 16, nx - 16);
+          }
+      }
+    }
+  }
+}

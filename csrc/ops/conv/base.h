@@ -181,7 +181,7 @@ lu_status lu_convT_fwd_direct(const lu_conv_geom *g, const lu_tensor *x, const l
                               lu_tensor *y);
 
 /* wino.c: stride-1 3x3 / 1x3x3 / 3x3x3 passes (forward, or backward data with flip = 1). */
-int lu_conv_wino_applies(const lu_device *dev, int Cout, int X, const int *k, const int *s, const int *p);
+int lu_conv_wino_applies(const lu_device *dev, int Cin, int Cout, int X, const int *k, const int *s, const int *p);
 lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x, cl_mem w,
                            int flip, const lu_tensor *b, cl_mem y);
 

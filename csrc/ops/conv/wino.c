@@ -10,16 +10,32 @@
 #include "cl/pool.h"
 #include "ops/ops.h"
 
+/* conv.wino_tile for a pass of a kz x 3 x 3 kernel over rows of X, Cin -> Cout channels: 0 rows (conv_wino),
+ * 1 (y, x) tiles, 2 (z, y, x) tiles where the kernel has 3 planes. Auto: tiles for rows of at least 24 (no
+ * multiple of 16 needed; 28 of 32 lanes live at 28) and 8 or more input channels, and (y, x) tiles only
+ * while the transformed weights (16 floats per channel pair) stay within 4 MiB, as every work-item streams
+ * them. Against conv_wino (in-process, 2 cores, best of 6): 3-D 32..128 channels at 56x192x224 and
+ * 28x96x112 1.55-1.8x, the ct3d plan's 256..512 channels at 7x24x28 1.4x; 2-D 32..256 channels at 512^2 ..
+ * 64^2 1.1-1.3x, 512 channels at 32^2 0.6-0.75x; one input channel 0.64x (the transform is then most of
+ * the work). */
+static int wino_tile_mode(const lu_device *dev, int Cin, int Cout, int X, int kz) {
+  int t = lu_tune(dev, LU_TUNE_CONV_WINO_TILE);
+  if (t == LU_TUNE_AUTO) t = X >= 24 && Cin >= 8 && (kz == 3 || (size_t)Cin * Cout <= 65536) ? 2 : 0;
+  return t > 0 ? t : 0;
+}
+
 /* conv_wino (kernels/conv/wino.cl, Winograd F(2,3) along x) instead of the direct kernels: on CPUs, for
  * 3x3, 1x3x3 and 3x3x3 stride-1 pad-1 passes, forward and backward data as a conv of dy, over rows at
  * least 32 wide and a multiple of 16. In-process A/B against conv_rows / conv_direct:
  * 2-D forward 1.3-1.5x on 256^2-64^2 layers, 1.06-1.13x at 32^2, 1.15x at 48^2, backward data 1.6-1.9x,
  * 1.07-1.24x at 32^2; 3-D 64^3 and 32^3 forward 1.33-1.68x, backward data 1.35-1.47x, 16^3 1.12-1.26x.
  * Tunable conv.wino: 0 never. */
-int lu_conv_wino_applies(const lu_device *dev, int Cout, int X, const int *k, const int *s, const int *p) {
+int lu_conv_wino_applies(const lu_device *dev, int Cin, int Cout, int X, const int *k, const int *s, const int *p) {
   if (!lu_tune_cpu(dev) || (k[0] != 1 && k[0] != 3) || k[1] != 3 || k[2] != 3 || s[0] != 1 || s[1] != 1 || s[2] != 1)
     return 0;
-  if (p[0] != k[0] / 2 || p[1] != 1 || p[2] != 1 || X % 16 != 0 || Cout < 4) return 0;
+  if (p[0] != k[0] / 2 || p[1] != 1 || p[2] != 1 || Cout < 4) return 0;
+  if (wino_tile_mode(dev, Cin, Cout, X, k[0]) > 0) return lu_tune_or(dev, LU_TUNE_CONV_WINO, 1) != 0;
+  if (X % 16 != 0) return 0;
   /* rows of 16 (two to a vector) gained on 3-D 16^3 layers (1.12-1.26x) but not on 2-D 16^2 ones (0.86-1.04x
    * against conv_rows with its row groups and unpacked weights) */
   if (X == 16 && k[0] != 3) return 0;
@@ -30,8 +46,32 @@ int lu_conv_wino_applies(const lu_device *dev, int Cout, int X, const int *k, co
  * (1.13-1.22x over 1: the transformed rows and each slice of U shared; rows of 16: 2 pairs of rows, each
  * pair in one vector), transforms per chunk of 32 input channels, 8 with 3 planes (1.16-1.21x over 16:
  * 12 rows per channel); w as lu_conv_direct_run's (flip: backward data). */
+/* conv_wino_tile: 2x2 (y, x) tiles, or with wz 2x2x2 (z, y, x) tiles of a 3x3x3 kernel, 32 outputs of a
+ * row per work-item as conv_wino's. */
+static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, int wz,
+                               cl_mem x, cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
+  int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB);
+  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, wz ? 16 : kz == 3 ? 8 : 32);
+  char opts[80];
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DWZ=%d", cob, chunk, kz, wz);
+  cl_kernel kp, kk;
+  LU_TRY(lu_conv_kernel(dev, "wino_tile_pack", opts, &kp));
+  LU_TRY(lu_conv_kernel(dev, "conv_wino_tile", opts, &kk));
+  cl_mem u;
+  size_t ubytes;
+  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_tile_pack args");
+  LU_TRY(lu_conv_pack_launch(dev, kp, "wino_tile_pack", w, Cin, Cout, cob, (size_t)(wz ? 4 : kz) * 16, &u, &ubytes));
+  lu_status st = lu_conv_kernel_args(kk, "conv_wino_tile", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
+  size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)((Z + wz) / (wz + 1)) * ((Y + 1) / 2), (size_t)N};
+  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino_tile");
+  lu_buffer_release(dev, u, ubytes);
+  return st;
+}
+
 lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                           cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
+  int tile = wino_tile_mode(dev, Cin, Cout, X, kz);
+  if (tile > 0) return wino_tile_run(dev, N, Cin, Cout, Z, Y, X, kz, tile >= 2 && kz == 3, x, w, flip, b, y);
   int cob = lu_tune(dev, LU_TUNE_CONV_WINO_COB);
   char opts[80];
   int rg = lu_tune(dev, LU_TUNE_CONV_WINO_RG);
