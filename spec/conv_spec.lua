@@ -201,11 +201,11 @@ describe("conv", function()
     support.set_wino()
   end)
 
-  it("runs 3x3 and 3x3x3 stride-1 convolutions by Winograd tiles over (y, x) and (z, y, x) (forward and backward data)", function()
+  it("runs 3x3 and 3x3x3 stride-1 convolutions by Winograd tiles: F(2x2) over (y, x), F(2x2x2) over (z, y, x), F(4x4) over (y, x) (forward and backward data)", function()
     -- rows of 32, 56 and 28 (a last work-item of 24 or 28 outputs: loads and stores masked at the row's
     -- end), 80 (a last work-item of 16), 7 (one partial vector), odd and even row and plane counts (a
     -- half-empty last pair), a single plane and a single row, 1x3x3 kernels of a 3-D conv, channel counts
-    -- off the 4- and 6-channel blocks, batch > 1, no bias; each case on (y, x) and on (z, y, x) tiles, then
+    -- off the 4- and 6-channel blocks, batch > 1, no bias; each case on each tile kind, then
     -- in chunks of 3 input channels (a partial last chunk, partial sums taken from the output) with 6
     -- channels per block
     local cases = {
@@ -220,7 +220,12 @@ describe("conv", function()
       { n = 1, cin = 5, cout = 4, x = { 5, 1, 24 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
       { n = 1, cin = 8, cout = 6, x = { 3, 3, 36 }, k = { 1, 3, 3 }, stride = { 1, 1, 1 } },
     }
-    for _, mode in ipairs({ "2d", "3d" }) do
+    -- F(4x4): also rows of 64 and 120 (whole and partial last work-items of 64), row counts off the 4-row blocks
+    for _, mode in ipairs({ "2d", "3d", "4x4" }) do
+      if mode == "4x4" then
+        cases[#cases + 1] = { n = 2, cin = 8, cout = 5, x = { 9, 64 }, k = { 3, 3 }, stride = { 1, 1 } }
+        cases[#cases + 1] = { n = 1, cin = 9, cout = 6, x = { 2, 6, 120 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } }
+      end
       support.set_wino_tile(mode)
       for _, c in ipairs(cases) do check_case(c, false) end
       support.set_wino_tile(mode, 3, 6)

@@ -53,7 +53,7 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(CONV_WINO_COB, "conv.wino_cob", 4, 4, NULL, "conv_wino: output channels per work-item") \
   X(CONV_WINO_RG, "conv.wino_rg", 2, 2, NULL, "conv_wino: rows per work-item") \
   X(CONV_WINO_CICH, "conv.wino_cich", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_wino: input channels per transform") \
-  X(CONV_WINO_TILE, "conv.wino_tile", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|2d|3d", "conv_wino: Winograd along x only (rows), over (y, x) tiles, or (z, y, x) tiles (auto: the most axes the kernel has)") \
+  X(CONV_WINO_TILE, "conv.wino_tile", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|2d|3d|4x4", "conv_wino: Winograd F(2,3) along x only (rows), over (y, x) or (z, y, x) tiles, or F(4x4,3x3) tiles") \
   X(CONV_WINO_TILE_COB, "conv.wino_tile_cob", 4, 4, NULL, "conv_wino_tile: output channels per work-item") \
   X(CONV_WINO_TILE_CICH, "conv.wino_tile_cich", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_wino_tile: input channels per transform") \
   X(CONV_S2ROWS, "conv.s2rows", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "stride-2 forwards on conv_s2rows") \

@@ -968,18 +968,23 @@ static double elem_get(const unsigned char *p, int pd) {
   }
 }
 
-/* Gathers the view into dst (contiguous, same dtype); returns numel. */
+/* Gathers the view into dst (contiguous, same dtype); returns numel. The trailing dimensions that are
+ * contiguous in storage go as one memcpy per run (a whole C-ordered checkpoint tensor as one): element by
+ * element, loading the 2d plan's 46M weights took 0.6 s. */
 static int64_t gather(const storage_ud *s, int nd, const int64_t *shape, const int64_t *stride, int64_t off, unsigned char *dst) {
   size_t es = lu_pdtype_size((lu_pdtype)s->dtype);
   int64_t numel = 1;
   for (int d = 0; d < nd; d++) numel *= shape[d];
   if (numel == 0) return 0;
+  int inner = nd; /* dims inner..nd-1 form one contiguous run */
+  int64_t run = 1;
+  while (inner > 0 && (shape[inner - 1] == 1 || stride[inner - 1] == run)) run *= shape[--inner];
   int64_t idx[LU_PICKLE_MAX_DIMS] = {0};
-  for (int64_t i = 0; i < numel; i++) {
+  for (int64_t i = 0; i < numel; i += run) {
     int64_t e = off;
-    for (int d = 0; d < nd; d++) e += idx[d] * stride[d];
-    memcpy(dst + (size_t)i * es, s->data + (size_t)e * es, es);
-    for (int d = nd - 1; d >= 0; d--) {
+    for (int d = 0; d < inner; d++) e += idx[d] * stride[d];
+    memcpy(dst + (size_t)i * es, s->data + (size_t)e * es, (size_t)run * es);
+    for (int d = inner - 1; d >= 0; d--) {
       if (++idx[d] < shape[d]) break;
       idx[d] = 0;
     }

@@ -401,3 +401,187 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
     }
   }
 }
+
+// ---- Winograd F(4x4, 3x3) tiles over (y, x), kernel planes summed directly ----
+// 36 multiplies per 4x4 outputs, kernel plane and input channel (1/4 of direct, against 4/9 for the 2x2
+// tiles above); the transforms have the weights 4, 5 and 2 (Lavin and Gray's points 0, +-1, +-2). A
+// work-item owns 4 output rows of 64 outputs, lane t holding outputs 4t .. 4t + 3 of a row; per chunk of
+// CICH input channels its 6 input rows of each of the KZ planes are transformed along x then y, and each
+// channel block accumulates the 6 y components one at a time, COB channels x 6 x-components in registers.
+// Build options: COB, CICH, KZ (kernel planes: 1 or 3).
+#define T6 6
+#define UQ6 (KZ * T6 * COB) // floats of U per y component, input channel and channel block
+
+// B^T d for the 6 inputs d0..d5 of a tile
+#define BT6(d0, d1, d2, d3, d4, d5, v)                                                                          \
+  do {                                                                                                          \
+    v[0] = 4.0f * (d0) - 5.0f * (d2) + (d4);                                                                    \
+    v[1] = -4.0f * ((d1) + (d2)) + (d3) + (d4);                                                                 \
+    v[2] = 4.0f * ((d1) - (d2)) - (d3) + (d4);                                                                  \
+    v[3] = 2.0f * ((d3) - (d1)) - (d2) + (d4);                                                                  \
+    v[4] = 2.0f * ((d1) - (d3)) - (d2) + (d4);                                                                  \
+    v[5] = 4.0f * (d1) - 5.0f * (d3) + (d5);                                                                    \
+  } while (0)
+
+// A^T m: the 4 outputs from 6 transformed values
+#define AT6(m, o)                                                                                               \
+  do {                                                                                                          \
+    const float16 s12_ = (m)[1] + (m)[2], d12_ = (m)[1] - (m)[2], s34_ = (m)[3] + (m)[4], d34_ = (m)[3] - (m)[4]; \
+    o[0] = (m)[0] + s12_ + s34_;                                                                                \
+    o[1] = d12_ + 2.0f * d34_;                                                                                  \
+    o[2] = s12_ + 4.0f * s34_;                                                                                  \
+    o[3] = d12_ + 8.0f * d34_ + (m)[5];                                                                         \
+  } while (0)
+
+// G g for the taps g0..g2
+static inline void wino_g6(const float g0, const float g1, const float g2, float *o) {
+  o[0] = 0.25f * g0;
+  o[1] = -(g0 + g1 + g2) / 6.0f;
+  o[2] = -(g0 - g1 + g2) / 6.0f;
+  o[3] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
+  o[4] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;
+  o[5] = g2;
+}
+
+// U (ceil(Cout / COB), 6 y components, Cin, KZ, 6 x components, COB) from w as wino_pack reads it.
+// global: (Cin, ceil(Cout / COB) * COB)
+__kernel void wino_t4_pack(__global float *restrict u, __global const float *restrict w, const int Cin,
+                           const int Cout, const int flip) {
+  const int ci = get_global_id(0), co = get_global_id(1);
+  __global float *o = u + (size_t)(co / COB) * T6 * Cin * UQ6 + (size_t)ci * UQ6 + co % COB;
+  for (int kz = 0; kz < KZ; kz++) {
+    float g[3][3], gx[3][T6], t[T6];
+    for (int ky = 0; ky < 3; ky++)
+      for (int kx = 0; kx < 3; kx++) {
+        float v = 0.0f;
+        if (co < Cout && !flip) v = w[(((size_t)co * Cin + ci) * KZ + kz) * 9 + ky * 3 + kx];
+        else if (co < Cout)
+          v = w[(((size_t)ci * Cout + co) * KZ + (KZ - 1 - kz)) * 9 + (2 - ky) * 3 + (2 - kx)];
+        g[ky][kx] = v;
+      }
+    for (int ky = 0; ky < 3; ky++) wino_g6(g[ky][0], g[ky][1], g[ky][2], gx[ky]);
+    for (int ex = 0; ex < T6; ex++) {
+      wino_g6(gx[0][ex], gx[1][ex], gx[2][ex], t);
+      for (int ey = 0; ey < T6; ey++) o[(size_t)ey * Cin * UQ6 + (kz * T6 + ex) * COB] = t[ey];
+    }
+  }
+}
+
+// y (N, Cout, OZ, OY, OX) = conv(x (N, Cin, Z, Y, X)) + bias, extents as conv_wino's, rows of any length.
+// global: (ceil(X / 64), Z * ceil(OY / 4), N)
+__kernel void conv_wino_t4(__global const float *restrict x, __global const float *restrict u,
+                           __global const float *restrict b, const int has_bias, __global float *restrict y,
+                           const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
+                           const int OY, const int OX) {
+  const int nyt = (OY + 3) / 4, n = get_global_id(2);
+  const int oz = get_global_id(1) / nyt, oy0 = get_global_id(1) % nyt * 4;
+  const int ox0 = get_global_id(0) * 64, nx = X - ox0, ncb = (Cout + COB - 1) / COB;
+  const int ny = min(4, OY - oy0);
+  const size_t plane = (size_t)Z * Y * X, OS = (size_t)OZ * OY * OX;
+  __global const float *xn = x + (size_t)n * Cin * plane + ox0;
+  __global float *yn = y + (size_t)n * Cout * OS + ((size_t)oz * OY + oy0) * OX + ox0;
+  const float16 zero = 0.0f;
+  // the chunk's transformed inputs: kernel plane, y component, channel, x component
+  float16 vs[KZ * T6 * CICH * T6];
+  float16 ms[T6 * COB * 4]; // a channel block's y components after the inverse along x
+  for (int ci0 = 0; ci0 < Cin; ci0 += CICH) {
+    const int nc = min(CICH, Cin - ci0);
+    for (int c = 0; c < nc; c++) {
+      if (ci0 + c + 1 < Cin)
+        for (int p = 0; p < KZ; p++)
+          for (int r = 0; r < T6; r++) {
+            const int iz = oz - KZ / 2 + p, iy = oy0 - 1 + r;
+            if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
+              __global const float *xr = xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X;
+              WINO_PREFETCH(xr);
+              __builtin_prefetch((const void *)(size_t)(xr + 64));
+            }
+          }
+      for (int p = 0; p < KZ; p++) {
+        const int iz = oz - KZ / 2 + p;
+        float16 t[T6][T6]; // the plane's 6 input rows, transformed along x
+        for (int r = 0; r < T6; r++) {
+          const int iy = oy0 - 1 + r;
+          float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero, d4 = zero, d5 = zero;
+          if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
+            __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
+            const float16 p0 = load16_upto(xr, nx), p1 = load16_upto(xr + 16, nx - 16);
+            const float16 p2 = load16_upto(xr + 32, nx - 32), p3 = load16_upto(xr + 48, nx - 48);
+            const float16 l = ox0 > 0 ? vload16(0, xr - 16) : zero;
+            const float16 rt = load16_upto(xr + 64, nx - 64);
+            const float16 e01 = EVEN(p0, p1), e23 = EVEN(p2, p3), o01 = ODD(p0, p1), o23 = ODD(p2, p3);
+            d1 = EVEN(e01, e23); // x[ox0 + 4t]
+            d3 = ODD(e01, e23);  // x[ox0 + 4t + 2]
+            d2 = EVEN(o01, o23); // x[ox0 + 4t + 1]
+            d4 = ODD(o01, o23);  // x[ox0 + 4t + 3]
+            d0 = BACK(l, d4);    // x[ox0 + 4t - 1]
+            d5 = AHEAD(d1, rt);  // x[ox0 + 4t + 4]
+          }
+          BT6(d0, d1, d2, d3, d4, d5, t[r]);
+        }
+        float16 *vp = vs + (size_t)p * T6 * CICH * T6 + c * T6;
+#pragma unroll
+        for (int e = 0; e < T6; e++) { // along y
+          float16 v[T6];
+          BT6(t[0][e], t[1][e], t[2][e], t[3][e], t[4][e], t[5][e], v);
+#pragma unroll
+          for (int ey = 0; ey < T6; ey++) vp[ey * CICH * T6 + e] = v[ey];
+        }
+      }
+    }
+    for (int cb = 0; cb < ncb; cb++) {
+      for (int q = 0; q < T6; q++) { // y component
+        float16 acc[COB][T6];
+#pragma unroll
+        for (int j = 0; j < COB; j++)
+#pragma unroll
+          for (int t = 0; t < T6; t++) acc[j][t] = 0.0f;
+        __global const float *uc = u + ((size_t)(cb * T6 + q) * Cin + ci0) * UQ6;
+        const float16 *vq = vs + (size_t)q * CICH * T6;
+        for (int c = 0; c < nc; c++, uc += UQ6, vq += T6) {
+#pragma unroll
+          for (int ki = 0; ki < KZ; ki++)
+#pragma unroll
+            for (int t = 0; t < T6; t++) {
+              const float16 v = vq[ki * T6 * CICH * T6 + t];
+#pragma unroll
+              for (int j = 0; j < COB; j++) acc[j][t] = fma((float16)(uc[(ki * T6 + t) * COB + j]), v, acc[j][t]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < COB; j++) {
+          float16 o[4];
+          AT6(acc[j], o);
+#pragma unroll
+          for (int k = 0; k < 4; k++) ms[(q * COB + j) * 4 + k] = o[k];
+        }
+      }
+      for (int j = 0; j < COB; j++) {
+        const int co = cb * COB + j;
+        if (co >= Cout) break;
+        const float bj = ci0 == 0 && has_bias ? b[co] : 0.0f;
+        float16 rows[4][4]; // output row, x output k of each lane
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+          float16 m[T6], o[4];
+#pragma unroll
+          for (int q = 0; q < T6; q++) m[q] = ms[(q * COB + j) * 4 + k];
+          AT6(m, o);
+#pragma unroll
+          for (int r = 0; r < 4; r++) rows[r][k] = o[r];
+        }
+        for (int r = 0; r < ny; r++) {
+          const float16 a = MIX_LO(rows[r][0], rows[r][2]), bb = MIX_LO(rows[r][1], rows[r][3]);
+          const float16 a2 = MIX_HI(rows[r][0], rows[r][2]), b2 = MIX_HI(rows[r][1], rows[r][3]);
+          float16 out[4] = {MIX_LO(a, bb) + bj, MIX_HI(a, bb) + bj, MIX_LO(a2, b2) + bj, MIX_HI(a2, b2) + bj};
+          __global float *yc = yn + (size_t)co * OS + (size_t)r * OX;
+#pragma unroll
+          for (int s = 0; s < 4; s++) {
+            if (ci0 > 0) out[s] += load16_upto(yc + 16 * s, nx - 16 * s);
+            store16_upto(out[s], yc + 16 * s, nx - 16 * s);
+          }
+        }
+      }
+    }
+  }
+}

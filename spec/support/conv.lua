@@ -92,12 +92,12 @@ M.set_fwd = switch("conv.rows", "rows", "direct", { "conv.cich", "conv.rgrp", "c
 M.set_dgrad = switch("conv.dgrad_rows", "rows", "phases", { "conv.phase_order" })
 M.set_convT_dgrad = switch("convT.dgrad", "lanes", "conv")
 M.set_wino = switch("conv.wino", "wino", "direct", { "conv.wino_cich", "conv.wino_rg" })
--- set_wino_tile(mode [, chunk [, cob]]): conv_wino's tiles: "rows" (along x only, conv_wino), "2d" ((y, x)
--- tiles), "3d" ((z, y, x) tiles where the kernel has 3 planes), nil back to the rule; chunk and cob go into
--- conv.wino_tile_cich and conv.wino_tile_cob (nil: unset).
+-- set_wino_tile(mode [, chunk [, cob]]): conv_wino's tiles: "rows" (F(2,3) along x only, conv_wino), "2d"
+-- ((y, x) tiles), "3d" ((z, y, x) tiles where the kernel has 3 planes), "4x4" (F(4x4, 3x3) tiles over (y, x)),
+-- nil back to the rule; chunk and cob go into conv.wino_tile_cich and conv.wino_tile_cob (nil: unset).
 function M.set_wino_tile(mode, chunk, cob)
-  local modes = { rows = 0, ["2d"] = 1, ["3d"] = 2 }
-  if mode ~= nil and not modes[mode] then error("conv.wino_tile: 'rows', '2d', '3d' or nil", 2) end
+  local modes = { rows = 0, ["2d"] = 1, ["3d"] = 2, ["4x4"] = 3 }
+  if mode ~= nil and not modes[mode] then error("conv.wino_tile: 'rows', '2d', '3d', '4x4' or nil", 2) end
   core.tune.set("conv.wino_tile", mode and modes[mode])
   core.tune.set("conv.wino_tile_cich", chunk)
   core.tune.set("conv.wino_tile_cob", cob)

@@ -381,6 +381,7 @@ static const struct { const char *kernel, *file; } conv_kernels[] = {
   {"reduce_cvec", "conv/wgrad.cl"},  {"reduce_chunks", "conv/reduce_chunks.cl"},
   {"wino_pack", "conv/wino.cl"},     {"conv_wino", "conv/wino.cl"},
   {"wino_tile_pack", "conv/wino.cl"}, {"conv_wino_tile", "conv/wino.cl"},
+  {"wino_t4_pack", "conv/wino.cl"},   {"conv_wino_t4", "conv/wino.cl"},
   {"s2_pack", "conv/s2rows.cl"},     {"conv_s2rows", "conv/s2rows.cl"},
 };
 

@@ -11,17 +11,23 @@
 #include "ops/ops.h"
 
 /* conv.wino_tile for a pass of a kz x 3 x 3 kernel over rows of X, Cin -> Cout channels: 0 rows (conv_wino),
- * 1 (y, x) tiles, 2 (z, y, x) tiles where the kernel has 3 planes. Auto: tiles for rows of at least 24 (no
- * multiple of 16 needed; 28 of 32 lanes live at 28) and 8 or more input channels, and (y, x) tiles only
- * while the transformed weights (16 floats per channel pair) stay within 4 MiB, as every work-item streams
- * them. Against conv_wino (in-process, 2 cores, best of 6): 3-D 32..128 channels at 56x192x224 and
- * 28x96x112 1.55-1.8x, the ct3d plan's 256..512 channels at 7x24x28 1.4x; 2-D 32..256 channels at 512^2 ..
- * 64^2 1.1-1.3x, 512 channels at 32^2 0.6-0.75x; one input channel 0.64x (the transform is then most of
- * the work). */
+ * 1 F(2x2) (y, x) tiles, 2 F(2x2x2) (z, y, x) tiles where the kernel has 3 planes (else as 1), 3 F(4x4) (y, x)
+ * tiles with the kernel planes summed directly. Auto, for 8 or more input channels: F(4x4) for rows of at
+ * least 48 (64 outputs per work-item; 56 of 64 live at 56), F(2x2x2) for 3x3x3 kernels over rows of at least
+ * 24 (32 per work-item), F(2x2) for 2-D rows of 24..47; the 2-D tiles only while the transformed weights stay
+ * within 16 or 36 floats x 64K channel pairs, as every work-item streams them. Against conv_wino (in-process,
+ * 2 cores, best of 6): F(4x4) 1.6x on 2-D 32 and 64 channels at 512^2 and 256^2, 1.3x at 128^2, 1.8-2.2x on
+ * 3-D 32..128 channels at 56..224-wide rows (F(2x2x2) there 1.55-1.8x); F(2x2x2) 1.4x on the ct3d plan's
+ * 256..512 channels at 7x24x28; every tile kind 0.6-0.75x on 512 channels at 32^2; one input channel 0.64x
+ * (the transform is then most of the work). */
 static int wino_tile_mode(const lu_device *dev, int Cin, int Cout, int X, int kz) {
   int t = lu_tune(dev, LU_TUNE_CONV_WINO_TILE);
-  if (t == LU_TUNE_AUTO) t = X >= 24 && Cin >= 8 && (kz == 3 || (size_t)Cin * Cout <= 65536) ? 2 : 0;
-  return t > 0 ? t : 0;
+  if (t != LU_TUNE_AUTO) return t > 0 ? t : 0;
+  int small_u = (size_t)Cin * Cout <= 65536;
+  if (Cin < 8) return 0;
+  if (X >= 48 && small_u) return 3;
+  if (X >= 24 && (kz == 3 || small_u)) return 2;
+  return 0;
 }
 
 /* conv_wino (kernels/conv/wino.cl, Winograd F(2,3) along x) instead of the direct kernels: on CPUs, for
@@ -68,9 +74,32 @@ static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, 
   return st;
 }
 
+/* conv_wino_t4: F(4x4, 3x3) tiles over (y, x), kz kernel planes summed directly; 64 outputs of 4 rows per
+ * work-item. */
+static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
+                             cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
+  int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB);
+  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, 16);
+  char opts[80];
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d", cob, chunk, kz);
+  cl_kernel kp, kk;
+  LU_TRY(lu_conv_kernel(dev, "wino_t4_pack", opts, &kp));
+  LU_TRY(lu_conv_kernel(dev, "conv_wino_t4", opts, &kk));
+  cl_mem u;
+  size_t ubytes;
+  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_t4_pack args");
+  LU_TRY(lu_conv_pack_launch(dev, kp, "wino_t4_pack", w, Cin, Cout, cob, (size_t)kz * 36, &u, &ubytes));
+  lu_status st = lu_conv_kernel_args(kk, "conv_wino_t4", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
+  size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + 3) / 4), (size_t)N};
+  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino_t4");
+  lu_buffer_release(dev, u, ubytes);
+  return st;
+}
+
 lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                           cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int tile = wino_tile_mode(dev, Cin, Cout, X, kz);
+  if (tile == 3) return wino_t4_run(dev, N, Cin, Cout, Z, Y, X, kz, x, w, flip, b, y);
   if (tile > 0) return wino_tile_run(dev, N, Cin, Cout, Z, Y, X, kz, tile >= 2 && kz == 3, x, w, flip, b, y);
   int cob = lu_tune(dev, LU_TUNE_CONV_WINO_COB);
   char opts[80];
