@@ -265,6 +265,55 @@ describe("training", function()
     assert.is_true(last < 0.1 * first, ("loss %g from %g"):format(last, first))
   end)
 
+  it("frozen weights: inference reuses each conv's packed weights until a write to the weights", function()
+    -- net a freezes its weights, net b never does; both take the same writes and must agree throughout
+    local a, b = tiny("tiny2d", { seed = 3 }), tiny("tiny2d", { seed = 3 })
+    local x = lunet.io.npy.read(F .. "tiny2d_x.npy")
+    local seg = lunet.io.npy.read(F .. "tiny2d_seg.npy")
+    local function agree()
+      local ya = a:forward(x)[1]:flat()
+      assert.are.same(b:forward(x)[1]:flat(), ya)
+      assert.are.same(ya, a:forward(x)[1]:flat()) -- the second frozen forward reuses the packs
+      return ya
+    end
+    a:freeze_weights()
+    assert.is_true(a:weights_frozen())
+    local ref = agree()
+    -- every weight written: each conv's packed copy is stale (a kept one would give a's old output)
+    for _, name in ipairs(a:parameters().names) do
+      local w = a:get(name)
+      local v = w:flat()
+      for i = 1, #v do v[i] = -2 * v[i] end
+      a:set(name, lunet.tensor(v, { shape = w.shape }))
+      b:set(name, lunet.tensor(v, { shape = w.shape }))
+    end
+    assert.is_false(a:weights_frozen())
+    a:freeze_weights()
+    local changed = agree()
+    assert.are_not.same(ref, changed)
+    -- a training step, init and a checkpoint load write them too
+    a:train_step { data = x, target = seg }
+    b:train_step { data = x, target = seg }
+    assert.is_false(a:weights_frozen())
+    a:freeze_weights()
+    local trained = agree()
+    assert.are_not.same(changed, trained)
+    local path = tmpdir .. "/frozen.pth"
+    a:save(path, {})
+    a:init(5)
+    b:init(5)
+    assert.is_false(a:weights_frozen())
+    a:freeze_weights()
+    agree()
+    a:load(path)
+    b:load(path)
+    assert.is_false(a:weights_frozen())
+    a:freeze_weights()
+    assert.are.same(trained, agree())
+    a:freeze_weights(false)
+    assert.is_false(a:weights_frozen())
+  end)
+
   it("plans activations once per shape; inference keeps far less than training", function()
     local net = tiny("tiny3d")
     local x = lunet.io.npy.read(F .. "tiny3d_x.npy")

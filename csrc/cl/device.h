@@ -35,6 +35,7 @@ typedef struct lu_device {
   lu_pool *pool;
   lu_progcache *progs;
   struct lu_tunables *tune; /* kernel parameters (cl/tunables.h) */
+  void *conv_wcache;         /* the lu_conv_wcache of the lu_conv_fwd_cached pass in flight, else NULL */
 } lu_device;
 
 /* Number of OpenCL devices over all platforms (discovers once). */

@@ -297,6 +297,19 @@ static int m_set_half(lua_State *L) {
   return 0;
 }
 
+/* net:freeze_weights(on): inference forwards keep each convolution's packed weights until the weights are
+ * next written (lu_unet_freeze_weights). net:weights_frozen() -> boolean. */
+static int m_freeze(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  LU_LCHECK(L, lu_unet_freeze_weights(n, lua_isnone(L, 2) || lua_toboolean(L, 2)), "net:freeze_weights");
+  return 0;
+}
+
+static int m_frozen(lua_State *L) {
+  lua_pushboolean(L, lu_unet_weights_frozen(lu_lua_check_net(L, 1)));
+  return 1;
+}
+
 static int m_half(lua_State *L) {
   lua_pushboolean(L, lu_unet_half_activations(lu_lua_check_net(L, 1)));
   return 1;
@@ -439,6 +452,7 @@ static const luaL_Reg methods[] = {
   {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step},
   {"train_grad", m_train_grad}, {"train_update", m_train_update},
   {"set_half_activations", m_set_half}, {"half_activations", m_half}, {"set_scaler", m_set_scaler},
+  {"freeze_weights", m_freeze}, {"weights_frozen", m_frozen},
   {"scaler", m_scaler}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
   {"stage", m_stage}, {"train_step_staged", m_train_step_staged},
   {"flat", m_flat}, {"set_flat", m_set_flat}, {"activation_bytes", m_activation_bytes},

@@ -288,8 +288,33 @@ lu_status lu_unet_new(const lu_unet_cfg *c, lu_device *dev, lu_unet **out) {
   return LU_OK;
 }
 
+/* Drops the kept packed weights: they are stale once the weights change. */
+static void unfreeze_weights(lu_unet *n) {
+  if (n->wcache)
+    for (int i = 0; i < n->np; i++) lu_conv_wcache_clear(n->dev, &n->wcache[i]);
+  free(n->wcache);
+  n->wcache = NULL;
+  n->frozen = 0;
+}
+
+lu_status lu_unet_freeze_weights(lu_unet *n, int on) {
+  if (!on) {
+    unfreeze_weights(n);
+    return LU_OK;
+  }
+  if (!n->wcache) {
+    n->wcache = calloc((size_t)(n->np ? n->np : 1), sizeof *n->wcache);
+    if (!n->wcache) return lu_fail(LU_ENOMEM, "unet: packed-weight caches");
+  }
+  n->frozen = 1;
+  return LU_OK;
+}
+
+int lu_unet_weights_frozen(const lu_unet *n) { return n->frozen; }
+
 void lu_unet_free(lu_unet *n) {
   if (!n) return;
+  unfreeze_weights(n);
   lu_unet_set_grad_hook(n, NULL, NULL, NULL); /* before the buffers: it may wait on reads of them */
   lu_unet_release_plan(n);
   release_views(n);
@@ -320,7 +345,10 @@ const lu_param *lu_unet_param(const lu_unet *n, int i) { return (i >= 0 && i < n
 size_t lu_unet_num_weights(const lu_unet *n) { return n->nweights; }
 size_t lu_unet_flat_floats(const lu_unet *n) { return n->flat_floats; }
 const char *lu_unet_arch_string(const lu_unet *n) { return n->arch; }
-lu_tensor *lu_unet_flat(lu_unet *n, int which) { return (which >= 0 && which < 3) ? n->flat[which] : NULL; }
+lu_tensor *lu_unet_flat(lu_unet *n, int which) {
+  if (which == 0) unfreeze_weights(n); /* the caller may write the weights through it */
+  return (which >= 0 && which < 3) ? n->flat[which] : NULL;
+}
 
 size_t lu_unet_flat_bytes(const lu_unet *n) {
   size_t b = 0;
@@ -358,6 +386,7 @@ lu_status lu_unet_read_flat(lu_unet *n, int which, float *dst) {
 
 lu_status lu_unet_write_flat(lu_unet *n, int which, const float *src) {
   LU_TRY(lu_unet_ensure_flat(n, which));
+  if (which == 0) unfreeze_weights(n);
   return lu_tensor_write(n->flat[which], src);
 }
 
@@ -370,11 +399,13 @@ lu_status lu_unet_read_param(lu_unet *n, int i, float *dst) {
 lu_status lu_unet_write_param(lu_unet *n, int i, const float *src) {
   LU_TRY(need_dev(n, "write"));
   if (i < 0 || i >= n->np) return lu_fail(LU_EARG, "unet: parameter %d of %d", i, n->np);
+  unfreeze_weights(n);
   return lu_tensor_write(&n->params[i].t, src);
 }
 
 lu_status lu_unet_init(lu_unet *n, uint64_t seed) {
   LU_TRY(need_dev(n, "init"));
+  unfreeze_weights(n);
   float *host = calloc(n->flat_floats, sizeof *host);
   if (!host) return lu_fail(LU_ENOMEM, "unet init: %zu floats", n->flat_floats);
   lu_rng r;

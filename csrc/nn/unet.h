@@ -170,6 +170,12 @@ lu_tensor *lu_unet_flat(lu_unet *n, int which);
 lu_status lu_unet_ensure_flat(lu_unet *n, int which);
 /* Device bytes of the flat buffers made so far (parameters, and gradients / momentum once training). */
 size_t lu_unet_flat_bytes(const lu_unet *n);
+/* Inference forwards keep each convolution's packed weights from one forward to the next (ops/conv.h,
+ * lu_conv_wcache) while on; every write to the weights (init, write_flat / write_param of them, a
+ * checkpoint load, an optimiser update, handing out flat buffer 0) turns it off and frees the copies.
+ * lunet predict turns it on once the checkpoint is loaded. */
+lu_status lu_unet_freeze_weights(lu_unet *n, int on);
+int lu_unet_weights_frozen(const lu_unet *n);
 lu_device *lu_unet_device(lu_unet *n);
 
 #endif

@@ -474,7 +474,11 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
 /* ------------------------------------------------------------------------------------- forward */
 
 static lu_status conv_fwd(lu_unet *n, const conv_l *c, const lu_tensor *x, lu_tensor *y) {
-  if (c->transposed) OP(n, lu_convT_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y), x, y);
+  if (c->transposed && n->frozen && !n->plan_train)
+    OP(n, lu_convT_fwd_cached(&c->d, x, P(n, c->pw), P(n, c->pb), y, &n->wcache[c->pw]), x, y);
+  else if (c->transposed) OP(n, lu_convT_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y), x, y);
+  else if (n->frozen && !n->plan_train)
+    OP(n, lu_conv_fwd_cached(&c->d, x, P(n, c->pw), P(n, c->pb), y, &n->wcache[c->pw]), x, y);
   else OP(n, lu_conv_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y), x, y);
   return LU_OK;
 }
@@ -946,6 +950,7 @@ lu_status lu_unet_scaler_stats(lu_unet *n, lu_amp_stats *s) {
 
 lu_status lu_unet_train_update(lu_unet *n, const lu_train_opts *o, double *grad_norm) {
   if (!n->n_out) return lu_fail(LU_EARG, "unet: train_update before a training forward");
+  if (n->frozen) LU_TRY(lu_unet_freeze_weights(n, 0)); /* the update writes the weights */
   LU_TRY(ensure_amp(n));
   LU_TRY(lu_unet_ensure_flat(n, 1));
   LU_TRY(lu_unet_ensure_flat(n, 2));

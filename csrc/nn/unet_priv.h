@@ -88,6 +88,10 @@ struct lu_unet {
   int plan_ndim;
   node input;
   int half_acts; /* lu_unet_set_half_activations */
+  /* lu_unet_freeze_weights: each conv weight's packed copy (by parameter index) kept by inference forwards
+   * until a write to the weights clears them (unfreeze_weights in unet.c) */
+  int frozen;
+  lu_conv_wcache *wcache;
   lu_dtype adt;  /* the current plan's activation dtype */
   lu_tensor *owned[LU_UNET_MAX_OWNED];
   int nowned;

@@ -5,6 +5,9 @@
  * device's conv.algo asks for it. */
 #include "ops/conv.h"
 
+#include <string.h>
+
+#include "cl/pool.h"
 #include "ops/conv/base.h"
 
 /* ---- forward ---- */
@@ -28,6 +31,34 @@ lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor
   lu_conv_geom g;
   LU_TRY(lu_conv_check("conv_fwd", d, 0, x, "x", w, "w", b, "b", y, "y", &g));
   return lu_conv_context(conv_fwd(&g, x, w, b, y), "conv_fwd", &g);
+}
+
+typedef lu_status (*fwd_fn)(const lu_conv_desc *, const lu_tensor *, const lu_tensor *, const lu_tensor *,
+                            lu_tensor *);
+
+static lu_status fwd_cached(fwd_fn fwd, const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w,
+                            const lu_tensor *b, lu_tensor *y, lu_conv_wcache *wc) {
+  lu_device *dev = x->dev;
+  if (!dev || dev->conv_wcache) return fwd(d, x, w, b, y); /* host tensors, or a pass nested in one */
+  dev->conv_wcache = wc; /* read by lu_conv_pack_launch / lu_conv_pack_blocks (ops/conv/base.c) */
+  lu_status st = fwd(d, x, w, b, y);
+  dev->conv_wcache = NULL;
+  return st;
+}
+
+lu_status lu_conv_fwd_cached(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                             lu_tensor *y, lu_conv_wcache *wc) {
+  return fwd_cached(lu_conv_fwd, d, x, w, b, y, wc);
+}
+
+lu_status lu_convT_fwd_cached(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                              lu_tensor *y, lu_conv_wcache *wc) {
+  return fwd_cached(lu_convT_fwd, d, x, w, b, y, wc);
+}
+
+void lu_conv_wcache_clear(lu_device *dev, lu_conv_wcache *wc) {
+  if (wc->buf && dev) lu_buffer_release(dev, (cl_mem)wc->buf, wc->bytes);
+  memset(wc, 0, sizeof *wc);
 }
 
 /* ---- backward data ---- */

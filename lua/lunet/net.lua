@@ -10,6 +10,7 @@
 --   net:train_step(batch)       -> loss, grad_norm     batch = {data = x, target = seg, lr = ...}
 --   net:save(path, meta) / net:load(path [, {momentum = false}]) -> meta  (PyTorch checkpoints,
 --                                 lunet.io.checkpoint; momentum = false for prediction: no momentum buffer)
+--   net:freeze_weights([false])  inference forwards keep each conv's packed weights until the weights change
 local core = require "lunet.core"
 local json = require "lunet.util.json"
 
@@ -160,6 +161,10 @@ function Net:loss(batch)
   return self.core:loss(batch.data, batch.target, self:train_opts(batch))
 end
 
+--- Inference forwards keep each convolution's packed weights until the weights are next written (load, set,
+--- a training step): what a prediction over many windows repacks otherwise. net:freeze_weights(false) drops them.
+function Net:freeze_weights(on) self.core:freeze_weights(on ~= false) end
+function Net:weights_frozen() return self.core:weights_frozen() end
 function Net:get(name) return self.core:get(name) end
 function Net:set(name, t) return self.core:set(name, t) end
 function Net:init(seed) self.core:init(seed) end

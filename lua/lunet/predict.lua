@@ -689,6 +689,7 @@ function M.load_models(o)
     local n = net.new(plans, cfg_name, nin, info.num_segmentation_heads, { device = o.device, dataset_json = dj,
       init = false })
     local meta = n:load(ck, { momentum = false }) -- prediction never makes the optimiser's buffers
+    n:freeze_weights() -- the windows' forwards pack each conv's weights once
     local m = { net = n, plans = plans, dataset_json = dj, configuration = cfg_name }
     if type(meta) == "table" and type(meta.inference_allowed_mirroring_axes) == "table" then
       m.mirror_axes = {}

@@ -464,6 +464,30 @@ lu_status lu_conv_pad_copy(lu_device *dev, const char *opts, cl_mem x, int N, in
   return st;
 }
 
+/* The cache of the lu_conv_fwd_cached pass in flight, if any: its packed buffer when it was made by kernel kp
+ * from w for the same extents (*out set, 1), else 0. */
+static int wcache_hit(lu_device *dev, cl_kernel kp, cl_mem w, int cin, int cout, int flip, size_t bytes, cl_mem *out) {
+  lu_conv_wcache *wc = dev->conv_wcache;
+  if (!wc || !wc->buf || wc->kernel != (const void *)kp || wc->w != (const void *)w || wc->cin != cin ||
+      wc->cout != cout || wc->flip != flip || wc->bytes != bytes)
+    return 0;
+  *out = (cl_mem)wc->buf;
+  return 1;
+}
+
+/* A pack just made becomes the cache's (replacing what it held) while a cached pass is in flight. */
+static void wcache_keep(lu_device *dev, cl_kernel kp, cl_mem w, int cin, int cout, int flip, size_t bytes, cl_mem buf) {
+  lu_conv_wcache *wc = dev->conv_wcache;
+  if (!wc) return;
+  lu_conv_wcache_clear(dev, wc);
+  *wc = (lu_conv_wcache){buf, bytes, (const void *)kp, (const void *)w, cin, cout, flip};
+}
+
+void lu_conv_pack_release(lu_device *dev, cl_mem wp, size_t bytes) {
+  const lu_conv_wcache *wc = dev->conv_wcache;
+  if (wp && !(wc && wc->buf == (void *)wp)) lu_buffer_release(dev, wp, bytes);
+}
+
 /* Weights packed per block of cob output channels (pack_weights with `flip`, build options opts, whose
  * COB must be cob): w is (cout, cin, taps...) or, flipped or transposed, (cin, cout, taps...) with cin
  * the pass's input channels. *wp is a pool buffer of *bytes bytes. */
@@ -473,6 +497,7 @@ lu_status lu_conv_pack_blocks(lu_device *dev, const char *opts, cl_mem w, int ci
   LU_TRY(lu_conv_kernel(dev, "pack_weights", opts, &kp));
   int ncb = (cout + cob - 1) / cob;
   *bytes = (size_t)ncb * cob * cin * kv * sizeof(float);
+  if (wcache_hit(dev, kp, w, cin, cout, flip, *bytes, wp)) return LU_OK;
   LU_TRY(lu_buffer_alloc(dev, *bytes, wp));
   lu_status st = LU_OK;
   if (LU_ARG(kp, 0, *wp) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, cin) | LU_ARG(kp, 3, cout) | LU_ARG(kp, 4, flip))
@@ -483,6 +508,8 @@ lu_status lu_conv_pack_blocks(lu_device *dev, const char *opts, cl_mem w, int ci
   if (st != LU_OK) {
     lu_buffer_release(dev, *wp, *bytes);
     *wp = NULL;
+  } else {
+    wcache_keep(dev, kp, w, cin, cout, flip, *bytes, *wp);
   }
   return st;
 }
@@ -519,6 +546,8 @@ lu_status lu_conv_pack_launch(lu_device *dev, cl_kernel kp, const char *kname, c
                              size_t floats, cl_mem *out, size_t *bytes) {
   size_t padded = (size_t)(Cout + cob - 1) / cob * cob;
   *bytes = padded * Cin * floats * sizeof(float);
+  /* the callers set a flip argument before (0 in every forward, the only cached pass) */
+  if (wcache_hit(dev, kp, w, Cin, Cout, -1, *bytes, out)) return LU_OK;
   LU_TRY(lu_buffer_alloc(dev, *bytes, out));
   lu_status st = LU_OK;
   if (LU_ARG(kp, 0, *out) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout))
@@ -528,6 +557,8 @@ lu_status lu_conv_pack_launch(lu_device *dev, cl_kernel kp, const char *kname, c
   if (st != LU_OK) {
     lu_buffer_release(dev, *out, *bytes);
     *out = NULL;
+  } else {
+    wcache_keep(dev, kp, w, Cin, Cout, -1, *bytes, *out);
   }
   return st;
 }

@@ -44,7 +44,7 @@ lu_status lu_conv_dgrad_rows_run(const lu_conv_geom *g, const lu_tensor *dy, con
   /* one work-group per (dx plane, row phase, dy row block) and sample */
   if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "dgrad_rows");
   if (zrow) lu_buffer_release(dev, zrow, zbytes);
-  lu_buffer_release(dev, wp, wbytes);
+  lu_conv_pack_release(dev, wp, wbytes);
   return st;
 }
 

@@ -145,7 +145,7 @@ lu_status lu_conv_direct_run(lu_device *dev, int N, int Cin, int Cout, int Z, in
     st = kk_is_padded || rows ? lu_launch_by_rows(dev, kk, gl, kname) : lu_launch(dev, kk, 3, gl, NULL, kname);
   if (zrow) lu_buffer_release(dev, zrow, zrow_bytes);
   if (xpad) lu_buffer_release(dev, xpad, xpad_bytes);
-  if (!wdirect) lu_buffer_release(dev, wp, wbytes);
+  if (!wdirect) lu_conv_pack_release(dev, wp, wbytes);
   return st;
 }
 

@@ -33,6 +33,6 @@ lu_status lu_conv_s2rows_run(lu_device *dev, const lu_conv_geom *g, cl_mem x, cl
                                      g->OY, g->OX);
   size_t gl[3] = {(size_t)g->OX / 16, (size_t)g->OZ * ((g->OY + rg - 1) / rg), (size_t)g->N};
   if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_s2rows");
-  lu_buffer_release(dev, wp, wbytes);
+  lu_conv_pack_release(dev, wp, wbytes);
   return st;
 }

@@ -70,7 +70,7 @@ static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, 
   lu_status st = lu_conv_kernel_args(kk, "conv_wino_tile", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
   size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)((Z + wz) / (wz + 1)) * ((Y + 1) / 2), (size_t)N};
   if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino_tile");
-  lu_buffer_release(dev, u, ubytes);
+  lu_conv_pack_release(dev, u, ubytes);
   return st;
 }
 
@@ -92,7 +92,7 @@ static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, in
   lu_status st = lu_conv_kernel_args(kk, "conv_wino_t4", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
   size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + 3) / 4), (size_t)N};
   if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino_t4");
-  lu_buffer_release(dev, u, ubytes);
+  lu_conv_pack_release(dev, u, ubytes);
   return st;
 }
 
@@ -118,6 +118,6 @@ lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int 
   int wrows = rg * (pair + 1);
   size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)Z * ((Y + wrows - 1) / wrows), (size_t)N};
   if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino");
-  lu_buffer_release(dev, u, ubytes);
+  lu_conv_pack_release(dev, u, ubytes);
   return st;
 }
