@@ -411,6 +411,12 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
 // Build options: COB, CICH, KZ (kernel planes: 1 or 3).
 #define T6 6
 #define UQ6 (KZ * T6 * COB) // floats of U per y component, input channel and channel block
+#ifndef RB
+#define RB 1 // conv_wino_t4: blocks of 4 output rows per work-item
+#endif
+#ifndef CBG
+#define CBG 1 // conv_wino_t4: work-items sharing the channel blocks of one row range
+#endif
 
 // B^T d for the 6 inputs d0..d5 of a tile
 #define BT6(d0, d1, d2, d3, d4, d5, v)                                                                          \
@@ -468,29 +474,35 @@ __kernel void wino_t4_pack(__global float *restrict u, __global const float *res
 }
 
 // y (N, Cout, OZ, OY, OX) = conv(x (N, Cin, Z, Y, X)) + bias, extents as conv_wino's, rows of any length.
-// global: (ceil(X / 64), Z * ceil(OY / 4), N)
+// Small maps with many channels (32^2 x 512 of a 2-D plan): every work-item streams all of U once per chunk
+// (37 MB there), so a work-item takes RB blocks of 4 rows, whose transforms share each slice of U while it
+// sits in L1, and CBG work-items split the channel blocks of one row range between them.
+// global: (ceil(X / 64), Z * ceil(OY / (4 RB)), N * CBG)
 __kernel void conv_wino_t4(__global const float *restrict x, __global const float *restrict u,
                            __global const float *restrict b, const int has_bias, __global float *restrict y,
                            const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
                            const int OY, const int OX) {
-  const int nyt = (OY + 3) / 4, n = get_global_id(2);
-  const int oz = get_global_id(1) / nyt, oy0 = get_global_id(1) % nyt * 4;
+  const int nyt = (OY + 4 * RB - 1) / (4 * RB), n = get_global_id(2) / CBG, grp = get_global_id(2) % CBG;
+  const int oz = get_global_id(1) / nyt, oy0 = get_global_id(1) % nyt * 4 * RB;
   const int ox0 = get_global_id(0) * 64, nx = X - ox0, ncb = (Cout + COB - 1) / COB;
-  const int ny = min(4, OY - oy0);
+  const int cb0 = grp * ncb / CBG, cb1 = (grp + 1) * ncb / CBG;
+  const int nrb = min(RB, (OY - oy0 + 3) / 4); // row blocks inside the output
   const size_t plane = (size_t)Z * Y * X, OS = (size_t)OZ * OY * OX;
   __global const float *xn = x + (size_t)n * Cin * plane + ox0;
   __global float *yn = y + (size_t)n * Cout * OS + ((size_t)oz * OY + oy0) * OX + ox0;
   const float16 zero = 0.0f;
-  // the chunk's transformed inputs: kernel plane, y component, channel, x component
-  float16 vs[KZ * T6 * CICH * T6];
+  // the chunk's transformed inputs: row block, kernel plane, y component, channel, x component
+  float16 vs[RB * KZ * T6 * CICH * T6];
   float16 ms[T6 * COB * 4]; // a channel block's y components after the inverse along x
   for (int ci0 = 0; ci0 < Cin; ci0 += CICH) {
     const int nc = min(CICH, Cin - ci0);
-    for (int c = 0; c < nc; c++) {
+    for (int c = 0; c < nc; c++)
+      for (int rb = 0; rb < nrb; rb++) {
+      const int ry0 = oy0 + 4 * rb; // the block's first output row
       if (ci0 + c + 1 < Cin)
         for (int p = 0; p < KZ; p++)
           for (int r = 0; r < T6; r++) {
-            const int iz = oz - KZ / 2 + p, iy = oy0 - 1 + r;
+            const int iz = oz - KZ / 2 + p, iy = ry0 - 1 + r;
             if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
               __global const float *xr = xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X;
               WINO_PREFETCH(xr);
@@ -501,7 +513,7 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
         const int iz = oz - KZ / 2 + p;
         float16 t[T6][T6]; // the plane's 6 input rows, transformed along x
         for (int r = 0; r < T6; r++) {
-          const int iy = oy0 - 1 + r;
+          const int iy = ry0 - 1 + r;
           float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero, d4 = zero, d5 = zero;
           if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
             __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
@@ -519,7 +531,7 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
           }
           BT6(d0, d1, d2, d3, d4, d5, t[r]);
         }
-        float16 *vp = vs + (size_t)p * T6 * CICH * T6 + c * T6;
+        float16 *vp = vs + ((size_t)rb * KZ + p) * T6 * CICH * T6 + c * T6;
 #pragma unroll
         for (int e = 0; e < T6; e++) { // along y
           float16 v[T6];
@@ -529,7 +541,9 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
         }
       }
     }
-    for (int cb = 0; cb < ncb; cb++) {
+    for (int cb = cb0; cb < cb1; cb++)
+      for (int rb = 0; rb < nrb; rb++) {
+      const int ny = min(4, OY - oy0 - 4 * rb);
       for (int q = 0; q < T6; q++) { // y component
         float16 acc[COB][T6];
 #pragma unroll
@@ -537,7 +551,7 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
 #pragma unroll
           for (int t = 0; t < T6; t++) acc[j][t] = 0.0f;
         __global const float *uc = u + ((size_t)(cb * T6 + q) * Cin + ci0) * UQ6;
-        const float16 *vq = vs + (size_t)q * CICH * T6;
+        const float16 *vq = vs + ((size_t)rb * KZ * T6 + q) * CICH * T6;
         for (int c = 0; c < nc; c++, uc += UQ6, vq += T6) {
 #pragma unroll
           for (int ki = 0; ki < KZ; ki++)
@@ -574,7 +588,7 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
           const float16 a = MIX_LO(rows[r][0], rows[r][2]), bb = MIX_LO(rows[r][1], rows[r][3]);
           const float16 a2 = MIX_HI(rows[r][0], rows[r][2]), b2 = MIX_HI(rows[r][1], rows[r][3]);
           float16 out[4] = {MIX_LO(a, bb) + bj, MIX_HI(a, bb) + bj, MIX_LO(a2, b2) + bj, MIX_HI(a2, b2) + bj};
-          __global float *yc = yn + (size_t)co * OS + (size_t)r * OX;
+          __global float *yc = yn + (size_t)co * OS + (size_t)(4 * rb + r) * OX;
 #pragma unroll
           for (int s = 0; s < 4; s++) {
             if (ci0 > 0) out[s] += load16_upto(yc + 16 * s, nx - 16 * s);

@@ -13,19 +13,21 @@
 /* conv.wino_tile for a pass of a kz x 3 x 3 kernel over rows of X, Cin -> Cout channels: 0 rows (conv_wino),
  * 1 F(2x2) (y, x) tiles, 2 F(2x2x2) (z, y, x) tiles where the kernel has 3 planes (else as 1), 3 F(4x4) (y, x)
  * tiles with the kernel planes summed directly. Auto, for 8 or more input channels: F(4x4) for rows of at
- * least 48 (64 outputs per work-item; 56 of 64 live at 56), F(2x2x2) for 3x3x3 kernels over rows of at least
- * 24 (32 per work-item), F(2x2) for 2-D rows of 24..47; the 2-D tiles only while the transformed weights stay
- * within 16 or 36 floats x 64K channel pairs, as every work-item streams them. Against conv_wino (in-process,
- * 2 cores, best of 6): F(4x4) 1.6x on 2-D 32 and 64 channels at 512^2 and 256^2, 1.3x at 128^2, 1.8-2.2x on
- * 3-D 32..128 channels at 56..224-wide rows (F(2x2x2) there 1.55-1.8x); F(2x2x2) 1.4x on the ct3d plan's
- * 256..512 channels at 7x24x28; every tile kind 0.6-0.75x on 512 channels at 32^2; one input channel 0.64x
- * (the transform is then most of the work). */
+ * least 48 (64 outputs per work-item; 56 of 64 live at 56), F(2x2x2) for 3x3x3 kernels over rows of 24..47
+ * (32 per work-item), F(2x2) for such 2-D rows while the transformed weights every work-item streams stay
+ * within 64K channel pairs (16 floats each); narrower rows, and 2-D rows of 24..47 under more channels, stay
+ * on conv_wino. Against conv_wino (in-process, 2 cores, best of 6): F(4x4) 1.6x on 2-D 32 and 64 channels at
+ * 512^2 and 256^2, 1.3x at 128^2, 1.8-2.2x on 3-D 32..128 channels at 56..224-wide rows (F(2x2x2) there
+ * 1.55-1.8x); F(2x2x2) 1.4x on the ct3d plan's 256..512 channels at 7x24x28. In the 2d plan's forward, 512
+ * channels at 64^2 on F(4x4) with 8 row blocks per work-item: 21.6 ms against 35 ms; at 32^2 and below
+ * every tile kind lost (half the lanes or more past the row). One input channel: 0.64x (the transform is
+ * then most of the work). */
 static int wino_tile_mode(const lu_device *dev, int Cin, int Cout, int X, int kz) {
   int t = lu_tune(dev, LU_TUNE_CONV_WINO_TILE);
   if (t != LU_TUNE_AUTO) return t > 0 ? t : 0;
   int small_u = (size_t)Cin * Cout <= 65536;
   if (Cin < 8) return 0;
-  if (X >= 48 && small_u) return 3;
+  if (X >= 48) return 3;
   if (X >= 24 && (kz == 3 || small_u)) return 2;
   return 0;
 }
@@ -79,9 +81,22 @@ static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, 
 static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                              cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB);
-  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, 16);
-  char opts[80];
-  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d", cob, chunk, kz);
+  /* Large weights (more than 64K channel pairs: 2.4 MB of U per 1K pairs) over a small map: blocks of rows
+   * per work-item so that U streams once per row range, the channel blocks split for parallelism (8
+   * work-items or more). */
+  int big = (size_t)Cin * Cout > 65536;
+  int rb = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_RB, big ? 8 : 1);
+  int blocks = (Y + 3) / 4;
+  if (rb > blocks) rb = blocks;
+  if (rb < 1) rb = 1;
+  size_t items = (size_t)((X + 63) / 64) * Z * ((Y + 4 * rb - 1) / (4 * rb)) * N;
+  int ncb = (Cout + cob - 1) / cob;
+  int cbg = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_CBG, items >= 8 ? 1 : (int)((8 + items - 1) / items));
+  if (cbg > ncb) cbg = ncb;
+  if (cbg < 1) cbg = 1;
+  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, rb > 1 ? (kz == 3 ? 4 : 8) : 16);
+  char opts[120];
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DRB=%d -DCBG=%d", cob, chunk, kz, rb, cbg);
   cl_kernel kp, kk;
   LU_TRY(lu_conv_kernel(dev, "wino_t4_pack", opts, &kp));
   LU_TRY(lu_conv_kernel(dev, "conv_wino_t4", opts, &kk));
@@ -90,7 +105,7 @@ static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, in
   if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_t4_pack args");
   LU_TRY(lu_conv_pack_launch(dev, kp, "wino_t4_pack", w, Cin, Cout, cob, (size_t)kz * 36, &u, &ubytes));
   lu_status st = lu_conv_kernel_args(kk, "conv_wino_t4", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
-  size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + 3) / 4), (size_t)N};
+  size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + 4 * rb - 1) / (4 * rb)), (size_t)N * cbg};
   if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino_t4");
   lu_conv_pack_release(dev, u, ubytes);
   return st;
