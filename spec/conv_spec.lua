@@ -231,13 +231,15 @@ describe("conv", function()
       support.set_wino_tile(mode, 3, 6)
       for _, c in ipairs(cases) do check_case(c, false) end
     end
-    -- F(4x4) with 3 blocks of 4 rows per work-item (a partial last block, blocks past the map) and the channel
-    -- blocks split between 2 and 3 work-items (groups of unequal size, a group of one block)
-    support.set_wino_tile("4x4", 3, 4)
-    for _, split in ipairs({ { 3, 2 }, { 2, 3 } }) do
-      core.tune.set("conv.wino_t4_rb", split[1])
-      core.tune.set("conv.wino_t4_cbg", split[2])
-      for _, c in ipairs(cases) do check_case(c, false) end
+    -- each tile kind with 3 blocks of rows per work-item (a partial last block, blocks past the map) and the
+    -- channel blocks split between 2 and 3 work-items (groups of unequal size, a group of one block)
+    for _, mode in ipairs({ "2d", "3d", "4x4" }) do
+      support.set_wino_tile(mode, 3, 4)
+      for _, split in ipairs({ { 3, 2 }, { 2, 3 } }) do
+        core.tune.set("conv.wino_t4_rb", split[1])
+        core.tune.set("conv.wino_t4_cbg", split[2])
+        for _, c in ipairs(cases) do check_case(c, false) end
+      end
     end
     core.tune.set("conv.wino_t4_rb", nil)
     core.tune.set("conv.wino_t4_cbg", nil)

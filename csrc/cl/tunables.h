@@ -56,8 +56,8 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(CONV_WINO_TILE, "conv.wino_tile", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|2d|3d|4x4", "conv_wino: Winograd F(2,3) along x only (rows), over (y, x) or (z, y, x) tiles, or F(4x4,3x3) tiles") \
   X(CONV_WINO_TILE_COB, "conv.wino_tile_cob", 4, 4, NULL, "conv_wino_tile: output channels per work-item") \
   X(CONV_WINO_TILE_CICH, "conv.wino_tile_cich", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_wino_tile: input channels per transform") \
-  X(CONV_WINO_T4_RB, "conv.wino_t4_rb", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_wino_t4: blocks of 4 rows per work-item (auto: up to 8 where the weights are large)") \
-  X(CONV_WINO_T4_CBG, "conv.wino_t4_cbg", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_wino_t4: work-items splitting a row range's channel blocks") \
+  X(CONV_WINO_T4_RB, "conv.wino_t4_rb", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_wino_t4 / conv_wino_tile: blocks of 4 / 2 rows per work-item (auto: up to 8 / 16 where the weights are large)") \
+  X(CONV_WINO_T4_CBG, "conv.wino_t4_cbg", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_wino_t4 / conv_wino_tile: work-items splitting a row range's channel blocks") \
   X(CONV_S2ROWS, "conv.s2rows", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "stride-2 forwards on conv_s2rows") \
   X(CONV_S2_RG, "conv.s2_rg", 2, 2, NULL, "conv_s2rows: output rows per work-item") \
   X(CONV_S2_CICH, "conv.s2_cich", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "conv_s2rows: input channels per de-interleave") \

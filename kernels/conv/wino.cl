@@ -183,6 +183,12 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
 #define NQ (WZ ? 16 : 4)        // components accumulated apart: (z,) y
 #define KI (WZ ? 1 : KZ)        // kernel planes summed into one component (direct along z)
 #define UQ (KI * WT * COB)      // floats of U per component, input channel and channel block
+#ifndef TRB
+#define TRB 1 // conv_wino_tile: blocks of 2 output rows per work-item
+#endif
+#ifndef TCBG
+#define TCBG 1 // conv_wino_tile: work-items sharing the channel blocks of one row range
+#endif
 
 // A row's 64 floats from 16 before it (PoCL's prefetch() is empty; clang's builtin emits prefetcht0; the
 // address through an integer: the builtin takes a private pointer, and PoCL's address spaces are one)
@@ -265,31 +271,36 @@ __kernel void wino_tile_pack(__global float *restrict u, __global const float *r
 
 // y (N, Cout, OZ, OY, OX) = conv(x (N, Cin, Z, Y, X)) + bias, extents as conv_wino's, rows of any length
 // (a last work-item of fewer than 32 outputs reads zeros past the row and stores only its outputs).
-// global: (ceil(X / 32), ceil(OZ / PZ) * ceil(OY / 2), N)
+// TRB blocks of 2 rows per work-item and TCBG work-items per row range split the channel blocks, as
+// conv_wino_t4's RB and CBG (small maps with many channels).
+// global: (ceil(X / 32), ceil(OZ / PZ) * ceil(OY / (2 TRB)), N * TCBG)
 __kernel void conv_wino_tile(__global const float *restrict x, __global const float *restrict u,
                              __global const float *restrict b, const int has_bias, __global float *restrict y,
                              const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
                              const int OY, const int OX) {
-  const int nyt = (OY + 1) / 2, n = get_global_id(2);
-  const int oz0 = get_global_id(1) / nyt * PZ, oy0 = get_global_id(1) % nyt * 2;
+  const int nyt = (OY + 2 * TRB - 1) / (2 * TRB), n = get_global_id(2) / TCBG, grp = get_global_id(2) % TCBG;
+  const int oz0 = get_global_id(1) / nyt * PZ, oy0 = get_global_id(1) % nyt * 2 * TRB;
   const int ox0 = get_global_id(0) * 32, nx = X - ox0, ncb = (Cout + COB - 1) / COB;
-  const int ny = min(2, OY - oy0), nz = min(PZ, OZ - oz0);
+  const int cb0 = grp * ncb / TCBG, cb1 = (grp + 1) * ncb / TCBG;
+  const int nrb = min(TRB, (OY - oy0 + 1) / 2), nz = min(PZ, OZ - oz0);
   const size_t plane = (size_t)Z * Y * X, OS = (size_t)OZ * OY * OX;
   __global const float *xn = x + (size_t)n * Cin * plane + ox0;
   __global float *yn = y + (size_t)n * Cout * OS + ((size_t)oz0 * OY + oy0) * OX + ox0;
   const float16 zero = 0.0f;
   // the chunk's transformed inputs: plane (or z component), y component, channel, x component (channels
   // of one component adjacent: a row stride of 4 KiB would keep them in one L1 set)
-  float16 vs[TP * WT * CICH * WT];
+  float16 vs[TRB * TP * WT * CICH * WT]; // and row block, outermost
   float16 ms[NQ * COB * 2];        // a channel block's components after the inverse along x
   for (int ci0 = 0; ci0 < Cin; ci0 += CICH) {
     const int nc = min(CICH, Cin - ci0);
-    for (int c = 0; c < nc; c++) {
-      float16 *vc = vs + c * WT;
+    for (int c = 0; c < nc; c++)
+      for (int rb = 0; rb < nrb; rb++) {
+      const int ry0 = oy0 + 2 * rb; // the block's first output row
+      float16 *vc = vs + (size_t)rb * TP * WT * CICH * WT + c * WT;
       if (ci0 + c + 1 < Cin) // the next channel's rows, while this one is transformed (they miss the caches)
         for (int p = 0; p < TP; p++)
           for (int r = 0; r < 4; r++) {
-            const int iz = oz0 - KZ / 2 + p, iy = oy0 - 1 + r;
+            const int iz = oz0 - KZ / 2 + p, iy = ry0 - 1 + r;
             if (iz >= 0 && iz < Z && iy >= 0 && iy < Y)
               WINO_PREFETCH(xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X - (ox0 > 0 ? 16 : 0));
           }
@@ -297,7 +308,7 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
         const int iz = oz0 - KZ / 2 + p;
         float16 t[4][WT]; // the plane's 4 input rows, transformed along x
         for (int r = 0; r < 4; r++) {
-          const int iy = oy0 - 1 + r;
+          const int iy = ry0 - 1 + r;
           float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero;
           if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
             __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
@@ -336,7 +347,9 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
       }
 #endif
     }
-    for (int cb = 0; cb < ncb; cb++) {
+    for (int cb = cb0; cb < cb1; cb++)
+      for (int rb = 0; rb < nrb; rb++) {
+      const int ny = min(2, OY - oy0 - 2 * rb);
       for (int q = 0; q < NQ; q++) {
         float16 acc[COB][WT];
 #pragma unroll
@@ -344,7 +357,8 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
 #pragma unroll
           for (int t = 0; t < WT; t++) acc[j][t] = 0.0f;
         __global const float *uc = u + ((size_t)(cb * NQ + q) * Cin + ci0) * UQ;
-        const float16 *vq = vs + (size_t)q * CICH * WT; // WZ: z component q / 4; y component q % 4
+        // WZ: z component q / 4; y component q % 4
+        const float16 *vq = vs + (size_t)rb * TP * WT * CICH * WT + (size_t)q * CICH * WT;
         for (int c = 0; c < nc; c++, uc += UQ, vq += WT) {
 #pragma unroll
           for (int ki = 0; ki < KI; ki++)
@@ -389,7 +403,7 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
         for (int pz = 0; pz < nz; pz++)
           for (int py = 0; py < ny; py++) {
             float16 lo = MIX_LO(o[pz][py][0], o[pz][py][1]) + bj, hi = MIX_HI(o[pz][py][0], o[pz][py][1]) + bj;
-            __global float *yc = yn + (size_t)co * OS + ((size_t)pz * OY + py) * OX;
+            __global float *yc = yn + (size_t)co * OS + ((size_t)pz * OY + 2 * rb + py) * OX;
             if (ci0 > 0) {
               lo += load16_upto(yc, nx);
               hi += load16_upto(yc + 16, nx - 16);

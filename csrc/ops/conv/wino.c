@@ -25,10 +25,9 @@
 static int wino_tile_mode(const lu_device *dev, int Cin, int Cout, int X, int kz) {
   int t = lu_tune(dev, LU_TUNE_CONV_WINO_TILE);
   if (t != LU_TUNE_AUTO) return t > 0 ? t : 0;
-  int small_u = (size_t)Cin * Cout <= 65536;
   if (Cin < 8) return 0;
   if (X >= 48) return 3;
-  if (X >= 24 && (kz == 3 || small_u)) return 2;
+  if (X >= 24) return 2;
   return 0;
 }
 
@@ -59,9 +58,22 @@ int lu_conv_wino_applies(const lu_device *dev, int Cin, int Cout, int X, const i
 static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, int wz,
                                cl_mem x, cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB);
-  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, wz ? 16 : kz == 3 ? 8 : 32);
-  char opts[80];
-  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DWZ=%d", cob, chunk, kz, wz);
+  /* large weights over a small 2-D map: blocks of rows and channel-block groups, as wino_t4_run (2d plan, 512
+   * channels at 32^2: 29 ms on conv_wino -> 18 ms). The ct3d plan's 512 -> 256 channels at 7x24x28 lost (81 ->
+   * 101 ms): its planes already share each work-item's weights, and the chunks shrink. */
+  int big = !wz && (size_t)Cin * Cout > 65536;
+  int rb = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_RB, big ? 16 : 1);
+  int pairs = (Y + 1) / 2;
+  if (rb > pairs) rb = pairs;
+  if (rb < 1) rb = 1;
+  size_t items = (size_t)((X + 31) / 32) * ((Z + wz) / (wz + 1)) * ((Y + 2 * rb - 1) / (2 * rb)) * N;
+  int ncb = (Cout + cob - 1) / cob;
+  int cbg = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_CBG, items >= 8 ? 1 : (int)((8 + items - 1) / items));
+  if (cbg > ncb) cbg = ncb;
+  if (cbg < 1) cbg = 1;
+  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, rb > 1 ? (wz || kz == 3 ? 4 : 8) : wz ? 16 : kz == 3 ? 8 : 32);
+  char opts[120];
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DWZ=%d -DTRB=%d -DTCBG=%d", cob, chunk, kz, wz, rb, cbg);
   cl_kernel kp, kk;
   LU_TRY(lu_conv_kernel(dev, "wino_tile_pack", opts, &kp));
   LU_TRY(lu_conv_kernel(dev, "conv_wino_tile", opts, &kk));
@@ -70,7 +82,7 @@ static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, 
   if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_tile_pack args");
   LU_TRY(lu_conv_pack_launch(dev, kp, "wino_tile_pack", w, Cin, Cout, cob, (size_t)(wz ? 4 : kz) * 16, &u, &ubytes));
   lu_status st = lu_conv_kernel_args(kk, "conv_wino_tile", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
-  size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)((Z + wz) / (wz + 1)) * ((Y + 1) / 2), (size_t)N};
+  size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)((Z + wz) / (wz + 1)) * ((Y + 2 * rb - 1) / (2 * rb)), (size_t)N * cbg};
   if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino_tile");
   lu_conv_pack_release(dev, u, ubytes);
   return st;
