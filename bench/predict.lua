@@ -4,7 +4,8 @@ on the CPU, with and without mirroring. Both run as child processes under /usr/b
 (nnU-Net: -npp 0 -nps 0, torch 2 threads; Lunet: -np 2). Appends a line to bench/RESULTS.md.
 
   . scripts/env.sh && lua5.4 bench/predict.lua [--shape Z,Y,X] [--patch Z,Y,X] [--no-record]
-  . scripts/env.sh && lua5.4 bench/predict.lua --plan ct3d|ct2d|mri3d [--shape Z,Y,X] [--spacing Z,Y,X] [--no-record]
+  . scripts/env.sh && lua5.4 bench/predict.lua --plan ct3d|ct2d|mri3d [--shape Z,Y,X] [--spacing Z,Y,X] [--mirror-only]
+                                                 [--no-record]
 
 --plan takes a real nnU-Net default plan (nnunetv2's own ExperimentPlanner output, committed as planner fixtures by
 scripts/fixtures/make_plan_fixtures.py) and builds the full-size network at its planned patch size:
@@ -25,7 +26,7 @@ local PLANS = {
   ct2d = { dir = "spec/fixtures/plans/abdomen_ct_lowres", cfg = "2d", shape = { 16, 512, 512 } },
   mri3d = { dir = "spec/fixtures/plans/brain_mr_100", cfg = "3d_fullres", shape = { 128, 128, 128 } },
 }
-local shape, patch, record, plan, spacing, keep = nil, nil, true, nil, nil, false
+local shape, patch, record, plan, spacing, keep, mirror_only = nil, nil, true, nil, nil, false, false
 local function ints(s)
   local t = {}
   for v in s:gmatch("[%d%.]+") do t[#t + 1] = tonumber(v) end
@@ -49,6 +50,7 @@ while i <= #arg do
     for v in arg[i + 1]:gmatch("%d+") do patch[#patch + 1] = tonumber(v) end
     i = i + 1
   elseif arg[i] == "--keep" then keep = true -- leave the case, models and outputs (printed) for profiling
+  elseif arg[i] == "--mirror-only" then mirror_only = true -- full-size cases: the no-mirror runs skipped
   elseif arg[i] == "--no-record" then record = false end
   i = i + 1
 end
@@ -149,15 +151,19 @@ end
 
 local env = string.format("nnUNet_raw=%s/raw nnUNet_preprocessed=%s/pre", root, root)
 local results = {}
-for _, mirror in ipairs({ true, false }) do
+for _, mirror in ipairs(mirror_only and { true } or { true, false }) do
   local tag = mirror and "mirror" or "nomirror"
   local nn_cmd = string.format("env %s nnUNet_results=%s/res_nn OMP_NUM_THREADS=2 nnUNetv2_predict -i %s/in "
     .. "-o %s/out_nn_%s -d 991 -c %s -f 0 -device cpu -npp 0 -nps 0 %s", env, root, root, root, tag,
     cfg, mirror and "" or "--disable_tta")
   local lu_cmd = string.format("env %s nnUNet_results=%s/res_lu scripts/lunet predict -i %s/in -o %s/out_lu_%s "
     .. "-d 991 -c %s -f 0 -np 2 %s", env, root, root, root, tag, cfg, mirror and "" or "--disable-tta")
-  -- warm the Lunet program cache once so kernel compilation is not timed (it is cached on disk per device)
-  if mirror then sh(lu_cmd) end
+  -- warm the Lunet program cache once so kernel compilation is not timed (it is cached on disk per device);
+  -- without mirroring, as the kernels are the same (a quarter or an eighth of a mirrored run)
+  if mirror then
+    sh(string.format("env %s nnUNet_results=%s/res_lu scripts/lunet predict -i %s/in -o %s/out_lu_warm -d 991 -c %s "
+      .. "-f 0 -np 2 --disable-tta", env, root, root, root, cfg))
+  end
   local nt, nr = timed(nn_cmd, "nn_" .. tag)
   local lt, lr = timed(lu_cmd, "lu_" .. tag)
   local a = image.read(string.format("%s/out_nn_%s/b1.nii.gz", root, tag)).data:flat()
