@@ -233,12 +233,13 @@ describe("conv", function()
     end
     -- each tile kind with 3 blocks of rows per work-item (a partial last block, blocks past the map) and the
     -- channel blocks split between 2 and 3 work-items (groups of unequal size, a group of one block)
+    local blocked = { cases[2], cases[5], cases[6], cases[7], cases[#cases - 1], cases[#cases] }
     for _, mode in ipairs({ "2d", "3d", "4x4" }) do
       support.set_wino_tile(mode, 3, 4)
       for _, split in ipairs({ { 3, 2 }, { 2, 3 } }) do
         core.tune.set("conv.wino_t4_rb", split[1])
         core.tune.set("conv.wino_t4_cbg", split[2])
-        for _, c in ipairs(cases) do check_case(c, false) end
+        for _, c in ipairs(blocked) do check_case(c, false) end
       end
     end
     core.tune.set("conv.wino_t4_rb", nil)
