@@ -194,10 +194,10 @@ __kernel void conv_wino(__global const float *restrict x, __global const float *
 // address through an integer: the builtin takes a private pointer, and PoCL's address spaces are one)
 #define WINO_PREFETCH(p)                                                                                        \
   do {                                                                                                          \
-    __builtin_prefetch((const void *)(size_t)(p));                                                                      \
-    __builtin_prefetch((const void *)(size_t)((p) + 16));                                                               \
-    __builtin_prefetch((const void *)(size_t)((p) + 32));                                                               \
-    __builtin_prefetch((const void *)(size_t)((p) + 48));                                                               \
+    __builtin_prefetch((const void *)(size_t)(p));                                                              \
+    __builtin_prefetch((const void *)(size_t)((p) + 16));                                                       \
+    __builtin_prefetch((const void *)(size_t)((p) + 32));                                                       \
+    __builtin_prefetch((const void *)(size_t)((p) + 48));                                                       \
   } while (0)
 
 // 16 floats from p of which the first n (any int) lie inside the row; zeros past them. Rows whose
@@ -220,6 +220,19 @@ static inline void store16_upto(const float16 v, __global float *p, const int n)
     for (int i = 0; i < n; i++) p[i] = t[i];
   }
 }
+
+// acc[j][t] += U * V over the chunk's nc channels for one component of the tile kernels: per channel, KN
+// kernel planes (summed directly) of NT x-components each, U's COB channels broadcast against one vector of
+// V; U advances UQN floats and V NT vectors per channel, V's kernel planes lie NT x CICH x NT vectors apart.
+#define WINO_ACCUMULATE(acc, uc, vq, nc, NT, KN, UQN)                                                           \
+  for (int c_ = 0; c_ < (nc); c_++, (uc) += (UQN), (vq) += (NT)) {                                             \
+    _Pragma("unroll") for (int ki_ = 0; ki_ < (KN); ki_++)                                                     \
+    _Pragma("unroll") for (int t_ = 0; t_ < (NT); t_++) {                                                      \
+      const float16 v_ = (vq)[ki_ * (NT) * CICH * (NT) + t_];                                                  \
+      _Pragma("unroll") for (int j_ = 0; j_ < COB; j_++)                                                       \
+        acc[j_][t_] = fma((float16)((uc)[(ki_ * (NT) + t_) * COB + j_]), v_, acc[j_][t_]);                     \
+    }                                                                                                          \
+  }
 
 // the two outputs of F(2,3) from 4 transformed values
 #define INV0(m0, m1, m2, m3) ((m0) + (m1) + (m2))
@@ -295,124 +308,115 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
     const int nc = min(CICH, Cin - ci0);
     for (int c = 0; c < nc; c++)
       for (int rb = 0; rb < nrb; rb++) {
-      const int ry0 = oy0 + 2 * rb; // the block's first output row
-      float16 *vc = vs + (size_t)rb * TP * WT * CICH * WT + c * WT;
-      if (ci0 + c + 1 < Cin) // the next channel's rows, while this one is transformed (they miss the caches)
-        for (int p = 0; p < TP; p++)
+        const int ry0 = oy0 + 2 * rb; // the block's first output row
+        float16 *vc = vs + (size_t)rb * TP * WT * CICH * WT + c * WT;
+        if (ci0 + c + 1 < Cin) // the next channel's rows, while this one is transformed (they miss the caches)
+          for (int p = 0; p < TP; p++)
+            for (int r = 0; r < 4; r++) {
+              const int iz = oz0 - KZ / 2 + p, iy = ry0 - 1 + r;
+              if (iz >= 0 && iz < Z && iy >= 0 && iy < Y)
+                WINO_PREFETCH(xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X - (ox0 > 0 ? 16 : 0));
+            }
+        for (int p = 0; p < TP; p++) {
+          const int iz = oz0 - KZ / 2 + p;
+          float16 t[4][WT]; // the plane's 4 input rows, transformed along x
           for (int r = 0; r < 4; r++) {
-            const int iz = oz0 - KZ / 2 + p, iy = ry0 - 1 + r;
-            if (iz >= 0 && iz < Z && iy >= 0 && iy < Y)
-              WINO_PREFETCH(xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X - (ox0 > 0 ? 16 : 0));
+            const int iy = ry0 - 1 + r;
+            float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero;
+            if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
+              __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
+              const float16 pv = load16_upto(xr, nx), q = load16_upto(xr + 16, nx - 16);
+              const float16 l = ox0 > 0 ? vload16(0, xr - 16) : zero;
+              const float16 rt = load16_upto(xr + 32, nx - 32);
+              d1 = EVEN(pv, q);
+              d2 = ODD(pv, q);
+              d0 = BACK(l, d2);
+              d3 = AHEAD(d1, rt);
+            }
+            t[r][0] = d0 - d2;
+            t[r][1] = d1 + d2;
+            t[r][2] = d2 - d1;
+            t[r][3] = d1 - d3;
           }
-      for (int p = 0; p < TP; p++) {
-        const int iz = oz0 - KZ / 2 + p;
-        float16 t[4][WT]; // the plane's 4 input rows, transformed along x
-        for (int r = 0; r < 4; r++) {
-          const int iy = ry0 - 1 + r;
-          float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero;
-          if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
-            __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
-            const float16 pv = load16_upto(xr, nx), q = load16_upto(xr + 16, nx - 16);
-            const float16 l = ox0 > 0 ? vload16(0, xr - 16) : zero;
-            const float16 rt = load16_upto(xr + 32, nx - 32);
-            d1 = EVEN(pv, q);
-            d2 = ODD(pv, q);
-            d0 = BACK(l, d2);
-            d3 = AHEAD(d1, rt);
-          }
-          t[r][0] = d0 - d2;
-          t[r][1] = d1 + d2;
-          t[r][2] = d2 - d1;
-          t[r][3] = d1 - d3;
-        }
-        float16 *vp = vc + p * WT * CICH * WT;
+          float16 *vp = vc + p * WT * CICH * WT;
 #pragma unroll
-        for (int e = 0; e < WT; e++) { // along y
-          vp[0 * CICH * WT + e] = t[0][e] - t[2][e];
-          vp[1 * CICH * WT + e] = t[1][e] + t[2][e];
-          vp[2 * CICH * WT + e] = t[2][e] - t[1][e];
-          vp[3 * CICH * WT + e] = t[1][e] - t[3][e];
+          for (int e = 0; e < WT; e++) { // along y
+            vp[0 * CICH * WT + e] = t[0][e] - t[2][e];
+            vp[1 * CICH * WT + e] = t[1][e] + t[2][e];
+            vp[2 * CICH * WT + e] = t[2][e] - t[1][e];
+            vp[3 * CICH * WT + e] = t[1][e] - t[3][e];
+          }
         }
-      }
 #if WZ
 #pragma unroll
-      for (int e = 0; e < WT * WT; e++) { // along z, in place: y component e / 4, x component e % 4
+        for (int e = 0; e < WT * WT; e++) { // along z, in place: y component e / 4, x component e % 4
 #define VZ(p) vc[(((p) * WT + e / WT) * CICH) * WT + e % WT]
-        const float16 a0 = VZ(0), a1 = VZ(1), a2 = VZ(2), a3 = VZ(3);
-        VZ(0) = a0 - a2;
-        VZ(1) = a1 + a2;
-        VZ(2) = a2 - a1;
-        VZ(3) = a1 - a3;
+          const float16 a0 = VZ(0), a1 = VZ(1), a2 = VZ(2), a3 = VZ(3);
+          VZ(0) = a0 - a2;
+          VZ(1) = a1 + a2;
+          VZ(2) = a2 - a1;
+          VZ(3) = a1 - a3;
 #undef VZ
-      }
+        }
 #endif
-    }
+      }
     for (int cb = cb0; cb < cb1; cb++)
       for (int rb = 0; rb < nrb; rb++) {
-      const int ny = min(2, OY - oy0 - 2 * rb);
-      for (int q = 0; q < NQ; q++) {
-        float16 acc[COB][WT];
+        const int ny = min(2, OY - oy0 - 2 * rb);
+        for (int q = 0; q < NQ; q++) {
+          float16 acc[COB][WT];
 #pragma unroll
-        for (int j = 0; j < COB; j++)
+          for (int j = 0; j < COB; j++)
 #pragma unroll
-          for (int t = 0; t < WT; t++) acc[j][t] = 0.0f;
-        __global const float *uc = u + ((size_t)(cb * NQ + q) * Cin + ci0) * UQ;
-        // WZ: z component q / 4; y component q % 4
-        const float16 *vq = vs + (size_t)rb * TP * WT * CICH * WT + (size_t)q * CICH * WT;
-        for (int c = 0; c < nc; c++, uc += UQ, vq += WT) {
+            for (int t = 0; t < WT; t++) acc[j][t] = 0.0f;
+          __global const float *uc = u + ((size_t)(cb * NQ + q) * Cin + ci0) * UQ;
+          // WZ: z component q / 4; y component q % 4
+          const float16 *vq = vs + (size_t)rb * TP * WT * CICH * WT + (size_t)q * CICH * WT;
+          WINO_ACCUMULATE(acc, uc, vq, nc, WT, KI, UQ);
 #pragma unroll
-          for (int ki = 0; ki < KI; ki++)
-#pragma unroll
-            for (int t = 0; t < WT; t++) {
-              const float16 v = vq[ki * WT * CICH * WT + t];
-#pragma unroll
-              for (int j = 0; j < COB; j++) acc[j][t] = fma((float16)(uc[(ki * WT + t) * COB + j]), v, acc[j][t]);
-            }
+          for (int j = 0; j < COB; j++) {
+            ms[(q * COB + j) * 2] = INV0(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
+            ms[(q * COB + j) * 2 + 1] = INV1(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
+          }
         }
-#pragma unroll
         for (int j = 0; j < COB; j++) {
-          ms[(q * COB + j) * 2] = INV0(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
-          ms[(q * COB + j) * 2 + 1] = INV1(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
-        }
-      }
-      for (int j = 0; j < COB; j++) {
-        const int co = cb * COB + j;
-        if (co >= Cout) break;
-        const float bj = ci0 == 0 && has_bias ? b[co] : 0.0f;
-        float16 o[PZ][2][2]; // output plane, row, even / odd x
+          const int co = cb * COB + j;
+          if (co >= Cout) break;
+          const float bj = ci0 == 0 && has_bias ? b[co] : 0.0f;
+          float16 o[PZ][2][2]; // output plane, row, even / odd x
 #pragma unroll
-        for (int h = 0; h < 2; h++) {
-          float16 r[2][NQ / WT]; // along y first: output row, z component
+          for (int h = 0; h < 2; h++) {
+            float16 r[2][NQ / WT]; // along y first: output row, z component
 #pragma unroll
-          for (int qz = 0; qz < NQ / WT; qz++) {
-            const float16 *m = ms + (qz * WT * COB + j) * 2 + h;
-            const float16 m0 = m[0], m1 = m[COB * 2], m2 = m[2 * COB * 2], m3 = m[3 * COB * 2];
-            r[0][qz] = INV0(m0, m1, m2, m3);
-            r[1][qz] = INV1(m0, m1, m2, m3);
-          }
-#pragma unroll
-          for (int py = 0; py < 2; py++) {
-#if WZ
-            o[0][py][h] = INV0(r[py][0], r[py][1], r[py][2], r[py][3]);
-            o[1][py][h] = INV1(r[py][0], r[py][1], r[py][2], r[py][3]);
-#else
-            o[0][py][h] = r[py][0];
-#endif
-          }
-        }
-        for (int pz = 0; pz < nz; pz++)
-          for (int py = 0; py < ny; py++) {
-            float16 lo = MIX_LO(o[pz][py][0], o[pz][py][1]) + bj, hi = MIX_HI(o[pz][py][0], o[pz][py][1]) + bj;
-            __global float *yc = yn + (size_t)co * OS + ((size_t)pz * OY + 2 * rb + py) * OX;
-            if (ci0 > 0) {
-              lo += load16_upto(yc, nx);
-              hi += load16_upto(yc + 16, nx - 16);
+            for (int qz = 0; qz < NQ / WT; qz++) {
+              const float16 *m = ms + (qz * WT * COB + j) * 2 + h;
+              const float16 m0 = m[0], m1 = m[COB * 2], m2 = m[2 * COB * 2], m3 = m[3 * COB * 2];
+              r[0][qz] = INV0(m0, m1, m2, m3);
+              r[1][qz] = INV1(m0, m1, m2, m3);
             }
-            store16_upto(lo, yc, nx);
-            store16_upto(hi, yc + 16, nx - 16);
+#pragma unroll
+            for (int py = 0; py < 2; py++) {
+#if WZ
+              o[0][py][h] = INV0(r[py][0], r[py][1], r[py][2], r[py][3]);
+              o[1][py][h] = INV1(r[py][0], r[py][1], r[py][2], r[py][3]);
+#else
+              o[0][py][h] = r[py][0];
+#endif
+            }
           }
+          for (int pz = 0; pz < nz; pz++)
+            for (int py = 0; py < ny; py++) {
+              float16 lo = MIX_LO(o[pz][py][0], o[pz][py][1]) + bj, hi = MIX_HI(o[pz][py][0], o[pz][py][1]) + bj;
+              __global float *yc = yn + (size_t)co * OS + ((size_t)pz * OY + 2 * rb + py) * OX;
+              if (ci0 > 0) {
+                lo += load16_upto(yc, nx);
+                hi += load16_upto(yc + 16, nx - 16);
+              }
+              store16_upto(lo, yc, nx);
+              store16_upto(hi, yc + 16, nx - 16);
+            }
+        }
       }
-    }
   }
 }
 
@@ -512,104 +516,95 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
     const int nc = min(CICH, Cin - ci0);
     for (int c = 0; c < nc; c++)
       for (int rb = 0; rb < nrb; rb++) {
-      const int ry0 = oy0 + 4 * rb; // the block's first output row
-      if (ci0 + c + 1 < Cin)
-        for (int p = 0; p < KZ; p++)
-          for (int r = 0; r < T6; r++) {
-            const int iz = oz - KZ / 2 + p, iy = ry0 - 1 + r;
-            if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
-              __global const float *xr = xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X;
-              WINO_PREFETCH(xr);
-              __builtin_prefetch((const void *)(size_t)(xr + 64));
+        const int ry0 = oy0 + 4 * rb; // the block's first output row
+        if (ci0 + c + 1 < Cin)
+          for (int p = 0; p < KZ; p++)
+            for (int r = 0; r < T6; r++) {
+              const int iz = oz - KZ / 2 + p, iy = ry0 - 1 + r;
+              if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
+                __global const float *xr = xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X;
+                WINO_PREFETCH(xr);
+                __builtin_prefetch((const void *)(size_t)(xr + 64));
+              }
             }
+        for (int p = 0; p < KZ; p++) {
+          const int iz = oz - KZ / 2 + p;
+          float16 t[T6][T6]; // the plane's 6 input rows, transformed along x
+          for (int r = 0; r < T6; r++) {
+            const int iy = ry0 - 1 + r;
+            float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero, d4 = zero, d5 = zero;
+            if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
+              __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
+              const float16 p0 = load16_upto(xr, nx), p1 = load16_upto(xr + 16, nx - 16);
+              const float16 p2 = load16_upto(xr + 32, nx - 32), p3 = load16_upto(xr + 48, nx - 48);
+              const float16 l = ox0 > 0 ? vload16(0, xr - 16) : zero;
+              const float16 rt = load16_upto(xr + 64, nx - 64);
+              const float16 e01 = EVEN(p0, p1), e23 = EVEN(p2, p3), o01 = ODD(p0, p1), o23 = ODD(p2, p3);
+              d1 = EVEN(e01, e23); // x[ox0 + 4t]
+              d3 = ODD(e01, e23);  // x[ox0 + 4t + 2]
+              d2 = EVEN(o01, o23); // x[ox0 + 4t + 1]
+              d4 = ODD(o01, o23);  // x[ox0 + 4t + 3]
+              d0 = BACK(l, d4);    // x[ox0 + 4t - 1]
+              d5 = AHEAD(d1, rt);  // x[ox0 + 4t + 4]
+            }
+            BT6(d0, d1, d2, d3, d4, d5, t[r]);
           }
-      for (int p = 0; p < KZ; p++) {
-        const int iz = oz - KZ / 2 + p;
-        float16 t[T6][T6]; // the plane's 6 input rows, transformed along x
-        for (int r = 0; r < T6; r++) {
-          const int iy = ry0 - 1 + r;
-          float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero, d4 = zero, d5 = zero;
-          if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
-            __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
-            const float16 p0 = load16_upto(xr, nx), p1 = load16_upto(xr + 16, nx - 16);
-            const float16 p2 = load16_upto(xr + 32, nx - 32), p3 = load16_upto(xr + 48, nx - 48);
-            const float16 l = ox0 > 0 ? vload16(0, xr - 16) : zero;
-            const float16 rt = load16_upto(xr + 64, nx - 64);
-            const float16 e01 = EVEN(p0, p1), e23 = EVEN(p2, p3), o01 = ODD(p0, p1), o23 = ODD(p2, p3);
-            d1 = EVEN(e01, e23); // x[ox0 + 4t]
-            d3 = ODD(e01, e23);  // x[ox0 + 4t + 2]
-            d2 = EVEN(o01, o23); // x[ox0 + 4t + 1]
-            d4 = ODD(o01, o23);  // x[ox0 + 4t + 3]
-            d0 = BACK(l, d4);    // x[ox0 + 4t - 1]
-            d5 = AHEAD(d1, rt);  // x[ox0 + 4t + 4]
+          float16 *vp = vs + ((size_t)rb * KZ + p) * T6 * CICH * T6 + c * T6;
+#pragma unroll
+          for (int e = 0; e < T6; e++) { // along y
+            float16 v[T6];
+            BT6(t[0][e], t[1][e], t[2][e], t[3][e], t[4][e], t[5][e], v);
+#pragma unroll
+            for (int ey = 0; ey < T6; ey++) vp[ey * CICH * T6 + e] = v[ey];
           }
-          BT6(d0, d1, d2, d3, d4, d5, t[r]);
-        }
-        float16 *vp = vs + ((size_t)rb * KZ + p) * T6 * CICH * T6 + c * T6;
-#pragma unroll
-        for (int e = 0; e < T6; e++) { // along y
-          float16 v[T6];
-          BT6(t[0][e], t[1][e], t[2][e], t[3][e], t[4][e], t[5][e], v);
-#pragma unroll
-          for (int ey = 0; ey < T6; ey++) vp[ey * CICH * T6 + e] = v[ey];
         }
       }
-    }
     for (int cb = cb0; cb < cb1; cb++)
       for (int rb = 0; rb < nrb; rb++) {
-      const int ny = min(4, OY - oy0 - 4 * rb);
-      for (int q = 0; q < T6; q++) { // y component
-        float16 acc[COB][T6];
+        const int ny = min(4, OY - oy0 - 4 * rb);
+        for (int q = 0; q < T6; q++) { // y component
+          float16 acc[COB][T6];
 #pragma unroll
-        for (int j = 0; j < COB; j++)
+          for (int j = 0; j < COB; j++)
 #pragma unroll
-          for (int t = 0; t < T6; t++) acc[j][t] = 0.0f;
-        __global const float *uc = u + ((size_t)(cb * T6 + q) * Cin + ci0) * UQ6;
-        const float16 *vq = vs + ((size_t)rb * KZ * T6 + q) * CICH * T6;
-        for (int c = 0; c < nc; c++, uc += UQ6, vq += T6) {
+            for (int t = 0; t < T6; t++) acc[j][t] = 0.0f;
+          __global const float *uc = u + ((size_t)(cb * T6 + q) * Cin + ci0) * UQ6;
+          const float16 *vq = vs + ((size_t)rb * KZ * T6 + q) * CICH * T6;
+          WINO_ACCUMULATE(acc, uc, vq, nc, T6, KZ, UQ6);
 #pragma unroll
-          for (int ki = 0; ki < KZ; ki++)
+          for (int j = 0; j < COB; j++) {
+            float16 o[4];
+            AT6(acc[j], o);
 #pragma unroll
-            for (int t = 0; t < T6; t++) {
-              const float16 v = vq[ki * T6 * CICH * T6 + t];
-#pragma unroll
-              for (int j = 0; j < COB; j++) acc[j][t] = fma((float16)(uc[(ki * T6 + t) * COB + j]), v, acc[j][t]);
-            }
+            for (int k = 0; k < 4; k++) ms[(q * COB + j) * 4 + k] = o[k];
+          }
         }
-#pragma unroll
         for (int j = 0; j < COB; j++) {
-          float16 o[4];
-          AT6(acc[j], o);
+          const int co = cb * COB + j;
+          if (co >= Cout) break;
+          const float bj = ci0 == 0 && has_bias ? b[co] : 0.0f;
+          float16 rows[4][4]; // output row, x output k of each lane
 #pragma unroll
-          for (int k = 0; k < 4; k++) ms[(q * COB + j) * 4 + k] = o[k];
-        }
-      }
-      for (int j = 0; j < COB; j++) {
-        const int co = cb * COB + j;
-        if (co >= Cout) break;
-        const float bj = ci0 == 0 && has_bias ? b[co] : 0.0f;
-        float16 rows[4][4]; // output row, x output k of each lane
+          for (int k = 0; k < 4; k++) {
+            float16 m[T6], o[4];
 #pragma unroll
-        for (int k = 0; k < 4; k++) {
-          float16 m[T6], o[4];
+            for (int q = 0; q < T6; q++) m[q] = ms[(q * COB + j) * 4 + k];
+            AT6(m, o);
 #pragma unroll
-          for (int q = 0; q < T6; q++) m[q] = ms[(q * COB + j) * 4 + k];
-          AT6(m, o);
+            for (int r = 0; r < 4; r++) rows[r][k] = o[r];
+          }
+          for (int r = 0; r < ny; r++) {
+            const float16 a = MIX_LO(rows[r][0], rows[r][2]), bb = MIX_LO(rows[r][1], rows[r][3]);
+            const float16 a2 = MIX_HI(rows[r][0], rows[r][2]), b2 = MIX_HI(rows[r][1], rows[r][3]);
+            float16 out[4] = {MIX_LO(a, bb) + bj, MIX_HI(a, bb) + bj, MIX_LO(a2, b2) + bj, MIX_HI(a2, b2) + bj};
+            __global float *yc = yn + (size_t)co * OS + (size_t)(4 * rb + r) * OX;
 #pragma unroll
-          for (int r = 0; r < 4; r++) rows[r][k] = o[r];
-        }
-        for (int r = 0; r < ny; r++) {
-          const float16 a = MIX_LO(rows[r][0], rows[r][2]), bb = MIX_LO(rows[r][1], rows[r][3]);
-          const float16 a2 = MIX_HI(rows[r][0], rows[r][2]), b2 = MIX_HI(rows[r][1], rows[r][3]);
-          float16 out[4] = {MIX_LO(a, bb) + bj, MIX_HI(a, bb) + bj, MIX_LO(a2, b2) + bj, MIX_HI(a2, b2) + bj};
-          __global float *yc = yn + (size_t)co * OS + (size_t)(4 * rb + r) * OX;
-#pragma unroll
-          for (int s = 0; s < 4; s++) {
-            if (ci0 > 0) out[s] += load16_upto(yc + 16 * s, nx - 16 * s);
-            store16_upto(out[s], yc + 16 * s, nx - 16 * s);
+            for (int s = 0; s < 4; s++) {
+              if (ci0 > 0) out[s] += load16_upto(yc + 16 * s, nx - 16 * s);
+              store16_upto(out[s], yc + 16 * s, nx - 16 * s);
+            }
           }
         }
       }
-    }
   }
 }

@@ -53,74 +53,71 @@ int lu_conv_wino_applies(const lu_device *dev, int Cin, int Cout, int X, const i
  * (1.13-1.22x over 1: the transformed rows and each slice of U shared; rows of 16: 2 pairs of rows, each
  * pair in one vector), transforms per chunk of 32 input channels, 8 with 3 planes (1.16-1.21x over 16:
  * 12 rows per channel); w as lu_conv_direct_run's (flip: backward data). */
-/* conv_wino_tile: 2x2 (y, x) tiles, or with wz 2x2x2 (z, y, x) tiles of a 3x3x3 kernel, 32 outputs of a
- * row per work-item as conv_wino's. */
-static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, int wz,
-                               cl_mem x, cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
-  int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB);
-  /* large weights over a small 2-D map: blocks of rows and channel-block groups, as wino_t4_run (2d plan, 512
-   * channels at 32^2: 29 ms on conv_wino -> 18 ms). The ct3d plan's 512 -> 256 channels at 7x24x28 lost (81 ->
-   * 101 ms): its planes already share each work-item's weights, and the chunks shrink. */
-  int big = !wz && (size_t)Cin * Cout > 65536;
-  int rb = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_RB, big ? 16 : 1);
-  int pairs = (Y + 1) / 2;
-  if (rb > pairs) rb = pairs;
-  if (rb < 1) rb = 1;
-  size_t items = (size_t)((X + 31) / 32) * ((Z + wz) / (wz + 1)) * ((Y + 2 * rb - 1) / (2 * rb)) * N;
-  int ncb = (Cout + cob - 1) / cob;
-  int cbg = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_CBG, items >= 8 ? 1 : (int)((8 + items - 1) / items));
-  if (cbg > ncb) cbg = ncb;
-  if (cbg < 1) cbg = 1;
-  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, rb > 1 ? (wz || kz == 3 ? 4 : 8) : wz ? 16 : kz == 3 ? 8 : 32);
-  char opts[120];
-  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DWZ=%d -DTRB=%d -DTCBG=%d", cob, chunk, kz, wz, rb, cbg);
+/* Large weights over a small map (more than 64K channel pairs: every work-item streams all transformed
+ * weights once per chunk, 2.4 MB per 1K pairs of 2x2 tiles): `rows`-row blocks per work-item, up to max_rb
+ * of them, so that a row range streams them once (each slice reused from L1 across its blocks), and the
+ * channel blocks of a row range split between work-items until there are 8 (conv.wino_t4_rb and
+ * conv.wino_t4_cbg force both). items_x: work-items over x, planes and images. */
+static void tile_blocking(const lu_device *dev, int max_rb, int rows, int Y, size_t items_x, int ncb, int *rb,
+                          int *cbg) {
+  int r = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_RB, max_rb);
+  int blocks = (Y + rows - 1) / rows;
+  *rb = r > blocks ? blocks : r < 1 ? 1 : r;
+  size_t items = items_x * (size_t)((Y + rows * *rb - 1) / (rows * *rb));
+  int g = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_CBG, items >= 8 ? 1 : (int)((8 + items - 1) / items));
+  *cbg = g > ncb ? ncb : g < 1 ? 1 : g;
+}
+
+/* Packs w with the pass's pack kernel (`floats` per channel pair), runs kname over gl, gives the pack back. */
+static lu_status wino_launch(lu_device *dev, const char *pack, const char *kname, const char *opts, size_t floats,
+                             const size_t gl[3], int Cin, int Cout, int cob, int Z, int Y, int X, cl_mem x, cl_mem w,
+                             int flip, const lu_tensor *b, cl_mem y) {
   cl_kernel kp, kk;
-  LU_TRY(lu_conv_kernel(dev, "wino_tile_pack", opts, &kp));
-  LU_TRY(lu_conv_kernel(dev, "conv_wino_tile", opts, &kk));
+  LU_TRY(lu_conv_kernel(dev, pack, opts, &kp));
+  LU_TRY(lu_conv_kernel(dev, kname, opts, &kk));
   cl_mem u;
   size_t ubytes;
-  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_tile_pack args");
-  LU_TRY(lu_conv_pack_launch(dev, kp, "wino_tile_pack", w, Cin, Cout, cob, (size_t)(wz ? 4 : kz) * 16, &u, &ubytes));
-  lu_status st = lu_conv_kernel_args(kk, "conv_wino_tile", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
-  size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)((Z + wz) / (wz + 1)) * ((Y + 2 * rb - 1) / (2 * rb)), (size_t)N * cbg};
-  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino_tile");
+  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "%s args", pack);
+  LU_TRY(lu_conv_pack_launch(dev, kp, pack, w, Cin, Cout, cob, floats, &u, &ubytes));
+  lu_status st = lu_conv_kernel_args(kk, kname, x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
+  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, kname);
   lu_conv_pack_release(dev, u, ubytes);
   return st;
 }
 
+/* conv_wino_tile: 2x2 (y, x) tiles, or with wz 2x2x2 (z, y, x) tiles of a 3x3x3 kernel, 32 outputs of a
+ * row per work-item as conv_wino's. Blocks of row pairs only for 2-D tiles (2d plan, 512 channels at 32^2:
+ * 29 ms on conv_wino -> 18 ms); the ct3d plan's 512 -> 256 channels at 7x24x28 lost with them (81 -> 101 ms):
+ * its planes already share each work-item's weights, and the chunks shrink. */
+static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, int wz,
+                               cl_mem x, cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
+  int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB), ncb = (Cout + cob - 1) / cob, rb, cbg;
+  int big = !wz && (size_t)Cin * Cout > 65536;
+  size_t items_x = (size_t)((X + 31) / 32) * ((Z + wz) / (wz + 1)) * N;
+  tile_blocking(dev, big ? 16 : 1, 2, Y, items_x, ncb, &rb, &cbg);
+  int chunk_rule = rb > 1 ? (wz || kz == 3 ? 4 : 8) : wz ? 16 : kz == 3 ? 8 : 32;
+  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, chunk_rule);
+  char opts[120];
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DWZ=%d -DTRB=%d -DTCBG=%d", cob, chunk, kz, wz, rb, cbg);
+  size_t rows_z = (size_t)((Z + wz) / (wz + 1)) * ((Y + 2 * rb - 1) / (2 * rb));
+  size_t gl[3] = {(size_t)(X + 31) / 32, rows_z, (size_t)N * cbg};
+  return wino_launch(dev, "wino_tile_pack", "conv_wino_tile", opts, (size_t)(wz ? 4 : kz) * 16, gl, Cin, Cout, cob,
+                     Z, Y, X, x, w, flip, b, y);
+}
+
 /* conv_wino_t4: F(4x4, 3x3) tiles over (y, x), kz kernel planes summed directly; 64 outputs of 4 rows per
- * work-item. */
+ * work-item, up to 8 blocks of them for large weights (2d plan, 512 -> 256 channels at 64^2: 35 ms on
+ * conv_wino -> 19.6 ms). */
 static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                              cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
-  int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB);
-  /* Large weights (more than 64K channel pairs: 2.4 MB of U per 1K pairs) over a small map: blocks of rows
-   * per work-item so that U streams once per row range, the channel blocks split for parallelism (8
-   * work-items or more). */
-  int big = (size_t)Cin * Cout > 65536;
-  int rb = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_RB, big ? 8 : 1);
-  int blocks = (Y + 3) / 4;
-  if (rb > blocks) rb = blocks;
-  if (rb < 1) rb = 1;
-  size_t items = (size_t)((X + 63) / 64) * Z * ((Y + 4 * rb - 1) / (4 * rb)) * N;
-  int ncb = (Cout + cob - 1) / cob;
-  int cbg = lu_tune_or(dev, LU_TUNE_CONV_WINO_T4_CBG, items >= 8 ? 1 : (int)((8 + items - 1) / items));
-  if (cbg > ncb) cbg = ncb;
-  if (cbg < 1) cbg = 1;
+  int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB), ncb = (Cout + cob - 1) / cob, rb, cbg;
+  tile_blocking(dev, (size_t)Cin * Cout > 65536 ? 8 : 1, 4, Y, (size_t)((X + 63) / 64) * Z * N, ncb, &rb, &cbg);
   int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, rb > 1 ? (kz == 3 ? 4 : 8) : 16);
   char opts[120];
   snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DRB=%d -DCBG=%d", cob, chunk, kz, rb, cbg);
-  cl_kernel kp, kk;
-  LU_TRY(lu_conv_kernel(dev, "wino_t4_pack", opts, &kp));
-  LU_TRY(lu_conv_kernel(dev, "conv_wino_t4", opts, &kk));
-  cl_mem u;
-  size_t ubytes;
-  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_t4_pack args");
-  LU_TRY(lu_conv_pack_launch(dev, kp, "wino_t4_pack", w, Cin, Cout, cob, (size_t)kz * 36, &u, &ubytes));
-  lu_status st = lu_conv_kernel_args(kk, "conv_wino_t4", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
   size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + 4 * rb - 1) / (4 * rb)), (size_t)N * cbg};
-  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino_t4");
-  lu_conv_pack_release(dev, u, ubytes);
-  return st;
+  return wino_launch(dev, "wino_t4_pack", "conv_wino_t4", opts, (size_t)kz * 36, gl, Cin, Cout, cob, Z, Y, X, x, w,
+                     flip, b, y);
 }
 
 lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
@@ -134,17 +131,8 @@ lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int 
   int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_CICH, kz == 3 ? 8 : 32);
   int pair = X == 16;
   snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DRG=%d -DKZ=%d -DPAIR=%d", cob, chunk, rg, kz, pair);
-  cl_kernel kp, kk;
-  LU_TRY(lu_conv_kernel(dev, "wino_pack", opts, &kp));
-  LU_TRY(lu_conv_kernel(dev, "conv_wino", opts, &kk));
-  cl_mem u;
-  size_t ubytes;
-  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "wino_pack args");
-  LU_TRY(lu_conv_pack_launch(dev, kp, "wino_pack", w, Cin, Cout, cob, (size_t)kz * 12, &u, &ubytes));
-  lu_status st = lu_conv_kernel_args(kk, "conv_wino", x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
   int wrows = rg * (pair + 1);
   size_t gl[3] = {(size_t)(X + 31) / 32, (size_t)Z * ((Y + wrows - 1) / wrows), (size_t)N};
-  if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, "conv_wino");
-  lu_conv_pack_release(dev, u, ubytes);
-  return st;
+  return wino_launch(dev, "wino_pack", "conv_wino", opts, (size_t)kz * 12, gl, Cin, Cout, cob, Z, Y, X, x, w, flip, b,
+                     y);
 }
