@@ -1,4 +1,6 @@
-// 3x3, 1x3x3 and 3x3x3 stride-1 convolutions (pad 1) by 1-D Winograd F(2,3) along x, for CPUs (PoCL).
+// 3x3, 1x3x3 and 3x3x3 stride-1 convolutions (pad 1) by Winograd transforms, for CPUs (PoCL): conv_wino
+// (F(2,3) along x, below), conv_wino_tile (F(2x2) / F(2x2x2) tiles) and conv_wino_t4 (F(4x4) tiles) further on.
+// conv_wino: 1-D Winograd F(2,3) along x.
 // Two outputs of a kernel row take 4 multiplies instead of 6: for the inputs d0..d3 = x[o-1 .. o+2]
 // and taps g0..g2, with V = (d0 - d2, d1 + d2, d2 - d1, d1 - d3) and
 // U = (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2), M = U * V (summed over channels and kernel rows),

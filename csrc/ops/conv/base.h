@@ -5,7 +5,8 @@
  *   gemm.c    im2col / col2im + CLBlast SGEMM over tiles (lu_conv_tiled_gemm): any geometry
  *   direct.c  the direct kernels: conv_direct (x-vectors), conv_cvec (channel vectors), conv_rows
  *             (3-tap rows), convT_cvec, dgrad_cvec
- *   wino.c    Winograd F(2,3) along rows (conv_wino), stride-1 3x3(x3)
+ *   wino.c    Winograd along rows (conv_wino), over 2x2(x2) and 4x4 tiles (conv_wino_tile, conv_wino_t4),
+ *             stride-1 3x3(x3)
  *   s2rows.c  stride-2 forwards over de-interleaved rows (conv_s2rows)
  *   dgrad.c   strided backward data: dgrad_rows, by output phases, dgrad_strided / dgrad_s2x
  *   wgrad.c   the weight gradient: wgrad_direct, wgrad_cvec, partial sums per chunk

@@ -1,7 +1,8 @@
-/* Winograd F(2,3) along rows (kernels/conv/wino.cl): 3x3, 1x3x3 and 3x3x3 stride-1 convolutions and
- * their backward data on CPUs. With d0..d3 = x[o-1 .. o+2] and taps g0..g2, two outputs of a kernel
- * row take 4 multiplies instead of 6 (Lavin and Gray, "Fast Algorithms for Convolutional Neural
- * Networks", 2016). */
+/* Winograd convolutions (kernels/conv/wino.cl): 3x3, 1x3x3 and 3x3x3 stride-1 convolutions and their
+ * backward data on CPUs (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Three
+ * kernels, by how many axes they transform: conv_wino F(2,3) along x (4 multiplies per 2 outputs of a kernel
+ * row instead of 6), conv_wino_tile F(2x2) over (y, x) or F(2x2x2) over (z, y, x), conv_wino_t4 F(4x4) over
+ * (y, x) with the kernel planes summed directly; wino_tile_mode picks one per layer. */
 #include "ops/conv/base.h"
 
 #include <stdio.h>
