@@ -240,6 +240,16 @@ static inline void store16_upto(const float16 v, __global float *p, const int n)
 #define INV0(m0, m1, m2, m3) ((m0) + (m1) + (m2))
 #define INV1(m0, m1, m2, m3) ((m1) - (m2) - (m3))
 
+// Tap (kz, ky, kx) of the pass's kernel for input channel ci and output channel co: forward w (Cout, Cin, KZ,
+// 3, 3); flip (backward data as a conv of dy): w (Cin, Cout, KZ, 3, 3) of the forward conv, taps reversed.
+// 0 past Cout (the last channel block's padding).
+static inline float wino_tap(__global const float *w, const int ci, const int co, const int Cin, const int Cout,
+                             const int flip, const int kz, const int ky, const int kx) {
+  if (co >= Cout) return 0.0f;
+  if (!flip) return w[(((size_t)co * Cin + ci) * KZ + kz) * 9 + ky * 3 + kx];
+  return w[(((size_t)ci * Cout + co) * KZ + (KZ - 1 - kz)) * 9 + (2 - ky) * 3 + (2 - kx)];
+}
+
 // G g for the taps g0..g2 of one kernel row (or column, or plane line)
 static inline void wino_g(const float g0, const float g1, const float g2, float *o) {
   o[0] = g0;
@@ -257,13 +267,7 @@ __kernel void wino_tile_pack(__global float *restrict u, __global const float *r
   float g[KZ][3][3];
   for (int kz = 0; kz < KZ; kz++)
     for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        float v = 0.0f;
-        if (co < Cout && !flip) v = w[(((size_t)co * Cin + ci) * KZ + kz) * 9 + ky * 3 + kx];
-        else if (co < Cout)
-          v = w[(((size_t)ci * Cout + co) * KZ + (KZ - 1 - kz)) * 9 + (2 - ky) * 3 + (2 - kx)];
-        g[kz][ky][kx] = v;
-      }
+      for (int kx = 0; kx < 3; kx++) g[kz][ky][kx] = wino_tap(w, ci, co, Cin, Cout, flip, kz, ky, kx);
   float gx[KZ][3][WT], gy[KZ][WT][WT], t[WT];
   for (int kz = 0; kz < KZ; kz++) {
     for (int ky = 0; ky < 3; ky++) wino_g(g[kz][ky][0], g[kz][ky][1], g[kz][ky][2], gx[kz][ky]);
@@ -478,13 +482,7 @@ __kernel void wino_t4_pack(__global float *restrict u, __global const float *res
   for (int kz = 0; kz < KZ; kz++) {
     float g[3][3], gx[3][T6], t[T6];
     for (int ky = 0; ky < 3; ky++)
-      for (int kx = 0; kx < 3; kx++) {
-        float v = 0.0f;
-        if (co < Cout && !flip) v = w[(((size_t)co * Cin + ci) * KZ + kz) * 9 + ky * 3 + kx];
-        else if (co < Cout)
-          v = w[(((size_t)ci * Cout + co) * KZ + (KZ - 1 - kz)) * 9 + (2 - ky) * 3 + (2 - kx)];
-        g[ky][kx] = v;
-      }
+      for (int kx = 0; kx < 3; kx++) g[ky][kx] = wino_tap(w, ci, co, Cin, Cout, flip, kz, ky, kx);
     for (int ky = 0; ky < 3; ky++) wino_g6(g[ky][0], g[ky][1], g[ky][2], gx[ky]);
     for (int ex = 0; ex < T6; ex++) {
       wino_g6(gx[0][ex], gx[1][ex], gx[2][ex], t);
