@@ -474,12 +474,10 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
 /* ------------------------------------------------------------------------------------- forward */
 
 static lu_status conv_fwd(lu_unet *n, const conv_l *c, const lu_tensor *x, lu_tensor *y) {
-  if (c->transposed && n->frozen && !n->plan_train)
-    OP(n, lu_convT_fwd_cached(&c->d, x, P(n, c->pw), P(n, c->pb), y, &n->wcache[c->pw]), x, y);
-  else if (c->transposed) OP(n, lu_convT_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y), x, y);
-  else if (n->frozen && !n->plan_train)
-    OP(n, lu_conv_fwd_cached(&c->d, x, P(n, c->pw), P(n, c->pb), y, &n->wcache[c->pw]), x, y);
-  else OP(n, lu_conv_fwd(&c->d, x, P(n, c->pw), P(n, c->pb), y), x, y);
+  /* frozen weights, inference: the conv's packed weights kept from one forward to the next */
+  lu_conv_wcache *wc = n->frozen && !n->plan_train ? &n->wcache[c->pw] : NULL;
+  if (c->transposed) OP(n, lu_convT_fwd_cached(&c->d, x, P(n, c->pw), P(n, c->pb), y, wc), x, y);
+  else OP(n, lu_conv_fwd_cached(&c->d, x, P(n, c->pw), P(n, c->pb), y, wc), x, y);
   return LU_OK;
 }
 

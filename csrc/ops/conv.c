@@ -33,13 +33,10 @@ lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor
   return lu_conv_context(conv_fwd(&g, x, w, b, y), "conv_fwd", &g);
 }
 
-typedef lu_status (*fwd_fn)(const lu_conv_desc *, const lu_tensor *, const lu_tensor *, const lu_tensor *,
-                            lu_tensor *);
-
-static lu_status fwd_cached(fwd_fn fwd, const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w,
+static lu_status fwd_cached(lu_conv_fwd_fn fwd, const lu_conv_desc *d, const lu_tensor *x, const lu_tensor *w,
                             const lu_tensor *b, lu_tensor *y, lu_conv_wcache *wc) {
   lu_device *dev = x->dev;
-  if (!dev || dev->conv_wcache) return fwd(d, x, w, b, y); /* host tensors, or a pass nested in one */
+  if (!wc || !dev || dev->conv_wcache) return fwd(d, x, w, b, y); /* no cache, host tensors, or nested */
   dev->conv_wcache = wc; /* read by lu_conv_pack_launch / lu_conv_pack_blocks (ops/conv/base.c) */
   lu_status st = fwd(d, x, w, b, y);
   dev->conv_wcache = NULL;

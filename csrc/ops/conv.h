@@ -47,8 +47,8 @@ lu_status lu_conv_fwd(const lu_conv_desc *d, const lu_tensor *x, const lu_tensor
 /* Packed weights of one convolution kept between forwards whose weights do not change (inference plans of
  * a network whose weights were frozen, lu_unet_freeze_weights): lu_conv_fwd_cached packs on first use and
  * reuses the buffer while the pass packs the same weights buffer with the same kernel and extents (a
- * 512-channel 2-D layer's pack is 3-6 ms, 7% of the 2d plan's forward). The owner clears it (the buffer
- * goes back to the pool) before the weights change. */
+ * 512-channel 2-D layer's pack is 3-6 ms, 7% of the 2d plan's forward); wc NULL: lu_conv_fwd / lu_convT_fwd.
+ * The owner clears it (the buffer goes back to the pool) before the weights change. */
 typedef struct lu_conv_wcache {
   void *buf; /* cl_mem from the buffer pool, NULL while empty */
   size_t bytes;

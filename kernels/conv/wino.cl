@@ -223,10 +223,19 @@ static inline void store16_upto(const float16 v, __global float *p, const int n)
   }
 }
 
-// acc[j][t] += U * V over the chunk's nc channels for one component of the tile kernels: per channel, KN
+// A tile kernel's 16 outputs at p (the first n inside the row): the first chunk of input channels stores
+// them, later ones add the partial sums already there.
+static inline void store16_sum(float16 v, __global float *p, const int n, const int add) {
+  if (add) v += load16_upto(p, n);
+  store16_upto(v, p, n);
+}
+
+// acc[j][t] = U * V over the chunk's nc channels for one component of the tile kernels: per channel, KN
 // kernel planes (summed directly) of NT x-components each, U's COB channels broadcast against one vector of
 // V; U advances UQN floats and V NT vectors per channel, V's kernel planes lie NT x CICH x NT vectors apart.
 #define WINO_ACCUMULATE(acc, uc, vq, nc, NT, KN, UQN)                                                           \
+  _Pragma("unroll") for (int j_ = 0; j_ < COB; j_++)                                                           \
+  _Pragma("unroll") for (int t_ = 0; t_ < (NT); t_++) acc[j_][t_] = 0.0f;                                      \
   for (int c_ = 0; c_ < (nc); c_++, (uc) += (UQN), (vq) += (NT)) {                                             \
     _Pragma("unroll") for (int ki_ = 0; ki_ < (KN); ki_++)                                                     \
     _Pragma("unroll") for (int t_ = 0; t_ < (NT); t_++) {                                                      \
@@ -371,10 +380,6 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
         const int ny = min(2, OY - oy0 - 2 * rb);
         for (int q = 0; q < NQ; q++) {
           float16 acc[COB][WT];
-#pragma unroll
-          for (int j = 0; j < COB; j++)
-#pragma unroll
-            for (int t = 0; t < WT; t++) acc[j][t] = 0.0f;
           __global const float *uc = u + ((size_t)(cb * NQ + q) * Cin + ci0) * UQ;
           // WZ: z component q / 4; y component q % 4
           const float16 *vq = vs + (size_t)rb * TP * WT * CICH * WT + (size_t)q * CICH * WT;
@@ -414,12 +419,8 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
             for (int py = 0; py < ny; py++) {
               float16 lo = MIX_LO(o[pz][py][0], o[pz][py][1]) + bj, hi = MIX_HI(o[pz][py][0], o[pz][py][1]) + bj;
               __global float *yc = yn + (size_t)co * OS + ((size_t)pz * OY + 2 * rb + py) * OX;
-              if (ci0 > 0) {
-                lo += load16_upto(yc, nx);
-                hi += load16_upto(yc + 16, nx - 16);
-              }
-              store16_upto(lo, yc, nx);
-              store16_upto(hi, yc + 16, nx - 16);
+              store16_sum(lo, yc, nx, ci0 > 0);
+              store16_sum(hi, yc + 16, nx - 16, ci0 > 0);
             }
         }
       }
@@ -564,10 +565,6 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
         const int ny = min(4, OY - oy0 - 4 * rb);
         for (int q = 0; q < T6; q++) { // y component
           float16 acc[COB][T6];
-#pragma unroll
-          for (int j = 0; j < COB; j++)
-#pragma unroll
-            for (int t = 0; t < T6; t++) acc[j][t] = 0.0f;
           __global const float *uc = u + ((size_t)(cb * T6 + q) * Cin + ci0) * UQ6;
           const float16 *vq = vs + ((size_t)rb * KZ * T6 + q) * CICH * T6;
           WINO_ACCUMULATE(acc, uc, vq, nc, T6, KZ, UQ6);
@@ -596,13 +593,10 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
           for (int r = 0; r < ny; r++) {
             const float16 a = MIX_LO(rows[r][0], rows[r][2]), bb = MIX_LO(rows[r][1], rows[r][3]);
             const float16 a2 = MIX_HI(rows[r][0], rows[r][2]), b2 = MIX_HI(rows[r][1], rows[r][3]);
-            float16 out[4] = {MIX_LO(a, bb) + bj, MIX_HI(a, bb) + bj, MIX_LO(a2, b2) + bj, MIX_HI(a2, b2) + bj};
+            const float16 out[4] = {MIX_LO(a, bb) + bj, MIX_HI(a, bb) + bj, MIX_LO(a2, b2) + bj, MIX_HI(a2, b2) + bj};
             __global float *yc = yn + (size_t)co * OS + (size_t)(4 * rb + r) * OX;
 #pragma unroll
-            for (int s = 0; s < 4; s++) {
-              if (ci0 > 0) out[s] += load16_upto(yc + 16 * s, nx - 16 * s);
-              store16_upto(out[s], yc + 16 * s, nx - 16 * s);
-            }
+            for (int s = 0; s < 4; s++) store16_sum(out[s], yc + 16 * s, nx - 16 * s, ci0 > 0);
           }
         }
       }

@@ -539,18 +539,18 @@ lu_status lu_conv_kernel_args(cl_kernel kk, const char *kname, cl_mem x, cl_mem 
   return LU_OK;
 }
 
-/* The weights w of a pass packed by kp (wino_pack, s2_pack: arguments out, w, Cin, Cout, and any further
- * ones already set), `floats` per input channel and output channel, in blocks of cob output channels:
- * *out is a pool buffer of *bytes bytes. */
+/* The weights w of a pass packed by kp (wino_pack, s2_pack: arguments out, w, Cin, Cout, then flip when flip
+ * >= 0; s2_pack takes none, -1), `floats` per input channel and output channel, in blocks of cob output
+ * channels: *out is a pool buffer of *bytes bytes. */
 lu_status lu_conv_pack_launch(lu_device *dev, cl_kernel kp, const char *kname, cl_mem w, int Cin, int Cout, int cob,
-                             size_t floats, cl_mem *out, size_t *bytes) {
+                              size_t floats, int flip, cl_mem *out, size_t *bytes) {
   size_t padded = (size_t)(Cout + cob - 1) / cob * cob;
   *bytes = padded * Cin * floats * sizeof(float);
-  /* the callers set a flip argument before (0 in every forward, the only cached pass) */
-  if (wcache_hit(dev, kp, w, Cin, Cout, -1, *bytes, out)) return LU_OK;
+  if (wcache_hit(dev, kp, w, Cin, Cout, flip, *bytes, out)) return LU_OK;
   LU_TRY(lu_buffer_alloc(dev, *bytes, out));
   lu_status st = LU_OK;
-  if (LU_ARG(kp, 0, *out) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout))
+  if (LU_ARG(kp, 0, *out) | LU_ARG(kp, 1, w) | LU_ARG(kp, 2, Cin) | LU_ARG(kp, 3, Cout) |
+      (flip >= 0 && LU_ARG(kp, 4, flip)))
     st = lu_fail(LU_ECL, "%s args", kname);
   size_t gp[2] = {(size_t)Cin, padded};
   if (st == LU_OK) st = lu_launch(dev, kp, 2, gp, NULL, kname);
@@ -558,7 +558,7 @@ lu_status lu_conv_pack_launch(lu_device *dev, cl_kernel kp, const char *kname, c
     lu_buffer_release(dev, *out, *bytes);
     *out = NULL;
   } else {
-    wcache_keep(dev, kp, w, Cin, Cout, -1, *bytes, *out);
+    wcache_keep(dev, kp, w, Cin, Cout, flip, *bytes, *out);
   }
   return st;
 }

@@ -149,13 +149,12 @@ lu_status lu_conv_pad_copy(lu_device *dev, const char *opts, cl_mem x, int N, in
 /* Weights packed per block of cob output channels (pack_weights with `flip`). */
 lu_status lu_conv_pack_blocks(lu_device *dev, const char *opts, cl_mem w, int cin, int cout, int cob, size_t kv,
                               int flip, cl_mem *wp, size_t *bytes);
-/* Weights packed by kp (wino_pack, s2_pack: arguments out, w, Cin, Cout, further ones already set),
+/* Weights packed by kp (wino_pack, s2_pack: arguments out, w, Cin, Cout, and flip unless it is -1),
  * `floats` per channel pair, in blocks of cob output channels. */
 lu_status lu_conv_pack_launch(lu_device *dev, cl_kernel kp, const char *kname, cl_mem w, int Cin, int Cout, int cob,
-                              size_t floats, cl_mem *out, size_t *bytes);
+                              size_t floats, int flip, cl_mem *out, size_t *bytes);
 /* Gives back a buffer of lu_conv_pack_blocks / lu_conv_pack_launch, unless the cache of the lu_conv_fwd_cached
- * pass in flight keeps it (ops/conv.h). The packs look the cache up by kernel, weights and extents; within a
- * cached pass (a forward) every pack has flip 0. */
+ * pass in flight keeps it (ops/conv.h). The packs look the cache up by kernel, weights, extents and flip. */
 void lu_conv_pack_release(lu_device *dev, cl_mem wp, size_t bytes);
 /* A row of zeros (`len` floats and slack) for the row kernels to read off the input. */
 lu_status lu_conv_zero_row(lu_device *dev, int len, cl_mem *out, size_t *bytes);

@@ -28,7 +28,7 @@ lu_status lu_conv_s2rows_run(lu_device *dev, const lu_conv_geom *g, cl_mem x, cl
   LU_TRY(lu_conv_kernel(dev, "conv_s2rows", opts, &kk));
   cl_mem wp;
   size_t wbytes;
-  LU_TRY(lu_conv_pack_launch(dev, kp, "s2_pack", w, g->Cin, g->Cout, cob, (size_t)g->k[0] * 9, &wp, &wbytes));
+  LU_TRY(lu_conv_pack_launch(dev, kp, "s2_pack", w, g->Cin, g->Cout, cob, (size_t)g->k[0] * 9, -1, &wp, &wbytes));
   lu_status st = lu_conv_kernel_args(kk, "conv_s2rows", x, wp, w, b, y, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ,
                                      g->OY, g->OX);
   size_t gl[3] = {(size_t)g->OX / 16, (size_t)g->OZ * ((g->OY + rg - 1) / rg), (size_t)g->N};

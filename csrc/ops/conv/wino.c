@@ -14,15 +14,14 @@
 /* conv.wino_tile for a pass of a kz x 3 x 3 kernel over rows of X, Cin -> Cout channels: 0 rows (conv_wino),
  * 1 F(2x2) (y, x) tiles, 2 F(2x2x2) (z, y, x) tiles where the kernel has 3 planes (else as 1), 3 F(4x4) (y, x)
  * tiles with the kernel planes summed directly. Auto, for 8 or more input channels: F(4x4) for rows of at
- * least 48 (64 outputs per work-item; 56 of 64 live at 56), F(2x2x2) for 3x3x3 kernels over rows of 24..47
- * (32 per work-item), F(2x2) for such 2-D rows while the transformed weights every work-item streams stay
- * within 64K channel pairs (16 floats each); narrower rows, and 2-D rows of 24..47 under more channels, stay
- * on conv_wino. Against conv_wino (in-process, 2 cores, best of 6): F(4x4) 1.6x on 2-D 32 and 64 channels at
- * 512^2 and 256^2, 1.3x at 128^2, 1.8-2.2x on 3-D 32..128 channels at 56..224-wide rows (F(2x2x2) there
- * 1.55-1.8x); F(2x2x2) 1.4x on the ct3d plan's 256..512 channels at 7x24x28. In the 2d plan's forward, 512
- * channels at 64^2 on F(4x4) with 8 row blocks per work-item: 21.6 ms against 35 ms; at 32^2 and below
- * every tile kind lost (half the lanes or more past the row). One input channel: 0.64x (the transform is
- * then most of the work). */
+ * least 48 (64 outputs per work-item; 56 of 64 live at 56), the 2x2(x2) tiles for rows of 24..47 (32 per
+ * work-item; 2-D ones with large weights in blocks of rows, wino_tile_run); narrower rows stay on conv_wino,
+ * whose lanes they fill better. Against conv_wino (in-process, 2 cores, best of 6): F(4x4) 1.6x on 2-D 32
+ * and 64 channels at 512^2 and 256^2, 1.3x at 128^2, 1.8-2.2x on 3-D 32..128 channels at 56..224-wide rows
+ * (F(2x2x2) there 1.55-1.8x); F(2x2x2) 1.4x on the ct3d plan's 256..512 channels at 7x24x28. In the 2d plan's
+ * forward, 512 channels at 64^2 on F(4x4) with 8 row blocks per work-item: 21.6 ms against 35 ms; at 32^2
+ * without the blocks every tile kind lost (F(4x4) leaves half its lanes past the row). One input channel:
+ * 0.64x (the transform is then most of the work). */
 static int wino_tile_mode(const lu_device *dev, int Cin, int Cout, int X, int kz) {
   int t = lu_tune(dev, LU_TUNE_CONV_WINO_TILE);
   if (t != LU_TUNE_AUTO) return t > 0 ? t : 0;
@@ -50,10 +49,6 @@ int lu_conv_wino_applies(const lu_device *dev, int Cin, int Cout, int X, const i
   return lu_tune_or(dev, LU_TUNE_CONV_WINO, 1) != 0;
 }
 
-/* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino with kz kernel planes: 2 rows per work-item
- * (1.13-1.22x over 1: the transformed rows and each slice of U shared; rows of 16: 2 pairs of rows, each
- * pair in one vector), transforms per chunk of 32 input channels, 8 with 3 planes (1.16-1.21x over 16:
- * 12 rows per channel); w as lu_conv_direct_run's (flip: backward data). */
 /* Large weights over a small map (more than 64K channel pairs: every work-item streams all transformed
  * weights once per chunk, 2.4 MB per 1K pairs of 2x2 tiles): `rows`-row blocks per work-item, up to max_rb
  * of them, so that a row range streams them once (each slice reused from L1 across its blocks), and the
@@ -78,8 +73,7 @@ static lu_status wino_launch(lu_device *dev, const char *pack, const char *kname
   LU_TRY(lu_conv_kernel(dev, kname, opts, &kk));
   cl_mem u;
   size_t ubytes;
-  if (LU_ARG(kp, 4, flip)) return lu_fail(LU_ECL, "%s args", pack);
-  LU_TRY(lu_conv_pack_launch(dev, kp, pack, w, Cin, Cout, cob, floats, &u, &ubytes));
+  LU_TRY(lu_conv_pack_launch(dev, kp, pack, w, Cin, Cout, cob, floats, flip, &u, &ubytes));
   lu_status st = lu_conv_kernel_args(kk, kname, x, u, w, b, y, Cin, Cout, Z, Y, X, Z, Y, X);
   if (st == LU_OK) st = lu_launch_by_rows(dev, kk, gl, kname);
   lu_conv_pack_release(dev, u, ubytes);
@@ -121,6 +115,10 @@ static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, in
                      flip, b, y);
 }
 
+/* y (N, Cout, Z, Y, X) from x (N, Cin, Z, Y, X) by conv_wino with kz kernel planes: 2 rows per work-item
+ * (1.13-1.22x over 1: the transformed rows and each slice of U shared; rows of 16: 2 pairs of rows, each
+ * pair in one vector), transforms per chunk of 32 input channels, 8 with 3 planes (1.16-1.21x over 16:
+ * 12 rows per channel); w as lu_conv_direct_run's (flip: backward data). */
 lu_status lu_conv_wino_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                           cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int tile = wino_tile_mode(dev, Cin, Cout, X, kz);
