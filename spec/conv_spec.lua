@@ -220,11 +220,16 @@ describe("conv", function()
       { n = 1, cin = 5, cout = 4, x = { 5, 1, 24 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } },
       { n = 1, cin = 8, cout = 6, x = { 3, 3, 36 }, k = { 1, 3, 3 }, stride = { 1, 1, 1 } },
     }
-    -- F(4x4): also rows of 64 and 120 (whole and partial last work-items of 64), row counts off the 4-row blocks
+    -- F(4x4): also rows of 64 and 120 (whole and partial last work-items of 64), row counts off the 4-row blocks;
+    -- rows of at most 32 put 2 blocks side by side in a vector (the 32-, 28-, 24- and 7-wide cases above),
+    -- rows of at most 16 put 4 (16 and 14 wide here: 35 rows, a last block of one partial group, and 1x3x3
+    -- kernels over 3 planes)
     for _, mode in ipairs({ "2d", "3d", "4x4" }) do
       if mode == "4x4" then
         cases[#cases + 1] = { n = 2, cin = 8, cout = 5, x = { 9, 64 }, k = { 3, 3 }, stride = { 1, 1 } }
         cases[#cases + 1] = { n = 1, cin = 9, cout = 6, x = { 2, 6, 120 }, k = { 3, 3, 3 }, stride = { 1, 1, 1 } }
+        cases[#cases + 1] = { n = 1, cin = 8, cout = 6, x = { 35, 16 }, k = { 3, 3 }, stride = { 1, 1 } }
+        cases[#cases + 1] = { n = 2, cin = 9, cout = 5, x = { 3, 9, 14 }, k = { 1, 3, 3 }, stride = { 1, 1, 1 } }
       end
       support.set_wino_tile(mode)
       for _, c in ipairs(cases) do check_case(c, false) end
@@ -233,7 +238,8 @@ describe("conv", function()
     end
     -- each tile kind with 3 blocks of rows per work-item (a partial last block, blocks past the map) and the
     -- channel blocks split between 2 and 3 work-items (groups of unequal size, a group of one block)
-    local blocked = { cases[2], cases[5], cases[6], cases[7], cases[#cases - 1], cases[#cases] }
+    local blocked = { cases[1], cases[2], cases[5], cases[6], cases[7], cases[#cases - 3], cases[#cases - 2],
+      cases[#cases - 1], cases[#cases] }
     for _, mode in ipairs({ "2d", "3d", "4x4" }) do
       support.set_wino_tile(mode, 3, 4)
       for _, split in ipairs({ { 3, 2 }, { 2, 3 } }) do

@@ -442,6 +442,11 @@ __kernel void conv_wino_tile(__global const float *restrict x, __global const fl
 #ifndef CBG
 #define CBG 1 // conv_wino_t4: work-items sharing the channel blocks of one row range
 #endif
+#ifndef TG
+#define TG 1 // conv_wino_t4: blocks of 4 rows side by side in a vector (rows of at most 64 / TG)
+#endif
+#define TSEG (4 / TG) // 16-float segments of a row in a vector
+#define BROWS (4 * TG) // output rows of one block
 
 // B^T d for the 6 inputs d0..d5 of a tile
 #define BT6(d0, d1, d2, d3, d4, d5, v)                                                                          \
@@ -496,16 +501,19 @@ __kernel void wino_t4_pack(__global float *restrict u, __global const float *res
 // Small maps with many channels (32^2 x 512 of a 2-D plan): every work-item streams all of U once per chunk
 // (37 MB there), so a work-item takes RB blocks of 4 rows, whose transforms share each slice of U while it
 // sits in L1, and CBG work-items split the channel blocks of one row range between them.
-// global: (ceil(X / 64), Z * ceil(OY / (4 RB)), N * CBG)
+// TG > 1 (rows of at most 64 / TG): a block is TG groups of 4 rows side by side in the lanes, group g in
+// lanes 16 g / TG .., so narrow rows still fill the vector; a group's tiles read zeros left of x = 0 and
+// right of its row.
+// global: (ceil(X / 64), Z * ceil(OY / (4 TG RB)), N * CBG)
 __kernel void conv_wino_t4(__global const float *restrict x, __global const float *restrict u,
                            __global const float *restrict b, const int has_bias, __global float *restrict y,
                            const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,
                            const int OY, const int OX) {
-  const int nyt = (OY + 4 * RB - 1) / (4 * RB), n = get_global_id(2) / CBG, grp = get_global_id(2) % CBG;
-  const int oz = get_global_id(1) / nyt, oy0 = get_global_id(1) % nyt * 4 * RB;
+  const int nyt = (OY + BROWS * RB - 1) / (BROWS * RB), n = get_global_id(2) / CBG, grp = get_global_id(2) % CBG;
+  const int oz = get_global_id(1) / nyt, oy0 = get_global_id(1) % nyt * BROWS * RB;
   const int ox0 = get_global_id(0) * 64, nx = X - ox0, ncb = (Cout + COB - 1) / COB;
   const int cb0 = grp * ncb / CBG, cb1 = (grp + 1) * ncb / CBG;
-  const int nrb = min(RB, (OY - oy0 + 3) / 4); // row blocks inside the output
+  const int nrb = min(RB, (OY - oy0 + BROWS - 1) / BROWS); // row blocks inside the output
   const size_t plane = (size_t)Z * Y * X, OS = (size_t)OZ * OY * OX;
   __global const float *xn = x + (size_t)n * Cin * plane + ox0;
   __global float *yn = y + (size_t)n * Cout * OS + ((size_t)oz * OY + oy0) * OX + ox0;
@@ -517,10 +525,10 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
     const int nc = min(CICH, Cin - ci0);
     for (int c = 0; c < nc; c++)
       for (int rb = 0; rb < nrb; rb++) {
-        const int ry0 = oy0 + 4 * rb; // the block's first output row
+        const int ry0 = oy0 + BROWS * rb; // the block's first output row
         if (ci0 + c + 1 < Cin)
           for (int p = 0; p < KZ; p++)
-            for (int r = 0; r < T6; r++) {
+            for (int r = 0; r < BROWS + 2; r++) {
               const int iz = oz - KZ / 2 + p, iy = ry0 - 1 + r;
               if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
                 __global const float *xr = xn + (size_t)(ci0 + c + 1) * plane + ((size_t)iz * Y + iy) * X;
@@ -532,8 +540,9 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
           const int iz = oz - KZ / 2 + p;
           float16 t[T6][T6]; // the plane's 6 input rows, transformed along x
           for (int r = 0; r < T6; r++) {
-            const int iy = ry0 - 1 + r;
             float16 d0 = zero, d1 = zero, d2 = zero, d3 = zero, d4 = zero, d5 = zero;
+#if TG == 1
+            const int iy = ry0 - 1 + r;
             if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
               __global const float *xr = xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X;
               const float16 p0 = load16_upto(xr, nx), p1 = load16_upto(xr + 16, nx - 16);
@@ -548,6 +557,35 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
               d0 = BACK(l, d4);    // x[ox0 + 4t - 1]
               d5 = AHEAD(d1, rt);  // x[ox0 + 4t + 4]
             }
+#else
+            // segment j of the 64 lanes' inputs: group j / TSEG's row, columns 16 (j % TSEG) ..
+            float16 pj[4];
+            int any = 0;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+              const int iy = ry0 + 4 * (j / TSEG) - 1 + r, off = 16 * (j % TSEG);
+              pj[j] = zero;
+              if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) {
+                pj[j] = load16_upto(xn + (size_t)(ci0 + c) * plane + ((size_t)iz * Y + iy) * X + off, nx - off);
+                any = 1;
+              }
+            }
+            if (any) {
+              const float16 e01 = EVEN(pj[0], pj[1]), e23 = EVEN(pj[2], pj[3]);
+              const float16 o01 = ODD(pj[0], pj[1]), o23 = ODD(pj[2], pj[3]);
+              d1 = EVEN(e01, e23);
+              d3 = ODD(e01, e23);
+              d2 = EVEN(o01, o23);
+              d4 = ODD(o01, o23);
+#if TG == 2 // a group's first tile reads x = -1, its last x = 32: zeros (rows of at most 32)
+              d0 = __builtin_shufflevector(d4, zero, 16, 0, 1, 2, 3, 4, 5, 6, 16, 8, 9, 10, 11, 12, 13, 14);
+              d5 = __builtin_shufflevector(d1, zero, 1, 2, 3, 4, 5, 6, 7, 16, 9, 10, 11, 12, 13, 14, 15, 16);
+#else
+              d0 = __builtin_shufflevector(d4, zero, 16, 0, 1, 2, 16, 4, 5, 6, 16, 8, 9, 10, 16, 12, 13, 14);
+              d5 = __builtin_shufflevector(d1, zero, 1, 2, 3, 16, 5, 6, 7, 16, 9, 10, 11, 16, 13, 14, 15, 16);
+#endif
+            }
+#endif
             BT6(d0, d1, d2, d3, d4, d5, t[r]);
           }
           float16 *vp = vs + ((size_t)rb * KZ + p) * T6 * CICH * T6 + c * T6;
@@ -562,7 +600,6 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
       }
     for (int cb = cb0; cb < cb1; cb++)
       for (int rb = 0; rb < nrb; rb++) {
-        const int ny = min(4, OY - oy0 - 4 * rb);
         for (int q = 0; q < T6; q++) { // y component
           float16 acc[COB][T6];
           __global const float *uc = u + ((size_t)(cb * T6 + q) * Cin + ci0) * UQ6;
@@ -590,13 +627,15 @@ __kernel void conv_wino_t4(__global const float *restrict x, __global const floa
 #pragma unroll
             for (int r = 0; r < 4; r++) rows[r][k] = o[r];
           }
-          for (int r = 0; r < ny; r++) {
+          for (int r = 0; r < 4; r++) {
             const float16 a = MIX_LO(rows[r][0], rows[r][2]), bb = MIX_LO(rows[r][1], rows[r][3]);
             const float16 a2 = MIX_HI(rows[r][0], rows[r][2]), b2 = MIX_HI(rows[r][1], rows[r][3]);
             const float16 out[4] = {MIX_LO(a, bb) + bj, MIX_HI(a, bb) + bj, MIX_LO(a2, b2) + bj, MIX_HI(a2, b2) + bj};
-            __global float *yc = yn + (size_t)co * OS + (size_t)(4 * rb + r) * OX;
 #pragma unroll
-            for (int s = 0; s < 4; s++) store16_sum(out[s], yc + 16 * s, nx - 16 * s, ci0 > 0);
+            for (int s = 0; s < 4; s++) { // segment s: row r of group s / TSEG
+              const int oy = BROWS * rb + 4 * (s / TSEG) + r, off = 16 * (s % TSEG);
+              if (oy0 + oy < OY) store16_sum(out[s], yn + (size_t)co * OS + (size_t)oy * OX + off, nx - off, ci0 > 0);
+            }
           }
         }
       }

@@ -14,9 +14,13 @@
 /* conv.wino_tile for a pass of a kz x 3 x 3 kernel over rows of X, Cin -> Cout channels: 0 rows (conv_wino),
  * 1 F(2x2) (y, x) tiles, 2 F(2x2x2) (z, y, x) tiles where the kernel has 3 planes (else as 1), 3 F(4x4) (y, x)
  * tiles with the kernel planes summed directly. Auto, for 8 or more input channels: F(4x4) for rows of at
- * least 48 (64 outputs per work-item; 56 of 64 live at 56), the 2x2(x2) tiles for rows of 24..47 (32 per
- * work-item; 2-D ones with large weights in blocks of rows, wino_tile_run); narrower rows stay on conv_wino,
- * whose lanes they fill better. Against conv_wino (in-process, 2 cores, best of 6): F(4x4) 1.6x on 2-D 32
+ * least 48 (64 outputs per work-item; 56 of 64 live at 56) and for rows of 24..32 (two blocks of 4 rows side
+ * by side in a vector) and 2-D rows of 14..16 (four blocks), the 2x2(x2) tiles for rows of 33..47 (32 per
+ * work-item; 2-D ones with large weights in blocks of rows, wino_tile_run); other rows stay on conv_wino or
+ * the direct kernels. Side-by-side blocks against what ran before (in-process, best of 6, 2d plan layers
+ * at 512 channels): 32^2 F(4x4) 13.5 ms per layer against 22.8 ms on F(2x2), 16^2 5.2 ms against 10 ms on
+ * conv_rows; ct3d plan's 256 -> 256 / 512 -> 256 channels at 7x24x28 63 / 88 ms against 82 / 217 ms on
+ * F(2x2x2); 3-D 12x14 rows and 2-D 12^2 and 8^2 ones lost to conv_cvec. Against conv_wino (in-process, 2 cores, best of 6): F(4x4) 1.6x on 2-D 32
  * and 64 channels at 512^2 and 256^2, 1.3x at 128^2, 1.8-2.2x on 3-D 32..128 channels at 56..224-wide rows
  * (F(2x2x2) there 1.55-1.8x); F(2x2x2) 1.4x on the ct3d plan's 256..512 channels at 7x24x28. In the 2d plan's
  * forward, 512 channels at 64^2 on F(4x4) with 8 row blocks per work-item: 21.6 ms against 35 ms; at 32^2
@@ -26,8 +30,9 @@ static int wino_tile_mode(const lu_device *dev, int Cin, int Cout, int X, int kz
   int t = lu_tune(dev, LU_TUNE_CONV_WINO_TILE);
   if (t != LU_TUNE_AUTO) return t > 0 ? t : 0;
   if (Cin < 8) return 0;
-  if (X >= 48) return 3;
+  if (X >= 48 || (X >= 24 && X <= 32)) return 3;
   if (X >= 24) return 2;
+  if (kz == 1 && X >= 14 && X <= 16) return 3;
   return 0;
 }
 
@@ -106,11 +111,12 @@ static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, 
 static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                              cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB), ncb = (Cout + cob - 1) / cob, rb, cbg;
-  tile_blocking(dev, (size_t)Cin * Cout > 65536 ? 8 : 1, 4, Y, (size_t)((X + 63) / 64) * Z * N, ncb, &rb, &cbg);
-  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, rb > 1 ? (kz == 3 ? 4 : 8) : 16);
+  int tg = X <= 16 ? 4 : X <= 32 ? 2 : 1, brows = 4 * tg;
+  tile_blocking(dev, (size_t)Cin * Cout > 65536 ? 8 : 1, brows, Y, (size_t)((X + 63) / 64) * Z * N, ncb, &rb, &cbg);
+  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, rb > 1 && tg == 1 ? (kz == 3 ? 4 : 8) : 16);
   char opts[120];
-  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DRB=%d -DCBG=%d", cob, chunk, kz, rb, cbg);
-  size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + 4 * rb - 1) / (4 * rb)), (size_t)N * cbg};
+  snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DRB=%d -DCBG=%d -DTG=%d", cob, chunk, kz, rb, cbg, tg);
+  size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + brows * rb - 1) / (brows * rb)), (size_t)N * cbg};
   return wino_launch(dev, "wino_t4_pack", "conv_wino_t4", opts, (size_t)kz * 36, gl, Cin, Cout, cob, Z, Y, X, x, w,
                      flip, b, y);
 }
