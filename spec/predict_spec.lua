@@ -701,6 +701,8 @@ describe("lunet predict CLI", function()
     assert.is_nil(cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--stream", "auto" }).stream)
     assert.has_error(function() cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--stream", "yes" }) end)
     assert.are.equal("all", cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "-f", "all" }).folds)
+    assert.are.equal(4, cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--mirror-batch", "4" }).mirror_batch)
+    assert.has_error(function() cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--mirror-batch", "0" }) end)
     assert.has_error(function() cli.parse({ "-i", "a" }) end)
     assert.has_error(function() cli.parse({ "-i", "a", "-o", "b", "-d", "1", "-c", "2d", "--bogus" }) end)
   end)
@@ -725,6 +727,61 @@ describe("with a real network (lunet.net, weights converted from an nnunetv2 Pla
       local a = agreement(seg, ref)
       assert.is_true(a >= 0.999, v[1] .. ": agreement " .. a)
     end
+  end)
+end)
+
+describe("mirrorings batched into one forward", function()
+  it("give the windows' sums of one mirroring per forward (mirror_batch)", function()
+    -- a 2-D network on a 24x24 patch (3 stages of 8..32 channels), random weights
+    local p2 = deepcopy(plans)
+    local kw = p2.configurations["2d"].architecture.arch_kwargs
+    kw.n_stages, kw.features_per_stage = 3, { 8, 16, 32 }
+    kw.kernel_sizes, kw.strides = { { 3, 3 }, { 3, 3 }, { 3, 3 } }, { { 1, 1 }, { 2, 2 }, { 2, 2 } }
+    kw.n_conv_per_stage, kw.n_conv_per_stage_decoder = { 2, 2, 2 }, { 2, 2 }
+    local net = lunet.net(p2, "2d", 1, 3, { init = true })
+    net:freeze_weights()
+    local rs = {}
+    for i = 1, 3 * 40 * 30 do rs[i] = math.sin(i * 0.37) + 0.3 * math.cos(i * 0.011) end
+    local data = lunet.tensor(rs, { shape = { 1, 3, 40, 30 }, dtype = "f32" })
+    local seen
+    local function model(batched)
+      return { batched = batched, forward = function(x)
+        seen[#seen + 1] = x.shape[1]
+        return net:forward(x)[1]
+      end }
+    end
+    local function run(m, mb)
+      seen = {}
+      return predict.sliding_window({ m }, data, { patch = { 24, 24 }, mirror_axes = { 0, 1 }, half = false,
+        mirror_batch = mb }):flat(), seen
+    end
+    local one, s1 = run(model(false))
+    assert.are.same({ 1, 1, 1, 1 }, { s1[1], s1[2], s1[3], s1[4] }) -- a plain table: one window per forward
+    assert.are.equal(3 * 3 * 2 * 4, #s1) -- 3 slices x 3 x 2 windows x 4 mirrorings
+    local _, sd = run(model(true))
+    assert.are.equal(72, #sd) -- by default one at a time
+    local four, s4 = run(model(true), 4)
+    assert.are.equal(18, #s4) -- a 2-D window's 4 mirrorings at once
+    assert.are.equal(4, s4[1])
+    local three, s3 = run(model(true), 3)
+    assert.are.same({ 3, 1, 3, 1 }, { s3[1], s3[2], s3[3], s3[4] })
+    assert.are.equal(#one, #four)
+    local worst = 0
+    for i = 1, #one do
+      worst = math.max(worst, math.abs(one[i] - four[i]) / math.max(1, math.abs(one[i])),
+        math.abs(one[i] - three[i]) / math.max(1, math.abs(one[i])))
+    end
+    -- the same windows, summed in the same order; only the kernels' blocking may differ with the batch
+    assert.is_true(worst < 1e-5, "worst relative difference " .. worst)
+    local ok, err = pcall(predict.sliding_window, { model(true) }, data, { patch = { 24, 24 }, mirror_batch = 0 })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("mirror_batch must be a positive integer", 1, true), tostring(err))
+    -- a lunet.net itself takes batches; window_add reads the batch's window by its slot
+    local win = core.zeros({ 1, 1, 1, 2, 2 }, "f32")
+    local lg = lunet.tensor({ 1, 2, 3, 4, 5, 6, 7, 8 }, { shape = { 2, 1, 2, 2 }, dtype = "f32" })
+    core.infer.window_add(win, lg, { 1, 2, 2 }, 4, true, 1)
+    assert.are.same({ 6, 5, 8, 7 }, win:flat())
+    assert.has_error(function() core.infer.window_add(win, lg, { 1, 2, 2 }, 0, false, 2) end)
   end)
 end)
 

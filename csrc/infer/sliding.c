@@ -134,12 +134,31 @@ lu_status lu_sw_extract(const lu_tensor *data, const int64_t pad_before[3], cons
   LU_TRY(check_vol(data, "sliding extract: data"));
   for (int a = 0; a < 3; a++)
     if (patch[a] < 1) return lu_fail(LU_EARG, "sliding extract: patch size %lld", (long long)patch[a]);
-  int64_t C = data->shape[0], Z = data->shape[1], Y = data->shape[2], X = data->shape[3];
-  int64_t shp[5] = {1, C, patch[0], patch[1], patch[2]};
+  int64_t shp[5] = {1, data->shape[0], patch[0], patch[1], patch[2]};
   lu_tensor *t;
   LU_TRY(lu_tensor_new_host(&t, LU_F32, 5, shp));
+  lu_status s = lu_sw_extract_into(data, pad_before, start, patch, flip, t, 0);
+  if (s != LU_OK) {
+    lu_tensor_free(t);
+    return s;
+  }
+  *out = t;
+  return LU_OK;
+}
+
+lu_status lu_sw_extract_into(const lu_tensor *data, const int64_t pad_before[3], const int64_t start[3],
+                             const int64_t patch[3], int flip, lu_tensor *dst_t, int64_t slot) {
+  LU_TRY(check_vol(data, "sliding extract: data"));
+  for (int a = 0; a < 3; a++)
+    if (patch[a] < 1) return lu_fail(LU_EARG, "sliding extract: patch size %lld", (long long)patch[a]);
+  int64_t C = data->shape[0], Z = data->shape[1], Y = data->shape[2], X = data->shape[3];
+  int64_t one = C * patch[0] * patch[1] * patch[2];
+  if (!dst_t || !dst_t->host || dst_t->dtype != LU_F32 || dst_t->ndim < 1 || slot < 0 || slot >= dst_t->shape[0] ||
+      lu_tensor_numel(dst_t) != dst_t->shape[0] * one)
+    return lu_fail(LU_EARG, "sliding extract: the batch must be a host f32 tensor of (B, %lld, patch) with slot %lld < B",
+                   (long long)C, (long long)slot);
   const float *src = data->host;
-  float *dst = t->host;
+  float *dst = (float *)dst_t->host + slot * one;
   int64_t oz = start[0] - pad_before[0], oy = start[1] - pad_before[1], ox = start[2] - pad_before[2];
   for (int64_t c = 0; c < C; c++)
     for (int64_t z = 0; z < patch[0]; z++) {
@@ -163,7 +182,6 @@ lu_status lu_sw_extract(const lu_tensor *data, const int64_t pad_before[3], cons
         }
       }
     }
-  *out = t;
   return LU_OK;
 }
 
@@ -189,7 +207,8 @@ static lu_status check_logits(const lu_tensor *lg, int64_t K, const int64_t patc
   int64_t pn = patch[0] * patch[1] * patch[2];
   if (!lg || !lg->host || (lg->dtype != LU_F32 && lg->dtype != LU_F16))
     return lu_fail(LU_EARG, "%s: model output must be a host f32/f16 tensor", what);
-  if (lg->ndim < 2 || lg->shape[0] != 1 || (K > 0 && lg->shape[1] != K) || lu_tensor_numel(lg) != lg->shape[1] * pn) {
+  if (lg->ndim < 2 || lg->shape[0] < 1 || (K > 0 && lg->shape[1] != K) ||
+      lu_tensor_numel(lg) != lg->shape[0] * lg->shape[1] * pn) {
     char b1[64], b2[64];
     int64_t want[5] = {1, K > 0 ? K : lg->shape[1], patch[0], patch[1], patch[2]};
     return lu_fail(LU_EARG, "%s: model output has shape %s, expected %s", what,
@@ -204,20 +223,22 @@ static lu_status check_logits(const lu_tensor *lg, int64_t K, const int64_t patc
 
 static int64_t patch_numel(const int64_t patch[3]) { return patch[0] * patch[1] * patch[2]; }
 
-static lu_status window_add_device(lu_tensor *win, const lu_tensor *lg, const int64_t patch[3], int flip, int first) {
+static lu_status window_add_device(lu_tensor *win, const lu_tensor *lg, const int64_t patch[3], int flip, int first,
+                                   int64_t slot) {
   if (win->dtype != LU_F32 || lg->dtype != LU_F32 || !lg->buf || lg->dev != win->dev)
     return lu_fail(LU_EARG, "window add: on the device, window and model output must be f32 on one device");
-  int64_t n = lu_tensor_numel(win);
-  if (lu_tensor_numel(lg) != n || n % patch_numel(patch))
-    return lu_fail(LU_EARG, "window add: window has %lld elements, model output %lld", (long long)n,
-                   (long long)lu_tensor_numel(lg));
+  int64_t n = lu_tensor_numel(win), B = lg->ndim > 0 ? lg->shape[0] : 1;
+  if (slot < 0 || slot >= B || lu_tensor_numel(lg) != B * n || n % patch_numel(patch))
+    return lu_fail(LU_EARG, "window add: window has %lld elements, model output %lld (window %lld of the batch)",
+                   (long long)n, (long long)lu_tensor_numel(lg), (long long)slot);
   if (n == 0) return LU_OK;
   cl_kernel k;
   LU_TRY(lu_kernel_get(win->dev, SLIDING_FILE, "window_add", "", &k));
   cl_mem mw = win->buf, ml = lg->buf;
   int p0 = (int)patch[0], p1 = (int)patch[1], p2 = (int)patch[2];
-  LU_CL_CHECK(LU_ARG(k, 0, mw) | LU_ARG(k, 1, ml) | LU_ARG(k, 2, p0) | LU_ARG(k, 3, p1) | LU_ARG(k, 4, p2) |
-                  LU_ARG(k, 5, flip) | LU_ARG(k, 6, first), "window_add args");
+  cl_long off = (cl_long)(slot * n);
+  LU_CL_CHECK(LU_ARG(k, 0, mw) | LU_ARG(k, 1, ml) | LU_ARG(k, 2, off) | LU_ARG(k, 3, p0) | LU_ARG(k, 4, p1) |
+                  LU_ARG(k, 5, p2) | LU_ARG(k, 6, flip) | LU_ARG(k, 7, first), "window_add args");
   size_t gl = (size_t)n;
   return lu_launch(win->dev, k, 1, &gl, NULL, "window_add");
 }
@@ -258,17 +279,18 @@ static lu_status accumulate_device(lu_tensor *acc, lu_tensor *wsum, const lu_ten
   return lu_launch(dev, k, 1, &gl, NULL, "sliding accumulate");
 }
 
-lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_t patch[3], int flip, int first) {
-  if (win && win->buf) return window_add_device(win, logits, patch, flip, first);
+lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_t patch[3], int flip, int first,
+                           int64_t slot) {
+  if (win && win->buf) return window_add_device(win, logits, patch, flip, first, slot);
   if (!win || !win->host || win->dtype != LU_F32) return lu_fail(LU_EARG, "window add: window must be host f32");
   LU_TRY(check_logits(logits, 0, patch, "window add"));
-  int64_t K = logits->shape[1];
-  if (lu_tensor_numel(win) != lu_tensor_numel(logits))
-    return lu_fail(LU_EARG, "window add: window has %lld elements, model output %lld", (long long)lu_tensor_numel(win),
-                   (long long)lu_tensor_numel(logits));
+  int64_t K = logits->shape[1], one = lu_tensor_numel(logits) / logits->shape[0];
+  if (slot < 0 || slot >= logits->shape[0] || lu_tensor_numel(win) != one)
+    return lu_fail(LU_EARG, "window add: window has %lld elements, model output %lld (window %lld of the batch)",
+                   (long long)lu_tensor_numel(win), (long long)lu_tensor_numel(logits), (long long)slot);
   float *w = win->host;
-  const float *l32 = logits->dtype == LU_F32 ? logits->host : NULL;
-  const uint16_t *l16 = logits->dtype == LU_F16 ? logits->host : NULL;
+  const float *l32 = logits->dtype == LU_F32 ? (const float *)logits->host + slot * one : NULL;
+  const uint16_t *l16 = logits->dtype == LU_F16 ? (const uint16_t *)logits->host + slot * one : NULL;
   const int64_t *p = patch;
   for (int64_t k = 0; k < K; k++)
     for (int64_t z = 0; z < p[0]; z++) {

@@ -30,11 +30,16 @@ float lu_round_to_half(float v);
  * (padded = data shifted by pad_before), zeros outside the data, flipped along the axes in `flip`. */
 lu_status lu_sw_extract(const lu_tensor *data, const int64_t pad_before[3], const int64_t start[3],
                         const int64_t patch[3], int flip, lu_tensor **out);
+/* The same patch into window `slot` of dst, a host F32 batch of windows (B, C, patch) (2-D: (B, C, py, px)),
+ * so that several mirrorings of a window go through the network in one forward. */
+lu_status lu_sw_extract_into(const lu_tensor *data, const int64_t pad_before[3], const int64_t start[3],
+                             const int64_t patch[3], int flip, lu_tensor *dst, int64_t slot);
 
-/* Test-time mirroring of one window: win (1, K, pz, py, px) F32 += unflip(logits) (first: win = logits).
- * logits: F32 or F16 host tensor with K * pz * py * px elements laid out (1, K, pz, py, px) (a 2-D network's
- * (1, K, py, px) is accepted). */
-lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_t patch[3], int flip, int first);
+/* Test-time mirroring of one window: win (1, K, pz, py, px) F32 += unflip(logits[slot]) (first: win = ...).
+ * logits: F32 or F16 host tensor laid out (B, K, pz, py, px) (a 2-D network's (B, K, py, px) is accepted),
+ * slot < B the window's place in a batched forward. */
+lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_t patch[3], int flip, int first,
+                           int64_t slot);
 
 /* acc (K, PZ, PY, PX) F32 += (win / divisor) * gauss over the window at `start` (padded coordinates), as
  * nnU-Net: the mirrored sum divided by the number of evaluations, times the importance map. win: as logits

@@ -1,8 +1,9 @@
 /* require("lunet.core").infer: sliding-window inference and export helpers (csrc/infer/).
  *   steps(size, patch, step) -> {start, ...}                      compute_steps_for_sliding_window, one axis
  *   gaussian({py, px} | {pz, py, px} [, sigma_scale=1/8, value_scaling=10]) -> f32 (pz|1, py, px)
- *   extract(data, pad_before, start, patch, flip) -> (1, C, pz, py, px)     flip: bit 0 Z, 1 Y, 2 X
- *   window_add(win, logits, patch, flip, first)       win += unflip(logits) (first: win = ...)
+ *   extract(data, pad_before, start, patch, flip[, batch, slot]) -> (1, C, pz, py, px)   flip: bit 0 Z, 1 Y, 2 X
+ *     (with batch: into window slot (0-based) of batch (B, C, ...), returned)
+ *   window_add(win, logits, patch, flip, first[, slot])   win += unflip(logits[slot]) (first: win = ...)
  *   accumulate(acc, wsum|nil, win, gauss|nil, start, patch, divisor, half, threads)
  *     (window_add and accumulate run on the device when win / acc are device tensors)
  *   finalize(acc, wsum, pad_before, shape, half[, k]) -> (K, Z, Y, X), or (1, Z, Y, X) of class k (0-based)
@@ -56,6 +57,12 @@ static int l_extract(lua_State *L) {
   lu_lua_check_ints(L, 3, st, 3, 3, "extract: start");
   lu_lua_check_ints(L, 4, pa, 3, 3, "extract: patch");
   int flip = (int)luaL_optinteger(L, 5, 0);
+  if (!lua_isnoneornil(L, 6)) {
+    lu_tensor *b = lu_lua_check_tensor(L, 6);
+    LU_LCHECK(L, lu_sw_extract_into(d, pb, st, pa, flip, b, luaL_checkinteger(L, 7)), "infer.extract");
+    lua_pushvalue(L, 6);
+    return 1;
+  }
   lu_tensor *t;
   LU_LCHECK(L, lu_sw_extract(d, pb, st, pa, flip, &t), "infer.extract");
   lu_lua_push_tensor(L, t);
@@ -77,7 +84,8 @@ static int l_window_add(lua_State *L) {
   lu_tensor *lg = host_of(L, 2, win, &tmp);
   int64_t pa[3];
   lu_lua_check_ints(L, 3, pa, 3, 3, "window_add: patch");
-  lu_status s = lu_sw_window_add(win, lg, pa, (int)luaL_optinteger(L, 4, 0), lua_toboolean(L, 5));
+  lu_status s = lu_sw_window_add(win, lg, pa, (int)luaL_optinteger(L, 4, 0), lua_toboolean(L, 5),
+                                 luaL_optinteger(L, 6, 0));
   if (tmp) lu_tensor_free(tmp);
   LU_LCHECK(L, s, "infer.window_add");
   return 0;

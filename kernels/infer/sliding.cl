@@ -26,13 +26,13 @@ inline void acc_st(__global float *p, size_t i, float v, int half_round) {
 
 // win (K, p0, p1, p2) f32 (+)= model output lg (1, K, p0, p1, p2) f32 mirrored along the axes in
 // flip (bit 0: z, 1: y, 2: x). global: (K * p0 * p1 * p2)
-__kernel void window_add(__global float *restrict win, __global const float *restrict lg, const int p0, const int p1,
-                         const int p2, const int flip, const int first) {
+__kernel void window_add(__global float *restrict win, __global const float *restrict lg, const long off, const int p0,
+                         const int p1, const int p2, const int flip, const int first) {
   const size_t i = get_global_id(0);
   const int x = i % p2, y = (i / p2) % p1, z = (i / ((size_t)p2 * p1)) % p0;
   const size_t k = i / ((size_t)p2 * p1 * p0);
   const int lz = (flip & 1) ? p0 - 1 - z : z, ly = (flip & 2) ? p1 - 1 - y : y, lx = (flip & 4) ? p2 - 1 - x : x;
-  const float v = lg[((k * p0 + lz) * p1 + ly) * p2 + lx];
+  const float v = lg[off + ((k * p0 + lz) * p1 + ly) * p2 + lx];
   win[i] = first ? v : win[i] + v;
 }
 
