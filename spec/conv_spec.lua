@@ -248,6 +248,11 @@ describe("conv", function()
         for _, c in ipairs(blocked) do check_case(c, false) end
       end
     end
+    -- rows of 1024 in 8 blocks of 4 rows per work-item: 16 work-items per group, whose transformed inputs
+    -- (chunks of 64 channels by the 2-D rule) would outgrow a PoCL worker's stack unless the chunk shrinks
+    support.set_wino_tile("4x4")
+    core.tune.set("conv.wino_t4_rb", 8)
+    check_case({ n = 1, cin = 64, cout = 4, x = { 33, 1024 }, k = { 3, 3 }, stride = { 1, 1 } }, false)
     core.tune.set("conv.wino_t4_rb", nil)
     core.tune.set("conv.wino_t4_cbg", nil)
     support.set_wino_tile()

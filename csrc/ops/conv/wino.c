@@ -108,12 +108,22 @@ static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, 
 /* conv_wino_t4: F(4x4, 3x3) tiles over (y, x), kz kernel planes summed directly; 64 outputs of 4 rows per
  * work-item, up to 8 blocks of them for large weights (2d plan, 512 -> 256 channels at 64^2: 35 ms on
  * conv_wino -> 19.6 ms). */
+#define T4_COMPONENTS 36 /* transformed inputs of a 6x6 tile, each a 16-lane vector per channel */
+
 static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                              cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB), ncb = (Cout + cob - 1) / cob, rb, cbg;
   int tg = X <= 16 ? 4 : X <= 32 ? 2 : 1, brows = 4 * tg;
   tile_blocking(dev, (size_t)Cin * Cout > 65536 ? 8 : 1, brows, Y, (size_t)((X + 63) / 64) * Z * N, ncb, &rb, &cbg);
-  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, rb > 1 && tg == 1 ? (kz == 3 ? 4 : 8) : 16);
+  /* 2-D full rows: chunks of 64 channels (fewer passes over y for the partial sums; in-process, 2d plan
+   * layers: 64 -> 64 at 256^2 11.8 -> 9.4 ms, 128 -> 128 at 128^2 9.5 -> 8.4, 512 -> 256 at 64^2 with its 8
+   * row blocks 25.1 -> 21.4, 256 -> 128 at 128^2 18.0 -> 15.7, against 16 or 8) */
+  int chunk_rule = tg > 1 ? 16 : kz == 1 ? 64 : rb > 1 ? 4 : 16;
+  /* a work-group (one row of work-items) keeps its transformed inputs on a PoCL worker's stack: at most
+   * 2 MiB of them (rows of 1024 with 8 row blocks and chunks of 64 overflowed it) */
+  size_t per_channel = (size_t)((X + 63) / 64) * rb * kz * T4_COMPONENTS * 16 * sizeof(float);
+  while (chunk_rule > 1 && per_channel * (size_t)chunk_rule > ((size_t)2 << 20)) chunk_rule /= 2;
+  int chunk = lu_tune_or(dev, LU_TUNE_CONV_WINO_TILE_CICH, chunk_rule);
   char opts[120];
   snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DRB=%d -DCBG=%d -DTG=%d", cob, chunk, kz, rb, cbg, tg);
   size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + brows * rb - 1) / (brows * rb)), (size_t)N * cbg};
