@@ -312,6 +312,21 @@ describe("conv", function()
     check_each_mode(support.set_convT_dgrad, { "lanes", "conv" }, cases, true)
   end)
 
+  it("runs transposed conv forwards on convT_rows and convT_cvec alike", function()
+    -- rows of >= 8 input positions: 16-input blocks (2 output vectors) with a partial last one, 8-input
+    -- blocks (one vector), stride 1 along x (16 lanes of 16 inputs), 2 kernel planes (4 output rows per
+    -- input row), output channel counts off the channel blocks (a last block overlapping the one before),
+    -- no bias
+    local cases = {
+      { n = 2, cin = 9, cout = 5, x = { 4, 20 }, stride = { 2, 2 } },
+      { n = 1, cin = 6, cout = 6, x = { 3, 2, 9 }, stride = { 2, 2, 2 } },
+      { n = 2, cin = 5, cout = 4, x = { 2, 5, 17 }, stride = { 1, 2, 1 } },
+      { n = 1, cin = 3, cout = 7, x = { 3, 12 }, stride = { 2, 2 }, nobias = true },
+      { n = 2, cin = 7, cout = 13, x = { 2, 4, 33 }, stride = { 1, 2, 2 } },
+    }
+    check_each_mode(support.set_convT_rows, { "rows", "cvec" }, cases, true)
+  end)
+
   it("matches the reference on the im2col + GEMM path (whole-sample batched tiles)", function()
     support.set_algo("gemm")
     check_case({ n = 3, cin = 3, cout = 5, x = { 5, 6, 7 }, k = { 3, 3, 3 }, stride = { 2, 1, 2 } }, false)

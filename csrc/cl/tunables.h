@@ -65,6 +65,7 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(CONV_WGRAD_CHUNK, "conv.wgrad_chunk", 4096, 4096, NULL, "weight gradient: output positions per partial sum") \
   X(CONV_WGRAD_COV, "conv.wgrad_cov", 2, 2, NULL, "wgrad_cvec: vectors of output channels per work-item") \
   X(CONV_CIB, "conv.cib", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "wgrad_cvec: input channels per work-item") \
+  X(CONVT_ROWS, "convT.rows", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "transposed conv forward on convT_rows") \
   X(CONVT_DGRAD, "convT.dgrad", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "transposed conv backward data on convT_dgrad") \
   X(CONVT_DGRAD_COB, "convT.dgrad_cob", 4, 4, NULL, "convT_dgrad: channels per work-item") \
   X(CONVT_DGRAD_DRB, "convT.dgrad_drb", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "convT_dgrad: rows per work-item") \

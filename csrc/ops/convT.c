@@ -97,6 +97,41 @@ static lu_status gemm_bwd_weight(const lu_conv_tiled *job, cl_mem t, const lu_co
   return LU_OK;
 }
 
+/* Forward on CPUs by convT_rows (convT.cl): lanes along x, each input channel's row values spread over
+ * the SX lanes of their outputs and multiplied by the tap pair repeated across the lanes, rows stored
+ * whole. Against convT_cvec (lanes over channels, a transpose per store), 2d plan's forward: 64 -> 32
+ * channels at 512^2 out 15.4 -> 10.1 ms, 128 -> 64 at 256^2 8.6 -> 6.7, 256 -> 128 at 128^2 6.6 -> 6.2;
+ * with weights over 1 MB it lost (512 -> 256 at 64^2 6.0 -> 6.8, 512 -> 512 at 32^2 3.2 -> 5.0: each
+ * work-item streams its channel block's weights, which convT_cvec shares between neighbours). For rows
+ * of >= 8 positions along a stride-2 (or 1) x axis, >= 4 output channels and weights up to 1 MB;
+ * tunable convT.rows = 0 keeps convT_cvec, 1 forces it past the weight limit. */
+static int convT_rows_applies(const lu_conv_geom *g, const lu_device *dev) {
+  if (!lu_tune_cpu(dev) || g->kv == 1 || g->s[2] > 2 || g->Cout < 4 || g->X < 8) return 0;
+  size_t wbytes = (size_t)g->Cin * g->Cout * g->kv * sizeof(float);
+  return lu_tune_or(dev, LU_TUNE_CONVT_ROWS, wbytes <= (1u << 20)) != 0;
+}
+
+static lu_status run_convT_rows(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
+                                lu_tensor *y) {
+  lu_device *dev = x->dev;
+  /* 16 accumulators: output rows per input row x channels x vectors of 16 outputs */
+  int nv = g->X * g->s[2] >= 32 ? 2 : 1, tr = g->s[0] * g->s[1], cob = 16 / (tr * nv);
+  if (cob < 1) cob = 1;
+  if (cob > g->Cout) cob = g->Cout;
+  int txw = 16 * nv / g->s[2];
+  char opts[120];
+  snprintf(opts, sizeof opts, "-DSZ=%d -DSY=%d -DSX=%d -DCOB=%d -DNV=%d", g->s[0], g->s[1], g->s[2], cob, nv);
+  cl_kernel k;
+  LU_TRY(lu_kernel_get(dev, CONVT_FILE, "convT_rows", opts, &k));
+  cl_mem bm = b ? b->buf : x->buf; /* any buffer when there is no bias */
+  int has_bias = b != NULL, cin = g->Cin, cout = g->Cout, Z = g->Z, Y = g->Y, X = g->X;
+  if (LU_ARG(k, 0, x->buf) | LU_ARG(k, 1, w->buf) | LU_ARG(k, 2, bm) | LU_ARG(k, 3, has_bias) | LU_ARG(k, 4, y->buf) |
+      LU_ARG(k, 5, cin) | LU_ARG(k, 6, cout) | LU_ARG(k, 7, Z) | LU_ARG(k, 8, Y) | LU_ARG(k, 9, X))
+    return lu_fail(LU_ECL, "convT_rows args");
+  size_t gl[3] = {(size_t)((X + txw - 1) / txw) * ((cout + cob - 1) / cob), (size_t)Z * Y, (size_t)g->N};
+  return lu_launch_by_rows(dev, k, gl, "convT_rows");
+}
+
 static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *w, const lu_tensor *b,
                            lu_tensor *y) {
   lu_device *dev = x->dev;
@@ -107,6 +142,7 @@ static lu_status convT_fwd(const lu_conv_geom *g, const lu_tensor *x, const lu_t
     return lu_sgemm_strided_batched(dev, 1, 0, M, S, Cin, 1.0f, w->buf, 0, M, 0, x->buf, 0, S, Cin * S, 1.0f, y->buf,
                                     0, OS, M * OS, (size_t)g->N);
   }
+  if (convT_rows_applies(g, dev)) return run_convT_rows(g, x, w, b, y);
   if (lu_convT_fwd_direct_applies(g, dev)) return lu_convT_fwd_direct(g, x, w, b, y);
   /* CLBlast is several times slower with a transposed A on PoCL: transpose W (small) first */
   cl_kernel kt;

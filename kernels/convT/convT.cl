@@ -186,3 +186,75 @@ __kernel void convT_dgrad(__global const float *restrict dy, __global const floa
     }
   }
 }
+
+// ---- forward on CPUs, lanes along x ----
+// y[co, SZ z + a, SY y + b, SX x + c] = b[co] + sum over ci of w[ci, co, a, b, c] x[ci, z, y, x] (kernel ==
+// stride: each input value feeds one output per tap). A work-item takes one input row (z, y) and TXW of its
+// positions, and computes the SZ x SY output rows they feed, 16 NV outputs each, for COB channels: per
+// input channel one load of the row's values (spread over SX lanes each), then per output row and channel
+// the SX taps repeated across the lanes (one 64-bit broadcast for SX = 2) into NV FMAs, and contiguous
+// stores. (convT_cvec, lanes over channels, stored 16 channels x 8 positions through a transpose per
+// work-item: the 2d plan's last convT, 64 -> 32 channels at 512^2, ran at half its other convTs' rate.)
+#define TXW (16 * NV / SX) // input positions per work-item
+#define TR (SZ * SY)       // output rows per input row
+// global: (ceil(X / TXW) * ceil(Cout / COB), Z * Y, N); Cout >= COB, SX 1 or 2
+__kernel void convT_rows(__global const float *restrict x, __global const float *restrict w,
+                         __global const float *restrict b, const int has_bias, __global float *restrict y,
+                         const int Cin, const int Cout, const int Z, const int Y, const int X) {
+  const int ncb = (Cout + COB - 1) / COB, xb = get_global_id(0) / ncb, cb = get_global_id(0) % ncb;
+  const int row = get_global_id(1), n = get_global_id(2), z = row / Y, iy = row % Y;
+  const int x0 = xb * TXW, nx = min(TXW, X - x0);
+  // a partial last block starts COB channels before Cout: its first channels are computed again, not stored
+  const int c0 = min(cb * COB, Cout - COB);
+  const int OY = Y * SY, OX = X * SX;
+  const size_t S = (size_t)Z * Y * X, OS = (size_t)Z * SZ * OY * OX;
+  float16 acc[TR][COB][NV];
+#pragma unroll
+  for (int j = 0; j < COB; j++) {
+    const float16 bj = (float16)(has_bias ? b[c0 + j] : 0.0f);
+#pragma unroll
+    for (int r = 0; r < TR; r++)
+#pragma unroll
+      for (int u = 0; u < NV; u++) acc[r][j][u] = bj;
+  }
+  __global const float *xr = x + (size_t)n * Cin * S + ((size_t)z * Y + iy) * X + x0;
+  __global const float *wb = w + (size_t)c0 * KV;
+  for (int ci = 0; ci < Cin; ci++, xr += S, wb += (size_t)Cout * KV) {
+    float16 v[NV]; // output lane l of vector u: input x0 + (16 u + l) / SX
+#if SX == 2
+#if NV == 2
+    const float16 in = nx == TXW ? vload16(0, xr) : dgrad_part16(xr, nx);
+#else
+    const float16 in = dgrad_part16(xr, nx); // 8 inputs
+#endif
+    v[0] = __builtin_shufflevector(in, in, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+#if NV == 2
+    v[1] = __builtin_shufflevector(in, in, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+#endif
+#else
+#pragma unroll
+    for (int u = 0; u < NV; u++) v[u] = nx == TXW ? vload16(u, xr) : dgrad_part16(xr + 16 * u, nx - 16 * u);
+#endif
+#pragma unroll
+    for (int j = 0; j < COB; j++)
+#pragma unroll
+      for (int r = 0; r < TR; r++) {
+        const float16 wv = tap_lanes(wb + (size_t)j * KV + r * SX);
+#pragma unroll
+        for (int u = 0; u < NV; u++) acc[r][j][u] = fma(v[u], wv, acc[r][j][u]);
+      }
+  }
+  const int nout = nx * SX;
+#pragma unroll
+  for (int j = 0; j < COB; j++) {
+    const int co = c0 + j;
+    if (co < cb * COB) continue;
+#pragma unroll
+    for (int r = 0; r < TR; r++) {
+      __global float *dst = y + ((size_t)n * Cout + co) * OS +
+                            ((size_t)(z * SZ + r / SY) * OY + (size_t)iy * SY + r % SY) * OX + (size_t)x0 * SX;
+#pragma unroll
+      for (int u = 0; u < NV; u++) store16_part(dst + 16 * u, acc[r][j][u], nout - 16 * u);
+    }
+  }
+}

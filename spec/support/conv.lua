@@ -91,6 +91,7 @@ M.set_wgrad = switch("conv.wgrad_taps", "taps", "per_tap", { "conv.wgrad_chunk" 
 M.set_fwd = switch("conv.rows", "rows", "direct", { "conv.cich", "conv.rgrp", "conv.wdirect" })
 M.set_dgrad = switch("conv.dgrad_rows", "rows", "phases", { "conv.phase_order" })
 M.set_convT_dgrad = switch("convT.dgrad", "lanes", "conv")
+M.set_convT_rows = switch("convT.rows", "rows", "cvec")
 M.set_wino = switch("conv.wino", "wino", "direct", { "conv.wino_cich", "conv.wino_rg" })
 -- set_wino_tile(mode [, chunk [, cob]]): conv_wino's tiles: "rows" (F(2,3) along x only, conv_wino), "2d"
 -- ((y, x) tiles), "3d" ((z, y, x) tiles where the kernel has 3 planes), "4x4" (F(4x4, 3x3) tiles over (y, x)),
