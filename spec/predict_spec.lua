@@ -759,7 +759,8 @@ describe("mirrorings batched into one forward", function()
     assert.are.same({ 1, 1, 1, 1 }, { s1[1], s1[2], s1[3], s1[4] }) -- a plain table: one window per forward
     assert.are.equal(3 * 3 * 2 * 4, #s1) -- 3 slices x 3 x 2 windows x 4 mirrorings
     local _, sd = run(model(true))
-    assert.are.equal(72, #sd) -- by default one at a time
+    assert.are.equal(36, #sd) -- by default a 2-D window's mirrorings two at a time
+    assert.are.same({ 2, 2 }, { sd[1], sd[2] })
     local four, s4 = run(model(true), 4)
     assert.are.equal(18, #s4) -- a 2-D window's 4 mirrorings at once
     assert.are.equal(4, s4[1])

@@ -37,8 +37,8 @@ function M.declare(p, with_model)
       end
       return axes
     end)
-  p:option("--mirror-batch", "mirrorings of a window per forward, as one batch (default 1; more trade memory "
-    .. "for speed: on the CPU, 4 for a 2-D model saved 4-7% of the time and held 600 MB more)"):argname("N")
+  p:option("--mirror-batch", "mirrorings of a window per forward, as one batch (default 2 for 2-D models, 1 for "
+    .. "3-D; more trade host memory for speed, fewer save memory)"):argname("N")
     :convert(args.int("--mirror-batch", 1))
   p:flag("--save_probabilities", "also write <case>.npz (\"probabilities\") and <case>.json (properties)")
   p:option("-prev_stage_predictions", "cascade: folder with the 3d_lowres predictions (required for "
