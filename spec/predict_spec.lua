@@ -783,6 +783,11 @@ describe("mirrorings batched into one forward", function()
     core.infer.window_add(win, lg, { 1, 2, 2 }, 4, true, 1)
     assert.are.same({ 6, 5, 8, 7 }, win:flat())
     assert.has_error(function() core.infer.window_add(win, lg, { 1, 2, 2 }, 0, false, 2) end)
+    -- the window summed into the accumulator is one window, never a batch
+    local acc = core.zeros({ 1, 1, 2, 2 }, "f32")
+    local ok2, err2 = pcall(core.infer.accumulate, acc, nil, lg, nil, { 0, 0, 0 }, { 1, 2, 2 }, 1, false, 1)
+    assert.is_false(ok2)
+    assert.truthy(tostring(err2):find("model output has shape 2x1x2x2", 1, true), tostring(err2))
   end)
 end)
 

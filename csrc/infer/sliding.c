@@ -155,7 +155,7 @@ lu_status lu_sw_extract_into(const lu_tensor *data, const int64_t pad_before[3],
   int64_t one = C * patch[0] * patch[1] * patch[2];
   if (!dst_t || !dst_t->host || dst_t->dtype != LU_F32 || dst_t->ndim < 1 || slot < 0 || slot >= dst_t->shape[0] ||
       lu_tensor_numel(dst_t) != dst_t->shape[0] * one)
-    return lu_fail(LU_EARG, "sliding extract: the batch must be a host f32 tensor of (B, %lld, patch) with slot %lld < B",
+    return lu_fail(LU_EARG, "sliding extract: the batch must be a host f32 tensor of (B, %lld, patch), slot %lld < B",
                    (long long)C, (long long)slot);
   const float *src = data->host;
   float *dst = (float *)dst_t->host + slot * one;
@@ -203,11 +203,12 @@ static lu_status check_f32_or_f16(const lu_tensor *t, const char *what) {
   return LU_OK;
 }
 
-static lu_status check_logits(const lu_tensor *lg, int64_t K, const int64_t patch[3], const char *what) {
+/* lg: (1, K, patch), or with batched (B, K, patch) */
+static lu_status check_logits(const lu_tensor *lg, int64_t K, const int64_t patch[3], int batched, const char *what) {
   int64_t pn = patch[0] * patch[1] * patch[2];
   if (!lg || !lg->host || (lg->dtype != LU_F32 && lg->dtype != LU_F16))
     return lu_fail(LU_EARG, "%s: model output must be a host f32/f16 tensor", what);
-  if (lg->ndim < 2 || lg->shape[0] < 1 || (K > 0 && lg->shape[1] != K) ||
+  if (lg->ndim < 2 || lg->shape[0] < 1 || (!batched && lg->shape[0] != 1) || (K > 0 && lg->shape[1] != K) ||
       lu_tensor_numel(lg) != lg->shape[0] * lg->shape[1] * pn) {
     char b1[64], b2[64];
     int64_t want[5] = {1, K > 0 ? K : lg->shape[1], patch[0], patch[1], patch[2]};
@@ -283,7 +284,7 @@ lu_status lu_sw_window_add(lu_tensor *win, const lu_tensor *logits, const int64_
                            int64_t slot) {
   if (win && win->buf) return window_add_device(win, logits, patch, flip, first, slot);
   if (!win || !win->host || win->dtype != LU_F32) return lu_fail(LU_EARG, "window add: window must be host f32");
-  LU_TRY(check_logits(logits, 0, patch, "window add"));
+  LU_TRY(check_logits(logits, 0, patch, 1, "window add"));
   int64_t K = logits->shape[1], one = lu_tensor_numel(logits) / logits->shape[0];
   if (slot < 0 || slot >= logits->shape[0] || lu_tensor_numel(win) != one)
     return lu_fail(LU_EARG, "window add: window has %lld elements, model output %lld (window %lld of the batch)",
@@ -352,7 +353,7 @@ lu_status lu_sw_accumulate(lu_tensor *acc, lu_tensor *wsum, const lu_tensor *win
     if (patch[a] < 1 || start[a] < 0 || start[a] + patch[a] > P[a])
       return lu_fail(LU_EARG, "sliding accumulate: window [%lld, %lld) outside axis %d of size %lld",
                      (long long)start[a], (long long)(start[a] + patch[a]), a, (long long)P[a]);
-  LU_TRY(check_logits(win, K, patch, "sliding accumulate"));
+  LU_TRY(check_logits(win, K, patch, 0, "sliding accumulate"));
   if (gauss && (gauss->dtype != LU_F32 || lu_tensor_numel(gauss) != pn || !gauss->host))
     return lu_fail(LU_EARG, "sliding accumulate: importance map must be f32 with the patch's size");
   if (wsum && ((wsum->dtype != LU_F32 && wsum->dtype != LU_F16) || !wsum->host ||

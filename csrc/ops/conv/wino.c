@@ -20,8 +20,9 @@
  * the direct kernels. Side-by-side blocks against what ran before (in-process, best of 6, 2d plan layers
  * at 512 channels): 32^2 F(4x4) 13.5 ms per layer against 22.8 ms on F(2x2), 16^2 5.2 ms against 10 ms on
  * conv_rows; ct3d plan's 256 -> 256 / 512 -> 256 channels at 7x24x28 63 / 88 ms against 82 / 217 ms on
- * F(2x2x2); 3-D 12x14 rows and 2-D 12^2 and 8^2 ones lost to conv_cvec. Against conv_wino (in-process, 2 cores, best of 6): F(4x4) 1.6x on 2-D 32
- * and 64 channels at 512^2 and 256^2, 1.3x at 128^2, 1.8-2.2x on 3-D 32..128 channels at 56..224-wide rows
+ * F(2x2x2); 3-D 12x14 rows and 2-D 12^2 and 8^2 ones lost to conv_cvec. Against conv_wino (in-process,
+ * 2 cores, best of 6): F(4x4) 1.6x on 2-D 32 and 64 channels at 512^2 and 256^2, 1.3x at 128^2, 1.8-2.2x on
+ * 3-D 32..128 channels at 56..224-wide rows
  * (F(2x2x2) there 1.55-1.8x); F(2x2x2) 1.4x on the ct3d plan's 256..512 channels at 7x24x28. In the 2d plan's
  * forward, 512 channels at 64^2 on F(4x4) with 8 row blocks per work-item: 21.6 ms against 35 ms; at 32^2
  * without the blocks every tile kind lost (F(4x4) leaves half its lanes past the row). One input channel:
