@@ -24,8 +24,9 @@ inline void acc_st(__global float *p, size_t i, float v, int half_round) {
 }
 #endif
 
-// win (K, p0, p1, p2) f32 (+)= model output lg (1, K, p0, p1, p2) f32 mirrored along the axes in
-// flip (bit 0: z, 1: y, 2: x). global: (K * p0 * p1 * p2)
+// win (K, p0, p1, p2) f32 (+)= one window of the model output lg (B, K, p0, p1, p2) f32, the one starting
+// off floats in (a batch of mirrorings), mirrored along the axes in flip (bit 0: z, 1: y, 2: x).
+// global: (K * p0 * p1 * p2)
 __kernel void window_add(__global float *restrict win, __global const float *restrict lg, const long off, const int p0,
                          const int p1, const int p2, const int flip, const int first) {
   const size_t i = get_global_id(0);

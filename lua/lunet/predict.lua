@@ -171,7 +171,6 @@ local function window_plan(data, s, dev)
   if s.use_gaussian ~= false then w.gauss = infer.gaussian(s.patch) end
   if w.gauss and dev then w.gauss = w.gauss:to_device(dev) end
   w.masks = flip_masks(s.mirror_axes, w.is2d)
-  w.xshape = w.is2d and { 1, shp[1], w.patch[2], w.patch[3] } or nil
   w.nwin = #w.steps[1] * #w.steps[2] * #w.steps[3]
   return w
 end
@@ -182,20 +181,9 @@ local function run_window(w, fwd, data, start, win, dev)
   local nm, i = #w.masks, 1
   while i <= nm do
     local n = math.min(w.mb, nm - i + 1)
-    local xin
-    if n == 1 then
-      xin = infer.extract(data, w.pad_before, start, w.patch, w.masks[i])
-      if w.xshape then
-        local x2 = xin:reshape(w.xshape)
-        xin:free()
-        xin = x2
-      end
-    else
-      local shape = w.is2d and { n, data.shape[1], w.patch[2], w.patch[3] }
-        or { n, data.shape[1], w.patch[1], w.patch[2], w.patch[3] }
-      xin = core.zeros(shape, "f32")
-      for j = 0, n - 1 do infer.extract(data, w.pad_before, start, w.patch, w.masks[i + j], xin, j) end
-    end
+    local xin = core.zeros(w.is2d and { n, data.shape[1], w.patch[2], w.patch[3] }
+      or { n, data.shape[1], w.patch[1], w.patch[2], w.patch[3] }, "f32")
+    for j = 0, n - 1 do infer.extract(data, w.pad_before, start, w.patch, w.masks[i + j], xin, j) end
     local out = fwd(xin)
     if not win then win = core.zeros({ 1, out.shape[2], w.patch[1], w.patch[2], w.patch[3] }, "f32", dev) end
     -- summed in nnU-Net's order of the mirrorings, whatever the batching

@@ -110,11 +110,11 @@ static lu_status wino_tile_run(lu_device *dev, int N, int Cin, int Cout, int Z, 
                      Z, Y, X, x, w, flip, b, y);
 }
 
+#define T4_COMPONENTS 36 /* a 6x6 tile's transformed values: per channel, of U and of each lane's V */
+
 /* conv_wino_t4: F(4x4, 3x3) tiles over (y, x), kz kernel planes summed directly; 64 outputs of 4 rows per
  * work-item, up to 8 blocks of them for large weights (2d plan, 512 -> 256 channels at 64^2: 35 ms on
  * conv_wino -> 19.6 ms). */
-#define T4_COMPONENTS 36 /* transformed inputs of a 6x6 tile, each a 16-lane vector per channel */
-
 static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, int Y, int X, int kz, cl_mem x,
                              cl_mem w, int flip, const lu_tensor *b, cl_mem y) {
   int cob = lu_tune(dev, LU_TUNE_CONV_WINO_TILE_COB), ncb = (Cout + cob - 1) / cob, rb, cbg;
@@ -132,7 +132,7 @@ static lu_status wino_t4_run(lu_device *dev, int N, int Cin, int Cout, int Z, in
   char opts[120];
   snprintf(opts, sizeof opts, "-DCOB=%d -DCICH=%d -DKZ=%d -DRB=%d -DCBG=%d -DTG=%d", cob, chunk, kz, rb, cbg, tg);
   size_t gl[3] = {(size_t)(X + 63) / 64, (size_t)Z * ((Y + brows * rb - 1) / (brows * rb)), (size_t)N * cbg};
-  return wino_launch(dev, "wino_t4_pack", "conv_wino_t4", opts, (size_t)kz * 36, gl, Cin, Cout, cob, Z, Y, X, x, w,
+  return wino_launch(dev, "wino_t4_pack", "conv_wino_t4", opts, (size_t)kz * T4_COMPONENTS, gl, Cin, Cout, cob, Z, Y, X, x, w,
                      flip, b, y);
 }
 
