@@ -27,4 +27,25 @@ for mma in 3 4; do
     done
   done
 done
-echo "ptx-check: $n kernels assembled (f16 m16n8k16 and tf32 m16n8k8, 6 passes, sm_80 and sm_90)"
+# every work-group tile of conv.igemm_tile (ops/conv/igemm.c's TILES: warps_m warps_n fm fn bk), forward
+# pass, sm_90, with ptxas' register and spill report for the igemm kernel (clang's code: NVIDIA's OpenCL
+# compiler allocates its own); tiles whose local memory passes 48 KiB are skipped, as igemm.c skips them
+t=0
+for tile in "2 2 2 4 16" "4 2 2 4 16" "2 4 2 4 16" "2 4 4 4 16" "1 4 2 4 16" "1 2 2 4 16" "2 2 2 4 32" "2 4 4 4 32"; do
+  set -- $tile
+  for mma in 3 4; do
+    half=$([ $mma = 3 ] && echo 1 || echo 0)
+    elem=$([ $mma = 3 ] && echo 2 || echo 4)
+    local_bytes=$((2 * ($1 * $3 * 16 + $2 * $4 * 8) * ($5 + 8) * elem))
+    [ $local_bytes -gt 49152 ] && continue
+    "$CLANG" -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -Xclang -finclude-default-header -O2 -S \
+      -Xclang -target-cpu -Xclang sm_80 -Xclang -target-feature -Xclang +ptx75 \
+      -DGEOM_FIXED -DPASS=0 -DXH=$half -DYH=$half -DMMA=$mma -DWARPS_M=$1 -DWARPS_N=$2 -DFM=$3 -DFN=$4 -DBK=$5 \
+      -o "$tmp/k.ptx" "$tmp/src.cl"
+    "$PTXAS" -v -arch=sm_90 "$tmp/k.ptx" -o "$tmp/k.cubin" > "$tmp/ptxas.log" 2>&1 || { cat "$tmp/ptxas.log"; exit 1; }
+    report=$(awk "/entry function 'igemm'/ {on = 1} on && /spill stores/ {sub(/^ */, \"\"); s = \$0} on && /Used/ {print \$5 \" registers, \" s; exit}" "$tmp/ptxas.log")
+    echo "ptx-check: tile $(($1 * $3 * 16))x$(($2 * $4 * 8)) k$5 ($1 x $2 warps) MMA=$mma: $report"
+    t=$((t + 1))
+  done
+done
+echo "ptx-check: $n kernels assembled (f16 m16n8k16 and tf32 m16n8k8, 6 passes, sm_80 and sm_90), $t tiles"

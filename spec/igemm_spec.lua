@@ -85,6 +85,37 @@ local function tf32(v)
   return (string.unpack("<f", string.pack("<I4", u)))
 end
 
+-- y = P x for a permutation P of 70 channels (not a multiple of any tile's rows) over 100 positions (nor of
+-- its columns): with integer x below 2048 every product and sum is exact in f16, tf32 and f32, so any
+-- misplaced A, B or C element shows as a wrong value, not as rounding.
+local function permutation_check(dtypes)
+  local C, P = 70, 100
+  local perm = {}
+  for i = 1, C do perm[i] = (i * 37) % C + 1 end -- a bijection of 1..C (37 is prime to 70)
+  local wflat = {}
+  for o = 1, C do
+    for i = 1, C do wflat[(o - 1) * C + i] = perm[o] == i and 1 or 0 end
+  end
+  local xflat = {}
+  for c = 1, C do
+    for p = 1, P do xflat[(c - 1) * P + p] = ((c * 131 + p * 7) % 2000) - 1000 end
+  end
+  for _, dtype in ipairs(dtypes) do
+    local x = lunet.tensor(xflat, { shape = { 1, C, 1, P }, dtype = dtype }):to_device()
+    local w = lunet.tensor(wflat, { shape = { C, C, 1, 1 }, dtype = "f32" }):to_device()
+    local y = filled({ 1, C, 1, P }, dtype, NaN)
+    conv.fwd(x, w, nil, y, { k = 1 })
+    local got = y:flat()
+    for o = 1, C do
+      for p = 1, P do
+        local want = xflat[(perm[o] - 1) * P + p]
+        local v = got[(o - 1) * P + p]
+        if v ~= want then error(("%s: y[%d, %d] = %s, want x[%d, %d] = %s"):format(dtype, o, p, v, perm[o], p, want)) end
+      end
+    end
+  end
+end
+
 describe("implicit-GEMM convolutions", function()
   before_each(function() core.tune.set("conv.igemm", 1) end)
   after_each(function() core.tune.reset() end)
@@ -118,35 +149,114 @@ describe("implicit-GEMM convolutions", function()
   end)
 
   it("place every fragment element where PTX's layout puts it: permutation matrices through the emulated mma", function()
-    -- y = P x for a permutation P of 70 channels (not a multiple of the 64-row tile) over 100 positions
-    -- (not a multiple of 64): with integer x below 2048 every product and sum is exact in f16, tf32 and
-    -- f32, so any misplaced A, B or C element shows as a wrong value, not as rounding.
     core.tune.set("conv.mma", "emulate")
-    local C, P = 70, 100
-    local perm = {}
-    for i = 1, C do perm[i] = (i * 37) % C + 1 end -- a bijection of 1..C (37 is prime to 70)
-    local wflat = {}
-    for o = 1, C do
-      for i = 1, C do wflat[(o - 1) * C + i] = perm[o] == i and 1 or 0 end
+    permutation_check({ "f16", "f32" })
+  end)
+
+  it("run every work-group tile of conv.igemm_tile to the same results (FMA tiles on every pass, the emulated " ..
+    "fragments on each warp layout)", function()
+    local tiles = conv.igemm_tiles()
+    assert.are.same({ "64x64", "128x64", "64x128", "128x128", "32x128", "32x64", "64x64k32", "128x128k32" }, tiles)
+    -- partial tiles along M, N and K: 33 output channels, and a transposed conv, taking turns (what a tile
+    -- changes, the gather into local memory and the split of K, is shared by every pass)
+    for i, tile in ipairs(tiles) do
+      core.tune.set("conv.igemm_tile", tile)
+      core.tune.set("conv.mma", "fma")
+      if i % 2 == 1 then check_case(support.conv_cases[10], false, "f32", 1e-4, 1e-4)
+      else check_case(support.convT_cases[1], true, "f32", 1e-4, 1e-4) end
     end
-    local xflat = {}
-    for c = 1, C do
-      for p = 1, P do xflat[(c - 1) * P + p] = ((c * 131 + p * 7) % 2000) - 1000 end
+    -- the emulated fragments (f16) on the layouts that differ from the default: 4 x 2 and 1 x 4 warps, 4 x 4
+    -- fragments per warp, 32-deep slices (the passes differ only in what they gather and where they store,
+    -- which the FMA tiles above check per tile; the fragments' placement is the forward's permutation)
+    core.tune.set("conv.mma", "emulate")
+    for _, tile in ipairs({ "128x64", "32x128", "128x128", "64x64k32" }) do
+      core.tune.set("conv.igemm_tile", tile)
+      permutation_check({ "f16" })
     end
-    for _, dtype in ipairs({ "f16", "f32" }) do
-      local x = lunet.tensor(xflat, { shape = { 1, C, 1, P }, dtype = dtype }):to_device()
-      local w = lunet.tensor(wflat, { shape = { C, C, 1, 1 }, dtype = "f32" }):to_device()
-      local y = filled({ 1, C, 1, P }, dtype, NaN)
-      conv.fwd(x, w, nil, y, { k = 1 })
-      local got = y:flat()
-      for o = 1, C do
-        for p = 1, P do
-          local want = xflat[(perm[o] - 1) * P + p]
-          local v = got[(o - 1) * P + p]
-          if v ~= want then error(("%s: y[%d, %d] = %s, want x[%d, %d] = %s"):format(dtype, o, p, v, perm[o], p, want)) end
-        end
-      end
+  end)
+
+  it("takes each GEMM's tile from conv.igemm_tile@<key>, under a plain setting of conv.igemm_tile", function()
+    core.tune.set("conv.mma", "fma")
+    local c = support.conv_cases[10] -- M = 33: the rule's 64 x 64
+    local rule = {}
+    local function tiles_run()
+      conv.igemm_record(true)
+      check_case(c, false, "f16", 2e-3, 1e-4)
+      local got = {}
+      for _, r in ipairs(conv.igemm_record(false)) do got[r.key], rule[r.key] = r.tile, r.rule end
+      return got
     end
+    local ran = tiles_run()
+    local fwd_key = "fwd.fma-hh.33x420x459" -- Cout x (batch x positions) x (Cin x taps)
+    assert.are.equal("64x64", ran[fwd_key])
+    -- forward, backward data (M = Cin = 17: 32 x 128) and weight gradient: three GEMM shapes on the rule
+    local n = 0
+    for key, tile in pairs(ran) do
+      n = n + 1
+      assert.are.equal(rule[key], tile, key)
+    end
+    assert.are.equal(3, n)
+    assert.are.equal("32x128", ran["dgrad.fma-hh.17x420x891"])
+    core.tune.set("conv.igemm_tile@" .. fwd_key, "128x64")
+    ran = tiles_run() -- (check_case proves the results right with it)
+    assert.are.equal("128x64", ran[fwd_key])
+    assert.are.equal("128x64", core.tune.get("conv.igemm_tile@" .. fwd_key))
+    for key, tile in pairs(ran) do
+      if key ~= fwd_key then assert.are.equal(rule[key], tile, key) end
+    end
+    core.tune.set("conv.igemm_tile", "32x64") -- a plain run-time setting wins over every key
+    ran = tiles_run()
+    for key, tile in pairs(ran) do assert.are.equal("32x64", tile, key) end
+    core.tune.set("conv.igemm_tile", nil)
+    assert.are.equal("128x64", tiles_run()[fwd_key])
+    -- the rule: 32 x 128 where M <= 32 (the 32-channel stages)
+    conv.igemm_record(true)
+    check_case(support.conv_cases[1], false, "f32", 1e-4, 1e-4)
+    for _, r in ipairs(conv.igemm_record(false)) do
+      local M = tonumber(r.key:match("%.(%d+)x%d+x%d+$"))
+      assert.are.equal(M <= 32 and "32x128" or "64x64", r.tile, r.key)
+      assert.are.equal(r.tile, r.rule)
+    end
+    -- keys are checked
+    assert.has_error(function() core.tune.set("conv.igemm_tile@a b", 1) end)
+    assert.has_error(function() core.tune.set("conv.igemm_tile@", 1) end)
+    assert.has_error(function() core.tune.set("conv.igemm_tile@fwd", "96x96") end)
+  end)
+
+  it("is tuned per GEMM shape: lunet.tuner times each recorded GEMM on every tile and keeps the fastest", function()
+    core.tune.set("conv.mma", "fma")
+    local c = support.conv_cases[6]
+    local xs = { c.n, c.cin, table.unpack(c.x) }
+    local x = operand(xs, "f16")
+    local w = operand(support.weight_shape(c), "f32")
+    local ys = conv.out_shape(xs, c.cout, { k = c.k })
+    local y, dy, dx = filled(ys, "f16", 0), operand(ys, "f16"), filled(xs, "f16", 0)
+    local dw = filled(support.weight_shape(c), "f32", 0)
+    local lines = {}
+    local r = require("lunet.tuner").tune_igemm({
+      step = function()
+        conv.fwd(x, w, nil, y, { k = c.k })
+        conv.bwd_data(dy, w, dx, { k = c.k })
+        conv.bwd_weight(x, dy, dw, nil, { k = c.k })
+      end,
+      tiles = { "64x64", "32x64", "128x128" }, repeats = 1, save = false,
+      log = function(l) lines[#lines + 1] = l end,
+    })
+    assert.are.equal(3, #r.results)
+    for _, e in ipairs(r.results) do
+      assert.truthy(e.times["64x64"] and e.times["32x64"] and e.times["128x128"], e.key)
+      for _, t in pairs(e.times) do assert.is_true(t > 0 and t < 10) end
+      assert.are.equal(e.best, core.tune.get("conv.igemm_tile@" .. e.key))
+      local fastest = math.huge
+      for _, t in pairs(e.times) do fastest = math.min(fastest, t) end
+      assert.are.equal(fastest, e.times[e.best])
+    end
+    assert.are.equal(3, #lines)
+    -- a workload without implicit GEMMs is an error that says why
+    core.tune.set("conv.igemm", 0)
+    local ok, err = pcall(require("lunet.tuner").tune_igemm, { step = function() conv.fwd(x, w, nil, y, { k = c.k }) end, save = false })
+    assert.is_false(ok)
+    assert.matches("ran no implicit%-GEMM convolution", err)
   end)
 
   it("rounds operands as the tensor cores do: weights to f16 (RNE) for float16 activations, to tf32 (RNA) otherwise", function()

@@ -130,6 +130,109 @@ describe("kernel tunables", function()
     tmp.remove(dir)
   end)
 
+  it("keeps values per key (name@key) in the file and at run time, below a plain run-time setting", function()
+    local dir = tmpdir()
+    local path = dir .. "/keyed.txt"
+    local env = { LUNET_TUNABLES = path, LUA_PATH = os.getenv("LUA_PATH"), LUA_CPATH = os.getenv("LUA_CPATH") }
+    local f = assert(io.open(path, "w"))
+    f:write("conv.igemm_tile 64x128\nconv.igemm_tile@fwd.ptx16-hh.32x4194304x864 32x128  # tuned\n")
+    f:close()
+    local out, ok = child(env, [[
+      local tune = require("lunet.core").tune
+      local k1, k2 = "conv.igemm_tile@fwd.ptx16-hh.32x4194304x864", "conv.igemm_tile@dgrad.ptx16-hh.32x4194304x1728"
+      local src = {}
+      for _, t in ipairs(tune.list()) do src[t.name] = t.source .. "=" .. tostring(t.value) end
+      print(tune.get(k1), tune.get(k2), src[k1], src[k2])
+      tune.set(k2, "128x128")
+      print(tune.get(k2))
+      tune.set("conv.igemm_tile", "32x64")
+      print(tune.get(k1), tune.get(k2))
+      tune.set("conv.igemm_tile", nil)
+      print(tune.save())
+    ]])
+    assert.is_true(ok, out)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    -- a key's file entry over the plain file value; a key without one takes the plain value
+    assert.are.equal("32x128\t64x128\tfile=32x128\tnil", lines[1])
+    assert.are.equal("128x128", lines[2])
+    assert.are.equal("32x64\t32x64", lines[3])
+    assert.are.equal(path, lines[4])
+    f = assert(io.open(path))
+    local text = f:read("a")
+    f:close()
+    assert.matches("\nconv.igemm_tile 64x128\n", text, 1, true)
+    assert.matches("\nconv.igemm_tile@fwd.ptx16-hh.32x4194304x864 32x128\n", text, 1, true)
+    assert.matches("\nconv.igemm_tile@dgrad.ptx16-hh.32x4194304x1728 128x128\n", text, 1, true)
+    -- LUNET_CONV_IGEMM_TILE (a tuning run's override) wins over the file's keys, not over run-time keys
+    env.LUNET_CONV_IGEMM_TILE = "128x64"
+    out = child(env, [[
+      local tune = require("lunet.core").tune
+      print(tune.get("conv.igemm_tile@fwd.ptx16-hh.32x4194304x864"))
+      tune.set("conv.igemm_tile@fwd.ptx16-hh.32x4194304x864", "32x64")
+      print(tune.get("conv.igemm_tile@fwd.ptx16-hh.32x4194304x864"))
+    ]])
+    assert.are.equal("128x64\n32x64\n", out)
+    -- a bad key in the file names its line
+    env.LUNET_CONV_IGEMM_TILE = nil
+    f = assert(io.open(path, "w"))
+    f:write("conv.igemm_tile@fwd 64x64\nconv.igemm_tile@ 64x64\n")
+    f:close()
+    out, ok = child(env, [[require("lunet.core").tune.get("conv.igemm_tile")]])
+    assert.is_falsy(ok)
+    assert.matches(path .. " line 2", out, 1, true)
+    tmp.remove(dir)
+  end)
+
+  it("tunes the implicit GEMM's tile per GEMM shape of a plan's training step (lunet tune --igemm)", function()
+    local dir = tmpdir()
+    local cjson = require "cjson"
+    local f = assert(io.open("spec/fixtures/plans/ct_iso/nnUNetPlans.json"))
+    local plans = cjson.decode(f:read("a"))
+    f:close()
+    -- a small 3d_fullres: 2 stages of 4 and 8 features, patch 8^3, batch 1
+    local conf = plans.configurations["3d_fullres"]
+    local kw = conf.architecture.arch_kwargs
+    kw.n_stages, kw.features_per_stage = 2, { 4, 8 }
+    kw.kernel_sizes, kw.strides = { { 3, 3, 3 }, { 3, 3, 3 } }, { { 1, 1, 1 }, { 2, 2, 2 } }
+    kw.n_conv_per_stage, kw.n_conv_per_stage_decoder = { 2, 2 }, { 2 }
+    conf.patch_size, conf.batch_size = { 8, 8, 8 }, 1
+    local plans_path = dir .. "/plans.json"
+    f = assert(io.open(plans_path, "w"))
+    f:write(cjson.encode(plans))
+    f:close()
+    local tunables = dir .. "/tunables.txt"
+    -- PoCL: the implicit GEMM forced on (GPUs take it for float16 activations by themselves)
+    local env = ("LUNET_TUNABLES=%s LUNET_CONV_IGEMM=1 LUNET_CONV_MMA=fma "):format(shell_quote(tunables))
+    local p = io.popen(env .. "scripts/lunet tune --igemm " .. shell_quote(plans_path) ..
+      " --tiles 64x64,32x64 2>&1")
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    local n = tonumber(out:match("(%d+) GEMM shapes tuned; saved to " .. tunables:gsub("%p", "%%%0")))
+    assert.is_not_nil(n, out)
+    -- forward, backward data and weight gradient of each conv, the transposed conv's three, the heads
+    assert.is_true(n >= 12, out)
+    f = assert(io.open(tunables))
+    local text = f:read("a")
+    f:close()
+    local keys = 0
+    for key, tile in text:gmatch("\nconv%.igemm_tile@(%S+) (%S+)") do
+      keys = keys + 1
+      assert.truthy(tile == "64x64" or tile == "32x64", key)
+      assert.matches("^t?[fdw][a-z]+%.fma%-[fh][fh]%.%d+x%d+x%d+$", key)
+    end
+    assert.are.equal(n, keys)
+    -- the forward of the first conv reads the float32 batch and writes float16 (mixed precision)
+    assert.matches("\nconv.igemm_tile@fwd.fma-fh.4x512x27 ", text, 1, true)
+    -- a plans file that is not there is named
+    p = io.popen(env .. "scripts/lunet tune --igemm " .. shell_quote(dir .. "/none.json") .. " 2>&1")
+    out = p:read("a")
+    assert.is_falsy(p:close())
+    assert.matches("cannot read the plans file " .. dir .. "/none.json", out, 1, true)
+    tmp.remove(dir)
+  end)
+
   it("tunes: times each candidate, keeps the fastest and saves it to the file", function()
     local dir = tmpdir()
     local env = { LUNET_TUNABLES = dir .. "/sub/tunables.txt", LUA_PATH = os.getenv("LUA_PATH"),

@@ -35,8 +35,22 @@ static const struct { const char *match, *name; int value; } builtin[] = {
   {"NVIDIA", "conv.cobw", 8},
 };
 
+/* Keyed values ("name@key") of the file and run-time layers; a fixed table (a tuned network has a few
+ * dozen GEMM shapes). */
+#define MAX_KEYED 512
+typedef struct {
+  lu_tune_id id;
+  int value;
+  char key[LU_TUNE_KEY_MAX];
+} keyed_value;
+typedef struct {
+  int n;
+  keyed_value v[MAX_KEYED];
+} keyed_table;
+
 struct lu_tunables {
   int layer[NLAYERS][LU_TUNE_COUNT]; /* UNSET where a layer says nothing */
+  keyed_table keyed_file, keyed_set;
   int value[LU_TUNE_COUNT];          /* resolved */
   lu_tune_layer from[LU_TUNE_COUNT];
   int klass;
@@ -88,6 +102,89 @@ lu_status lu_tune_find(const char *name, lu_tune_id *id) {
       return LU_OK;
     }
   return lu_fail(LU_EARG, "no kernel tunable '%s' (lunet tune --list names them)", name);
+}
+
+lu_status lu_tune_find_keyed(const char *name, lu_tune_id *id, char *keybuf, size_t n, const char **key) {
+  const char *at = strchr(name, '@');
+  *key = NULL;
+  if (!at) return lu_tune_find(name, id);
+  char base[128];
+  size_t blen = (size_t)(at - name), klen = strlen(at + 1);
+  if (blen >= sizeof base) return lu_fail(LU_EARG, "no kernel tunable '%s'", name);
+  if (klen == 0 || klen >= LU_TUNE_KEY_MAX || klen >= n)
+    return lu_fail(LU_EARG, "tunable '%s': a key of 1 to %d characters after '@'", name, LU_TUNE_KEY_MAX - 1);
+  for (const char *p = at + 1; *p; p++)
+    if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+      return lu_fail(LU_EARG, "tunable '%s': its key may hold letters, digits, '.', '_' and '-' only", name);
+  memcpy(base, name, blen);
+  base[blen] = 0;
+  LU_TRY(lu_tune_find(base, id));
+  memcpy(keybuf, at + 1, klen + 1);
+  *key = keybuf;
+  return LU_OK;
+}
+
+static keyed_value *keyed_find(const keyed_table *t, lu_tune_id id, const char *key) {
+  for (int i = 0; i < t->n; i++)
+    if (t->v[i].id == id && strcmp(t->v[i].key, key) == 0) return (keyed_value *)&t->v[i];
+  return NULL;
+}
+
+/* Sets (or with unset removes) one keyed value of a table. */
+static lu_status keyed_put(keyed_table *t, lu_tune_id id, const char *key, int value, int unset) {
+  keyed_value *e = keyed_find(t, id, key);
+  if (unset) {
+    if (e) *e = t->v[--t->n];
+    return LU_OK;
+  }
+  if (!e) {
+    if (t->n == MAX_KEYED) return lu_fail(LU_EUNSUPPORTED, "tunable %s@%s: more than %d keyed values", descs[id].name, key, MAX_KEYED);
+    if (strlen(key) >= LU_TUNE_KEY_MAX) return lu_fail(LU_EARG, "tunable %s: key '%s' too long", descs[id].name, key);
+    e = &t->v[t->n++];
+    e->id = id;
+    snprintf(e->key, sizeof e->key, "%s", key);
+  }
+  e->value = value;
+  return LU_OK;
+}
+
+int lu_tune_keyed(const lu_device *dev, lu_tune_id id, const char *key) {
+  const struct lu_tunables *t = dev->tune;
+  if (!t || !key || t->from[id] == LU_TUNE_FROM_SET) return lu_tune(dev, id);
+  const keyed_value *e = keyed_find(&t->keyed_set, id, key);
+  if (e) return e->value;
+  if (t->from[id] == LU_TUNE_FROM_ENV) return t->value[id];
+  e = keyed_find(&t->keyed_file, id, key);
+  return e ? e->value : t->value[id];
+}
+
+lu_status lu_tune_set_keyed(lu_device *dev, lu_tune_id id, const char *key, int value, int unset) {
+  LU_TRY(lu_tune_init(dev));
+  if (!unset && value < LU_TUNE_AUTO)
+    return lu_fail(LU_EARG, "tunable %s@%s: %d is not auto (-1) or a number >= 0", descs[id].name, key, value);
+  return keyed_put(&dev->tune->keyed_set, id, key, value, unset);
+}
+
+int lu_tune_keyed_entry(const lu_device *dev, int i, lu_tune_id *id, const char **key, int *value,
+                        lu_tune_layer *from) {
+  const struct lu_tunables *t = dev->tune;
+  if (!t || i < 0) return 0;
+  if (i < t->keyed_set.n) {
+    const keyed_value *e = &t->keyed_set.v[i];
+    *id = e->id; *key = e->key; *value = e->value; *from = LU_TUNE_FROM_SET;
+    return 1;
+  }
+  /* then the file's entries that no run-time one covers */
+  int k = i - t->keyed_set.n;
+  for (int j = 0; j < t->keyed_file.n; j++) {
+    const keyed_value *e = &t->keyed_file.v[j];
+    if (keyed_find(&t->keyed_set, e->id, e->key)) continue;
+    if (k-- == 0) {
+      *id = e->id; *key = e->key; *value = e->value; *from = LU_TUNE_FROM_FILE;
+      return 1;
+    }
+  }
+  return 0;
 }
 
 const char *lu_tune_name(lu_tune_id id) { return descs[id].name; }
@@ -143,6 +240,7 @@ void lu_tune_path(const lu_device *dev, char *buf, size_t n) {
 static lu_status read_file(lu_device *dev) {
   int *layer = dev->tune->layer[LU_TUNE_FROM_FILE];
   for (int i = 0; i < LU_TUNE_COUNT; i++) layer[i] = UNSET;
+  dev->tune->keyed_file.n = 0;
   char path[4096], line[512];
   lu_tune_path(dev, path, sizeof path);
   FILE *f = fopen(path, "r");
@@ -155,8 +253,15 @@ static lu_status read_file(lu_device *dev) {
     int got = sscanf(line, "%127s %127s", key, val);
     if (got <= 0) continue;
     lu_tune_id id;
+    char keybuf[LU_TUNE_KEY_MAX];
+    const char *k = NULL;
+    int v;
     if (got != 2) st = lu_fail(LU_EFORMAT, "%s:%d: expected 'name value'", path, ln);
-    else if ((st = lu_tune_find(key, &id)) == LU_OK) st = lu_tune_parse(id, val, &layer[id]);
+    else if ((st = lu_tune_find_keyed(key, &id, keybuf, sizeof keybuf, &k)) == LU_OK &&
+             (st = lu_tune_parse(id, val, &v)) == LU_OK) {
+      if (k) st = keyed_put(&dev->tune->keyed_file, id, k, v, 0);
+      else layer[id] = v;
+    }
     if (st != LU_OK) st = lu_fail_context(st, "tunables file %s line %d", path, ln);
   }
   fclose(f);
@@ -222,6 +327,7 @@ lu_status lu_tune_set(lu_device *dev, lu_tune_id id, int value, int unset) {
 void lu_tune_reset(lu_device *dev) {
   if (!dev->tune) return;
   for (int i = 0; i < LU_TUNE_COUNT; i++) dev->tune->layer[LU_TUNE_FROM_SET][i] = UNSET;
+  dev->tune->keyed_set.n = 0;
   resolve(dev);
 }
 
@@ -233,7 +339,8 @@ lu_status lu_tune_save(lu_device *dev) {
   LU_TRY(lu_mkdirs_for(path)); /* the cache folder may not exist yet */
   FILE *f;
   LU_TRY(lu_atomic_fopen(path, tmp, sizeof tmp, &f));
-  fprintf(f, "# Lunet kernel tunables for %s (%s), written by lunet tune --kernels.\n# name value\n", dev->name,
+  fprintf(f, "# Lunet kernel tunables for %s (%s), written by lunet tune.\n"
+             "# name value (name@key: the value for one key)\n", dev->name,
           dev->vendor);
   for (int i = 0; i < LU_TUNE_COUNT; i++) {
     int v = t->layer[LU_TUNE_FROM_SET][i] != UNSET ? t->layer[LU_TUNE_FROM_SET][i] : t->layer[LU_TUNE_FROM_FILE][i];
@@ -241,6 +348,15 @@ lu_status lu_tune_save(lu_device *dev) {
     char buf[64];
     lu_tune_format((lu_tune_id)i, v, buf, sizeof buf);
     fprintf(f, "%s %s\n", descs[i].name, buf);
+  }
+  lu_tune_id id;
+  const char *key;
+  int v;
+  lu_tune_layer from;
+  for (int i = 0; lu_tune_keyed_entry(dev, i, &id, &key, &v, &from); i++) {
+    char buf[64];
+    lu_tune_format(id, v, buf, sizeof buf);
+    fprintf(f, "%s@%s %s\n", descs[id].name, key, buf);
   }
   LU_TRY(lu_atomic_fclose(f, tmp, path, ferror(f) ? lu_fail(LU_EIO, "writing the tunables file %s", path) : LU_OK));
   LU_TRY(read_file(dev));

@@ -8,6 +8,9 @@
  *   3. the device's tunables file, written by `lunet tune --kernels` (lu_tune_path);
  *   4. the built-in per-device table (entries matched by vendor or name substring);
  *   5. the default of the device's class (cpu or gpu).
+ * A tunable may also be set for one key, "name@key" (the implicit GEMM's tile per GEMM shape): such a
+ * value sits just below the plain name's run-time setting (so a forced value still wins), above the
+ * environment and everything else (lu_tune_keyed).
  * LU_TUNE_AUTO means "the kernel's own rule decides" (for a switch: by geometry); 0 turns a switch
  * off, 1 forces it wherever the geometry allows.
  *
@@ -72,6 +75,7 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(CONV_IGEMM, "conv.igemm", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "implicit-GEMM convolutions (auto: where an activation is float16)") \
   X(CONV_IGEMM_FIXED, "conv.igemm_fixed", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "implicit GEMM: geometry as build options (auto: on GPUs)") \
   X(CONV_MMA, "conv.mma", LU_TUNE_AUTO, LU_TUNE_AUTO, "fma|emulate|ptx", "implicit GEMM micro-kernel (auto: ptx where the device probe passed)") \
+  X(CONV_IGEMM_TILE, "conv.igemm_tile", LU_TUNE_AUTO, LU_TUNE_AUTO, "64x64|128x64|64x128|128x128|32x128|32x64|64x64k32|128x128k32", "implicit GEMM: work-group tile M x N (x K slice); per GEMM shape as conv.igemm_tile@<pass>.<kernel>.<M>x<N>x<K> (lunet tune --igemm)") \
   X(LOSS_WG, "loss.wg", 64, 256, NULL, "loss kernels' work-group size") \
   X(LOSS_VW, "loss.vw", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "loss and softmax: voxels per work-item (1 or 8)") \
   X(INSTNORM, "instnorm", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row") \
@@ -109,6 +113,19 @@ lu_status lu_tune_parse(lu_tune_id id, const char *text, int *value);
 void lu_tune_format(lu_tune_id id, int value, char *buf, size_t n);
 lu_tune_layer lu_tune_source(const lu_device *dev, lu_tune_id id);
 const char *lu_tune_layer_name(lu_tune_layer l);
+
+/* The value of id for one key: the plain run-time setting, else the key's run-time setting, else the
+ * environment, else the key's file entry, else lu_tune(dev, id). */
+int lu_tune_keyed(const lu_device *dev, lu_tune_id id, const char *key);
+/* Sets id for one key at run time (unset = 1 removes it). Keys: at most LU_TUNE_KEY_MAX - 1 characters of
+ * [A-Za-z0-9._x-]. */
+#define LU_TUNE_KEY_MAX 64
+lu_status lu_tune_set_keyed(lu_device *dev, lu_tune_id id, const char *key, int value, int unset);
+/* The i-th keyed entry now in effect (run-time over file), for listing: 0 past the end. */
+int lu_tune_keyed_entry(const lu_device *dev, int i, lu_tune_id *id, const char **key, int *value,
+                        lu_tune_layer *from);
+/* Splits "name@key" (or a plain name: *key = NULL) into a tunable id and its key, copied into keybuf. */
+lu_status lu_tune_find_keyed(const char *name, lu_tune_id *id, char *keybuf, size_t n, const char **key);
 
 /* Sets id at run time (the top layer); unset = 1 removes that setting again. */
 lu_status lu_tune_set(lu_device *dev, lu_tune_id id, int value, int unset);

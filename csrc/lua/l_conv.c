@@ -10,6 +10,7 @@
  * Without k in opts the kernel is taken from w's shape; the default padding is (k - 1) / 2. */
 #include <string.h>
 
+#include "cl/tunables.h"
 #include "lua/l_common.h"
 #include "ops/conv.h"
 
@@ -145,12 +146,69 @@ static int l_mma_available(lua_State *L) {
   return 1;
 }
 
+/* igemm_record(on): starts (forgetting the last) or stops recording the implicit GEMM's shapes; stopping
+ * returns them: { {key=, pass=, tile=<tile it ran with>, rule=<tile the rule picks>}, ... } (lunet.tuner) */
+static int l_igemm_record(lua_State *L) {
+  int on = lua_toboolean(L, 1);
+  LU_LCHECK(L, lu_conv_igemm_record(on), "conv.igemm_record");
+  if (on) return 0;
+  lua_newtable(L);
+  const char *key;
+  int pass, tile, rule;
+  for (int i = 0; lu_conv_igemm_recorded(i, &key, &pass, &tile, &rule); i++) {
+    char name[64];
+    lua_createtable(L, 0, 4);
+    lu_tune_format(LU_TUNE_CONV_IGEMM_TILE, tile, name, sizeof name);
+    lua_pushstring(L, name); lua_setfield(L, -2, "tile");
+    lu_tune_format(LU_TUNE_CONV_IGEMM_TILE, rule, name, sizeof name);
+    lua_pushstring(L, key); lua_setfield(L, -2, "key");
+    lua_pushinteger(L, pass); lua_setfield(L, -2, "pass");
+    lua_pushstring(L, name); lua_setfield(L, -2, "rule");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* igemm_tiles() -> { "64x64", ... }: conv.igemm_tile's values */
+static int l_igemm_tiles(lua_State *L) {
+  lua_newtable(L);
+  for (int i = 0; i < lu_conv_igemm_tiles(); i++) {
+    char name[64];
+    lu_tune_format(LU_TUNE_CONV_IGEMM_TILE, i, name, sizeof name);
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* igemm_time(i, tile, repeats [, device]) -> seconds, or nil and the reason where the tile does not fit or
+ * fails: the i-th recorded GEMM (1-based) on scratch buffers with that tile (a name or an index) */
+static int l_igemm_time(lua_State *L) {
+  int i = (int)luaL_checkinteger(L, 1) - 1, tile = 0;
+  if (lua_type(L, 2) == LUA_TSTRING)
+    LU_LCHECK(L, lu_tune_parse(LU_TUNE_CONV_IGEMM_TILE, lua_tostring(L, 2), &tile), "conv.igemm_time");
+  else tile = (int)luaL_checkinteger(L, 2);
+  int repeats = (int)luaL_optinteger(L, 3, 3);
+  lu_device *dev = lu_lua_opt_device(L, 4);
+  double sec = 0;
+  lu_status st = lu_conv_igemm_time(dev, i, tile, repeats, &sec);
+  if (st != LU_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, lu_errmsg());
+    lu_clear_error();
+    return 2;
+  }
+  lua_pushnumber(L, sec);
+  return 1;
+}
+
 int lu_open_conv(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"fwd", l_fwd}, {"bwd_data", l_bwd_data}, {"bwd_weight", l_bwd_weight},
     {"T_fwd", l_T_fwd}, {"T_bwd_data", l_T_bwd_data}, {"T_bwd_weight", l_T_bwd_weight},
     {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops},
-    {"mma_available", l_mma_available}, {NULL, NULL}};
+    {"mma_available", l_mma_available}, {"igemm_record", l_igemm_record}, {"igemm_tiles", l_igemm_tiles},
+    {"igemm_time", l_igemm_time}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

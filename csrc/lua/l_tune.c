@@ -2,6 +2,7 @@
  *
  *   get(name [, device])          -> value: a number, a value name ("gpu", "gemm") or "auto"
  *   set(name, value|nil [, device])  sets the run-time value (nil: back to file / defaults)
+ *   name may be "name@key": the value for one key (lu_tune_keyed; the implicit GEMM's tile per shape)
  *   class([device])               -> "cpu" | "gpu": the class kernels are chosen for
  *   list([device])                -> { {name=, value=, source=, doc=, values=}, ... }
  *   reset([device])                  clears every run-time value
@@ -11,9 +12,9 @@
 #include "cl/tunables.h"
 #include "lua/l_common.h"
 
-static lu_tune_id check_name(lua_State *L, int idx) {
+static lu_tune_id check_name(lua_State *L, int idx, char *keybuf, const char **key) {
   lu_tune_id id;
-  LU_LCHECK(L, lu_tune_find(luaL_checkstring(L, idx), &id), "tune");
+  LU_LCHECK(L, lu_tune_find_keyed(luaL_checkstring(L, idx), &id, keybuf, LU_TUNE_KEY_MAX, key), "tune");
   return id;
 }
 
@@ -28,20 +29,24 @@ static void push_value(lua_State *L, lu_tune_id id, int v) {
 }
 
 static int l_get(lua_State *L) {
-  lu_tune_id id = check_name(L, 1);
+  char keybuf[LU_TUNE_KEY_MAX];
+  const char *key;
+  lu_tune_id id = check_name(L, 1, keybuf, &key);
   lu_device *dev = lu_lua_opt_device(L, 2);
-  push_value(L, id, lu_tune(dev, id));
+  push_value(L, id, key ? lu_tune_keyed(dev, id, key) : lu_tune(dev, id));
   return 1;
 }
 
 static int l_set(lua_State *L) {
-  lu_tune_id id = check_name(L, 1);
+  char keybuf[LU_TUNE_KEY_MAX];
+  const char *key;
+  lu_tune_id id = check_name(L, 1, keybuf, &key);
   lu_device *dev = lu_lua_opt_device(L, 3);
   int v = 0, unset = lua_isnoneornil(L, 2);
   if (lua_isinteger(L, 2)) v = (int)lua_tointeger(L, 2);
   else if (lua_type(L, 2) == LUA_TSTRING) LU_LCHECK(L, lu_tune_parse(id, lua_tostring(L, 2), &v), "tune.set");
   else if (!unset) return luaL_argerror(L, 2, "an integer, a value name, 'auto' or nil");
-  LU_LCHECK(L, lu_tune_set(dev, id, v, unset), "tune.set");
+  LU_LCHECK(L, key ? lu_tune_set_keyed(dev, id, key, v, unset) : lu_tune_set(dev, id, v, unset), "tune.set");
   return 0;
 }
 
@@ -62,6 +67,20 @@ static int l_list(lua_State *L) {
     lua_pushstring(L, lu_tune_doc(id)); lua_setfield(L, -2, "doc");
     if (lu_tune_values(id)) { lua_pushstring(L, lu_tune_values(id)); lua_setfield(L, -2, "values"); }
     lua_rawseti(L, -2, i + 1);
+  }
+  /* then the keyed values in effect, named "name@key" */
+  lu_tune_id id;
+  const char *key;
+  int v;
+  lu_tune_layer from;
+  for (int i = 0; lu_tune_keyed_entry(dev, i, &id, &key, &v, &from); i++) {
+    lua_createtable(L, 0, 5);
+    lua_pushfstring(L, "%s@%s", lu_tune_name(id), key); lua_setfield(L, -2, "name");
+    push_value(L, id, v); lua_setfield(L, -2, "value");
+    lua_pushstring(L, lu_tune_layer_name(from)); lua_setfield(L, -2, "source");
+    lua_pushstring(L, lu_tune_doc(id)); lua_setfield(L, -2, "doc");
+    if (lu_tune_values(id)) { lua_pushstring(L, lu_tune_values(id)); lua_setfield(L, -2, "values"); }
+    lua_rawseti(L, -2, LU_TUNE_COUNT + i + 1);
   }
   return 1;
 }

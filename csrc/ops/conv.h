@@ -79,5 +79,14 @@ lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const l
 /* Whether the implicit GEMM's inline-PTX mma.sync (f16 = 1: m16n8k16 f16, else m16n8k8 tf32) ran correctly on
  * dev: probed once per device (NVIDIA, compute capability >= 8) with a product checked exactly. */
 int lu_conv_mma_available(lu_device *dev, int f16);
+/* Implicit-GEMM tuning (lunet tune --igemm): while recording is on, every distinct GEMM shape the passes run is kept
+ * (turning it on forgets the last recording); lu_conv_igemm_recorded names the i-th (its conv.igemm_tile
+ * key, its pass, the tile it ran with and the one the rule picks; 0 past the end), lu_conv_igemm_time runs it on scratch
+ * buffers with one tile (an index into conv.igemm_tile's values; LU_EUNSUPPORTED where it does not fit the
+ * device) and gives the fastest of `repeats` runs after a warm-up. Process-wide state: tuning runs only. */
+lu_status lu_conv_igemm_record(int on);
+int lu_conv_igemm_recorded(int i, const char **key, int *pass, int *tile, int *tile_rule);
+int lu_conv_igemm_tiles(void);
+lu_status lu_conv_igemm_time(lu_device *dev, int i, int tile, int repeats, double *seconds);
 
 #endif

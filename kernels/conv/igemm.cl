@@ -19,13 +19,13 @@
 // float32 throughout.
 //
 // MMA picks the micro-kernel:
-//   0  float FMA, 16 x 16 work-items each computing 4 x 4 (any device)
+//   0  float FMA, 16 x 16 work-items each computing TM x TN (any device)
 //   1  mma m16n8k16, f16 inputs, f32 accumulation, fragments exchanged through local memory (emulation:
 //      runs on any OpenCL device, so CI checks the fragment indexing and the f16 rounding on PoCL)
 //   2  mma m16n8k8, tf32 inputs (rounded to nearest, ties away, as cvt.rna.tf32.f32), emulated likewise
 //   3  / 4  the same two through inline PTX mma.sync (NVIDIA, sm_80+, chosen after the device probe)
-// The MMA kernels run 4 warps of 32 work-items, each warp a 32 x 32 quarter of the 64 x 64 tile: 2 x 4
-// fragments of 16 x 8. The fragment layouts are PTX's (ISA "Matrix Fragments for mma.m16n8k16/k8"): lane
+// The MMA kernels run WARPS_M x WARPS_N warps of 32 work-items, each warp an (FM 16) x (FN 8) part of the
+// tile: FM x FN fragments of 16 x 8 (the default tile, 64 x 64: 2 x 2 warps of 2 x 4 fragments). The fragment layouts are PTX's (ISA "Matrix Fragments for mma.m16n8k16/k8"): lane
 // = 4 g + t; A (row-major 16 x K): reg r holds rows g + 8 (r & 1), k columns; B (col-major K x 8): column g;
 // C: rows g and g + 8, columns 2t and 2t + 1.
 // Geometry: with -DGEOM_FIXED the kernel size KZ KY KX, stride SZ SY SX and padding PZ PY PX are build
@@ -87,13 +87,38 @@
 #define UNROLL _Pragma("unroll")
 #endif
 
-#define BM 64
-#define BN 64
+// The tile (build options, chosen per GEMM shape by ops/conv/igemm.c, tunable conv.igemm_tile): BM x BN
+// outputs per work-group, BK-deep slices. FMA: 16 x 16 work-items of TM x TN outputs. MMA: WARPS_M x
+// WARPS_N warps, each FM x FN fragments of 16 x 8.
+#ifndef BK
 #define BK 16
+#endif
 #if MMA == 0
-#define WG 256 // 16 x 16 work-items of 4 x 4 outputs
+#ifndef BM
+#define BM 64
+#endif
+#ifndef BN
+#define BN 64
+#endif
+#define WG 256
+#define TM (BM / 16)
+#define TN (BN / 16)
 #else
-#define WG 128 // 4 warps of 32 x 32
+#ifndef WARPS_M
+#define WARPS_M 2
+#endif
+#ifndef WARPS_N
+#define WARPS_N 2
+#endif
+#ifndef FM
+#define FM 2
+#endif
+#ifndef FN
+#define FN 4
+#endif
+#define WG (32 * WARPS_M * WARPS_N)
+#define BM (WARPS_M * FM * 16)
+#define BN (WARPS_N * FN * 8)
 #endif
 
 #define TRANSPOSED (PASS >= 3)
@@ -143,47 +168,91 @@ inline size_t up_offset(const geo g, const int i, const int t) {
 }
 
 // ---- B(k, n) ----
-// Every index is decomposed per element (positions by runtime sizes, taps by KV); hoisting a column's
-// decomposition out of the k loop is left to the GPU tuning.
+// The weight gradients' B: n = (channel, tap) of the weights, k = (b, position); each element decomposed.
+// (The other passes' B goes through column() / load_b_col below.)
 inline float load_b(const geo g, const int k, const int n, __global const XT *x, __global const YT *dy) {
-#if PASS == 0 || PASS == 2
-  // x[b, ci, o * s - p + t]; PASS 0: n = (b, o), k = (ci, t); PASS 2: k = (b, o), n = (ci, t)
+#if PASS == 2
+  // x[b, ci, o * s - p + t]; k = (b, o), n = (ci, t)
   const int OS = g.OZ * g.OY * g.OX;
-#if PASS == 0
-  const int b = n / OS, o = n - b * OS, ci = k / KV, t = k - ci * KV;
-#else
   const int b = k / OS, o = k - b * OS, ci = n / KV, t = n - ci * KV;
-#endif
   const int oz = o / (g.OY * g.OX), oy = (o / g.OX) % g.OY, ox = o % g.OX;
   TAP_SPLIT(t, tz, ty, tx);
   const int iz = oz * SZ - PZ + tz, iy = oy * SY - PY + ty, ix = ox * SX - PX + tx;
   if (iz < 0 || iz >= g.Z || iy < 0 || iy >= g.Y || ix < 0 || ix >= g.X) return 0.0f;
   return LDX(x, (((size_t)b * g.Cin + ci) * g.Z + iz) * g.Y * g.X + (size_t)iy * g.X + ix);
-#elif PASS == 1
-  // dy[b, co, (i + p - t) / s] where the stride divides; n = (b, i), k = (co, t)
+#elif PASS == 5
+  // dy[b, co, i * s + t]; k = (b, i), n = (co, t)
   const int S = g.Z * g.Y * g.X;
-  const int b = n / S, i = n - b * S, co = k / KV, t = k - co * KV;
-  const int iz = i / (g.Y * g.X), iy = (i / g.X) % g.Y, ix = i % g.X;
+  const int b = k / S, i = k - b * S, co = n / KV, t = n - co * KV;
+  return LDY(dy, ((size_t)b * g.Cout + co) * g.OZ * g.OY * g.OX + up_offset(g, i, t));
+#else
+  return 0.0f;
+#endif
+}
+
+// B's column n is the same for every element a work-item loads (WG is a multiple of BN): for the passes
+// whose n is a position (0, 1, 3, 4) its decomposition is done once per work-item here, so that a load
+// only splits k (by the taps, constants on GPUs) and adds.
+#if (WG % BN) != 0
+#error "igemm: the work-group size must be a multiple of BN"
+#endif
+#define COLUMN_FIXED (PASS == 0 || PASS == 1 || PASS == 3 || PASS == 4)
+typedef struct {
+  int ok;      // n < N
+  size_t base; // offset of the column's batch item (and, PASS 3, of its position)
+  int z, y, x; // PASS 0: o s - p; PASS 1: i + p; PASS 4: i s
+} bcol;
+
+inline bcol column(const geo g, const int n, const int N) {
+  bcol c;
+  c.ok = n < N;
+  c.z = c.y = c.x = 0;
+  const int nn = c.ok ? n : 0;
+#if PASS == 0
+  const int OS = g.OZ * g.OY * g.OX, b = nn / OS, o = nn - b * OS;
+  c.base = (size_t)b * g.Cin * g.Z * g.Y * g.X;
+  c.z = o / (g.OY * g.OX) * SZ - PZ; c.y = (o / g.OX) % g.OY * SY - PY; c.x = o % g.OX * SX - PX;
+#elif PASS == 1
+  const int S = g.Z * g.Y * g.X, b = nn / S, i = nn - b * S;
+  c.base = (size_t)b * g.Cout * g.OZ * g.OY * g.OX;
+  c.z = i / (g.Y * g.X) + PZ; c.y = (i / g.X) % g.Y + PY; c.x = i % g.X + PX;
+#elif PASS == 3
+  const int S = g.Z * g.Y * g.X, b = nn / S, i = nn - b * S;
+  c.base = (size_t)b * g.Cin * S + i;
+#elif PASS == 4
+  const int S = g.Z * g.Y * g.X, b = nn / S, i = nn - b * S;
+  c.base = (size_t)b * g.Cout * g.OZ * g.OY * g.OX;
+  c.z = i / (g.Y * g.X) * SZ; c.y = (i / g.X) % g.Y * SY; c.x = i % g.X * SX;
+#else
+  c.base = 0;
+#endif
+  return c;
+}
+
+// B(k, n) of a column prepared by column(): the same values as load_b.
+inline float load_b_col(const geo g, const bcol c, const int k, __global const XT *x, __global const YT *dy) {
+#if PASS == 0
+  const int ci = k / KV, t = k - ci * KV;
   TAP_SPLIT(t, tz, ty, tx);
-  const int qz = iz + PZ - tz, qy = iy + PY - ty, qx = ix + PX - tx;
+  const int iz = c.z + tz, iy = c.y + ty, ix = c.x + tx;
+  if (iz < 0 || iz >= g.Z || iy < 0 || iy >= g.Y || ix < 0 || ix >= g.X) return 0.0f;
+  return LDX(x, c.base + (((size_t)ci * g.Z + iz) * g.Y + iy) * g.X + ix);
+#elif PASS == 1
+  const int co = k / KV, t = k - co * KV;
+  TAP_SPLIT(t, tz, ty, tx);
+  const int qz = c.z - tz, qy = c.y - ty, qx = c.x - tx;
   if (qz < 0 || qy < 0 || qx < 0 || qz % SZ || qy % SY || qx % SX) return 0.0f;
   const int oz = qz / SZ, oy = qy / SY, ox = qx / SX;
   if (oz >= g.OZ || oy >= g.OY || ox >= g.OX) return 0.0f;
-  return LDY(dy, (((size_t)b * g.Cout + co) * g.OZ + oz) * g.OY * g.OX + (size_t)oy * g.OX + ox);
+  return LDY(dy, c.base + (((size_t)co * g.OZ + oz) * g.OY + oy) * g.OX + ox);
 #elif PASS == 3
-  // x[b, ci, i]; n = (b, i), k = ci
-  const int S = g.Z * g.Y * g.X;
-  const int b = n / S, i = n - b * S;
-  return LDX(x, ((size_t)b * g.Cin + k) * S + i);
+  return LDX(x, c.base + (size_t)k * g.Z * g.Y * g.X);
+#elif PASS == 4
+  const int co = k / KV, t = k - co * KV;
+  TAP_SPLIT(t, tz, ty, tx);
+  return LDY(dy, c.base + (((size_t)co * g.OZ + c.z + tz) * g.OY + c.y + ty) * g.OX + c.x + tx);
 #else
-  // dy[b, co, i * s + t]; PASS 4: n = (b, i), k = (co, t); PASS 5: k = (b, i), n = (co, t)
-  const int S = g.Z * g.Y * g.X;
-#if PASS == 4
-  const int b = n / S, i = n - b * S, co = k / KV, t = k - co * KV;
-#else
-  const int b = k / S, i = k - b * S, co = n / KV, t = n - co * KV;
-#endif
-  return LDY(dy, ((size_t)b * g.Cout + co) * g.OZ * g.OY * g.OX + up_offset(g, i, t));
+  return 0.0f;
 #endif
 }
 
@@ -223,18 +292,30 @@ inline void store_c(const geo g, const int m, const int n, const float v, __glob
   const int tid = get_local_id(0)
 
 // The next slice's operands into registers ra (A_PER of A, k fastest across work-items: the stored row of w,
-// or positions of dy / x) and rb (B_PER of B, n fastest), zeros outside M, N and this split's K.
+// or positions of dy / x) and rb (B_PER of B, n fastest), zeros outside M, N and this split's K. Element
+// e = tid + r WG of the slice: A (e / BK, e % BK), B (e / BN, e % BN).
 #define A_PER (BM * BK / WG)
 #define B_PER (BK * BN / WG)
+#define A_ML(r) ((tid + (r) * WG) / BK)
+#define A_KL(r) ((tid + (r) * WG) % BK)
+#define B_KL(r) ((tid + (r) * WG) / BN)
+#define B_NL(r) ((tid + (r) * WG) % BN)
 #define LOAD_REGS(k0)                                                                                        \
   UNROLL for (int r = 0; r < A_PER; r++) {                                                                  \
-    const int kl = tid % BK, ml = tid / BK + r * (WG / BK), m = m0 + ml, k = (k0) + kl;                      \
+    const int m = m0 + A_ML(r), k = (k0) + A_KL(r);                                                          \
     ra[r] = m < M && k < kend ? load_a(g, m, k, x, dy, w) : 0.0f;                                            \
   }                                                                                                          \
   UNROLL for (int r = 0; r < B_PER; r++) {                                                                  \
-    const int nl = tid % BN, kl = tid / BN + r * (WG / BN), n = n0 + nl, k = (k0) + kl;                      \
-    rb[r] = n < N && k < kend ? load_b(g, k, n, x, dy) : 0.0f;                                               \
+    const int k = (k0) + B_KL(r);                                                                            \
+    rb[r] = LOAD_B(k);                                                                                       \
   }
+#if COLUMN_FIXED
+#define COLUMN_INIT const bcol col = column(g, n0 + tid % BN, N)
+#define LOAD_B(k) (col.ok && (k) < kend ? load_b_col(g, col, (k), x, dy) : 0.0f)
+#else
+#define COLUMN_INIT const int ncol = n0 + tid % BN
+#define LOAD_B(k) (ncol < N && (k) < kend ? load_b(g, (k), ncol, x, dy) : 0.0f)
+#endif
 
 // The k loop both micro-kernels run: BK-deep slices double-buffered through local memory (the next slice
 // loaded into registers while COMPUTE(cur) multiplies the current one), one barrier per slice.
@@ -259,8 +340,6 @@ inline void store_c(const geo g, const int m, const int n, const float v, __glob
 
 #if MMA == 0
 // ---------------- float FMA micro-tiles ----------------
-#define TM 4
-#define TN 4
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS) {
   GEO_INIT;
@@ -272,9 +351,10 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS)
     UNROLL
     for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
   float ra[A_PER], rb[B_PER];
+  COLUMN_INIT;
 #define STORE_REGS(buf)                                                                                      \
-  UNROLL for (int r = 0; r < A_PER; r++) As[buf][tid % BK][tid / BK + r * (WG / BK)] = ra[r];                        \
-  UNROLL for (int r = 0; r < B_PER; r++) Bs[buf][tid / BN + r * (WG / BN)][tid % BN] = rb[r];
+  UNROLL for (int r = 0; r < A_PER; r++) As[buf][A_KL(r)][A_ML(r)] = ra[r];                                \
+  UNROLL for (int r = 0; r < B_PER; r++) Bs[buf][B_KL(r)][B_NL(r)] = rb[r];
 #define COMPUTE(cur)                                                                                          \
   UNROLL for (int kk = 0; kk < BK; kk++) {                                                                    \
     float a[TM], b[TN];                                                                                       \
@@ -406,41 +486,42 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS)
   GEO_INIT;
   __local LT As[2][BM * LROW], Bs[2][BN * LROW];
 #if EMULATED
-  __local uint xchg[4][32 * 6];
+  __local uint xchg[WARPS_M * WARPS_N][32 * 6];
   __local uint *xa = xchg[tid >> 5], *xb = xchg[tid >> 5] + 32 * 4;
 #endif
-  const int lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1;
-  float acc[2][4][4];
+  const int lane = tid & 31, warp = tid >> 5, wm = warp / WARPS_N, wn = warp % WARPS_N;
+  float acc[FM][FN][4];
   UNROLL
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < FM; i++)
     UNROLL
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < FN; j++)
       UNROLL
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
   float ra[A_PER], rb[B_PER];
+  COLUMN_INIT;
 #define STORE_REGS(buf)                                                                                      \
-  UNROLL for (int r = 0; r < A_PER; r++) LSTORE(ra[r], As[buf], (tid / BK + r * (WG / BK)) * LROW + tid % BK);      \
-  UNROLL for (int r = 0; r < B_PER; r++) LSTORE(rb[r], Bs[buf], (tid % BN) * LROW + tid / BN + r * (WG / BN));
+  UNROLL for (int r = 0; r < A_PER; r++) LSTORE(ra[r], As[buf], A_ML(r) * LROW + A_KL(r));                 \
+  UNROLL for (int r = 0; r < B_PER; r++) LSTORE(rb[r], Bs[buf], B_NL(r) * LROW + B_KL(r));
 #define COMPUTE(cur)                                                                                          \
   UNROLL for (int ks = 0; ks < BK; ks += KSTEP) {                                                             \
-    uint a[2][4], b[4][2];                                                                                    \
-    UNROLL for (int i = 0; i < 2; i++)                                                                        \
-      UNROLL for (int r = 0; r < 4; r++) a[i][r] = frag_a(As[cur], wm * 32 + i * 16, ks, lane, r);            \
-    UNROLL for (int j = 0; j < 4; j++)                                                                        \
-      UNROLL for (int r = 0; r < 2; r++) b[j][r] = frag_b(Bs[cur], wn * 32 + j * 8, ks, lane, r);             \
-    UNROLL for (int i = 0; i < 2; i++)                                                                        \
-      UNROLL for (int j = 0; j < 4; j++) MMA_SYNC(acc[i][j], a[i], b[j]);                                     \
+    uint a[FM][4], b[FN][2];                                                                                  \
+    UNROLL for (int i = 0; i < FM; i++)                                                                       \
+      UNROLL for (int r = 0; r < 4; r++) a[i][r] = frag_a(As[cur], wm * (FM * 16) + i * 16, ks, lane, r);     \
+    UNROLL for (int j = 0; j < FN; j++)                                                                       \
+      UNROLL for (int r = 0; r < 2; r++) b[j][r] = frag_b(Bs[cur], wn * (FN * 8) + j * 8, ks, lane, r);       \
+    UNROLL for (int i = 0; i < FM; i++)                                                                       \
+      UNROLL for (int j = 0; j < FN; j++) MMA_SYNC(acc[i][j], a[i], b[j]);                                    \
   }
   PIPELINE();
 #undef COMPUTE
   const int gq = lane >> 2, tq = lane & 3;
   UNROLL
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < FM; i++)
     UNROLL
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < FN; j++)
       UNROLL
       for (int r = 0; r < 4; r++) {
-        const int m = m0 + wm * 32 + i * 16 + gq + 8 * (r >> 1), n = n0 + wn * 32 + j * 8 + 2 * tq + (r & 1);
+        const int m = m0 + wm * (FM * 16) + i * 16 + gq + 8 * (r >> 1), n = n0 + wn * (FN * 8) + j * 8 + 2 * tq + (r & 1);
         if (m < M && n < N) store_c(g, m, n, acc[i][j][r], bias, has_bias, dx, y, part, split, M, N, accumulate);
       }
 }

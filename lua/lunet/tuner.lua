@@ -126,4 +126,89 @@ function M.tune(opts)
   return { class = class, path = path, results = results }
 end
 
+-- ---- the implicit GEMM's tile per GEMM shape (`lunet tune --igemm`) ----
+
+-- A function running one training step (forward, loss, backward, update) of the plan's network on a
+-- random batch, as the trainer would: the workload whose GEMMs tune_igemm records. opts: device,
+-- precision ("mixed" stores float16 activations, as training on a GPU does), channels, classes.
+function M.network_step(plans, configuration, opts)
+  opts = opts or {}
+  local lunet = require "lunet"
+  local conf = lunet.net.configuration(plans, configuration)
+  local channels, classes = opts.channels or 1, opts.classes or 2
+  local net = lunet.net(plans, configuration, channels, classes, { precision = opts.precision or "mixed",
+    device = opts.device })
+  local shape, tshape, n = { conf.batch_size, channels }, { conf.batch_size, 1 }, 1
+  for _, s in ipairs(conf.patch_size) do
+    shape[#shape + 1], tshape[#tshape + 1], n = s, s, n * s
+  end
+  local xs, ts, seed = {}, {}, 11
+  for i = 1, n * conf.batch_size * channels do
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    xs[i] = seed / 2147483648 * 2 - 1
+  end
+  for i = 1, n * conf.batch_size do ts[i] = i % classes end
+  local batch = {
+    data = lunet.tensor(xs, { shape = shape }):to_device(opts.device),
+    target = lunet.tensor(ts, { shape = tshape, dtype = "u8" }):to_device(opts.device),
+  }
+  return function() net:train_step(batch) end, net
+end
+
+-- Records the implicit-GEMM shapes that opts.step() runs, then times each with every tile of
+-- conv.igemm_tile that fits the device (opts.tiles: a subset of names) and keeps the fastest as
+-- conv.igemm_tile@<key> (saved to the device's tunables file unless save = false). With budget_s, the
+-- GEMMs are tuned longest first (by one run on the rule's tile) until that many seconds have gone; the
+-- rest keep the rule. opts: step, device, repeats (default 3), tiles, budget_s, log, save.
+-- Returns { path=, results={ {key=, best=, rule=, times={ [tile]=s } } }, skipped = n }.
+function M.tune_igemm(opts)
+  local device, log = opts.device, opts.log or function() end
+  core.conv.igemm_record(true)
+  local ok, err = pcall(opts.step)
+  local recorded = core.conv.igemm_record(false)
+  if not ok then error(err, 0) end
+  if #recorded == 0 then
+    error("lunet tune --igemm: the network ran no implicit-GEMM convolution on this device (they run for " ..
+      "float16 activations on GPUs; conv.igemm = 1 forces them)", 0)
+  end
+  local tiles = opts.tiles or core.conv.igemm_tiles()
+  local order = {}
+  for i = 1, #recorded do order[i] = i end
+  local t_start = core.now()
+  if opts.budget_s then
+    local first = {}
+    for i, r in ipairs(recorded) do first[i] = core.conv.igemm_time(i, r.rule, 1, device) or 0 end
+    table.sort(order, function(a, b) return first[a] > first[b] end)
+  end
+  local results, skipped = {}, 0
+  for _, i in ipairs(order) do
+    local r = recorded[i]
+    if opts.budget_s and core.now() - t_start > opts.budget_s then
+      skipped = skipped + 1
+      goto next
+    end
+    local best, best_t, times = nil, math.huge, {}
+    for _, tile in ipairs(tiles) do
+      local t, why = core.conv.igemm_time(i, tile, opts.repeats or 3, device)
+      if t then
+        times[tile] = t
+        if t < best_t then best, best_t = tile, t end
+      else
+        log(("%-44s %-10s skipped: %s"):format(r.key, tile, why))
+      end
+    end
+    if best then
+      core.tune.set("conv.igemm_tile@" .. r.key, best, device)
+      log(("%-44s %-10s %8.3f ms (rule %s: %s)"):format(r.key, best, best_t * 1e3, r.rule,
+        times[r.rule] and ("%.3f ms"):format(times[r.rule] * 1e3) or "-"))
+    end
+    results[#results + 1] = { key = r.key, best = best, rule = r.rule, times = times }
+    ::next::
+  end
+  if skipped > 0 then log(("%d GEMMs past the %g s budget keep the rule's tile"):format(skipped, opts.budget_s)) end
+  local path = core.tune.path(device)
+  if opts.save ~= false then path = core.tune.save(device) end
+  return { path = path, results = results, skipped = skipped }
+end
+
 return M

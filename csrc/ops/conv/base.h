@@ -231,4 +231,5 @@ lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x,
                             const lu_tensor *w, const lu_tensor *b, lu_tensor *dx, lu_tensor *y, lu_tensor *dw,
                             int accumulate);
 
+
 #endif

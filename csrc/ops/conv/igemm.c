@@ -11,20 +11,47 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cl/pool.h"
 #include "ops/ops.h"
 
 #define IGEMM_FILE "conv/igemm.cl"
-#define TILE_M 64
-#define TILE_N 64
-#define TILE_K 16
 
 /* CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV (cl_nv_device_attribute_query) */
 #define LU_CL_CC_MAJOR_NV 0x4000
 
 /* Kernel MMA values (igemm.cl) */
 enum { K_FMA = 0, K_EMU_F16 = 1, K_EMU_TF32 = 2, K_PTX_F16 = 3, K_PTX_TF32 = 4 };
+static const char *const KERNEL_NAMES[] = {"fma", "emu16", "emu32", "ptx16", "ptx32"};
+static const char *const PASS_NAMES[] = {"fwd", "dgrad", "wgrad", "tfwd", "tdgrad", "twgrad"};
+
+/* The work-group tiles, in the order of conv.igemm_tile's value names (cl/tunables.h): M x N outputs, K-deep
+ * slices, and for the MMA kernels the warp grid (each warp (M / warps_m) x (N / warps_n), whole 16 x 8
+ * fragments); the FMA kernel always runs 16 x 16 work-items of (M / 16) x (N / 16). */
+typedef struct {
+  int bm, bn, bk, warps_m, warps_n;
+} igemm_tile;
+static const igemm_tile TILES[] = {
+    {64, 64, 16, 2, 2},   {128, 64, 16, 4, 2}, {64, 128, 16, 2, 4}, {128, 128, 16, 2, 4},
+    {32, 128, 16, 1, 4},  {32, 64, 16, 1, 2},  {64, 64, 32, 2, 2},  {128, 128, 32, 2, 4},
+};
+#define NTILES ((int)(sizeof TILES / sizeof TILES[0]))
+enum { TILE_64x64 = 0, TILE_32x128 = 4 };
+
+/* Local memory of one work-group (igemm.cl's As, Bs and the emulation's exchange). */
+static size_t tile_local_bytes(int tile, int mma) {
+  const igemm_tile *t = &TILES[tile];
+  if (mma == K_FMA) return 2 * (size_t)t->bk * (size_t)(t->bm + t->bn) * sizeof(float);
+  size_t elem = mma == K_EMU_F16 || mma == K_PTX_F16 ? 2 : 4;
+  size_t bytes = 2 * (size_t)(t->bm + t->bn) * (size_t)(t->bk + 8) * elem;
+  if (mma == K_EMU_F16 || mma == K_EMU_TF32) bytes += (size_t)t->warps_m * (size_t)t->warps_n * 32 * 6 * 4;
+  return bytes;
+}
+
+static int tile_fits(const lu_device *dev, int tile, int mma) {
+  return tile >= 0 && tile < NTILES && (!dev->local_mem || tile_local_bytes(tile, mma) <= dev->local_mem);
+}
 
 int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_tensor *b) {
   int v = lu_tune(dev, LU_TUNE_CONV_IGEMM);
@@ -44,8 +71,8 @@ static int nvidia_sm80(const lu_device *dev) {
   return major >= 8;
 }
 
-static lu_status run_pass(lu_device *dev, int pass, int mma, const lu_conv_geom *g, cl_mem x, int xh, cl_mem dy,
-                          int yh, cl_mem w, const lu_tensor *b, cl_mem dx, cl_mem y, cl_mem dw, int accumulate);
+static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_conv_geom *g, cl_mem x, int xh,
+                          cl_mem dy, int yh, cl_mem w, cl_mem b, cl_mem dx, cl_mem y, cl_mem dw, int accumulate);
 
 /* Runs a 64 x 64 x 32 pointwise conv of small integers (exact in f16 and tf32) through the PTX kernel and
  * compares every output with its exact value: a driver that rejects the inline PTX, or a fragment layout
@@ -69,7 +96,8 @@ static int probe(lu_device *dev, int f16) {
   cl_mem my = e == CL_SUCCESS ? clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, sizeof yh, NULL, &e) : NULL;
   int ok = 0;
   if (e == CL_SUCCESS &&
-      run_pass(dev, LU_IGEMM_FWD, f16 ? K_PTX_F16 : K_PTX_TF32, &g, mx, f16, NULL, 0, mw, NULL, NULL, my, NULL, 0) == LU_OK &&
+      run_pass(dev, LU_IGEMM_FWD, f16 ? K_PTX_F16 : K_PTX_TF32, TILE_64x64, &g, mx, f16, NULL, 0, mw, NULL, NULL, my,
+               NULL, 0) == LU_OK &&
       clEnqueueReadBuffer(dev->queue, my, CL_TRUE, 0, sizeof yh, yh, 0, NULL, NULL) == CL_SUCCESS) {
     ok = 1;
     for (int o = 0; o < O && ok; o++)
@@ -102,6 +130,35 @@ static int pick_mma(lu_device *dev, int f16) {
   return K_FMA;
 }
 
+/* ---- recording the GEMMs a network runs (lunet tune --igemm): process-wide, for tuning runs ---- */
+
+typedef struct {
+  int pass, mma, tile, xh, yh, bias; /* tile: the one the call ran with */
+  int64_t M;
+  lu_conv_geom g;
+  char key[LU_TUNE_KEY_MAX];
+} recorded_gemm;
+#define MAX_RECORDED 256
+static struct {
+  int on, n;
+  recorded_gemm v[MAX_RECORDED];
+} recording;
+
+static void tile_key(char *buf, size_t n, int pass, int mma, int xh, int yh, int64_t M, int64_t N, int64_t K);
+
+/* Keeps the first call of each key (the tile is chosen per key). */
+static void record(int pass, int mma, int tile, int xh, int yh, int bias, const lu_conv_geom *g, int64_t M,
+                   int64_t N, int64_t K) {
+  char key[LU_TUNE_KEY_MAX];
+  tile_key(key, sizeof key, pass, mma, xh, yh, M, N, K);
+  for (int i = 0; i < recording.n; i++)
+    if (strcmp(recording.v[i].key, key) == 0) return;
+  if (recording.n == MAX_RECORDED) return;
+  recorded_gemm *r = &recording.v[recording.n++];
+  r->pass = pass; r->mma = mma; r->tile = tile; r->xh = xh; r->yh = yh; r->bias = bias; r->M = M; r->g = *g;
+  snprintf(r->key, sizeof r->key, "%s", key);
+}
+
 /* ---- one pass ---- */
 
 static void gemm_dims(int pass, const lu_conv_geom *g, int64_t *M, int64_t *N, int64_t *K) {
@@ -116,10 +173,27 @@ static void gemm_dims(int pass, const lu_conv_geom *g, int64_t *M, int64_t *N, i
   }
 }
 
+/* The key of a GEMM for the per-shape tile: <pass>.<kernel>-<x storage><y storage>.<M>x<N>x<K>. */
+static void tile_key(char *buf, size_t n, int pass, int mma, int xh, int yh, int64_t M, int64_t N, int64_t K) {
+  snprintf(buf, n, "%s.%s-%c%c.%lldx%lldx%lld", PASS_NAMES[pass], KERNEL_NAMES[mma], xh ? 'h' : 'f', yh ? 'h' : 'f',
+           (long long)M, (long long)N, (long long)K);
+}
+
+/* The tile of one GEMM: conv.igemm_tile for its key (lunet tune --igemm), else the rule: 32 x 128 where M
+ * is at most 32 (nnU-Net's 32-channel stages would leave half of a 64-row tile idle), 64 x 64 otherwise;
+ * a tile whose local memory the device lacks falls back to 64 x 64. */
+static int pick_tile(const lu_device *dev, int pass, int mma, int xh, int yh, int64_t M, int64_t N, int64_t K) {
+  char key[LU_TUNE_KEY_MAX];
+  tile_key(key, sizeof key, pass, mma, xh, yh, M, N, K);
+  int v = lu_tune_keyed(dev, LU_TUNE_CONV_IGEMM_TILE, key);
+  if (v == LU_TUNE_AUTO) v = M <= 32 ? TILE_32x128 : TILE_64x64;
+  return tile_fits(dev, v, mma) ? v : TILE_64x64;
+}
+
 /* Splits of a weight gradient's reduction: enough work-groups for about four per compute unit, each split
  * at least 256 deep. */
-static int wgrad_splits(const lu_device *dev, int64_t M, int64_t N, int64_t K) {
-  int64_t tiles = ((M + TILE_M - 1) / TILE_M) * ((N + TILE_N - 1) / TILE_N);
+static int wgrad_splits(const lu_device *dev, const igemm_tile *t, int64_t M, int64_t N, int64_t K) {
+  int64_t tiles = ((M + t->bm - 1) / t->bm) * ((N + t->bn - 1) / t->bn);
   int64_t want = 4 * (int64_t)(dev->compute_units ? dev->compute_units : 1);
   int64_t s = (want + tiles - 1) / tiles, most = K / 256;
   if (s > most) s = most;
@@ -127,15 +201,24 @@ static int wgrad_splits(const lu_device *dev, int64_t M, int64_t N, int64_t K) {
   return s < 1 ? 1 : (int)s;
 }
 
-static lu_status run_pass(lu_device *dev, int pass, int mma, const lu_conv_geom *g, cl_mem x, int xh, cl_mem dy,
-                          int yh, cl_mem w, const lu_tensor *b, cl_mem dx, cl_mem y, cl_mem dw, int accumulate) {
+static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_conv_geom *g, cl_mem x, int xh,
+                          cl_mem dy, int yh, cl_mem w, cl_mem b, cl_mem dx, cl_mem y, cl_mem dw, int accumulate) {
   int64_t M, N, K;
   gemm_dims(pass, g, &M, &N, &K);
   if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
     return lu_fail(LU_EUNSUPPORTED, "conv igemm: GEMM of %lld x %lld x %lld exceeds 32-bit indexing", (long long)M,
                    (long long)N, (long long)K);
-  char opts[220];
-  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d", pass, xh, yh, mma);
+  if (!tile_fits(dev, tile, mma))
+    return lu_fail(LU_EUNSUPPORTED, "conv igemm: tile %d needs %zu bytes of local memory, %s has %llu", tile,
+                   tile_local_bytes(tile < 0 || tile >= NTILES ? 0 : tile, mma), dev->name,
+                   (unsigned long long)dev->local_mem);
+  const igemm_tile *t = &TILES[tile];
+  char opts[320];
+  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d -DBK=%d", pass, xh, yh, mma, t->bk);
+  if (mma == K_FMA) n += snprintf(opts + n, sizeof opts - (size_t)n, " -DBM=%d -DBN=%d", t->bm, t->bn);
+  else
+    n += snprintf(opts + n, sizeof opts - (size_t)n, " -DWARPS_M=%d -DWARPS_N=%d -DFM=%d -DFN=%d", t->warps_m,
+                  t->warps_n, t->bm / (16 * t->warps_m), t->bn / (8 * t->warps_n));
   /* the geometry as build options (constant-folded index arithmetic) on GPUs, as arguments where each
    * compile is expensive (PoCL: one program per pass for every geometry); tunable conv.igemm_fixed */
   if (lu_tune_or(dev, LU_TUNE_CONV_IGEMM_FIXED, dev->is_gpu) != 0)
@@ -144,11 +227,11 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, const lu_conv_geom 
              g->p[2]);
   cl_kernel k;
   LU_TRY(lu_kernel_get(dev, IGEMM_FILE, "igemm", opts, &k));
-  int wg = mma == K_FMA ? 256 : 128;
+  int wg = mma == K_FMA ? 256 : 32 * t->warps_m * t->warps_n;
   int wgrad = pass == LU_IGEMM_WGRAD || pass == LU_IGEMM_T_WGRAD;
-  int splits = wgrad ? wgrad_splits(dev, M, N, K) : 1;
+  int splits = wgrad ? wgrad_splits(dev, t, M, N, K) : 1;
   int kchunk = (int)((K + splits - 1) / splits);
-  kchunk = (kchunk + TILE_K - 1) / TILE_K * TILE_K;
+  kchunk = (kchunk + t->bk - 1) / t->bk * t->bk;
   splits = (int)((K + kchunk - 1) / kchunk);
   if (splits < 1) splits = 1;
   cl_mem part = dw;
@@ -159,7 +242,7 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, const lu_conv_geom 
   }
   /* unused pointer arguments get a live buffer of the call (the kernel never touches them) */
   cl_mem any = w ? w : x ? x : dy;
-  cl_mem ax = x ? x : any, ady = dy ? dy : any, aw = w ? w : any, ab = b ? b->buf : any, adx = dx ? dx : any,
+  cl_mem ax = x ? x : any, ady = dy ? dy : any, aw = w ? w : any, ab = b ? b : any, adx = dx ? dx : any,
          ay = y ? y : any, ap = part ? part : any;
   int has_bias = b != NULL, acc = wgrad && splits == 1 ? accumulate : 0;
   int iargs[] = {has_bias, acc, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, (int)M, (int)N, (int)K,
@@ -168,7 +251,7 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, const lu_conv_geom 
              LU_ARG(k, 5, ay) | LU_ARG(k, 6, ap);
   for (int i = 0; i < (int)(sizeof iargs / sizeof iargs[0]); i++) e |= LU_ARG(k, 7 + i, iargs[i]);
   lu_status st = e == CL_SUCCESS ? LU_OK : lu_fail(LU_ECL, "%s (conv igemm args)", lu_cl_errname(e));
-  size_t gl[3] = {(size_t)((N + TILE_N - 1) / TILE_N) * (size_t)wg, (size_t)((M + TILE_M - 1) / TILE_M),
+  size_t gl[3] = {(size_t)((N + t->bn - 1) / t->bn) * (size_t)wg, (size_t)((M + t->bm - 1) / t->bm),
                   (size_t)splits},
          lo[3] = {(size_t)wg, 1, 1};
   if (st == LU_OK && M > 0 && N > 0) st = lu_launch(dev, k, 3, gl, lo, "conv igemm");
@@ -196,6 +279,74 @@ lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x,
                    : pass == LU_IGEMM_DGRAD || pass == LU_IGEMM_T_DGRAD ? yh
                                                                         : xh && yh;
   int mma = pick_mma(dev, reads_half);
-  return run_pass(dev, pass, mma, g, x ? x->buf : NULL, xh, dy ? dy->buf : NULL, yh, w ? w->buf : NULL, b,
-                  dx ? dx->buf : NULL, y ? y->buf : NULL, dw ? dw->buf : NULL, accumulate);
+  int64_t M, N, K;
+  gemm_dims(pass, g, &M, &N, &K);
+  int tile = pick_tile(dev, pass, mma, xh, yh, M, N, K);
+  if (recording.on) record(pass, mma, tile, xh, yh, b != NULL, g, M, N, K);
+  return run_pass(dev, pass, mma, tile, g, x ? x->buf : NULL, xh, dy ? dy->buf : NULL, yh, w ? w->buf : NULL,
+                  b ? b->buf : NULL, dx ? dx->buf : NULL, y ? y->buf : NULL, dw ? dw->buf : NULL, accumulate);
+}
+
+/* ---- tuning: the GEMMs a network runs, replayed per tile ---- */
+
+lu_status lu_conv_igemm_record(int on) {
+  if (on) recording.n = 0;
+  recording.on = on != 0;
+  return LU_OK;
+}
+
+int lu_conv_igemm_recorded(int i, const char **key, int *pass, int *tile, int *tile_rule) {
+  if (i < 0 || i >= recording.n) return 0;
+  *key = recording.v[i].key;
+  *pass = recording.v[i].pass;
+  *tile = recording.v[i].tile;
+  *tile_rule = recording.v[i].M <= 32 ? TILE_32x128 : TILE_64x64;
+  return 1;
+}
+
+int lu_conv_igemm_tiles(void) { return NTILES; }
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+lu_status lu_conv_igemm_time(lu_device *dev, int i, int tile, int repeats, double *seconds) {
+  if (i < 0 || i >= recording.n) return lu_fail(LU_EARG, "conv igemm: no recorded GEMM %d (%d recorded)", i, recording.n);
+  const recorded_gemm *r = &recording.v[i];
+  if (!tile_fits(dev, tile, r->mma))
+    return lu_fail(LU_EUNSUPPORTED, "conv igemm: tile %d does not fit %s's local memory", tile, dev->name);
+  const lu_conv_geom *g = &r->g;
+  size_t xs = (size_t)g->N * g->Cin * g->S * (r->xh ? 2 : 4), ys = (size_t)g->N * g->Cout * g->OS * (r->yh ? 2 : 4),
+         ws = (size_t)g->Cout * g->Cin * g->kv * sizeof(float), bs = (size_t)g->Cout * sizeof(float);
+  size_t sizes[4] = {xs, ys, ws, bs};
+  cl_mem m[4] = {NULL, NULL, NULL, NULL}; /* x-side, y-side, weights, bias */
+  lu_status st = LU_OK;
+  for (int j = 0; j < 4 && st == LU_OK; j++) {
+    cl_int e;
+    m[j] = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, sizes[j], NULL, &e);
+    float zero = 0;
+    if (e == CL_SUCCESS) e = clEnqueueFillBuffer(dev->queue, m[j], &zero, 2, 0, sizes[j], 0, NULL, NULL);
+    if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (conv igemm tuning buffers, %zu bytes)", lu_cl_errname(e), sizes[j]);
+  }
+  int p = r->pass, fwd = p == LU_IGEMM_FWD || p == LU_IGEMM_T_FWD, dgrad = p == LU_IGEMM_DGRAD || p == LU_IGEMM_T_DGRAD;
+  double best = 1e30;
+  if (repeats < 1) repeats = 1;
+  for (int rep = -1; rep < repeats && st == LU_OK; rep++) { /* rep -1 builds the program and warms up */
+    double t0 = seconds_now();
+    st = run_pass(dev, p, r->mma, tile, g, fwd || !dgrad ? m[0] : NULL, r->xh, fwd ? NULL : m[1], r->yh,
+                  fwd || dgrad ? m[2] : NULL, fwd && r->bias ? m[3] : NULL, dgrad ? m[0] : NULL, fwd ? m[1] : NULL,
+                  fwd || dgrad ? NULL : m[2], 0);
+    if (st == LU_OK) {
+      cl_int e = clFinish(dev->queue);
+      if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (conv igemm tuning run)", lu_cl_errname(e));
+    }
+    double dt = seconds_now() - t0;
+    if (rep >= 0 && dt < best) best = dt;
+  }
+  for (int j = 0; j < 4; j++)
+    if (m[j]) clReleaseMemObject(m[j]);
+  *seconds = best;
+  return st;
 }

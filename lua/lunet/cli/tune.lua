@@ -3,6 +3,8 @@
 -- them on every later run (they take precedence over the built-in table).
 -- `lunet tune --kernels [--quick]`: tunes Lunet's own convolution kernels (lunet.tuner) into the
 -- device's tunables file; `--list` prints every kernel tunable, its value and where it comes from.
+-- `lunet tune --igemm PLANS [-c CONFIG]`: tunes the implicit GEMM's tile (GPUs, mixed precision) per GEMM
+-- shape of one training step of that plan's network.
 local core = require "lunet.core"
 local args = require "lunet.cli.args"
 
@@ -13,6 +15,9 @@ function M.parser()
 Without --kernels or --list: tunes CLBlast's SGEMM kernel for one device with clblast_tuner_xgemm (package
 clblast-utils) and stores the best parameters where Lunet applies them on every later run.
 --kernels: times Lunet's convolution kernels' tunables and saves the fastest into the device's tunables file.
+--igemm PLANS: runs one training step of the plan's network (configuration -c, default 3d_fullres; mixed
+precision: float16 activations on the implicit GEMM, as training on a GPU does), then times every GEMM shape
+it ran on each work-group tile and saves the fastest per shape (conv.igemm_tile@<shape>).
 --list: prints every kernel tunable, its value and where it comes from.]])
   p:option("--device", "device index (lunet.devices()); default: LUNET_DEVICE or the first GPU"):argname("D")
     :convert(args.int("--device", 0))
@@ -25,6 +30,14 @@ clblast-utils) and stores the best parameters where Lunet applies them on every 
   p:flag("--show", "print where the current CLBlast parameters come from and exit")
   p:flag("--kernels", "time Lunet's convolution kernels' tunables on this device and save the fastest")
   p:flag("--quick", "with --kernels: small layers (a first look; the full set takes minutes on a CPU)")
+  p:option("--igemm", "tune the implicit GEMM's tile per GEMM shape of this plans file's network"):argname("PLANS")
+  p:option("-c", "with --igemm: the configuration (default 3d_fullres)"):argname("CONFIG")
+  p:option("--channels", "with --igemm: input channels (default 1)"):argname("N"):convert(args.int("--channels", 1))
+  p:option("--classes", "with --igemm: output classes incl. background (default 2)"):argname("N")
+    :convert(args.int("--classes", 2))
+  p:option("--tiles", "with --igemm: the tiles to try, comma-separated (default all)"):argname("LIST")
+  p:option("--budget", "with --igemm: seconds of tuning, longest GEMMs first (default: no limit)"):argname("S")
+    :convert(args.number("--budget", true))
   p:flag("--list", "print the kernel tunables, their values and where each comes from")
   return p
 end
@@ -43,6 +56,21 @@ function M.run(argv)
       print(("  %-18s %-8s %-14s %s"):format(t.name, tostring(t.value), t.source, t.doc))
     end
     print("tunables file: " .. core.tune.path(index))
+    return 0
+  end
+  if o.igemm then
+    local tuner = require "lunet.tuner"
+    local ok, plans = pcall(require("lunet.util.json").read, o.igemm)
+    if not ok then error(("--igemm: cannot read the plans file %s (%s)"):format(o.igemm, plans), 0) end
+    local tiles
+    if o.tiles then
+      tiles = {}
+      for t in o.tiles:gmatch("[^,]+") do tiles[#tiles + 1] = t end
+    end
+    local step = tuner.network_step(plans, o.c or "3d_fullres", { device = index, channels = o.channels,
+      classes = o.classes })
+    local r = tuner.tune_igemm({ step = step, device = index, tiles = tiles, budget_s = o.budget, log = print })
+    print(("%d GEMM shapes tuned; saved to %s"):format(#r.results, r.path))
     return 0
   end
   if kernels then
