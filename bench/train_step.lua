@@ -109,6 +109,24 @@ if arg and arg[1] == "amp-one" then
   return
 end
 
+-- lua5.4 bench/train_step.lua tune-igemm [budget_s] [tiny]: lunet tune --igemm on the amp plan (every GEMM shape
+-- of its mixed-precision step timed on each implicit-GEMM tile, the fastest saved in the device's tunables file,
+-- which later runs apply), largest GEMMs first within the budget (default 120 s).
+if arg and arg[1] == "tune-igemm" then
+  local tuner = require "lunet.tuner"
+  local plans = amp_plans(arg[3] == "tiny")
+  local step = tuner.network_step(plans, "3d_fullres", { channels = 1, classes = 3 })
+  local t0 = clock.now()
+  local r = tuner.tune_igemm({ step = step, budget_s = tonumber(arg[2]) or 120, log = print })
+  local gain, n = 0, 0
+  for _, e in ipairs(r.results) do
+    if e.best and e.times[e.rule] then gain, n = gain + (e.times[e.rule] - e.times[e.best]), n + 1 end
+  end
+  print(("tuned %d GEMM shapes in %.0f s (%d past the budget); summed over one run each, the tuned tiles save " ..
+    "%.2f ms against the rule's; saved to %s"):format(#r.results, clock.now() - t0, r.skipped, gain * 1e3, r.path))
+  return
+end
+
 if arg and arg[1] == "amp" then
   local steps = tonumber(arg[2]) or 5
   local tiny = arg[3] == "tiny"

@@ -35,6 +35,12 @@ spec() {
   # issue 24: default 3d_fullres (6 stages 32..320, 128^3, batch 2), Lunet mixed vs fp32 vs PyTorch AMP/fp32 on
   # this card, with peak memory (AMP_STEPS=0 skips it; `amp N tiny` is the PoCL-sized check)
   [ "${AMP_STEPS:-3}" -gt 0 ] && BENCH_TIMEOUT=${AMP_TIMEOUT:-240} bench train_step "amp ${AMP_STEPS:-3}"
+  # the implicit GEMM's tile per GEMM shape of that step (lunet tune --igemm, largest GEMMs first within the
+  # budget), then the mixed step again on the tuned tiles (the amp line above ran the rule's tiles)
+  if [ "${TUNE_BUDGET:-90}" -gt 0 ]; then
+    BENCH_TIMEOUT=$((TUNE_BUDGET + 60)) bench train_step "tune-igemm ${TUNE_BUDGET:-90}"
+    echo "== mixed step on the tuned tiles: $(timeout 120 lua5.4 bench/train_step.lua amp-one mixed "${AMP_STEPS:-3}" 2>&1 | tail -1)"
+  fi
   # the same conv layers on the implicit GEMM: float16 activations (f16 fragments) against PyTorch's float16
   # cuDNN on this card, then float32 (tf32 fragments where the probe passed) against PyTorch fp32
   BENCH_TIMEOUT=90 bench ops "quick amp"

@@ -158,8 +158,7 @@ end
 -- Records the implicit-GEMM shapes that opts.step() runs, then times each with every tile of
 -- conv.igemm_tile that fits the device (opts.tiles: a subset of names) and keeps the fastest as
 -- conv.igemm_tile@<key> (saved to the device's tunables file unless save = false). With budget_s, the
--- GEMMs are tuned longest first (by one run on the rule's tile) until that many seconds have gone; the
--- rest keep the rule. opts: step, device, repeats (default 3), tiles, budget_s, log, save.
+-- GEMMs are tuned largest first (by M N K) until that many seconds have gone; the rest keep the rule. opts: step, device, repeats (default 3), tiles, budget_s, log, save.
 -- Returns { path=, results={ {key=, best=, rule=, times={ [tile]=s } } }, skipped = n }.
 function M.tune_igemm(opts)
   local device, log = opts.device, opts.log or function() end
@@ -175,10 +174,13 @@ function M.tune_igemm(opts)
   local order = {}
   for i = 1, #recorded do order[i] = i end
   local t_start = core.now()
-  if opts.budget_s then
-    local first = {}
-    for i, r in ipairs(recorded) do first[i] = core.conv.igemm_time(i, r.rule, 1, device) or 0 end
-    table.sort(order, function(a, b) return first[a] > first[b] end)
+  if opts.budget_s then -- the largest GEMMs (M N K multiply-adds, from the key) first
+    local work = {}
+    for i, r in ipairs(recorded) do
+      local m, n, k = r.key:match("(%d+)x(%d+)x(%d+)$")
+      work[i] = tonumber(m) * tonumber(n) * tonumber(k)
+    end
+    table.sort(order, function(a, b) return work[a] > work[b] or (work[a] == work[b] and a < b) end)
   end
   local results, skipped = {}, 0
   for _, i in ipairs(order) do

@@ -36,7 +36,7 @@ it ran on each work-group tile and saves the fastest per shape (conv.igemm_tile@
   p:option("--classes", "with --igemm: output classes incl. background (default 2)"):argname("N")
     :convert(args.int("--classes", 2))
   p:option("--tiles", "with --igemm: the tiles to try, comma-separated (default all)"):argname("LIST")
-  p:option("--budget", "with --igemm: seconds of tuning, longest GEMMs first (default: no limit)"):argname("S")
+  p:option("--budget", "with --igemm: seconds of tuning, largest GEMMs first (default: no limit)"):argname("S")
     :convert(args.number("--budget", true))
   p:flag("--list", "print the kernel tunables, their values and where each comes from")
   return p
