@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs on the lent GPU machine (device tool) over the packed .dev/ folder: registers NVIDIA's OpenCL
 # driver with the carried ICD loader, then runs the device specs and the benches in one go.
-# Results go to $OUT (log files). Nothing is built there.
+# Results go to $OUT (log files). Nothing is built there. The run carries .dev and .whl (scripts/device-pack.sh).
 set -u
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dev="$root/.dev"
@@ -14,6 +14,12 @@ export LUA_CPATH="$dev/clib/?.so;$dev/clib/sys/?.so;;"
 export PATH="$dev/bin:$root/scripts:$PATH"
 export LUNET_DEVICE=gpu LUNET_CACHE_DIR=/tmp/lunet-cache LUNET_DEMO_TEMPLATES="$dev/data"
 OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
+# nnU-Net's network and loss for the PyTorch reference (bench/train_step.lua amp)
+if ls "$root"/.whl/*.whl > /dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$root"/.whl/*.whl > "$OUT/pip.log" 2>&1 && export PYTHONPATH=/tmp/site
+fi
+python3 -c 'import nnunetv2, dynamic_network_architectures, torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "nnunetv2 importable")' 2>&1 | tail -1
 cd "$root"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 lua5.4 -e 'for _, d in ipairs(require("lunet").devices()) do print(d.index, d.type, d.name, d.driver) end' >> "$OUT/gpu.txt" 2>&1

@@ -19,4 +19,10 @@ for f in .dev/clib/lunet/core.so .dev/clib/lunet/testing.so .dev/bin/lua5.4 $(fi
 done | sort -u | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux)[.-]' | while read -r lib; do
   cp -L "$lib" .dev/lib/
 done
-du -sh .dev
+# the PyTorch reference of the amp bench builds nnU-Net's own network and loss: nnunetv2 and the two pure-Python
+# packages it imports for that (the GPU image has torch, numpy, einops, timm, tqdm), as wheels (.whl/, ignored)
+mkdir -p .whl
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux2014_x86_64 -d .whl nnunetv2==2.8.1 dynamic-network-architectures==0.4.4 batchgenerators==0.25.5
+du -sh .dev .whl
+echo "device run: sh scripts/device-check.sh, carrying .dev and .whl"

@@ -728,6 +728,35 @@ describe("with a real network (lunet.net, weights converted from an nnunetv2 Pla
       assert.is_true(a >= 0.999, v[1] .. ": agreement " .. a)
     end
   end)
+
+  it("in mixed precision (float16 activations, as nnU-Net autocasts on CUDA) it still equals nnunetv2's on >= 99.5% "
+    .. "of voxels, with the logits close to float32's", function()
+    local net, nplans, img = real_network()
+    local m = { forward = function(x) return net:forward(x)[1] end }
+    local function run()
+      return predict.image({ m }, img, { spacing = cases.spacing }, { plans = nplans, configuration = "3d_fullres",
+        dataset_json = dj, disable_tta = true, probabilities = true })
+    end
+    local seg32, p32 = run()
+    net.core:set_half_inference(true)
+    local ref = lunet.io.npy.read(FX .. "net_nomirror_seg.npy")
+    -- the float32 copies around each conv (CPUs), then the implicit GEMM that GPUs run, forced here
+    for _, igemm in ipairs({ 0, 1 }) do
+      core.tune.set("conv.igemm", igemm)
+      local seg, p16 = run()
+      local a = agreement(seg, ref)
+      assert.is_true(a >= 0.995, "conv.igemm " .. igemm .. ": agreement " .. a)
+      local worst = 0
+      local f32, f16 = p32:flat(), p16:flat()
+      for i = 1, #f32 do worst = math.max(worst, math.abs(f32[i] - f16[i])) end
+      assert.is_true(worst < 0.02, "conv.igemm " .. igemm .. ": probabilities differ by " .. worst)
+      assert.is_true(worst > 0, "float16 activations were stored") -- not float32 again
+    end
+    core.tune.set("conv.igemm", nil)
+    net.core:set_half_inference(false)
+    local again = run()
+    assert.are.same(seg32:flat(), again:flat())
+  end)
 end)
 
 describe("mirrorings batched into one forward", function()
@@ -858,6 +887,11 @@ describe("lunet predict from a results folder", function()
     assert.is_true(agreement(seg.data, ref) >= 0.999)
     local args = json.read(root .. "/out/predict_from_raw_data_args.json")
     assert.are.equal(false, args.use_mirroring)
+    -- mixed precision (a GPU's default) on request
+    p = io.popen((cmd:gsub("/out ", "/out_mixed --precision mixed ")))
+    outp = p:read("a")
+    assert.is_true(p:close(), outp)
+    assert.is_true(agreement(image.read(root .. "/out_mixed/k1.nii.gz").data, ref) >= 0.995)
     -- a missing fold is reported with its folder
     p = io.popen((cmd:gsub("%-f 0 1", "-f 0 3")))
     outp = p:read("a")

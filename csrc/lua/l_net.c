@@ -310,6 +310,19 @@ static int m_frozen(lua_State *L) {
   return 1;
 }
 
+/* net:set_half_inference(on): inference forwards store float16 activations (input and logits float32).
+ * net:half_inference() -> boolean. */
+static int m_set_half_infer(lua_State *L) {
+  lu_unet *n = lu_lua_check_net(L, 1);
+  LU_LCHECK(L, lu_unet_set_half_inference(n, lua_toboolean(L, 2)), "net:set_half_inference");
+  return 0;
+}
+
+static int m_half_infer(lua_State *L) {
+  lua_pushboolean(L, lu_unet_half_inference(lu_lua_check_net(L, 1)));
+  return 1;
+}
+
 static int m_half(lua_State *L) {
   lua_pushboolean(L, lu_unet_half_activations(lu_lua_check_net(L, 1)));
   return 1;
@@ -451,7 +464,8 @@ static const luaL_Reg methods[] = {
   {"params", m_params}, {"num_weights", m_num_weights}, {"arch", m_arch}, {"init", m_init},
   {"forward", m_forward}, {"device", m_device}, {"train_step", m_train_step},
   {"train_grad", m_train_grad}, {"train_update", m_train_update},
-  {"set_half_activations", m_set_half}, {"half_activations", m_half}, {"set_scaler", m_set_scaler},
+  {"set_half_activations", m_set_half}, {"half_activations", m_half},
+  {"set_half_inference", m_set_half_infer}, {"half_inference", m_half_infer}, {"set_scaler", m_set_scaler},
   {"freeze_weights", m_freeze}, {"weights_frozen", m_frozen},
   {"scaler", m_scaler}, {"loss", m_loss}, {"get", m_get}, {"set", m_set},
   {"stage", m_stage}, {"train_step_staged", m_train_step_staged},

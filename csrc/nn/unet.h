@@ -160,6 +160,11 @@ lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg);
  * changing it replans. */
 lu_status lu_unet_set_half_activations(lu_unet *n, int on);
 int lu_unet_half_activations(const lu_unet *n);
+/* Mixed precision for inference forwards (nnU-Net's predictor autocasts on CUDA): activations stored as
+ * float16 (the implicit GEMM on GPUs), the input and the logits float32, accumulation float32. Off by
+ * default; changing it replans. */
+lu_status lu_unet_set_half_inference(lu_unet *n, int on);
+int lu_unet_half_inference(const lu_unet *n);
 /* The scaler and the last update's state (norm, found_inf, factor), as of the last update: waits for
  * that update's non-blocking readback, nothing else. Before any update: the configured state. */
 lu_status lu_unet_scaler_stats(lu_unet *n, lu_amp_stats *s);

@@ -43,13 +43,6 @@ static void node_clear(node *x) {
   x->slot = -1;
 }
 
-static lu_status node_alloc(lu_unet *n, node *x, int ndim, const int64_t *shape, int grad) {
-  node_clear(x);
-  LU_TRY(own_as(n, &x->v, n->adt, ndim, shape));
-  if (grad) LU_TRY(own_as(n, &x->g, n->adt, ndim, shape));
-  return LU_OK;
-}
-
 /* A tensor shell of ndim/shape whose buffer a plan sets later. */
 static lu_tensor *shell(lu_unet *n, int ndim, const int64_t *shape) {
   lu_tensor *v = calloc(1, sizeof *v);
@@ -354,8 +347,9 @@ static void drop_transient(lu_unet *n, node *x) {
 static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
   lu_unet_release_plan(n);
   /* mixed precision stores a training step's activations and their gradients as float16 (the input, the
-   * norm statistics and the loss's dlogits stay float32); inference plans are float32 */
-  n->adt = train && n->half_acts ? LU_F16 : LU_F32;
+   * norm statistics and the loss's dlogits stay float32); inference stores float16 activations with
+   * lu_unet_set_half_inference, its logits float32 */
+  n->adt = (train ? n->half_acts : n->half_infer) ? LU_F16 : LU_F32;
   const lu_unet_cfg *c = &n->cfg;
   const int S = c->n_stages, nd = x->ndim;
   int rc = train && lu_tune(n->dev, LU_TUNE_TRAIN_RECOMPUTE) != 0; /* auto: recompute */
@@ -448,7 +442,9 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
     d->out = cc;
     int64_t ss[LU_MAX_DIMS];
     LU_TRY(conv_shape(&d->seg, d->out->v, ss));
-    LU_TRY(node_alloc(n, &d->sego, nd, ss, 0)); /* outputs keep their own buffers */
+    /* outputs keep their own buffers; inference logits are float32 (what the window accumulation reads) */
+    node_clear(&d->sego);
+    LU_TRY(own_as(n, &d->sego.v, train ? n->adt : LU_F32, nd, ss));
     below = d->out;
   }
   if (!train) LU_TRY(slots_make(n));
@@ -928,6 +924,15 @@ lu_status lu_unet_set_half_activations(lu_unet *n, int on) {
 }
 
 int lu_unet_half_activations(const lu_unet *n) { return n->half_acts; }
+
+lu_status lu_unet_set_half_inference(lu_unet *n, int on) {
+  on = on != 0;
+  if (on != n->half_infer && n->planned && !n->plan_train) lu_unet_release_plan(n); /* replanned by the next forward */
+  n->half_infer = on;
+  return LU_OK;
+}
+
+int lu_unet_half_inference(const lu_unet *n) { return n->half_infer; }
 
 lu_status lu_unet_set_scaler(lu_unet *n, const lu_amp_cfg *cfg) {
   if (!n->dev) return lu_fail(LU_ESTATE, "unet: set_scaler on a network without a device");

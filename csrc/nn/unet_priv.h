@@ -87,7 +87,8 @@ struct lu_unet {
   int64_t plan_shape[LU_MAX_DIMS];
   int plan_ndim;
   node input;
-  int half_acts; /* lu_unet_set_half_activations */
+  int half_acts;  /* lu_unet_set_half_activations */
+  int half_infer; /* lu_unet_set_half_inference */
   /* lu_unet_freeze_weights: each conv weight's packed copy (by parameter index) kept by inference forwards
    * until a write to the weights clears them (unfreeze_weights in unet.c) */
   int frozen;

@@ -22,12 +22,14 @@ with Gaussian importance weighting and test-time mirroring, averaging over folds
                  models=nil (preloaded models: skips loading), progress=true|false, continue_prediction=false,
                  preprocess_workers=1 (-npp: cases preprocessed ahead in child processes; 0: in line),
                  export_workers=1 (-nps: exports in child processes; 0: in line), stream=nil|true|false,
-                 mirror_batch=nil (2-D: 2, 3-D: 1)}
+                 mirror_batch=nil (2-D: 2, 3-D: 1), precision="auto" (see load_models)}
       writes <output>/<case><file_ending> with the input's exact geometry, and with save_probabilities
       <case>.npz ("probabilities", float32, (C, *original array shape)) + <case>.json (properties; nnU-Net
       writes a .pkl); plus dataset.json, plans.json, predict_from_raw_data_args.json. Returns the case ids and
       how many of them continue_prediction skipped (their outputs existed).
-  predict.load_models{model_dir=, folds=, checkpoint=, device=} -> models, plans, dataset_json, configuration
+  predict.load_models{model_dir=, folds=, checkpoint=, device=, precision=} -> models, plans, dataset_json, configuration
+      precision: "auto" (default: "mixed" on a GPU, as nnU-Net's predictor autocasts on CUDA; "fp32" elsewhere),
+      "mixed" (float16 activations inside the network, float32 input and logits) or "fp32"
 
 A model is a table with forward(x) -> logits, or a lunet.net object (its first, full-resolution output is used):
 x is a host tensor (1, C, pz, py, px) (2-D configurations: (1, C, py, px)); logits (1, K, ...) host or device,
@@ -714,6 +716,8 @@ function M.load_models(o)
       init = false })
     local meta = n:load(ck, { momentum = false }) -- prediction never makes the optimiser's buffers
     n:freeze_weights() -- the windows' forwards pack each conv's weights once
+    n.inference_precision = net.precision(o.precision, n:device())
+    n.core:set_half_inference(n.inference_precision == "mixed")
     local m = { net = n, plans = plans, dataset_json = dj, configuration = cfg_name }
     if type(meta) == "table" and type(meta.inference_allowed_mirroring_axes) == "table" then
       m.mirror_axes = {}
@@ -844,7 +848,7 @@ function M.folder(o)
     end
     cfg_name = cfg_name or M.model_configuration(model_dir, folds[1], o.checkpoint)
     models, plans, dj, cfg_name = M.load_models{ model_dir = model_dir, folds = folds, checkpoint = o.checkpoint,
-      configuration = cfg_name, device = o.device }
+      configuration = cfg_name, device = o.device, precision = o.precision }
   else
     models = model_list(models)
     plans = plans or read_json_arg(models[1].plans, "plans")

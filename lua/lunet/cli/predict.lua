@@ -40,6 +40,8 @@ function M.declare(p, with_model)
   p:option("--mirror-batch", "mirrorings of a window per forward, as one batch (default 2 for 2-D models, 1 for "
     .. "3-D; more trade host memory for speed, fewer save memory)"):argname("N")
     :convert(args.int("--mirror-batch", 1))
+  p:option("--precision", "the network's arithmetic: auto (mixed on a GPU, as nnU-Net autocasts on CUDA; fp32 "
+    .. "elsewhere), mixed (float16 activations) or fp32"):argname("P"):choices({ "auto", "mixed", "fp32" })
   p:flag("--save_probabilities", "also write <case>.npz (\"probabilities\") and <case>.json (properties)")
   p:option("-prev_stage_predictions", "cascade: folder with the 3d_lowres predictions (required for "
     .. "3d_cascade_fullres; also --prev-stage-predictions)"):hidden_name("--prev-stage-predictions"):argname("DIR")
@@ -78,7 +80,8 @@ local function options(r)
     model_dir = r.m, step_size = r.step_size, disable_tta = r.disable_tta, tta_axes = r.tta_axes,
     save_probabilities = r.save_probabilities, prev_stage_predictions = r.prev_stage_predictions,
     threads = r.np, preprocess_workers = r.npp, export_workers = r.nps, continue_prediction = r.continue_prediction,
-    verbose = r.verbose, num_parts = r.num_parts, part_id = r.part_id, mirror_batch = r.mirror_batch }
+    verbose = r.verbose, num_parts = r.num_parts, part_id = r.part_id, mirror_batch = r.mirror_batch,
+    precision = r.precision }
   if r.chk then o.checkpoint = r.chk:gsub("%.pth$", "") end
   if r.f then
     for _, f in ipairs(r.f) do
