@@ -7,6 +7,12 @@ on the CPU, with and without mirroring. Both run as child processes under /usr/b
   . scripts/env.sh && lua5.4 bench/predict.lua --plan ct3d|ct2d|mri3d [--shape Z,Y,X] [--spacing Z,Y,X] [--mirror-only]
                                                  [--no-record]
 
+  . scripts/env.sh && lua5.4 bench/predict.lua --gpu [--plan ...]   (on a GPU machine: scripts/device-check.sh)
+
+--gpu: nnUNetv2_predict runs with -device cuda (its predictor autocasts there) and Lunet on its default device
+(LUNET_DEVICE=gpu: mixed precision, the windows summed on the device); wall time only where GNU time is missing.
+Where SimpleITK is missing (the GPU image; scripts/device-stubs stands in for its import), the case is written
+with nibabel and both tools read it through nnU-Net's NibabelIO (dataset.json overwrite_image_reader_writer).
 --plan takes a real nnU-Net default plan (nnunetv2's own ExperimentPlanner output, committed as planner fixtures by
 scripts/fixtures/make_plan_fixtures.py) and builds the full-size network at its planned patch size:
   ct3d  abdominal CT (spec/fixtures/plans/abdomen_ct_lowres, median 141x510x522 at 1.43x0.8x0.8 mm): 3d_fullres,
@@ -27,6 +33,7 @@ local PLANS = {
   mri3d = { dir = "spec/fixtures/plans/brain_mr_100", cfg = "3d_fullres", shape = { 128, 128, 128 } },
 }
 local shape, patch, record, plan, spacing, keep, mirror_only = nil, nil, true, nil, nil, false, false
+local gpu = false
 local function ints(s)
   local t = {}
   for v in s:gmatch("[%d%.]+") do t[#t + 1] = tonumber(v) end
@@ -51,6 +58,7 @@ while i <= #arg do
     i = i + 1
   elseif arg[i] == "--keep" then keep = true -- leave the case, models and outputs (printed) for profiling
   elseif arg[i] == "--mirror-only" then mirror_only = true -- full-size cases: the no-mirror runs skipped
+  elseif arg[i] == "--gpu" then gpu = true
   elseif arg[i] == "--no-record" then record = false end
   i = i + 1
 end
@@ -64,7 +72,13 @@ for _, d in ipairs({ "raw", "pre", "res_nn", "res_lu", "in" }) do paths.mkdirs(r
 
 local SETUP = [==[
 import json, os, sys
-import numpy as np, torch, SimpleITK as sitk
+import numpy as np, torch
+try:
+    import SimpleITK as sitk
+    sitk.GetImageFromArray
+except ImportError:  # the GPU image: written with nibabel, read through nnU-Net's NibabelIO by both tools
+    sitk = None
+    import nibabel
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 root, shape, patch = sys.argv[1], [int(v) for v in sys.argv[2].split(",")], [int(v) for v in sys.argv[3].split(",")]
 plan_dir, cfg = sys.argv[4], sys.argv[5]
@@ -92,6 +106,8 @@ else:
 plans["dataset_name"] = "Dataset991_LuBench"
 plans["configurations"] = {cfg: c}
 nch, ncls = len(dj["channel_names"]), len(dj["labels"])
+if sitk is None:  # (the predictor takes its reader from the plans)
+    dj["overwrite_image_reader_writer"] = plans["image_reader_writer"] = "NibabelIO"
 ct = "CT" in dj["channel_names"].values()
 torch.manual_seed(1)
 arch = c["architecture"]
@@ -118,9 +134,14 @@ for ch in range(nch):
         img = np.where(body, 40 + 120 * base, -1000) + rs.normal(0, 10, (Z, Y, X))
     else:
         img = 100 + 80 * base + rs.normal(0, 5, (Z, Y, X))
-    im = sitk.GetImageFromArray(img.astype(np.float32))
-    im.SetSpacing(tuple(float(v) for v in spacing[::-1]))
-    sitk.WriteImage(im, os.path.join(root, "in", "b1_%04d.nii.gz" % ch))
+    path = os.path.join(root, "in", "b1_%04d.nii.gz" % ch)
+    if sitk is not None:
+        im = sitk.GetImageFromArray(img.astype(np.float32))
+        im.SetSpacing(tuple(float(v) for v in spacing[::-1]))
+        sitk.WriteImage(im, path)
+    else:  # NibabelIO's array is the file's (x, y, z) transposed: store (X, Y, Z) so that it reads back (Z, Y, X)
+        nibabel.save(nibabel.Nifti1Image(img.astype(np.float32).transpose(2, 1, 0), np.diag(list(spacing[::-1]) + [1.0])),
+                     path)
 ]==]
 
 local function sh(cmd)
@@ -137,7 +158,14 @@ local ok, out = sh(string.format("python3 %s/setup.py %s %s %s %s %s %s", root, 
   table.concat(patch, ","), plan and plan.dir or "-", cfg, spacing and table.concat(spacing, ",") or ""))
 if not ok then error("setup failed:\n" .. out) end
 
+local gnu_time = io.open("/usr/bin/time") ~= nil
 local function timed(cmd, tag)
+  if not gnu_time then -- wall time only
+    local t0 = require("lunet.util.clock").now()
+    local ok2, o = sh(cmd)
+    if not ok2 then error(tag .. " failed:\n" .. o) end
+    return require("lunet.util.clock").now() - t0, 0 / 0
+  end
   local tf = root .. "/time_" .. tag .. ".txt"
   local ok2, o = sh(string.format("/usr/bin/time -v -o %s %s", tf, cmd))
   if not ok2 then error(tag .. " failed:\n" .. o) end
@@ -154,8 +182,8 @@ local results = {}
 for _, mirror in ipairs(mirror_only and { true } or { true, false }) do
   local tag = mirror and "mirror" or "nomirror"
   local nn_cmd = string.format("env %s nnUNet_results=%s/res_nn OMP_NUM_THREADS=2 nnUNetv2_predict -i %s/in "
-    .. "-o %s/out_nn_%s -d 991 -c %s -f 0 -device cpu -npp 0 -nps 0 %s", env, root, root, root, tag,
-    cfg, mirror and "" or "--disable_tta")
+    .. "-o %s/out_nn_%s -d 991 -c %s -f 0 -device %s -npp 0 -nps 0 %s", env, root, root, root, tag,
+    cfg, gpu and "cuda" or "cpu", mirror and "" or "--disable_tta")
   local lu_cmd = string.format("env %s nnUNet_results=%s/res_lu scripts/lunet predict -i %s/in -o %s/out_lu_%s "
     .. "-d 991 -c %s -f 0 -np 2 %s", env, root, root, root, tag, cfg, mirror and "" or "--disable-tta")
   -- warm the Lunet program cache once so kernel compilation is not timed (it is cached on disk per device);
@@ -186,8 +214,9 @@ end
 local what = plan and string.format("--plan %s (%s %s, real nnU-Net plan, full network and patch)", plan.name,
   plan.dir:match("[^/]+$"), cfg) or string.format("3d_fullres PlainConvUNet 4 stages 16..128, patch %s",
   table.concat(patch, "x"))
-local line = string.format("- predict.lua: %s, case %s%s, 1 fold, CPU, sequential: %s [%s, load %s after, %s]\n",
+local line = string.format("- predict.lua: %s, case %s%s, 1 fold, %s, sequential: %s [%s, load %s after, %s]\n",
   what, table.concat(shape, "x"), spacing and (" at " .. table.concat(spacing, "x") .. " mm") or "",
+  gpu and "GPU (nnunetv2 -device cuda, Lunet mixed precision)" or "CPU",
   table.concat(results, "; "), dev, load(), os.date("!%Y-%m-%d %H:%M"))
 io.write(line)
 if record then

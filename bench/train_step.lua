@@ -5,7 +5,7 @@ local lunet = require "lunet"
 local cjson = require "cjson"
 local clock = require "lunet.util.clock"
 
---   lua5.4 bench/train_step.lua amp [steps] [tiny]
+--   lua5.4 bench/train_step.lua amp [steps] [tiny] [2d]
 --     nnU-Net's default 3d_fullres (PlainConvUNet, 6 stages 32..320, patch 128^3, batch 2): Lunet with
 --     precision "mixed" and "fp32", and PyTorch with AMP (autocast fp16 + GradScaler) and fp32 on CUDA when it is
 --     there (CPU otherwise), on the same machine: ms per step and peak device memory (Lunet: its buffer pool's
@@ -21,7 +21,19 @@ local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- The default 3d_fullres network for a 128^3 patch (what nnU-Net plans for an isotropic dataset with a large
 -- median shape), written into the fixture plans' 3d_fullres configuration.
-local function amp_plans(tiny)
+-- `2d`: nnU-Net's real 2d plan of the abdominal-CT fixture (8 stages 32..512, 512x512, batch 12), untouched
+-- (tiny: 64x64, features 4..16). Returns plans, the configuration, its name.
+local CT2D = "spec/fixtures/plans/abdomen_ct_lowres/nnUNetPlans.json"
+local function amp_plans(tiny, two_d)
+  if two_d then
+    local plans = read_json(CT2D)
+    local conf = plans.configurations["2d"]
+    if tiny then
+      conf.architecture.arch_kwargs.features_per_stage = { 4, 8, 16, 16, 16, 16, 16, 16 }
+      conf.patch_size, conf.batch_size = { 256, 256 }, 2
+    end
+    return plans, conf, "2d"
+  end
   local plans = read_json(PLANS)
   local conf = plans.configurations["3d_fullres"]
   local feats = tiny and { 4, 8, 16, 16, 16, 16 } or { 32, 64, 128, 256, 320, 320 }
@@ -32,7 +44,7 @@ local function amp_plans(tiny)
   kw.n_conv_per_stage, kw.n_conv_per_stage_decoder = { 2, 2, 2, 2, 2, 2 }, { 2, 2, 2, 2, 2 }
   conf.patch_size = tiny and { 64, 64, 64 } or { 128, 128, 128 }
   conf.batch_size = 2
-  return plans, conf
+  return plans, conf, "3d_fullres"
 end
 
 local AMP_PY = [[
@@ -75,10 +87,10 @@ print(json.dumps({"ms": (time.perf_counter() - t0) / steps * 1000, "peak_mb": pe
 ]]
 
 -- One Lunet run (its own process): prints {ms, peak_mb, precision, loss}.
-local function amp_one(precision, steps, tiny)
-  local plans, conf = amp_plans(tiny)
-  local net = lunet.net(plans, "3d_fullres", 1, 3, { precision = precision })
-  local shape, n = { 2, 1 }, 2
+local function amp_one(precision, steps, tiny, two_d)
+  local plans, conf, cfg = amp_plans(tiny, two_d)
+  local net = lunet.net(plans, cfg, 1, 3, { precision = precision })
+  local shape, n = { conf.batch_size, 1 }, conf.batch_size
   for _, s in ipairs(conf.patch_size) do shape[#shape + 1] = s; n = n * s end
   local xs, ss = {}, {}
   for i = 1, n do xs[i] = math.random() * 2 - 1; ss[i] = math.random(0, 2) end
@@ -105,7 +117,9 @@ local function amp_one(precision, steps, tiny)
 end
 
 if arg and arg[1] == "amp-one" then
-  amp_one(arg[2], tonumber(arg[3]), arg[4] == "tiny")
+  local flags = {}
+  for i = 4, #arg do flags[arg[i]] = true end
+  amp_one(arg[2], tonumber(arg[3]), flags.tiny, flags["2d"])
   return
 end
 
@@ -129,8 +143,10 @@ end
 
 if arg and arg[1] == "amp" then
   local steps = tonumber(arg[2]) or 5
-  local tiny = arg[3] == "tiny"
-  local _, conf = amp_plans(tiny)
+  local flags = {}
+  for i = 3, #arg do flags[arg[i]] = true end
+  local tiny, two_d = flags.tiny, flags["2d"]
+  local _, conf, cfg = amp_plans(tiny, two_d)
   local rows = {}
   local function run(cmd)
     local p = io.popen(cmd .. " 2>/dev/null")
@@ -139,14 +155,15 @@ if arg and arg[1] == "amp" then
     return ok and r or { ms = 0 / 0, peak_mb = 0 / 0 }
   end
   local dev = lunet.devices()[1]
-  print(("3d_fullres %s, patch %s, batch 2, %d steps; Lunet on the default device (first: %s)"):format(
-    tiny and "tiny (features 4..16)" or "6 stages 32..320", table.concat(conf.patch_size, "x"), steps,
-    dev and dev.name or "?"))
+  print(("%s %s, patch %s, batch %d, %d steps; Lunet on the default device (first: %s)"):format(cfg,
+    tiny and "tiny (features 4..16)" or (two_d and "8 stages 32..512 (nnU-Net's abdominal-CT 2d plan)" or
+    "6 stages 32..320"), table.concat(conf.patch_size, "x"), conf.batch_size, steps, dev and dev.name or "?"))
   local base = {}
   for _, prec in ipairs { "fp32", "mixed" } do
-    local r = run("lua5.4 bench/train_step.lua amp-one " .. prec .. " " .. steps .. (tiny and " tiny" or ""))
-    local arg_json = cjson.encode { arch = conf.architecture, patch = conf.patch_size, batch = 2, steps = steps,
-                                    precision = prec }
+    local r = run("lua5.4 bench/train_step.lua amp-one " .. prec .. " " .. steps .. (tiny and " tiny" or "") ..
+      (two_d and " 2d" or ""))
+    local arg_json = cjson.encode { arch = conf.architecture, patch = conf.patch_size, batch = conf.batch_size,
+                                    steps = steps, precision = prec }
     local t = run("python3 -c " .. shq(AMP_PY) .. " " .. shq(arg_json))
     base[prec] = r
     local row = ("%-5s lunet %9.1f ms/step peak %8.1f MB (%s, loss %.4f, scale %s, %.0f launches, host waits inside " ..

@@ -14,12 +14,15 @@ export LUA_CPATH="$dev/clib/?.so;$dev/clib/sys/?.so;;"
 export PATH="$dev/bin:$root/scripts:$PATH"
 export LUNET_DEVICE=gpu LUNET_CACHE_DIR=/tmp/lunet-cache LUNET_DEMO_TEMPLATES="$dev/data"
 OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
-# nnU-Net's network and loss for the PyTorch reference (bench/train_step.lua amp)
+# nnunetv2 for the PyTorch references (bench/train_step.lua amp: nnU-Net's network and loss; bench/predict.lua
+# --gpu: nnUNetv2_predict), with a stand-in for SimpleITK's import (scripts/device-pack.sh says why)
 if ls "$root"/.whl/*.whl > /dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    "$root"/.whl/*.whl > "$OUT/pip.log" 2>&1 && export PYTHONPATH=/tmp/site
+    "$root"/.whl/*.whl > "$OUT/pip.log" 2>&1
+  python3 -c 'import SimpleITK' 2>/dev/null || export PYTHONPATH="/tmp/site:$root/scripts/device-stubs"
+  export PYTHONPATH="${PYTHONPATH:-/tmp/site}" PATH="/tmp/site/bin:$PATH"
 fi
-python3 -c 'import nnunetv2, dynamic_network_architectures, torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "nnunetv2 importable")' 2>&1 | tail -1
+python3 -c 'import nnunetv2.inference.predict_from_raw_data, dynamic_network_architectures, torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "nnunetv2 importable")' 2>&1 | tail -1
 cd "$root"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 lua5.4 -e 'for _, d in ipairs(require("lunet").devices()) do print(d.index, d.type, d.name, d.driver) end' >> "$OUT/gpu.txt" 2>&1
@@ -31,28 +34,41 @@ spec() {
   echo "== spec $1: $(grep -c '^ok' "$OUT/spec_$1.log") ok, $(grep -c '^not ok' "$OUT/spec_$1.log") not ok"
   grep -A3 '^not ok' "$OUT/spec_$1.log" | head -20
 }
+# PART=1 (default): what the issues' done-when needs, in about 8 minutes; PART=2: tuning, prediction, the per-layer
+# table, the profile; PART=3: the other specs and benches; PART=all: everything (past one call's 10 minutes)
+PART="${PART:-1}"
+part() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 {
-  # issue 25: does the tensor-core path run here (the probe), and is every pass right on it, before timing
-  lua5.4 -e 'local a = require("lunet.core").conv.mma_available(); print("mma.sync probe: f16 " .. tostring(a.f16) .. ", tf32 " .. tostring(a.tf32))'
-  SPEC_TIMEOUT=120 spec igemm
-  BENCH_TIMEOUT=60 bench gemm "1024 2048 4096"
-  BENCH_TIMEOUT=60 bench ops quick
-  BENCH_TIMEOUT=150 bench train_step 2
-  # issue 24: default 3d_fullres (6 stages 32..320, 128^3, batch 2), Lunet mixed vs fp32 vs PyTorch AMP/fp32 on
-  # this card, with peak memory (AMP_STEPS=0 skips it; `amp N tiny` is the PoCL-sized check)
-  [ "${AMP_STEPS:-3}" -gt 0 ] && BENCH_TIMEOUT=${AMP_TIMEOUT:-240} bench train_step "amp ${AMP_STEPS:-3}"
-  # the implicit GEMM's tile per GEMM shape of that step (lunet tune --igemm, largest GEMMs first within the
-  # budget), then the mixed step again on the tuned tiles (the amp line above ran the rule's tiles)
-  if [ "${TUNE_BUDGET:-90}" -gt 0 ]; then
-    BENCH_TIMEOUT=$((TUNE_BUDGET + 60)) bench train_step "tune-igemm ${TUNE_BUDGET:-90}"
-    echo "== mixed step on the tuned tiles: $(timeout 120 lua5.4 bench/train_step.lua amp-one mixed "${AMP_STEPS:-3}" 2>&1 | tail -1)"
+  if part 1; then
+    # issue 25: does the tensor-core path run here (the probe), and is every pass right on it, before timing
+    lua5.4 -e 'local a = require("lunet.core").conv.mma_available(); print("mma.sync probe: f16 " .. tostring(a.f16) .. ", tf32 " .. tostring(a.tf32))'
+    SPEC_TIMEOUT=120 spec igemm
+    # issue 24 / 25: default 3d_fullres (6 stages 32..320, 128^3, batch 2), Lunet mixed and fp32 against PyTorch
+    # AMP and fp32 on this card, with peak memory and host waits inside the step; then nnU-Net's 2d plan at
+    # 512x512 batch 12 likewise (`amp N tiny [2d]` is the PoCL-sized check)
+    BENCH_TIMEOUT=${AMP_TIMEOUT:-200} bench train_step "amp ${AMP_STEPS:-3}"
+    BENCH_TIMEOUT=${AMP_TIMEOUT:-200} bench train_step "amp ${AMP_STEPS:-3} 2d"
   fi
-  # the same conv layers on the implicit GEMM: float16 activations (f16 fragments) against PyTorch's float16
-  # cuDNN on this card, then float32 (tf32 fragments where the probe passed) against PyTorch fp32
-  BENCH_TIMEOUT=90 bench ops "quick amp"
-  LUNET_CONV_IGEMM=1 BENCH_TIMEOUT=90 bench ops quick
-  for s in ${DEVICE_SPECS:-tensor ops conv nnops net amp half mixed profile}; do SPEC_TIMEOUT=90 spec "$s"; done
-  # where a mixed step spends its device time (event-based, no finish per kernel)
-  LUNET_PROFILE=1 timeout 120 lua5.4 bench/train_step.lua amp-one mixed 2 > "$OUT/profile_mixed.txt" 2>&1
-  tail -30 "$OUT/profile_mixed.txt"
+  if part 2; then
+    # the implicit GEMM's tile per GEMM shape of the 3d step (lunet tune --igemm, largest GEMMs first within
+    # the budget), then the mixed step again on the tuned tiles (the amp lines above ran the rule's tiles)
+    BENCH_TIMEOUT=$((${TUNE_BUDGET:-90} + 60)) bench train_step "tune-igemm ${TUNE_BUDGET:-90}"
+    echo "== mixed step on the tuned tiles: $(timeout 120 lua5.4 bench/train_step.lua amp-one mixed "${AMP_STEPS:-3}" 2>&1 | tail -1)"
+    # sliding-window prediction: nnUNetv2_predict -device cuda (autocast) against Lunet (mixed precision, windows
+    # summed on the device) on the abdominal-CT 3d_fullres plan's window case, with mirroring
+    BENCH_TIMEOUT=180 bench predict "--gpu --plan ct3d --mirror-only --no-record"
+    # the same conv layers on the implicit GEMM: float16 activations (f16 fragments) against PyTorch's float16
+    # cuDNN on this card
+    BENCH_TIMEOUT=90 bench ops "quick amp"
+    # where a mixed step spends its device time (event-based, no finish per kernel)
+    LUNET_PROFILE=1 timeout 120 lua5.4 bench/train_step.lua amp-one mixed 2 > "$OUT/profile_mixed.txt" 2>&1
+    tail -30 "$OUT/profile_mixed.txt"
+  fi
+  if part 3; then
+    BENCH_TIMEOUT=60 bench gemm "1024 2048 4096"
+    BENCH_TIMEOUT=60 bench ops quick
+    LUNET_CONV_IGEMM=1 BENCH_TIMEOUT=90 bench ops quick # float32 on the tf32 fragments against PyTorch fp32
+    BENCH_TIMEOUT=150 bench train_step 2
+    for s in ${DEVICE_SPECS:-tensor ops conv nnops net amp half mixed profile}; do SPEC_TIMEOUT=90 spec "$s"; done
+  fi
 } 2>&1 | tee "$OUT/device.log"

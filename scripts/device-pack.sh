@@ -19,10 +19,15 @@ for f in .dev/clib/lunet/core.so .dev/clib/lunet/testing.so .dev/bin/lua5.4 $(fi
 done | sort -u | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux)[.-]' | while read -r lib; do
   cp -L "$lib" .dev/lib/
 done
-# the PyTorch reference of the amp bench builds nnU-Net's own network and loss: nnunetv2 and the two pure-Python
-# packages it imports for that (the GPU image has torch, numpy, einops, timm, tqdm), as wheels (.whl/, ignored)
-mkdir -p .whl
+# The PyTorch references: the amp bench builds nnU-Net's own network and loss, the GPU predict bench runs
+# nnUNetv2_predict. The GPU image has torch, numpy, scipy, scikit-image, einops, timm, tqdm, msgpack; nnunetv2
+# and what it imports that the image lacks travel as wheels (.whl/, ignored; python 3.12 there). SimpleITK (53 MB)
+# does not fit the carry: scripts/device-stubs stands in for its import and the bench reads through nibabel.
+rm -rf .whl && mkdir -p .whl
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux2014_x86_64 -d .whl nnunetv2==2.8.1 dynamic-network-architectures==0.4.4 batchgenerators==0.25.5
+  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64 \
+  --platform manylinux_2_28_x86_64 -d .whl nnunetv2==2.8.1 dynamic-network-architectures==0.4.4 \
+  batchgenerators==0.25.5 blosc2==4.15.0 ndindex==1.10.1 nibabel==5.4.2
+python3 -m pip wheel -q --no-deps --no-build-isolation -w .whl acvl-utils==0.2.6 # an sdist on PyPI
 du -sh .dev .whl
 echo "device run: sh scripts/device-check.sh, carrying .dev and .whl"
