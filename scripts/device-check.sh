@@ -6,19 +6,21 @@ set -u
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dev="$root/.dev"
 mkdir -p /tmp/icd
-echo /usr/local/nvidia/lib64/libnvidia-opencl.so.1 > /tmp/icd/nvidia.icd
+echo "${ICD_LIB:-/usr/local/nvidia/lib64/libnvidia-opencl.so.1}" > /tmp/icd/nvidia.icd # (ICD_LIB: a dry run's PoCL)
 export OCL_ICD_VENDORS=/tmp/icd
 export LD_LIBRARY_PATH="$dev/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$dev/share/lua/?.lua;$dev/share/lua/?/init.lua;;"
 export LUA_CPATH="$dev/clib/?.so;$dev/clib/sys/?.so;;"
 export PATH="$dev/bin:$root/scripts:$PATH"
-export LUNET_DEVICE=gpu LUNET_CACHE_DIR=/tmp/lunet-cache LUNET_DEMO_TEMPLATES="$dev/data"
+export LUNET_DEVICE="${LUNET_DEVICE:-gpu}" LUNET_CACHE_DIR=/tmp/lunet-cache LUNET_DEMO_TEMPLATES="$dev/data"
 OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
 # nnunetv2 for the PyTorch references (bench/train_step.lua amp: nnU-Net's network and loss; bench/predict.lua
 # --gpu: nnUNetv2_predict), with a stand-in for SimpleITK's import (scripts/device-pack.sh says why)
 if ls "$root"/.whl/*.whl > /dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    "$root"/.whl/*.whl > "$OUT/pip.log" 2>&1
+  for w in "$root"/.whl/*.whl; do # one at a time: a wheel that does not fit leaves the others installed
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$w" \
+      >> "$OUT/pip.log" 2>&1 || echo "pip: $(basename "$w") not installed (see pip.log)"
+  done
   python3 -c 'import SimpleITK' 2>/dev/null || export PYTHONPATH="/tmp/site:$root/scripts/device-stubs"
   export PYTHONPATH="${PYTHONPATH:-/tmp/site}" PATH="/tmp/site/bin:$PATH"
 fi
@@ -36,6 +38,7 @@ spec() {
 }
 # PART=1 (default): what the issues' done-when needs, in about 8 minutes; PART=2: tuning, prediction, the per-layer
 # table, the profile; PART=3: the other specs and benches; PART=all: everything (past one call's 10 minutes)
+# A dry run on PoCL: ICD_LIB=libpocl.so.2.10.0 LUNET_DEVICE=0 LUNET_DEVICE_CLASS=gpu AMP_FLAGS=tiny AMP_STEPS=1 TUNE_BUDGET=5 PREDICT_FLAGS="--shape 24,48,48 --patch 16,32,32 --no-record"
 PART="${PART:-1}"
 part() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 {
@@ -46,22 +49,22 @@ part() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
     # issue 24 / 25: default 3d_fullres (6 stages 32..320, 128^3, batch 2), Lunet mixed and fp32 against PyTorch
     # AMP and fp32 on this card, with peak memory and host waits inside the step; then nnU-Net's 2d plan at
     # 512x512 batch 12 likewise (`amp N tiny [2d]` is the PoCL-sized check)
-    BENCH_TIMEOUT=${AMP_TIMEOUT:-200} bench train_step "amp ${AMP_STEPS:-3}"
-    BENCH_TIMEOUT=${AMP_TIMEOUT:-200} bench train_step "amp ${AMP_STEPS:-3} 2d"
+    BENCH_TIMEOUT=${AMP_TIMEOUT:-200} bench train_step "amp ${AMP_STEPS:-3} ${AMP_FLAGS:-}"
+    BENCH_TIMEOUT=${AMP_TIMEOUT:-200} bench train_step "amp ${AMP_STEPS:-3} 2d ${AMP_FLAGS:-}"
   fi
   if part 2; then
     # the implicit GEMM's tile per GEMM shape of the 3d step (lunet tune --igemm, largest GEMMs first within
     # the budget), then the mixed step again on the tuned tiles (the amp lines above ran the rule's tiles)
-    BENCH_TIMEOUT=$((${TUNE_BUDGET:-90} + 60)) bench train_step "tune-igemm ${TUNE_BUDGET:-90}"
-    echo "== mixed step on the tuned tiles: $(timeout 120 lua5.4 bench/train_step.lua amp-one mixed "${AMP_STEPS:-3}" 2>&1 | tail -1)"
+    BENCH_TIMEOUT=$((${TUNE_BUDGET:-90} + 60)) bench train_step "tune-igemm ${TUNE_BUDGET:-90} ${AMP_FLAGS:-}"
+    echo "== mixed step on the tuned tiles: $(timeout 120 lua5.4 bench/train_step.lua amp-one mixed "${AMP_STEPS:-3}" ${AMP_FLAGS:-} 2>&1 | tail -1)"
     # sliding-window prediction: nnUNetv2_predict -device cuda (autocast) against Lunet (mixed precision, windows
     # summed on the device) on the abdominal-CT 3d_fullres plan's window case, with mirroring
-    BENCH_TIMEOUT=180 bench predict "--gpu --plan ct3d --mirror-only --no-record"
+    BENCH_TIMEOUT=180 bench predict "${PREDICT_FLAGS:---gpu --plan ct3d --mirror-only --no-record}"
     # the same conv layers on the implicit GEMM: float16 activations (f16 fragments) against PyTorch's float16
     # cuDNN on this card
     BENCH_TIMEOUT=90 bench ops "quick amp"
     # where a mixed step spends its device time (event-based, no finish per kernel)
-    LUNET_PROFILE=1 timeout 120 lua5.4 bench/train_step.lua amp-one mixed 2 > "$OUT/profile_mixed.txt" 2>&1
+    LUNET_PROFILE=1 timeout 120 lua5.4 bench/train_step.lua amp-one mixed 2 ${AMP_FLAGS:-} > "$OUT/profile_mixed.txt" 2>&1
     tail -30 "$OUT/profile_mixed.txt"
   fi
   if part 3; then

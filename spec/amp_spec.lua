@@ -335,3 +335,33 @@ describe("double-buffered batch staging", function()
     assert.matches("whole steps only", err)
   end)
 end)
+
+-- Issue #25: the decoder's first conv reads the upsampled map and the skip in place on the implicit GEMM
+-- (lu_conv_fwd_cat and its backward), instead of a concatenated copy whose gradient is split again.
+describe("the decoder's concatenation read in place", function()
+  after_each(function() lunet.core.tune.reset() end)
+
+  for _, cfg in ipairs({ { "tiny3d", 1 }, { "tiny2d", 2 } }) do
+    it(cfg[1] .. ": the same parameters bit for bit as with the copy, and fewer planned bytes", function()
+      -- the implicit GEMM forced on PoCL (GPUs take it for float16 activations by themselves)
+      lunet.core.tune.set("conv.igemm", 1)
+      local xs = lunet.io.npy.read(F .. cfg[1] .. "_x.npy")
+      local ss = lunet.io.npy.read(F .. cfg[1] .. "_seg.npy"):astype("u8")
+      local function train(in_place)
+        lunet.core.tune.set("train.cat_in_place", in_place and "auto" or 0)
+        local net = lunet.net(F .. "tiny_plans.json", cfg[1], cfg[2], 3, { seed = 5, precision = "mixed" })
+        local o = net:train_opts { data = xs, target = ss }
+        local xd, sd = xs:to_device(), ss:to_device()
+        local losses = {}
+        for i = 1, 3 do losses[i] = net.core:train_step(xd, sd, o) end
+        return net.core:flat(0), net.core:flat(2), losses, net.core:live_peak_bytes()
+      end
+      local p0, m0, l0, peak0 = train(false)
+      local p1, m1, l1, peak1 = train(true)
+      assert.are.same(l0, l1)
+      assert.is_true(p0 == p1, "parameters differ")
+      assert.is_true(m0 == m1, "momentum differs")
+      assert.is_true(peak1 < peak0, ("live peak %d with the copy, %d in place"):format(peak0, peak1))
+    end)
+  end
+end)

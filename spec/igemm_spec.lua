@@ -223,6 +223,73 @@ describe("implicit-GEMM convolutions", function()
     assert.has_error(function() core.tune.set("conv.igemm_tile@fwd", "96x96") end)
   end)
 
+  it("read a concatenated input in place (the decoder's upsampled map and skip): the same bits as the passes on " ..
+    "the concatenation", function()
+    local function same(a, b, what)
+      local fa, fb = a:flat(), b:flat()
+      assert.are.equal(#fa, #fb)
+      for i = 1, #fa do
+        if fa[i] ~= fb[i] then error(("%s: element %d: %s vs %s"):format(what, i, fa[i], fb[i])) end
+      end
+    end
+    -- 2 + 3-D cases: parts of 5 and 7 channels (a tile boundary inside neither), stride 1, 3-tap kernels
+    for _, c in ipairs({ { n = 2, x = { 5, 6, 7 }, k = 3 }, { n = 3, x = { 9, 11 }, k = 3 } }) do
+      for _, mode in ipairs({ { "fma", "f32" }, { "fma", "f16" }, { "emulate", "f16" }, { "off", "f32" } }) do
+        core.tune.set("conv.igemm", mode[1] == "off" and 0 or 1)
+        if mode[1] ~= "off" then core.tune.set("conv.mma", mode[1]) end
+        local dt = mode[2]
+        local s1, s2, sc = { c.n, 5, table.unpack(c.x) }, { c.n, 7, table.unpack(c.x) }, { c.n, 12, table.unpack(c.x) }
+        local f1, f2 = rand_flat(numel(s1)), rand_flat(numel(s2))
+        -- the concatenation, built on the host: per batch item the 5 channels of x1, then the 7 of x2
+        local fc, per1, per2 = {}, numel(s1) // c.n, numel(s2) // c.n
+        for b = 0, c.n - 1 do
+          for i = 1, per1 do fc[#fc + 1] = f1[b * per1 + i] end
+          for i = 1, per2 do fc[#fc + 1] = f2[b * per2 + i] end
+        end
+        local x1, x2 = operand(s1, dt, f1), operand(s2, dt, f2)
+        local xc = operand(sc, dt, fc)
+        local ws = { 4, 12 }
+        for _ = 1, #c.x do ws[#ws + 1] = c.k end
+        local w, b = operand(ws, "f32"), operand({ 4 }, "f32")
+        local opts = { k = c.k }
+        local ys = conv.out_shape(sc, 4, opts)
+        local what = ("%s %s %s"):format(mode[1], dt, table.concat(sc, "x"))
+        assert.are.equal(mode[1] ~= "off" or dt == "f16", conv.cat_in_place(dt))
+        local y1, y2 = filled(ys, dt, NaN), filled(ys, dt, NaN)
+        conv.fwd_cat(x1, x2, w, b, y1, opts)
+        conv.fwd(xc, w, b, y2, opts)
+        same(y1, y2, what .. " forward")
+        local dy = operand(ys, dt)
+        local d1, d2, dcat = filled(s1, dt, NaN), filled(s2, dt, NaN), filled(sc, dt, NaN)
+        conv.bwd_data_cat(dy, w, d1, d2, opts)
+        conv.bwd_data(dy, w, dcat, opts)
+        local got, gc = {}, dcat:flat()
+        local g1, g2 = d1:flat(), d2:flat()
+        for bi = 0, c.n - 1 do
+          for i = 1, per1 do got[#got + 1] = g1[bi * per1 + i] end
+          for i = 1, per2 do got[#got + 1] = g2[bi * per2 + i] end
+        end
+        for i = 1, #gc do
+          if got[i] ~= gc[i] then error(("%s backward data: element %d: %s vs %s"):format(what, i, got[i], gc[i])) end
+        end
+        local dw1, dw2 = filled(ws, "f32", NaN), filled(ws, "f32", NaN)
+        local db1, db2 = filled({ 4 }, "f32", NaN), filled({ 4 }, "f32", NaN)
+        conv.bwd_weight_cat(x1, x2, dy, dw1, db1, opts)
+        conv.bwd_weight(xc, dy, dw2, db2, opts)
+        same(dw1, dw2, what .. " backward weight")
+        same(db1, db2, what .. " backward bias")
+      end
+    end
+    -- parts that do not fit together are named
+    local a = filled({ 1, 2, 4, 4 }, "f32", 0)
+    local bad = filled({ 1, 2, 4, 5 }, "f32", 0)
+    local w = filled({ 3, 4, 3, 3 }, "f32", 0)
+    local y = filled({ 1, 3, 4, 4 }, "f32", 0)
+    local ok, err = pcall(conv.fwd_cat, a, bad, w, nil, y)
+    assert.is_false(ok)
+    assert.matches("input parts differ in dimension 3", tostring(err))
+  end)
+
   it("is tuned per GEMM shape: lunet.tuner times each recorded GEMM on every tile and keeps the fastest", function()
     core.tune.set("conv.mma", "fma")
     local c = support.conv_cases[6]

@@ -79,6 +79,7 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(LOSS_WG, "loss.wg", 64, 256, NULL, "loss kernels' work-group size") \
   X(LOSS_VW, "loss.vw", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "loss and softmax: voxels per work-item (1 or 8)") \
   X(INSTNORM, "instnorm", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row") \
+  X(TRAIN_CAT_IN_PLACE, "train.cat_in_place", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "training: the decoder's first conv reads the upsampled map and the skip in place where the implicit GEMM runs (auto); 0: a concatenated copy") \
   X(TRAIN_RECOMPUTE, "train.recompute", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "training: norm outputs recomputed in the backward from the kept conv outputs instead of kept (auto: on); 0: kept")
 
 typedef enum {

@@ -104,6 +104,41 @@ static int bwd_weight(lua_State *L, int transposed) {
   return 1;
 }
 
+/* fwd_cat(x1, x2, w, b|nil, y [, opts]) -> y; bwd_data_cat(dy, w, dx1, dx2 [, opts]);
+ * bwd_weight_cat(x1, x2, dy, dw, db|nil [, opts]): a convolution of the channel concatenation [x1, x2], read
+ * in place where the implicit GEMM runs (lu_conv_fwd_cat); cat_in_place(dtype [, device]) says where. */
+static int l_fwd_cat(lua_State *L) {
+  lu_tensor *x1 = lu_lua_check_tensor(L, 1), *x2 = lu_lua_check_tensor(L, 2), *w = lu_lua_check_tensor(L, 3),
+            *b = opt_tensor(L, 4), *y = lu_lua_check_tensor(L, 5);
+  lu_conv_desc d = make_desc(L, 6, x1->ndim, w->shape, 0);
+  LU_LCHECK(L, lu_conv_fwd_cat(&d, x1, x2, w, b, y), "conv.fwd_cat");
+  lua_settop(L, 5);
+  return 1;
+}
+
+static int l_bwd_data_cat(lua_State *L) {
+  lu_tensor *dy = lu_lua_check_tensor(L, 1), *w = lu_lua_check_tensor(L, 2), *dx1 = lu_lua_check_tensor(L, 3),
+            *dx2 = lu_lua_check_tensor(L, 4);
+  lu_conv_desc d = make_desc(L, 5, dx1->ndim, w->shape, 0);
+  LU_LCHECK(L, lu_conv_bwd_data_cat(&d, dy, w, dx1, dx2), "conv.bwd_data_cat");
+  return 0;
+}
+
+static int l_bwd_weight_cat(lua_State *L) {
+  lu_tensor *x1 = lu_lua_check_tensor(L, 1), *x2 = lu_lua_check_tensor(L, 2), *dy = lu_lua_check_tensor(L, 3),
+            *dw = lu_lua_check_tensor(L, 4), *db = opt_tensor(L, 5);
+  lu_conv_desc d = make_desc(L, 6, x1->ndim, dw->shape, 0);
+  LU_LCHECK(L, lu_conv_bwd_weight_cat(&d, x1, x2, dy, dw, db, opt_accumulate(L, 6)), "conv.bwd_weight_cat");
+  return 0;
+}
+
+static int l_cat_in_place(lua_State *L) {
+  lu_dtype dt;
+  LU_LCHECK(L, lu_dtype_parse(luaL_checkstring(L, 1), &dt), "conv.cat_in_place");
+  lua_pushboolean(L, lu_conv_cat_in_place(lu_lua_opt_device(L, 2), dt));
+  return 1;
+}
+
 static int l_fwd(lua_State *L) { return fwd(L, 0); }
 static int l_bwd_data(lua_State *L) { return bwd_data(L, 0); }
 static int l_bwd_weight(lua_State *L) { return bwd_weight(L, 0); }
@@ -208,7 +243,8 @@ int lu_open_conv(lua_State *L) {
     {"T_fwd", l_T_fwd}, {"T_bwd_data", l_T_bwd_data}, {"T_bwd_weight", l_T_bwd_weight},
     {"out_shape", l_out_shape}, {"T_out_shape", l_T_out_shape}, {"flops", l_flops},
     {"mma_available", l_mma_available}, {"igemm_record", l_igemm_record}, {"igemm_tiles", l_igemm_tiles},
-    {"igemm_time", l_igemm_time}, {NULL, NULL}};
+    {"igemm_time", l_igemm_time}, {"fwd_cat", l_fwd_cat}, {"bwd_data_cat", l_bwd_data_cat},
+    {"bwd_weight_cat", l_bwd_weight_cat}, {"cat_in_place", l_cat_in_place}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

@@ -179,6 +179,7 @@ static lu_status conv_shape(const conv_l *c, const lu_tensor *x, int64_t *ys) {
 static lu_status plan_cnr(lu_unet *n, cnr_l *b, node *in, int train, int recompute) {
   int64_t ys[LU_MAX_DIMS];
   b->in = in;
+  b->in2 = NULL;
   LU_TRY(conv_shape(&b->conv, in->v, ys));
   int nd = in->v->ndim;
   if (!train) {
@@ -420,7 +421,20 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
     /* batch 1: cat's first half is the whole upsampled map, so the transposed conv writes it there and
      * only the skip is copied (no separate upsampled buffer alive next to cat) */
     d->up_in_cat = !train && us[0] == 1;
-    if (d->up_in_cat) {
+    /* training on the implicit GEMM: the first conv reads the upsampled map and the skip in place and writes
+     * their gradients there (no concatenated copy, no split of its gradient); the upsampled map is kept
+     * for that conv's weight gradient */
+    d->cat_in_place = train && lu_tune(n->dev, LU_TUNE_TRAIN_CAT_IN_PLACE) != 0 && lu_conv_cat_in_place(n->dev, n->adt);
+    if (d->cat_in_place) {
+      LU_TRY(act(n, &d->upo, nd, us, train));
+      node_clear(&d->cat);
+      memset(&d->cat_shape, 0, sizeof d->cat_shape);
+      d->cat_shape.dtype = n->adt;
+      d->cat_shape.ndim = nd;
+      memcpy(d->cat_shape.shape, cs, sizeof cs);
+      d->cat_shape.dev = n->dev;
+      d->cat.v = &d->cat_shape;
+    } else if (d->up_in_cat) {
       LU_TRY(act(n, &d->cat, nd, cs, train));
       node_clear(&d->upo); /* part of cat's slot, dropped with cat */
       LU_TRY(view_new(n, &d->upo.v, nd, us, d->cat.slot));
@@ -438,6 +452,10 @@ static lu_status plan(lu_unet *n, const lu_tensor *x, int train) {
       LU_TRY(plan_cnr(n, &d->cnr[i], cc, train, rc));
       slot_drop(n, cc);
       cc = &d->cnr[i].out;
+    }
+    if (d->cat_in_place) {
+      d->cnr[0].in = &d->upo;
+      d->cnr[0].in2 = d->skip;
     }
     d->out = cc;
     int64_t ss[LU_MAX_DIMS];
@@ -495,7 +513,12 @@ static lu_status norm_fwd(lu_unet *n, cnr_l *b, lu_tensor *out, lu_tensor *m, lu
 }
 
 static lu_status cnr_fwd(lu_unet *n, cnr_l *b, int train) {
-  LU_TRY(conv_fwd(n, &b->conv, b->in->v, b->y.v));
+  if (b->in2) {
+    const conv_l *c = &b->conv;
+    OP(n, lu_conv_fwd_cat(&c->d, b->in->v, b->in2->v, P(n, c->pw), P(n, c->pb), b->y.v), b->in->v, b->in2->v, b->y.v);
+  } else {
+    LU_TRY(conv_fwd(n, &b->conv, b->in->v, b->y.v));
+  }
   lu_tensor vm, vs, *m = b->mean, *s = b->invstd;
   if (!train) { /* shared statistics buffers, viewed at this layer's N*C */
     stats_views(n, b->y.v, &vm, &vs);
@@ -563,7 +586,7 @@ static lu_status fwd_pass(lu_unet *n, int train, int deep_supervision) {
       LU_CL_CHECK(clEnqueueCopyBuffer(n->dev->queue, (cl_mem)d->skip->v->buf, (cl_mem)d->cat.v->buf, 0,
                                       d->upo.v->bytes, d->skip->v->bytes, 0, NULL, NULL),
                   "unet: skip into the decoder's concatenation");
-    } else {
+    } else if (!d->cat_in_place) {
       OP(n, lu_concat_channels(d->cat.v, d->upo.v, d->skip->v), d->cat.v, d->upo.v, d->skip->v);
     }
     for (int i = 0; i < d->n; i++) LU_TRY(cnr_fwd(n, &d->cnr[i], train));
@@ -639,6 +662,21 @@ static lu_status conv_bwd(lu_unet *n, const conv_l *c, node *in, const lu_tensor
   return gc(n, in, dst);
 }
 
+/* conv_bwd for a conv whose input is the concatenation [in, in2] read in place: both parts get their first
+ * gradient here (the upsampled map has no other reader, the skip's encoder reader comes later). */
+static lu_status conv_bwd_cat(lu_unet *n, const conv_l *c, node *in, node *in2, const lu_tensor *dy) {
+  LU_TRY(need_out(n, in));
+  LU_TRY(need_out(n, in2));
+  OP(n, lu_conv_bwd_weight_cat(&c->d, in->v, in2->v, dy, G(n, c->pw), G(n, c->pb), 0), in->v, in2->v, dy);
+  LU_TRY(grad_done(n, c->pw));
+  LU_TRY(grad_done(n, c->pb));
+  if (in->written || in2->written)
+    return lu_fail(LU_ESTATE, "unet backward: a decoder's upsampled map or skip had a gradient before its conv's");
+  OP(n, lu_conv_bwd_data_cat(&c->d, dy, P(n, c->pw), in->g, in2->g), dy, in->g, in2->g);
+  in->written = in2->written = 1;
+  return LU_OK;
+}
+
 /* b->out.g holds the complete output gradient; it is overwritten in place. */
 static lu_status cnr_bwd(lu_unet *n, cnr_l *b) {
   lu_tensor *d = b->out.g;
@@ -653,6 +691,7 @@ static lu_status cnr_bwd(lu_unet *n, cnr_l *b) {
   }
   LU_TRY(grad_done(n, b->nw));
   LU_TRY(grad_done(n, b->nb));
+  if (b->in2) return conv_bwd_cat(n, &b->conv, b->in, b->in2, d);
   return conv_bwd(n, &b->conv, b->in, d);
 }
 
@@ -733,8 +772,10 @@ static lu_status bwd_pass(lu_unet *n, lu_tensor *const *dout, int n_dout) {
     }
     if (!d->out->written) OP(n, lu_fill(d->out->g, 0.0f), d->out->g); /* no gradient reached this stage */
     for (int i = d->n - 1; i >= 0; i--) LU_TRY(cnr_bwd(n, &d->cnr[i]));
-    OP(n, lu_split_channels(d->cat.g, d->upo.g, d->skip->g, d->skip->written), d->cat.g, d->upo.g, d->skip->g);
-    d->skip->written = 1;
+    if (!d->cat_in_place) { /* (in place, the first conv wrote upo's and the skip's gradients) */
+      OP(n, lu_split_channels(d->cat.g, d->upo.g, d->skip->g, d->skip->written), d->cat.g, d->upo.g, d->skip->g);
+      d->skip->written = 1;
+    }
     LU_TRY(conv_bwd(n, &d->up, d->below, d->upo.g));
   }
   for (int s = S - 1; s >= 0; s--) {

@@ -36,6 +36,7 @@ typedef struct cnr_l {
   conv_l conv;
   int nw, nb, act;
   node *in;
+  node *in2; /* the decoder's first conv with its concatenation read in place: in the upsampled map, in2 the skip */
   node y, out;
   lu_tensor *mean, *invstd;
 } cnr_l;
@@ -65,6 +66,8 @@ typedef struct dec_stage {
   node upo, cat, sego;
   int has_seg;    /* seg head runs in this forward */
   int up_in_cat;  /* inference, batch 1: the transposed conv writes the first half of cat directly */
+  int cat_in_place;     /* training where the implicit GEMM runs: cnr[0] reads upo and skip, no cat buffer */
+  lu_tensor cat_shape;  /* then cat.v: the concatenation's shape only (no buffer, never an op's operand) */
   node *below, *skip, *out;
 } dec_stage;
 

@@ -9,6 +9,7 @@
 
 #include "cl/pool.h"
 #include "ops/conv/base.h"
+#include "ops/nn.h"
 
 /* ---- forward ---- */
 
@@ -109,4 +110,92 @@ lu_status lu_conv_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const lu
   lu_conv_geom g;
   LU_TRY(lu_conv_check("conv_bwd_weight", d, 0, x, "x", dw, "dw", db, "db", dy, "dy", &g));
   return lu_conv_context(conv_bwd_weight(&g, x, dy, dw, db, accumulate), "conv_bwd_weight", &g);
+}
+
+/* ---- an input in two parts (the decoder's concatenation of upsampled map and skip) ---- */
+
+int lu_conv_cat_in_place(const lu_device *dev, lu_dtype dt) {
+  lu_tensor probe;
+  memset(&probe, 0, sizeof probe);
+  probe.dtype = dt;
+  return lu_conv_igemm_applies(dev, &probe, NULL);
+}
+
+/* The concatenation's shell (x1's buffer, x1 + x2 channels) after checking that the parts fit together. */
+static lu_status cat_shell(const char *op, const lu_tensor *x1, const lu_tensor *x2, lu_tensor *cat) {
+  if (!x1 || !x2 || x1->ndim != x2->ndim || x1->ndim < 3 || x1->dtype != x2->dtype || x1->dev != x2->dev)
+    return lu_fail(LU_EARG, "%s: the two input parts must be device tensors of one dtype and rank", op);
+  for (int a = 0; a < x1->ndim; a++)
+    if (a != 1 && x1->shape[a] != x2->shape[a])
+      return lu_fail(LU_EARG, "%s: input parts differ in dimension %d (%lld vs %lld)", op, a, (long long)x1->shape[a],
+                     (long long)x2->shape[a]);
+  *cat = *x1;
+  cat->shape[1] = x1->shape[1] + x2->shape[1];
+  cat->bytes = x1->bytes + x2->bytes;
+  return LU_OK;
+}
+
+/* Where the implicit GEMM does not run: the concatenation made in a scratch buffer. */
+static lu_status cat_scratch(const lu_tensor *shell, lu_tensor *cat) {
+  *cat = *shell;
+  cl_mem m;
+  LU_TRY(lu_buffer_alloc_for(shell->dev, shell->bytes, "conv input concatenation", &m));
+  cat->buf = m;
+  cat->host = NULL;
+  return LU_OK;
+}
+
+lu_status lu_conv_fwd_cat(const lu_conv_desc *d, const lu_tensor *x1, const lu_tensor *x2, const lu_tensor *w,
+                          const lu_tensor *b, lu_tensor *y) {
+  lu_tensor cat;
+  LU_TRY(cat_shell("conv_fwd_cat", x1, x2, &cat));
+  if (!lu_conv_igemm_applies(x1->dev, x1, y)) {
+    LU_TRY(cat_scratch(&cat, &cat));
+    lu_status st = lu_concat_channels(&cat, x1, x2);
+    if (st == LU_OK) st = lu_conv_fwd(d, &cat, w, b, y);
+    lu_buffer_release(cat.dev, (cl_mem)cat.buf, cat.bytes);
+    return st;
+  }
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("conv_fwd_cat", d, 0, &cat, "x", w, "w", b, "b", y, "y", &g));
+  return lu_conv_context(lu_conv_igemm_run_cat(LU_IGEMM_FWD, &g, x1, x2, (int)x1->shape[1], NULL, w, b, NULL, NULL,
+                                               y, NULL, 0),
+                         "conv_fwd_cat", &g);
+}
+
+lu_status lu_conv_bwd_data_cat(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx1,
+                               lu_tensor *dx2) {
+  lu_tensor cat;
+  LU_TRY(cat_shell("conv_bwd_data_cat", dx1, dx2, &cat));
+  if (!lu_conv_igemm_applies(dy->dev, dx1, dy)) {
+    LU_TRY(cat_scratch(&cat, &cat));
+    lu_status st = lu_conv_bwd_data(d, dy, w, &cat);
+    if (st == LU_OK) st = lu_split_channels(&cat, dx1, dx2, 0);
+    lu_buffer_release(cat.dev, (cl_mem)cat.buf, cat.bytes);
+    return st;
+  }
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("conv_bwd_data_cat", d, 0, &cat, "dx", w, "w", NULL, NULL, dy, "dy", &g));
+  return lu_conv_context(lu_conv_igemm_run_cat(LU_IGEMM_DGRAD, &g, NULL, NULL, (int)dx1->shape[1], dy, w, NULL, dx1,
+                                               dx2, NULL, NULL, 0),
+                         "conv_bwd_data_cat", &g);
+}
+
+lu_status lu_conv_bwd_weight_cat(const lu_conv_desc *d, const lu_tensor *x1, const lu_tensor *x2, const lu_tensor *dy,
+                                 lu_tensor *dw, lu_tensor *db, int accumulate) {
+  lu_tensor cat;
+  LU_TRY(cat_shell("conv_bwd_weight_cat", x1, x2, &cat));
+  if (!lu_conv_igemm_applies(x1->dev, x1, dy)) {
+    LU_TRY(cat_scratch(&cat, &cat));
+    lu_status st = lu_concat_channels(&cat, x1, x2);
+    if (st == LU_OK) st = lu_conv_bwd_weight(d, &cat, dy, dw, db, accumulate);
+    lu_buffer_release(cat.dev, (cl_mem)cat.buf, cat.bytes);
+    return st;
+  }
+  lu_conv_geom g;
+  LU_TRY(lu_conv_check("conv_bwd_weight_cat", d, 0, &cat, "x", dw, "dw", db, "db", dy, "dy", &g));
+  if (db) LU_TRY(lu_conv_bias_grad(db, dy, g.N, g.Cout, g.OS, accumulate));
+  return lu_conv_context(lu_conv_igemm_run_cat(LU_IGEMM_WGRAD, &g, x1, x2, (int)x1->shape[1], dy, NULL, NULL, NULL,
+                                               NULL, NULL, dw, accumulate),
+                         "conv_bwd_weight_cat", &g);
 }

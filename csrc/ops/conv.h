@@ -79,6 +79,19 @@ lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const l
 /* Whether the implicit GEMM's inline-PTX mma.sync (f16 = 1: m16n8k16 f16, else m16n8k8 tf32) ran correctly on
  * dev: probed once per device (NVIDIA, compute capability >= 8) with a product checked exactly. */
 int lu_conv_mma_available(lu_device *dev, int f16);
+
+/* Convolutions whose input is the channel concatenation [x1, x2] (a U-Net decoder's upsampled map and skip):
+ * where the implicit GEMM runs (lu_conv_cat_in_place: GPUs with float16 activations, or conv.igemm = 1) the
+ * parts are read and their gradients written in place, with no concatenated copy; elsewhere through a
+ * scratch concatenation. Results equal the one-tensor passes on the concatenation. dx1 / dx2 are written,
+ * not accumulated. */
+int lu_conv_cat_in_place(const lu_device *dev, lu_dtype activations);
+lu_status lu_conv_fwd_cat(const lu_conv_desc *d, const lu_tensor *x1, const lu_tensor *x2, const lu_tensor *w,
+                          const lu_tensor *b, lu_tensor *y);
+lu_status lu_conv_bwd_data_cat(const lu_conv_desc *d, const lu_tensor *dy, const lu_tensor *w, lu_tensor *dx1,
+                               lu_tensor *dx2);
+lu_status lu_conv_bwd_weight_cat(const lu_conv_desc *d, const lu_tensor *x1, const lu_tensor *x2, const lu_tensor *dy,
+                                 lu_tensor *dw, lu_tensor *db, int accumulate);
 /* Implicit-GEMM tuning (lunet tune --igemm): while recording is on, every distinct GEMM shape the passes run is kept
  * (turning it on forgets the last recording); lu_conv_igemm_recorded names the i-th (its conv.igemm_tile
  * key, its pass, the tile it ran with and the one the rule picks; 0 past the end), lu_conv_igemm_time runs it on scratch

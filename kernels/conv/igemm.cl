@@ -28,6 +28,9 @@
 // tile: FM x FN fragments of 16 x 8 (the default tile, 64 x 64: 2 x 2 warps of 2 x 4 fragments). The fragment layouts are PTX's (ISA "Matrix Fragments for mma.m16n8k16/k8"): lane
 // = 4 g + t; A (row-major 16 x K): reg r holds rows g + 8 (r & 1), k columns; B (col-major K x 8): column g;
 // C: rows g and g + 8, columns 2t and 2t + 1.
+// XCAT = 1 (passes 0-2): the x side is the channel concatenation of two tensors, x (channels [0, c1)) and
+// x2 (the rest), read in place (dx / dx2 written so), as the decoder's first convolution reads the upsampled
+// map and the skip without the concatenated copy.
 // Geometry: with -DGEOM_FIXED the kernel size KZ KY KX, stride SZ SY SX and padding PZ PY PX are build
 // options (constant-folded index arithmetic: GPUs, whose drivers compile in milliseconds and cache); without
 // it they are kernel arguments, so that one program serves every geometry (PoCL, where each compile costs
@@ -58,6 +61,14 @@
 #endif
 #ifndef MMA
 #define MMA 0
+#endif
+#ifndef XCAT
+#define XCAT 0
+#endif
+#if XCAT
+#define CX (g.c1) // channels of x (the first part)
+#else
+#define CX (g.Cin)
 #endif
 
 #if XH
@@ -126,7 +137,7 @@
 
 // The tensors' geometry: x side (Z, Y, X), y side (OZ, OY, OX).
 typedef struct {
-  int Nb, Cin, Cout, Z, Y, X, OZ, OY, OX;
+  int Nb, Cin, Cout, Z, Y, X, OZ, OY, OX, c1;
   int kz, ky, kx, sz, sy, sx, pz, py, px; // unused under GEOM_FIXED
 } geo;
 
@@ -170,7 +181,8 @@ inline size_t up_offset(const geo g, const int i, const int t) {
 // ---- B(k, n) ----
 // The weight gradients' B: n = (channel, tap) of the weights, k = (b, position); each element decomposed.
 // (The other passes' B goes through column() / load_b_col below.)
-inline float load_b(const geo g, const int k, const int n, __global const XT *x, __global const YT *dy) {
+inline float load_b(const geo g, const int k, const int n, __global const XT *x, __global const XT *x2,
+                    __global const YT *dy) {
 #if PASS == 2
   // x[b, ci, o * s - p + t]; k = (b, o), n = (ci, t)
   const int OS = g.OZ * g.OY * g.OX;
@@ -179,7 +191,10 @@ inline float load_b(const geo g, const int k, const int n, __global const XT *x,
   TAP_SPLIT(t, tz, ty, tx);
   const int iz = oz * SZ - PZ + tz, iy = oy * SY - PY + ty, ix = ox * SX - PX + tx;
   if (iz < 0 || iz >= g.Z || iy < 0 || iy >= g.Y || ix < 0 || ix >= g.X) return 0.0f;
-  return LDX(x, (((size_t)b * g.Cin + ci) * g.Z + iz) * g.Y * g.X + (size_t)iy * g.X + ix);
+#if XCAT
+  if (ci >= g.c1) return LDX(x2, (((size_t)b * (g.Cin - g.c1) + ci - g.c1) * g.Z + iz) * g.Y * g.X + (size_t)iy * g.X + ix);
+#endif
+  return LDX(x, (((size_t)b * CX + ci) * g.Z + iz) * g.Y * g.X + (size_t)iy * g.X + ix);
 #elif PASS == 5
   // dy[b, co, i * s + t]; k = (b, i), n = (co, t)
   const int S = g.Z * g.Y * g.X;
@@ -199,7 +214,8 @@ inline float load_b(const geo g, const int k, const int n, __global const XT *x,
 #define COLUMN_FIXED (PASS == 0 || PASS == 1 || PASS == 3 || PASS == 4)
 typedef struct {
   int ok;      // n < N
-  size_t base; // offset of the column's batch item (and, PASS 3, of its position)
+  size_t base;  // offset of the column's batch item (and, PASS 3, of its position)
+  size_t base2; // XCAT: the batch item's offset in x2
   int z, y, x; // PASS 0: o s - p; PASS 1: i + p; PASS 4: i s
 } bcol;
 
@@ -207,10 +223,12 @@ inline bcol column(const geo g, const int n, const int N) {
   bcol c;
   c.ok = n < N;
   c.z = c.y = c.x = 0;
+  c.base2 = 0;
   const int nn = c.ok ? n : 0;
 #if PASS == 0
   const int OS = g.OZ * g.OY * g.OX, b = nn / OS, o = nn - b * OS;
-  c.base = (size_t)b * g.Cin * g.Z * g.Y * g.X;
+  c.base = (size_t)b * CX * g.Z * g.Y * g.X;
+  c.base2 = (size_t)b * (g.Cin - CX) * g.Z * g.Y * g.X;
   c.z = o / (g.OY * g.OX) * SZ - PZ; c.y = (o / g.OX) % g.OY * SY - PY; c.x = o % g.OX * SX - PX;
 #elif PASS == 1
   const int S = g.Z * g.Y * g.X, b = nn / S, i = nn - b * S;
@@ -230,12 +248,16 @@ inline bcol column(const geo g, const int n, const int N) {
 }
 
 // B(k, n) of a column prepared by column(): the same values as load_b.
-inline float load_b_col(const geo g, const bcol c, const int k, __global const XT *x, __global const YT *dy) {
+inline float load_b_col(const geo g, const bcol c, const int k, __global const XT *x, __global const XT *x2,
+                        __global const YT *dy) {
 #if PASS == 0
   const int ci = k / KV, t = k - ci * KV;
   TAP_SPLIT(t, tz, ty, tx);
   const int iz = c.z + tz, iy = c.y + ty, ix = c.x + tx;
   if (iz < 0 || iz >= g.Z || iy < 0 || iy >= g.Y || ix < 0 || ix >= g.X) return 0.0f;
+#if XCAT
+  if (ci >= g.c1) return LDX(x2, c.base2 + (((size_t)(ci - g.c1) * g.Z + iz) * g.Y + iy) * g.X + ix);
+#endif
   return LDX(x, c.base + (((size_t)ci * g.Z + iz) * g.Y + iy) * g.X + ix);
 #elif PASS == 1
   const int co = k / KV, t = k - co * KV;
@@ -258,14 +280,20 @@ inline float load_b_col(const geo g, const bcol c, const int k, __global const X
 
 // ---- C(m, n) ----
 inline void store_c(const geo g, const int m, const int n, const float v, __global const float *bias,
-                    const int has_bias, __global XT *dx, __global YT *y, __global float *part, const int split,
-                    const int M, const int N, const int accumulate) {
+                    const int has_bias, __global XT *dx, __global XT *dx2, __global YT *y, __global float *part,
+                    const int split, const int M, const int N, const int accumulate) {
 #if PASS == 0 // y[b, co, o] (+ bias)
   const int OS = g.OZ * g.OY * g.OX, b = n / OS, o = n - b * OS;
   STY(v + (has_bias ? bias[m] : 0.0f), y, ((size_t)b * g.Cout + m) * OS + o);
 #elif PASS == 1 || PASS == 4 // dx[b, ci, i]
   const int S = g.Z * g.Y * g.X, b = n / S, i = n - b * S;
-  STX(v, dx, ((size_t)b * g.Cin + m) * S + i);
+#if XCAT
+  if (m >= g.c1) {
+    STX(v, dx2, ((size_t)b * (g.Cin - g.c1) + m - g.c1) * S + i);
+    return;
+  }
+#endif
+  STX(v, dx, ((size_t)b * CX + m) * S + i);
 #elif PASS == 3 // y[b, co, i * s + t] (+ bias)
   const int S = g.Z * g.Y * g.X, b = n / S, i = n - b * S, co = m / KV, t = m - co * KV;
   STY(v + (has_bias ? bias[co] : 0.0f), y, ((size_t)b * g.Cout + co) * g.OZ * g.OY * g.OX + up_offset(g, i, t));
@@ -277,7 +305,8 @@ inline void store_c(const geo g, const int m, const int n, const float v, __glob
 
 #define KERNEL_ARGS                                                                                          \
   __global const XT *x, __global const YT *dy, __global const float *w, __global const float *bias,          \
-      __global XT *dx, __global YT *y, __global float *part, const int has_bias, const int accumulate,         \
+      __global XT *dx, __global YT *y, __global float *part, __global const XT *x2, __global XT *dx2,          \
+      const int c1, const int has_bias, const int accumulate,                                                  \
       const int Nb, const int Cin, const int Cout, const int Z, const int Y, const int X, const int OZ,        \
       const int OY, const int OX, const int M, const int N, const int K, const int kchunk, const int kz,          \
       const int ky, const int kx, const int sz, const int sy, const int sx, const int pz, const int py,         \
@@ -286,6 +315,7 @@ inline void store_c(const geo g, const int m, const int n, const float v, __glob
 #define GEO_INIT                                                                                             \
   geo g;                                                                                                     \
   g.Nb = Nb; g.Cin = Cin; g.Cout = Cout; g.Z = Z; g.Y = Y; g.X = X; g.OZ = OZ; g.OY = OY; g.OX = OX;         \
+  g.c1 = c1;                                                                                                 \
   g.kz = kz; g.ky = ky; g.kx = kx; g.sz = sz; g.sy = sy; g.sx = sx; g.pz = pz; g.py = py; g.px = px;         \
   const int m0 = get_group_id(1) * BM, n0 = get_group_id(0) * BN, split = get_group_id(2);                     \
   const int kbeg = split * kchunk, kend = min(K, kbeg + kchunk);                                               \
@@ -311,10 +341,10 @@ inline void store_c(const geo g, const int m, const int n, const float v, __glob
   }
 #if COLUMN_FIXED
 #define COLUMN_INIT const bcol col = column(g, n0 + tid % BN, N)
-#define LOAD_B(k) (col.ok && (k) < kend ? load_b_col(g, col, (k), x, dy) : 0.0f)
+#define LOAD_B(k) (col.ok && (k) < kend ? load_b_col(g, col, (k), x, x2, dy) : 0.0f)
 #else
 #define COLUMN_INIT const int ncol = n0 + tid % BN
-#define LOAD_B(k) (ncol < N && (k) < kend ? load_b(g, (k), ncol, x, dy) : 0.0f)
+#define LOAD_B(k) (ncol < N && (k) < kend ? load_b(g, (k), ncol, x, x2, dy) : 0.0f)
 #endif
 
 // The k loop both micro-kernels run: BK-deep slices double-buffered through local memory (the next slice
@@ -370,7 +400,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS)
     UNROLL
     for (int j = 0; j < TN; j++) {
       const int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
-      if (m < M && n < N) store_c(g, m, n, acc[i][j], bias, has_bias, dx, y, part, split, M, N, accumulate);
+      if (m < M && n < N) store_c(g, m, n, acc[i][j], bias, has_bias, dx, dx2, y, part, split, M, N, accumulate);
     }
 }
 
@@ -522,7 +552,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS)
       UNROLL
       for (int r = 0; r < 4; r++) {
         const int m = m0 + wm * (FM * 16) + i * 16 + gq + 8 * (r >> 1), n = n0 + wn * (FN * 8) + j * 8 + 2 * tq + (r & 1);
-        if (m < M && n < N) store_c(g, m, n, acc[i][j][r], bias, has_bias, dx, y, part, split, M, N, accumulate);
+        if (m < M && n < N) store_c(g, m, n, acc[i][j][r], bias, has_bias, dx, dx2, y, part, split, M, N, accumulate);
       }
 }
 #endif

@@ -230,6 +230,11 @@ int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_ten
 lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                             const lu_tensor *w, const lu_tensor *b, lu_tensor *dx, lu_tensor *y, lu_tensor *dw,
                             int accumulate);
+/* The same with the x side in two parts (passes FWD, DGRAD, WGRAD): channels [0, c1) in x / dx, the rest
+ * in x2 / dx2, read and written in place (g describes the concatenation). */
+lu_status lu_conv_igemm_run_cat(int pass, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *x2, int c1,
+                                const lu_tensor *dy, const lu_tensor *w, const lu_tensor *b, lu_tensor *dx,
+                                lu_tensor *dx2, lu_tensor *y, lu_tensor *dw, int accumulate);
 
 
 #endif

@@ -71,8 +71,14 @@ static int nvidia_sm80(const lu_device *dev) {
   return major >= 8;
 }
 
-static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_conv_geom *g, cl_mem x, int xh,
-                          cl_mem dy, int yh, cl_mem w, cl_mem b, cl_mem dx, cl_mem y, cl_mem dw, int accumulate);
+/* The x-side operand: one tensor, or the channel concatenation of x (c1 channels) and x2 read in place. */
+typedef struct {
+  cl_mem x, x2, dx, dx2;
+  int c1; /* 0: one tensor */
+} xside;
+
+static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_conv_geom *g, const xside *xs,
+                          int xh, cl_mem dy, int yh, cl_mem w, cl_mem b, cl_mem y, cl_mem dw, int accumulate);
 
 /* Runs a 64 x 64 x 32 pointwise conv of small integers (exact in f16 and tf32) through the PTX kernel and
  * compares every output with its exact value: a driver that rejects the inline PTX, or a fragment layout
@@ -96,8 +102,8 @@ static int probe(lu_device *dev, int f16) {
   cl_mem my = e == CL_SUCCESS ? clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, sizeof yh, NULL, &e) : NULL;
   int ok = 0;
   if (e == CL_SUCCESS &&
-      run_pass(dev, LU_IGEMM_FWD, f16 ? K_PTX_F16 : K_PTX_TF32, TILE_64x64, &g, mx, f16, NULL, 0, mw, NULL, NULL, my,
-               NULL, 0) == LU_OK &&
+      run_pass(dev, LU_IGEMM_FWD, f16 ? K_PTX_F16 : K_PTX_TF32, TILE_64x64, &g, &(xside){mx, NULL, NULL, NULL, 0}, f16,
+               NULL, 0, mw, NULL, my, NULL, 0) == LU_OK &&
       clEnqueueReadBuffer(dev->queue, my, CL_TRUE, 0, sizeof yh, yh, 0, NULL, NULL) == CL_SUCCESS) {
     ok = 1;
     for (int o = 0; o < O && ok; o++)
@@ -201,8 +207,9 @@ static int wgrad_splits(const lu_device *dev, const igemm_tile *t, int64_t M, in
   return s < 1 ? 1 : (int)s;
 }
 
-static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_conv_geom *g, cl_mem x, int xh,
-                          cl_mem dy, int yh, cl_mem w, cl_mem b, cl_mem dx, cl_mem y, cl_mem dw, int accumulate) {
+static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_conv_geom *g, const xside *xs,
+                          int xh, cl_mem dy, int yh, cl_mem w, cl_mem b, cl_mem y, cl_mem dw, int accumulate) {
+  cl_mem x = xs->x, dx = xs->dx;
   int64_t M, N, K;
   gemm_dims(pass, g, &M, &N, &K);
   if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
@@ -214,7 +221,8 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_
                    (unsigned long long)dev->local_mem);
   const igemm_tile *t = &TILES[tile];
   char opts[320];
-  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d -DBK=%d", pass, xh, yh, mma, t->bk);
+  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d -DBK=%d -DXCAT=%d", pass, xh, yh, mma,
+                   t->bk, xs->c1 > 0);
   if (mma == K_FMA) n += snprintf(opts + n, sizeof opts - (size_t)n, " -DBM=%d -DBN=%d", t->bm, t->bn);
   else
     n += snprintf(opts + n, sizeof opts - (size_t)n, " -DWARPS_M=%d -DWARPS_N=%d -DFM=%d -DFN=%d", t->warps_m,
@@ -243,13 +251,14 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_
   /* unused pointer arguments get a live buffer of the call (the kernel never touches them) */
   cl_mem any = w ? w : x ? x : dy;
   cl_mem ax = x ? x : any, ady = dy ? dy : any, aw = w ? w : any, ab = b ? b : any, adx = dx ? dx : any,
-         ay = y ? y : any, ap = part ? part : any;
+         ay = y ? y : any, ap = part ? part : any, ax2 = xs->x2 ? xs->x2 : any, adx2 = xs->dx2 ? xs->dx2 : any;
   int has_bias = b != NULL, acc = wgrad && splits == 1 ? accumulate : 0;
   int iargs[] = {has_bias, acc, g->N, g->Cin, g->Cout, g->Z, g->Y, g->X, g->OZ, g->OY, g->OX, (int)M, (int)N, (int)K,
                  kchunk, g->k[0], g->k[1], g->k[2], g->s[0], g->s[1], g->s[2], g->p[0], g->p[1], g->p[2]};
+  int c1 = xs->c1;
   cl_int e = LU_ARG(k, 0, ax) | LU_ARG(k, 1, ady) | LU_ARG(k, 2, aw) | LU_ARG(k, 3, ab) | LU_ARG(k, 4, adx) |
-             LU_ARG(k, 5, ay) | LU_ARG(k, 6, ap);
-  for (int i = 0; i < (int)(sizeof iargs / sizeof iargs[0]); i++) e |= LU_ARG(k, 7 + i, iargs[i]);
+             LU_ARG(k, 5, ay) | LU_ARG(k, 6, ap) | LU_ARG(k, 7, ax2) | LU_ARG(k, 8, adx2) | LU_ARG(k, 9, c1);
+  for (int i = 0; i < (int)(sizeof iargs / sizeof iargs[0]); i++) e |= LU_ARG(k, 10 + i, iargs[i]);
   lu_status st = e == CL_SUCCESS ? LU_OK : lu_fail(LU_ECL, "%s (conv igemm args)", lu_cl_errname(e));
   size_t gl[3] = {(size_t)((N + t->bn - 1) / t->bn) * (size_t)wg, (size_t)((M + t->bm - 1) / t->bm),
                   (size_t)splits},
@@ -271,6 +280,12 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_
 lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *dy,
                             const lu_tensor *w, const lu_tensor *b, lu_tensor *dx, lu_tensor *y, lu_tensor *dw,
                             int accumulate) {
+  return lu_conv_igemm_run_cat(pass, g, x, NULL, 0, dy, w, b, dx, NULL, y, dw, accumulate);
+}
+
+lu_status lu_conv_igemm_run_cat(int pass, const lu_conv_geom *g, const lu_tensor *x, const lu_tensor *x2, int c1,
+                                const lu_tensor *dy, const lu_tensor *w, const lu_tensor *b, lu_tensor *dx,
+                                lu_tensor *dx2, lu_tensor *y, lu_tensor *dw, int accumulate) {
   const lu_tensor *xs = x ? x : dx, *ys = dy ? dy : y;
   lu_device *dev = (xs ? xs : ys)->dev;
   int xh = lu_conv_any_half(xs, NULL), yh = lu_conv_any_half(ys, NULL);
@@ -283,8 +298,11 @@ lu_status lu_conv_igemm_run(int pass, const lu_conv_geom *g, const lu_tensor *x,
   gemm_dims(pass, g, &M, &N, &K);
   int tile = pick_tile(dev, pass, mma, xh, yh, M, N, K);
   if (recording.on) record(pass, mma, tile, xh, yh, b != NULL, g, M, N, K);
-  return run_pass(dev, pass, mma, tile, g, x ? x->buf : NULL, xh, dy ? dy->buf : NULL, yh, w ? w->buf : NULL,
-                  b ? b->buf : NULL, dx ? dx->buf : NULL, y ? y->buf : NULL, dw ? dw->buf : NULL, accumulate);
+  xside xa = {x ? x->buf : NULL, x2 ? x2->buf : NULL, dx ? dx->buf : NULL, dx2 ? dx2->buf : NULL, c1};
+  if (c1 > 0 && (pass > LU_IGEMM_WGRAD || c1 >= g->Cin))
+    return lu_fail(LU_EARG, "conv igemm: an input of two parts (%d + %d channels) on pass %d", c1, g->Cin - c1, pass);
+  return run_pass(dev, pass, mma, tile, g, &xa, xh, dy ? dy->buf : NULL, yh, w ? w->buf : NULL, b ? b->buf : NULL,
+                  y ? y->buf : NULL, dw ? dw->buf : NULL, accumulate);
 }
 
 /* ---- tuning: the GEMMs a network runs, replayed per tile ---- */
@@ -335,9 +353,9 @@ lu_status lu_conv_igemm_time(lu_device *dev, int i, int tile, int repeats, doubl
   if (repeats < 1) repeats = 1;
   for (int rep = -1; rep < repeats && st == LU_OK; rep++) { /* rep -1 builds the program and warms up */
     double t0 = seconds_now();
-    st = run_pass(dev, p, r->mma, tile, g, fwd || !dgrad ? m[0] : NULL, r->xh, fwd ? NULL : m[1], r->yh,
-                  fwd || dgrad ? m[2] : NULL, fwd && r->bias ? m[3] : NULL, dgrad ? m[0] : NULL, fwd ? m[1] : NULL,
-                  fwd || dgrad ? NULL : m[2], 0);
+    xside xa = {fwd || !dgrad ? m[0] : NULL, NULL, dgrad ? m[0] : NULL, NULL, 0};
+    st = run_pass(dev, p, r->mma, tile, g, &xa, r->xh, fwd ? NULL : m[1], r->yh, fwd || dgrad ? m[2] : NULL,
+                  fwd && r->bias ? m[3] : NULL, fwd ? m[1] : NULL, fwd || dgrad ? NULL : m[2], 0);
     if (st == LU_OK) {
       cl_int e = clFinish(dev->queue);
       if (e != CL_SUCCESS) st = lu_fail(LU_ECL, "%s (conv igemm tuning run)", lu_cl_errname(e));
