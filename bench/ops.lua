@@ -11,6 +11,7 @@
 -- PyTorch runs on CUDA when it has it (same card, cudnn.benchmark as nnU-Net sets it), else on the CPU.
 -- Norm / loss timings live in bench/ops_misc.lua.
 local core = require "lunet.core"
+io.stdout:setvbuf("line") -- a bench cut off by the device script's timeout still shows what it printed
 local conv, ops = core.conv, core.ops
 
 local args = {}

@@ -24,6 +24,7 @@ The case is synthetic (CT-like HU or MR-like intensities), written at --spacing 
 the export resamples nothing; give a coarser z to time the resampling of the class maps too).
 ]]
 local lunet = require "lunet"
+io.stdout:setvbuf("line") -- (as bench/train_step.lua)
 local paths = require "lunet.util.paths"
 local image = require "lunet.io.image"
 

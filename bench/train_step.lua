@@ -4,6 +4,7 @@
 local lunet = require "lunet"
 local cjson = require "cjson"
 local clock = require "lunet.util.clock"
+io.stdout:setvbuf("line") -- a bench cut off by the device script's timeout still shows what it printed
 
 --   lua5.4 bench/train_step.lua amp [steps] [tiny] [2d]
 --     nnU-Net's default 3d_fullres (PlainConvUNet, 6 stages 32..320, patch 128^3, batch 2): Lunet with

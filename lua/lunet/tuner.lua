@@ -201,6 +201,7 @@ function M.tune_igemm(opts)
     end
     if best then
       core.tune.set("conv.igemm_tile@" .. r.key, best, device)
+      if opts.save ~= false then core.tune.save(device) end -- kept so far, should the run be cut off
       log(("%-44s %-10s %8.3f ms (rule %s: %s)"):format(r.key, best, best_t * 1e3, r.rule,
         times[r.rule] and ("%.3f ms"):format(times[r.rule] * 1e3) or "-"))
     end
