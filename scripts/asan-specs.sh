@@ -29,7 +29,10 @@ for f in $files; do
   rm -rf "$reports"
   mkdir -p "$reports"
   start=$(date +%s)
-  ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan:log_exe_name=1" \
+  # intercept_tls_get_addr=0: GCC 12's LeakSanitizer misreads glibc 2.36's dynamic-TLS vector in some processes
+  # ("Tracer caught signal 11" at a DTLS entry, depending only on memory layout: a child of tune_spec fails or
+  # passes as a Lua file grows); Lunet keeps no pointers in thread-local storage, so nothing is lost by it
+  ASAN_OPTIONS="detect_leaks=1:intercept_tls_get_addr=0:log_path=$reports/asan:log_exe_name=1" \
     UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/ubsan:log_exe_name=1" \
     lua5.4 /usr/bin/busted -o TAP "$f" > "$log" 2>&1
   rc=$?
