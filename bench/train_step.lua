@@ -20,6 +20,13 @@ end
 
 local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
+-- The words of arg from index i on, as a set (the amp modes' `tiny` and `2d`).
+local function flags_from(i)
+  local flags = {}
+  for j = i, #arg do flags[arg[j]] = true end
+  return flags
+end
+
 -- The default 3d_fullres network for a 128^3 patch (what nnU-Net plans for an isotropic dataset with a large
 -- median shape), written into the fixture plans' 3d_fullres configuration.
 -- `2d`: nnU-Net's real 2d plan of the abdominal-CT fixture (8 stages 32..512, 512x512, batch 12), untouched
@@ -118,8 +125,7 @@ local function amp_one(precision, steps, tiny, two_d)
 end
 
 if arg and arg[1] == "amp-one" then
-  local flags = {}
-  for i = 4, #arg do flags[arg[i]] = true end
+  local flags = flags_from(4)
   amp_one(arg[2], tonumber(arg[3]), flags.tiny, flags["2d"])
   return
 end
@@ -129,7 +135,7 @@ end
 -- which later runs apply), largest GEMMs first within the budget (default 120 s).
 if arg and arg[1] == "tune-igemm" then
   local tuner = require "lunet.tuner"
-  local plans = amp_plans(arg[3] == "tiny")
+  local plans = amp_plans(flags_from(3).tiny)
   local step = tuner.network_step(plans, "3d_fullres", { channels = 1, classes = 3 })
   local t0 = clock.now()
   local r = tuner.tune_igemm({ step = step, budget_s = tonumber(arg[2]) or 120, log = print })
@@ -144,8 +150,7 @@ end
 
 if arg and arg[1] == "amp" then
   local steps = tonumber(arg[2]) or 5
-  local flags = {}
-  for i = 3, #arg do flags[arg[i]] = true end
+  local flags = flags_from(3)
   local tiny, two_d = flags.tiny, flags["2d"]
   local _, conf, cfg = amp_plans(tiny, two_d)
   local rows = {}

@@ -55,17 +55,24 @@ static int l_class(lua_State *L) {
   return 1;
 }
 
+/* One entry of list(): {name=, value=, source=, doc=, values=}, the name already on the stack. */
+static void push_entry(lua_State *L, lu_tune_id id, int value, lu_tune_layer from) {
+  lua_createtable(L, 0, 5);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "name");
+  push_value(L, id, value); lua_setfield(L, -2, "value");
+  lua_pushstring(L, lu_tune_layer_name(from)); lua_setfield(L, -2, "source");
+  lua_pushstring(L, lu_tune_doc(id)); lua_setfield(L, -2, "doc");
+  if (lu_tune_values(id)) { lua_pushstring(L, lu_tune_values(id)); lua_setfield(L, -2, "values"); }
+}
+
 static int l_list(lua_State *L) {
   lu_device *dev = lu_lua_opt_device(L, 1);
   lua_createtable(L, LU_TUNE_COUNT, 0);
   for (int i = 0; i < LU_TUNE_COUNT; i++) {
     lu_tune_id id = (lu_tune_id)i;
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, lu_tune_name(id)); lua_setfield(L, -2, "name");
-    push_value(L, id, lu_tune(dev, id)); lua_setfield(L, -2, "value");
-    lua_pushstring(L, lu_tune_layer_name(lu_tune_source(dev, id))); lua_setfield(L, -2, "source");
-    lua_pushstring(L, lu_tune_doc(id)); lua_setfield(L, -2, "doc");
-    if (lu_tune_values(id)) { lua_pushstring(L, lu_tune_values(id)); lua_setfield(L, -2, "values"); }
+    lua_pushstring(L, lu_tune_name(id));
+    push_entry(L, id, lu_tune(dev, id), lu_tune_source(dev, id));
     lua_rawseti(L, -2, i + 1);
   }
   /* then the keyed values in effect, named "name@key" */
@@ -74,12 +81,8 @@ static int l_list(lua_State *L) {
   int v;
   lu_tune_layer from;
   for (int i = 0; lu_tune_keyed_entry(dev, i, &id, &key, &v, &from); i++) {
-    lua_createtable(L, 0, 5);
-    lua_pushfstring(L, "%s@%s", lu_tune_name(id), key); lua_setfield(L, -2, "name");
-    push_value(L, id, v); lua_setfield(L, -2, "value");
-    lua_pushstring(L, lu_tune_layer_name(from)); lua_setfield(L, -2, "source");
-    lua_pushstring(L, lu_tune_doc(id)); lua_setfield(L, -2, "doc");
-    if (lu_tune_values(id)) { lua_pushstring(L, lu_tune_values(id)); lua_setfield(L, -2, "values"); }
+    lua_pushfstring(L, "%s@%s", lu_tune_name(id), key);
+    push_entry(L, id, v, from);
     lua_rawseti(L, -2, LU_TUNE_COUNT + i + 1);
   }
   return 1;

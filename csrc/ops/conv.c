@@ -135,14 +135,22 @@ static lu_status cat_shell(const char *op, const lu_tensor *x1, const lu_tensor 
   return LU_OK;
 }
 
-/* Where the implicit GEMM does not run: the concatenation made in a scratch buffer. */
-static lu_status cat_scratch(const lu_tensor *shell, lu_tensor *cat) {
-  *cat = *shell;
+/* Where the implicit GEMM does not run: the concatenation in a scratch buffer (released with cat_release),
+ * filled from x1 and x2 unless they are NULL (an output). */
+static lu_status cat_scratch(lu_tensor *cat, const lu_tensor *x1, const lu_tensor *x2) {
   cl_mem m;
-  LU_TRY(lu_buffer_alloc_for(shell->dev, shell->bytes, "conv input concatenation", &m));
+  LU_TRY(lu_buffer_alloc_for(cat->dev, cat->bytes, "conv input concatenation", &m));
   cat->buf = m;
   cat->host = NULL;
-  return LU_OK;
+  lu_status st = x1 ? lu_concat_channels(cat, x1, x2) : LU_OK;
+  if (st != LU_OK) lu_buffer_release(cat->dev, m, cat->bytes);
+  return st;
+}
+
+/* Releases the scratch concatenation (the in-order queue runs its readers first) and passes st on. */
+static lu_status cat_release(lu_tensor *cat, lu_status st) {
+  lu_buffer_release(cat->dev, (cl_mem)cat->buf, cat->bytes);
+  return st;
 }
 
 lu_status lu_conv_fwd_cat(const lu_conv_desc *d, const lu_tensor *x1, const lu_tensor *x2, const lu_tensor *w,
@@ -150,11 +158,8 @@ lu_status lu_conv_fwd_cat(const lu_conv_desc *d, const lu_tensor *x1, const lu_t
   lu_tensor cat;
   LU_TRY(cat_shell("conv_fwd_cat", x1, x2, &cat));
   if (!lu_conv_igemm_applies(x1->dev, x1, y)) {
-    LU_TRY(cat_scratch(&cat, &cat));
-    lu_status st = lu_concat_channels(&cat, x1, x2);
-    if (st == LU_OK) st = lu_conv_fwd(d, &cat, w, b, y);
-    lu_buffer_release(cat.dev, (cl_mem)cat.buf, cat.bytes);
-    return st;
+    LU_TRY(cat_scratch(&cat, x1, x2));
+    return cat_release(&cat, lu_conv_fwd(d, &cat, w, b, y));
   }
   lu_conv_geom g;
   LU_TRY(lu_conv_check("conv_fwd_cat", d, 0, &cat, "x", w, "w", b, "b", y, "y", &g));
@@ -168,11 +173,9 @@ lu_status lu_conv_bwd_data_cat(const lu_conv_desc *d, const lu_tensor *dy, const
   lu_tensor cat;
   LU_TRY(cat_shell("conv_bwd_data_cat", dx1, dx2, &cat));
   if (!lu_conv_igemm_applies(dy->dev, dx1, dy)) {
-    LU_TRY(cat_scratch(&cat, &cat));
+    LU_TRY(cat_scratch(&cat, NULL, NULL));
     lu_status st = lu_conv_bwd_data(d, dy, w, &cat);
-    if (st == LU_OK) st = lu_split_channels(&cat, dx1, dx2, 0);
-    lu_buffer_release(cat.dev, (cl_mem)cat.buf, cat.bytes);
-    return st;
+    return cat_release(&cat, st == LU_OK ? lu_split_channels(&cat, dx1, dx2, 0) : st);
   }
   lu_conv_geom g;
   LU_TRY(lu_conv_check("conv_bwd_data_cat", d, 0, &cat, "dx", w, "w", NULL, NULL, dy, "dy", &g));
@@ -186,11 +189,8 @@ lu_status lu_conv_bwd_weight_cat(const lu_conv_desc *d, const lu_tensor *x1, con
   lu_tensor cat;
   LU_TRY(cat_shell("conv_bwd_weight_cat", x1, x2, &cat));
   if (!lu_conv_igemm_applies(x1->dev, x1, dy)) {
-    LU_TRY(cat_scratch(&cat, &cat));
-    lu_status st = lu_concat_channels(&cat, x1, x2);
-    if (st == LU_OK) st = lu_conv_bwd_weight(d, &cat, dy, dw, db, accumulate);
-    lu_buffer_release(cat.dev, (cl_mem)cat.buf, cat.bytes);
-    return st;
+    LU_TRY(cat_scratch(&cat, x1, x2));
+    return cat_release(&cat, lu_conv_bwd_weight(d, &cat, dy, dw, db, accumulate));
   }
   lu_conv_geom g;
   LU_TRY(lu_conv_check("conv_bwd_weight_cat", d, 0, &cat, "x", dw, "dw", db, "db", dy, "dy", &g));

@@ -138,18 +138,14 @@ function M.network_step(plans, configuration, opts)
   local channels, classes = opts.channels or 1, opts.classes or 2
   local net = lunet.net(plans, configuration, channels, classes, { precision = opts.precision or "mixed",
     device = opts.device })
-  local shape, tshape, n = { conf.batch_size, channels }, { conf.batch_size, 1 }, 1
+  local shape, tshape = { conf.batch_size, channels }, { conf.batch_size, 1 }
   for _, s in ipairs(conf.patch_size) do
-    shape[#shape + 1], tshape[#tshape + 1], n = s, s, n * s
+    shape[#shape + 1], tshape[#tshape + 1] = s, s
   end
-  local xs, ts, seed = {}, {}, 11
-  for i = 1, n * conf.batch_size * channels do
-    seed = (seed * 1103515245 + 12345) % 2147483648
-    xs[i] = seed / 2147483648 * 2 - 1
-  end
-  for i = 1, n * conf.batch_size do ts[i] = i % classes end
+  local ts = {}
+  for i = 1, numel(tshape) do ts[i] = i % classes end
   local batch = {
-    data = lunet.tensor(xs, { shape = shape }):to_device(opts.device),
+    data = random_tensor(shape, opts.device),
     target = lunet.tensor(ts, { shape = tshape, dtype = "u8" }):to_device(opts.device),
   }
   return function() net:train_step(batch) end, net
@@ -158,7 +154,8 @@ end
 -- Records the implicit-GEMM shapes that opts.step() runs, then times each with every tile of
 -- conv.igemm_tile that fits the device (opts.tiles: a subset of names) and keeps the fastest as
 -- conv.igemm_tile@<key> (saved to the device's tunables file unless save = false). With budget_s, the
--- GEMMs are tuned largest first (by M N K) until that many seconds have gone; the rest keep the rule. opts: step, device, repeats (default 3), tiles, budget_s, log, save.
+-- GEMMs are tuned largest first (by M N K) until that many seconds have gone; the rest keep the rule.
+-- opts: step, device, repeats (default 3), tiles, budget_s, log, save.
 -- Returns { path=, results={ {key=, best=, rule=, times={ [tile]=s } } }, skipped = n }.
 function M.tune_igemm(opts)
   local device, log = opts.device, opts.log or function() end
@@ -182,13 +179,10 @@ function M.tune_igemm(opts)
     end
     table.sort(order, function(a, b) return work[a] > work[b] or (work[a] == work[b] and a < b) end)
   end
-  local results, skipped = {}, 0
+  local results = {}
   for _, i in ipairs(order) do
+    if opts.budget_s and core.now() - t_start > opts.budget_s then break end
     local r = recorded[i]
-    if opts.budget_s and core.now() - t_start > opts.budget_s then
-      skipped = skipped + 1
-      goto next
-    end
     local best, best_t, times = nil, math.huge, {}
     for _, tile in ipairs(tiles) do
       local t, why = core.conv.igemm_time(i, tile, opts.repeats or 3, device)
@@ -206,8 +200,8 @@ function M.tune_igemm(opts)
         times[r.rule] and ("%.3f ms"):format(times[r.rule] * 1e3) or "-"))
     end
     results[#results + 1] = { key = r.key, best = best, rule = r.rule, times = times }
-    ::next::
   end
+  local skipped = #recorded - #results
   if skipped > 0 then log(("%d GEMMs past the %g s budget keep the rule's tile"):format(skipped, opts.budget_s)) end
   local path = core.tune.path(device)
   if opts.save ~= false then path = core.tune.save(device) end

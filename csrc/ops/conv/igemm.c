@@ -150,13 +150,9 @@ static struct {
   recorded_gemm v[MAX_RECORDED];
 } recording;
 
-static void tile_key(char *buf, size_t n, int pass, int mma, int xh, int yh, int64_t M, int64_t N, int64_t K);
-
 /* Keeps the first call of each key (the tile is chosen per key). */
-static void record(int pass, int mma, int tile, int xh, int yh, int bias, const lu_conv_geom *g, int64_t M,
-                   int64_t N, int64_t K) {
-  char key[LU_TUNE_KEY_MAX];
-  tile_key(key, sizeof key, pass, mma, xh, yh, M, N, K);
+static void record(const char *key, int pass, int mma, int tile, int xh, int yh, int bias, const lu_conv_geom *g,
+                   int64_t M) {
   for (int i = 0; i < recording.n; i++)
     if (strcmp(recording.v[i].key, key) == 0) return;
   if (recording.n == MAX_RECORDED) return;
@@ -185,14 +181,15 @@ static void tile_key(char *buf, size_t n, int pass, int mma, int xh, int yh, int
            (long long)M, (long long)N, (long long)K);
 }
 
-/* The tile of one GEMM: conv.igemm_tile for its key (lunet tune --igemm), else the rule: 32 x 128 where M
- * is at most 32 (nnU-Net's 32-channel stages would leave half of a 64-row tile idle), 64 x 64 otherwise;
- * a tile whose local memory the device lacks falls back to 64 x 64. */
-static int pick_tile(const lu_device *dev, int pass, int mma, int xh, int yh, int64_t M, int64_t N, int64_t K) {
-  char key[LU_TUNE_KEY_MAX];
-  tile_key(key, sizeof key, pass, mma, xh, yh, M, N, K);
+/* The rule's tile: 32 x 128 where M is at most 32 (nnU-Net's 32-channel stages would leave half of a 64-row
+ * tile idle), 64 x 64 otherwise. */
+static int rule_tile(int64_t M) { return M <= 32 ? TILE_32x128 : TILE_64x64; }
+
+/* The tile of the GEMM with this key: conv.igemm_tile for the key (lunet tune --igemm), else the rule; a tile
+ * whose local memory the device lacks falls back to 64 x 64. */
+static int pick_tile(const lu_device *dev, const char *key, int mma, int64_t M) {
   int v = lu_tune_keyed(dev, LU_TUNE_CONV_IGEMM_TILE, key);
-  if (v == LU_TUNE_AUTO) v = M <= 32 ? TILE_32x128 : TILE_64x64;
+  if (v == LU_TUNE_AUTO) v = rule_tile(M);
   return tile_fits(dev, v, mma) ? v : TILE_64x64;
 }
 
@@ -294,13 +291,15 @@ lu_status lu_conv_igemm_run_cat(int pass, const lu_conv_geom *g, const lu_tensor
                    : pass == LU_IGEMM_DGRAD || pass == LU_IGEMM_T_DGRAD ? yh
                                                                         : xh && yh;
   int mma = pick_mma(dev, reads_half);
-  int64_t M, N, K;
-  gemm_dims(pass, g, &M, &N, &K);
-  int tile = pick_tile(dev, pass, mma, xh, yh, M, N, K);
-  if (recording.on) record(pass, mma, tile, xh, yh, b != NULL, g, M, N, K);
-  xside xa = {x ? x->buf : NULL, x2 ? x2->buf : NULL, dx ? dx->buf : NULL, dx2 ? dx2->buf : NULL, c1};
   if (c1 > 0 && (pass > LU_IGEMM_WGRAD || c1 >= g->Cin))
     return lu_fail(LU_EARG, "conv igemm: an input of two parts (%d + %d channels) on pass %d", c1, g->Cin - c1, pass);
+  int64_t M, N, K;
+  gemm_dims(pass, g, &M, &N, &K);
+  char key[LU_TUNE_KEY_MAX];
+  tile_key(key, sizeof key, pass, mma, xh, yh, M, N, K);
+  int tile = pick_tile(dev, key, mma, M);
+  if (recording.on) record(key, pass, mma, tile, xh, yh, b != NULL, g, M);
+  xside xa = {x ? x->buf : NULL, x2 ? x2->buf : NULL, dx ? dx->buf : NULL, dx2 ? dx2->buf : NULL, c1};
   return run_pass(dev, pass, mma, tile, g, &xa, xh, dy ? dy->buf : NULL, yh, w ? w->buf : NULL, b ? b->buf : NULL,
                   y ? y->buf : NULL, dw ? dw->buf : NULL, accumulate);
 }
@@ -318,7 +317,7 @@ int lu_conv_igemm_recorded(int i, const char **key, int *pass, int *tile, int *t
   *key = recording.v[i].key;
   *pass = recording.v[i].pass;
   *tile = recording.v[i].tile;
-  *tile_rule = recording.v[i].M <= 32 ? TILE_32x128 : TILE_64x64;
+  *tile_rule = rule_tile(recording.v[i].M);
   return 1;
 }
 
