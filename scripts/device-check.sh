@@ -46,7 +46,7 @@ part() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 {
   if part 1; then
     # issue 25: does the tensor-core path run here (the probe), and is every pass right on it, before timing
-    lua5.4 -e 'local a = require("lunet.core").conv.mma_available(); print("mma.sync probe: f16 " .. tostring(a.f16) .. ", tf32 " .. tostring(a.tf32))'
+    lua5.4 -e 'local a = require("lunet.core").conv.mma_available(); print("mma.sync probe: f16 " .. tostring(a.f16) .. ", tf32 " .. tostring(a.tf32) .. ", ldmatrix " .. tostring(a.ldmatrix))'
     # (the PTX fragments on every geometry and pass; the FMA and emulated ones are CI's, part 3 reruns them all)
     SPEC_TIMEOUT=120 SPEC_FILTERS="on.ptx.tiles probes permutation" spec igemm
     # issue 24 / 25: default 3d_fullres (6 stages 32..320, 128^3, batch 2), Lunet mixed and fp32 against PyTorch

@@ -69,6 +69,24 @@ local function check_case(c, transposed, dtype, tol, wtol)
   close(db1, lunet.tensor(one_b, { shape = { c.cout }, dtype = "f64" }), name .. " accumulated bias", 1e-4)
 end
 
+-- The outputs of every pass of case c (forward, backward data, backward weight and bias) on fixed operands
+-- (the same for every call with the same case), as flat arrays: for comparisons between kernel variants.
+local function all_passes(c, transposed, dtype)
+  local xs = { c.n, c.cin, table.unpack(c.x) }
+  local ws = weight_shape(c, transposed)
+  local opts = transposed and { stride = c.stride } or { k = c.k, stride = c.stride }
+  local ys = transposed and conv.T_out_shape(xs, c.cout, opts) or conv.out_shape(xs, c.cout, opts)
+  local fixed = support.rand_stream(77)
+  local x, dy = operand(xs, dtype, fixed(numel(xs))), operand(ys, dtype, fixed(numel(ys)))
+  local w, b = operand(ws, "f32", fixed(numel(ws))), operand({ c.cout }, "f32", fixed(c.cout))
+  local y, dx = filled(ys, dtype, NaN), filled(xs, dtype, NaN)
+  local dw, db = filled(ws, "f32", NaN), filled({ c.cout }, "f32", NaN)
+  ;(transposed and conv.T_fwd or conv.fwd)(x, w, b, y, opts)
+  ;(transposed and conv.T_bwd_data or conv.bwd_data)(dy, w, dx, opts)
+  ;(transposed and conv.T_bwd_weight or conv.bwd_weight)(x, dy, dw, db, opts)
+  return { forward = y:flat(), ["backward data"] = dx:flat(), ["backward weight"] = dw:flat(), bias = db:flat() }
+end
+
 -- the case tables of conv_spec, less the one whose 160 x 260 weights make the emulation slow on PoCL
 local function cases(list, emulated)
   local out = {}
@@ -155,7 +173,10 @@ describe("implicit-GEMM convolutions", function()
 
   it("run every work-group tile of conv.igemm_tile to the same results (FMA tiles on every pass, the emulated " ..
     "fragments on each warp layout)", function()
-    local tiles = conv.igemm_tiles()
+    local tiles = {}
+    for i, name in ipairs(conv.igemm_tiles()) do
+      if i <= 8 then tiles[i] = name end -- the rest are these with ldmatrix (the next spec)
+    end
     assert.are.same({ "64x64", "128x64", "64x128", "128x128", "32x128", "32x64", "64x64k32", "128x128k32" }, tiles)
     -- partial tiles along M, N and K: 33 output channels, and a transposed conv, taking turns (what a tile
     -- changes, the gather into local memory and the split of K, is shared by every pass)
@@ -172,6 +193,56 @@ describe("implicit-GEMM convolutions", function()
     for _, tile in ipairs({ "128x64", "32x128", "128x128", "64x64k32" }) do
       core.tune.set("conv.igemm_tile", tile)
       permutation_check({ "f16" })
+    end
+  end)
+
+  it("read f16 fragments by ldmatrix (the \"l\" tiles, emulated): the same bits as 32-bit loads on every pass", function()
+    local tiles = conv.igemm_tiles()
+    assert.are.equal(16, #tiles)
+    for i = 1, 8 do assert.are.equal(tiles[i] .. "l", tiles[i + 8]) end
+    core.tune.set("conv.mma", "emulate")
+    -- the warp layouts that address differently: 2 x 2 warps of 2 x 4 fragments, 1 x 4 warps, 32-deep slices
+    -- (two k steps per slice); a conv with partial tiles along M, N and K, and a transposed conv
+    for _, tile in ipairs({ "64x64", "32x128", "64x64k32" }) do
+      for _, case in ipairs({ { support.conv_cases[10], false }, { support.convT_cases[1], true } }) do
+        core.tune.set("conv.igemm_tile", tile)
+        local want = all_passes(case[1], case[2], "f16")
+        core.tune.set("conv.igemm_tile", tile .. "l")
+        local got = all_passes(case[1], case[2], "f16")
+        for pass, w in pairs(want) do
+          assert.are.equal(#w, #got[pass])
+          for i = 1, #w do
+            if w[i] ~= got[pass][i] then
+              error(("%s %s %s: element %d: %s with ldmatrix, %s without"):format(tile, case[2] and "convT" or "conv",
+                pass, i, got[pass][i], w[i]))
+            end
+          end
+        end
+      end
+      core.tune.set("conv.igemm_tile", tile .. "l")
+      permutation_check({ "f16" })
+    end
+    -- the tuner times the "l" tiles of f16 fragments next to their twins
+    core.tune.set("conv.igemm_tile", nil)
+    local c = support.conv_cases[2]
+    local xs = { c.n, c.cin, table.unpack(c.x) }
+    local x, w = operand(xs, "f16"), operand(support.weight_shape(c), "f32")
+    local y = filled(conv.out_shape(xs, c.cout, { k = c.k }), "f16", 0)
+    local r = require("lunet.tuner").tune_igemm({ step = function() conv.fwd(x, w, nil, y, { k = c.k }) end,
+      tiles = { "32x64", "32x64l" }, repeats = 1, save = false })
+    assert.are.equal(1, #r.results)
+    assert.matches("^fwd%.emu16%-hh%.", r.results[1].key)
+    assert.is_number(r.results[1].times["32x64"])
+    assert.is_number(r.results[1].times["32x64l"])
+    -- kernels without f16 fragments run the twin: float32 activations (tf32) and the FMA tiles
+    core.tune.set("conv.igemm_tile", "32x64l")
+    for _, mma in ipairs({ "emulate", "fma" }) do
+      core.tune.set("conv.mma", mma)
+      conv.igemm_record(true)
+      check_case(support.conv_cases[10], false, "f32", mma == "fma" and 1e-4 or 2e-3, mma == "fma" and 1e-4 or 2e-3)
+      local ran = conv.igemm_record(false)
+      assert.is_true(#ran > 0)
+      for _, r in ipairs(ran) do assert.are.equal("32x64", r.tile, r.key) end
     end
   end)
 
@@ -306,7 +377,7 @@ describe("implicit-GEMM convolutions", function()
         conv.bwd_data(dy, w, dx, { k = c.k })
         conv.bwd_weight(x, dy, dw, nil, { k = c.k })
       end,
-      tiles = { "64x64", "32x64", "128x128" }, repeats = 1, save = false,
+      tiles = { "64x64", "32x64", "128x128", "64x64l" }, repeats = 1, save = false, -- (no ldmatrix on FMA tiles)
       log = function(l) lines[#lines + 1] = l end,
     })
     assert.are.equal(3, #r.results)
@@ -317,6 +388,7 @@ describe("implicit-GEMM convolutions", function()
       local fastest = math.huge
       for _, t in pairs(e.times) do fastest = math.min(fastest, t) end
       assert.are.equal(fastest, e.times[e.best])
+      assert.is_nil(e.times["64x64l"])
     end
     assert.are.equal(3, #lines)
     -- a workload without implicit GEMMs is an error that says why
@@ -356,7 +428,7 @@ describe("implicit-GEMM convolutions", function()
 
   it("probes the tensor cores only where they can exist", function()
     -- a CPU device (PoCL) says no without trying; a GPU answers from its probe
-    if lunet.devices()[1].type ~= "gpu" then assert.are.same({ f16 = false, tf32 = false }, avail) end
+    if lunet.devices()[1].type ~= "gpu" then assert.are.same({ f16 = false, tf32 = false, ldmatrix = false }, avail) end
   end)
 
   it("is what float16 activations take on GPUs; elsewhere (and with conv.igemm = 0) they go through float32 copies",
@@ -376,7 +448,7 @@ describe("implicit-GEMM convolutions", function()
       end
     end)
 
-  it("assembles its inline PTX for sm_80 and sm_90 where clang and CUDA's ptxas are installed", function()
+  it("assembles its inline PTX (mma.sync, ldmatrix) for sm_80 and sm_90 where clang and CUDA's ptxas are installed", function()
     local common = require "spec.support.common"
     -- (without the sanitizer runtime a spec target may preload: it is for Lunet, not for clang and ptxas)
     local ok, out, code = common.run("env -u LD_PRELOAD sh scripts/ptx-check.sh")
@@ -385,6 +457,6 @@ describe("implicit-GEMM convolutions", function()
       return
     end
     assert(ok, out)
-    assert.matches("24 kernels assembled", out)
+    assert.matches("36 kernels assembled", out) -- 6 passes x (f16, f16 with ldmatrix, tf32) x (sm_80, sm_90)
   end)
 end)

@@ -75,7 +75,7 @@ enum { LU_CLASS_CPU = 0, LU_CLASS_GPU = 1 };
   X(CONV_IGEMM, "conv.igemm", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "implicit-GEMM convolutions (auto: where an activation is float16)") \
   X(CONV_IGEMM_FIXED, "conv.igemm_fixed", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "implicit GEMM: geometry as build options (auto: on GPUs)") \
   X(CONV_MMA, "conv.mma", LU_TUNE_AUTO, LU_TUNE_AUTO, "fma|emulate|ptx", "implicit GEMM micro-kernel (auto: ptx where the device probe passed)") \
-  X(CONV_IGEMM_TILE, "conv.igemm_tile", LU_TUNE_AUTO, LU_TUNE_AUTO, "64x64|128x64|64x128|128x128|32x128|32x64|64x64k32|128x128k32", "implicit GEMM: work-group tile M x N (x K slice); per GEMM shape as conv.igemm_tile@<pass>.<kernel>.<M>x<N>x<K> (lunet tune --igemm)") \
+  X(CONV_IGEMM_TILE, "conv.igemm_tile", LU_TUNE_AUTO, LU_TUNE_AUTO, "64x64|128x64|64x128|128x128|32x128|32x64|64x64k32|128x128k32|64x64l|128x64l|64x128l|128x128l|32x128l|32x64l|64x64k32l|128x128k32l", "implicit GEMM: work-group tile M x N (x K slice; l: f16 fragments by ldmatrix); per GEMM shape as conv.igemm_tile@<pass>.<kernel>.<M>x<N>x<K> (lunet tune --igemm)") \
   X(LOSS_WG, "loss.wg", 64, 256, NULL, "loss kernels' work-group size") \
   X(LOSS_VW, "loss.vw", LU_TUNE_AUTO, LU_TUNE_AUTO, NULL, "loss and softmax: voxels per work-item (1 or 8)") \
   X(INSTNORM, "instnorm", LU_TUNE_AUTO, LU_TUNE_AUTO, "rows|groups", "instance norm: a row per work-item or a work-group per row") \

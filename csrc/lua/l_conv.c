@@ -169,11 +169,14 @@ static int l_flops(lua_State *L) {
   return 1;
 }
 
-/* mma_available([device]) -> {f16 = bool, tf32 = bool}: whether the implicit GEMM's inline-PTX mma.sync ran
- * correctly on the device (probed once: NVIDIA, compute capability >= 8) */
+/* mma_available([device]) -> {f16 = bool, tf32 = bool, ldmatrix = bool}: whether the implicit GEMM's
+ * inline-PTX mma.sync (and ldmatrix for its f16 fragments) ran correctly on the device (probed once: NVIDIA,
+ * compute capability >= 8) */
 static int l_mma_available(lua_State *L) {
   lu_device *dev = lu_lua_opt_device(L, 1);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
+  lua_pushboolean(L, lu_conv_ldmatrix_available(dev));
+  lua_setfield(L, -2, "ldmatrix");
   lua_pushboolean(L, lu_conv_mma_available(dev, 1));
   lua_setfield(L, -2, "f16");
   lua_pushboolean(L, lu_conv_mma_available(dev, 0));

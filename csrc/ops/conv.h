@@ -79,6 +79,8 @@ lu_status lu_convT_bwd_weight(const lu_conv_desc *d, const lu_tensor *x, const l
 /* Whether the implicit GEMM's inline-PTX mma.sync (f16 = 1: m16n8k16 f16, else m16n8k8 tf32) ran correctly on
  * dev: probed once per device (NVIDIA, compute capability >= 8) with a product checked exactly. */
 int lu_conv_mma_available(lu_device *dev, int f16);
+/* Whether ldmatrix feeding the f16 mma.sync ran correctly on dev (probed once, after the f16 mma). */
+int lu_conv_ldmatrix_available(lu_device *dev);
 
 /* Convolutions whose input is the channel concatenation [x1, x2] (a U-Net decoder's upsampled map and skip):
  * where the implicit GEMM runs (lu_conv_cat_in_place: GPUs with float16 activations, or conv.igemm = 1) the

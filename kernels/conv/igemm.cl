@@ -24,6 +24,8 @@
 //      runs on any OpenCL device, so CI checks the fragment indexing and the f16 rounding on PoCL)
 //   2  mma m16n8k8, tf32 inputs (rounded to nearest, ties away, as cvt.rna.tf32.f32), emulated likewise
 //   3  / 4  the same two through inline PTX mma.sync (NVIDIA, sm_80+, chosen after the device probe)
+// LDSM = 1 (f16 only): the fragments come out of local memory by ldmatrix.x4 (one instruction for a 16 x 16
+// A fragment or two 16 x 8 B fragments, instead of 32-bit loads per register); emulated under MMA 1.
 // The MMA kernels run WARPS_M x WARPS_N warps of 32 work-items, each warp an (FM 16) x (FN 8) part of the
 // tile: FM x FN fragments of 16 x 8 (the default tile, 64 x 64: 2 x 2 warps of 2 x 4 fragments). The fragment layouts are PTX's (ISA "Matrix Fragments for mma.m16n8k16/k8"): lane
 // = 4 g + t; A (row-major 16 x K): reg r holds rows g + 8 (r & 1), k columns; B (col-major K x 8): column g;
@@ -64,6 +66,12 @@
 #endif
 #ifndef XCAT
 #define XCAT 0
+#endif
+#ifndef LDSM
+#define LDSM 0
+#endif
+#if LDSM && !(MMA == 1 || MMA == 3)
+#error "igemm: ldmatrix (LDSM) loads f16 fragments only"
 #endif
 #if XCAT
 #define CX (g.c1) // channels of x (the first part)
@@ -495,6 +503,20 @@ inline void mma_sync(float c[4], const uint a[4], const uint b[2], __local uint 
   barrier(CLK_LOCAL_MEM_FENCE);
 }
 #define MMA_SYNC(c, a, b) mma_sync((c), (a), (b), xa, xb, lane)
+#if LDSM
+// ldmatrix.sync.aligned.m8n8.x4.shared.b16 as the hardware does it: lane l supplies the address (in halves
+// of the tile) of row l & 7 of 8 x 8 matrix l >> 3; register i of lane l receives row l >> 2, halves 2 (l & 3)
+// and 2 (l & 3) + 1 of matrix i. The addresses go through the exchange, so a wrong one reads a wrong row here
+// as it would on the GPU.
+inline void ldsm_x4(uint r[4], __local const LT *base, const int addr, __local uint *xa, const int lane) {
+  xa[lane] = (uint)addr;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  UNROLL
+  for (int i = 0; i < 4; i++) r[i] = ((__local const uint *)base)[(xa[8 * i + (lane >> 2)] >> 1) + (lane & 3)];
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+#define LDSM_X4(r, base, addr) ldsm_x4((r), (base), (addr), xa, lane)
+#endif
 #else
 // NVIDIA sm_80+: the instruction itself (the probe in ops/conv/igemm.c runs this before it is chosen).
 #if F16
@@ -510,11 +532,24 @@ inline void mma_sync(float c[4], const uint a[4], const uint b[2], __local uint 
                    : "+f"((c)[0]), "+f"((c)[1]), "+f"((c)[2]), "+f"((c)[3])                                  \
                    : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]))
 #endif
+#if LDSM
+// The row addresses are the tile's shared-memory addresses: a __local pointer converted to an integer is its
+// offset in the shared window, which is what ldmatrix's .shared operand takes.
+inline void ldsm_x4(uint r[4], __local const LT *base, const int addr) {
+  const uint s = (uint)(size_t)(base + addr);
+  __asm__ volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                   : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                   : "r"(s)
+                   : "memory");
+}
+#define LDSM_X4(r, base, addr) ldsm_x4((r), (base), (addr))
+#endif
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS) {
   GEO_INIT;
-  __local LT As[2][BM * LROW], Bs[2][BN * LROW];
+  // 16-byte aligned: the fragments are read as 32-bit words, and ldmatrix reads 16-byte rows
+  __local LT As[2][BM * LROW] __attribute__((aligned(16))), Bs[2][BN * LROW] __attribute__((aligned(16)));
 #if EMULATED
   __local uint xchg[WARPS_M * WARPS_N][32 * 6];
   __local uint *xa = xchg[tid >> 5], *xb = xchg[tid >> 5] + 32 * 4;
@@ -532,13 +567,31 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void igemm(KERNEL_ARGS)
 #define STORE_REGS(buf)                                                                                      \
   UNROLL for (int r = 0; r < A_PER; r++) LSTORE(ra[r], As[buf], A_ML(r) * LROW + A_KL(r));                 \
   UNROLL for (int r = 0; r < B_PER; r++) LSTORE(rb[r], Bs[buf], B_NL(r) * LROW + B_KL(r));
+#if LDSM
+// A: one x4 per fragment (matrices: rows 0-7 / 8-15 at k 0-7, then at k 8-15, as a[0..3]); B (n-major): one
+// x4 per pair of fragments (columns 0-7 at k 0-7 and 8-15, then columns 8-15 likewise, as b[j], b[j + 1]).
+#if FN % 2
+#error "igemm: ldmatrix loads B fragments in pairs (FN even)"
+#endif
+#define LOAD_FRAGS(cur, ks)                                                                                   \
+  UNROLL for (int i = 0; i < FM; i++)                                                                         \
+    LDSM_X4(a[i], As[cur], (wm * (FM * 16) + i * 16 + (lane & 15)) * LROW + (ks) + 8 * (lane >> 4));          \
+  UNROLL for (int j = 0; j < FN; j += 2) {                                                                    \
+    uint q[4];                                                                                                \
+    LDSM_X4(q, Bs[cur], (wn * (FN * 8) + j * 8 + (lane & 7) + 8 * (lane >> 4)) * LROW + (ks) + 8 * ((lane >> 3) & 1)); \
+    b[j][0] = q[0]; b[j][1] = q[1]; b[j + 1][0] = q[2]; b[j + 1][1] = q[3];                                   \
+  }
+#else
+#define LOAD_FRAGS(cur, ks)                                                                                   \
+  UNROLL for (int i = 0; i < FM; i++)                                                                         \
+    UNROLL for (int r = 0; r < 4; r++) a[i][r] = frag_a(As[cur], wm * (FM * 16) + i * 16, (ks), lane, r);     \
+  UNROLL for (int j = 0; j < FN; j++)                                                                         \
+    UNROLL for (int r = 0; r < 2; r++) b[j][r] = frag_b(Bs[cur], wn * (FN * 8) + j * 8, (ks), lane, r);
+#endif
 #define COMPUTE(cur)                                                                                          \
   UNROLL for (int ks = 0; ks < BK; ks += KSTEP) {                                                             \
     uint a[FM][4], b[FN][2];                                                                                  \
-    UNROLL for (int i = 0; i < FM; i++)                                                                       \
-      UNROLL for (int r = 0; r < 4; r++) a[i][r] = frag_a(As[cur], wm * (FM * 16) + i * 16, ks, lane, r);     \
-    UNROLL for (int j = 0; j < FN; j++)                                                                       \
-      UNROLL for (int r = 0; r < 2; r++) b[j][r] = frag_b(Bs[cur], wn * (FN * 8) + j * 8, ks, lane, r);       \
+    LOAD_FRAGS(cur, ks)                                                                                       \
     UNROLL for (int i = 0; i < FM; i++)                                                                       \
       UNROLL for (int j = 0; j < FN; j++) MMA_SYNC(acc[i][j], a[i], b[j]);                                    \
   }

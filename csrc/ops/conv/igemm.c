@@ -28,15 +28,20 @@ static const char *const PASS_NAMES[] = {"fwd", "dgrad", "wgrad", "tfwd", "tdgra
 
 /* The work-group tiles, in the order of conv.igemm_tile's value names (cl/tunables.h): M x N outputs, K-deep
  * slices, and for the MMA kernels the warp grid (each warp (M / warps_m) x (N / warps_n), whole 16 x 8
- * fragments); the FMA kernel always runs 16 x 16 work-items of (M / 16) x (N / 16). */
+ * fragments); the FMA kernel always runs 16 x 16 work-items of (M / 16) x (N / 16). The second eight are the
+ * first eight with their f16 fragments read by ldmatrix ("...l"); a kernel without f16 fragments runs the
+ * twin without it. */
 typedef struct {
-  int bm, bn, bk, warps_m, warps_n;
+  int bm, bn, bk, warps_m, warps_n, ldsm;
 } igemm_tile;
 static const igemm_tile TILES[] = {
-    {64, 64, 16, 2, 2},   {128, 64, 16, 4, 2}, {64, 128, 16, 2, 4}, {128, 128, 16, 2, 4},
-    {32, 128, 16, 1, 4},  {32, 64, 16, 1, 2},  {64, 64, 32, 2, 2},  {128, 128, 32, 2, 4},
+    {64, 64, 16, 2, 2, 0},  {128, 64, 16, 4, 2, 0}, {64, 128, 16, 2, 4, 0}, {128, 128, 16, 2, 4, 0},
+    {32, 128, 16, 1, 4, 0}, {32, 64, 16, 1, 2, 0},  {64, 64, 32, 2, 2, 0},  {128, 128, 32, 2, 4, 0},
+    {64, 64, 16, 2, 2, 1},  {128, 64, 16, 4, 2, 1}, {64, 128, 16, 2, 4, 1}, {128, 128, 16, 2, 4, 1},
+    {32, 128, 16, 1, 4, 1}, {32, 64, 16, 1, 2, 1},  {64, 64, 32, 2, 2, 1},  {128, 128, 32, 2, 4, 1},
 };
 #define NTILES ((int)(sizeof TILES / sizeof TILES[0]))
+#define NPLAIN (NTILES / 2) /* tile i + NPLAIN is tile i with ldmatrix */
 enum { TILE_64x64 = 0, TILE_32x128 = 4 };
 
 /* Local memory of one work-group (igemm.cl's As, Bs and the emulation's exchange). */
@@ -53,6 +58,15 @@ static int tile_fits(const lu_device *dev, int tile, int mma) {
   return tile >= 0 && tile < NTILES && (!dev->local_mem || tile_local_bytes(tile, mma) <= dev->local_mem);
 }
 
+
+/* The tile a kernel runs for the tile asked for: an ldmatrix tile's twin where the kernel has no f16
+ * fragments, or where the device's ldmatrix probe failed. */
+static int runnable_tile(lu_device *dev, int tile, int mma) {
+  if (tile < NPLAIN || tile >= NTILES) return tile;
+  if (mma == K_EMU_F16 || (mma == K_PTX_F16 && lu_conv_ldmatrix_available(dev))) return tile;
+  return tile - NPLAIN;
+}
+
 int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_tensor *b) {
   int v = lu_tune(dev, LU_TUNE_CONV_IGEMM);
   if (v != LU_TUNE_AUTO) return v != 0;
@@ -62,7 +76,7 @@ int lu_conv_igemm_applies(const lu_device *dev, const lu_tensor *a, const lu_ten
 /* ---- the tensor-core probe ---- */
 
 #define MAX_PROBED 64
-static signed char probed[MAX_PROBED][2]; /* per device index, [f16, tf32]: 0 unknown, 1 works, -1 not */
+static signed char probed[MAX_PROBED][3]; /* per device index, [f16, tf32, f16 + ldmatrix]: 0 unknown, 1 works, -1 not */
 
 static int nvidia_sm80(const lu_device *dev) {
   if (!dev->is_gpu || !strstr(dev->vendor, "NVIDIA")) return 0;
@@ -80,10 +94,10 @@ typedef struct {
 static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_conv_geom *g, const xside *xs,
                           int xh, cl_mem dy, int yh, cl_mem w, cl_mem b, cl_mem y, cl_mem dw, int accumulate);
 
-/* Runs a 64 x 64 x 32 pointwise conv of small integers (exact in f16 and tf32) through the PTX kernel and
- * compares every output with its exact value: a driver that rejects the inline PTX, or a fragment layout
- * that differs from the ISA's, rules the path out. */
-static int probe(lu_device *dev, int f16) {
+/* Runs a 64 x 64 x 32 pointwise conv of small integers (exact in f16 and tf32) through the PTX kernel on this
+ * tile and compares every output with its exact value: a driver that rejects the inline PTX, or a fragment
+ * layout that differs from the ISA's, rules the path out. */
+static int probe(lu_device *dev, int f16, int tile) {
   enum { C = 32, O = 64, P = 64 };
   lu_conv_geom g;
   memset(&g, 0, sizeof g);
@@ -102,7 +116,7 @@ static int probe(lu_device *dev, int f16) {
   cl_mem my = e == CL_SUCCESS ? clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, sizeof yh, NULL, &e) : NULL;
   int ok = 0;
   if (e == CL_SUCCESS &&
-      run_pass(dev, LU_IGEMM_FWD, f16 ? K_PTX_F16 : K_PTX_TF32, TILE_64x64, &g, &(xside){mx, NULL, NULL, NULL, 0}, f16,
+      run_pass(dev, LU_IGEMM_FWD, f16 ? K_PTX_F16 : K_PTX_TF32, tile, &g, &(xside){mx, NULL, NULL, NULL, 0}, f16,
                NULL, 0, mw, NULL, my, NULL, 0) == LU_OK &&
       clEnqueueReadBuffer(dev->queue, my, CL_TRUE, 0, sizeof yh, yh, 0, NULL, NULL) == CL_SUCCESS) {
     ok = 1;
@@ -123,7 +137,15 @@ static int probe(lu_device *dev, int f16) {
 int lu_conv_mma_available(lu_device *dev, int f16) {
   if (dev->index < 0 || dev->index >= MAX_PROBED || !nvidia_sm80(dev)) return 0;
   signed char *p = &probed[dev->index][f16 ? 0 : 1];
-  if (!*p) *p = probe(dev, f16) ? 1 : -1;
+  if (!*p) *p = probe(dev, f16, TILE_64x64) ? 1 : -1;
+  return *p > 0;
+}
+
+/* ldmatrix is probed on its own (the 64 x 64 tile with it), after the f16 mma it feeds. */
+int lu_conv_ldmatrix_available(lu_device *dev) {
+  if (!lu_conv_mma_available(dev, 1)) return 0;
+  signed char *p = &probed[dev->index][2];
+  if (!*p) *p = probe(dev, 1, TILE_64x64 + NPLAIN) ? 1 : -1;
   return *p > 0;
 }
 
@@ -187,9 +209,10 @@ static int rule_tile(int64_t M) { return M <= 32 ? TILE_32x128 : TILE_64x64; }
 
 /* The tile of the GEMM with this key: conv.igemm_tile for the key (lunet tune --igemm), else the rule; a tile
  * whose local memory the device lacks falls back to 64 x 64. */
-static int pick_tile(const lu_device *dev, const char *key, int mma, int64_t M) {
+static int pick_tile(lu_device *dev, const char *key, int mma, int64_t M) {
   int v = lu_tune_keyed(dev, LU_TUNE_CONV_IGEMM_TILE, key);
   if (v == LU_TUNE_AUTO) v = rule_tile(M);
+  v = runnable_tile(dev, v, mma);
   return tile_fits(dev, v, mma) ? v : TILE_64x64;
 }
 
@@ -218,8 +241,11 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_
                    (unsigned long long)dev->local_mem);
   const igemm_tile *t = &TILES[tile];
   char opts[320];
-  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d -DBK=%d -DXCAT=%d", pass, xh, yh, mma,
-                   t->bk, xs->c1 > 0);
+  if (t->ldsm && mma != K_EMU_F16 && mma != K_PTX_F16)
+    return lu_fail(LU_EUNSUPPORTED, "conv igemm: tile %d reads f16 fragments by ldmatrix, kernel %s has none", tile,
+                   KERNEL_NAMES[mma]);
+  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d -DBK=%d -DXCAT=%d -DLDSM=%d", pass, xh, yh,
+                   mma, t->bk, xs->c1 > 0, t->ldsm);
   if (mma == K_FMA) n += snprintf(opts + n, sizeof opts - (size_t)n, " -DBM=%d -DBN=%d", t->bm, t->bn);
   else
     n += snprintf(opts + n, sizeof opts - (size_t)n, " -DWARPS_M=%d -DWARPS_N=%d -DFM=%d -DFN=%d", t->warps_m,
@@ -334,6 +360,8 @@ lu_status lu_conv_igemm_time(lu_device *dev, int i, int tile, int repeats, doubl
   const recorded_gemm *r = &recording.v[i];
   if (!tile_fits(dev, tile, r->mma))
     return lu_fail(LU_EUNSUPPORTED, "conv igemm: tile %d does not fit %s's local memory", tile, dev->name);
+  if (runnable_tile(dev, tile, r->mma) != tile)
+    return lu_fail(LU_EUNSUPPORTED, "conv igemm: no ldmatrix for the %s kernel on %s", KERNEL_NAMES[r->mma], dev->name);
   const lu_conv_geom *g = &r->g;
   size_t xs = (size_t)g->N * g->Cin * g->S * (r->xh ? 2 : 4), ys = (size_t)g->N * g->Cout * g->OS * (r->yh ? 2 : 4),
          ws = (size_t)g->Cout * g->Cin * g->kv * sizeof(float), bs = (size_t)g->Cout * sizeof(float);
