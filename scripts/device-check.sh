@@ -75,6 +75,9 @@ part() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
     BENCH_TIMEOUT=60 bench ops quick
     LUNET_CONV_IGEMM=1 BENCH_TIMEOUT=90 bench ops quick # float32 on the tf32 fragments against PyTorch fp32
     BENCH_TIMEOUT=150 bench train_step 2
+    # issue 25: held-out Dice of mixed precision on the tensor-core path against fp32 (demo dataset, 250 steps,
+    # 5 seeds of each)
+    BENCH_TIMEOUT=300 bench mixed_dice "${DICE_ARGS:-10 25 4 5}"
     for s in ${DEVICE_SPECS:-igemm tensor ops conv nnops net amp half mixed profile}; do SPEC_TIMEOUT=90 spec "$s"; done
   fi
 } 2>&1 | tee "$OUT/device.log"
