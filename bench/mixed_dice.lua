@@ -36,13 +36,6 @@ local function lunet_cmd(args)
   return out
 end
 
-local function read_json(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return json.decode(s)
-end
-
 local dev = lunet.devices()[1 + (tonumber(os.getenv("LUNET_DEVICE")) or 0)] or lunet.devices()[1]
 print(("device: %s (%s); kernel class %s; conv.mma %s; conv.igemm %s; load %s"):format(dev.name, dev.type,
   os.getenv("LUNET_DEVICE_CLASS") or "auto", os.getenv("LUNET_CONV_MMA") or "auto",
@@ -64,7 +57,7 @@ local function train(precision, seed)
   f:close()
   local t0 = clock.now()
   lunet_cmd(("train %s 2d 0 -p TinyPlans -tr %s --seed %d -q"):format(NAME, tr, seed))
-  local summary = read_json(("%s/res/%s/%s__TinyPlans__2d/fold_0/validation/summary.json"):format(root, NAME, name))
+  local summary = json.read(("%s/res/%s/%s__TinyPlans__2d/fold_0/validation/summary.json"):format(root, NAME, name))
   local dice = summary.foreground_mean.Dice
   print(("%-5s seed %d, %d steps, %.0f s: held-out Dice %.4f over %d cases"):format(precision, seed, EPOCHS * ITERS,
     clock.now() - t0, dice, #summary.metric_per_case))
