@@ -244,8 +244,9 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_
   if (t->ldsm && mma != K_EMU_F16 && mma != K_PTX_F16)
     return lu_fail(LU_EUNSUPPORTED, "conv igemm: tile %d reads f16 fragments by ldmatrix, kernel %s has none", tile,
                    KERNEL_NAMES[mma]);
-  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d -DBK=%d -DXCAT=%d -DLDSM=%d", pass, xh, yh,
-                   mma, t->bk, xs->c1 > 0, t->ldsm);
+  /* (-DLDSM only when set: the programs without it keep their cache entries) */
+  int n = snprintf(opts, sizeof opts, "-DPASS=%d -DXH=%d -DYH=%d -DMMA=%d -DBK=%d -DXCAT=%d%s", pass, xh, yh, mma,
+                   t->bk, xs->c1 > 0, t->ldsm ? " -DLDSM=1" : "");
   if (mma == K_FMA) n += snprintf(opts + n, sizeof opts - (size_t)n, " -DBM=%d -DBN=%d", t->bm, t->bn);
   else
     n += snprintf(opts + n, sizeof opts - (size_t)n, " -DWARPS_M=%d -DWARPS_N=%d -DFM=%d -DFN=%d", t->warps_m,
