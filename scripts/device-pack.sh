@@ -28,6 +28,8 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64 \
   --platform manylinux_2_28_x86_64 -d .whl nnunetv2==2.8.1 dynamic-network-architectures==0.4.4 \
   batchgenerators==0.25.5 blosc2==4.15.0 ndindex==1.10.1 nibabel==5.4.2
-python3 -m pip wheel -q --no-deps --no-build-isolation -w .whl acvl-utils==0.2.6 # an sdist on PyPI
+# acvl-utils is an sdist on PyPI; built in pip's isolated environment, whose setuptools reads its
+# pyproject.toml (Debian 12's setuptools 65 rejects its `project.license`)
+python3 -m pip wheel -q --no-deps -w .whl acvl-utils==0.2.6
 du -sh .dev .whl
 echo "device run: sh scripts/device-check.sh, carrying .dev and .whl"
