@@ -58,7 +58,6 @@ static int tile_fits(const lu_device *dev, int tile, int mma) {
   return tile >= 0 && tile < NTILES && (!dev->local_mem || tile_local_bytes(tile, mma) <= dev->local_mem);
 }
 
-
 /* The tile a kernel runs for the tile asked for: an ldmatrix tile's twin where the kernel has no f16
  * fragments, or where the device's ldmatrix probe failed. */
 static int runnable_tile(lu_device *dev, int tile, int mma) {
