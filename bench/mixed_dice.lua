@@ -37,11 +37,14 @@ local function lunet_cmd(args)
 end
 
 local dev = lunet.devices()[1 + (tonumber(os.getenv("LUNET_DEVICE")) or 0)] or lunet.devices()[1]
+local loadavg = io.open("/proc/loadavg")
 print(("device: %s (%s); kernel class %s; conv.mma %s; conv.igemm %s; load %s"):format(dev.name, dev.type,
   os.getenv("LUNET_DEVICE_CLASS") or "auto", os.getenv("LUNET_CONV_MMA") or "auto",
-  os.getenv("LUNET_CONV_IGEMM") or "auto", (io.open("/proc/loadavg") and io.open("/proc/loadavg"):read("l")) or "?"))
+  os.getenv("LUNET_CONV_IGEMM") or "auto", loadavg and loadavg:read("l") or "?"))
+if loadavg then loadavg:close() end
 local avail = lunet.core.conv.mma_available()
-print(("mma.sync probe: f16 %s, tf32 %s"):format(tostring(avail.f16), tostring(avail.tf32)))
+print(("mma.sync probe: f16 %s, tf32 %s, ldmatrix %s"):format(tostring(avail.f16), tostring(avail.tf32),
+  tostring(avail.ldmatrix)))
 
 os.execute("mkdir -p " .. q(root .. "/raw"))
 require("lunet.demo").make_dataset(root .. "/raw", { step = STEP })

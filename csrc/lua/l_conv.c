@@ -185,23 +185,25 @@ static int l_mma_available(lua_State *L) {
 }
 
 /* igemm_record(on): starts (forgetting the last) or stops recording the implicit GEMM's shapes; stopping
- * returns them: { {key=, pass=, tile=<tile it ran with>, rule=<tile the rule picks>}, ... } (lunet.tuner) */
+ * returns them: { {key=, pass=, tile=<tile it ran with>, rule=<tile the rule picks>, ldmatrix=<whether its
+ * kernel takes the "l" tiles>}, ... } (lunet.tuner) */
 static int l_igemm_record(lua_State *L) {
   int on = lua_toboolean(L, 1);
   LU_LCHECK(L, lu_conv_igemm_record(on), "conv.igemm_record");
   if (on) return 0;
   lua_newtable(L);
   const char *key;
-  int pass, tile, rule;
-  for (int i = 0; lu_conv_igemm_recorded(i, &key, &pass, &tile, &rule); i++) {
+  int pass, tile, rule, ldmatrix;
+  for (int i = 0; lu_conv_igemm_recorded(i, &key, &pass, &tile, &rule, &ldmatrix); i++) {
     char name[64];
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, key); lua_setfield(L, -2, "key");
+    lua_pushinteger(L, pass); lua_setfield(L, -2, "pass");
     lu_tune_format(LU_TUNE_CONV_IGEMM_TILE, tile, name, sizeof name);
     lua_pushstring(L, name); lua_setfield(L, -2, "tile");
     lu_tune_format(LU_TUNE_CONV_IGEMM_TILE, rule, name, sizeof name);
-    lua_pushstring(L, key); lua_setfield(L, -2, "key");
-    lua_pushinteger(L, pass); lua_setfield(L, -2, "pass");
     lua_pushstring(L, name); lua_setfield(L, -2, "rule");
+    lua_pushboolean(L, ldmatrix); lua_setfield(L, -2, "ldmatrix");
     lua_rawseti(L, -2, i + 1);
   }
   return 1;

@@ -96,11 +96,12 @@ lu_status lu_conv_bwd_weight_cat(const lu_conv_desc *d, const lu_tensor *x1, con
                                  lu_tensor *dw, lu_tensor *db, int accumulate);
 /* Implicit-GEMM tuning (lunet tune --igemm): while recording is on, every distinct GEMM shape the passes run is kept
  * (turning it on forgets the last recording); lu_conv_igemm_recorded names the i-th (its conv.igemm_tile
- * key, its pass, the tile it ran with and the one the rule picks; 0 past the end), lu_conv_igemm_time runs it on scratch
+ * key, its pass, the tile it ran with, the one the rule picks, and whether its kernel takes the ldmatrix tiles; 0 past
+ * the end), lu_conv_igemm_time runs it on scratch
  * buffers with one tile (an index into conv.igemm_tile's values; LU_EUNSUPPORTED where it does not fit the
  * device) and gives the fastest of `repeats` runs after a warm-up. Process-wide state: tuning runs only. */
 lu_status lu_conv_igemm_record(int on);
-int lu_conv_igemm_recorded(int i, const char **key, int *pass, int *tile, int *tile_rule);
+int lu_conv_igemm_recorded(int i, const char **key, int *pass, int *tile, int *tile_rule, int *ldmatrix_tiles);
 int lu_conv_igemm_tiles(void);
 lu_status lu_conv_igemm_time(lu_device *dev, int i, int tile, int repeats, double *seconds);
 

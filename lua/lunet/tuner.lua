@@ -184,11 +184,11 @@ function M.tune_igemm(opts)
     if opts.budget_s and core.now() - t_start > opts.budget_s then break end
     local r = recorded[i]
     local best, best_t, times = nil, math.huge, {}
-    -- the "l" tiles (ldmatrix) only where the kernel has f16 fragments (emu16 / ptx16 in the key)
-    local f16_fragments = r.key:match("^%a+%.%a+16%-") ~= nil
     for _, tile in ipairs(tiles) do
       local t, why
-      if tile:sub(-1) ~= "l" or f16_fragments then t, why = core.conv.igemm_time(i, tile, opts.repeats or 3, device) end
+      if tile:sub(-1) ~= "l" or r.ldmatrix then -- the "l" tiles only where the kernel has f16 fragments
+        t, why = core.conv.igemm_time(i, tile, opts.repeats or 3, device)
+      end
       if t then
         times[tile] = t
         if t < best_t then best, best_t = tile, t end

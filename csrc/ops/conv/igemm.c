@@ -58,6 +58,9 @@ static int tile_fits(const lu_device *dev, int tile, int mma) {
   return tile >= 0 && tile < NTILES && (!dev->local_mem || tile_local_bytes(tile, mma) <= dev->local_mem);
 }
 
+/* Whether a kernel has f16 fragments, the only ones ldmatrix loads. */
+static int f16_fragments(int mma) { return mma == K_EMU_F16 || mma == K_PTX_F16; }
+
 /* The tile a kernel runs for the tile asked for: an ldmatrix tile's twin where the kernel has no f16
  * fragments, or where the device's ldmatrix probe failed. */
 static int runnable_tile(lu_device *dev, int tile, int mma) {
@@ -240,7 +243,7 @@ static lu_status run_pass(lu_device *dev, int pass, int mma, int tile, const lu_
                    (unsigned long long)dev->local_mem);
   const igemm_tile *t = &TILES[tile];
   char opts[320];
-  if (t->ldsm && mma != K_EMU_F16 && mma != K_PTX_F16)
+  if (t->ldsm && !f16_fragments(mma))
     return lu_fail(LU_EUNSUPPORTED, "conv igemm: tile %d reads f16 fragments by ldmatrix, kernel %s has none", tile,
                    KERNEL_NAMES[mma]);
   /* (-DLDSM only when set: the programs without it keep their cache entries) */
@@ -338,12 +341,13 @@ lu_status lu_conv_igemm_record(int on) {
   return LU_OK;
 }
 
-int lu_conv_igemm_recorded(int i, const char **key, int *pass, int *tile, int *tile_rule) {
+int lu_conv_igemm_recorded(int i, const char **key, int *pass, int *tile, int *tile_rule, int *ldmatrix_tiles) {
   if (i < 0 || i >= recording.n) return 0;
   *key = recording.v[i].key;
   *pass = recording.v[i].pass;
   *tile = recording.v[i].tile;
   *tile_rule = rule_tile(recording.v[i].M);
+  *ldmatrix_tiles = f16_fragments(recording.v[i].mma);
   return 1;
 }
 
